@@ -1,0 +1,16 @@
+//! Pure domain logic of bZapper: checked value types, the instance state machine and the
+//! validation rules of the public API. Nothing here performs I/O; clocks and randomness are
+//! passed in by the caller so that every rule can be tested without a network or a timer.
+
+pub mod instance;
+pub mod jid;
+pub mod limits;
+pub mod proxy;
+pub mod validate;
+pub mod warming;
+
+pub use instance::{InstanceState, Reason, Status, Transition, TransitionError, Trigger};
+pub use jid::{Jid, JidError, Phone, Server};
+pub use limits::{Limits, LimitsError, LimitsPatch};
+pub use proxy::{ProxyError, ProxyScheme, ProxyUrl};
+pub use warming::Warming;

@@ -1,0 +1,67 @@
+//! Checks on names and numbers clients send, each with the sentence the API answers with.
+
+/// The longest name of a tenant, instance or pool.
+pub const MAX_NAME_CHARS: usize = 64;
+/// The longest warming period a client may set.
+pub const MAX_WARMING_DAYS: i64 = 60;
+
+/// A display name: 1 to 64 characters after trimming, no control characters.
+pub fn name(field: &str, value: &str) -> Result<String, String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(format!("`{field}` must not be empty"));
+    }
+    if v.chars().count() > MAX_NAME_CHARS {
+        return Err(format!("`{field}` must be at most {MAX_NAME_CHARS} characters"));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(format!("`{field}` must not contain control characters"));
+    }
+    Ok(v.to_string())
+}
+
+/// A pool name: 1 to 64 of `a-z`, `0-9`, `-`, `_`.
+pub fn pool_name(value: &str) -> Result<String, String> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_NAME_CHARS
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err("`pool` must be 1 to 64 characters of a-z, 0-9, '-' and '_'".into())
+    }
+}
+
+pub fn warming_days(value: i64) -> Result<u32, String> {
+    if (0..=MAX_WARMING_DAYS).contains(&value) {
+        Ok(value as u32)
+    } else {
+        Err(format!("`warming_days` must be between 0 and {MAX_WARMING_DAYS}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(name("name", "  sales-1 ").unwrap(), "sales-1");
+        assert!(name("name", "   ").is_err());
+        assert!(name("name", &"x".repeat(65)).is_err());
+        assert!(name("name", &"é".repeat(64)).is_ok());
+        assert!(name("name", "a\nb").is_err());
+    }
+
+    #[test]
+    fn pools_and_warming_days() {
+        assert!(pool_name("default").is_ok());
+        assert!(pool_name("Sales").is_err());
+        assert!(pool_name("").is_err());
+        assert_eq!(warming_days(5), Ok(5));
+        assert!(warming_days(-1).is_err());
+        assert!(warming_days(61).is_err());
+    }
+}

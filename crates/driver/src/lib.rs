@@ -1,0 +1,189 @@
+//! The `Driver` trait every WhatsApp backend implements, the events it reports, and the
+//! simulated WhatsApp network (`sim`), a backend for tests, demos and benchmarks.
+//!
+//! A driver owns the connection of each number: it logs in with the number's session (read
+//! and written through [`SessionStore`], which the server seals in its store), reconnects on its
+//! own after a transient drop, and reports everything that happens as [`DriverEvent`]s. It
+//! never decides the instance's status: the server feeds the events through the state machine
+//! of `bzapper_core`.
+
+pub mod sim;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bzapper_core::{Jid, Phone, ProxyUrl};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+/// Where a driver keeps one number's protocol state. Values are opaque to the server, which
+/// seals each one (instance id as associated data) before it reaches the disk.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// The value stored under `key`, `None` when absent, an error when it cannot be opened
+    /// (tampered, or sealed with another master key).
+    async fn load(&self, key: &str) -> Result<Option<Vec<u8>>, SessionError>;
+    /// Stores `value` durably before returning.
+    async fn save(&self, key: &str, value: &[u8]) -> Result<(), SessionError>;
+    /// Wipes every value of this number (after a logout).
+    async fn clear(&self) -> Result<(), SessionError>;
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SessionError {
+    #[error("the stored session could not be opened: {0}")]
+    Unreadable(String),
+    #[error("the session store failed: {0}")]
+    Io(String),
+}
+
+/// What a driver needs to start one number.
+pub struct ConnectOptions {
+    pub instance_id: String,
+    pub proxy: Option<ProxyUrl>,
+    pub session: Arc<dyn SessionStore>,
+    pub events: EventSink,
+}
+
+/// The channel a driver reports events on, tagged with the instance they belong to.
+#[derive(Clone)]
+pub struct EventSink {
+    instance_id: String,
+    tx: mpsc::UnboundedSender<(String, DriverEvent)>,
+}
+
+impl EventSink {
+    pub fn new(
+        instance_id: impl Into<String>,
+        tx: mpsc::UnboundedSender<(String, DriverEvent)>,
+    ) -> Self {
+        Self { instance_id: instance_id.into(), tx }
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    /// Reports an event; a closed receiver (the server shutting down) is not an error.
+    pub fn emit(&self, event: DriverEvent) {
+        let _ = self.tx.send((self.instance_id.clone(), event));
+    }
+}
+
+/// A WhatsApp backend.
+#[async_trait]
+pub trait Driver: Send + Sync + 'static {
+    /// A short name for logs and `/readyz` (`whatsapp`, `sim`).
+    fn name(&self) -> &'static str;
+
+    /// Starts the number's connection in the background and returns its handle at once. Every
+    /// outcome (QR codes, connected, drops) arrives later as events on `opts.events`.
+    async fn start(&self, opts: ConnectOptions) -> Result<Arc<dyn Connection>, DriverError>;
+}
+
+/// A running number.
+#[async_trait]
+pub trait Connection: Send + Sync + 'static {
+    /// Sends a text. `Ok` means the server accepted it (server ack), not that it was delivered.
+    async fn send_text(&self, msg: OutgoingText) -> Result<SendAck, DriverError>;
+    /// Shows `composing` or `paused` to the recipient.
+    async fn set_chat_state(&self, to: &Jid, state: ChatState) -> Result<(), DriverError>;
+    /// Asks for an 8-character pairing code to type on the phone (instead of a QR scan).
+    async fn pair_code(&self, phone: &Phone) -> Result<PairCode, DriverError>;
+    /// Unlinks the device from the account and wipes its session. The connection ends.
+    async fn logout(&self) -> Result<(), DriverError>;
+    /// Closes the connection and keeps the session. Idempotent.
+    async fn stop(&self);
+}
+
+/// Everything a driver reports about a number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DriverEvent {
+    /// A QR code to show; it replaces the previous one and is valid until `expires_at`.
+    Qr { code: String, expires_at: DateTime<Utc> },
+    /// The QR codes ran out without a scan. The connection ends.
+    QrTimeout,
+    /// A phone linked this device; it now logs in.
+    Paired { phone: Phone, jid: Jid, lid: Option<Jid> },
+    /// The connection is up and authenticated.
+    Connected,
+    /// The driver is retrying after a transient drop.
+    Reconnecting { attempt: u32 },
+    /// The connection ended or dropped. After `Transient` the driver reconnects by itself;
+    /// after anything else the connection has ended.
+    Disconnected { kind: DropKind, detail: String },
+    /// The stored session could not be opened. The connection ends.
+    SessionUnreadable { detail: String },
+    /// An inbound message.
+    Message(InboundMessage),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropKind {
+    Transient,
+    LoggedOut,
+    Banned,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundMessage {
+    /// The WhatsApp message id.
+    pub id: String,
+    /// The chat: the contact's JID for a direct chat, the group's JID for a group.
+    pub chat: Jid,
+    /// Who wrote it, as the network addressed them (a phone JID or a LID).
+    pub sender: Jid,
+    /// The other address of the sender when the network gave both (phone JID ↔ LID).
+    pub sender_alt: Option<Jid>,
+    pub push_name: Option<String>,
+    pub text: String,
+    /// JIDs mentioned in the message (as the network addressed them).
+    pub mentions: Vec<Jid>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutgoingText {
+    /// The WhatsApp message id, fixed by the caller before the first attempt so that a resend
+    /// after a crash reuses it.
+    pub id: String,
+    pub to: Jid,
+    pub text: String,
+    pub mentions: Vec<Jid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendAck {
+    pub id: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatState {
+    Composing,
+    Paused,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairCode {
+    pub code: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DriverError {
+    #[error("the number is not connected")]
+    NotConnected,
+    #[error("the number is not waiting to be linked")]
+    NotPairing,
+    #[error("WhatsApp refused: {0}")]
+    Rejected(String),
+    #[error("the connection to the network failed: {0}")]
+    Transport(String),
+    #[error("{0}")]
+    Session(String),
+}
