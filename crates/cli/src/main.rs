@@ -1,1 +1,151 @@
-fn main() {}
+//! The `bzapper` binary: parses flags and env vars into a configuration and runs the gateway
+//! (`serve`), the shared simulated network (`simnet`) or a helper (`keygen`). Everything else
+//! lives in `bzapper-server`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use bzapper_server::secrets::Source;
+use bzapper_server::{Application, Config, DriverKind};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "bzapper",
+    version,
+    about = "A WhatsApp gateway for a pool of numbers that keeps them alive"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve(ServeArgs),
+    /// Run the simulated WhatsApp network as its own process, for several gateways to share.
+    Simnet(SimnetArgs),
+    /// Print a new random master key (base64, 32 bytes) for BZAPPER_MASTER_KEY.
+    Keygen,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BZAPPER_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Directory for the SQLite file, the master key file and the admin token file.
+    #[arg(long, env = "BZAPPER_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Database URL; default: a SQLite file `bzapper.db` in the data dir.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Use the simulated WhatsApp network, in this process.
+    #[arg(long, conflicts_with = "sim_url")]
+    sim: bool,
+    /// Use a shared simulated network process (`bzapper simnet`) at this URL.
+    #[arg(long, env = "BZAPPER_SIM_URL")]
+    sim_url: Option<String>,
+    /// Master key sealing every session (base64 of 32 bytes). When absent, a key file is
+    /// created with mode 0600 in the data dir on first start. Env only is advised.
+    #[arg(long, env = "BZAPPER_MASTER_KEY", hide_env_values = true)]
+    master_key: Option<String>,
+    /// Admin token (manages tenants and the simulator). When absent, one is generated on first
+    /// start into a 0600 file in the data dir, whose path is printed.
+    #[arg(long, env = "BZAPPER_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "BZAPPER_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    body_limit: usize,
+    /// In-process simulator: seconds the first QR code lasts.
+    #[arg(long, env = "BZAPPER_SIM_QR_FIRST_SECS", default_value_t = 60)]
+    sim_qr_first_secs: u64,
+    /// In-process simulator: seconds each later QR code lasts.
+    #[arg(long, env = "BZAPPER_SIM_QR_NEXT_SECS", default_value_t = 20)]
+    sim_qr_next_secs: u64,
+}
+
+#[derive(Args)]
+struct SimnetArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BZAPPER_SIMNET_LISTEN", default_value = "127.0.0.1:7070")]
+    listen: SocketAddr,
+    /// Seconds the first QR code lasts.
+    #[arg(long, default_value_t = 60)]
+    qr_first_secs: u64,
+    /// Seconds each later QR code lasts.
+    #[arg(long, default_value_t = 20)]
+    qr_next_secs: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Serve(a) => serve(a).await,
+        Command::Simnet(a) => {
+            let config = bzapper_driver_config(a.qr_first_secs, a.qr_next_secs);
+            bzapper_server::serve_simnet(a.listen, config, shutdown_signal()).await
+        }
+        Command::Keygen => {
+            println!("{}", bzapper_server::secrets::new_master_key_base64());
+            Ok(())
+        }
+    }
+}
+
+fn bzapper_driver_config(first: u64, next: u64) -> bzapper_server::SimConfig {
+    bzapper_server::SimConfig {
+        qr_first: Duration::from_secs(first),
+        qr_next: Duration::from_secs(next),
+        ..Default::default()
+    }
+}
+
+async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let mut config = Config::new(a.data_dir);
+    config.listen = a.listen;
+    config.database_url = a.database_url;
+    config.driver = match (a.sim, a.sim_url) {
+        (_, Some(url)) => DriverKind::SimRemote(url),
+        (true, None) => DriverKind::Sim,
+        (false, None) => DriverKind::WhatsApp,
+    };
+    config.master_key = a.master_key;
+    config.admin_token = a.admin_token;
+    config.body_limit_bytes = a.body_limit;
+    config.sim_qr_first = Duration::from_secs(a.sim_qr_first_secs);
+    config.sim_qr_next = Duration::from_secs(a.sim_qr_next_secs);
+    let app = Application::build(config).await.context("the gateway could not start")?;
+    println!("bZapper listening on http://{}", app.local_addr());
+    match app.admin_token_source() {
+        Source::Created(p) => println!("admin token generated into {}", p.display()),
+        Source::File(p) => println!("admin token read from {}", p.display()),
+        Source::Env => println!("admin token from BZAPPER_ADMIN_TOKEN"),
+    }
+    app.run(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

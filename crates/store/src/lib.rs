@@ -1,1 +1,136 @@
-//! placeholder
+//! Storage of bZapper: one trait per concern (tenants and keys, instances, sealed sessions,
+//! pools, the event log), combined in the [`Store`] supertrait, with a SQLite implementation
+//! ([`SqliteStore`]) whose migrations run at open. Session values and proxy URLs are sealed
+//! with [`Sealer`] before they reach the disk.
+
+mod model;
+mod seal;
+mod sqlite;
+mod time;
+
+pub use model::*;
+pub use seal::{MasterKey, SealError, Sealer};
+pub use sqlite::SqliteStore;
+pub use time::{now_millis, truncate_to_millis};
+
+use async_trait::async_trait;
+use bzapper_core::InstanceState;
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write (for example a duplicate instance name).
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// The master key cannot open what this data dir was sealed with.
+    #[error("{0}")]
+    WrongMasterKey(String),
+    /// A sealed value could not be opened.
+    #[error("a sealed value could not be opened: {0}")]
+    Unsealable(String),
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Tenants and their API keys. Keys are stored as SHA-256 hashes only.
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    /// Creates the tenant together with its first key, atomically.
+    async fn create_tenant(&self, tenant: &Tenant, first_key: &ApiKeyRecord) -> Result<()>;
+    async fn list_tenants(&self) -> Result<Vec<Tenant>>;
+    async fn get_tenant(&self, id: &str) -> Result<Option<Tenant>>;
+    /// Deletes the tenant and everything it owns (keys, instances, sessions, pools, events).
+    /// Returns false when it did not exist.
+    async fn delete_tenant(&self, id: &str) -> Result<bool>;
+    async fn add_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
+    /// Returns false when the key did not exist or belongs to another tenant.
+    async fn revoke_api_key(&self, tenant_id: &str, key_id: &str) -> Result<bool>;
+    /// The key with this public id, with its hash, for the caller to compare in constant time.
+    async fn find_api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>>;
+}
+
+/// Instances (numbers) and their state.
+#[async_trait]
+pub trait InstanceStore: Send + Sync {
+    /// Inserts a new instance. A duplicate name within the tenant is `Conflict`.
+    async fn create_instance(&self, instance: &InstanceRecord) -> Result<()>;
+    /// The instance if it exists and belongs to `tenant_id`.
+    async fn get_instance(&self, tenant_id: &str, id: &str) -> Result<Option<InstanceRecord>>;
+    /// The instance by id alone (for the supervisor).
+    async fn get_instance_by_id(&self, id: &str) -> Result<Option<InstanceRecord>>;
+    async fn list_instances(&self, tenant_id: &str) -> Result<Vec<InstanceRecord>>;
+    /// Every instance of every tenant (the supervisor resumes them at start).
+    async fn list_all_instances(&self) -> Result<Vec<InstanceRecord>>;
+    /// Replaces name, pool, warming_days, proxy and limits. Returns false when missing.
+    async fn update_instance_settings(&self, instance: &InstanceRecord) -> Result<bool>;
+    /// Records a state change and the identity facts that came with it.
+    async fn update_instance_state(&self, id: &str, change: &StateChange) -> Result<()>;
+    /// Deletes the instance and its session. Returns false when missing.
+    async fn delete_instance(&self, tenant_id: &str, id: &str) -> Result<bool>;
+}
+
+/// One number's protocol state, as opaque values under keys, each sealed with the instance id
+/// (and key) as associated data.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// `Err(Unsealable)` when the value exists but cannot be opened.
+    async fn load_session_value(&self, instance_id: &str, key: &str) -> Result<Option<Vec<u8>>>;
+    async fn save_session_value(&self, instance_id: &str, key: &str, value: &[u8]) -> Result<()>;
+    async fn clear_session(&self, instance_id: &str) -> Result<()>;
+    async fn has_session(&self, instance_id: &str) -> Result<bool>;
+}
+
+/// Pools and their rotation strategy. Pool `default` always exists (it is implied).
+#[async_trait]
+pub trait PoolStore: Send + Sync {
+    /// The tenant's pools: every pool with a stored strategy plus every pool an instance names,
+    /// plus `default`; the strategy defaults to `round_robin`.
+    async fn list_pools(&self, tenant_id: &str) -> Result<Vec<Pool>>;
+    async fn put_pool(&self, tenant_id: &str, name: &str, strategy: Strategy) -> Result<Pool>;
+}
+
+/// The append-only event log that SSE, webhooks and alerts read from.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Appends and returns the event with its monotonic id.
+    async fn append_event(&self, event: &NewEvent) -> Result<Event>;
+    /// The tenant's events with id > `after_id`, oldest first, at most `limit`.
+    async fn events_after(&self, tenant_id: &str, after_id: i64, limit: u32) -> Result<Vec<Event>>;
+    /// Removes events older than `before`; returns how many.
+    async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64>;
+}
+
+/// Everything the server needs from storage.
+#[async_trait]
+pub trait Store: TenantStore + InstanceStore + SessionStore + PoolStore + EventLog {
+    /// A trivial query, for `/readyz`.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Applies a transition's outcome to a record in memory the way `update_instance_state` does
+/// on disk (kept here so both stay in step).
+pub fn apply_state_change(rec: &mut InstanceRecord, change: &StateChange) {
+    rec.state = change.state.clone();
+    if let Some(p) = &change.identity {
+        rec.phone = Some(p.phone.clone());
+        rec.jid = Some(p.jid.clone());
+        rec.lid = p.lid.clone();
+    }
+    if let Some(t) = change.connected_at {
+        rec.connected_at = Some(t);
+        rec.first_connected_at.get_or_insert(t);
+    }
+    if change.clear_identity {
+        rec.phone = None;
+        rec.jid = None;
+        rec.lid = None;
+    }
+}
+
+impl StateChange {
+    pub fn state(state: InstanceState) -> Self {
+        StateChange { state, identity: None, connected_at: None, clear_identity: false }
+    }
+}

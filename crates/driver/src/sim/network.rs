@@ -1,0 +1,671 @@
+//! The simulated WhatsApp network itself: who is attached, which devices are linked or
+//! revoked, which phones are banned, the LID of every phone, groups, and what each instance
+//! sent. [`SimNetwork`] implements [`SimNet`] in-process; [`crate::sim::service`] serves it
+//! over HTTP for gateways in other processes.
+//!
+//! State sits under one `std::sync::Mutex` that is never held across an `.await`; each
+//! attached connection is an unbounded channel, so the network never waits on a slow client.
+//! All timing uses `tokio::time`, so tests drive QR rotation with a paused clock.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use bzapper_core::{Jid, Phone};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use futures::stream::{self, BoxStream, StreamExt};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use super::transport::{
+    DropRequest, InboundResult, InboundSpec, NetEvent, OnDropStream, OutboxEntry, ScanRequest,
+    ScanResult, SimError, SimNet,
+};
+use crate::{ChatState, DropKind, InboundMessage, OutgoingText, PairCode, SendAck};
+
+/// Timing of the simulated network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimConfig {
+    /// How long the first QR code of a pairing is valid (WhatsApp: 60 s).
+    pub qr_first: Duration,
+    /// How long each following code is valid (WhatsApp: 20 s).
+    pub qr_next: Duration,
+    /// How many codes a pairing shows before it times out.
+    pub qr_codes: u32,
+    /// How long the network takes to ack a send.
+    pub ack_delay: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            qr_first: Duration::from_secs(60),
+            qr_next: Duration::from_secs(20),
+            qr_codes: 6,
+            ack_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// What a client keeps to log in again (saved by the driver under key `"sim"`):
+/// `{"device_token","phone","jid","lid"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionBlob {
+    pub device_token: String,
+    #[serde(with = "phone_e164")]
+    pub phone: Phone,
+    pub jid: Jid,
+    pub lid: Jid,
+}
+
+impl SessionBlob {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // A struct of strings always serializes.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+/// `Phone` as its `+<digits>` form.
+mod phone_e164 {
+    use bzapper_core::Phone;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(phone: &Phone, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&phone.e164())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Phone, D::Error> {
+        let s = String::deserialize(d)?;
+        Phone::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The error code WhatsApp gives a temporary ban, and how long the sim's bans last.
+const BAN_CODE: u32 = 101;
+const BAN_FOR: Duration = Duration::from_secs(24 * 3600);
+const PAIR_CODE_TTL: Duration = Duration::from_secs(180);
+/// WhatsApp's pairing-code alphabet: no 0/O, 1/I or U, so a code read aloud is unambiguous.
+const PAIR_CODE_ALPHABET: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTVWXYZ";
+/// Bounds the memory a long benchmark spends on outboxes; the oldest entries go first.
+const OUTBOX_CAP: usize = 100_000;
+
+/// The simulated WhatsApp network. Share it with `Arc`; it must be used inside a tokio
+/// runtime (QR rotation runs on a timer task).
+pub struct SimNetwork {
+    config: SimConfig,
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    next_generation: u64,
+    conns: HashMap<String, Conn>,
+    /// Linked devices by token.
+    devices: HashMap<String, Device>,
+    /// The device each instance id last linked or logged in with, so that a logout can
+    /// revoke it even after the connection is gone.
+    linked: HashMap<String, String>,
+    revoked: HashSet<String>,
+    bans: HashMap<Phone, Ban>,
+    lids: HashMap<Phone, Jid>,
+    /// LID user part → phone.
+    lid_owners: HashMap<String, Phone>,
+    groups: HashMap<Jid, Group>,
+    outboxes: HashMap<String, VecDeque<OutboxEntry>>,
+}
+
+struct Device {
+    phone: Phone,
+}
+
+struct Ban {
+    code: u32,
+    expires_at: DateTime<Utc>,
+}
+
+impl Ban {
+    fn detail(&self) -> String {
+        format!(
+            "temporary ban (code {}), expires {}",
+            self.code,
+            self.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+        )
+    }
+}
+
+#[derive(Default)]
+struct Group {
+    participants: BTreeSet<Jid>,
+}
+
+struct Conn {
+    /// Distinguishes this attach from earlier and later ones of the same instance id, so a
+    /// stale detach or timer never closes a newer connection.
+    generation: u64,
+    tx: mpsc::UnboundedSender<NetEvent>,
+    phase: Phase,
+}
+
+impl Conn {
+    fn emit(&self, event: NetEvent) {
+        // A receiver that is gone will be detached by its drop guard; nothing to do here.
+        let _ = self.tx.send(event);
+    }
+}
+
+enum Phase {
+    /// Showing QR codes; the timer rotates them.
+    Pairing {
+        _timer: QrTimer,
+    },
+    Connected {
+        token: String,
+        phone: Phone,
+    },
+}
+
+/// Stops the QR rotation of a pairing when the pairing ends (scan, close, replace).
+struct QrTimer(Option<AbortHandle>);
+
+impl Drop for QrTimer {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            h.abort();
+        }
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A panic while holding the lock leaves plain maps behind, still consistent enough for a
+    // simulator; keep serving rather than poisoning every later call.
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn utc_after(d: Duration) -> DateTime<Utc> {
+    let now = Utc::now();
+    TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// `2@<ref>,<noise pub>,<identity pub>,<adv secret>`, random each time, shaped like the
+/// payload of a real WhatsApp QR code.
+fn qr_code() -> String {
+    let mut rng = rand::thread_rng();
+    let reference: [u8; 48] = {
+        let mut r = [0u8; 48];
+        rng.fill(&mut r[..]);
+        r
+    };
+    let noise: [u8; 32] = rng.gen();
+    let identity: [u8; 32] = rng.gen();
+    let adv: [u8; 32] = rng.gen();
+    format!("2@{},{},{},{}", b64(&reference), b64(&noise), b64(&identity), b64(&adv))
+}
+
+fn device_token() -> String {
+    let bytes: [u8; 24] = rand::thread_rng().gen();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn message_id() -> String {
+    format!("3EB0{:016X}", rand::thread_rng().gen::<u64>())
+}
+
+fn pair_code_text() -> String {
+    let mut rng = rand::thread_rng();
+    let mut pick = || PAIR_CODE_ALPHABET[rng.gen_range(0..PAIR_CODE_ALPHABET.len())] as char;
+    let left: String = (0..4).map(|_| pick()).collect();
+    let right: String = (0..4).map(|_| pick()).collect();
+    format!("{left}-{right}")
+}
+
+impl State {
+    /// The phone's LID, assigned on first sight: 15 random digits, unique.
+    fn lid_for(&mut self, phone: &Phone) -> Jid {
+        if let Some(lid) = self.lids.get(phone) {
+            return lid.clone();
+        }
+        let mut rng = rand::thread_rng();
+        let user = loop {
+            let candidate = rng.gen_range(100_000_000_000_000u64..1_000_000_000_000_000u64);
+            let candidate = candidate.to_string();
+            if !self.lid_owners.contains_key(&candidate) {
+                break candidate;
+            }
+        };
+        let lid = Jid::lid(user.clone());
+        self.lid_owners.insert(user, phone.clone());
+        self.lids.insert(phone.clone(), lid.clone());
+        lid
+    }
+
+    /// A session presented to a fresh network teaches it the phone's LID, so that LIDs stay
+    /// stable across restarts of an in-process network.
+    fn adopt_lid(&mut self, phone: &Phone, lid: &Jid) {
+        if !lid.is_lid()
+            || self.lids.contains_key(phone)
+            || self.lid_owners.contains_key(lid.user())
+        {
+            return;
+        }
+        self.lid_owners.insert(lid.user().to_string(), phone.clone());
+        self.lids.insert(phone.clone(), lid.to_non_device());
+    }
+
+    fn phone_for_lid(&self, lid: &Jid) -> Option<Phone> {
+        self.lid_owners.get(lid.user()).cloned()
+    }
+
+    fn active_ban(&self, phone: &Phone) -> Option<&Ban> {
+        self.bans.get(phone).filter(|b| b.expires_at > Utc::now())
+    }
+
+    /// Why a presented session may not log in, as the event that says so.
+    fn refuse(&self, blob: &SessionBlob) -> Option<NetEvent> {
+        let logged_out = |detail: &str| NetEvent::Disconnected {
+            kind: DropKind::LoggedOut,
+            detail: detail.to_string(),
+        };
+        if self.revoked.contains(&blob.device_token) {
+            return Some(logged_out("the device was unlinked"));
+        }
+        if let Some(device) = self.devices.get(&blob.device_token) {
+            if device.phone != blob.phone {
+                return Some(logged_out("the session belongs to another number"));
+            }
+        }
+        self.active_ban(&blob.phone)
+            .map(|ban| NetEvent::Disconnected { kind: DropKind::Banned, detail: ban.detail() })
+    }
+
+    fn connected(&self, instance_id: &str) -> Result<(&Conn, &String, &Phone), SimError> {
+        match self.conns.get(instance_id) {
+            Some(conn @ Conn { phase: Phase::Connected { token, phone }, .. }) => {
+                Ok((conn, token, phone))
+            }
+            _ => Err(SimError::NotConnected),
+        }
+    }
+
+    fn pairing_mut(&mut self, instance_id: &str) -> Result<&mut Conn, SimError> {
+        match self.conns.get_mut(instance_id) {
+            Some(conn) if matches!(conn.phase, Phase::Pairing { .. }) => Ok(conn),
+            _ => Err(SimError::NotPairing),
+        }
+    }
+
+    fn record(&mut self, instance_id: &str, entry: OutboxEntry) {
+        let outbox = self.outboxes.entry(instance_id.to_string()).or_default();
+        if outbox.len() >= OUTBOX_CAP {
+            outbox.pop_front();
+        }
+        outbox.push_back(entry);
+    }
+
+    fn touch_group(&mut self, group: &Jid, members: impl IntoIterator<Item = Jid>) {
+        self.groups.entry(group.clone()).or_default().participants.extend(members);
+    }
+}
+
+impl SimNetwork {
+    pub fn new(config: SimConfig) -> Self {
+        Self { config, state: Arc::new(Mutex::new(State::default())) }
+    }
+
+    pub fn config(&self) -> SimConfig {
+        self.config
+    }
+
+    /// Whether the instance has an open connection (pairing or logged in).
+    pub fn is_attached(&self, instance_id: &str) -> bool {
+        lock(&self.state).conns.contains_key(instance_id)
+    }
+
+    /// How many connections are open.
+    pub fn attached_count(&self) -> usize {
+        lock(&self.state).conns.len()
+    }
+
+    /// Attaches and returns the connection's generation with its events; dropping the
+    /// stream detaches exactly this generation.
+    pub(crate) fn attach_generation(
+        &self,
+        instance_id: &str,
+        session: Option<SessionBlob>,
+    ) -> (u64, BoxStream<'static, NetEvent>) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut st = lock(&self.state);
+        st.next_generation += 1;
+        let generation = st.next_generation;
+        if let Some(old) = st.conns.remove(instance_id) {
+            old.emit(NetEvent::Replaced);
+        }
+        match session {
+            Some(blob) => {
+                if let Some(refusal) = st.refuse(&blob) {
+                    // Not registered: dropping `tx` ends the stream after this event.
+                    let _ = tx.send(refusal);
+                } else {
+                    // Accept the session on sight: an in-process network starts empty after a
+                    // gateway restart, and stored sessions must still log in.
+                    st.devices
+                        .insert(blob.device_token.clone(), Device { phone: blob.phone.clone() });
+                    st.linked.insert(instance_id.to_string(), blob.device_token.clone());
+                    st.adopt_lid(&blob.phone, &blob.lid);
+                    let _ = tx.send(NetEvent::Connected);
+                    let phase = Phase::Connected { token: blob.device_token, phone: blob.phone };
+                    st.conns.insert(instance_id.to_string(), Conn { generation, tx, phase });
+                }
+            }
+            None if self.config.qr_codes == 0 => {
+                let _ = tx.send(NetEvent::QrTimeout);
+            }
+            None => {
+                let _ = tx.send(NetEvent::Qr {
+                    code: qr_code(),
+                    expires_at: utc_after(self.config.qr_first),
+                });
+                let timer = tokio::spawn(qr_rotation(
+                    Arc::downgrade(&self.state),
+                    instance_id.to_string(),
+                    generation,
+                    self.config,
+                ));
+                let phase = Phase::Pairing { _timer: QrTimer(Some(timer.abort_handle())) };
+                st.conns.insert(instance_id.to_string(), Conn { generation, tx, phase });
+            }
+        }
+        drop(st);
+
+        let state = Arc::clone(&self.state);
+        let id = instance_id.to_string();
+        let events = stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let guarded = OnDropStream::new(events, move |_ended| {
+            detach_generation(&state, &id, generation);
+        });
+        (generation, guarded.boxed())
+    }
+
+    /// Closes the instance's connection only if it is still the given attach.
+    pub(crate) fn detach_generation(&self, instance_id: &str, generation: u64) {
+        detach_generation(&self.state, instance_id, generation);
+    }
+
+    fn send_now(&self, instance_id: &str, msg: OutgoingText) -> Result<SendAck, SimError> {
+        let mut st = lock(&self.state);
+        let (_, _, phone) = st.connected(instance_id)?;
+        let me = phone.jid();
+        let at = Utc::now();
+        if msg.to.is_group() {
+            st.touch_group(&msg.to, [me]);
+        }
+        st.record(
+            instance_id,
+            OutboxEntry::Text {
+                to: msg.to,
+                text: msg.text,
+                id: msg.id.clone(),
+                at,
+                mentions: msg.mentions,
+            },
+        );
+        Ok(SendAck { id: msg.id, at })
+    }
+
+    fn inbound_now(&self, instance_id: &str, spec: InboundSpec) -> Result<InboundResult, SimError> {
+        let invalid = |m: String| SimError::InvalidRequest(m);
+        let from = Jid::parse_recipient(&spec.from).map_err(|e| invalid(format!("from: {e}")))?;
+        if from.is_group() {
+            return Err(invalid("from: a message is sent by a contact, not a group".into()));
+        }
+        let chat = match &spec.chat {
+            Some(c) => {
+                let jid = Jid::parse(c).map_err(|e| invalid(format!("chat: {e}")))?;
+                if !jid.is_group() {
+                    return Err(invalid(format!("chat: `{c}` is not a group (<id>@g.us)")));
+                }
+                Some(jid)
+            }
+            None => None,
+        };
+        if spec.text.is_empty() {
+            return Err(invalid("text: must not be empty".into()));
+        }
+        let mentions = spec
+            .mentions
+            .iter()
+            .map(|m| Jid::parse_recipient(m).map_err(|e| invalid(format!("mentions: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let mut st = lock(&self.state);
+        let me = st.connected(instance_id)?.2.jid();
+        // A LID sender stays a LID; its phone is known only if the network has seen it.
+        let as_lid = spec.as_lid || from.is_lid();
+        let (phone, lid) = match from.phone() {
+            Some(phone) => {
+                let lid = st.lid_for(&phone);
+                (Some(phone), lid)
+            }
+            None => (st.phone_for_lid(&from), from.clone()),
+        };
+        let phone_jid = phone.as_ref().map(Phone::jid);
+        let (sender, sender_alt) = match (&phone_jid, as_lid) {
+            (Some(pj), false) => (pj.clone(), None),
+            (pj, _) => (lid.clone(), pj.clone()),
+        };
+        let mentions = mentions
+            .into_iter()
+            .map(|m| match m.phone() {
+                Some(p) if as_lid => st.lid_for(&p),
+                _ => m,
+            })
+            .collect();
+        let chat = match chat {
+            Some(group) => {
+                st.touch_group(&group, [me, phone_jid.clone().unwrap_or_else(|| lid.clone())]);
+                group
+            }
+            None => sender.clone(),
+        };
+        let digits = phone.as_ref().map_or(lid.user(), |p| p.digits());
+        let tail = &digits[digits.len().saturating_sub(4)..];
+        let id = message_id();
+        let message = InboundMessage {
+            id: id.clone(),
+            chat,
+            sender,
+            sender_alt,
+            push_name: Some(spec.push_name.unwrap_or_else(|| format!("Contact {tail}"))),
+            text: spec.text,
+            mentions,
+            at: Utc::now(),
+        };
+        st.connected(instance_id)?.0.emit(NetEvent::Message(message));
+        Ok(InboundResult { message_id: id })
+    }
+}
+
+fn detach_generation(state: &Mutex<State>, instance_id: &str, generation: u64) {
+    let mut st = lock(state);
+    if st.conns.get(instance_id).is_some_and(|c| c.generation == generation) {
+        st.conns.remove(instance_id);
+    }
+}
+
+/// Rotates the QR codes of one pairing, then times it out. Holds the state weakly so a
+/// dropped network is not kept alive by its timers.
+async fn qr_rotation(
+    state: Weak<Mutex<State>>,
+    instance_id: String,
+    generation: u64,
+    cfg: SimConfig,
+) {
+    let still_pairing = |st: &State| {
+        st.conns
+            .get(&instance_id)
+            .is_some_and(|c| c.generation == generation && matches!(c.phase, Phase::Pairing { .. }))
+    };
+    let mut valid_for = cfg.qr_first;
+    for _ in 1..cfg.qr_codes {
+        tokio::time::sleep(valid_for).await;
+        valid_for = cfg.qr_next;
+        let Some(state) = state.upgrade() else { return };
+        let st = lock(&state);
+        if !still_pairing(&st) {
+            return;
+        }
+        if let Some(conn) = st.conns.get(&instance_id) {
+            conn.emit(NetEvent::Qr { code: qr_code(), expires_at: utc_after(valid_for) });
+        }
+    }
+    tokio::time::sleep(valid_for).await;
+    let Some(state) = state.upgrade() else { return };
+    let mut st = lock(&state);
+    if still_pairing(&st) {
+        if let Some(conn) = st.conns.remove(&instance_id) {
+            conn.emit(NetEvent::QrTimeout);
+        }
+    }
+}
+
+#[async_trait]
+impl SimNet for SimNetwork {
+    async fn attach(
+        &self,
+        instance_id: &str,
+        session: Option<SessionBlob>,
+    ) -> Result<BoxStream<'static, NetEvent>, SimError> {
+        Ok(self.attach_generation(instance_id, session).1)
+    }
+
+    async fn send(&self, instance_id: &str, msg: OutgoingText) -> Result<SendAck, SimError> {
+        let ack = self.send_now(instance_id, msg)?;
+        if !self.config.ack_delay.is_zero() {
+            tokio::time::sleep(self.config.ack_delay).await;
+        }
+        Ok(ack)
+    }
+
+    async fn chat_state(
+        &self,
+        instance_id: &str,
+        to: &Jid,
+        state: ChatState,
+    ) -> Result<(), SimError> {
+        let mut st = lock(&self.state);
+        st.connected(instance_id)?;
+        let entry = OutboxEntry::Presence { presence: state, to: to.clone(), at: Utc::now() };
+        st.record(instance_id, entry);
+        Ok(())
+    }
+
+    async fn pair_code(&self, instance_id: &str, phone: &Phone) -> Result<PairCode, SimError> {
+        // Any phone that then scans links the device, so the code needs no bookkeeping.
+        lock(&self.state).pairing_mut(instance_id)?;
+        tracing::debug!(instance_id, phone = %phone, "simnet pair code issued");
+        Ok(PairCode { code: pair_code_text(), expires_at: utc_after(PAIR_CODE_TTL) })
+    }
+
+    async fn logout(&self, instance_id: &str) -> Result<(), SimError> {
+        let mut st = lock(&self.state);
+        let token = match st.conns.remove(instance_id) {
+            Some(Conn { phase: Phase::Connected { token, .. }, .. }) => Some(token),
+            _ => None,
+        };
+        let linked = st.linked.remove(instance_id);
+        for token in token.into_iter().chain(linked) {
+            st.devices.remove(&token);
+            st.revoked.insert(token);
+        }
+        Ok(())
+    }
+
+    async fn detach(&self, instance_id: &str) -> Result<(), SimError> {
+        lock(&self.state).conns.remove(instance_id);
+        Ok(())
+    }
+
+    async fn scan(&self, instance_id: &str, req: ScanRequest) -> Result<ScanResult, SimError> {
+        let phone = Phone::parse(&req.phone)
+            .map_err(|e| SimError::InvalidRequest(format!("phone: {e}")))?;
+        let mut st = lock(&self.state);
+        st.pairing_mut(instance_id)?;
+        let token = device_token();
+        let lid = st.lid_for(&phone);
+        st.devices.insert(token.clone(), Device { phone: phone.clone() });
+        st.linked.insert(instance_id.to_string(), token.clone());
+        let ban = st.active_ban(&phone).map(Ban::detail);
+        let blob = SessionBlob {
+            device_token: token.clone(),
+            phone: phone.clone(),
+            jid: phone.jid(),
+            lid: lid.clone(),
+        };
+        let result = ScanResult { phone: phone.e164(), jid: phone.jid(), lid };
+        if let Some(detail) = ban {
+            // Linking works; logging in with a banned number does not.
+            if let Some(conn) = st.conns.remove(instance_id) {
+                conn.emit(NetEvent::Paired(blob));
+                conn.emit(NetEvent::Disconnected { kind: DropKind::Banned, detail });
+            }
+        } else if let Some(conn) = st.conns.get_mut(instance_id) {
+            conn.emit(NetEvent::Paired(blob));
+            conn.emit(NetEvent::Connected);
+            // Replacing the phase drops the QR timer, which stops the rotation.
+            conn.phase = Phase::Connected { token, phone };
+        }
+        Ok(result)
+    }
+
+    async fn drop_connection(&self, instance_id: &str, req: DropRequest) -> Result<(), SimError> {
+        let mut st = lock(&self.state);
+        let (_, token, phone) = st.connected(instance_id)?;
+        let (token, phone) = (token.clone(), phone.clone());
+        let detail = match req.reason {
+            DropKind::Transient => "connection lost".to_string(),
+            DropKind::LoggedOut => {
+                st.devices.remove(&token);
+                st.revoked.insert(token);
+                st.linked.remove(instance_id);
+                "the device was unlinked".to_string()
+            }
+            DropKind::Banned => {
+                let ban = Ban { code: BAN_CODE, expires_at: utc_after(BAN_FOR) };
+                let detail = ban.detail();
+                st.bans.insert(phone, ban);
+                detail
+            }
+        };
+        if let Some(conn) = st.conns.remove(instance_id) {
+            conn.emit(NetEvent::Disconnected { kind: req.reason, detail });
+        }
+        Ok(())
+    }
+
+    async fn inbound(
+        &self,
+        instance_id: &str,
+        spec: InboundSpec,
+    ) -> Result<InboundResult, SimError> {
+        self.inbound_now(instance_id, spec)
+    }
+
+    async fn outbox(&self, instance_id: &str) -> Result<Vec<OutboxEntry>, SimError> {
+        let st = lock(&self.state);
+        Ok(st.outboxes.get(instance_id).map(|o| o.iter().cloned().collect()).unwrap_or_default())
+    }
+}

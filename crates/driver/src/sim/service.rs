@@ -1,0 +1,251 @@
+//! The simulated network over HTTP (`bzapper simnet --listen ADDR`), so that several gateway
+//! nodes on one machine share one network. `/net/...` is the client side that
+//! [`RemoteSimNet`](crate::sim::RemoteSimNet) speaks (attach is an NDJSON stream of
+//! [`NetEvent`]s); `/v1/sim/...` is the control API with API.md's paths and bodies.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bzapper_core::Phone;
+use futures::stream::{self, BoxStream, Stream, StreamExt};
+use tokio::sync::watch;
+
+use super::network::SimNetwork;
+use super::transport::{
+    AttachRequest, ChatStateRequest, DetachQuery, DropRequest, InboundSpec, NetEvent, OutboxPage,
+    PairCodeRequest, ScanRequest, SimError, SimNet, GENERATION_HEADER,
+};
+use crate::OutgoingText;
+
+/// A blank line this often keeps idle attach streams honest: writing to a vanished client
+/// fails (so the server detaches it) and the client can tell a silent server from a live one.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+#[derive(Clone)]
+struct AppState {
+    net: Arc<SimNetwork>,
+    /// Flips to `true` when the server shuts down, ending every attach stream (graceful
+    /// shutdown would otherwise wait forever on them).
+    shutdown: watch::Receiver<bool>,
+}
+
+impl IntoResponse for SimError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self.body())).into_response()
+    }
+}
+
+/// The HTTP API of the simulated network. Attach streams never end on their own here; use
+/// [`serve`] to get a shutdown that closes them.
+pub fn router(net: Arc<SimNetwork>) -> Router {
+    // The sender is dropped at once: a closed channel never signals shutdown.
+    let (_tx, rx) = watch::channel(false);
+    build_router(net, rx)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` completes, then closes the attach
+/// streams and waits for in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    net: Arc<SimNetwork>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (tx, rx) = watch::channel(false);
+    let app = build_router(net, rx);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tx.send_replace(true);
+        })
+        .await
+}
+
+fn build_router(net: Arc<SimNetwork>, shutdown: watch::Receiver<bool>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/net/instances/{id}/attach", post(attach))
+        .route("/net/instances/{id}/send", post(send))
+        .route("/net/instances/{id}/chat-state", post(chat_state))
+        .route("/net/instances/{id}/pair-code", post(pair_code))
+        .route("/net/instances/{id}/logout", post(logout))
+        .route("/net/instances/{id}/detach", post(detach))
+        .route("/v1/sim/instances/{id}/scan", post(scan))
+        .route("/v1/sim/instances/{id}/drop", post(drop_connection))
+        .route("/v1/sim/instances/{id}/inbound", post(inbound))
+        .route("/v1/sim/instances/{id}/outbox", get(outbox))
+        .fallback(not_found)
+        .with_state(AppState { net, shutdown })
+}
+
+/// Unwraps a JSON body, answering 422 `invalid_request` in the API's error shape.
+fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, SimError> {
+    json.map(|Json(v)| v).map_err(|e| SimError::InvalidRequest(e.body_text()))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn not_found() -> SimError {
+    SimError::NotFound("no such route on the simulated network".into())
+}
+
+async fn attach(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> Result<Response, SimError> {
+    // An empty body means "no session" (the QR flow).
+    let session = if raw.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<AttachRequest>(&raw)
+            .map_err(|e| SimError::InvalidRequest(format!("attach body: {e}")))?
+            .session
+    };
+    let (generation, events) = app.net.attach_generation(&id, session);
+    let body = Body::from_stream(ndjson(events, app.shutdown.clone()));
+    let mut resp = Response::new(body);
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(GENERATION_HEADER, HeaderValue::from(generation));
+    Ok(resp)
+}
+
+/// One JSON event per line, blank keep-alive lines in between. Dropping this stream (the
+/// client went away, or shutdown) drops `events`, which detaches the connection.
+fn ndjson(
+    events: BoxStream<'static, NetEvent>,
+    shutdown: watch::Receiver<bool>,
+) -> impl Stream<Item = Result<String, Infallible>> + Send + 'static {
+    let shutdown: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(shutting_down(shutdown));
+    let start = tokio::time::Instant::now() + KEEPALIVE;
+    let ticker = tokio::time::interval_at(start, KEEPALIVE);
+    stream::unfold(
+        (events, ticker, shutdown),
+        |(mut events, mut ticker, mut shutdown)| async move {
+            let line = tokio::select! {
+                biased;
+                _ = &mut shutdown => return None,
+                event = events.next() => {
+                    let event = event?;
+                    match serde_json::to_string(&event) {
+                        Ok(mut line) => {
+                            line.push('\n');
+                            line
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot encode a simnet event");
+                            return None;
+                        }
+                    }
+                }
+                _ = ticker.tick() => "\n".to_string(),
+            };
+            Some((Ok(line), (events, ticker, shutdown)))
+        },
+    )
+}
+
+async fn shutting_down(mut rx: watch::Receiver<bool>) {
+    if rx.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn send(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    json: Result<Json<OutgoingText>, JsonRejection>,
+) -> Result<Response, SimError> {
+    let ack = app.net.send(&id, body(json)?).await?;
+    Ok(Json(ack).into_response())
+}
+
+async fn chat_state(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    json: Result<Json<ChatStateRequest>, JsonRejection>,
+) -> Result<StatusCode, SimError> {
+    let req = body(json)?;
+    app.net.chat_state(&id, &req.to, req.state).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn pair_code(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    json: Result<Json<PairCodeRequest>, JsonRejection>,
+) -> Result<Response, SimError> {
+    let req = body(json)?;
+    let phone =
+        Phone::parse(&req.phone).map_err(|e| SimError::InvalidRequest(format!("phone: {e}")))?;
+    let code = app.net.pair_code(&id, &phone).await?;
+    Ok(Json(code).into_response())
+}
+
+async fn logout(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, SimError> {
+    app.net.logout(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn detach(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<DetachQuery>, QueryRejection>,
+) -> Result<StatusCode, SimError> {
+    let Query(q) = query.map_err(|e| SimError::InvalidRequest(e.body_text()))?;
+    match q.generation {
+        Some(generation) => app.net.detach_generation(&id, generation),
+        None => app.net.detach(&id).await?,
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn scan(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    json: Result<Json<ScanRequest>, JsonRejection>,
+) -> Result<Response, SimError> {
+    let result = app.net.scan(&id, body(json)?).await?;
+    Ok(Json(result).into_response())
+}
+
+async fn drop_connection(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    json: Result<Json<DropRequest>, JsonRejection>,
+) -> Result<StatusCode, SimError> {
+    app.net.drop_connection(&id, body(json)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn inbound(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    json: Result<Json<InboundSpec>, JsonRejection>,
+) -> Result<Response, SimError> {
+    let result = app.net.inbound(&id, body(json)?).await?;
+    Ok(Json(result).into_response())
+}
+
+async fn outbox(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, SimError> {
+    let items = app.net.outbox(&id).await?;
+    Ok(Json(OutboxPage { items }).into_response())
+}

@@ -1,0 +1,520 @@
+//! How a client reaches the simulated network: the object-safe [`SimNet`] trait (client ops
+//! and control ops), the events and request/response types it speaks, and [`RemoteSimNet`],
+//! its implementation over loopback HTTP against [`crate::sim::service`].
+//!
+//! The same trait is implemented by the in-process [`SimNetwork`](crate::sim::SimNetwork), so
+//! the driver and the gateway's `/v1/sim/...` routes do not care where the network runs.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bzapper_core::{Jid, Phone};
+use chrono::{DateTime, Utc};
+use futures::stream::{self, BoxStream, Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::network::SessionBlob;
+use crate::{ChatState, DropKind, InboundMessage, OutgoingText, PairCode, SendAck};
+
+/// What the network tells one attached client. One JSON object per line on the wire
+/// (`{"type":"qr",...}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NetEvent {
+    /// A QR code to show, replacing the previous one.
+    Qr { code: String, expires_at: DateTime<Utc> },
+    /// The QR codes ran out; the network closes the connection.
+    QrTimeout,
+    /// A phone linked this device; the client must keep this session to log in later.
+    Paired(SessionBlob),
+    /// Logged in.
+    Connected,
+    /// Another attach for the same instance id took over; this connection is closed. The
+    /// client must not reconnect (that would fight the new holder).
+    Replaced,
+    /// The network dropped the connection. After `Transient` the client may reconnect.
+    Disconnected { kind: DropKind, detail: String },
+    /// A message from a contact.
+    Message(InboundMessage),
+}
+
+/// `POST /v1/sim/instances/{id}/scan`: a phone scans the instance's current QR code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanRequest {
+    /// The scanning phone, in any common notation (`+55 11 99999-9999`).
+    pub phone: String,
+}
+
+/// What a scan linked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanResult {
+    /// E.164 with a `+`.
+    pub phone: String,
+    pub jid: Jid,
+    pub lid: Jid,
+}
+
+/// `POST /v1/sim/instances/{id}/drop`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DropRequest {
+    pub reason: DropKind,
+}
+
+/// `POST /v1/sim/instances/{id}/inbound`: a contact writes to the instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundSpec {
+    /// The sender: a phone number in any notation, a phone JID or a `@lid` JID.
+    pub from: String,
+    /// Address the sender (and the mentions) by LID, the way WhatsApp does for hidden
+    /// numbers; the phone JID then travels as `sender_alt`.
+    #[serde(default)]
+    pub as_lid: bool,
+    /// A group (`<id>@g.us`) to post in instead of the direct chat.
+    #[serde(default)]
+    pub chat: Option<String>,
+    pub text: String,
+    /// Phone numbers or JIDs.
+    #[serde(default)]
+    pub mentions: Vec<String>,
+    /// Defaults to `Contact <last 4 digits>`.
+    #[serde(default)]
+    pub push_name: Option<String>,
+}
+
+/// The answer to an inbound.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundResult {
+    pub message_id: String,
+}
+
+/// One thing the network received from an instance, in the JSON shapes of API.md.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OutboxEntry {
+    /// `{"to","text","id","at","mentions"}`
+    Text { to: Jid, text: String, id: String, at: DateTime<Utc>, mentions: Vec<Jid> },
+    /// `{"presence","to","at"}`
+    Presence { presence: ChatState, to: Jid, at: DateTime<Utc> },
+}
+
+/// `GET /v1/sim/instances/{id}/outbox` → `{"items":[...]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxPage {
+    pub items: Vec<OutboxEntry>,
+}
+
+/// Why the network refused an op. [`SimError::code`] and [`SimError::status`] give the API
+/// error code and HTTP status; [`SimError::body`] the `{"error":{...}}` body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SimError {
+    /// No such route (the network itself treats unknown instance ids as not attached).
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the instance is not showing a QR code on the simulated network")]
+    NotPairing,
+    #[error("the instance is not connected to the simulated network")]
+    NotConnected,
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The remote simulated network could not be reached or answered nonsense.
+    #[error("the simulated network is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl SimError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            SimError::NotFound(_) => "not_found",
+            SimError::NotPairing => "not_pairing",
+            SimError::NotConnected => "not_connected",
+            SimError::InvalidRequest(_) => "invalid_request",
+            SimError::Unavailable(_) => "unavailable",
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            SimError::NotFound(_) => 404,
+            SimError::NotPairing | SimError::NotConnected => 409,
+            SimError::InvalidRequest(_) => 422,
+            SimError::Unavailable(_) => 503,
+        }
+    }
+
+    /// `{"error":{"code","message"}}`
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail { code: self.code().to_string(), message: self.to_string() },
+        }
+    }
+
+    /// Rebuilds an error from its API form (what [`RemoteSimNet`] receives).
+    pub fn from_code(code: &str, message: String) -> Self {
+        match code {
+            "not_found" => SimError::NotFound(message),
+            "not_pairing" => SimError::NotPairing,
+            "not_connected" => SimError::NotConnected,
+            "invalid_request" => SimError::InvalidRequest(message),
+            _ => SimError::Unavailable(message),
+        }
+    }
+}
+
+/// The error envelope of API.md.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+/// The simulated network as a client (the driver) and an operator (tests, the gateway's
+/// `/v1/sim` routes) see it. Object-safe: use it as `Arc<dyn SimNet>`.
+#[async_trait]
+pub trait SimNet: Send + Sync {
+    /// Opens the instance's connection, with its stored session or without one (QR flow).
+    /// The stream ends when the network closes the connection; dropping it detaches. A new
+    /// attach for the same instance closes the previous one (which receives `Replaced`).
+    async fn attach(
+        &self,
+        instance_id: &str,
+        session: Option<SessionBlob>,
+    ) -> Result<BoxStream<'static, NetEvent>, SimError>;
+    /// Sends a text; recorded in the outbox. `NotConnected` unless logged in.
+    async fn send(&self, instance_id: &str, msg: OutgoingText) -> Result<SendAck, SimError>;
+    /// Records a presence update in the outbox. `NotConnected` unless logged in.
+    async fn chat_state(
+        &self,
+        instance_id: &str,
+        to: &Jid,
+        state: ChatState,
+    ) -> Result<(), SimError>;
+    /// An 8-character code to type on the phone. `NotPairing` unless the QR flow runs.
+    async fn pair_code(&self, instance_id: &str, phone: &Phone) -> Result<PairCode, SimError>;
+    /// Unlinks the instance's device (its session stops working) and closes the connection.
+    async fn logout(&self, instance_id: &str) -> Result<(), SimError>;
+    /// Closes the instance's connection, if any, keeping its device linked.
+    async fn detach(&self, instance_id: &str) -> Result<(), SimError>;
+
+    /// Control: a phone scans the current QR code.
+    async fn scan(&self, instance_id: &str, req: ScanRequest) -> Result<ScanResult, SimError>;
+    /// Control: the network drops a logged-in connection.
+    async fn drop_connection(&self, instance_id: &str, req: DropRequest) -> Result<(), SimError>;
+    /// Control: a contact writes to a logged-in instance. Returns the message id.
+    async fn inbound(
+        &self,
+        instance_id: &str,
+        spec: InboundSpec,
+    ) -> Result<InboundResult, SimError>;
+    /// Control: what the network received from the instance, oldest first.
+    async fn outbox(&self, instance_id: &str) -> Result<Vec<OutboxEntry>, SimError>;
+}
+
+/// A stream that runs a callback when dropped, told whether the stream had ended by itself.
+/// Dropping an attach stream is how a client detaches.
+pub(crate) struct OnDropStream<S> {
+    inner: S,
+    ended: bool,
+    on_drop: Option<Box<dyn FnOnce(bool) + Send>>,
+}
+
+impl<S> OnDropStream<S> {
+    pub(crate) fn new(inner: S, on_drop: impl FnOnce(bool) + Send + 'static) -> Self {
+        Self { inner, ended: false, on_drop: Some(Box::new(on_drop)) }
+    }
+}
+
+impl<S: Stream + Unpin> Stream for OnDropStream<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let this = self.get_mut();
+        let next = Pin::new(&mut this.inner).poll_next(cx);
+        if let Poll::Ready(None) = next {
+            this.ended = true;
+        }
+        next
+    }
+}
+
+impl<S> Drop for OnDropStream<S> {
+    fn drop(&mut self) {
+        if let Some(f) = self.on_drop.take() {
+            f(self.ended);
+        }
+    }
+}
+
+/// The header carrying the generation of an attach, so that the client's detach on drop only
+/// closes that connection and never a newer one.
+pub(crate) const GENERATION_HEADER: &str = "x-sim-generation";
+
+/// Body of `POST /net/instances/{id}/attach`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct AttachRequest {
+    #[serde(default)]
+    pub session: Option<SessionBlob>,
+}
+
+/// Body of `POST /net/instances/{id}/chat-state`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ChatStateRequest {
+    pub to: Jid,
+    pub state: ChatState,
+}
+
+/// Body of `POST /net/instances/{id}/pair-code`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct PairCodeRequest {
+    pub phone: String,
+}
+
+/// Query of `POST /net/instances/{id}/detach`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct DetachQuery {
+    pub generation: Option<u64>,
+}
+
+/// How long a plain request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The service writes a blank line every 15 s; three missed ones mean the peer is gone
+/// (a half-open TCP connection would otherwise hang the client forever).
+const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+/// A line longer than this is not an event of ours.
+const MAX_LINE: usize = 1 << 20;
+
+/// The simulated network in another process (`bzapper simnet`), over HTTP.
+#[derive(Debug, Clone)]
+pub struct RemoteSimNet {
+    client: reqwest::Client,
+    base: Url,
+}
+
+impl RemoteSimNet {
+    /// `base_url` is where `bzapper simnet --listen` listens, e.g. `http://127.0.0.1:7900`.
+    pub fn new(base_url: &str) -> Result<Self, SimError> {
+        let base = Url::parse(base_url).map_err(|e| {
+            SimError::InvalidRequest(format!("`{base_url}` is not a valid URL: {e}"))
+        })?;
+        if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
+            return Err(SimError::InvalidRequest(format!(
+                "`{base_url}` is not an http(s) URL of the simulated network"
+            )));
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| SimError::Unavailable(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self { client, base })
+    }
+
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        // `new` refused cannot-be-a-base URLs, so this always succeeds; ignoring the error
+        // keeps the path unchanged rather than panicking.
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    fn instance_url(&self, scope: &str, instance_id: &str, op: &str) -> Url {
+        match scope {
+            "net" => self.url(&["net", "instances", instance_id, op]),
+            _ => self.url(&["v1", "sim", "instances", instance_id, op]),
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, SimError> {
+        let resp = self.request(req).await?;
+        resp.json::<T>().await.map_err(|e| SimError::Unavailable(format!("unreadable answer: {e}")))
+    }
+
+    async fn call_empty(&self, req: reqwest::RequestBuilder) -> Result<(), SimError> {
+        self.request(req).await.map(|_| ())
+    }
+
+    async fn request(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, SimError> {
+        let resp = req
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| SimError::Unavailable(e.to_string()))?;
+        if resp.status().is_success() {
+            Ok(resp)
+        } else {
+            Err(error_from(resp).await)
+        }
+    }
+}
+
+async fn error_from(resp: reqwest::Response) -> SimError {
+    let status = resp.status();
+    match resp.json::<ErrorBody>().await {
+        Ok(body) => SimError::from_code(&body.error.code, body.error.message),
+        Err(_) => SimError::Unavailable(format!("the simulated network answered {status}")),
+    }
+}
+
+/// Turns a byte stream of NDJSON into events. Blank lines are keep-alives; the stream ends
+/// on EOF, a transport error or a silent peer.
+fn ndjson_events<S, B, E>(bytes: S) -> BoxStream<'static, NetEvent>
+where
+    S: Stream<Item = Result<B, E>> + Send + 'static,
+    B: AsRef<[u8]>,
+    E: std::fmt::Display,
+{
+    let state = (Box::pin(bytes), Vec::<u8>::new());
+    stream::unfold(state, |(mut bytes, mut buf)| async move {
+        loop {
+            while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=pos).collect();
+                let line = line.trim_ascii();
+                if line.is_empty() {
+                    continue;
+                }
+                match serde_json::from_slice::<NetEvent>(line) {
+                    Ok(event) => return Some((event, (bytes, buf))),
+                    // An event from a newer simnet: skip it rather than drop the connection.
+                    Err(e) => tracing::warn!(error = %e, "skipping an unreadable simnet event"),
+                }
+            }
+            if buf.len() > MAX_LINE {
+                tracing::warn!("the simulated network sent an overlong line; closing");
+                return None;
+            }
+            match tokio::time::timeout(STREAM_IDLE_TIMEOUT, bytes.next()).await {
+                Ok(Some(Ok(chunk))) => buf.extend_from_slice(chunk.as_ref()),
+                Ok(Some(Err(e))) => {
+                    tracing::debug!(error = %e, "simnet event stream failed");
+                    return None;
+                }
+                Ok(None) => return None,
+                Err(_) => {
+                    tracing::warn!("the simulated network went silent; closing the stream");
+                    return None;
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+#[async_trait]
+impl SimNet for RemoteSimNet {
+    async fn attach(
+        &self,
+        instance_id: &str,
+        session: Option<SessionBlob>,
+    ) -> Result<BoxStream<'static, NetEvent>, SimError> {
+        let req = self
+            .client
+            .post(self.instance_url("net", instance_id, "attach"))
+            .json(&AttachRequest { session });
+        // No overall timeout (the body streams forever), but the headers must come promptly.
+        let resp = tokio::time::timeout(REQUEST_TIMEOUT, req.send())
+            .await
+            .map_err(|_| SimError::Unavailable("the attach request timed out".into()))?
+            .map_err(|e| SimError::Unavailable(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(error_from(resp).await);
+        }
+        let generation = resp
+            .headers()
+            .get(GENERATION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let events = ndjson_events(resp.bytes_stream());
+
+        let client = self.client.clone();
+        let mut detach_url = self.instance_url("net", instance_id, "detach");
+        let on_drop = move |ended: bool| {
+            // The server detaches by itself when it sees the socket close, but a pooled or
+            // proxied connection may stay open; saying so explicitly is cheap. Without a
+            // generation this connection cannot be targeted alone, so leave it to the server.
+            let Some(generation) = generation else { return };
+            if ended {
+                return;
+            }
+            detach_url.query_pairs_mut().append_pair("generation", &generation.to_string());
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let sent = client.post(detach_url).timeout(Duration::from_secs(5)).send();
+                    if let Err(e) = sent.await {
+                        tracing::debug!(error = %e, "simnet detach failed");
+                    }
+                });
+            }
+        };
+        Ok(OnDropStream::new(events, on_drop).boxed())
+    }
+
+    async fn send(&self, instance_id: &str, msg: OutgoingText) -> Result<SendAck, SimError> {
+        let url = self.instance_url("net", instance_id, "send");
+        self.call(self.client.post(url).json(&msg)).await
+    }
+
+    async fn chat_state(
+        &self,
+        instance_id: &str,
+        to: &Jid,
+        state: ChatState,
+    ) -> Result<(), SimError> {
+        let url = self.instance_url("net", instance_id, "chat-state");
+        let body = ChatStateRequest { to: to.clone(), state };
+        self.call_empty(self.client.post(url).json(&body)).await
+    }
+
+    async fn pair_code(&self, instance_id: &str, phone: &Phone) -> Result<PairCode, SimError> {
+        let url = self.instance_url("net", instance_id, "pair-code");
+        let body = PairCodeRequest { phone: phone.e164() };
+        self.call(self.client.post(url).json(&body)).await
+    }
+
+    async fn logout(&self, instance_id: &str) -> Result<(), SimError> {
+        let url = self.instance_url("net", instance_id, "logout");
+        self.call_empty(self.client.post(url)).await
+    }
+
+    async fn detach(&self, instance_id: &str) -> Result<(), SimError> {
+        let url = self.instance_url("net", instance_id, "detach");
+        self.call_empty(self.client.post(url)).await
+    }
+
+    async fn scan(&self, instance_id: &str, req: ScanRequest) -> Result<ScanResult, SimError> {
+        let url = self.instance_url("sim", instance_id, "scan");
+        self.call(self.client.post(url).json(&req)).await
+    }
+
+    async fn drop_connection(&self, instance_id: &str, req: DropRequest) -> Result<(), SimError> {
+        let url = self.instance_url("sim", instance_id, "drop");
+        self.call_empty(self.client.post(url).json(&req)).await
+    }
+
+    async fn inbound(
+        &self,
+        instance_id: &str,
+        spec: InboundSpec,
+    ) -> Result<InboundResult, SimError> {
+        let url = self.instance_url("sim", instance_id, "inbound");
+        self.call(self.client.post(url).json(&spec)).await
+    }
+
+    async fn outbox(&self, instance_id: &str) -> Result<Vec<OutboxEntry>, SimError> {
+        let url = self.instance_url("sim", instance_id, "outbox");
+        let page: OutboxPage = self.call(self.client.get(url)).await?;
+        Ok(page.items)
+    }
+}

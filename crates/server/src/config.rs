@@ -1,0 +1,58 @@
+//! The gateway's resolved configuration. The `bzapper` binary fills it from flags, env vars and
+//! an optional TOML file; tests build it directly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which WhatsApp network the gateway talks to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriverKind {
+    /// The real WhatsApp network (whatsapp-rust).
+    WhatsApp,
+    /// The simulated network, in this process.
+    Sim,
+    /// A simulated network process shared by several gateways (`bzapper simnet`).
+    SimRemote(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `sqlite://…` (or a path); `None` means `<data_dir>/bzapper.db`.
+    pub database_url: Option<String>,
+    pub driver: DriverKind,
+    /// Base64 of 32 bytes; `None` means the key file in the data dir.
+    pub master_key: Option<String>,
+    /// `None` means the token file in the data dir.
+    pub admin_token: Option<String>,
+    /// The largest request body accepted (API.md: 1 MiB).
+    pub body_limit_bytes: usize,
+    /// QR timing of the in-process simulated network (tests shorten it).
+    pub sim_qr_first: Duration,
+    pub sim_qr_next: Duration,
+}
+
+impl Config {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: data_dir.into(),
+            database_url: None,
+            driver: DriverKind::WhatsApp,
+            master_key: None,
+            admin_token: None,
+            body_limit_bytes: 1024 * 1024,
+            sim_qr_first: Duration::from_secs(60),
+            sim_qr_next: Duration::from_secs(20),
+        }
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("bzapper.db").display()),
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The OpenAPI document of every route, generated from the handlers' annotations (utoipa) and
+//! served at `/openapi.json`. No UI is bundled, so nothing is downloaded at build time.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{health, instances, not_implemented, pools, sim, tenants};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "bZapper", description = "A WhatsApp gateway for a pool of numbers: rotation, pacing, warming, health, typed drops."),
+    paths(
+        health::healthz, health::readyz,
+        tenants::create, tenants::list, tenants::delete, tenants::create_key, tenants::revoke_key,
+        instances::create, instances::list, instances::get, instances::patch, instances::delete,
+        instances::connect, instances::disconnect, instances::logout, instances::qr,
+        instances::pair_code,
+        pools::list, pools::put,
+        not_implemented::forward, not_implemented::labels, not_implemented::calls,
+        sim::scan, sim::drop_connection, sim::inbound, sim::outbox,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "health", description = "Probes"),
+        (name = "tenants", description = "Tenants and API keys (admin token)"),
+        (name = "instances", description = "WhatsApp numbers"),
+        (name = "pools", description = "Pools and rotation"),
+        (name = "messages", description = "Sending"),
+        (name = "sim", description = "Simulated network control (admin token, --sim only)"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

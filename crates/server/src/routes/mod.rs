@@ -1,0 +1,59 @@
+//! The HTTP routes, one module per resource, and the router that joins them.
+
+pub mod health;
+pub mod instances;
+pub mod not_implemented;
+pub mod pools;
+pub mod sim;
+pub mod tenants;
+
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(crate::openapi::serve))
+        .route("/v1/tenants", post(tenants::create).get(tenants::list))
+        .route("/v1/tenants/{id}", axum::routing::delete(tenants::delete))
+        .route("/v1/tenants/{id}/keys", post(tenants::create_key))
+        .route("/v1/tenants/{id}/keys/{key_id}", axum::routing::delete(tenants::revoke_key))
+        .route("/v1/instances", post(instances::create).get(instances::list))
+        .route(
+            "/v1/instances/{id}",
+            get(instances::get).patch(instances::patch).delete(instances::delete),
+        )
+        .route("/v1/instances/{id}/connect", post(instances::connect))
+        .route("/v1/instances/{id}/disconnect", post(instances::disconnect))
+        .route("/v1/instances/{id}/logout", post(instances::logout))
+        .route("/v1/instances/{id}/qr", get(instances::qr))
+        .route("/v1/instances/{id}/pair-code", post(instances::pair_code))
+        .route("/v1/pools", get(pools::list))
+        .route("/v1/pools/{name}", put(pools::put))
+        .route("/v1/messages/forward", post(not_implemented::forward))
+        .route("/v1/labels", post(not_implemented::labels))
+        .route("/v1/calls", post(not_implemented::calls))
+        .route("/v1/sim/instances/{id}/scan", post(sim::scan))
+        .route("/v1/sim/instances/{id}/drop", post(sim::drop_connection))
+        .route("/v1/sim/instances/{id}/inbound", post(sim::inbound))
+        .route("/v1/sim/instances/{id}/outbox", get(sim::outbox))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}

@@ -1,0 +1,41 @@
+//! Connects a driver's [`bzapper_driver::SessionStore`] for one instance to the store, where
+//! every value is sealed with the instance id as associated data.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bzapper_driver::SessionError;
+use bzapper_store::{Store, StoreError};
+
+pub struct InstanceSession {
+    store: Arc<dyn Store>,
+    instance_id: String,
+}
+
+impl InstanceSession {
+    pub fn new(store: Arc<dyn Store>, instance_id: String) -> Self {
+        Self { store, instance_id }
+    }
+}
+
+fn map(e: StoreError) -> SessionError {
+    match e {
+        StoreError::Unsealable(detail) => SessionError::Unreadable(detail),
+        other => SessionError::Io(other.to_string()),
+    }
+}
+
+#[async_trait]
+impl bzapper_driver::SessionStore for InstanceSession {
+    async fn load(&self, key: &str) -> Result<Option<Vec<u8>>, SessionError> {
+        self.store.load_session_value(&self.instance_id, key).await.map_err(map)
+    }
+
+    async fn save(&self, key: &str, value: &[u8]) -> Result<(), SessionError> {
+        self.store.save_session_value(&self.instance_id, key, value).await.map_err(map)
+    }
+
+    async fn clear(&self) -> Result<(), SessionError> {
+        self.store.clear_session(&self.instance_id).await.map_err(map)
+    }
+}

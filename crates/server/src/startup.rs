@@ -1,0 +1,153 @@
+//! Builds the running gateway from a [`Config`]: secrets, store, driver, supervisor, router and
+//! the bound listener, in that order, failing early and plainly on anything misconfigured.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use bzapper_driver::sim::{SimConfig, SimDriver, SimNet, SimNetwork};
+use bzapper_driver::Driver;
+use bzapper_store::{Sealer, SqliteStore, Store};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::sha256;
+use crate::config::{Config, DriverKind};
+use crate::secrets::{self, Source};
+use crate::state::{AppState, Inner};
+use crate::supervisor::Supervisor;
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    supervisor: Arc<Supervisor>,
+    store: Arc<SqliteStore>,
+    admin_token: String,
+    admin_token_source: Source,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // Refuse an unavailable driver before touching the data dir.
+        let driver: Arc<dyn Driver>;
+        let sim: Option<Arc<dyn SimNet>>;
+        match &config.driver {
+            DriverKind::WhatsApp => bail!(
+                "the real WhatsApp driver is not available in this build yet; start the gateway \
+                 with --sim (in-process simulated network) or --sim-url (a `bzapper simnet` \
+                 process)"
+            ),
+            DriverKind::Sim => {
+                let net = Arc::new(SimNetwork::new(SimConfig {
+                    qr_first: config.sim_qr_first,
+                    qr_next: config.sim_qr_next,
+                    ..SimConfig::default()
+                }));
+                let d = SimDriver::local(net);
+                sim = Some(d.control());
+                driver = Arc::new(d);
+            }
+            DriverKind::SimRemote(url) => {
+                let d = SimDriver::remote(url).context("the --sim-url is not a valid URL")?;
+                sim = Some(d.control());
+                driver = Arc::new(d);
+            }
+        }
+
+        create_private_dir(&config.data_dir)?;
+        let (master_key, key_source) =
+            secrets::master_key(config.master_key.as_deref(), &config.data_dir)?;
+        if let Source::Created(p) = &key_source {
+            tracing::info!(path = %p.display(), "created a new master key; back it up: sessions cannot be opened without it");
+        }
+        let url = config.database_url();
+        if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            bail!(
+                "PostgreSQL storage is not available in this build yet; use SQLite (the default)"
+            );
+        }
+        let store = Arc::new(
+            SqliteStore::open(&url, Sealer::new(master_key))
+                .await
+                .with_context(|| format!("opening the store at {url}"))?,
+        );
+        let (admin_token, admin_token_source) =
+            secrets::admin_token(config.admin_token.as_deref(), &config.data_dir)?;
+
+        let dyn_store: Arc<dyn Store> = store.clone();
+        let supervisor = Supervisor::spawn(dyn_store.clone(), driver);
+        let resumed = supervisor.resume_all().await.context("resuming instances")?;
+        tracing::info!(resumed, "instances resumed");
+
+        let state = AppState::new(Inner {
+            store: dyn_store,
+            supervisor: supervisor.clone(),
+            admin_token_hash: sha256(admin_token.as_bytes()),
+            sim,
+        });
+        let router = crate::routes::router()
+            .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+            .layer(TraceLayer::new_for_http())
+            .with_state(state);
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        Ok(Application { listener, router, supervisor, store, admin_token, admin_token_source })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// Where the admin token came from (the start-up message prints a created file's path).
+    pub fn admin_token_source(&self) -> &Source {
+        &self.admin_token_source
+    }
+
+    /// Serves until `shutdown` resolves, then closes every connection (keeping each number's
+    /// state so the next start resumes it) and the store.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await?;
+        self.supervisor.shutdown().await;
+        self.store.close().await;
+        Ok(())
+    }
+}
+
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating the data dir {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Runs the simulated WhatsApp network as its own process, shared by gateways over loopback.
+pub async fn serve_simnet(
+    listen: SocketAddr,
+    config: SimConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "simulated WhatsApp network listening");
+    bzapper_driver::sim::serve(listener, Arc::new(SimNetwork::new(config)), shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,34 @@
+//! The state every handler shares.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use bzapper_driver::sim::SimNet;
+use bzapper_store::Store;
+
+use crate::supervisor::Supervisor;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Arc<dyn Store>,
+    pub supervisor: Arc<Supervisor>,
+    /// SHA-256 of the admin token; the token itself is not kept.
+    pub admin_token_hash: [u8; 32],
+    /// The simulated network's control, when the gateway runs on it.
+    pub sim: Option<Arc<dyn SimNet>>,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        AppState(Arc::new(inner))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

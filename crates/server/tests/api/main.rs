@@ -1,0 +1,10 @@
+//! End-to-end tests of the gateway over HTTP: each test spawns the app on port 0 with its own
+//! temporary data dir and the in-process simulated network.
+
+mod helpers;
+
+mod auth;
+mod bad_input;
+mod instances;
+mod persistence;
+mod quickstart;

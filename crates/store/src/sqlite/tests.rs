@@ -1,0 +1,637 @@
+//! Tests of the SQLite store, each on its own database in its own temporary directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bzapper_core::{InstanceState, LimitsPatch, ProxyUrl, Reason};
+use chrono::Duration;
+use serde_json::json;
+
+use super::*;
+use crate::{apply_state_change, now_millis, Identity, MasterKey};
+
+fn db_path(dir: &Path) -> PathBuf {
+    dir.join("bzapper.db")
+}
+
+async fn open(dir: &Path, key: &MasterKey) -> SqliteStore {
+    SqliteStore::open(db_path(dir).to_str().unwrap(), Sealer::new(key.clone())).await.unwrap()
+}
+
+async fn fresh() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &MasterKey::generate()).await;
+    (dir, store)
+}
+
+fn tenant(id: &str) -> Tenant {
+    Tenant { id: id.into(), name: format!("tenant {id}"), created_at: now_millis() }
+}
+
+fn api_key(id: &str, tenant_id: &str) -> ApiKeyRecord {
+    let mut secret_hash = [0u8; 32];
+    secret_hash[..id.len()].copy_from_slice(id.as_bytes());
+    ApiKeyRecord {
+        id: id.into(),
+        tenant_id: tenant_id.into(),
+        secret_hash,
+        created_at: now_millis(),
+    }
+}
+
+async fn with_tenant(store: &SqliteStore, id: &str) {
+    store.create_tenant(&tenant(id), &api_key(&format!("key-{id}"), id)).await.unwrap();
+}
+
+fn instance(id: &str, tenant_id: &str, name: &str) -> InstanceRecord {
+    InstanceRecord {
+        id: id.into(),
+        tenant_id: tenant_id.into(),
+        name: name.into(),
+        pool: "default".into(),
+        state: InstanceState::new_stopped(),
+        phone: None,
+        jid: None,
+        lid: None,
+        warming_days: 5,
+        proxy: None,
+        limits: LimitsPatch::default(),
+        first_connected_at: None,
+        connected_at: None,
+        created_at: now_millis(),
+    }
+}
+
+fn event(tenant_id: &str, instance_id: Option<&str>, kind: &str) -> NewEvent {
+    NewEvent {
+        tenant_id: tenant_id.into(),
+        instance_id: instance_id.map(Into::into),
+        kind: kind.into(),
+        data: json!({"status": "connected", "n": [1, 2, 3]}),
+        created_at: now_millis(),
+    }
+}
+
+async fn count(store: &SqliteStore, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+        .fetch_one(&store.pool)
+        .await
+        .unwrap()
+}
+
+/// Every file of the directory (database, -wal, -shm) with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+        })
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn tenants_and_api_keys() {
+    let (_dir, s) = fresh().await;
+    assert!(s.list_tenants().await.unwrap().is_empty());
+    let t1 = tenant("t1");
+    let k1 = api_key("k1", "t1");
+    s.create_tenant(&t1, &k1).await.unwrap();
+    with_tenant(&s, "t2").await;
+
+    assert_eq!(s.get_tenant("t1").await.unwrap(), Some(t1.clone()));
+    assert_eq!(s.get_tenant("nope").await.unwrap(), None);
+    let ids: Vec<_> = s.list_tenants().await.unwrap().into_iter().map(|t| t.id).collect();
+    assert_eq!(ids, ["t1", "t2"]);
+    assert_eq!(s.find_api_key("k1").await.unwrap(), Some(k1.clone()));
+    assert_eq!(s.find_api_key("nope").await.unwrap(), None);
+
+    // Duplicates are conflicts; a tenant whose first key fails is not created (atomic).
+    let e = s.create_tenant(&t1, &api_key("k9", "t1")).await.unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    let e = s.create_tenant(&tenant("t3"), &api_key("k1", "t3")).await.unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    assert_eq!(s.get_tenant("t3").await.unwrap(), None);
+
+    let k2 = api_key("k2", "t1");
+    s.add_api_key(&k2).await.unwrap();
+    assert!(matches!(s.add_api_key(&k2).await, Err(StoreError::Conflict(_))));
+    assert_eq!(s.find_api_key("k2").await.unwrap(), Some(k2));
+    // Another tenant cannot revoke it.
+    assert!(!s.revoke_api_key("t2", "k2").await.unwrap());
+    assert!(s.revoke_api_key("t1", "k2").await.unwrap());
+    assert!(!s.revoke_api_key("t1", "k2").await.unwrap());
+    assert_eq!(s.find_api_key("k2").await.unwrap(), None);
+    assert_eq!(s.find_api_key("k1").await.unwrap(), Some(k1));
+    s.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn instances_crud() {
+    let (_dir, s) = fresh().await;
+    with_tenant(&s, "t1").await;
+    with_tenant(&s, "t2").await;
+
+    let mut a = instance("i1", "t1", "sales");
+    a.proxy = Some(ProxyUrl::parse("socks5://user:pw@10.0.0.1:1080").unwrap());
+    a.limits = LimitsPatch { per_minute: Some(4), max_gap_ms: Some(9_000), ..Default::default() };
+    a.warming_days = 0;
+    s.create_instance(&a).await.unwrap();
+    assert_eq!(s.get_instance("t1", "i1").await.unwrap(), Some(a.clone()));
+    assert_eq!(s.get_instance_by_id("i1").await.unwrap(), Some(a.clone()));
+    assert_eq!(s.get_instance("t1", "nope").await.unwrap(), None);
+
+    // Names are unique per tenant only.
+    let e = s.create_instance(&instance("i2", "t1", "sales")).await.unwrap_err();
+    match e {
+        StoreError::Conflict(m) => assert!(m.contains("named `sales`"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let e = s.create_instance(&instance("i1", "t1", "other")).await.unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    let b = instance("i2", "t2", "sales");
+    s.create_instance(&b).await.unwrap();
+    let c = instance("i3", "t1", "support");
+    s.create_instance(&c).await.unwrap();
+
+    let ids = |v: Vec<InstanceRecord>| v.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.list_instances("t1").await.unwrap()), ["i1", "i3"]);
+    assert_eq!(ids(s.list_instances("t2").await.unwrap()), ["i2"]);
+    assert_eq!(ids(s.list_all_instances().await.unwrap()), ["i1", "i2", "i3"]);
+
+    // Settings: name, pool, warming days, proxy (removed) and limits are replaced.
+    let mut a2 = a.clone();
+    a2.name = "sales-br".into();
+    a2.pool = "br".into();
+    a2.warming_days = 7;
+    a2.proxy = None;
+    a2.limits = LimitsPatch { per_day: Some(100), ..Default::default() };
+    assert!(s.update_instance_settings(&a2).await.unwrap());
+    assert_eq!(s.get_instance("t1", "i1").await.unwrap(), Some(a2.clone()));
+    a2.proxy = Some(ProxyUrl::parse("http://proxy.example:3128").unwrap());
+    assert!(s.update_instance_settings(&a2).await.unwrap());
+    assert_eq!(s.get_instance("t1", "i1").await.unwrap(), Some(a2.clone()));
+    // Renaming onto a sibling's name is a conflict.
+    let mut clash = a2.clone();
+    clash.name = "support".into();
+    assert!(matches!(s.update_instance_settings(&clash).await, Err(StoreError::Conflict(_))));
+    assert!(!s.update_instance_settings(&instance("nope", "t1", "x")).await.unwrap());
+
+    assert!(s.delete_instance("t1", "i1").await.unwrap());
+    assert!(!s.delete_instance("t1", "i1").await.unwrap());
+    assert_eq!(s.get_instance_by_id("i1").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn another_tenant_sees_nothing() {
+    let (_dir, s) = fresh().await;
+    with_tenant(&s, "t1").await;
+    with_tenant(&s, "t2").await;
+    let mut a = instance("i1", "t1", "sales");
+    a.pool = "sales".into();
+    s.create_instance(&a).await.unwrap();
+    s.put_pool("t1", "vip", Strategy::LeastUsed).await.unwrap();
+    s.append_event(&event("t1", Some("i1"), "instance.qr")).await.unwrap();
+
+    assert_eq!(s.get_instance("t2", "i1").await.unwrap(), None);
+    assert!(s.list_instances("t2").await.unwrap().is_empty());
+    let mut b = a.clone();
+    b.tenant_id = "t2".into();
+    b.name = "hijack".into();
+    assert!(!s.update_instance_settings(&b).await.unwrap());
+    assert!(!s.delete_instance("t2", "i1").await.unwrap());
+    assert!(!s.revoke_api_key("t2", "key-t1").await.unwrap());
+    assert!(s.events_after("t2", 0, 100).await.unwrap().is_empty());
+    let pools: Vec<_> = s.list_pools("t2").await.unwrap().into_iter().map(|p| p.name).collect();
+    assert_eq!(pools, ["default"]);
+    // Untouched for its owner.
+    assert_eq!(s.get_instance("t1", "i1").await.unwrap(), Some(a));
+}
+
+#[tokio::test]
+async fn state_changes_match_apply_state_change() {
+    let (_dir, s) = fresh().await;
+    with_tenant(&s, "t1").await;
+    let mut mem = instance("i1", "t1", "n");
+    s.create_instance(&mem).await.unwrap();
+    let t1 = now_millis();
+    let t2 = t1 + Duration::hours(3);
+    let identity = Identity {
+        phone: "+5511999999999".into(),
+        jid: "5511999999999@s.whatsapp.net".into(),
+        lid: Some("123456789@lid".into()),
+    };
+    let changes = [
+        StateChange::state(InstanceState::qr_pending()),
+        StateChange {
+            identity: Some(identity.clone()),
+            ..StateChange::state(InstanceState::connecting(None, None))
+        },
+        StateChange { connected_at: Some(t1), ..StateChange::state(InstanceState::connected()) },
+        StateChange::state(InstanceState::connecting(Some(Reason::Transient), Some("eof".into()))),
+        // A second connection moves connected_at but not first_connected_at.
+        StateChange { connected_at: Some(t2), ..StateChange::state(InstanceState::connected()) },
+        // A new pairing without a LID clears the old LID.
+        StateChange {
+            identity: Some(Identity { lid: None, ..identity.clone() }),
+            ..StateChange::state(InstanceState::connecting(None, None))
+        },
+        StateChange {
+            clear_identity: true,
+            ..StateChange::state(InstanceState::disconnected(
+                Reason::LoggedOut,
+                Some("unlinked".into()),
+            ))
+        },
+        // Identity and wipe together: the wipe wins, as in memory.
+        StateChange {
+            identity: Some(identity),
+            clear_identity: true,
+            ..StateChange::state(InstanceState::disconnected(Reason::Banned, None))
+        },
+    ];
+    for (n, change) in changes.iter().enumerate() {
+        s.update_instance_state("i1", change).await.unwrap();
+        apply_state_change(&mut mem, change);
+        assert_eq!(s.get_instance_by_id("i1").await.unwrap().as_ref(), Some(&mem), "step {n}");
+    }
+    assert_eq!(mem.first_connected_at, Some(t1));
+    assert_eq!(mem.connected_at, Some(t2));
+    // A missing instance is not an error (it may have been deleted meanwhile).
+    s.update_instance_state("nope", &changes[0]).await.unwrap();
+}
+
+#[tokio::test]
+async fn deleting_a_tenant_removes_everything_it_owns() {
+    let (_dir, s) = fresh().await;
+    for t in ["t1", "t2"] {
+        with_tenant(&s, t).await;
+        let i = format!("{t}-i");
+        s.create_instance(&instance(&i, t, "n")).await.unwrap();
+        s.save_session_value(&i, "creds", b"x").await.unwrap();
+        s.put_pool(t, "p", Strategy::HealthWeighted).await.unwrap();
+        s.append_event(&event(t, Some(&i), "instance.qr")).await.unwrap();
+    }
+    s.add_api_key(&api_key("extra", "t1")).await.unwrap();
+
+    assert!(s.delete_tenant("t1").await.unwrap());
+    assert!(!s.delete_tenant("t1").await.unwrap());
+    assert_eq!(s.get_tenant("t1").await.unwrap(), None);
+    assert_eq!(s.find_api_key("extra").await.unwrap(), None);
+    assert_eq!(s.find_api_key("key-t1").await.unwrap(), None);
+    assert_eq!(s.get_instance_by_id("t1-i").await.unwrap(), None);
+    assert!(!s.has_session("t1-i").await.unwrap());
+    assert!(s.events_after("t1", 0, 10).await.unwrap().is_empty());
+    // Only t2's rows are left.
+    for table in ["tenants", "instances", "session_values", "pools", "events"] {
+        assert_eq!(count(&s, table).await, 1, "{table}");
+    }
+    assert_eq!(count(&s, "api_keys").await, 1);
+    assert!(s.get_instance("t2", "t2-i").await.unwrap().is_some());
+    assert_eq!(s.load_session_value("t2-i", "creds").await.unwrap(), Some(b"x".to_vec()));
+}
+
+#[tokio::test]
+async fn sessions_save_load_and_clear() {
+    let (_dir, s) = fresh().await;
+    with_tenant(&s, "t1").await;
+    s.create_instance(&instance("i1", "t1", "a")).await.unwrap();
+    s.create_instance(&instance("i2", "t1", "b")).await.unwrap();
+
+    assert!(!s.has_session("i1").await.unwrap());
+    assert_eq!(s.load_session_value("i1", "creds").await.unwrap(), None);
+    s.save_session_value("i1", "creds", b"one").await.unwrap();
+    s.save_session_value("i1", "signal/identity", &[0, 1, 2, 255]).await.unwrap();
+    s.save_session_value("i1", "empty", b"").await.unwrap();
+    s.save_session_value("i2", "creds", b"two").await.unwrap();
+    assert!(s.has_session("i1").await.unwrap());
+    assert_eq!(s.load_session_value("i1", "creds").await.unwrap(), Some(b"one".to_vec()));
+    assert_eq!(
+        s.load_session_value("i1", "signal/identity").await.unwrap(),
+        Some(vec![0, 1, 2, 255])
+    );
+    assert_eq!(s.load_session_value("i1", "empty").await.unwrap(), Some(vec![]));
+    // Overwrite.
+    s.save_session_value("i1", "creds", b"uno").await.unwrap();
+    assert_eq!(s.load_session_value("i1", "creds").await.unwrap(), Some(b"uno".to_vec()));
+
+    s.clear_session("i1").await.unwrap();
+    assert!(!s.has_session("i1").await.unwrap());
+    assert_eq!(s.load_session_value("i1", "creds").await.unwrap(), None);
+    assert_eq!(s.load_session_value("i2", "creds").await.unwrap(), Some(b"two".to_vec()));
+
+    // Deleting the instance wipes its session.
+    assert!(s.delete_instance("t1", "i2").await.unwrap());
+    assert!(!s.has_session("i2").await.unwrap());
+    assert_eq!(count(&s, "session_values").await, 0);
+}
+
+#[tokio::test]
+async fn a_tampered_session_is_unsealable_and_other_sessions_still_load() {
+    let (_dir, s) = fresh().await;
+    with_tenant(&s, "t1").await;
+    for (i, n) in [("i1", "a"), ("i2", "b"), ("i3", "c")] {
+        s.create_instance(&instance(i, "t1", n)).await.unwrap();
+        s.save_session_value(i, "creds", format!("session of {i}").as_bytes()).await.unwrap();
+    }
+    let raw = |i: &'static str| {
+        let pool = s.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, Vec<u8>>(
+                "SELECT value FROM session_values WHERE instance_id = ? AND key = 'creds'",
+            )
+            .bind(i)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let write = |i: &'static str, v: Vec<u8>| {
+        let pool = s.pool.clone();
+        async move {
+            sqlx::query(
+                "UPDATE session_values SET value = ? WHERE instance_id = ? AND key = 'creds'",
+            )
+            .bind(v)
+            .bind(i)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+    };
+
+    // A flipped byte in i1's row.
+    let mut blob = raw("i1").await;
+    let last = blob.len() - 1;
+    blob[last] ^= 0x80;
+    write("i1", blob).await;
+    match s.load_session_value("i1", "creds").await {
+        Err(StoreError::Unsealable(m)) => {
+            assert!(m.contains("instance i1") && m.contains("tampered"), "{m}")
+        }
+        other => panic!("expected Unsealable, got {other:?}"),
+    }
+    assert_eq!(s.load_session_value("i2", "creds").await.unwrap(), Some(b"session of i2".to_vec()));
+
+    // i2's valid blob copied into i3's row does not open there (bound to the instance id).
+    write("i3", raw("i2").await).await;
+    assert!(matches!(s.load_session_value("i3", "creds").await, Err(StoreError::Unsealable(_))));
+
+    // A value sealed with another master key says so.
+    let other = Sealer::new(MasterKey::generate());
+    write("i3", other.seal(&session_aad("i3", "creds"), b"x")).await;
+    match s.load_session_value("i3", "creds").await {
+        Err(StoreError::Unsealable(m)) => {
+            assert!(m.contains("instance i3") && m.contains("another master key"), "{m}");
+            assert!(m.contains(&other.key_id()), "{m}");
+        }
+        other => panic!("expected Unsealable, got {other:?}"),
+    }
+    // The instance still lists (the store does not decide what happens next; the server does).
+    assert!(s.has_session("i1").await.unwrap());
+    assert_eq!(s.list_instances("t1").await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn an_unopenable_proxy_is_dropped_not_fatal() {
+    let (_dir, s) = fresh().await;
+    with_tenant(&s, "t1").await;
+    let mut a = instance("i1", "t1", "a");
+    a.proxy = Some(ProxyUrl::parse("socks5://u:p@h:1").unwrap());
+    s.create_instance(&a).await.unwrap();
+    let mut b = instance("i2", "t1", "b");
+    b.proxy = Some(ProxyUrl::parse("http://h:2").unwrap());
+    s.create_instance(&b).await.unwrap();
+    // i1's sealed proxy moved to i2 (wrong aad) and garbage in i1.
+    sqlx::query(
+        "UPDATE instances SET proxy_sealed = (SELECT proxy_sealed FROM instances WHERE id = 'i1') \
+         WHERE id = 'i2'",
+    )
+    .execute(&s.pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE instances SET proxy_sealed = x'0102' WHERE id = 'i1'")
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    let list = s.list_instances("t1").await.unwrap();
+    assert_eq!(list.len(), 2);
+    assert!(list.iter().all(|i| i.proxy.is_none()));
+}
+
+#[tokio::test]
+async fn a_wrong_master_key_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let k1 = MasterKey::generate();
+    let k2 = MasterKey::generate();
+    let s = open(dir.path(), &k1).await;
+    with_tenant(&s, "t1").await;
+    s.create_instance(&instance("i1", "t1", "a")).await.unwrap();
+    s.save_session_value("i1", "creds", b"kept").await.unwrap();
+    s.close().await;
+    let before = snapshot(dir.path());
+    // A clean close leaves the data in the database file alone.
+    assert_eq!(before.keys().collect::<Vec<_>>(), ["bzapper.db"]);
+
+    let err = SqliteStore::open(db_path(dir.path()).to_str().unwrap(), Sealer::new(k2.clone()))
+        .await
+        .unwrap_err();
+    match err {
+        StoreError::WrongMasterKey(m) => {
+            assert!(m.contains("does not match"), "{m}");
+            assert!(m.contains(&k2.key_id()) && m.contains(&k1.key_id()), "{m}");
+            assert!(m.contains("nothing was changed"), "{m}");
+        }
+        other => panic!("expected WrongMasterKey, got {other:?}"),
+    }
+    let after = snapshot(dir.path());
+    assert_eq!(after.keys().collect::<Vec<_>>(), before.keys().collect::<Vec<_>>());
+    assert!(after == before, "the data directory changed");
+
+    // The right key still opens it, with everything in place.
+    let s = open(dir.path(), &k1).await;
+    assert!(s.get_tenant("t1").await.unwrap().is_some());
+    assert_eq!(s.load_session_value("i1", "creds").await.unwrap(), Some(b"kept".to_vec()));
+    s.close().await;
+}
+
+#[tokio::test]
+async fn data_persists_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::generate();
+    let s = open(dir.path(), &key).await;
+    with_tenant(&s, "t1").await;
+    let mut a = instance("i1", "t1", "a");
+    a.proxy = Some(ProxyUrl::parse("socks5://user:pw@10.0.0.1:1080").unwrap());
+    s.create_instance(&a).await.unwrap();
+    s.put_pool("t1", "default", Strategy::LeastUsed).await.unwrap();
+    let ev = s.append_event(&event("t1", None, "instance.qr")).await.unwrap();
+    s.close().await;
+    drop(s);
+
+    // Same key, from a key parsed back from its text form.
+    let key = MasterKey::from_base64(&key.to_base64()).unwrap();
+    let s = open(dir.path(), &key).await;
+    assert_eq!(s.get_instance("t1", "i1").await.unwrap(), Some(a));
+    assert_eq!(s.list_pools("t1").await.unwrap()[0].strategy, Strategy::LeastUsed);
+    assert_eq!(s.events_after("t1", 0, 10).await.unwrap(), vec![ev.clone()]);
+    // Ids keep growing after a reopen.
+    let ev2 = s.append_event(&event("t1", None, "instance.qr")).await.unwrap();
+    assert!(ev2.id > ev.id);
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_disk_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), &MasterKey::generate()).await;
+    with_tenant(&s, "t1").await;
+    let mut a = instance("i1", "t1", "a");
+    a.proxy = Some(ProxyUrl::parse("socks5://alice:hunter2-proxy-pass@10.0.0.1:1080").unwrap());
+    s.create_instance(&a).await.unwrap();
+    s.save_session_value("i1", "creds", b"SECRET-SESSION-MATERIAL-1234567890").await.unwrap();
+    // Read back while open, so the test proves the values were really written.
+    assert_eq!(s.get_instance("t1", "i1").await.unwrap(), Some(a));
+    // Look at the files while the WAL still holds the writes, and again after closing.
+    let open_files = snapshot(dir.path());
+    s.close().await;
+    let closed_files = snapshot(dir.path());
+    assert!(closed_files.contains_key("bzapper.db"));
+    for (name, bytes) in open_files.iter().chain(closed_files.iter()) {
+        for secret in [&b"SECRET-SESSION-MATERIAL"[..], b"hunter2-proxy-pass"] {
+            assert!(
+                !contains(bytes, secret),
+                "{} in clear in {name}",
+                String::from_utf8_lossy(secret)
+            );
+        }
+    }
+    // Sanity check of the search itself: unsealed names are plainly there.
+    assert!(closed_files.values().any(|b| contains(b, b"tenant t1")));
+}
+
+#[tokio::test]
+async fn pools_list_the_default_stored_and_used_ones() {
+    let (_dir, s) = fresh().await;
+    with_tenant(&s, "t1").await;
+    with_tenant(&s, "t2").await;
+    let pools = s.list_pools("t1").await.unwrap();
+    assert_eq!(pools, [Pool { name: "default".into(), strategy: Strategy::RoundRobin }]);
+
+    let mut a = instance("i1", "t1", "a");
+    a.pool = "sales".into();
+    s.create_instance(&a).await.unwrap();
+    let mut b = instance("i2", "t1", "b");
+    b.pool = "sales".into();
+    s.create_instance(&b).await.unwrap();
+    assert_eq!(
+        s.put_pool("t1", "vip", Strategy::HealthWeighted).await.unwrap(),
+        Pool { name: "vip".into(), strategy: Strategy::HealthWeighted }
+    );
+    s.put_pool("t1", "alpha", Strategy::LeastUsed).await.unwrap();
+    s.put_pool("t1", "vip", Strategy::LeastUsed).await.unwrap();
+    s.put_pool("t2", "zeta", Strategy::LeastUsed).await.unwrap();
+    let got: Vec<_> =
+        s.list_pools("t1").await.unwrap().into_iter().map(|p| (p.name, p.strategy)).collect();
+    assert_eq!(
+        got,
+        [
+            ("alpha".to_string(), Strategy::LeastUsed),
+            ("default".to_string(), Strategy::RoundRobin),
+            ("sales".to_string(), Strategy::RoundRobin),
+            ("vip".to_string(), Strategy::LeastUsed),
+        ]
+    );
+    s.put_pool("t1", "default", Strategy::HealthWeighted).await.unwrap();
+    assert_eq!(s.list_pools("t1").await.unwrap()[1].strategy, Strategy::HealthWeighted);
+    assert_eq!(s.list_pools("t2").await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn the_event_log() {
+    let (_dir, s) = fresh().await;
+    let t0 = now_millis() - Duration::days(10);
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        let tenant = if n % 2 == 0 { "t1" } else { "t2" };
+        let mut e = event(tenant, Some("i1"), &format!("kind.{n}"));
+        e.created_at = t0 + Duration::days(n);
+        let got = s.append_event(&e).await.unwrap();
+        assert_eq!(
+            (&got.tenant_id, &got.instance_id, &got.kind, &got.data, got.created_at),
+            (&e.tenant_id, &e.instance_id, &e.kind, &e.data, e.created_at)
+        );
+        ids.push(got.id);
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+
+    let t1 = s.events_after("t1", 0, 100).await.unwrap();
+    assert_eq!(
+        t1.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [ids[0], ids[2], ids[4], ids[6], ids[8]]
+    );
+    assert!(t1.iter().all(|e| e.tenant_id == "t1"));
+    let page = s.events_after("t1", ids[2], 2).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[4], ids[6]]);
+    assert_eq!(page[0].kind, "kind.4");
+    assert_eq!(page[0].data, json!({"status": "connected", "n": [1, 2, 3]}));
+    assert!(s.events_after("t1", ids[8], 100).await.unwrap().is_empty());
+    assert!(s.events_after("t1", 0, 0).await.unwrap().is_empty());
+    let none = s.append_event(&event("t1", None, "x")).await.unwrap();
+    assert_eq!(s.events_after("t1", ids[8], 1).await.unwrap()[0].instance_id, None);
+    assert!(none.id > ids[9]);
+
+    // Prune the five oldest (days 0..=4), across tenants; the cut is exclusive.
+    assert_eq!(s.prune_events(t0 + Duration::days(5)).await.unwrap(), 5);
+    assert_eq!(s.prune_events(t0 + Duration::days(5)).await.unwrap(), 0);
+    let left = s.events_after("t1", 0, 100).await.unwrap();
+    assert_eq!(left.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[6], ids[8], none.id]);
+    // A sub-millisecond cut still removes an event from earlier in that millisecond.
+    assert_eq!(
+        s.prune_events(t0 + Duration::days(5) + Duration::nanoseconds(500)).await.unwrap(),
+        1
+    );
+    // Pruning the newest does not let ids be reused.
+    assert_eq!(s.prune_events(now_millis() + Duration::days(1)).await.unwrap(), 5);
+    let again = s.append_event(&event("t1", None, "x")).await.unwrap();
+    assert!(again.id > none.id);
+}
+
+#[tokio::test]
+async fn every_way_of_naming_the_database_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let key = MasterKey::generate();
+    for location in [
+        format!("sqlite://{d}/url.db?mode=rwc"),
+        format!("sqlite:{d}/short.db"),
+        format!("{d}/nested/dirs/bare.db"),
+        "sqlite::memory:".to_string(),
+    ] {
+        let s = SqliteStore::open(&location, Sealer::new(key.clone())).await.unwrap();
+        with_tenant(&s, "t1").await;
+        assert_eq!(s.list_tenants().await.unwrap().len(), 1, "{location}");
+        s.ping().await.unwrap();
+        let mode: String =
+            sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&s.pool).await.unwrap();
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&s.pool).await.unwrap();
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&s.pool).await.unwrap();
+        if location != "sqlite::memory:" {
+            assert_eq!(mode, "wal", "{location}");
+        }
+        assert_eq!((sync, fk), (2, 1), "{location}: synchronous=FULL, foreign_keys=ON");
+        s.close().await;
+    }
+    for file in ["url.db", "short.db", "nested/dirs/bare.db"] {
+        assert!(dir.path().join(file).exists(), "{file}");
+    }
+    // A reopen with the same key does not re-initialise the key check.
+    let s =
+        SqliteStore::open(&format!("sqlite:{d}/short.db"), Sealer::new(key.clone())).await.unwrap();
+    assert_eq!(s.list_tenants().await.unwrap().len(), 1);
+    assert_eq!(count(&s, "meta").await, 2);
+    assert_eq!(s.sealer().key_id(), key.key_id());
+}
