@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the HTTP API with schemathesis (from PyPI) against the served /openapi.json, once with
 # the admin token and once with a tenant key: no 5xx, and every response matches its schema.
+# The three routes API.md fixes as 501 `not_implemented` are left out (an integration test
+# checks them); a 5xx anywhere else fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +35,8 @@ for token in "$admin" "$key"; do
     --checks not_a_server_error,response_schema_conformance,content_type_conformance \
     --phases examples,coverage,fuzzing \
     --max-examples 40 --seed 7 --workers 2 --no-color \
-    --warnings off || status=1
+    --warnings off \
+    --exclude-path-regex '^/v1/(calls|labels|messages/forward)$' || status=1
 done
 if grep -E '"level":"ERROR"|ERROR' "$data/gateway.log" | head -5; then
   echo "the gateway logged errors during fuzzing"; status=1

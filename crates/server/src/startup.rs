@@ -12,7 +12,7 @@ use bzapper_driver::sim::{SimConfig, SimDriver, SimNet, SimNetwork};
 use bzapper_driver::Driver;
 use bzapper_store::{Sealer, SqliteStore, Store};
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::auth::sha256;
 use crate::config::{Config, DriverKind};
@@ -90,7 +90,12 @@ impl Application {
         });
         let router = crate::routes::router()
             .layer(DefaultBodyLimit::max(config.body_limit_bytes))
-            .layer(TraceLayer::new_for_http())
+            // A 5xx the gateway means to send (501) is not a failure of the gateway; real internal
+            // errors are logged at ERROR where they happen (`ApiError::internal`).
+            .layer(
+                TraceLayer::new_for_http()
+                    .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
+            )
             .with_state(state);
         let listener = TcpListener::bind(config.listen)
             .await

@@ -60,10 +60,13 @@ impl From<LimitsInput> for LimitsPatch {
 #[serde(deny_unknown_fields)]
 pub struct CreateInstance {
     /// 1 to 64 characters, unique within the tenant.
+    #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
     pub name: String,
     /// Pool name (default `default`).
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     pub pool: Option<String>,
     /// Days of warming after the first connection (0 to 60, default 5).
+    #[schema(minimum = 0, maximum = 60)]
     pub warming_days: Option<i64>,
     /// `socks5://user:pass@host:port` or `http://host:port`.
     pub proxy: Option<String>,
@@ -74,8 +77,11 @@ pub struct CreateInstance {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchInstance {
+    #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
     pub name: Option<String>,
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     pub pool: Option<String>,
+    #[schema(minimum = 0, maximum = 60)]
     pub warming_days: Option<i64>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
@@ -445,6 +451,7 @@ pub async fn qr(
 #[serde(deny_unknown_fields)]
 pub struct PairCodeRequest {
     /// The number to link, e.g. `+5511999999999`.
+    #[schema(min_length = 8, max_length = 32)]
     pub phone: String,
 }
 

@@ -38,6 +38,7 @@ fn sim_error(e: SimError) -> ApiError {
 #[serde(deny_unknown_fields)]
 pub struct ScanBody {
     /// The phone that scans, e.g. `+5511999999999`.
+    #[schema(min_length = 8, max_length = 32)]
     pub phone: String,
 }
 
@@ -121,6 +122,7 @@ pub async fn drop_connection(
 #[serde(deny_unknown_fields)]
 pub struct InboundBody {
     /// The contact writing: a phone number or JID.
+    #[schema(min_length = 8, max_length = 64)]
     pub from: String,
     /// Address the contact by LID, as WhatsApp increasingly does.
     #[serde(default)]

@@ -20,6 +20,7 @@ use crate::time::now;
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     /// 1 to 64 characters.
+    #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
     pub name: String,
 }
 

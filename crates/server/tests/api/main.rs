@@ -8,3 +8,4 @@ mod bad_input;
 mod instances;
 mod persistence;
 mod quickstart;
+mod simnet;

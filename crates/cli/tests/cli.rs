@@ -1,0 +1,96 @@
+//! The `bzapper` binary as an operator meets it: help, refusal without a driver, first start.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bzapper() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bzapper"));
+    for v in ["BZAPPER_MASTER_KEY", "BZAPPER_ADMIN_TOKEN", "DATABASE_URL", "BZAPPER_SIM_URL"] {
+        c.env_remove(v);
+    }
+    c
+}
+
+#[test]
+fn help_documents_every_option() {
+    let out = bzapper().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["serve", "simnet", "keygen"] {
+        assert!(text.contains(cmd), "{cmd} missing from --help");
+    }
+    let out = bzapper().args(["serve", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for opt in [
+        "--listen",
+        "BZAPPER_LISTEN",
+        "--data-dir",
+        "BZAPPER_DATA_DIR",
+        "--database-url",
+        "DATABASE_URL",
+        "--sim",
+        "--sim-url",
+        "BZAPPER_SIM_URL",
+        "BZAPPER_MASTER_KEY",
+        "BZAPPER_ADMIN_TOKEN",
+        "--body-limit",
+    ] {
+        assert!(text.contains(opt), "{opt} missing from serve --help");
+    }
+}
+
+#[test]
+fn serve_without_a_driver_says_so_and_fails_without_touching_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = bzapper()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--sim"), "{err}");
+    assert!(!data.exists());
+}
+
+#[test]
+fn keygen_prints_a_32_byte_key() {
+    let out = bzapper().arg("keygen").output().unwrap();
+    assert!(out.status.success());
+    let key = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(key.trim().len(), 44, "{key}");
+}
+
+#[test]
+fn the_first_start_creates_private_secrets_and_prints_the_token_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = bzapper()
+        .args(["serve", "--sim", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut token_path = None;
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(p) = line.strip_prefix("admin token generated into ") {
+            token_path = Some(p.to_string());
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let token_path = token_path.expect("the token path is printed");
+    for f in [token_path.as_str(), data.join("master.key").to_str().unwrap()] {
+        let mode = std::fs::metadata(f).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    assert!(data.join("bzapper.db").exists());
+}
