@@ -5,7 +5,9 @@
 pub mod instance;
 pub mod jid;
 pub mod limits;
+pub mod menu;
 pub mod proxy;
+pub mod sending;
 pub mod validate;
 pub mod warming;
 

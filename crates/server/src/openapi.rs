@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{health, instances, not_implemented, pools, sim, tenants};
+use crate::routes::{health, instances, messages, not_implemented, pools, sim, tenants};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,7 @@ use crate::routes::{health, instances, not_implemented, pools, sim, tenants};
         instances::connect, instances::disconnect, instances::logout, instances::qr,
         instances::pair_code,
         pools::list, pools::put,
+        messages::send, messages::get, messages::list,
         not_implemented::forward, not_implemented::labels, not_implemented::calls,
         sim::scan, sim::drop_connection, sim::inbound, sim::outbox,
     ),

@@ -16,6 +16,8 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::auth::sha256;
 use crate::config::{Config, DriverKind};
+use crate::recorder::Recorder;
+use crate::scheduler::Scheduler;
 use crate::secrets::{self, Source};
 use crate::state::{AppState, Inner};
 use crate::supervisor::Supervisor;
@@ -78,13 +80,18 @@ impl Application {
             secrets::admin_token(config.admin_token.as_deref(), &config.data_dir)?;
 
         let dyn_store: Arc<dyn Store> = store.clone();
-        let supervisor = Supervisor::spawn(dyn_store.clone(), driver);
+        let recorder = Recorder::new(dyn_store.clone());
+        let scheduler = Scheduler::new(dyn_store.clone(), recorder.clone());
+        scheduler.start().await.context("loading the send queue")?;
+        let supervisor =
+            Supervisor::spawn(dyn_store.clone(), driver, recorder.clone(), scheduler.clone());
         let resumed = supervisor.resume_all().await.context("resuming instances")?;
         tracing::info!(resumed, "instances resumed");
 
         let state = AppState::new(Inner {
             store: dyn_store,
             supervisor: supervisor.clone(),
+            scheduler,
             admin_token_hash: sha256(admin_token.as_bytes()),
             sim,
         });
@@ -152,7 +159,7 @@ pub async fn serve_simnet(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
-    tracing::info!(addr = %listener.local_addr()?, "simulated WhatsApp network listening");
+    println!("bZapper simnet listening on http://{}", listener.local_addr()?);
     bzapper_driver::sim::serve(listener, Arc::new(SimNetwork::new(config)), shutdown).await?;
     Ok(())
 }

@@ -15,12 +15,14 @@ use bzapper_core::{InstanceState, Phone, Reason, Status, Transition, Trigger};
 use bzapper_driver::{
     ConnectOptions, Connection, DriverError, DriverEvent, DropKind, EventSink, PairCode,
 };
-use bzapper_store::{Event, Identity, InstanceRecord, NewEvent, StateChange, Store};
+use bzapper_store::{Identity, InstanceRecord, StateChange, Store};
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use tokio::sync::{broadcast, mpsc, watch, Mutex};
+use tokio::sync::{mpsc, watch, Mutex};
 
 use crate::events::message_received_data;
+use crate::recorder::Recorder;
+use crate::scheduler::Scheduler;
 use crate::session_bridge::InstanceSession;
 use crate::time::now;
 
@@ -59,21 +61,27 @@ pub struct Supervisor {
     tx: mpsc::UnboundedSender<(String, DriverEvent)>,
     running: Mutex<HashMap<String, Running>>,
     next_generation: AtomicU64,
-    bus: broadcast::Sender<Arc<Event>>,
+    recorder: Arc<Recorder>,
+    scheduler: Arc<Scheduler>,
 }
 
 impl Supervisor {
     /// Creates the supervisor and spawns the task that applies driver events.
-    pub fn spawn(store: Arc<dyn Store>, driver: Arc<dyn bzapper_driver::Driver>) -> Arc<Self> {
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        driver: Arc<dyn bzapper_driver::Driver>,
+        recorder: Arc<Recorder>,
+        scheduler: Arc<Scheduler>,
+    ) -> Arc<Self> {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let (bus, _) = broadcast::channel(4096);
         let sup = Arc::new(Supervisor {
             store,
             driver,
             tx,
             running: Mutex::new(HashMap::new()),
             next_generation: AtomicU64::new(1),
-            bus,
+            recorder,
+            scheduler,
         });
         let weak = Arc::downgrade(&sup);
         tokio::spawn(async move {
@@ -85,11 +93,6 @@ impl Supervisor {
             }
         });
         sup
-    }
-
-    /// Live feed of every recorded event (SSE reads the log first, then this).
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
-        self.bus.subscribe()
     }
 
     pub fn driver_name(&self) -> &'static str {
@@ -140,6 +143,7 @@ impl Supervisor {
                 events: EventSink::new(format!("{}#{generation}", rec.id), self.tx.clone()),
             })
             .await?;
+        self.scheduler.attach_connection(&rec.id, conn.clone());
         running.insert(
             rec.id.clone(),
             Running {
@@ -159,6 +163,7 @@ impl Supervisor {
         let mut running = self.running.lock().await;
         let from = match running.remove(&rec.id) {
             Some(r) => {
+                self.scheduler.detach_connection(&rec.id);
                 r.conn.stop().await;
                 r.state
             }
@@ -174,6 +179,7 @@ impl Supervisor {
         let mut running = self.running.lock().await;
         let from = match running.remove(&rec.id) {
             Some(r) => {
+                self.scheduler.detach_connection(&rec.id);
                 if let Err(e) = r.conn.logout().await {
                     // The local session is wiped below whatever the network said.
                     tracing::warn!(instance = %rec.id, error = %e, "logout at the network failed");
@@ -198,6 +204,7 @@ impl Supervisor {
             }
             r.conn.stop().await;
         }
+        self.scheduler.number_removed(&rec.id).await;
         self.store.delete_instance(&rec.tenant_id, &rec.id).await?;
         Ok(())
     }
@@ -296,7 +303,7 @@ impl Supervisor {
             DriverEvent::SessionUnreadable { detail } => Trigger::SessionUnreadable { detail },
             DriverEvent::Message(m) => {
                 let data = message_received_data(&m, run.own.0.as_deref(), run.own.1.as_deref());
-                return self.record(&tenant_id, id, "message.received", data).await.map(drop);
+                return self.record(&tenant_id, id, "message.received", data).await;
             }
         };
         let t = match run.state.apply(&trigger) {
@@ -320,6 +327,7 @@ impl Supervisor {
         if !t.to.is_active() {
             // The driver has ended this connection (logged out, banned, timed out, unreadable).
             if let Some(r) = running.remove(id) {
+                self.scheduler.detach_connection(id);
                 r.conn.stop().await;
             }
         }
@@ -339,6 +347,9 @@ impl Supervisor {
             return Ok(());
         }
         self.store.update_instance_state(id, &change).await?;
+        if let Some(rec) = self.store.get_instance_by_id(id).await? {
+            self.scheduler.number_changed(&rec, Some(t)).await;
+        }
         if !t.changed() {
             return Ok(());
         }
@@ -369,20 +380,9 @@ impl Supervisor {
         instance_id: &str,
         kind: &str,
         data: serde_json::Value,
-    ) -> Result<Arc<Event>, SupervisorError> {
-        let ev = self
-            .store
-            .append_event(&NewEvent {
-                tenant_id: tenant_id.to_string(),
-                instance_id: Some(instance_id.to_string()),
-                kind: kind.to_string(),
-                data,
-                created_at: now(),
-            })
-            .await?;
-        let ev = Arc::new(ev);
-        let _ = self.bus.send(ev.clone());
-        Ok(ev)
+    ) -> Result<(), SupervisorError> {
+        self.recorder.record(tenant_id, Some(instance_id), kind, data).await?;
+        Ok(())
     }
 }
 

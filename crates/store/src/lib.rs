@@ -69,6 +69,49 @@ pub trait InstanceStore: Send + Sync {
     async fn update_instance_state(&self, id: &str, change: &StateChange) -> Result<()>;
     /// Deletes the instance and its session. Returns false when missing.
     async fn delete_instance(&self, tenant_id: &str, id: &str) -> Result<bool>;
+    /// Records the number's health score.
+    async fn set_instance_health(&self, id: &str, score: u8) -> Result<()>;
+}
+
+/// Outbound messages: the durable send queue.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Stores a newly accepted message. A second message with the same tenant and
+    /// idempotency key is `Conflict`.
+    async fn insert_message(&self, m: &MessageRecord) -> Result<()>;
+    /// The message holding this idempotency key, if any.
+    async fn find_by_idempotency_key(
+        &self,
+        tenant_id: &str,
+        key: &str,
+    ) -> Result<Option<MessageRecord>>;
+    /// Frees an expired idempotency key so it can be used again.
+    async fn release_idempotency_key(&self, tenant_id: &str, key: &str) -> Result<()>;
+    async fn get_message(&self, tenant_id: &str, id: &str) -> Result<Option<MessageRecord>>;
+    async fn get_message_by_id(&self, id: &str) -> Result<Option<MessageRecord>>;
+    async fn list_messages(
+        &self,
+        tenant_id: &str,
+        filter: &MessageFilter,
+    ) -> Result<Vec<MessageRecord>>;
+    /// Records a status change; `sent_at` is set when the status becomes `sent`.
+    async fn update_message(&self, id: &str, update: &MessageUpdate) -> Result<()>;
+    /// Every queued or sending message of every tenant, oldest first (resumed at start).
+    async fn pending_messages(&self) -> Result<Vec<MessageRecord>>;
+    /// How many messages the number sent since `since` (for `stats.sent_today`).
+    async fn count_sent_since(&self, instance_id: &str, since: DateTime<Utc>) -> Result<u64>;
+    /// When the number's sends since `since` went out (the caps count them after a restart).
+    async fn sent_times_since(
+        &self,
+        instance_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>>;
+    /// The same for every number of the tenant at once: (instance id, count).
+    async fn count_sent_by_instance(
+        &self,
+        tenant_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(String, u64)>>;
 }
 
 /// One number's protocol state, as opaque values under keys, each sealed with the instance id
@@ -98,13 +141,22 @@ pub trait EventLog: Send + Sync {
     async fn append_event(&self, event: &NewEvent) -> Result<Event>;
     /// The tenant's events with id > `after_id`, oldest first, at most `limit`.
     async fn events_after(&self, tenant_id: &str, after_id: i64, limit: u32) -> Result<Vec<Event>>;
+    /// How many events of `kind` each of the tenant's numbers had since `since`.
+    async fn count_events_by_instance(
+        &self,
+        tenant_id: &str,
+        kind: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(String, u64)>>;
     /// Removes events older than `before`; returns how many.
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64>;
 }
 
 /// Everything the server needs from storage.
 #[async_trait]
-pub trait Store: TenantStore + InstanceStore + SessionStore + PoolStore + EventLog {
+pub trait Store:
+    TenantStore + InstanceStore + SessionStore + PoolStore + EventLog + MessageStore
+{
     /// A trivial query, for `/readyz`.
     async fn ping(&self) -> Result<()>;
 }

@@ -38,6 +38,8 @@ pub struct InstanceRecord {
     pub first_connected_at: Option<DateTime<Utc>>,
     pub connected_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// 0 to 100; below the threshold the number leaves rotation.
+    pub health_score: u8,
 }
 
 /// Who the number turned out to be when a phone linked it.
@@ -59,32 +61,8 @@ pub struct StateChange {
     pub clear_identity: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    RoundRobin,
-    LeastUsed,
-    HealthWeighted,
-}
-
-impl Strategy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Strategy::RoundRobin => "round_robin",
-            Strategy::LeastUsed => "least_used",
-            Strategy::HealthWeighted => "health_weighted",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "round_robin" => Strategy::RoundRobin,
-            "least_used" => Strategy::LeastUsed,
-            "health_weighted" => Strategy::HealthWeighted,
-            _ => return None,
-        })
-    }
-}
+/// A pool's rotation strategy (defined with the rest of the rotation rules in core).
+pub use bzapper_core::sending::Strategy;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pool {
@@ -109,4 +87,95 @@ pub struct Event {
     pub kind: String,
     pub data: serde_json::Value,
     pub created_at: DateTime<Utc>,
+}
+
+/// Where an outbound message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    Queued,
+    Sending,
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Queued => "queued",
+            MessageStatus::Sending => "sending",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Read => "read",
+            MessageStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => MessageStatus::Queued,
+            "sending" => MessageStatus::Sending,
+            "sent" => MessageStatus::Sent,
+            "delivered" => MessageStatus::Delivered,
+            "read" => MessageStatus::Read,
+            "failed" => MessageStatus::Failed,
+            _ => return None,
+        })
+    }
+
+    /// Queued or being sent: the message is still the gateway's to deliver.
+    pub fn is_pending(self) -> bool {
+        matches!(self, MessageStatus::Queued | MessageStatus::Sending)
+    }
+}
+
+/// An outbound message as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageRecord {
+    pub id: String,
+    pub tenant_id: String,
+    /// The WhatsApp message id, fixed at accept time.
+    pub wa_id: String,
+    /// The forced number, or the number that took the message from its pool's queue.
+    pub instance_id: Option<String>,
+    /// The client named the number: only that number may send it.
+    pub forced: bool,
+    pub pool: String,
+    /// The normalised recipient JID.
+    pub to: String,
+    /// The text that goes out (a menu already rendered as numbered text).
+    pub body: String,
+    pub mentions: Vec<String>,
+    /// The menu's options, kept to recognise a numbered reply later.
+    pub menu: Option<serde_json::Value>,
+    pub status: MessageStatus,
+    pub error: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Which messages `list_messages` returns, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageFilter {
+    pub instance_id: Option<String>,
+    pub status: Option<MessageStatus>,
+    /// At most this many (the caller caps it).
+    pub limit: u32,
+    /// Only messages older than this `(created_at ms, id)` position (keyset pagination).
+    pub before: Option<(i64, String)>,
+}
+
+/// A status change of a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageUpdate {
+    pub status: MessageStatus,
+    /// Set when a number takes the message (or cleared back to `None` when it returns to the
+    /// pool's queue).
+    pub instance_id: Option<String>,
+    pub error: Option<String>,
+    pub at: DateTime<Utc>,
 }

@@ -22,6 +22,7 @@ use crate::{
     TenantStore,
 };
 
+mod messages;
 #[cfg(test)]
 mod tests;
 
@@ -39,7 +40,8 @@ const MAX_CONNECTIONS: u32 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 const INSTANCE_COLUMNS: &str = "id, tenant_id, name, pool, status, reason, detail, phone, jid, \
-     lid, warming_days, proxy_sealed, limits_json, first_connected_at, connected_at, created_at";
+     lid, warming_days, proxy_sealed, limits_json, first_connected_at, connected_at, created_at, \
+     health_score";
 
 /// The store on one SQLite database. Cloning is cheap and shares the connection pool.
 #[derive(Clone, Debug)]
@@ -49,6 +51,8 @@ pub struct SqliteStore {
     /// Kept to open a lone connection at close (see [`SqliteStore::close`]).
     options: SqliteConnectOptions,
     in_memory: bool,
+    /// Group commit of accepted messages (see `messages::MessageWriter`).
+    writer: messages::MessageWriter,
 }
 
 impl SqliteStore {
@@ -107,7 +111,8 @@ impl SqliteStore {
             SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS)
         };
         let pool = pool_options.connect_with(options.clone()).await.map_err(cannot_open)?;
-        let store = SqliteStore { pool, sealer, options, in_memory };
+        let writer = messages::MessageWriter::spawn(pool.clone());
+        let store = SqliteStore { pool, sealer, options, in_memory, writer };
         let ready = match sqlx::migrate!("./migrations/sqlite").run(&store.pool).await {
             Ok(()) => store.init_master_key_check().await,
             Err(e) => Err(StoreError::Database(format!("database migrations failed: {e}"))),
@@ -230,6 +235,8 @@ impl SqliteStore {
             first_connected_at: opt_ts(col(row, "first_connected_at")?)?,
             connected_at: opt_ts(col(row, "connected_at")?)?,
             created_at: ts(col(row, "created_at")?)?,
+            health_score: u8::try_from(col::<i64>(row, "health_score")?.clamp(0, 100))
+                .unwrap_or(100),
             id,
         })
     }
@@ -487,7 +494,7 @@ impl InstanceStore for SqliteStore {
         sqlx::query(
             "INSERT INTO instances (id, tenant_id, name, pool, status, reason, detail, phone, jid, \
              lid, warming_days, proxy_sealed, limits_json, first_connected_at, connected_at, \
-             created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             created_at, health_score) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&rec.id)
         .bind(&rec.tenant_id)
@@ -505,6 +512,7 @@ impl InstanceStore for SqliteStore {
         .bind(rec.first_connected_at.map(to_millis))
         .bind(rec.connected_at.map(to_millis))
         .bind(to_millis(rec.created_at))
+        .bind(i64::from(rec.health_score))
         .execute(&self.pool)
         .await
         .map_err(|e| write_err(e, |msg| instance_conflict(msg, rec)))?;
@@ -584,6 +592,10 @@ impl InstanceStore for SqliteStore {
         Ok(())
     }
 
+    async fn set_instance_health(&self, id: &str, score: u8) -> Result<()> {
+        self.set_health(id, score).await
+    }
+
     async fn delete_instance(&self, tenant_id: &str, id: &str) -> Result<bool> {
         // session_values follow by ON DELETE CASCADE.
         let done = sqlx::query("DELETE FROM instances WHERE id = ? AND tenant_id = ?")
@@ -593,6 +605,18 @@ impl InstanceStore for SqliteStore {
             .await
             .map_err(db)?;
         Ok(done.rows_affected() > 0)
+    }
+}
+
+impl SqliteStore {
+    async fn set_health(&self, id: &str, score: u8) -> Result<()> {
+        sqlx::query("UPDATE instances SET health_score = ? WHERE id = ?")
+            .bind(i64::from(score.min(100)))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
     }
 }
 
@@ -749,6 +773,25 @@ impl EventLog for SqliteStore {
         .await
         .map_err(db)?;
         rows.iter().map(event_from_row).collect()
+    }
+
+    async fn count_events_by_instance(
+        &self,
+        tenant_id: &str,
+        kind: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(String, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT instance_id, COUNT(*) FROM events WHERE tenant_id = ? AND kind = ? \
+             AND created_at >= ? AND instance_id IS NOT NULL GROUP BY instance_id",
+        )
+        .bind(tenant_id)
+        .bind(kind)
+        .bind(to_millis(since))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows.into_iter().map(|(i, n)| (i, n.max(0) as u64)).collect())
     }
 
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64> {

@@ -120,6 +120,10 @@ struct State {
     lid_owners: HashMap<String, Phone>,
     groups: HashMap<Jid, Group>,
     outboxes: HashMap<String, VecDeque<OutboxEntry>>,
+    /// Message ids each account has sent, with the time of their ack. Like WhatsApp, the
+    /// network accepts a message id once per sender: a resend of the same id (a gateway
+    /// retrying after a crash) is acked again and not delivered twice.
+    sent_ids: HashMap<Phone, HashMap<String, DateTime<Utc>>>,
 }
 
 struct Device {
@@ -408,8 +412,13 @@ impl SimNetwork {
     fn send_now(&self, instance_id: &str, msg: OutgoingText) -> Result<SendAck, SimError> {
         let mut st = lock(&self.state);
         let (_, _, phone) = st.connected(instance_id)?;
+        let phone = phone.clone();
+        if let Some(at) = st.sent_ids.get(&phone).and_then(|ids| ids.get(&msg.id)) {
+            return Ok(SendAck { id: msg.id, at: *at });
+        }
         let me = phone.jid();
         let at = Utc::now();
+        st.sent_ids.entry(phone).or_default().insert(msg.id.clone(), at);
         if msg.to.is_group() {
             st.touch_group(&msg.to, [me]);
         }

@@ -151,7 +151,46 @@ pub struct InstanceList {
     pub items: Vec<InstanceView>,
 }
 
-pub fn view(rec: &InstanceRecord) -> InstanceView {
+/// Live figures of a number that the record alone does not hold.
+#[derive(Default, Clone, Copy)]
+pub struct Live {
+    pub health: Option<(u8, bool)>,
+    pub sent_today: u64,
+    pub received_today: u64,
+}
+
+/// Live figures of the tenant's numbers (all, or the one given), by instance id.
+pub async fn live(
+    state: &AppState,
+    tenant_id: &str,
+    recs: &[InstanceRecord],
+) -> ApiResult<std::collections::HashMap<String, Live>> {
+    let day_start = Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+    let mut out: std::collections::HashMap<String, Live> = recs
+        .iter()
+        .map(|r| (r.id.clone(), Live { health: state.scheduler.health(&r.id), ..Live::default() }))
+        .collect();
+    for (id, n) in state.store.count_sent_by_instance(tenant_id, day_start).await? {
+        if let Some(l) = out.get_mut(&id) {
+            l.sent_today = n;
+        }
+    }
+    for (id, n) in
+        state.store.count_events_by_instance(tenant_id, "message.received", day_start).await?
+    {
+        if let Some(l) = out.get_mut(&id) {
+            l.received_today = n;
+        }
+    }
+    Ok(out)
+}
+
+async fn full_view(state: &AppState, rec: &InstanceRecord) -> ApiResult<InstanceView> {
+    let live = live(state, &rec.tenant_id, std::slice::from_ref(rec)).await?;
+    Ok(view(rec, live.get(&rec.id).copied().unwrap_or_default()))
+}
+
+pub fn view(rec: &InstanceRecord, live: Live) -> InstanceView {
     let limits = Limits::default().merged(&rec.limits).unwrap_or_default();
     let w = Warming::at(rec.warming_days, rec.first_connected_at, Utc::now());
     let s = &rec.state;
@@ -166,11 +205,12 @@ pub fn view(rec: &InstanceRecord) -> InstanceView {
         jid: rec.jid.clone(),
         lid: rec.lid.clone(),
         warming: WarmingView { days: w.days, until: w.until, active: w.active },
-        // Scoring arrives with the sending work; until then a connected number that is not
-        // banned is fully healthy and in rotation.
-        health: HealthView {
-            score: 100,
-            in_rotation: s.status == Status::Connected && s.reason != Some(Reason::Banned),
+        health: {
+            let (score, in_rotation) = live.health.unwrap_or((
+                rec.health_score,
+                s.status == Status::Connected && s.reason != Some(Reason::Banned),
+            ));
+            HealthView { score, in_rotation }
         },
         proxy: rec.proxy.as_ref().map(ProxyUrl::redacted),
         limits: LimitsView {
@@ -180,7 +220,7 @@ pub fn view(rec: &InstanceRecord) -> InstanceView {
             min_gap_ms: limits.min_gap_ms,
             max_gap_ms: limits.max_gap_ms,
         },
-        stats: StatsView { sent_today: 0, received_today: 0 },
+        stats: StatsView { sent_today: live.sent_today, received_today: live.received_today },
         created_at: rec.created_at,
         connected_at: rec.connected_at,
     }
@@ -259,10 +299,11 @@ pub async fn create(
         first_connected_at: None,
         connected_at: None,
         created_at: now(),
+        health_score: 100,
     };
     state.store.create_instance(&rec).await.map_err(name_taken)?;
     rec.state = state.supervisor.start(&rec).await.map_err(supervisor_error)?;
-    Ok((StatusCode::CREATED, JsonOut(view(&rec))))
+    Ok((StatusCode::CREATED, JsonOut(full_view(&state, &rec).await?)))
 }
 
 /// Lists the tenant's instances.
@@ -272,7 +313,10 @@ pub async fn list(
     tenant: Tenant,
     State(state): State<AppState>,
 ) -> ApiResult<JsonOut<InstanceList>> {
-    let items = state.store.list_instances(&tenant.tenant_id).await?.iter().map(view).collect();
+    let recs = state.store.list_instances(&tenant.tenant_id).await?;
+    let live = live(&state, &tenant.tenant_id, &recs).await?;
+    let items =
+        recs.iter().map(|r| view(r, live.get(&r.id).copied().unwrap_or_default())).collect();
     Ok(JsonOut(InstanceList { items }))
 }
 
@@ -285,7 +329,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<JsonOut<InstanceView>> {
-    Ok(JsonOut(view(&load(&state, &tenant, &id).await?)))
+    Ok(JsonOut(full_view(&state, &load(&state, &tenant, &id).await?).await?))
 }
 
 /// Changes name, pool, warming days, proxy or limits. A new proxy applies at the next connect.
@@ -334,7 +378,9 @@ pub async fn patch(
     if !state.store.update_instance_settings(&rec).await.map_err(name_taken)? {
         return Err(ApiError::not_found());
     }
-    Ok(JsonOut(view(&rec)))
+    // A new pool or limits take effect for the next send.
+    state.scheduler.number_changed(&rec, None).await;
+    Ok(JsonOut(full_view(&state, &rec).await?))
 }
 
 /// Logs the number out, wipes its session and deletes the instance.
@@ -352,7 +398,7 @@ pub async fn delete(
 }
 
 async fn after(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<JsonOut<InstanceView>> {
-    Ok(JsonOut(view(&load(state, tenant, id).await?)))
+    Ok(JsonOut(full_view(state, &load(state, tenant, id).await?).await?))
 }
 
 /// Connects the number (a QR code when it has no session). Connecting a running number

@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod instances;
+pub mod messages;
 pub mod not_implemented;
 pub mod pools;
 pub mod sim;
@@ -35,6 +36,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/instances/{id}/pair-code", post(instances::pair_code))
         .route("/v1/pools", get(pools::list))
         .route("/v1/pools/{name}", put(pools::put))
+        .route("/v1/messages", post(messages::send).get(messages::list))
+        .route("/v1/messages/{id}", get(messages::get))
         .route("/v1/messages/forward", post(not_implemented::forward))
         .route("/v1/labels", post(not_implemented::labels))
         .route("/v1/calls", post(not_implemented::calls))

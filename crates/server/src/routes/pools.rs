@@ -80,5 +80,6 @@ pub async fn put(
 ) -> ApiResult<JsonOut<PoolView>> {
     let name = validate::pool_name(&name).map_err(ApiError::invalid)?;
     let p = state.store.put_pool(&tenant.tenant_id, &name, body.strategy.into()).await?;
+    state.scheduler.set_strategy(&tenant.tenant_id, &p.name, p.strategy);
     Ok(JsonOut(PoolView { name: p.name, strategy: p.strategy.as_str().into() }))
 }

@@ -169,3 +169,51 @@ impl Drop for TestApp {
 pub fn id(v: &Value) -> String {
     v["id"].as_str().unwrap().to_string()
 }
+
+/// Limits that keep the anti-ban pacing but make tests quick: no gap between sends.
+pub fn fast_limits() -> Value {
+    json!({"min_gap_ms": 0, "max_gap_ms": 20, "per_minute": 60, "per_hour": 600, "per_day": 6000})
+}
+
+impl TestApp {
+    /// A connected number with quick limits, in `pool`.
+    pub async fn fast_number(&self, key: &str, name: &str, phone: &str, pool: &str) -> String {
+        let (s, v) = self
+            .post(
+                "/v1/instances",
+                key,
+                json!({"name": name, "pool": pool, "limits": fast_limits(), "warming_days": 0}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let iid = id(&v);
+        let (s, v) = self.get(&format!("/v1/instances/{iid}/qr"), key).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (s, v) = self
+            .post(&format!("/v1/sim/instances/{iid}/scan"), ADMIN, json!({"phone": phone}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        self.wait_status(key, &iid, "connected").await;
+        iid
+    }
+
+    /// Polls a message until its status is one of `statuses` (20 s at most).
+    pub async fn wait_message(&self, key: &str, mid: &str, statuses: &[&str]) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (s, v) = self.get(&format!("/v1/messages/{mid}"), key).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            if statuses.iter().any(|st| v["status"] == *st) {
+                return v;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "message {mid} stuck: {v}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn outbox(&self, iid: &str) -> Vec<Value> {
+        let (s, v) = self.get(&format!("/v1/sim/instances/{iid}/outbox"), ADMIN).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["items"].as_array().unwrap().clone()
+    }
+}

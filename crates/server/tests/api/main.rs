@@ -6,6 +6,7 @@ mod helpers;
 mod auth;
 mod bad_input;
 mod instances;
+mod messages;
 mod persistence;
 mod quickstart;
 mod simnet;

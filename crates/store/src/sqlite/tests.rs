@@ -8,7 +8,10 @@ use chrono::Duration;
 use serde_json::json;
 
 use super::*;
-use crate::{apply_state_change, now_millis, Identity, MasterKey};
+use crate::{
+    apply_state_change, now_millis, Identity, MasterKey, MessageFilter, MessageRecord,
+    MessageStatus, MessageStore, MessageUpdate,
+};
 
 fn db_path(dir: &Path) -> PathBuf {
     dir.join("bzapper.db")
@@ -59,6 +62,7 @@ fn instance(id: &str, tenant_id: &str, name: &str) -> InstanceRecord {
         first_connected_at: None,
         connected_at: None,
         created_at: now_millis(),
+        health_score: 100,
     }
 }
 
@@ -634,4 +638,100 @@ async fn every_way_of_naming_the_database_works() {
     assert_eq!(s.list_tenants().await.unwrap().len(), 1);
     assert_eq!(count(&s, "meta").await, 2);
     assert_eq!(s.sealer().key_id(), key.key_id());
+}
+
+fn message(id: &str, tenant_id: &str, key: Option<&str>) -> MessageRecord {
+    let at = now_millis();
+    MessageRecord {
+        id: id.into(),
+        tenant_id: tenant_id.into(),
+        wa_id: format!("3EB0{id}"),
+        instance_id: None,
+        forced: false,
+        pool: "default".into(),
+        to: "5511999990001@s.whatsapp.net".into(),
+        body: "hello".into(),
+        mentions: vec!["5511999990002@s.whatsapp.net".into()],
+        menu: Some(json!({"options": [{"id": "a", "title": "Pay"}]})),
+        status: MessageStatus::Queued,
+        error: None,
+        idempotency_key: key.map(Into::into),
+        created_at: at,
+        updated_at: at,
+        sent_at: None,
+    }
+}
+
+#[tokio::test]
+async fn messages_queue_update_and_list() {
+    let (_dir, store) = fresh().await;
+    with_tenant(&store, "t1").await;
+    with_tenant(&store, "t2").await;
+    store.create_instance(&instance("i1", "t1", "n1")).await.unwrap();
+    let m1 = message("m1", "t1", Some("k1"));
+    store.insert_message(&m1).await.unwrap();
+    assert_eq!(store.get_message("t1", "m1").await.unwrap().unwrap(), m1);
+    assert!(store.get_message("t2", "m1").await.unwrap().is_none(), "tenant isolation");
+
+    // The same idempotency key is a conflict within the tenant, not across tenants.
+    let dup = message("m2", "t1", Some("k1"));
+    assert!(matches!(store.insert_message(&dup).await, Err(StoreError::Conflict(_))));
+    store.insert_message(&message("m3", "t2", Some("k1"))).await.unwrap();
+    assert_eq!(store.find_by_idempotency_key("t1", "k1").await.unwrap().unwrap().id, "m1");
+    store.release_idempotency_key("t1", "k1").await.unwrap();
+    assert!(store.find_by_idempotency_key("t1", "k1").await.unwrap().is_none());
+    store.insert_message(&dup).await.unwrap();
+
+    assert_eq!(store.pending_messages().await.unwrap().len(), 3);
+    let at = now_millis();
+    store
+        .update_message(
+            "m1",
+            &MessageUpdate {
+                status: MessageStatus::Sent,
+                instance_id: Some("i1".into()),
+                error: None,
+                at,
+            },
+        )
+        .await
+        .unwrap();
+    let sent = store.get_message("t1", "m1").await.unwrap().unwrap();
+    assert_eq!(
+        (sent.status, sent.sent_at, sent.instance_id.as_deref()),
+        (MessageStatus::Sent, Some(at), Some("i1"))
+    );
+    assert_eq!(store.count_sent_since("i1", at).await.unwrap(), 1);
+    assert_eq!(store.pending_messages().await.unwrap().len(), 2);
+
+    let all = MessageFilter { limit: 10, ..Default::default() };
+    assert_eq!(store.list_messages("t1", &all).await.unwrap().len(), 2);
+    let by_status =
+        MessageFilter { status: Some(MessageStatus::Sent), limit: 10, ..Default::default() };
+    assert_eq!(store.list_messages("t1", &by_status).await.unwrap().len(), 1);
+    let page1 =
+        store.list_messages("t1", &MessageFilter { limit: 1, ..Default::default() }).await.unwrap();
+    let last = &page1[0];
+    let page2 = store
+        .list_messages(
+            "t1",
+            &MessageFilter {
+                limit: 1,
+                before: Some((crate::time::to_millis(last.created_at), last.id.clone())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page2.len(), 1);
+    assert_ne!(page2[0].id, last.id);
+}
+
+#[tokio::test]
+async fn health_scores_persist() {
+    let (_dir, store) = fresh().await;
+    with_tenant(&store, "t1").await;
+    store.create_instance(&instance("i1", "t1", "n1")).await.unwrap();
+    store.set_instance_health("i1", 37).await.unwrap();
+    assert_eq!(store.get_instance_by_id("i1").await.unwrap().unwrap().health_score, 37);
 }

@@ -1,0 +1,130 @@
+//! Accept throughput of `POST /v1/messages`: messages per second and p50/p99 latency, on
+//! SQLite with the simulated network, from a load generator on loopback.
+//!
+//! `cargo bench -p bzapper --bench accept_load` (env `BZAPPER_BENCH_SECS`, default 10;
+//! `BZAPPER_BENCH_CONCURRENCY`, default 64). It runs the release `bzapper serve --sim` as a
+//! child process; this process is the load generator, sharing the same 2 cores.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const ADMIN: &str = "bench-admin-token-0123456789";
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let secs = env_or("BZAPPER_BENCH_SECS", 10);
+    let concurrency = env_or("BZAPPER_BENCH_CONCURRENCY", 64) as usize;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bzapper"))
+        .args(["serve", "--sim", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("BZAPPER_ADMIN_TOKEN", ADMIN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(b) = line.strip_prefix("bZapper listening on ") {
+            break b.to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
+
+    let post = |url: String, token: &str, body: Value| {
+        let req = http.post(url).bearer_auth(token).json(&body);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let t = post(format!("{base}/v1/tenants"), ADMIN, json!({"name": "bench"})).await;
+    let key = t["api_key"].as_str().unwrap().to_string();
+    let inst = post(format!("{base}/v1/instances"), &key, json!({"name": "n1"})).await;
+    let id = inst["id"].as_str().unwrap().to_string();
+    http.get(format!("{base}/v1/instances/{id}/qr")).bearer_auth(&key).send().await.unwrap();
+    post(format!("{base}/v1/sim/instances/{id}/scan"), ADMIN, json!({"phone": "+5511900000001"}))
+        .await;
+    loop {
+        let v: Value = http
+            .get(format!("{base}/v1/instances/{id}"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["status"] == "connected" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..concurrency {
+        let (http, base, key, stop) = (http.clone(), base.clone(), key.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0u64;
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let res = http
+                    .post(format!("{base}/v1/messages"))
+                    .bearer_auth(&key)
+                    .json(&json!({"to": format!("+5511{:09}", 100_000_000 + w as u64 * 1_000_000 + i), "text": "load test"}))
+                    .send()
+                    .await;
+                match res {
+                    Ok(r) if r.status().as_u16() == 202 => {
+                        let _ = r.bytes().await;
+                        lat.push(t.elapsed());
+                    }
+                    _ => errors += 1,
+                }
+                i += 1;
+            }
+            (lat, errors)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    for w in workers {
+        let (l, e) = w.await.unwrap();
+        lat.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    lat.sort();
+    let pct =
+        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
+    println!(
+        "accepted:    {} in {:.1} s ({} errors), concurrency {concurrency}",
+        lat.len(),
+        elapsed,
+        errors
+    );
+    println!("throughput:  {:.0} messages/s", lat.len() as f64 / elapsed);
+    println!(
+        "latency:     p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        pct(1.0)
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -1,0 +1,500 @@
+//! The send scheduler: the runtime around `bzapper_core::sending::Dispatcher`. It keeps the
+//! dispatcher's picture of every number up to date (connected, health, warming, limits), feeds
+//! it the durable queue, and runs each send the dispatcher assigns: `composing` for a time that
+//! grows with the text, the send, `paused`, then the number rests for a human-like gap.
+//!
+//! Every decision (who sends next, caps, gaps, warming, health) is the dispatcher's, a pure
+//! function of state and clock; this module only does the I/O around it. Time comes from
+//! `tokio::time`, so tests can pause and advance it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as SyncMutex};
+
+use bzapper_core::sending::{
+    Assignment, Dispatcher, Health, HealthEvent, NumberInfo, QueuedMessage, Strategy,
+    WarmingSchedule, DEFAULT_THRESHOLD,
+};
+use bzapper_core::{Jid, Limits, Reason, Status, Transition};
+use bzapper_driver::{ChatState, Connection, DriverError, OutgoingText};
+use bzapper_store::{
+    InstanceRecord, MessageRecord, MessageStatus, MessageUpdate, Store, StoreError,
+};
+use chrono::Utc;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::recorder::Recorder;
+use crate::time::now;
+
+/// What the scheduler knows of one number besides what the dispatcher holds.
+struct Number {
+    tenant_id: String,
+    health: Health,
+    /// When the last recovery sweep looked at this number.
+    health_at_ms: i64,
+    status: Status,
+    reason: Option<Reason>,
+}
+
+struct Inner {
+    dispatcher: Dispatcher,
+    rng: StdRng,
+    numbers: HashMap<String, Number>,
+    connections: HashMap<String, Arc<dyn Connection>>,
+    /// Every queued or in-flight message, by id.
+    messages: HashMap<String, MessageRecord>,
+}
+
+pub struct Scheduler {
+    store: Arc<dyn Store>,
+    recorder: Arc<Recorder>,
+    inner: SyncMutex<Inner>,
+    wake: Notify,
+    threshold: u8,
+    /// The instant `epoch_ms` refers to: `now_ms` is wall-clock ms at start plus tokio time
+    /// elapsed since, so pausing tokio's clock in tests pauses the scheduler too.
+    epoch: Instant,
+    epoch_ms: i64,
+}
+
+impl Scheduler {
+    pub fn new(store: Arc<dyn Store>, recorder: Arc<Recorder>) -> Arc<Self> {
+        Arc::new(Scheduler {
+            store,
+            recorder,
+            inner: SyncMutex::new(Inner {
+                dispatcher: Dispatcher::new(WarmingSchedule::default()),
+                rng: StdRng::from_entropy(),
+                numbers: HashMap::new(),
+                connections: HashMap::new(),
+                messages: HashMap::new(),
+            }),
+            wake: Notify::new(),
+            threshold: DEFAULT_THRESHOLD,
+            epoch: Instant::now(),
+            epoch_ms: Utc::now().timestamp_millis(),
+        })
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.epoch_ms + self.epoch.elapsed().as_millis() as i64
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Loads pools, numbers and the pending queue from the store, then starts the loop.
+    pub async fn start(self: &Arc<Self>) -> Result<(), StoreError> {
+        let day_ago = now() - chrono::Duration::days(1);
+        for rec in self.store.list_all_instances().await? {
+            self.update_number(&rec);
+            // Sends before the restart still count against the caps.
+            let sent = self.store.sent_times_since(&rec.id, day_ago).await?;
+            let mut g = self.lock();
+            for at in sent {
+                g.dispatcher.record_send(&rec.id, at.timestamp_millis());
+            }
+            drop(g);
+            for p in self.store.list_pools(&rec.tenant_id).await? {
+                self.set_strategy(&rec.tenant_id, &p.name, p.strategy);
+            }
+        }
+        for mut m in self.store.pending_messages().await? {
+            let mut hold_for = None;
+            if m.status == MessageStatus::Sending {
+                // In doubt: it may have gone out before the crash. It goes out again only from
+                // the same number, with the same WhatsApp id, which WhatsApp accepts once.
+                hold_for = m.instance_id.clone();
+                m.status = MessageStatus::Queued;
+                self.store
+                    .update_message(
+                        &m.id,
+                        &update(MessageStatus::Queued, m.instance_id.clone(), None),
+                    )
+                    .await?;
+            }
+            self.enqueue_record(m, hold_for);
+        }
+        let me = self.clone();
+        tokio::spawn(async move { me.run().await });
+        Ok(())
+    }
+
+    pub fn set_strategy(&self, tenant_id: &str, pool: &str, strategy: Strategy) {
+        self.lock().dispatcher.set_strategy(tenant_id, pool, strategy);
+        self.wake.notify_one();
+    }
+
+    /// True when the pool has a connected number in rotation (API.md: 409
+    /// `no_number_available` only when it has none). A number at its cap still counts.
+    pub fn has_number_available(&self, tenant_id: &str, pool: &str) -> bool {
+        self.lock().dispatcher.has_capacity_somewhere(tenant_id, pool)
+    }
+
+    /// The number's live health: (score, in rotation).
+    pub fn health(&self, instance_id: &str) -> Option<(u8, bool)> {
+        let g = self.lock();
+        let n = g.numbers.get(instance_id)?;
+        Some((n.health.score(), self.in_rotation(n)))
+    }
+
+    fn in_rotation(&self, n: &Number) -> bool {
+        n.status == Status::Connected
+            && n.reason != Some(Reason::Banned)
+            && n.health.in_rotation(self.threshold)
+    }
+
+    /// Accepts a stored message into the queue.
+    pub fn enqueue(&self, m: MessageRecord) {
+        self.enqueue_record(m, None);
+        self.wake.notify_one();
+    }
+
+    /// Queues `m`; `hold_for` keeps a message that is not client-forced with one number (a
+    /// message in doubt after a crash).
+    fn enqueue_record(&self, m: MessageRecord, hold_for: Option<String>) {
+        let mut g = self.lock();
+        let q = QueuedMessage {
+            id: m.id.clone(),
+            tenant_id: m.tenant_id.clone(),
+            pool: m.pool.clone(),
+            forced_instance: if m.forced { m.instance_id.clone() } else { hold_for },
+            text_chars: m.body.chars().count(),
+        };
+        g.messages.insert(m.id.clone(), m);
+        g.dispatcher.enqueue(q);
+    }
+
+    /// The number's connection is up (or replaced): sends go through it.
+    pub fn attach_connection(&self, instance_id: &str, conn: Arc<dyn Connection>) {
+        self.lock().connections.insert(instance_id.to_string(), conn);
+    }
+
+    pub fn detach_connection(&self, instance_id: &str) {
+        self.lock().connections.remove(instance_id);
+    }
+
+    /// Brings the dispatcher's view of a number in line with its stored record, after any
+    /// state change. A drop costs health; a ban or logout hands the number's forced messages
+    /// back (failed) and takes it out of rotation at once.
+    pub async fn number_changed(&self, rec: &InstanceRecord, transition: Option<&Transition>) {
+        let mut health_event = None;
+        let mut fail_forced = None;
+        if let Some(t) = transition {
+            match (t.to.status, t.to.reason) {
+                (Status::Connecting, Some(Reason::Transient))
+                    if t.from.status == Status::Connected =>
+                {
+                    health_event = Some(HealthEvent::Dropped);
+                }
+                (Status::Disconnected, Some(Reason::Banned)) => {
+                    fail_forced = Some("the instance was banned by WhatsApp")
+                }
+                (Status::Disconnected, Some(Reason::LoggedOut)) => {
+                    fail_forced = Some("the instance was logged out")
+                }
+                _ => {}
+            }
+        }
+        let before = self.health(&rec.id).map(|h| h.1);
+        self.update_number(rec);
+        if let Some(ev) = health_event {
+            self.health_event(&rec.id, ev).await;
+        }
+        let after = self.health(&rec.id).map(|h| h.1);
+        if before.is_some() && before != after {
+            self.record_health(rec.id.as_str()).await;
+        }
+        if let Some(why) = fail_forced {
+            self.hand_back(&rec.id, why).await;
+        }
+        self.wake.notify_one();
+    }
+
+    /// The number was deleted: its forced messages fail, the others stay in the pool.
+    pub async fn number_removed(&self, instance_id: &str) {
+        self.hand_back(instance_id, "the instance was deleted").await;
+        let mut g = self.lock();
+        g.dispatcher.remove_number(instance_id);
+        g.numbers.remove(instance_id);
+        g.connections.remove(instance_id);
+    }
+
+    fn update_number(&self, rec: &InstanceRecord) {
+        let now_ms = self.now_ms();
+        let mut g = self.lock();
+        let n = g.numbers.entry(rec.id.clone()).or_insert_with(|| Number {
+            tenant_id: rec.tenant_id.clone(),
+            health: Health::with_score(rec.health_score),
+            health_at_ms: now_ms,
+            status: rec.state.status,
+            reason: rec.state.reason,
+        });
+        n.status = rec.state.status;
+        n.reason = rec.state.reason;
+        let in_rotation = self.in_rotation(n);
+        let health = n.health.score();
+        g.dispatcher.upsert_number(NumberInfo {
+            id: rec.id.clone(),
+            tenant_id: rec.tenant_id.clone(),
+            pool: rec.pool.clone(),
+            online: rec.state.status == Status::Connected
+                && rec.state.reason != Some(Reason::Banned),
+            in_rotation,
+            health,
+            limits: Limits::default().merged(&rec.limits).unwrap_or_default(),
+            warming_days: rec.warming_days,
+            first_connected_at_ms: rec.first_connected_at.map(|t| t.timestamp_millis()),
+        });
+    }
+
+    /// Fails the number's client-forced queued messages with `why`; messages that were only
+    /// held for it (in doubt after a crash) go back to the pool.
+    async fn hand_back(&self, instance_id: &str, why: &str) {
+        let taken = {
+            let mut g = self.lock();
+            let taken = g.dispatcher.take_forced(instance_id);
+            taken
+                .into_iter()
+                .filter_map(|q| g.messages.get(&q.id).cloned().map(|m| (q, m)))
+                .collect::<Vec<_>>()
+        };
+        for (q, m) in taken {
+            if m.forced {
+                self.lock().messages.remove(&m.id);
+                self.set_status(&m, MessageStatus::Failed, m.instance_id.clone(), Some(why.into()))
+                    .await;
+            } else {
+                self.lock().dispatcher.enqueue_front(QueuedMessage { forced_instance: None, ..q });
+            }
+        }
+    }
+
+    async fn health_event(&self, instance_id: &str, ev: HealthEvent) {
+        let (changed_rotation, score) = {
+            let mut g = self.lock();
+            let Some(n) = g.numbers.get_mut(instance_id) else { return };
+            let before = n.health.score();
+            let flipped = n.health.apply(ev, self.threshold);
+            let score = n.health.score();
+            if score == before {
+                return;
+            }
+            (flipped, score)
+        };
+        if let Err(e) = self.store.set_instance_health(instance_id, score).await {
+            tracing::warn!(instance = %instance_id, error = %e, "saving the health score failed");
+        }
+        if changed_rotation {
+            // Out of (or back in) rotation at once: the next routing decision sees it.
+            if let Ok(Some(rec)) = self.store.get_instance_by_id(instance_id).await {
+                self.update_number(&rec);
+            }
+            self.record_health(instance_id).await;
+        }
+    }
+
+    async fn record_health(&self, instance_id: &str) {
+        let Some((score, in_rotation)) = self.health(instance_id) else { return };
+        let tenant = self.lock().numbers.get(instance_id).map(|n| n.tenant_id.clone());
+        if let Some(t) = tenant {
+            let data = json!({"score": score, "in_rotation": in_rotation});
+            if let Err(e) =
+                self.recorder.record(&t, Some(instance_id), "instance.health", data).await
+            {
+                tracing::warn!(error = %e, "recording instance.health failed");
+            }
+        }
+    }
+
+    /// Time-based health recovery: a number pushed out of rotation comes back after a quiet
+    /// period (see `Health::recover`).
+    async fn recover_health(&self) {
+        let now_ms = self.now_ms();
+        let changed: Vec<(String, u8, bool)> = {
+            let mut g = self.lock();
+            let mut changed = Vec::new();
+            for (id, n) in g.numbers.iter_mut() {
+                let elapsed = (now_ms - n.health_at_ms).max(0) as u64;
+                n.health_at_ms = now_ms;
+                let before = n.health.score();
+                let flipped = n.health.recover(elapsed, self.threshold);
+                if n.health.score() != before {
+                    changed.push((id.clone(), n.health.score(), flipped));
+                }
+            }
+            changed
+        };
+        for (id, score, flipped) in changed {
+            if let Err(e) = self.store.set_instance_health(&id, score).await {
+                tracing::warn!(instance = %id, error = %e, "saving the health score failed");
+            }
+            if flipped {
+                if let Ok(Some(rec)) = self.store.get_instance_by_id(&id).await {
+                    self.update_number(&rec);
+                }
+                self.record_health(&id).await;
+            }
+        }
+    }
+
+    async fn run(self: Arc<Self>) {
+        let mut last_recovery = self.now_ms();
+        loop {
+            let now_ms = self.now_ms();
+            if now_ms - last_recovery >= 60_000 {
+                last_recovery = now_ms;
+                self.recover_health().await;
+            }
+            let (assignments, wake_at) = {
+                let mut g = self.lock();
+                let Inner { dispatcher, rng, .. } = &mut *g;
+                let a = dispatcher.poll(now_ms, rng);
+                (a, dispatcher.next_wakeup_ms(now_ms))
+            };
+            for a in assignments {
+                let me = self.clone();
+                tokio::spawn(async move { me.deliver(a).await });
+            }
+            let sleep = match wake_at {
+                Some(at) => tokio::time::Duration::from_millis((at - now_ms).max(1) as u64),
+                // Nothing can be sent until something changes; look again now and then for
+                // time-based changes (warming days, health recovery).
+                None => tokio::time::Duration::from_secs(60),
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+
+    /// One send: composing, the text, paused; then the number rests.
+    async fn deliver(self: Arc<Self>, a: Assignment) {
+        let (msg, conn) = {
+            let g = self.lock();
+            (g.messages.get(&a.message_id).cloned(), g.connections.get(&a.number_id).cloned())
+        };
+        let Some(msg) = msg else {
+            self.finish(&a.number_id);
+            return;
+        };
+        let Some(conn) = conn else {
+            self.retry(&a, &msg).await;
+            return;
+        };
+        self.set_status(&msg, MessageStatus::Sending, Some(a.number_id.clone()), None).await;
+        let to = match Jid::parse(&msg.to) {
+            Ok(j) => j,
+            Err(e) => {
+                self.done(&a, &msg, Err(DriverError::Rejected(e.to_string()))).await;
+                return;
+            }
+        };
+        if let Err(e) = conn.set_chat_state(&to, ChatState::Composing).await {
+            if matches!(e, DriverError::NotConnected | DriverError::Transport(_)) {
+                self.retry(&a, &msg).await;
+                return;
+            }
+        }
+        tokio::time::sleep(tokio::time::Duration::from_millis(a.typing_ms)).await;
+        let mentions = msg.mentions.iter().filter_map(|m| Jid::parse(m).ok()).collect();
+        let result = conn
+            .send_text(OutgoingText {
+                id: msg.wa_id.clone(),
+                to: to.clone(),
+                text: msg.body.clone(),
+                mentions,
+            })
+            .await;
+        if result.is_ok() {
+            let _ = conn.set_chat_state(&to, ChatState::Paused).await;
+        }
+        self.done(&a, &msg, result.map(drop)).await;
+    }
+
+    async fn done(&self, a: &Assignment, msg: &MessageRecord, result: Result<(), DriverError>) {
+        match result {
+            Ok(()) => {
+                self.lock().messages.remove(&msg.id);
+                self.set_status(msg, MessageStatus::Sent, Some(a.number_id.clone()), None).await;
+                self.health_event(&a.number_id, HealthEvent::SendOk).await;
+                self.finish(&a.number_id);
+            }
+            Err(DriverError::NotConnected | DriverError::Transport(_)) => self.retry(a, msg).await,
+            Err(e) => {
+                let refused = matches!(&e, DriverError::Rejected(r) if r.contains("463"));
+                self.lock().messages.remove(&msg.id);
+                self.set_status(
+                    msg,
+                    MessageStatus::Failed,
+                    Some(a.number_id.clone()),
+                    Some(e.to_string()),
+                )
+                .await;
+                let ev =
+                    if refused { HealthEvent::ReachOutRefused } else { HealthEvent::SendFailed };
+                self.health_event(&a.number_id, ev).await;
+                self.finish(&a.number_id);
+            }
+        }
+    }
+
+    /// The number dropped before the send: the message goes back to the head of its queue
+    /// (its number's, when forced; the pool's otherwise) and waits.
+    async fn retry(&self, a: &Assignment, msg: &MessageRecord) {
+        let keep = msg.forced.then(|| a.number_id.clone());
+        let now_ms = self.now_ms();
+        self.lock().dispatcher.requeue(a, now_ms);
+        self.set_status(msg, MessageStatus::Queued, keep, None).await;
+        self.wake.notify_one();
+    }
+
+    fn finish(&self, number_id: &str) {
+        let now_ms = self.now_ms();
+        {
+            let mut g = self.lock();
+            let Inner { dispatcher, rng, .. } = &mut *g;
+            dispatcher.finished(number_id, now_ms, rng);
+        }
+        self.wake.notify_one();
+    }
+
+    async fn set_status(
+        &self,
+        msg: &MessageRecord,
+        status: MessageStatus,
+        instance_id: Option<String>,
+        error: Option<String>,
+    ) {
+        if let Some(m) = self.lock().messages.get_mut(&msg.id) {
+            m.status = status;
+            m.instance_id = instance_id.clone();
+        }
+        let u = update(status, instance_id.clone(), error.clone());
+        if let Err(e) = self.store.update_message(&msg.id, &u).await {
+            tracing::error!(message = %msg.id, error = %e, "saving a message status failed");
+        }
+        let mut data =
+            json!({"message_id": msg.id, "status": status.as_str(), "instance_id": instance_id});
+        if let Some(e) = error {
+            data["error"] = json!(e);
+        }
+        let inst = u.instance_id.as_deref();
+        if let Err(e) = self.recorder.record(&msg.tenant_id, inst, "message.status", data).await {
+            tracing::warn!(error = %e, "recording message.status failed");
+        }
+    }
+}
+
+fn update(
+    status: MessageStatus,
+    instance_id: Option<String>,
+    error: Option<String>,
+) -> MessageUpdate {
+    MessageUpdate { status, instance_id, error, at: now() }
+}

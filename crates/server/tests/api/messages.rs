@@ -1,0 +1,260 @@
+//! Sending through HTTP on the simulated network: rotation, typing before every text, menus
+//! and mentions, forced numbers, 409s, idempotency, and a ban in the middle of a queue.
+
+use std::collections::{HashMap, HashSet};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{id, TestApp, ADMIN};
+
+/// Every text in the outbox is preceded by `composing` to the same recipient and followed by
+/// `paused`.
+fn assert_typing_before_each_text(outbox: &[Value]) {
+    for (i, e) in outbox.iter().enumerate() {
+        if e.get("text").is_some() {
+            assert!(i > 0, "a text with nothing before it: {outbox:?}");
+            let before = &outbox[i - 1];
+            assert_eq!(before["presence"], "composing", "no typing before {e}");
+            assert_eq!(before["to"], e["to"]);
+            let after = outbox.get(i + 1).expect("paused follows a text");
+            assert_eq!(after["presence"], "paused", "{after}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn sends_without_a_number_rotate_over_the_pool() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.tenant("acme").await;
+    let numbers = [
+        app.fast_number(&key, "a", "+5511900000001", "default").await,
+        app.fast_number(&key, "b", "+5511900000002", "default").await,
+        app.fast_number(&key, "c", "+5511900000003", "default").await,
+    ];
+    let mut ids = Vec::new();
+    for i in 0..9 {
+        let (s, v) = app
+            .post(
+                "/v1/messages",
+                &key,
+                json!({"to": format!("+55 11 98888-00{i:02}"), "text": format!("hello {i}")}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        assert_eq!(v["status"], "queued");
+        assert_eq!(v["to"], format!("55119888800{i:02}@s.whatsapp.net"));
+        assert!(v["created_at"].is_string());
+        ids.push(id(&v));
+    }
+    let mut by_number: HashMap<String, usize> = HashMap::new();
+    for mid in &ids {
+        let m = app.wait_message(&key, mid, &["sent"]).await;
+        *by_number.entry(m["instance_id"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    assert_eq!(by_number.len(), 3, "all three numbers sent: {by_number:?}");
+    for n in &numbers {
+        let outbox = app.outbox(n).await;
+        assert_typing_before_each_text(&outbox);
+        let texts = outbox.iter().filter(|e| e.get("text").is_some()).count();
+        assert_eq!(texts, by_number[n]);
+    }
+    // Listing: newest first, filters, pages.
+    let (s, page) = app.get("/v1/messages?limit=4&status=sent", &key).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(page["items"].as_array().unwrap().len(), 4);
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let (_, page2) =
+        app.get(&format!("/v1/messages?limit=10&status=sent&cursor={cursor}"), &key).await;
+    assert_eq!(page2["items"].as_array().unwrap().len(), 5);
+    assert_eq!(page2["next_cursor"], Value::Null);
+    let (_, by_inst) = app.get(&format!("/v1/messages?instance_id={}", numbers[0]), &key).await;
+    assert_eq!(by_inst["items"].as_array().unwrap().len(), by_number[&numbers[0]]);
+    let (s, v) = app.get("/v1/messages?limit=0", &key).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request"))
+    );
+    let (s, _) = app.get("/v1/messages?cursor=garbage", &key).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn menus_go_out_as_numbered_text_and_mentions_as_jids() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.tenant("acme").await;
+    let n = app.fast_number(&key, "a", "+5511900000011", "default").await;
+    let (s, v) = app
+        .post(
+            "/v1/messages",
+            &key,
+            json!({"to": "120363012345678901@g.us", "text": "Hi @ana", "mentions": ["+55 11 97777-0001"],
+                   "buttons": {"text": "Choose:", "options": [{"id": "a", "title": "Pay"}, {"id": "b", "title": "Cancel"}]}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let m = app.wait_message(&key, &id(&v), &["sent"]).await;
+    assert_eq!(m["instance_id"], n.as_str());
+    let outbox = app.outbox(&n).await;
+    let text = outbox.iter().find(|e| e.get("text").is_some()).unwrap();
+    assert_eq!(text["text"], "Hi @ana\n\nChoose:\n1. Pay\n2. Cancel");
+    assert_eq!(text["to"], "120363012345678901@g.us");
+    assert_eq!(text["mentions"], json!(["5511977770001@s.whatsapp.net"]));
+    assert_eq!(text["id"], m["whatsapp_id"]);
+}
+
+#[tokio::test]
+async fn refusals_are_409_404_and_422_as_written() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.tenant("acme").await;
+    // No connected number at all.
+    let (s, v) = app.post("/v1/messages", &key, json!({"to": "+5511988880001", "text": "x"})).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("no_number_available"))
+    );
+    // A forced number that is not connected.
+    let pending = id(&app.instance(&key, "pending").await);
+    let (s, v) = app
+        .post(
+            "/v1/messages",
+            &key,
+            json!({"to": "+5511988880001", "text": "x", "instance_id": pending}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("instance_unavailable"))
+    );
+    let (s, _) = app
+        .post(
+            "/v1/messages",
+            &key,
+            json!({"to": "+5511988880001", "text": "x", "instance_id": "ins_nope"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    for (body, code) in [
+        (json!({"to": "hello", "text": "x"}), "invalid_recipient"),
+        (json!({"to": "123@example.com", "text": "x"}), "invalid_recipient"),
+        (json!({"to": "+5511988880001", "text": "x", "mentions": ["nobody"]}), "invalid_recipient"),
+        (json!({"to": "+5511988880001"}), "invalid_request"),
+        (json!({"to": "+5511988880001", "text": "x", "menu": {"options": []}}), "invalid_request"),
+        (json!({"to": "+5511988880001", "text": "x", "colour": 1}), "invalid_request"),
+        (json!({"to": "+5511988880001", "text": "x", "pool": "Bad Pool"}), "invalid_request"),
+    ] {
+        let (s, v) = app.post("/v1/messages", &key, body.clone()).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(code)),
+            "{body}"
+        );
+    }
+    let (_, list) = app.get("/v1/messages", &key).await;
+    assert!(list["items"].as_array().unwrap().is_empty(), "nothing refused was stored");
+    // A connected number in another pool does not serve the default pool.
+    app.fast_number(&key, "other", "+5511900000021", "other").await;
+    let (s, _) = app.post("/v1/messages", &key, json!({"to": "+5511988880001", "text": "x"})).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _) = app
+        .post("/v1/messages", &key, json!({"to": "+5511988880001", "text": "x", "pool": "other"}))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn an_idempotent_retry_returns_the_first_answer_and_sends_once() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.tenant("acme").await;
+    let n = app.fast_number(&key, "a", "+5511900000031", "default").await;
+    let send = || async {
+        let res = app
+            .http
+            .post(format!("{}/v1/messages", app.base))
+            .bearer_auth(&key)
+            .header("idempotency-key", "order-42")
+            .json(&json!({"to": "+5511988880001", "text": "your order"}))
+            .send()
+            .await
+            .unwrap();
+        (res.status(), res.json::<Value>().await.unwrap())
+    };
+    let (s1, first) = send().await;
+    let (s2, second) = send().await;
+    assert_eq!((s1, s2), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    assert_eq!(first, second);
+    app.wait_message(&key, &id(&first), &["sent"]).await;
+    let (s3, third) = send().await;
+    assert_eq!((s3, id(&third)), (StatusCode::ACCEPTED, id(&first)));
+    let texts = app.outbox(&n).await.into_iter().filter(|e| e.get("text").is_some()).count();
+    assert_eq!(texts, 1);
+    let (_, list) = app.get("/v1/messages", &key).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_ban_mid_queue_moves_the_rest_to_other_numbers() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.tenant("acme").await;
+    let a = app.fast_number(&key, "a", "+5511900000041", "default").await;
+    let b = app.fast_number(&key, "b", "+5511900000042", "default").await;
+    let mut pooled = Vec::new();
+    for i in 0..8 {
+        let (s, v) = app
+            .post(
+                "/v1/messages",
+                &key,
+                json!({"to": format!("+551198888{i:04}"), "text": format!("m{i}")}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+        pooled.push(id(&v));
+    }
+    let mut forced = Vec::new();
+    for i in 0..3 {
+        let (s, v) = app
+            .post("/v1/messages", &key, json!({"to": format!("+551197777{i:04}"), "text": format!("f{i}"), "instance_id": a}))
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        assert_eq!(v["instance_id"], a.as_str());
+        forced.push(id(&v));
+    }
+    // Ban A as soon as it has sent something.
+    app.wait_message(&key, &pooled[0], &["sending", "sent"]).await;
+    let (s, _) =
+        app.post(&format!("/v1/sim/instances/{a}/drop"), ADMIN, json!({"reason": "banned"})).await;
+    assert!(s.is_success());
+    app.wait_for(&key, &a, "banned", |v| v["reason"] == "banned").await;
+
+    for mid in &pooled {
+        app.wait_message(&key, mid, &["sent"]).await;
+    }
+    let mut failed = 0;
+    for mid in &forced {
+        let m = app.wait_message(&key, mid, &["sent", "failed"]).await;
+        if m["status"] == "failed" {
+            assert!(m["error"].as_str().unwrap().contains("banned"), "{m}");
+            failed += 1;
+        }
+    }
+    assert!(failed >= 1, "forced messages of a banned number fail");
+    // Nothing lost, nothing sent twice: each pooled message once over both outboxes.
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for n in [&a, &b] {
+        for e in app.outbox(n).await {
+            if let Some(wid) = e.get("id") {
+                total += 1;
+                seen.insert(wid.as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(total, seen.len(), "a message went out twice");
+    assert_eq!(total, pooled.len() + forced.len() - failed);
+    let v =
+        app.wait_for(&key, &a, "out of rotation", |v| v["health"]["in_rotation"] == false).await;
+    assert_eq!(v["status"], "disconnected");
+    let (_, v) = app.get(&format!("/v1/instances/{b}"), &key).await;
+    assert!(v["stats"]["sent_today"].as_u64().unwrap() >= 1, "{v}");
+    let _ = app.call(Method::GET, "/healthz", None, None).await;
+}

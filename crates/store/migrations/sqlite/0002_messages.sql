@@ -1,0 +1,31 @@
+-- Outbound messages and their durable queue, and each number's health score.
+
+ALTER TABLE instances ADD COLUMN health_score INTEGER NOT NULL DEFAULT 100
+    CHECK (health_score BETWEEN 0 AND 100);
+
+-- A message is accepted only once it is here (the 202 follows the commit). `wa_id` is the
+-- WhatsApp message id, fixed at accept time so that a resend after a crash reuses it.
+-- `instance_id` is the forced number, or the number that took it from the pool's queue.
+CREATE TABLE messages (
+    id              TEXT PRIMARY KEY NOT NULL,
+    tenant_id       TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    wa_id           TEXT NOT NULL,
+    instance_id     TEXT,
+    forced          INTEGER NOT NULL,
+    pool            TEXT NOT NULL,
+    to_jid          TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    mentions_json   TEXT NOT NULL DEFAULT '[]',
+    menu_json       TEXT,
+    status          TEXT NOT NULL,
+    error           TEXT,
+    idempotency_key TEXT,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    sent_at         INTEGER
+);
+CREATE UNIQUE INDEX messages_by_idempotency_key ON messages (tenant_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX messages_by_tenant ON messages (tenant_id, created_at, id);
+CREATE INDEX messages_pending ON messages (status) WHERE status IN ('queued', 'sending');
+CREATE INDEX messages_by_instance_sent ON messages (instance_id, sent_at);
