@@ -152,6 +152,7 @@ async fn a_crash_mid_queue_sends_every_accepted_message_exactly_once() {
         assert!(Instant::now() < deadline, "nothing was sent");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let t0 = Instant::now();
     let mut gw = children.0.pop().unwrap();
     gw.kill().unwrap(); // SIGKILL
     gw.wait().unwrap();
@@ -172,6 +173,7 @@ async fn a_crash_mid_queue_sends_every_accepted_message_exactly_once() {
         }
     }
 
+    eprintln!("after the restart, everything was sent in {:?}", t0.elapsed());
     // Count by message id on the network's outboxes.
     let mut counts: HashMap<String, usize> = HashMap::new();
     for n in &numbers {

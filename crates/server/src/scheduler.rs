@@ -37,7 +37,16 @@ struct Number {
     health_at_ms: i64,
     status: Status,
     reason: Option<Reason>,
+    /// A send found the number unusable (no connection, or the network said it is not
+    /// connected): it takes nothing more until its state changes again, instead of burning
+    /// its caps on attempts that cannot succeed.
+    /// Suspensions end by themselves after `SUSPENSION_MS`, in case no state change comes.
+    suspended: bool,
+    suspended_at_ms: i64,
 }
+
+/// The longest a number stays suspended without news from its connection.
+const SUSPENSION_MS: i64 = 5_000;
 
 struct Inner {
     dispatcher: Dispatcher,
@@ -90,15 +99,14 @@ impl Scheduler {
     /// Loads pools, numbers and the pending queue from the store, then starts the loop.
     pub async fn start(self: &Arc<Self>) -> Result<(), StoreError> {
         let day_ago = now() - chrono::Duration::days(1);
-        for rec in self.store.list_all_instances().await? {
+        for mut rec in self.store.list_all_instances().await? {
+            // The stored state is from before the restart; until the supervisor reports the
+            // live one, the number sends nothing.
+            rec.state = bzapper_core::InstanceState::new_stopped();
             self.update_number(&rec);
             // Sends before the restart still count against the caps.
             let sent = self.store.sent_times_since(&rec.id, day_ago).await?;
-            let mut g = self.lock();
-            for at in sent {
-                g.dispatcher.record_send(&rec.id, at.timestamp_millis());
-            }
-            drop(g);
+            self.record_past_sends(&rec.id, &sent);
             for p in self.store.list_pools(&rec.tenant_id).await? {
                 self.set_strategy(&rec.tenant_id, &p.name, p.strategy);
             }
@@ -122,6 +130,13 @@ impl Scheduler {
         let me = self.clone();
         tokio::spawn(async move { me.run().await });
         Ok(())
+    }
+
+    fn record_past_sends(&self, instance_id: &str, sent: &[chrono::DateTime<Utc>]) {
+        let mut g = self.lock();
+        for at in sent {
+            g.dispatcher.record_send(instance_id, at.timestamp_millis());
+        }
     }
 
     pub fn set_strategy(&self, tenant_id: &str, pool: &str, strategy: Strategy) {
@@ -201,6 +216,9 @@ impl Scheduler {
             }
         }
         let before = self.health(&rec.id).map(|h| h.1);
+        if let Some(n) = self.lock().numbers.get_mut(&rec.id) {
+            n.suspended = false;
+        }
         self.update_number(rec);
         if let Some(ev) = health_event {
             self.health_event(&rec.id, ev).await;
@@ -233,9 +251,12 @@ impl Scheduler {
             health_at_ms: now_ms,
             status: rec.state.status,
             reason: rec.state.reason,
+            suspended: false,
+            suspended_at_ms: 0,
         });
         n.status = rec.state.status;
         n.reason = rec.state.reason;
+        let suspended = n.suspended;
         let in_rotation = self.in_rotation(n);
         let health = n.health.score();
         g.dispatcher.upsert_number(NumberInfo {
@@ -243,7 +264,8 @@ impl Scheduler {
             tenant_id: rec.tenant_id.clone(),
             pool: rec.pool.clone(),
             online: rec.state.status == Status::Connected
-                && rec.state.reason != Some(Reason::Banned),
+                && rec.state.reason != Some(Reason::Banned)
+                && !suspended,
             in_rotation,
             health,
             limits: Limits::default().merged(&rec.limits).unwrap_or_default(),
@@ -342,6 +364,30 @@ impl Scheduler {
         }
     }
 
+    /// Lifts suspensions older than `SUSPENSION_MS`; returns whether any remain.
+    async fn end_suspensions(&self, now_ms: i64) -> bool {
+        let (expired, remaining): (Vec<String>, bool) = {
+            let mut g = self.lock();
+            let mut expired = Vec::new();
+            let mut remaining = false;
+            for (id, n) in g.numbers.iter_mut() {
+                if n.suspended && now_ms - n.suspended_at_ms >= SUSPENSION_MS {
+                    n.suspended = false;
+                    expired.push(id.clone());
+                } else if n.suspended {
+                    remaining = true;
+                }
+            }
+            (expired, remaining)
+        };
+        for id in expired {
+            if let Ok(Some(rec)) = self.store.get_instance_by_id(&id).await {
+                self.update_number(&rec);
+            }
+        }
+        remaining
+    }
+
     async fn run(self: Arc<Self>) {
         let mut last_recovery = self.now_ms();
         loop {
@@ -350,6 +396,7 @@ impl Scheduler {
                 last_recovery = now_ms;
                 self.recover_health().await;
             }
+            let any_suspended = self.end_suspensions(now_ms).await;
             let (assignments, wake_at) = {
                 let mut g = self.lock();
                 let Inner { dispatcher, rng, .. } = &mut *g;
@@ -365,6 +412,11 @@ impl Scheduler {
                 // Nothing can be sent until something changes; look again now and then for
                 // time-based changes (warming days, health recovery).
                 None => tokio::time::Duration::from_secs(60),
+            };
+            let sleep = if any_suspended {
+                sleep.min(tokio::time::Duration::from_millis(SUSPENSION_MS as u64))
+            } else {
+                sleep
             };
             tokio::select! {
                 _ = self.wake.notified() => {}
@@ -445,11 +497,20 @@ impl Scheduler {
     }
 
     /// The number dropped before the send: the message goes back to the head of its queue
-    /// (its number's, when forced; the pool's otherwise) and waits.
+    /// (its number's, when forced; the pool's otherwise) and waits, and the number takes
+    /// nothing more until its state changes (the supervisor reports the drop or the reconnect).
     async fn retry(&self, a: &Assignment, msg: &MessageRecord) {
         let keep = msg.forced.then(|| a.number_id.clone());
         let now_ms = self.now_ms();
         self.lock().dispatcher.requeue(a, now_ms);
+        let rec = self.store.get_instance_by_id(&a.number_id).await.ok().flatten();
+        if let Some(n) = self.lock().numbers.get_mut(&a.number_id) {
+            n.suspended = true;
+            n.suspended_at_ms = now_ms;
+        }
+        if let Some(rec) = rec {
+            self.update_number(&rec);
+        }
         self.set_status(msg, MessageStatus::Queued, keep, None).await;
         self.wake.notify_one();
     }

@@ -94,7 +94,7 @@ async fn write_batch(pool: &SqlitePool, batch: &[Pending]) -> Vec<Result<()>> {
     };
     let mut results = Vec::with_capacity(batch.len());
     for (m, _) in batch {
-        results.push(insert_row(&mut *tx, m).await);
+        results.push(insert_row(&mut tx, m).await);
     }
     match tx.commit().await {
         Ok(()) => results,
