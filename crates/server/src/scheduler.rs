@@ -150,8 +150,16 @@ impl Scheduler {
         self.lock().dispatcher.has_capacity_somewhere(tenant_id, pool)
     }
 
-    /// The number's live health: (score, in rotation).
+    /// The number's live health: (score, score at or above the threshold). Whether it is in
+    /// rotation also depends on its status, which the caller reads from the record.
     pub fn health(&self, instance_id: &str) -> Option<(u8, bool)> {
+        let g = self.lock();
+        let n = g.numbers.get(instance_id)?;
+        Some((n.health.score(), n.health.in_rotation(self.threshold)))
+    }
+
+    /// (score, in rotation) as the scheduler sees the number now.
+    fn rotation_verdict(&self, instance_id: &str) -> Option<(u8, bool)> {
         let g = self.lock();
         let n = g.numbers.get(instance_id)?;
         Some((n.health.score(), self.in_rotation(n)))
@@ -215,7 +223,7 @@ impl Scheduler {
                 _ => {}
             }
         }
-        let before = self.health(&rec.id).map(|h| h.1);
+        let before = self.rotation_verdict(&rec.id).map(|h| h.1);
         if let Some(n) = self.lock().numbers.get_mut(&rec.id) {
             n.suspended = false;
         }
@@ -223,7 +231,7 @@ impl Scheduler {
         if let Some(ev) = health_event {
             self.health_event(&rec.id, ev).await;
         }
-        let after = self.health(&rec.id).map(|h| h.1);
+        let after = self.rotation_verdict(&rec.id).map(|h| h.1);
         if before.is_some() && before != after {
             self.record_health(rec.id.as_str()).await;
         }
@@ -321,7 +329,7 @@ impl Scheduler {
     }
 
     async fn record_health(&self, instance_id: &str) {
-        let Some((score, in_rotation)) = self.health(instance_id) else { return };
+        let Some((score, in_rotation)) = self.rotation_verdict(instance_id) else { return };
         let tenant = self.lock().numbers.get(instance_id).map(|n| n.tenant_id.clone());
         if let Some(t) = tenant {
             let data = json!({"score": score, "in_rotation": in_rotation});

@@ -206,11 +206,11 @@ pub fn view(rec: &InstanceRecord, live: Live) -> InstanceView {
         lid: rec.lid.clone(),
         warming: WarmingView { days: w.days, until: w.until, active: w.active },
         health: {
-            let (score, in_rotation) = live.health.unwrap_or((
-                rec.health_score,
-                s.status == Status::Connected && s.reason != Some(Reason::Banned),
-            ));
-            HealthView { score, in_rotation }
+            // The record read here is the source of truth for the status; the scheduler's
+            // verdict (score above the threshold) may trail it by a moment.
+            let connected = s.status == Status::Connected && s.reason != Some(Reason::Banned);
+            let (score, healthy) = live.health.unwrap_or((rec.health_score, true));
+            HealthView { score, in_rotation: connected && healthy }
         },
         proxy: rec.proxy.as_ref().map(ProxyUrl::redacted),
         limits: LimitsView {
