@@ -60,6 +60,13 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "BZAPPER_BODY_LIMIT", default_value_t = 1024 * 1024)]
     body_limit: usize,
+    /// Warming: a fresh number's daily cap on its first day; it grows each day to the number's
+    /// full per_day cap when its warming_days end.
+    #[arg(long, env = "BZAPPER_WARMING_FIRST_DAY_CAP", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    warming_first_day_cap: u32,
+    /// Health score (0-100) below which a number leaves rotation.
+    #[arg(long, env = "BZAPPER_HEALTH_THRESHOLD", default_value_t = 40, value_parser = clap::value_parser!(u8).range(0..=100))]
+    health_threshold: u8,
     /// In-process simulator: seconds the first QR code lasts.
     #[arg(long, env = "BZAPPER_SIM_QR_FIRST_SECS", default_value_t = 60)]
     sim_qr_first_secs: u64,
@@ -122,6 +129,8 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     config.master_key = a.master_key;
     config.admin_token = a.admin_token;
     config.body_limit_bytes = a.body_limit;
+    config.warming_first_day_cap = a.warming_first_day_cap;
+    config.health_threshold = a.health_threshold;
     config.sim_qr_first = Duration::from_secs(a.sim_qr_first_secs);
     config.sim_qr_next = Duration::from_secs(a.sim_qr_next_secs);
     let app = Application::build(config).await.context("the gateway could not start")?;

@@ -118,6 +118,15 @@ pub enum DriverEvent {
     SessionUnreadable { detail: String },
     /// An inbound message.
     Message(InboundMessage),
+    /// A message this number sent reached the recipient's phone, or was read.
+    Receipt { message_id: String, status: ReceiptStatus },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    Delivered,
+    Read,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -55,7 +55,14 @@ impl Principal {
             return Ok(Some(Principal::Admin));
         }
         let Some((key_id, secret)) = split_api_key(token) else { return Ok(None) };
-        let Some(rec) = state.store.find_api_key(&key_id).await? else { return Ok(None) };
+        let rec = match state.keys.get(&key_id) {
+            Some(rec) => rec,
+            None => {
+                let Some(rec) = state.store.find_api_key(&key_id).await? else { return Ok(None) };
+                state.keys.put(rec.clone());
+                rec
+            }
+        };
         if bool::from(sha256(secret.as_bytes()).ct_eq(&rec.secret_hash)) {
             Ok(Some(Principal::Tenant { tenant_id: rec.tenant_id, key_id: rec.id }))
         } else {

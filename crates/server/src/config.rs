@@ -29,6 +29,11 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// The largest request body accepted (API.md: 1 MiB).
     pub body_limit_bytes: usize,
+    /// Warming: the daily cap of a number on its first day (it grows geometrically to the
+    /// number's full `per_day` over its `warming_days`).
+    pub warming_first_day_cap: u32,
+    /// Health score below which a number leaves rotation.
+    pub health_threshold: u8,
     /// QR timing of the in-process simulated network (tests shorten it).
     pub sim_qr_first: Duration,
     pub sim_qr_next: Duration,
@@ -44,6 +49,8 @@ impl Config {
             master_key: None,
             admin_token: None,
             body_limit_bytes: 1024 * 1024,
+            warming_first_day_cap: 20,
+            health_threshold: bzapper_core::sending::DEFAULT_THRESHOLD,
             sim_qr_first: Duration::from_secs(60),
             sim_qr_next: Duration::from_secs(20),
         }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod ids;
+pub mod key_cache;
 pub mod openapi;
 pub mod qr;
 pub mod recorder;

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex as SyncMutex};
 
 use bzapper_core::sending::{
     Assignment, Dispatcher, Health, HealthEvent, NumberInfo, QueuedMessage, Strategy,
-    WarmingSchedule, DEFAULT_THRESHOLD,
+    WarmingSchedule,
 };
 use bzapper_core::{Jid, Limits, Reason, Status, Transition};
-use bzapper_driver::{ChatState, Connection, DriverError, OutgoingText};
+use bzapper_driver::{ChatState, Connection, DriverError, OutgoingText, ReceiptStatus};
 use bzapper_store::{
     InstanceRecord, MessageRecord, MessageStatus, MessageUpdate, Store, StoreError,
 };
@@ -70,19 +70,24 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(store: Arc<dyn Store>, recorder: Arc<Recorder>) -> Arc<Self> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        recorder: Arc<Recorder>,
+        warming: WarmingSchedule,
+        threshold: u8,
+    ) -> Arc<Self> {
         Arc::new(Scheduler {
             store,
             recorder,
             inner: SyncMutex::new(Inner {
-                dispatcher: Dispatcher::new(WarmingSchedule::default()),
+                dispatcher: Dispatcher::new(warming),
                 rng: StdRng::from_entropy(),
                 numbers: HashMap::new(),
                 connections: HashMap::new(),
                 messages: HashMap::new(),
             }),
             wake: Notify::new(),
-            threshold: DEFAULT_THRESHOLD,
+            threshold,
             epoch: Instant::now(),
             epoch_ms: Utc::now().timestamp_millis(),
         })
@@ -396,6 +401,23 @@ impl Scheduler {
         remaining
     }
 
+    /// A delivery or read receipt for a message this number sent.
+    pub async fn receipt(&self, instance_id: &str, wa_id: &str, status: ReceiptStatus) {
+        let msg = match self.store.find_message_by_wa_id(instance_id, wa_id).await {
+            Ok(Some(m)) => m,
+            Ok(None) => return, // not one of ours (sent from the phone itself)
+            Err(e) => {
+                tracing::warn!(error = %e, "looking up a receipt's message failed");
+                return;
+            }
+        };
+        let status = match status {
+            ReceiptStatus::Delivered => MessageStatus::Delivered,
+            ReceiptStatus::Read => MessageStatus::Read,
+        };
+        self.set_status(&msg, status, Some(instance_id.to_string()), None).await;
+    }
+
     async fn run(self: Arc<Self>) {
         let mut last_recovery = self.now_ms();
         loop {
@@ -545,8 +567,13 @@ impl Scheduler {
             m.instance_id = instance_id.clone();
         }
         let u = update(status, instance_id.clone(), error.clone());
-        if let Err(e) = self.store.update_message(&msg.id, &u).await {
-            tracing::error!(message = %msg.id, error = %e, "saving a message status failed");
+        match self.store.update_message(&msg.id, &u).await {
+            Ok(true) => {}
+            // A receipt already moved it further (delivered before the ack was stored).
+            Ok(false) => return,
+            Err(e) => {
+                tracing::error!(message = %msg.id, error = %e, "saving a message status failed")
+            }
         }
         let mut data =
             json!({"message_id": msg.id, "status": status.as_str(), "instance_id": instance_id});

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use bzapper_core::sending::WarmingSchedule;
 use bzapper_driver::sim::{SimConfig, SimDriver, SimNet, SimNetwork};
 use bzapper_driver::Driver;
 use bzapper_store::{Sealer, SqliteStore, Store};
@@ -81,7 +82,12 @@ impl Application {
 
         let dyn_store: Arc<dyn Store> = store.clone();
         let recorder = Recorder::new(dyn_store.clone());
-        let scheduler = Scheduler::new(dyn_store.clone(), recorder.clone());
+        let scheduler = Scheduler::new(
+            dyn_store.clone(),
+            recorder.clone(),
+            WarmingSchedule { first_day_cap: config.warming_first_day_cap },
+            config.health_threshold,
+        );
         scheduler.start().await.context("loading the send queue")?;
         let supervisor =
             Supervisor::spawn(dyn_store.clone(), driver, recorder.clone(), scheduler.clone());
@@ -92,6 +98,7 @@ impl Application {
             store: dyn_store,
             supervisor: supervisor.clone(),
             scheduler,
+            keys: Default::default(),
             admin_token_hash: sha256(admin_token.as_bytes()),
             sim,
         });

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bzapper_driver::sim::SimNet;
 use bzapper_store::Store;
 
+use crate::key_cache::KeyCache;
 use crate::scheduler::Scheduler;
 use crate::supervisor::Supervisor;
 
@@ -16,6 +17,8 @@ pub struct Inner {
     pub store: Arc<dyn Store>,
     pub supervisor: Arc<Supervisor>,
     pub scheduler: Arc<Scheduler>,
+    /// API key records recently used (see `key_cache`).
+    pub keys: KeyCache,
     /// SHA-256 of the admin token; the token itself is not kept.
     pub admin_token_hash: [u8; 32],
     /// The simulated network's control, when the gateway runs on it.

@@ -258,6 +258,12 @@ impl Supervisor {
     ) -> Result<(), SupervisorError> {
         let Some((id, generation)) = tag.rsplit_once('#') else { return Ok(()) };
         let generation: u64 = generation.parse().unwrap_or(0);
+        if let DriverEvent::Receipt { message_id, status } = &event {
+            // A receipt concerns a message, not the connection's state: even one that arrives
+            // after its connection was replaced is true.
+            self.scheduler.receipt(id, message_id, *status).await;
+            return Ok(());
+        }
         let mut running = self.running.lock().await;
         let Some(run) = running.get_mut(id).filter(|r| r.generation == generation) else {
             return Ok(()); // an event of a connection that no longer exists
@@ -301,6 +307,7 @@ impl Supervisor {
                 DropKind::Banned => Trigger::Banned { detail },
             },
             DriverEvent::SessionUnreadable { detail } => Trigger::SessionUnreadable { detail },
+            DriverEvent::Receipt { .. } => return Ok(()), // handled above
             DriverEvent::Message(m) => {
                 let data = message_received_data(&m, run.own.0.as_deref(), run.own.1.as_deref());
                 return self.record(&tenant_id, id, "message.received", data).await;

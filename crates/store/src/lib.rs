@@ -94,8 +94,17 @@ pub trait MessageStore: Send + Sync {
         tenant_id: &str,
         filter: &MessageFilter,
     ) -> Result<Vec<MessageRecord>>;
-    /// Records a status change; `sent_at` is set when the status becomes `sent`.
-    async fn update_message(&self, id: &str, update: &MessageUpdate) -> Result<()>;
+    /// Records a status change; `sent_at` is set when the message is first known to have gone
+    /// out. Receipts only move forward: `sent`, `delivered` and `read` never replace a later
+    /// one of the three (a delivery receipt may arrive before the send's own ack is stored).
+    /// Returns whether the message changed.
+    async fn update_message(&self, id: &str, update: &MessageUpdate) -> Result<bool>;
+    /// The message this number sent with this WhatsApp id.
+    async fn find_message_by_wa_id(
+        &self,
+        instance_id: &str,
+        wa_id: &str,
+    ) -> Result<Option<MessageRecord>>;
     /// Every queued or sending message of every tenant, oldest first (resumed at start).
     async fn pending_messages(&self) -> Result<Vec<MessageRecord>>;
     /// How many messages the number sent since `since` (for `stats.sent_today`).

@@ -381,6 +381,9 @@ impl Runner {
                     return Outcome::End;
                 }
                 NetEvent::Message(msg) => self.events.emit(DriverEvent::Message(msg)),
+                NetEvent::Receipt { id, status } => {
+                    self.events.emit(DriverEvent::Receipt { message_id: id, status })
+                }
             }
         }
     }

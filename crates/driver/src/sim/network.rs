@@ -25,7 +25,7 @@ use super::transport::{
     DropRequest, InboundResult, InboundSpec, NetEvent, OnDropStream, OutboxEntry, ScanRequest,
     ScanResult, SimError, SimNet,
 };
-use crate::{ChatState, DropKind, InboundMessage, OutgoingText, PairCode, SendAck};
+use crate::{ChatState, DropKind, InboundMessage, OutgoingText, PairCode, ReceiptStatus, SendAck};
 
 /// Timing of the simulated network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -432,6 +432,10 @@ impl SimNetwork {
                 mentions: msg.mentions,
             },
         );
+        // Every simulated phone is online: the message is delivered at once.
+        if let Ok((conn, _, _)) = st.connected(instance_id) {
+            conn.emit(NetEvent::Receipt { id: msg.id.clone(), status: ReceiptStatus::Delivered });
+        }
         Ok(SendAck { id: msg.id, at })
     }
 

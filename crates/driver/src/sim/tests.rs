@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::*;
 use crate::{
     ChatState, ConnectOptions, Connection, Driver, DriverError, DriverEvent, DropKind, EventSink,
-    OutgoingText, SessionError, SessionStore,
+    OutgoingText, ReceiptStatus, SessionError, SessionStore,
 };
 
 /// An in-memory session store; `fail_load` makes `load` fail like a tampered blob.
@@ -750,6 +750,11 @@ async fn the_same_scenario_through_the_http_service() {
     assert_eq!(items.len(), 2);
     assert!(matches!(&items[0], OutboxEntry::Presence { presence: ChatState::Composing, .. }));
     assert!(matches!(&items[1], OutboxEntry::Text { id, .. } if id == "3EB0BBBB"));
+    // The recipient's phone is online: a delivery receipt follows the send.
+    assert_eq!(
+        next_real(&mut rx).await,
+        DriverEvent::Receipt { message_id: "3EB0BBBB".into(), status: ReceiptStatus::Delivered }
+    );
 
     // Inbound by LID.
     let spec = InboundSpec {

@@ -40,6 +40,8 @@ pub enum NetEvent {
     Disconnected { kind: DropKind, detail: String },
     /// A message from a contact.
     Message(InboundMessage),
+    /// A message this number sent reached the recipient (or was read).
+    Receipt { id: String, status: crate::ReceiptStatus },
 }
 
 /// `POST /v1/sim/instances/{id}/scan`: a phone scans the instance's current QR code.

@@ -69,7 +69,11 @@ pub async fn scan(
     let phone = Phone::parse(&body.phone).map_err(|e| {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone", e.to_string())
     })?;
-    let r = net(&state)?.scan(&id, ScanRequest { phone: phone.e164() }).await.map_err(sim_error)?;
+    let net = net(&state)?;
+    // A number created a moment ago may not show its first QR code yet: wait for it (briefly)
+    // so that a scan right after create works, as a person scans what they see.
+    state.supervisor.qr(&id, std::time::Duration::from_secs(5)).await;
+    let r = net.scan(&id, ScanRequest { phone: phone.e164() }).await.map_err(sim_error)?;
     Ok(JsonOut(ScanView { phone: r.phone, jid: r.jid.to_string(), lid: Some(r.lid.to_string()) }))
 }
 

@@ -121,7 +121,9 @@ pub async fn delete(
     for rec in state.store.list_instances(&id).await? {
         state.supervisor.delete(&rec).await.map_err(ApiError::internal)?;
     }
-    if state.store.delete_tenant(&id).await? {
+    let deleted = state.store.delete_tenant(&id).await?;
+    state.keys.forget_tenant(&id);
+    if deleted {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found())
@@ -163,7 +165,9 @@ pub async fn revoke_key(
     State(state): State<AppState>,
     Path((id, key_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    if state.store.revoke_api_key(&id, &key_id).await? {
+    let revoked = state.store.revoke_api_key(&id, &key_id).await?;
+    state.keys.forget_key(&key_id);
+    if revoked {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found())

@@ -49,7 +49,9 @@ async fn sends_without_a_number_rotate_over_the_pool() {
     }
     let mut by_number: HashMap<String, usize> = HashMap::new();
     for mid in &ids {
-        let m = app.wait_message(&key, mid, &["sent"]).await;
+        // The simulated recipient's phone is online: every message ends delivered.
+        let m = app.wait_message(&key, mid, &["delivered"]).await;
+        assert!(m["sent_at"].is_string(), "{m}");
         *by_number.entry(m["instance_id"].as_str().unwrap().to_string()).or_default() += 1;
     }
     assert_eq!(by_number.len(), 3, "all three numbers sent: {by_number:?}");
@@ -60,12 +62,12 @@ async fn sends_without_a_number_rotate_over_the_pool() {
         assert_eq!(texts, by_number[n]);
     }
     // Listing: newest first, filters, pages.
-    let (s, page) = app.get("/v1/messages?limit=4&status=sent", &key).await;
+    let (s, page) = app.get("/v1/messages?limit=4&status=delivered", &key).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(page["items"].as_array().unwrap().len(), 4);
     let cursor = page["next_cursor"].as_str().unwrap().to_string();
     let (_, page2) =
-        app.get(&format!("/v1/messages?limit=10&status=sent&cursor={cursor}"), &key).await;
+        app.get(&format!("/v1/messages?limit=10&status=delivered&cursor={cursor}"), &key).await;
     assert_eq!(page2["items"].as_array().unwrap().len(), 5);
     assert_eq!(page2["next_cursor"], Value::Null);
     let (_, by_inst) = app.get(&format!("/v1/messages?instance_id={}", numbers[0]), &key).await;
@@ -93,7 +95,7 @@ async fn menus_go_out_as_numbered_text_and_mentions_as_jids() {
         )
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-    let m = app.wait_message(&key, &id(&v), &["sent"]).await;
+    let m = app.wait_message(&key, &id(&v), &["sent", "delivered"]).await;
     assert_eq!(m["instance_id"], n.as_str());
     let outbox = app.outbox(&n).await;
     let text = outbox.iter().find(|e| e.get("text").is_some()).unwrap();
@@ -183,7 +185,7 @@ async fn an_idempotent_retry_returns_the_first_answer_and_sends_once() {
     let (s2, second) = send().await;
     assert_eq!((s1, s2), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
     assert_eq!(first, second);
-    app.wait_message(&key, &id(&first), &["sent"]).await;
+    app.wait_message(&key, &id(&first), &["sent", "delivered"]).await;
     let (s3, third) = send().await;
     assert_eq!((s3, id(&third)), (StatusCode::ACCEPTED, id(&first)));
     let texts = app.outbox(&n).await.into_iter().filter(|e| e.get("text").is_some()).count();
@@ -220,18 +222,18 @@ async fn a_ban_mid_queue_moves_the_rest_to_other_numbers() {
         forced.push(id(&v));
     }
     // Ban A as soon as it has sent something.
-    app.wait_message(&key, &pooled[0], &["sending", "sent"]).await;
+    app.wait_message(&key, &pooled[0], &["sending", "sent", "delivered"]).await;
     let (s, _) =
         app.post(&format!("/v1/sim/instances/{a}/drop"), ADMIN, json!({"reason": "banned"})).await;
     assert!(s.is_success());
     app.wait_for(&key, &a, "banned", |v| v["reason"] == "banned").await;
 
     for mid in &pooled {
-        app.wait_message(&key, mid, &["sent"]).await;
+        app.wait_message(&key, mid, &["sent", "delivered"]).await;
     }
     let mut failed = 0;
     for mid in &forced {
-        let m = app.wait_message(&key, mid, &["sent", "failed"]).await;
+        let m = app.wait_message(&key, mid, &["sent", "delivered", "failed"]).await;
         if m["status"] == "failed" {
             assert!(m["error"].as_str().unwrap().contains("banned"), "{m}");
             failed += 1;

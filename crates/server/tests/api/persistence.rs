@@ -124,6 +124,8 @@ async fn no_secret_is_stored_in_clear() {
     assert_eq!(s, reqwest::StatusCode::CREATED);
     assert!(!v.to_string().contains("hunter2"), "credentials echoed: {v}");
     let iid = id(&v);
+    // The phone scans the QR code the network showed.
+    assert_eq!(app.get(&format!("/v1/instances/{iid}/qr"), &key).await.0, reqwest::StatusCode::OK);
     app.post(
         &format!("/v1/sim/instances/{iid}/scan"),
         crate::helpers::ADMIN,

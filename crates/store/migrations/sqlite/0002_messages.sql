@@ -29,3 +29,4 @@ CREATE UNIQUE INDEX messages_by_idempotency_key ON messages (tenant_id, idempote
 CREATE INDEX messages_by_tenant ON messages (tenant_id, created_at, id);
 CREATE INDEX messages_pending ON messages (status) WHERE status IN ('queued', 'sending');
 CREATE INDEX messages_by_instance_sent ON messages (instance_id, sent_at);
+CREATE INDEX messages_by_wa_id ON messages (instance_id, wa_id);

@@ -218,11 +218,16 @@ impl MessageStore for SqliteStore {
         self.query_messages(&sql, binds).await
     }
 
-    async fn update_message(&self, id: &str, u: &MessageUpdate) -> Result<()> {
+    async fn update_message(&self, id: &str, u: &MessageUpdate) -> Result<bool> {
         let at = to_millis(u.at);
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE messages SET status = ?1, instance_id = ?2, error = ?3, updated_at = ?4, \
-             sent_at = CASE WHEN ?1 = 'sent' THEN ?4 ELSE sent_at END WHERE id = ?5",
+             sent_at = CASE WHEN ?1 IN ('sent', 'delivered', 'read') \
+                 THEN COALESCE(sent_at, ?4) ELSE sent_at END \
+             WHERE id = ?5 AND NOT ( \
+                 status IN ('sent', 'delivered', 'read') AND ?1 IN ('sent', 'delivered', 'read') \
+                 AND (CASE ?1 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 ELSE 3 END) \
+                  <= (CASE status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 ELSE 3 END))",
         )
         .bind(u.status.as_str())
         .bind(&u.instance_id)
@@ -232,7 +237,21 @@ impl MessageStore for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(db)?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn find_message_by_wa_id(
+        &self,
+        instance_id: &str,
+        wa_id: &str,
+    ) -> Result<Option<MessageRecord>> {
+        let mut v = self
+            .query_messages(
+                "WHERE instance_id = ? AND wa_id = ?",
+                vec![instance_id.into(), wa_id.into()],
+            )
+            .await?;
+        Ok(v.pop())
     }
 
     async fn pending_messages(&self) -> Result<Vec<MessageRecord>> {

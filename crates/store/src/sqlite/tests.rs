@@ -735,3 +735,28 @@ async fn health_scores_persist() {
     store.set_instance_health("i1", 37).await.unwrap();
     assert_eq!(store.get_instance_by_id("i1").await.unwrap().unwrap().health_score, 37);
 }
+
+#[tokio::test]
+async fn receipts_only_move_forward() {
+    let (_dir, store) = fresh().await;
+    with_tenant(&store, "t1").await;
+    store.create_instance(&instance("i1", "t1", "n1")).await.unwrap();
+    store.insert_message(&message("m1", "t1", None)).await.unwrap();
+    let upd = |status| MessageUpdate {
+        status,
+        instance_id: Some("i1".into()),
+        error: None,
+        at: now_millis(),
+    };
+    assert!(store.update_message("m1", &upd(MessageStatus::Sending)).await.unwrap());
+    // The delivery receipt overtakes the send's own ack.
+    assert!(store.update_message("m1", &upd(MessageStatus::Delivered)).await.unwrap());
+    assert!(!store.update_message("m1", &upd(MessageStatus::Sent)).await.unwrap());
+    let m = store.get_message("t1", "m1").await.unwrap().unwrap();
+    assert_eq!(m.status, MessageStatus::Delivered);
+    assert!(m.sent_at.is_some(), "a delivered message has gone out");
+    assert_eq!(store.find_message_by_wa_id("i1", &m.wa_id).await.unwrap().unwrap().id, "m1");
+    assert!(store.find_message_by_wa_id("i2", &m.wa_id).await.unwrap().is_none());
+    assert!(store.update_message("m1", &upd(MessageStatus::Read)).await.unwrap());
+    assert!(!store.update_message("m1", &upd(MessageStatus::Delivered)).await.unwrap());
+}
