@@ -255,6 +255,22 @@ impl Scheduler {
         g.connections.remove(instance_id);
     }
 
+    /// The tenant is gone (its messages with it): drops its queued messages from memory.
+    pub fn forget_tenant(&self, tenant_id: &str) {
+        let mut g = self.lock();
+        let ids: Vec<String> = g
+            .messages
+            .values()
+            .filter(|m| m.tenant_id == tenant_id)
+            .map(|m| m.id.clone())
+            .collect();
+        for id in ids {
+            if g.dispatcher.remove_message(&id) {
+                g.messages.remove(&id);
+            }
+        }
+    }
+
     fn update_number(&self, rec: &InstanceRecord) {
         let now_ms = self.now_ms();
         let mut g = self.lock();

@@ -123,6 +123,7 @@ pub async fn delete(
     }
     let deleted = state.store.delete_tenant(&id).await?;
     state.keys.forget_tenant(&id);
+    state.scheduler.forget_tenant(&id);
     if deleted {
         Ok(StatusCode::NO_CONTENT)
     } else {

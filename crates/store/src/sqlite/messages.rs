@@ -92,14 +92,55 @@ async fn write_batch(pool: &SqlitePool, batch: &[Pending]) -> Vec<Result<()>> {
         Ok(t) => t,
         Err(e) => return fail_all(&e),
     };
-    let mut results = Vec::with_capacity(batch.len());
-    for (m, _) in batch {
-        results.push(insert_row(&mut tx, m).await);
-    }
+    // One statement for the whole batch (one round trip to SQLite's thread); when it is
+    // refused (a duplicate idempotency key in the batch), row by row so that only the
+    // duplicate fails.
+    let results = match insert_rows(&mut tx, batch).await {
+        Ok(()) => batch.iter().map(|_| Ok(())).collect(),
+        Err(_) => {
+            let mut results = Vec::with_capacity(batch.len());
+            for (m, _) in batch {
+                results.push(insert_row(&mut tx, m).await);
+            }
+            results
+        }
+    };
     match tx.commit().await {
         Ok(()) => results,
         Err(e) => fail_all(&e),
     }
+}
+
+/// Inserts every message of the batch with one multi-row `INSERT`.
+async fn insert_rows(conn: &mut sqlx::SqliteConnection, batch: &[Pending]) -> Result<()> {
+    let mut qb: sqlx::QueryBuilder<sqlx::Sqlite> =
+        sqlx::QueryBuilder::new(format!("INSERT INTO messages ({COLUMNS}) "));
+    let mut encoded = Vec::with_capacity(batch.len());
+    for (m, _) in batch {
+        let mentions =
+            serde_json::to_string(&m.mentions).map_err(|e| StoreError::Database(e.to_string()))?;
+        encoded.push((m, mentions, m.menu.as_ref().map(|v| v.to_string())));
+    }
+    qb.push_values(encoded, |mut row, (m, mentions, menu)| {
+        row.push_bind(m.id.clone())
+            .push_bind(m.tenant_id.clone())
+            .push_bind(m.wa_id.clone())
+            .push_bind(m.instance_id.clone())
+            .push_bind(i64::from(m.forced))
+            .push_bind(m.pool.clone())
+            .push_bind(m.to.clone())
+            .push_bind(m.body.clone())
+            .push_bind(mentions)
+            .push_bind(menu)
+            .push_bind(m.status.as_str())
+            .push_bind(m.error.clone())
+            .push_bind(m.idempotency_key.clone())
+            .push_bind(to_millis(m.created_at))
+            .push_bind(to_millis(m.updated_at))
+            .push_bind(m.sent_at.map(to_millis));
+    });
+    qb.build().execute(conn).await.map_err(db)?;
+    Ok(())
 }
 
 fn db_ref(e: &sqlx::Error) -> StoreError {
@@ -110,11 +151,9 @@ async fn insert_row(conn: &mut sqlx::SqliteConnection, m: &MessageRecord) -> Res
     let mentions =
         serde_json::to_string(&m.mentions).map_err(|e| StoreError::Database(e.to_string()))?;
     let menu = m.menu.as_ref().map(|v| v.to_string());
-    sqlx::query(
-        "INSERT INTO messages (id, tenant_id, wa_id, instance_id, forced, pool, to_jid, body, \
-         mentions_json, menu_json, status, error, idempotency_key, created_at, updated_at, \
-         sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
+    sqlx::query(&format!(
+        "INSERT INTO messages ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ))
     .bind(&m.id)
     .bind(&m.tenant_id)
     .bind(&m.wa_id)

@@ -760,3 +760,18 @@ async fn receipts_only_move_forward() {
     assert!(store.update_message("m1", &upd(MessageStatus::Read)).await.unwrap());
     assert!(!store.update_message("m1", &upd(MessageStatus::Delivered)).await.unwrap());
 }
+
+#[tokio::test]
+async fn a_duplicate_key_in_one_group_commit_fails_alone() {
+    let (_dir, store) = fresh().await;
+    with_tenant(&store, "t1").await;
+    let (a, b, c) =
+        (message("a", "t1", Some("k")), message("b", "t1", Some("k")), message("c", "t1", None));
+    // Sent together, the three land in one batch.
+    let (ra, rb, rc) =
+        tokio::join!(store.insert_message(&a), store.insert_message(&b), store.insert_message(&c));
+    assert!(rc.is_ok());
+    assert!(ra.is_ok() != rb.is_ok(), "exactly one of the two holders of the key is stored");
+    assert!(matches!(ra.err().or(rb.err()), Some(StoreError::Conflict(_))));
+    assert_eq!(store.pending_messages().await.unwrap().len(), 2);
+}
