@@ -5,13 +5,14 @@
 //! `BZAPPER_BENCH_CONCURRENCY`, default 64). It runs the release `bzapper serve --sim` as a
 //! child process; this process is the load generator, sharing the same 2 cores.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 const ADMIN: &str = "bench-admin-token-0123456789";
 
@@ -24,22 +25,7 @@ async fn main() {
     let secs = env_or("BZAPPER_BENCH_SECS", 10);
     let concurrency = env_or("BZAPPER_BENCH_CONCURRENCY", 64) as usize;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bzapper"))
-        .args(["serve", "--sim", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("BZAPPER_ADMIN_TOKEN", ADMIN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().unwrap().unwrap();
-        if let Some(b) = line.strip_prefix("bZapper listening on ") {
-            break b.to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let (mut child, base) = support::serve_sim(dir.path(), ADMIN);
     let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
 
     let post = |url: String, token: &str, body: Value| {

@@ -4,35 +4,20 @@
 //! `cargo bench -p bzapper --bench idle_rss` (env `BZAPPER_BENCH_INSTANCES`, default 1000).
 //! It runs the release `bzapper serve --sim` as a child process and reads its VmRSS/VmHWM.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 const ADMIN: &str = "bench-admin-token-0123456789";
 
 fn spawn(data: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bzapper"))
-        .args(["serve", "--sim", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .env("BZAPPER_ADMIN_TOKEN", ADMIN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("bzapper starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("bzapper prints its address").unwrap();
-        if let Some(b) = line.strip_prefix("bZapper listening on ") {
-            break b.to_string();
-        }
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, base)
+    support::serve_sim(data, ADMIN)
 }
 
 fn rss_kib(pid: u32) -> (u64, u64) {

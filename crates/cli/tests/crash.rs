@@ -4,28 +4,17 @@
 //! accepted message exactly once, counted by WhatsApp message id.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const ADMIN: &str = "crash-admin-token-0123456789";
+mod support;
 
-/// Starts a child and returns it with the URL it prints after `prefix`.
-fn start(mut cmd: Command, prefix: &str) -> (Child, String) {
-    let mut child = cmd.stdout(Stdio::piped()).env("RUST_LOG", "warn").spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("the child prints its address").unwrap();
-        if let Some(u) = line.strip_prefix(prefix) {
-            break u.to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, url)
-}
+use support::start;
+
+const ADMIN: &str = "crash-admin-token-0123456789";
 
 fn gateway(data: &Path, sim_url: &str) -> (Child, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bzapper"));

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Query};
-use crate::ids::{new_id, new_message_id};
+use crate::ids::{new_message_id, new_ordered_id};
 use crate::state::AppState;
 use crate::time::now;
 
@@ -174,7 +174,7 @@ fn build(tenant_id: &str, body: SendMessage) -> ApiResult<(MessageRecord, Option
     };
     let at = now();
     let rec = MessageRecord {
-        id: new_id("msg"),
+        id: new_ordered_id("msg"),
         tenant_id: tenant_id.to_string(),
         wa_id: new_message_id(),
         instance_id: body.instance_id.clone(),
