@@ -19,7 +19,7 @@ use crate::routes::{health, instances, messages, not_implemented, pools, sim, te
         pools::list, pools::put,
         messages::send, messages::get, messages::list,
         not_implemented::forward, not_implemented::labels, not_implemented::calls,
-        sim::scan, sim::drop_connection, sim::inbound, sim::outbox,
+        sim::scan, sim::drop_connection, sim::inbound, sim::outbox, sim::restrict,
     ),
     modifiers(&BearerAuth),
     tags(

@@ -158,6 +158,7 @@ fn driver_error(e: SimError) -> DriverError {
         SimError::NotPairing => DriverError::NotPairing,
         SimError::NotFound(m) | SimError::InvalidRequest(m) => DriverError::Rejected(m),
         SimError::Unavailable(m) => DriverError::Transport(m),
+        SimError::Refused(m) => DriverError::Rejected(m),
     }
 }
 

@@ -24,5 +24,5 @@ pub use network::{SessionBlob, SimConfig, SimNetwork};
 pub use service::{router, serve};
 pub use transport::{
     DropRequest, ErrorBody, ErrorDetail, InboundResult, InboundSpec, NetEvent, OutboxEntry,
-    OutboxPage, RemoteSimNet, ScanRequest, ScanResult, SimError, SimNet,
+    OutboxPage, RemoteSimNet, RestrictRequest, ScanRequest, ScanResult, SimError, SimNet,
 };

@@ -22,8 +22,8 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use super::transport::{
-    DropRequest, InboundResult, InboundSpec, NetEvent, OnDropStream, OutboxEntry, ScanRequest,
-    ScanResult, SimError, SimNet,
+    DropRequest, InboundResult, InboundSpec, NetEvent, OnDropStream, OutboxEntry, RestrictRequest,
+    ScanRequest, ScanResult, SimError, SimNet,
 };
 use crate::{ChatState, DropKind, InboundMessage, OutgoingText, PairCode, ReceiptStatus, SendAck};
 
@@ -124,6 +124,10 @@ struct State {
     /// network accepts a message id once per sender: a resend of the same id (a gateway
     /// retrying after a crash) is acked again and not delivered twice.
     sent_ids: HashMap<Phone, HashMap<String, DateTime<Utc>>>,
+    /// Numbers under WhatsApp's reach-out restriction (error 463 to new contacts).
+    restricted: HashSet<String>,
+    /// The contacts that wrote to each number (a restricted number may still answer them).
+    contacts: HashMap<String, HashSet<Jid>>,
 }
 
 struct Device {
@@ -416,6 +420,14 @@ impl SimNetwork {
         if let Some(at) = st.sent_ids.get(&phone).and_then(|ids| ids.get(&msg.id)) {
             return Ok(SendAck { id: msg.id, at: *at });
         }
+        let known = st.contacts.get(instance_id).is_some_and(|c| c.contains(&msg.to));
+        if st.restricted.contains(instance_id) && !msg.to.is_group() && !known {
+            return Err(SimError::Refused(
+                "WhatsApp error 463: this number may not start chats with new contacts right now \
+                 (reach-out restricted)"
+                    .into(),
+            ));
+        }
         let me = phone.jid();
         let at = Utc::now();
         st.sent_ids.entry(phone).or_default().insert(msg.id.clone(), at);
@@ -476,6 +488,8 @@ impl SimNetwork {
             None => (st.phone_for_lid(&from), from.clone()),
         };
         let phone_jid = phone.as_ref().map(Phone::jid);
+        let contact = phone_jid.clone().unwrap_or_else(|| lid.clone());
+        st.contacts.entry(instance_id.to_string()).or_default().insert(contact);
         let (sender, sender_alt) = match (&phone_jid, as_lid) {
             (Some(pj), false) => (pj.clone(), None),
             (pj, _) => (lid.clone(), pj.clone()),
@@ -675,6 +689,16 @@ impl SimNet for SimNetwork {
         spec: InboundSpec,
     ) -> Result<InboundResult, SimError> {
         self.inbound_now(instance_id, spec)
+    }
+
+    async fn restrict(&self, instance_id: &str, req: RestrictRequest) -> Result<(), SimError> {
+        let mut st = lock(&self.state);
+        if req.reach_out {
+            st.restricted.insert(instance_id.to_string());
+        } else {
+            st.restricted.remove(instance_id);
+        }
+        Ok(())
     }
 
     async fn outbox(&self, instance_id: &str) -> Result<Vec<OutboxEntry>, SimError> {

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use super::network::SimNetwork;
 use super::transport::{
     AttachRequest, ChatStateRequest, DetachQuery, DropRequest, InboundSpec, NetEvent, OutboxPage,
-    PairCodeRequest, ScanRequest, SimError, SimNet, GENERATION_HEADER,
+    PairCodeRequest, RestrictRequest, ScanRequest, SimError, SimNet, GENERATION_HEADER,
 };
 use crate::OutgoingText;
 
@@ -85,6 +85,7 @@ fn build_router(net: Arc<SimNetwork>, shutdown: watch::Receiver<bool>) -> Router
         .route("/v1/sim/instances/{id}/drop", post(drop_connection))
         .route("/v1/sim/instances/{id}/inbound", post(inbound))
         .route("/v1/sim/instances/{id}/outbox", get(outbox))
+        .route("/v1/sim/instances/{id}/restrict", post(restrict))
         .fallback(not_found)
         .with_state(AppState { net, shutdown })
 }
@@ -243,6 +244,15 @@ async fn inbound(
 ) -> Result<Response, SimError> {
     let result = app.net.inbound(&id, body(json)?).await?;
     Ok(Json(result).into_response())
+}
+
+async fn restrict(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    json: Result<Json<RestrictRequest>, JsonRejection>,
+) -> Result<StatusCode, SimError> {
+    app.net.restrict(&id, body(json)?).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn outbox(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, SimError> {

@@ -298,6 +298,9 @@ async fn a_reconnect_keeps_backing_off_while_the_network_is_unreachable() {
         async fn outbox(&self, _: &str) -> Result<Vec<OutboxEntry>, SimError> {
             Ok(vec![])
         }
+        async fn restrict(&self, _: &str, _: RestrictRequest) -> Result<(), SimError> {
+            Err(SimError::Unavailable("down".into()))
+        }
     }
 
     let driver = SimDriver::new(Arc::new(Down));

@@ -44,6 +44,13 @@ pub enum NetEvent {
     Receipt { id: String, status: crate::ReceiptStatus },
 }
 
+/// `POST /v1/sim/instances/{id}/restrict`: WhatsApp's reach-out restriction on the number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestrictRequest {
+    pub reach_out: bool,
+}
+
 /// `POST /v1/sim/instances/{id}/scan`: a phone scans the instance's current QR code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -128,6 +135,9 @@ pub enum SimError {
     /// The remote simulated network could not be reached or answered nonsense.
     #[error("the simulated network is unavailable: {0}")]
     Unavailable(String),
+    /// WhatsApp refused the message (for example error 463, reach-out restricted).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl SimError {
@@ -138,6 +148,7 @@ impl SimError {
             SimError::NotConnected => "not_connected",
             SimError::InvalidRequest(_) => "invalid_request",
             SimError::Unavailable(_) => "unavailable",
+            SimError::Refused(_) => "refused",
         }
     }
 
@@ -147,6 +158,7 @@ impl SimError {
             SimError::NotPairing | SimError::NotConnected => 409,
             SimError::InvalidRequest(_) => 422,
             SimError::Unavailable(_) => 503,
+            SimError::Refused(_) => 409,
         }
     }
 
@@ -164,6 +176,7 @@ impl SimError {
             "not_pairing" => SimError::NotPairing,
             "not_connected" => SimError::NotConnected,
             "invalid_request" => SimError::InvalidRequest(message),
+            "refused" => SimError::Refused(message),
             _ => SimError::Unavailable(message),
         }
     }
@@ -221,6 +234,9 @@ pub trait SimNet: Send + Sync {
     ) -> Result<InboundResult, SimError>;
     /// Control: what the network received from the instance, oldest first.
     async fn outbox(&self, instance_id: &str) -> Result<Vec<OutboxEntry>, SimError>;
+    /// Turns WhatsApp's reach-out restriction on or off for the number: while on, a message
+    /// to a contact that never wrote to it is refused with error 463.
+    async fn restrict(&self, instance_id: &str, req: RestrictRequest) -> Result<(), SimError>;
 }
 
 /// A stream that runs a callback when dropped, told whether the stream had ended by itself.
@@ -512,6 +528,11 @@ impl SimNet for RemoteSimNet {
     ) -> Result<InboundResult, SimError> {
         let url = self.instance_url("sim", instance_id, "inbound");
         self.call(self.client.post(url).json(&spec)).await
+    }
+
+    async fn restrict(&self, instance_id: &str, req: RestrictRequest) -> Result<(), SimError> {
+        let url = self.instance_url("sim", instance_id, "restrict");
+        self.call_empty(self.client.post(url).json(&req)).await
     }
 
     async fn outbox(&self, instance_id: &str) -> Result<Vec<OutboxEntry>, SimError> {

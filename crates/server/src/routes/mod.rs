@@ -45,6 +45,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/sim/instances/{id}/drop", post(sim::drop_connection))
         .route("/v1/sim/instances/{id}/inbound", post(sim::inbound))
         .route("/v1/sim/instances/{id}/outbox", get(sim::outbox))
+        .route("/v1/sim/instances/{id}/restrict", post(sim::restrict))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }

@@ -5,7 +5,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json as JsonOut;
 use bzapper_core::Phone;
-use bzapper_driver::sim::{DropRequest, InboundSpec, OutboxEntry, ScanRequest, SimError, SimNet};
+use bzapper_driver::sim::{
+    DropRequest, InboundSpec, OutboxEntry, RestrictRequest, ScanRequest, SimError, SimNet,
+};
 use bzapper_driver::{ChatState, DropKind};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -172,6 +174,37 @@ pub async fn inbound(
     };
     let r = net(&state)?.inbound(&id, spec).await.map_err(sim_error)?;
     Ok(JsonOut(InboundView { message_id: r.message_id }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestrictBody {
+    /// While true, WhatsApp refuses (error 463) this number's messages to contacts that never
+    /// wrote to it.
+    pub reach_out: bool,
+}
+
+/// Turns WhatsApp's reach-out restriction on or off for a number (to exercise error 463 and
+/// the health score).
+#[utoipa::path(post, path = "/v1/sim/instances/{id}/restrict", tag = "sim", security(("bearer" = [])),
+    params(("id" = String, Path, description = "instance id")),
+    request_body = RestrictBody,
+    responses(
+        (status = 200, body = Done),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+pub async fn restrict(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<RestrictBody>,
+) -> ApiResult<JsonOut<Done>> {
+    let req = RestrictRequest { reach_out: body.reach_out };
+    net(&state)?.restrict(&id, req).await.map_err(sim_error)?;
+    Ok(JsonOut(Done { ok: true }))
 }
 
 /// One thing the network received from a number: a text or a presence update.

@@ -260,3 +260,62 @@ async fn a_ban_mid_queue_moves_the_rest_to_other_numbers() {
     assert!(v["stats"]["sent_today"].as_u64().unwrap() >= 1, "{v}");
     let _ = app.call(Method::GET, "/healthz", None, None).await;
 }
+
+#[tokio::test]
+async fn reach_out_refusals_lower_health_until_the_number_leaves_rotation() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.tenant("acme").await;
+    let n = app.fast_number(&key, "a", "+5511900000051", "default").await;
+    let (s, _) = app
+        .post(&format!("/v1/sim/instances/{n}/restrict"), ADMIN, json!({"reach_out": true}))
+        .await;
+    assert!(s.is_success());
+    // A contact that writes first may still be answered.
+    app.post(
+        &format!("/v1/sim/instances/{n}/inbound"),
+        ADMIN,
+        json!({"from": "+5511966660001", "text": "hi"}),
+    )
+    .await;
+
+    // Each refusal (error 463) costs 15 points: 100 → 85 → 70 → 55 → 40 → 25.
+    let mut scores = Vec::new();
+    for i in 0..5 {
+        let (s, v) = app
+            .post(
+                "/v1/messages",
+                &key,
+                json!({"to": format!("+55119555500{i:02}"), "text": "promo"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "refusal {i}: {v}");
+        let m = app.wait_message(&key, &id(&v), &["failed"]).await;
+        assert!(m["error"].as_str().unwrap().contains("463"), "{m}");
+        let inst = app
+            .wait_for(&key, &n, "the score to fall", |v| {
+                v["health"]["score"].as_u64().unwrap() <= 85 - 15 * i
+            })
+            .await;
+        scores.push(inst["health"]["score"].as_u64().unwrap());
+    }
+    assert_eq!(scores, vec![85, 70, 55, 40, 25]);
+    let (_, v) = app.get(&format!("/v1/instances/{n}"), &key).await;
+    assert_eq!(v["health"]["in_rotation"], false, "{v}");
+    assert_eq!(v["status"], "connected");
+    // Out of rotation at once: the pool has no healthy number left.
+    let (s, e) = app.post("/v1/messages", &key, json!({"to": "+5511955550099", "text": "x"})).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("no_number_available"))
+    );
+    // A forced message still goes, to the contact that wrote first.
+    let (s, v) = app
+        .post(
+            "/v1/messages",
+            &key,
+            json!({"to": "+5511966660001", "text": "hello again", "instance_id": n}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    app.wait_message(&key, &id(&v), &["sent", "delivered"]).await;
+}
