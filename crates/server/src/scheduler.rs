@@ -58,6 +58,9 @@ struct Inner {
 }
 
 pub struct Scheduler {
+    /// A message's status change (store, then event) happens under its stripe's lock, so that
+    /// a delivery receipt racing the send's own ack cannot record its event out of order.
+    status_locks: Vec<tokio::sync::Mutex<()>>,
     store: Arc<dyn Store>,
     recorder: Arc<Recorder>,
     inner: SyncMutex<Inner>,
@@ -77,6 +80,7 @@ impl Scheduler {
         threshold: u8,
     ) -> Arc<Self> {
         Arc::new(Scheduler {
+            status_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             store,
             recorder,
             inner: SyncMutex::new(Inner {
@@ -582,6 +586,13 @@ impl Scheduler {
             m.status = status;
             m.instance_id = instance_id.clone();
         }
+        let stripe = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            msg.id.hash(&mut h);
+            (h.finish() % self.status_locks.len() as u64) as usize
+        };
+        let _order = self.status_locks[stripe].lock().await;
         let u = update(status, instance_id.clone(), error.clone());
         match self.store.update_message(&msg.id, &u).await {
             Ok(true) => {}

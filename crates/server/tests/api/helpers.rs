@@ -217,3 +217,18 @@ impl TestApp {
         v["items"].as_array().unwrap().clone()
     }
 }
+
+/// The tenant's event log, read from the store of a stopped gateway's data dir.
+pub async fn event_log(dir: &Path, tenant_id: &str) -> Vec<bzapper_store::Event> {
+    use bzapper_store::EventLog;
+    let key = std::fs::read_to_string(dir.join("master.key")).unwrap();
+    let store = bzapper_store::SqliteStore::open(
+        &format!("sqlite://{}", dir.join("bzapper.db").display()),
+        bzapper_store::Sealer::new(bzapper_store::MasterKey::from_base64(key.trim()).unwrap()),
+    )
+    .await
+    .unwrap();
+    let events = store.events_after(tenant_id, 0, 10_000).await.unwrap();
+    store.close().await;
+    events
+}

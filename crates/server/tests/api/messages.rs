@@ -264,7 +264,7 @@ async fn a_ban_mid_queue_moves_the_rest_to_other_numbers() {
 #[tokio::test]
 async fn reach_out_refusals_lower_health_until_the_number_leaves_rotation() {
     let app = TestApp::spawn().await;
-    let (_, key) = app.tenant("acme").await;
+    let (tenant, key) = app.tenant("acme").await;
     let n = app.fast_number(&key, "a", "+5511900000051", "default").await;
     let (s, _) = app
         .post(&format!("/v1/sim/instances/{n}/restrict"), ADMIN, json!({"reach_out": true}))
@@ -317,5 +317,31 @@ async fn reach_out_refusals_lower_health_until_the_number_leaves_rotation() {
         )
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-    app.wait_message(&key, &id(&v), &["sent", "delivered"]).await;
+    let forced = id(&app.wait_message(&key, &id(&v), &["delivered"]).await);
+
+    // The event log holds the whole story: the number leaving rotation, and every status.
+    let dir = app.stop().await;
+    let events = crate::helpers::event_log(dir.path(), &tenant).await;
+    let health: Vec<&Value> =
+        events.iter().filter(|e| e.kind == "instance.health").map(|e| &e.data).collect();
+    // Into rotation when it connected; out of it at the fifth refusal, and nothing between.
+    assert_eq!(
+        health,
+        vec![
+            &json!({"score": 100, "in_rotation": true}),
+            &json!({"score": 25, "in_rotation": false})
+        ]
+    );
+    let statuses: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == "message.status" && e.data["message_id"] == forced.as_str())
+        .map(|e| e.data["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["sending", "sent", "delivered"]);
+    let failed = events
+        .iter()
+        .filter(|e| e.kind == "message.status" && e.data["status"] == "failed")
+        .filter(|e| e.data["error"].as_str().is_some_and(|m| m.contains("463")))
+        .count();
+    assert_eq!(failed, 5);
 }
