@@ -39,6 +39,19 @@ pub struct LimitsPatch {
     pub max_gap_ms: Option<u64>,
 }
 
+impl LimitsPatch {
+    /// `self` with the fields `newer` sets replacing its own.
+    pub fn overlaid(&self, newer: &LimitsPatch) -> LimitsPatch {
+        LimitsPatch {
+            per_minute: newer.per_minute.or(self.per_minute),
+            per_hour: newer.per_hour.or(self.per_hour),
+            per_day: newer.per_day.or(self.per_day),
+            min_gap_ms: newer.min_gap_ms.or(self.min_gap_ms),
+            max_gap_ms: newer.max_gap_ms.or(self.max_gap_ms),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid limits: {0}")]
 pub struct LimitsError(pub String);

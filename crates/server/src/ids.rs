@@ -4,9 +4,11 @@
 use base64::Engine;
 use rand::RngCore;
 
+/// Lowercase base32 (RFC 4648 letters, lowercased): ids stay readable and URL-safe.
+const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+
 /// `<prefix>_<20 lowercase base32 chars>` (100 bits).
 pub fn new_id(prefix: &str) -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
     let mut bytes = [0u8; 20];
     rand::thread_rng().fill_bytes(&mut bytes);
     let tail: String = bytes.iter().map(|b| ALPHABET[(*b & 31) as usize] as char).collect();
@@ -24,7 +26,6 @@ pub fn new_secret() -> String {
 /// ordered by creation time, so that rows keyed by it are appended to the end of their
 /// B-tree instead of landing on a random page (fewer pages written per insert).
 pub fn new_ordered_id(prefix: &str) -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
     let ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
     let mut out = String::with_capacity(prefix.len() + 26);
     out.push_str(prefix);

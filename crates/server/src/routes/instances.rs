@@ -364,14 +364,7 @@ pub async fn patch(
         rec.proxy = p.as_deref().map(ProxyUrl::parse).transpose().map_err(invalid_proxy)?;
     }
     if let Some(l) = body.limits {
-        let patch: LimitsPatch = l.into();
-        let merged = LimitsPatch {
-            per_minute: patch.per_minute.or(rec.limits.per_minute),
-            per_hour: patch.per_hour.or(rec.limits.per_hour),
-            per_day: patch.per_day.or(rec.limits.per_day),
-            min_gap_ms: patch.min_gap_ms.or(rec.limits.min_gap_ms),
-            max_gap_ms: patch.max_gap_ms.or(rec.limits.max_gap_ms),
-        };
+        let merged = rec.limits.overlaid(&l.into());
         Limits::default().merged(&merged).map_err(invalid_limits)?;
         rec.limits = merged;
     }
