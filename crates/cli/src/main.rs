@@ -67,6 +67,9 @@ struct ServeArgs {
     /// Health score (0-100) below which a number leaves rotation.
     #[arg(long, env = "BZAPPER_HEALTH_THRESHOLD", default_value_t = 40, value_parser = clap::value_parser!(u8).range(0..=100))]
     health_threshold: u8,
+    /// Hours events are kept; SSE clients resume with Last-Event-ID within this window.
+    #[arg(long, env = "BZAPPER_EVENT_RETENTION_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
+    event_retention_hours: u64,
     /// In-process simulator: seconds the first QR code lasts.
     #[arg(long, env = "BZAPPER_SIM_QR_FIRST_SECS", default_value_t = 60)]
     sim_qr_first_secs: u64,
@@ -131,6 +134,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     config.body_limit_bytes = a.body_limit;
     config.warming_first_day_cap = a.warming_first_day_cap;
     config.health_threshold = a.health_threshold;
+    config.event_retention = Duration::from_secs(a.event_retention_hours * 3600);
     config.sim_qr_first = Duration::from_secs(a.sim_qr_first_secs);
     config.sim_qr_next = Duration::from_secs(a.sim_qr_next_secs);
     let app = Application::build(config).await.context("the gateway could not start")?;

@@ -1,5 +1,5 @@
-//! The gateway's resolved configuration. The `bzapper` binary fills it from flags, env vars and
-//! an optional TOML file; tests build it directly.
+//! The gateway's resolved configuration. The `bzapper` binary fills it from flags and env
+//! vars; tests build it directly.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +32,8 @@ pub struct Config {
     /// Warming: the daily cap of a number on its first day (it grows geometrically to the
     /// number's full `per_day` over its `warming_days`).
     pub warming_first_day_cap: u32,
+    /// How long events are kept (SSE resumes within this window).
+    pub event_retention: Duration,
     /// Health score below which a number leaves rotation.
     pub health_threshold: u8,
     /// QR timing of the in-process simulated network (tests shorten it).
@@ -50,6 +52,7 @@ impl Config {
             admin_token: None,
             body_limit_bytes: 1024 * 1024,
             warming_first_day_cap: 20,
+            event_retention: Duration::from_secs(24 * 3600),
             health_threshold: bzapper_core::sending::DEFAULT_THRESHOLD,
             sim_qr_first: Duration::from_secs(60),
             sim_qr_next: Duration::from_secs(20),

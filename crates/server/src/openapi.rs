@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{health, instances, messages, not_implemented, pools, sim, tenants};
+use crate::routes::{events, health, instances, messages, not_implemented, pools, sim, tenants};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,7 @@ use crate::routes::{health, instances, messages, not_implemented, pools, sim, te
         instances::pair_code,
         pools::list, pools::put,
         messages::send, messages::get, messages::list,
+        events::stream,
         not_implemented::forward, not_implemented::labels, not_implemented::calls,
         sim::scan, sim::drop_connection, sim::inbound, sim::outbox, sim::restrict,
     ),
@@ -28,6 +29,7 @@ use crate::routes::{health, instances, messages, not_implemented, pools, sim, te
         (name = "instances", description = "WhatsApp numbers"),
         (name = "pools", description = "Pools and rotation"),
         (name = "messages", description = "Sending"),
+        (name = "events", description = "Server-Sent Events"),
         (name = "sim", description = "Simulated network control (admin token, --sim only)"),
     )
 )]

@@ -30,6 +30,7 @@ pub struct Application {
     store: Arc<SqliteStore>,
     admin_token: String,
     admin_token_source: Source,
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -91,13 +92,17 @@ impl Application {
         scheduler.start().await.context("loading the send queue")?;
         let supervisor =
             Supervisor::spawn(dyn_store.clone(), driver, recorder.clone(), scheduler.clone());
+        spawn_event_pruning(dyn_store.clone(), config.event_retention);
         let resumed = supervisor.resume_all().await.context("resuming instances")?;
         tracing::info!(resumed, "instances resumed");
 
+        let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let state = AppState::new(Inner {
+            closing: closing_rx,
             store: dyn_store,
             supervisor: supervisor.clone(),
             scheduler,
+            recorder,
             keys: Default::default(),
             admin_token_hash: sha256(admin_token.as_bytes()),
             sim,
@@ -114,7 +119,15 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        Ok(Application { listener, router, supervisor, store, admin_token, admin_token_source })
+        Ok(Application {
+            listener,
+            router,
+            supervisor,
+            store,
+            admin_token,
+            admin_token_source,
+            closing,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -140,11 +153,33 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let closing = self.closing;
+        let shutdown = async move {
+            shutdown.await;
+            closing.send_replace(true);
+        };
         axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await?;
         self.supervisor.shutdown().await;
         self.store.close().await;
         Ok(())
     }
+}
+
+/// Removes events older than the retention window, now and every ten minutes.
+fn spawn_event_pruning(store: Arc<dyn Store>, retention: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            let cutoff = chrono::Utc::now()
+                - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(1));
+            match store.prune_events(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "old events removed"),
+                Err(e) => tracing::warn!(error = %e, "pruning the event log failed"),
+            }
+        }
+    });
 }
 
 fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@ use bzapper_driver::sim::SimNet;
 use bzapper_store::Store;
 
 use crate::key_cache::KeyCache;
+use crate::recorder::Recorder;
 use crate::scheduler::Scheduler;
 use crate::supervisor::Supervisor;
 
@@ -17,10 +18,14 @@ pub struct Inner {
     pub store: Arc<dyn Store>,
     pub supervisor: Arc<Supervisor>,
     pub scheduler: Arc<Scheduler>,
+    pub recorder: Arc<Recorder>,
     /// API key records recently used (see `key_cache`).
     pub keys: KeyCache,
     /// SHA-256 of the admin token; the token itself is not kept.
     pub admin_token_hash: [u8; 32],
+    /// Turns true when the gateway shuts down: open streams (SSE) end so that the graceful
+    /// shutdown does not wait for them forever.
+    pub closing: tokio::sync::watch::Receiver<bool>,
     /// The simulated network's control, when the gateway runs on it.
     pub sim: Option<Arc<dyn SimNet>>,
 }

@@ -157,6 +157,8 @@ pub trait EventLog: Send + Sync {
         kind: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<(String, u64)>>;
+    /// The id of the tenant's newest event, 0 when it has none.
+    async fn latest_event_id(&self, tenant_id: &str) -> Result<i64>;
     /// Removes events older than `before`; returns how many.
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64>;
 }

@@ -794,6 +794,16 @@ impl EventLog for SqliteStore {
         Ok(rows.into_iter().map(|(i, n)| (i, n.max(0) as u64)).collect())
     }
 
+    async fn latest_event_id(&self, tenant_id: &str) -> Result<i64> {
+        let (id,): (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(id) FROM events WHERE tenant_id = ?")
+                .bind(tenant_id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(id.unwrap_or(0))
+    }
+
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64> {
         // Stored times are whole milliseconds: an event at 10 ms is older than a cut at
         // 10.5 ms, so a cut with a fraction rounds up.

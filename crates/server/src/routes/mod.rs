@@ -1,5 +1,6 @@
 //! The HTTP routes, one module per resource, and the router that joins them.
 
+pub mod events;
 pub mod health;
 pub mod instances;
 pub mod messages;
@@ -34,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/instances/{id}/logout", post(instances::logout))
         .route("/v1/instances/{id}/qr", get(instances::qr))
         .route("/v1/instances/{id}/pair-code", post(instances::pair_code))
+        .route("/v1/events", get(events::stream))
         .route("/v1/pools", get(pools::list))
         .route("/v1/pools/{name}", put(pools::put))
         .route("/v1/messages", post(messages::send).get(messages::list))

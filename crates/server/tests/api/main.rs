@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod bad_input;
+mod events;
 mod instances;
 mod messages;
 mod persistence;

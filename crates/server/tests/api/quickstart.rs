@@ -107,6 +107,10 @@ async fn probes_and_the_openapi_document_answer() {
         "/v1/sim/instances/{id}/drop",
         "/v1/sim/instances/{id}/inbound",
         "/v1/sim/instances/{id}/outbox",
+        "/v1/sim/instances/{id}/restrict",
+        "/v1/messages",
+        "/v1/messages/{id}",
+        "/v1/events",
     ] {
         assert!(paths.contains_key(p), "openapi.json lacks {p}");
     }
