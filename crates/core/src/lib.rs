@@ -7,6 +7,7 @@ pub mod jid;
 pub mod limits;
 pub mod menu;
 pub mod proxy;
+pub mod retry;
 pub mod sending;
 pub mod validate;
 pub mod warming;

@@ -34,6 +34,8 @@ pub struct Config {
     pub warming_first_day_cap: u32,
     /// How long events are kept (SSE resumes within this window).
     pub event_retention: Duration,
+    /// Webhook retries: first wait, longest wait, and when to give up (dead-letter).
+    pub webhook_retry: bzapper_core::retry::RetryPolicy,
     /// Health score below which a number leaves rotation.
     pub health_threshold: u8,
     /// QR timing of the in-process simulated network (tests shorten it).
@@ -53,6 +55,7 @@ impl Config {
             body_limit_bytes: 1024 * 1024,
             warming_first_day_cap: 20,
             event_retention: Duration::from_secs(24 * 3600),
+            webhook_retry: bzapper_core::retry::RetryPolicy::default(),
             health_threshold: bzapper_core::sending::DEFAULT_THRESHOLD,
             sim_qr_first: Duration::from_secs(60),
             sim_qr_next: Duration::from_secs(20),

@@ -20,6 +20,7 @@ pub mod startup;
 pub mod state;
 pub mod supervisor;
 pub mod time;
+pub mod webhooks;
 
 pub use bzapper_driver::sim::SimConfig;
 pub use config::{Config, DriverKind};

@@ -5,7 +5,9 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{events, health, instances, messages, not_implemented, pools, sim, tenants};
+use crate::routes::{
+    events, health, instances, messages, not_implemented, pools, sim, tenants, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +21,8 @@ use crate::routes::{events, health, instances, messages, not_implemented, pools,
         pools::list, pools::put,
         messages::send, messages::get, messages::list,
         events::stream,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::delete,
+        webhooks::deliveries, webhooks::retry,
         not_implemented::forward, not_implemented::labels, not_implemented::calls,
         sim::scan, sim::drop_connection, sim::inbound, sim::outbox, sim::restrict,
     ),
@@ -30,6 +34,7 @@ use crate::routes::{events, health, instances, messages, not_implemented, pools,
         (name = "pools", description = "Pools and rotation"),
         (name = "messages", description = "Sending"),
         (name = "events", description = "Server-Sent Events"),
+        (name = "webhooks", description = "Signed, durable event deliveries"),
         (name = "sim", description = "Simulated network control (admin token, --sim only)"),
     )
 )]

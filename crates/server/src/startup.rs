@@ -22,6 +22,7 @@ use crate::scheduler::Scheduler;
 use crate::secrets::{self, Source};
 use crate::state::{AppState, Inner};
 use crate::supervisor::Supervisor;
+use crate::webhooks::WebhookWorker;
 
 pub struct Application {
     listener: TcpListener,
@@ -93,6 +94,8 @@ impl Application {
         let supervisor =
             Supervisor::spawn(dyn_store.clone(), driver, recorder.clone(), scheduler.clone());
         spawn_event_pruning(dyn_store.clone(), config.event_retention);
+        let webhooks =
+            WebhookWorker::spawn(dyn_store.clone(), recorder.clone(), config.webhook_retry);
         let resumed = supervisor.resume_all().await.context("resuming instances")?;
         tracing::info!(resumed, "instances resumed");
 
@@ -103,6 +106,7 @@ impl Application {
             supervisor: supervisor.clone(),
             scheduler,
             recorder,
+            webhooks,
             keys: Default::default(),
             admin_token_hash: sha256(admin_token.as_bytes()),
             sim,

@@ -10,6 +10,7 @@ use crate::key_cache::KeyCache;
 use crate::recorder::Recorder;
 use crate::scheduler::Scheduler;
 use crate::supervisor::Supervisor;
+use crate::webhooks::WebhookWorker;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -19,6 +20,7 @@ pub struct Inner {
     pub supervisor: Arc<Supervisor>,
     pub scheduler: Arc<Scheduler>,
     pub recorder: Arc<Recorder>,
+    pub webhooks: Arc<WebhookWorker>,
     /// API key records recently used (see `key_cache`).
     pub keys: KeyCache,
     /// SHA-256 of the admin token; the token itself is not kept.

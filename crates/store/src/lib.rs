@@ -123,6 +123,34 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<Vec<(String, u64)>>;
 }
 
+/// Webhooks and their durable deliveries.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    async fn create_webhook(&self, w: &WebhookRecord) -> Result<()>;
+    async fn list_webhooks(&self, tenant_id: &str) -> Result<Vec<WebhookRecord>>;
+    /// Every webhook of every tenant (the fan-out matches events against them).
+    async fn all_webhooks(&self) -> Result<Vec<WebhookRecord>>;
+    async fn get_webhook(&self, tenant_id: &str, id: &str) -> Result<Option<WebhookRecord>>;
+    /// Deletes the webhook and its deliveries. False when missing.
+    async fn delete_webhook(&self, tenant_id: &str, id: &str) -> Result<bool>;
+    /// Every tenant's events with id > `after_id`, oldest first (the fan-out's input).
+    async fn all_events_after(&self, after_id: i64, limit: u32) -> Result<Vec<Event>>;
+    /// The last event id the fan-out turned into deliveries.
+    async fn fanout_cursor(&self) -> Result<i64>;
+    /// Stores new deliveries and moves the fan-out cursor, in one transaction (a crash
+    /// between the two neither loses nor doubles a delivery).
+    async fn enqueue_deliveries(&self, deliveries: &[DeliveryRecord], cursor: i64) -> Result<()>;
+    /// Pending deliveries due at `now`, oldest first.
+    async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<DeliveryRecord>>;
+    /// When the next pending delivery is due, if any.
+    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>>;
+    async fn record_attempt(&self, id: &str, attempt: &DeliveryAttempt) -> Result<()>;
+    async fn list_deliveries(&self, webhook_id: &str, limit: u32) -> Result<Vec<DeliveryRecord>>;
+    async fn get_delivery(&self, webhook_id: &str, id: &str) -> Result<Option<DeliveryRecord>>;
+    /// Makes a delivery pending again, due now (a re-send asked for by API).
+    async fn requeue_delivery(&self, id: &str, now: DateTime<Utc>) -> Result<()>;
+}
+
 /// One number's protocol state, as opaque values under keys, each sealed with the instance id
 /// (and key) as associated data.
 #[async_trait]
@@ -166,7 +194,7 @@ pub trait EventLog: Send + Sync {
 /// Everything the server needs from storage.
 #[async_trait]
 pub trait Store:
-    TenantStore + InstanceStore + SessionStore + PoolStore + EventLog + MessageStore
+    TenantStore + InstanceStore + SessionStore + PoolStore + EventLog + MessageStore + WebhookStore
 {
     /// A trivial query, for `/readyz`.
     async fn ping(&self) -> Result<()>;

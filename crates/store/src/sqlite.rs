@@ -25,6 +25,7 @@ use crate::{
 mod messages;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 
 /// `meta` key of the sealed value that proves which master key this database belongs to.
 const META_KEY_CHECK: &str = "master_key_check";
@@ -134,7 +135,9 @@ impl SqliteStore {
     /// database file alone holds all the data (safe to copy as a backup).
     pub async fn close(&self) {
         // Best effort: on failure the WAL stays and SQLite replays it at the next open.
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await {
+        // PASSIVE never waits for other connections (background tasks may still be reading);
+        // the last connection to close checkpoints the rest and removes the WAL.
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&self.pool).await {
             tracing::warn!(error = %e, "WAL checkpoint at close failed");
         }
         close_pool(&self.pool).await;

@@ -8,6 +8,7 @@ pub mod not_implemented;
 pub mod pools;
 pub mod sim;
 pub mod tenants;
+pub mod webhooks;
 
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
@@ -36,6 +37,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/instances/{id}/qr", get(instances::qr))
         .route("/v1/instances/{id}/pair-code", post(instances::pair_code))
         .route("/v1/events", get(events::stream))
+        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/v1/webhooks/{id}", get(webhooks::get).delete(webhooks::delete))
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/v1/webhooks/{id}/deliveries/{delivery_id}/retry", post(webhooks::retry))
         .route("/v1/pools", get(pools::list))
         .route("/v1/pools/{name}", put(pools::put))
         .route("/v1/messages", post(messages::send).get(messages::list))

@@ -11,3 +11,4 @@ mod messages;
 mod persistence;
 mod quickstart;
 mod simnet;
+mod webhooks;

@@ -1,0 +1,228 @@
+//! Webhooks: signed deliveries that survive a receiver outage, are dead-lettered after the
+//! last try, can be re-sent, and never let one slow receiver delay another.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode as AxStatus};
+use bzapper_core::retry::RetryPolicy;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{config, id, TestApp};
+
+/// A receiver on loopback that fails its first `fail_first` requests with 500 and records
+/// every request.
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+    fail_first: Arc<AtomicUsize>,
+    delay: Duration,
+}
+
+impl Receiver {
+    async fn start(fail_first: usize, delay: Duration) -> (Receiver, String) {
+        let r = Receiver {
+            fail_first: Arc::new(AtomicUsize::new(fail_first)),
+            delay,
+            ..Default::default()
+        };
+        let state = r.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let state = state.clone();
+                async move {
+                    tokio::time::sleep(state.delay).await;
+                    state.got.lock().unwrap().push((headers, body));
+                    let left = state.fail_first.load(Ordering::SeqCst);
+                    if left > 0 {
+                        state.fail_first.store(left - 1, Ordering::SeqCst);
+                        AxStatus::INTERNAL_SERVER_ERROR
+                    } else {
+                        AxStatus::OK
+                    }
+                }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        (r, url)
+    }
+
+    fn count(&self) -> usize {
+        self.got.lock().unwrap().len()
+    }
+}
+
+async fn app_with(policy: RetryPolicy) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut c = config(dir.path());
+    c.webhook_retry = policy;
+    TestApp::spawn_with(dir, c).await
+}
+
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !f() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn deliveries_are_signed_and_retried_through_an_outage() {
+    let app =
+        app_with(RetryPolicy { first_delay_ms: 50, max_delay_ms: 200, give_up_after_ms: 60_000 })
+            .await;
+    let (_, key) = app.tenant("acme").await;
+    let (rx, url) = Receiver::start(2, Duration::ZERO).await;
+    let (s, hook) = app
+        .post(
+            "/v1/webhooks",
+            &key,
+            json!({"url": url, "events": ["instance.*"], "secret": "a-secret-of-16+chars"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{hook}");
+    assert_eq!(hook["secret"], "a-secret-of-16+chars");
+    let hid = id(&hook);
+    let (_, listed) = app.get("/v1/webhooks", &key).await;
+    assert!(!listed.to_string().contains("a-secret-of-16"), "the secret is shown once");
+
+    let iid = id(&app.instance(&key, "n1").await); // records instance.qr
+    wait_until("the delivery after two failures", || rx.count() >= 3).await;
+    let got = rx.got.lock().unwrap().clone();
+    let (headers, body) = &got[2];
+    let envelope: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(envelope["type"], "instance.qr");
+    assert_eq!(envelope["instance_id"], iid.as_str());
+    assert_eq!(headers["x-bzapper-event"], "instance.qr");
+    let ts = headers["x-bzapper-timestamp"].to_str().unwrap();
+    let expected = bzapper_server::webhooks::signature("a-secret-of-16+chars", ts, body);
+    assert_eq!(headers["x-bzapper-signature"].to_str().unwrap(), expected);
+    // All three attempts carried the same delivery id and body.
+    assert!(got
+        .iter()
+        .all(|(h, b)| h["x-bzapper-delivery"] == headers["x-bzapper-delivery"] && b == body));
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, d) = app.get(&format!("/v1/webhooks/{hid}/deliveries"), &key).await;
+        let first = &d["items"][0];
+        if first["status"] == "delivered" {
+            assert_eq!(first["attempts"], 3);
+            assert_eq!(first["last_status"], 200);
+            assert_eq!(first["event_type"], "instance.qr");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{d}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_dead_receiver_is_dead_lettered_and_delays_no_other_receiver() {
+    let app =
+        app_with(RetryPolicy { first_delay_ms: 50, max_delay_ms: 100, give_up_after_ms: 600 })
+            .await;
+    let (_, key) = app.tenant("acme").await;
+    // A receiver that never answers in time, one that always fails, and a healthy one.
+    let (slow, slow_url) = Receiver::start(0, Duration::from_secs(30)).await;
+    let (_, dead_url) = Receiver::start(usize::MAX, Duration::ZERO).await;
+    let (good, good_url) = Receiver::start(0, Duration::ZERO).await;
+    for url in [&slow_url, &dead_url, &good_url] {
+        let (s, v) =
+            app.post("/v1/webhooks", &key, json!({"url": url, "events": ["instance.qr"]})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert!(v["secret"].as_str().unwrap().starts_with("whsec_"));
+    }
+    let (_, hooks) = app.get("/v1/webhooks", &key).await;
+    let dead_id = hooks["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["url"] == dead_url.as_str())
+        .map(id)
+        .unwrap();
+
+    for i in 0..6 {
+        app.instance(&key, &format!("n{i}")).await;
+    }
+    // The healthy receiver gets all six promptly, while the slow one still holds its requests.
+    wait_until("the healthy receiver", || good.count() >= 6).await;
+    assert!(slow.count() == 0, "the slow receiver never answered yet");
+
+    // The failing one is given up after its window and shows as dead.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let dead = loop {
+        let (_, d) = app.get(&format!("/v1/webhooks/{dead_id}/deliveries"), &key).await;
+        let items = d["items"].as_array().unwrap().clone();
+        if items.len() == 6 && items.iter().all(|i| i["status"] == "dead") {
+            break items;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{d}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(dead[0]["attempts"].as_u64().unwrap() >= 2);
+    assert_eq!(dead[0]["last_status"], 500);
+
+    // A re-send by API makes it pending again.
+    let did = dead[0]["id"].as_str().unwrap();
+    let (s, v) =
+        app.post(&format!("/v1/webhooks/{dead_id}/deliveries/{did}/retry"), &key, json!({})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["status"], "pending");
+    let (s, _) = app
+        .post(&format!("/v1/webhooks/{dead_id}/deliveries/dlv_nope/retry"), &key, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bad_webhooks_are_refused_and_tenants_are_isolated() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.tenant("acme").await;
+    let (_, other) = app.tenant("other").await;
+    for (body, code) in [
+        (json!({"url": "ftp://x/y", "events": ["instance.*"]}), "invalid_url"),
+        (json!({"url": "not a url", "events": ["instance.*"]}), "invalid_url"),
+        (json!({"url": "http://127.0.0.1:1/x", "events": []}), "invalid_request"),
+        (json!({"url": "http://127.0.0.1:1/x", "events": ["nope.*"]}), "invalid_request"),
+        (
+            json!({"url": "http://127.0.0.1:1/x", "events": ["instance.*"], "secret": "short"}),
+            "invalid_request",
+        ),
+        (
+            json!({"url": "http://127.0.0.1:1/x", "events": ["instance.*"], "extra": 1}),
+            "invalid_request",
+        ),
+    ] {
+        let (s, v) = app.post("/v1/webhooks", &key, body.clone()).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(code)),
+            "{body}"
+        );
+    }
+    let (_, h) = app
+        .post("/v1/webhooks", &key, json!({"url": "http://127.0.0.1:1/x", "events": ["message.*"]}))
+        .await;
+    let hid = id(&h);
+    assert_eq!(app.get(&format!("/v1/webhooks/{hid}"), &other).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.call(Method::DELETE, &format!("/v1/webhooks/{hid}"), Some(&other), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get(&format!("/v1/webhooks/{hid}/deliveries"), &other).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.call(Method::DELETE, &format!("/v1/webhooks/{hid}"), Some(&key), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.get(&format!("/v1/webhooks/{hid}"), &key).await.0, StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,271 @@
+//! Webhooks and their durable deliveries on SQLite.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+
+use super::{col, db, event_from_row, opt_ts, ts, SqliteStore};
+use crate::time::to_millis;
+use crate::{
+    DeliveryAttempt, DeliveryRecord, DeliveryStatus, Event, Result, StoreError, WebhookRecord,
+    WebhookStore,
+};
+
+const META_FANOUT_CURSOR: &str = "webhook_fanout_cursor";
+const DELIVERY_COLUMNS: &str = "id, webhook_id, tenant_id, event_id, event_type, payload, status, \
+     attempts, next_attempt_at, last_status, last_error, created_at, updated_at, delivered_at";
+
+fn secret_aad(id: &str) -> Vec<u8> {
+    format!("webhook:{id}").into_bytes()
+}
+
+fn delivery_from_row(row: &SqliteRow) -> Result<DeliveryRecord> {
+    let id: String = col(row, "id")?;
+    let status: String = col(row, "status")?;
+    let status = DeliveryStatus::parse(&status)
+        .ok_or_else(|| StoreError::Database(format!("delivery {id}: unknown status {status}")))?;
+    Ok(DeliveryRecord {
+        webhook_id: col(row, "webhook_id")?,
+        tenant_id: col(row, "tenant_id")?,
+        event_id: col(row, "event_id")?,
+        event_type: col(row, "event_type")?,
+        payload: col(row, "payload")?,
+        status,
+        attempts: col::<i64>(row, "attempts")?.clamp(0, i64::from(u32::MAX)) as u32,
+        next_attempt_at: ts(col(row, "next_attempt_at")?)?,
+        last_status: col::<Option<i64>>(row, "last_status")?.and_then(|s| u16::try_from(s).ok()),
+        last_error: col(row, "last_error")?,
+        created_at: ts(col(row, "created_at")?)?,
+        updated_at: ts(col(row, "updated_at")?)?,
+        delivered_at: opt_ts(col(row, "delivered_at")?)?,
+        id,
+    })
+}
+
+impl SqliteStore {
+    fn webhook_from_row(&self, row: &SqliteRow) -> Result<WebhookRecord> {
+        let id: String = col(row, "id")?;
+        let events: String = col(row, "events_json")?;
+        let events = serde_json::from_str(&events)
+            .map_err(|e| StoreError::Database(format!("webhook {id}: bad events: {e}")))?;
+        let sealed: Vec<u8> = col(row, "secret_sealed")?;
+        let secret = self
+            .sealer
+            .open(&secret_aad(&id), &sealed)
+            .map_err(|e| StoreError::Unsealable(format!("webhook {id}: {e}")))?;
+        Ok(WebhookRecord {
+            tenant_id: col(row, "tenant_id")?,
+            url: col(row, "url")?,
+            events,
+            secret: String::from_utf8_lossy(&secret).into_owned(),
+            created_at: ts(col(row, "created_at")?)?,
+            id,
+        })
+    }
+
+    async fn query_webhooks(&self, filter: &str, binds: &[&str]) -> Result<Vec<WebhookRecord>> {
+        let sql = format!(
+            "SELECT id, tenant_id, url, events_json, secret_sealed, created_at FROM webhooks {filter}"
+        );
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(*b);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(db)?;
+        rows.iter().map(|r| self.webhook_from_row(r)).collect()
+    }
+
+    async fn query_deliveries(
+        &self,
+        filter: &str,
+        binds: Vec<String>,
+    ) -> Result<Vec<DeliveryRecord>> {
+        let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries {filter}");
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(b);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(db)?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl WebhookStore for SqliteStore {
+    async fn create_webhook(&self, w: &WebhookRecord) -> Result<()> {
+        let events =
+            serde_json::to_string(&w.events).map_err(|e| StoreError::Database(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO webhooks (id, tenant_id, url, events_json, secret_sealed, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&w.id)
+        .bind(&w.tenant_id)
+        .bind(&w.url)
+        .bind(events)
+        .bind(self.sealer.seal(&secret_aad(&w.id), w.secret.as_bytes()))
+        .bind(to_millis(w.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn list_webhooks(&self, tenant_id: &str) -> Result<Vec<WebhookRecord>> {
+        self.query_webhooks("WHERE tenant_id = ? ORDER BY created_at, id", &[tenant_id]).await
+    }
+
+    async fn all_webhooks(&self) -> Result<Vec<WebhookRecord>> {
+        self.query_webhooks("ORDER BY created_at, id", &[]).await
+    }
+
+    async fn get_webhook(&self, tenant_id: &str, id: &str) -> Result<Option<WebhookRecord>> {
+        Ok(self.query_webhooks("WHERE tenant_id = ? AND id = ?", &[tenant_id, id]).await?.pop())
+    }
+
+    async fn delete_webhook(&self, tenant_id: &str, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM webhooks WHERE tenant_id = ? AND id = ?")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn all_events_after(&self, after_id: i64, limit: u32) -> Result<Vec<Event>> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, instance_id, kind, data, created_at FROM events \
+             WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn fanout_cursor(&self) -> Result<i64> {
+        let v: Option<(Vec<u8>,)> = sqlx::query_as("SELECT value FROM meta WHERE key = ?")
+            .bind(META_FANOUT_CURSOR)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        match v {
+            Some((bytes,)) => String::from_utf8_lossy(&bytes)
+                .parse()
+                .map_err(|_| StoreError::Database("the webhook fan-out cursor is damaged".into())),
+            // The first start begins at the newest event: webhooks see what happens from now.
+            None => {
+                let (max,): (Option<i64>,) = sqlx::query_as("SELECT MAX(id) FROM events")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db)?;
+                Ok(max.unwrap_or(0))
+            }
+        }
+    }
+
+    async fn enqueue_deliveries(&self, deliveries: &[DeliveryRecord], cursor: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for d in deliveries {
+            sqlx::query(&format!(
+                "INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS}) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .bind(&d.id)
+            .bind(&d.webhook_id)
+            .bind(&d.tenant_id)
+            .bind(d.event_id)
+            .bind(&d.event_type)
+            .bind(&d.payload)
+            .bind(d.status.as_str())
+            .bind(i64::from(d.attempts))
+            .bind(to_millis(d.next_attempt_at))
+            .bind(d.last_status.map(i64::from))
+            .bind(&d.last_error)
+            .bind(to_millis(d.created_at))
+            .bind(to_millis(d.updated_at))
+            .bind(d.delivered_at.map(to_millis))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(META_FANOUT_CURSOR)
+            .bind(cursor.to_string().into_bytes())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<DeliveryRecord>> {
+        self.query_deliveries(
+            &format!(
+                "WHERE status = 'pending' AND next_attempt_at <= CAST(? AS INTEGER) \
+                 ORDER BY next_attempt_at, id LIMIT {limit}"
+            ),
+            vec![to_millis(now).to_string()],
+        )
+        .await
+    }
+
+    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>> {
+        let (t,): (Option<i64>,) =
+            sqlx::query_as("SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+        opt_ts(t)
+    }
+
+    async fn record_attempt(&self, id: &str, a: &DeliveryAttempt) -> Result<()> {
+        sqlx::query(
+            "UPDATE deliveries SET status = ?1, attempts = ?2, next_attempt_at = ?3, \
+             last_status = ?4, last_error = ?5, updated_at = ?6, \
+             delivered_at = CASE WHEN ?1 = 'delivered' THEN ?6 ELSE delivered_at END WHERE id = ?7",
+        )
+        .bind(a.status.as_str())
+        .bind(i64::from(a.attempts))
+        .bind(to_millis(a.next_attempt_at))
+        .bind(a.last_status.map(i64::from))
+        .bind(&a.last_error)
+        .bind(to_millis(a.at))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn list_deliveries(&self, webhook_id: &str, limit: u32) -> Result<Vec<DeliveryRecord>> {
+        self.query_deliveries(
+            &format!("WHERE webhook_id = ? ORDER BY created_at DESC, id DESC LIMIT {limit}"),
+            vec![webhook_id.into()],
+        )
+        .await
+    }
+
+    async fn get_delivery(&self, webhook_id: &str, id: &str) -> Result<Option<DeliveryRecord>> {
+        Ok(self
+            .query_deliveries("WHERE webhook_id = ? AND id = ?", vec![webhook_id.into(), id.into()])
+            .await?
+            .pop())
+    }
+
+    async fn requeue_delivery(&self, id: &str, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(to_millis(now))
+        .bind(to_millis(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+}
