@@ -2,6 +2,7 @@
 //! driver and the instance supervisor and binds the HTTP listener; [`Application::run`] serves
 //! until the shutdown future resolves. The `bzapper` binary is a thin shell around it.
 
+pub mod alerts;
 pub mod auth;
 pub mod config;
 pub mod error;

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    events, health, instances, messages, not_implemented, pools, sim, tenants, webhooks,
+    alerts, events, health, instances, messages, not_implemented, pools, sim, tenants, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -23,6 +23,7 @@ use crate::routes::{
         events::stream,
         webhooks::create, webhooks::list, webhooks::get, webhooks::delete,
         webhooks::deliveries, webhooks::retry,
+        alerts::put, alerts::get, alerts::delete,
         not_implemented::forward, not_implemented::labels, not_implemented::calls,
         sim::scan, sim::drop_connection, sim::inbound, sim::outbox, sim::restrict,
     ),
@@ -35,6 +36,7 @@ use crate::routes::{
         (name = "messages", description = "Sending"),
         (name = "events", description = "Server-Sent Events"),
         (name = "webhooks", description = "Signed, durable event deliveries"),
+        (name = "alerts", description = "A human message when a number drops"),
         (name = "sim", description = "Simulated network control (admin token, --sim only)"),
     )
 )]

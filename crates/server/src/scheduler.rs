@@ -357,7 +357,8 @@ impl Scheduler {
         let Some((score, in_rotation)) = self.rotation_verdict(instance_id) else { return };
         let tenant = self.lock().numbers.get(instance_id).map(|n| n.tenant_id.clone());
         if let Some(t) = tenant {
-            let data = json!({"score": score, "in_rotation": in_rotation});
+            let data =
+                json!({"score": score, "in_rotation": in_rotation, "threshold": self.threshold});
             if let Err(e) =
                 self.recorder.record(&t, Some(instance_id), "instance.health", data).await
             {

@@ -94,6 +94,7 @@ impl Application {
         let supervisor =
             Supervisor::spawn(dyn_store.clone(), driver, recorder.clone(), scheduler.clone());
         spawn_event_pruning(dyn_store.clone(), config.event_retention);
+        crate::alerts::spawn(dyn_store.clone(), recorder.clone());
         let webhooks =
             WebhookWorker::spawn(dyn_store.clone(), recorder.clone(), config.webhook_retry);
         let resumed = supervisor.resume_all().await.context("resuming instances")?;

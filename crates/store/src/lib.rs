@@ -149,6 +149,9 @@ pub trait WebhookStore: Send + Sync {
     async fn get_delivery(&self, webhook_id: &str, id: &str) -> Result<Option<DeliveryRecord>>;
     /// Makes a delivery pending again, due now (a re-send asked for by API).
     async fn requeue_delivery(&self, id: &str, now: DateTime<Utc>) -> Result<()>;
+    async fn put_alert(&self, alert: &AlertConfig) -> Result<()>;
+    async fn get_alert(&self, tenant_id: &str) -> Result<Option<AlertConfig>>;
+    async fn delete_alert(&self, tenant_id: &str) -> Result<bool>;
 }
 
 /// One number's protocol state, as opaque values under keys, each sealed with the instance id

@@ -251,3 +251,15 @@ pub struct DeliveryAttempt {
     pub last_error: Option<String>,
     pub at: DateTime<Utc>,
 }
+
+/// Where a tenant's alerts go and which drops they are sent for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertConfig {
+    pub tenant_id: String,
+    pub url: String,
+    /// `slack` (`{"text"}`) or `json` (the text with the event).
+    pub format: String,
+    /// `logged_out`, `banned`, `health_low`.
+    pub on: Vec<String>,
+    pub updated_at: DateTime<Utc>,
+}

@@ -1,5 +1,6 @@
 //! The HTTP routes, one module per resource, and the router that joins them.
 
+pub mod alerts;
 pub mod events;
 pub mod health;
 pub mod instances;
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/webhooks/{id}", get(webhooks::get).delete(webhooks::delete))
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/v1/webhooks/{id}/deliveries/{delivery_id}/retry", post(webhooks::retry))
+        .route("/v1/alerts", put(alerts::put).get(alerts::get).delete(alerts::delete))
         .route("/v1/pools", get(pools::list))
         .route("/v1/pools/{name}", put(pools::put))
         .route("/v1/messages", post(messages::send).get(messages::list))

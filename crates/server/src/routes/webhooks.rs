@@ -99,7 +99,8 @@ fn delivery_view(d: &DeliveryRecord) -> DeliveryView {
     }
 }
 
-fn check_url(u: &str) -> ApiResult<String> {
+/// Checks an outbound URL (webhooks, alerts): http or https with a host.
+pub fn check_url(u: &str) -> ApiResult<String> {
     let bad = || {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

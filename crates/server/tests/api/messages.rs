@@ -328,8 +328,8 @@ async fn reach_out_refusals_lower_health_until_the_number_leaves_rotation() {
     assert_eq!(
         health,
         vec![
-            &json!({"score": 100, "in_rotation": true}),
-            &json!({"score": 25, "in_rotation": false})
+            &json!({"score": 100, "in_rotation": true, "threshold": 40}),
+            &json!({"score": 25, "in_rotation": false, "threshold": 40})
         ]
     );
     let statuses: Vec<&str> = events

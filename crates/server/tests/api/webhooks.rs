@@ -226,3 +226,57 @@ async fn bad_webhooks_are_refused_and_tenants_are_isolated() {
     );
     assert_eq!(app.get(&format!("/v1/webhooks/{hid}"), &key).await.0, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn an_operator_is_alerted_when_a_number_is_banned() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.tenant("acme").await;
+    let (rx, url) = Receiver::start(0, Duration::ZERO).await;
+    for (body, code) in [
+        (json!({"url": url, "format": "slack", "on": ["exploded"]}), "invalid_request"),
+        (json!({"url": url, "format": "xml", "on": ["banned"]}), "invalid_request"),
+        (json!({"url": "gopher://x", "format": "slack", "on": ["banned"]}), "invalid_url"),
+    ] {
+        let (s, v) = app.call(Method::PUT, "/v1/alerts", Some(&key), Some(body)).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(code))
+        );
+    }
+    assert_eq!(app.get("/v1/alerts", &key).await.0, StatusCode::NOT_FOUND);
+    let (s, v) = app
+        .call(
+            Method::PUT,
+            "/v1/alerts",
+            Some(&key),
+            Some(json!({"url": url, "format": "slack", "on": ["banned", "logged_out"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(app.get("/v1/alerts", &key).await.1["on"], json!(["banned", "logged_out"]));
+
+    let a = id(&app.connected_instance(&key, "sales-1", "+5511999993001").await);
+    let b = id(&app.connected_instance(&key, "sales-2", "+5511999993002").await);
+    // A stop by an operator is not alerted; a ban is.
+    app.post(&format!("/v1/instances/{b}/disconnect"), &key, json!({})).await;
+    app.post(
+        &format!("/v1/sim/instances/{a}/drop"),
+        crate::helpers::ADMIN,
+        json!({"reason": "banned"}),
+    )
+    .await;
+    wait_until("the alert", || rx.count() >= 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let got = rx.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "one alert: {got:?}");
+    let body: Value = serde_json::from_str(&got[0].1).unwrap();
+    let text = body["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("Number +5511999993001 (sales-1) was banned: temporary ban (code 101)"),
+        "{text}"
+    );
+    assert_eq!(
+        app.call(Method::DELETE, "/v1/alerts", Some(&key), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+}

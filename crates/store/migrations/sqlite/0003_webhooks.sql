@@ -32,3 +32,12 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX deliveries_by_webhook ON deliveries (webhook_id, created_at);
+
+-- One alert target per tenant: a short human message when a number drops or leaves rotation.
+CREATE TABLE alerts (
+    tenant_id  TEXT PRIMARY KEY NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    url        TEXT NOT NULL,
+    format     TEXT NOT NULL,
+    on_json    TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);

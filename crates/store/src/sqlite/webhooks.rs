@@ -7,8 +7,8 @@ use sqlx::sqlite::SqliteRow;
 use super::{col, db, event_from_row, opt_ts, ts, SqliteStore};
 use crate::time::to_millis;
 use crate::{
-    DeliveryAttempt, DeliveryRecord, DeliveryStatus, Event, Result, StoreError, WebhookRecord,
-    WebhookStore,
+    AlertConfig, DeliveryAttempt, DeliveryRecord, DeliveryStatus, Event, Result, StoreError,
+    WebhookRecord, WebhookStore,
 };
 
 const META_FANOUT_CURSOR: &str = "webhook_fanout_cursor";
@@ -267,5 +267,52 @@ impl WebhookStore for SqliteStore {
         .await
         .map_err(db)?;
         Ok(())
+    }
+
+    async fn put_alert(&self, a: &AlertConfig) -> Result<()> {
+        let on = serde_json::to_string(&a.on).map_err(|e| StoreError::Database(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO alerts (tenant_id, url, format, on_json, updated_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (tenant_id) DO UPDATE SET url = excluded.url, format = excluded.format, \
+             on_json = excluded.on_json, updated_at = excluded.updated_at",
+        )
+        .bind(&a.tenant_id)
+        .bind(&a.url)
+        .bind(&a.format)
+        .bind(on)
+        .bind(to_millis(a.updated_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn get_alert(&self, tenant_id: &str) -> Result<Option<AlertConfig>> {
+        let row: Option<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT url, format, on_json, updated_at FROM alerts WHERE tenant_id = ?",
+        )
+        .bind(tenant_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(|(url, format, on, at)| {
+            Ok(AlertConfig {
+                tenant_id: tenant_id.to_string(),
+                url,
+                format,
+                on: serde_json::from_str(&on).map_err(|e| StoreError::Database(e.to_string()))?,
+                updated_at: ts(at)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_alert(&self, tenant_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM alerts WHERE tenant_id = ?")
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() > 0)
     }
 }
