@@ -1,82 +1,115 @@
-//! Builds the `data` of the events the gateway records, in the shapes API.md fixes.
+//! Builds the `data` of `message.received` in the shape API.md fixes, from an inbound message
+//! whose addresses the caller has already resolved (LID ↔ phone).
 
+use bzapper_core::Jid;
 use bzapper_driver::InboundMessage;
 use serde_json::{json, Value};
 
-/// `message.received` data. The sender is reported by phone JID whenever the network gave
-/// one (as the sender or its alternate address), with the LID beside it; mentions compare
-/// JIDs with the number's own phone JID and LID, never text.
+/// The addresses of an inbound message after LID normalisation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    /// The sender's phone-number JID, when known.
+    pub sender_phone: Option<Jid>,
+    /// The sender's LID, when known.
+    pub sender_lid: Option<Jid>,
+    /// The chat, by phone JID when it is a direct chat with a known phone.
+    pub chat: Jid,
+    /// Mentions, by phone JID where the mapping is known, else as given.
+    pub mentions: Vec<Jid>,
+}
+
+/// `message.received` data: `sender.jid` is the phone JID whenever known, `sender.lid` the
+/// LID; `mentions_me` compares JIDs (the number's own phone JID or LID, given or resolved),
+/// never text.
 pub fn message_received_data(
     m: &InboundMessage,
-    own_jid: Option<&str>,
-    own_lid: Option<&str>,
+    r: &Resolved,
+    own: (Option<&str>, Option<&str>),
+    menu_reply: Option<Value>,
 ) -> Value {
-    let (phone_jid, lid) = if m.sender.is_lid() {
-        (m.sender_alt.clone().filter(|a| !a.is_lid()), Some(m.sender.clone()))
-    } else {
-        (Some(m.sender.clone()), m.sender_alt.clone().filter(|a| a.is_lid()))
+    let sender_jid = r.sender_phone.clone().unwrap_or_else(|| m.sender.clone());
+    let is_me = |j: &Jid| {
+        let s = j.to_non_device().to_string();
+        Some(s.as_str()) == own.0 || Some(s.as_str()) == own.1
     };
-    let sender_jid = phone_jid.clone().unwrap_or_else(|| m.sender.clone());
-    let mentions: Vec<String> = m.mentions.iter().map(|j| j.to_non_device().to_string()).collect();
-    let mentions_me =
-        mentions.iter().any(|j| Some(j.as_str()) == own_jid || Some(j.as_str()) == own_lid);
-    json!({
+    let mentions_me = r.mentions.iter().chain(&m.mentions).any(is_me);
+    let mut data = json!({
         "message_id": m.id,
         "chat": {
-            "jid": m.chat.to_string(),
-            "type": if m.chat.is_group() { "group" } else { "direct" },
+            "jid": r.chat.to_string(),
+            "type": if r.chat.is_group() { "group" } else { "direct" },
         },
         "sender": {
             "jid": sender_jid.to_non_device().to_string(),
-            "phone": phone_jid.and_then(|j| j.phone()).map(|p| p.e164()),
-            "lid": lid.map(|l| l.to_non_device().to_string()),
+            "phone": r.sender_phone.as_ref().and_then(Jid::phone).map(|p| p.e164()),
+            "lid": r.sender_lid.as_ref().map(|l| l.to_non_device().to_string()),
             "push_name": m.push_name,
         },
         "text": m.text,
-        "mentions": mentions,
+        "mentions": r.mentions.iter().map(|j| j.to_non_device().to_string()).collect::<Vec<_>>(),
         "mentions_me": mentions_me,
         "at": m.at,
-    })
+    });
+    if let Some(reply) = menu_reply {
+        data["menu_reply"] = reply;
+    }
+    data
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bzapper_core::Jid;
 
-    fn msg(sender: &str, alt: Option<&str>, mentions: &[&str]) -> InboundMessage {
+    fn j(s: &str) -> Jid {
+        Jid::parse(s).unwrap()
+    }
+
+    fn msg(sender: &str, mentions: &[&str]) -> InboundMessage {
         InboundMessage {
             id: "3EB0AA".into(),
-            chat: Jid::parse(sender).unwrap(),
-            sender: Jid::parse(sender).unwrap(),
-            sender_alt: alt.map(|a| Jid::parse(a).unwrap()),
+            chat: j(sender),
+            sender: j(sender),
+            sender_alt: None,
             push_name: Some("Ana".into()),
             text: "hi @5511".into(),
-            mentions: mentions.iter().map(|m| Jid::parse(m).unwrap()).collect(),
+            mentions: mentions.iter().map(|m| j(m)).collect(),
             at: chrono::Utc::now(),
         }
     }
 
     #[test]
     fn a_lid_sender_is_reported_by_phone_with_the_lid_beside() {
-        let d = message_received_data(
-            &msg("99887766554433@lid", Some("5511988887777@s.whatsapp.net"), &[]),
-            None,
-            None,
-        );
+        let m = msg("99887766554433@lid", &[]);
+        let r = Resolved {
+            sender_phone: Some(j("5511988887777@s.whatsapp.net")),
+            sender_lid: Some(j("99887766554433@lid")),
+            chat: j("5511988887777@s.whatsapp.net"),
+            mentions: vec![],
+        };
+        let d = message_received_data(&m, &r, (None, None), None);
         assert_eq!(d["sender"]["jid"], "5511988887777@s.whatsapp.net");
         assert_eq!(d["sender"]["phone"], "+5511988887777");
         assert_eq!(d["sender"]["lid"], "99887766554433@lid");
+        assert_eq!(d["chat"]["jid"], "5511988887777@s.whatsapp.net");
+        assert!(d.get("menu_reply").is_none());
     }
 
     #[test]
     fn mentions_me_compares_jids_not_text() {
-        let own = Some("5511911112222@s.whatsapp.net");
-        let own_lid = Some("11112222333344@lid");
-        let m = msg("5511988887777@s.whatsapp.net", None, &["11112222333344@lid"]);
-        assert_eq!(message_received_data(&m, own, own_lid)["mentions_me"], true);
+        let own = (Some("5511911112222@s.whatsapp.net"), Some("11112222333344@lid"));
+        let r = |mentions: Vec<Jid>| Resolved {
+            sender_phone: Some(j("5511988887777@s.whatsapp.net")),
+            sender_lid: None,
+            chat: j("5511988887777@s.whatsapp.net"),
+            mentions,
+        };
+        let m = msg("5511988887777@s.whatsapp.net", &["11112222333344@lid"]);
+        let d = message_received_data(&m, &r(vec![j("5511911112222@s.whatsapp.net")]), own, None);
+        assert_eq!(d["mentions_me"], true);
+        assert_eq!(d["mentions"], json!(["5511911112222@s.whatsapp.net"]));
         // The text names the number, but no JID of it is mentioned.
-        let m = msg("5511988887777@s.whatsapp.net", None, &["5511900000000@s.whatsapp.net"]);
-        assert_eq!(message_received_data(&m, own, own_lid)["mentions_me"], false);
+        let m = msg("5511988887777@s.whatsapp.net", &["5511900000000@s.whatsapp.net"]);
+        let d = message_received_data(&m, &r(vec![j("5511900000000@s.whatsapp.net")]), own, None);
+        assert_eq!(d["mentions_me"], false);
     }
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod ids;
+pub mod inbound;
 pub mod key_cache;
 pub mod openapi;
 pub mod qr;

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use tokio::sync::{mpsc, watch, Mutex};
 
-use crate::events::message_received_data;
+use crate::inbound::received_data;
 use crate::recorder::Recorder;
 use crate::scheduler::Scheduler;
 use crate::session_bridge::InstanceSession;
@@ -288,6 +288,9 @@ impl Supervisor {
             }
             DriverEvent::QrTimeout => Trigger::QrTimeout,
             DriverEvent::Paired { phone, jid, lid } => {
+                if let Some(l) = &lid {
+                    self.store.learn_lid(&l.to_string(), &jid.to_non_device().to_string()).await?;
+                }
                 run.own = (Some(jid.to_string()), lid.as_ref().map(ToString::to_string));
                 change_extra = Some(Identity {
                     phone: phone.e164(),
@@ -309,7 +312,11 @@ impl Supervisor {
             DriverEvent::SessionUnreadable { detail } => Trigger::SessionUnreadable { detail },
             DriverEvent::Receipt { .. } => return Ok(()), // handled above
             DriverEvent::Message(m) => {
-                let data = message_received_data(&m, run.own.0.as_deref(), run.own.1.as_deref());
+                let own = run.own.clone();
+                // Resolving reads the store; the instances' lock is not needed for it.
+                drop(running);
+                let own = (own.0.as_deref(), own.1.as_deref());
+                let data = received_data(self.store.as_ref(), id, own, &m).await?;
                 return self.record(&tenant_id, id, "message.received", data).await;
             }
         };

@@ -154,6 +154,19 @@ pub trait WebhookStore: Send + Sync {
     async fn delete_alert(&self, tenant_id: &str) -> Result<bool>;
 }
 
+/// LID ↔ phone mappings learned from every source the drivers offer.
+#[async_trait]
+pub trait LidStore: Send + Sync {
+    /// Records that `lid` (`<n>@lid`) is `phone_jid` (`<n>@s.whatsapp.net`).
+    async fn learn_lid(&self, lid: &str, phone_jid: &str) -> Result<()>;
+    /// The phone JID of a LID, when known.
+    async fn phone_for_lid(&self, lid: &str) -> Result<Option<String>>;
+    /// The LID of a phone JID, when known.
+    async fn lid_for_phone(&self, phone_jid: &str) -> Result<Option<String>>;
+    /// The newest message with a menu that `instance_id` sent to `chat` (for numbered replies).
+    async fn last_menu_to(&self, instance_id: &str, chat: &str) -> Result<Option<MessageRecord>>;
+}
+
 /// One number's protocol state, as opaque values under keys, each sealed with the instance id
 /// (and key) as associated data.
 #[async_trait]
@@ -197,7 +210,14 @@ pub trait EventLog: Send + Sync {
 /// Everything the server needs from storage.
 #[async_trait]
 pub trait Store:
-    TenantStore + InstanceStore + SessionStore + PoolStore + EventLog + MessageStore + WebhookStore
+    TenantStore
+    + InstanceStore
+    + SessionStore
+    + PoolStore
+    + EventLog
+    + MessageStore
+    + WebhookStore
+    + LidStore
 {
     /// A trivial query, for `/readyz`.
     async fn ping(&self) -> Result<()>;

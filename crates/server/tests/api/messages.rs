@@ -345,3 +345,69 @@ async fn reach_out_refusals_lower_health_until_the_number_leaves_rotation() {
         .count();
     assert_eq!(failed, 5);
 }
+
+#[tokio::test]
+async fn inbound_lids_are_normalised_and_numbered_replies_recognised() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant("acme").await;
+    let n = app.fast_number(&key, "a", "+5511900000061", "default").await;
+    let (_, v) = app
+        .post(
+            "/v1/messages",
+            &key,
+            json!({"to": "+5511977770001", "text": "Pay now?",
+                   "menu": {"options": [{"id": "a", "title": "Yes"}, {"id": "b", "title": "Later"}]}}),
+        )
+        .await;
+    let menu_msg = id(&v);
+    app.wait_message(&key, &menu_msg, &["delivered"]).await;
+
+    // The contact answers "2." as a LID (with its phone beside it, as WhatsApp does).
+    let (s, r) = app
+        .post(
+            &format!("/v1/sim/instances/{n}/inbound"),
+            ADMIN,
+            json!({"from": "+5511977770001", "as_lid": true, "text": " 2. "}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    // Someone else writes in a group, by LID, mentioning that contact and this number.
+    app.post(
+        &format!("/v1/sim/instances/{n}/inbound"),
+        ADMIN,
+        json!({"from": "+5511977770002", "as_lid": true, "chat": "120363000000000001@g.us",
+               "text": "@contact @you", "mentions": ["+5511977770001", "+5511900000061"]}),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, v) = app.get(&format!("/v1/instances/{n}"), &key).await;
+        if v["stats"]["received_today"] == 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{v}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let dir = app.stop().await;
+    let events = crate::helpers::event_log(dir.path(), &tenant).await;
+    let received: Vec<&Value> =
+        events.iter().filter(|e| e.kind == "message.received").map(|e| &e.data).collect();
+    assert_eq!(received.len(), 2);
+    let reply = received[0];
+    assert_eq!(reply["sender"]["jid"], "5511977770001@s.whatsapp.net");
+    assert_eq!(reply["sender"]["phone"], "+5511977770001");
+    assert!(reply["sender"]["lid"].as_str().unwrap().ends_with("@lid"));
+    assert_eq!(reply["chat"], json!({"jid": "5511977770001@s.whatsapp.net", "type": "direct"}));
+    assert_eq!(reply["menu_reply"], json!({"message_id": menu_msg, "option": 2, "option_id": "b"}));
+    let group = received[1];
+    assert_eq!(group["chat"]["type"], "group");
+    assert_eq!(group["sender"]["jid"], "5511977770002@s.whatsapp.net");
+    // Mentions arrived as LIDs and are reported by phone, from mappings learned earlier
+    // (the contact's reply, the number's own pairing).
+    assert_eq!(
+        group["mentions"],
+        json!(["5511977770001@s.whatsapp.net", "5511900000061@s.whatsapp.net"])
+    );
+    assert_eq!(group["mentions_me"], true);
+    assert!(group.get("menu_reply").is_none());
+}

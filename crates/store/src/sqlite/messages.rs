@@ -8,7 +8,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::{col, db, opt_ts, ts, write_err, SqliteStore};
 use crate::time::to_millis;
 use crate::{
-    MessageFilter, MessageRecord, MessageStatus, MessageStore, MessageUpdate, Result, StoreError,
+    LidStore, MessageFilter, MessageRecord, MessageStatus, MessageStore, MessageUpdate, Result,
+    StoreError,
 };
 
 const COLUMNS: &str = "id, tenant_id, wa_id, instance_id, forced, pool, to_jid, body, \
@@ -343,5 +344,54 @@ impl MessageStore for SqliteStore {
         .await
         .map_err(db)?;
         rows.into_iter().map(|(t,)| ts(t)).collect()
+    }
+}
+
+#[async_trait]
+impl LidStore for SqliteStore {
+    async fn learn_lid(&self, lid: &str, phone_jid: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO lid_map (lid, phone_jid, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (lid) DO UPDATE SET phone_jid = excluded.phone_jid, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(lid)
+        .bind(phone_jid)
+        .bind(to_millis(crate::now_millis()))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn phone_for_lid(&self, lid: &str) -> Result<Option<String>> {
+        let r: Option<(String,)> = sqlx::query_as("SELECT phone_jid FROM lid_map WHERE lid = ?")
+            .bind(lid)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(r.map(|(p,)| p))
+    }
+
+    async fn lid_for_phone(&self, phone_jid: &str) -> Result<Option<String>> {
+        let r: Option<(String,)> = sqlx::query_as(
+            "SELECT lid FROM lid_map WHERE phone_jid = ? ORDER BY updated_at DESC LIMIT 1",
+        )
+        .bind(phone_jid)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(r.map(|(l,)| l))
+    }
+
+    async fn last_menu_to(&self, instance_id: &str, chat: &str) -> Result<Option<MessageRecord>> {
+        Ok(self
+            .query_messages(
+                "WHERE instance_id = ? AND to_jid = ? AND menu_json IS NOT NULL \
+                 AND status IN ('sent', 'delivered', 'read') ORDER BY created_at DESC LIMIT 1",
+                vec![instance_id.into(), chat.into()],
+            )
+            .await?
+            .pop())
     }
 }
