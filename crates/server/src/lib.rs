@@ -11,6 +11,7 @@ pub mod extract;
 pub mod ids;
 pub mod inbound;
 pub mod key_cache;
+pub mod metrics;
 pub mod openapi;
 pub mod qr;
 pub mod recorder;

@@ -6,7 +6,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    alerts, events, health, instances, messages, not_implemented, pools, sim, tenants, webhooks,
+    alerts, events, health, instances, messages, metrics, not_implemented, pools, sim, tenants,
+    webhooks,
 };
 
 #[derive(OpenApi)]
@@ -24,6 +25,7 @@ use crate::routes::{
         webhooks::create, webhooks::list, webhooks::get, webhooks::delete,
         webhooks::deliveries, webhooks::retry,
         alerts::put, alerts::get, alerts::delete,
+        metrics::prometheus, metrics::tenant,
         not_implemented::forward, not_implemented::labels, not_implemented::calls,
         sim::scan, sim::drop_connection, sim::inbound, sim::outbox, sim::restrict,
     ),
@@ -37,6 +39,7 @@ use crate::routes::{
         (name = "events", description = "Server-Sent Events"),
         (name = "webhooks", description = "Signed, durable event deliveries"),
         (name = "alerts", description = "A human message when a number drops"),
+        (name = "metrics", description = "Prometheus and per-tenant figures"),
         (name = "sim", description = "Simulated network control (admin token, --sim only)"),
     )
 )]

@@ -6,17 +6,19 @@ use std::sync::Arc;
 use bzapper_store::{Event, NewEvent, Store, StoreError};
 use tokio::sync::broadcast;
 
+use crate::metrics::Metrics;
 use crate::time::now;
 
 pub struct Recorder {
     store: Arc<dyn Store>,
     bus: broadcast::Sender<Arc<Event>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Recorder {
     pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
         let (bus, _) = broadcast::channel(4096);
-        Arc::new(Recorder { store, bus })
+        Arc::new(Recorder { store, bus, metrics: Arc::default() })
     }
 
     /// Appends the event to the log, then announces it. Never waits on a receiver.
@@ -37,9 +39,31 @@ impl Recorder {
                 created_at: now(),
             })
             .await?;
+        self.count(&ev);
         let ev = Arc::new(ev);
         let _ = self.bus.send(ev.clone());
         Ok(ev)
+    }
+
+    /// Counts what the event tells (every message status and inbound message is recorded
+    /// here, so this is the one place that sees them all).
+    fn count(&self, ev: &Event) {
+        let Some(instance) = ev.instance_id.as_deref() else { return };
+        match ev.kind.as_str() {
+            "message.status" => {
+                if let Some(s @ ("sent" | "delivered" | "read" | "failed")) =
+                    ev.data["status"].as_str()
+                {
+                    self.metrics.message_status(&ev.tenant_id, instance, s);
+                }
+            }
+            "message.received" => self.metrics.message_received(&ev.tenant_id, instance),
+            _ => {}
+        }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Live feed of every recorded event.

@@ -259,6 +259,15 @@ impl Scheduler {
         g.connections.remove(instance_id);
     }
 
+    /// Queued messages by (tenant, pool), for the queue-depth gauge.
+    pub fn queue_depths(&self) -> std::collections::BTreeMap<(String, String), u64> {
+        let mut out = std::collections::BTreeMap::new();
+        for m in self.lock().messages.values().filter(|m| m.status == MessageStatus::Queued) {
+            *out.entry((m.tenant_id.clone(), m.pool.clone())).or_default() += 1;
+        }
+        out
+    }
+
     /// The tenant is gone (its messages with it): drops its queued messages from memory.
     pub fn forget_tenant(&self, tenant_id: &str) {
         let mut g = self.lock();
@@ -504,6 +513,7 @@ impl Scheduler {
                 return;
             }
         }
+        let handed_at = Instant::now();
         tokio::time::sleep(tokio::time::Duration::from_millis(a.typing_ms)).await;
         let mentions = msg.mentions.iter().filter_map(|m| Jid::parse(m).ok()).collect();
         let result = conn
@@ -515,6 +525,8 @@ impl Scheduler {
             })
             .await;
         if result.is_ok() {
+            let secs = handed_at.elapsed().as_secs_f64();
+            self.recorder.metrics().send_latency(&msg.tenant_id, &a.number_id, secs);
             let _ = conn.set_chat_state(&to, ChatState::Paused).await;
         }
         self.done(&a, &msg, result.map(drop)).await;

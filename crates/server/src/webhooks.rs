@@ -39,6 +39,7 @@ pub fn signature(secret: &str, timestamp: &str, body: &str) -> String {
 
 pub struct WebhookWorker {
     store: Arc<dyn Store>,
+    metrics: Arc<crate::metrics::Metrics>,
     http: reqwest::Client,
     policy: RetryPolicy,
     wake: Notify,
@@ -55,6 +56,7 @@ impl WebhookWorker {
             .expect("an HTTP client with default TLS");
         let w = Arc::new(WebhookWorker {
             store,
+            metrics: recorder.metrics().clone(),
             http,
             policy,
             wake: Notify::new(),
@@ -257,6 +259,12 @@ impl WebhookWorker {
                 },
             }
         };
+        let outcome = match attempt.status {
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Pending => "retry",
+            DeliveryStatus::Dead => "dead",
+        };
+        self.metrics.webhook_attempt(&d.tenant_id, outcome);
         if let Err(e) = self.store.record_attempt(&d.id, &attempt).await {
             tracing::warn!(delivery = %d.id, error = %e, "recording a webhook attempt failed");
         }

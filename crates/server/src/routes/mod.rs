@@ -5,6 +5,7 @@ pub mod events;
 pub mod health;
 pub mod instances;
 pub mod messages;
+pub mod metrics;
 pub mod not_implemented;
 pub mod pools;
 pub mod sim;
@@ -23,6 +24,8 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(crate::openapi::serve))
+        .route("/metrics", get(metrics::prometheus))
+        .route("/v1/metrics", get(metrics::tenant))
         .route("/v1/tenants", post(tenants::create).get(tenants::list))
         .route("/v1/tenants/{id}", axum::routing::delete(tenants::delete))
         .route("/v1/tenants/{id}/keys", post(tenants::create_key))

@@ -411,3 +411,56 @@ async fn inbound_lids_are_normalised_and_numbered_replies_recognised() {
     assert_eq!(group["mentions_me"], true);
     assert!(group.get("menu_reply").is_none());
 }
+
+#[tokio::test]
+async fn metrics_count_per_number_and_per_tenant() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant("acme").await;
+    let n = app.fast_number(&key, "a", "+5511900000071", "default").await;
+    for i in 0..2 {
+        let (_, v) = app
+            .post("/v1/messages", &key, json!({"to": format!("+55119444400{i:02}"), "text": "hi"}))
+            .await;
+        app.wait_message(&key, &id(&v), &["delivered"]).await;
+    }
+    app.post(
+        &format!("/v1/sim/instances/{n}/inbound"),
+        ADMIN,
+        json!({"from": "+5511944440000", "text": "thanks"}),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let figures = loop {
+        let (s, v) = app.get("/v1/metrics", &key).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        if v["total"]["received"] == 1 {
+            break v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{v}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        figures["total"],
+        json!({"sent": 2, "delivered": 2, "read": 0, "failed": 0, "received": 1})
+    );
+    assert_eq!(figures["instances"][0]["id"], n.as_str());
+    assert_eq!(figures["instances"][0]["status"], "connected");
+
+    let res =
+        app.http.get(format!("{}/metrics", app.base)).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = res.text().await.unwrap();
+    let l = format!("tenant=\"{tenant}\",instance=\"{n}\"");
+    for line in [
+        format!("bzapper_messages_total{{{l},status=\"delivered\"}} 2"),
+        format!("bzapper_messages_total{{{l},status=\"sent\"}} 2"),
+        format!("bzapper_messages_received_total{{{l}}} 1"),
+        format!("bzapper_send_latency_seconds_count{{{l}}} 2"),
+        format!("bzapper_instance_status{{{l},status=\"connected\"}} 1"),
+        format!("bzapper_instance_health_score{{{l}}} 100"),
+    ] {
+        assert!(text.lines().any(|x| x == line), "missing `{line}` in:\n{text}");
+    }
+    assert_eq!(app.get("/metrics", &key).await.0, StatusCode::FORBIDDEN);
+}
