@@ -28,7 +28,19 @@ impl Receiver {
             delay,
             ..Default::default()
         };
-        let state = r.clone();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", l.local_addr().unwrap());
+        r.clone().serve(l, std::future::pending());
+        (r, url)
+    }
+
+    /// Serves on `l` until `stop` resolves.
+    fn serve(
+        self,
+        l: tokio::net::TcpListener,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let state = self;
         let app = axum::Router::new().route(
             "/hook",
             axum::routing::post(move |headers: HeaderMap, body: String| {
@@ -46,10 +58,9 @@ impl Receiver {
                 }
             }),
         );
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", l.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-        (r, url)
+        tokio::spawn(
+            async move { axum::serve(l, app).with_graceful_shutdown(stop).await.unwrap() },
+        );
     }
 
     fn count(&self) -> usize {
@@ -279,4 +290,88 @@ async fn an_operator_is_alerted_when_a_number_is_banned() {
         app.call(Method::DELETE, "/v1/alerts", Some(&key), None).await.0,
         StatusCode::NO_CONTENT
     );
+}
+
+#[tokio::test]
+async fn every_event_arrives_once_through_failures_an_outage_and_a_restart() {
+    let policy = RetryPolicy { first_delay_ms: 50, max_delay_ms: 300, give_up_after_ms: 120_000 };
+    let app = app_with(policy).await;
+    let (_, key) = app.tenant("acme").await;
+    // The receiver answers 500 for a while...
+    let rx = Receiver { fail_first: Arc::new(AtomicUsize::new(4)), ..Default::default() };
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    rx.clone().serve(l, async {
+        let _ = stop_rx.await;
+    });
+    let secret = "restart-test-secret-0123";
+    let (s, h) = app
+        .post("/v1/webhooks", &key, json!({"url": format!("http://{addr}/hook"), "events": ["instance.qr"], "secret": secret}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{h}");
+    for i in 0..3 {
+        app.instance(&key, &format!("before-{i}")).await;
+    }
+    wait_until("the failures", || rx.count() >= 4).await;
+    // ...then is shut down while more events happen...
+    let _ = stop_tx.send(());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in 0..3 {
+        app.instance(&key, &format!("during-{i}")).await;
+    }
+    // ...and comes back after a gateway restart.
+    let dir = app.stop().await;
+    let dir2 = dir.clone();
+    let mut c = config(dir2.path());
+    c.webhook_retry = policy;
+    let app = TestApp::spawn_with(dir, c).await;
+    let l = tokio::net::TcpListener::bind(addr).await.unwrap();
+    rx.clone().serve(l, std::future::pending());
+    // Every QR event of the six numbers (one or more each: codes rotate only after 60 s).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let delivered = loop {
+        let got = rx.got.lock().unwrap().clone();
+        let mut ok_ids = std::collections::HashMap::<String, usize>::new();
+        let mut instances = std::collections::HashSet::new();
+        for (headers, body) in &got {
+            let ts = headers["x-bzapper-timestamp"].to_str().unwrap();
+            let sig = bzapper_server::webhooks::signature(secret, ts, body);
+            assert_eq!(
+                headers["x-bzapper-signature"].to_str().unwrap(),
+                sig,
+                "every signature verifies"
+            );
+            let env: Value = serde_json::from_str(body).unwrap();
+            instances.insert(env["instance_id"].as_str().unwrap().to_string());
+            *ok_ids
+                .entry(headers["x-bzapper-delivery"].to_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+        if instances.len() >= 6 && rx.fail_first.load(Ordering::SeqCst) == 0 {
+            let (_, hooks) = app.get("/v1/webhooks", &key).await;
+            let hid = hooks["items"][0]["id"].as_str().unwrap().to_string();
+            let (_, d) = app.get(&format!("/v1/webhooks/{hid}/deliveries"), &key).await;
+            let items = d["items"].as_array().unwrap().clone();
+            if items.iter().all(|i| i["status"] == "delivered") {
+                break (items, got);
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not all delivered: {} requests",
+            got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (items, got) = delivered;
+    // None twice: each delivery id got exactly one 2xx (the receiver's log has the failed
+    // attempts too; the successful one is the last request of each id).
+    let mut last_by_id = std::collections::HashMap::new();
+    for (i, (headers, _)) in got.iter().enumerate() {
+        last_by_id.insert(headers["x-bzapper-delivery"].to_str().unwrap().to_string(), i);
+    }
+    assert_eq!(last_by_id.len(), items.len(), "one delivery id per event");
+    let successes = got.len() - 4; // the first four requests failed with 500
+    assert_eq!(successes, items.len(), "each delivery succeeded exactly once");
 }
