@@ -189,6 +189,13 @@ impl WebhookWorker {
     }
 
     async fn attempt(self: Arc<Self>, d: DeliveryRecord) {
+        // The list this delivery came from may predate an attempt that has just finished:
+        // go on only if it is still pending with the attempts seen, or it would be sent twice.
+        match self.store.get_delivery(&d.webhook_id, &d.id).await {
+            Ok(Some(cur))
+                if cur.status == DeliveryStatus::Pending && cur.attempts == d.attempts => {}
+            _ => return self.release(&d),
+        }
         let hook = match self.store.get_webhook(&d.tenant_id, &d.webhook_id).await {
             Ok(Some(h)) => h,
             Ok(None) => return self.release(&d), // deleted with its deliveries
