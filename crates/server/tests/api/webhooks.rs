@@ -375,3 +375,24 @@ async fn every_event_arrives_once_through_failures_an_outage_and_a_restart() {
     let successes = got.len() - 4; // the first four requests failed with 500
     assert_eq!(successes, items.len(), "each delivery succeeded exactly once");
 }
+
+#[tokio::test]
+async fn a_tenants_webhook_never_carries_another_tenants_events() {
+    let app = TestApp::spawn().await;
+    let (_, a) = app.tenant("a").await;
+    let (_, b) = app.tenant("b").await;
+    let (rx_a, url_a) = Receiver::start(0, Duration::ZERO).await;
+    let (rx_b, url_b) = Receiver::start(0, Duration::ZERO).await;
+    app.post("/v1/webhooks", &a, json!({"url": url_a, "events": ["instance.*"]})).await;
+    app.post("/v1/webhooks", &b, json!({"url": url_b, "events": ["instance.*"]})).await;
+    let ia = id(&app.instance(&a, "mine").await);
+    let ib = id(&app.instance(&b, "theirs").await);
+    wait_until("both receivers", || rx_a.count() >= 1 && rx_b.count() >= 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for (rx, own) in [(&rx_a, &ia), (&rx_b, &ib)] {
+        for (_, body) in rx.got.lock().unwrap().iter() {
+            let v: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(v["instance_id"], own.as_str(), "{body}");
+        }
+    }
+}
