@@ -361,8 +361,9 @@ impl Supervisor {
             return Ok(());
         }
         self.store.update_instance_state(id, &change).await?;
-        if let Some(rec) = self.store.get_instance_by_id(id).await? {
-            self.scheduler.number_changed(&rec, Some(t)).await;
+        let rec = self.store.get_instance_by_id(id).await?;
+        if let Some(rec) = &rec {
+            self.scheduler.number_changed(rec, Some(t)).await;
         }
         if !t.changed() {
             return Ok(());
@@ -373,7 +374,6 @@ impl Supervisor {
             Status::QrPending => return Ok(()),
             Status::Connecting => ("instance.connecting", state_data(s)),
             Status::Connected => {
-                let rec = self.store.get_instance_by_id(id).await?;
                 let mut d = state_data(s);
                 if let Some(r) = rec {
                     d["phone"] = json!(r.phone);
