@@ -32,6 +32,7 @@ pub struct Application {
     admin_token: String,
     admin_token_source: Source,
     closing: tokio::sync::watch::Sender<bool>,
+    webhooks: Arc<WebhookWorker>,
 }
 
 impl Application {
@@ -107,7 +108,7 @@ impl Application {
             supervisor: supervisor.clone(),
             scheduler,
             recorder,
-            webhooks,
+            webhooks: webhooks.clone(),
             keys: Default::default(),
             admin_token_hash: sha256(admin_token.as_bytes()),
             sim,
@@ -132,6 +133,7 @@ impl Application {
             admin_token,
             admin_token_source,
             closing,
+            webhooks,
         })
     }
 
@@ -165,6 +167,7 @@ impl Application {
         };
         axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await?;
         self.supervisor.shutdown().await;
+        self.webhooks.shutdown().await;
         self.store.close().await;
         Ok(())
     }

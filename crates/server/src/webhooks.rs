@@ -45,6 +45,8 @@ pub struct WebhookWorker {
     wake: Notify,
     /// Deliveries being attempted, by webhook.
     in_flight: Mutex<HashMap<String, HashSet<String>>>,
+    /// Set at shutdown: no new attempt starts.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl WebhookWorker {
@@ -61,6 +63,7 @@ impl WebhookWorker {
             policy,
             wake: Notify::new(),
             in_flight: Mutex::new(HashMap::new()),
+            closing: std::sync::atomic::AtomicBool::new(false),
         });
         let fan = w.clone();
         tokio::spawn(async move { fan.fan_out(recorder).await });
@@ -170,8 +173,30 @@ impl WebhookWorker {
         }
     }
 
-    /// Marks the delivery in flight unless it already is or its webhook is at its cap.
+    /// Starts no new attempt and waits (at most one attempt's timeout) for those under way
+    /// to record their outcome, so that a delivery the receiver accepted is not sent again
+    /// after a restart.
+    pub async fn shutdown(&self) {
+        self.closing.store(true, std::sync::atomic::Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + ATTEMPT_TIMEOUT + Duration::from_secs(1);
+        while tokio::time::Instant::now() < deadline {
+            let busy = {
+                let f = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                f.values().any(|s| !s.is_empty())
+            };
+            if !busy {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Marks the delivery in flight unless it already is, its webhook is at its cap, or the
+    /// gateway is shutting down.
     fn claim(&self, d: &DeliveryRecord) -> bool {
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return false;
+        }
         let mut f = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         let set = f.entry(d.webhook_id.clone()).or_default();
         if set.contains(&d.id) || set.len() >= PER_WEBHOOK_IN_FLIGHT {
