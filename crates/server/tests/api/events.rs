@@ -84,7 +84,7 @@ async fn the_stream_shows_a_number_linking_live() {
     assert_eq!(d["data"]["reason"], "banned");
     assert!(d["data"]["detail"].as_str().unwrap().contains("101"));
     // An open stream does not hold up a graceful shutdown.
-    tokio::time::timeout(Duration::from_secs(10), app.stop()).await.expect("the gateway stops");
+    tokio::time::timeout(Duration::from_secs(30), app.stop()).await.expect("the gateway stops");
     assert!(sse.next(Duration::from_secs(2)).await.is_none(), "the stream ended");
 }
 

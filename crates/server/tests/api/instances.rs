@@ -80,7 +80,9 @@ async fn disconnect_keeps_the_session_and_connect_resumes_it() {
     let (s, v) = app.post(&format!("/v1/instances/{iid}/disconnect"), &key, json!({})).await;
     assert_eq!((s, v["reason"].as_str()), (StatusCode::OK, Some("stopped")));
     let (_, v) = app.post(&format!("/v1/instances/{iid}/connect"), &key, json!({})).await;
-    assert_eq!(v["status"], "connecting");
+    // With its stored session it logs in without a QR code (the in-process network may have
+    // finished the login before the answer is read).
+    assert!(v["status"] == "connecting" || v["status"] == "connected", "{v}");
     app.wait_status(&key, &iid, "connected").await;
     // Connecting a connected number changes nothing.
     let (s, v) = app.post(&format!("/v1/instances/{iid}/connect"), &key, json!({})).await;
