@@ -1,6 +1,7 @@
 //! Event latency: with inbound messages flowing at a fixed rate, the time from the driver's
 //! event (the simulated network's message time) to an SSE client and to a webhook receiver on
-//! loopback; and the time from a `banned` drop to the number being out of rotation.
+//! loopback; and the time from a `banned` drop to the number being out of rotation, both for a
+//! second number banned halfway through the flow and for the flooded number after it.
 //!
 //! `cargo bench -p bzapper --bench event_latency` (env `BZAPPER_BENCH_RATE`, default 1000
 //! events/s; `BZAPPER_BENCH_SECS`, default 10). Runs the release `bzapper serve --sim`.
@@ -71,16 +72,21 @@ async fn main() {
     )
     .await;
 
-    let inst = post(format!("{base}/v1/instances"), &key, json!({"name": "n1"})).await;
-    let id = inst["id"].as_str().unwrap().to_string();
-    http.get(format!("{base}/v1/instances/{id}/qr")).bearer_auth(&key).send().await.unwrap();
-    post(format!("{base}/v1/sim/instances/{id}/scan"), ADMIN, json!({"phone": "+5511900000001"}))
-        .await;
+    // Two numbers: `id` receives the flow, `other` is banned halfway through it.
+    let mut ids = Vec::new();
+    for (name, phone) in [("n1", "+5511900000001"), ("n2", "+5511900000002")] {
+        let inst = post(format!("{base}/v1/instances"), &key, json!({"name": name})).await;
+        let id = inst["id"].as_str().unwrap().to_string();
+        http.get(format!("{base}/v1/instances/{id}/qr")).bearer_auth(&key).send().await.unwrap();
+        post(format!("{base}/v1/sim/instances/{id}/scan"), ADMIN, json!({"phone": phone})).await;
+        ids.push(id);
+    }
+    let (id, other) = (ids[0].clone(), ids[1].clone());
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    // An SSE client noting when each message arrives, and when the number leaves rotation.
+    // An SSE client noting when each message arrives, and when each number leaves rotation.
     let sse_lat: Arc<Mutex<Vec<f64>>> = Arc::default();
-    let out_of_rotation: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let out_of_rotation: Arc<Mutex<std::collections::HashMap<String, Instant>>> = Arc::default();
     let res = http
         .get(format!("{base}/v1/events?types=message.received,instance.health"))
         .bearer_auth(&key)
@@ -102,7 +108,8 @@ async fn main() {
                 if v["type"] == "message.received" {
                     sl.lock().unwrap().push(ms_since(v["data"]["at"].as_str().unwrap()));
                 } else if v["type"] == "instance.health" && v["data"]["in_rotation"] == false {
-                    oor.lock().unwrap().get_or_insert(Instant::now());
+                    let inst = v["instance_id"].as_str().unwrap_or_default().to_string();
+                    oor.lock().unwrap().entry(inst).or_insert_with(Instant::now);
                 }
             }
         }
@@ -115,8 +122,17 @@ async fn main() {
     let mut tick = tokio::time::interval(interval);
     let mut sent = 0u64;
     let mut in_flight = futures::stream::FuturesUnordered::new();
+    let mut banned_during = None;
     while sent < total {
         tick.tick().await;
+        if sent == total / 2 {
+            let req = http
+                .post(format!("{base}/v1/sim/instances/{other}/drop"))
+                .bearer_auth(ADMIN)
+                .json(&json!({"reason": "banned"}));
+            banned_during = Some(Instant::now());
+            tokio::spawn(req.send());
+        }
         let req =
             http.post(format!("{base}/v1/sim/instances/{id}/inbound")).bearer_auth(ADMIN).json(
                 &json!({"from": format!("+5511{:09}", 300_000_000 + sent % 1000), "text": "hello"}),
@@ -142,10 +158,16 @@ async fn main() {
     // A ban, and how long until the number is out of rotation.
     let t0 = Instant::now();
     post(format!("{base}/v1/sim/instances/{id}/drop"), ADMIN, json!({"reason": "banned"})).await;
-    while out_of_rotation.lock().unwrap().is_none() && t0.elapsed() < Duration::from_secs(10) {
+    while !out_of_rotation.lock().unwrap().contains_key(&id)
+        && t0.elapsed() < Duration::from_secs(10)
+    {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let ban_ms = out_of_rotation.lock().unwrap().map(|t| (t - t0).as_secs_f64() * 1000.0);
+    let ms_from = |inst: &str, t0: Instant| {
+        out_of_rotation.lock().unwrap().get(inst).map(|t| (*t - t0).as_secs_f64() * 1000.0)
+    };
+    let ban_ms = ms_from(&id, t0);
+    let ban_during_ms = banned_during.and_then(|t0| ms_from(&other, t0));
 
     let mut s = sse_lat.lock().unwrap().clone();
     let mut w = webhook_lat.lock().unwrap().clone();
@@ -162,11 +184,14 @@ async fn main() {
         pct(&mut w, 0.5),
         pct(&mut w, 0.99)
     );
-    match ban_ms {
-        Some(ms) => println!(
-            "banned → out of rotation (drop request to instance.health on SSE): {ms:.1} ms"
-        ),
-        None => println!("banned → out of rotation: not seen within 10 s"),
+    for (when, ms) in [("during the flow, another number", ban_during_ms), ("after it", ban_ms)] {
+        match ms {
+            Some(ms) => println!(
+                "banned → out of rotation ({when}; drop request to instance.health on SSE): \
+                 {ms:.1} ms"
+            ),
+            None => println!("banned → out of rotation ({when}): not seen within 10 s"),
+        }
     }
     let _ = child.kill();
     let _ = child.wait();

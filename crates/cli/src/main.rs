@@ -70,6 +70,14 @@ struct ServeArgs {
     /// Hours events are kept; SSE clients resume with Last-Event-ID within this window.
     #[arg(long, env = "BZAPPER_EVENT_RETENTION_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
     event_retention_hours: u64,
+    /// Real driver: the WhatsApp websocket URL (default: WhatsApp's own). For tests and
+    /// relays only.
+    #[arg(long, env = "BZAPPER_WA_URL", conflicts_with_all = ["sim", "sim_url"])]
+    wa_url: Option<String>,
+    /// Real driver: the WhatsApp Web version to announce, as `major.minor.patch` (default: the
+    /// current one, fetched from WhatsApp at each connect).
+    #[arg(long, env = "BZAPPER_WA_VERSION", value_parser = parse_wa_version)]
+    wa_version: Option<(u32, u32, u32)>,
     /// In-process simulator: seconds the first QR code lasts.
     #[arg(long, env = "BZAPPER_SIM_QR_FIRST_SECS", default_value_t = 60)]
     sim_qr_first_secs: u64,
@@ -137,6 +145,8 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     config.event_retention = Duration::from_secs(a.event_retention_hours * 3600);
     config.sim_qr_first = Duration::from_secs(a.sim_qr_first_secs);
     config.sim_qr_next = Duration::from_secs(a.sim_qr_next_secs);
+    config.wa_url = a.wa_url;
+    config.wa_version = a.wa_version;
     let app = Application::build(config).await.context("the gateway could not start")?;
     println!("bZapper listening on http://{}", app.local_addr());
     match app.admin_token_source() {
@@ -161,4 +171,18 @@ async fn shutdown_signal() {
     };
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutting down");
+}
+
+/// `2.3000.1234567` → `(2, 3000, 1234567)`.
+fn parse_wa_version(s: &str) -> Result<(u32, u32, u32), String> {
+    let parts: Vec<u32> = s
+        .split('.')
+        .map(|p| {
+            p.parse::<u32>().map_err(|_| format!("`{s}` is not a version like 2.3000.1234567"))
+        })
+        .collect::<Result<_, _>>()?;
+    match parts[..] {
+        [a, b, c] => Ok((a, b, c)),
+        _ => Err(format!("`{s}` is not a version like 2.3000.1234567")),
+    }
 }

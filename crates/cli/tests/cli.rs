@@ -1,4 +1,4 @@
-//! The `bzapper` binary as an operator meets it: help, refusal without a driver, first start.
+//! The `bzapper` binary as an operator meets it: help, the default (real) driver, first start.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -7,7 +7,13 @@ use std::time::{Duration, Instant};
 
 fn bzapper() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_bzapper"));
-    for v in ["BZAPPER_MASTER_KEY", "BZAPPER_ADMIN_TOKEN", "DATABASE_URL", "BZAPPER_SIM_URL"] {
+    for v in [
+        "BZAPPER_MASTER_KEY",
+        "BZAPPER_ADMIN_TOKEN",
+        "DATABASE_URL",
+        "BZAPPER_SIM_URL",
+        "BZAPPER_WA_URL",
+    ] {
         c.env_remove(v);
     }
     c
@@ -36,24 +42,52 @@ fn help_documents_every_option() {
         "BZAPPER_MASTER_KEY",
         "BZAPPER_ADMIN_TOKEN",
         "--body-limit",
+        "--wa-url",
+        "BZAPPER_WA_VERSION",
     ] {
         assert!(text.contains(opt), "{opt} missing from serve --help");
     }
 }
 
 #[test]
-fn serve_without_a_driver_says_so_and_fails_without_touching_the_data_dir() {
+fn serve_uses_the_real_whatsapp_driver_unless_told_otherwise() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let out = bzapper()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+    // Nothing listens on port 9 of loopback: the driver must start and keep retrying.
+    let mut child = bzapper()
+        .args(["serve", "--listen", "127.0.0.1:0", "--wa-url", "ws://127.0.0.1:9/ws/chat"])
+        .args(["--wa-version", "2.3000.1", "--data-dir"])
         .arg(&data)
-        .output()
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--sim"), "{err}");
-    assert!(!data.exists());
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = lines
+        .next()
+        .and_then(|l| l.ok())
+        .and_then(|l| l.strip_prefix("bZapper listening on http://").map(str::to_string))
+        .expect("the listen address is printed");
+    let ready = http_get(&format!("http://{addr}/readyz"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ready.contains("\"driver\":\"whatsapp\""), "{ready}");
+
+    let bad = bzapper().args(["serve", "--wa-version", "2.x"]).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a version"));
+}
+
+/// A GET over a plain TCP socket (keeps an HTTP client out of this test's dependencies).
+fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(s, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
 #[test]

@@ -117,6 +117,10 @@ pub enum Trigger {
     Stop,
     /// The stored session could not be opened (tampered, or sealed with another key).
     SessionUnreadable { detail: String },
+    /// The network ended the connection for a cause that needs an operator and is neither a
+    /// logout nor a ban (another session took the number over, the client version is
+    /// outdated, the server refused the connection); `detail` says what to do.
+    Ended { detail: String },
 }
 
 /// The outcome of an allowed trigger.
@@ -154,6 +158,7 @@ impl Trigger {
             Trigger::QrTimeout => "qr_timeout",
             Trigger::Stop => "stop",
             Trigger::SessionUnreadable { .. } => "session_unreadable",
+            Trigger::Ended { .. } => "ended",
         }
     }
 }
@@ -200,6 +205,7 @@ impl InstanceState {
     /// - `stop`: qr_pending, connecting, connected → disconnected/`stopped`; disconnected
     ///   stays as it is (stopping a stopped number keeps the reason it stopped for).
     /// - `session_unreadable`: disconnected, connecting → disconnected/`logged_out` with detail.
+    /// - `ended`: qr_pending, connecting, connected → disconnected/`stopped` with the cause.
     pub fn apply(&self, trigger: &Trigger) -> Result<Transition, TransitionError> {
         use Status::*;
         let refuse = || TransitionError { from: self.status.as_str(), trigger: trigger.name() };
@@ -229,6 +235,9 @@ impl InstanceState {
             (Disconnected, Trigger::Stop) => self.clone(),
             (Disconnected | Connecting, Trigger::SessionUnreadable { detail }) => {
                 Self::disconnected(Reason::LoggedOut, Some(detail.clone()))
+            }
+            (QrPending | Connecting | Connected, Trigger::Ended { detail }) => {
+                Self::disconnected(Reason::Stopped, Some(detail.clone()))
             }
             _ => return Err(refuse()),
         };
@@ -272,6 +281,7 @@ mod tests {
             Trigger::QrTimeout,
             Trigger::Stop,
             Trigger::SessionUnreadable { detail: d("tampered") },
+            Trigger::Ended { detail: d("replaced") },
         ]
     }
 
@@ -315,6 +325,8 @@ mod tests {
             }),
             Trigger::SessionUnreadable { .. } => matches!(s, Disconnected | Connecting)
                 .then(|| InstanceState::disconnected(Reason::LoggedOut, Some(d("tampered")))),
+            Trigger::Ended { .. } => (s != Disconnected)
+                .then(|| InstanceState::disconnected(Reason::Stopped, Some(d("replaced")))),
         }
     }
 

@@ -70,6 +70,16 @@ impl ProxyUrl {
         }
     }
 
+    /// The user name and password as the proxy expects them on the wire: percent-decoded (the
+    /// URL keeps them encoded, so `p%40ss` stands for `p@ss`), the password empty when the URL
+    /// has none. `None` when the URL names no user.
+    pub fn credentials(&self) -> Option<(String, String)> {
+        let decode =
+            |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+        let user = self.username.as_deref()?;
+        Some((decode(user), self.password.as_deref().map(decode).unwrap_or_default()))
+    }
+
     /// The URL without credentials, as API responses show it.
     pub fn redacted(&self) -> String {
         format!("{}://{}:{}", self.scheme_str(), self.host, self.port)
@@ -98,6 +108,15 @@ mod tests {
         assert_eq!(p.to_url_string(), "socks5://user:secret@10.0.0.1:1080");
         assert!(!format!("{p:?}").contains("secret"));
         assert_eq!(ProxyUrl::parse(&p.to_url_string()).unwrap(), p);
+    }
+
+    #[test]
+    fn credentials_are_percent_decoded() {
+        let p = ProxyUrl::parse("socks5://us%40er:p%3Ass%2Fw@h:1080").unwrap();
+        assert_eq!(p.credentials(), Some(("us@er".into(), "p:ss/w".into())));
+        let p = ProxyUrl::parse("http://only-user@h:3128").unwrap();
+        assert_eq!(p.credentials(), Some(("only-user".into(), String::new())));
+        assert_eq!(ProxyUrl::parse("http://h:3128").unwrap().credentials(), None);
     }
 
     #[test]

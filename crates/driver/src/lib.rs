@@ -7,7 +7,9 @@
 //! never decides the instance's status: the server feeds the events through the state machine
 //! of `bzapper_core`.
 
+pub mod memory;
 pub mod sim;
+pub mod whatsapp;
 
 use std::sync::Arc;
 
@@ -24,10 +26,32 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The value stored under `key`, `None` when absent, an error when it cannot be opened
     /// (tampered, or sealed with another master key).
     async fn load(&self, key: &str) -> Result<Option<Vec<u8>>, SessionError>;
+    /// Every value whose key starts with `prefix`, ordered by key.
+    async fn load_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, SessionError>;
+    /// Applies `writes` in order, atomically, and durably before returning.
+    async fn write(&self, writes: Vec<SessionWrite>) -> Result<(), SessionError>;
     /// Stores `value` durably before returning.
-    async fn save(&self, key: &str, value: &[u8]) -> Result<(), SessionError>;
+    async fn save(&self, key: &str, value: &[u8]) -> Result<(), SessionError> {
+        self.write(vec![SessionWrite::Put { key: key.to_string(), value: value.to_vec() }]).await
+    }
     /// Wipes every value of this number (after a logout).
     async fn clear(&self) -> Result<(), SessionError>;
+}
+
+/// One change to a number's protocol state (see [`SessionStore::write`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionWrite {
+    Put {
+        key: String,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: String,
+    },
+    /// Deletes every value whose key starts with `prefix`.
+    DeletePrefix {
+        prefix: String,
+    },
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -132,9 +156,17 @@ pub enum ReceiptStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DropKind {
+    /// The connection dropped; the driver reconnects by itself.
     Transient,
+    /// The device was unlinked; its session is wiped and a new scan is needed.
     LoggedOut,
+    /// WhatsApp refused the number for good (or for an unknown time).
     Banned,
+    /// WhatsApp refused the number until `until`; it may connect again after that.
+    TemporarilyBanned { until: DateTime<Utc> },
+    /// The network ended the connection for a cause an operator must act on that is neither
+    /// a logout nor a ban (another session took over, outdated client, refused connection).
+    Ended,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

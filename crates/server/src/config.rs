@@ -41,6 +41,10 @@ pub struct Config {
     /// QR timing of the in-process simulated network (tests shorten it).
     pub sim_qr_first: Duration,
     pub sim_qr_next: Duration,
+    /// The real driver's websocket URL; `None` is WhatsApp's own (tests point it elsewhere).
+    pub wa_url: Option<String>,
+    /// The WhatsApp Web version the real driver announces; `None` fetches the current one.
+    pub wa_version: Option<(u32, u32, u32)>,
 }
 
 impl Config {
@@ -59,6 +63,8 @@ impl Config {
             health_threshold: bzapper_core::sending::DEFAULT_THRESHOLD,
             sim_qr_first: Duration::from_secs(60),
             sim_qr_next: Duration::from_secs(20),
+            wa_url: None,
+            wa_version: None,
         }
     }
 

@@ -1,14 +1,87 @@
-//! Turns an inbound message into its `message.received` data: learns LID ↔ phone mappings
+//! Turns an inbound message into its `message.received` event: learns LID ↔ phone mappings
 //! from it, normalises the sender, chat and mentions with every mapping the store knows, and
 //! recognises a numbered reply to the last menu this number sent to the chat.
+//!
+//! [`Inbound`] does this off the supervisor's loop, so a burst of inbound messages never holds
+//! up a number's state events (a ban must leave rotation at once). Each number's messages are
+//! handled by one task, in arrival order, and queued on the recorder without waiting for the
+//! disk: the recorder's group commit then writes a burst in a few transactions, keeping their
+//! order in the event ids.
 
-use bzapper_core::menu::Menu;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, LazyLock};
+
+use bzapper_core::menu::{Menu, MenuOption, MAX_OPTIONS};
 use bzapper_core::Jid;
 use bzapper_driver::InboundMessage;
 use bzapper_store::{Store, StoreError};
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
 
 use crate::events::{message_received_data, Resolved};
+use crate::recorder::Recorder;
+
+/// Tasks resolving inbound messages; a number always goes to the same one.
+const SHARDS: usize = 4;
+
+/// An inbound message to resolve and record as `message.received`.
+pub struct InboundJob {
+    pub tenant_id: String,
+    pub instance_id: String,
+    /// The number's own JID and LID, for `mentions_me`.
+    pub own: (Option<String>, Option<String>),
+    pub message: InboundMessage,
+}
+
+/// Resolves and records inbound messages, in order per number, off the caller's task.
+pub struct Inbound {
+    shards: Vec<mpsc::UnboundedSender<InboundJob>>,
+}
+
+impl Inbound {
+    pub fn spawn(store: Arc<dyn Store>, recorder: Arc<Recorder>) -> Self {
+        let shards = (0..SHARDS)
+            .map(|_| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(run(store.clone(), recorder.clone(), rx));
+                tx
+            })
+            .collect();
+        Inbound { shards }
+    }
+
+    /// Hands the message over and returns at once.
+    pub fn push(&self, job: InboundJob) {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        job.instance_id.hash(&mut h);
+        let shard = (h.finish() % self.shards.len() as u64) as usize;
+        if self.shards[shard].send(job).is_err() {
+            tracing::error!("the inbound message task has stopped; a message was not recorded");
+        }
+    }
+}
+
+async fn run(
+    store: Arc<dyn Store>,
+    recorder: Arc<Recorder>,
+    mut rx: mpsc::UnboundedReceiver<InboundJob>,
+) {
+    while let Some(job) = rx.recv().await {
+        let own = (job.own.0.as_deref(), job.own.1.as_deref());
+        match received_data(store.as_ref(), &job.instance_id, own, &job.message).await {
+            Ok(data) => {
+                // Queued in order; the recorder logs a write that fails.
+                let queued = recorder
+                    .submit(&job.tenant_id, Some(&job.instance_id), "message.received", data)
+                    .await;
+                drop(queued);
+            }
+            Err(e) => tracing::error!(
+                instance = %job.instance_id, error = %e, "resolving an inbound message failed"
+            ),
+        }
+    }
+}
 
 async fn phone_of(store: &dyn Store, j: &Jid) -> Result<Option<Jid>, StoreError> {
     if !j.is_lid() {
@@ -31,7 +104,14 @@ pub async fn received_data(
         _ => (None, None),
     };
     if let (Some(l), Some(p)) = (&lid, &phone) {
-        store.learn_lid(&l.to_non_device().to_string(), &p.to_non_device().to_string()).await?;
+        let (l, p) = (l.to_non_device().to_string(), p.to_non_device().to_string());
+        // Most messages repeat a mapping already known: reading it back is far cheaper than a
+        // durable write per message. Both directions, since the newest LID of a phone wins.
+        let known = store.phone_for_lid(&l).await?.as_deref() == Some(p.as_str())
+            && store.lid_for_phone(&p).await?.as_deref() == Some(l.as_str());
+        if !known {
+            store.learn_lid(&l, &p).await?;
+        }
     }
     let sender_phone = match phone {
         Some(p) => Some(p.to_non_device()),
@@ -59,6 +139,15 @@ pub async fn received_data(
     Ok(message_received_data(m, &r, own, menu_reply))
 }
 
+/// A menu with every option a menu may have: a text that picks none of its options picks
+/// none of any menu's, and needs no look-up of the chat's last menu.
+static LARGEST_MENU: LazyLock<Menu> = LazyLock::new(|| Menu {
+    text: None,
+    options: (1..=MAX_OPTIONS)
+        .map(|n| MenuOption { id: n.to_string(), title: n.to_string() })
+        .collect(),
+});
+
 /// `{"message_id", "option", "option_id"}` when `text` picks an option of the last menu this
 /// number sent to the chat (by its phone JID or as the chat was addressed).
 async fn menu_reply(
@@ -68,6 +157,9 @@ async fn menu_reply(
     as_addressed: &Jid,
     text: &str,
 ) -> Result<Option<Value>, StoreError> {
+    if LARGEST_MENU.match_reply(text).is_none() {
+        return Ok(None);
+    }
     let mut last = store.last_menu_to(instance_id, &chat.to_string()).await?;
     if last.is_none() && as_addressed != chat {
         last = store.last_menu_to(instance_id, &as_addressed.to_non_device().to_string()).await?;

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bzapper_driver::SessionError;
-use bzapper_store::{Store, StoreError};
+use bzapper_driver::{SessionError, SessionWrite};
+use bzapper_store::{SessionWrite as StoreWrite, Store, StoreError};
 
 pub struct InstanceSession {
     store: Arc<dyn Store>,
@@ -33,6 +33,22 @@ impl bzapper_driver::SessionStore for InstanceSession {
 
     async fn save(&self, key: &str, value: &[u8]) -> Result<(), SessionError> {
         self.store.save_session_value(&self.instance_id, key, value).await.map_err(map)
+    }
+
+    async fn load_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, SessionError> {
+        self.store.load_session_values_with_prefix(&self.instance_id, prefix).await.map_err(map)
+    }
+
+    async fn write(&self, writes: Vec<SessionWrite>) -> Result<(), SessionError> {
+        let writes: Vec<StoreWrite> = writes
+            .into_iter()
+            .map(|w| match w {
+                SessionWrite::Put { key, value } => StoreWrite::Put { key, value },
+                SessionWrite::Delete { key } => StoreWrite::Delete { key },
+                SessionWrite::DeletePrefix { prefix } => StoreWrite::DeletePrefix { prefix },
+            })
+            .collect();
+        self.store.write_session_values(&self.instance_id, &writes).await.map_err(map)
     }
 
     async fn clear(&self) -> Result<(), SessionError> {

@@ -10,6 +10,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use bzapper_core::sending::WarmingSchedule;
 use bzapper_driver::sim::{SimConfig, SimDriver, SimNet, SimNetwork};
+use bzapper_driver::whatsapp::{WhatsAppDriver, WhatsAppOptions};
 use bzapper_driver::Driver;
 use bzapper_store::{Sealer, SqliteStore, Store};
 use tokio::net::TcpListener;
@@ -37,15 +38,16 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        // Refuse an unavailable driver before touching the data dir.
         let driver: Arc<dyn Driver>;
         let sim: Option<Arc<dyn SimNet>>;
         match &config.driver {
-            DriverKind::WhatsApp => bail!(
-                "the real WhatsApp driver is not available in this build yet; start the gateway \
-                 with --sim (in-process simulated network) or --sim-url (a `bzapper simnet` \
-                 process)"
-            ),
+            DriverKind::WhatsApp => {
+                driver = Arc::new(WhatsAppDriver::new(WhatsAppOptions {
+                    ws_url: config.wa_url.clone(),
+                    version: config.wa_version,
+                }));
+                sim = None;
+            }
             DriverKind::Sim => {
                 let net = Arc::new(SimNetwork::new(SimConfig {
                     qr_first: config.sim_qr_first,
@@ -165,7 +167,14 @@ impl Application {
             shutdown.await;
             closing.send_replace(true);
         };
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await?;
+        // Small writes (SSE events) go out at once rather than waiting for the previous
+        // segment's ACK (Nagle).
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "setting TCP_NODELAY failed");
+            }
+        });
+        axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await?;
         self.supervisor.shutdown().await;
         self.webhooks.shutdown().await;
         self.store.close().await;

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bzapper_core::{InstanceState, Phone, Reason, Status, Transition, Trigger};
@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use tokio::sync::{mpsc, watch, Mutex};
 
-use crate::inbound::received_data;
+use crate::inbound::{Inbound, InboundJob};
 use crate::recorder::Recorder;
 use crate::scheduler::Scheduler;
 use crate::session_bridge::InstanceSession;
@@ -63,6 +63,10 @@ pub struct Supervisor {
     next_generation: AtomicU64,
     recorder: Arc<Recorder>,
     scheduler: Arc<Scheduler>,
+    /// Resolves and records inbound messages off this supervisor's event loop.
+    inbound: Inbound,
+    /// Itself, for the tasks it schedules (a reconnect when a temporary ban expires).
+    me: Weak<Supervisor>,
 }
 
 impl Supervisor {
@@ -74,14 +78,17 @@ impl Supervisor {
         scheduler: Arc<Scheduler>,
     ) -> Arc<Self> {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let sup = Arc::new(Supervisor {
+        let inbound = Inbound::spawn(store.clone(), recorder.clone());
+        let sup = Arc::new_cyclic(|me| Supervisor {
             store,
+            inbound,
             driver,
             tx,
             running: Mutex::new(HashMap::new()),
             next_generation: AtomicU64::new(1),
             recorder,
             scheduler,
+            me: me.clone(),
         });
         let weak = Arc::downgrade(&sup);
         tokio::spawn(async move {
@@ -271,6 +278,7 @@ impl Supervisor {
         let tenant_id = run.tenant_id.clone();
         let mut change_extra: Option<Identity> = None;
         let mut connected_at = None;
+        let mut ban_expires = None;
         let trigger = match event {
             DriverEvent::Qr { code, expires_at } => {
                 let qr = QrCode { code, expires_at };
@@ -308,16 +316,24 @@ impl Supervisor {
                 DropKind::Transient => Trigger::Dropped { detail },
                 DropKind::LoggedOut => Trigger::LoggedOut { detail },
                 DropKind::Banned => Trigger::Banned { detail },
+                DropKind::TemporarilyBanned { until } => {
+                    ban_expires = Some(until);
+                    Trigger::Banned { detail }
+                }
+                DropKind::Ended => Trigger::Ended { detail },
             },
             DriverEvent::SessionUnreadable { detail } => Trigger::SessionUnreadable { detail },
             DriverEvent::Receipt { .. } => return Ok(()), // handled above
-            DriverEvent::Message(m) => {
-                let own = run.own.clone();
-                // Resolving reads the store; the instances' lock is not needed for it.
-                drop(running);
-                let own = (own.0.as_deref(), own.1.as_deref());
-                let data = received_data(self.store.as_ref(), id, own, &m).await?;
-                return self.record(&tenant_id, id, "message.received", data).await;
+            DriverEvent::Message(message) => {
+                // Resolved and recorded elsewhere, in order per number: a burst of inbound
+                // messages must not hold up this loop's state events.
+                self.inbound.push(InboundJob {
+                    tenant_id,
+                    instance_id: id.to_string(),
+                    own: run.own.clone(),
+                    message,
+                });
+                return Ok(());
             }
         };
         let t = match run.state.apply(&trigger) {
@@ -338,6 +354,9 @@ impl Supervisor {
             clear_identity: false,
         };
         self.persist(&tenant_id, id, &t, change).await?;
+        if let Some(until) = ban_expires {
+            self.reconnect_when_ban_expires(id.to_string(), tenant_id.clone(), until);
+        }
         if !t.to.is_active() {
             // The driver has ended this connection (logged out, banned, timed out, unreadable).
             if let Some(r) = running.remove(id) {
@@ -346,6 +365,28 @@ impl Supervisor {
             }
         }
         Ok(())
+    }
+
+    /// Starts the number again once its temporary ban has expired, unless an operator has
+    /// touched it meanwhile (it is then no longer `banned`). It re-enters rotation only when
+    /// that connection comes up.
+    fn reconnect_when_ban_expires(&self, id: String, tenant_id: String, until: DateTime<Utc>) {
+        let me = self.me.clone();
+        let wait = (until - now()).to_std().unwrap_or_default();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let Some(sup) = me.upgrade() else { return };
+            let rec = match sup.store.get_instance(&tenant_id, &id).await {
+                Ok(Some(rec)) => rec,
+                _ => return,
+            };
+            if rec.state.reason != Some(Reason::Banned) {
+                return;
+            }
+            if let Err(e) = sup.start(&rec).await {
+                tracing::warn!(instance = %id, error = %e, "reconnecting after a temporary ban failed");
+            }
+        });
     }
 
     /// Writes a state change and, when it is visible, records its `instance.*` event.

@@ -1,31 +1,53 @@
 //! Webhook deliveries: a fan-out task turns logged events into durable delivery rows (one per
 //! matching webhook), and a delivery task POSTs each due delivery, signed, retrying with
-//! backoff and jitter until it is delivered or given up (dead-lettered). Both read only the
-//! store, so a restart resumes where they stopped, and recording an event never waits on a
-//! receiver.
+//! backoff and jitter until it is delivered or given up (dead-lettered). Recording an event
+//! never waits on a receiver, and a restart resumes where they stopped.
+//!
+//! The fan-out hands the deliveries it has just committed straight to the delivery task, so a
+//! healthy receiver gets each event without the store being read for it; retries, deliveries
+//! left by a previous run, re-sends asked for by API and anything that did not fit in memory
+//! are found by scanning the store for due deliveries (at a retry's time, at a re-send, and
+//! every second). No delivery is sent twice: one is held at most once in memory (a fresh one
+//! from the moment its id is made, before it is committed, so a scan cannot take it too), and
+//! one that came from a scan, which may be older than an attempt that has just ended, is read
+//! back before its attempt and sent only if it is still pending with the attempts seen.
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bzapper_core::retry::RetryPolicy;
 use bzapper_store::{DeliveryAttempt, DeliveryRecord, DeliveryStatus, Store, WebhookRecord};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use rand::SeedableRng;
 use sha2::Sha256;
+use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::ids::new_ordered_id;
 use crate::recorder::Recorder;
 use crate::routes::events::{Envelope, Filter};
 use crate::time::now;
 
-/// How many deliveries of one webhook may be in flight: a slow receiver holds at most this
-/// many slots, never the others'.
+/// How many requests to one webhook may be in flight: a slow receiver holds at most this
+/// many slots, never the others'. (Recording an attempt's outcome does not hold a slot.)
 const PER_WEBHOOK_IN_FLIGHT: usize = 4;
 /// How long a receiver may take to answer.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most deliveries waiting in memory; past it, new ones wait in the store for a scan.
+const MAX_QUEUED: usize = 10_000;
+/// Most deliveries one scan of the store returns.
+const SCAN_LIMIT: u32 = 256;
+/// The store is scanned at least this often (deliveries this task was not told about).
+const SCAN_EVERY: Duration = Duration::from_secs(1);
+/// Scans are at least this far apart, so a backlog is never rescanned in a loop.
+const SCAN_GAP: Duration = Duration::from_millis(20);
+/// How long a webhook read from the store is used before it is read again (to notice that
+/// it was deleted).
+const HOOK_TTL: Duration = Duration::from_secs(1);
 
 /// `sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>`.
 pub fn signature(secret: &str, timestamp: &str, body: &str) -> String {
@@ -37,14 +59,133 @@ pub fn signature(secret: &str, timestamp: &str, body: &str) -> String {
     format!("sha256={hex}")
 }
 
+/// What the delivery task holds in memory.
+#[derive(Default)]
+struct Dispatch {
+    /// Due deliveries not yet started, per webhook, oldest first.
+    queued: HashMap<String, VecDeque<Queued>>,
+    queued_len: usize,
+    /// Every delivery reserved, queued or claimed: one is never held twice.
+    known: HashSet<String>,
+    /// Deliveries being attempted, from their claim until their outcome is on disk.
+    claimed: HashSet<String>,
+    /// Requests in flight, by webhook.
+    sending: HashMap<String, usize>,
+    /// Scan the store as soon as scans may follow each other (a re-send was asked for, a
+    /// scan failed).
+    scan_soon: bool,
+    /// The store holds due deliveries that are not here (memory was full, or a scan was full
+    /// and brought new ones): scan once the queues have room.
+    more_in_store: bool,
+    /// When the retries this task scheduled are due, earliest first.
+    retries: BinaryHeap<Reverse<DateTime<Utc>>>,
+}
+
+/// A delivery waiting for a request slot.
+struct Queued {
+    delivery: DeliveryRecord,
+    /// Read it back before the attempt (it came from a scan, so it may be stale).
+    verify: bool,
+}
+
+impl Dispatch {
+    /// Queues a due delivery found in the store, unless it is already held. True when queued.
+    fn offer_scanned(&mut self, d: DeliveryRecord) -> bool {
+        if self.known.contains(&d.id) {
+            return false;
+        }
+        if self.queued_len >= MAX_QUEUED {
+            self.more_in_store = true;
+            return false;
+        }
+        self.known.insert(d.id.clone());
+        self.push(Queued { delivery: d, verify: true });
+        true
+    }
+
+    /// Whether the store should be scanned now (scans being far enough apart).
+    fn wants_scan(&self, at: DateTime<Utc>) -> bool {
+        self.scan_soon
+            || self.next_retry().is_some_and(|t| t <= at)
+            || (self.more_in_store && self.queued_len < SCAN_LIMIT as usize / 2)
+    }
+
+    /// Holds the ids of deliveries about to be committed, so no scan takes them meanwhile.
+    fn reserve(&mut self, ds: &[DeliveryRecord]) {
+        self.known.extend(ds.iter().map(|d| d.id.clone()));
+    }
+
+    /// Queues reserved deliveries once committed (`fresh`: exactly as written, never tried).
+    fn queue_reserved(&mut self, ds: Vec<DeliveryRecord>, fresh: bool) {
+        for d in ds {
+            if self.queued_len >= MAX_QUEUED {
+                self.known.remove(&d.id);
+                self.more_in_store = true;
+            } else {
+                self.push(Queued { delivery: d, verify: !fresh });
+            }
+        }
+    }
+
+    /// Lets go of reserved deliveries that were not committed.
+    fn unreserve(&mut self, ds: &[DeliveryRecord]) {
+        for d in ds {
+            self.known.remove(&d.id);
+        }
+    }
+
+    fn push(&mut self, q: Queued) {
+        self.queued.entry(q.delivery.webhook_id.clone()).or_default().push_back(q);
+        self.queued_len += 1;
+    }
+
+    /// Claims every queued delivery whose webhook has a free request slot.
+    fn take_ready(&mut self) -> Vec<Queued> {
+        let mut ready = Vec::new();
+        for (hook, queue) in self.queued.iter_mut() {
+            let sending = self.sending.entry(hook.clone()).or_default();
+            while *sending < PER_WEBHOOK_IN_FLIGHT {
+                let Some(q) = queue.pop_front() else { break };
+                *sending += 1;
+                self.claimed.insert(q.delivery.id.clone());
+                ready.push(q);
+            }
+        }
+        self.queued_len -= ready.len();
+        self.queued.retain(|_, q| !q.is_empty());
+        self.sending.retain(|_, n| *n > 0);
+        ready
+    }
+
+    /// When the earliest retry this task scheduled is due.
+    fn next_retry(&self) -> Option<DateTime<Utc>> {
+        self.retries.peek().map(|r| r.0)
+    }
+
+    /// Gives the webhook's request slot back (its request is over).
+    fn end_request(&mut self, webhook_id: &str) {
+        if let Some(n) = self.sending.get_mut(webhook_id) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// The delivery is no longer held (its outcome is on disk, or it was not sent).
+    fn settle(&mut self, id: &str) {
+        self.claimed.remove(id);
+        self.known.remove(id);
+    }
+}
+
 pub struct WebhookWorker {
     store: Arc<dyn Store>,
     metrics: Arc<crate::metrics::Metrics>,
     http: reqwest::Client,
     policy: RetryPolicy,
     wake: Notify,
-    /// Deliveries being attempted, by webhook.
-    in_flight: Mutex<HashMap<String, HashSet<String>>>,
+    dispatch: Mutex<Dispatch>,
+    /// Webhooks by id, with when each was read (a webhook never changes, but it may be
+    /// deleted: it is read again after [`HOOK_TTL`]).
+    hooks: Mutex<HashMap<String, (Arc<WebhookRecord>, Instant)>>,
     /// Set at shutdown: no new attempt starts.
     closing: std::sync::atomic::AtomicBool,
 }
@@ -62,7 +203,8 @@ impl WebhookWorker {
             http,
             policy,
             wake: Notify::new(),
-            in_flight: Mutex::new(HashMap::new()),
+            dispatch: Mutex::new(Dispatch { scan_soon: true, ..Dispatch::default() }),
+            hooks: Mutex::default(),
             closing: std::sync::atomic::AtomicBool::new(false),
         });
         let fan = w.clone();
@@ -72,44 +214,52 @@ impl WebhookWorker {
         w
     }
 
-    /// Wakes the delivery loop (a re-send was asked for).
+    /// Wakes the delivery loop to look in the store (a re-send was asked for).
     pub fn poke(&self) {
+        self.dispatch().scan_soon = true;
         self.wake.notify_one();
+    }
+
+    fn dispatch(&self) -> std::sync::MutexGuard<'_, Dispatch> {
+        self.dispatch.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn fan_out(self: Arc<Self>, recorder: Arc<Recorder>) {
         let mut doorbell = recorder.subscribe();
         // Pin the starting point: on a data dir that never had one, the fan-out starts at the
         // newest event, and must not move along with new events before it has read them.
-        loop {
+        let mut cursor = loop {
             let pinned = match self.store.fanout_cursor().await {
-                Ok(c) => self.store.enqueue_deliveries(&[], c).await,
+                Ok(c) => self.store.enqueue_deliveries(&[], c).await.map(|_| c),
                 Err(e) => Err(e),
             };
             match pinned {
-                Ok(()) => break,
+                Ok(c) => break c,
                 Err(e) => {
                     tracing::warn!(error = %e, "starting the webhook fan-out failed; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
-        }
+        };
         loop {
-            match self.fan_out_once().await {
+            match self.fan_out_once(&mut cursor).await {
                 Ok(true) => continue, // more may be waiting
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "webhook fan-out failed; retrying"),
             }
             // New events ring the bell; the timeout covers events written by other nodes.
             let _ = tokio::time::timeout(Duration::from_secs(2), doorbell.recv()).await;
+            // Every event announced so far is already in the log, so the next read covers
+            // them all: one pass per burst, not one per event.
+            while !matches!(doorbell.try_recv(), Err(TryRecvError::Empty | TryRecvError::Closed)) {}
         }
     }
 
-    /// Turns the next page of logged events into deliveries. True when a full page was read.
-    async fn fan_out_once(&self) -> Result<bool, bzapper_store::StoreError> {
+    /// Turns the next page of logged events after `cursor` into deliveries and hands them to
+    /// the delivery task. True when a full page was read. Only this task moves the cursor.
+    async fn fan_out_once(&self, cursor: &mut i64) -> Result<bool, bzapper_store::StoreError> {
         const PAGE: u32 = 500;
-        let cursor = self.store.fanout_cursor().await?;
-        let events = self.store.all_events_after(cursor, PAGE).await?;
+        let events = self.store.all_events_after(*cursor, PAGE).await?;
         let Some(last) = events.last().map(|e| e.id) else { return Ok(false) };
         let hooks = self.store.all_webhooks().await?;
         let mut by_tenant: HashMap<&str, Vec<(&WebhookRecord, Filter)>> = HashMap::new();
@@ -141,35 +291,93 @@ impl WebhookWorker {
                 }
             }
         }
-        self.store.enqueue_deliveries(&deliveries, last).await?;
+        self.dispatch().reserve(&deliveries);
+        let stored = match self.store.enqueue_deliveries(&deliveries, last).await {
+            Ok(n) => n,
+            Err(e) => {
+                self.dispatch().unreserve(&deliveries);
+                return Err(e);
+            }
+        };
+        *cursor = last;
         if !deliveries.is_empty() {
+            // Committed: they may be sent. Had the store left some out (a page already fanned
+            // out), the rest are read back before their attempts like scanned ones.
+            let fresh = stored == deliveries.len() as u64;
+            self.dispatch().queue_reserved(deliveries, fresh);
             self.wake.notify_one();
         }
         Ok(events.len() == PAGE as usize)
     }
 
     async fn deliver_loop(self: Arc<Self>) {
+        let mut last_scan: Option<Instant> = None;
         loop {
-            let due = match self.store.due_deliveries(now(), 256).await {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading due webhook deliveries failed");
-                    Vec::new()
+            let at = now();
+            let since_scan = last_scan.map(|t| t.elapsed());
+            let scan = {
+                let asked = self.dispatch().wants_scan(at);
+                match since_scan {
+                    None => true,
+                    Some(e) => e >= SCAN_EVERY || (asked && e >= SCAN_GAP),
                 }
             };
-            for d in due {
-                if !self.claim(&d) {
-                    continue;
-                }
-                let me = self.clone();
-                tokio::spawn(async move { me.attempt(d).await });
+            if scan {
+                self.scan().await;
+                last_scan = Some(Instant::now());
             }
-            let wait = match self.store.next_due_at().await {
-                Ok(Some(t)) => (t - Utc::now()).to_std().unwrap_or(Duration::ZERO),
-                _ => Duration::from_secs(5),
-            };
-            let wait = wait.clamp(Duration::from_millis(20), Duration::from_secs(5));
+            if !self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                let ready = self.dispatch().take_ready();
+                for q in ready {
+                    let me = self.clone();
+                    tokio::spawn(async move { me.attempt(q.delivery, q.verify).await });
+                }
+            }
+            // Sleep until woken (new deliveries, a free slot, a re-send) or a scan is due.
+            let since_scan = last_scan.map(|t| t.elapsed()).unwrap_or_default();
+            let mut wait = SCAN_EVERY.saturating_sub(since_scan);
+            {
+                let q = self.dispatch();
+                if q.wants_scan(now()) {
+                    wait = wait.min(SCAN_GAP.saturating_sub(since_scan));
+                }
+                if let Some(t) = q.next_retry() {
+                    let until = (t - now()).to_std().unwrap_or(Duration::ZERO);
+                    wait = wait.min(until.max(SCAN_GAP.saturating_sub(since_scan)));
+                }
+            }
             let _ = tokio::time::timeout(wait, self.wake.notified()).await;
+        }
+    }
+
+    /// Queues the store's due deliveries that are not held already.
+    async fn scan(&self) {
+        let at = now();
+        {
+            let mut q = self.dispatch();
+            q.scan_soon = false;
+            q.more_in_store = false;
+            while q.next_retry().is_some_and(|t| t <= at) {
+                q.retries.pop();
+            }
+        }
+        match self.store.due_deliveries(at, SCAN_LIMIT).await {
+            Ok(due) => {
+                let full = due.len() == SCAN_LIMIT as usize;
+                let mut q = self.dispatch();
+                let mut new = 0;
+                for d in due {
+                    new += usize::from(q.offer_scanned(d));
+                }
+                // More may be due than one scan returns. (A full scan of deliveries all held
+                // here already is not repeated before the periodic one: it would find them
+                // again.)
+                q.more_in_store |= full && new > 0;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading due webhook deliveries failed");
+                self.dispatch().scan_soon = true;
+            }
         }
     }
 
@@ -180,55 +388,59 @@ impl WebhookWorker {
         self.closing.store(true, std::sync::atomic::Ordering::SeqCst);
         let deadline = tokio::time::Instant::now() + ATTEMPT_TIMEOUT + Duration::from_secs(1);
         while tokio::time::Instant::now() < deadline {
-            let busy = {
-                let f = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                f.values().any(|s| !s.is_empty())
-            };
-            if !busy {
+            if self.dispatch().claimed.is_empty() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
-    /// Marks the delivery in flight unless it already is, its webhook is at its cap, or the
-    /// gateway is shutting down.
-    fn claim(&self, d: &DeliveryRecord) -> bool {
-        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
-            return false;
-        }
-        let mut f = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        let set = f.entry(d.webhook_id.clone()).or_default();
-        if set.contains(&d.id) || set.len() >= PER_WEBHOOK_IN_FLIGHT {
-            return false;
-        }
-        set.insert(d.id.clone());
-        true
+    /// Ends a claim that sent nothing.
+    fn abandon(&self, d: &DeliveryRecord) {
+        let mut q = self.dispatch();
+        q.end_request(&d.webhook_id);
+        q.settle(&d.id);
+        drop(q);
+        self.wake.notify_one();
     }
 
-    fn release(&self, d: &DeliveryRecord) {
-        let mut f = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(set) = f.get_mut(&d.webhook_id) {
-            set.remove(&d.id);
+    /// The delivery's webhook, read at most once per [`HOOK_TTL`]. `None` once it has been
+    /// deleted (with its deliveries: what is left of them in memory is dropped unsent).
+    async fn webhook(&self, d: &DeliveryRecord) -> Option<Arc<WebhookRecord>> {
+        let hooks = || self.hooks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((h, at)) = hooks().get(&d.webhook_id) {
+            if at.elapsed() < HOOK_TTL {
+                return Some(h.clone());
+            }
         }
-    }
-
-    async fn attempt(self: Arc<Self>, d: DeliveryRecord) {
-        // The list this delivery came from may predate an attempt that has just finished:
-        // go on only if it is still pending with the attempts seen, or it would be sent twice.
-        match self.store.get_delivery(&d.webhook_id, &d.id).await {
-            Ok(Some(cur))
-                if cur.status == DeliveryStatus::Pending && cur.attempts == d.attempts => {}
-            _ => return self.release(&d),
-        }
-        let hook = match self.store.get_webhook(&d.tenant_id, &d.webhook_id).await {
-            Ok(Some(h)) => h,
-            Ok(None) => return self.release(&d), // deleted with its deliveries
+        match self.store.get_webhook(&d.tenant_id, &d.webhook_id).await {
+            Ok(Some(h)) => {
+                let h = Arc::new(h);
+                hooks().insert(h.id.clone(), (h.clone(), Instant::now()));
+                Some(h)
+            }
+            Ok(None) => {
+                hooks().remove(&d.webhook_id);
+                None
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "reading a webhook failed");
-                return self.release(&d);
+                None
             }
-        };
+        }
+    }
+
+    async fn attempt(self: Arc<Self>, d: DeliveryRecord, verify: bool) {
+        // A scan may predate an attempt that has just finished: go on only if the delivery is
+        // still pending with the attempts seen, or it would be sent twice.
+        if verify {
+            match self.store.get_delivery(&d.webhook_id, &d.id).await {
+                Ok(Some(cur))
+                    if cur.status == DeliveryStatus::Pending && cur.attempts == d.attempts => {}
+                _ => return self.abandon(&d),
+            }
+        }
+        let Some(hook) = self.webhook(&d).await else { return self.abandon(&d) };
         let ts = Utc::now().timestamp().to_string();
         let res = self
             .http
@@ -241,6 +453,10 @@ impl WebhookWorker {
             .body(d.payload.clone())
             .send()
             .await;
+        // The receiver has answered: its slot may serve the next delivery while this outcome
+        // is written (the delivery itself stays claimed until then, so it is not sent again).
+        self.dispatch().end_request(&d.webhook_id);
+        self.wake.notify_one();
         let attempts = d.attempts + 1;
         let at = now();
         let (ok, last_status, last_error) = match res {
@@ -297,10 +513,20 @@ impl WebhookWorker {
             DeliveryStatus::Dead => "dead",
         };
         self.metrics.webhook_attempt(&d.tenant_id, outcome);
-        if let Err(e) = self.store.record_attempt(&d.id, &attempt).await {
-            tracing::warn!(delivery = %d.id, error = %e, "recording a webhook attempt failed");
+        let recorded = self.store.record_attempt(&d.id, &attempt).await;
+        let mut q = self.dispatch();
+        match recorded {
+            Ok(()) if attempt.status == DeliveryStatus::Pending => {
+                q.retries.push(Reverse(attempt.next_attempt_at));
+            }
+            Ok(()) => {}
+            Err(e) => {
+                // Still pending in the store as before this attempt: a scan finds it again.
+                tracing::warn!(delivery = %d.id, error = %e, "recording a webhook attempt failed");
+            }
         }
-        self.release(&d);
+        q.settle(&d.id);
+        drop(q);
         self.wake.notify_one();
     }
 }
@@ -316,5 +542,85 @@ mod tests {
             signature("k", "1", "{}"),
             "sha256=3dd49b2593d0f9a349e9e71c4bde3e2b862c2be4003fe9b4ba81332029310158"
         );
+    }
+
+    fn delivery(id: &str, webhook_id: &str) -> DeliveryRecord {
+        let at = now();
+        DeliveryRecord {
+            id: id.into(),
+            webhook_id: webhook_id.into(),
+            tenant_id: "t".into(),
+            event_id: 1,
+            event_type: "instance.qr".into(),
+            payload: "{}".into(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_attempt_at: at,
+            last_status: None,
+            last_error: None,
+            created_at: at,
+            updated_at: at,
+            delivered_at: None,
+        }
+    }
+
+    fn ids(ready: &[Queued]) -> Vec<(&str, bool)> {
+        ready.iter().map(|q| (q.delivery.id.as_str(), q.verify)).collect()
+    }
+
+    #[test]
+    fn a_delivery_is_held_once_and_each_webhook_has_its_own_slots() {
+        let mut d = Dispatch::default();
+        let fresh: Vec<_> = (0..6).map(|n| delivery(&format!("a{n}"), "slow")).collect();
+        // Reserved before its commit: a scan that sees it meanwhile does not take it too.
+        d.reserve(&fresh);
+        d.offer_scanned(delivery("a0", "slow"));
+        d.queue_reserved(fresh, true);
+        d.offer_scanned(delivery("b0", "other"));
+        d.offer_scanned(delivery("b0", "other"));
+        let ready = d.take_ready();
+        let mut got = ids(&ready);
+        got.sort();
+        // Four slots for `slow`, fresh ones unverified; the scanned one verified, once.
+        assert_eq!(got, [("a0", false), ("a1", false), ("a2", false), ("a3", false), ("b0", true)]);
+        assert!(d.take_ready().is_empty(), "`slow` is at its cap");
+        // While its outcome is written, a delivery stays held though its slot is free.
+        d.end_request("slow");
+        d.offer_scanned(delivery("a0", "slow"));
+        assert_eq!(ids(&d.take_ready()), [("a4", false)]);
+        d.settle("a0");
+        // Settled: a later scan may take it again (and its attempt reads it back first).
+        d.end_request("slow");
+        d.offer_scanned(delivery("a0", "slow"));
+        assert_eq!(ids(&d.take_ready()), [("a5", false)]);
+        for id in ["a1", "a2", "a3"] {
+            d.end_request("slow");
+            d.settle(id);
+        }
+        assert_eq!(ids(&d.take_ready()), [("a0", true)]);
+    }
+
+    #[test]
+    fn what_does_not_fit_in_memory_is_left_to_a_scan() {
+        let mut d = Dispatch::default();
+        let many: Vec<_> = (0..MAX_QUEUED + 2).map(|n| delivery(&format!("d{n}"), "h")).collect();
+        d.reserve(&many);
+        d.queue_reserved(many, true);
+        assert_eq!(d.queued_len, MAX_QUEUED);
+        assert!(d.more_in_store);
+        assert!(!d.wants_scan(now()), "not before the queues have room");
+        while d.queued_len >= SCAN_LIMIT as usize / 2 {
+            let ready = d.take_ready();
+            for q in &ready {
+                d.end_request("h");
+                d.settle(&q.delivery.id);
+            }
+        }
+        assert!(d.wants_scan(now()));
+        assert!(!d.known.contains(&format!("d{}", MAX_QUEUED + 1)), "a scan may take it");
+        let failed: Vec<_> = (0..2).map(|n| delivery(&format!("x{n}"), "h")).collect();
+        d.reserve(&failed);
+        d.unreserve(&failed);
+        assert!(!d.known.contains("x0"));
     }
 }

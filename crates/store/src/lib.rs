@@ -138,8 +138,9 @@ pub trait WebhookStore: Send + Sync {
     /// The last event id the fan-out turned into deliveries.
     async fn fanout_cursor(&self) -> Result<i64>;
     /// Stores new deliveries and moves the fan-out cursor, in one transaction (a crash
-    /// between the two neither loses nor doubles a delivery).
-    async fn enqueue_deliveries(&self, deliveries: &[DeliveryRecord], cursor: i64) -> Result<()>;
+    /// between the two neither loses nor doubles a delivery). A delivery of a (webhook, event)
+    /// pair that already has one is left out; returns how many were stored.
+    async fn enqueue_deliveries(&self, deliveries: &[DeliveryRecord], cursor: i64) -> Result<u64>;
     /// Pending deliveries due at `now`, oldest first.
     async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<DeliveryRecord>>;
     /// When the next pending delivery is due, if any.
@@ -174,8 +175,34 @@ pub trait SessionStore: Send + Sync {
     /// `Err(Unsealable)` when the value exists but cannot be opened.
     async fn load_session_value(&self, instance_id: &str, key: &str) -> Result<Option<Vec<u8>>>;
     async fn save_session_value(&self, instance_id: &str, key: &str, value: &[u8]) -> Result<()>;
+    /// Every value whose key starts with `prefix`, ordered by key. One unsealable value fails
+    /// the whole read (`Err(Unsealable)`).
+    async fn load_session_values_with_prefix(
+        &self,
+        instance_id: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Applies `writes` in order, atomically and durably: after `Ok` all of them survive a
+    /// crash, after `Err` none of them took effect.
+    async fn write_session_values(&self, instance_id: &str, writes: &[SessionWrite]) -> Result<()>;
     async fn clear_session(&self, instance_id: &str) -> Result<()>;
     async fn has_session(&self, instance_id: &str) -> Result<bool>;
+}
+
+/// One change to a number's protocol state, applied by [`SessionStore::write_session_values`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionWrite {
+    Put {
+        key: String,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: String,
+    },
+    /// Deletes every value whose key starts with `prefix`.
+    DeletePrefix {
+        prefix: String,
+    },
 }
 
 /// Pools and their rotation strategy. Pool `default` always exists (it is implied).
@@ -191,7 +218,14 @@ pub trait PoolStore: Send + Sync {
 #[async_trait]
 pub trait EventLog: Send + Sync {
     /// Appends and returns the event with its monotonic id.
-    async fn append_event(&self, event: &NewEvent) -> Result<Event>;
+    async fn append_event(&self, event: &NewEvent) -> Result<Event> {
+        let mut v = self.append_events(std::slice::from_ref(event)).await?;
+        v.pop().ok_or_else(|| StoreError::Database("an append returned no event".into()))
+    }
+    /// Appends every event in one transaction (one fsync), all or none, and returns them with
+    /// their ids, increasing in the order given. A reader sees the whole batch or none of it,
+    /// and never a later id before an earlier one.
+    async fn append_events(&self, events: &[NewEvent]) -> Result<Vec<Event>>;
     /// The tenant's events with id > `after_id`, oldest first, at most `limit`.
     async fn events_after(&self, tenant_id: &str, after_id: i64, limit: u32) -> Result<Vec<Event>>;
     /// How many events of `kind` each of the tenant's numbers had since `since`.

@@ -18,8 +18,8 @@ use sqlx::{ConnectOptions, Connection, Row, Sqlite};
 use crate::time::{from_millis, to_millis, truncate_to_millis};
 use crate::{
     ApiKeyRecord, Event, EventLog, InstanceRecord, InstanceStore, NewEvent, Pool, PoolStore,
-    Result, SealError, Sealer, SessionStore, StateChange, Store, StoreError, Strategy, Tenant,
-    TenantStore,
+    Result, SealError, Sealer, SessionStore, SessionWrite, StateChange, Store, StoreError,
+    Strategy, Tenant, TenantStore,
 };
 
 mod messages;
@@ -54,6 +54,13 @@ pub struct SqliteStore {
     in_memory: bool,
     /// Group commit of accepted messages (see `messages::MessageWriter`).
     writer: messages::MessageWriter,
+    /// Group commit of webhook attempt outcomes (see `webhooks::AttemptWriter`).
+    attempts: webhooks::AttemptWriter,
+    /// Taken around the event pipeline's write transactions (event appends, delivery rows,
+    /// attempt outcomes) and instance state changes, so that they queue here and each starts
+    /// the moment the previous one ends, rather than meeting at SQLite's write lock, whose
+    /// busy handler retries after sleeps of 1, 2, 5, 10 … ms.
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -109,11 +116,15 @@ impl SqliteStore {
                 .idle_timeout(None)
                 .max_lifetime(None)
         } else {
-            SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS)
+            // No ping before handing out a connection: a connection to a local file does not
+            // go stale, and the ping is a round trip to the connection's thread per query.
+            SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS).test_before_acquire(false)
         };
         let pool = pool_options.connect_with(options.clone()).await.map_err(cannot_open)?;
         let writer = messages::MessageWriter::spawn(pool.clone());
-        let store = SqliteStore { pool, sealer, options, in_memory, writer };
+        let write_gate = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+        let attempts = webhooks::AttemptWriter::spawn(pool.clone(), write_gate.clone());
+        let store = SqliteStore { pool, sealer, options, in_memory, writer, attempts, write_gate };
         let ready = match sqlx::migrate!("./migrations/sqlite").run(&store.pool).await {
             Ok(()) => store.init_master_key_check().await,
             Err(e) => Err(StoreError::Database(format!("database migrations failed: {e}"))),
@@ -571,6 +582,9 @@ impl InstanceStore for SqliteStore {
         } else {
             (false, None, None, None)
         };
+        // Through the write gate: a number's state change (a ban leaving rotation) must not
+        // wait in SQLite's busy handler behind the event pipeline's writes.
+        let _gate = self.write_gate.lock().await;
         sqlx::query(
             "UPDATE instances SET status = ?1, reason = ?2, detail = ?3, \
              phone = CASE WHEN ?4 THEN ?5 ELSE phone END, \
@@ -631,19 +645,9 @@ fn instance_conflict(db_message: &str, rec: &InstanceRecord) -> String {
     }
 }
 
-#[async_trait]
-impl SessionStore for SqliteStore {
-    async fn load_session_value(&self, instance_id: &str, key: &str) -> Result<Option<Vec<u8>>> {
-        let blob: Option<Vec<u8>> = sqlx::query_scalar(
-            "SELECT value FROM session_values WHERE instance_id = ? AND key = ?",
-        )
-        .bind(instance_id)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
-        let Some(blob) = blob else { return Ok(None) };
-        self.sealer.open(&session_aad(instance_id, key), &blob).map(Some).map_err(|e| {
+impl SqliteStore {
+    fn open_session_value(&self, instance_id: &str, key: &str, blob: &[u8]) -> Result<Vec<u8>> {
+        self.sealer.open(&session_aad(instance_id, key), blob).map_err(|e| {
             let why = match e {
                 SealError::OtherKey { blob_key_id } => format!(
                     "was sealed with another master key (key id {blob_key_id}, ours is {})",
@@ -657,6 +661,28 @@ impl SessionStore for SqliteStore {
             ))
         })
     }
+}
+
+/// The smallest string greater than every string starting with `prefix` (keys compare as
+/// UTF-8 bytes, and no key character sorts after U+10FFFF).
+fn prefix_upper_bound(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn load_session_value(&self, instance_id: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        let blob: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT value FROM session_values WHERE instance_id = ? AND key = ?",
+        )
+        .bind(instance_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        let Some(blob) = blob else { return Ok(None) };
+        self.open_session_value(instance_id, key, &blob).map(Some)
+    }
 
     async fn save_session_value(&self, instance_id: &str, key: &str, value: &[u8]) -> Result<()> {
         sqlx::query(
@@ -669,6 +695,74 @@ impl SessionStore for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(db)?;
+        Ok(())
+    }
+
+    async fn load_session_values_with_prefix(
+        &self,
+        instance_id: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
+            "SELECT key, value FROM session_values \
+             WHERE instance_id = ? AND key >= ? AND key < ? ORDER BY key",
+        )
+        .bind(instance_id)
+        .bind(prefix)
+        .bind(prefix_upper_bound(prefix))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.into_iter()
+            .map(|(key, blob)| {
+                let value = self.open_session_value(instance_id, &key, &blob)?;
+                Ok((key, value))
+            })
+            .collect()
+    }
+
+    async fn write_session_values(&self, instance_id: &str, writes: &[SessionWrite]) -> Result<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for write in writes {
+            match write {
+                SessionWrite::Put { key, value } => {
+                    sqlx::query(
+                        "INSERT INTO session_values (instance_id, key, value) VALUES (?, ?, ?) \
+                         ON CONFLICT (instance_id, key) DO UPDATE SET value = excluded.value",
+                    )
+                    .bind(instance_id)
+                    .bind(key)
+                    .bind(self.sealer.seal(&session_aad(instance_id, key), value))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                }
+                SessionWrite::Delete { key } => {
+                    sqlx::query("DELETE FROM session_values WHERE instance_id = ? AND key = ?")
+                        .bind(instance_id)
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                }
+                SessionWrite::DeletePrefix { prefix } => {
+                    sqlx::query(
+                        "DELETE FROM session_values \
+                         WHERE instance_id = ? AND key >= ? AND key < ?",
+                    )
+                    .bind(instance_id)
+                    .bind(prefix)
+                    .bind(prefix_upper_bound(prefix))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                }
+            }
+        }
+        tx.commit().await.map_err(db)?;
         Ok(())
     }
 
@@ -735,33 +829,61 @@ impl PoolStore for SqliteStore {
     }
 }
 
+/// Most events in one `INSERT` (5 parameters each; SQLite allows 32,766 per statement).
+const EVENTS_PER_INSERT: usize = 1000;
+
 #[async_trait]
 impl EventLog for SqliteStore {
-    async fn append_event(&self, event: &NewEvent) -> Result<Event> {
-        let data =
-            serde_json::to_string(&event.data).map_err(|e| StoreError::Database(e.to_string()))?;
-        let id = sqlx::query(
-            "INSERT INTO events (tenant_id, instance_id, kind, data, created_at) \
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&event.tenant_id)
-        .bind(&event.instance_id)
-        .bind(&event.kind)
-        .bind(data)
-        .bind(to_millis(event.created_at))
-        .execute(&self.pool)
-        .await
-        .map_err(db)?
-        .last_insert_rowid();
-        Ok(Event {
-            id,
-            tenant_id: event.tenant_id.clone(),
-            instance_id: event.instance_id.clone(),
-            kind: event.kind.clone(),
-            data: event.data.clone(),
-            // As `events_after` will return it.
-            created_at: truncate_to_millis(event.created_at),
-        })
+    async fn append_events(&self, events: &[NewEvent]) -> Result<Vec<Event>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut encoded = Vec::with_capacity(events.len());
+        for e in events {
+            let data =
+                serde_json::to_string(&e.data).map_err(|e| StoreError::Database(e.to_string()))?;
+            encoded.push((e, data));
+        }
+        let mut out = Vec::with_capacity(events.len());
+        let _gate = self.write_gate.lock().await;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for chunk in encoded.chunks(EVENTS_PER_INSERT) {
+            let mut qb: sqlx::QueryBuilder<Sqlite> = sqlx::QueryBuilder::new(
+                "INSERT INTO events (tenant_id, instance_id, kind, data, created_at) ",
+            );
+            qb.push_values(chunk, |mut row, (e, data)| {
+                row.push_bind(&e.tenant_id)
+                    .push_bind(&e.instance_id)
+                    .push_bind(&e.kind)
+                    .push_bind(data.as_str())
+                    .push_bind(to_millis(e.created_at));
+            });
+            let done = qb.build().execute(&mut *tx).await.map_err(db)?;
+            // The rows of one INSERT take consecutive ids in the order of its VALUES (the
+            // transaction holds the write lock, and AUTOINCREMENT never reuses an id), so the
+            // last id tells every id.
+            let n = chunk.len() as i64;
+            if done.rows_affected() != n as u64 {
+                return Err(StoreError::Database(format!(
+                    "appending {n} events inserted {} rows",
+                    done.rows_affected()
+                )));
+            }
+            let first = done.last_insert_rowid() - n + 1;
+            for (i, (e, _)) in chunk.iter().enumerate() {
+                out.push(Event {
+                    id: first + i as i64,
+                    tenant_id: e.tenant_id.clone(),
+                    instance_id: e.instance_id.clone(),
+                    kind: e.kind.clone(),
+                    data: e.data.clone(),
+                    // As `events_after` will return it.
+                    created_at: truncate_to_millis(e.created_at),
+                });
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(out)
     }
 
     async fn events_after(&self, tenant_id: &str, after_id: i64, limit: u32) -> Result<Vec<Event>> {

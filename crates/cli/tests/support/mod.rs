@@ -32,3 +32,16 @@ pub fn serve_sim(data: &Path, admin_token: &str) -> (Child, String) {
         .env_remove("DATABASE_URL");
     start(cmd, "bZapper listening on ")
 }
+
+/// `bzapper serve` with the real WhatsApp driver, its websocket pointed at `ws_url` (a local
+/// listener: these machines cannot reach WhatsApp) and a fixed version (no fetch).
+pub fn serve_real(data: &Path, admin_token: &str, ws_url: &str) -> (Child, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bzapper"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--wa-url", ws_url])
+        .args(["--wa-version", "2.3000.1000000000", "--data-dir"])
+        .arg(data)
+        .env("BZAPPER_ADMIN_TOKEN", admin_token)
+        .env_remove("BZAPPER_MASTER_KEY")
+        .env_remove("DATABASE_URL");
+    start(cmd, "bZapper listening on ")
+}

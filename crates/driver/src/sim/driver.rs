@@ -377,8 +377,12 @@ impl Runner {
                         .emit(DriverEvent::Disconnected { kind: DropKind::LoggedOut, detail });
                     return Outcome::End;
                 }
-                NetEvent::Disconnected { kind: DropKind::Banned, detail } => {
-                    self.events.emit(DriverEvent::Disconnected { kind: DropKind::Banned, detail });
+                NetEvent::Disconnected {
+                    kind:
+                        kind @ (DropKind::Banned | DropKind::TemporarilyBanned { .. } | DropKind::Ended),
+                    detail,
+                } => {
+                    self.events.emit(DriverEvent::Disconnected { kind, detail });
                     return Outcome::End;
                 }
                 NetEvent::Message(msg) => self.events.emit(DriverEvent::Message(msg)),

@@ -676,6 +676,13 @@ impl SimNet for SimNetwork {
                 st.bans.insert(phone, ban);
                 detail
             }
+            DropKind::TemporarilyBanned { until } => {
+                let ban = Ban { code: BAN_CODE, expires_at: until };
+                let detail = ban.detail();
+                st.bans.insert(phone, ban);
+                detail
+            }
+            DropKind::Ended => "another session took over this number".to_string(),
         };
         if let Some(conn) = st.conns.remove(instance_id) {
             conn.emit(NetEvent::Disconnected { kind: req.reason, detail });

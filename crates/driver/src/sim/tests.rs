@@ -1,8 +1,7 @@
 //! Tests of the simulated network, its HTTP service and the sim driver. Timing tests run on a
 //! paused tokio clock, so 160 s of QR rotation take no real time.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,26 +10,26 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::*;
+use crate::memory::MemorySessionStore;
 use crate::{
     ChatState, ConnectOptions, Connection, Driver, DriverError, DriverEvent, DropKind, EventSink,
-    OutgoingText, ReceiptStatus, SessionError, SessionStore,
+    OutgoingText, ReceiptStatus, SessionError, SessionStore, SessionWrite,
 };
 
 /// An in-memory session store; `fail_load` makes `load` fail like a tampered blob.
 #[derive(Default)]
 struct MemStore {
-    map: Mutex<HashMap<String, Vec<u8>>>,
+    inner: MemorySessionStore,
     fail_load: bool,
 }
 
 impl MemStore {
     fn get(&self) -> Option<SessionBlob> {
-        let map = self.map.lock().unwrap();
-        map.get(SESSION_KEY).map(|b| SessionBlob::from_bytes(b).unwrap())
+        self.inner.get(SESSION_KEY).map(|b| SessionBlob::from_bytes(&b).unwrap())
     }
 
     fn put(&self, blob: &SessionBlob) {
-        self.map.lock().unwrap().insert(SESSION_KEY.into(), blob.to_bytes());
+        self.inner.insert(SESSION_KEY, blob.to_bytes());
     }
 }
 
@@ -40,17 +39,19 @@ impl SessionStore for MemStore {
         if self.fail_load {
             return Err(SessionError::Unreadable("sealed with another key".into()));
         }
-        Ok(self.map.lock().unwrap().get(key).cloned())
+        self.inner.load(key).await
     }
 
-    async fn save(&self, key: &str, value: &[u8]) -> Result<(), SessionError> {
-        self.map.lock().unwrap().insert(key.into(), value.to_vec());
-        Ok(())
+    async fn load_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, SessionError> {
+        self.inner.load_prefix(prefix).await
+    }
+
+    async fn write(&self, writes: Vec<SessionWrite>) -> Result<(), SessionError> {
+        self.inner.write(writes).await
     }
 
     async fn clear(&self) -> Result<(), SessionError> {
-        self.map.lock().unwrap().clear();
-        Ok(())
+        self.inner.clear().await
     }
 }
 
@@ -608,7 +609,7 @@ async fn an_unreadable_session_is_reported_and_ends_the_task() {
         other => panic!("expected SessionUnreadable, got {other:?}"),
     }
     let garbage = Arc::new(MemStore::default());
-    garbage.map.lock().unwrap().insert(SESSION_KEY.into(), b"{not json".to_vec());
+    garbage.inner.insert(SESSION_KEY, b"{not json".to_vec());
     let (_conn, mut rx2) = start(&driver, "i2", &garbage).await;
     assert!(matches!(next(&mut rx2).await, DriverEvent::SessionUnreadable { .. }));
     assert!(!net.is_attached("i1") && !net.is_attached("i2"));

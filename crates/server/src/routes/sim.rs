@@ -85,12 +85,18 @@ pub enum DropReason {
     Transient,
     LoggedOut,
     Banned,
+    /// Another session took the number over (WhatsApp's `conflict type="replaced"`).
+    Replaced,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DropBody {
     pub reason: DropReason,
+    /// With `banned`: a temporary ban that ends after this many seconds (the gateway
+    /// reconnects the number then). Without it the ban has no announced end.
+    #[schema(minimum = 1, maximum = 31_536_000)]
+    pub ban_seconds: Option<u32>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -115,10 +121,21 @@ pub async fn drop_connection(
     Path(id): Path<String>,
     Json(body): Json<DropBody>,
 ) -> ApiResult<JsonOut<Done>> {
-    let kind = match body.reason {
-        DropReason::Transient => DropKind::Transient,
-        DropReason::LoggedOut => DropKind::LoggedOut,
-        DropReason::Banned => DropKind::Banned,
+    let kind = match (body.reason, body.ban_seconds) {
+        (DropReason::Banned, Some(secs)) if (1..=31_536_000).contains(&secs) => {
+            DropKind::TemporarilyBanned {
+                until: crate::time::now() + chrono::Duration::seconds(i64::from(secs)),
+            }
+        }
+        (_, Some(_)) => {
+            return Err(ApiError::invalid(
+                "ban_seconds goes with reason `banned` and is 1 to 31536000",
+            ))
+        }
+        (DropReason::Transient, None) => DropKind::Transient,
+        (DropReason::LoggedOut, None) => DropKind::LoggedOut,
+        (DropReason::Banned, None) => DropKind::Banned,
+        (DropReason::Replaced, None) => DropKind::Ended,
     };
     net(&state)?.drop_connection(&id, DropRequest { reason: kind }).await.map_err(sim_error)?;
     Ok(JsonOut(Done { ok: true }))

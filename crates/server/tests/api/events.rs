@@ -183,3 +183,44 @@ async fn filters_tokens_and_bad_requests() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn a_burst_of_inbound_messages_streams_in_order_and_resumes_exactly() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.tenant("acme").await;
+    let n = id(&app.connected_instance(&key, "n1", "+5511999991003").await);
+    let mut sse = SseReader::open(&app, "?types=message.received", &key, None).await;
+    // One after another, without waiting for the events: they are recorded in batches.
+    let total = 200;
+    for i in 0..total {
+        let (s, v) = app
+            .post(
+                &format!("/v1/sim/instances/{n}/inbound"),
+                ADMIN,
+                json!({"from": format!("+55119777{:05}", i % 7), "text": format!("m{i:03}")}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let mut seen = Vec::new();
+    while seen.len() < total {
+        let (id, _, ev) = sse.next(Duration::from_secs(10)).await.expect("every message");
+        seen.push((id.parse::<i64>().unwrap(), ev["data"]["text"].as_str().unwrap().to_string()));
+    }
+    let texts: Vec<String> = seen.iter().map(|(_, t)| t.clone()).collect();
+    let sent: Vec<String> = (0..total).map(|i| format!("m{i:03}")).collect();
+    assert_eq!(texts, sent, "in the order they arrived, each once");
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "ids increase");
+    assert!(sse.next(Duration::from_millis(300)).await.is_none(), "nothing more");
+
+    // Resuming from the middle yields exactly the rest.
+    let (mid, _) = &seen[total / 2 - 1];
+    let mut sse =
+        SseReader::open(&app, "?types=message.received", &key, Some(&mid.to_string())).await;
+    let mut rest = Vec::new();
+    while let Some((id, _, _)) = sse.next(Duration::from_millis(500)).await {
+        rest.push(id.parse::<i64>().unwrap());
+    }
+    let expected: Vec<i64> = seen[total / 2..].iter().map(|(id, _)| *id).collect();
+    assert_eq!(rest, expected);
+}

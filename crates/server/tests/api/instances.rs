@@ -66,6 +66,63 @@ async fn a_ban_takes_the_number_out_of_rotation_with_a_reason() {
 }
 
 #[tokio::test]
+async fn a_temporary_ban_reconnects_by_itself_when_it_expires() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.tenant("acme").await;
+    let iid = id(&app.connected_instance(&key, "n1", "+5511999990013").await);
+    let (s, v) = app
+        .post(
+            &format!("/v1/sim/instances/{iid}/drop"),
+            ADMIN,
+            json!({"reason": "banned", "ban_seconds": 2}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let v = app.wait_status(&key, &iid, "disconnected").await;
+    assert_eq!(v["reason"], "banned");
+    assert!(v["detail"].as_str().unwrap().contains("expires"), "{v}");
+    assert_eq!(v["health"]["in_rotation"], false);
+    // Still banned a moment later: nothing reconnects before the expiry.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, v) = app.get(&format!("/v1/instances/{iid}"), &key).await;
+    assert_eq!(
+        (v["status"].as_str(), v["reason"].as_str()),
+        (Some("disconnected"), Some("banned"))
+    );
+    // After the expiry the gateway connects it again by itself.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let v = loop {
+        let (_, v) = app.get(&format!("/v1/instances/{iid}"), &key).await;
+        if v["status"] == "connected" {
+            break v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not reconnected after the ban: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(v["reason"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn a_replaced_session_stops_with_what_to_do() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.tenant("acme").await;
+    let iid = id(&app.connected_instance(&key, "n1", "+5511999990014").await);
+    drop_it(&app, &iid, "replaced").await;
+    let v = app.wait_status(&key, &iid, "disconnected").await;
+    assert_eq!(v["reason"], "stopped");
+    assert!(v["detail"].as_str().unwrap().contains("another session"), "{v}");
+    // ban_seconds only goes with a ban.
+    let (s, v) = app
+        .post(
+            &format!("/v1/sim/instances/{iid}/drop"),
+            ADMIN,
+            json!({"reason": "transient", "ban_seconds": 5}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+}
+
+#[tokio::test]
 async fn disconnect_keeps_the_session_and_connect_resumes_it() {
     let app = TestApp::spawn().await;
     let (_, key) = app.tenant("acme").await;

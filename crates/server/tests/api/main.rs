@@ -1,5 +1,6 @@
 //! End-to-end tests of the gateway over HTTP: each test spawns the app on port 0 with its own
-//! temporary data dir and the in-process simulated network.
+//! temporary data dir and the in-process simulated network (`real_driver`: the real WhatsApp
+//! driver against loopback listeners).
 
 mod helpers;
 
@@ -10,5 +11,6 @@ mod instances;
 mod messages;
 mod persistence;
 mod quickstart;
+mod real_driver;
 mod simnet;
 mod webhooks;

@@ -396,3 +396,40 @@ async fn a_tenants_webhook_never_carries_another_tenants_events() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_burst_of_events_is_delivered_once_each_through_failures() {
+    let policy = RetryPolicy { first_delay_ms: 50, max_delay_ms: 300, give_up_after_ms: 120_000 };
+    let app = app_with(policy).await;
+    let (_, key) = app.tenant("acme").await;
+    let (rx, url) = Receiver::start(3, Duration::ZERO).await;
+    let (s, h) =
+        app.post("/v1/webhooks", &key, json!({"url": url, "events": ["message.received"]})).await;
+    assert_eq!(s, StatusCode::CREATED, "{h}");
+    let n = id(&app.connected_instance(&key, "n1", "+5511999993101").await);
+    let total = 200;
+    for i in 0..total {
+        let (s, v) = app
+            .post(
+                &format!("/v1/sim/instances/{n}/inbound"),
+                crate::helpers::ADMIN,
+                json!({"from": "+5511977771234", "text": format!("m{i:03}")}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    // Every event, the first three after a failure and a retry.
+    wait_until("every delivery", || rx.count() >= total + 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = rx.got.lock().unwrap().clone();
+    assert_eq!(got.len(), total + 3, "nothing sent twice once accepted");
+    let mut texts = std::collections::BTreeSet::new();
+    let mut delivery_ids = std::collections::HashSet::new();
+    for (headers, body) in &got {
+        let v: Value = serde_json::from_str(body).unwrap();
+        texts.insert(v["data"]["text"].as_str().unwrap().to_string());
+        delivery_ids.insert(headers["x-bzapper-delivery"].to_str().unwrap().to_string());
+    }
+    assert_eq!(texts.len(), total, "every message");
+    assert_eq!(delivery_ids.len(), total, "one delivery per event");
+}

@@ -300,6 +300,55 @@ async fn deleting_a_tenant_removes_everything_it_owns() {
 }
 
 #[tokio::test]
+async fn session_batches_apply_atomically_and_prefixes_select_exactly() {
+    let (_dir, s) = fresh().await;
+    with_tenant(&s, "t1").await;
+    s.create_instance(&instance("i1", "t1", "a")).await.unwrap();
+    s.create_instance(&instance("i2", "t1", "b")).await.unwrap();
+    let put = |k: &str, v: &[u8]| SessionWrite::Put { key: k.into(), value: v.to_vec() };
+    s.write_session_values(
+        "i1",
+        &[
+            put("prekey/1", b"a"),
+            put("prekey/2", b"b"),
+            put("prekeyx", b"c"),
+            put("session/x", b"d"),
+        ],
+    )
+    .await
+    .unwrap();
+    s.write_session_values("i2", &[put("prekey/9", b"z")]).await.unwrap();
+    let got = s.load_session_values_with_prefix("i1", "prekey/").await.unwrap();
+    assert_eq!(got, vec![("prekey/1".into(), b"a".to_vec()), ("prekey/2".into(), b"b".to_vec())]);
+
+    // Later writes in a batch see earlier ones: delete a prefix, then put one back.
+    s.write_session_values(
+        "i1",
+        &[
+            SessionWrite::DeletePrefix { prefix: "prekey/".into() },
+            put("prekey/3", b"n"),
+            SessionWrite::Delete { key: "session/x".into() },
+        ],
+    )
+    .await
+    .unwrap();
+    let got = s.load_session_values_with_prefix("i1", "").await.unwrap();
+    assert_eq!(got, vec![("prekey/3".into(), b"n".to_vec()), ("prekeyx".into(), b"c".to_vec())]);
+    // The other instance is untouched.
+    assert_eq!(s.load_session_values_with_prefix("i2", "prekey/").await.unwrap().len(), 1);
+
+    // A value sealed for one key does not open under another: a tampered row fails the read.
+    sqlx::query("UPDATE session_values SET value = (SELECT value FROM session_values WHERE key = 'prekeyx') WHERE key = 'prekey/3'")
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.load_session_values_with_prefix("i1", "prekey/").await,
+        Err(StoreError::Unsealable(_))
+    ));
+}
+
+#[tokio::test]
 async fn sessions_save_load_and_clear() {
     let (_dir, s) = fresh().await;
     with_tenant(&s, "t1").await;
@@ -774,4 +823,150 @@ async fn a_duplicate_key_in_one_group_commit_fails_alone() {
     assert!(ra.is_ok() != rb.is_ok(), "exactly one of the two holders of the key is stored");
     assert!(matches!(ra.err().or(rb.err()), Some(StoreError::Conflict(_))));
     assert_eq!(store.pending_messages().await.unwrap().len(), 2);
+}
+
+use crate::{DeliveryAttempt, DeliveryRecord, DeliveryStatus, WebhookRecord, WebhookStore};
+
+#[tokio::test]
+async fn a_batch_of_events_gets_increasing_ids_in_the_order_given() {
+    let (_dir, s) = fresh().await;
+    assert!(s.append_events(&[]).await.unwrap().is_empty());
+    let first = s.append_event(&event("t1", None, "x")).await.unwrap();
+    // More than one INSERT's worth, across tenants, in one transaction.
+    let batch: Vec<NewEvent> = (0..2_500)
+        .map(|n| {
+            let mut e = event(if n % 3 == 0 { "t2" } else { "t1" }, Some("i1"), "kind");
+            e.data = json!({"n": n});
+            e
+        })
+        .collect();
+    let got = s.append_events(&batch).await.unwrap();
+    assert_eq!(got.len(), batch.len());
+    assert_eq!(got[0].id, first.id + 1);
+    assert!(got.windows(2).all(|w| w[1].id == w[0].id + 1), "consecutive ids");
+    for (g, e) in got.iter().zip(&batch) {
+        assert_eq!((&g.tenant_id, &g.kind, &g.data), (&e.tenant_id, &e.kind, &e.data));
+    }
+    // What a reader sees is what the append returned, id for id.
+    let mut read = Vec::new();
+    for tenant in ["t1", "t2"] {
+        let mut after = 0;
+        loop {
+            let page = s.events_after(tenant, after, 500).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            read.extend(page);
+        }
+    }
+    read.retain(|e| e.id != first.id);
+    read.sort_by_key(|e| e.id);
+    assert_eq!(read, got);
+    // Concurrent batches never interleave their ids.
+    let a: Vec<NewEvent> = (0..300).map(|_| event("t1", None, "a")).collect();
+    let b: Vec<NewEvent> = (0..300).map(|_| event("t1", None, "b")).collect();
+    let (ra, rb) = tokio::join!(s.append_events(&a), s.append_events(&b));
+    for r in [ra.unwrap(), rb.unwrap()] {
+        assert!(r.windows(2).all(|w| w[1].id == w[0].id + 1));
+    }
+}
+
+fn delivery(id: &str, webhook_id: &str, event_id: i64) -> DeliveryRecord {
+    let at = now_millis();
+    DeliveryRecord {
+        id: id.into(),
+        webhook_id: webhook_id.into(),
+        tenant_id: "t1".into(),
+        event_id,
+        event_type: "instance.qr".into(),
+        payload: format!("{{\"id\":\"{event_id}\"}}"),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_attempt_at: at,
+        last_status: None,
+        last_error: None,
+        created_at: at,
+        updated_at: at,
+        delivered_at: None,
+    }
+}
+
+#[tokio::test]
+async fn deliveries_are_enqueued_once_and_attempt_outcomes_are_kept() {
+    let (_dir, s) = fresh().await;
+    with_tenant(&s, "t1").await;
+    s.create_webhook(&WebhookRecord {
+        id: "wh1".into(),
+        tenant_id: "t1".into(),
+        url: "http://127.0.0.1:9/hook".into(),
+        events: vec!["instance.*".into()],
+        secret: "s".into(),
+        created_at: now_millis(),
+    })
+    .await
+    .unwrap();
+    let many: Vec<DeliveryRecord> =
+        (0..1_200).map(|n| delivery(&format!("d{n:04}"), "wh1", n)).collect();
+    assert_eq!(s.enqueue_deliveries(&many, 1_199).await.unwrap(), 1_200);
+    assert_eq!(s.fanout_cursor().await.unwrap(), 1_199);
+    // The same (webhook, event) again, under another id, is ignored: a replayed fan-out page
+    // makes no second delivery.
+    assert_eq!(s.enqueue_deliveries(&[delivery("again", "wh1", 7)], 1_200).await.unwrap(), 0);
+    assert_eq!(count(&s, "deliveries").await, 1_200);
+    assert_eq!(s.fanout_cursor().await.unwrap(), 1_200);
+
+    // Outcomes recorded at the same moment share a transaction, each kept as given.
+    let at = now_millis();
+    let ok = DeliveryAttempt {
+        status: DeliveryStatus::Delivered,
+        attempts: 1,
+        next_attempt_at: at,
+        last_status: Some(200),
+        last_error: None,
+        at,
+    };
+    let retry = DeliveryAttempt {
+        status: DeliveryStatus::Pending,
+        attempts: 1,
+        next_attempt_at: at + Duration::seconds(2),
+        last_status: Some(500),
+        last_error: Some("the receiver answered 500".into()),
+        at,
+    };
+    let dead = DeliveryAttempt { status: DeliveryStatus::Dead, ..retry.clone() };
+    let (a, b, c) = tokio::join!(
+        s.record_attempt("d0000", &ok),
+        s.record_attempt("d0001", &retry),
+        s.record_attempt("d0002", &dead),
+    );
+    a.unwrap();
+    b.unwrap();
+    c.unwrap();
+    let get = |id: &'static str| {
+        let s = s.clone();
+        async move { s.get_delivery("wh1", id).await.unwrap().unwrap() }
+    };
+    let d0 = get("d0000").await;
+    assert_eq!((d0.status, d0.attempts, d0.last_status), (DeliveryStatus::Delivered, 1, Some(200)));
+    assert_eq!(d0.delivered_at, Some(at));
+    let d1 = get("d0001").await;
+    assert_eq!(
+        (d1.status, d1.next_attempt_at),
+        (DeliveryStatus::Pending, at + Duration::seconds(2))
+    );
+    assert_eq!(d1.last_error.as_deref(), Some("the receiver answered 500"));
+    assert_eq!(d1.delivered_at, None);
+    assert_eq!(get("d0002").await.status, DeliveryStatus::Dead);
+    assert_eq!(get("d0003").await.status, DeliveryStatus::Pending);
+    // Two outcomes of one delivery in one batch apply in order.
+    let second = DeliveryAttempt { attempts: 2, ..ok.clone() };
+    let (a, b) =
+        tokio::join!(s.record_attempt("d0001", &retry), s.record_attempt("d0001", &second));
+    a.unwrap();
+    b.unwrap();
+    let d1 = get("d0001").await;
+    assert_eq!((d1.status, d1.attempts), (DeliveryStatus::Delivered, 2));
+    // The due list no longer holds what was settled.
+    let due = s.due_deliveries(at + Duration::seconds(3), 2_000).await.unwrap();
+    assert_eq!(due.len(), 1_197);
+    assert!(due.iter().all(|d| !["d0000", "d0001", "d0002"].contains(&d.id.as_str())));
 }

@@ -1,8 +1,13 @@
 //! Webhooks and their durable deliveries on SQLite.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{QueryBuilder, Sqlite};
+use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::{col, db, event_from_row, opt_ts, ts, SqliteStore};
 use crate::time::to_millis;
@@ -40,6 +45,100 @@ fn delivery_from_row(row: &SqliteRow) -> Result<DeliveryRecord> {
         delivered_at: opt_ts(col(row, "delivered_at")?)?,
         id,
     })
+}
+
+/// Most deliveries in one `INSERT` (14 parameters each; SQLite allows 32,766 per statement).
+const DELIVERIES_PER_INSERT: usize = 500;
+/// Most attempt outcomes committed in one transaction.
+const MAX_OUTCOMES: usize = 512;
+
+type PendingOutcome = (String, DeliveryAttempt, oneshot::Sender<Result<()>>);
+
+/// Group commit of attempt outcomes, as `messages::MessageWriter` does for accepted messages:
+/// the outcomes of every attempt that finished while the previous batch was being written go
+/// into one transaction (one statement, one fsync). Each caller still returns only once its
+/// outcome is on disk: the delivery worker must not forget a delivery the receiver accepted.
+#[derive(Debug, Clone)]
+pub(super) struct AttemptWriter {
+    tx: mpsc::Sender<PendingOutcome>,
+}
+
+impl AttemptWriter {
+    pub(super) fn spawn(pool: SqlitePool, write_gate: Arc<Mutex<()>>) -> Self {
+        let (tx, mut rx) = mpsc::channel::<PendingOutcome>(4 * MAX_OUTCOMES);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_OUTCOMES);
+            while rx.recv_many(&mut batch, MAX_OUTCOMES).await > 0 {
+                let result = {
+                    let _gate = write_gate.lock().await;
+                    write_outcomes(&pool, &batch).await
+                };
+                for (_, _, reply) in batch.drain(..) {
+                    let _ = reply.send(result.as_ref().map(|_| ()).map_err(|e| {
+                        StoreError::Database(format!("recording a webhook attempt failed: {e}"))
+                    }));
+                }
+            }
+        });
+        AttemptWriter { tx }
+    }
+
+    async fn record(&self, id: String, attempt: DeliveryAttempt) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        let closed = || StoreError::Database("the store is closed".into());
+        self.tx.send((id, attempt, reply)).await.map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+}
+
+/// Applies a batch of outcomes in one transaction: one `UPDATE … FROM (VALUES …)` when every
+/// delivery appears once (the usual case: a delivery has one attempt under way at a time),
+/// else row by row in order.
+async fn write_outcomes(pool: &SqlitePool, batch: &[PendingOutcome]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let distinct = batch.iter().map(|(id, _, _)| id.as_str()).collect::<HashSet<_>>().len();
+    if distinct == batch.len() {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "WITH v (id, status, attempts, next_at, last_status, last_error, at) AS (",
+        );
+        qb.push_values(batch, |mut row, (id, a, _)| {
+            row.push_bind(id.as_str())
+                .push_bind(a.status.as_str())
+                .push_bind(i64::from(a.attempts))
+                .push_bind(to_millis(a.next_attempt_at))
+                .push_bind(a.last_status.map(i64::from))
+                .push_bind(a.last_error.as_deref())
+                .push_bind(to_millis(a.at));
+        });
+        qb.push(
+            ") UPDATE deliveries SET status = v.status, attempts = v.attempts, \
+             next_attempt_at = v.next_at, last_status = v.last_status, \
+             last_error = v.last_error, updated_at = v.at, \
+             delivered_at = CASE WHEN v.status = 'delivered' THEN v.at \
+                 ELSE deliveries.delivered_at END \
+             FROM v WHERE deliveries.id = v.id",
+        );
+        qb.build().execute(&mut *tx).await?;
+    } else {
+        for (id, a, _) in batch {
+            sqlx::query(
+                "UPDATE deliveries SET status = ?1, attempts = ?2, next_attempt_at = ?3, \
+                 last_status = ?4, last_error = ?5, updated_at = ?6, \
+                 delivered_at = CASE WHEN ?1 = 'delivered' THEN ?6 ELSE delivered_at END \
+                 WHERE id = ?7",
+            )
+            .bind(a.status.as_str())
+            .bind(i64::from(a.attempts))
+            .bind(to_millis(a.next_attempt_at))
+            .bind(a.last_status.map(i64::from))
+            .bind(&a.last_error)
+            .bind(to_millis(a.at))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await
 }
 
 impl SqliteStore {
@@ -167,30 +266,33 @@ impl WebhookStore for SqliteStore {
         }
     }
 
-    async fn enqueue_deliveries(&self, deliveries: &[DeliveryRecord], cursor: i64) -> Result<()> {
+    async fn enqueue_deliveries(&self, deliveries: &[DeliveryRecord], cursor: i64) -> Result<u64> {
+        let _gate = self.write_gate.lock().await;
         let mut tx = self.pool.begin().await.map_err(db)?;
-        for d in deliveries {
-            sqlx::query(&format!(
-                "INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS}) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ))
-            .bind(&d.id)
-            .bind(&d.webhook_id)
-            .bind(&d.tenant_id)
-            .bind(d.event_id)
-            .bind(&d.event_type)
-            .bind(&d.payload)
-            .bind(d.status.as_str())
-            .bind(i64::from(d.attempts))
-            .bind(to_millis(d.next_attempt_at))
-            .bind(d.last_status.map(i64::from))
-            .bind(&d.last_error)
-            .bind(to_millis(d.created_at))
-            .bind(to_millis(d.updated_at))
-            .bind(d.delivered_at.map(to_millis))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        let mut stored = 0;
+        // One statement per chunk rather than per row: the fan-out writes a page of events'
+        // deliveries at a time, and each statement is a round trip to SQLite's thread.
+        for chunk in deliveries.chunks(DELIVERIES_PER_INSERT) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+                "INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS}) "
+            ));
+            qb.push_values(chunk, |mut row, d| {
+                row.push_bind(&d.id)
+                    .push_bind(&d.webhook_id)
+                    .push_bind(&d.tenant_id)
+                    .push_bind(d.event_id)
+                    .push_bind(&d.event_type)
+                    .push_bind(&d.payload)
+                    .push_bind(d.status.as_str())
+                    .push_bind(i64::from(d.attempts))
+                    .push_bind(to_millis(d.next_attempt_at))
+                    .push_bind(d.last_status.map(i64::from))
+                    .push_bind(&d.last_error)
+                    .push_bind(to_millis(d.created_at))
+                    .push_bind(to_millis(d.updated_at))
+                    .push_bind(d.delivered_at.map(to_millis));
+            });
+            stored += qb.build().execute(&mut *tx).await.map_err(db)?.rows_affected();
         }
         sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
             .bind(META_FANOUT_CURSOR)
@@ -199,7 +301,7 @@ impl WebhookStore for SqliteStore {
             .await
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        Ok(())
+        Ok(stored)
     }
 
     async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<DeliveryRecord>> {
@@ -223,22 +325,7 @@ impl WebhookStore for SqliteStore {
     }
 
     async fn record_attempt(&self, id: &str, a: &DeliveryAttempt) -> Result<()> {
-        sqlx::query(
-            "UPDATE deliveries SET status = ?1, attempts = ?2, next_attempt_at = ?3, \
-             last_status = ?4, last_error = ?5, updated_at = ?6, \
-             delivered_at = CASE WHEN ?1 = 'delivered' THEN ?6 ELSE delivered_at END WHERE id = ?7",
-        )
-        .bind(a.status.as_str())
-        .bind(i64::from(a.attempts))
-        .bind(to_millis(a.next_attempt_at))
-        .bind(a.last_status.map(i64::from))
-        .bind(&a.last_error)
-        .bind(to_millis(a.at))
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
+        self.attempts.record(id.to_string(), a.clone()).await
     }
 
     async fn list_deliveries(&self, webhook_id: &str, limit: u32) -> Result<Vec<DeliveryRecord>> {
