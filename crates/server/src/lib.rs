@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod extract;

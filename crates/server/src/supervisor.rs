@@ -253,9 +253,10 @@ impl Supervisor {
     /// the same instances.
     pub async fn shutdown(&self) {
         let mut running = self.running.lock().await;
-        for (_, r) in running.drain() {
-            r.conn.stop().await;
-        }
+        // All at once: a real-driver client may take a couple of seconds to flush and end, and
+        // a gateway with hundreds of numbers must not stop them one after another.
+        futures::future::join_all(running.drain().map(|(_, r)| async move { r.conn.stop().await }))
+            .await;
     }
 
     async fn handle_driver_event(
