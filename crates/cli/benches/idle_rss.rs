@@ -14,12 +14,23 @@ use serde_json::{json, Value};
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use support::{rss_kib, terminate};
-
 const ADMIN: &str = "bench-admin-token-0123456789";
 
 fn spawn(data: &Path) -> (Child, String) {
     support::serve_sim(data, ADMIN)
+}
+
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 async fn connected(http: &reqwest::Client, base: &str, key: &str) -> usize {
@@ -123,4 +134,10 @@ async fn main() {
     );
     println!("restart (process start) → all connected again: {:.2} s", resume.as_secs_f64());
     println!("RSS idle after restart:        {:.1} MiB", idle_after as f64 / 1024.0);
+}
+
+/// Stops the child with SIGTERM (a graceful shutdown) and waits for it.
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = child.wait();
 }

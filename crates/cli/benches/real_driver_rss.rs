@@ -22,9 +22,20 @@ use serde_json::{json, Value};
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use support::{rss_kib, terminate};
-
 const ADMIN: &str = "bench-admin-token-0123456789";
+
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
 
 /// Accepts every connection and holds it open without a byte in answer.
 async fn silent_listener(accepted: Arc<AtomicU64>) -> String {
@@ -55,6 +66,11 @@ async fn count_status(http: &reqwest::Client, base: &str, key: &str, status: &st
 
 fn spawn(data: &Path, ws_url: &str) -> (Child, String) {
     support::serve_real(data, ADMIN, ws_url)
+}
+
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = child.wait();
 }
 
 #[tokio::main]

@@ -45,23 +45,3 @@ pub fn serve_real(data: &Path, admin_token: &str, ws_url: &str) -> (Child, Strin
         .env_remove("DATABASE_URL");
     start(cmd, "bZapper listening on ")
 }
-
-/// VmRSS and VmHWM (peak) of a process, in KiB.
-pub fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// Stops the child with SIGTERM (a graceful shutdown) and waits for it.
-pub fn terminate(child: &mut Child) {
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    let _ = child.wait();
-}
