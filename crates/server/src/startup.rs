@@ -5,14 +5,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use bzapper_core::sending::WarmingSchedule;
 use bzapper_driver::sim::{SimConfig, SimDriver, SimNet, SimNetwork};
 use bzapper_driver::whatsapp::{WhatsAppDriver, WhatsAppOptions};
 use bzapper_driver::Driver;
-use bzapper_store::{Sealer, SqliteStore, Store};
+use bzapper_store::{PgStore, Sealer, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
@@ -29,7 +29,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     supervisor: Arc<Supervisor>,
-    store: Arc<SqliteStore>,
+    store: OpenStore,
     admin_token: String,
     admin_token_source: Source,
     closing: tokio::sync::watch::Sender<bool>,
@@ -72,20 +72,23 @@ impl Application {
             tracing::info!(path = %p.display(), "created a new master key; back it up: sessions cannot be opened without it");
         }
         let url = config.database_url();
-        if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            bail!(
-                "PostgreSQL storage is not available in this build yet; use SQLite (the default)"
-            );
-        }
-        let store = Arc::new(
-            SqliteStore::open(&url, Sealer::new(master_key))
-                .await
-                .with_context(|| format!("opening the store at {url}"))?,
-        );
+        let sealer = Sealer::new(master_key);
+        let store = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            // Not in the context: the URL may carry a password.
+            OpenStore::Postgres(Arc::new(
+                PgStore::open(&url, sealer).await.context("opening the PostgreSQL store")?,
+            ))
+        } else {
+            OpenStore::Sqlite(Arc::new(
+                SqliteStore::open(&url, sealer)
+                    .await
+                    .with_context(|| format!("opening the store at {url}"))?,
+            ))
+        };
         let (admin_token, admin_token_source) =
             secrets::admin_token(config.admin_token.as_deref(), &config.data_dir)?;
 
-        let dyn_store: Arc<dyn Store> = store.clone();
+        let dyn_store: Arc<dyn Store> = store.as_dyn();
         let recorder = Recorder::new(dyn_store.clone());
         let scheduler = Scheduler::new(
             dyn_store.clone(),
@@ -179,6 +182,28 @@ impl Application {
         self.webhooks.shutdown().await;
         self.store.close().await;
         Ok(())
+    }
+}
+
+/// The store the gateway runs on, kept by its concrete type for `close` at shutdown.
+enum OpenStore {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PgStore>),
+}
+
+impl OpenStore {
+    fn as_dyn(&self) -> Arc<dyn Store> {
+        match self {
+            OpenStore::Sqlite(s) => s.clone(),
+            OpenStore::Postgres(s) => s.clone(),
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            OpenStore::Sqlite(s) => s.close().await,
+            OpenStore::Postgres(s) => s.close().await,
+        }
     }
 }
 

@@ -1,14 +1,19 @@
 //! Storage of bZapper: one trait per concern (tenants and keys, instances, sealed sessions,
 //! pools, the event log), combined in the [`Store`] supertrait, with a SQLite implementation
-//! ([`SqliteStore`]) whose migrations run at open. Session values and proxy URLs are sealed
+//! ([`SqliteStore`]) and a PostgreSQL one ([`PgStore`], for several nodes), each with its own
+//! migrations run at open. Session values and proxy URLs are sealed
 //! with [`Sealer`] before they reach the disk.
 
+#[cfg(test)]
+mod conformance;
 mod model;
+mod postgres;
 mod seal;
 mod sqlite;
 mod time;
 
 pub use model::*;
+pub use postgres::PgStore;
 pub use seal::{MasterKey, SealError, Sealer};
 pub use sqlite::SqliteStore;
 pub use time::{now_millis, truncate_to_millis};

@@ -27,12 +27,14 @@ mod messages;
 mod tests;
 mod webhooks;
 
+pub(crate) use webhooks::secret_aad;
+
 /// `meta` key of the sealed value that proves which master key this database belongs to.
-const META_KEY_CHECK: &str = "master_key_check";
+pub(crate) const META_KEY_CHECK: &str = "master_key_check";
 /// `meta` key of that master key's id, kept in clear to name it in error messages.
-const META_KEY_ID: &str = "master_key_id";
-const KEY_CHECK_AAD: &[u8] = b"bzapper-master-key-check";
-const KEY_CHECK_PLAINTEXT: &[u8] = b"bzapper master key check, format 1";
+pub(crate) const META_KEY_ID: &str = "master_key_id";
+pub(crate) const KEY_CHECK_AAD: &[u8] = b"bzapper-master-key-check";
+pub(crate) const KEY_CHECK_PLAINTEXT: &[u8] = b"bzapper master key check, format 1";
 
 /// Connections in the pool of a file database. SQLite allows one writer at a time, so more
 /// connections only help concurrent readers; a few are plenty on a single node.
@@ -139,6 +141,11 @@ impl SqliteStore {
     /// The sealer this store seals with (its key id names the master key in logs).
     pub fn sealer(&self) -> &Sealer {
         &self.sealer
+    }
+
+    #[cfg(test)]
+    pub(crate) fn raw_pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// Folds the WAL into the main file and closes every connection, returning once they are
@@ -290,9 +297,19 @@ async fn verify_master_key(conn: &mut SqliteConnection, sealer: &Sealer) -> Resu
             .fetch_optional(&mut *conn)
             .await
             .map_err(db)?;
+    judge_master_key_check(sealer, &check, stored_id)
+}
+
+/// Whether `check` (the database's sealed key check value) opens with `sealer`'s key:
+/// `Ok(true)`, or `WrongMasterKey` saying why not (`stored_id` names the expected key).
+pub(crate) fn judge_master_key_check(
+    sealer: &Sealer,
+    check: &[u8],
+    stored_id: Option<String>,
+) -> Result<bool> {
     let ours = sealer.key_id();
     let refuse = |msg: String| Err(StoreError::WrongMasterKey(msg));
-    match sealer.open(KEY_CHECK_AAD, &check) {
+    match sealer.open(KEY_CHECK_AAD, check) {
         Ok(plain) if plain == KEY_CHECK_PLAINTEXT => Ok(true),
         Err(SealError::OtherKey { blob_key_id }) => refuse(format!(
             "the master key does not match the one this data directory was created with \
@@ -334,11 +351,11 @@ fn create_parent_dir(file: &Path) -> Result<()> {
     }
 }
 
-fn proxy_aad(instance_id: &str) -> Vec<u8> {
+pub(crate) fn proxy_aad(instance_id: &str) -> Vec<u8> {
     [b"proxy:", instance_id.as_bytes()].concat()
 }
 
-fn session_aad(instance_id: &str, key: &str) -> Vec<u8> {
+pub(crate) fn session_aad(instance_id: &str, key: &str) -> Vec<u8> {
     // The 0x00 separator keeps ("a", "b\0c") and ("a\0b", "c") apart; ids never contain it.
     [instance_id.as_bytes(), &[0], key.as_bytes()].concat()
 }
@@ -364,11 +381,11 @@ where
     row.try_get(name).map_err(db)
 }
 
-fn ts(ms: i64) -> Result<DateTime<Utc>> {
+pub(crate) fn ts(ms: i64) -> Result<DateTime<Utc>> {
     from_millis(ms).ok_or_else(|| StoreError::Database(format!("timestamp {ms} is out of range")))
 }
 
-fn opt_ts(ms: Option<i64>) -> Result<Option<DateTime<Utc>>> {
+pub(crate) fn opt_ts(ms: Option<i64>) -> Result<Option<DateTime<Utc>>> {
     ms.map(ts).transpose()
 }
 
@@ -665,7 +682,7 @@ impl SqliteStore {
 
 /// The smallest string greater than every string starting with `prefix` (keys compare as
 /// UTF-8 bytes, and no key character sorts after U+10FFFF).
-fn prefix_upper_bound(prefix: &str) -> String {
+pub(crate) fn prefix_upper_bound(prefix: &str) -> String {
     format!("{prefix}\u{10FFFF}")
 }
 

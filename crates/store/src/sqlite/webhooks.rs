@@ -20,7 +20,7 @@ const META_FANOUT_CURSOR: &str = "webhook_fanout_cursor";
 const DELIVERY_COLUMNS: &str = "id, webhook_id, tenant_id, event_id, event_type, payload, status, \
      attempts, next_attempt_at, last_status, last_error, created_at, updated_at, delivered_at";
 
-fn secret_aad(id: &str) -> Vec<u8> {
+pub(crate) fn secret_aad(id: &str) -> Vec<u8> {
     format!("webhook:{id}").into_bytes()
 }
 

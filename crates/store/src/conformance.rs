@@ -1,0 +1,969 @@
+//! The behaviour every store must have, written once against `Arc<dyn Store>` and run on
+//! each backend: on SQLite always, on PostgreSQL when `BZAPPER_TEST_DATABASE_URL` names a
+//! database (for example `postgres://postgres@127.0.0.1:5432/test`). Each PostgreSQL test
+//! gets its own schema (dropped afterwards, also when the test fails), so tests run in
+//! parallel. Backend-specific tests (files on disk, URLs) stay with their backend.
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use bzapper_core::{InstanceState, LimitsPatch, ProxyUrl, Reason};
+use chrono::Duration;
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPool};
+use sqlx::sqlite::SqlitePool;
+use sqlx::Connection;
+
+use crate::sqlite::session_aad;
+use crate::{
+    apply_state_change, now_millis, ApiKeyRecord, DeliveryAttempt, DeliveryRecord, DeliveryStatus,
+    Identity, InstanceRecord, MasterKey, MessageFilter, MessageRecord, MessageStatus,
+    MessageUpdate, NewEvent, PgStore, Pool, Sealer, SessionWrite, SqliteStore, StateChange, Store,
+    StoreError, Strategy, Tenant, WebhookRecord,
+};
+
+/// The variable naming the PostgreSQL database the PostgreSQL runs use.
+pub(crate) const PG_URL_VAR: &str = "BZAPPER_TEST_DATABASE_URL";
+
+/// One test's store, with raw access to its database for what the traits cannot do (count
+/// rows, tamper with sealed values).
+pub(crate) struct Harness {
+    pub(crate) s: Arc<dyn Store>,
+    raw: Raw,
+    // Dropped after the store (fields drop in order): the schema goes last.
+    _dir: Option<tempfile::TempDir>,
+    _schema: Option<PgSchema>,
+}
+
+enum Raw {
+    Sqlite(SqlitePool),
+    Pg(PgPool),
+}
+
+impl Harness {
+    pub(crate) async fn sqlite() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bzapper.db");
+        let store = SqliteStore::open(path.to_str().unwrap(), Sealer::new(MasterKey::generate()))
+            .await
+            .unwrap();
+        let raw = Raw::Sqlite(store.raw_pool().clone());
+        Harness { s: Arc::new(store), raw, _dir: Some(dir), _schema: None }
+    }
+
+    /// `None` (after saying so once) when no test database is configured.
+    pub(crate) async fn postgres() -> Option<Harness> {
+        let (options, schema) = pg_schema().await?;
+        let store = PgStore::open_with(options, Sealer::new(MasterKey::generate())).await.unwrap();
+        let raw = Raw::Pg(store.raw_pool().clone());
+        Some(Harness { s: Arc::new(store), raw, _dir: None, _schema: Some(schema) })
+    }
+
+    pub(crate) async fn count(&self, table: &str) -> i64 {
+        let sql = format!("SELECT count(*) FROM {table}");
+        match &self.raw {
+            Raw::Sqlite(p) => sqlx::query_scalar(&sql).fetch_one(p).await.unwrap(),
+            Raw::Pg(p) => sqlx::query_scalar(&sql).fetch_one(p).await.unwrap(),
+        }
+    }
+
+    pub(crate) async fn session_blob(&self, instance_id: &str, key: &str) -> Vec<u8> {
+        let sql = "SELECT value FROM session_values WHERE instance_id = $1 AND key = $2";
+        match &self.raw {
+            Raw::Sqlite(p) => {
+                sqlx::query_scalar(sql).bind(instance_id).bind(key).fetch_one(p).await.unwrap()
+            }
+            Raw::Pg(p) => {
+                sqlx::query_scalar(sql).bind(instance_id).bind(key).fetch_one(p).await.unwrap()
+            }
+        }
+    }
+
+    pub(crate) async fn set_session_blob(&self, instance_id: &str, key: &str, blob: Vec<u8>) {
+        let sql = "UPDATE session_values SET value = $1 WHERE instance_id = $2 AND key = $3";
+        let n = match &self.raw {
+            Raw::Sqlite(p) => {
+                { sqlx::query(sql).bind(blob).bind(instance_id).bind(key).execute(p).await }
+                    .unwrap()
+                    .rows_affected()
+            }
+            Raw::Pg(p) => sqlx::query(sql)
+                .bind(blob)
+                .bind(instance_id)
+                .bind(key)
+                .execute(p)
+                .await
+                .unwrap()
+                .rows_affected(),
+        };
+        assert_eq!(n, 1);
+    }
+
+    pub(crate) async fn proxy_blob(&self, instance_id: &str) -> Vec<u8> {
+        let sql = "SELECT proxy_sealed FROM instances WHERE id = $1";
+        match &self.raw {
+            Raw::Sqlite(p) => sqlx::query_scalar(sql).bind(instance_id).fetch_one(p).await.unwrap(),
+            Raw::Pg(p) => sqlx::query_scalar(sql).bind(instance_id).fetch_one(p).await.unwrap(),
+        }
+    }
+
+    pub(crate) async fn set_proxy_blob(&self, instance_id: &str, blob: Vec<u8>) {
+        let sql = "UPDATE instances SET proxy_sealed = $1 WHERE id = $2";
+        match &self.raw {
+            Raw::Sqlite(p) => sqlx::query(sql).bind(blob).bind(instance_id).execute(p).await,
+            Raw::Pg(p) => sqlx::query(sql)
+                .bind(blob)
+                .bind(instance_id)
+                .execute(p)
+                .await
+                .map(|_| Default::default()),
+        }
+        .unwrap();
+    }
+}
+
+/// A schema of its own in the test database, dropped (with everything in it) on drop.
+pub(crate) struct PgSchema {
+    url: String,
+    name: String,
+}
+
+/// Creates a fresh schema and returns connect options whose `search_path` is that schema,
+/// or `None` (printing why, once per test binary) when `BZAPPER_TEST_DATABASE_URL` is unset.
+pub(crate) async fn pg_schema() -> Option<(PgConnectOptions, PgSchema)> {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    static SAID: std::sync::Once = std::sync::Once::new();
+    let Ok(url) = std::env::var(PG_URL_VAR) else {
+        SAID.call_once(|| {
+            // Straight to the stream, so that it shows even though the harness captures
+            // test output.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "PostgreSQL store tests skipped: set {PG_URL_VAR} (for example \
+                 postgres://postgres@127.0.0.1:5432/test) to run them"
+            );
+        });
+        return None;
+    };
+    let name = format!(
+        "bzt_{}_{}_{:08x}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u32>()
+    );
+    let mut conn =
+        sqlx::PgConnection::connect(&url).await.expect("connecting to the test database");
+    sqlx::query(&format!("CREATE SCHEMA {name}")).execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    let options = PgConnectOptions::from_str(&url).unwrap().options([("search_path", &name)]);
+    Some((options, PgSchema { url, name }))
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        // Drop cannot await, and may run inside the test's runtime: clean up on a thread
+        // with a runtime of its own.
+        let (url, name) = (self.url.clone(), self.name.clone());
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&url).await?;
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await
+            })
+        })
+        .join();
+        if !matches!(done, Ok(Ok(()))) {
+            eprintln!("could not drop the test schema {}: {done:?}", self.name);
+        }
+    }
+}
+
+/// Runs each named test body once per backend: `on_sqlite::name` and `on_postgres::name`.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&super::Harness::sqlite().await).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(h) = super::Harness::postgres().await {
+                        super::$name(&h).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    tenants_and_api_keys,
+    instances_crud,
+    another_tenant_sees_nothing,
+    state_changes_match_apply_state_change,
+    deleting_a_tenant_removes_everything_it_owns,
+    session_batches_apply_atomically_and_prefixes_select_exactly,
+    sessions_save_load_and_clear,
+    a_tampered_session_is_unsealable_and_other_sessions_still_load,
+    an_unopenable_proxy_is_dropped_not_fatal,
+    pools_list_the_default_stored_and_used_ones,
+    the_event_log,
+    messages_queue_update_and_list,
+    health_scores_persist,
+    receipts_only_move_forward,
+    a_duplicate_key_in_one_group_commit_fails_alone,
+    a_batch_of_events_gets_increasing_ids_in_the_order_given,
+    deliveries_are_enqueued_once_and_attempt_outcomes_are_kept,
+);
+
+pub(crate) fn tenant(id: &str) -> Tenant {
+    Tenant { id: id.into(), name: format!("tenant {id}"), created_at: now_millis() }
+}
+
+pub(crate) fn api_key(id: &str, tenant_id: &str) -> ApiKeyRecord {
+    let mut secret_hash = [0u8; 32];
+    secret_hash[..id.len()].copy_from_slice(id.as_bytes());
+    ApiKeyRecord {
+        id: id.into(),
+        tenant_id: tenant_id.into(),
+        secret_hash,
+        created_at: now_millis(),
+    }
+}
+
+pub(crate) async fn with_tenant(store: &dyn Store, id: &str) {
+    store.create_tenant(&tenant(id), &api_key(&format!("key-{id}"), id)).await.unwrap();
+}
+
+pub(crate) fn instance(id: &str, tenant_id: &str, name: &str) -> InstanceRecord {
+    InstanceRecord {
+        id: id.into(),
+        tenant_id: tenant_id.into(),
+        name: name.into(),
+        pool: "default".into(),
+        state: InstanceState::new_stopped(),
+        phone: None,
+        jid: None,
+        lid: None,
+        warming_days: 5,
+        proxy: None,
+        limits: LimitsPatch::default(),
+        first_connected_at: None,
+        connected_at: None,
+        created_at: now_millis(),
+        health_score: 100,
+    }
+}
+
+pub(crate) fn event(tenant_id: &str, instance_id: Option<&str>, kind: &str) -> NewEvent {
+    NewEvent {
+        tenant_id: tenant_id.into(),
+        instance_id: instance_id.map(Into::into),
+        kind: kind.into(),
+        data: json!({"status": "connected", "n": [1, 2, 3]}),
+        created_at: now_millis(),
+    }
+}
+
+pub(crate) fn message(id: &str, tenant_id: &str, key: Option<&str>) -> MessageRecord {
+    let at = now_millis();
+    MessageRecord {
+        id: id.into(),
+        tenant_id: tenant_id.into(),
+        wa_id: format!("3EB0{id}"),
+        instance_id: None,
+        forced: false,
+        pool: "default".into(),
+        to: "5511999990001@s.whatsapp.net".into(),
+        body: "hello".into(),
+        mentions: vec!["5511999990002@s.whatsapp.net".into()],
+        menu: Some(json!({"options": [{"id": "a", "title": "Pay"}]})),
+        status: MessageStatus::Queued,
+        error: None,
+        idempotency_key: key.map(Into::into),
+        created_at: at,
+        updated_at: at,
+        sent_at: None,
+    }
+}
+
+pub(crate) fn delivery(id: &str, webhook_id: &str, event_id: i64) -> DeliveryRecord {
+    let at = now_millis();
+    DeliveryRecord {
+        id: id.into(),
+        webhook_id: webhook_id.into(),
+        tenant_id: "t1".into(),
+        event_id,
+        event_type: "instance.qr".into(),
+        payload: format!("{{\"id\":\"{event_id}\"}}"),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_attempt_at: at,
+        last_status: None,
+        last_error: None,
+        created_at: at,
+        updated_at: at,
+        delivered_at: None,
+    }
+}
+
+async fn tenants_and_api_keys(h: &Harness) {
+    let s = &*h.s;
+    assert!(s.list_tenants().await.unwrap().is_empty());
+    let t1 = tenant("t1");
+    let k1 = api_key("k1", "t1");
+    s.create_tenant(&t1, &k1).await.unwrap();
+    with_tenant(s, "t2").await;
+
+    assert_eq!(s.get_tenant("t1").await.unwrap(), Some(t1.clone()));
+    assert_eq!(s.get_tenant("nope").await.unwrap(), None);
+    let ids: Vec<_> = s.list_tenants().await.unwrap().into_iter().map(|t| t.id).collect();
+    assert_eq!(ids, ["t1", "t2"]);
+    assert_eq!(s.find_api_key("k1").await.unwrap(), Some(k1.clone()));
+    assert_eq!(s.find_api_key("nope").await.unwrap(), None);
+
+    // Duplicates are conflicts; a tenant whose first key fails is not created (atomic).
+    let e = s.create_tenant(&t1, &api_key("k9", "t1")).await.unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    let e = s.create_tenant(&tenant("t3"), &api_key("k1", "t3")).await.unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    assert_eq!(s.get_tenant("t3").await.unwrap(), None);
+
+    let k2 = api_key("k2", "t1");
+    s.add_api_key(&k2).await.unwrap();
+    assert!(matches!(s.add_api_key(&k2).await, Err(StoreError::Conflict(_))));
+    assert_eq!(s.find_api_key("k2").await.unwrap(), Some(k2));
+    // Another tenant cannot revoke it.
+    assert!(!s.revoke_api_key("t2", "k2").await.unwrap());
+    assert!(s.revoke_api_key("t1", "k2").await.unwrap());
+    assert!(!s.revoke_api_key("t1", "k2").await.unwrap());
+    assert_eq!(s.find_api_key("k2").await.unwrap(), None);
+    assert_eq!(s.find_api_key("k1").await.unwrap(), Some(k1));
+    s.ping().await.unwrap();
+}
+
+async fn instances_crud(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    with_tenant(s, "t2").await;
+
+    let mut a = instance("i1", "t1", "sales");
+    a.proxy = Some(ProxyUrl::parse("socks5://user:pw@10.0.0.1:1080").unwrap());
+    a.limits = LimitsPatch { per_minute: Some(4), max_gap_ms: Some(9_000), ..Default::default() };
+    a.warming_days = 0;
+    s.create_instance(&a).await.unwrap();
+    assert_eq!(s.get_instance("t1", "i1").await.unwrap(), Some(a.clone()));
+    assert_eq!(s.get_instance_by_id("i1").await.unwrap(), Some(a.clone()));
+    assert_eq!(s.get_instance("t1", "nope").await.unwrap(), None);
+
+    // Names are unique per tenant only.
+    let e = s.create_instance(&instance("i2", "t1", "sales")).await.unwrap_err();
+    match e {
+        StoreError::Conflict(m) => assert!(m.contains("named `sales`"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let e = s.create_instance(&instance("i1", "t1", "other")).await.unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    let b = instance("i2", "t2", "sales");
+    s.create_instance(&b).await.unwrap();
+    let c = instance("i3", "t1", "support");
+    s.create_instance(&c).await.unwrap();
+
+    let ids = |v: Vec<InstanceRecord>| v.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.list_instances("t1").await.unwrap()), ["i1", "i3"]);
+    assert_eq!(ids(s.list_instances("t2").await.unwrap()), ["i2"]);
+    assert_eq!(ids(s.list_all_instances().await.unwrap()), ["i1", "i2", "i3"]);
+
+    // Settings: name, pool, warming days, proxy (removed) and limits are replaced.
+    let mut a2 = a.clone();
+    a2.name = "sales-br".into();
+    a2.pool = "br".into();
+    a2.warming_days = 7;
+    a2.proxy = None;
+    a2.limits = LimitsPatch { per_day: Some(100), ..Default::default() };
+    assert!(s.update_instance_settings(&a2).await.unwrap());
+    assert_eq!(s.get_instance("t1", "i1").await.unwrap(), Some(a2.clone()));
+    a2.proxy = Some(ProxyUrl::parse("http://proxy.example:3128").unwrap());
+    assert!(s.update_instance_settings(&a2).await.unwrap());
+    assert_eq!(s.get_instance("t1", "i1").await.unwrap(), Some(a2.clone()));
+    // Renaming onto a sibling's name is a conflict.
+    let mut clash = a2.clone();
+    clash.name = "support".into();
+    assert!(matches!(s.update_instance_settings(&clash).await, Err(StoreError::Conflict(_))));
+    assert!(!s.update_instance_settings(&instance("nope", "t1", "x")).await.unwrap());
+
+    assert!(s.delete_instance("t1", "i1").await.unwrap());
+    assert!(!s.delete_instance("t1", "i1").await.unwrap());
+    assert_eq!(s.get_instance_by_id("i1").await.unwrap(), None);
+}
+
+async fn another_tenant_sees_nothing(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    with_tenant(s, "t2").await;
+    let mut a = instance("i1", "t1", "sales");
+    a.pool = "sales".into();
+    s.create_instance(&a).await.unwrap();
+    s.put_pool("t1", "vip", Strategy::LeastUsed).await.unwrap();
+    s.append_event(&event("t1", Some("i1"), "instance.qr")).await.unwrap();
+
+    assert_eq!(s.get_instance("t2", "i1").await.unwrap(), None);
+    assert!(s.list_instances("t2").await.unwrap().is_empty());
+    let mut b = a.clone();
+    b.tenant_id = "t2".into();
+    b.name = "hijack".into();
+    assert!(!s.update_instance_settings(&b).await.unwrap());
+    assert!(!s.delete_instance("t2", "i1").await.unwrap());
+    assert!(!s.revoke_api_key("t2", "key-t1").await.unwrap());
+    assert!(s.events_after("t2", 0, 100).await.unwrap().is_empty());
+    let pools: Vec<_> = s.list_pools("t2").await.unwrap().into_iter().map(|p| p.name).collect();
+    assert_eq!(pools, ["default"]);
+    // Untouched for its owner.
+    assert_eq!(s.get_instance("t1", "i1").await.unwrap(), Some(a));
+}
+
+async fn state_changes_match_apply_state_change(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    let mut mem = instance("i1", "t1", "n");
+    s.create_instance(&mem).await.unwrap();
+    let t1 = now_millis();
+    let t2 = t1 + Duration::hours(3);
+    let identity = Identity {
+        phone: "+5511999999999".into(),
+        jid: "5511999999999@s.whatsapp.net".into(),
+        lid: Some("123456789@lid".into()),
+    };
+    let changes = [
+        StateChange::state(InstanceState::qr_pending()),
+        StateChange {
+            identity: Some(identity.clone()),
+            ..StateChange::state(InstanceState::connecting(None, None))
+        },
+        StateChange { connected_at: Some(t1), ..StateChange::state(InstanceState::connected()) },
+        StateChange::state(InstanceState::connecting(Some(Reason::Transient), Some("eof".into()))),
+        // A second connection moves connected_at but not first_connected_at.
+        StateChange { connected_at: Some(t2), ..StateChange::state(InstanceState::connected()) },
+        // A new pairing without a LID clears the old LID.
+        StateChange {
+            identity: Some(Identity { lid: None, ..identity.clone() }),
+            ..StateChange::state(InstanceState::connecting(None, None))
+        },
+        StateChange {
+            clear_identity: true,
+            ..StateChange::state(InstanceState::disconnected(
+                Reason::LoggedOut,
+                Some("unlinked".into()),
+            ))
+        },
+        // Identity and wipe together: the wipe wins, as in memory.
+        StateChange {
+            identity: Some(identity),
+            clear_identity: true,
+            ..StateChange::state(InstanceState::disconnected(Reason::Banned, None))
+        },
+    ];
+    for (n, change) in changes.iter().enumerate() {
+        s.update_instance_state("i1", change).await.unwrap();
+        apply_state_change(&mut mem, change);
+        assert_eq!(s.get_instance_by_id("i1").await.unwrap().as_ref(), Some(&mem), "step {n}");
+    }
+    assert_eq!(mem.first_connected_at, Some(t1));
+    assert_eq!(mem.connected_at, Some(t2));
+    // A missing instance is not an error (it may have been deleted meanwhile).
+    s.update_instance_state("nope", &changes[0]).await.unwrap();
+}
+
+async fn deleting_a_tenant_removes_everything_it_owns(h: &Harness) {
+    let s = &*h.s;
+    for t in ["t1", "t2"] {
+        with_tenant(s, t).await;
+        let i = format!("{t}-i");
+        s.create_instance(&instance(&i, t, "n")).await.unwrap();
+        s.save_session_value(&i, "creds", b"x").await.unwrap();
+        s.put_pool(t, "p", Strategy::HealthWeighted).await.unwrap();
+        s.append_event(&event(t, Some(&i), "instance.qr")).await.unwrap();
+    }
+    s.add_api_key(&api_key("extra", "t1")).await.unwrap();
+
+    assert!(s.delete_tenant("t1").await.unwrap());
+    assert!(!s.delete_tenant("t1").await.unwrap());
+    assert_eq!(s.get_tenant("t1").await.unwrap(), None);
+    assert_eq!(s.find_api_key("extra").await.unwrap(), None);
+    assert_eq!(s.find_api_key("key-t1").await.unwrap(), None);
+    assert_eq!(s.get_instance_by_id("t1-i").await.unwrap(), None);
+    assert!(!s.has_session("t1-i").await.unwrap());
+    assert!(s.events_after("t1", 0, 10).await.unwrap().is_empty());
+    // Only t2's rows are left.
+    for table in ["tenants", "instances", "session_values", "pools", "events"] {
+        assert_eq!(h.count(table).await, 1, "{table}");
+    }
+    assert_eq!(h.count("api_keys").await, 1);
+    assert!(s.get_instance("t2", "t2-i").await.unwrap().is_some());
+    assert_eq!(s.load_session_value("t2-i", "creds").await.unwrap(), Some(b"x".to_vec()));
+}
+
+async fn session_batches_apply_atomically_and_prefixes_select_exactly(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    s.create_instance(&instance("i1", "t1", "a")).await.unwrap();
+    s.create_instance(&instance("i2", "t1", "b")).await.unwrap();
+    let put = |k: &str, v: &[u8]| SessionWrite::Put { key: k.into(), value: v.to_vec() };
+    s.write_session_values(
+        "i1",
+        &[
+            put("prekey/1", b"a"),
+            put("prekey/2", b"b"),
+            put("prekeyx", b"c"),
+            put("session/x", b"d"),
+        ],
+    )
+    .await
+    .unwrap();
+    s.write_session_values("i2", &[put("prekey/9", b"z")]).await.unwrap();
+    let got = s.load_session_values_with_prefix("i1", "prekey/").await.unwrap();
+    assert_eq!(got, vec![("prekey/1".into(), b"a".to_vec()), ("prekey/2".into(), b"b".to_vec())]);
+
+    // Later writes in a batch see earlier ones: delete a prefix, then put one back.
+    s.write_session_values(
+        "i1",
+        &[
+            SessionWrite::DeletePrefix { prefix: "prekey/".into() },
+            put("prekey/3", b"n"),
+            SessionWrite::Delete { key: "session/x".into() },
+        ],
+    )
+    .await
+    .unwrap();
+    let got = s.load_session_values_with_prefix("i1", "").await.unwrap();
+    assert_eq!(got, vec![("prekey/3".into(), b"n".to_vec()), ("prekeyx".into(), b"c".to_vec())]);
+    // The other instance is untouched.
+    assert_eq!(s.load_session_values_with_prefix("i2", "prekey/").await.unwrap().len(), 1);
+
+    // A value sealed for one key does not open under another: a tampered row fails the read.
+    let blob = h.session_blob("i1", "prekeyx").await;
+    h.set_session_blob("i1", "prekey/3", blob).await;
+    assert!(matches!(
+        s.load_session_values_with_prefix("i1", "prekey/").await,
+        Err(StoreError::Unsealable(_))
+    ));
+}
+
+async fn sessions_save_load_and_clear(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    s.create_instance(&instance("i1", "t1", "a")).await.unwrap();
+    s.create_instance(&instance("i2", "t1", "b")).await.unwrap();
+
+    assert!(!s.has_session("i1").await.unwrap());
+    assert_eq!(s.load_session_value("i1", "creds").await.unwrap(), None);
+    s.save_session_value("i1", "creds", b"one").await.unwrap();
+    s.save_session_value("i1", "signal/identity", &[0, 1, 2, 255]).await.unwrap();
+    s.save_session_value("i1", "empty", b"").await.unwrap();
+    s.save_session_value("i2", "creds", b"two").await.unwrap();
+    assert!(s.has_session("i1").await.unwrap());
+    assert_eq!(s.load_session_value("i1", "creds").await.unwrap(), Some(b"one".to_vec()));
+    assert_eq!(
+        s.load_session_value("i1", "signal/identity").await.unwrap(),
+        Some(vec![0, 1, 2, 255])
+    );
+    assert_eq!(s.load_session_value("i1", "empty").await.unwrap(), Some(vec![]));
+    // Overwrite.
+    s.save_session_value("i1", "creds", b"uno").await.unwrap();
+    assert_eq!(s.load_session_value("i1", "creds").await.unwrap(), Some(b"uno".to_vec()));
+
+    s.clear_session("i1").await.unwrap();
+    assert!(!s.has_session("i1").await.unwrap());
+    assert_eq!(s.load_session_value("i1", "creds").await.unwrap(), None);
+    assert_eq!(s.load_session_value("i2", "creds").await.unwrap(), Some(b"two".to_vec()));
+
+    // Deleting the instance wipes its session.
+    assert!(s.delete_instance("t1", "i2").await.unwrap());
+    assert!(!s.has_session("i2").await.unwrap());
+    assert_eq!(h.count("session_values").await, 0);
+}
+
+async fn a_tampered_session_is_unsealable_and_other_sessions_still_load(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    for (i, n) in [("i1", "a"), ("i2", "b"), ("i3", "c")] {
+        s.create_instance(&instance(i, "t1", n)).await.unwrap();
+        s.save_session_value(i, "creds", format!("session of {i}").as_bytes()).await.unwrap();
+    }
+    let raw = |i: &'static str| h.session_blob(i, "creds");
+    let write = |i: &'static str, v: Vec<u8>| h.set_session_blob(i, "creds", v);
+
+    // A flipped byte in i1's row.
+    let mut blob = raw("i1").await;
+    let last = blob.len() - 1;
+    blob[last] ^= 0x80;
+    write("i1", blob).await;
+    match s.load_session_value("i1", "creds").await {
+        Err(StoreError::Unsealable(m)) => {
+            assert!(m.contains("instance i1") && m.contains("tampered"), "{m}")
+        }
+        other => panic!("expected Unsealable, got {other:?}"),
+    }
+    assert_eq!(s.load_session_value("i2", "creds").await.unwrap(), Some(b"session of i2".to_vec()));
+
+    // i2's valid blob copied into i3's row does not open there (bound to the instance id).
+    write("i3", raw("i2").await).await;
+    assert!(matches!(s.load_session_value("i3", "creds").await, Err(StoreError::Unsealable(_))));
+
+    // A value sealed with another master key says so.
+    let other = Sealer::new(MasterKey::generate());
+    write("i3", other.seal(&session_aad("i3", "creds"), b"x")).await;
+    match s.load_session_value("i3", "creds").await {
+        Err(StoreError::Unsealable(m)) => {
+            assert!(m.contains("instance i3") && m.contains("another master key"), "{m}");
+            assert!(m.contains(&other.key_id()), "{m}");
+        }
+        other => panic!("expected Unsealable, got {other:?}"),
+    }
+    // The instance still lists (the store does not decide what happens next; the server does).
+    assert!(s.has_session("i1").await.unwrap());
+    assert_eq!(s.list_instances("t1").await.unwrap().len(), 3);
+}
+
+async fn an_unopenable_proxy_is_dropped_not_fatal(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    let mut a = instance("i1", "t1", "a");
+    a.proxy = Some(ProxyUrl::parse("socks5://u:p@h:1").unwrap());
+    s.create_instance(&a).await.unwrap();
+    let mut b = instance("i2", "t1", "b");
+    b.proxy = Some(ProxyUrl::parse("http://h:2").unwrap());
+    s.create_instance(&b).await.unwrap();
+    // i1's sealed proxy moved to i2 (wrong aad) and garbage in i1.
+    let blob = h.proxy_blob("i1").await;
+    h.set_proxy_blob("i2", blob).await;
+    h.set_proxy_blob("i1", vec![1, 2]).await;
+    let list = s.list_instances("t1").await.unwrap();
+    assert_eq!(list.len(), 2);
+    assert!(list.iter().all(|i| i.proxy.is_none()));
+}
+
+async fn pools_list_the_default_stored_and_used_ones(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    with_tenant(s, "t2").await;
+    let pools = s.list_pools("t1").await.unwrap();
+    assert_eq!(pools, [Pool { name: "default".into(), strategy: Strategy::RoundRobin }]);
+
+    let mut a = instance("i1", "t1", "a");
+    a.pool = "sales".into();
+    s.create_instance(&a).await.unwrap();
+    let mut b = instance("i2", "t1", "b");
+    b.pool = "sales".into();
+    s.create_instance(&b).await.unwrap();
+    assert_eq!(
+        s.put_pool("t1", "vip", Strategy::HealthWeighted).await.unwrap(),
+        Pool { name: "vip".into(), strategy: Strategy::HealthWeighted }
+    );
+    s.put_pool("t1", "alpha", Strategy::LeastUsed).await.unwrap();
+    s.put_pool("t1", "vip", Strategy::LeastUsed).await.unwrap();
+    s.put_pool("t2", "zeta", Strategy::LeastUsed).await.unwrap();
+    let got: Vec<_> =
+        s.list_pools("t1").await.unwrap().into_iter().map(|p| (p.name, p.strategy)).collect();
+    assert_eq!(
+        got,
+        [
+            ("alpha".to_string(), Strategy::LeastUsed),
+            ("default".to_string(), Strategy::RoundRobin),
+            ("sales".to_string(), Strategy::RoundRobin),
+            ("vip".to_string(), Strategy::LeastUsed),
+        ]
+    );
+    s.put_pool("t1", "default", Strategy::HealthWeighted).await.unwrap();
+    assert_eq!(s.list_pools("t1").await.unwrap()[1].strategy, Strategy::HealthWeighted);
+    assert_eq!(s.list_pools("t2").await.unwrap().len(), 2);
+}
+
+async fn the_event_log(h: &Harness) {
+    let s = &*h.s;
+    let t0 = now_millis() - Duration::days(10);
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        let tenant = if n % 2 == 0 { "t1" } else { "t2" };
+        let mut e = event(tenant, Some("i1"), &format!("kind.{n}"));
+        e.created_at = t0 + Duration::days(n);
+        let got = s.append_event(&e).await.unwrap();
+        assert_eq!(
+            (&got.tenant_id, &got.instance_id, &got.kind, &got.data, got.created_at),
+            (&e.tenant_id, &e.instance_id, &e.kind, &e.data, e.created_at)
+        );
+        ids.push(got.id);
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+
+    let t1 = s.events_after("t1", 0, 100).await.unwrap();
+    assert_eq!(
+        t1.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [ids[0], ids[2], ids[4], ids[6], ids[8]]
+    );
+    assert!(t1.iter().all(|e| e.tenant_id == "t1"));
+    let page = s.events_after("t1", ids[2], 2).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[4], ids[6]]);
+    assert_eq!(page[0].kind, "kind.4");
+    assert_eq!(page[0].data, json!({"status": "connected", "n": [1, 2, 3]}));
+    assert!(s.events_after("t1", ids[8], 100).await.unwrap().is_empty());
+    assert!(s.events_after("t1", 0, 0).await.unwrap().is_empty());
+    let none = s.append_event(&event("t1", None, "x")).await.unwrap();
+    assert_eq!(s.events_after("t1", ids[8], 1).await.unwrap()[0].instance_id, None);
+    assert!(none.id > ids[9]);
+
+    // Prune the five oldest (days 0..=4), across tenants; the cut is exclusive.
+    assert_eq!(s.prune_events(t0 + Duration::days(5)).await.unwrap(), 5);
+    assert_eq!(s.prune_events(t0 + Duration::days(5)).await.unwrap(), 0);
+    let left = s.events_after("t1", 0, 100).await.unwrap();
+    assert_eq!(left.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[6], ids[8], none.id]);
+    // A sub-millisecond cut still removes an event from earlier in that millisecond.
+    assert_eq!(
+        s.prune_events(t0 + Duration::days(5) + Duration::nanoseconds(500)).await.unwrap(),
+        1
+    );
+    // Pruning the newest does not let ids be reused.
+    assert_eq!(s.prune_events(now_millis() + Duration::days(1)).await.unwrap(), 5);
+    let again = s.append_event(&event("t1", None, "x")).await.unwrap();
+    assert!(again.id > none.id);
+}
+
+async fn messages_queue_update_and_list(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    with_tenant(store, "t2").await;
+    store.create_instance(&instance("i1", "t1", "n1")).await.unwrap();
+    let m1 = message("m1", "t1", Some("k1"));
+    store.insert_message(&m1).await.unwrap();
+    assert_eq!(store.get_message("t1", "m1").await.unwrap().unwrap(), m1);
+    assert!(store.get_message("t2", "m1").await.unwrap().is_none(), "tenant isolation");
+
+    // The same idempotency key is a conflict within the tenant, not across tenants.
+    let dup = message("m2", "t1", Some("k1"));
+    assert!(matches!(store.insert_message(&dup).await, Err(StoreError::Conflict(_))));
+    store.insert_message(&message("m3", "t2", Some("k1"))).await.unwrap();
+    assert_eq!(store.find_by_idempotency_key("t1", "k1").await.unwrap().unwrap().id, "m1");
+    store.release_idempotency_key("t1", "k1").await.unwrap();
+    assert!(store.find_by_idempotency_key("t1", "k1").await.unwrap().is_none());
+    store.insert_message(&dup).await.unwrap();
+
+    assert_eq!(store.pending_messages().await.unwrap().len(), 3);
+    let at = now_millis();
+    store
+        .update_message(
+            "m1",
+            &MessageUpdate {
+                status: MessageStatus::Sent,
+                instance_id: Some("i1".into()),
+                error: None,
+                at,
+            },
+        )
+        .await
+        .unwrap();
+    let sent = store.get_message("t1", "m1").await.unwrap().unwrap();
+    assert_eq!(
+        (sent.status, sent.sent_at, sent.instance_id.as_deref()),
+        (MessageStatus::Sent, Some(at), Some("i1"))
+    );
+    assert_eq!(store.count_sent_since("i1", at).await.unwrap(), 1);
+    assert_eq!(store.pending_messages().await.unwrap().len(), 2);
+
+    let all = MessageFilter { limit: 10, ..Default::default() };
+    assert_eq!(store.list_messages("t1", &all).await.unwrap().len(), 2);
+    let by_status =
+        MessageFilter { status: Some(MessageStatus::Sent), limit: 10, ..Default::default() };
+    assert_eq!(store.list_messages("t1", &by_status).await.unwrap().len(), 1);
+    let page1 =
+        store.list_messages("t1", &MessageFilter { limit: 1, ..Default::default() }).await.unwrap();
+    let last = &page1[0];
+    let page2 = store
+        .list_messages(
+            "t1",
+            &MessageFilter {
+                limit: 1,
+                before: Some((crate::time::to_millis(last.created_at), last.id.clone())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page2.len(), 1);
+    assert_ne!(page2[0].id, last.id);
+}
+
+async fn health_scores_persist(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    store.create_instance(&instance("i1", "t1", "n1")).await.unwrap();
+    store.set_instance_health("i1", 37).await.unwrap();
+    assert_eq!(store.get_instance_by_id("i1").await.unwrap().unwrap().health_score, 37);
+}
+
+async fn receipts_only_move_forward(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    store.create_instance(&instance("i1", "t1", "n1")).await.unwrap();
+    store.insert_message(&message("m1", "t1", None)).await.unwrap();
+    let upd = |status| MessageUpdate {
+        status,
+        instance_id: Some("i1".into()),
+        error: None,
+        at: now_millis(),
+    };
+    assert!(store.update_message("m1", &upd(MessageStatus::Sending)).await.unwrap());
+    // The delivery receipt overtakes the send's own ack.
+    assert!(store.update_message("m1", &upd(MessageStatus::Delivered)).await.unwrap());
+    assert!(!store.update_message("m1", &upd(MessageStatus::Sent)).await.unwrap());
+    let m = store.get_message("t1", "m1").await.unwrap().unwrap();
+    assert_eq!(m.status, MessageStatus::Delivered);
+    assert!(m.sent_at.is_some(), "a delivered message has gone out");
+    assert_eq!(store.find_message_by_wa_id("i1", &m.wa_id).await.unwrap().unwrap().id, "m1");
+    assert!(store.find_message_by_wa_id("i2", &m.wa_id).await.unwrap().is_none());
+    assert!(store.update_message("m1", &upd(MessageStatus::Read)).await.unwrap());
+    assert!(!store.update_message("m1", &upd(MessageStatus::Delivered)).await.unwrap());
+}
+
+async fn a_duplicate_key_in_one_group_commit_fails_alone(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    let (a, b, c) =
+        (message("a", "t1", Some("k")), message("b", "t1", Some("k")), message("c", "t1", None));
+    // Sent together, the three land in one batch.
+    let (ra, rb, rc) =
+        tokio::join!(store.insert_message(&a), store.insert_message(&b), store.insert_message(&c));
+    assert!(rc.is_ok());
+    assert!(ra.is_ok() != rb.is_ok(), "exactly one of the two holders of the key is stored");
+    assert!(matches!(ra.err().or(rb.err()), Some(StoreError::Conflict(_))));
+    assert_eq!(store.pending_messages().await.unwrap().len(), 2);
+}
+
+async fn a_batch_of_events_gets_increasing_ids_in_the_order_given(h: &Harness) {
+    let s = &*h.s;
+    assert!(s.append_events(&[]).await.unwrap().is_empty());
+    let first = s.append_event(&event("t1", None, "x")).await.unwrap();
+    // More than one INSERT's worth, across tenants, in one transaction.
+    let batch: Vec<NewEvent> = (0..2_500)
+        .map(|n| {
+            let mut e = event(if n % 3 == 0 { "t2" } else { "t1" }, Some("i1"), "kind");
+            e.data = json!({"n": n});
+            e
+        })
+        .collect();
+    let got = s.append_events(&batch).await.unwrap();
+    assert_eq!(got.len(), batch.len());
+    assert_eq!(got[0].id, first.id + 1);
+    assert!(got.windows(2).all(|w| w[1].id == w[0].id + 1), "consecutive ids");
+    for (g, e) in got.iter().zip(&batch) {
+        assert_eq!((&g.tenant_id, &g.kind, &g.data), (&e.tenant_id, &e.kind, &e.data));
+    }
+    // What a reader sees is what the append returned, id for id.
+    let mut read = Vec::new();
+    for tenant in ["t1", "t2"] {
+        let mut after = 0;
+        loop {
+            let page = s.events_after(tenant, after, 500).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            read.extend(page);
+        }
+    }
+    read.retain(|e| e.id != first.id);
+    read.sort_by_key(|e| e.id);
+    assert_eq!(read, got);
+    // Concurrent batches never interleave their ids.
+    let a: Vec<NewEvent> = (0..300).map(|_| event("t1", None, "a")).collect();
+    let b: Vec<NewEvent> = (0..300).map(|_| event("t1", None, "b")).collect();
+    let (ra, rb) = tokio::join!(s.append_events(&a), s.append_events(&b));
+    for r in [ra.unwrap(), rb.unwrap()] {
+        assert!(r.windows(2).all(|w| w[1].id == w[0].id + 1));
+    }
+}
+
+async fn deliveries_are_enqueued_once_and_attempt_outcomes_are_kept(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    s.create_webhook(&WebhookRecord {
+        id: "wh1".into(),
+        tenant_id: "t1".into(),
+        url: "http://127.0.0.1:9/hook".into(),
+        events: vec!["instance.*".into()],
+        secret: "s".into(),
+        created_at: now_millis(),
+    })
+    .await
+    .unwrap();
+    let many: Vec<DeliveryRecord> =
+        (0..1_200).map(|n| delivery(&format!("d{n:04}"), "wh1", n)).collect();
+    assert_eq!(s.enqueue_deliveries(&many, 1_199).await.unwrap(), 1_200);
+    assert_eq!(s.fanout_cursor().await.unwrap(), 1_199);
+    // The same (webhook, event) again, under another id, is ignored: a replayed fan-out page
+    // makes no second delivery.
+    assert_eq!(s.enqueue_deliveries(&[delivery("again", "wh1", 7)], 1_200).await.unwrap(), 0);
+    assert_eq!(h.count("deliveries").await, 1_200);
+    assert_eq!(s.fanout_cursor().await.unwrap(), 1_200);
+
+    // Outcomes recorded at the same moment share a transaction, each kept as given.
+    let at = now_millis();
+    let ok = DeliveryAttempt {
+        status: DeliveryStatus::Delivered,
+        attempts: 1,
+        next_attempt_at: at,
+        last_status: Some(200),
+        last_error: None,
+        at,
+    };
+    let retry = DeliveryAttempt {
+        status: DeliveryStatus::Pending,
+        attempts: 1,
+        next_attempt_at: at + Duration::seconds(2),
+        last_status: Some(500),
+        last_error: Some("the receiver answered 500".into()),
+        at,
+    };
+    let dead = DeliveryAttempt { status: DeliveryStatus::Dead, ..retry.clone() };
+    let (a, b, c) = tokio::join!(
+        s.record_attempt("d0000", &ok),
+        s.record_attempt("d0001", &retry),
+        s.record_attempt("d0002", &dead),
+    );
+    a.unwrap();
+    b.unwrap();
+    c.unwrap();
+    let get = |id: &'static str| async move { s.get_delivery("wh1", id).await.unwrap().unwrap() };
+    let d0 = get("d0000").await;
+    assert_eq!((d0.status, d0.attempts, d0.last_status), (DeliveryStatus::Delivered, 1, Some(200)));
+    assert_eq!(d0.delivered_at, Some(at));
+    let d1 = get("d0001").await;
+    assert_eq!(
+        (d1.status, d1.next_attempt_at),
+        (DeliveryStatus::Pending, at + Duration::seconds(2))
+    );
+    assert_eq!(d1.last_error.as_deref(), Some("the receiver answered 500"));
+    assert_eq!(d1.delivered_at, None);
+    assert_eq!(get("d0002").await.status, DeliveryStatus::Dead);
+    assert_eq!(get("d0003").await.status, DeliveryStatus::Pending);
+    // Two outcomes of one delivery in one batch apply in order.
+    let second = DeliveryAttempt { attempts: 2, ..ok.clone() };
+    let (a, b) =
+        tokio::join!(s.record_attempt("d0001", &retry), s.record_attempt("d0001", &second));
+    a.unwrap();
+    b.unwrap();
+    let d1 = get("d0001").await;
+    assert_eq!((d1.status, d1.attempts), (DeliveryStatus::Delivered, 2));
+    // The due list no longer holds what was settled.
+    let due = s.due_deliveries(at + Duration::seconds(3), 2_000).await.unwrap();
+    assert_eq!(due.len(), 1_197);
+    assert!(due.iter().all(|d| !["d0000", "d0001", "d0002"].contains(&d.id.as_str())));
+}
