@@ -79,6 +79,16 @@ struct ServeArgs {
     #[arg(long, env = "BZAPPER_WA_VERSION", value_parser = parse_wa_version)]
     wa_version: Option<(u32, u32, u32)>,
     /// In-process simulator: seconds the first QR code lasts.
+    /// Several nodes (with a postgres:// DATABASE_URL): this node's id; a fresh one if unset.
+    #[arg(long, env = "BZAPPER_NODE_ID")]
+    node_id: Option<String>,
+    /// Several nodes: where the other nodes reach this node's API (default http://<listen>).
+    #[arg(long, env = "BZAPPER_ADVERTISE_URL")]
+    advertise_url: Option<String>,
+    /// Several nodes: seconds a node holds a number without renewing; a dead node's numbers
+    /// move to the others after this long.
+    #[arg(long, env = "BZAPPER_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    lease_seconds: u64,
     #[arg(long, env = "BZAPPER_SIM_QR_FIRST_SECS", default_value_t = 60)]
     sim_qr_first_secs: u64,
     /// In-process simulator: seconds each later QR code lasts.
@@ -147,6 +157,9 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     config.sim_qr_next = Duration::from_secs(a.sim_qr_next_secs);
     config.wa_url = a.wa_url;
     config.wa_version = a.wa_version;
+    config.node_id = a.node_id;
+    config.advertise_url = a.advertise_url;
+    config.lease = Duration::from_secs(a.lease_seconds);
     let app = Application::build(config).await.context("the gateway could not start")?;
     println!("bZapper listening on http://{}", app.local_addr());
     match app.admin_token_source() {

@@ -45,6 +45,12 @@ pub struct Config {
     pub wa_url: Option<String>,
     /// The WhatsApp Web version the real driver announces; `None` fetches the current one.
     pub wa_version: Option<(u32, u32, u32)>,
+    /// Several nodes (PostgreSQL only): this process's node id; `None` makes a fresh one.
+    pub node_id: Option<String>,
+    /// Where the other nodes reach this one's API; `None` is `http://<listen address>`.
+    pub advertise_url: Option<String>,
+    /// How long a node's hold on a number lasts without renewal (failover time).
+    pub lease: Duration,
 }
 
 impl Config {
@@ -65,6 +71,9 @@ impl Config {
             sim_qr_next: Duration::from_secs(20),
             wa_url: None,
             wa_version: None,
+            node_id: None,
+            advertise_url: None,
+            lease: Duration::from_secs(15),
         }
     }
 

@@ -12,12 +12,14 @@ use bzapper_core::sending::WarmingSchedule;
 use bzapper_driver::sim::{SimConfig, SimDriver, SimNet, SimNetwork};
 use bzapper_driver::whatsapp::{WhatsAppDriver, WhatsAppOptions};
 use bzapper_driver::Driver;
-use bzapper_store::{PgStore, Sealer, SqliteStore, Store};
+use bzapper_store::{ClusterStore, NodeInfo, PgStore, Sealer, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::auth::sha256;
+use crate::cluster::Cluster;
 use crate::config::{Config, DriverKind};
+use crate::ids::new_id;
 use crate::recorder::Recorder;
 use crate::scheduler::Scheduler;
 use crate::secrets::{self, Source};
@@ -88,6 +90,24 @@ impl Application {
         let (admin_token, admin_token_source) =
             secrets::admin_token(config.admin_token.as_deref(), &config.data_dir)?;
 
+        // Bound first: a node advertises the address it actually got (port 0 in tests).
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let cluster = match store.cluster() {
+            Some(cs) => {
+                let node = NodeInfo {
+                    id: config.node_id.clone().unwrap_or_else(|| new_id("node")),
+                    url: config.advertise_url.clone().unwrap_or_else(|| {
+                        format!("http://{}", listener.local_addr().expect("a bound listener"))
+                    }),
+                    started_at: crate::time::now(),
+                };
+                tracing::info!(node = %node.id, url = %node.url, lease = ?config.lease, "joining the cluster");
+                Some(Cluster::join(cs, node, config.lease).await.context("joining the cluster")?)
+            }
+            None => None,
+        };
         let dyn_store: Arc<dyn Store> = store.as_dyn();
         let recorder = Recorder::new(dyn_store.clone());
         let scheduler = Scheduler::new(
@@ -117,6 +137,7 @@ impl Application {
             keys: Default::default(),
             admin_token_hash: sha256(admin_token.as_bytes()),
             sim,
+            cluster,
         });
         let router = crate::routes::router()
             .layer(DefaultBodyLimit::max(config.body_limit_bytes))
@@ -127,9 +148,6 @@ impl Application {
                     .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
             )
             .with_state(state);
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("binding {}", config.listen))?;
         Ok(Application {
             listener,
             router,
@@ -196,6 +214,14 @@ impl OpenStore {
         match self {
             OpenStore::Sqlite(s) => s.clone(),
             OpenStore::Postgres(s) => s.clone(),
+        }
+    }
+
+    /// The cluster side of the store, when several nodes can share it.
+    fn cluster(&self) -> Option<Arc<dyn ClusterStore>> {
+        match self {
+            OpenStore::Sqlite(_) => None,
+            OpenStore::Postgres(s) => Some(s.clone()),
         }
     }
 

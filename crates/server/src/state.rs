@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bzapper_driver::sim::SimNet;
 use bzapper_store::Store;
 
+use crate::cluster::Cluster;
 use crate::key_cache::KeyCache;
 use crate::recorder::Recorder;
 use crate::scheduler::Scheduler;
@@ -30,6 +31,8 @@ pub struct Inner {
     pub closing: tokio::sync::watch::Receiver<bool>,
     /// The simulated network's control, when the gateway runs on it.
     pub sim: Option<Arc<dyn SimNet>>,
+    /// This node among several (PostgreSQL); `None` when the gateway is the only node.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl AppState {

@@ -4,6 +4,7 @@
 //! migrations run at open. Session values and proxy URLs are sealed
 //! with [`Sealer`] before they reach the disk.
 
+mod cluster;
 #[cfg(test)]
 mod conformance;
 mod model;
@@ -12,6 +13,7 @@ mod seal;
 mod sqlite;
 mod time;
 
+pub use cluster::*;
 pub use model::*;
 pub use postgres::PgStore;
 pub use seal::{MasterKey, SealError, Sealer};

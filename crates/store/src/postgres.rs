@@ -3,10 +3,8 @@
 //! same error mapping, same timestamps as BIGINT Unix milliseconds), its own migrations
 //! (`migrations/postgres`), and the same master-key check before anything is written.
 //!
-//! Not here yet (the rest of issue 6): instance leases across nodes, claims of queued sends
-//! and due webhook deliveries by one node (`FOR UPDATE SKIP LOCKED`; the traits have no claim
-//! operation yet, every node would read the same queue), and event fan-out across nodes
-//! (LISTEN/NOTIFY).
+//! It also implements [`crate::ClusterStore`] (`postgres/cluster.rs`): leases, claims and
+//! signals between the nodes. Every event append signals [`crate::Signal::Events`] on commit.
 
 use std::str::FromStr;
 
@@ -27,6 +25,9 @@ use crate::{
     Strategy, Tenant, TenantStore,
 };
 
+mod cluster;
+#[cfg(test)]
+mod cluster_tests;
 mod queue;
 #[cfg(test)]
 mod tests;
@@ -49,6 +50,8 @@ const INSTANCE_COLUMNS: &str = "id, tenant_id, name, pool, status, reason, detai
 pub struct PgStore {
     pool: PgPool,
     sealer: Sealer,
+    /// The `NOTIFY` channel of this schema's nodes.
+    channel: String,
 }
 
 impl PgStore {
@@ -68,7 +71,15 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Database(format!("cannot connect to the database: {e}")))?;
-        let store = PgStore { pool, sealer };
+        let schema: String =
+            match sqlx::query_scalar("SELECT current_schema()").fetch_one(&pool).await {
+                Ok(s) => s,
+                Err(e) => {
+                    pool.close().await;
+                    return Err(db(e));
+                }
+            };
+        let store = PgStore { pool, sealer, channel: format!("bzapper:{schema}") };
         let ready = async {
             // Checked before the migrations, so that a wrong key changes nothing.
             store.verify_master_key().await?;
@@ -750,6 +761,8 @@ impl EventLog for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
+        // Wakes the other nodes' event feeds when (and only if) the batch commits.
+        self.notify_in(&mut tx, crate::Signal::Events).await?;
         tx.commit().await.map_err(db)?;
         Ok(events
             .iter()

@@ -17,7 +17,8 @@ use crate::{
     WebhookStore,
 };
 
-const MESSAGE_COLUMNS: &str = "id, tenant_id, wa_id, instance_id, forced, pool, to_jid, body, \
+pub(super) const MESSAGE_COLUMNS: &str =
+    "id, tenant_id, wa_id, instance_id, forced, pool, to_jid, body, \
      mentions_json, menu_json, status, error, idempotency_key, created_at, updated_at, sent_at";
 const META_FANOUT_CURSOR: &str = "webhook_fanout_cursor";
 const DELIVERY_COLUMNS: &str = "id, webhook_id, tenant_id, event_id, event_type, payload, status, \
@@ -25,7 +26,7 @@ const DELIVERY_COLUMNS: &str = "id, webhook_id, tenant_id, event_id, event_type,
 /// Most deliveries in one `INSERT` (14 parameters each; PostgreSQL allows 65,535).
 const DELIVERIES_PER_INSERT: usize = 1000;
 
-fn message_from_row(row: &PgRow) -> Result<MessageRecord> {
+pub(super) fn message_from_row(row: &PgRow) -> Result<MessageRecord> {
     let id: String = col(row, "id")?;
     let corrupt = |what: String| StoreError::Database(format!("message {id}: {what}"));
     let status: String = col(row, "status")?;
