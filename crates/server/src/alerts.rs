@@ -1,7 +1,9 @@
 //! Alerts: a short human sentence posted to a Slack-compatible or JSON URL when a number is
 //! logged out, banned, or leaves rotation for low health. Alerts follow the event log live
 //! (from the gateway's start) with a few quick retries; the durable, replayable path for every
-//! event is the webhooks.
+//! event is the webhooks. In a cluster, the node holding the `webhooks` role posts them (the
+//! feed carries every node's events), so each alert is posted by one node; one raised while the
+//! role moves may be posted twice or not at all.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use bzapper_store::{AlertConfig, Event, Store};
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::cluster::role::Role;
 use crate::recorder::Recorder;
 
 /// The alert kinds a tenant may ask for.
@@ -53,7 +56,8 @@ pub fn sentence(kind: &str, name: &str, phone: Option<&str>, e: &Event) -> Strin
     }
 }
 
-pub fn spawn(store: Arc<dyn Store>, recorder: Arc<Recorder>) {
+/// Posts the alerts the events call for while this node holds `role`.
+pub fn spawn(store: Arc<dyn Store>, recorder: Arc<Recorder>, role: Role) {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -70,6 +74,9 @@ pub fn spawn(store: Arc<dyn Store>, recorder: Arc<Recorder>) {
                 Err(RecvError::Closed) => return,
             };
             let Some(kind) = alert_kind(&e) else { continue };
+            if !role.is_held() {
+                continue; // another node posts it
+            }
             let Ok(Some(cfg)) = store.get_alert(&e.tenant_id).await else { continue };
             if !cfg.on.iter().any(|k| k == kind) {
                 continue;

@@ -6,8 +6,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    alerts, events, health, instances, messages, metrics, not_implemented, pools, sim, tenants,
-    webhooks,
+    alerts, cluster, events, health, instances, messages, metrics, not_implemented, pools, sim,
+    tenants, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -16,6 +16,7 @@ use crate::routes::{
     paths(
         health::healthz, health::readyz,
         tenants::create, tenants::list, tenants::delete, tenants::create_key, tenants::revoke_key,
+        cluster::view,
         instances::create, instances::list, instances::get, instances::patch, instances::delete,
         instances::connect, instances::disconnect, instances::logout, instances::qr,
         instances::pair_code,
@@ -33,6 +34,7 @@ use crate::routes::{
     tags(
         (name = "health", description = "Probes"),
         (name = "tenants", description = "Tenants and API keys (admin token)"),
+        (name = "cluster", description = "Nodes and the numbers each holds (admin token)"),
         (name = "instances", description = "WhatsApp numbers"),
         (name = "pools", description = "Pools and rotation"),
         (name = "messages", description = "Sending"),

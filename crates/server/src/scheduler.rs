@@ -26,12 +26,16 @@ use serde_json::json;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::cluster::Cluster;
 use crate::recorder::Recorder;
 use crate::time::now;
+
+mod cluster_queue;
 
 /// What the scheduler knows of one number besides what the dispatcher holds.
 struct Number {
     tenant_id: String,
+    pool: String,
     health: Health,
     /// When the last recovery sweep looked at this number.
     health_at_ms: i64,
@@ -70,6 +74,11 @@ pub struct Scheduler {
     /// elapsed since, so pausing tokio's clock in tests pauses the scheduler too.
     epoch: Instant,
     epoch_ms: i64,
+    /// Set when this node is one of several: the queue is then shared, and this scheduler
+    /// claims from it only what its own numbers can send (see `cluster_queue`).
+    cluster: std::sync::OnceLock<Arc<Cluster>>,
+    /// Wakes the claim loop (a number came up here).
+    claim_wake: Notify,
 }
 
 impl Scheduler {
@@ -94,6 +103,8 @@ impl Scheduler {
             threshold,
             epoch: Instant::now(),
             epoch_ms: Utc::now().timestamp_millis(),
+            cluster: std::sync::OnceLock::new(),
+            claim_wake: Notify::new(),
         })
     }
 
@@ -105,7 +116,13 @@ impl Scheduler {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Loads pools, numbers and the pending queue from the store, then starts the loop.
+    /// Makes this scheduler one node's share of a shared queue. Call before `start`.
+    pub fn join_cluster(&self, cluster: Arc<Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// Loads pools, numbers and the pending queue from the store, then starts the loop. On a
+    /// node of several, the queue is not loaded but claimed, piece by piece, by the claim loop.
     pub async fn start(self: &Arc<Self>) -> Result<(), StoreError> {
         let day_ago = now() - chrono::Duration::days(1);
         for mut rec in self.store.list_all_instances().await? {
@@ -119,6 +136,13 @@ impl Scheduler {
             for p in self.store.list_pools(&rec.tenant_id).await? {
                 self.set_strategy(&rec.tenant_id, &p.name, p.strategy);
             }
+        }
+        if let Some(cluster) = self.cluster.get().cloned() {
+            let me = self.clone();
+            tokio::spawn(async move { me.claim_loop(cluster).await });
+            let me = self.clone();
+            tokio::spawn(async move { me.run().await });
+            return Ok(());
         }
         for mut m in self.store.pending_messages().await? {
             let mut hold_for = None;
@@ -141,6 +165,22 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Takes a held-in-doubt or forced message (`sending` when its node stopped) as
+    /// `start` does after a crash: it goes out again only from its number, with its id.
+    pub(crate) async fn enqueue_claimed(&self, mut m: MessageRecord) -> Result<(), StoreError> {
+        let mut hold_for = None;
+        if m.status == MessageStatus::Sending {
+            hold_for = m.instance_id.clone();
+            m.status = MessageStatus::Queued;
+            self.store
+                .update_message(&m.id, &update(MessageStatus::Queued, m.instance_id.clone(), None))
+                .await?;
+        }
+        self.enqueue_record(m, hold_for);
+        self.wake.notify_one();
+        Ok(())
+    }
+
     fn record_past_sends(&self, instance_id: &str, sent: &[chrono::DateTime<Utc>]) {
         let mut g = self.lock();
         for at in sent {
@@ -154,15 +194,86 @@ impl Scheduler {
     }
 
     /// True when the pool has a connected number in rotation (API.md: 409
-    /// `no_number_available` only when it has none). A number at its cap still counts.
-    pub fn has_number_available(&self, tenant_id: &str, pool: &str) -> bool {
-        self.lock().dispatcher.has_capacity_somewhere(tenant_id, pool)
+    /// `no_number_available` only when it has none). A number at its cap still counts. On a
+    /// node of several, numbers held by the other nodes count too.
+    pub async fn has_number_available(&self, tenant_id: &str, pool: &str) -> bool {
+        if self.lock().dispatcher.has_capacity_somewhere(tenant_id, pool) {
+            return true;
+        }
+        let Some(c) = self.cluster.get() else { return false };
+        match c.store.pool_has_connected_number(tenant_id, pool, self.threshold).await {
+            Ok(yes) => yes,
+            Err(e) => {
+                // Accepting is the safer mistake: the message waits in the durable queue.
+                tracing::warn!(error = %e, "checking the pool on other nodes failed");
+                true
+            }
+        }
+    }
+
+    /// Queues a message just accepted (stored). On a node of several, it is claimed here
+    /// when one of this node's numbers can send it; otherwise the other nodes are told.
+    pub async fn accept(&self, m: MessageRecord) {
+        let Some(c) = self.cluster.get() else {
+            self.enqueue(m);
+            return;
+        };
+        let here = self.can_send_here(&m);
+        let claimed = here
+            && match c.store.claim_message(&m.id, c.node_id()).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::warn!(message = %m.id, error = %e, "claiming an accepted send failed");
+                    false
+                }
+            };
+        if claimed {
+            self.enqueue(m);
+        } else if let Err(e) = c.store.signal(bzapper_store::Signal::Queue).await {
+            // The other nodes also look at the queue every second.
+            tracing::warn!(error = %e, "telling the other nodes about a send failed");
+        }
+    }
+
+    /// Whether a number held here can send `m` (its own number, or one of its pool's).
+    fn can_send_here(&self, m: &MessageRecord) -> bool {
+        let g = self.lock();
+        if m.forced {
+            return m.instance_id.as_ref().is_some_and(|i| g.connections.contains_key(i));
+        }
+        g.numbers.iter().any(|(id, n)| {
+            n.tenant_id == m.tenant_id && n.pool == m.pool && g.connections.contains_key(id)
+        })
+    }
+
+    /// A number was taken over from another node: what this node knew of it may be stale,
+    /// so its health and today's sends are read again from the store.
+    pub async fn adopt_number(&self, rec: &InstanceRecord) -> Result<(), StoreError> {
+        let sent = self.store.sent_times_since(&rec.id, now() - chrono::Duration::days(1)).await?;
+        {
+            let mut g = self.lock();
+            g.numbers.remove(&rec.id);
+            let forced = g.dispatcher.remove_number(&rec.id);
+            for q in forced {
+                g.dispatcher.enqueue(q);
+            }
+        }
+        let mut fresh = rec.clone();
+        fresh.state = bzapper_core::InstanceState::new_stopped();
+        self.update_number(&fresh);
+        self.record_past_sends(&rec.id, &sent);
+        self.claim_wake.notify_one();
+        Ok(())
     }
 
     /// The number's live health: (score, score at or above the threshold). Whether it is in
     /// rotation also depends on its status, which the caller reads from the record.
     pub fn health(&self, instance_id: &str) -> Option<(u8, bool)> {
         let g = self.lock();
+        if self.cluster.get().is_some() && !g.connections.contains_key(instance_id) {
+            // Another node holds it: the stored score is the one that node keeps up to date.
+            return None;
+        }
         let n = g.numbers.get(instance_id)?;
         Some((n.health.score(), n.health.in_rotation(self.threshold)))
     }
@@ -204,6 +315,8 @@ impl Scheduler {
     /// The number's connection is up (or replaced): sends go through it.
     pub fn attach_connection(&self, instance_id: &str, conn: Arc<dyn Connection>) {
         self.lock().connections.insert(instance_id.to_string(), conn);
+        // On a node of several, sends for this number (or its pool) can now be claimed here.
+        self.claim_wake.notify_one();
     }
 
     pub fn detach_connection(&self, instance_id: &str) {
@@ -289,6 +402,7 @@ impl Scheduler {
         let mut g = self.lock();
         let n = g.numbers.entry(rec.id.clone()).or_insert_with(|| Number {
             tenant_id: rec.tenant_id.clone(),
+            pool: rec.pool.clone(),
             health: Health::with_score(rec.health_score),
             health_at_ms: now_ms,
             status: rec.state.status,
@@ -298,6 +412,7 @@ impl Scheduler {
         });
         n.status = rec.state.status;
         n.reason = rec.state.reason;
+        n.pool.clone_from(&rec.pool);
         let suspended = n.suspended;
         let in_rotation = self.in_rotation(n);
         let health = n.health.score();

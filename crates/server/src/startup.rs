@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::auth::sha256;
+use crate::cluster::leases::LeaseKeeper;
 use crate::cluster::Cluster;
 use crate::config::{Config, DriverKind};
 use crate::ids::new_id;
@@ -31,6 +32,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     supervisor: Arc<Supervisor>,
+    leases: Option<Arc<LeaseKeeper>>,
     store: OpenStore,
     admin_token: String,
     admin_token_source: Source,
@@ -109,22 +111,41 @@ impl Application {
             None => None,
         };
         let dyn_store: Arc<dyn Store> = store.as_dyn();
-        let recorder = Recorder::new(dyn_store.clone());
+        let recorder = Recorder::new(dyn_store.clone(), cluster.clone());
         let scheduler = Scheduler::new(
             dyn_store.clone(),
             recorder.clone(),
             WarmingSchedule { first_day_cap: config.warming_first_day_cap },
             config.health_threshold,
         );
+        if let Some(c) = &cluster {
+            scheduler.join_cluster(c.clone());
+        }
         scheduler.start().await.context("loading the send queue")?;
         let supervisor =
             Supervisor::spawn(dyn_store.clone(), driver, recorder.clone(), scheduler.clone());
         spawn_event_pruning(dyn_store.clone(), config.event_retention);
-        crate::alerts::spawn(dyn_store.clone(), recorder.clone());
-        let webhooks =
-            WebhookWorker::spawn(dyn_store.clone(), recorder.clone(), config.webhook_retry);
-        let resumed = supervisor.resume_all().await.context("resuming instances")?;
-        tracing::info!(resumed, "instances resumed");
+        let webhooks = WebhookWorker::spawn(
+            dyn_store.clone(),
+            recorder.clone(),
+            config.webhook_retry,
+            cluster.clone(),
+        );
+        crate::alerts::spawn(dyn_store.clone(), recorder.clone(), webhooks.role());
+        let leases = match &cluster {
+            // The lease keeper resumes this node's share of the numbers.
+            Some(c) => Some(LeaseKeeper::spawn(
+                c.clone(),
+                dyn_store.clone(),
+                supervisor.clone(),
+                scheduler.clone(),
+            )),
+            None => {
+                let resumed = supervisor.resume_all().await.context("resuming instances")?;
+                tracing::info!(resumed, "instances resumed");
+                None
+            }
+        };
 
         let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let state = AppState::new(Inner {
@@ -138,8 +159,17 @@ impl Application {
             admin_token_hash: sha256(admin_token.as_bytes()),
             sim,
             cluster,
+            leases: leases.clone(),
+            forwarder: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .context("building the HTTP client")?,
         });
         let router = crate::routes::router()
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::cluster::forward::to_holder,
+            ))
             .layer(DefaultBodyLimit::max(config.body_limit_bytes))
             // A 5xx the gateway means to send (501) is not a failure of the gateway; real internal
             // errors are logged at ERROR where they happen (`ApiError::internal`).
@@ -152,6 +182,7 @@ impl Application {
             listener,
             router,
             supervisor,
+            leases,
             store,
             admin_token,
             admin_token_source,
@@ -196,8 +227,17 @@ impl Application {
             }
         });
         axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await?;
+        if let Some(leases) = &self.leases {
+            // No more renewals, takeovers or restarts of numbers while this node stops.
+            leases.stop().await;
+        }
         self.supervisor.shutdown().await;
+        // Before leaving: the webhooks role keeper must not renew the role after `leave`.
         self.webhooks.shutdown().await;
+        if let Some(leases) = &self.leases {
+            // Connections are closed: the other nodes may take the numbers at once.
+            leases.leave().await;
+        }
         self.store.close().await;
         Ok(())
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bzapper_driver::sim::SimNet;
 use bzapper_store::Store;
 
+use crate::cluster::leases::LeaseKeeper;
 use crate::cluster::Cluster;
 use crate::key_cache::KeyCache;
 use crate::recorder::Recorder;
@@ -33,6 +34,10 @@ pub struct Inner {
     pub sim: Option<Arc<dyn SimNet>>,
     /// This node among several (PostgreSQL); `None` when the gateway is the only node.
     pub cluster: Option<Arc<Cluster>>,
+    /// Which node holds which number (with `cluster`).
+    pub leases: Option<Arc<LeaseKeeper>>,
+    /// Passes calls about a number on to the node holding it.
+    pub forwarder: reqwest::Client,
 }
 
 impl AppState {

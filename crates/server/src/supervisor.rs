@@ -249,6 +249,54 @@ impl Supervisor {
         self.running.lock().await.get(id).map(|r| r.conn.clone())
     }
 
+    /// The instances whose connection runs here, sorted.
+    pub async fn running_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.running.lock().await.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Whether this process runs the instance's connection.
+    pub async fn is_running(&self, id: &str) -> bool {
+        self.running.lock().await.contains_key(id)
+    }
+
+    /// Closes the instance's connection and keeps its stored state as it is, for another
+    /// node to resume (this node lost or handed over its lease). Returns whether it ran here.
+    pub async fn release(&self, id: &str) -> bool {
+        let Some(r) = self.running.lock().await.remove(id) else { return false };
+        self.scheduler.detach_connection(id);
+        r.conn.stop().await;
+        true
+    }
+
+    /// Resumes a number whose previous node stopped holding it (died, lost its database, or
+    /// shut down): the connection that node had is gone, which is recorded as
+    /// `instance.disconnected` (`transient`: it reconnects by itself) before this node
+    /// connects it again from its stored session.
+    pub async fn take_over(
+        &self,
+        rec: &InstanceRecord,
+        previous_node: Option<&str>,
+        this_node: &str,
+    ) -> Result<InstanceState, SupervisorError> {
+        let mut rec = rec.clone();
+        if rec.state.is_active() && !self.is_running(&rec.id).await {
+            let why = match previous_node {
+                Some(n) => format!("node {n} stopped renewing its hold on this number"),
+                None => "its node shut down".to_string(),
+            };
+            let dropped = InstanceState::disconnected(
+                Reason::Transient,
+                Some(format!("{why}; node {this_node} reconnects it")),
+            );
+            let t = Transition { from: rec.state.clone(), to: dropped.clone() };
+            self.persist(&rec.tenant_id, &rec.id, &t, StateChange::state(dropped.clone())).await?;
+            rec.state = dropped;
+        }
+        self.start(&rec).await
+    }
+
     /// Closes every connection and keeps every state as it is, so that the next start resumes
     /// the same instances.
     pub async fn shutdown(&self) {

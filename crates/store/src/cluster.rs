@@ -84,6 +84,9 @@ pub enum Signal {
     Leases,
     /// Sends were queued that the accepting node could not claim.
     Queue,
+    /// A webhook delivery was made due outside the webhook sender (a re-send asked for on
+    /// any node): the node running the sender should look in the store at once.
+    Webhooks,
     /// The listening connection was lost and re-established: signals may have been missed,
     /// so every listener should look again.
     Resync,

@@ -692,6 +692,7 @@ async fn pools_list_the_default_stored_and_used_ones(h: &Harness) {
 
 async fn the_event_log(h: &Harness) {
     let s = &*h.s;
+    assert_eq!(s.latest_event_id_all().await.unwrap(), 0, "an empty log");
     let t0 = now_millis() - Duration::days(10);
     let mut ids = Vec::new();
     for n in 0..10 {
@@ -722,6 +723,8 @@ async fn the_event_log(h: &Harness) {
     let none = s.append_event(&event("t1", None, "x")).await.unwrap();
     assert_eq!(s.events_after("t1", ids[8], 1).await.unwrap()[0].instance_id, None);
     assert!(none.id > ids[9]);
+    assert_eq!(s.latest_event_id_all().await.unwrap(), none.id);
+    assert_eq!(s.latest_event_id("t2").await.unwrap(), ids[9]);
 
     // Prune the five oldest (days 0..=4), across tenants; the cut is exclusive.
     assert_eq!(s.prune_events(t0 + Duration::days(5)).await.unwrap(), 5);

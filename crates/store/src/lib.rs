@@ -244,6 +244,9 @@ pub trait EventLog: Send + Sync {
     ) -> Result<Vec<(String, u64)>>;
     /// The id of the tenant's newest event, 0 when it has none.
     async fn latest_event_id(&self, tenant_id: &str) -> Result<i64>;
+    /// The id of the newest event of any tenant, 0 when the log is empty (where a node's
+    /// cluster-wide event feed starts).
+    async fn latest_event_id_all(&self) -> Result<i64>;
     /// Removes events older than `before`; returns how many.
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64>;
 }

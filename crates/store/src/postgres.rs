@@ -820,6 +820,14 @@ impl EventLog for PgStore {
         Ok(id.unwrap_or(0))
     }
 
+    async fn latest_event_id_all(&self) -> Result<i64> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(id.unwrap_or(0))
+    }
+
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64> {
         // Stored times are whole milliseconds: a cut with a fraction rounds up.
         let mut cut = to_millis(before);

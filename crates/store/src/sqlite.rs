@@ -946,6 +946,12 @@ impl EventLog for SqliteStore {
         Ok(id.unwrap_or(0))
     }
 
+    async fn latest_event_id_all(&self) -> Result<i64> {
+        let (id,): (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(id) FROM events").fetch_one(&self.pool).await.map_err(db)?;
+        Ok(id.unwrap_or(0))
+    }
+
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64> {
         // Stored times are whole milliseconds: an event at 10 ms is older than a cut at
         // 10.5 ms, so a cut with a fraction rounds up.

@@ -2,6 +2,13 @@
 //! time, and the signals of every node fanned out to the parts that wait on them (event feed,
 //! lease keeper, send claims). On SQLite there is no `Cluster`: the gateway is one node.
 
+pub mod role;
+#[cfg(test)]
+pub(crate) mod test_support;
+
+pub mod forward;
+pub mod leases;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -302,6 +302,10 @@ pub async fn create(
         health_score: 100,
     };
     state.store.create_instance(&rec).await.map_err(name_taken)?;
+    if let Some(leases) = &state.leases {
+        // Nobody else knows the number yet: this node takes it.
+        leases.place(&rec.id).await?;
+    }
     rec.state = state.supervisor.start(&rec).await.map_err(supervisor_error)?;
     Ok((StatusCode::CREATED, JsonOut(full_view(&state, &rec).await?)))
 }

@@ -249,7 +249,7 @@ pub async fn send(
             ));
         }
         rec.pool = pool.unwrap_or(inst.pool);
-    } else if !state.scheduler.has_number_available(&tenant.tenant_id, &rec.pool) {
+    } else if !state.scheduler.has_number_available(&tenant.tenant_id, &rec.pool).await {
         return Err(ApiError::conflict(
             "no_number_available",
             format!("pool `{}` has no connected, healthy number", rec.pool),
@@ -267,7 +267,7 @@ pub async fn send(
         Err(e) => return Err(e.into()),
     }
     let answer = accepted(&rec);
-    state.scheduler.enqueue(rec);
+    state.scheduler.accept(rec).await;
     Ok((StatusCode::ACCEPTED, JsonOut(answer)))
 }
 

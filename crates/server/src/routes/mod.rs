@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per resource, and the router that joins them.
 
 pub mod alerts;
+pub mod cluster;
 pub mod events;
 pub mod health;
 pub mod instances;
@@ -28,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics::prometheus))
         .route("/v1/metrics", get(metrics::tenant))
         .route("/v1/tenants", post(tenants::create).get(tenants::list))
+        .route("/v1/cluster", get(cluster::view))
         .route("/v1/tenants/{id}", axum::routing::delete(tenants::delete))
         .route("/v1/tenants/{id}/keys", post(tenants::create_key))
         .route("/v1/tenants/{id}/keys/{key_id}", axum::routing::delete(tenants::revoke_key))

@@ -28,6 +28,7 @@ fn payload(s: Signal) -> &'static str {
         Signal::Events => "events",
         Signal::Leases => "leases",
         Signal::Queue => "queue",
+        Signal::Webhooks => "webhooks",
         Signal::Resync => "resync",
     }
 }
@@ -37,6 +38,7 @@ fn parse_payload(p: &str) -> Option<Signal> {
         "events" => Signal::Events,
         "leases" => Signal::Leases,
         "queue" => Signal::Queue,
+        "webhooks" => Signal::Webhooks,
         "resync" => Signal::Resync,
         _ => return None,
     })

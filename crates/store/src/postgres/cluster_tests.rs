@@ -263,6 +263,8 @@ async fn every_node_hears_appends_and_signals() {
     assert_eq!(next(&mut on_b).await, Signal::Events);
     n.a.signal(Signal::Queue).await.unwrap();
     assert_eq!(next(&mut on_b).await, Signal::Queue);
+    n.a.signal(Signal::Webhooks).await.unwrap();
+    assert_eq!(next(&mut on_b).await, Signal::Webhooks);
 }
 
 async fn next(rx: &mut tokio::sync::mpsc::Receiver<Signal>) -> Signal {
