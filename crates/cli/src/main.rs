@@ -1,6 +1,13 @@
 //! The `bzapper` binary: parses flags and env vars into a configuration and runs the gateway
-//! (`serve`), the shared simulated network (`simnet`) or a helper (`keygen`). Everything else
-//! lives in `bzapper-server`.
+//! (`serve`), the shared simulated network (`simnet`) or a helper (`keygen`), or talks to a
+//! running gateway over its HTTP API (`instances`, `send`, `events`, `cluster`, `campaign`, in
+//! [`commands`]). The gateway itself lives in `bzapper-server`.
+
+mod client;
+mod commands;
+mod qr;
+mod sse;
+mod table;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +37,20 @@ enum Command {
     Simnet(SimnetArgs),
     /// Print a new random master key (base64, 32 bytes) for BZAPPER_MASTER_KEY.
     Keygen,
+    /// Client: list, create, link (QR in the terminal) and manage the numbers of a running
+    /// gateway.
+    #[command(visible_alias = "instance")]
+    Instances(commands::instances::InstancesArgs),
+    /// Client: send a text message through a running gateway.
+    Send(commands::send::SendArgs),
+    /// Client: follow a running gateway's events.
+    Events(commands::events::EventsArgs),
+    /// Client: the gateway's nodes and the numbers each holds (admin token).
+    Cluster(commands::cluster::ClusterArgs),
+    /// Client: run a campaign from a CSV file with live progress; look at, pause, resume,
+    /// cancel and list campaigns.
+    #[command(visible_alias = "campaigns")]
+    Campaign(commands::campaign::CampaignArgs),
 }
 
 #[derive(Args)]
@@ -78,7 +99,6 @@ struct ServeArgs {
     /// current one, fetched from WhatsApp at each connect).
     #[arg(long, env = "BZAPPER_WA_VERSION", value_parser = parse_wa_version)]
     wa_version: Option<(u32, u32, u32)>,
-    /// In-process simulator: seconds the first QR code lasts.
     /// Several nodes (with a postgres:// DATABASE_URL): this node's id; a fresh one if unset.
     #[arg(long, env = "BZAPPER_NODE_ID")]
     node_id: Option<String>,
@@ -89,6 +109,7 @@ struct ServeArgs {
     /// move to the others after this long.
     #[arg(long, env = "BZAPPER_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
     lease_seconds: u64,
+    /// In-process simulator: seconds the first QR code lasts.
     #[arg(long, env = "BZAPPER_SIM_QR_FIRST_SECS", default_value_t = 60)]
     sim_qr_first_secs: u64,
     /// In-process simulator: seconds each later QR code lasts.
@@ -111,15 +132,13 @@ struct SimnetArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
-        )
-        .init();
     match Cli::parse().command {
-        Command::Serve(a) => serve(a).await,
+        Command::Serve(a) => {
+            init_tracing();
+            serve(a).await
+        }
         Command::Simnet(a) => {
+            init_tracing();
             let config = bzapper_driver_config(a.qr_first_secs, a.qr_next_secs);
             bzapper_server::serve_simnet(a.listen, config, shutdown_signal()).await
         }
@@ -127,7 +146,31 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", bzapper_server::secrets::new_master_key_base64());
             Ok(())
         }
+        Command::Instances(a) => client_exit(commands::instances::run(a).await),
+        Command::Send(a) => client_exit(commands::send::run(a).await),
+        Command::Events(a) => client_exit(commands::events::run(a).await),
+        Command::Cluster(a) => client_exit(commands::cluster::run(a).await),
+        Command::Campaign(a) => client_exit(commands::campaign::run(a).await),
     }
+}
+
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
+        )
+        .init();
+}
+
+/// A client command's failure: one line on stderr (the API's error code and message, or the
+/// URL that could not be reached) and exit status 1.
+fn client_exit(result: anyhow::Result<()>) -> anyhow::Result<()> {
+    if let Err(e) = result {
+        eprintln!("bzapper: error: {e:#}");
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn bzapper_driver_config(first: u64, next: u64) -> bzapper_server::SimConfig {

@@ -51,6 +51,9 @@ pub struct Config {
     pub advertise_url: Option<String>,
     /// How long a node's hold on a number lasts without renewal (failover time).
     pub lease: Duration,
+    /// The time of day campaign schedule windows go by; `None` is the wall clock (tests set
+    /// a [`crate::campaigns::FakeClock`]).
+    pub campaign_clock: Option<std::sync::Arc<dyn crate::campaigns::Clock>>,
 }
 
 impl Config {
@@ -74,6 +77,7 @@ impl Config {
             node_id: None,
             advertise_url: None,
             lease: Duration::from_secs(15),
+            campaign_clock: None,
         }
     }
 

@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod campaigns;
 pub mod cluster;
 pub mod config;
 pub mod dashboard;

@@ -6,8 +6,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    alerts, cluster, events, health, instances, messages, metrics, not_implemented, pools, sim,
-    tenants, webhooks,
+    alerts, campaigns, cluster, events, health, instances, messages, metrics, not_implemented,
+    pools, sim, tenants, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -22,6 +22,8 @@ use crate::routes::{
         instances::pair_code,
         pools::list, pools::put,
         messages::send, messages::get, messages::list,
+        campaigns::create, campaigns::list, campaigns::get_one, campaigns::pause,
+        campaigns::resume, campaigns::cancel,
         events::stream,
         webhooks::create, webhooks::list, webhooks::get, webhooks::delete,
         webhooks::deliveries, webhooks::retry,
@@ -38,6 +40,7 @@ use crate::routes::{
         (name = "instances", description = "WhatsApp numbers"),
         (name = "pools", description = "Pools and rotation"),
         (name = "messages", description = "Sending"),
+        (name = "campaigns", description = "Bulk sends with progress, pause, resume and cancel"),
         (name = "events", description = "Server-Sent Events"),
         (name = "webhooks", description = "Signed, durable event deliveries"),
         (name = "alerts", description = "A human message when a number drops"),

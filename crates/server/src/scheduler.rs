@@ -397,6 +397,27 @@ impl Scheduler {
         }
     }
 
+    /// Takes the campaign's queued messages that are bound to no number out of the queue
+    /// (not those being sent, nor those held for their number after a crash, which may have
+    /// gone out) and returns their ids. Their stored status is the caller's to change.
+    pub fn withdraw_campaign(&self, campaign_id: &str) -> Vec<String> {
+        let mut g = self.lock();
+        let ids: Vec<String> = g
+            .messages
+            .values()
+            .filter(|m| m.campaign_id.as_deref() == Some(campaign_id) && m.instance_id.is_none())
+            .map(|m| m.id.clone())
+            .collect();
+        let mut withdrawn = Vec::with_capacity(ids.len());
+        for id in ids {
+            if g.dispatcher.remove_message(&id) {
+                g.messages.remove(&id);
+                withdrawn.push(id);
+            }
+        }
+        withdrawn
+    }
+
     fn update_number(&self, rec: &InstanceRecord) {
         let now_ms = self.now_ms();
         let mut g = self.lock();

@@ -148,6 +148,14 @@ impl Application {
         };
 
         let (closing, closing_rx) = tokio::sync::watch::channel(false);
+        let campaigns = crate::campaigns::spawn(
+            &config,
+            dyn_store.clone(),
+            recorder.clone(),
+            scheduler.clone(),
+            cluster.clone(),
+            closing_rx.clone(),
+        );
         let state = AppState::new(Inner {
             closing: closing_rx,
             store: dyn_store,
@@ -155,6 +163,7 @@ impl Application {
             scheduler,
             recorder,
             webhooks: webhooks.clone(),
+            campaigns,
             keys: Default::default(),
             admin_token_hash: sha256(admin_token.as_bytes()),
             sim,

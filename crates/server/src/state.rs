@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bzapper_driver::sim::SimNet;
 use bzapper_store::Store;
 
+use crate::campaigns::Campaigns;
 use crate::cluster::leases::LeaseKeeper;
 use crate::cluster::Cluster;
 use crate::key_cache::KeyCache;
@@ -23,6 +24,8 @@ pub struct Inner {
     pub scheduler: Arc<Scheduler>,
     pub recorder: Arc<Recorder>,
     pub webhooks: Arc<WebhookWorker>,
+    /// Campaigns: status changes, counts, capacity (the runner is its own task).
+    pub campaigns: Arc<Campaigns>,
     /// API key records recently used (see `key_cache`).
     pub keys: KeyCache,
     /// SHA-256 of the admin token; the token itself is not kept.

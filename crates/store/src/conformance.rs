@@ -17,10 +17,11 @@ use sqlx::Connection;
 
 use crate::sqlite::session_aad;
 use crate::{
-    apply_state_change, now_millis, ApiKeyRecord, DeliveryAttempt, DeliveryRecord, DeliveryStatus,
-    Identity, InstanceRecord, MasterKey, MessageFilter, MessageRecord, MessageStatus,
-    MessageUpdate, NewEvent, PgStore, Pool, Sealer, SessionWrite, SqliteStore, StateChange, Store,
-    StoreError, Strategy, Tenant, WebhookRecord,
+    apply_state_change, now_millis, ApiKeyRecord, CampaignCount, CampaignRecipient, CampaignRecord,
+    CampaignStatus, DeliveryAttempt, DeliveryRecord, DeliveryStatus, Identity, InstanceRecord,
+    MasterKey, MessageFilter, MessageRecord, MessageStatus, MessageUpdate, NewEvent, PgStore, Pool,
+    Sealer, SessionWrite, SqliteStore, StateChange, Store, StoreError, Strategy, Tenant,
+    WebhookRecord,
 };
 
 /// The variable naming the PostgreSQL database the PostgreSQL runs use.
@@ -225,6 +226,8 @@ conformance!(
     a_duplicate_key_in_one_group_commit_fails_alone,
     a_batch_of_events_gets_increasing_ids_in_the_order_given,
     deliveries_are_enqueued_once_and_attempt_outcomes_are_kept,
+    campaigns_are_stored_whole_and_their_status_moves_only_from_the_expected_one,
+    campaign_messages_are_counted_and_queued_ones_failed_on_cancel,
 );
 
 pub(crate) fn tenant(id: &str) -> Tenant {
@@ -295,6 +298,7 @@ pub(crate) fn message(id: &str, tenant_id: &str, key: Option<&str>) -> MessageRe
         created_at: at,
         updated_at: at,
         sent_at: None,
+        campaign_id: None,
     }
 }
 
@@ -969,4 +973,194 @@ async fn deliveries_are_enqueued_once_and_attempt_outcomes_are_kept(h: &Harness)
     let due = s.due_deliveries(at + Duration::seconds(3), 2_000).await.unwrap();
     assert_eq!(due.len(), 1_197);
     assert!(due.iter().all(|d| !["d0000", "d0001", "d0002"].contains(&d.id.as_str())));
+}
+
+pub(crate) fn campaign(id: &str, tenant_id: &str, recipients: u32) -> CampaignRecord {
+    let at = now_millis();
+    CampaignRecord {
+        id: id.into(),
+        tenant_id: tenant_id.into(),
+        name: format!("campaign {id}"),
+        template: "Hi {{name}}".into(),
+        pool: "default".into(),
+        schedule: Some(json!({"timezone": "America/Sao_Paulo", "start": "09:00", "end": "18:00"})),
+        status: CampaignStatus::Running,
+        recipients,
+        next_index: 0,
+        skipped: 0,
+        created_at: at,
+        updated_at: at,
+        ended_at: None,
+        idempotency_key: None,
+    }
+}
+
+pub(crate) fn recipients(n: u32) -> Vec<CampaignRecipient> {
+    (0..n)
+        .map(|i| CampaignRecipient {
+            index: i,
+            to: format!("55119999{i:05}@s.whatsapp.net"),
+            fields: [("name".to_string(), format!("Person {i}"))].into_iter().collect(),
+        })
+        .collect()
+}
+
+async fn campaigns_are_stored_whole_and_their_status_moves_only_from_the_expected_one(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    with_tenant(s, "t2").await;
+    // More than one INSERT's worth of recipients on either backend.
+    let c1 = campaign("c1", "t1", 12_345);
+    s.create_campaign(&c1, &recipients(12_345)).await.unwrap();
+    assert_eq!(s.get_campaign("t1", "c1").await.unwrap(), Some(c1.clone()));
+    assert_eq!(s.get_campaign("t2", "c1").await.unwrap(), None, "tenant isolation");
+    assert_eq!(h.count("campaign_recipients").await, 12_345);
+
+    // Recipients come back in order, from an index on, with their fields.
+    let page = s.campaign_recipients("c1", 12_340, 100).await.unwrap();
+    assert_eq!(page, recipients(12_345)[12_340..].to_vec());
+    assert_eq!(page[0].fields["name"], "Person 12340");
+    assert!(s.campaign_recipients("c1", 12_345, 10).await.unwrap().is_empty());
+
+    // All or nothing: a duplicate recipient index (the last one) stores nothing at all, and
+    // so does a duplicate campaign id.
+    let mut bad = recipients(3_000);
+    bad[2_999].index = 0;
+    let refused = s.create_campaign(&campaign("c2", "t1", 3_000), &bad).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+    assert_eq!(s.get_campaign("t1", "c2").await.unwrap(), None);
+    let again = s.create_campaign(&campaign("c1", "t2", 1), &recipients(1)).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert_eq!(h.count("campaign_recipients").await, 12_345);
+
+    // An idempotency key holds within the tenant.
+    let keyed = |id: &str, tenant: &str| CampaignRecord {
+        idempotency_key: Some("k1".into()),
+        ..campaign(id, tenant, 1)
+    };
+    s.create_campaign(&keyed("k-a", "t1"), &recipients(1)).await.unwrap();
+    let twice = s.create_campaign(&keyed("k-b", "t1"), &recipients(1)).await;
+    assert!(
+        matches!(&twice, Err(StoreError::Conflict(m)) if m.contains("idempotency")),
+        "{twice:?}"
+    );
+    s.create_campaign(&keyed("k-c", "t2"), &recipients(1)).await.unwrap();
+    assert_eq!(s.find_campaign_by_key("t1", "k1").await.unwrap().unwrap().id, "k-a");
+    assert_eq!(s.find_campaign_by_key("t2", "k1").await.unwrap().unwrap().id, "k-c");
+    assert_eq!(s.find_campaign_by_key("t1", "k2").await.unwrap(), None);
+    for id in ["k-a", "k-c"] {
+        s.set_campaign_status(
+            id,
+            &[CampaignStatus::Running],
+            CampaignStatus::Finished,
+            now_millis(),
+        )
+        .await
+        .unwrap();
+    }
+
+    // Newest first per tenant; running and paused ones of every tenant, oldest first.
+    let mut c3 = campaign("c3", "t1", 1);
+    c3.created_at = c1.created_at + Duration::hours(1);
+    c3.schedule = None;
+    s.create_campaign(&c3, &recipients(1)).await.unwrap();
+    let c4 = campaign("c4", "t2", 1);
+    s.create_campaign(&c4, &recipients(1)).await.unwrap();
+    let ids = |v: Vec<CampaignRecord>| v.into_iter().map(|c| c.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.list_campaigns("t1").await.unwrap()), ["c3", "k-a", "c1"]);
+    assert_eq!(s.get_campaign("t1", "c3").await.unwrap().unwrap().schedule, None);
+
+    // The feed position only moves forward.
+    let at = now_millis();
+    s.advance_campaign("c1", 40, at).await.unwrap();
+    s.advance_campaign("c1", 12, at).await.unwrap();
+    let c = s.get_campaign("t1", "c1").await.unwrap().unwrap();
+    assert_eq!((c.next_index, c.updated_at), (40, at));
+
+    // Status changes happen only from the statuses named.
+    use CampaignStatus::*;
+    assert!(s.set_campaign_status("c1", &[Running], Paused, at).await.unwrap());
+    assert!(!s.set_campaign_status("c1", &[Running], Paused, at).await.unwrap());
+    assert!(!s.set_campaign_status("c1", &[], Running, at).await.unwrap());
+    assert!(s.set_campaign_status("c3", &[Running, Paused], Finished, at).await.unwrap());
+    let c = s.get_campaign("t1", "c1").await.unwrap().unwrap();
+    assert_eq!((c.status, c.ended_at), (Paused, None));
+    let all: Vec<_> = s.active_campaigns().await.unwrap();
+    assert_eq!(ids(all.clone()), ["c1", "c4"]);
+    assert_eq!(all[0].status, Paused);
+    assert!(s.set_campaign_status("c1", &[Running, Paused], Canceled, at).await.unwrap());
+    let c = s.get_campaign("t1", "c1").await.unwrap().unwrap();
+    assert_eq!((c.status, c.ended_at), (Canceled, Some(at)));
+    assert!(!s.set_campaign_status("c1", &[Running, Paused], Running, at).await.unwrap());
+    assert_eq!(ids(s.active_campaigns().await.unwrap()), ["c4"]);
+
+    // A tenant's campaigns and their recipients go with it.
+    assert!(s.delete_tenant("t1").await.unwrap());
+    assert_eq!(h.count("campaigns").await, 2);
+    assert_eq!(h.count("campaign_recipients").await, 2);
+}
+
+async fn campaign_messages_are_counted_and_queued_ones_failed_on_cancel(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    s.create_campaign(&campaign("c1", "t1", 4), &recipients(4)).await.unwrap();
+    let in_campaign = |i: u32| MessageRecord {
+        campaign_id: Some("c1".into()),
+        ..message(&format!("m{i}"), "t1", Some(&format!("campaign:c1:{i}")))
+    };
+    for i in 0..4 {
+        s.insert_message(&in_campaign(i)).await.unwrap();
+    }
+    // A recipient fed twice is refused by its key.
+    let twice = MessageRecord { id: "m9".into(), ..in_campaign(1) };
+    assert!(matches!(s.insert_message(&twice).await, Err(StoreError::Conflict(_))));
+    s.insert_message(&message("other", "t1", None)).await.unwrap();
+    assert_eq!(
+        s.get_message("t1", "m0").await.unwrap().unwrap().campaign_id.as_deref(),
+        Some("c1")
+    );
+    assert_eq!(s.get_message("t1", "other").await.unwrap().unwrap().campaign_id, None);
+
+    let upd = |status, instance: Option<&str>| MessageUpdate {
+        status,
+        instance_id: instance.map(Into::into),
+        error: None,
+        at: now_millis(),
+    };
+    s.update_message("m0", &upd(MessageStatus::Sent, Some("i1"))).await.unwrap();
+    s.update_message("m1", &upd(MessageStatus::Delivered, Some("i1"))).await.unwrap();
+    // Held for its number after a crash: it may have gone out, so a cancel leaves it.
+    s.update_message("m2", &upd(MessageStatus::Queued, Some("i2"))).await.unwrap();
+
+    let mut counts = s.campaign_message_counts("c1").await.unwrap();
+    counts.sort_by_key(|c| (c.instance_id.clone(), c.status.as_str()));
+    let count = |instance_id: Option<&str>, status, count| CampaignCount {
+        instance_id: instance_id.map(Into::into),
+        status,
+        count,
+    };
+    assert_eq!(
+        counts,
+        [
+            count(None, MessageStatus::Queued, 1),
+            count(Some("i1"), MessageStatus::Delivered, 1),
+            count(Some("i1"), MessageStatus::Sent, 1),
+            count(Some("i2"), MessageStatus::Queued, 1),
+        ]
+    );
+
+    let at = now_millis();
+    assert_eq!(
+        s.fail_queued_campaign_messages("c1", "campaign canceled", at).await.unwrap(),
+        ["m3"]
+    );
+    assert!(s.fail_queued_campaign_messages("c1", "again", at).await.unwrap().is_empty());
+    let m3 = s.get_message("t1", "m3").await.unwrap().unwrap();
+    assert_eq!(
+        (m3.status, m3.error.as_deref(), m3.updated_at),
+        (MessageStatus::Failed, Some("campaign canceled"), at)
+    );
+    assert_eq!(s.get_message("t1", "m2").await.unwrap().unwrap().status, MessageStatus::Queued);
+    assert_eq!(s.get_message("t1", "other").await.unwrap().unwrap().status, MessageStatus::Queued);
+    assert!(s.campaign_message_counts("nope").await.unwrap().is_empty());
 }

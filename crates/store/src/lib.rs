@@ -1,8 +1,8 @@
 //! Storage of bZapper: one trait per concern (tenants and keys, instances, sealed sessions,
-//! pools, the event log), combined in the [`Store`] supertrait, with a SQLite implementation
-//! ([`SqliteStore`]) and a PostgreSQL one ([`PgStore`], for several nodes), each with its own
-//! migrations run at open. Session values and proxy URLs are sealed
-//! with [`Sealer`] before they reach the disk.
+//! pools, the event log, messages, webhooks, campaigns), combined in the [`Store`]
+//! supertrait, with a SQLite implementation ([`SqliteStore`]) and a PostgreSQL one
+//! ([`PgStore`], for several nodes), each with its own migrations run at open. Session values
+//! and proxy URLs are sealed with [`Sealer`] before they reach the disk.
 
 mod cluster;
 #[cfg(test)]
@@ -128,6 +128,67 @@ pub trait MessageStore: Send + Sync {
         tenant_id: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<(String, u64)>>;
+}
+
+/// Campaigns (bulk sends) and their recipients. A campaign's messages are ordinary messages
+/// (see [`MessageStore`]) carrying its id in `campaign_id`.
+#[async_trait]
+pub trait CampaignStore: Send + Sync {
+    /// Stores the campaign and every recipient in one transaction: all or nothing. A
+    /// duplicate id (of the campaign, or of a recipient index) or idempotency key within the
+    /// tenant is `Conflict`.
+    async fn create_campaign(
+        &self,
+        campaign: &CampaignRecord,
+        recipients: &[CampaignRecipient],
+    ) -> Result<()>;
+    /// The campaign if it exists and belongs to `tenant_id`.
+    async fn get_campaign(&self, tenant_id: &str, id: &str) -> Result<Option<CampaignRecord>>;
+    /// The tenant's campaign created with this idempotency key, if any.
+    async fn find_campaign_by_key(
+        &self,
+        tenant_id: &str,
+        key: &str,
+    ) -> Result<Option<CampaignRecord>>;
+    /// The tenant's campaigns, newest first.
+    async fn list_campaigns(&self, tenant_id: &str) -> Result<Vec<CampaignRecord>>;
+    /// Every tenant's campaigns that are running or paused, oldest first.
+    async fn active_campaigns(&self) -> Result<Vec<CampaignRecord>>;
+    /// Moves the campaign to `to` if its status is one of `from`; sets `ended_at` when `to`
+    /// ends it. Returns whether it moved.
+    async fn set_campaign_status(
+        &self,
+        id: &str,
+        from: &[CampaignStatus],
+        to: CampaignStatus,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Up to `limit` recipients from index `from` on, in index order.
+    async fn campaign_recipients(
+        &self,
+        campaign_id: &str,
+        from: u32,
+        limit: u32,
+    ) -> Result<Vec<CampaignRecipient>>;
+    /// Records that every recipient below `next_index` was handed to the queue. Never moves
+    /// back (a smaller value changes nothing).
+    async fn advance_campaign(
+        &self,
+        campaign_id: &str,
+        next_index: u32,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// The campaign's messages counted by (instance, status).
+    async fn campaign_message_counts(&self, campaign_id: &str) -> Result<Vec<CampaignCount>>;
+    /// Fails, with `error`, every message of the campaign that is `queued` and bound to no
+    /// number (one held for its number after a crash may have gone out, and is left alone);
+    /// returns their ids. Call it after the scheduler has withdrawn them from its queue.
+    async fn fail_queued_campaign_messages(
+        &self,
+        campaign_id: &str,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<String>>;
 }
 
 /// Webhooks and their durable deliveries.
@@ -262,6 +323,7 @@ pub trait Store:
     + MessageStore
     + WebhookStore
     + LidStore
+    + CampaignStore
 {
     /// A trivial query, for `/readyz`.
     async fn ping(&self) -> Result<()>;

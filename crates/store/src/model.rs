@@ -156,6 +156,8 @@ pub struct MessageRecord {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// The campaign this message is one recipient's share of, if any.
+    pub campaign_id: Option<String>,
 }
 
 /// Which messages `list_messages` returns, newest first.
@@ -262,4 +264,83 @@ pub struct AlertConfig {
     /// `logged_out`, `banned`, `health_low`.
     pub on: Vec<String>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Where a campaign is, as stored. Whether a running campaign is inside its schedule window is
+/// decided by the server from the clock, not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignStatus {
+    Running,
+    Paused,
+    Canceled,
+    Finished,
+}
+
+impl CampaignStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignStatus::Running => "running",
+            CampaignStatus::Paused => "paused",
+            CampaignStatus::Canceled => "canceled",
+            CampaignStatus::Finished => "finished",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "running" => CampaignStatus::Running,
+            "paused" => CampaignStatus::Paused,
+            "canceled" => CampaignStatus::Canceled,
+            "finished" => CampaignStatus::Finished,
+            _ => return None,
+        })
+    }
+
+    /// Canceled or finished: nothing more is queued for it, ever.
+    pub fn is_ended(self) -> bool {
+        matches!(self, CampaignStatus::Canceled | CampaignStatus::Finished)
+    }
+}
+
+/// A bulk send: one template, many recipients, fed gradually into the send queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    /// The text with `{{field}}` placeholders.
+    pub template: String,
+    pub pool: String,
+    /// The schedule window as the server validated it (opaque to the store).
+    pub schedule: Option<serde_json::Value>,
+    pub status: CampaignStatus,
+    /// How many recipients it has (indexes `0..recipients`).
+    pub recipients: u32,
+    /// Every recipient below this index has been handed to the send queue (or skipped).
+    pub next_index: u32,
+    /// Recipients left out before sending (not on WhatsApp, where the driver can tell).
+    pub skipped: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// When it was canceled or finished.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The `Idempotency-Key` of the request that created it: unique within the tenant.
+    pub idempotency_key: Option<String>,
+}
+
+/// One recipient of a campaign: its place in the list, its normalised JID and its fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignRecipient {
+    pub index: u32,
+    pub to: String,
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
+/// How many of a campaign's messages are in `status`, sent (or held) by `instance_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignCount {
+    pub instance_id: Option<String>,
+    pub status: MessageStatus,
+    pub count: u64,
 }

@@ -25,6 +25,7 @@ use crate::{
     Strategy, Tenant, TenantStore,
 };
 
+mod campaigns;
 mod cluster;
 #[cfg(test)]
 mod cluster_tests;

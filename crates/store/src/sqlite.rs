@@ -22,11 +22,15 @@ use crate::{
     Strategy, Tenant, TenantStore,
 };
 
+mod campaigns;
 mod messages;
 #[cfg(test)]
 mod tests;
 mod webhooks;
 
+pub(crate) use campaigns::{
+    counts_from_rows, encode_fields, encode_schedule, recipient_from_parts,
+};
 pub(crate) use webhooks::secret_aad;
 
 /// `meta` key of the sealed value that proves which master key this database belongs to.

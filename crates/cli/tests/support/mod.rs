@@ -45,3 +45,103 @@ pub fn serve_real(data: &Path, admin_token: &str, ws_url: &str) -> (Child, Strin
         .env_remove("DATABASE_URL");
     start(cmd, "bZapper listening on ")
 }
+
+/// Like [`start`], but everything the child prints (its log goes to stdout, panics to
+/// stderr) is written to the file `log`, at the level of this process's `RUST_LOG` or else
+/// `info` (a multi-process test shows it when it fails).
+pub fn start_logged(mut cmd: Command, prefix: &str, log: &Path) -> (Child, String) {
+    use std::io::Write as _;
+    let level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
+    let mut file = std::fs::File::create(log).expect("the log file can be created");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(file.try_clone().expect("the log file can be shared"))
+        .env("RUST_LOG", level)
+        .spawn()
+        .expect("bzapper starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let url = loop {
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.wait();
+            panic!("bzapper ended before printing its address; its output:\n{}", tail(log, 40));
+        };
+        let _ = writeln!(file, "{line}");
+        if let Some(u) = line.strip_prefix(prefix) {
+            break u.to_string();
+        }
+    };
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = writeln!(file, "{line}");
+        }
+    });
+    (child, url)
+}
+
+/// The last `n` lines of a text file (empty when it cannot be read).
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The PostgreSQL test database of `BZAPPER_TEST_DATABASE_URL` (else `DATABASE_URL` when
+/// `also_database_url`), or `None` when unset.
+pub fn pg_test_url(also_database_url: bool) -> Option<String> {
+    std::env::var("BZAPPER_TEST_DATABASE_URL")
+        .ok()
+        .or_else(|| also_database_url.then(|| std::env::var("DATABASE_URL").ok()).flatten())
+        .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+}
+
+/// A fresh schema in a PostgreSQL database, dropped with everything in it when this is dropped
+/// (also when the test fails). Drop the processes using it first.
+pub struct PgSchema {
+    base: String,
+    pub name: String,
+}
+
+impl PgSchema {
+    /// Creates `bzt_<pid>_<random>` in the database at `base`.
+    pub async fn create(base: &str) -> PgSchema {
+        use sqlx::Connection as _;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        let name = format!("bzt_{}_{:08x}", std::process::id(), nanos ^ 0x5bd1_e995);
+        let mut conn =
+            sqlx::PgConnection::connect(base).await.expect("connecting to the test database");
+        sqlx::query(&format!("CREATE SCHEMA {name}")).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+        PgSchema { base: base.to_string(), name }
+    }
+
+    /// `base` with `search_path` set to this schema, for `DATABASE_URL`.
+    pub fn url(&self) -> String {
+        let sep = if self.base.contains('?') { '&' } else { '?' };
+        format!("{}{sep}options=-c%20search_path%3D{}", self.base, self.name)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        // Drop cannot await and may run inside the test's runtime: a thread with its own.
+        let (base, name) = (self.base.clone(), self.name.clone());
+        let done = std::thread::spawn(move || {
+            use sqlx::Connection as _;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&base).await?;
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await
+            })
+        })
+        .join();
+        if !matches!(done, Ok(Ok(()))) {
+            eprintln!("could not drop the test schema {}: {done:?}", self.name);
+        }
+    }
+}

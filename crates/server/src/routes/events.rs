@@ -30,6 +30,12 @@ pub const EVENT_TYPES: &[&str] = &[
     "instance.health",
     "message.received",
     "message.status",
+    "campaign.created",
+    "campaign.progress",
+    "campaign.paused",
+    "campaign.resumed",
+    "campaign.canceled",
+    "campaign.finished",
 ];
 
 /// The envelope every event has, on SSE and webhooks alike.

@@ -92,6 +92,8 @@ pub struct MessageView {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// The campaign this message belongs to, if any.
+    pub campaign_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -115,6 +117,7 @@ fn view(m: &MessageRecord) -> MessageView {
         created_at: m.created_at,
         updated_at: m.updated_at,
         sent_at: m.sent_at,
+        campaign_id: m.campaign_id.clone(),
     }
 }
 
@@ -190,6 +193,7 @@ fn build(tenant_id: &str, body: SendMessage) -> ApiResult<(MessageRecord, Option
         created_at: at,
         updated_at: at,
         sent_at: None,
+        campaign_id: None,
     };
     Ok((rec, pool))
 }

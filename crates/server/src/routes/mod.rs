@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per resource, and the router that joins them.
 
 pub mod alerts;
+pub mod campaigns;
 pub mod cluster;
 pub mod events;
 pub mod health;
@@ -53,6 +54,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/pools/{name}", put(pools::put))
         .route("/v1/messages", post(messages::send).get(messages::list))
         .route("/v1/messages/{id}", get(messages::get))
+        .merge(campaigns::routes())
         .route("/v1/messages/forward", post(not_implemented::forward))
         .route("/v1/labels", post(not_implemented::labels))
         .route("/v1/calls", post(not_implemented::calls))

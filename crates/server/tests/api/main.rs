@@ -6,6 +6,7 @@ mod helpers;
 
 mod auth;
 mod bad_input;
+mod campaigns;
 mod dashboard;
 mod events;
 mod instances;

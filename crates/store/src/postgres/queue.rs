@@ -19,7 +19,8 @@ use crate::{
 
 pub(super) const MESSAGE_COLUMNS: &str =
     "id, tenant_id, wa_id, instance_id, forced, pool, to_jid, body, \
-     mentions_json, menu_json, status, error, idempotency_key, created_at, updated_at, sent_at";
+     mentions_json, menu_json, status, error, idempotency_key, created_at, updated_at, sent_at, \
+     campaign_id";
 const META_FANOUT_CURSOR: &str = "webhook_fanout_cursor";
 const DELIVERY_COLUMNS: &str = "id, webhook_id, tenant_id, event_id, event_type, payload, status, \
      attempts, next_attempt_at, last_status, last_error, created_at, updated_at, delivered_at";
@@ -54,6 +55,7 @@ pub(super) fn message_from_row(row: &PgRow) -> Result<MessageRecord> {
         created_at: ts(col(row, "created_at")?)?,
         updated_at: ts(col(row, "updated_at")?)?,
         sent_at: opt_ts(col(row, "sent_at")?)?,
+        campaign_id: col(row, "campaign_id")?,
         id,
     })
 }
@@ -106,7 +108,7 @@ impl MessageStore for PgStore {
             serde_json::to_string(&m.mentions).map_err(|e| StoreError::Database(e.to_string()))?;
         sqlx::query(&format!(
             "INSERT INTO messages ({MESSAGE_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         ))
         .bind(&m.id)
         .bind(&m.tenant_id)
@@ -124,6 +126,7 @@ impl MessageStore for PgStore {
         .bind(to_millis(m.created_at))
         .bind(to_millis(m.updated_at))
         .bind(m.sent_at.map(to_millis))
+        .bind(&m.campaign_id)
         .execute(&self.pool)
         .await
         .map_err(|e| write_err(e, |_| "a message with this idempotency key".to_string()))?;

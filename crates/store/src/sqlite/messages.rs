@@ -13,7 +13,8 @@ use crate::{
 };
 
 const COLUMNS: &str = "id, tenant_id, wa_id, instance_id, forced, pool, to_jid, body, \
-     mentions_json, menu_json, status, error, idempotency_key, created_at, updated_at, sent_at";
+     mentions_json, menu_json, status, error, idempotency_key, created_at, updated_at, sent_at, \
+     campaign_id";
 
 fn message_from_row(row: &SqliteRow) -> Result<MessageRecord> {
     let id: String = col(row, "id")?;
@@ -43,6 +44,7 @@ fn message_from_row(row: &SqliteRow) -> Result<MessageRecord> {
         created_at: ts(col(row, "created_at")?)?,
         updated_at: ts(col(row, "updated_at")?)?,
         sent_at: opt_ts(col(row, "sent_at")?)?,
+        campaign_id: col(row, "campaign_id")?,
         id,
     })
 }
@@ -138,7 +140,8 @@ async fn insert_rows(conn: &mut sqlx::SqliteConnection, batch: &[Pending]) -> Re
             .push_bind(m.idempotency_key.clone())
             .push_bind(to_millis(m.created_at))
             .push_bind(to_millis(m.updated_at))
-            .push_bind(m.sent_at.map(to_millis));
+            .push_bind(m.sent_at.map(to_millis))
+            .push_bind(m.campaign_id.clone());
     });
     qb.build().execute(conn).await.map_err(db)?;
     Ok(())
@@ -153,7 +156,7 @@ async fn insert_row(conn: &mut sqlx::SqliteConnection, m: &MessageRecord) -> Res
         serde_json::to_string(&m.mentions).map_err(|e| StoreError::Database(e.to_string()))?;
     let menu = m.menu.as_ref().map(|v| v.to_string());
     sqlx::query(&format!(
-        "INSERT INTO messages ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO messages ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
     .bind(&m.id)
     .bind(&m.tenant_id)
@@ -171,6 +174,7 @@ async fn insert_row(conn: &mut sqlx::SqliteConnection, m: &MessageRecord) -> Res
     .bind(to_millis(m.created_at))
     .bind(to_millis(m.updated_at))
     .bind(m.sent_at.map(to_millis))
+    .bind(&m.campaign_id)
     .execute(conn)
     .await
     .map_err(|e| write_err(e, |_| "a message with this idempotency key".to_string()))?;
