@@ -82,3 +82,14 @@ pub fn bearer_token(parts: &Parts, allow_query: bool) -> Option<String> {
     }
     None
 }
+
+/// The `Idempotency-Key` header, if any: 1 to 255 visible ASCII characters (API.md).
+pub fn idempotency_key(headers: &axum::http::HeaderMap) -> crate::error::ApiResult<Option<String>> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    let k = v.to_str().map_err(|_| ApiError::invalid("`Idempotency-Key` must be visible ASCII"))?;
+    let k = k.trim();
+    if k.is_empty() || k.len() > 255 {
+        return Err(ApiError::invalid("`Idempotency-Key` must be 1 to 255 characters"));
+    }
+    Ok(Some(k.to_string()))
+}

@@ -24,7 +24,7 @@ use crate::campaigns::template::Template;
 use crate::campaigns::window::{ScheduleSpec, Window};
 use crate::campaigns::{reported_status, window_of, Action, Outcome, MAX_RECIPIENTS};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::Json;
+use crate::extract::{idempotency_key, Json};
 use crate::ids::new_ordered_id;
 use crate::routes::messages::MAX_TEXT_CHARS;
 use crate::state::AppState;
@@ -230,16 +230,6 @@ fn build(
         idempotency_key: None,
     };
     Ok((campaign, recipients))
-}
-
-fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
-    let k = v.to_str().map_err(|_| ApiError::invalid("`Idempotency-Key` must be visible ASCII"))?;
-    let k = k.trim();
-    if k.is_empty() || k.len() > 255 {
-        return Err(ApiError::invalid("`Idempotency-Key` must be 1 to 255 characters"));
-    }
-    Ok(Some(k.to_string()))
 }
 
 /// The view of `c`, with `instances` (the tenant's) for the capacity and estimate.

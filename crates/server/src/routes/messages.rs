@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Json, Query};
+use crate::extract::{idempotency_key, Json, Query};
 use crate::ids::{new_message_id, new_ordered_id};
 use crate::state::AppState;
 use crate::time::now;
@@ -196,16 +196,6 @@ fn build(tenant_id: &str, body: SendMessage) -> ApiResult<(MessageRecord, Option
         campaign_id: None,
     };
     Ok((rec, pool))
-}
-
-fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
-    let k = v.to_str().map_err(|_| ApiError::invalid("`Idempotency-Key` must be visible ASCII"))?;
-    let k = k.trim();
-    if k.is_empty() || k.len() > 255 {
-        return Err(ApiError::invalid("`Idempotency-Key` must be 1 to 255 characters"));
-    }
-    Ok(Some(k.to_string()))
 }
 
 /// Accepts a message: it is stored before the answer, then sent by the paced queue.
