@@ -106,6 +106,9 @@ impl Application {
                     started_at: crate::time::now(),
                 };
                 tracing::info!(node = %node.id, url = %node.url, lease = ?config.lease, "joining the cluster");
+                if config.advertise_url.is_none() && config.listen.ip().is_unspecified() {
+                    tracing::warn!(url = %node.url, "listening on all addresses without --advertise-url: other nodes cannot reach this node at that URL; set --advertise-url");
+                }
                 Some(Cluster::join(cs, node, config.lease).await.context("joining the cluster")?)
             }
             None => None,

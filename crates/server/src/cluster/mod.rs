@@ -31,6 +31,20 @@ impl Cluster {
         node: NodeInfo,
         ttl: Duration,
     ) -> Result<Arc<Self>, StoreError> {
+        // Two live processes under one id would both renew, and so both run, its numbers.
+        let taken = store.nodes(ttl, ttl).await?.into_iter().any(|n| {
+            n.live
+                && n.id == node.id
+                && n.started_at != bzapper_store::truncate_to_millis(node.started_at)
+        });
+        if taken {
+            return Err(StoreError::Conflict(format!(
+                "a live node already uses the id {}; give this one another --node-id, or wait {} s \
+                 if that node has just died",
+                node.id,
+                ttl.as_secs()
+            )));
+        }
         store.heartbeat(&node, ttl).await?;
         let mut rx = store.listen().await?;
         let (signals, _) = broadcast::channel(256);
@@ -57,5 +71,36 @@ impl Cluster {
 
     pub fn node_id(&self) -> &str {
         &self.node.id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{join, Schema};
+    use super::*;
+
+    #[tokio::test]
+    async fn a_second_live_process_cannot_join_under_the_same_node_id() {
+        let Some(schema) = Schema::new().await else { return };
+        let ttl = Duration::from_secs(15);
+        let (first, _store) = join(&schema, "node-a", ttl).await;
+        let store = schema.store().await;
+        let twin = NodeInfo {
+            id: "node-a".into(),
+            url: "http://elsewhere:8080".into(),
+            started_at: first.node.started_at + chrono::Duration::seconds(1),
+        };
+        let refused = Cluster::join(store.clone(), twin.clone(), ttl).await.err();
+        assert!(
+            matches!(&refused, Some(StoreError::Conflict(m)) if m.contains("node-a")),
+            "{refused:?}"
+        );
+        // Once the first one is gone (here: it left), the id is free again, and the view
+        // shows the new process's start.
+        first.store.leave("node-a").await.unwrap();
+        let second = Cluster::join(store, twin.clone(), ttl).await.unwrap();
+        let nodes = second.store.nodes(ttl, ttl).await.unwrap();
+        assert_eq!(nodes.len(), 1);
+        assert_eq!(nodes[0].started_at, bzapper_store::truncate_to_millis(twin.started_at));
     }
 }

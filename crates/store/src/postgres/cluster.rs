@@ -54,7 +54,8 @@ impl ClusterStore for PgStore {
         sqlx::query(
             "INSERT INTO nodes (id, url, started_at, heartbeat_at) \
              VALUES ($1, $2, $3, bz_now_ms()) \
-             ON CONFLICT (id) DO UPDATE SET url = excluded.url, heartbeat_at = excluded.heartbeat_at",
+             ON CONFLICT (id) DO UPDATE SET url = excluded.url, started_at = excluded.started_at, \
+             heartbeat_at = excluded.heartbeat_at",
         )
         .bind(&node.id)
         .bind(&node.url)
