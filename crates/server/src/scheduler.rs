@@ -144,30 +144,19 @@ impl Scheduler {
             tokio::spawn(async move { me.run().await });
             return Ok(());
         }
-        for mut m in self.store.pending_messages().await? {
-            let mut hold_for = None;
-            if m.status == MessageStatus::Sending {
-                // In doubt: it may have gone out before the crash. It goes out again only from
-                // the same number, with the same WhatsApp id, which WhatsApp accepts once.
-                hold_for = m.instance_id.clone();
-                m.status = MessageStatus::Queued;
-                self.store
-                    .update_message(
-                        &m.id,
-                        &update(MessageStatus::Queued, m.instance_id.clone(), None),
-                    )
-                    .await?;
-            }
-            self.enqueue_record(m, hold_for);
+        for m in self.store.pending_messages().await? {
+            self.enqueue_pending(m).await?;
         }
         let me = self.clone();
         tokio::spawn(async move { me.run().await });
         Ok(())
     }
 
-    /// Takes a held-in-doubt or forced message (`sending` when its node stopped) as
-    /// `start` does after a crash: it goes out again only from its number, with its id.
-    pub(crate) async fn enqueue_claimed(&self, mut m: MessageRecord) -> Result<(), StoreError> {
+    /// Queues a stored pending message: one loaded at start, or claimed from the shared
+    /// queue. One found `sending` is in doubt (it may have gone out before a crash or before
+    /// its node died): it goes out again only from the same number, with the same WhatsApp
+    /// id, which WhatsApp accepts once.
+    pub(crate) async fn enqueue_pending(&self, mut m: MessageRecord) -> Result<(), StoreError> {
         let mut hold_for = None;
         if m.status == MessageStatus::Sending {
             hold_for = m.instance_id.clone();

@@ -78,7 +78,7 @@ impl Scheduler {
             .claim_messages(cluster.node_id(), cluster.ttl, &held, &pools, limit)
             .await?;
         for m in claimed {
-            self.enqueue_claimed(m).await?;
+            self.enqueue_pending(m).await?;
         }
         Ok(())
     }
