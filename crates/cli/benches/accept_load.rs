@@ -5,9 +5,7 @@
 //! `BZAPPER_BENCH_CONCURRENCY`, default 64). It runs the release `bzapper serve --sim` as a
 //! child process; this process is the load generator, sharing the same 2 cores.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -55,46 +53,9 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for w in 0..concurrency {
-        let (http, base, key, stop) = (http.clone(), base.clone(), key.clone(), stop.clone());
-        workers.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0u64;
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let t = Instant::now();
-                let res = http
-                    .post(format!("{base}/v1/messages"))
-                    .bearer_auth(&key)
-                    .json(&json!({"to": format!("+5511{:09}", 100_000_000 + w as u64 * 1_000_000 + i), "text": "load test"}))
-                    .send()
-                    .await;
-                match res {
-                    Ok(r) if r.status().as_u16() == 202 => {
-                        let _ = r.bytes().await;
-                        lat.push(t.elapsed());
-                    }
-                    _ => errors += 1,
-                }
-                i += 1;
-            }
-            (lat, errors)
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs(secs)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut lat = Vec::new();
-    let mut errors = 0;
-    for w in workers {
-        let (l, e) = w.await.unwrap();
-        lat.extend(l);
-        errors += e;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    lat.sort();
+    let run =
+        support::send_load(&http, &[format!("{base}/v1/messages")], &key, concurrency, secs).await;
+    let (lat, errors, elapsed) = (run.latencies, run.errors, run.secs);
     let pct =
         |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
     println!(

@@ -11,8 +11,6 @@
 //! machine's cores.
 
 use std::process::{Child, Command};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -121,49 +119,11 @@ async fn run(base_db: &str, nodes: usize, secs: u64, concurrency: usize) -> Figu
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for w in 0..concurrency {
-        let (http, key, stop) = (http.clone(), key.clone(), stop.clone());
-        let url = format!("{}/v1/messages", bases[w % nodes]);
-        workers.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0u64;
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let t = Instant::now();
-                let to = format!("+5511{:09}", 100_000_000 + w as u64 * 1_000_000 + i);
-                let res = http
-                    .post(&url)
-                    .bearer_auth(&key)
-                    .json(&json!({"to": to, "text": "load test"}))
-                    .send()
-                    .await;
-                match res {
-                    Ok(r) if r.status().as_u16() == 202 => {
-                        let _ = r.bytes().await;
-                        lat.push(t.elapsed().as_secs_f64() * 1000.0);
-                    }
-                    _ => errors += 1,
-                }
-                i += 1;
-            }
-            (lat, errors)
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs(secs)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut lat_ms = Vec::new();
-    let mut errors = 0;
-    for w in workers {
-        let (l, e) = w.await.unwrap();
-        lat_ms.extend(l);
-        errors += e;
-    }
-    let secs = started.elapsed().as_secs_f64();
-    assert!(!lat_ms.is_empty(), "{nodes} node(s): nothing was accepted ({errors} errors)");
-    lat_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let urls: Vec<String> = bases.iter().map(|b| format!("{b}/v1/messages")).collect();
+    let run = support::send_load(&http, &urls, &key, concurrency, secs).await;
+    let (errors, secs) = (run.errors, run.secs);
+    assert!(!run.latencies.is_empty(), "{nodes} node(s): nothing was accepted ({errors} errors)");
+    let lat_ms: Vec<f64> = run.latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
     drop(procs);
     drop(schema);
     Figures { nodes, accepted: lat_ms.len(), errors, secs, lat_ms }

@@ -145,3 +145,68 @@ impl Drop for PgSchema {
         }
     }
 }
+
+/// What a load run measured: the latency of each accepted send, sorted; calls that were not
+/// accepted; and how long the run took, in seconds.
+pub struct LoadRun {
+    pub latencies: Vec<std::time::Duration>,
+    pub errors: u64,
+    pub secs: f64,
+}
+
+/// `concurrency` workers post sends to distinct recipients, worker `w` to `urls[w % len]`
+/// (`…/v1/messages`), for `secs` seconds; a send counts when it gets a 202.
+pub async fn send_load(
+    http: &reqwest::Client,
+    urls: &[String],
+    key: &str,
+    concurrency: usize,
+    secs: u64,
+) -> LoadRun {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..concurrency {
+        let (http, key, stop) = (http.clone(), key.to_string(), stop.clone());
+        let url = urls[w % urls.len()].clone();
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0u64;
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let to = format!("+5511{:09}", 100_000_000 + w as u64 * 1_000_000 + i);
+                let res = http
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .json(&serde_json::json!({"to": to, "text": "load test"}))
+                    .send()
+                    .await;
+                match res {
+                    Ok(r) if r.status().as_u16() == 202 => {
+                        let _ = r.bytes().await;
+                        lat.push(t.elapsed());
+                    }
+                    _ => errors += 1,
+                }
+                i += 1;
+            }
+            (lat, errors)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut run = LoadRun { latencies: Vec::new(), errors: 0, secs: 0.0 };
+    for w in workers {
+        let (l, e) = w.await.expect("a load worker panicked");
+        run.latencies.extend(l);
+        run.errors += e;
+    }
+    run.secs = started.elapsed().as_secs_f64();
+    run.latencies.sort();
+    run
+}
