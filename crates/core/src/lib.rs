@@ -2,6 +2,7 @@
 //! validation rules of the public API. Nothing here performs I/O; clocks and randomness are
 //! passed in by the caller so that every rule can be tested without a network or a timer.
 
+pub mod content;
 pub mod instance;
 pub mod jid;
 pub mod limits;
@@ -12,6 +13,7 @@ pub mod sending;
 pub mod validate;
 pub mod warming;
 
+pub use content::{ContactCard, Location, MediaKind};
 pub use instance::{InstanceState, Reason, Status, Transition, TransitionError, Trigger};
 pub use jid::{Jid, JidError, Phone, Server};
 pub use limits::{Limits, LimitsError, LimitsPatch};

@@ -7,10 +7,12 @@
 //! never decides the instance's status: the server feeds the events through the state machine
 //! of `bzapper_core`.
 
+pub mod content;
 pub mod memory;
 pub mod sim;
 pub mod whatsapp;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -18,6 +20,11 @@ use bzapper_core::{Jid, Phone, ProxyUrl};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+
+pub use content::{
+    ContactStatus, GroupInfo, GroupParticipant, GroupSummary, InboundContent, InboundMedia,
+    MessageRef, OutgoingContent, OutgoingMedia, OutgoingMessage,
+};
 
 /// Where a driver keeps one number's protocol state. Values are opaque to the server, which
 /// seals each one (instance id as associated data) before it reaches the disk.
@@ -109,12 +116,26 @@ pub trait Driver: Send + Sync + 'static {
 /// A running number.
 #[async_trait]
 pub trait Connection: Send + Sync + 'static {
-    /// Sends a text. `Ok` means the server accepted it (server ack), not that it was delivered.
-    async fn send_text(&self, msg: OutgoingText) -> Result<SendAck, DriverError>;
-    /// Shows `composing` or `paused` to the recipient.
+    /// Sends a message of any kind. `Ok` means the server accepted it (server ack), not that
+    /// it was delivered. A media file is uploaded first.
+    async fn send(&self, msg: OutgoingMessage) -> Result<SendAck, DriverError>;
+    /// Sends a text.
+    async fn send_text(&self, msg: OutgoingText) -> Result<SendAck, DriverError> {
+        self.send(msg.into()).await
+    }
+    /// Shows `composing`, `recording` or `paused` to the recipient.
     async fn set_chat_state(&self, to: &Jid, state: ChatState) -> Result<(), DriverError>;
     /// Asks for an 8-character pairing code to type on the phone (instead of a QR scan).
     async fn pair_code(&self, phone: &Phone) -> Result<PairCode, DriverError>;
+    /// Downloads and decrypts a media file a contact sent into `dest` (created or
+    /// truncated), returning its size.
+    async fn download_media(&self, media: &InboundMedia, dest: &Path) -> Result<u64, DriverError>;
+    /// The groups this number is in.
+    async fn groups(&self) -> Result<Vec<GroupSummary>, DriverError>;
+    /// One group with its participants; [`DriverError::NotFound`] when the number is not in it.
+    async fn group(&self, jid: &Jid) -> Result<GroupInfo, DriverError>;
+    /// Which of `phones` have a WhatsApp account, in the order given.
+    async fn check_contacts(&self, phones: &[Phone]) -> Result<Vec<ContactStatus>, DriverError>;
     /// Unlinks the device from the account and wipes its session. The connection ends.
     async fn logout(&self) -> Result<(), DriverError>;
     /// Closes the connection and keeps the session. Idempotent.
@@ -180,9 +201,16 @@ pub struct InboundMessage {
     /// The other address of the sender when the network gave both (phone JID ↔ LID).
     pub sender_alt: Option<Jid>,
     pub push_name: Option<String>,
+    /// The text, or the caption of a media file (empty when there is none).
     pub text: String,
     /// JIDs mentioned in the message (as the network addressed them).
     pub mentions: Vec<Jid>,
+    /// A media file, location, contact card or reaction.
+    #[serde(default)]
+    pub content: InboundContent,
+    /// The WhatsApp id of the message this one quotes.
+    #[serde(default)]
+    pub reply_to: Option<String>,
     pub at: DateTime<Utc>,
 }
 
@@ -196,6 +224,18 @@ pub struct OutgoingText {
     pub mentions: Vec<Jid>,
 }
 
+impl From<OutgoingText> for OutgoingMessage {
+    fn from(t: OutgoingText) -> Self {
+        OutgoingMessage {
+            id: t.id,
+            to: t.to,
+            content: OutgoingContent::Text { text: t.text },
+            mentions: t.mentions,
+            reply_to: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SendAck {
     pub id: String,
@@ -206,6 +246,8 @@ pub struct SendAck {
 #[serde(rename_all = "snake_case")]
 pub enum ChatState {
     Composing,
+    /// Recording a voice note.
+    Recording,
     Paused,
 }
 
@@ -227,4 +269,8 @@ pub enum DriverError {
     Transport(String),
     #[error("{0}")]
     Session(String),
+    /// What was asked for does not exist on the network (a group the number is not in, a
+    /// media file that expired).
+    #[error("{0}")]
+    NotFound(String),
 }

@@ -66,6 +66,8 @@ mod tests {
 
     fn msg(sender: &str, mentions: &[&str]) -> InboundMessage {
         InboundMessage {
+            content: Default::default(),
+            reply_to: None,
             id: "3EB0AA".into(),
             chat: j(sender),
             sender: j(sender),

@@ -299,6 +299,7 @@ pub(crate) fn message(id: &str, tenant_id: &str, key: Option<&str>) -> MessageRe
         updated_at: at,
         sent_at: None,
         campaign_id: None,
+        content: None,
     }
 }
 
@@ -1106,6 +1107,7 @@ async fn campaign_messages_are_counted_and_queued_ones_failed_on_cancel(h: &Harn
     s.create_campaign(&campaign("c1", "t1", 4), &recipients(4)).await.unwrap();
     let in_campaign = |i: u32| MessageRecord {
         campaign_id: Some("c1".into()),
+        content: None,
         ..message(&format!("m{i}"), "t1", Some(&format!("campaign:c1:{i}")))
     };
     for i in 0..4 {

@@ -158,6 +158,9 @@ pub struct MessageRecord {
     pub sent_at: Option<DateTime<Utc>>,
     /// The campaign this message is one recipient's share of, if any.
     pub campaign_id: Option<String>,
+    /// What the message carries besides `body` (a media file, a location, a contact card, a
+    /// reaction, the message it quotes), as the server's JSON; `None` for a plain text.
+    pub content: Option<serde_json::Value>,
 }
 
 /// Which messages `list_messages` returns, newest first.

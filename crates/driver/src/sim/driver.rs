@@ -164,6 +164,36 @@ fn driver_error(e: SimError) -> DriverError {
 
 #[async_trait]
 impl Connection for SimConnection {
+    async fn send(&self, msg: crate::OutgoingMessage) -> Result<SendAck, DriverError> {
+        let crate::OutgoingContent::Text { text } = msg.content else {
+            return Err(DriverError::Rejected("not built yet".into()));
+        };
+        self.send_text(OutgoingText { id: msg.id, to: msg.to, text, mentions: msg.mentions }).await
+    }
+
+    async fn download_media(
+        &self,
+        _media: &crate::InboundMedia,
+        _dest: &std::path::Path,
+    ) -> Result<u64, DriverError> {
+        Err(DriverError::Rejected("not built yet".into()))
+    }
+
+    async fn groups(&self) -> Result<Vec<crate::GroupSummary>, DriverError> {
+        Err(DriverError::Rejected("not built yet".into()))
+    }
+
+    async fn group(&self, _jid: &Jid) -> Result<crate::GroupInfo, DriverError> {
+        Err(DriverError::Rejected("not built yet".into()))
+    }
+
+    async fn check_contacts(
+        &self,
+        _phones: &[Phone],
+    ) -> Result<Vec<crate::ContactStatus>, DriverError> {
+        Err(DriverError::Rejected("not built yet".into()))
+    }
+
     async fn send_text(&self, msg: OutgoingText) -> Result<SendAck, DriverError> {
         if self.stopped() {
             return Err(DriverError::NotConnected);

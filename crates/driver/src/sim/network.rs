@@ -512,6 +512,8 @@ impl SimNetwork {
         let tail = &digits[digits.len().saturating_sub(4)..];
         let id = message_id();
         let message = InboundMessage {
+            content: Default::default(),
+            reply_to: None,
             id: id.clone(),
             chat,
             sender,

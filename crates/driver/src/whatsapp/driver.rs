@@ -264,6 +264,36 @@ pub(crate) fn text_message(text: &str, mentions: &[Jid]) -> wa::Message {
 
 #[async_trait]
 impl Connection for WhatsAppConnection {
+    async fn send(&self, msg: crate::OutgoingMessage) -> Result<SendAck, DriverError> {
+        let crate::OutgoingContent::Text { text } = msg.content else {
+            return Err(DriverError::Rejected("not built yet".into()));
+        };
+        self.send_text(OutgoingText { id: msg.id, to: msg.to, text, mentions: msg.mentions }).await
+    }
+
+    async fn download_media(
+        &self,
+        _media: &crate::InboundMedia,
+        _dest: &std::path::Path,
+    ) -> Result<u64, DriverError> {
+        Err(DriverError::Rejected("not built yet".into()))
+    }
+
+    async fn groups(&self) -> Result<Vec<crate::GroupSummary>, DriverError> {
+        Err(DriverError::Rejected("not built yet".into()))
+    }
+
+    async fn group(&self, _jid: &Jid) -> Result<crate::GroupInfo, DriverError> {
+        Err(DriverError::Rejected("not built yet".into()))
+    }
+
+    async fn check_contacts(
+        &self,
+        _phones: &[Phone],
+    ) -> Result<Vec<crate::ContactStatus>, DriverError> {
+        Err(DriverError::Rejected("not built yet".into()))
+    }
+
     async fn send_text(&self, msg: OutgoingText) -> Result<SendAck, DriverError> {
         let client = self.connected_client()?;
         let to = wa_jid(&msg.to)?;
@@ -298,6 +328,7 @@ impl Connection for WhatsAppConnection {
         let chatstate = client.chatstate();
         let sent = match state {
             ChatState::Composing => chatstate.send_composing(&to).await,
+            ChatState::Recording => chatstate.send_recording(&to).await,
             ChatState::Paused => chatstate.send_paused(&to).await,
         };
         sent.map_err(|e| DriverError::Transport(e.to_string()))

@@ -182,6 +182,8 @@ fn inbound(
         .and_then(|j| convert_jid(&j.to_string()))
         .map(|j| j.to_non_device());
     Some(InboundMessage {
+        content: Default::default(),
+        reply_to: None,
         id: info.id.to_string(),
         chat,
         sender,

@@ -250,6 +250,7 @@ impl Runner {
                 updated_at: at,
                 sent_at: None,
                 campaign_id: Some(c.id.clone()),
+                content: None,
             };
             match self.c.store.insert_message(&m).await {
                 Ok(()) if status == MessageStatus::Queued => self.c.scheduler.accept(m).await,

@@ -194,6 +194,7 @@ fn build(tenant_id: &str, body: SendMessage) -> ApiResult<(MessageRecord, Option
         updated_at: at,
         sent_at: None,
         campaign_id: None,
+        content: None,
     };
     Ok((rec, pool))
 }

@@ -274,6 +274,7 @@ fn outbox_item(e: OutboxEntry) -> OutboxItem {
         OutboxEntry::Presence { presence, to, at } => OutboxItem::Presence {
             presence: match presence {
                 ChatState::Composing => "composing".into(),
+                ChatState::Recording => "recording".into(),
                 ChatState::Paused => "paused".into(),
             },
             to: to.to_string(),

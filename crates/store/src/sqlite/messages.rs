@@ -45,6 +45,7 @@ fn message_from_row(row: &SqliteRow) -> Result<MessageRecord> {
         updated_at: ts(col(row, "updated_at")?)?,
         sent_at: opt_ts(col(row, "sent_at")?)?,
         campaign_id: col(row, "campaign_id")?,
+        content: None,
         id,
     })
 }
