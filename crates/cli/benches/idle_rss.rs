@@ -5,7 +5,7 @@
 //! It runs the release `bzapper serve --sim` as a child process and reads its VmRSS/VmHWM.
 
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
@@ -18,19 +18,6 @@ const ADMIN: &str = "bench-admin-token-0123456789";
 
 fn spawn(data: &Path) -> (Child, String) {
     support::serve_sim(data, ADMIN)
-}
-
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 async fn connected(http: &reqwest::Client, base: &str, key: &str) -> usize {
@@ -62,7 +49,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, base) = spawn(dir.path());
     let http = reqwest::Client::new();
-    let (idle0, _) = rss_kib(child.id());
+    let (idle0, _) = support::rss_kib(child.id());
 
     let t: Value = http
         .post(format!("{base}/v1/tenants"))
@@ -108,17 +95,17 @@ async fn main() {
     wait_all(&http, &base, &key, n).await;
     let link_time = started.elapsed();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let (idle, peak) = rss_kib(child.id());
+    let (idle, peak) = support::rss_kib(child.id());
 
     // Restart on the same data dir: every number comes back by itself.
-    terminate(&mut child);
+    support::terminate(&mut child);
     let restarted = Instant::now();
     let (mut child, base) = spawn(dir.path());
     wait_all(&http, &base, &key, n).await;
     let resume = restarted.elapsed();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let (idle_after, _) = rss_kib(child.id());
-    terminate(&mut child);
+    let (idle_after, _) = support::rss_kib(child.id());
+    support::terminate(&mut child);
 
     println!("instances:                     {n}");
     println!("RSS empty gateway:             {:.1} MiB", idle0 as f64 / 1024.0);
@@ -134,10 +121,4 @@ async fn main() {
     );
     println!("restart (process start) → all connected again: {:.2} s", resume.as_secs_f64());
     println!("RSS idle after restart:        {:.1} MiB", idle_after as f64 / 1024.0);
-}
-
-/// Stops the child with SIGTERM (a graceful shutdown) and waits for it.
-fn terminate(child: &mut Child) {
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    let _ = child.wait();
 }

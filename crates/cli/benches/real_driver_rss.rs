@@ -11,7 +11,7 @@
 //! number is resumed from its stored session), let it settle, then read VmRSS/VmHWM.
 
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,19 +23,6 @@ use serde_json::{json, Value};
 mod support;
 
 const ADMIN: &str = "bench-admin-token-0123456789";
-
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
 
 /// Accepts every connection and holds it open without a byte in answer.
 async fn silent_listener(accepted: Arc<AtomicU64>) -> String {
@@ -66,11 +53,6 @@ async fn count_status(http: &reqwest::Client, base: &str, key: &str, status: &st
 
 fn spawn(data: &Path, ws_url: &str) -> (Child, String) {
     support::serve_real(data, ADMIN, ws_url)
-}
-
-fn terminate(child: &mut Child) {
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    let _ = child.wait();
 }
 
 #[tokio::main]
@@ -113,12 +95,12 @@ async fn main() {
     let create_time = created.elapsed();
     // Let every client build its device and dial once before stopping.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    terminate(&mut child);
+    support::terminate(&mut child);
 
     let before = accepted.load(Ordering::Relaxed);
     let restarted = Instant::now();
     let (mut child, base) = spawn(dir.path(), &ws_url);
-    let (empty_like, _) = rss_kib(child.id());
+    let (empty_like, _) = support::rss_kib(child.id());
     // Every number resumes and dials the listener again.
     while accepted.load(Ordering::Relaxed) < before + n as u64 {
         assert!(restarted.elapsed() < Duration::from_secs(120), "numbers did not all dial");
@@ -126,17 +108,17 @@ async fn main() {
     }
     let all_dialing = restarted.elapsed();
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let (idle, peak) = rss_kib(child.id());
+    let (idle, peak) = support::rss_kib(child.id());
     let connecting = count_status(&http, &base, &key, "connecting").await;
     let qr_pending = count_status(&http, &base, &key, "qr_pending").await;
-    terminate(&mut child);
+    support::terminate(&mut child);
 
     // The same gateway with no numbers, for the baseline.
     let empty = tempfile::tempdir().unwrap();
     let (mut bare, _) = spawn(empty.path(), &ws_url);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (baseline, _) = rss_kib(bare.id());
-    terminate(&mut bare);
+    let (baseline, _) = support::rss_kib(bare.id());
+    support::terminate(&mut bare);
 
     println!("numbers (real driver):          {n}");
     println!("create {n} numbers (device keys minted, sealed): {:.2} s", create_time.as_secs_f64());

@@ -109,6 +109,15 @@ struct ServeArgs {
     /// move to the others after this long.
     #[arg(long, env = "BZAPPER_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
     lease_seconds: u64,
+    /// Largest media file (upload or fetched URL), in MiB.
+    #[arg(long, env = "BZAPPER_MEDIA_MAX_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    media_max_mb: u64,
+    /// Hours stored media files and cached inbound media are kept.
+    #[arg(long, env = "BZAPPER_MEDIA_RETENTION_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
+    media_retention_hours: u64,
+    /// Seconds a media URL download may take, from the request to the last byte.
+    #[arg(long, env = "BZAPPER_MEDIA_FETCH_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    media_fetch_timeout_secs: u64,
     /// In-process simulator: seconds the first QR code lasts.
     #[arg(long, env = "BZAPPER_SIM_QR_FIRST_SECS", default_value_t = 60)]
     sim_qr_first_secs: u64,
@@ -203,6 +212,9 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     config.node_id = a.node_id;
     config.advertise_url = a.advertise_url;
     config.lease = Duration::from_secs(a.lease_seconds);
+    config.media_max_bytes = a.media_max_mb * 1024 * 1024;
+    config.media_retention = Duration::from_secs(a.media_retention_hours * 3600);
+    config.media_fetch_timeout = Duration::from_secs(a.media_fetch_timeout_secs);
     let app = Application::build(config).await.context("the gateway could not start")?;
     println!("bZapper listening on http://{}", app.local_addr());
     match app.admin_token_source() {

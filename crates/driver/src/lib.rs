@@ -143,6 +143,9 @@ pub trait Connection: Send + Sync + 'static {
 }
 
 /// Everything a driver reports about a number.
+// A message is by far the largest event and also by far the most frequent one: boxing it
+// would add an allocation to the common case to shrink the rare ones.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum DriverEvent {

@@ -51,6 +51,12 @@ pub struct Config {
     pub advertise_url: Option<String>,
     /// How long a node's hold on a number lasts without renewal (failover time).
     pub lease: Duration,
+    /// The largest media file (uploads and fetched URLs), in bytes.
+    pub media_max_bytes: u64,
+    /// How long stored media files and cached inbound media are kept.
+    pub media_retention: Duration,
+    /// The longest a media URL download may take.
+    pub media_fetch_timeout: Duration,
     /// The time of day campaign schedule windows go by; `None` is the wall clock (tests set
     /// a [`crate::campaigns::FakeClock`]).
     pub campaign_clock: Option<std::sync::Arc<dyn crate::campaigns::Clock>>,
@@ -78,6 +84,9 @@ impl Config {
             advertise_url: None,
             lease: Duration::from_secs(15),
             campaign_clock: None,
+            media_max_bytes: 64 * 1024 * 1024,
+            media_retention: Duration::from_secs(24 * 3600),
+            media_fetch_timeout: Duration::from_secs(60),
         }
     }
 

@@ -2,7 +2,7 @@
 //! whose addresses the caller has already resolved (LID ↔ phone).
 
 use bzapper_core::Jid;
-use bzapper_driver::InboundMessage;
+use bzapper_driver::{InboundContent, InboundMessage};
 use serde_json::{json, Value};
 
 /// The addresses of an inbound message after LID normalisation.
@@ -56,6 +56,53 @@ pub fn message_received_data(
     data
 }
 
+/// Adds to `message.received` data what the message carries besides text: `kind` always;
+/// `media` (with `url`, the gateway link `media_url` it is fetched from) and `caption` for a
+/// media file; `location`; `contact`; `reaction` on a message; `reply_to` for a quote. A
+/// `gateway_message_id` names the quoted or reacted-to message when this number sent it.
+pub fn rich_fields(data: &mut Value, m: &InboundMessage, media_url: &str, quoted: Option<String>) {
+    let kind = match &m.content {
+        InboundContent::Text => "text",
+        InboundContent::Media(media) => {
+            data["media"] = json!({
+                "kind": media.media_kind.as_str(),
+                "mime": media.mime,
+                "size": media.size,
+                "file_name": media.file_name,
+                "voice": media.voice,
+                "url": media_url,
+            });
+            data["media_url"] = json!(media_url);
+            data["caption"] = json!(m.text);
+            media.media_kind.as_str()
+        }
+        InboundContent::Location(l) => {
+            data["location"] = json!(l);
+            "location"
+        }
+        InboundContent::Contact(c) => {
+            data["contact"] = json!({"display_name": c.display_name, "vcard": c.vcard});
+            "contact"
+        }
+        InboundContent::Reaction { target_id, emoji } => {
+            data["reaction"] = json!({
+                "message_id": target_id,
+                "emoji": emoji,
+                "gateway_message_id": quoted.clone(),
+            });
+            "reaction"
+        }
+    };
+    data["kind"] = json!(kind);
+    if let Some(q) = &m.reply_to {
+        let gateway_id = match m.content {
+            InboundContent::Reaction { .. } => None,
+            _ => quoted,
+        };
+        data["reply_to"] = json!({"message_id": q, "gateway_message_id": gateway_id});
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +124,53 @@ mod tests {
             mentions: mentions.iter().map(|m| j(m)).collect(),
             at: chrono::Utc::now(),
         }
+    }
+
+    #[test]
+    fn media_locations_reactions_and_quotes_are_reported_with_their_data() {
+        let mut m = msg("5511988887777@s.whatsapp.net", &[]);
+        m.text = "the invoice".into();
+        m.reply_to = Some("3EB0Q".into());
+        m.content = InboundContent::Media(bzapper_driver::InboundMedia {
+            media_kind: bzapper_core::MediaKind::Document,
+            mime: "application/pdf".into(),
+            size: 2048,
+            file_name: Some("inv.pdf".into()),
+            voice: false,
+            handle: serde_json::json!({"k": 1}),
+        });
+        let mut data = json!({});
+        rich_fields(&mut data, &m, "http://gw/v1/instances/i/media/3EB0AA", Some("msg_1".into()));
+        assert_eq!(data["kind"], "document");
+        assert_eq!(data["media"]["mime"], "application/pdf");
+        assert_eq!(data["media"]["size"], 2048);
+        assert_eq!(data["media_url"], "http://gw/v1/instances/i/media/3EB0AA");
+        assert_eq!(data["caption"], "the invoice");
+        assert_eq!(data["reply_to"]["message_id"], "3EB0Q");
+        assert_eq!(data["reply_to"]["gateway_message_id"], "msg_1");
+        // The driver's download handle never leaves the gateway.
+        assert!(!data.to_string().contains("\"k\""));
+
+        m.reply_to = None;
+        m.content = InboundContent::Reaction { target_id: "3EB0R".into(), emoji: "👍".into() };
+        let mut data = json!({});
+        rich_fields(&mut data, &m, "x", None);
+        assert_eq!(data["kind"], "reaction");
+        assert_eq!(data["reaction"]["message_id"], "3EB0R");
+        assert_eq!(data["reaction"]["emoji"], "👍");
+        assert!(data.get("reply_to").is_none());
+
+        m.content = InboundContent::Location(bzapper_core::Location {
+            latitude: -23.5,
+            longitude: -46.6,
+            name: Some("Office".into()),
+            address: None,
+        });
+        let mut data = json!({});
+        rich_fields(&mut data, &m, "x", None);
+        assert_eq!(data["kind"], "location");
+        assert_eq!(data["location"]["latitude"], -23.5);
+        assert!(data.get("media_url").is_none());
     }
 
     #[test]

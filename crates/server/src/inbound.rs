@@ -13,12 +13,12 @@ use std::sync::{Arc, LazyLock};
 
 use bzapper_core::menu::{Menu, MenuOption, MAX_OPTIONS};
 use bzapper_core::Jid;
-use bzapper_driver::InboundMessage;
-use bzapper_store::{Store, StoreError};
+use bzapper_driver::{InboundContent, InboundMessage};
+use bzapper_store::{InboundRecord, Store, StoreError};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::events::{message_received_data, Resolved};
+use crate::events::{message_received_data, rich_fields, Resolved};
 use crate::recorder::Recorder;
 
 /// Tasks resolving inbound messages; a number always goes to the same one.
@@ -36,18 +36,29 @@ pub struct InboundJob {
 /// Resolves and records inbound messages, in order per number, off the caller's task.
 pub struct Inbound {
     shards: Vec<mpsc::UnboundedSender<InboundJob>>,
+    public_url: PublicUrl,
 }
+
+/// The gateway's own URL (`http://host:port`), known once the listener is bound; media links
+/// in events are absolute when it is set, paths otherwise.
+pub type PublicUrl = Arc<std::sync::OnceLock<String>>;
 
 impl Inbound {
     pub fn spawn(store: Arc<dyn Store>, recorder: Arc<Recorder>) -> Self {
+        let public_url = PublicUrl::default();
         let shards = (0..SHARDS)
             .map(|_| {
                 let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(run(store.clone(), recorder.clone(), rx));
+                tokio::spawn(run(store.clone(), recorder.clone(), public_url.clone(), rx));
                 tx
             })
             .collect();
-        Inbound { shards }
+        Inbound { shards, public_url }
+    }
+
+    /// Sets the URL media links start with.
+    pub fn set_public_url(&self, url: &str) {
+        let _ = self.public_url.set(url.trim_end_matches('/').to_string());
     }
 
     /// Hands the message over and returns at once.
@@ -64,12 +75,24 @@ impl Inbound {
 async fn run(
     store: Arc<dyn Store>,
     recorder: Arc<Recorder>,
+    public_url: PublicUrl,
     mut rx: mpsc::UnboundedReceiver<InboundJob>,
 ) {
     while let Some(job) = rx.recv().await {
         let own = (job.own.0.as_deref(), job.own.1.as_deref());
+        if let Err(e) = index(store.as_ref(), &job).await {
+            tracing::warn!(instance = %job.instance_id, error = %e, "indexing an inbound message failed");
+        }
         match received_data(store.as_ref(), &job.instance_id, own, &job.message).await {
-            Ok(data) => {
+            Ok(mut data) => {
+                let base = public_url.get().map(String::as_str).unwrap_or("");
+                let link = format!(
+                    "{base}/v1/instances/{}/media/{}",
+                    job.instance_id,
+                    percent_encoding::utf8_percent_encode(&job.message.id, PATH_SEGMENT)
+                );
+                let quoted = quoted_gateway_id(store.as_ref(), &job).await;
+                rich_fields(&mut data, &job.message, &link, quoted);
                 // Queued in order; the recorder logs a write that fails.
                 let queued = recorder
                     .submit(&job.tenant_id, Some(&job.instance_id), "message.received", data)
@@ -81,6 +104,51 @@ async fn run(
             ),
         }
     }
+}
+
+/// Characters escaped in a URL path segment (a WhatsApp id is usually plain hex).
+const PATH_SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
+
+/// The longest text kept in the index (a quote's preview needs only its start).
+const INDEXED_TEXT_CHARS: usize = 1024;
+
+/// Keeps the message findable by id: a reply or reaction may name it, its media may be
+/// fetched. A reaction is not indexed (nothing quotes a reaction).
+async fn index(store: &dyn Store, job: &InboundJob) -> Result<(), StoreError> {
+    let m = &job.message;
+    let (kind, media) = match &m.content {
+        InboundContent::Reaction { .. } => return Ok(()),
+        InboundContent::Text => ("text", None),
+        InboundContent::Media(media) => {
+            (media.media_kind.as_str(), serde_json::to_value(media).ok())
+        }
+        InboundContent::Location(_) => ("location", None),
+        InboundContent::Contact(_) => ("contact", None),
+    };
+    store
+        .record_inbound(&InboundRecord {
+            tenant_id: job.tenant_id.clone(),
+            instance_id: job.instance_id.clone(),
+            wa_id: m.id.clone(),
+            chat: m.chat.to_string(),
+            sender: m.sender.to_string(),
+            text: m.text.chars().take(INDEXED_TEXT_CHARS).collect(),
+            kind: kind.to_string(),
+            media,
+            received_at: m.at,
+        })
+        .await
+}
+
+/// The gateway id of the message this one quotes or reacts to, when this number sent it.
+async fn quoted_gateway_id(store: &dyn Store, job: &InboundJob) -> Option<String> {
+    let target = match (&job.message.content, &job.message.reply_to) {
+        (InboundContent::Reaction { target_id, .. }, _) => target_id,
+        (_, Some(q)) => q,
+        _ => return None,
+    };
+    store.find_message_by_wa_id(&job.instance_id, target).await.ok().flatten().map(|m| m.id)
 }
 
 async fn phone_of(store: &dyn Store, j: &Jid) -> Result<Option<Jid>, StoreError> {

@@ -9,6 +9,7 @@ use crate::routes::{
     alerts, campaigns, cluster, events, health, instances, messages, metrics, not_implemented,
     pools, sim, tenants, webhooks,
 };
+use crate::routes::{contacts, groups, inbound_media, media};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,15 +23,18 @@ use crate::routes::{
         instances::pair_code,
         pools::list, pools::put,
         messages::send, messages::get, messages::list,
+        inbound_media::get, groups::list, groups::get, contacts::check,
         campaigns::create, campaigns::list, campaigns::get_one, campaigns::pause,
         campaigns::resume, campaigns::cancel,
         events::stream,
         webhooks::create, webhooks::list, webhooks::get, webhooks::delete,
         webhooks::deliveries, webhooks::retry,
         alerts::put, alerts::get, alerts::delete,
+        media::upload, media::get, media::content, media::delete,
         metrics::prometheus, metrics::tenant,
         not_implemented::forward, not_implemented::labels, not_implemented::calls,
         sim::scan, sim::drop_connection, sim::inbound, sim::outbox, sim::restrict,
+        sim::create_group, sim::set_contact,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -44,6 +48,9 @@ use crate::routes::{
         (name = "events", description = "Server-Sent Events"),
         (name = "webhooks", description = "Signed, durable event deliveries"),
         (name = "alerts", description = "A human message when a number drops"),
+        (name = "groups", description = "A number's groups and their participants"),
+        (name = "contacts", description = "Which phone numbers are on WhatsApp"),
+        (name = "media", description = "Media files: uploaded once, streamed, kept for the retention"),
         (name = "metrics", description = "Prometheus and per-tenant figures"),
         (name = "sim", description = "Simulated network control (admin token, --sim only)"),
     )

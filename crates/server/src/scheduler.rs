@@ -15,7 +15,7 @@ use bzapper_core::sending::{
     WarmingSchedule,
 };
 use bzapper_core::{Jid, Limits, Reason, Status, Transition};
-use bzapper_driver::{ChatState, Connection, DriverError, OutgoingText, ReceiptStatus};
+use bzapper_driver::{ChatState, Connection, DriverError, ReceiptStatus};
 use bzapper_store::{
     InstanceRecord, MessageRecord, MessageStatus, MessageUpdate, Store, StoreError,
 };
@@ -27,10 +27,12 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::cluster::Cluster;
+use crate::media::MediaStore;
 use crate::recorder::Recorder;
 use crate::time::now;
 
 mod cluster_queue;
+mod outgoing;
 
 /// What the scheduler knows of one number besides what the dispatcher holds.
 struct Number {
@@ -79,6 +81,8 @@ pub struct Scheduler {
     cluster: std::sync::OnceLock<Arc<Cluster>>,
     /// Wakes the claim loop (a number came up here).
     claim_wake: Notify,
+    /// Where media files are found and downloaded to; set once at start.
+    media: std::sync::OnceLock<Arc<MediaStore>>,
 }
 
 impl Scheduler {
@@ -105,7 +109,13 @@ impl Scheduler {
             epoch_ms: Utc::now().timestamp_millis(),
             cluster: std::sync::OnceLock::new(),
             claim_wake: Notify::new(),
+            media: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Gives the scheduler the media store its media messages are read from.
+    pub fn set_media(&self, media: Arc<MediaStore>) {
+        let _ = self.media.set(media);
     }
 
     fn now_ms(&self) -> i64 {
@@ -632,29 +642,50 @@ impl Scheduler {
                 return;
             }
         };
-        if let Err(e) = conn.set_chat_state(&to, ChatState::Composing).await {
+        // A media file is found or downloaded before the contact sees anything: a download
+        // that fails is the message's fault, not the number's.
+        let prepared =
+            match outgoing::prepare(&msg, to.clone(), self.media.get().map(|m| &**m)).await {
+                Ok(p) => p,
+                Err(reason) => {
+                    self.fail_unsendable(&a, &msg, reason).await;
+                    return;
+                }
+            };
+        if let Err(e) = conn.set_chat_state(&to, prepared.chat_state).await {
             if matches!(e, DriverError::NotConnected | DriverError::Transport(_)) {
+                self.discard_download(&prepared.downloaded).await;
                 self.retry(&a, &msg).await;
                 return;
             }
         }
         let handed_at = Instant::now();
         tokio::time::sleep(tokio::time::Duration::from_millis(a.typing_ms)).await;
-        let mentions = msg.mentions.iter().filter_map(|m| Jid::parse(m).ok()).collect();
-        let result = conn
-            .send_text(OutgoingText {
-                id: msg.wa_id.clone(),
-                to: to.clone(),
-                text: msg.body.clone(),
-                mentions,
-            })
-            .await;
+        let result = conn.send(prepared.message).await;
+        self.discard_download(&prepared.downloaded).await;
         if result.is_ok() {
             let secs = handed_at.elapsed().as_secs_f64();
             self.recorder.metrics().send_latency(&msg.tenant_id, &a.number_id, secs);
             let _ = conn.set_chat_state(&to, ChatState::Paused).await;
         }
         self.done(&a, &msg, result.map(drop)).await;
+    }
+
+    /// Deletes a file downloaded for one send (a retry downloads it again).
+    async fn discard_download(&self, downloaded: &Option<crate::media::StoredMedia>) {
+        if let (Some(file), Some(media)) = (downloaded, self.media.get()) {
+            if let Err(e) = media.delete(&file.tenant_id, &file.id).await {
+                tracing::warn!(media = %file.id, error = %e, "deleting a downloaded file failed");
+            }
+        }
+    }
+
+    /// The message can never be sent as it is (its media could not be downloaded, its upload
+    /// expired): it fails with the reason, and the number, which did nothing wrong, moves on.
+    async fn fail_unsendable(&self, a: &Assignment, msg: &MessageRecord, reason: String) {
+        self.lock().messages.remove(&msg.id);
+        self.set_status(msg, MessageStatus::Failed, Some(a.number_id.clone()), Some(reason)).await;
+        self.finish(&a.number_id);
     }
 
     async fn done(&self, a: &Assignment, msg: &MessageRecord, result: Result<(), DriverError>) {

@@ -70,6 +70,7 @@ impl Application {
         }
 
         create_private_dir(&config.data_dir)?;
+        let media = crate::media::open(&config).context("opening the media directory")?;
         let (master_key, key_source) =
             secrets::master_key(config.master_key.as_deref(), &config.data_dir)?;
         if let Source::Created(p) = &key_source {
@@ -125,8 +126,13 @@ impl Application {
             scheduler.join_cluster(c.clone());
         }
         scheduler.start().await.context("loading the send queue")?;
+        scheduler.set_media(media.clone());
         let supervisor =
             Supervisor::spawn(dyn_store.clone(), driver, recorder.clone(), scheduler.clone());
+        // Media links in events are absolute: webhook receivers fetch them as they are.
+        supervisor.set_public_url(&config.advertise_url.clone().unwrap_or_else(|| {
+            format!("http://{}", listener.local_addr().expect("a bound listener"))
+        }));
         spawn_event_pruning(dyn_store.clone(), config.event_retention);
         let webhooks = WebhookWorker::spawn(
             dyn_store.clone(),
@@ -172,6 +178,8 @@ impl Application {
             sim,
             cluster,
             leases: leases.clone(),
+            media,
+            contacts: Default::default(),
             forwarder: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()
@@ -297,6 +305,13 @@ fn spawn_event_pruning(store: Arc<dyn Store>, retention: std::time::Duration) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(pruned = n, "old events removed"),
                 Err(e) => tracing::warn!(error = %e, "pruning the event log failed"),
+            }
+            // A received message stays quotable (and its media fetchable) as long as its
+            // event is kept.
+            match store.prune_inbound(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "old received-message index entries removed"),
+                Err(e) => tracing::warn!(error = %e, "pruning the received-message index failed"),
             }
         }
     });

@@ -10,6 +10,7 @@ use crate::campaigns::Campaigns;
 use crate::cluster::leases::LeaseKeeper;
 use crate::cluster::Cluster;
 use crate::key_cache::KeyCache;
+use crate::media::MediaStore;
 use crate::recorder::Recorder;
 use crate::scheduler::Scheduler;
 use crate::supervisor::Supervisor;
@@ -41,6 +42,10 @@ pub struct Inner {
     pub leases: Option<Arc<LeaseKeeper>>,
     /// Passes calls about a number on to the node holding it.
     pub forwarder: reqwest::Client,
+    /// Media files on disk (uploads, fetched URLs, the inbound cache).
+    pub media: Arc<MediaStore>,
+    /// Which phones are on WhatsApp: the paced look-ups and their day-long cache.
+    pub contacts: Arc<crate::contacts::ContactChecker>,
 }
 
 impl AppState {

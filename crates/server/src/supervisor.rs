@@ -102,6 +102,11 @@ impl Supervisor {
         sup
     }
 
+    /// The gateway's own URL, which media links in `message.received` start with.
+    pub fn set_public_url(&self, url: &str) {
+        self.inbound.set_public_url(url);
+    }
+
     pub fn driver_name(&self) -> &'static str {
         self.driver.name()
     }

@@ -18,10 +18,10 @@ use sqlx::Connection;
 use crate::sqlite::session_aad;
 use crate::{
     apply_state_change, now_millis, ApiKeyRecord, CampaignCount, CampaignRecipient, CampaignRecord,
-    CampaignStatus, DeliveryAttempt, DeliveryRecord, DeliveryStatus, Identity, InstanceRecord,
-    MasterKey, MessageFilter, MessageRecord, MessageStatus, MessageUpdate, NewEvent, PgStore, Pool,
-    Sealer, SessionWrite, SqliteStore, StateChange, Store, StoreError, Strategy, Tenant,
-    WebhookRecord,
+    CampaignStatus, DeliveryAttempt, DeliveryRecord, DeliveryStatus, Identity, InboundRecord,
+    InstanceRecord, MasterKey, MessageFilter, MessageRecord, MessageStatus, MessageUpdate,
+    NewEvent, PgStore, Pool, Sealer, SessionWrite, SqliteStore, StateChange, Store, StoreError,
+    Strategy, Tenant, WebhookRecord,
 };
 
 /// The variable naming the PostgreSQL database the PostgreSQL runs use.
@@ -228,6 +228,11 @@ conformance!(
     deliveries_are_enqueued_once_and_attempt_outcomes_are_kept,
     campaigns_are_stored_whole_and_their_status_moves_only_from_the_expected_one,
     campaign_messages_are_counted_and_queued_ones_failed_on_cancel,
+    a_message_with_content_round_trips,
+    a_sent_message_is_found_by_wa_id_within_its_tenant,
+    a_received_message_is_recorded_once_and_found_within_its_tenant,
+    received_messages_are_pruned_by_age,
+    received_messages_go_with_their_instance_and_tenant,
 );
 
 pub(crate) fn tenant(id: &str) -> Tenant {
@@ -1165,4 +1170,175 @@ async fn campaign_messages_are_counted_and_queued_ones_failed_on_cancel(h: &Harn
     assert_eq!(s.get_message("t1", "m2").await.unwrap().unwrap().status, MessageStatus::Queued);
     assert_eq!(s.get_message("t1", "other").await.unwrap().unwrap().status, MessageStatus::Queued);
     assert!(s.campaign_message_counts("nope").await.unwrap().is_empty());
+}
+
+/// What a message carries besides its text, as the server might store it.
+pub(crate) fn content() -> serde_json::Value {
+    json!({
+        "type": "image",
+        "media": {"url": "https://example.com/a.jpg", "mime": "image/jpeg", "size": 1234},
+        "quoted": {"wa_id": "3EB0QUOTED", "sender": "5511999990003@s.whatsapp.net"},
+        "caption": "olá, \"mundo\" ✓",
+    })
+}
+
+async fn a_message_with_content_round_trips(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    store.create_instance(&instance("i1", "t1", "n1")).await.unwrap();
+    let mut with = message("m1", "t1", None);
+    with.content = Some(content());
+    with.instance_id = Some("i1".into());
+    with.forced = true;
+    let without = message("m2", "t1", None);
+    // Together, so that on SQLite they share one group commit; the duplicate key makes that
+    // batch fall back to row-by-row inserts, the other way a row is written.
+    let mut dup_a = message("m3", "t1", Some("k"));
+    dup_a.content = Some(json!({"type": "location", "lat": -23.5, "lng": -46.6}));
+    let mut dup_b = dup_a.clone();
+    dup_b.id = "m4".into();
+    let (r1, r2, ra, rb) = tokio::join!(
+        store.insert_message(&with),
+        store.insert_message(&without),
+        store.insert_message(&dup_a),
+        store.insert_message(&dup_b),
+    );
+    r1.unwrap();
+    r2.unwrap();
+    assert!(ra.is_ok() != rb.is_ok());
+    let stored = if ra.is_ok() { &dup_a } else { &dup_b };
+
+    assert_eq!(store.get_message("t1", "m1").await.unwrap().as_ref(), Some(&with));
+    assert_eq!(store.get_message_by_id("m2").await.unwrap().unwrap().content, None);
+    assert_eq!(store.get_message_by_id(&stored.id).await.unwrap().as_ref(), Some(stored));
+    assert_eq!(store.find_message_by_wa_id("i1", &with.wa_id).await.unwrap().unwrap(), with);
+    let listed = store
+        .list_messages("t1", &MessageFilter { limit: 10, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(listed.iter().find(|m| m.id == "m1"), Some(&with));
+    let pending = store.pending_messages().await.unwrap();
+    assert_eq!(pending.iter().find(|m| m.id == "m1"), Some(&with));
+    assert_eq!(pending.iter().find(|m| m.id == stored.id), Some(stored));
+}
+
+async fn a_sent_message_is_found_by_wa_id_within_its_tenant(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    with_tenant(store, "t2").await;
+    store.create_instance(&instance("i1", "t1", "n1")).await.unwrap();
+    // Still queued, bound to no number: found all the same.
+    let mut queued = message("m1", "t1", None);
+    queued.content = Some(content());
+    store.insert_message(&queued).await.unwrap();
+    let mut sent = message("m2", "t1", None);
+    sent.instance_id = Some("i1".into());
+    sent.forced = true;
+    store.insert_message(&sent).await.unwrap();
+    // Another tenant's message with the same WhatsApp id.
+    let mut other = message("m3", "t2", None);
+    other.wa_id = queued.wa_id.clone();
+    store.insert_message(&other).await.unwrap();
+
+    let find = |t: &'static str, wa: String| async move {
+        store.find_message_by_wa_id_for_tenant(t, &wa).await.unwrap()
+    };
+    assert_eq!(find("t1", queued.wa_id.clone()).await, Some(queued.clone()));
+    assert_eq!(find("t1", sent.wa_id.clone()).await, Some(sent.clone()));
+    assert_eq!(find("t2", queued.wa_id.clone()).await.unwrap().id, "m3");
+    assert_eq!(find("t2", sent.wa_id.clone()).await, None, "tenant isolation");
+    assert_eq!(find("t1", "3EB0NOPE".into()).await, None);
+}
+
+pub(crate) fn inbound(instance_id: &str, tenant_id: &str, wa_id: &str) -> InboundRecord {
+    InboundRecord {
+        tenant_id: tenant_id.into(),
+        instance_id: instance_id.into(),
+        wa_id: wa_id.into(),
+        chat: "120363000000000001@g.us".into(),
+        sender: "5511999990003@s.whatsapp.net".into(),
+        text: "look at this".into(),
+        kind: "image".into(),
+        media: Some(
+            json!({"direct_path": "/v/t62/abc", "media_key": "a2V5", "mime": "image/jpeg"}),
+        ),
+        received_at: now_millis(),
+    }
+}
+
+async fn a_received_message_is_recorded_once_and_found_within_its_tenant(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    with_tenant(store, "t2").await;
+    for (i, t) in [("i1", "t1"), ("i2", "t1"), ("i3", "t2")] {
+        store.create_instance(&instance(i, t, i)).await.unwrap();
+    }
+    let first = inbound("i1", "t1", "WA1");
+    store.record_inbound(&first).await.unwrap();
+    assert_eq!(store.find_inbound("t1", "WA1").await.unwrap(), Some(first.clone()));
+
+    // A repeat of (instance, id) is ignored: the first record stands.
+    let mut repeat = first.clone();
+    repeat.text = "changed".into();
+    repeat.received_at = first.received_at + Duration::seconds(1);
+    store.record_inbound(&repeat).await.unwrap();
+    assert_eq!(store.find_inbound("t1", "WA1").await.unwrap(), Some(first.clone()));
+    assert_eq!(h.count("inbound").await, 1);
+
+    // Another tenant neither sees it nor is confused by its own message with the same id.
+    assert_eq!(store.find_inbound("t2", "WA1").await.unwrap(), None, "tenant isolation");
+    let mut theirs = inbound("i3", "t2", "WA1");
+    theirs.received_at = first.received_at + Duration::seconds(5);
+    theirs.media = None;
+    theirs.kind = "text".into();
+    store.record_inbound(&theirs).await.unwrap();
+    assert_eq!(store.find_inbound("t2", "WA1").await.unwrap(), Some(theirs));
+    assert_eq!(store.find_inbound("t1", "WA1").await.unwrap(), Some(first.clone()));
+
+    // Two numbers of one tenant got the same id (both in a group): the newest wins.
+    let mut second = inbound("i2", "t1", "WA1");
+    second.received_at = first.received_at + Duration::seconds(2);
+    store.record_inbound(&second).await.unwrap();
+    assert_eq!(store.find_inbound("t1", "WA1").await.unwrap(), Some(second));
+    assert_eq!(store.find_inbound("t1", "WA2").await.unwrap(), None);
+}
+
+async fn received_messages_are_pruned_by_age(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    store.create_instance(&instance("i1", "t1", "n1")).await.unwrap();
+    let now = now_millis();
+    for (wa, age) in [("old1", 10), ("old2", 5), ("new", 0)] {
+        let mut r = inbound("i1", "t1", wa);
+        r.received_at = now - Duration::days(age);
+        store.record_inbound(&r).await.unwrap();
+    }
+    assert_eq!(store.prune_inbound(now - Duration::days(1)).await.unwrap(), 2);
+    assert_eq!(store.find_inbound("t1", "old1").await.unwrap(), None);
+    assert_eq!(store.find_inbound("t1", "old2").await.unwrap(), None);
+    assert!(store.find_inbound("t1", "new").await.unwrap().is_some());
+    assert_eq!(store.prune_inbound(now - Duration::days(1)).await.unwrap(), 0);
+    // The cut is exclusive, and a fraction of a millisecond rounds it up.
+    assert_eq!(store.prune_inbound(now).await.unwrap(), 0);
+    assert_eq!(store.prune_inbound(now + Duration::microseconds(1)).await.unwrap(), 1);
+    assert_eq!(h.count("inbound").await, 0);
+}
+
+async fn received_messages_go_with_their_instance_and_tenant(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    with_tenant(store, "t2").await;
+    for (i, t) in [("i1", "t1"), ("i2", "t1"), ("i3", "t2")] {
+        store.create_instance(&instance(i, t, i)).await.unwrap();
+        store.record_inbound(&inbound(i, t, &format!("WA-{i}"))).await.unwrap();
+    }
+    assert!(store.delete_instance("t1", "i1").await.unwrap());
+    assert_eq!(store.find_inbound("t1", "WA-i1").await.unwrap(), None);
+    assert!(store.find_inbound("t1", "WA-i2").await.unwrap().is_some());
+    assert_eq!(h.count("inbound").await, 2);
+
+    assert!(store.delete_tenant("t1").await.unwrap());
+    assert_eq!(store.find_inbound("t1", "WA-i2").await.unwrap(), None);
+    assert!(store.find_inbound("t2", "WA-i3").await.unwrap().is_some());
+    assert_eq!(h.count("inbound").await, 1);
 }

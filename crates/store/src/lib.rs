@@ -1,12 +1,13 @@
 //! Storage of bZapper: one trait per concern (tenants and keys, instances, sealed sessions,
-//! pools, the event log, messages, webhooks, campaigns), combined in the [`Store`]
-//! supertrait, with a SQLite implementation ([`SqliteStore`]) and a PostgreSQL one
+//! pools, the event log, messages, webhooks, campaigns, received messages), combined in the
+//! [`Store`] supertrait, with a SQLite implementation ([`SqliteStore`]) and a PostgreSQL one
 //! ([`PgStore`], for several nodes), each with its own migrations run at open. Session values
 //! and proxy URLs are sealed with [`Sealer`] before they reach the disk.
 
 mod cluster;
 #[cfg(test)]
 mod conformance;
+mod inbound;
 mod model;
 mod postgres;
 mod seal;
@@ -14,6 +15,7 @@ mod sqlite;
 mod time;
 
 pub use cluster::*;
+pub use inbound::{InboundRecord, InboundStore};
 pub use model::*;
 pub use postgres::PgStore;
 pub use seal::{MasterKey, SealError, Sealer};
@@ -110,6 +112,13 @@ pub trait MessageStore: Send + Sync {
     async fn find_message_by_wa_id(
         &self,
         instance_id: &str,
+        wa_id: &str,
+    ) -> Result<Option<MessageRecord>>;
+    /// The message any number of the tenant sent with this WhatsApp id (the newest, should
+    /// two share it), including one still queued.
+    async fn find_message_by_wa_id_for_tenant(
+        &self,
+        tenant_id: &str,
         wa_id: &str,
     ) -> Result<Option<MessageRecord>>;
     /// Every queued or sending message of every tenant, oldest first (resumed at start).
@@ -324,6 +333,7 @@ pub trait Store:
     + WebhookStore
     + LidStore
     + CampaignStore
+    + InboundStore
 {
     /// A trivial query, for `/readyz`.
     async fn ping(&self) -> Result<()>;

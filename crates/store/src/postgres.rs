@@ -29,6 +29,7 @@ mod campaigns;
 mod cluster;
 #[cfg(test)]
 mod cluster_tests;
+mod inbound;
 mod queue;
 #[cfg(test)]
 mod tests;
@@ -509,7 +510,7 @@ impl InstanceStore for PgStore {
     }
 
     async fn delete_instance(&self, tenant_id: &str, id: &str) -> Result<bool> {
-        // session_values follow by ON DELETE CASCADE.
+        // session_values and received messages (inbound) follow by ON DELETE CASCADE.
         let done = sqlx::query("DELETE FROM instances WHERE id = $1 AND tenant_id = $2")
             .bind(id)
             .bind(tenant_id)

@@ -23,6 +23,7 @@ use crate::{
 };
 
 mod campaigns;
+mod inbound;
 mod messages;
 #[cfg(test)]
 mod tests;
@@ -635,7 +636,7 @@ impl InstanceStore for SqliteStore {
     }
 
     async fn delete_instance(&self, tenant_id: &str, id: &str) -> Result<bool> {
-        // session_values follow by ON DELETE CASCADE.
+        // session_values and received messages (inbound) follow by ON DELETE CASCADE.
         let done = sqlx::query("DELETE FROM instances WHERE id = ? AND tenant_id = ?")
             .bind(id)
             .bind(tenant_id)

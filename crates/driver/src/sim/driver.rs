@@ -3,6 +3,7 @@
 //! into [`DriverEvent`]s and reconnects after transient drops, so a process holds thousands.
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,14 +12,17 @@ use async_trait::async_trait;
 use bzapper_core::{Jid, Phone};
 use futures::StreamExt;
 use rand::Rng;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::media;
 use super::network::{SessionBlob, SimNetwork};
 use super::transport::{NetEvent, RemoteSimNet, SimError, SimNet};
 use crate::{
-    ChatState, ConnectOptions, Connection, Driver, DriverError, DriverEvent, DropKind, EventSink,
-    OutgoingText, PairCode, SendAck, SessionStore,
+    ChatState, ConnectOptions, Connection, ContactStatus, Driver, DriverError, DriverEvent,
+    DropKind, EventSink, GroupInfo, GroupSummary, InboundMedia, OutgoingContent, OutgoingMessage,
+    PairCode, SendAck, SessionStore,
 };
 
 /// The key the sim session is stored under in the number's [`SessionStore`].
@@ -156,7 +160,8 @@ fn driver_error(e: SimError) -> DriverError {
     match e {
         SimError::NotConnected => DriverError::NotConnected,
         SimError::NotPairing => DriverError::NotPairing,
-        SimError::NotFound(m) | SimError::InvalidRequest(m) => DriverError::Rejected(m),
+        SimError::NotFound(m) => DriverError::NotFound(m),
+        SimError::InvalidRequest(m) => DriverError::Rejected(m),
         SimError::Unavailable(m) => DriverError::Transport(m),
         SimError::Refused(m) => DriverError::Rejected(m),
     }
@@ -164,41 +169,60 @@ fn driver_error(e: SimError) -> DriverError {
 
 #[async_trait]
 impl Connection for SimConnection {
-    async fn send(&self, msg: crate::OutgoingMessage) -> Result<SendAck, DriverError> {
-        let crate::OutgoingContent::Text { text } = msg.content else {
-            return Err(DriverError::Rejected("not built yet".into()));
-        };
-        self.send_text(OutgoingText { id: msg.id, to: msg.to, text, mentions: msg.mentions }).await
-    }
-
-    async fn download_media(
-        &self,
-        _media: &crate::InboundMedia,
-        _dest: &std::path::Path,
-    ) -> Result<u64, DriverError> {
-        Err(DriverError::Rejected("not built yet".into()))
-    }
-
-    async fn groups(&self) -> Result<Vec<crate::GroupSummary>, DriverError> {
-        Err(DriverError::Rejected("not built yet".into()))
-    }
-
-    async fn group(&self, _jid: &Jid) -> Result<crate::GroupInfo, DriverError> {
-        Err(DriverError::Rejected("not built yet".into()))
-    }
-
-    async fn check_contacts(
-        &self,
-        _phones: &[Phone],
-    ) -> Result<Vec<crate::ContactStatus>, DriverError> {
-        Err(DriverError::Rejected("not built yet".into()))
-    }
-
-    async fn send_text(&self, msg: OutgoingText) -> Result<SendAck, DriverError> {
+    async fn send(&self, msg: OutgoingMessage) -> Result<SendAck, DriverError> {
         if self.stopped() {
             return Err(DriverError::NotConnected);
         }
+        // A real upload reads the whole file; so does the sim, so that a wrong size or hash
+        // (or a file deleted too early) fails here as it would against WhatsApp.
+        if let OutgoingContent::Media(m) = &msg.content {
+            media::verify_file(m).await?;
+        }
         self.net.send(&self.instance_id, msg).await.map_err(driver_error)
+    }
+
+    async fn download_media(&self, media: &InboundMedia, dest: &Path) -> Result<u64, DriverError> {
+        // Like a CDN download, this needs no open connection.
+        let token = media::token(&media.handle).ok_or_else(|| {
+            DriverError::Rejected(format!("`{}` is not a sim media handle", media.handle))
+        })?;
+        let mut chunks = self.net.download(token).await.map_err(driver_error)?;
+        let cannot_write = |e: std::io::Error| {
+            DriverError::Transport(format!("cannot write {}: {e}", dest.display()))
+        };
+        let mut file = tokio::fs::File::create(dest).await.map_err(cannot_write)?;
+        let mut written = 0u64;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(driver_error)?;
+            file.write_all(&chunk).await.map_err(cannot_write)?;
+            written += chunk.len() as u64;
+        }
+        file.flush().await.map_err(cannot_write)?;
+        Ok(written)
+    }
+
+    async fn groups(&self) -> Result<Vec<GroupSummary>, DriverError> {
+        if self.stopped() {
+            return Err(DriverError::NotConnected);
+        }
+        self.net.groups(&self.instance_id).await.map_err(driver_error)
+    }
+
+    async fn group(&self, jid: &Jid) -> Result<GroupInfo, DriverError> {
+        if self.stopped() {
+            return Err(DriverError::NotConnected);
+        }
+        self.net.group(&self.instance_id, jid).await.map_err(driver_error)
+    }
+
+    async fn check_contacts(&self, phones: &[Phone]) -> Result<Vec<ContactStatus>, DriverError> {
+        if self.stopped() {
+            return Err(DriverError::NotConnected);
+        }
+        if phones.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.net.check_contacts(&self.instance_id, phones).await.map_err(driver_error)
     }
 
     async fn set_chat_state(&self, to: &Jid, state: ChatState) -> Result<(), DriverError> {
@@ -415,7 +439,7 @@ impl Runner {
                     self.events.emit(DriverEvent::Disconnected { kind, detail });
                     return Outcome::End;
                 }
-                NetEvent::Message(msg) => self.events.emit(DriverEvent::Message(msg)),
+                NetEvent::Message(msg) => self.events.emit(DriverEvent::Message(*msg)),
                 NetEvent::Receipt { id, status } => {
                     self.events.emit(DriverEvent::Receipt { message_id: id, status })
                 }

@@ -2,8 +2,10 @@
 //! tests, demos and benchmarks.
 //!
 //! - [`network`]: [`SimNetwork`], the world (connections, devices, bans, LIDs, outboxes).
+//!   Its parts: `groups`, [`media`] (inbound files held in memory, outgoing files checked),
+//!   and the checks of what comes in (`inbound`) and goes out ([`outbox`]).
 //! - [`transport`]: the [`SimNet`] trait every client and operator uses, and
-//!   [`RemoteSimNet`], the same over HTTP.
+//!   [`RemoteSimNet`], the same over HTTP; [`control`]: the bodies of the control ops.
 //! - [`service`]: the HTTP face of a [`SimNetwork`] (`bzapper simnet --listen ADDR`).
 //! - [`driver`]: [`SimDriver`], the [`Driver`](crate::Driver) backed by any [`SimNet`].
 //!
@@ -11,18 +13,31 @@
 //! Shared by several gateway nodes: run [`serve`] in one process and give each node
 //! `SimDriver::remote(url)`.
 
+pub mod control;
 pub mod driver;
+mod groups;
+mod inbound;
+pub mod media;
 pub mod network;
+pub mod outbox;
 pub mod service;
 pub mod transport;
 
 #[cfg(test)]
+mod rich_tests;
+#[cfg(test)]
 mod tests;
 
+pub use control::{
+    ContactRequest, CreateGroupRequest, CreateGroupResult, DropRequest, InboundContactSpec,
+    InboundMediaSpec, InboundReactionSpec, InboundResult, InboundSpec, RestrictRequest,
+    ScanRequest, ScanResult,
+};
 pub use driver::{SimDriver, SESSION_KEY};
+pub use media::MAX_INBOUND_MEDIA_BYTES;
 pub use network::{SessionBlob, SimConfig, SimNetwork};
+pub use outbox::{OutboxEntry, OutboxMedia, OutboxMessage, OutboxPage, OutboxReaction};
 pub use service::{router, serve};
 pub use transport::{
-    DropRequest, ErrorBody, ErrorDetail, InboundResult, InboundSpec, NetEvent, OutboxEntry,
-    OutboxPage, RemoteSimNet, RestrictRequest, ScanRequest, ScanResult, SimError, SimNet,
+    ErrorBody, ErrorDetail, MediaStream, NetEvent, RemoteSimNet, SimError, SimNet,
 };

@@ -1,13 +1,13 @@
 //! The simulated WhatsApp network itself: who is attached, which devices are linked or
-//! revoked, which phones are banned, the LID of every phone, groups, and what each instance
-//! sent. [`SimNetwork`] implements [`SimNet`] in-process; [`crate::sim::service`] serves it
-//! over HTTP for gateways in other processes.
+//! revoked, which phones are banned or have no WhatsApp, the LID of every phone, groups, the
+//! media contacts sent, and what each instance sent. [`SimNetwork`] implements [`SimNet`]
+//! in-process; [`crate::sim::service`] serves it over HTTP for gateways in other processes.
 //!
 //! State sits under one `std::sync::Mutex` that is never held across an `.await`; each
 //! attached connection is an unbounded channel, so the network never waits on a slow client.
 //! All timing uses `tokio::time`, so tests drive QR rotation with a paused clock.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -21,11 +21,19 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use super::transport::{
-    DropRequest, InboundResult, InboundSpec, NetEvent, OnDropStream, OutboxEntry, RestrictRequest,
-    ScanRequest, ScanResult, SimError, SimNet,
+use super::control::{
+    ContactRequest, CreateGroupRequest, CreateGroupResult, DropRequest, InboundResult, InboundSpec,
+    RestrictRequest, ScanRequest, ScanResult,
 };
-use crate::{ChatState, DropKind, InboundMessage, OutgoingText, PairCode, ReceiptStatus, SendAck};
+use super::groups::{Groups, NewGroup};
+use super::inbound::{self, Prepared};
+use super::media::{self, MediaBytes, MediaStore, SyntheticHashes};
+use super::outbox::{check_outgoing, OutboxEntry, OutboxMessage};
+use super::transport::{MediaStream, NetEvent, OnDropStream, SimError, SimNet};
+use crate::{
+    ChatState, ContactStatus, DropKind, GroupInfo, GroupParticipant, GroupSummary, InboundContent,
+    InboundMedia, InboundMessage, OutgoingMessage, PairCode, ReceiptStatus, SendAck,
+};
 
 /// Timing of the simulated network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +110,8 @@ const OUTBOX_CAP: usize = 100_000;
 pub struct SimNetwork {
     config: SimConfig,
     state: Arc<Mutex<State>>,
+    /// Outside `state`: hashing a made-up file takes a while and must not hold the lock.
+    synthetic: SyntheticHashes,
 }
 
 #[derive(Default)]
@@ -118,7 +128,13 @@ struct State {
     lids: HashMap<Phone, Jid>,
     /// LID user part → phone.
     lid_owners: HashMap<String, Phone>,
-    groups: HashMap<Jid, Group>,
+    groups: Groups,
+    /// What contacts sent, by download token.
+    media: MediaStore,
+    /// Phones marked as having no WhatsApp account (every other phone has one).
+    absent: HashSet<Phone>,
+    /// How many contact checks each instance made (the outbox keeps only the newest).
+    checks: HashMap<String, u64>,
     outboxes: HashMap<String, VecDeque<OutboxEntry>>,
     /// Message ids each account has sent, with the time of their ack. Like WhatsApp, the
     /// network accepts a message id once per sender: a resend of the same id (a gateway
@@ -147,11 +163,6 @@ impl Ban {
             self.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true)
         )
     }
-}
-
-#[derive(Default)]
-struct Group {
-    participants: BTreeSet<Jid>,
 }
 
 struct Conn {
@@ -324,14 +335,30 @@ impl State {
         outbox.push_back(entry);
     }
 
-    fn touch_group(&mut self, group: &Jid, members: impl IntoIterator<Item = Jid>) {
-        self.groups.entry(group.clone()).or_default().participants.extend(members);
+    /// A participant as WhatsApp lists it: the phone JID when known, and the LID.
+    fn participant(&mut self, member: &Jid, is_admin: bool) -> GroupParticipant {
+        match member.phone() {
+            Some(phone) => GroupParticipant {
+                jid: Some(member.clone()),
+                lid: Some(self.lid_for(&phone)),
+                is_admin,
+            },
+            None => GroupParticipant {
+                jid: self.phone_for_lid(member).map(|p| p.jid()),
+                lid: Some(member.clone()),
+                is_admin,
+            },
+        }
     }
 }
 
 impl SimNetwork {
     pub fn new(config: SimConfig) -> Self {
-        Self { config, state: Arc::new(Mutex::new(State::default())) }
+        Self {
+            config,
+            state: Arc::new(Mutex::new(State::default())),
+            synthetic: SyntheticHashes::default(),
+        }
     }
 
     pub fn config(&self) -> SimConfig {
@@ -346,6 +373,16 @@ impl SimNetwork {
     /// How many connections are open.
     pub fn attached_count(&self) -> usize {
         lock(&self.state).conns.len()
+    }
+
+    /// How many contact checks the instance made (each is also an outbox entry).
+    pub fn check_calls(&self, instance_id: &str) -> u64 {
+        lock(&self.state).checks.get(instance_id).copied().unwrap_or(0)
+    }
+
+    /// The bytes of an inbound media file, by token (what the HTTP service streams).
+    pub(crate) fn media_bytes(&self, token: &str) -> Option<MediaBytes> {
+        lock(&self.state).media.get(token)
     }
 
     /// Attaches and returns the connection's generation with its events; dropping the
@@ -413,13 +450,14 @@ impl SimNetwork {
         detach_generation(&self.state, instance_id, generation);
     }
 
-    fn send_now(&self, instance_id: &str, msg: OutgoingText) -> Result<SendAck, SimError> {
+    fn send_now(&self, instance_id: &str, msg: OutgoingMessage) -> Result<SendAck, SimError> {
         let mut st = lock(&self.state);
         let (_, _, phone) = st.connected(instance_id)?;
         let phone = phone.clone();
         if let Some(at) = st.sent_ids.get(&phone).and_then(|ids| ids.get(&msg.id)) {
             return Ok(SendAck { id: msg.id, at: *at });
         }
+        check_outgoing(&msg)?;
         let known = st.contacts.get(instance_id).is_some_and(|c| c.contains(&msg.to));
         if st.restricted.contains(instance_id) && !msg.to.is_group() && !known {
             return Err(SimError::Refused(
@@ -430,28 +468,26 @@ impl SimNetwork {
         }
         let me = phone.jid();
         let at = Utc::now();
-        st.sent_ids.entry(phone).or_default().insert(msg.id.clone(), at);
+        let id = msg.id.clone();
+        st.sent_ids.entry(phone).or_default().insert(id.clone(), at);
         if msg.to.is_group() {
-            st.touch_group(&msg.to, [me]);
+            st.groups.touch(&msg.to, [me]);
         }
-        st.record(
-            instance_id,
-            OutboxEntry::Text {
-                to: msg.to,
-                text: msg.text,
-                id: msg.id.clone(),
-                at,
-                mentions: msg.mentions,
-            },
-        );
+        st.record(instance_id, OutboxEntry::Message(Box::new(OutboxMessage::new(msg, at))));
         // Every simulated phone is online: the message is delivered at once.
         if let Ok((conn, _, _)) = st.connected(instance_id) {
-            conn.emit(NetEvent::Receipt { id: msg.id.clone(), status: ReceiptStatus::Delivered });
+            conn.emit(NetEvent::Receipt { id: id.clone(), status: ReceiptStatus::Delivered });
         }
-        Ok(SendAck { id: msg.id, at })
+        Ok(SendAck { id, at })
     }
 
-    fn inbound_now(&self, instance_id: &str, spec: InboundSpec) -> Result<InboundResult, SimError> {
+    /// Delivers an inbound whose content `prepare` already checked.
+    fn inbound_now(
+        &self,
+        instance_id: &str,
+        spec: InboundSpec,
+        content: Prepared,
+    ) -> Result<InboundResult, SimError> {
         let invalid = |m: String| SimError::InvalidRequest(m);
         let from = Jid::parse_recipient(&spec.from).map_err(|e| invalid(format!("from: {e}")))?;
         if from.is_group() {
@@ -467,9 +503,6 @@ impl SimNetwork {
             }
             None => None,
         };
-        if spec.text.is_empty() {
-            return Err(invalid("text: must not be empty".into()));
-        }
         let mentions = spec
             .mentions
             .iter()
@@ -503,17 +536,39 @@ impl SimNetwork {
             .collect();
         let chat = match chat {
             Some(group) => {
-                st.touch_group(&group, [me, phone_jid.clone().unwrap_or_else(|| lid.clone())]);
+                st.groups.touch(&group, [me, phone_jid.clone().unwrap_or_else(|| lid.clone())]);
                 group
             }
             None => sender.clone(),
         };
         let digits = phone.as_ref().map_or(lid.user(), |p| p.digits());
         let tail = &digits[digits.len().saturating_sub(4)..];
+        let mut sha256 = None;
+        let content = match content {
+            Prepared::Text => InboundContent::Text,
+            Prepared::Media(m) => {
+                let size = m.bytes.len();
+                let token = st.media.insert(m.bytes);
+                sha256 = Some(m.sha256);
+                InboundContent::Media(InboundMedia {
+                    media_kind: m.kind,
+                    mime: m.mime,
+                    size,
+                    file_name: m.file_name,
+                    voice: m.voice,
+                    handle: media::handle(&token),
+                })
+            }
+            Prepared::Location(l) => InboundContent::Location(l),
+            Prepared::Contact(c) => InboundContent::Contact(c),
+            Prepared::Reaction { target_id, emoji } => {
+                InboundContent::Reaction { target_id, emoji }
+            }
+        };
         let id = message_id();
         let message = InboundMessage {
-            content: Default::default(),
-            reply_to: None,
+            content,
+            reply_to: spec.reply_to,
             id: id.clone(),
             chat,
             sender,
@@ -523,8 +578,8 @@ impl SimNetwork {
             mentions,
             at: Utc::now(),
         };
-        st.connected(instance_id)?.0.emit(NetEvent::Message(message));
-        Ok(InboundResult { message_id: id })
+        st.connected(instance_id)?.0.emit(NetEvent::Message(Box::new(message)));
+        Ok(InboundResult { message_id: id, sha256 })
     }
 }
 
@@ -581,7 +636,7 @@ impl SimNet for SimNetwork {
         Ok(self.attach_generation(instance_id, session).1)
     }
 
-    async fn send(&self, instance_id: &str, msg: OutgoingText) -> Result<SendAck, SimError> {
+    async fn send(&self, instance_id: &str, msg: OutgoingMessage) -> Result<SendAck, SimError> {
         let ack = self.send_now(instance_id, msg)?;
         if !self.config.ack_delay.is_zero() {
             tokio::time::sleep(self.config.ack_delay).await;
@@ -626,6 +681,57 @@ impl SimNet for SimNetwork {
     async fn detach(&self, instance_id: &str) -> Result<(), SimError> {
         lock(&self.state).conns.remove(instance_id);
         Ok(())
+    }
+
+    async fn download(&self, token: &str) -> Result<MediaStream, SimError> {
+        self.media_bytes(token).map(MediaBytes::chunks).ok_or_else(media::not_found)
+    }
+
+    async fn groups(&self, instance_id: &str) -> Result<Vec<GroupSummary>, SimError> {
+        let st = lock(&self.state);
+        let me = st.connected(instance_id)?.2;
+        Ok(st.groups.of_member(me))
+    }
+
+    async fn group(&self, instance_id: &str, jid: &Jid) -> Result<GroupInfo, SimError> {
+        let mut st = lock(&self.state);
+        let me = st.connected(instance_id)?.2.clone();
+        let jid = jid.to_non_device();
+        let Some(group) = st.groups.with_member(&jid, &me) else {
+            return Err(SimError::NotFound(format!("the number is not in group {jid}")));
+        };
+        let summary = group.summary(&jid, &me.jid());
+        let members = group.members();
+        let participants = members.iter().map(|(m, admin)| st.participant(m, *admin)).collect();
+        Ok(GroupInfo { summary, participants })
+    }
+
+    async fn check_contacts(
+        &self,
+        instance_id: &str,
+        phones: &[Phone],
+    ) -> Result<Vec<ContactStatus>, SimError> {
+        let mut st = lock(&self.state);
+        st.connected(instance_id)?;
+        *st.checks.entry(instance_id.to_string()).or_default() += 1;
+        st.record(instance_id, OutboxEntry::Check { check: phones.to_vec(), at: Utc::now() });
+        let statuses = phones
+            .iter()
+            .map(|phone| {
+                if st.absent.contains(phone) {
+                    ContactStatus { phone: phone.clone(), on_whatsapp: false, jid: None, lid: None }
+                } else {
+                    let lid = st.lid_for(phone);
+                    ContactStatus {
+                        phone: phone.clone(),
+                        on_whatsapp: true,
+                        jid: Some(phone.jid()),
+                        lid: Some(lid),
+                    }
+                }
+            })
+            .collect();
+        Ok(statuses)
     }
 
     async fn scan(&self, instance_id: &str, req: ScanRequest) -> Result<ScanResult, SimError> {
@@ -697,7 +803,8 @@ impl SimNet for SimNetwork {
         instance_id: &str,
         spec: InboundSpec,
     ) -> Result<InboundResult, SimError> {
-        self.inbound_now(instance_id, spec)
+        let content = inbound::prepare(&spec, &self.synthetic).await?;
+        self.inbound_now(instance_id, spec, content)
     }
 
     async fn restrict(&self, instance_id: &str, req: RestrictRequest) -> Result<(), SimError> {
@@ -713,5 +820,23 @@ impl SimNet for SimNetwork {
     async fn outbox(&self, instance_id: &str) -> Result<Vec<OutboxEntry>, SimError> {
         let st = lock(&self.state);
         Ok(st.outboxes.get(instance_id).map(|o| o.iter().cloned().collect()).unwrap_or_default())
+    }
+
+    async fn create_group(&self, req: CreateGroupRequest) -> Result<CreateGroupResult, SimError> {
+        let new = NewGroup::parse(&req)?;
+        let jid = lock(&self.state).groups.create(new);
+        Ok(CreateGroupResult { jid })
+    }
+
+    async fn set_contact(&self, req: ContactRequest) -> Result<(), SimError> {
+        let phone = Phone::parse(&req.phone)
+            .map_err(|e| SimError::InvalidRequest(format!("phone: {e}")))?;
+        let mut st = lock(&self.state);
+        if req.on_whatsapp {
+            st.absent.remove(&phone);
+        } else {
+            st.absent.insert(phone);
+        }
+        Ok(())
     }
 }

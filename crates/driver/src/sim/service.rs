@@ -11,25 +11,34 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bzapper_core::Phone;
+use bzapper_core::{Jid, Phone};
 use futures::stream::{self, BoxStream, Stream, StreamExt};
 use tokio::sync::watch;
 
-use super::network::SimNetwork;
-use super::transport::{
-    AttachRequest, ChatStateRequest, DetachQuery, DropRequest, InboundSpec, NetEvent, OutboxPage,
-    PairCodeRequest, RestrictRequest, ScanRequest, SimError, SimNet, GENERATION_HEADER,
+use super::control::{
+    ContactRequest, CreateGroupRequest, DropRequest, InboundSpec, RestrictRequest, ScanRequest,
 };
-use crate::OutgoingText;
+use super::media;
+use super::network::SimNetwork;
+use super::outbox::OutboxPage;
+use super::transport::{
+    AttachRequest, ChatStateRequest, CheckContactsRequest, DetachQuery, NetEvent, PairCodeRequest,
+    SimError, SimNet, GENERATION_HEADER,
+};
+use crate::OutgoingMessage;
 
 /// A blank line this often keeps idle attach streams honest: writing to a vanished client
 /// fails (so the server detaches it) and the client can tell a silent server from a live one.
 const KEEPALIVE: Duration = Duration::from_secs(15);
+/// An inbound may carry a file as base64 (up to 100 MiB decoded); axum's default 2 MB would
+/// refuse all but small ones. Larger test files go by `size`.
+const INBOUND_BODY_LIMIT: usize = 140 * 1024 * 1024;
 
 #[derive(Clone)]
 struct AppState {
@@ -81,11 +90,20 @@ fn build_router(net: Arc<SimNetwork>, shutdown: watch::Receiver<bool>) -> Router
         .route("/net/instances/{id}/pair-code", post(pair_code))
         .route("/net/instances/{id}/logout", post(logout))
         .route("/net/instances/{id}/detach", post(detach))
+        .route("/net/instances/{id}/groups", get(groups))
+        .route("/net/instances/{id}/groups/{jid}", get(group))
+        .route("/net/instances/{id}/check-contacts", post(check_contacts))
+        .route("/net/media/{token}", get(download))
         .route("/v1/sim/instances/{id}/scan", post(scan))
         .route("/v1/sim/instances/{id}/drop", post(drop_connection))
-        .route("/v1/sim/instances/{id}/inbound", post(inbound))
+        .route(
+            "/v1/sim/instances/{id}/inbound",
+            post(inbound).layer(DefaultBodyLimit::max(INBOUND_BODY_LIMIT)),
+        )
         .route("/v1/sim/instances/{id}/outbox", get(outbox))
         .route("/v1/sim/instances/{id}/restrict", post(restrict))
+        .route("/v1/sim/groups", post(create_group))
+        .route("/v1/sim/contacts", post(set_contact))
         .fallback(not_found)
         .with_state(AppState { net, shutdown })
 }
@@ -170,7 +188,7 @@ async fn shutting_down(mut rx: watch::Receiver<bool>) {
 async fn send(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    json: Result<Json<OutgoingText>, JsonRejection>,
+    json: Result<Json<OutgoingMessage>, JsonRejection>,
 ) -> Result<Response, SimError> {
     let ack = app.net.send(&id, body(json)?).await?;
     Ok(Json(ack).into_response())
@@ -258,4 +276,56 @@ async fn restrict(
 async fn outbox(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, SimError> {
     let items = app.net.outbox(&id).await?;
     Ok(Json(OutboxPage { items }).into_response())
+}
+
+async fn groups(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, SimError> {
+    Ok(Json(app.net.groups(&id).await?).into_response())
+}
+
+async fn group(
+    State(app): State<AppState>,
+    Path((id, jid)): Path<(String, String)>,
+) -> Result<Response, SimError> {
+    let jid = Jid::parse(&jid).map_err(|e| SimError::InvalidRequest(format!("group: {e}")))?;
+    Ok(Json(app.net.group(&id, &jid).await?).into_response())
+}
+
+async fn check_contacts(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    json: Result<Json<CheckContactsRequest>, JsonRejection>,
+) -> Result<Response, SimError> {
+    let req = body(json)?;
+    Ok(Json(app.net.check_contacts(&id, &req.phones).await?).into_response())
+}
+
+/// A media file's bytes, streamed piece by piece with their length up front (so a client
+/// can tell a cut-off download from a whole one).
+async fn download(
+    State(app): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Response, SimError> {
+    let bytes = app.net.media_bytes(&token).ok_or_else(media::not_found)?;
+    let len = bytes.len();
+    let chunks = bytes.chunks().map(|r| r.map_err(std::io::Error::other));
+    let mut resp = Response::new(Body::from_stream(chunks));
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    Ok(resp)
+}
+
+async fn create_group(
+    State(app): State<AppState>,
+    json: Result<Json<CreateGroupRequest>, JsonRejection>,
+) -> Result<Response, SimError> {
+    Ok(Json(app.net.create_group(body(json)?).await?).into_response())
+}
+
+async fn set_contact(
+    State(app): State<AppState>,
+    json: Result<Json<ContactRequest>, JsonRejection>,
+) -> Result<StatusCode, SimError> {
+    app.net.set_contact(body(json)?).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

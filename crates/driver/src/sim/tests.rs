@@ -1,5 +1,6 @@
 //! Tests of the simulated network, its HTTP service and the sim driver. Timing tests run on a
-//! paused tokio clock, so 160 s of QR rotation take no real time.
+//! paused tokio clock, so 160 s of QR rotation take no real time. Rich messages, groups and
+//! contact checks are tested in `rich_tests`, with the helpers of this module.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,18 +14,18 @@ use super::*;
 use crate::memory::MemorySessionStore;
 use crate::{
     ChatState, ConnectOptions, Connection, Driver, DriverError, DriverEvent, DropKind, EventSink,
-    OutgoingText, ReceiptStatus, SessionError, SessionStore, SessionWrite,
+    OutgoingMessage, OutgoingText, ReceiptStatus, SessionError, SessionStore, SessionWrite,
 };
 
 /// An in-memory session store; `fail_load` makes `load` fail like a tampered blob.
 #[derive(Default)]
-struct MemStore {
+pub(super) struct MemStore {
     inner: MemorySessionStore,
     fail_load: bool,
 }
 
 impl MemStore {
-    fn get(&self) -> Option<SessionBlob> {
+    pub(super) fn get(&self) -> Option<SessionBlob> {
         self.inner.get(SESSION_KEY).map(|b| SessionBlob::from_bytes(&b).unwrap())
     }
 
@@ -55,9 +56,9 @@ impl SessionStore for MemStore {
     }
 }
 
-type Events = mpsc::UnboundedReceiver<(String, DriverEvent)>;
+pub(super) type Events = mpsc::UnboundedReceiver<(String, DriverEvent)>;
 
-async fn start(
+pub(super) async fn start(
     driver: &SimDriver,
     id: &str,
     store: &Arc<MemStore>,
@@ -74,7 +75,7 @@ async fn start(
 
 /// The next event; the generous timeout only matters if the test is broken (with a paused
 /// clock it elapses instantly once nothing else can run).
-async fn next(rx: &mut Events) -> DriverEvent {
+pub(super) async fn next(rx: &mut Events) -> DriverEvent {
     let (_, event) = tokio::time::timeout(Duration::from_secs(3600), rx.recv())
         .await
         .expect("no event within the hour")
@@ -82,25 +83,25 @@ async fn next(rx: &mut Events) -> DriverEvent {
     event
 }
 
-async fn assert_quiet(rx: &mut Events) {
+pub(super) async fn assert_quiet(rx: &mut Events) {
     tokio::time::sleep(Duration::from_secs(300)).await;
     if let Ok((_, e)) = rx.try_recv() {
         panic!("unexpected event {e:?}");
     }
 }
 
-fn phone(s: &str) -> Phone {
+pub(super) fn phone(s: &str) -> Phone {
     Phone::parse(s).unwrap()
 }
 
-fn local() -> (Arc<SimNetwork>, SimDriver) {
+pub(super) fn local() -> (Arc<SimNetwork>, SimDriver) {
     let net = Arc::new(SimNetwork::new(SimConfig::default()));
     let driver = SimDriver::local(net.clone());
     (net, driver)
 }
 
 /// Starts `id` without a session, scans it with `number`, and waits for `Connected`.
-async fn paired(
+pub(super) async fn paired(
     driver: &SimDriver,
     id: &str,
     number: &str,
@@ -202,6 +203,7 @@ async fn a_stored_session_logs_in_without_qr_on_a_fresh_network() {
                 text: "hi @me".into(),
                 mentions: vec!["+5511999990001".into()],
                 push_name: None,
+                ..Default::default()
             },
         )
         .await
@@ -272,7 +274,29 @@ async fn a_reconnect_keeps_backing_off_while_the_network_is_unreachable() {
         ) -> Result<futures::stream::BoxStream<'static, NetEvent>, SimError> {
             Err(SimError::Unavailable("connection refused".into()))
         }
-        async fn send(&self, _: &str, _: OutgoingText) -> Result<crate::SendAck, SimError> {
+        async fn send(&self, _: &str, _: OutgoingMessage) -> Result<crate::SendAck, SimError> {
+            Err(SimError::Unavailable("down".into()))
+        }
+        async fn download(&self, _: &str) -> Result<MediaStream, SimError> {
+            Err(SimError::Unavailable("down".into()))
+        }
+        async fn groups(&self, _: &str) -> Result<Vec<crate::GroupSummary>, SimError> {
+            Err(SimError::Unavailable("down".into()))
+        }
+        async fn group(&self, _: &str, _: &Jid) -> Result<crate::GroupInfo, SimError> {
+            Err(SimError::Unavailable("down".into()))
+        }
+        async fn check_contacts(
+            &self,
+            _: &str,
+            _: &[Phone],
+        ) -> Result<Vec<crate::ContactStatus>, SimError> {
+            Err(SimError::Unavailable("down".into()))
+        }
+        async fn create_group(&self, _: CreateGroupRequest) -> Result<CreateGroupResult, SimError> {
+            Err(SimError::Unavailable("down".into()))
+        }
+        async fn set_contact(&self, _: ContactRequest) -> Result<(), SimError> {
             Err(SimError::Unavailable("down".into()))
         }
         async fn chat_state(&self, _: &str, _: &Jid, _: ChatState) -> Result<(), SimError> {
@@ -393,6 +417,7 @@ async fn inbound_messages_address_lid_contacts_the_way_whatsapp_does() {
         text: "hello".into(),
         mentions: vec!["+5511999990001".into(), "5511977770003@s.whatsapp.net".into()],
         push_name: None,
+        ..Default::default()
     };
     let contact = phone("+5511988881234").jid();
 
@@ -456,7 +481,7 @@ async fn inbound_messages_address_lid_contacts_the_way_whatsapp_does() {
     assert_eq!(net.inbound("i9", spec(false, None)).await, Err(SimError::NotConnected));
 }
 
-fn text(id: &str, to: &str) -> OutgoingText {
+pub(super) fn text(id: &str, to: &str) -> OutgoingText {
     OutgoingText {
         id: id.into(),
         to: Jid::parse_recipient(to).unwrap(),
@@ -709,6 +734,7 @@ async fn a_thousand_sessions_connect() {
         text: "ping".into(),
         mentions: vec![],
         push_name: None,
+        ..Default::default()
     };
     net.inbound("i999", spec).await.unwrap();
     let (id, event) = rx.recv().await.unwrap();
@@ -753,7 +779,7 @@ async fn the_same_scenario_through_the_http_service() {
     let items = control.outbox("r1").await.unwrap();
     assert_eq!(items.len(), 2);
     assert!(matches!(&items[0], OutboxEntry::Presence { presence: ChatState::Composing, .. }));
-    assert!(matches!(&items[1], OutboxEntry::Text { id, .. } if id == "3EB0BBBB"));
+    assert!(matches!(&items[1], OutboxEntry::Message(m) if m.id == "3EB0BBBB"));
     // The recipient's phone is online: a delivery receipt follows the send.
     assert_eq!(
         next_real(&mut rx).await,
@@ -768,6 +794,7 @@ async fn the_same_scenario_through_the_http_service() {
         text: "oi".into(),
         mentions: vec![],
         push_name: None,
+        ..Default::default()
     };
     let id = control.inbound("r1", spec).await.unwrap().message_id;
     match next_real(&mut rx).await {
@@ -848,7 +875,7 @@ async fn the_same_scenario_through_the_http_service() {
     _pending.stop().await;
 }
 
-async fn next_real(rx: &mut Events) -> DriverEvent {
+pub(super) async fn next_real(rx: &mut Events) -> DriverEvent {
     let (_, event) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .expect("no event within 10 s")

@@ -1,6 +1,7 @@
 //! How a client reaches the simulated network: the object-safe [`SimNet`] trait (client ops
-//! and control ops), the events and request/response types it speaks, and [`RemoteSimNet`],
-//! its implementation over loopback HTTP against [`crate::sim::service`].
+//! and control ops), the events and errors it speaks (the control bodies are in
+//! [`crate::sim::control`], the outbox in [`crate::sim::outbox`]), and [`RemoteSimNet`], its
+//! implementation over loopback HTTP against [`crate::sim::service`].
 //!
 //! The same trait is implemented by the in-process [`SimNetwork`](crate::sim::SimNetwork), so
 //! the driver and the gateway's `/v1/sim/...` routes do not care where the network runs.
@@ -10,6 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use axum::body::Bytes;
 use bzapper_core::{Jid, Phone};
 use chrono::{DateTime, Utc};
 use futures::stream::{self, BoxStream, Stream, StreamExt};
@@ -17,8 +19,19 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::control::{
+    ContactRequest, CreateGroupRequest, CreateGroupResult, DropRequest, InboundResult, InboundSpec,
+    RestrictRequest, ScanRequest, ScanResult,
+};
 use super::network::SessionBlob;
-use crate::{ChatState, DropKind, InboundMessage, OutgoingText, PairCode, SendAck};
+use super::outbox::{OutboxEntry, OutboxPage};
+use crate::{
+    ChatState, ContactStatus, DropKind, GroupInfo, GroupSummary, InboundMessage, OutgoingMessage,
+    PairCode, SendAck,
+};
+
+/// The bytes of a media file, in pieces, as a download reads them.
+pub type MediaStream = BoxStream<'static, Result<Bytes, SimError>>;
 
 /// What the network tells one attached client. One JSON object per line on the wire
 /// (`{"type":"qr",...}`).
@@ -38,85 +51,10 @@ pub enum NetEvent {
     Replaced,
     /// The network dropped the connection. After `Transient` the client may reconnect.
     Disconnected { kind: DropKind, detail: String },
-    /// A message from a contact.
-    Message(InboundMessage),
+    /// A message from a contact (boxed: it is much larger than the other events).
+    Message(Box<InboundMessage>),
     /// A message this number sent reached the recipient (or was read).
     Receipt { id: String, status: crate::ReceiptStatus },
-}
-
-/// `POST /v1/sim/instances/{id}/restrict`: WhatsApp's reach-out restriction on the number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RestrictRequest {
-    pub reach_out: bool,
-}
-
-/// `POST /v1/sim/instances/{id}/scan`: a phone scans the instance's current QR code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScanRequest {
-    /// The scanning phone, in any common notation (`+55 11 99999-9999`).
-    pub phone: String,
-}
-
-/// What a scan linked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScanResult {
-    /// E.164 with a `+`.
-    pub phone: String,
-    pub jid: Jid,
-    pub lid: Jid,
-}
-
-/// `POST /v1/sim/instances/{id}/drop`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DropRequest {
-    pub reason: DropKind,
-}
-
-/// `POST /v1/sim/instances/{id}/inbound`: a contact writes to the instance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InboundSpec {
-    /// The sender: a phone number in any notation, a phone JID or a `@lid` JID.
-    pub from: String,
-    /// Address the sender (and the mentions) by LID, the way WhatsApp does for hidden
-    /// numbers; the phone JID then travels as `sender_alt`.
-    #[serde(default)]
-    pub as_lid: bool,
-    /// A group (`<id>@g.us`) to post in instead of the direct chat.
-    #[serde(default)]
-    pub chat: Option<String>,
-    pub text: String,
-    /// Phone numbers or JIDs.
-    #[serde(default)]
-    pub mentions: Vec<String>,
-    /// Defaults to `Contact <last 4 digits>`.
-    #[serde(default)]
-    pub push_name: Option<String>,
-}
-
-/// The answer to an inbound.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InboundResult {
-    pub message_id: String,
-}
-
-/// One thing the network received from an instance, in the JSON shapes of API.md.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum OutboxEntry {
-    /// `{"to","text","id","at","mentions"}`
-    Text { to: Jid, text: String, id: String, at: DateTime<Utc>, mentions: Vec<Jid> },
-    /// `{"presence","to","at"}`
-    Presence { presence: ChatState, to: Jid, at: DateTime<Utc> },
-}
-
-/// `GET /v1/sim/instances/{id}/outbox` → `{"items":[...]}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OutboxPage {
-    pub items: Vec<OutboxEntry>,
 }
 
 /// Why the network refused an op. [`SimError::code`] and [`SimError::status`] give the API
@@ -206,8 +144,10 @@ pub trait SimNet: Send + Sync {
         instance_id: &str,
         session: Option<SessionBlob>,
     ) -> Result<BoxStream<'static, NetEvent>, SimError>;
-    /// Sends a text; recorded in the outbox. `NotConnected` unless logged in.
-    async fn send(&self, instance_id: &str, msg: OutgoingText) -> Result<SendAck, SimError>;
+    /// Sends a message of any kind; recorded in the outbox. `NotConnected` unless logged in.
+    /// A media file's bytes stay with the client, which checked them: the network gets the
+    /// metadata. A resend of an id already sent is acked again and not delivered twice.
+    async fn send(&self, instance_id: &str, msg: OutgoingMessage) -> Result<SendAck, SimError>;
     /// Records a presence update in the outbox. `NotConnected` unless logged in.
     async fn chat_state(
         &self,
@@ -221,6 +161,19 @@ pub trait SimNet: Send + Sync {
     async fn logout(&self, instance_id: &str) -> Result<(), SimError>;
     /// Closes the instance's connection, if any, keeping its device linked.
     async fn detach(&self, instance_id: &str) -> Result<(), SimError>;
+    /// The bytes of a media file a contact sent, by the token of its download handle.
+    /// `NotFound` for a token the network does not hold (never given, or forgotten).
+    async fn download(&self, token: &str) -> Result<MediaStream, SimError>;
+    /// The groups the instance's phone is in. `NotConnected` unless logged in.
+    async fn groups(&self, instance_id: &str) -> Result<Vec<GroupSummary>, SimError>;
+    /// One group with its participants; `NotFound` unless the instance's phone is in it.
+    async fn group(&self, instance_id: &str, jid: &Jid) -> Result<GroupInfo, SimError>;
+    /// Which of `phones` have WhatsApp, in order; recorded in the outbox as one check.
+    async fn check_contacts(
+        &self,
+        instance_id: &str,
+        phones: &[Phone],
+    ) -> Result<Vec<ContactStatus>, SimError>;
 
     /// Control: a phone scans the current QR code.
     async fn scan(&self, instance_id: &str, req: ScanRequest) -> Result<ScanResult, SimError>;
@@ -237,6 +190,10 @@ pub trait SimNet: Send + Sync {
     /// Turns WhatsApp's reach-out restriction on or off for the number: while on, a message
     /// to a contact that never wrote to it is refused with error 463.
     async fn restrict(&self, instance_id: &str, req: RestrictRequest) -> Result<(), SimError>;
+    /// Control: a group with these phones in it exists.
+    async fn create_group(&self, req: CreateGroupRequest) -> Result<CreateGroupResult, SimError>;
+    /// Control: whether a phone has WhatsApp (every phone has until marked otherwise).
+    async fn set_contact(&self, req: ContactRequest) -> Result<(), SimError>;
 }
 
 /// A stream that runs a callback when dropped, told whether the stream had ended by itself.
@@ -296,6 +253,12 @@ pub(crate) struct ChatStateRequest {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct PairCodeRequest {
     pub phone: String,
+}
+
+/// Body of `POST /net/instances/{id}/check-contacts`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct CheckContactsRequest {
+    pub phones: Vec<Phone>,
 }
 
 /// Query of `POST /net/instances/{id}/detach`.
@@ -479,7 +442,9 @@ impl SimNet for RemoteSimNet {
         Ok(OnDropStream::new(events, on_drop).boxed())
     }
 
-    async fn send(&self, instance_id: &str, msg: OutgoingText) -> Result<SendAck, SimError> {
+    async fn send(&self, instance_id: &str, msg: OutgoingMessage) -> Result<SendAck, SimError> {
+        // The message as it is: a media file travels as its metadata (path, size, hash), which
+        // the network records without reading the file.
         let url = self.instance_url("net", instance_id, "send");
         self.call(self.client.post(url).json(&msg)).await
     }
@@ -511,6 +476,40 @@ impl SimNet for RemoteSimNet {
         self.call_empty(self.client.post(url)).await
     }
 
+    async fn download(&self, token: &str) -> Result<MediaStream, SimError> {
+        let url = self.url(&["net", "media", token]);
+        // No overall timeout (a 100 MiB file may take a while), but the headers must come
+        // promptly and the body must keep moving.
+        let resp = tokio::time::timeout(REQUEST_TIMEOUT, self.client.get(url).send())
+            .await
+            .map_err(|_| SimError::Unavailable("the download request timed out".into()))?
+            .map_err(|e| SimError::Unavailable(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(error_from(resp).await);
+        }
+        Ok(idle_limited(resp.bytes_stream()))
+    }
+
+    async fn groups(&self, instance_id: &str) -> Result<Vec<GroupSummary>, SimError> {
+        let url = self.instance_url("net", instance_id, "groups");
+        self.call(self.client.get(url)).await
+    }
+
+    async fn group(&self, instance_id: &str, jid: &Jid) -> Result<GroupInfo, SimError> {
+        let url = self.url(&["net", "instances", instance_id, "groups", &jid.to_string()]);
+        self.call(self.client.get(url)).await
+    }
+
+    async fn check_contacts(
+        &self,
+        instance_id: &str,
+        phones: &[Phone],
+    ) -> Result<Vec<ContactStatus>, SimError> {
+        let url = self.instance_url("net", instance_id, "check-contacts");
+        let body = CheckContactsRequest { phones: phones.to_vec() };
+        self.call(self.client.post(url).json(&body)).await
+    }
+
     async fn scan(&self, instance_id: &str, req: ScanRequest) -> Result<ScanResult, SimError> {
         let url = self.instance_url("sim", instance_id, "scan");
         self.call(self.client.post(url).json(&req)).await
@@ -540,4 +539,34 @@ impl SimNet for RemoteSimNet {
         let page: OutboxPage = self.call(self.client.get(url)).await?;
         Ok(page.items)
     }
+
+    async fn create_group(&self, req: CreateGroupRequest) -> Result<CreateGroupResult, SimError> {
+        let url = self.url(&["v1", "sim", "groups"]);
+        self.call(self.client.post(url).json(&req)).await
+    }
+
+    async fn set_contact(&self, req: ContactRequest) -> Result<(), SimError> {
+        let url = self.url(&["v1", "sim", "contacts"]);
+        self.call_empty(self.client.post(url).json(&req)).await
+    }
+}
+
+/// A download body that ends with an error when a piece fails or the peer goes silent for
+/// [`STREAM_IDLE_TIMEOUT`] (a half-open connection would otherwise hang the download).
+fn idle_limited<S, E>(bytes: S) -> MediaStream
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    stream::unfold(Some(Box::pin(bytes)), |state| async move {
+        let mut bytes = state?;
+        let failed = |m: String| Some((Err(SimError::Unavailable(m)), None));
+        match tokio::time::timeout(STREAM_IDLE_TIMEOUT, bytes.next()).await {
+            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(bytes))),
+            Ok(Some(Err(e))) => failed(format!("the download broke off: {e}")),
+            Ok(None) => None,
+            Err(_) => failed("the simulated network went silent during a download".into()),
+        }
+    })
+    .boxed()
 }

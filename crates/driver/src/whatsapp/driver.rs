@@ -7,6 +7,7 @@
 //! never touches another.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,18 +19,22 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use whatsapp_rust::bot::Bot;
 use whatsapp_rust::pair_code::PairCodeOptions;
-use whatsapp_rust::send::SendOptions;
+use whatsapp_rust::send::{SendError, SendOptions};
 use whatsapp_rust::types::events::{Event, EventHandler};
 use whatsapp_rust::wacore::net::{Transport, TransportEvent, TransportFactory};
+use whatsapp_rust::wacore::types::message::AddressingMode;
 use whatsapp_rust::waproto::whatsapp as wa;
-use whatsapp_rust::{anyhow, async_channel, Client, Jid as WaJid, TokioRuntime};
+use whatsapp_rust::{anyhow, async_channel, Client, ErrorChainExt, Jid as WaJid, TokioRuntime};
 
 use super::backend::SessionBackend;
-use super::events::{map_event, Mapped};
+use super::events::{convert_jid, map_event, Mapped};
+use super::outgoing::build_message;
 use super::transport::{http_client, DialTransportFactory};
+use super::{directory, media};
 use crate::{
-    ChatState, ConnectOptions, Connection, Driver, DriverError, DriverEvent, DropKind, EventSink,
-    OutgoingText, PairCode, SendAck, SessionError, SessionStore,
+    ChatState, ConnectOptions, Connection, ContactStatus, Driver, DriverError, DriverEvent,
+    DropKind, EventSink, GroupInfo, GroupSummary, InboundMedia, OutgoingContent, OutgoingMessage,
+    PairCode, SendAck, SessionError, SessionStore,
 };
 
 /// How long a send waits for the server's ack before it counts as not sent (the scheduler
@@ -234,6 +239,77 @@ impl WhatsAppConnection {
             Err(DriverError::NotConnected)
         }
     }
+
+    /// Sends a built message under our id and waits for the server's ack: every kind goes
+    /// out this way.
+    async fn send_and_wait(
+        &self,
+        client: &Client,
+        to: WaJid,
+        message: wa::Message,
+        id: String,
+    ) -> Result<SendAck, DriverError> {
+        let ack = self.acks.wait_for(&id);
+        let options = SendOptions::default().with_message_id(id.clone());
+        if let Err(e) = client.send_message_with_options(to, message, options).await {
+            self.acks.forget(&id);
+            return Err(send_error(&e));
+        }
+        // `Ok` from the library means the stanza left; only the server's ack says it was
+        // accepted, and a nack (463: reach-out restricted) says it was refused.
+        match tokio::time::timeout(ACK_TIMEOUT, ack).await {
+            Ok(Ok(None)) => Ok(SendAck { id, at: Utc::now() }),
+            Ok(Ok(Some(code))) => Err(DriverError::Rejected(nack_text(&code))),
+            Ok(Err(_)) | Err(_) => {
+                self.acks.forget(&id);
+                Err(DriverError::Transport(format!(
+                    "WhatsApp did not acknowledge message {id} within {}s",
+                    ACK_TIMEOUT.as_secs()
+                )))
+            }
+        }
+    }
+}
+
+/// This number's JID as `msg`'s chat addresses it, for a quote or reaction of one of its own
+/// messages (`None` when none is needed): the LID in a LID chat or LID-addressed group (the
+/// group's addressing comes from the library's cache, which the send fills anyway), the
+/// phone JID otherwise.
+async fn own_jid_for(client: &Client, msg: &OutgoingMessage) -> Option<Jid> {
+    let quoted = match &msg.content {
+        OutgoingContent::Reaction { target, .. } => Some(target),
+        _ => msg.reply_to.as_ref(),
+    };
+    let chat = &quoted.filter(|q| q.from_me)?.chat;
+    let lid_addressed = if chat.is_group() {
+        match wa_jid(chat) {
+            Ok(group) => client
+                .groups()
+                .query_info(&group)
+                .await
+                .is_ok_and(|g| g.addressing_mode == AddressingMode::Lid),
+            Err(_) => false,
+        }
+    } else {
+        chat.is_lid()
+    };
+    let own = if lid_addressed { client.lid().or_else(|| client.pn()) } else { client.pn() };
+    own.and_then(|j| convert_jid(&j.to_non_ad().to_string()))
+}
+
+/// What a failed send means: the connection gone, a request WhatsApp refuses (which a retry
+/// would not change), or a network failure worth a retry.
+fn send_error(e: &SendError) -> DriverError {
+    if matches!(e, SendError::NotLoggedIn) || e.is_transport_unavailable() {
+        return DriverError::NotConnected;
+    }
+    if let Some(r) = e.server_rejection() {
+        return directory::refusal(&r, "the message");
+    }
+    match e {
+        SendError::InvalidRequest(m) => DriverError::Rejected(m.clone()),
+        other => DriverError::Transport(other.to_string()),
+    }
 }
 
 /// The library's JID for ours (both print the `user[:device]@server` form).
@@ -241,85 +317,36 @@ fn wa_jid(jid: &Jid) -> Result<WaJid, DriverError> {
     jid.to_string().parse().map_err(|e| DriverError::Rejected(format!("bad JID {jid}: {e}")))
 }
 
-/// A text message; with mentions it must be an extended text whose context lists the
-/// mentioned JIDs (WhatsApp highlights mentions from that list, not from the text).
-pub(crate) fn text_message(text: &str, mentions: &[Jid]) -> wa::Message {
-    if mentions.is_empty() {
-        return wa::Message { conversation: Some(text.to_string()), ..Default::default() };
-    }
-    wa::Message {
-        extended_text_message: wa::message::ExtendedTextMessage {
-            text: Some(text.to_string()),
-            context_info: wa::ContextInfo {
-                mentioned_jid: mentions.iter().map(|j| j.to_non_device().to_string()).collect(),
-                ..Default::default()
-            }
-            .into(),
-            ..Default::default()
-        }
-        .into(),
-        ..Default::default()
-    }
-}
-
 #[async_trait]
 impl Connection for WhatsAppConnection {
-    async fn send(&self, msg: crate::OutgoingMessage) -> Result<SendAck, DriverError> {
-        let crate::OutgoingContent::Text { text } = msg.content else {
-            return Err(DriverError::Rejected("not built yet".into()));
-        };
-        self.send_text(OutgoingText { id: msg.id, to: msg.to, text, mentions: msg.mentions }).await
-    }
-
-    async fn download_media(
-        &self,
-        _media: &crate::InboundMedia,
-        _dest: &std::path::Path,
-    ) -> Result<u64, DriverError> {
-        Err(DriverError::Rejected("not built yet".into()))
-    }
-
-    async fn groups(&self) -> Result<Vec<crate::GroupSummary>, DriverError> {
-        Err(DriverError::Rejected("not built yet".into()))
-    }
-
-    async fn group(&self, _jid: &Jid) -> Result<crate::GroupInfo, DriverError> {
-        Err(DriverError::Rejected("not built yet".into()))
-    }
-
-    async fn check_contacts(
-        &self,
-        _phones: &[Phone],
-    ) -> Result<Vec<crate::ContactStatus>, DriverError> {
-        Err(DriverError::Rejected("not built yet".into()))
-    }
-
-    async fn send_text(&self, msg: OutgoingText) -> Result<SendAck, DriverError> {
+    async fn send(&self, msg: OutgoingMessage) -> Result<SendAck, DriverError> {
         let client = self.connected_client()?;
         let to = wa_jid(&msg.to)?;
-        let ack = self.acks.wait_for(&msg.id);
-        let options = SendOptions::default().with_message_id(msg.id.clone());
-        let sent = client
-            .send_message_with_options(to, text_message(&msg.text, &msg.mentions), options)
-            .await;
-        if let Err(e) = sent {
-            self.acks.forget(&msg.id);
-            return Err(DriverError::Transport(e.to_string()));
-        }
-        // `Ok` from the library means the stanza left; only the server's ack says it was
-        // accepted, and a nack (463: reach-out restricted) says it was refused.
-        match tokio::time::timeout(ACK_TIMEOUT, ack).await {
-            Ok(Ok(None)) => Ok(SendAck { id: msg.id, at: Utc::now() }),
-            Ok(Ok(Some(code))) => Err(DriverError::Rejected(nack_text(&code))),
-            Ok(Err(_)) | Err(_) => {
-                self.acks.forget(&msg.id);
-                Err(DriverError::Transport(format!(
-                    "WhatsApp did not acknowledge message {} within {}s",
-                    msg.id,
-                    ACK_TIMEOUT.as_secs()
-                )))
-            }
-        }
+        // A media file goes to the CDN first; the message only carries where it is.
+        let uploaded = match &msg.content {
+            OutgoingContent::Media(m) => Some(media::upload(client, m).await?),
+            _ => None,
+        };
+        let own = own_jid_for(client, &msg).await;
+        let message =
+            build_message(&msg, uploaded.as_ref(), own.as_ref(), Utc::now().timestamp_millis())?;
+        self.send_and_wait(client, to, message, msg.id).await
+    }
+
+    async fn download_media(&self, media: &InboundMedia, dest: &Path) -> Result<u64, DriverError> {
+        media::download(self.connected_client()?, media, dest).await
+    }
+
+    async fn groups(&self) -> Result<Vec<GroupSummary>, DriverError> {
+        directory::list_groups(self.connected_client()?).await
+    }
+
+    async fn group(&self, jid: &Jid) -> Result<GroupInfo, DriverError> {
+        directory::group(self.connected_client()?, jid).await
+    }
+
+    async fn check_contacts(&self, phones: &[Phone]) -> Result<Vec<ContactStatus>, DriverError> {
+        directory::check_contacts(self.connected_client()?, phones).await
     }
 
     async fn set_chat_state(&self, to: &Jid, state: ChatState) -> Result<(), DriverError> {
@@ -398,22 +425,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mentions_make_an_extended_text_with_the_mentioned_jids() {
-        let plain = text_message("hi", &[]);
-        assert_eq!(plain.conversation.as_deref(), Some("hi"));
-        let j = Jid::parse("5511999990001:3@s.whatsapp.net").unwrap();
-        let m = text_message("hi @5511999990001", &[j]);
-        assert!(m.conversation.is_none());
-        let ext = m.extended_text_message.as_option().unwrap();
-        assert_eq!(ext.text.as_deref(), Some("hi @5511999990001"));
-        let ctx = ext.context_info.as_option().unwrap();
-        assert_eq!(ctx.mentioned_jid, vec!["5511999990001@s.whatsapp.net".to_string()]);
-    }
-
-    #[test]
     fn nacks_are_told_in_words_with_their_code() {
         assert!(nack_text("463").contains("463"));
         assert!(nack_text("500").contains("error 500"));
+    }
+
+    #[test]
+    fn send_failures_keep_their_kind() {
+        use whatsapp_rust::request::IqError;
+        assert_eq!(send_error(&SendError::NotLoggedIn), DriverError::NotConnected);
+        assert_eq!(send_error(&SendError::Iq(IqError::NotConnected)), DriverError::NotConnected);
+        assert!(matches!(
+            send_error(&SendError::InvalidRequest("newsletter".into())),
+            DriverError::Rejected(_)
+        ));
+        let refused = |code| {
+            SendError::Iq(IqError::ServerError {
+                code,
+                text: "forbidden".into(),
+                error_type: None,
+                backoff: None,
+            })
+        };
+        assert!(matches!(send_error(&refused(403)), DriverError::Rejected(m) if m.contains("403")));
+        assert!(matches!(send_error(&refused(503)), DriverError::Transport(_)));
+        assert!(matches!(send_error(&SendError::Iq(IqError::Timeout)), DriverError::Transport(_)));
     }
 
     #[test]

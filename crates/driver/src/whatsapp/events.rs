@@ -16,7 +16,7 @@
 //! | `ClientOutdated`             | `Disconnected{Ended}`: upgrade the gateway  | `disconnected/stopped`     |
 //! | `ConnectFailure` (5xx)       | `Disconnected{Transient}`; the library retries | `connecting/transient`  |
 //! | `ConnectFailure` (other)     | `Disconnected{Ended}` with code and message | `disconnected/stopped`     |
-//! | `Messages`                   | `Message` per inbound message (own echoes skipped) | —                   |
+//! | `Messages`                   | `Message` per inbound message (own echoes skipped; content mapped by [`super::inbound`]) | — |
 //! | `Receipt` delivered / read, played | `Receipt{Delivered / Read}`           | —                          |
 //! | `ServerAck`                  | resolves the waiting send (a nack fails it with its code, e.g. 463) | — |
 //! | anything else                | ignored                                     | —                          |
@@ -28,10 +28,10 @@
 use bzapper_core::{Jid, Phone};
 use chrono::{DateTime, Utc};
 use whatsapp_rust::types::events::{ConnectFailureReason, Event};
-use whatsapp_rust::wacore::proto_helpers::MessageExt;
 use whatsapp_rust::wacore::types::presence::ReceiptType;
 
-use crate::{DriverEvent, DropKind, InboundMessage, ReceiptStatus};
+use super::inbound::inbound;
+use crate::{DriverEvent, DropKind, ReceiptStatus};
 
 /// What one library event becomes.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,53 +161,6 @@ pub(crate) fn map_event(event: &Event, now: DateTime<Utc>) -> Mapped {
         }
         _ => Mapped::Ignore,
     }
-}
-
-/// An inbound message in our terms, or `None` for our own echoes and for messages that carry
-/// no text we report (protocol messages, reactions, media without caption).
-fn inbound(
-    message: &whatsapp_rust::waproto::whatsapp::Message,
-    info: &whatsapp_rust::types::message::MessageInfo,
-) -> Option<InboundMessage> {
-    if info.source.is_from_me {
-        return None;
-    }
-    let text = message.text_content().or_else(|| message.get_caption())?.to_string();
-    let chat = convert_jid(&info.source.chat.to_string())?.to_non_device();
-    let sender = convert_jid(&info.source.sender.to_string())?.to_non_device();
-    let sender_alt = info
-        .source
-        .sender_alt
-        .as_ref()
-        .and_then(|j| convert_jid(&j.to_string()))
-        .map(|j| j.to_non_device());
-    Some(InboundMessage {
-        content: Default::default(),
-        reply_to: None,
-        id: info.id.to_string(),
-        chat,
-        sender,
-        sender_alt,
-        push_name: (!info.push_name.is_empty()).then(|| info.push_name.clone()),
-        text,
-        mentions: mentioned_jids(message),
-        at: info.timestamp,
-    })
-}
-
-/// The JIDs a message mentions, from its context info (never from its text).
-fn mentioned_jids(message: &whatsapp_rust::waproto::whatsapp::Message) -> Vec<Jid> {
-    let base = message.get_base_message();
-    let context = base
-        .extended_text_message
-        .as_option()
-        .and_then(|m| m.context_info.as_option())
-        .or_else(|| base.image_message.as_option().and_then(|m| m.context_info.as_option()))
-        .or_else(|| base.video_message.as_option().and_then(|m| m.context_info.as_option()))
-        .or_else(|| base.document_message.as_option().and_then(|m| m.context_info.as_option()));
-    context
-        .map(|c| c.mentioned_jid.iter().filter_map(|j| convert_jid(j)).collect())
-        .unwrap_or_default()
 }
 
 /// Our JID from the library's text form; `None` for servers we do not model (broadcast,

@@ -1,5 +1,7 @@
 //! The event-mapping table, row by row: each library event is built with the library's own
-//! builders and fed to `map_event`, and the status, reason and detail it leads to are checked.
+//! builders and fed to `map_event`, and the status, reason and detail it leads to are checked;
+//! then each kind of inbound message, with what it carries (media and its handle, location,
+//! contact card, reaction, mentions, quote).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +14,7 @@ use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::Jid as WaJid;
 
 use super::*;
+use crate::InboundMessage;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap()
@@ -280,4 +283,267 @@ fn receipts_become_delivered_and_read_and_acks_resolve_sends() {
     );
     let receipt_ack = ev::ServerAck::builder().id("R1".into()).class("receipt".into()).build();
     assert_eq!(map_event(&Event::ServerAck(receipt_ack), now()), Mapped::Ignore);
+}
+
+/// The one message a batch of one maps to.
+fn one(message: wa::Message, info: MessageInfo) -> InboundMessage {
+    match map_event(&batch(vec![(message, info)]), now()) {
+        Mapped::Emit(mut v) if v.len() == 1 => match v.remove(0) {
+            DriverEvent::Message(m) => m,
+            other => panic!("expected a message, got {other:?}"),
+        },
+        other => panic!("expected one message, got {other:?}"),
+    }
+}
+
+fn group_info(sender: &str) -> MessageInfo {
+    let mut i = info(sender, None, false);
+    i.source.chat = wa_jid("120363000000000001@g.us");
+    i.source.is_group = true;
+    i
+}
+
+/// The media of a message, with its handle read back.
+fn media_of(m: &InboundMessage) -> (&crate::InboundMedia, serde_json::Value) {
+    let crate::InboundContent::Media(media) = &m.content else {
+        panic!("expected media, got {:?}", m.content);
+    };
+    (media, media.handle.clone())
+}
+
+fn quote(mentions: &[&str]) -> wa::ContextInfo {
+    wa::ContextInfo {
+        stanza_id: Some("3EB0QUOTED".into()),
+        participant: Some("777@lid".into()),
+        quoted_message: wa::Message { conversation: Some("before".into()), ..Default::default() }
+            .into(),
+        mentioned_jid: mentions.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn an_image_is_media_with_its_caption_mentions_quote_and_a_handle_to_fetch_it() {
+    let image = wa::Message {
+        image_message: wa::message::ImageMessage {
+            url: Some("https://mmg.whatsapp.net/v/t62.7118-24/abc".into()),
+            direct_path: Some("/v/t62.7118-24/abc".into()),
+            mimetype: Some("image/jpeg".into()),
+            caption: Some("look @777".into()),
+            media_key: Some(vec![1; 32]),
+            file_enc_sha256: Some(vec![2; 32]),
+            file_sha256: Some(vec![3; 32]),
+            file_length: Some(48213),
+            context_info: quote(&["777@lid"]).into(),
+            ..Default::default()
+        }
+        .into(),
+        ..Default::default()
+    };
+    let m = one(image, group_info("555@lid"));
+    assert_eq!(m.text, "look @777");
+    assert_eq!(m.mentions, vec![Jid::parse("777@lid").unwrap()]);
+    assert_eq!(m.reply_to.as_deref(), Some("3EB0QUOTED"));
+    assert_eq!(m.chat, Jid::parse("120363000000000001@g.us").unwrap());
+    let (media, handle) = media_of(&m);
+    assert_eq!(media.media_kind, bzapper_core::MediaKind::Image);
+    assert_eq!((media.mime.as_str(), media.size, media.voice), ("image/jpeg", 48213, false));
+    assert_eq!(media.file_name, None);
+    assert_eq!(handle["media_type"], "image");
+    assert_eq!(handle["direct_path"], "/v/t62.7118-24/abc");
+    assert_eq!(handle["url"], "https://mmg.whatsapp.net/v/t62.7118-24/abc");
+    assert_eq!(handle["media_key"], "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=");
+    assert_eq!(handle["file_length"], 48213);
+    // Which message it was, so the sender's phone can be asked for it again once expired.
+    assert_eq!(handle["message"]["id"], "3EB0AAA");
+    assert_eq!(handle["message"]["chat"], "120363000000000001@g.us");
+    assert_eq!(handle["message"]["participant"], "555@lid");
+}
+
+#[test]
+fn a_voice_note_is_audio_with_voice_and_no_text() {
+    let audio = wa::Message {
+        audio_message: wa::message::AudioMessage {
+            mimetype: Some("audio/ogg; codecs=opus".into()),
+            ptt: Some(true),
+            file_length: Some(9000),
+            direct_path: Some("/v/t62.7117-24/ptt".into()),
+            ..Default::default()
+        }
+        .into(),
+        ..Default::default()
+    };
+    let m = one(audio, info("5511988887777@s.whatsapp.net", None, false));
+    assert_eq!(m.text, "", "a media message without caption is still reported");
+    let (media, handle) = media_of(&m);
+    assert_eq!(media.media_kind, bzapper_core::MediaKind::Audio);
+    assert!(media.voice);
+    assert_eq!(handle["media_type"], "audio");
+    assert!(handle["message"].get("participant").is_none(), "no participant in a direct chat");
+}
+
+#[test]
+fn video_document_and_sticker_map_to_their_kinds() {
+    let video = wa::Message {
+        video_message: wa::message::VideoMessage {
+            mimetype: Some("video/mp4".into()),
+            caption: Some("clip".into()),
+            ..Default::default()
+        }
+        .into(),
+        ..Default::default()
+    };
+    let m = one(video, info("5511988887777@s.whatsapp.net", None, false));
+    assert_eq!(
+        (m.text.as_str(), media_of(&m).0.media_kind),
+        ("clip", bzapper_core::MediaKind::Video)
+    );
+
+    // A captioned document comes wrapped; the wrapper is looked through.
+    let document = wa::Message {
+        document_with_caption_message: wa::message::FutureProofMessage {
+            message: wa::Message {
+                document_message: wa::message::DocumentMessage {
+                    mimetype: Some("application/pdf".into()),
+                    file_name: Some("invoice.pdf".into()),
+                    caption: Some("the invoice".into()),
+                    context_info: quote(&[]).into(),
+                    ..Default::default()
+                }
+                .into(),
+                ..Default::default()
+            }
+            .into(),
+        }
+        .into(),
+        ..Default::default()
+    };
+    let m = one(document, info("5511988887777@s.whatsapp.net", None, false));
+    assert_eq!(m.text, "the invoice");
+    assert_eq!(m.reply_to.as_deref(), Some("3EB0QUOTED"));
+    let (media, handle) = media_of(&m);
+    assert_eq!(media.media_kind, bzapper_core::MediaKind::Document);
+    assert_eq!(media.file_name.as_deref(), Some("invoice.pdf"));
+    assert_eq!(handle["media_type"], "document");
+
+    let sticker = wa::Message {
+        sticker_message: wa::message::StickerMessage {
+            mimetype: Some("image/webp".into()),
+            ..Default::default()
+        }
+        .into(),
+        ..Default::default()
+    };
+    let m = one(sticker, info("5511988887777@s.whatsapp.net", None, false));
+    let (media, _) = media_of(&m);
+    assert_eq!(
+        (media.media_kind, media.mime.as_str()),
+        (bzapper_core::MediaKind::Sticker, "image/webp")
+    );
+}
+
+#[test]
+fn a_location_and_a_contact_card_are_their_content() {
+    let location = wa::Message {
+        location_message: wa::message::LocationMessage {
+            degrees_latitude: Some(-23.5613),
+            degrees_longitude: Some(-46.6565),
+            name: Some("MASP".into()),
+            address: Some("Av. Paulista, 1578".into()),
+            context_info: quote(&[]).into(),
+            ..Default::default()
+        }
+        .into(),
+        ..Default::default()
+    };
+    let m = one(location, info("5511988887777@s.whatsapp.net", None, false));
+    assert_eq!(
+        m.content,
+        crate::InboundContent::Location(bzapper_core::Location {
+            latitude: -23.5613,
+            longitude: -46.6565,
+            name: Some("MASP".into()),
+            address: Some("Av. Paulista, 1578".into()),
+        })
+    );
+    assert_eq!(m.reply_to.as_deref(), Some("3EB0QUOTED"));
+
+    let vcard = "BEGIN:VCARD\nVERSION:3.0\nFN:Ana\nEND:VCARD";
+    let contact = wa::Message {
+        contact_message: wa::message::ContactMessage {
+            display_name: Some("Ana".into()),
+            vcard: Some(vcard.into()),
+            ..Default::default()
+        }
+        .into(),
+        ..Default::default()
+    };
+    let m = one(contact, info("5511988887777@s.whatsapp.net", None, false));
+    assert_eq!(
+        m.content,
+        crate::InboundContent::Contact(bzapper_core::ContactCard {
+            display_name: "Ana".into(),
+            vcard: vcard.into()
+        })
+    );
+}
+
+#[test]
+fn a_reaction_names_its_target_and_an_empty_one_is_a_removal() {
+    let reaction = |emoji: &str| wa::Message {
+        reaction_message: wa::message::ReactionMessage {
+            key: wa::MessageKey {
+                remote_jid: Some("120363000000000001@g.us".into()),
+                from_me: Some(true),
+                id: Some("3EB0OURS".into()),
+                participant: None,
+            }
+            .into(),
+            text: Some(emoji.into()),
+            sender_timestamp_ms: Some(1),
+            ..Default::default()
+        }
+        .into(),
+        ..Default::default()
+    };
+    let m = one(reaction("👍"), group_info("555@lid"));
+    assert_eq!(
+        m.content,
+        crate::InboundContent::Reaction { target_id: "3EB0OURS".into(), emoji: "👍".into() }
+    );
+    assert_eq!(m.text, "");
+    let m = one(reaction(""), group_info("555@lid"));
+    assert_eq!(
+        m.content,
+        crate::InboundContent::Reaction { target_id: "3EB0OURS".into(), emoji: String::new() }
+    );
+}
+
+#[test]
+fn a_quoted_text_reply_names_the_quoted_id_and_nothing_reportable_is_skipped() {
+    let reply = wa::Message {
+        extended_text_message: wa::message::ExtendedTextMessage {
+            text: Some("yes".into()),
+            context_info: quote(&[]).into(),
+            ..Default::default()
+        }
+        .into(),
+        ..Default::default()
+    };
+    let m = one(reply, info("5511988887777@s.whatsapp.net", None, false));
+    assert_eq!((m.text.as_str(), m.reply_to.as_deref()), ("yes", Some("3EB0QUOTED")));
+    assert_eq!(m.content, crate::InboundContent::Text);
+
+    // A protocol message (here: a key share) carries nothing for a client.
+    let protocol = wa::Message {
+        protocol_message: wa::message::ProtocolMessage::default().into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        map_event(
+            &batch(vec![(protocol, info("5511988887777@s.whatsapp.net", None, false))]),
+            now()
+        ),
+        Mapped::Emit(vec![])
+    );
 }

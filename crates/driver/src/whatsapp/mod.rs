@@ -1,8 +1,12 @@
 //! The real WhatsApp backend, built on the `whatsapp-rust` library.
 
 pub mod backend;
+mod directory;
 mod driver;
 mod events;
+mod inbound;
+mod media;
+mod outgoing;
 pub mod transport;
 
 pub use driver::{WhatsAppConnection, WhatsAppDriver, WhatsAppOptions};

@@ -1,6 +1,6 @@
 //! Sends an API call about a number to the node that holds it. Any node accepts any call;
 //! the calls that act on a number's live connection (connect, disconnect, logout, delete,
-//! settings, QR code, pairing code) run where that connection is, so a node that does not
+//! settings, QR code, pairing code, groups, received media) run where that connection is, so a node that does not
 //! hold the number passes the request on unchanged (the holder authenticates it) and
 //! returns the holder's answer. A number nobody holds is taken by the node asked.
 
@@ -37,7 +37,9 @@ pub fn instance_needing_holder<'a>(method: &Method, path: &'a str) -> Option<&'a
         (&Method::DELETE | &Method::PATCH, None)
             | (&Method::POST, Some("connect" | "disconnect" | "logout" | "pair-code"))
             | (&Method::GET, Some("qr"))
-    );
+    ) || (method == Method::GET
+        && action
+            .is_some_and(|a| a == "groups" || a.starts_with("groups/") || a.starts_with("media/")));
     needs.then_some(id)
 }
 

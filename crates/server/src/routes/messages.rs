@@ -7,15 +7,20 @@ use axum::Json as JsonOut;
 use base64::Engine;
 use bzapper_core::menu::{message_body, Menu, MenuOption};
 use bzapper_core::{validate, Jid, Status};
+use bzapper_driver::MessageRef;
 use bzapper_store::{MessageFilter, MessageRecord, MessageStatus, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Tenant;
+use crate::content::{Reaction, StoredContent};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{idempotency_key, Json, Query};
 use crate::ids::{new_message_id, new_ordered_id};
+use crate::routes::message_content::{
+    self, ContactInput, LocationInput, MediaInput, Pending, ReactionInput, RichInput,
+};
 use crate::state::AppState;
 use crate::time::now;
 
@@ -61,6 +66,20 @@ pub struct SendMessage {
     pub instance_id: Option<String>,
     /// The pool to rotate over (default `default`).
     pub pool: Option<String>,
+    pub image: Option<MediaInput>,
+    pub video: Option<MediaInput>,
+    /// A voice note unless `voice` is `false`; "recording" is shown before it.
+    pub audio: Option<MediaInput>,
+    pub document: Option<MediaInput>,
+    /// A WebP image of at most 1 MiB.
+    pub sticker: Option<MediaInput>,
+    pub location: Option<LocationInput>,
+    pub contact: Option<ContactInput>,
+    /// Sent from the number whose chat holds the message, to that chat.
+    pub reaction: Option<ReactionInput>,
+    /// Quote this message: the gateway id (`msg_…`) of a message sent here, or the
+    /// `message_id` of a `message.received` event. The number whose chat holds it sends.
+    pub reply_to: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -94,6 +113,12 @@ pub struct MessageView {
     pub sent_at: Option<DateTime<Utc>>,
     /// The campaign this message belongs to, if any.
     pub campaign_id: Option<String>,
+    /// `text`, `image`, `video`, `audio`, `document`, `sticker`, `location`, `contact` or
+    /// `reaction`.
+    pub kind: String,
+    /// The media source, location, contact card, reaction or quoted message, when any.
+    #[schema(value_type = Option<Object>)]
+    pub content: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -118,6 +143,11 @@ fn view(m: &MessageRecord) -> MessageView {
         updated_at: m.updated_at,
         sent_at: m.sent_at,
         campaign_id: m.campaign_id.clone(),
+        kind: StoredContent::from_column(m.content.as_ref())
+            .map(|c| c.kind())
+            .unwrap_or("text")
+            .to_string(),
+        content: m.content.clone(),
     }
 }
 
@@ -135,8 +165,12 @@ fn invalid_recipient(what: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_recipient", format!("{what}: {e}"))
 }
 
-/// Checks a send request and turns it into what is stored; nothing is stored here.
-fn build(tenant_id: &str, body: SendMessage) -> ApiResult<(MessageRecord, Option<String>)> {
+/// Checks a send request and turns it into what is stored; nothing is stored here. What needs
+/// a look-up (an upload, a quoted or reacted-to message) comes back as [`Pending`].
+fn build(
+    tenant_id: &str,
+    body: SendMessage,
+) -> ApiResult<(MessageRecord, Option<String>, StoredContent, Pending)> {
     let to = Jid::parse_recipient(&body.to).map_err(|e| invalid_recipient("`to`", e))?;
     let menus = [body.menu, body.buttons, body.list];
     let mut menus = menus.into_iter().flatten();
@@ -151,9 +185,36 @@ fn build(tenant_id: &str, body: SendMessage) -> ApiResult<(MessageRecord, Option
     if let Some(m) = &menu {
         m.check().map_err(ApiError::invalid)?;
     }
-    let body_text = message_body(body.text.as_deref(), menu.as_ref());
-    if body_text.is_empty() {
-        return Err(ApiError::invalid("`text` (or a `menu`) is required"));
+    let rich = RichInput {
+        image: body.image,
+        video: body.video,
+        audio: body.audio,
+        document: body.document,
+        sticker: body.sticker,
+        location: body.location,
+        contact: body.contact,
+        reaction: body.reaction,
+        reply_to: body.reply_to,
+    };
+    let has_text = body.text.as_deref().is_some_and(|t| !t.is_empty()) || menu.is_some();
+    let checked = message_content::check(rich, has_text, !body.mentions.is_empty())?;
+    // A quote alone does not make a message rich: it still needs words.
+    let is_rich = checked.content != StoredContent::default() || checked.pending.reaction.is_some();
+    if menu.is_some() && is_rich {
+        return Err(ApiError::invalid(
+            "a `menu` is a text; it cannot go with a media file, a location, a contact or a \
+             reaction",
+        ));
+    }
+    let body_text = match &checked.caption {
+        Some(c) => c.clone(),
+        None => message_body(body.text.as_deref(), menu.as_ref()),
+    };
+    if body_text.is_empty() && !is_rich {
+        return Err(ApiError::invalid(
+            "`text` (or a `menu`, a media file, a `location`, a `contact` or a `reaction`) is \
+             required",
+        ));
     }
     if body_text.chars().count() > MAX_TEXT_CHARS {
         return Err(ApiError::invalid(format!(
@@ -196,7 +257,7 @@ fn build(tenant_id: &str, body: SendMessage) -> ApiResult<(MessageRecord, Option
         campaign_id: None,
         content: None,
     };
-    Ok((rec, pool))
+    Ok((rec, pool, checked.content, checked.pending))
 }
 
 /// Accepts a message: it is stored before the answer, then sent by the paced queue.
@@ -226,8 +287,9 @@ pub async fn send(
             state.store.release_idempotency_key(&tenant.tenant_id, k).await?;
         }
     }
-    let (mut rec, pool) = build(&tenant.tenant_id, body)?;
+    let (mut rec, pool, content, pending) = build(&tenant.tenant_id, body)?;
     rec.idempotency_key = key.clone();
+    resolve(&state, &tenant.tenant_id, &mut rec, content, pending).await?;
     if let Some(iid) = rec.instance_id.clone() {
         let inst =
             state.store.get_instance(&tenant.tenant_id, &iid).await?.ok_or_else(|| {
@@ -264,6 +326,112 @@ pub async fn send(
     let answer = accepted(&rec);
     state.scheduler.accept(rec).await;
     Ok((StatusCode::ACCEPTED, JsonOut(answer)))
+}
+
+fn unknown_message(id: &str, why: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_message",
+        format!("message `{id}` {why}"),
+    )
+}
+
+/// Looks up what the accept path could not check alone: the upload a media message names,
+/// the message a reaction targets or a reply quotes (which pins the number whose chat holds
+/// it). Fills `rec.content`.
+async fn resolve(
+    state: &AppState,
+    tenant_id: &str,
+    rec: &mut MessageRecord,
+    mut content: StoredContent,
+    pending: Pending,
+) -> ApiResult<()> {
+    if let Some((id, kind)) = &pending.media_id {
+        let media = state.media.get(tenant_id, id).await.map_err(ApiError::internal)?;
+        let Some(media) = media else {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_media",
+                format!("no upload `{id}` (it may have expired); upload it with POST /v1/media"),
+            ));
+        };
+        // Its size against the kind's cap and its bytes against the kind (413 or 422).
+        state.media.check_kind(&media, *kind).await?;
+    }
+    let target_id = pending.reaction.as_ref().map(|r| r.0.clone()).or(pending.reply_to.clone());
+    if let Some(target_id) = &target_id {
+        let (target, holder) = find_target(state, tenant_id, target_id).await?;
+        match &rec.instance_id {
+            Some(given) if *given != holder => {
+                return Err(unknown_message(
+                    target_id,
+                    &format!("is in a chat of instance `{holder}`, not `{given}`"),
+                ))
+            }
+            _ => {
+                rec.instance_id = Some(holder);
+                rec.forced = true;
+            }
+        }
+        match pending.reaction {
+            Some((_, emoji)) => {
+                // A reaction goes to the chat that holds the message.
+                let chat = target.chat.to_non_device();
+                if chat.to_string() != rec.to && !same_contact(state, &chat, &rec.to).await? {
+                    return Err(unknown_message(target_id, &format!("is in chat `{chat}`")));
+                }
+                rec.to = chat.to_string();
+                content.reaction = Some(Reaction { target, emoji });
+            }
+            None => content.reply_to = Some(target),
+        }
+    }
+    rec.content = content.to_column();
+    Ok(())
+}
+
+/// Whether `lid_chat` (a LID) and `to` (a phone JID) are the same contact.
+async fn same_contact(state: &AppState, lid_chat: &Jid, to: &str) -> ApiResult<bool> {
+    if !lid_chat.is_lid() {
+        return Ok(false);
+    }
+    let phone = state.store.phone_for_lid(&lid_chat.to_string()).await?;
+    Ok(phone.as_deref() == Some(to))
+}
+
+/// The message `id` names — one sent here (gateway or WhatsApp id) or one received — and the
+/// number whose chat holds it.
+async fn find_target(
+    state: &AppState,
+    tenant_id: &str,
+    id: &str,
+) -> ApiResult<(MessageRef, String)> {
+    let mut sent = state.store.get_message(tenant_id, id).await?;
+    if sent.is_none() {
+        sent = state.store.find_message_by_wa_id_for_tenant(tenant_id, id).await?;
+    }
+    if let Some(m) = sent {
+        let went_out = matches!(
+            m.status,
+            MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Read
+        );
+        let (true, Some(holder)) = (went_out, m.instance_id.clone()) else {
+            return Err(unknown_message(id, &format!("is {}, not sent", m.status.as_str())));
+        };
+        let chat = Jid::parse(&m.to).map_err(ApiError::internal)?;
+        let text = (!m.body.is_empty()).then(|| m.body.clone());
+        return Ok((MessageRef { id: m.wa_id, chat, from_me: true, sender: None, text }, holder));
+    }
+    let Some(r) = state.store.find_inbound(tenant_id, id).await? else {
+        return Err(unknown_message(id, "is not one this gateway sent or received"));
+    };
+    let chat = Jid::parse(&r.chat).map_err(ApiError::internal)?;
+    let sender = match chat.is_group() {
+        true => Some(Jid::parse(&r.sender).map_err(ApiError::internal)?),
+        false => None,
+    };
+    let text = (!r.text.is_empty()).then(|| r.text.clone());
+    Ok((MessageRef { id: r.wa_id, chat, from_me: false, sender, text }, r.instance_id))
 }
 
 /// One message.

@@ -3,9 +3,15 @@
 pub mod alerts;
 pub mod campaigns;
 pub mod cluster;
+pub mod contacts;
 pub mod events;
+pub mod groups;
 pub mod health;
+pub mod inbound_media;
 pub mod instances;
+pub mod live;
+pub mod media;
+pub mod message_content;
 pub mod messages;
 pub mod metrics;
 pub mod not_implemented;
@@ -14,6 +20,7 @@ pub mod sim;
 pub mod tenants;
 pub mod webhooks;
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::Router;
@@ -44,11 +51,19 @@ pub fn router() -> Router<AppState> {
         .route("/v1/instances/{id}/logout", post(instances::logout))
         .route("/v1/instances/{id}/qr", get(instances::qr))
         .route("/v1/instances/{id}/pair-code", post(instances::pair_code))
+        .route("/v1/instances/{id}/groups", get(groups::list))
+        .route("/v1/instances/{id}/groups/{jid}", get(groups::get))
+        .route("/v1/instances/{id}/media/{message_id}", get(inbound_media::get))
+        .route("/v1/contacts/check", post(contacts::check))
         .route("/v1/events", get(events::stream))
         .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
         .route("/v1/webhooks/{id}", get(webhooks::get).delete(webhooks::delete))
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/v1/webhooks/{id}/deliveries/{delivery_id}/retry", post(webhooks::retry))
+        // Uploads lift the API's small body limit: the handler applies the media cap.
+        .route("/v1/media", post(media::upload).layer(DefaultBodyLimit::disable()))
+        .route("/v1/media/{id}", get(media::get).delete(media::delete))
+        .route("/v1/media/{id}/content", get(media::content))
         .route("/v1/alerts", put(alerts::put).get(alerts::get).delete(alerts::delete))
         .route("/v1/pools", get(pools::list))
         .route("/v1/pools/{name}", put(pools::put))
@@ -63,6 +78,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/sim/instances/{id}/inbound", post(sim::inbound))
         .route("/v1/sim/instances/{id}/outbox", get(sim::outbox))
         .route("/v1/sim/instances/{id}/restrict", post(sim::restrict))
+        .route("/v1/sim/groups", post(sim::create_group))
+        .route("/v1/sim/contacts", post(sim::set_contact))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }

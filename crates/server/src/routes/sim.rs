@@ -1,14 +1,20 @@
 //! Control of the simulated WhatsApp network (admin token; only when the gateway runs on it):
-//! a phone scanning the QR, injected drops, inbound messages, and what the network received.
+//! a phone scanning the QR, injected drops, inbound messages of every kind, groups, which
+//! phones have WhatsApp, and what the network received.
+//!
+//! The bodies mirror the simulated network's own control types (`bzapper_driver::sim`) with
+//! OpenAPI schemas; the outbox is passed through as the network wrote it, so that the gateway
+//! and a standalone `bzapper simnet` answer the same JSON.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json as JsonOut;
-use bzapper_core::Phone;
+use bzapper_core::{Location, MediaKind, Phone};
 use bzapper_driver::sim::{
-    DropRequest, InboundSpec, OutboxEntry, RestrictRequest, ScanRequest, SimError, SimNet,
+    ContactRequest, CreateGroupRequest, DropRequest, InboundContactSpec, InboundMediaSpec,
+    InboundReactionSpec, InboundSpec, RestrictRequest, ScanRequest, SimError, SimNet,
 };
-use bzapper_driver::{ChatState, DropKind};
+use bzapper_driver::DropKind;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -152,19 +158,102 @@ pub struct InboundBody {
     pub as_lid: bool,
     /// A group JID (`<id>@g.us`) to write in; a direct chat when absent.
     pub chat: Option<String>,
+    /// The text; the caption of `media`. Required unless `media`, `location`, `contact` or
+    /// `reaction` is given (only media has a caption).
+    #[serde(default)]
     pub text: String,
     /// Phones or JIDs mentioned.
     #[serde(default)]
     pub mentions: Vec<String>,
     pub push_name: Option<String>,
+    pub media: Option<InboundMediaBody>,
+    pub location: Option<LocationBody>,
+    pub contact: Option<InboundContactBody>,
+    pub reaction: Option<InboundReactionBody>,
+    /// The WhatsApp id of a message this one quotes.
+    pub reply_to: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKindBody {
+    Image,
+    Video,
+    Audio,
+    Document,
+    Sticker,
+}
+
+impl From<MediaKindBody> for MediaKind {
+    fn from(k: MediaKindBody) -> Self {
+        match k {
+            MediaKindBody::Image => MediaKind::Image,
+            MediaKindBody::Video => MediaKind::Video,
+            MediaKindBody::Audio => MediaKind::Audio,
+            MediaKindBody::Document => MediaKind::Document,
+            MediaKindBody::Sticker => MediaKind::Sticker,
+        }
+    }
+}
+
+/// A media file the contact sends: its bytes, or only a size for made-up (deterministic)
+/// bytes, so a large test file needs no large body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InboundMediaBody {
+    pub kind: MediaKindBody,
+    /// Must suit `kind` (a sticker is `image/webp`; a document may be anything).
+    pub mime: String,
+    pub file_name: Option<String>,
+    /// An audio sent as a voice note.
+    #[serde(default)]
+    pub voice: bool,
+    /// The file in base64 (the gateway's body limit applies: use `size` for large files).
+    pub data_base64: Option<String>,
+    /// Instead of `data_base64`: the size of a made-up file, at most 100 MiB.
+    #[schema(minimum = 1, maximum = 104_857_600)]
+    pub size: Option<u64>,
+}
+
+#[derive(Deserialize, Serialize, ToSchema)]
+pub struct LocationBody {
+    #[schema(minimum = -90, maximum = 90)]
+    pub latitude: f64,
+    #[schema(minimum = -180, maximum = 180)]
+    pub longitude: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InboundContactBody {
+    /// A vCard (`BEGIN:VCARD` … `END:VCARD`, with `VERSION` and `FN`).
+    pub vcard: String,
+    /// Defaults to the vCard's `FN`.
+    pub display_name: Option<String>,
+}
+
+/// An emoji on one of the chat's messages (empty: the contact's reaction is removed).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InboundReactionBody {
+    pub message_id: String,
+    pub emoji: String,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct InboundView {
     pub message_id: String,
+    /// The SHA-256 (lower-case hex) of the media file, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
-/// A contact sends the instance a message.
+/// A contact sends the instance a message: a text, a media file, a location, a contact card
+/// or a reaction, optionally quoting a message.
 #[utoipa::path(post, path = "/v1/sim/instances/{id}/inbound", tag = "sim", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id")),
     request_body = InboundBody,
@@ -188,9 +277,30 @@ pub async fn inbound(
         text: body.text,
         mentions: body.mentions,
         push_name: body.push_name,
+        media: body.media.map(|m| InboundMediaSpec {
+            kind: m.kind.into(),
+            mime: m.mime,
+            file_name: m.file_name,
+            voice: m.voice,
+            data_base64: m.data_base64,
+            size: m.size,
+        }),
+        location: body.location.map(|l| Location {
+            latitude: l.latitude,
+            longitude: l.longitude,
+            name: l.name,
+            address: l.address,
+        }),
+        contact: body
+            .contact
+            .map(|c| InboundContactSpec { vcard: c.vcard, display_name: c.display_name }),
+        reaction: body
+            .reaction
+            .map(|r| InboundReactionSpec { message_id: r.message_id, emoji: r.emoji }),
+        reply_to: body.reply_to,
     };
     let r = net(&state)?.inbound(&id, spec).await.map_err(sim_error)?;
-    Ok(JsonOut(InboundView { message_id: r.message_id }))
+    Ok(JsonOut(InboundView { message_id: r.message_id, sha256: r.sha256 }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -224,28 +334,73 @@ pub async fn restrict(
     Ok(JsonOut(Done { ok: true }))
 }
 
-/// One thing the network received from a number: a text or a presence update.
+/// One thing the network received from a number: a message of any kind, a presence update,
+/// or a contact check. (The schema of the entries; the route passes on what the network
+/// recorded.)
+// Only the OpenAPI schema of the entries: never built, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum OutboxItem {
-    Text {
-        id: String,
-        to: String,
-        text: String,
-        mentions: Vec<String>,
-        at: chrono::DateTime<chrono::Utc>,
-    },
+    Message(OutboxMessageItem),
     Presence {
-        /// `composing` or `paused`.
+        /// `composing`, `recording` or `paused`.
         presence: String,
         to: String,
         at: chrono::DateTime<chrono::Utc>,
     },
+    /// One call asking which of these phones have WhatsApp.
+    Check {
+        check: Vec<String>,
+        at: chrono::DateTime<chrono::Utc>,
+    },
+}
+
+/// A message. A media file adds `kind`, `mime`, `size`, `sha256`, `file_name`, `caption` and
+/// `voice` (its caption is also the `text`); a location adds `location`, a contact card
+/// `contact`, a reaction `reaction` (their `text` is empty).
+#[derive(Serialize, ToSchema)]
+pub struct OutboxMessageItem {
+    pub id: String,
+    pub to: String,
+    pub text: String,
+    pub mentions: Vec<String>,
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The WhatsApp id of the quoted message.
+    pub reply_to: Option<String>,
+    pub kind: Option<MediaKindBody>,
+    pub mime: Option<String>,
+    pub size: Option<u64>,
+    /// Lower-case hex.
+    pub sha256: Option<String>,
+    pub file_name: Option<String>,
+    pub caption: Option<String>,
+    /// An audio sent as a voice note.
+    pub voice: Option<bool>,
+    pub location: Option<LocationBody>,
+    pub contact: Option<OutboxContactItem>,
+    pub reaction: Option<OutboxReactionItem>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OutboxContactItem {
+    pub display_name: String,
+    pub vcard: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OutboxReactionItem {
+    /// The WhatsApp id of the message reacted to.
+    pub message_id: String,
+    /// Empty when the reaction was removed.
+    pub emoji: String,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct OutboxView {
-    pub items: Vec<OutboxItem>,
+    /// Oldest first.
+    #[schema(value_type = Vec<OutboxItem>)]
+    pub items: Vec<serde_json::Value>,
 }
 
 /// What the network received from the instance, in order.
@@ -258,27 +413,87 @@ pub async fn outbox(
     Path(id): Path<String>,
 ) -> ApiResult<JsonOut<OutboxView>> {
     let entries = net(&state)?.outbox(&id).await.map_err(sim_error)?;
-    let items = entries.into_iter().map(outbox_item).collect();
+    let items = entries
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
     Ok(JsonOut(OutboxView { items }))
 }
 
-fn outbox_item(e: OutboxEntry) -> OutboxItem {
-    match e {
-        OutboxEntry::Text { id, to, text, mentions, at } => OutboxItem::Text {
-            id,
-            to: to.to_string(),
-            text,
-            mentions: mentions.iter().map(ToString::to_string).collect(),
-            at,
-        },
-        OutboxEntry::Presence { presence, to, at } => OutboxItem::Presence {
-            presence: match presence {
-                ChatState::Composing => "composing".into(),
-                ChatState::Recording => "recording".into(),
-                ChatState::Paused => "paused".into(),
-            },
-            to: to.to_string(),
-            at,
-        },
-    }
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGroupBody {
+    /// Defaults to `Group <last 4 digits of the id>`.
+    #[schema(max_length = 100)]
+    pub subject: Option<String>,
+    /// Phone numbers (or phone JIDs); an instance takes part through its linked phone.
+    #[schema(min_items = 1, max_items = 1024)]
+    pub participants: Vec<String>,
+    /// Some of `participants`.
+    #[serde(default)]
+    pub admins: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GroupCreatedView {
+    /// `<id>@g.us`.
+    pub jid: String,
+}
+
+/// A group with these phones in it exists on the network.
+#[utoipa::path(post, path = "/v1/sim/groups", tag = "sim", security(("bearer" = [])),
+    request_body = CreateGroupBody,
+    responses(
+        (status = 200, body = GroupCreatedView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+pub async fn create_group(
+    _: Admin,
+    State(state): State<AppState>,
+    Json(body): Json<CreateGroupBody>,
+) -> ApiResult<JsonOut<GroupCreatedView>> {
+    let req = CreateGroupRequest {
+        subject: body.subject,
+        participants: body.participants,
+        admins: body.admins,
+    };
+    let r = net(&state)?.create_group(req).await.map_err(sim_error)?;
+    Ok(JsonOut(GroupCreatedView { jid: r.jid.to_string() }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactBody {
+    #[schema(min_length = 8, max_length = 32)]
+    pub phone: String,
+    /// `false`: contact checks answer that the phone has no WhatsApp account. Every phone has
+    /// one until marked otherwise.
+    pub on_whatsapp: bool,
+}
+
+/// Marks whether a phone has a WhatsApp account (what contact checks answer).
+#[utoipa::path(post, path = "/v1/sim/contacts", tag = "sim", security(("bearer" = [])),
+    request_body = ContactBody,
+    responses(
+        (status = 200, body = Done),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+pub async fn set_contact(
+    _: Admin,
+    State(state): State<AppState>,
+    Json(body): Json<ContactBody>,
+) -> ApiResult<JsonOut<Done>> {
+    let phone = Phone::parse(&body.phone).map_err(|e| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone", e.to_string())
+    })?;
+    let req = ContactRequest { phone: phone.e164(), on_whatsapp: body.on_whatsapp };
+    net(&state)?.set_contact(req).await.map_err(sim_error)?;
+    Ok(JsonOut(Done { ok: true }))
 }

@@ -9,13 +9,13 @@ use serde_json::{json, Value};
 use crate::helpers::{id, TestApp, ADMIN};
 
 /// Reads SSE events (id, type, envelope) from a streaming response.
-struct SseReader {
+pub struct SseReader {
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buf: String,
 }
 
 impl SseReader {
-    async fn open(app: &TestApp, query: &str, token: &str, last_id: Option<&str>) -> SseReader {
+    pub async fn open(app: &TestApp, query: &str, token: &str, last_id: Option<&str>) -> SseReader {
         let mut req = app.http.get(format!("{}/v1/events{query}", app.base)).bearer_auth(token);
         if let Some(l) = last_id {
             req = req.header("last-event-id", l);
@@ -27,7 +27,7 @@ impl SseReader {
     }
 
     /// The next event, or `None` when none comes within `wait`.
-    async fn next(&mut self, wait: Duration) -> Option<(String, String, Value)> {
+    pub async fn next(&mut self, wait: Duration) -> Option<(String, String, Value)> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(end) = self.buf.find("\n\n") {
@@ -52,7 +52,7 @@ impl SseReader {
         }
     }
 
-    async fn until(&mut self, kind: &str) -> (String, Value) {
+    pub async fn until(&mut self, kind: &str) -> (String, Value) {
         loop {
             let (id, k, v) = self.next(Duration::from_secs(10)).await.expect("an event");
             if k == kind {

@@ -142,7 +142,9 @@ async fn leaving_frees_leases_claims_and_roles_at_once() {
     n.a.acquire("i1", "A", TTL).await.unwrap();
     assert!(n.a.hold_role("webhooks", "A", TTL).await.unwrap());
     assert!(!n.b.hold_role("webhooks", "B", TTL).await.unwrap());
-    n.a.insert_message(&message("m1", "t1", None)).await.unwrap();
+    let mut m1 = message("m1", "t1", None);
+    m1.content = Some(crate::conformance::content());
+    n.a.insert_message(&m1).await.unwrap();
     assert!(n.a.claim_message("m1", "A").await.unwrap());
     assert!(!n.b.claim_message("m1", "B").await.unwrap());
 
@@ -158,7 +160,8 @@ async fn leaving_frees_leases_claims_and_roles_at_once() {
     assert!(n.b.hold_role("webhooks", "B", TTL).await.unwrap());
     let pools = [("t1".to_string(), "default".to_string())];
     let claimed = n.b.claim_messages("B", TTL, &[], &pools, 10).await.unwrap();
-    assert_eq!(claimed.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["m1"]);
+    // Claimed whole, content included.
+    assert_eq!(claimed, [m1]);
     let nodes = n.b.nodes(TTL, Duration::from_secs(3600)).await.unwrap();
     assert_eq!(nodes.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), ["B"]);
 }

@@ -20,7 +20,7 @@ use crate::{
 pub(super) const MESSAGE_COLUMNS: &str =
     "id, tenant_id, wa_id, instance_id, forced, pool, to_jid, body, \
      mentions_json, menu_json, status, error, idempotency_key, created_at, updated_at, sent_at, \
-     campaign_id";
+     campaign_id, content_json";
 const META_FANOUT_CURSOR: &str = "webhook_fanout_cursor";
 const DELIVERY_COLUMNS: &str = "id, webhook_id, tenant_id, event_id, event_type, payload, status, \
      attempts, next_attempt_at, last_status, last_error, created_at, updated_at, delivered_at";
@@ -39,6 +39,9 @@ pub(super) fn message_from_row(row: &PgRow) -> Result<MessageRecord> {
     let menu = col::<Option<String>>(row, "menu_json")?
         .map(|m| serde_json::from_str(&m).map_err(|e| corrupt(format!("bad menu: {e}"))))
         .transpose()?;
+    let content = col::<Option<String>>(row, "content_json")?
+        .map(|c| serde_json::from_str(&c).map_err(|e| corrupt(format!("bad content: {e}"))))
+        .transpose()?;
     Ok(MessageRecord {
         tenant_id: col(row, "tenant_id")?,
         wa_id: col(row, "wa_id")?,
@@ -56,7 +59,7 @@ pub(super) fn message_from_row(row: &PgRow) -> Result<MessageRecord> {
         updated_at: ts(col(row, "updated_at")?)?,
         sent_at: opt_ts(col(row, "sent_at")?)?,
         campaign_id: col(row, "campaign_id")?,
-        content: None,
+        content,
         id,
     })
 }
@@ -109,7 +112,8 @@ impl MessageStore for PgStore {
             serde_json::to_string(&m.mentions).map_err(|e| StoreError::Database(e.to_string()))?;
         sqlx::query(&format!(
             "INSERT INTO messages ({MESSAGE_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18)"
         ))
         .bind(&m.id)
         .bind(&m.tenant_id)
@@ -128,6 +132,7 @@ impl MessageStore for PgStore {
         .bind(to_millis(m.updated_at))
         .bind(m.sent_at.map(to_millis))
         .bind(&m.campaign_id)
+        .bind(m.content.as_ref().map(|v| v.to_string()))
         .execute(&self.pool)
         .await
         .map_err(|e| write_err(e, |_| "a message with this idempotency key".to_string()))?;
@@ -220,6 +225,20 @@ impl MessageStore for PgStore {
         wa_id: &str,
     ) -> Result<Option<MessageRecord>> {
         Ok(query_messages(self, &[("instance_id", instance_id), ("wa_id", wa_id)], "").await?.pop())
+    }
+
+    async fn find_message_by_wa_id_for_tenant(
+        &self,
+        tenant_id: &str,
+        wa_id: &str,
+    ) -> Result<Option<MessageRecord>> {
+        Ok(query_messages(
+            self,
+            &[("tenant_id", tenant_id), ("wa_id", wa_id)],
+            "ORDER BY created_at DESC, id DESC LIMIT 1",
+        )
+        .await?
+        .pop())
     }
 
     async fn pending_messages(&self) -> Result<Vec<MessageRecord>> {

@@ -14,7 +14,7 @@ use crate::{
 
 const COLUMNS: &str = "id, tenant_id, wa_id, instance_id, forced, pool, to_jid, body, \
      mentions_json, menu_json, status, error, idempotency_key, created_at, updated_at, sent_at, \
-     campaign_id";
+     campaign_id, content_json";
 
 fn message_from_row(row: &SqliteRow) -> Result<MessageRecord> {
     let id: String = col(row, "id")?;
@@ -27,6 +27,9 @@ fn message_from_row(row: &SqliteRow) -> Result<MessageRecord> {
         serde_json::from_str(&mentions).map_err(|e| corrupt(format!("bad mentions: {e}")))?;
     let menu = col::<Option<String>>(row, "menu_json")?
         .map(|m| serde_json::from_str(&m).map_err(|e| corrupt(format!("bad menu: {e}"))))
+        .transpose()?;
+    let content = col::<Option<String>>(row, "content_json")?
+        .map(|c| serde_json::from_str(&c).map_err(|e| corrupt(format!("bad content: {e}"))))
         .transpose()?;
     Ok(MessageRecord {
         tenant_id: col(row, "tenant_id")?,
@@ -45,7 +48,7 @@ fn message_from_row(row: &SqliteRow) -> Result<MessageRecord> {
         updated_at: ts(col(row, "updated_at")?)?,
         sent_at: opt_ts(col(row, "sent_at")?)?,
         campaign_id: col(row, "campaign_id")?,
-        content: None,
+        content,
         id,
     })
 }
@@ -120,12 +123,13 @@ async fn insert_rows(conn: &mut sqlx::SqliteConnection, batch: &[Pending]) -> Re
     let mut qb: sqlx::QueryBuilder<sqlx::Sqlite> =
         sqlx::QueryBuilder::new(format!("INSERT INTO messages ({COLUMNS}) "));
     let mut encoded = Vec::with_capacity(batch.len());
+    let json = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
     for (m, _) in batch {
         let mentions =
             serde_json::to_string(&m.mentions).map_err(|e| StoreError::Database(e.to_string()))?;
-        encoded.push((m, mentions, m.menu.as_ref().map(|v| v.to_string())));
+        encoded.push((m, mentions, json(&m.menu), json(&m.content)));
     }
-    qb.push_values(encoded, |mut row, (m, mentions, menu)| {
+    qb.push_values(encoded, |mut row, (m, mentions, menu, content)| {
         row.push_bind(m.id.clone())
             .push_bind(m.tenant_id.clone())
             .push_bind(m.wa_id.clone())
@@ -142,7 +146,8 @@ async fn insert_rows(conn: &mut sqlx::SqliteConnection, batch: &[Pending]) -> Re
             .push_bind(to_millis(m.created_at))
             .push_bind(to_millis(m.updated_at))
             .push_bind(m.sent_at.map(to_millis))
-            .push_bind(m.campaign_id.clone());
+            .push_bind(m.campaign_id.clone())
+            .push_bind(content);
     });
     qb.build().execute(conn).await.map_err(db)?;
     Ok(())
@@ -156,8 +161,10 @@ async fn insert_row(conn: &mut sqlx::SqliteConnection, m: &MessageRecord) -> Res
     let mentions =
         serde_json::to_string(&m.mentions).map_err(|e| StoreError::Database(e.to_string()))?;
     let menu = m.menu.as_ref().map(|v| v.to_string());
+    let content = m.content.as_ref().map(|v| v.to_string());
     sqlx::query(&format!(
-        "INSERT INTO messages ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO messages ({COLUMNS}) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
     .bind(&m.id)
     .bind(&m.tenant_id)
@@ -176,6 +183,7 @@ async fn insert_row(conn: &mut sqlx::SqliteConnection, m: &MessageRecord) -> Res
     .bind(to_millis(m.updated_at))
     .bind(m.sent_at.map(to_millis))
     .bind(&m.campaign_id)
+    .bind(content)
     .execute(conn)
     .await
     .map_err(|e| write_err(e, |_| "a message with this idempotency key".to_string()))?;
@@ -294,6 +302,20 @@ impl MessageStore for SqliteStore {
             .query_messages(
                 "WHERE instance_id = ? AND wa_id = ?",
                 vec![instance_id.into(), wa_id.into()],
+            )
+            .await?;
+        Ok(v.pop())
+    }
+
+    async fn find_message_by_wa_id_for_tenant(
+        &self,
+        tenant_id: &str,
+        wa_id: &str,
+    ) -> Result<Option<MessageRecord>> {
+        let mut v = self
+            .query_messages(
+                "WHERE tenant_id = ? AND wa_id = ? ORDER BY created_at DESC, id DESC LIMIT 1",
+                vec![tenant_id.into(), wa_id.into()],
             )
             .await?;
         Ok(v.pop())

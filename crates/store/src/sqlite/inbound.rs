@@ -1,0 +1,84 @@
+//! The index of received messages on SQLite (see [`crate::InboundStore`]).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+
+use super::{col, db, ts, SqliteStore};
+use crate::time::{to_millis, truncate_to_millis};
+use crate::{InboundRecord, InboundStore, Result, StoreError};
+
+const COLUMNS: &str =
+    "instance_id, wa_id, tenant_id, chat, sender, body, kind, media_json, received_at";
+
+fn inbound_from_row(row: &SqliteRow) -> Result<InboundRecord> {
+    let wa_id: String = col(row, "wa_id")?;
+    let media = col::<Option<String>>(row, "media_json")?
+        .map(|m| {
+            serde_json::from_str(&m).map_err(|e| {
+                StoreError::Database(format!("received message {wa_id}: bad media: {e}"))
+            })
+        })
+        .transpose()?;
+    Ok(InboundRecord {
+        tenant_id: col(row, "tenant_id")?,
+        instance_id: col(row, "instance_id")?,
+        chat: col(row, "chat")?,
+        sender: col(row, "sender")?,
+        text: col(row, "body")?,
+        kind: col(row, "kind")?,
+        media,
+        received_at: ts(col(row, "received_at")?)?,
+        wa_id,
+    })
+}
+
+#[async_trait]
+impl InboundStore for SqliteStore {
+    async fn record_inbound(&self, r: &InboundRecord) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO inbound ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (instance_id, wa_id) DO NOTHING"
+        ))
+        .bind(&r.instance_id)
+        .bind(&r.wa_id)
+        .bind(&r.tenant_id)
+        .bind(&r.chat)
+        .bind(&r.sender)
+        .bind(&r.text)
+        .bind(&r.kind)
+        .bind(r.media.as_ref().map(|v| v.to_string()))
+        .bind(to_millis(r.received_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn find_inbound(&self, tenant_id: &str, wa_id: &str) -> Result<Option<InboundRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM inbound WHERE tenant_id = ? AND wa_id = ? \
+             ORDER BY received_at DESC, instance_id DESC LIMIT 1"
+        ))
+        .bind(tenant_id)
+        .bind(wa_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(inbound_from_row).transpose()
+    }
+
+    async fn prune_inbound(&self, before: DateTime<Utc>) -> Result<u64> {
+        // Stored times are whole milliseconds: a cut with a fraction rounds up.
+        let mut cut = to_millis(before);
+        if truncate_to_millis(before) != before {
+            cut += 1;
+        }
+        let done = sqlx::query("DELETE FROM inbound WHERE received_at < ?")
+            .bind(cut)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+}
