@@ -483,3 +483,94 @@ async fn bad_rich_input_is_refused_at_accept_time() {
             .await;
     assert_eq!((s, got.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "unknown_message"));
 }
+
+/// A WebP-looking sticker.
+fn webp() -> Vec<u8> {
+    let mut v = b"RIFF\x24\x00\x00\x00WEBPVP8 ".to_vec();
+    v.extend(std::iter::repeat_n(3u8, 2000));
+    v
+}
+
+/// An MP4-looking video.
+fn mp4() -> Vec<u8> {
+    let mut v = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2".to_vec();
+    v.extend(std::iter::repeat_n(5u8, 50_000));
+    v
+}
+
+#[tokio::test]
+async fn every_media_kind_goes_both_ways() {
+    let app = spawn().await;
+    let (_, key) = app.tenant("acme").await;
+    let iid = app.fast_number(&key, "a", "+5511900000001", "default").await;
+    let mut sse = SseReader::open(&app, "?types=message.received", &key, None).await;
+
+    let files = [
+        ("image", "dot.png", "image/png", PNG.to_vec(), json!({})),
+        ("video", "clip.mp4", "video/mp4", mp4(), json!({"caption": "watch"})),
+        ("audio", "song.ogg", "audio/ogg", ogg(), json!({"voice": false})),
+        ("sticker", "s.webp", "image/webp", webp(), json!({})),
+        ("document", "r.pdf", "application/pdf", pdf(4096), json!({"file_name": "report.pdf"})),
+    ];
+    for (kind, name, mime, bytes, extra) in &files {
+        let (s, up) = upload(&app, &key, name, mime, bytes).await;
+        assert_eq!(s, StatusCode::CREATED, "{kind}: {up}");
+        let mut media = extra.clone();
+        media["media_id"] = up["id"].clone();
+        let mid = send(&app, &key, json!({"to": "+5511988880001", *kind: media})).await;
+        let m = app.wait_message(&key, &mid, &["delivered", "failed"]).await;
+        assert_eq!(m["status"], "delivered", "{kind}: {m}");
+        assert_eq!(m["kind"], *kind);
+        let outbox = app.outbox(&iid).await;
+        let (e, before) = entry(&outbox, m["whatsapp_id"].as_str().unwrap());
+        assert_eq!(e["kind"], *kind);
+        assert_eq!(e["sha256"], hex_sha256(bytes), "{kind}");
+        assert_eq!(e["size"], bytes.len());
+        assert_eq!(before["presence"], "composing", "an audio file is not a voice note");
+        if *kind == "audio" {
+            assert_eq!(e["voice"], false);
+        }
+        if *kind == "video" {
+            assert_eq!(e["caption"], "watch");
+        }
+        if *kind == "document" {
+            assert_eq!(e["file_name"], "report.pdf");
+        }
+    }
+
+    let inbound = [
+        ("image", "image/jpeg", json!({})),
+        ("video", "video/mp4", json!({})),
+        ("audio", "audio/ogg; codecs=opus", json!({"voice": true})),
+        ("sticker", "image/webp", json!({})),
+    ];
+    for (kind, mime, extra) in inbound {
+        let mut media = extra.clone();
+        media["kind"] = json!(kind);
+        media["mime"] = json!(mime);
+        media["size"] = json!(3000);
+        let (s, v) = app
+            .post(
+                &format!("/v1/sim/instances/{iid}/inbound"),
+                ADMIN,
+                json!({"from": "+5511988880001", "media": media}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{kind}: {v}");
+        let (_, ev) = sse.until("message.received").await;
+        let data = &ev["data"];
+        assert_eq!(data["kind"], kind);
+        assert_eq!(data["media"]["mime"], mime);
+        assert_eq!(data["media"]["voice"], kind == "audio");
+        let res = app
+            .http
+            .get(data["media_url"].as_str().unwrap())
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{kind}");
+        let body = res.bytes().await.unwrap();
+        assert_eq!(hex_sha256(&body), v["sha256"].as_str().unwrap(), "{kind}");
+    }
+}
