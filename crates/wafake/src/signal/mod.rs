@@ -1,0 +1,1 @@
+//! Signal sessions of the fake contacts (filled in by the signal work).
