@@ -5,5 +5,22 @@
 //! Test and simulation use only: a client must have the certificate signature check off
 //! (`danger-skip-cert-chain-verify`) to accept this server, and the release `bzapper` does not.
 //! What the server must say, with source references: `docs/wire-fake.md`.
+//!
+//! ```ignore
+//! let server = WireServer::start("127.0.0.1:0".parse()?).await?;
+//! // client: TokioWebSocketTransportFactory::new().with_url(server.ws_url()), with_version(..)
+//! let paired = server.scan(&qr_code_from_the_client, "15550001111").await?;
+//! server.fail(&paired.jid, Failure::LoggedOut)?;
+//! ```
 
+mod conn;
+mod frame;
+mod hooks;
+mod iq;
+mod noise;
+mod pairing;
+mod server;
 pub mod signal;
+
+pub use hooks::SignalHooks;
+pub use server::{ChatState, Failure, Paired, WireServer};

@@ -1,0 +1,22 @@
+//! Where the Signal side plugs in. The wire layer acks and answers everything with empty or
+//! minimal stanzas; a [`SignalHooks`] installed with `WireServer::set_hooks` can see every
+//! outbound message and answer prekey fetches with real bundles.
+
+use wacore_binary::Node;
+
+/// Callbacks the Signal module implements. Every method has a do-nothing default.
+pub trait SignalHooks: Send + Sync {
+    /// An outbound `<message>` from `device` (its `PHONE:N@s.whatsapp.net` JID), before the
+    /// server acks it: where `<enc type="pkmsg"|"msg">` gets decrypted.
+    fn on_message(&self, device: &str, message: &Node) {
+        let _ = (device, message);
+    }
+
+    /// The answer's children for a prekey fetch, `<iq xmlns="encrypt" type="get"><key><user
+    /// jid/>…</key></iq>`: typically one `<list>` of `<user jid>` bundles. `None` answers an
+    /// empty result.
+    fn prekey_bundles(&self, device: &str, request: &Node) -> Option<Vec<Node>> {
+        let _ = (device, request);
+        None
+    }
+}
