@@ -144,6 +144,17 @@ mod tests {
             Some("ins_1")
         );
         // Reads of stored state and sends run on any node.
+        // Groups and received media are asked through the live connection too.
+        assert_eq!(instance_needing_holder(&m("GET"), "/v1/instances/ins_1/groups"), Some("ins_1"));
+        assert_eq!(
+            instance_needing_holder(&m("GET"), "/v1/instances/ins_1/groups/1203@g.us"),
+            Some("ins_1")
+        );
+        assert_eq!(
+            instance_needing_holder(&m("GET"), "/v1/instances/ins_1/media/3EB0A"),
+            Some("ins_1")
+        );
+        assert_eq!(instance_needing_holder(&m("POST"), "/v1/instances/ins_1/groups"), None);
         assert_eq!(instance_needing_holder(&m("GET"), "/v1/instances/ins_1"), None);
         assert_eq!(instance_needing_holder(&m("GET"), "/v1/instances"), None);
         assert_eq!(instance_needing_holder(&m("POST"), "/v1/instances"), None);

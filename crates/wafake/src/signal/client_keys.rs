@@ -91,6 +91,23 @@ impl ClientKeys {
         })
     }
 
+    /// The keys of a fetched bundle, as if that device had uploaded them (with its one
+    /// one-time prekey, if any): lets one fake party start a session to another.
+    pub fn from_bundle(bundle: &PreKeyBundle) -> Result<Self> {
+        let mut one_time = VecDeque::new();
+        if let (Some(id), Some(key)) = (bundle.pre_key_id()?, bundle.pre_key_public()?) {
+            one_time.push_back((u32::from(id), key));
+        }
+        Ok(Self {
+            registration_id: bundle.registration_id()?,
+            identity_key: *bundle.identity_key()?,
+            signed_pre_key_id: bundle.signed_pre_key_id()?.into(),
+            signed_pre_key: bundle.signed_pre_key_public()?,
+            signed_pre_key_signature: bundle.signed_pre_key_signature()?.to_vec(),
+            one_time,
+        })
+    }
+
     /// Takes a later upload of the same device: a refill (same identity) appends its new
     /// one-time keys behind the unused ones and adopts its signed key; an upload with another
     /// identity (the device was reset) replaces everything.
