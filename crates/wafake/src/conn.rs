@@ -4,18 +4,18 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{anyhow, bail, Context, Result};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_websockets::{Message, ServerBuilder, WebSocketStream};
-use wacore_binary::{Jid, Node};
 use wacore_binary::builder::NodeBuilder;
+use wacore_binary::{Jid, Node};
 use waproto::whatsapp as wa;
 
-use crate::frame::{Deframer, Transport, frame};
+use crate::frame::{frame, Deframer, Transport};
 use crate::noise::{self, Keys, Started};
-use crate::server::{ConnHandle, Out, WireServer, temp_ban_node};
+use crate::server::{temp_ban_node, ConnHandle, Out, WireServer};
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -54,18 +54,18 @@ async fn run(server: &Arc<WireServer>, tcp: TcpStream, id: u64) -> Result<()> {
     }
     let mut deframer = Deframer::default();
     let hello = read_frame(&mut ws, &mut deframer).await?;
-    let (keys, payload): (Keys, wa::ClientPayload) =
-        match noise::respond(&server.identity, &hello)? {
-            Started::Xx { reply, pending } => {
-                ws.send(Message::binary(frame(&reply)?)).await?;
-                let finish = read_frame(&mut ws, &mut deframer).await?;
-                pending.finish(&finish)?
-            }
-            Started::Ik { reply, keys, client_payload } => {
-                ws.send(Message::binary(frame(&reply)?)).await?;
-                (keys, client_payload)
-            }
-        };
+    let (keys, payload): (Keys, wa::ClientPayload) = match noise::respond(&server.identity, &hello)?
+    {
+        Started::Xx { reply, pending } => {
+            ws.send(Message::binary(frame(&reply)?)).await?;
+            let finish = read_frame(&mut ws, &mut deframer).await?;
+            pending.finish(&finish)?
+        }
+        Started::Ik { reply, keys, client_payload } => {
+            ws.send(Message::binary(frame(&reply)?)).await?;
+            (keys, client_payload)
+        }
+    };
     let mut transport = Transport::new(keys.read, keys.write);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let conn = ConnHandle { id, tx };
@@ -165,6 +165,7 @@ impl Session {
             "iq" => crate::iq::handle_iq(self, &node),
             "chatstate" | "presence" => self.record_chat_state(&node),
             "message" => crate::iq::handle_message(self, &node),
+            "receipt" => crate::iq::handle_receipt(self, &node),
             _ => {}
         }
     }

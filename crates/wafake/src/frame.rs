@@ -3,11 +3,11 @@
 //! handshake the AES-GCM transport with one counter per direction, carrying binary nodes
 //! (`wacore_binary` marshal / unpack + unmarshal).
 
-use anyhow::{Context, Result, anyhow, bail};
-use wacore_binary::Node;
+use anyhow::{anyhow, bail, Context, Result};
 use wacore_binary::consts::WA_CONN_HEADER;
-use wacore_noise::NoiseCipher;
+use wacore_binary::Node;
 use wacore_noise::framing::FrameDecoder;
+use wacore_noise::NoiseCipher;
 
 /// Splits the client's byte stream into frames, skipping the prologue first.
 #[derive(Default)]

@@ -12,6 +12,12 @@ pub trait SignalHooks: Send + Sync {
         let _ = (device, message);
     }
 
+    /// A `<receipt>` from `device` (delivery/read receipts of inbound messages, retry
+    /// requests), before the server acks it.
+    fn on_receipt(&self, device: &str, receipt: &Node) {
+        let _ = (device, receipt);
+    }
+
     /// The answer's children for a prekey fetch, `<iq xmlns="encrypt" type="get"><key><user
     /// jid/>…</key></iq>`: typically one `<list>` of `<user jid>` bundles. `None` answers an
     /// empty result.

@@ -1,7 +1,7 @@
 //! Answers to what a logged-in client asks: the passive iq (followed by
 //! `<ib><offline count="0"/>`), prekey uploads (kept per device) and counts, app-state sync
 //! (every collection empty at version 0), usync device lists (`<device id="0"/>` per user),
-//! and an empty result for everything else. Outbound messages are acked.
+//! and an empty result for everything else. Outbound messages and receipts are acked.
 
 use wacore_binary::builder::NodeBuilder;
 use wacore_binary::{Jid, Node, NodeValue};
@@ -14,7 +14,8 @@ fn attr(node: &Node, key: &str) -> Option<String> {
 }
 
 fn result(id: &str, children: Vec<Node>) -> Node {
-    let mut b = NodeBuilder::new("iq").attr("from", server_jid()).attr("type", "result").attr("id", id);
+    let mut b =
+        NodeBuilder::new("iq").attr("from", server_jid()).attr("type", "result").attr("id", id);
     if !children.is_empty() {
         b = b.children(children);
     }
@@ -58,11 +59,14 @@ pub(crate) fn handle_iq(session: &mut Session, node: &Node) {
             let count = device
                 .as_ref()
                 .and_then(|jid| session.server.prekey_upload(jid))
-                .and_then(|up| up.get_optional_child("list").and_then(Node::children).map(<[Node]>::len))
+                .and_then(|up| {
+                    up.get_optional_child("list").and_then(Node::children).map(<[Node]>::len)
+                })
                 .unwrap_or(0);
-            session
-                .conn
-                .send(result(&id, vec![NodeBuilder::new("count").attr("value", count.to_string()).build()]));
+            session.conn.send(result(
+                &id,
+                vec![NodeBuilder::new("count").attr("value", count.to_string()).build()],
+            ));
         }
         ("encrypt", "get") if child("key").is_some() => {
             let children = match (session.server.hooks(), &device) {
@@ -71,7 +75,15 @@ pub(crate) fn handle_iq(session: &mut Session, node: &Node) {
             };
             session.conn.send(result(&id, children));
         }
-        ("w:sync:app:state", _) => session.conn.send(result(&id, vec![app_state_answer(node)])),
+        ("w:sync:app:state", _) => {
+            let answer = app_state_answer(node);
+            if let (Some(jid), Some(collections)) = (&device, answer.children()) {
+                if let Some(d) = session.server.state().devices.get_mut(jid) {
+                    d.app_state.extend(collections.iter().filter_map(|c| attr(c, "name")));
+                }
+            }
+            session.conn.send(result(&id, vec![answer]));
+        }
         ("usync", _) => session.conn.send(result(&id, usync_answer(node))),
         _ => session.conn.send(result(&id, vec![])),
     }
@@ -137,4 +149,79 @@ pub(crate) fn handle_message(session: &mut Session, node: &Node) {
     }
     ack = ack.attr("t", crate::pairing::now_secs().to_string());
     session.conn.send(ack.build());
+}
+
+/// Handles a `<receipt>`: shows it to the Signal hooks, then acks it
+/// (`<ack class="receipt" id from [type]/>`, as the real server does).
+pub(crate) fn handle_receipt(session: &mut Session, node: &Node) {
+    let Some(device) = session.device.clone() else { return };
+    if let Some(hooks) = session.server.hooks() {
+        hooks.on_receipt(&device, node);
+    }
+    let mut ack = NodeBuilder::new("ack").attr("class", "receipt");
+    if let Some(id) = attr(node, "id") {
+        ack = ack.attr("id", id);
+    }
+    if let Some(to) = node.attrs.get("to").and_then(NodeValue::to_jid) {
+        ack = ack.attr("from", to);
+    }
+    if let Some(kind) = attr(node, "type") {
+        ack = ack.attr("type", kind);
+    }
+    session.conn.send(ack.build());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_state_answers_every_collection_at_version_zero() {
+        let request = NodeBuilder::new("iq")
+            .children([NodeBuilder::new("sync")
+                .children(["critical_block", "regular"].map(|n| {
+                    NodeBuilder::new("collection")
+                        .attr("name", n)
+                        .attr("version", "7")
+                        .attr("return_snapshot", "false")
+                        .build()
+                }))
+                .build()])
+            .build();
+        let answer = app_state_answer(&request);
+        let got: Vec<(String, String)> = answer
+            .children()
+            .unwrap()
+            .iter()
+            .map(|c| (attr(c, "name").unwrap(), attr(c, "version").unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("critical_block".to_string(), "0".to_string()),
+                ("regular".to_string(), "0".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn usync_lists_device_zero_per_user_and_parses_back() {
+        let users = ["111@s.whatsapp.net", "222:3@s.whatsapp.net"]
+            .map(|j| NodeBuilder::new("user").attr("jid", j.parse::<Jid>().unwrap()).build());
+        let request = NodeBuilder::new("iq")
+            .children([NodeBuilder::new("usync")
+                .attr("sid", "s1")
+                .children([
+                    NodeBuilder::new("query")
+                        .children([NodeBuilder::new("devices").build()])
+                        .build(),
+                    NodeBuilder::new("list").children(users).build(),
+                ])
+                .build()])
+            .build();
+        let answer = NodeBuilder::new("iq").children(usync_answer(&request)).build();
+        let devices = wacore::usync::parse_get_user_devices_response(&answer).unwrap();
+        let got: Vec<String> = devices.iter().map(ToString::to_string).collect();
+        assert_eq!(got, vec!["111@s.whatsapp.net", "222@s.whatsapp.net"]);
+    }
 }

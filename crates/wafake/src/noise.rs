@@ -1,15 +1,18 @@
 //! The Noise responder: XX for a fresh or cert-less client, IK for a registered device that
-//! cached the server's certificate chain. Built on `wacore_noise::NoiseHandshake`, the way
+//! cached the server's certificate chain, and XXfallback when an IK ClientHello was encrypted
+//! to another server key (a chain cached from an earlier server). Built on `wacore_noise::NoiseHandshake`, the way
 //! the crate's own test responders are (`wacore-noise/src/handshake.rs:743-879`).
 //!
 //! The certificate chain is `wacore_noise::test_util::build_cert_chain_bytes`: zero-signed,
 //! of the shape the client checks, its leaf key the server's static key. A client accepts it
 //! only with `danger-skip-cert-chain-verify`.
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{anyhow, Context, Result};
 use buffa::Message;
 use rand10::rngs::StdRng;
-use wacore_binary::consts::{NOISE_PATTERN_IK, NOISE_PATTERN_XX, WA_CONN_HEADER};
+use wacore_binary::consts::{
+    NOISE_PATTERN_IK, NOISE_PATTERN_XX, NOISE_PATTERN_XXFALLBACK, WA_CONN_HEADER,
+};
 use wacore_libsignal::protocol::KeyPair;
 use wacore_noise::{NoiseCipher, NoiseHandshake};
 use waproto::whatsapp::{self as wa, HandshakeMessage};
@@ -74,7 +77,7 @@ pub fn respond(id: &ServerIdentity, client_hello: &[u8]) -> Result<Started> {
     let client_eph = key32(hello.ephemeral, "client ephemeral")?;
     match (hello.r#static, hello.payload) {
         (Some(enc_static), Some(enc_payload)) => ik(id, client_eph, &enc_static, &enc_payload),
-        _ => xx(id, client_eph),
+        _ => xx(id, client_eph, NOISE_PATTERN_XX),
     }
 }
 
@@ -95,8 +98,10 @@ fn noise_err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("noise: {e}")
 }
 
-fn xx(id: &ServerIdentity, client_eph: [u8; 32]) -> Result<Started> {
-    let mut noise = NoiseHandshake::new(NOISE_PATTERN_XX, &WA_CONN_HEADER).map_err(noise_err)?;
+/// XX, or XXfallback (the same messages under another protocol name, the client's
+/// ephemeral key reused from its IK attempt).
+fn xx(id: &ServerIdentity, client_eph: [u8; 32], pattern: &str) -> Result<Started> {
+    let mut noise = NoiseHandshake::new(pattern, &WA_CONN_HEADER).map_err(noise_err)?;
     noise.authenticate(&client_eph);
     let server_eph = KeyPair::generate(&mut rng());
     let eph_pub = static_pub(&server_eph);
@@ -153,8 +158,8 @@ fn ik(
         .map_err(noise_err)?;
     let client_static: [u8; 32] = match noise.decrypt(enc_static) {
         Ok(s) => s.try_into().map_err(|_| anyhow!("client static is not 32 bytes"))?,
-        // Encrypted to another server key: a real server would answer XXfallback.
-        Err(e) => bail!("IK ClientHello for another server key: {e}"),
+        // Encrypted to another server key: answer XXfallback, the client redoes it as XX.
+        Err(_) => return xx(id, client_eph, NOISE_PATTERN_XXFALLBACK),
     };
     noise
         .mix_shared_secret(id.static_kp.private_key.serialize(), &client_static)
@@ -174,4 +179,91 @@ fn ik(
     let reply = server_hello(eph_pub, None, enc_cert);
     let (client_write, client_read) = noise.finish().map_err(noise_err)?;
     Ok(Started::Ik { reply, keys: Keys { read: client_write, write: client_read }, client_payload })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wacore_noise::{IkHandshakeState, IkServerHelloOutcome, XxFallbackHandshakeState};
+    use wacore_noise::{XxHandshakeOutcome, XxHandshakeState};
+
+    fn payload() -> Vec<u8> {
+        wa::ClientPayload { username: Some(15550001111), device: Some(1), ..Default::default() }
+            .encode_to_vec()
+    }
+
+    /// Both directions decrypt what the other side encrypted.
+    fn assert_interop(client_write: &NoiseCipher, client_read: &NoiseCipher, server: &Keys) {
+        let mut up = client_write.encrypt_with_counter(0, b"up").unwrap();
+        server.read.decrypt_in_place_with_counter(0, &mut up).unwrap();
+        assert_eq!(up, b"up");
+        let mut down = server.write.encrypt_with_counter(0, b"down").unwrap();
+        client_read.decrypt_in_place_with_counter(0, &mut down).unwrap();
+        assert_eq!(down, b"down");
+    }
+
+    fn finish_xx(pending: XxPending, client_finish: &[u8], client: &XxHandshakeOutcome) {
+        let (keys, got) = pending.finish(client_finish).unwrap();
+        assert_eq!(got.username, Some(15550001111));
+        assert_interop(&client.write_cipher, &client.read_cipher, &keys);
+    }
+
+    #[test]
+    fn xx_with_the_real_initiator() {
+        let id = ServerIdentity::generate();
+        let mut client =
+            XxHandshakeState::new(KeyPair::generate(&mut rng()), payload(), &WA_CONN_HEADER)
+                .unwrap();
+        let Started::Xx { reply, pending } =
+            respond(&id, &client.build_client_hello().unwrap()).unwrap()
+        else {
+            panic!("a bare ClientHello must get XX")
+        };
+        let finish = client.read_server_hello_and_build_client_finish(&reply).unwrap();
+        let outcome = client.finish().unwrap();
+        finish_xx(pending, &finish, &outcome);
+    }
+
+    #[test]
+    fn ik_with_the_cached_key_and_xxfallback_with_a_stale_one() {
+        let id = ServerIdentity::generate();
+        let static_kp = KeyPair::generate(&mut rng());
+        let mut client = IkHandshakeState::new(
+            static_kp.clone(),
+            static_pub(&id.static_kp),
+            payload(),
+            &WA_CONN_HEADER,
+        )
+        .unwrap();
+        let Started::Ik { reply, keys, client_payload } =
+            respond(&id, &client.build_client_hello().unwrap()).unwrap()
+        else {
+            panic!("an IK ClientHello to the right key must get IK")
+        };
+        assert_eq!(client_payload.device, Some(1));
+        let IkServerHelloOutcome::Continue(outcome) = client.read_server_hello(&reply).unwrap()
+        else {
+            panic!("the client must accept the IK answer")
+        };
+        assert_interop(&outcome.write_cipher, &outcome.read_cipher, &keys);
+
+        // A chain cached from another server: the client must end up connected through XX.
+        let stale = static_pub(&KeyPair::generate(&mut rng()));
+        let mut client =
+            IkHandshakeState::new(static_kp, stale, payload(), &WA_CONN_HEADER).unwrap();
+        let Started::Xx { reply, pending } =
+            respond(&id, &client.build_client_hello().unwrap()).unwrap()
+        else {
+            panic!("an IK ClientHello to another key must get XXfallback")
+        };
+        let IkServerHelloOutcome::Fallback(inputs) = client.read_server_hello(&reply).unwrap()
+        else {
+            panic!("the client must fall back")
+        };
+        let mut fallback =
+            XxFallbackHandshakeState::from_ik_failure(*inputs, &WA_CONN_HEADER).unwrap();
+        let finish = fallback.build_client_finish().unwrap();
+        let outcome = fallback.finish().unwrap();
+        finish_xx(pending, &finish, &outcome);
+    }
 }

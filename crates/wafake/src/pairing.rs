@@ -9,9 +9,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, anyhow, bail};
-use base64::Engine;
+use anyhow::{anyhow, bail, Context, Result};
 use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
 use buffa::Message;
 use hmac::{Hmac, Mac};
 use rand::Rng;
@@ -201,6 +201,7 @@ pub(crate) async fn scan(server: &WireServer, qr_code: &str, phone: &str) -> Res
                 logged_out: false,
                 prekey_upload: None,
                 chat_states: Vec::new(),
+                app_state: Vec::new(),
             },
         );
     }

@@ -6,12 +6,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, anyhow};
+use anyhow::{anyhow, Result};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
-use wacore_binary::Node;
 use wacore_binary::builder::NodeBuilder;
+use wacore_binary::{Jid, Node};
 use wacore_libsignal::protocol::KeyPair;
 
 use crate::hooks::SignalHooks;
@@ -58,6 +58,8 @@ pub(crate) struct Device {
     /// The last prekey upload (`<iq xmlns="encrypt" type="set">`), raw.
     pub prekey_upload: Option<Node>,
     pub chat_states: Vec<ChatState>,
+    /// App-state collections the device asked for, in order (repeats kept).
+    pub app_state: Vec<String>,
 }
 
 #[derive(Default)]
@@ -238,6 +240,14 @@ impl WireServer {
         self.state().devices.get(jid).map(|d| d.chat_states.clone()).unwrap_or_default()
     }
 
+    /// The app-state collections device `jid` asked to sync, in order. A fresh device
+    /// settles its bootstrap once it has synced all five (`critical_block`,
+    /// `critical_unblock_low`, `regular`, `regular_high`, `regular_low`); until then each
+    /// login repeats the client's 10 s key-share grace before `Connected`.
+    pub fn app_state_requests(&self, jid: &str) -> Vec<String> {
+        self.state().devices.get(jid).map(|d| d.app_state.clone()).unwrap_or_default()
+    }
+
     /// The last prekey upload of device `jid`: the raw `<iq xmlns="encrypt" type="set">`
     /// (`<registration>`, `<identity>`, `<list>` of `<key>`, `<skey>`).
     pub fn prekey_upload(&self, jid: &str) -> Option<Node> {
@@ -247,6 +257,21 @@ impl WireServer {
     /// The LID JID (`LID:N@lid`) of device `jid`.
     pub fn lid_of(&self, jid: &str) -> Option<String> {
         self.state().devices.get(jid).map(|d| d.lid_jid.clone())
+    }
+
+    /// Delivers a 1:1 message to device `jid` if it is online:
+    /// `<message from id t type="text"><enc …/>…</message>`, addressed by phone number.
+    /// `enc` are the `<enc>` nodes the Signal side produced (e.g. `Encrypted::to_enc_node`).
+    /// The client answers with a `<receipt id>` (see `SignalHooks::on_receipt`).
+    pub fn deliver_message(&self, jid: &str, from: &Jid, id: &str, enc: Vec<Node>) -> bool {
+        let node = NodeBuilder::new("message")
+            .attr("from", from.clone())
+            .attr("id", id)
+            .attr("t", crate::pairing::now_secs().to_string())
+            .attr("type", "text")
+            .children(enc)
+            .build();
+        self.send_node(jid, node)
     }
 
     /// Sends `node` to device `jid` if it is online (for inbound messages, notifications).

@@ -9,10 +9,20 @@ mod common;
 use std::sync::Arc;
 
 use bzapper_wafake::{Failure, WireServer};
-use common::{Client, paired, server, until};
-use whatsapp_rust::Jid;
+use common::{paired, server, until, Client};
 use whatsapp_rust::wacore::store::InMemoryBackend;
 use whatsapp_rust::wacore::types::events::Event;
+use whatsapp_rust::Jid;
+
+/// Waits for the client's app-state bootstrap to end: until it has, each login repeats the
+/// 10 s key-share grace before `Connected` (correct, only slow).
+async fn bootstrapped(server: &WireServer, jid: &str) {
+    until("the app-state bootstrap", || {
+        let asked = server.app_state_requests(jid);
+        ["regular", "regular_high", "regular_low"].iter().all(|c| asked.iter().any(|a| a == c))
+    })
+    .await;
+}
 
 /// Stops `client` and connects a new client on the same store: Connected over IK, no scan.
 async fn reconnect(server: &WireServer, client: Client, store: Arc<InMemoryBackend>) -> Client {
@@ -66,6 +76,7 @@ async fn pair_reconnect_then_log_out() {
     ];
     assert_eq!(seen, want.map(|(t, s)| (t.to_string(), s.to_string())).to_vec());
 
+    bootstrapped(&server, &paired.jid).await;
     let client = reconnect(&server, client, store.clone()).await;
     assert_eq!(server.connected(), vec![paired.jid.clone()]);
 
@@ -92,6 +103,7 @@ async fn pair_reconnect_then_log_out() {
 async fn drop_replace_then_temp_ban() {
     let server = server().await;
     let (client, store, paired) = paired(&server, "15550000002").await;
+    bootstrapped(&server, &paired.jid).await;
 
     assert!(server.drop_socket(&paired.jid));
     client.wait("Disconnected", |e| matches!(e, Event::Disconnected(_)).then_some(())).await;

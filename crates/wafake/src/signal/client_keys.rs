@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 
-use anyhow::{Context as _, Result, anyhow, bail, ensure};
+use anyhow::{anyhow, bail, ensure, Context as _, Result};
 use wacore::iq::prekeys::{OneTimePreKeyNode, SignedPreKeyNode};
 use wacore::protocol::ProtocolNode as _;
 use wacore_binary::{Node, NodeRef};
@@ -46,9 +46,7 @@ impl ClientKeys {
     pub fn from_upload_ref(node: &NodeRef<'_>) -> Result<Self> {
         let registration = child_bytes(node, "registration")?;
         let registration_id = u32::from_be_bytes(
-            registration
-                .try_into()
-                .map_err(|_| anyhow!("<registration> is not 4 bytes"))?,
+            registration.try_into().map_err(|_| anyhow!("<registration> is not 4 bytes"))?,
         );
         // `<type>` is always sent; absent is tolerated, any other key type is not.
         if let Some(key_type) = node.get_optional_child("type") {
@@ -59,9 +57,8 @@ impl ClientKeys {
         }
         let identity_key = IdentityKey::new(djb_key(child_bytes(node, "identity")?)?);
 
-        let skey = node
-            .get_optional_child("skey")
-            .ok_or_else(|| anyhow!("upload without <skey>"))?;
+        let skey =
+            node.get_optional_child("skey").ok_or_else(|| anyhow!("upload without <skey>"))?;
         let skey = SignedPreKeyNode::try_from_node_ref(skey)?;
         let signed_pre_key = djb_key(&skey.public_bytes)?;
         // The same check `process_prekey_bundle` makes, done here so a bad upload fails at
@@ -138,15 +135,12 @@ impl ClientKeys {
             node.get_optional_child("rotate")
                 .ok_or_else(|| anyhow!("no <rotate> in the rotation iq"))?
         };
-        let skey = rotate
-            .get_optional_child("skey")
-            .ok_or_else(|| anyhow!("<rotate> without <skey>"))?;
+        let skey =
+            rotate.get_optional_child("skey").ok_or_else(|| anyhow!("<rotate> without <skey>"))?;
         let skey = SignedPreKeyNode::try_from_node_ref(skey)?;
         let public = djb_key(&skey.public_bytes)?;
         ensure!(
-            self.identity_key
-                .public_key()
-                .verify_signature(&public.serialize(), &skey.signature),
+            self.identity_key.public_key().verify_signature(&public.serialize(), &skey.signature),
             "rotated signed prekey signature does not verify"
         );
         self.signed_pre_key_id = skey.id;
@@ -180,9 +174,7 @@ impl ClientKeys {
 
 fn child_bytes<'a>(node: &'a NodeRef<'_>, tag: &str) -> Result<&'a [u8]> {
     match node.get_optional_child(tag) {
-        Some(child) => child
-            .content_bytes()
-            .ok_or_else(|| anyhow!("<{tag}> carries no bytes")),
+        Some(child) => child.content_bytes().ok_or_else(|| anyhow!("<{tag}> carries no bytes")),
         None => bail!("upload without <{tag}>"),
     }
 }

@@ -27,23 +27,23 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{anyhow, bail, Context as _, Result};
 use rand10::RngExt as _;
 use wacore::iq::prekeys::PreKeyBundleUserNode;
 use wacore::libsignal::protocol::{
-    CiphertextMessage, DeviceId, GenericSignedPreKey as _, IdentityKey, IdentityKeyPair,
-    PreKeyBundle, PreKeyRecord, PreKeySignalMessage, PublicKey, SignalMessage,
-    SignedPreKeyRecord, Timestamp, UsePQRatchet, message_decrypt, message_encrypt,
-    process_prekey_bundle,
+    message_decrypt, message_encrypt, process_prekey_bundle, CiphertextMessage, DeviceId,
+    GenericSignedPreKey as _, IdentityKey, IdentityKeyPair, PreKeyBundle, PreKeyRecord,
+    PreKeySignalMessage, PublicKey, SignalMessage, SignedPreKeyRecord, Timestamp, UsePQRatchet,
 };
-use wacore::messages::{MessageUtils, decode_plaintext};
+use wacore::messages::{decode_plaintext, MessageUtils};
 use wacore::protocol::ProtocolNode as _;
 use wacore::types::jid::JidExt as _;
 use wacore_binary::builder::NodeBuilder;
-use wacore_binary::{Jid, Node, NodeRef, SERVER_JID};
+use wacore_binary::{Jid, Node, NodeRef};
 use waproto::whatsapp as wa;
 
 use super::client_keys::ClientKeys;
+use super::fetch::prekey_fetch_result_node;
 use super::stores::MemStores;
 
 /// How many one-time prekeys a contact made with [`FakeContact::new`] has.
@@ -121,9 +121,7 @@ impl FakeContact {
         let mut unserved = VecDeque::with_capacity(count as usize);
         for id in 1..=count {
             let pair = wacore::crypto::generate_curve_key_pair();
-            stores
-                .pre_keys
-                .insert(id.into(), PreKeyRecord::new(id.into(), &pair));
+            stores.pre_keys.insert(id.into(), PreKeyRecord::new(id.into(), &pair));
             unserved.push_back((id, pair.public_key));
         }
 
@@ -178,33 +176,61 @@ impl FakeContact {
     /// the client wrote it, since the client files the bundle under that JID.
     pub fn prekey_user_node(&mut self, requested: &Jid) -> Result<Node> {
         let bundle = self.next_prekey_bundle()?;
-        // Device 0 carries no `<device-identity>` (only companions do, prekeys.rs:365).
+        // Device 0 carries no `<device-identity>` (only companions do, `wacore/src/prekeys.rs:346-387`).
         Ok(PreKeyBundleUserNode::from_bundle(requested.clone(), &bundle, None)?.into_node())
     }
 
     /// The whole answer to `<iq xmlns="encrypt" type="get" id=…><key><user jid=this/></key>`.
     pub fn prekey_fetch_result(&mut self, request_id: &str) -> Result<Node> {
         let jid = self.jid.clone();
-        Ok(prekey_fetch_result_node(
-            request_id,
-            [self.prekey_user_node(&jid)?],
-        ))
+        Ok(prekey_fetch_result_node(request_id, [self.prekey_user_node(&jid)?]))
     }
 
     /// Decrypts an `<enc>` node the client addressed to this contact from `sender` (the
     /// client's JID with its device, as the server knows it: the address of the session).
     pub fn decrypt_enc(&mut self, sender: &Jid, enc: &NodeRef<'_>) -> Result<wa::Message> {
         let mut attrs = enc.attrs();
-        let enc_type = attrs
-            .optional_string("type")
-            .ok_or_else(|| anyhow!("<enc> without type"))?
-            .to_string();
+        let enc_type =
+            attrs.optional_string("type").ok_or_else(|| anyhow!("<enc> without type"))?.to_string();
         let version = attrs.optional_u64("v").unwrap_or(2);
         let version = u8::try_from(version).map_err(|_| anyhow!("<enc v={version}>"))?;
-        let ciphertext = enc
-            .content_bytes()
-            .ok_or_else(|| anyhow!("<enc> without bytes"))?;
+        let ciphertext = enc.content_bytes().ok_or_else(|| anyhow!("<enc> without bytes"))?;
         self.decrypt(sender, &enc_type, ciphertext, version)
+    }
+
+    /// Decrypts the part of an outbound `<message>` stanza addressed to this contact. The
+    /// client sends a DM as `<participants><to jid=DEVICE><enc/></to>…</participants>`, one
+    /// `<to>` per recipient device plus its own other devices (`wacore/src/send/dm.rs:220-236`,
+    /// `send/encrypt.rs:325-344`); a bare `<enc>` child is accepted too. `None` when no part
+    /// is for this contact (e.g. only the client's own devices).
+    pub fn decrypt_stanza(
+        &mut self,
+        sender: &Jid,
+        message: &NodeRef<'_>,
+    ) -> Result<Option<wa::Message>> {
+        let mut enc = None;
+        if let Some(participants) = message.get_optional_child("participants") {
+            for to in participants.get_children_by_tag("to") {
+                let addressed = to.attrs().optional_jid("jid");
+                if addressed.is_some_and(|jid| self.is_me(&jid)) {
+                    enc = to.get_optional_child("enc");
+                    break;
+                }
+            }
+        } else {
+            enc = message.get_optional_child("enc");
+        }
+        match enc {
+            Some(enc) => self.decrypt_enc(sender, enc).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// This contact's device, however written (`N@s.whatsapp.net`, `N:0@s.whatsapp.net`).
+    fn is_me(&self, jid: &Jid) -> bool {
+        jid.server == self.jid.server
+            && jid.user_base() == self.jid.user.as_str()
+            && jid.device == 0
     }
 
     /// Decrypts one ciphertext (`enc_type` `"pkmsg"` or `"msg"`, `padding_version` the `v`
@@ -278,22 +304,8 @@ impl FakeContact {
         .with_context(|| format!("encrypting to {client_device}"))?;
         let (enc_type, _, ciphertext) = wacore::send::extract_ciphertext(encrypted)
             .ok_or_else(|| anyhow!("libsignal produced a non-pairwise message"))?;
-        Ok(Encrypted {
-            enc_type,
-            ciphertext: ciphertext.into(),
-        })
+        Ok(Encrypted { enc_type, ciphertext: ciphertext.into() })
     }
-}
-
-/// `<iq from="s.whatsapp.net" id=… type="result"><list>users…</list></iq>`: the answer to a
-/// prekey fetch, one `<user>` per JID asked for (see [`FakeContact::prekey_user_node`]).
-pub fn prekey_fetch_result_node(request_id: &str, users: impl IntoIterator<Item = Node>) -> Node {
-    NodeBuilder::new("iq")
-        .attr("from", SERVER_JID)
-        .attr("id", request_id.to_string())
-        .attr("type", "result")
-        .children([NodeBuilder::new("list").children(users).build()])
-        .build()
 }
 
 /// Runs a libsignal operation over the in-memory stores to completion. Those stores answer

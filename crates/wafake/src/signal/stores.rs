@@ -34,11 +34,7 @@ pub struct MemIdentityStore {
 
 impl MemIdentityStore {
     pub fn new(pair: IdentityKeyPair, registration_id: u32) -> Self {
-        Self {
-            pair,
-            registration_id,
-            known: HashMap::new(),
-        }
+        Self { pair, registration_id, known: HashMap::new() }
     }
 
     pub fn identity_key_pair(&self) -> &IdentityKeyPair {
@@ -155,11 +151,7 @@ impl PreKeyStore for MemPreKeyStore {
         'life0: 'async_trait,
         Self: 'async_trait,
     {
-        let found = self
-            .keys
-            .get(&prekey_id)
-            .cloned()
-            .ok_or(SignalProtocolError::InvalidPreKeyId);
+        let found = self.keys.get(&prekey_id).cloned().ok_or(SignalProtocolError::InvalidPreKeyId);
         Box::pin(ready(found))
     }
 

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bzapper_wafake::{Paired, WireServer};
-use whatsapp_rust::TokioRuntime;
-use whatsapp_rust::async_channel::{Receiver, Sender, unbounded};
+use whatsapp_rust::async_channel::{unbounded, Receiver, Sender};
 use whatsapp_rust::bot::{Bot, BotHandle};
 use whatsapp_rust::wacore::store::InMemoryBackend;
 use whatsapp_rust::wacore::types::events::{Event, EventHandler};
+use whatsapp_rust::TokioRuntime;
 use whatsapp_rust_tokio_transport::TokioWebSocketTransportFactory;
 use whatsapp_rust_ureq_http_client::UreqHttpClient;
 
@@ -52,7 +52,12 @@ impl Client {
 
     /// Waits for the first event `pick` accepts; returns what it picked and the names of
     /// the events passed over.
-    pub async fn wait<T>(&self, what: &str, pick: impl Fn(&Event) -> Option<T>) -> (T, Vec<String>) {
+    pub async fn wait<T>(
+        &self,
+        what: &str,
+        pick: impl Fn(&Event) -> Option<T>,
+    ) -> (T, Vec<String>) {
+        let started = std::time::Instant::now();
         let mut skipped = Vec::new();
         let found = tokio::time::timeout(WAIT, async {
             loop {
@@ -65,7 +70,11 @@ impl Client {
         })
         .await;
         match found {
-            Ok(t) => (t, skipped),
+            Ok(t) => {
+                // Shown with the output of a failing test.
+                eprintln!("{what} after {:?}", started.elapsed());
+                (t, skipped)
+            }
             Err(_) => panic!("no {what} within {WAIT:?}; saw {skipped:?}"),
         }
     }
@@ -111,4 +120,3 @@ pub async fn until(what: &str, check: impl Fn() -> bool) {
     .await
     .unwrap_or_else(|_| panic!("{what} did not happen within {WAIT:?}"));
 }
-
