@@ -70,6 +70,11 @@ struct ServeArgs {
     /// Use a shared simulated network process (`bzapper simnet`) at this URL.
     #[arg(long, env = "BZAPPER_SIM_URL")]
     sim_url: Option<String>,
+    /// Use the real WhatsApp driver against the wire-level fake WhatsApp server whose control
+    /// API (`bzapper simnet --wire`) is at this URL; the /v1/sim routes drive the fake. Works
+    /// only in test builds (the fake's certificate chain is not signed by WhatsApp).
+    #[arg(long, env = "BZAPPER_SIM_WIRE_URL", conflicts_with_all = ["sim", "sim_url", "wa_url"])]
+    sim_wire_url: Option<String>,
     /// Master key sealing every session (base64 of 32 bytes). When absent, a key file is
     /// created with mode 0600 in the data dir on first start. Env only is advised.
     #[arg(long, env = "BZAPPER_MASTER_KEY", hide_env_values = true)]
@@ -137,6 +142,15 @@ struct SimnetArgs {
     /// Seconds each later QR code lasts.
     #[arg(long, default_value_t = 20)]
     qr_next_secs: u64,
+    /// Run the wire-level fake WhatsApp server instead (`crates/wafake`): real clients
+    /// connect to it over WebSocket; its control API (`GET /wire` gives the WebSocket URL) is
+    /// served on `--listen`. For clients built with the certificate check off only.
+    #[arg(long)]
+    wire: bool,
+    /// With `--wire`: the address of the fake's WebSocket listener (default: the IP of
+    /// `--listen`, any free port).
+    #[arg(long, requires = "wire")]
+    ws_listen: Option<SocketAddr>,
 }
 
 #[tokio::main]
@@ -145,6 +159,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(a) => {
             init_tracing();
             serve(a).await
+        }
+        Command::Simnet(a) if a.wire => {
+            init_tracing();
+            bzapper_wafake::control::serve_simnet(a.listen, a.ws_listen, shutdown_signal()).await
         }
         Command::Simnet(a) => {
             init_tracing();
@@ -194,10 +212,11 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let mut config = Config::new(a.data_dir);
     config.listen = a.listen;
     config.database_url = a.database_url;
-    config.driver = match (a.sim, a.sim_url) {
-        (_, Some(url)) => DriverKind::SimRemote(url),
-        (true, None) => DriverKind::Sim,
-        (false, None) => DriverKind::WhatsApp,
+    config.driver = match (a.sim, a.sim_url, a.sim_wire_url) {
+        (_, _, Some(url)) => DriverKind::SimWire(url),
+        (_, Some(url), None) => DriverKind::SimRemote(url),
+        (true, None, None) => DriverKind::Sim,
+        (false, None, None) => DriverKind::WhatsApp,
     };
     config.master_key = a.master_key;
     config.admin_token = a.admin_token;

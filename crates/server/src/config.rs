@@ -14,6 +14,11 @@ pub enum DriverKind {
     Sim,
     /// A simulated network process shared by several gateways (`bzapper simnet`).
     SimRemote(String),
+    /// The wire-level fake WhatsApp server (`bzapper simnet --wire`), whose HTTP control API is
+    /// at this URL: the real driver connects to the fake's websocket (from `GET {url}/wire`)
+    /// and the `/v1/sim` routes drive the fake through that API. Test builds only accept the
+    /// fake (its certificate chain is zero-signed).
+    SimWire(String),
 }
 
 #[derive(Debug, Clone)]

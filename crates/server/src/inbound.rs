@@ -78,31 +78,56 @@ async fn run(
     public_url: PublicUrl,
     mut rx: mpsc::UnboundedReceiver<InboundJob>,
 ) {
-    while let Some(job) = rx.recv().await {
-        let own = (job.own.0.as_deref(), job.own.1.as_deref());
-        if let Err(e) = index(store.as_ref(), &job).await {
-            tracing::warn!(instance = %job.instance_id, error = %e, "indexing an inbound message failed");
-        }
-        match received_data(store.as_ref(), &job.instance_id, own, &job.message).await {
-            Ok(mut data) => {
-                let base = public_url.get().map(String::as_str).unwrap_or("");
-                let link = format!(
-                    "{base}/v1/instances/{}/media/{}",
-                    job.instance_id,
-                    percent_encoding::utf8_percent_encode(&job.message.id, PATH_SEGMENT)
-                );
-                let quoted = quoted_gateway_id(store.as_ref(), &job).await;
-                rich_fields(&mut data, &job.message, &link, quoted);
-                // Queued in order; the recorder logs a write that fails.
-                let queued = recorder
-                    .submit(&job.tenant_id, Some(&job.instance_id), "message.received", data)
-                    .await;
-                drop(queued);
+    while let Some(first) = rx.recv().await {
+        // What arrived meanwhile is indexed in the same statement: one commit a burst, not
+        // one a message, keeps the index off the event latency.
+        let mut batch = vec![first];
+        while batch.len() < INDEX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
             }
-            Err(e) => tracing::error!(
-                instance = %job.instance_id, error = %e, "resolving an inbound message failed"
-            ),
         }
+        let records: Vec<InboundRecord> = batch.iter().filter_map(index_record).collect();
+        // Indexed before the events go out: a client answering an event can quote it at once.
+        if let Err(e) = store.record_inbound(&records).await {
+            tracing::warn!(error = %e, count = records.len(), "indexing inbound messages failed");
+        }
+        for job in batch {
+            record_event(store.as_ref(), &recorder, &public_url, job).await;
+        }
+    }
+}
+
+/// The most messages indexed in one statement.
+const INDEX_BATCH: usize = 256;
+
+async fn record_event(
+    store: &dyn Store,
+    recorder: &Recorder,
+    public_url: &PublicUrl,
+    job: InboundJob,
+) {
+    let own = (job.own.0.as_deref(), job.own.1.as_deref());
+    match received_data(store, &job.instance_id, own, &job.message).await {
+        Ok(mut data) => {
+            let base = public_url.get().map(String::as_str).unwrap_or("");
+            let link = format!(
+                "{base}/v1/instances/{}/media/{}",
+                job.instance_id,
+                percent_encoding::utf8_percent_encode(&job.message.id, PATH_SEGMENT)
+            );
+            let quoted = quoted_gateway_id(store, &job).await;
+            rich_fields(&mut data, &job.message, &link, quoted);
+            // Queued in order; the recorder logs a write that fails.
+            let queued = recorder
+                .submit(&job.tenant_id, Some(&job.instance_id), "message.received", data)
+                .await;
+            drop(queued);
+        }
+        Err(e) => tracing::error!(
+            instance = %job.instance_id, error = %e, "resolving an inbound message failed"
+        ),
     }
 }
 
@@ -113,12 +138,12 @@ const PATH_SEGMENT: &percent_encoding::AsciiSet =
 /// The longest text kept in the index (a quote's preview needs only its start).
 const INDEXED_TEXT_CHARS: usize = 1024;
 
-/// Keeps the message findable by id: a reply or reaction may name it, its media may be
+/// What keeps the message findable by id: a reply or reaction may name it, its media may be
 /// fetched. A reaction is not indexed (nothing quotes a reaction).
-async fn index(store: &dyn Store, job: &InboundJob) -> Result<(), StoreError> {
+fn index_record(job: &InboundJob) -> Option<InboundRecord> {
     let m = &job.message;
     let (kind, media) = match &m.content {
-        InboundContent::Reaction { .. } => return Ok(()),
+        InboundContent::Reaction { .. } => return None,
         InboundContent::Text => ("text", None),
         InboundContent::Media(media) => {
             (media.media_kind.as_str(), serde_json::to_value(media).ok())
@@ -126,19 +151,17 @@ async fn index(store: &dyn Store, job: &InboundJob) -> Result<(), StoreError> {
         InboundContent::Location(_) => ("location", None),
         InboundContent::Contact(_) => ("contact", None),
     };
-    store
-        .record_inbound(&InboundRecord {
-            tenant_id: job.tenant_id.clone(),
-            instance_id: job.instance_id.clone(),
-            wa_id: m.id.clone(),
-            chat: m.chat.to_string(),
-            sender: m.sender.to_string(),
-            text: m.text.chars().take(INDEXED_TEXT_CHARS).collect(),
-            kind: kind.to_string(),
-            media,
-            received_at: m.at,
-        })
-        .await
+    Some(InboundRecord {
+        tenant_id: job.tenant_id.clone(),
+        instance_id: job.instance_id.clone(),
+        wa_id: m.id.clone(),
+        chat: m.chat.to_string(),
+        sender: m.sender.to_string(),
+        text: m.text.chars().take(INDEXED_TEXT_CHARS).collect(),
+        kind: kind.to_string(),
+        media,
+        received_at: m.at,
+    })
 }
 
 /// The gateway id of the message this one quotes or reacts to, when this number sent it.

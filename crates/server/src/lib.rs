@@ -30,6 +30,7 @@ pub mod state;
 pub mod supervisor;
 pub mod time;
 pub mod webhooks;
+pub mod wire_control;
 
 pub use bzapper_driver::sim::SimConfig;
 pub use config::{Config, DriverKind};

@@ -9,7 +9,7 @@ use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use bzapper_core::sending::WarmingSchedule;
-use bzapper_driver::sim::{SimConfig, SimDriver, SimNet, SimNetwork};
+use bzapper_driver::sim::{SimConfig, SimDriver, SimNetwork};
 use bzapper_driver::whatsapp::{WhatsAppDriver, WhatsAppOptions};
 use bzapper_driver::Driver;
 use bzapper_store::{ClusterStore, NodeInfo, PgStore, Sealer, SqliteStore, Store};
@@ -27,6 +27,11 @@ use crate::secrets::{self, Source};
 use crate::state::{AppState, Inner};
 use crate::supervisor::Supervisor;
 use crate::webhooks::WebhookWorker;
+use crate::wire_control::{SimControl, SimNetControl, WireControl};
+
+/// The WhatsApp Web version the real driver announces to the wire-level fake unless
+/// `--wa-version` says otherwise (any version will do; a fixed one fetches nothing).
+pub const WIRE_WA_VERSION: (u32, u32, u32) = (2, 3000, 1_000_000_000);
 
 pub struct Application {
     listener: TcpListener,
@@ -43,7 +48,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let driver: Arc<dyn Driver>;
-        let sim: Option<Arc<dyn SimNet>>;
+        let sim: Option<Arc<dyn SimControl>>;
         match &config.driver {
             DriverKind::WhatsApp => {
                 driver = Arc::new(WhatsAppDriver::new(WhatsAppOptions {
@@ -52,6 +57,19 @@ impl Application {
                 }));
                 sim = None;
             }
+            DriverKind::SimWire(url) => {
+                let control = WireControl::new(url).context("the --sim-wire-url is not valid")?;
+                let ws_url = control.ws_url().await.with_context(|| {
+                    format!("asking the wire fake at {url} for its websocket URL")
+                })?;
+                tracing::info!(%ws_url, "real driver on the wire-level fake WhatsApp server");
+                driver = Arc::new(WhatsAppDriver::new(WhatsAppOptions {
+                    ws_url: Some(ws_url),
+                    // A fixed version: nothing is fetched from WhatsApp.
+                    version: Some(config.wa_version.unwrap_or(WIRE_WA_VERSION)),
+                }));
+                sim = Some(Arc::new(control));
+            }
             DriverKind::Sim => {
                 let net = Arc::new(SimNetwork::new(SimConfig {
                     qr_first: config.sim_qr_first,
@@ -59,12 +77,12 @@ impl Application {
                     ..SimConfig::default()
                 }));
                 let d = SimDriver::local(net);
-                sim = Some(d.control());
+                sim = Some(Arc::new(SimNetControl(d.control())));
                 driver = Arc::new(d);
             }
             DriverKind::SimRemote(url) => {
                 let d = SimDriver::remote(url).context("the --sim-url is not a valid URL")?;
-                sim = Some(d.control());
+                sim = Some(Arc::new(SimNetControl(d.control())));
                 driver = Arc::new(d);
             }
         }

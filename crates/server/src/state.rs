@@ -3,7 +3,6 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use bzapper_driver::sim::SimNet;
 use bzapper_store::Store;
 
 use crate::campaigns::Campaigns;
@@ -34,8 +33,9 @@ pub struct Inner {
     /// Turns true when the gateway shuts down: open streams (SSE) end so that the graceful
     /// shutdown does not wait for them forever.
     pub closing: tokio::sync::watch::Receiver<bool>,
-    /// The simulated network's control, when the gateway runs on it.
-    pub sim: Option<Arc<dyn SimNet>>,
+    /// The simulated network's control, when the gateway runs on one (the simulated network,
+    /// or the wire-level fake through its control API).
+    pub sim: Option<Arc<dyn crate::wire_control::SimControl>>,
     /// This node among several (PostgreSQL); `None` when the gateway is the only node.
     pub cluster: Option<Arc<Cluster>>,
     /// Which node holds which number (with `cluster`).

@@ -231,6 +231,7 @@ conformance!(
     a_message_with_content_round_trips,
     a_sent_message_is_found_by_wa_id_within_its_tenant,
     a_received_message_is_recorded_once_and_found_within_its_tenant,
+    a_burst_of_received_messages_is_recorded_at_once,
     received_messages_are_pruned_by_age,
     received_messages_go_with_their_instance_and_tenant,
 );
@@ -1274,14 +1275,14 @@ async fn a_received_message_is_recorded_once_and_found_within_its_tenant(h: &Har
         store.create_instance(&instance(i, t, i)).await.unwrap();
     }
     let first = inbound("i1", "t1", "WA1");
-    store.record_inbound(&first).await.unwrap();
+    store.record_inbound(std::slice::from_ref(&first)).await.unwrap();
     assert_eq!(store.find_inbound("t1", "WA1").await.unwrap(), Some(first.clone()));
 
     // A repeat of (instance, id) is ignored: the first record stands.
     let mut repeat = first.clone();
     repeat.text = "changed".into();
     repeat.received_at = first.received_at + Duration::seconds(1);
-    store.record_inbound(&repeat).await.unwrap();
+    store.record_inbound(std::slice::from_ref(&repeat)).await.unwrap();
     assert_eq!(store.find_inbound("t1", "WA1").await.unwrap(), Some(first.clone()));
     assert_eq!(h.count("inbound").await, 1);
 
@@ -1291,16 +1292,33 @@ async fn a_received_message_is_recorded_once_and_found_within_its_tenant(h: &Har
     theirs.received_at = first.received_at + Duration::seconds(5);
     theirs.media = None;
     theirs.kind = "text".into();
-    store.record_inbound(&theirs).await.unwrap();
+    store.record_inbound(std::slice::from_ref(&theirs)).await.unwrap();
     assert_eq!(store.find_inbound("t2", "WA1").await.unwrap(), Some(theirs));
     assert_eq!(store.find_inbound("t1", "WA1").await.unwrap(), Some(first.clone()));
 
     // Two numbers of one tenant got the same id (both in a group): the newest wins.
     let mut second = inbound("i2", "t1", "WA1");
     second.received_at = first.received_at + Duration::seconds(2);
-    store.record_inbound(&second).await.unwrap();
+    store.record_inbound(std::slice::from_ref(&second)).await.unwrap();
     assert_eq!(store.find_inbound("t1", "WA1").await.unwrap(), Some(second));
     assert_eq!(store.find_inbound("t1", "WA2").await.unwrap(), None);
+}
+
+async fn a_burst_of_received_messages_is_recorded_at_once(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    store.create_instance(&instance("i1", "t1", "n1")).await.unwrap();
+    let mut burst: Vec<InboundRecord> =
+        (0..1500).map(|n| inbound("i1", "t1", &format!("WA{n}"))).collect();
+    // A repeat inside the burst is ignored like any other.
+    let mut again = burst[7].clone();
+    again.text = "changed".into();
+    burst.push(again);
+    store.record_inbound(&burst).await.unwrap();
+    assert_eq!(h.count("inbound").await, 1500);
+    let kept = store.find_inbound("t1", "WA7").await.unwrap().unwrap();
+    assert_eq!(kept.text, burst[7].text);
+    store.record_inbound(&[]).await.unwrap();
 }
 
 async fn received_messages_are_pruned_by_age(h: &Harness) {
@@ -1311,7 +1329,7 @@ async fn received_messages_are_pruned_by_age(h: &Harness) {
     for (wa, age) in [("old1", 10), ("old2", 5), ("new", 0)] {
         let mut r = inbound("i1", "t1", wa);
         r.received_at = now - Duration::days(age);
-        store.record_inbound(&r).await.unwrap();
+        store.record_inbound(std::slice::from_ref(&r)).await.unwrap();
     }
     assert_eq!(store.prune_inbound(now - Duration::days(1)).await.unwrap(), 2);
     assert_eq!(store.find_inbound("t1", "old1").await.unwrap(), None);
@@ -1330,7 +1348,7 @@ async fn received_messages_go_with_their_instance_and_tenant(h: &Harness) {
     with_tenant(store, "t2").await;
     for (i, t) in [("i1", "t1"), ("i2", "t1"), ("i3", "t2")] {
         store.create_instance(&instance(i, t, i)).await.unwrap();
-        store.record_inbound(&inbound(i, t, &format!("WA-{i}"))).await.unwrap();
+        store.record_inbound(&[inbound(i, t, &format!("WA-{i}"))]).await.unwrap();
     }
     assert!(store.delete_instance("t1", "i1").await.unwrap());
     assert_eq!(store.find_inbound("t1", "WA-i1").await.unwrap(), None);

@@ -30,9 +30,9 @@ pub struct InboundRecord {
 /// Received messages by WhatsApp id. Rows go with their instance and their tenant.
 #[async_trait]
 pub trait InboundStore: Send + Sync {
-    /// Records a received message. A repeat of (`instance_id`, `wa_id`) is ignored (the
-    /// first record stands), not an error.
-    async fn record_inbound(&self, r: &InboundRecord) -> Result<()>;
+    /// Records received messages, all in one statement (a burst costs one commit). A repeat
+    /// of (`instance_id`, `wa_id`) is ignored (the first record stands), not an error.
+    async fn record_inbound(&self, rs: &[InboundRecord]) -> Result<()>;
     /// The message any number of the tenant received with this WhatsApp id; the newest when
     /// several of its numbers got the same id.
     async fn find_inbound(&self, tenant_id: &str, wa_id: &str) -> Result<Option<InboundRecord>>;

@@ -132,17 +132,16 @@ impl Session {
                 }
                 Some(d) => {
                     let now = std::time::Instant::now();
-                    let ban = st
-                        .phones
-                        .get(&d.phone)
-                        .and_then(|p| p.banned)
-                        .filter(|(_, until)| *until > now);
-                    match ban {
-                        Some((code, until)) => {
+                    let phone = st.phones.get(&d.phone);
+                    let for_good = phone.and_then(|p| p.banned_for_good);
+                    let ban = phone.and_then(|p| p.banned).filter(|(_, until)| *until > now);
+                    match (for_good, ban) {
+                        (Some(code), _) => Some(temp_ban_node(code, 0)),
+                        (None, Some((code, until))) => {
                             let left = until.duration_since(now).as_secs().max(1);
                             Some(temp_ban_node(code, left))
                         }
-                        None => {
+                        (None, None) => {
                             let lid = d.lid_jid.clone();
                             st.online.insert(jid.clone(), self.conn.clone());
                             self.device = Some(jid.clone());
@@ -185,6 +184,9 @@ impl Session {
             }
         };
         let record = crate::ChatState { tag: node.tag.to_string(), to: attr(node, "to"), state };
+        if let Some(hooks) = self.server.hooks() {
+            hooks.on_chat_state(jid, &record);
+        }
         if let Some(d) = self.server.state().devices.get_mut(jid) {
             d.chat_states.push(record);
         }

@@ -18,6 +18,12 @@ pub trait SignalHooks: Send + Sync {
         let _ = (device, receipt);
     }
 
+    /// A `<chatstate>` or `<presence>` stanza from `device`, as recorded (see
+    /// `WireServer::chat_states`), in order with its messages.
+    fn on_chat_state(&self, device: &str, state: &crate::ChatState) {
+        let _ = (device, state);
+    }
+
     /// The answer's children for a prekey fetch, `<iq xmlns="encrypt" type="get"><key><user
     /// jid/>…</key></iq>`: typically one `<list>` of `<user jid>` bundles. `None` answers an
     /// empty result.

@@ -14,13 +14,16 @@
 //! ```
 
 mod conn;
+pub mod control;
 mod frame;
 mod hooks;
 mod iq;
+pub mod net;
 mod noise;
 mod pairing;
 mod server;
 pub mod signal;
 
 pub use hooks::SignalHooks;
+pub use net::{OutboxItem, WireNet};
 pub use server::{ChatState, Failure, Paired, WireServer};

@@ -46,7 +46,7 @@ fn random_ref() -> String {
 }
 
 /// Fifteen random digits, not starting with 0.
-fn random_lid() -> String {
+pub(crate) fn random_lid() -> String {
     let mut r = rand::thread_rng();
     let mut s = r.gen_range(1..=9).to_string();
     for _ in 0..14 {
@@ -145,12 +145,7 @@ pub(crate) async fn scan(server: &WireServer, qr_code: &str, phone: &str) -> Res
             .get(&qr.reference)
             .cloned()
             .ok_or_else(|| anyhow!("no connection is showing QR ref {}", qr.reference))?;
-        let p = st.phones.entry(phone.to_string()).or_insert_with(|| Phone {
-            lid: random_lid(),
-            account_key: KeyPair::generate(&mut rng()),
-            next_device: 1,
-            banned: None,
-        });
+        let p = st.phones.entry(phone.to_string()).or_insert_with(Phone::fresh);
         let device = p.next_device;
         p.next_device += 1;
         let jid = format!("{phone}:{device}@s.whatsapp.net");

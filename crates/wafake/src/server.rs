@@ -48,6 +48,21 @@ pub(crate) struct Phone {
     pub next_device: u32,
     /// Temp ban: `(code, until)`.
     pub banned: Option<(u32, Instant)>,
+    /// Permanent ban: its code.
+    pub banned_for_good: Option<u32>,
+}
+
+impl Phone {
+    /// A phone the fake just met: a new account key and a random LID.
+    pub(crate) fn fresh() -> Self {
+        Self {
+            lid: crate::pairing::random_lid(),
+            account_key: KeyPair::generate(&mut crate::noise::rng()),
+            next_device: 1,
+            banned: None,
+            banned_for_good: None,
+        }
+    }
 }
 
 /// A linked (companion) device.
@@ -101,6 +116,9 @@ pub enum Failure {
     LoggedOut,
     /// `<failure reason="402" code expire/>`; the device's phone is refused until expiry.
     TempBan { code: u32, expire_secs: u64 },
+    /// `<failure reason="402" code expire="0"/>`: a ban without an end (the client reports
+    /// a `TemporaryBan` with a zero expiry); the device's phone is refused from then on.
+    Banned { code: u32 },
     /// `<stream:error><conflict type="replaced"/></stream:error>`.
     Replaced,
 }
@@ -205,6 +223,13 @@ impl WireServer {
                 }
                 temp_ban_node(code, expire_secs)
             }
+            Failure::Banned { code } => {
+                let phone = device.phone.clone();
+                if let Some(p) = st.phones.get_mut(&phone) {
+                    p.banned_for_good = Some(code);
+                }
+                temp_ban_node(code, 0)
+            }
             Failure::Replaced => NodeBuilder::new("stream:error")
                 .children([NodeBuilder::new("conflict").attr("type", "replaced").build()])
                 .build(),
@@ -252,6 +277,13 @@ impl WireServer {
     /// (`<registration>`, `<identity>`, `<list>` of `<key>`, `<skey>`).
     pub fn prekey_upload(&self, jid: &str) -> Option<Node> {
         self.state().devices.get(jid).and_then(|d| d.prekey_upload.clone())
+    }
+
+    /// The LID (digits) of `phone` (digits only), assigned now if the phone is new: the
+    /// same LID its devices get when it pairs, stable for the server's life.
+    pub fn lid_for_phone(&self, phone: &str) -> String {
+        let mut st = self.state();
+        st.phones.entry(phone.to_string()).or_insert_with(Phone::fresh).lid.clone()
     }
 
     /// The LID JID (`LID:N@lid`) of device `jid`.

@@ -2,6 +2,10 @@
 //! a phone scanning the QR, injected drops, inbound messages of every kind, groups, which
 //! phones have WhatsApp, and what the network received.
 //!
+//! The routes go through [`SimControl`], so they drive the simulated network (`--sim`,
+//! `--sim-url`) and the wire-level fake (`--sim-wire-url`, real driver) alike. The fake has
+//! scan, drop, direct text inbound and outbox only: the rest answers 501 `not_implemented`.
+//!
 //! The bodies mirror the simulated network's own control types (`bzapper_driver::sim`) with
 //! OpenAPI schemas; the outbox is passed through as the network wrote it, so that the gateway
 //! and a standalone `bzapper simnet` answer the same JSON.
@@ -11,8 +15,8 @@ use axum::http::StatusCode;
 use axum::Json as JsonOut;
 use bzapper_core::{Location, MediaKind, Phone};
 use bzapper_driver::sim::{
-    ContactRequest, CreateGroupRequest, DropRequest, InboundContactSpec, InboundMediaSpec,
-    InboundReactionSpec, InboundSpec, RestrictRequest, ScanRequest, SimError, SimNet,
+    ContactRequest, CreateGroupRequest, InboundContactSpec, InboundMediaSpec, InboundReactionSpec,
+    InboundSpec, RestrictRequest, SimError, SimNet,
 };
 use bzapper_driver::DropKind;
 use serde::{Deserialize, Serialize};
@@ -23,15 +27,45 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Json;
 use crate::state::AppState;
+use crate::wire_control::{ControlError, SimControl, Target};
 
-fn net(state: &AppState) -> ApiResult<Arc<dyn SimNet>> {
+/// The control of the network the gateway runs on (the simulated network or the wire fake).
+fn control(state: &AppState) -> ApiResult<Arc<dyn SimControl>> {
     state.sim.clone().ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            "the simulated network is not enabled; start the gateway with --sim or --sim-url",
+            "the simulated network is not enabled; start the gateway with --sim, --sim-url or \
+             --sim-wire-url",
         )
     })
+}
+
+/// The whole simulated network, for the controls the wire fake does not have (501 there).
+fn net(state: &AppState) -> ApiResult<Arc<dyn SimNet>> {
+    control(state)?.sim_net().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_implemented",
+            "the wire-level fake network (--sim-wire-url) has no such control",
+        )
+    })
+}
+
+/// The instance's linked phone (E.164), when it has one: the wire fake addresses devices by
+/// phone.
+async fn linked_phone(state: &AppState, id: &str) -> ApiResult<Option<String>> {
+    let rec = state.store.get_instance_by_id(id).await.map_err(ApiError::internal)?;
+    Ok(rec.and_then(|r| r.phone))
+}
+
+fn control_error(e: ControlError) -> ApiError {
+    match e {
+        ControlError::Sim(e) => sim_error(e),
+        ControlError::NotImplemented(m) => {
+            ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_implemented", m)
+        }
+    }
 }
 
 fn sim_error(e: SimError) -> ApiError {
@@ -77,12 +111,16 @@ pub async fn scan(
     let phone = Phone::parse(&body.phone).map_err(|e| {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone", e.to_string())
     })?;
-    let net = net(&state)?;
+    let net = control(&state)?;
     // A number created a moment ago may not show its first QR code yet: wait for it (briefly)
     // so that a scan right after create works, as a person scans what they see.
-    state.supervisor.qr(&id, std::time::Duration::from_secs(5)).await;
-    let r = net.scan(&id, ScanRequest { phone: phone.e164() }).await.map_err(sim_error)?;
-    Ok(JsonOut(ScanView { phone: r.phone, jid: r.jid.to_string(), lid: Some(r.lid.to_string()) }))
+    let qr = state.supervisor.qr(&id, std::time::Duration::from_secs(5)).await;
+    let target = Target { id: &id, phone: None };
+    let r = net
+        .scan(target, qr.as_ref().map(|q| q.code.as_str()), &phone.e164())
+        .await
+        .map_err(control_error)?;
+    Ok(JsonOut(ScanView { phone: r.phone, jid: r.jid, lid: r.lid }))
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
@@ -143,7 +181,10 @@ pub async fn drop_connection(
         (DropReason::Banned, None) => DropKind::Banned,
         (DropReason::Replaced, None) => DropKind::Ended,
     };
-    net(&state)?.drop_connection(&id, DropRequest { reason: kind }).await.map_err(sim_error)?;
+    let net = control(&state)?;
+    let phone = linked_phone(&state, &id).await?;
+    let target = Target { id: &id, phone: phone.as_deref() };
+    net.drop_connection(target, kind).await.map_err(control_error)?;
     Ok(JsonOut(Done { ok: true }))
 }
 
@@ -263,6 +304,7 @@ pub struct InboundView {
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 501, body = ErrorBody),
     ))]
 pub async fn inbound(
     _: Admin,
@@ -299,7 +341,10 @@ pub async fn inbound(
             .map(|r| InboundReactionSpec { message_id: r.message_id, emoji: r.emoji }),
         reply_to: body.reply_to,
     };
-    let r = net(&state)?.inbound(&id, spec).await.map_err(sim_error)?;
+    let net = control(&state)?;
+    let phone = linked_phone(&state, &id).await?;
+    let target = Target { id: &id, phone: phone.as_deref() };
+    let r = net.inbound(target, spec).await.map_err(control_error)?;
     Ok(JsonOut(InboundView { message_id: r.message_id, sha256: r.sha256 }))
 }
 
@@ -321,7 +366,7 @@ pub struct RestrictBody {
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 422, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 501, body = ErrorBody),
     ))]
 pub async fn restrict(
     _: Admin,
@@ -412,12 +457,10 @@ pub async fn outbox(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<JsonOut<OutboxView>> {
-    let entries = net(&state)?.outbox(&id).await.map_err(sim_error)?;
-    let items = entries
-        .iter()
-        .map(serde_json::to_value)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(ApiError::internal)?;
+    let net = control(&state)?;
+    let phone = linked_phone(&state, &id).await?;
+    let target = Target { id: &id, phone: phone.as_deref() };
+    let items = net.outbox(target).await.map_err(control_error)?;
     Ok(JsonOut(OutboxView { items }))
 }
 
@@ -449,7 +492,7 @@ pub struct GroupCreatedView {
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 422, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 501, body = ErrorBody),
     ))]
 pub async fn create_group(
     _: Admin,
@@ -483,7 +526,7 @@ pub struct ContactBody {
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 422, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 501, body = ErrorBody),
     ))]
 pub async fn set_contact(
     _: Admin,

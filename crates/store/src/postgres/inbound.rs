@@ -36,23 +36,25 @@ fn inbound_from_row(row: &PgRow) -> Result<InboundRecord> {
 
 #[async_trait]
 impl InboundStore for PgStore {
-    async fn record_inbound(&self, r: &InboundRecord) -> Result<()> {
-        sqlx::query(&format!(
-            "INSERT INTO inbound ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (instance_id, wa_id) DO NOTHING"
-        ))
-        .bind(&r.instance_id)
-        .bind(&r.wa_id)
-        .bind(&r.tenant_id)
-        .bind(&r.chat)
-        .bind(&r.sender)
-        .bind(&r.text)
-        .bind(&r.kind)
-        .bind(r.media.as_ref().map(|v| v.to_string()))
-        .bind(to_millis(r.received_at))
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+    async fn record_inbound(&self, rs: &[InboundRecord]) -> Result<()> {
+        // Nine binds a row: chunks stay well under either database's bind limit.
+        for chunk in rs.chunks(1000) {
+            let mut qb: sqlx::QueryBuilder<sqlx::Postgres> =
+                sqlx::QueryBuilder::new(format!("INSERT INTO inbound ({COLUMNS}) "));
+            qb.push_values(chunk, |mut row, r| {
+                row.push_bind(r.instance_id.clone())
+                    .push_bind(r.wa_id.clone())
+                    .push_bind(r.tenant_id.clone())
+                    .push_bind(r.chat.clone())
+                    .push_bind(r.sender.clone())
+                    .push_bind(r.text.clone())
+                    .push_bind(r.kind.clone())
+                    .push_bind(r.media.as_ref().map(|v| v.to_string()))
+                    .push_bind(to_millis(r.received_at));
+            });
+            qb.push(" ON CONFLICT (instance_id, wa_id) DO NOTHING");
+            qb.build().execute(&self.pool).await.map_err(db)?;
+        }
         Ok(())
     }
 
