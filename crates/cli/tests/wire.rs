@@ -102,7 +102,7 @@ async fn until(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_real_driver_links_sends_receives_resumes_and_is_logged_out_on_the_wire_fake() {
+async fn the_real_driver_links_sends_receives_drops_resumes_and_is_banned_on_the_wire_fake() {
     use reqwest::Method;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -210,10 +210,77 @@ async fn the_real_driver_links_sends_receives_resumes_and_is_logged_out_on_the_w
     assert_eq!(s, 200, "{r}");
     let mut stream = events.bytes_stream();
     let mut seen = String::new();
-    let got = tokio::time::timeout(STEP, async {
-        while let Some(chunk) = stream.next().await {
-            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-            if seen.contains("hi back over the wire") {
+    let mut next_event = async |needle: &str| {
+        let got = tokio::time::timeout(STEP, async {
+            while let Some(chunk) = stream.next().await {
+                seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+                let line = seen.lines().find(|l| l.starts_with("data:") && l.contains(needle));
+                if let Some(l) = line {
+                    return Some(serde_json::from_str::<Value>(&l["data:".len()..]).unwrap());
+                }
+            }
+            None
+        })
+        .await;
+        match got {
+            Ok(Some(v)) => v,
+            _ => panic!(
+                "no message.received with {needle}; the stream said:\n{seen}\ngateway log:\n{}",
+                support::tail(&log, 40)
+            ),
+        }
+    };
+    let plain = next_event("hi back over the wire").await;
+    assert_eq!(plain["data"]["sender"]["jid"], "5511912340002@s.whatsapp.net", "{plain}");
+    assert_eq!(plain["data"]["chat"]["type"], "direct");
+
+    // A contact that hides its number writes by LID and mentions this number by JID: the
+    // sender is reported by phone with the LID beside, and `mentions_me` compares JIDs.
+    let (s, r) = call(
+        &http,
+        Method::POST,
+        format!("{base}/v1/sim/instances/{iid}/inbound"),
+        ADMIN,
+        Some(json!({"from": "+5511912340003", "text": "by lid, hey @5511987650001",
+                    "as_lid": true, "mentions": ["+5511987650001"]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    let by_lid = next_event("by lid, hey").await;
+    let got = &by_lid["data"];
+    assert_eq!(got["sender"]["jid"], "5511912340003@s.whatsapp.net", "{by_lid}");
+    assert_eq!(got["sender"]["phone"], "+5511912340003", "{by_lid}");
+    assert!(got["sender"]["lid"].as_str().is_some_and(|l| l.ends_with("@lid")), "{by_lid}");
+    assert_eq!(got["mentions"], json!(["5511987650001@s.whatsapp.net"]), "{by_lid}");
+    assert_eq!(got["mentions_me"], true, "{by_lid}");
+    drop(stream);
+
+    // A transient drop: `connecting/transient` while the driver reconnects by itself, then
+    // `connected` again.
+    let lifecycle = http
+        .get(format!("{base}/v1/events?types=instance.*"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lifecycle.status().as_u16(), 200);
+    let (s, d) = call(
+        &http,
+        Method::POST,
+        format!("{base}/v1/sim/instances/{iid}/drop"),
+        ADMIN,
+        Some(json!({"reason": "transient"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{d}");
+    let mut lifecycle = lifecycle.bytes_stream();
+    let mut said = String::new();
+    let back = tokio::time::timeout(STEP, async {
+        while let Some(chunk) = lifecycle.next().await {
+            said.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            let dropped = said.find("\"reason\":\"transient\"");
+            let connected = said.rfind("event: instance.connected");
+            if matches!((dropped, connected), (Some(d), Some(c)) if c > d) {
                 return true;
             }
         }
@@ -221,11 +288,11 @@ async fn the_real_driver_links_sends_receives_resumes_and_is_logged_out_on_the_w
     })
     .await;
     assert!(
-        matches!(got, Ok(true)),
-        "no message.received; the stream said:\n{seen}\ngateway log:\n{}",
+        matches!(back, Ok(true)),
+        "no transient drop then reconnect; events:\n{said}\ngateway log:\n{}",
         support::tail(&log, 40)
     );
-    drop(stream);
+    drop(lifecycle);
 
     // A restart on the same data dir: connected again with the stored session, no scan.
     let mut gw = children.0.pop().unwrap();
@@ -250,6 +317,49 @@ async fn the_real_driver_links_sends_receives_resumes_and_is_logged_out_on_the_w
     assert_eq!(s, 200, "{d}");
     until(&http, inst_url, &key, "disconnected/logged_out", &log, |v| {
         v["status"] == "disconnected" && v["reason"] == "logged_out"
+    })
+    .await;
+
+    // A second number, banned by the network: disconnected/banned, out of rotation.
+    let (s, b) = call(
+        &http,
+        Method::POST,
+        format!("{base}/v1/instances"),
+        &key,
+        Some(json!({"name": "wire-b", "warming_days": 0})),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let bid = b["id"].as_str().unwrap().to_string();
+    until(&http, format!("{base}/v1/instances/{bid}/qr"), &key, "the second QR", &log, |v| {
+        v["code"].as_str().is_some_and(|c| !c.is_empty())
+    })
+    .await;
+    let (s, v) = call(
+        &http,
+        Method::POST,
+        format!("{base}/v1/sim/instances/{bid}/scan"),
+        ADMIN,
+        Some(json!({"phone": "+5511987650002"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let b_url = format!("{base}/v1/instances/{bid}");
+    until(&http, b_url.clone(), &key, "the second number connected", &log, |v| {
+        v["status"] == "connected"
+    })
+    .await;
+    let (s, d) = call(
+        &http,
+        Method::POST,
+        format!("{base}/v1/sim/instances/{bid}/drop"),
+        ADMIN,
+        Some(json!({"reason": "banned"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{d}");
+    until(&http, b_url, &key, "disconnected/banned", &log, |v| {
+        v["status"] == "disconnected" && v["reason"] == "banned"
     })
     .await;
 
