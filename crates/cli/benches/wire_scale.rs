@@ -1,0 +1,325 @@
+//! The gateway on its REAL WhatsApp driver (`whatsapp-rust`) holding many connected numbers
+//! against the wire-level fake WhatsApp server (`bzapper simnet --wire`): memory per connected
+//! number, CPU at idle, how long linking takes, and how long a restart takes to bring every
+//! number back.
+//!
+//! `cargo bench -p bzapper --bench wire_scale` (env `BZAPPER_BENCH_INSTANCES`, default 100).
+//!
+//! Both run as child processes of this bench (the `bzapper` binary built for benches has
+//! whatsapp-rust's `danger-skip-cert-chain-verify` on, a dev-dependency, so it accepts the
+//! fake's zero-signed certificate chain). Their logs go to files in a temporary directory
+//! (level `RUST_LOG`, default `warn`); the tail is printed when a step fails.
+//!
+//! Steps: start the fake and the gateway; RSS of the empty gateway; create and link N numbers
+//! (32 at a time: create, wait for the QR, scan it through `/v1/sim`) and wait until all are
+//! `connected`; settle 10 s; RSS, and CPU over 10 s from `/proc/PID/stat`; SIGTERM the gateway,
+//! start it again on the same data dir against the same fake, and time from the process start
+//! to all N `connected`; RSS after that.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+use serde_json::{json, Value};
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+const ADMIN: &str = "bench-admin-token-0123456789";
+/// How long all N numbers may take to be `connected` (after linking, after the restart).
+const ALL_CONNECTED: Duration = Duration::from_secs(900);
+/// How long one number's QR code may take to appear.
+const QR_WAIT: Duration = Duration::from_secs(120);
+
+/// The processes this bench started; killed when it ends (also when a step fails).
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+struct Logs {
+    fake: PathBuf,
+    gateway: PathBuf,
+}
+
+impl Logs {
+    fn fail(&self, what: &str) -> ! {
+        panic!(
+            "{what}\n--- gateway log (tail) ---\n{}\n--- fake log (tail) ---\n{}",
+            support::tail(&self.gateway, 40),
+            support::tail(&self.fake, 20)
+        );
+    }
+}
+
+fn serve_wire(data: &Path, wire_url: &str, log: &Path) -> (Child, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bzapper"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--sim-wire-url", wire_url, "--data-dir"])
+        .arg(data)
+        .env("BZAPPER_ADMIN_TOKEN", ADMIN)
+        .env_remove("BZAPPER_MASTER_KEY")
+        .env_remove("BZAPPER_WA_URL")
+        .env_remove("DATABASE_URL");
+    support::start_logged(cmd, "bZapper listening on ", log)
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name is in parentheses and may hold spaces: count fields after the last ')'.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Field 3 (state) is f[0]; utime is field 14, stime field 15.
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+fn threads(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("Threads:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn clk_tck() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Percent of one core each pid used over `window`.
+async fn cpu_percent(pids: &[u32], window: Duration) -> Vec<f64> {
+    let hz = clk_tck();
+    let before: Vec<u64> = pids.iter().map(|p| cpu_ticks(*p)).collect();
+    let t = Instant::now();
+    tokio::time::sleep(window).await;
+    let secs = t.elapsed().as_secs_f64();
+    pids.iter().zip(before).map(|(p, b)| (cpu_ticks(*p) - b) as f64 / hz / secs * 100.0).collect()
+}
+
+/// How many of the tenant's numbers are in each status.
+async fn statuses(http: &reqwest::Client, base: &str, key: &str) -> BTreeMap<String, usize> {
+    let mut by = BTreeMap::new();
+    let res = http.get(format!("{base}/v1/instances")).bearer_auth(key).send().await;
+    let Ok(res) = res else { return by };
+    let Ok(v) = res.json::<Value>().await else { return by };
+    for i in v["items"].as_array().into_iter().flatten() {
+        *by.entry(i["status"].as_str().unwrap_or("?").to_string()).or_insert(0) += 1;
+    }
+    by
+}
+
+/// Polls until all `n` are connected; prints progress every 10 s; fails after `ALL_CONNECTED`.
+async fn wait_all(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    n: usize,
+    what: &str,
+    logs: &Logs,
+) -> Duration {
+    let t = Instant::now();
+    let mut last_print = Instant::now();
+    loop {
+        let by = statuses(http, base, key).await;
+        if by.get("connected").copied().unwrap_or(0) >= n {
+            return t.elapsed();
+        }
+        if last_print.elapsed() >= Duration::from_secs(10) {
+            eprintln!("[{what}] {:>5.1} s: {by:?}", t.elapsed().as_secs_f64());
+            last_print = Instant::now();
+        }
+        if t.elapsed() > ALL_CONNECTED {
+            logs.fail(&format!(
+                "{what}: not all {n} connected within {ALL_CONNECTED:?}; statuses {by:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize =
+        std::env::var("BZAPPER_BENCH_INSTANCES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    if std::env::var_os("RUST_LOG").is_none() {
+        // The children's log level (`support::start_logged` passes this process's on).
+        std::env::set_var("RUST_LOG", "warn");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let logs = Logs { fake: dir.path().join("fake.log"), gateway: dir.path().join("gateway.log") };
+
+    let mut fake = Command::new(env!("CARGO_BIN_EXE_bzapper"));
+    fake.args(["simnet", "--wire", "--listen", "127.0.0.1:0"]);
+    let (fake, wire_url) =
+        support::start_logged(fake, "bZapper wire simnet listening on ", &logs.fake);
+    let fake_pid = fake.id();
+    let mut children = Children(vec![fake]);
+    let (gw, base) = serve_wire(&data, &wire_url, &logs.gateway);
+    let gw_pid = gw.id();
+    children.0.push(gw);
+    let http = reqwest::Client::new();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (empty, _) = support::rss_kib(gw_pid);
+    let (fake_empty, _) = support::rss_kib(fake_pid);
+
+    let t: Value = http
+        .post(format!("{base}/v1/tenants"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "bench"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = t["api_key"].as_str().unwrap().to_string();
+
+    // Link N numbers, 32 at a time.
+    let started = Instant::now();
+    let scanned_in = std::sync::Mutex::new(Duration::ZERO);
+    stream::iter(0..n)
+        .for_each_concurrent(32, |i| {
+            let (http, base, key, logs, scanned_in) = (&http, &base, &key, &logs, &scanned_in);
+            async move {
+                let res = http
+                    .post(format!("{base}/v1/instances"))
+                    .bearer_auth(key)
+                    .json(&json!({"name": format!("n{i}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                if res.status().as_u16() != 201 {
+                    logs.fail(&format!("number {i}: create answered {}", res.status()));
+                }
+                let inst: Value = res.json().await.unwrap();
+                let id = inst["id"].as_str().unwrap().to_string();
+                // The QR code: the route waits up to 5 s and answers 409 until there is one.
+                let t = Instant::now();
+                loop {
+                    let r = http
+                        .get(format!("{base}/v1/instances/{id}/qr"))
+                        .bearer_auth(key)
+                        .send()
+                        .await
+                        .unwrap();
+                    let s = r.status().as_u16();
+                    let v: Value = r.json().await.unwrap_or(Value::Null);
+                    if s == 200 && v["code"].as_str().is_some_and(|c| !c.is_empty()) {
+                        break;
+                    }
+                    if t.elapsed() > QR_WAIT {
+                        logs.fail(&format!("number {i}: no QR code within {QR_WAIT:?}: {s} {v}"));
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                let phone = format!("+5511{:09}", 900_000_000 + i);
+                let scan = http
+                    .post(format!("{base}/v1/sim/instances/{id}/scan"))
+                    .bearer_auth(ADMIN)
+                    .json(&json!({"phone": phone}))
+                    .send()
+                    .await
+                    .unwrap();
+                if !scan.status().is_success() {
+                    let s = scan.status();
+                    let body = scan.text().await.unwrap_or_default();
+                    logs.fail(&format!("number {i}: scan answered {s}: {body}"));
+                }
+                *scanned_in.lock().unwrap() = started.elapsed();
+            }
+        })
+        .await;
+    let scanned = *scanned_in.lock().unwrap();
+    eprintln!("[link] all {n} scanned after {:.1} s", scanned.as_secs_f64());
+    wait_all(&http, &base, &key, n, "link", &logs).await;
+    let link_time = started.elapsed();
+
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (idle, peak) = support::rss_kib(gw_pid);
+    let (fake_idle, fake_peak) = support::rss_kib(fake_pid);
+    let gw_threads = threads(gw_pid);
+    let cpu = cpu_percent(&[gw_pid, fake_pid], Duration::from_secs(10)).await;
+    let still = statuses(&http, &base, &key).await;
+
+    // Restart on the same data dir against the same fake: every number comes back by itself.
+    let mut gw = children.0.pop().unwrap();
+    let stopping = Instant::now();
+    support::terminate(&mut gw);
+    let stop_time = stopping.elapsed();
+    let restarted = Instant::now();
+    let (gw, base) = serve_wire(&data, &wire_url, &logs.gateway);
+    let gw_pid = gw.id();
+    children.0.push(gw);
+    let listening = restarted.elapsed();
+    wait_all(&http, &base, &key, n, "restart", &logs).await;
+    let resume = restarted.elapsed();
+    let (rss_resumed, _) = support::rss_kib(gw_pid);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (idle_after, peak_after) = support::rss_kib(gw_pid);
+    let cpu_after = cpu_percent(&[gw_pid, fake_pid], Duration::from_secs(10)).await;
+    let (fake_end, _) = support::rss_kib(fake_pid);
+    let still_after = statuses(&http, &base, &key).await;
+    drop(children);
+
+    let per = idle.saturating_sub(empty) as f64 / n as f64;
+    let per_after = idle_after.saturating_sub(empty) as f64 / n as f64;
+    println!("== real driver against the wire-level fake: {n} numbers ==");
+    println!("RSS empty gateway:                         {:.1} MiB", mib(empty));
+    println!(
+        "link {n} numbers (create+QR+scan → all connected): {:.1} s (all scanned after {:.1} s)",
+        link_time.as_secs_f64(),
+        scanned.as_secs_f64()
+    );
+    println!(
+        "RSS idle, {n} connected (10 s settle):      {:.1} MiB (peak {:.1} MiB), {gw_threads} threads",
+        mib(idle),
+        mib(peak)
+    );
+    println!("per connected number:                      {per:.1} KiB");
+    println!("CPU at idle over 10 s: gateway {:.1} % of one core, fake {:.1} %", cpu[0], cpu[1]);
+    println!("statuses at idle:                          {still:?}");
+    println!(
+        "fake RSS: empty {:.1} MiB, {n} connected {:.1} MiB (peak {:.1} MiB), end {:.1} MiB",
+        mib(fake_empty),
+        mib(fake_idle),
+        mib(fake_peak),
+        mib(fake_end)
+    );
+    println!("gateway stop (SIGTERM → exit):             {:.2} s", stop_time.as_secs_f64());
+    println!(
+        "restart (process start → all {n} connected): {:.2} s (listening after {:.2} s)",
+        resume.as_secs_f64(),
+        listening.as_secs_f64()
+    );
+    println!(
+        "RSS after restart: at all connected {:.1} MiB; +10 s {:.1} MiB (peak {:.1} MiB), {per_after:.1} KiB/number",
+        mib(rss_resumed),
+        mib(idle_after),
+        mib(peak_after)
+    );
+    println!(
+        "CPU at idle after restart: gateway {:.1} % of one core, fake {:.1} %",
+        cpu_after[0], cpu_after[1]
+    );
+    println!("statuses after restart:                    {still_after:?}");
+}
