@@ -78,29 +78,10 @@ async fn run(
     public_url: PublicUrl,
     mut rx: mpsc::UnboundedReceiver<InboundJob>,
 ) {
-    while let Some(first) = rx.recv().await {
-        // What arrived meanwhile is indexed in the same statement: one commit a burst, not
-        // one a message, keeps the index off the event latency.
-        let mut batch = vec![first];
-        while batch.len() < INDEX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let records: Vec<InboundRecord> = batch.iter().filter_map(index_record).collect();
-        // Indexed before the events go out: a client answering an event can quote it at once.
-        if let Err(e) = store.record_inbound(&records).await {
-            tracing::warn!(error = %e, count = records.len(), "indexing inbound messages failed");
-        }
-        for job in batch {
-            record_event(store.as_ref(), &recorder, &public_url, job).await;
-        }
+    while let Some(job) = rx.recv().await {
+        record_event(store.as_ref(), &recorder, &public_url, job).await;
     }
 }
-
-/// The most messages indexed in one statement.
-const INDEX_BATCH: usize = 256;
 
 async fn record_event(
     store: &dyn Store,
@@ -119,9 +100,18 @@ async fn record_event(
             );
             let quoted = quoted_gateway_id(store, &job).await;
             rich_fields(&mut data, &job.message, &link, quoted);
-            // Queued in order; the recorder logs a write that fails.
+            // Queued in order; the recorder logs a write that fails. The index entry goes in
+            // the event's own commit: a client answering the event can quote it at once, and a
+            // burst costs no commit more than its events.
+            let index = index_record(&job);
             let queued = recorder
-                .submit(&job.tenant_id, Some(&job.instance_id), "message.received", data)
+                .submit_indexed(
+                    &job.tenant_id,
+                    Some(&job.instance_id),
+                    "message.received",
+                    data,
+                    index,
+                )
                 .await;
             drop(queued);
         }

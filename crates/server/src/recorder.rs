@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bzapper_store::{Event, NewEvent, Signal, Store, StoreError};
+use bzapper_store::{Event, InboundRecord, NewEvent, Signal, Store, StoreError};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
@@ -35,8 +35,11 @@ const TAIL_EVERY: Duration = Duration::from_secs(1);
 
 type Reply = oneshot::Sender<Result<Arc<Event>, StoreError>>;
 
+/// An event waiting for the writer: the event, the received message it indexes, its reply.
+type Queued = (NewEvent, Option<InboundRecord>, Reply);
+
 pub struct Recorder {
-    queue: mpsc::Sender<(NewEvent, Reply)>,
+    queue: mpsc::Sender<Queued>,
     bus: broadcast::Sender<Arc<Event>>,
     metrics: Arc<Metrics>,
 }
@@ -118,6 +121,19 @@ impl Recorder {
         kind: &str,
         data: serde_json::Value,
     ) -> Recording {
+        self.submit_indexed(tenant_id, instance_id, kind, data, None).await
+    }
+
+    /// [`Recorder::submit`] for a `message.received`, with the message's index entry written
+    /// in the same commit as the event (see `InboundStore`).
+    pub async fn submit_indexed(
+        &self,
+        tenant_id: &str,
+        instance_id: Option<&str>,
+        kind: &str,
+        data: serde_json::Value,
+        index: Option<InboundRecord>,
+    ) -> Recording {
         let event = NewEvent {
             tenant_id: tenant_id.to_string(),
             instance_id: instance_id.map(str::to_string),
@@ -127,7 +143,7 @@ impl Recorder {
         };
         let (reply, rx) = oneshot::channel();
         // On a closed queue the reply is dropped, and `wait` reports the recorder stopped.
-        let _ = self.queue.send((event, reply)).await;
+        let _ = self.queue.send((event, index, reply)).await;
         Recording(rx)
     }
 
@@ -146,7 +162,7 @@ impl Recorder {
 /// callers. Ends when the recorder is dropped.
 async fn write_loop(
     store: Arc<dyn Store>,
-    mut rx: mpsc::Receiver<(NewEvent, Reply)>,
+    mut rx: mpsc::Receiver<Queued>,
     announce: Announce,
     metrics: Arc<Metrics>,
     _stop_tail_when_done: Option<oneshot::Sender<()>>,
@@ -159,10 +175,17 @@ async fn write_loop(
             (None, Some(written))
         }
     };
-    let mut batch: Vec<(NewEvent, Reply)> = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Vec<Queued> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (events, replies): (Vec<NewEvent>, Vec<Reply>) = batch.drain(..).unzip();
-        match store.append_events(&events).await {
+        let mut events = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut index = Vec::new();
+        for (event, indexed, reply) in batch.drain(..) {
+            events.push(event);
+            replies.push(reply);
+            index.extend(indexed);
+        }
+        match store.append_events_indexed(&events, &index).await {
             Ok(written_events) => {
                 for (ev, reply) in written_events.into_iter().zip(replies) {
                     count(&metrics, &ev);

@@ -232,6 +232,7 @@ conformance!(
     a_sent_message_is_found_by_wa_id_within_its_tenant,
     a_received_message_is_recorded_once_and_found_within_its_tenant,
     a_burst_of_received_messages_is_recorded_at_once,
+    events_and_the_messages_they_report_are_committed_together,
     received_messages_are_pruned_by_age,
     received_messages_go_with_their_instance_and_tenant,
 );
@@ -1319,6 +1320,24 @@ async fn a_burst_of_received_messages_is_recorded_at_once(h: &Harness) {
     let kept = store.find_inbound("t1", "WA7").await.unwrap().unwrap();
     assert_eq!(kept.text, burst[7].text);
     store.record_inbound(&[]).await.unwrap();
+}
+
+async fn events_and_the_messages_they_report_are_committed_together(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    store.create_instance(&instance("i1", "t1", "n1")).await.unwrap();
+    let events = [event("t1", Some("i1"), "message.received"), event("t1", None, "x.y")];
+    let index = [inbound("i1", "t1", "WA-A"), inbound("i1", "t1", "WA-B")];
+    let written = store.append_events_indexed(&events, &index).await.unwrap();
+    assert_eq!(written.len(), 2);
+    assert!(written[0].id < written[1].id);
+    assert!(store.find_inbound("t1", "WA-A").await.unwrap().is_some());
+    assert!(store.find_inbound("t1", "WA-B").await.unwrap().is_some());
+    // An index entry whose instance is gone fails the whole commit: no event without it.
+    let orphan = [inbound("gone", "t1", "WA-C")];
+    let failed = store.append_events_indexed(&events[..1], &orphan).await;
+    assert!(failed.is_err());
+    assert_eq!(store.events_after("t1", 0, 10).await.unwrap().len(), 2);
 }
 
 async fn received_messages_are_pruned_by_age(h: &Harness) {

@@ -302,7 +302,17 @@ pub trait EventLog: Send + Sync {
     /// Appends every event in one transaction (one fsync), all or none, and returns them with
     /// their ids, increasing in the order given. A reader sees the whole batch or none of it,
     /// and never a later id before an earlier one.
-    async fn append_events(&self, events: &[NewEvent]) -> Result<Vec<Event>>;
+    async fn append_events(&self, events: &[NewEvent]) -> Result<Vec<Event>> {
+        self.append_events_indexed(events, &[]).await
+    }
+    /// [`EventLog::append_events`], with the received messages the events report indexed
+    /// in the same transaction (see [`InboundStore::record_inbound`]): one commit for both, and
+    /// a `message.received` event is never seen before its message can be named.
+    async fn append_events_indexed(
+        &self,
+        events: &[NewEvent],
+        inbound: &[InboundRecord],
+    ) -> Result<Vec<Event>>;
     /// The tenant's events with id > `after_id`, oldest first, at most `limit`.
     async fn events_after(&self, tenant_id: &str, after_id: i64, limit: u32) -> Result<Vec<Event>>;
     /// How many events of `kind` each of the tenant's numbers had since `since`.

@@ -707,8 +707,13 @@ impl EventLog for PgStore {
     /// transaction-scoped advisory lock (released at commit or rollback), so commit order is
     /// id order and `id > cursor` readers never skip an event. The cost is one appender at a
     /// time per schema, across every node; appends are batched, so that is rarely the limit.
-    async fn append_events(&self, events: &[NewEvent]) -> Result<Vec<Event>> {
+    async fn append_events_indexed(
+        &self,
+        events: &[NewEvent],
+        inbound: &[crate::InboundRecord],
+    ) -> Result<Vec<Event>> {
         if events.is_empty() {
+            crate::InboundStore::record_inbound(self, inbound).await?;
             return Ok(Vec::new());
         }
         let n = events.len();
@@ -727,6 +732,8 @@ impl EventLog for PgStore {
             created.push(to_millis(e.created_at));
         }
         let mut tx = self.pool.begin().await.map_err(db)?;
+        // Before the lock: the index rows need no ordering, so they take none of its time.
+        inbound::insert_inbound(&mut tx, inbound).await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
             .bind(EVENT_APPEND_LOCK)
             .execute(&mut *tx)

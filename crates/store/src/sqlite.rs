@@ -856,8 +856,12 @@ const EVENTS_PER_INSERT: usize = 1000;
 
 #[async_trait]
 impl EventLog for SqliteStore {
-    async fn append_events(&self, events: &[NewEvent]) -> Result<Vec<Event>> {
-        if events.is_empty() {
+    async fn append_events_indexed(
+        &self,
+        events: &[NewEvent],
+        inbound: &[crate::InboundRecord],
+    ) -> Result<Vec<Event>> {
+        if events.is_empty() && inbound.is_empty() {
             return Ok(Vec::new());
         }
         let mut encoded = Vec::with_capacity(events.len());
@@ -869,6 +873,7 @@ impl EventLog for SqliteStore {
         let mut out = Vec::with_capacity(events.len());
         let _gate = self.write_gate.lock().await;
         let mut tx = self.pool.begin().await.map_err(db)?;
+        inbound::insert_inbound(&mut tx, inbound).await?;
         for chunk in encoded.chunks(EVENTS_PER_INSERT) {
             let mut qb: sqlx::QueryBuilder<Sqlite> = sqlx::QueryBuilder::new(
                 "INSERT INTO events (tenant_id, instance_id, kind, data, created_at) ",

@@ -33,28 +33,38 @@ fn inbound_from_row(row: &SqliteRow) -> Result<InboundRecord> {
     })
 }
 
+/// Inserts `rs` on `conn` (a pooled connection or an open transaction); repeats are ignored.
+pub(crate) async fn insert_inbound(
+    conn: &mut sqlx::SqliteConnection,
+    rs: &[InboundRecord],
+) -> Result<()> {
+    // Nine binds a row: chunks stay well under either database's bind limit.
+    for chunk in rs.chunks(1000) {
+        let mut qb: sqlx::QueryBuilder<sqlx::Sqlite> =
+            sqlx::QueryBuilder::new(format!("INSERT INTO inbound ({COLUMNS}) "));
+        qb.push_values(chunk, |mut row, r| {
+            row.push_bind(r.instance_id.clone())
+                .push_bind(r.wa_id.clone())
+                .push_bind(r.tenant_id.clone())
+                .push_bind(r.chat.clone())
+                .push_bind(r.sender.clone())
+                .push_bind(r.text.clone())
+                .push_bind(r.kind.clone())
+                .push_bind(r.media.as_ref().map(|v| v.to_string()))
+                .push_bind(to_millis(r.received_at));
+        });
+        qb.push(" ON CONFLICT (instance_id, wa_id) DO NOTHING");
+        qb.build().execute(&mut *conn).await.map_err(db)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl InboundStore for SqliteStore {
     async fn record_inbound(&self, rs: &[InboundRecord]) -> Result<()> {
-        // Nine binds a row: chunks stay well under either database's bind limit.
-        for chunk in rs.chunks(1000) {
-            let mut qb: sqlx::QueryBuilder<sqlx::Sqlite> =
-                sqlx::QueryBuilder::new(format!("INSERT INTO inbound ({COLUMNS}) "));
-            qb.push_values(chunk, |mut row, r| {
-                row.push_bind(r.instance_id.clone())
-                    .push_bind(r.wa_id.clone())
-                    .push_bind(r.tenant_id.clone())
-                    .push_bind(r.chat.clone())
-                    .push_bind(r.sender.clone())
-                    .push_bind(r.text.clone())
-                    .push_bind(r.kind.clone())
-                    .push_bind(r.media.as_ref().map(|v| v.to_string()))
-                    .push_bind(to_millis(r.received_at));
-            });
-            qb.push(" ON CONFLICT (instance_id, wa_id) DO NOTHING");
-            qb.build().execute(&self.pool).await.map_err(db)?;
-        }
-        Ok(())
+        let _gate = self.write_gate.lock().await;
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        insert_inbound(&mut conn, rs).await
     }
 
     async fn find_inbound(&self, tenant_id: &str, wa_id: &str) -> Result<Option<InboundRecord>> {
