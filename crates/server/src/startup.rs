@@ -54,6 +54,7 @@ impl Application {
                 driver = Arc::new(WhatsAppDriver::new(WhatsAppOptions {
                     ws_url: config.wa_url.clone(),
                     version: config.wa_version,
+                    media_over_plain_http: false,
                 }));
                 sim = None;
             }
@@ -67,6 +68,8 @@ impl Application {
                     ws_url: Some(ws_url),
                     // A fixed version: nothing is fetched from WhatsApp.
                     version: Some(config.wa_version.unwrap_or(WIRE_WA_VERSION)),
+                    // The fake's media host speaks plain HTTP.
+                    media_over_plain_http: true,
                 }));
                 sim = Some(Arc::new(control));
             }

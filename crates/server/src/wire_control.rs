@@ -5,14 +5,18 @@
 //! gateway reaches with the real WhatsApp driver.
 //!
 //! The routes resolve what an op addresses (the instance id, its linked phone, its current QR
-//! code) and leave the rest to the network; ops the wire network has no control for answer
-//! [`ControlError::NotImplemented`].
+//! code) and leave the rest to the network; ops the wire network has no control for (the
+//! reach-out restriction, group messages) answer [`ControlError::NotImplemented`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bzapper_driver::sim::{DropRequest, InboundResult, InboundSpec, ScanRequest, SimError, SimNet};
+use bzapper_core::Jid;
+use bzapper_driver::sim::{
+    ContactRequest, CreateGroupRequest, CreateGroupResult, DropRequest, InboundResult, InboundSpec,
+    ScanRequest, SimError, SimNet,
+};
 use bzapper_driver::DropKind;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -64,8 +68,15 @@ pub trait SimControl: Send + Sync {
     ) -> Result<InboundResult, ControlError>;
     /// What the network received from the instance, oldest first, as the network wrote it.
     async fn outbox(&self, target: Target<'_>) -> Result<Vec<Value>, ControlError>;
-    /// The whole simulated network, for the routes beyond these ops (restrict, groups,
-    /// contacts); `None` when this network has no such controls.
+    /// A group with these phones in it exists.
+    async fn create_group(
+        &self,
+        req: CreateGroupRequest,
+    ) -> Result<CreateGroupResult, ControlError>;
+    /// Whether a phone has WhatsApp (every phone has until marked otherwise).
+    async fn set_contact(&self, req: ContactRequest) -> Result<(), ControlError>;
+    /// The whole simulated network, for the routes beyond these ops (restrict); `None` when
+    /// this network has no such controls.
     fn sim_net(&self) -> Option<Arc<dyn SimNet>>;
 }
 
@@ -107,6 +118,17 @@ impl SimControl for SimNetControl {
             .map(serde_json::to_value)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| SimError::Unavailable(e.to_string()).into())
+    }
+
+    async fn create_group(
+        &self,
+        req: CreateGroupRequest,
+    ) -> Result<CreateGroupResult, ControlError> {
+        Ok(self.0.create_group(req).await?)
+    }
+
+    async fn set_contact(&self, req: ContactRequest) -> Result<(), ControlError> {
+        Ok(self.0.set_contact(req).await?)
     }
 
     fn sim_net(&self) -> Option<Arc<dyn SimNet>> {
@@ -189,6 +211,28 @@ impl WireControl {
     }
 }
 
+/// A participant as the fake's `POST /wire/groups` takes it: a phone in any notation (the
+/// simulated network also takes phone JIDs, the fake does not).
+fn phone_part(p: &str) -> &str {
+    p.strip_suffix("@s.whatsapp.net").unwrap_or(p)
+}
+
+/// The fake's inbound body: the simulated network's JSON without `chat` (the fake has no
+/// group messages).
+fn inbound_body(spec: InboundSpec) -> Result<Value, ControlError> {
+    if spec.chat.is_some() {
+        return Err(ControlError::NotImplemented(
+            "the wire network has no group messages: an inbound is a direct message".into(),
+        ));
+    }
+    let mut body = serde_json::to_value(&spec).map_err(|e| SimError::Unavailable(e.to_string()))?;
+    if let Some(fields) = body.as_object_mut() {
+        fields.remove("chat");
+        fields.retain(|_, v| !v.is_null());
+    }
+    Ok(body)
+}
+
 /// The fake's `fail` body for a drop.
 fn fail_body(kind: DropKind) -> Value {
     match kind {
@@ -235,33 +279,9 @@ impl SimControl for WireControl {
         target: Target<'_>,
         spec: InboundSpec,
     ) -> Result<InboundResult, ControlError> {
-        if spec.chat.is_some()
-            || spec.media.is_some()
-            || spec.location.is_some()
-            || spec.contact.is_some()
-            || spec.reaction.is_some()
-            || spec.reply_to.is_some()
-            || spec.push_name.is_some()
-        {
-            return Err(ControlError::NotImplemented(
-                "on the wire network an inbound message is a direct text: from, text, mentions \
-                 and as_lid only"
-                    .into(),
-            ));
-        }
         let url = self.device_url(target, "inbound")?;
-        let body = json!({
-            "from": spec.from,
-            "text": spec.text,
-            "mentions": spec.mentions,
-            "as_lid": spec.as_lid,
-        });
-        #[derive(Deserialize)]
-        struct Sent {
-            message_id: String,
-        }
-        let r: Sent = self.call(self.http.post(url).json(&body)).await?;
-        Ok(InboundResult { message_id: r.message_id, sha256: None })
+        let r: InboundResult = self.call(self.http.post(url).json(&inbound_body(spec)?)).await?;
+        Ok(r)
     }
 
     async fn outbox(&self, target: Target<'_>) -> Result<Vec<Value>, ControlError> {
@@ -272,6 +292,31 @@ impl SimControl for WireControl {
         let url = self.device_url(target, "outbox")?;
         let r: Items = self.call(self.http.get(url)).await?;
         Ok(r.items)
+    }
+
+    async fn create_group(
+        &self,
+        req: CreateGroupRequest,
+    ) -> Result<CreateGroupResult, ControlError> {
+        #[derive(Deserialize)]
+        struct Created {
+            jid: String,
+        }
+        let body = json!({
+            "subject": req.subject,
+            "participants": req.participants.iter().map(|p| phone_part(p)).collect::<Vec<_>>(),
+            "admins": req.admins.iter().map(|p| phone_part(p)).collect::<Vec<_>>(),
+        });
+        let r: Created = self.call(self.http.post(self.url("/wire/groups")).json(&body)).await?;
+        let jid = Jid::parse(&r.jid)
+            .map_err(|e| SimError::Unavailable(format!("the fake named a bad group JID: {e}")))?;
+        Ok(CreateGroupResult { jid })
+    }
+
+    async fn set_contact(&self, req: ContactRequest) -> Result<(), ControlError> {
+        let body = json!({"phone": req.phone, "on_whatsapp": req.on_whatsapp});
+        let _: Value = self.call(self.http.post(self.url("/wire/contacts")).json(&body)).await?;
+        Ok(())
     }
 
     fn sim_net(&self) -> Option<Arc<dyn SimNet>> {
@@ -294,6 +339,26 @@ mod tests {
         assert_eq!(b["reason"], "temporarily_banned");
         let secs = b["expire_secs"].as_i64().unwrap();
         assert!((3590..=3600).contains(&secs), "{b}");
+    }
+
+    #[test]
+    fn inbound_bodies_leave_out_what_the_fake_does_not_take() {
+        let spec: InboundSpec = serde_json::from_value(json!({
+            "from": "+5511900000001", "text": "look", "reply_to": "3EB0AA",
+            "media": {"kind": "image", "mime": "image/png", "size": 10},
+        }))
+        .unwrap();
+        let body = inbound_body(spec).unwrap();
+        assert_eq!(body["from"], "+5511900000001");
+        assert_eq!(body["reply_to"], "3EB0AA");
+        assert_eq!(body["media"]["kind"], "image");
+        assert!(body.get("chat").is_none() && body.get("push_name").is_none(), "{body}");
+
+        let group: InboundSpec =
+            serde_json::from_value(json!({"from": "+5511900000001", "chat": "1203@g.us"})).unwrap();
+        assert!(matches!(inbound_body(group), Err(ControlError::NotImplemented(_))));
+        assert_eq!(phone_part("5511900000001@s.whatsapp.net"), "5511900000001");
+        assert_eq!(phone_part("+55 11 90000-0001"), "+55 11 90000-0001");
     }
 
     #[test]

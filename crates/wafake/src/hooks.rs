@@ -4,6 +4,15 @@
 
 use wacore_binary::Node;
 
+/// How the server answers an iq a hook took over.
+#[derive(Debug, Clone)]
+pub enum IqAnswer {
+    /// `<iq type="result">` with these children.
+    Result(Vec<Node>),
+    /// `<iq type="error"><error code text/></iq>`, e.g. 404 `item-not-found`.
+    Error { code: u16, text: String },
+}
+
 /// Callbacks the Signal module implements. Every method has a do-nothing default.
 pub trait SignalHooks: Send + Sync {
     /// An outbound `<message>` from `device` (its `PHONE:N@s.whatsapp.net` JID), before the
@@ -29,6 +38,13 @@ pub trait SignalHooks: Send + Sync {
     /// empty result.
     fn prekey_bundles(&self, device: &str, request: &Node) -> Option<Vec<Node>> {
         let _ = (device, request);
+        None
+    }
+
+    /// Takes over an `<iq type="get"|"set">` from `device` (media_conn, groups, contact
+    /// checks, …) before the server's own answers; `None` leaves it to the server.
+    fn answer_iq(&self, device: &str, iq: &Node) -> Option<IqAnswer> {
+        let _ = (device, iq);
         None
     }
 }

@@ -7,6 +7,7 @@ use wacore_binary::builder::NodeBuilder;
 use wacore_binary::{Jid, Node, NodeValue};
 
 use crate::conn::Session;
+use crate::hooks::IqAnswer;
 use crate::pairing::server_jid;
 
 fn attr(node: &Node, key: &str) -> Option<String> {
@@ -20,6 +21,18 @@ fn result(id: &str, children: Vec<Node>) -> Node {
         b = b.children(children);
     }
     b.build()
+}
+
+fn error(id: &str, code: u16, text: &str) -> Node {
+    NodeBuilder::new("iq")
+        .attr("from", server_jid())
+        .attr("type", "error")
+        .attr("id", id)
+        .children([NodeBuilder::new("error")
+            .attr("code", code.to_string())
+            .attr("text", text)
+            .build()])
+        .build()
 }
 
 /// Handles one `<iq>` from the client.
@@ -36,6 +49,15 @@ pub(crate) fn handle_iq(session: &mut Session, node: &Node) {
     let xmlns = attr(node, "xmlns").unwrap_or_default();
     let child = |tag: &str| node.get_optional_child(tag);
     let device = session.device.clone();
+    if let (Some(hooks), Some(jid)) = (session.server.hooks(), &device) {
+        if let Some(answer) = hooks.answer_iq(jid, node) {
+            session.conn.send(match answer {
+                IqAnswer::Result(children) => result(&id, children),
+                IqAnswer::Error { code, text } => error(&id, code, &text),
+            });
+            return;
+        }
+    }
     match (xmlns.as_str(), kind.as_str()) {
         ("passive", _) => {
             session.conn.send(result(&id, vec![]));

@@ -54,6 +54,9 @@ pub struct WhatsAppOptions {
     pub ws_url: Option<String>,
     /// The WhatsApp Web version to announce; `None` fetches the current one at connect.
     pub version: Option<(u32, u32, u32)>,
+    /// Test networks only (the wire-level fake): fetch media over plain HTTP, see
+    /// `MediaHttpClient::over_plain_http`.
+    pub media_over_plain_http: bool,
 }
 
 /// The real WhatsApp network.
@@ -98,10 +101,14 @@ impl Driver for WhatsAppDriver {
             logged_out: logged_out.clone(),
         };
 
+        let mut media_http = http_client(proxy.as_ref());
+        if self.options.media_over_plain_http {
+            media_http = media_http.over_plain_http();
+        }
         let mut builder = Bot::builder()
             .with_backend(SessionBackend::new(session.clone()))
             .with_transport_factory(transport)
-            .with_http_client(http_client(proxy.as_ref()))
+            .with_http_client(media_http)
             .with_runtime(TokioRuntime)
             .with_event_handler(forwarder)
             // A gateway relays live traffic; replaying a phone's history would flood the

@@ -156,6 +156,9 @@ pub struct MediaHttpClient {
     inner: Result<UreqHttpClient, String>,
     /// The redacted proxy URL, for error messages.
     via: Option<String>,
+    /// Fetch the `https://` URLs the library builds over plain `http://` (see
+    /// [`MediaHttpClient::over_plain_http`]).
+    plain_http: bool,
 }
 
 /// The media HTTP client for a number with `proxy` (none: direct). 4xx and 5xx answers come back
@@ -175,7 +178,7 @@ pub fn http_client(proxy: Option<&ProxyUrl>) -> MediaHttpClient {
             .build();
         UreqHttpClient::with_agent(config.into())
     });
-    MediaHttpClient { inner, via: proxy.map(ProxyUrl::redacted) }
+    MediaHttpClient { inner, via: proxy.map(ProxyUrl::redacted), plain_http: false }
 }
 
 fn ureq_proxy(proxy: &ProxyUrl) -> Result<ureq::Proxy, String> {
@@ -196,6 +199,24 @@ fn ureq_proxy(proxy: &ProxyUrl) -> Result<ureq::Proxy, String> {
 }
 
 impl MediaHttpClient {
+    /// For test networks only: the wire-level fake's media host speaks plain HTTP, while the
+    /// library always builds `https://{host}…` from the hosts the server names. The real
+    /// network is never reached this way, since this is set only for `--sim-wire-url`.
+    pub fn over_plain_http(mut self) -> Self {
+        self.plain_http = true;
+        self
+    }
+
+    /// The request as it goes out (its scheme downgraded when [`Self::over_plain_http`]).
+    fn route(&self, mut request: HttpRequest) -> HttpRequest {
+        if self.plain_http {
+            if let Some(rest) = request.url.strip_prefix("https://") {
+                request.url = format!("http://{rest}");
+            }
+        }
+        request
+    }
+
     fn client(&self) -> anyhow::Result<&UreqHttpClient> {
         self.inner.as_ref().map_err(|e| anyhow!("{e}"))
     }
@@ -216,7 +237,7 @@ impl MediaHttpClient {
 #[async_trait]
 impl HttpClient for MediaHttpClient {
     async fn execute(&self, request: HttpRequest) -> anyhow::Result<HttpResponse> {
-        self.client()?.execute(request).await.map_err(|e| self.name_route(e))
+        self.client()?.execute(self.route(request)).await.map_err(|e| self.name_route(e))
     }
 
     fn supports_streaming(&self) -> bool {
@@ -224,7 +245,7 @@ impl HttpClient for MediaHttpClient {
     }
 
     fn execute_streaming(&self, request: HttpRequest) -> anyhow::Result<StreamingHttpResponse> {
-        self.client()?.execute_streaming(request).map_err(|e| self.name_route(e))
+        self.client()?.execute_streaming(self.route(request)).map_err(|e| self.name_route(e))
     }
 
     fn supports_upload_streaming(&self) -> bool {
@@ -237,7 +258,9 @@ impl HttpClient for MediaHttpClient {
         body: UploadBody,
         content_length: u64,
     ) -> anyhow::Result<HttpResponse> {
-        self.client()?.execute_upload(request, body, content_length).map_err(|e| self.name_route(e))
+        self.client()?
+            .execute_upload(self.route(request), body, content_length)
+            .map_err(|e| self.name_route(e))
     }
 
     fn resource_report(&self) -> Option<HttpResourceReport> {

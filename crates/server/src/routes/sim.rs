@@ -504,7 +504,7 @@ pub async fn create_group(
         participants: body.participants,
         admins: body.admins,
     };
-    let r = net(&state)?.create_group(req).await.map_err(sim_error)?;
+    let r = control(&state)?.create_group(req).await.map_err(control_error)?;
     Ok(JsonOut(GroupCreatedView { jid: r.jid.to_string() }))
 }
 
@@ -537,6 +537,6 @@ pub async fn set_contact(
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone", e.to_string())
     })?;
     let req = ContactRequest { phone: phone.e164(), on_whatsapp: body.on_whatsapp };
-    net(&state)?.set_contact(req).await.map_err(sim_error)?;
+    control(&state)?.set_contact(req).await.map_err(control_error)?;
     Ok(JsonOut(Done { ok: true }))
 }

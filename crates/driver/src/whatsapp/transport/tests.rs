@@ -204,3 +204,17 @@ async fn media_without_a_proxy_goes_direct() {
 
     assert_eq!(missing.unwrap().status_code, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_over_plain_http_downgrades_only_when_asked() {
+    let media = http_server().await;
+    let https = format!("https://{media}/ok");
+
+    let plain = http_client(None).over_plain_http();
+    let found = plain.execute(HttpRequest::get(https.clone())).await.unwrap();
+    assert_eq!((found.status_code, &found.body[..]), (200, &b"media-bytes"[..]));
+
+    // Only the scheme changes, and only when asked.
+    assert_eq!(plain.route(HttpRequest::get(https.clone())).url, format!("http://{media}/ok"));
+    assert_eq!(http_client(None).route(HttpRequest::get(https.clone())).url, https);
+}
