@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use crate::net::{InboundError, OutboxItem, WireNet};
+use crate::rich::WireInbound;
 use crate::{Failure, WireServer};
 
 /// The ban code `reason: "banned"` sends (102, "too many people blocked you"), with expiry 0.
@@ -82,8 +83,13 @@ pub fn router(net: Arc<WireNet>) -> Router {
         .route("/wire", get(wire))
         .route("/wire/scan", post(scan))
         .route("/wire/devices/{phone}/fail", post(fail))
-        .route("/wire/devices/{phone}/inbound", post(inbound))
+        .route(
+            "/wire/devices/{phone}/inbound",
+            post(inbound).layer(axum::extract::DefaultBodyLimit::max(INBOUND_BODY_LIMIT)),
+        )
         .route("/wire/devices/{phone}/outbox", get(outbox))
+        .route("/wire/groups", post(create_group))
+        .route("/wire/contacts", post(set_contact))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "not_found", "no such route".into()) })
         .with_state(net)
 }
@@ -110,16 +116,17 @@ pub async fn serve_simnet(
     let local = listener.local_addr()?;
     let ws = ws_listen.unwrap_or(SocketAddr::new(local.ip(), 0));
     let server = WireServer::start(ws).await.with_context(|| format!("binding {ws}"))?;
-    let net = WireNet::new(server.clone());
+    let net = WireNet::try_new(server.clone())
+        .with_context(|| format!("binding the media host on {}", server.addr().ip()))?;
     println!("bZapper wire simnet listening on http://{local}");
-    tracing::info!(ws_url = %server.ws_url(), "wire fake accepting clients");
+    tracing::info!(ws_url = %server.ws_url(), media = %net.media_addr(), "wire fake accepting clients");
     let served = serve(listener, net, shutdown).await;
     server.shutdown();
     Ok(served?)
 }
 
 async fn wire(State(net): State<Arc<WireNet>>) -> ApiResult {
-    Ok(Json(json!({"ws_url": net.server().ws_url()})))
+    Ok(Json(json!({"ws_url": net.server().ws_url(), "media_host": net.media_addr().to_string()})))
 }
 
 #[derive(Deserialize)]
@@ -193,31 +200,35 @@ async fn fail(
     Ok(Json(json!({"ok": true})))
 }
 
-#[derive(Deserialize)]
-struct InboundBody {
-    from: String,
-    text: String,
-    #[serde(default)]
-    mentions: Vec<String>,
-    #[serde(default)]
-    as_lid: bool,
-}
+/// The largest inbound body: a 100 MiB file in base64, and the rest.
+const INBOUND_BODY_LIMIT: usize = 140 * 1024 * 1024;
 
+/// `POST /wire/devices/{phone}/inbound`: a [`WireInbound`] (the simulated network's
+/// `InboundSpec` without `chat`); `{"message_id", "sha256"?}`.
 async fn inbound(
     State(net): State<Arc<WireNet>>,
     Path(phone): Path<String>,
-    Body(body): Body<InboundBody>,
+    Body(body): Body<Value>,
 ) -> ApiResult {
     let phone = parse_phone(&phone)?;
-    let from = parse_phone(&body.from)?;
-    let mentions = body.mentions.iter().map(|m| parse_phone(m)).collect::<Result<Vec<_>, _>>()?;
-    match net.inbound(&phone, &from, &body.text, &mentions, body.as_lid) {
-        Ok(id) => Ok(Json(json!({"message_id": id}))),
-        Err(InboundError::NotConnected(_)) => Err(not_connected(&phone)),
-        Err(e @ InboundError::NoPrekeys(_)) => {
+    if body.get("chat").is_some_and(|c| !c.is_null()) {
+        return Err(invalid("group messages are not supported on the wire network"));
+    }
+    let spec: WireInbound =
+        serde_json::from_value(body).map_err(|e| invalid(format!("bad JSON body: {e}")))?;
+    // Blocking: a media file is encrypted (up to 100 MiB).
+    let sent =
+        tokio::task::spawn_blocking(move || net.inbound(&phone, &spec).map_err(|e| (phone, e)))
+            .await
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    match sent {
+        Ok(sent) => Ok(Json(json!(sent))),
+        Err((phone, InboundError::NotConnected(_))) => Err(not_connected(&phone)),
+        Err((_, e @ InboundError::NoPrekeys(_))) => {
             Err(ApiError(StatusCode::CONFLICT, "not_ready", e.to_string()))
         }
-        Err(InboundError::Other(e)) => {
+        Err((_, InboundError::Invalid(e))) => Err(invalid(e)),
+        Err((_, InboundError::Other(e))) => {
             Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{e:#}")))
         }
     }
@@ -229,9 +240,64 @@ async fn outbox(State(net): State<Arc<WireNet>>, Path(phone): Path<String>) -> A
     Ok(Json(json!({"items": items})))
 }
 
+/// A group member: a phone in any notation, or a phone JID (`5511…@s.whatsapp.net`).
+fn parse_member(raw: &str) -> Result<String, ApiError> {
+    let trimmed = raw.trim();
+    match trimmed.strip_suffix("@s.whatsapp.net") {
+        Some(user) => parse_phone(user.split(':').next().unwrap_or_default()),
+        None => parse_phone(trimmed),
+    }
+}
+
+/// The simulated network's `CreateGroupRequest`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupBody {
+    #[serde(default)]
+    subject: Option<String>,
+    participants: Vec<String>,
+    #[serde(default)]
+    admins: Vec<String>,
+}
+
+async fn create_group(State(net): State<Arc<WireNet>>, Body(body): Body<GroupBody>) -> ApiResult {
+    let participants =
+        body.participants.iter().map(|p| parse_member(p)).collect::<Result<Vec<_>, _>>()?;
+    let admins = body.admins.iter().map(|a| parse_member(a)).collect::<Result<Vec<_>, _>>()?;
+    let jid =
+        net.create_group(body.subject, participants, admins).map_err(|e| invalid(e.to_string()))?;
+    Ok(Json(json!({"jid": jid})))
+}
+
+/// The simulated network's `ContactRequest`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContactBody {
+    phone: String,
+    on_whatsapp: bool,
+}
+
+async fn set_contact(State(net): State<Arc<WireNet>>, Body(body): Body<ContactBody>) -> ApiResult {
+    let phone = parse_phone(&body.phone)?;
+    net.set_contact(&phone, body.on_whatsapp);
+    Ok(Json(json!({"ok": true})))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_phone;
+    use super::{parse_member, parse_phone};
+
+    #[test]
+    fn members_by_phone_or_jid() {
+        for raw in
+            ["+55 11 99999-0001", "5511999990001@s.whatsapp.net", "5511999990001:2@s.whatsapp.net"]
+        {
+            assert_eq!(parse_member(raw).unwrap(), "5511999990001", "{raw}");
+        }
+        for raw in ["5511999990001@lid", "120363000000000001@g.us", "x@s.whatsapp.net"] {
+            assert!(parse_member(raw).is_err(), "{raw}");
+        }
+    }
 
     #[test]
     fn phones_in_any_notation() {

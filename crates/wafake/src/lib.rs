@@ -15,15 +15,19 @@
 
 mod conn;
 pub mod control;
+pub mod directory;
 mod frame;
 mod hooks;
 mod iq;
+pub mod media;
 pub mod net;
 mod noise;
 mod pairing;
+pub mod rich;
 mod server;
 pub mod signal;
 
-pub use hooks::SignalHooks;
-pub use net::{OutboxItem, WireNet};
+pub use hooks::{IqAnswer, SignalHooks};
+pub use net::{InboundSent, OutboxItem, WireNet};
+pub use rich::{OutboxMessage, WireInbound};
 pub use server::{ChatState, Failure, Paired, WireServer};

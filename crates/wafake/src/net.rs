@@ -6,8 +6,10 @@
 //! - As the server's [`SignalHooks`]: serves a prekey bundle for every contact a client asks
 //!   for, decrypts every message a device sends and files it, with the device's chat states,
 //!   in that phone's outbox, in order.
-//! - [`WireNet::inbound`]: a contact encrypts a text to a device (from the device's uploaded
-//!   prekeys the first time) and the server delivers it.
+//! - [`WireNet::inbound`]: a contact encrypts a message of any kind ([`WireInbound`]) to a
+//!   device (from the device's uploaded prekeys the first time) and the server delivers it.
+//! - A media host ([`crate::media`]) on the server's IP, its own port: the `media_conn` iq
+//!   names it, clients upload to it and download from it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,18 +21,24 @@ use wacore_binary::builder::NodeBuilder;
 use wacore_binary::{Jid, Node, NodeValue};
 use waproto::whatsapp as wa;
 
+use crate::media::MediaHost;
+use crate::rich::{Content, OutboxMessage, Quote, WireInbound};
 use crate::signal::{ClientKeys, FakeContact};
 use crate::{ChatState, SignalHooks, WireServer};
 
 /// One thing a phone's devices sent into the network, as the gateway's simulated network
 /// writes its outbox.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum OutboxItem {
-    /// `{"to","text","id","at","mentions"}`.
-    Message { to: String, text: String, id: String, at: DateTime<Utc>, mentions: Vec<String> },
+    /// `{"to","text","id","at","mentions"}` and, by kind, `reply_to`, the media keys,
+    /// `location`, `contact` or `reaction` (see [`OutboxMessage`]).
+    Message(Box<OutboxMessage>),
     /// `{"presence": "composing" | "recording" | "paused", "to", "at"}`.
     Presence { presence: String, to: String, at: DateTime<Utc> },
+    /// `{"check": ["+55…", …], "at"}`: one existence check (a usync contact query) the
+    /// device sent, with the phones it asked about.
+    Check { check: Vec<String>, at: DateTime<Utc> },
 }
 
 /// Why [`WireNet::inbound`] could not deliver.
@@ -40,6 +48,9 @@ pub enum InboundError {
     NotConnected(String),
     #[error("device {0} has not uploaded its prekeys yet")]
     NoPrekeys(String),
+    /// The inbound is not one WhatsApp would deliver (a bad phone, two kinds at once, …).
+    #[error("{0}")]
+    Invalid(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -50,11 +61,31 @@ struct Inner {
     contacts: HashMap<String, FakeContact>,
     /// LID (digits) → phone (digits), for every contact made.
     lids: HashMap<String, String>,
-    /// By phone (digits) of the sending device.
-    outbox: HashMap<String, Vec<OutboxItem>>,
+    /// By phone (digits) of the sending device. `None`: a media message whose file is
+    /// being read back; [`WireNet::outbox`] shows the items before the first one.
+    outbox: HashMap<String, Vec<Option<OutboxItem>>>,
     /// The uploaded keys of each client device, by its JID, once a contact needed them.
     client_keys: HashMap<String, ClientKeys>,
     next_id: u64,
+    /// Every message sent through the network, by WhatsApp id: who wrote it (phone digits)
+    /// and its text, for quotes and reactions.
+    known: HashMap<String, Known>,
+}
+
+/// A message that went through the network.
+#[derive(Debug, Clone)]
+struct Known {
+    sender: String,
+    text: String,
+}
+
+/// What [`WireNet::inbound`] sent: `{"message_id", "sha256"?}` (the lower-case hex SHA-256
+/// of the media file's plaintext, when it carries one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InboundSent {
+    pub message_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// Looks up the server's LID of a phone (over a weak server reference).
@@ -65,12 +96,20 @@ struct Hooks {
     inner: Mutex<Inner>,
     /// The server's LID of a phone (a closure over a weak server reference).
     lid_for: LidLookup,
+    /// Groups and contact checks (`directory.rs`).
+    directory: crate::directory::Directory,
+    /// The media CDN (`media.rs`).
+    media: Arc<MediaHost>,
+    /// These hooks, for the media read-backs that finish off the connection's task.
+    me: std::sync::Weak<Hooks>,
 }
 
 /// Fake contacts and outboxes over a [`WireServer`]; see the module docs.
 pub struct WireNet {
     server: Arc<WireServer>,
     hooks: Arc<Hooks>,
+    /// Dropped with the network: stops the media host.
+    _media_stop: tokio::sync::oneshot::Sender<()>,
 }
 
 /// The phone (digits) of a device JID `PHONE:N@s.whatsapp.net` or `PHONE@…`.
@@ -109,21 +148,36 @@ impl Hooks {
     }
 
     fn push(&self, device: &str, item: OutboxItem) {
-        self.inner().outbox.entry(phone_of(device).to_string()).or_default().push(item);
+        self.inner().outbox.entry(phone_of(device).to_string()).or_default().push(Some(item));
     }
 }
 
-/// The text and mentions of a message the client sent.
-fn text_of(m: &wa::Message) -> (String, Vec<String>) {
-    if let Some(t) = &m.conversation {
-        return (t.clone(), Vec::new());
+impl Hooks {
+    /// The size and hash of a media file's plaintext, read back from the media host; `None`
+    /// (with a warning) when it cannot be, or does not match what the message declares.
+    fn plaintext(&self, f: &crate::rich::MediaRef) -> Option<crate::media::Plaintext> {
+        let (Some(path), Some(key)) = (&f.direct_path, &f.media_key) else {
+            tracing::warn!(?f.kind, "wire net: a media message without direct_path or media_key");
+            return None;
+        };
+        match self.media.plaintext_of(path, key, f.kind.media_type()) {
+            Ok(p) if f.file_sha256.as_deref().is_none_or(|d| d == p.sha256) => Some(p),
+            Ok(p) => {
+                tracing::warn!(
+                    path,
+                    "wire net: the file decrypts to sha256 {} but the message declares {}; \
+                     reporting the declared one",
+                    crate::rich::hex(&p.sha256),
+                    crate::rich::hex(f.file_sha256.as_deref().unwrap_or_default())
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!(path, "wire net: cannot read back a media file: {e:#}");
+                None
+            }
+        }
     }
-    if let Some(ext) = m.extended_text_message.as_option() {
-        let mentions =
-            ext.context_info.as_option().map(|c| c.mentioned_jid.clone()).unwrap_or_default();
-        return (ext.text.clone().unwrap_or_default(), mentions);
-    }
-    (String::new(), Vec::new())
 }
 
 impl SignalHooks for Hooks {
@@ -142,12 +196,38 @@ impl SignalHooks for Hooks {
         };
         match decrypted {
             Ok(Some(m)) => {
-                let (text, mentions) = text_of(&m);
                 let at = Utc::now();
-                self.push(
-                    device,
-                    OutboxItem::Message { to: to.to_string(), text, id, at, mentions },
-                );
+                // First as the message declares it (enough for quotes and reactions).
+                let declared = crate::rich::outbox_message(&m, to.to_string(), id, at, |_| None);
+                let known =
+                    Known { sender: phone_of(device).to_string(), text: declared.text.clone() };
+                let phone = phone_of(device).to_string();
+                let mut inner = self.inner();
+                inner.known.insert(declared.id.clone(), known);
+                let outbox = inner.outbox.entry(phone.clone()).or_default();
+                let (Some(_), Some(me)) = (&declared.media, self.me.upgrade()) else {
+                    outbox.push(Some(OutboxItem::Message(Box::new(declared))));
+                    return;
+                };
+                // A media file is decrypted off the connection's task (20 MB take seconds
+                // in a debug build); its slot holds the outbox's order meanwhile.
+                let slot = outbox.len();
+                outbox.push(None);
+                drop(inner);
+                let fill = move || {
+                    let entry =
+                        crate::rich::outbox_message(&m, to.to_string(), declared.id, at, |f| {
+                            me.plaintext(f)
+                        });
+                    if let Some(s) = me.inner().outbox.get_mut(&phone).and_then(|o| o.get_mut(slot))
+                    {
+                        *s = Some(OutboxItem::Message(Box::new(entry)));
+                    }
+                };
+                match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => drop(rt.spawn_blocking(fill)),
+                    Err(_) => fill(),
+                }
             }
             Ok(None) => {
                 tracing::debug!(%to, "wire net: no part of the message was for the contact")
@@ -184,18 +264,55 @@ impl SignalHooks for Hooks {
         }
         Some(vec![NodeBuilder::new("list").children(nodes).build()])
     }
+
+    fn answer_iq(&self, device: &str, iq: &Node) -> Option<crate::IqAnswer> {
+        if let Some(a) = crate::media::answer_iq(&self.media, iq) {
+            return Some(a);
+        }
+        if let Some(a) =
+            self.directory.answer_iq(device, iq, &*self.lid_for, &|item| self.push(device, item))
+        {
+            return Some(a);
+        }
+        None
+    }
 }
 
 impl WireNet {
-    /// Wraps `server` and installs the network as its [`SignalHooks`].
+    /// Wraps `server`, installs the network as its [`SignalHooks`] and starts its media host
+    /// on the server's IP (any free port; see [`WireNet::media_addr`]). Must be called
+    /// within a tokio runtime; panics if no port is free there (see [`WireNet::try_new`]).
     pub fn new(server: Arc<WireServer>) -> Arc<Self> {
+        Self::try_new(server).expect("binding the wire media host")
+    }
+
+    /// [`WireNet::new`], with the media host's bind error returned.
+    pub fn try_new(server: Arc<WireServer>) -> std::io::Result<Arc<Self>> {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let media = MediaHost::start(server.addr().ip(), async {
+            let _ = stopped.await;
+        })?;
         let weak = Arc::downgrade(&server);
-        let hooks = Arc::new(Hooks {
+        let hooks = Arc::new_cyclic(|me| Hooks {
             inner: Mutex::new(Inner::default()),
             lid_for: Box::new(move |phone| weak.upgrade().map(|s| s.lid_for_phone(phone))),
+            directory: Default::default(),
+            media,
+            me: me.clone(),
         });
         server.set_hooks(hooks.clone());
-        Arc::new(Self { server, hooks })
+        Ok(Arc::new(Self { server, hooks, _media_stop: stop }))
+    }
+
+    /// `IP:PORT` of the media host: the `hostname` the media_conn iq names. Clients build
+    /// `https://IP:PORT/…` URLs from it; the host speaks plain HTTP.
+    pub fn media_addr(&self) -> std::net::SocketAddr {
+        self.hooks.media.addr()
+    }
+
+    /// The media host itself (to store or read back files in tests).
+    pub fn media(&self) -> &Arc<MediaHost> {
+        &self.hooks.media
     }
 
     pub fn server(&self) -> &Arc<WireServer> {
@@ -212,51 +329,65 @@ impl WireNet {
         self.server.connected().into_iter().find(|jid| phone_of(jid) == phone)
     }
 
-    /// What the devices of `phone` (digits) sent, oldest first.
+    /// What the devices of `phone` (digits) sent, oldest first. A media message shows once
+    /// the fake has read its file back (and the items after it with it).
     pub fn outbox(&self, phone: &str) -> Vec<OutboxItem> {
-        self.hooks.inner().outbox.get(phone).cloned().unwrap_or_default()
+        let inner = self.hooks.inner();
+        let items = inner.outbox.get(phone).map(Vec::as_slice).unwrap_or_default();
+        items.iter().map_while(Clone::clone).collect()
     }
 
-    /// The contact `from` (digits) sends `text` (mentioning the phones `mentions`, digits)
-    /// to the online device of `device_phone` (digits). With `as_lid` the message comes from
-    /// the contact's `LID@lid` with `sender_pn` = its phone JID; otherwise from its phone JID.
-    /// Returns the message id.
+    /// Makes a group of `participants` (phone digits), `admins` among them, and returns its
+    /// JID `120363…@g.us`; the subject defaults to `Group <last 4 digits of the id>`. Its
+    /// members' clients see it in their participating groups and can query it.
+    pub fn create_group(
+        &self,
+        subject: Option<String>,
+        participants: Vec<String>,
+        admins: Vec<String>,
+    ) -> Result<String, crate::directory::InvalidGroup> {
+        self.hooks.directory.create_group(subject, participants, admins)
+    }
+
+    /// The group of `jid` (`<id>@g.us`), if it was made.
+    pub fn group(&self, jid: &str) -> Option<crate::directory::FakeGroup> {
+        self.hooks.directory.group(jid)
+    }
+
+    /// Marks `phone` (digits) as on WhatsApp or not, for the clients' existence checks.
+    /// Every phone is on WhatsApp until marked otherwise.
+    pub fn set_contact(&self, phone: &str, on_whatsapp: bool) {
+        self.hooks.directory.set_contact(phone, on_whatsapp)
+    }
+
+    /// The contact `spec.from` sends `spec` to the online device of `device_phone` (digits):
+    /// a text, a media file (encrypted under a fresh key and stored on the media host), a
+    /// location, a contact card or a reaction, with mentions and a quote. With `as_lid` the
+    /// message comes from the contact's `LID@lid` with `sender_pn` = its phone JID; otherwise
+    /// from its phone JID. Blocking: a media file (up to 100 MiB) is encrypted here.
     pub fn inbound(
         &self,
         device_phone: &str,
-        from: &str,
-        text: &str,
-        mentions: &[String],
-        as_lid: bool,
-    ) -> Result<String, InboundError> {
+        spec: &WireInbound,
+    ) -> Result<InboundSent, InboundError> {
         let device = self
             .online_device(device_phone)
             .ok_or_else(|| InboundError::NotConnected(device_phone.to_string()))?;
         let device_jid: Jid = device.parse().map_err(|e| anyhow!("device jid {device}: {e}"))?;
-        let message = if mentions.is_empty() {
-            wa::Message { conversation: Some(text.to_string()), ..Default::default() }
-        } else {
-            wa::Message {
-                extended_text_message: wa::message::ExtendedTextMessage {
-                    text: Some(text.to_string()),
-                    context_info: wa::ContextInfo {
-                        mentioned_jid: mentions
-                            .iter()
-                            .map(|p| format!("{p}@s.whatsapp.net"))
-                            .collect(),
-                        ..Default::default()
-                    }
-                    .into(),
-                    ..Default::default()
-                }
-                .into(),
-                ..Default::default()
-            }
+        let from = {
+            let inner = self.hooks.inner();
+            crate::rich::sender_phone(&spec.from, |lid| inner.lids.get(lid).cloned())
+                .map_err(InboundError::Invalid)?
         };
-        let lid = self.lid_of_phone(from);
-        let (id, enc) = {
-            let mut guard = self.hooks.inner();
-            let inner = &mut *guard;
+        let mentions = spec
+            .mentions
+            .iter()
+            .map(|m| crate::rich::mention_jid(m))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(InboundError::Invalid)?;
+        let content = crate::rich::prepare(spec).map_err(InboundError::Invalid)?;
+        {
+            let mut inner = self.hooks.inner();
             if !inner.client_keys.contains_key(&device) {
                 let upload = self
                     .server
@@ -264,30 +395,85 @@ impl WireNet {
                     .ok_or_else(|| InboundError::NoPrekeys(device.clone()))?;
                 inner.client_keys.insert(device.clone(), ClientKeys::from_upload(&upload)?);
             }
-            self.hooks.contact(inner, from)?;
-            inner.lids.insert(lid.clone(), from.to_string());
-            let contact = inner.contacts.get_mut(from).expect("made above");
+        }
+        let stored = match &content {
+            Content::Media { kind, bytes, .. } => {
+                Some(self.hooks.media.store_plaintext(bytes.reader(), kind.media_type())?)
+            }
+            _ => None,
+        };
+        let (quote, reaction_key) = {
+            let inner = self.hooks.inner();
+            let quote = spec.reply_to.as_ref().map(|id| {
+                let known = inner.known.get(id);
+                Quote {
+                    id: id.clone(),
+                    participant: known.map(|k| format!("{}@s.whatsapp.net", k.sender)),
+                    text: known.map(|k| k.text.clone()).unwrap_or_default(),
+                }
+            });
+            // The key as the reacting contact sees it: the chat is the device's account, and
+            // `from_me` says whether the contact wrote the target.
+            let key = match &content {
+                Content::Reaction { target, .. } => Some(wa::MessageKey {
+                    remote_jid: Some(format!("{device_phone}@s.whatsapp.net")),
+                    from_me: Some(inner.known.get(target).is_some_and(|k| k.sender == from)),
+                    id: Some(target.clone()),
+                    participant: None,
+                }),
+                _ => None,
+            };
+            (quote, key)
+        };
+        let message = crate::rich::inbound_message(
+            &spec.text,
+            &mentions,
+            quote.as_ref(),
+            &content,
+            stored.as_ref(),
+            reaction_key,
+        );
+        let lid = self.lid_of_phone(&from);
+        let (id, enc) = {
+            let mut guard = self.hooks.inner();
+            let inner = &mut *guard;
+            self.hooks.contact(inner, &from)?;
+            inner.lids.insert(lid.clone(), from.clone());
+            let contact = inner.contacts.get_mut(&from).expect("made above");
             let keys = inner.client_keys.get_mut(&device).expect("parsed above");
             let enc = contact.encrypt_to(keys, &device_jid, &message)?;
             inner.next_id += 1;
-            (format!("3EB0WIRE{:012X}", inner.next_id), enc)
+            let id = format!("3EB0WIRE{:012X}", inner.next_id);
+            let text = match &content {
+                Content::Text | Content::Media { .. } => spec.text.clone(),
+                _ => String::new(),
+            };
+            inner.known.insert(id.clone(), Known { sender: from.clone(), text });
+            (id, enc)
         };
-        let pn = Jid::pn(from);
+        let pn = Jid::pn(&from);
         let mut node = NodeBuilder::new("message");
-        node = if as_lid {
+        node = if spec.as_lid {
             node.attr("from", Jid::lid(&lid)).attr("sender_pn", pn)
         } else {
             node.attr("from", pn)
         };
-        let node = node
+        let kind = match content {
+            Content::Text => "text",
+            _ => wacore::send::stanza_type_from_message(&message),
+        };
+        node = node
             .attr("id", id.clone())
             .attr("t", crate::pairing::now_secs().to_string())
-            .attr("type", "text")
-            .children([enc.to_enc_node()])
-            .build();
+            .attr("type", kind);
+        if let Some(name) = spec.push_name.as_deref().filter(|n| !n.is_empty()) {
+            node = node.attr("notify", name);
+        }
+        let node = node.children([enc.to_enc_node()]).build();
         if !self.server.send_node(&device, node) {
             return Err(InboundError::NotConnected(device_phone.to_string()));
         }
-        Ok(id)
+        let sha256 = stored.map(|s| crate::rich::hex(&s.file_sha256));
+        Ok(InboundSent { message_id: id, sha256 })
     }
 }

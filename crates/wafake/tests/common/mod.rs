@@ -9,6 +9,9 @@ use std::time::Duration;
 use bzapper_wafake::{Paired, WireServer};
 use whatsapp_rust::async_channel::{unbounded, Receiver, Sender};
 use whatsapp_rust::bot::{Bot, BotHandle};
+use whatsapp_rust::wacore::net::{
+    HttpClient, HttpRequest, HttpResponse, StreamingHttpResponse, UploadBody,
+};
 use whatsapp_rust::wacore::store::InMemoryBackend;
 use whatsapp_rust::wacore::types::events::{Event, EventHandler};
 use whatsapp_rust::TokioRuntime;
@@ -19,6 +22,42 @@ use whatsapp_rust_ureq_http_client::UreqHttpClient;
 const VERSION: (u32, u32, u32) = (2, 3000, 1_023_000_000);
 /// The longest any single wait may take (pairing's 10 s grace included).
 pub const WAIT: Duration = Duration::from_secs(30);
+
+/// The client's HTTP, with `https://` rewritten to `http://`: the fake's media host (the
+/// one `media_conn` names, `IP:PORT`) speaks plain HTTP, and the client builds `https://`
+/// URLs. What the gateway's driver does against the fake too.
+pub struct PlainHttp(pub UreqHttpClient);
+
+fn plain(mut request: HttpRequest) -> HttpRequest {
+    if let Some(rest) = request.url.strip_prefix("https://") {
+        request.url = format!("http://{rest}");
+    }
+    request
+}
+
+#[whatsapp_rust::async_trait]
+impl HttpClient for PlainHttp {
+    async fn execute(&self, request: HttpRequest) -> anyhow::Result<HttpResponse> {
+        self.0.execute(plain(request)).await
+    }
+    fn supports_streaming(&self) -> bool {
+        self.0.supports_streaming()
+    }
+    fn execute_streaming(&self, request: HttpRequest) -> anyhow::Result<StreamingHttpResponse> {
+        self.0.execute_streaming(plain(request))
+    }
+    fn supports_upload_streaming(&self) -> bool {
+        self.0.supports_upload_streaming()
+    }
+    fn execute_upload(
+        &self,
+        request: HttpRequest,
+        body: UploadBody,
+        content_length: u64,
+    ) -> anyhow::Result<HttpResponse> {
+        self.0.execute_upload(plain(request), body, content_length)
+    }
+}
 
 struct Forward(Sender<Arc<Event>>);
 
@@ -39,7 +78,7 @@ impl Client {
         let bot = Bot::builder()
             .with_backend_arc(store)
             .with_transport_factory(TokioWebSocketTransportFactory::new().with_url(server.ws_url()))
-            .with_http_client(UreqHttpClient::new())
+            .with_http_client(PlainHttp(UreqHttpClient::new()))
             .with_runtime(TokioRuntime)
             .with_event_handler(Forward(tx))
             .skip_history_sync()

@@ -1,0 +1,261 @@
+//! Rich messages on the REAL WhatsApp driver against the wire-level fake, through the
+//! gateway's HTTP API only, both ways: media uploaded to and downloaded from the fake's media
+//! host (encrypted as WhatsApp does; the fake decrypts what it receives and checks the hashes),
+//! a voice note with "recording", locations, contact cards, reactions, quoted replies; groups
+//! and contact checks answered over the wire.
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+mod support;
+mod wire_support;
+
+use wire_support::{Wire, ADMIN};
+
+const VCARD: &str =
+    "BEGIN:VCARD\nVERSION:3.0\nFN:Ana Souza\nTEL;type=CELL:+5511988887777\nEND:VCARD";
+const ME: &str = "+5511987650011";
+const ANA: &str = "+5511912340021";
+
+/// A 1×1 PNG.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F, 0x15, 0xC4,
+    0x89, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0x00, 0x01, 0x00, 0x00,
+    0x05, 0x00, 0x01, 0x0D, 0x0A, 0x2D, 0xB4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE,
+    0x42, 0x60, 0x82,
+];
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A PDF-looking file of `size` bytes.
+fn pdf(size: usize) -> Vec<u8> {
+    let mut v = b"%PDF-1.4\n".to_vec();
+    v.extend((0..size - v.len()).map(|i| (i % 251) as u8));
+    v
+}
+
+/// An Ogg/Opus-looking voice note.
+fn ogg() -> Vec<u8> {
+    let mut v = b"OggS\x00\x02".to_vec();
+    v.extend(std::iter::repeat_n(7u8, 4000));
+    v
+}
+
+/// Uploads a file and sends it as `kind` with the `extra` fields; the message once sent.
+async fn send_file(
+    wire: &Wire,
+    key: &str,
+    (kind, name, mime, bytes): (&str, &str, &str, &[u8]),
+    extra: Value,
+) -> Value {
+    let (s, up) = wire.upload(key, name, mime, bytes).await;
+    assert_eq!(s, 201, "{kind}: {up}");
+    let mut media = extra;
+    media["media_id"] = up["id"].clone();
+    let mentions = media.as_object_mut().unwrap().remove("mentions").unwrap_or(json!([]));
+    let mid = wire.send(key, json!({"to": ANA, kind: media, "mentions": mentions})).await;
+    let m = wire.wait_message(key, &mid, &["sent", "delivered", "failed"]).await;
+    assert_ne!(m["status"], "failed", "{kind}: {m}\n{}", wire.gateway_log());
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rich_messages_groups_and_contact_checks_on_the_real_driver() {
+    let wire = Wire::start();
+    let key = wire.tenant("rich").await;
+    let iid = wire.linked_number(&key, "rich", ME).await;
+    let mut events = wire.events(&key, "types=message.received").await;
+
+    // Media out: the fake decrypts each upload and reports the plaintext's size and hash.
+    let image = send_file(
+        &wire,
+        &key,
+        ("image", "dot.png", "image/png", PNG),
+        json!({"caption": "our logo @5511912340021", "mentions": [ANA]}),
+    )
+    .await;
+    let doc_bytes = pdf(2 * 1024 * 1024);
+    let doc = send_file(
+        &wire,
+        &key,
+        ("document", "r.pdf", "application/pdf", &doc_bytes),
+        json!({"file_name": "report.pdf"}),
+    )
+    .await;
+    let voice =
+        send_file(&wire, &key, ("audio", "v.ogg", "audio/ogg", &ogg()), json!({"voice": true}))
+            .await;
+    let wa = |m: &Value| m["whatsapp_id"].as_str().unwrap().to_string();
+    let (e, _) = wire.outbox_entry(&iid, "the image", |e| e["id"] == wa(&image)).await;
+    assert_eq!(
+        (&e["kind"], &e["mime"], &e["size"], &e["sha256"]),
+        (&json!("image"), &json!("image/png"), &json!(PNG.len()), &json!(hex_sha256(PNG))),
+        "{e}"
+    );
+    assert_eq!(e["caption"], "our logo @5511912340021", "{e}");
+    assert_eq!(e["mentions"], json!(["5511912340021@s.whatsapp.net"]), "{e}");
+    let (e, _) = wire.outbox_entry(&iid, "the document", |e| e["id"] == wa(&doc)).await;
+    assert_eq!(e["kind"], "document", "{e}");
+    assert_eq!(e["file_name"], "report.pdf", "{e}");
+    assert_eq!(e["size"], doc_bytes.len(), "{e}");
+    assert_eq!(e["sha256"], hex_sha256(&doc_bytes), "{e}");
+    let (e, before) = wire.outbox_entry(&iid, "the voice note", |e| e["id"] == wa(&voice)).await;
+    assert_eq!((&e["kind"], &e["voice"]), (&json!("audio"), &json!(true)), "{e}");
+    assert_eq!(before["presence"], "recording", "recording before a voice note: {before}");
+
+    // A location, a contact card, a reaction to our image by its gateway id.
+    let loc = wire
+        .send(
+            &key,
+            json!({"to": ANA, "location": {"latitude": -23.5614, "longitude": -46.6559,
+                   "name": "Office", "address": "Av. Paulista 1000"}}),
+        )
+        .await;
+    let card = wire.send(&key, json!({"to": ANA, "contact": {"vcard": VCARD}})).await;
+    let react = wire
+        .send(&key, json!({"to": ANA, "reaction": {"message_id": image["id"], "emoji": "👍"}}))
+        .await;
+    let loc = wire.wait_message(&key, &loc, &["sent", "delivered"]).await;
+    let card = wire.wait_message(&key, &card, &["sent", "delivered"]).await;
+    let react = wire.wait_message(&key, &react, &["sent", "delivered"]).await;
+    let (e, _) = wire.outbox_entry(&iid, "the location", |e| e["id"] == wa(&loc)).await;
+    assert_eq!(e["location"]["latitude"], -23.5614, "{e}");
+    assert_eq!(e["location"]["name"], "Office", "{e}");
+    assert_eq!(e["location"]["address"], "Av. Paulista 1000", "{e}");
+    let (e, _) = wire.outbox_entry(&iid, "the card", |e| e["id"] == wa(&card)).await;
+    assert_eq!(e["contact"]["display_name"], "Ana Souza", "{e}");
+    assert!(e["contact"]["vcard"].as_str().unwrap().contains("TEL;type=CELL"), "{e}");
+    let (e, _) = wire.outbox_entry(&iid, "the reaction", |e| e["id"] == wa(&react)).await;
+    assert_eq!(e["reaction"], json!({"message_id": wa(&image), "emoji": "👍"}), "{e}");
+
+    // Ana writes; we quote her.
+    let asked = wire.inbound(&iid, json!({"from": ANA, "text": "where are you?"})).await;
+    let asked = asked["message_id"].as_str().unwrap().to_string();
+    let ev = events.next("where are you?", &wire).await;
+    assert_eq!(ev["data"]["kind"], "text", "{ev}");
+    let reply = wire.send(&key, json!({"to": ANA, "text": "here", "reply_to": asked})).await;
+    let reply = wire.wait_message(&key, &reply, &["sent", "delivered"]).await;
+    let (e, _) = wire.outbox_entry(&iid, "the reply", |e| e["id"] == wa(&reply)).await;
+    assert_eq!((&e["text"], &e["reply_to"]), (&json!("here"), &json!(asked)), "{e}");
+
+    // Ana answers with a location quoting our reply, a card, and a reaction to our location.
+    wire.inbound(
+        &iid,
+        json!({"from": ANA, "location": {"latitude": 1.5, "longitude": 2.5, "name": "Cafe"},
+               "reply_to": wa(&reply)}),
+    )
+    .await;
+    let ev = events.next("\"kind\":\"location\"", &wire).await;
+    assert_eq!(ev["data"]["location"]["longitude"], 2.5, "{ev}");
+    assert_eq!(ev["data"]["location"]["name"], "Cafe", "{ev}");
+    assert_eq!(ev["data"]["reply_to"]["message_id"], wa(&reply), "{ev}");
+    assert_eq!(ev["data"]["reply_to"]["gateway_message_id"], reply["id"], "{ev}");
+    wire.inbound(&iid, json!({"from": ANA, "contact": {"vcard": VCARD}})).await;
+    let ev = events.next("\"kind\":\"contact\"", &wire).await;
+    assert_eq!(ev["data"]["contact"]["display_name"], "Ana Souza", "{ev}");
+    wire.inbound(&iid, json!({"from": ANA, "reaction": {"message_id": wa(&loc), "emoji": "❤️"}}))
+        .await;
+    let ev = events.next("\"kind\":\"reaction\"", &wire).await;
+    assert_eq!(ev["data"]["reaction"]["emoji"], "❤️", "{ev}");
+    assert_eq!(ev["data"]["reaction"]["gateway_message_id"], loc["id"], "{ev}");
+
+    // Media in: the gateway downloads and decrypts it from the fake's media host on the first
+    // request of its `media_url`, and serves the exact bytes.
+    let inbound_files = [
+        json!({"kind": "image", "mime": "image/png", "data_base64": b64(PNG)}),
+        json!({"kind": "audio", "mime": "audio/ogg; codecs=opus", "voice": true, "size": 3000}),
+        json!({"kind": "document", "mime": "application/pdf", "file_name": "big.pdf",
+               "size": 3 * 1024 * 1024}),
+    ];
+    for media in inbound_files {
+        let kind = media["kind"].as_str().unwrap().to_string();
+        // WhatsApp audio has no caption.
+        let caption = if kind == "audio" { "" } else { "see this @5511987650011" };
+        let sent = wire
+            .inbound(&iid, json!({"from": ANA, "text": caption, "mentions": [ME], "media": media}))
+            .await;
+        let ev = events.next(&format!("\"kind\":\"{kind}\""), &wire).await;
+        let data = &ev["data"];
+        assert_eq!(data["caption"], caption, "{ev}");
+        assert_eq!(data["mentions_me"], true, "a caption mentions like a text: {ev}");
+        assert_eq!(data["media"]["mime"], media["mime"], "{ev}");
+        assert_eq!(data["media"]["voice"], kind == "audio", "{ev}");
+        if kind == "document" {
+            assert_eq!(data["media"]["file_name"], "big.pdf", "{ev}");
+        }
+        let url = data["media_url"].as_str().unwrap();
+        for _ in 0..2 {
+            // The first request downloads from the fake, the second reads the cache.
+            let res = wire.http.get(url).bearer_auth(&key).send().await.unwrap();
+            assert_eq!(res.status().as_u16(), 200, "{kind}\n{}", wire.gateway_log());
+            let body = res.bytes().await.unwrap();
+            assert_eq!(hex_sha256(&body), sent["sha256"].as_str().unwrap(), "{kind}");
+        }
+    }
+
+    // Groups, asked over the wire.
+    let (s, g) = wire
+        .post(
+            "/v1/sim/groups",
+            ADMIN,
+            json!({"subject": "Sales", "participants": [ME, ANA, "+5511912340022"],
+                   "admins": [ME]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{g}");
+    let gjid = g["jid"].as_str().unwrap().to_string();
+    let (s, g2) = wire
+        .post("/v1/sim/groups", ADMIN, json!({"subject": "Alumni", "participants": [ANA, ME]}))
+        .await;
+    assert_eq!(s, 200, "{g2}");
+    let (s, _) = wire
+        .post("/v1/sim/groups", ADMIN, json!({"subject": "Not ours", "participants": [ANA]}))
+        .await;
+    assert_eq!(s, 200);
+    let (s, list) = wire.get(&format!("/v1/instances/{iid}/groups"), &key).await;
+    assert_eq!(s, 200, "{list}\n{}", wire.gateway_log());
+    let items = list["items"].as_array().unwrap();
+    let subjects: Vec<&str> = items.iter().map(|i| i["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects, ["Alumni", "Sales"], "{list}");
+    let sales = items.iter().find(|i| i["jid"] == gjid).unwrap();
+    assert_eq!((&sales["size"], &sales["is_admin"]), (&json!(3), &json!(true)), "{list}");
+    assert_eq!(items[0]["is_admin"], false, "{list}");
+    let (s, one) = wire.get(&format!("/v1/instances/{iid}/groups/{gjid}"), &key).await;
+    assert_eq!(s, 200, "{one}");
+    let parts = one["participants"].as_array().unwrap();
+    assert_eq!(parts.len(), 3, "{one}");
+    assert!(parts.iter().all(|p| p["lid"].as_str().is_some_and(|l| l.ends_with("@lid"))), "{one}");
+    assert!(parts.iter().any(|p| p["phone"] == ANA && p["is_admin"] == false), "{one}");
+    assert!(parts.iter().any(|p| p["phone"] == ME && p["is_admin"] == true), "{one}");
+    let (s, v) =
+        wire.get(&format!("/v1/instances/{iid}/groups/120363999999999999@g.us"), &key).await;
+    assert_eq!(s, 404, "{v}");
+
+    // Contact checks, asked over the wire (and recorded by the fake).
+    let (s, _) = wire
+        .post("/v1/sim/contacts", ADMIN, json!({"phone": "+5511977770000", "on_whatsapp": false}))
+        .await;
+    assert_eq!(s, 200);
+    let phones = json!({"phones": ["+55 11 97777-0000", "+5511977770001"]});
+    let (s, v) = wire.post("/v1/contacts/check", &key, phones).await;
+    assert_eq!(s, 200, "{v}\n{}", wire.gateway_log());
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items[0]["phone"], "+5511977770000", "{v}");
+    assert_eq!(items[0]["on_whatsapp"], false, "{v}");
+    assert_eq!(items[1]["on_whatsapp"], true, "{v}");
+    assert_eq!(items[1]["jid"], "5511977770001@s.whatsapp.net", "{v}");
+    assert!(items[1]["lid"].as_str().is_some_and(|l| l.ends_with("@lid")), "{v}");
+    let (check, _) =
+        wire.outbox_entry(&iid, "the contact check", |e| e.get("check").is_some()).await;
+    let asked: Vec<&str> =
+        check["check"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(asked.contains(&"+5511977770001"), "{check}");
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
