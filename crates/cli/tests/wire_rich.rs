@@ -1,8 +1,9 @@
 //! Rich messages on the REAL WhatsApp driver against the wire-level fake, through the
 //! gateway's HTTP API only, both ways: media uploaded to and downloaded from the fake's media
 //! host (encrypted as WhatsApp does; the fake decrypts what it receives and checks the hashes),
-//! a voice note with "recording", locations, contact cards, reactions, quoted replies; groups
-//! and contact checks answered over the wire.
+//! a voice note with "recording", locations, contact cards, reactions, quoted replies, delivery
+//! receipts; groups (listed, and messages both ways with sender keys) and contact checks
+//! answered over the wire.
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -118,7 +119,8 @@ async fn rich_messages_groups_and_contact_checks_on_the_real_driver() {
     let react = wire
         .send(&key, json!({"to": ANA, "reaction": {"message_id": image["id"], "emoji": "👍"}}))
         .await;
-    let loc = wire.wait_message(&key, &loc, &["sent", "delivered"]).await;
+    // The fake's contact acknowledges receipt, as a phone does: `delivered`.
+    let loc = wire.wait_message(&key, &loc, &["delivered"]).await;
     let card = wire.wait_message(&key, &card, &["sent", "delivered"]).await;
     let react = wire.wait_message(&key, &react, &["sent", "delivered"]).await;
     let (e, _) = wire.outbox_entry(&iid, "the location", |e| e["id"] == wa(&loc)).await;
@@ -234,6 +236,31 @@ async fn rich_messages_groups_and_contact_checks_on_the_real_driver() {
         wire.get(&format!("/v1/instances/{iid}/groups/120363999999999999@g.us"), &key).await;
     assert_eq!(s, 404, "{v}");
 
+    // Group messages, both ways, with sender keys as WhatsApp has them.
+    let team = wire
+        .send(
+            &key,
+            json!({"to": gjid, "text": "hi team @5511912340021", "mentions": [ANA],
+                   "instance_id": iid}),
+        )
+        .await;
+    let team = wire.wait_message(&key, &team, &["sent", "delivered"]).await;
+    let (e, _) = wire.outbox_entry(&iid, "the group message", |e| e["id"] == wa(&team)).await;
+    assert_eq!((&e["to"], &e["text"]), (&json!(gjid), &json!("hi team @5511912340021")), "{e}");
+    assert_eq!(e["mentions"], json!(["5511912340021@s.whatsapp.net"]), "{e}");
+    wire.inbound(
+        &iid,
+        json!({"from": ANA, "as_lid": true, "chat": gjid, "text": "welcome @5511987650011",
+               "mentions": [ME], "reply_to": wa(&team)}),
+    )
+    .await;
+    let ev = events.next("welcome @5511987650011", &wire).await;
+    let data = &ev["data"];
+    assert_eq!(data["chat"], json!({"jid": gjid, "type": "group"}), "{ev}");
+    assert_eq!(data["sender"]["jid"], "5511912340021@s.whatsapp.net", "{ev}");
+    assert_eq!(data["mentions_me"], true, "{ev}");
+    assert_eq!(data["reply_to"]["gateway_message_id"], team["id"], "{ev}");
+
     // Contact checks, asked over the wire (and recorded by the fake).
     let (s, _) = wire
         .post("/v1/sim/contacts", ADMIN, json!({"phone": "+5511977770000", "on_whatsapp": false}))
@@ -253,6 +280,7 @@ async fn rich_messages_groups_and_contact_checks_on_the_real_driver() {
     let asked: Vec<&str> =
         check["check"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert!(asked.contains(&"+5511977770001"), "{check}");
+    wire.assert_no_panics();
 }
 
 fn b64(bytes: &[u8]) -> String {

@@ -6,7 +6,7 @@
 //!
 //! The routes resolve what an op addresses (the instance id, its linked phone, its current QR
 //! code) and leave the rest to the network; ops the wire network has no control for (the
-//! reach-out restriction, group messages) answer [`ControlError::NotImplemented`].
+//! reach-out restriction) answer [`ControlError::NotImplemented`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -217,17 +217,10 @@ fn phone_part(p: &str) -> &str {
     p.strip_suffix("@s.whatsapp.net").unwrap_or(p)
 }
 
-/// The fake's inbound body: the simulated network's JSON without `chat` (the fake has no
-/// group messages).
+/// The fake's inbound body: the simulated network's JSON, without its unset fields.
 fn inbound_body(spec: InboundSpec) -> Result<Value, ControlError> {
-    if spec.chat.is_some() {
-        return Err(ControlError::NotImplemented(
-            "the wire network has no group messages: an inbound is a direct message".into(),
-        ));
-    }
     let mut body = serde_json::to_value(&spec).map_err(|e| SimError::Unavailable(e.to_string()))?;
     if let Some(fields) = body.as_object_mut() {
-        fields.remove("chat");
         fields.retain(|_, v| !v.is_null());
     }
     Ok(body)
@@ -342,7 +335,7 @@ mod tests {
     }
 
     #[test]
-    fn inbound_bodies_leave_out_what_the_fake_does_not_take() {
+    fn inbound_bodies_leave_out_unset_fields() {
         let spec: InboundSpec = serde_json::from_value(json!({
             "from": "+5511900000001", "text": "look", "reply_to": "3EB0AA",
             "media": {"kind": "image", "mime": "image/png", "size": 10},
@@ -356,7 +349,7 @@ mod tests {
 
         let group: InboundSpec =
             serde_json::from_value(json!({"from": "+5511900000001", "chat": "1203@g.us"})).unwrap();
-        assert!(matches!(inbound_body(group), Err(ControlError::NotImplemented(_))));
+        assert_eq!(inbound_body(group).unwrap()["chat"], "1203@g.us");
         assert_eq!(phone_part("5511900000001@s.whatsapp.net"), "5511900000001");
         assert_eq!(phone_part("+55 11 90000-0001"), "+55 11 90000-0001");
     }

@@ -88,6 +88,7 @@ pub fn router(net: Arc<WireNet>) -> Router {
             post(inbound).layer(axum::extract::DefaultBodyLimit::max(INBOUND_BODY_LIMIT)),
         )
         .route("/wire/devices/{phone}/outbox", get(outbox))
+        .route("/wire/devices/{phone}/read", post(read))
         .route("/wire/groups", post(create_group))
         .route("/wire/contacts", post(set_contact))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "not_found", "no such route".into()) })
@@ -204,34 +205,54 @@ async fn fail(
 const INBOUND_BODY_LIMIT: usize = 140 * 1024 * 1024;
 
 /// `POST /wire/devices/{phone}/inbound`: a [`WireInbound`] (the simulated network's
-/// `InboundSpec` without `chat`); `{"message_id", "sha256"?}`.
+/// `InboundSpec`, `chat` a group); `{"message_id", "sha256"?}`.
 async fn inbound(
     State(net): State<Arc<WireNet>>,
     Path(phone): Path<String>,
     Body(body): Body<Value>,
 ) -> ApiResult {
     let phone = parse_phone(&phone)?;
-    if body.get("chat").is_some_and(|c| !c.is_null()) {
-        return Err(invalid("group messages are not supported on the wire network"));
-    }
     let spec: WireInbound =
         serde_json::from_value(body).map_err(|e| invalid(format!("bad JSON body: {e}")))?;
     // Blocking: a media file is encrypted (up to 100 MiB).
-    let sent =
-        tokio::task::spawn_blocking(move || net.inbound(&phone, &spec).map_err(|e| (phone, e)))
-            .await
-            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    match sent {
-        Ok(sent) => Ok(Json(json!(sent))),
-        Err((phone, InboundError::NotConnected(_))) => Err(not_connected(&phone)),
-        Err((_, e @ InboundError::NoPrekeys(_))) => {
-            Err(ApiError(StatusCode::CONFLICT, "not_ready", e.to_string()))
+    let sent = tokio::task::spawn_blocking(move || net.inbound(&phone, &spec))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    Ok(Json(json!(sent.map_err(inbound_error)?)))
+}
+
+fn inbound_error(e: InboundError) -> ApiError {
+    match e {
+        InboundError::NotConnected(phone) => not_connected(&phone),
+        e @ InboundError::NoPrekeys(_) => {
+            ApiError(StatusCode::CONFLICT, "not_ready", e.to_string())
         }
-        Err((_, InboundError::Invalid(e))) => Err(invalid(e)),
-        Err((_, InboundError::Other(e))) => {
-            Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{e:#}")))
+        e @ InboundError::UnknownMessage(_) => {
+            ApiError(StatusCode::NOT_FOUND, "unknown_message", e.to_string())
+        }
+        InboundError::Invalid(e) => invalid(e),
+        InboundError::Other(e) => {
+            ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{e:#}"))
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadBody {
+    message_id: String,
+    from: String,
+}
+
+/// `POST /wire/devices/{phone}/read`: the contact `from` reads a message the phone sent.
+async fn read(
+    State(net): State<Arc<WireNet>>,
+    Path(phone): Path<String>,
+    Body(body): Body<ReadBody>,
+) -> ApiResult {
+    let phone = parse_phone(&phone)?;
+    net.read(&phone, &body.message_id, &body.from).map_err(inbound_error)?;
+    Ok(Json(json!({"ok": true})))
 }
 
 async fn outbox(State(net): State<Arc<WireNet>>, Path(phone): Path<String>) -> ApiResult {

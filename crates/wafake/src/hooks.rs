@@ -21,6 +21,13 @@ pub trait SignalHooks: Send + Sync {
         let _ = (device, message);
     }
 
+    /// Stanzas to send `device` right after the server acked its `message` (the ack first:
+    /// the client must hold the message as sent), e.g. the recipients' delivery receipts.
+    fn after_ack(&self, device: &str, message: &Node) -> Vec<Node> {
+        let _ = (device, message);
+        vec![]
+    }
+
     /// A `<receipt>` from `device` (delivery/read receipts of inbound messages, retry
     /// requests), before the server acks it.
     fn on_receipt(&self, device: &str, receipt: &Node) {

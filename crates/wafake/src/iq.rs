@@ -156,10 +156,12 @@ fn usync_answer(request: &Node) -> Vec<Node> {
     vec![answer.children([NodeBuilder::new("list").children(users).build()]).build()]
 }
 
-/// Handles an outbound `<message>`: shows it to the Signal hooks, then acks it.
+/// Handles an outbound `<message>`: shows it to the Signal hooks, acks it, then sends what
+/// the hooks have for after the ack (delivery receipts).
 pub(crate) fn handle_message(session: &mut Session, node: &Node) {
     let Some(device) = session.device.clone() else { return };
-    if let Some(hooks) = session.server.hooks() {
+    let hooks = session.server.hooks();
+    if let Some(hooks) = &hooks {
         hooks.on_message(&device, node);
     }
     let mut ack = NodeBuilder::new("ack").attr("class", "message");
@@ -171,6 +173,9 @@ pub(crate) fn handle_message(session: &mut Session, node: &Node) {
     }
     ack = ack.attr("t", crate::pairing::now_secs().to_string());
     session.conn.send(ack.build());
+    for after in hooks.map(|h| h.after_ack(&device, node)).unwrap_or_default() {
+        session.conn.send(after);
+    }
 }
 
 /// Handles a `<receipt>`: shows it to the Signal hooks, then acks it

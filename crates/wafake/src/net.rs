@@ -6,8 +6,14 @@
 //! - As the server's [`SignalHooks`]: serves a prekey bundle for every contact a client asks
 //!   for, decrypts every message a device sends and files it, with the device's chat states,
 //!   in that phone's outbox, in order.
+//!   A message to a group is decrypted by the fake participants (each takes the sender key
+//!   from its pairwise part, then reads the `skmsg`) and filed once, to the group.
+//! - Delivery receipts: once a contact has decrypted a device's message, the device gets
+//!   `<receipt from id t/>` after the server's ack ([`SignalHooks::after_ack`]); read
+//!   receipts on demand ([`WireNet::read`]).
 //! - [`WireNet::inbound`]: a contact encrypts a message of any kind ([`WireInbound`]) to a
-//!   device (from the device's uploaded prekeys the first time) and the server delivers it.
+//!   device (from the device's uploaded prekeys the first time) and the server delivers it;
+//!   or posts it in a group, with its sender key.
 //! - A media host ([`crate::media`]) on the server's IP, its own port: the `media_conn` iq
 //!   names it, clients upload to it and download from it.
 
@@ -48,6 +54,9 @@ pub enum InboundError {
     NotConnected(String),
     #[error("device {0} has not uploaded its prekeys yet")]
     NoPrekeys(String),
+    /// No message the device sent has that id (a read receipt for it).
+    #[error("no message {0} was sent through the network by that phone")]
+    UnknownMessage(String),
     /// The inbound is not one WhatsApp would deliver (a bad phone, two kinds at once, …).
     #[error("{0}")]
     Invalid(String),
@@ -70,13 +79,19 @@ struct Inner {
     /// Every message sent through the network, by WhatsApp id: who wrote it (phone digits)
     /// and its text, for quotes and reactions.
     known: HashMap<String, Known>,
+    /// Stanzas to send a device after the server acks one of its messages (delivery
+    /// receipts), by [`after_ack_key`].
+    after_ack: HashMap<String, Vec<Node>>,
 }
 
 /// A message that went through the network.
 #[derive(Debug, Clone)]
 struct Known {
+    /// Who wrote it (phone digits).
     sender: String,
     text: String,
+    /// For a message a device sent: the chat it addressed (a contact's JID, or a group).
+    chat: Option<Jid>,
 }
 
 /// What [`WireNet::inbound`] sent: `{"message_id", "sha256"?}` (the lower-case hex SHA-256
@@ -180,11 +195,156 @@ impl Hooks {
     }
 }
 
+impl Hooks {
+    /// Files a message `device` sent to `to` (a contact's JID or a group) that a contact
+    /// decrypted, and queues `receipts` for after the server's ack.
+    fn file(&self, device: &str, m: wa::Message, to: Jid, id: String, receipts: Vec<Node>) {
+        let at = Utc::now();
+        // First as the message declares it (enough for quotes and reactions).
+        let declared = crate::rich::outbox_message(&m, to.to_string(), id, at, |_| None);
+        let phone = phone_of(device).to_string();
+        let known =
+            Known { sender: phone.clone(), text: declared.text.clone(), chat: Some(to.clone()) };
+        let mut inner = self.inner();
+        if !receipts.is_empty() {
+            inner.after_ack.insert(after_ack_key(device, &declared.id), receipts);
+        }
+        inner.known.insert(declared.id.clone(), known);
+        let outbox = inner.outbox.entry(phone.clone()).or_default();
+        let (Some(_), Some(me)) = (&declared.media, self.me.upgrade()) else {
+            outbox.push(Some(OutboxItem::Message(Box::new(declared))));
+            return;
+        };
+        // A media file is decrypted off the connection's task (20 MB take seconds in a debug
+        // build); its slot holds the outbox's order meanwhile.
+        let slot = outbox.len();
+        outbox.push(None);
+        drop(inner);
+        let fill = move || {
+            let entry = crate::rich::outbox_message(&m, to.to_string(), declared.id, at, |f| {
+                me.plaintext(f)
+            });
+            if let Some(s) = me.inner().outbox.get_mut(&phone).and_then(|o| o.get_mut(slot)) {
+                *s = Some(OutboxItem::Message(Box::new(entry)));
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(fill)),
+            Err(_) => fill(),
+        }
+    }
+
+    /// A message `device` (`sender`) sent to `group`: every fake participant with a
+    /// pairwise part takes the sender key in it, every one holding the sender key decrypts
+    /// the `skmsg`, and the message is filed once, with a delivery receipt per participant
+    /// that read it.
+    fn on_group_message(
+        &self,
+        device: &str,
+        sender: &Jid,
+        group: &Jid,
+        id: String,
+        message: &Node,
+    ) {
+        let group = group.to_non_ad();
+        let Some(members) = self.directory.group(&group.to_string()).map(|g| g.participants) else {
+            tracing::debug!(%group, "wire net: a message to an unknown group, not recorded");
+            return;
+        };
+        let me = phone_of(device);
+        let mut inner = self.inner();
+        let tos = message
+            .get_optional_child("participants")
+            .and_then(Node::children)
+            .unwrap_or_default()
+            .iter()
+            .filter(|t| t.tag == "to");
+        for to in tos {
+            let Some(jid) = to.attrs.get("jid").and_then(NodeValue::to_jid) else { continue };
+            let Some(enc) = to.get_optional_child("enc") else { continue };
+            // The fake contacts have device 0 only; the rest are the sender's own devices.
+            let Some(phone) = Self::phone_behind(&inner, &jid).filter(|p| p != me) else {
+                continue;
+            };
+            if jid.device != 0 || !members.contains(&phone) {
+                continue;
+            }
+            let accepted = self
+                .contact(&mut inner, &phone)
+                .and_then(|c| c.accept_group_enc(sender, &group, &enc.as_node_ref()));
+            if let Err(e) = accepted {
+                tracing::warn!(%group, "wire net: +{phone} cannot take the sender key of {device}: {e:#}");
+            }
+        }
+        let skmsg = message
+            .children()
+            .unwrap_or_default()
+            .iter()
+            .find(|c| c.tag == "enc" && attr(c, "type").as_deref() == Some("skmsg"));
+        let Some(skmsg) = skmsg else {
+            tracing::warn!(%group, "wire net: a group message from {device} without a skmsg");
+            return;
+        };
+        let node = skmsg.as_node_ref();
+        let version = node.attrs().optional_u64("v").unwrap_or(2);
+        let (Some(bytes), Ok(version)) = (node.content_bytes(), u8::try_from(version)) else {
+            tracing::warn!(%group, "wire net: an unreadable skmsg from {device}");
+            return;
+        };
+        let mut decrypted = None;
+        let mut readers = Vec::new();
+        for phone in members.iter().filter(|p| p.as_str() != me) {
+            let Some(contact) = inner.contacts.get_mut(phone) else { continue };
+            if !contact.has_sender_key(&group, sender) {
+                continue;
+            }
+            match contact.decrypt_group(sender, &group, bytes, version) {
+                Ok(m) => {
+                    readers.push(phone.clone());
+                    decrypted.get_or_insert(m);
+                }
+                Err(e) => {
+                    tracing::warn!(%group, "wire net: +{phone} cannot decrypt a skmsg of {device}: {e:#}")
+                }
+            }
+        }
+        drop(inner);
+        let Some(m) = decrypted else {
+            tracing::warn!(%group, "wire net: no participant could decrypt a message from {device}");
+            return;
+        };
+        let receipts =
+            readers.iter().map(|p| receipt_node(&group, Some(&Jid::pn(p)), &id, None)).collect();
+        self.file(device, m, group, id, receipts);
+    }
+}
+
+/// The key of the stanzas queued for after the ack of message `id` from `device`.
+fn after_ack_key(device: &str, id: &str) -> String {
+    format!("{device}\n{id}")
+}
+
+/// `<receipt from id t [participant] [type]/>`: the delivery (no type) or `read` receipt of
+/// message `id` from `from` (a contact, or a group with the contact as `participant`).
+fn receipt_node(from: &Jid, participant: Option<&Jid>, id: &str, kind: Option<&str>) -> Node {
+    let mut b = NodeBuilder::new("receipt").attr("from", from.clone()).attr("id", id);
+    if let Some(p) = participant {
+        b = b.attr("participant", p.clone());
+    }
+    if let Some(kind) = kind {
+        b = b.attr("type", kind);
+    }
+    b.attr("t", crate::pairing::now_secs().to_string()).build()
+}
+
 impl SignalHooks for Hooks {
     fn on_message(&self, device: &str, message: &Node) {
         let Some(to) = message.attrs.get("to").and_then(NodeValue::to_jid) else { return };
         let id = attr(message, "id").unwrap_or_default();
         let Ok(sender) = device.parse::<Jid>() else { return };
+        if to.server == wacore_binary::Server::Group {
+            return self.on_group_message(device, &sender, &to, id, message);
+        }
         let decrypted = {
             let mut inner = self.inner();
             let Some(phone) = Self::phone_behind(&inner, &to) else {
@@ -196,38 +356,11 @@ impl SignalHooks for Hooks {
         };
         match decrypted {
             Ok(Some(m)) => {
-                let at = Utc::now();
-                // First as the message declares it (enough for quotes and reactions).
-                let declared = crate::rich::outbox_message(&m, to.to_string(), id, at, |_| None);
-                let known =
-                    Known { sender: phone_of(device).to_string(), text: declared.text.clone() };
-                let phone = phone_of(device).to_string();
-                let mut inner = self.inner();
-                inner.known.insert(declared.id.clone(), known);
-                let outbox = inner.outbox.entry(phone.clone()).or_default();
-                let (Some(_), Some(me)) = (&declared.media, self.me.upgrade()) else {
-                    outbox.push(Some(OutboxItem::Message(Box::new(declared))));
-                    return;
-                };
-                // A media file is decrypted off the connection's task (20 MB take seconds
-                // in a debug build); its slot holds the outbox's order meanwhile.
-                let slot = outbox.len();
-                outbox.push(None);
-                drop(inner);
-                let fill = move || {
-                    let entry =
-                        crate::rich::outbox_message(&m, to.to_string(), declared.id, at, |f| {
-                            me.plaintext(f)
-                        });
-                    if let Some(s) = me.inner().outbox.get_mut(&phone).and_then(|o| o.get_mut(slot))
-                    {
-                        *s = Some(OutboxItem::Message(Box::new(entry)));
-                    }
-                };
-                match tokio::runtime::Handle::try_current() {
-                    Ok(rt) => drop(rt.spawn_blocking(fill)),
-                    Err(_) => fill(),
-                }
+                // The contact's phone got it: a delivery receipt from the chat the client
+                // addressed, after the ack.
+                let to = to.to_non_ad();
+                let receipt = receipt_node(&to, None, &id, None);
+                self.file(device, m, to, id, vec![receipt]);
             }
             Ok(None) => {
                 tracing::debug!(%to, "wire net: no part of the message was for the contact")
@@ -236,6 +369,11 @@ impl SignalHooks for Hooks {
                 tracing::warn!(%to, "wire net: cannot decrypt a message from {device}: {e:#}")
             }
         }
+    }
+
+    fn after_ack(&self, device: &str, message: &Node) -> Vec<Node> {
+        let Some(id) = attr(message, "id") else { return vec![] };
+        self.inner().after_ack.remove(&after_ack_key(device, &id)).unwrap_or_default()
     }
 
     fn on_chat_state(&self, device: &str, state: &ChatState) {
@@ -360,6 +498,83 @@ impl WireNet {
         self.hooks.directory.set_contact(phone, on_whatsapp)
     }
 
+    /// The group an inbound posts in: `chat` must be a group JID of the network, with both
+    /// the sender `from` and the device's phone among its participants.
+    fn group_for_inbound(
+        &self,
+        chat: &str,
+        device_phone: &str,
+        from: &str,
+    ) -> Result<Jid, InboundError> {
+        let jid = chat
+            .parse::<Jid>()
+            .ok()
+            .filter(|j| j.server == wacore_binary::Server::Group)
+            .ok_or_else(|| InboundError::Invalid(format!("chat: not a group JID: {chat:?}")))?;
+        let group =
+            self.hooks.directory.group(&jid.to_string()).ok_or_else(|| {
+                InboundError::Invalid(format!("chat: no group {jid} on the network"))
+            })?;
+        if !group.participants.iter().any(|p| p == from) {
+            return Err(InboundError::Invalid(format!(
+                "from: +{from} is not a participant of {jid}"
+            )));
+        }
+        if !group.participants.iter().any(|p| p == device_phone) {
+            return Err(InboundError::Invalid(format!(
+                "chat: +{device_phone} (the device's phone) is not a participant of {jid}"
+            )));
+        }
+        Ok(jid)
+    }
+
+    /// The contact `from` (a phone in any notation, a phone JID or a known `@lid`) reads the
+    /// message `message_id` the devices of `device_phone` (digits) sent: the online device
+    /// gets `<receipt from=CHAT id t type="read"/>`, `CHAT` the JID the client addressed, or
+    /// for a group message `from=GROUP participant=CONTACT_PHONE@s.whatsapp.net`. The
+    /// contact must be the message's recipient, or a participant of its group.
+    pub fn read(
+        &self,
+        device_phone: &str,
+        message_id: &str,
+        from: &str,
+    ) -> Result<(), InboundError> {
+        let device = self
+            .online_device(device_phone)
+            .ok_or_else(|| InboundError::NotConnected(device_phone.to_string()))?;
+        let receipt = {
+            let inner = self.hooks.inner();
+            let reader = crate::rich::sender_phone(from, |lid| inner.lids.get(lid).cloned())
+                .map_err(InboundError::Invalid)?;
+            let chat = inner
+                .known
+                .get(message_id)
+                .filter(|k| k.sender == device_phone)
+                .and_then(|k| k.chat.clone())
+                .ok_or_else(|| InboundError::UnknownMessage(message_id.to_string()))?;
+            if chat.server == wacore_binary::Server::Group {
+                let members = self.hooks.directory.group(&chat.to_string()).map(|g| g.participants);
+                if !members.is_some_and(|m| m.contains(&reader) && reader != device_phone) {
+                    return Err(InboundError::Invalid(format!(
+                        "from: +{reader} is not another participant of {chat}"
+                    )));
+                }
+                receipt_node(&chat, Some(&Jid::pn(&reader)), message_id, Some("read"))
+            } else {
+                if Hooks::phone_behind(&inner, &chat).as_deref() != Some(reader.as_str()) {
+                    return Err(InboundError::Invalid(format!(
+                        "from: message {message_id} was sent to {chat}, not to +{reader}"
+                    )));
+                }
+                receipt_node(&chat, None, message_id, Some("read"))
+            }
+        };
+        if !self.server.send_node(&device, receipt) {
+            return Err(InboundError::NotConnected(device_phone.to_string()));
+        }
+        Ok(())
+    }
+
     /// The contact `spec.from` sends `spec` to the online device of `device_phone` (digits):
     /// a text, a media file (encrypted under a fresh key and stored on the media host), a
     /// location, a contact card or a reaction, with mentions and a quote. With `as_lid` the
@@ -386,6 +601,10 @@ impl WireNet {
             .collect::<Result<Vec<_>, _>>()
             .map_err(InboundError::Invalid)?;
         let content = crate::rich::prepare(spec).map_err(InboundError::Invalid)?;
+        let group = match spec.chat.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+            None => None,
+            Some(chat) => Some(self.group_for_inbound(chat, device_phone, &from)?),
+        };
         {
             let mut inner = self.hooks.inner();
             if !inner.client_keys.contains_key(&device) {
@@ -415,12 +634,22 @@ impl WireNet {
             // The key as the reacting contact sees it: the chat is the device's account, and
             // `from_me` says whether the contact wrote the target.
             let key = match &content {
-                Content::Reaction { target, .. } => Some(wa::MessageKey {
-                    remote_jid: Some(format!("{device_phone}@s.whatsapp.net")),
-                    from_me: Some(inner.known.get(target).is_some_and(|k| k.sender == from)),
-                    id: Some(target.clone()),
-                    participant: None,
-                }),
+                Content::Reaction { target, .. } => {
+                    let author = inner.known.get(target).map(|k| k.sender.clone());
+                    let from_me = author.as_deref() == Some(from.as_str());
+                    Some(wa::MessageKey {
+                        remote_jid: Some(match &group {
+                            Some(g) => g.to_string(),
+                            None => format!("{device_phone}@s.whatsapp.net"),
+                        }),
+                        from_me: Some(from_me),
+                        id: Some(target.clone()),
+                        // In a group, the author of someone else's message.
+                        participant: author
+                            .filter(|_| group.is_some() && !from_me)
+                            .map(|a| format!("{a}@s.whatsapp.net")),
+                    })
+                }
                 _ => None,
             };
             (quote, key)
@@ -441,22 +670,37 @@ impl WireNet {
             inner.lids.insert(lid.clone(), from.clone());
             let contact = inner.contacts.get_mut(&from).expect("made above");
             let keys = inner.client_keys.get_mut(&device).expect("parsed above");
-            let enc = contact.encrypt_to(keys, &device_jid, &message)?;
+            let enc = match &group {
+                Some(g) => {
+                    let seen_as = if spec.as_lid { Jid::lid(&lid) } else { Jid::pn(&from) };
+                    contact
+                        .encrypt_group_to(keys, &device_jid, g, &seen_as, &message)?
+                        .to_enc_nodes()
+                }
+                None => vec![contact.encrypt_to(keys, &device_jid, &message)?.to_enc_node()],
+            };
             inner.next_id += 1;
             let id = format!("3EB0WIRE{:012X}", inner.next_id);
             let text = match &content {
                 Content::Text | Content::Media { .. } => spec.text.clone(),
                 _ => String::new(),
             };
-            inner.known.insert(id.clone(), Known { sender: from.clone(), text });
+            inner.known.insert(id.clone(), Known { sender: from.clone(), text, chat: None });
             (id, enc)
         };
         let pn = Jid::pn(&from);
         let mut node = NodeBuilder::new("message");
-        node = if spec.as_lid {
-            node.attr("from", Jid::lid(&lid)).attr("sender_pn", pn)
-        } else {
-            node.attr("from", pn)
+        node = match (&group, spec.as_lid) {
+            (None, true) => node.attr("from", Jid::lid(&lid)).attr("sender_pn", pn),
+            (None, false) => node.attr("from", pn),
+            (Some(g), true) => node
+                .attr("from", g.clone())
+                .attr("participant", Jid::lid(&lid))
+                .attr("participant_pn", pn)
+                .attr("addressing_mode", "lid"),
+            (Some(g), false) => {
+                node.attr("from", g.clone()).attr("participant", pn).attr("addressing_mode", "pn")
+            }
         };
         let kind = match content {
             Content::Text => "text",
@@ -469,7 +713,7 @@ impl WireNet {
         if let Some(name) = spec.push_name.as_deref().filter(|n| !n.is_empty()) {
             node = node.attr("notify", name);
         }
-        let node = node.children([enc.to_enc_node()]).build();
+        let node = node.children(enc).build();
         if !self.server.send_node(&device, node) {
             return Err(InboundError::NotConnected(device_phone.to_string()));
         }

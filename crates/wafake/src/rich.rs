@@ -1,7 +1,7 @@
 //! Every kind of message both ways, as pure functions: what a client sent, read into an
 //! outbox entry of the shape the gateway's simulated network writes (`crates/driver/src/sim/
 //! outbox.rs`, `OutboxMessage`), and what a contact sends, from a [`WireInbound`] (the
-//! simulated network's `InboundSpec` JSON without `chat`) into the protobuf the gateway's
+//! simulated network's `InboundSpec` JSON) into the protobuf the gateway's
 //! driver reads (`crates/driver/src/whatsapp/inbound.rs`).
 
 use std::io::Read;
@@ -261,8 +261,8 @@ pub fn outbox_message(
 // ---- inbound ----
 
 /// What a contact sends (`POST /wire/devices/{phone}/inbound`): the simulated network's
-/// `InboundSpec` JSON without `chat`. At most one of `media`, `location`, `contact`,
-/// `reaction`; `text` is the text, or the caption of `media`.
+/// `InboundSpec` JSON. At most one of `media`, `location`, `contact`, `reaction`; `text` is
+/// the text, or the caption of `media`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WireInbound {
     /// The sender: a phone number in any notation, a phone JID, or the `@lid` JID of a
@@ -290,6 +290,10 @@ pub struct WireInbound {
     /// The WhatsApp id of a message the device sent or received, quoted.
     #[serde(default)]
     pub reply_to: Option<String>,
+    /// A group (`<id>@g.us`) the contact posts in instead of writing to the device; both
+    /// must be participants.
+    #[serde(default)]
+    pub chat: Option<String>,
 }
 
 /// An inbound media file: its bytes in `data_base64`, or only a `size`, for which the fake

@@ -336,7 +336,7 @@ async fn rich_messages_both_ways() {
     assert_eq!(re.key.id.as_deref(), Some(loc_id.as_str()));
     assert_eq!(re.key.from_me, Some(false));
 
-    // Refused: a group message, two kinds at once, a bad sender.
+    // Refused: a message to an unknown group, two kinds at once, a bad sender.
     for (body, why) in [
         (json!({"from": ANA, "text": "hi", "chat": "120363000000000001@g.us"}), "group"),
         (
@@ -350,7 +350,7 @@ async fn rich_messages_both_ways() {
         assert_eq!((s, r["error"]["code"].as_str()), (422, Some("invalid_request")), "{why}: {r}");
     }
     let (_, r) = api.inbound(json!({"from": ANA, "text": "x", "chat": "1@g.us"})).await;
-    assert!(r["error"]["message"].as_str().unwrap().contains("not supported on the wire"), "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("no group 1@g.us"), "{r}");
     client.stop().await;
 }
 

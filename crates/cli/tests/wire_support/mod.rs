@@ -93,6 +93,19 @@ impl Wire {
         support::tail(&self.log, 40)
     }
 
+    /// Fails the test if the gateway or the fake panicked anywhere (a task's panic does not
+    /// stop the process, so nothing else would show it).
+    pub fn assert_no_panics(&self) {
+        for log in [self.log.clone(), self.dir.path().join("fake.log")] {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(at) = text.find("panicked at") {
+                let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+                let end = text[at..].char_indices().nth(2000).map_or(text.len(), |(i, _)| at + i);
+                panic!("{} has a panic:\n{}", log.display(), &text[start..end]);
+            }
+        }
+    }
+
     /// `method path` on the gateway with a bearer token; (status, JSON body or null).
     pub async fn call(
         &self,

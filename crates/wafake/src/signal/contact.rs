@@ -18,11 +18,19 @@
 //!   bundle from [`ClientKeys`], then `message_encrypt` (`session_cipher.rs:258`) of
 //!   `encode_and_pad`, typed with `wacore::send::extract_ciphertext`.
 //!
+//! - groups: a client's group send (`wacore/src/send/group.rs`) carries, per recipient
+//!   device, a pairwise `<enc>` whose message is only a `sender_key_distribution_message`
+//!   (processed with `process_sender_key_distribution_message`), and one
+//!   `<enc type="skmsg">` for everyone (`group_decrypt`); later sends carry only the skmsg.
+//!   A contact's own group messages go the same way ([`FakeContact::encrypt_group_to`]):
+//!   the SKDM pairwise the first time per (group, device), then the skmsg. Sender keys are
+//!   named with wacore's `make_sender_key_name(group, sender address)`.
+//!
 //! Signal addresses are derived from JIDs with wacore's `JidExt::to_protocol_address`, the
 //! mapping the client uses, so the session the client opened by sending (pkmsg) is the one
 //! the contact answers on.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
@@ -31,13 +39,15 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use rand10::RngExt as _;
 use wacore::iq::prekeys::PreKeyBundleUserNode;
 use wacore::libsignal::protocol::{
-    message_decrypt, message_encrypt, process_prekey_bundle, CiphertextMessage, DeviceId,
-    GenericSignedPreKey as _, IdentityKey, IdentityKeyPair, PreKeyBundle, PreKeyRecord,
-    PreKeySignalMessage, PublicKey, SignalMessage, SignedPreKeyRecord, Timestamp, UsePQRatchet,
+    create_sender_key_distribution_message, group_decrypt, group_encrypt, message_decrypt,
+    message_encrypt, process_prekey_bundle, process_sender_key_distribution_message,
+    CiphertextMessage, DeviceId, GenericSignedPreKey as _, IdentityKey, IdentityKeyPair,
+    PreKeyBundle, PreKeyRecord, PreKeySignalMessage, PublicKey, SenderKeyDistributionMessage,
+    SenderKeyName, SignalMessage, SignedPreKeyRecord, Timestamp, UsePQRatchet,
 };
 use wacore::messages::{decode_plaintext, MessageUtils};
 use wacore::protocol::ProtocolNode as _;
-use wacore::types::jid::JidExt as _;
+use wacore::types::jid::{make_sender_key_name, JidExt as _};
 use wacore_binary::builder::NodeBuilder;
 use wacore_binary::{Jid, Node, NodeRef};
 use waproto::whatsapp as wa;
@@ -83,6 +93,30 @@ pub struct FakeContact {
     /// One-time prekeys not yet served to a fetch, in id order. A served key stays in the
     /// prekey store until the pkmsg that used it arrives.
     unserved: VecDeque<(u32, PublicKey)>,
+    /// (group JID, client device JID, the contact's JID as the device sees it) triples this
+    /// contact has sent its sender key to.
+    skdm_sent: HashSet<(String, String, String)>,
+}
+
+/// A contact's message to a group, for one client device: the pairwise `<enc>` carrying the
+/// contact's sender key (the first time per group and device only) and the `skmsg`.
+#[derive(Debug, Clone)]
+pub struct GroupEncrypted {
+    pub skdm: Option<Encrypted>,
+    pub skmsg: Vec<u8>,
+}
+
+impl GroupEncrypted {
+    /// The `<enc>` children of the `<message>`: the pairwise one first (the client must have
+    /// the sender key before the skmsg), then `<enc v="2" type="skmsg">`.
+    pub fn to_enc_nodes(&self) -> Vec<Node> {
+        let skmsg = NodeBuilder::new("enc")
+            .attr("v", ENC_VERSION)
+            .attr("type", "skmsg")
+            .bytes(self.skmsg.clone())
+            .build();
+        self.skdm.iter().map(Encrypted::to_enc_node).chain([skmsg]).collect()
+    }
 }
 
 impl FakeContact {
@@ -131,6 +165,7 @@ impl FakeContact {
             signed_pre_key: signed.public_key,
             signed_pre_key_signature: signature,
             unserved,
+            skdm_sent: HashSet::new(),
         })
     }
 
@@ -305,6 +340,117 @@ impl FakeContact {
         let (enc_type, _, ciphertext) = wacore::send::extract_ciphertext(encrypted)
             .ok_or_else(|| anyhow!("libsignal produced a non-pairwise message"))?;
         Ok(Encrypted { enc_type, ciphertext: ciphertext.into() })
+    }
+}
+
+impl FakeContact {
+    /// The name of `sender`'s sender key in `group`, as this contact files it.
+    fn sender_key_name(group: &Jid, sender: &Jid) -> SenderKeyName {
+        make_sender_key_name(&group.to_non_ad(), &sender.to_protocol_address())
+    }
+
+    /// Whether this contact holds a sender key of `sender` (a client device) in `group`.
+    pub fn has_sender_key(&self, group: &Jid, sender: &Jid) -> bool {
+        self.stores.sender_keys.contains(&Self::sender_key_name(group, sender))
+    }
+
+    /// Takes the pairwise `<enc>` of a group send addressed to this contact: decrypts it and,
+    /// if it carries a `sender_key_distribution_message` (it always does from whatsapp-rust),
+    /// stores `sender`'s sender key for `group`. Returns the decrypted message.
+    pub fn accept_group_enc(
+        &mut self,
+        sender: &Jid,
+        group: &Jid,
+        enc: &NodeRef<'_>,
+    ) -> Result<wa::Message> {
+        let message = self.decrypt_enc(sender, enc)?;
+        if let Some(bytes) = message
+            .sender_key_distribution_message
+            .as_option()
+            .and_then(|d| d.axolotl_sender_key_distribution_message.as_deref())
+        {
+            self.process_skdm(sender, group, bytes)?;
+        }
+        Ok(message)
+    }
+
+    /// Stores `sender`'s sender key for `group` from a serialized
+    /// `SenderKeyDistributionMessage`.
+    pub fn process_skdm(&mut self, sender: &Jid, group: &Jid, skdm: &[u8]) -> Result<()> {
+        let skdm = SenderKeyDistributionMessage::try_from(skdm)
+            .with_context(|| format!("a bad sender key distribution from {sender}"))?;
+        let name = Self::sender_key_name(group, sender);
+        run_ready(process_sender_key_distribution_message(
+            &name,
+            &skdm,
+            &mut self.stores.sender_keys,
+        ))?
+        .with_context(|| format!("storing the sender key of {sender} in {group}"))
+    }
+
+    /// Decrypts a `skmsg` that `sender` (a client device) sent to `group`, with the sender
+    /// key it distributed earlier, and decodes the `Message` (`padding_version` the `v`).
+    pub fn decrypt_group(
+        &mut self,
+        sender: &Jid,
+        group: &Jid,
+        skmsg: &[u8],
+        padding_version: u8,
+    ) -> Result<wa::Message> {
+        let name = Self::sender_key_name(group, sender);
+        let plaintext = run_ready(group_decrypt(skmsg, &mut self.stores.sender_keys, &name))?
+            .with_context(|| format!("decrypting the skmsg of {sender} in {group}"))?;
+        decode_plaintext(&plaintext, padding_version)
+    }
+
+    /// Encrypts `message` from this contact to `group`, for one client device: the skmsg
+    /// under the contact's sender key for the group (made on first use), and, the first time
+    /// for this group and device, the SKDM wrapped in a `Message` and encrypted pairwise
+    /// (as [`FakeContact::encrypt_to`]). `seen_as` is the `participant` the stanza names
+    /// (the phone JID, or the contact's LID): the client files sender keys under it, so a
+    /// new one gets the SKDM again.
+    pub fn encrypt_group_to(
+        &mut self,
+        client: &mut ClientKeys,
+        client_device: &Jid,
+        group: &Jid,
+        seen_as: &Jid,
+        message: &wa::Message,
+    ) -> Result<GroupEncrypted> {
+        let group = group.to_non_ad();
+        let name = Self::sender_key_name(&group, &self.jid.clone());
+        let skdm = run_ready(create_sender_key_distribution_message(
+            &name,
+            &mut self.stores.sender_keys,
+            &mut signal_rng(),
+        ))?
+        .with_context(|| format!("making {}'s sender key for {group}", self.jid))?;
+        let key = (group.to_string(), client_device.to_string(), seen_as.to_non_ad().to_string());
+        let skdm = if self.skdm_sent.contains(&key) {
+            None
+        } else {
+            let wrapper = wa::Message {
+                sender_key_distribution_message: buffa::MessageField::some(
+                    wa::message::SenderKeyDistributionMessage {
+                        group_id: Some(group.to_string()),
+                        axolotl_sender_key_distribution_message: Some(skdm.serialized().to_vec()),
+                    },
+                ),
+                ..Default::default()
+            };
+            Some(self.encrypt_to(client, client_device, &wrapper)?)
+        };
+        let plaintext = MessageUtils::encode_and_pad(message);
+        let skmsg = run_ready(group_encrypt(
+            &mut self.stores.sender_keys,
+            &name,
+            &plaintext,
+            &mut signal_rng(),
+        ))?
+        .with_context(|| format!("encrypting {}'s message to {group}", self.jid))?;
+        // Only now: a failure above leaves the next attempt to send the SKDM again.
+        self.skdm_sent.insert(key);
+        Ok(GroupEncrypted { skdm, skmsg: skmsg.serialized().to_vec() })
     }
 }
 

@@ -17,7 +17,7 @@ mod fetch;
 pub mod stores;
 
 pub use client_keys::ClientKeys;
-pub use contact::{Encrypted, FakeContact, DEFAULT_ONE_TIME_PREKEYS, ENC_VERSION};
+pub use contact::{Encrypted, FakeContact, GroupEncrypted, DEFAULT_ONE_TIME_PREKEYS, ENC_VERSION};
 pub use fetch::{
     prekey_fetch_result_node, prekey_list_node, prekey_user_error_node, requested_prekey_jids,
 };

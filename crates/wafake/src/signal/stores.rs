@@ -15,8 +15,9 @@ use std::future::ready;
 use futures::future::BoxFuture;
 use wacore_libsignal::protocol::{
     Direction, IdentityChange, IdentityKey, IdentityKeyPair, IdentityKeyStore, PreKeyId,
-    PreKeyRecord, PreKeyStore, ProtocolAddress, SessionRecord, SessionStore, SignalProtocolError,
-    SignedPreKeyId, SignedPreKeyRecord, SignedPreKeyStore,
+    PreKeyRecord, PreKeyStore, ProtocolAddress, SenderKeyName, SenderKeyRecord, SenderKeyStore,
+    SessionRecord, SessionStore, SignalProtocolError, SignedPreKeyId, SignedPreKeyRecord,
+    SignedPreKeyStore,
 };
 
 type SignalResult<T> = Result<T, SignalProtocolError>;
@@ -278,13 +279,56 @@ impl SessionStore for MemSessionStore {
     }
 }
 
-/// The four stores of one party, kept apart so libsignal can borrow them mutably at once.
+/// Group sender keys by (group, sender address): our own chains (to encrypt, with the
+/// private signing key) and the ones other senders distributed to us. The locks keep their
+/// uncontended defaults (one owner, one task at a time).
+#[derive(Clone, Default)]
+pub struct MemSenderKeyStore {
+    keys: HashMap<SenderKeyName, SenderKeyRecord>,
+}
+
+impl MemSenderKeyStore {
+    pub fn contains(&self, name: &SenderKeyName) -> bool {
+        self.keys.contains_key(name)
+    }
+}
+
+impl SenderKeyStore for MemSenderKeyStore {
+    fn store_sender_key<'life0, 'life1, 'async_trait>(
+        &'life0 mut self,
+        sender_key_name: &'life1 SenderKeyName,
+        record: SenderKeyRecord,
+    ) -> BoxFuture<'async_trait, SignalResult<()>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.keys.insert(sender_key_name.clone(), record);
+        Box::pin(ready(Ok(())))
+    }
+
+    fn load_sender_key<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        sender_key_name: &'life1 SenderKeyName,
+    ) -> BoxFuture<'async_trait, SignalResult<Option<SenderKeyRecord>>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(ready(Ok(self.keys.get(sender_key_name).cloned())))
+    }
+}
+
+/// The stores of one party, kept apart so libsignal can borrow them mutably at once.
 #[derive(Clone)]
 pub struct MemStores {
     pub identity: MemIdentityStore,
     pub pre_keys: MemPreKeyStore,
     pub signed_pre_keys: MemSignedPreKeyStore,
     pub sessions: MemSessionStore,
+    pub sender_keys: MemSenderKeyStore,
 }
 
 impl MemStores {
@@ -294,6 +338,7 @@ impl MemStores {
             pre_keys: MemPreKeyStore::default(),
             signed_pre_keys: MemSignedPreKeyStore::default(),
             sessions: MemSessionStore::default(),
+            sender_keys: MemSenderKeyStore::default(),
         }
     }
 }

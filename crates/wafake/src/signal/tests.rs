@@ -466,3 +466,55 @@ fn state_can_live_in_the_server() {
     shareable::<FakeContact>();
     shareable::<ClientKeys>();
 }
+
+#[test]
+fn group_messages_with_sender_keys() {
+    let mut alice = FakeContact::new("15550000011").unwrap();
+    let mut bob = FakeContact::new("15550000012").unwrap();
+    let group: Jid = "120363000000000042@g.us".parse().unwrap();
+    let bundles = client_parses_fetch(&bob.prekey_fetch_result("fetch-g").unwrap());
+    let mut bob_keys = ClientKeys::from_bundle(&bundles[bob.jid()]).unwrap();
+    let bob_jid = bob.jid().clone();
+    let alice_jid = alice.jid().clone();
+
+    // The first message carries Alice's sender key, pairwise, then the skmsg.
+    let first = alice
+        .encrypt_group_to(&mut bob_keys, &bob_jid, &group, &alice_jid, &text("hi all"))
+        .unwrap();
+    let skdm = first.skdm.as_ref().expect("the first message carries the sender key");
+    assert_eq!(skdm.enc_type, "pkmsg");
+    let nodes = first.to_enc_nodes();
+    let types: Vec<_> =
+        nodes.iter().map(|n| n.attrs.get("type").unwrap().as_str().into_owned()).collect();
+    assert_eq!(types, ["pkmsg", "skmsg"]);
+    assert!(!bob.has_sender_key(&group, &alice_jid));
+    // Without the sender key, the skmsg cannot be read.
+    assert!(bob.decrypt_group(&alice_jid, &group, &first.skmsg, 2).is_err());
+    let wrapper = bob.accept_group_enc(&alice_jid, &group, &nodes[0].as_node_ref()).unwrap();
+    let dist = wrapper.sender_key_distribution_message.as_option().unwrap();
+    assert_eq!(dist.group_id.as_deref(), Some("120363000000000042@g.us"));
+    assert!(wrapper.conversation.is_none(), "the pairwise part is the sender key only");
+    assert!(bob.has_sender_key(&group, &alice_jid));
+    assert_eq!(bob.decrypt_group(&alice_jid, &group, &first.skmsg, 2).unwrap(), text("hi all"));
+
+    // Later ones are skmsg only, on the same chain.
+    let second = alice
+        .encrypt_group_to(&mut bob_keys, &bob_jid, &group, &alice_jid, &location(1.5, 2.5))
+        .unwrap();
+    assert!(second.skdm.is_none());
+    assert_eq!(second.to_enc_nodes().len(), 1);
+    assert_eq!(
+        bob.decrypt_group(&alice_jid, &group, &second.skmsg, 2).unwrap(),
+        location(1.5, 2.5)
+    );
+    // Another group gets its own sender key, distributed again.
+    let other: Jid = "120363000000000043@g.us".parse().unwrap();
+    let third =
+        alice.encrypt_group_to(&mut bob_keys, &bob_jid, &other, &alice_jid, &text("x")).unwrap();
+    assert!(third.skdm.is_some());
+    assert!(bob.decrypt_group(&alice_jid, &other, &third.skmsg, 2).is_err());
+    // Seen under another JID (her LID), the same group's key is distributed again.
+    let lid: Jid = "123456789012345@lid".parse().unwrap();
+    let fourth = alice.encrypt_group_to(&mut bob_keys, &bob_jid, &group, &lid, &text("y")).unwrap();
+    assert!(fourth.skdm.is_some());
+}
