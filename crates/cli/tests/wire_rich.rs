@@ -89,7 +89,22 @@ async fn rich_messages_groups_and_contact_checks_on_the_real_driver() {
     let voice =
         send_file(&wire, &key, ("audio", "v.ogg", "audio/ogg", &ogg()), json!({"voice": true}))
             .await;
+    let clip = mp4();
+    let video =
+        send_file(&wire, &key, ("video", "c.mp4", "video/mp4", &clip), json!({"caption": "watch"}))
+            .await;
+    let sticker_bytes = webp();
+    let sticker =
+        send_file(&wire, &key, ("sticker", "s.webp", "image/webp", &sticker_bytes), json!({}))
+            .await;
     let wa = |m: &Value| m["whatsapp_id"].as_str().unwrap().to_string();
+    for (m, kind, bytes) in [(&video, "video", &clip), (&sticker, "sticker", &sticker_bytes)] {
+        let (e, _) = wire.outbox_entry(&iid, kind, |e| e["id"] == wa(m)).await;
+        assert_eq!((&e["kind"], &e["size"]), (&json!(kind), &json!(bytes.len())), "{e}");
+        assert_eq!(e["sha256"], hex_sha256(bytes), "{e}");
+    }
+    let (e, _) = wire.outbox_entry(&iid, "the video", |e| e["id"] == wa(&video)).await;
+    assert_eq!(e["caption"], "watch", "{e}");
     let (e, _) = wire.outbox_entry(&iid, "the image", |e| e["id"] == wa(&image)).await;
     assert_eq!(
         (&e["kind"], &e["mime"], &e["size"], &e["sha256"]),
@@ -169,13 +184,16 @@ async fn rich_messages_groups_and_contact_checks_on_the_real_driver() {
     let inbound_files = [
         json!({"kind": "image", "mime": "image/png", "data_base64": b64(PNG)}),
         json!({"kind": "audio", "mime": "audio/ogg; codecs=opus", "voice": true, "size": 3000}),
+        json!({"kind": "video", "mime": "video/mp4", "size": 50_000}),
+        json!({"kind": "sticker", "mime": "image/webp", "size": 2000}),
         json!({"kind": "document", "mime": "application/pdf", "file_name": "big.pdf",
                "size": 3 * 1024 * 1024}),
     ];
     for media in inbound_files {
         let kind = media["kind"].as_str().unwrap().to_string();
-        // WhatsApp audio has no caption.
-        let caption = if kind == "audio" { "" } else { "see this @5511987650011" };
+        // WhatsApp audio and stickers have no caption.
+        let caption =
+            if kind == "audio" || kind == "sticker" { "" } else { "see this @5511987650011" };
         let sent = wire
             .inbound(&iid, json!({"from": ANA, "text": caption, "mentions": [ME], "media": media}))
             .await;
@@ -281,6 +299,20 @@ async fn rich_messages_groups_and_contact_checks_on_the_real_driver() {
         check["check"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert!(asked.contains(&"+5511977770001"), "{check}");
     wire.assert_no_panics();
+}
+
+/// A WebP-looking sticker.
+fn webp() -> Vec<u8> {
+    let mut v = b"RIFF\x24\x00\x00\x00WEBPVP8 ".to_vec();
+    v.extend(std::iter::repeat_n(3u8, 2000));
+    v
+}
+
+/// An MP4-looking video.
+fn mp4() -> Vec<u8> {
+    let mut v = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2".to_vec();
+    v.extend(std::iter::repeat_n(5u8, 50_000));
+    v
 }
 
 fn b64(bytes: &[u8]) -> String {
