@@ -635,3 +635,201 @@ async fn a_killed_node_loses_its_numbers_to_the_survivors_and_no_send_is_lost_or
     drop(cluster);
     drop(schema);
 }
+
+/// A PNG of `len` bytes (signature and IHDR start, then filler).
+fn png(len: usize, fill: u8) -> Vec<u8> {
+    let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    v.resize(len, fill);
+    v
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn upload(http: &reqwest::Client, base: &str, key: &str, bytes: &[u8]) -> Value {
+    let boundary = "bzapper-cluster-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; \
+         filename=\"p.png\"\r\nContent-Type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let res = http
+        .post(format!("{base}/v1/media"))
+        .bearer_auth(key)
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let v: Value = res.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 201, "upload: {v}");
+    v
+}
+
+/// An upload lives on the node that received it; a send naming it, accepted or claimed by
+/// another node, gets a copy from that node (`GET /v1/cluster/media/…`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_on_another_node_finds_the_upload_on_the_node_that_received_it() {
+    let Some(base_url) = pg_test_url(false) else {
+        eprintln!(
+            "cluster media test SKIPPED: set BZAPPER_TEST_DATABASE_URL (for example \
+             postgres://postgres@127.0.0.1:5432/test) to run it"
+        );
+        return;
+    };
+    let schema = PgSchema::create(&base_url).await;
+    let db_url = schema.url();
+    let tmp = tempfile::Builder::new().prefix("bzapper-cluster-media-").tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let key = Command::new(env!("CARGO_BIN_EXE_bzapper")).arg("keygen").output().unwrap();
+    let master_key = String::from_utf8(key.stdout).unwrap().trim().to_string();
+    let mut simnet = Command::new(env!("CARGO_BIN_EXE_bzapper"));
+    simnet.args(["simnet", "--listen", "127.0.0.1:0"]);
+    let sim_log = dir.join("simnet.log");
+    let (sim, sim_url) = start_logged(simnet, "bZapper simnet listening on ", &sim_log);
+    let mut cluster = Cluster { procs: vec![("simnet".into(), Some(sim), sim_log)] };
+    let mut nodes = HashMap::new(); // node id → base URL
+    for i in 0..2 {
+        let (child, url, log) = start_node(i, &sim_url, &db_url, &master_key, &dir);
+        cluster.procs.push((format!("node-{i}"), Some(child), log));
+        nodes.insert(format!("node-{i}"), url);
+    }
+    let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).build().unwrap();
+    let any = nodes["node-0"].clone();
+
+    let t =
+        call(&http, Method::POST, format!("{any}/v1/tenants"), ADMIN, Some(json!({"name": "m"})))
+            .await;
+    let key = t["api_key"].as_str().unwrap().to_string();
+    let limits = json!({"min_gap_ms": 0, "max_gap_ms": 20, "per_minute": 600, "per_hour": 6000, "per_day": 60000});
+    let v = call(
+        &http,
+        Method::POST,
+        format!("{any}/v1/instances"),
+        &key,
+        Some(json!({"name": "only", "limits": limits, "warming_days": 0})),
+    )
+    .await;
+    let iid = v["id"].as_str().unwrap().to_string();
+    call(&http, Method::GET, format!("{any}/v1/instances/{iid}/qr"), &key, None).await;
+    call(
+        &http,
+        Method::POST,
+        format!("{any}/v1/sim/instances/{iid}/scan"),
+        ADMIN,
+        Some(json!({"phone": "+5511900002000"})),
+    )
+    .await;
+
+    // Both nodes live, the one number connected on one of them: the holder.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let holder = loop {
+        let p = placement(&http, &any).await;
+        let v = call(&http, Method::GET, format!("{any}/v1/instances/{iid}"), &key, None).await;
+        if let (2, Some(h), "connected") =
+            (p.live.len(), holders(&p).get(&iid), v["status"].as_str().unwrap_or_default())
+        {
+            break h.clone();
+        }
+        assert!(Instant::now() < deadline, "the number never connected: {v} {:?}", p.live);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let other = nodes.keys().find(|n| **n != holder).unwrap().clone();
+    let (at_holder, at_other) = (nodes[&holder].clone(), nodes[&other].clone());
+    eprintln!("{iid} is held by {holder}; uploads go to {other}");
+
+    // Two uploads on the node without the number.
+    let (a, b) = (png(300 * 1024, 1), png(200 * 1024, 2));
+    let up_a = upload(&http, &at_other, &key, &a).await;
+    let up_b = upload(&http, &at_other, &key, &b).await;
+
+    // (a) accepted by the holder: it copies the upload when it accepts the send.
+    let sent_a = call(
+        &http,
+        Method::POST,
+        format!("{at_holder}/v1/messages"),
+        &key,
+        Some(json!({"to": "+5511988000001", "image": {"media_id": up_a["id"], "caption": "a"}})),
+    )
+    .await;
+    // (b) accepted by the node that has it; the holder claims the send and copies the upload
+    // when it prepares it.
+    let sent_b = call(
+        &http,
+        Method::POST,
+        format!("{at_other}/v1/messages"),
+        &key,
+        Some(json!({"to": "+5511988000002", "image": {"media_id": up_b["id"], "caption": "b"}})),
+    )
+    .await;
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for m in [&sent_a, &sent_b] {
+        let id = m["id"].as_str().unwrap();
+        loop {
+            let v = call(&http, Method::GET, format!("{any}/v1/messages/{id}"), &key, None).await;
+            assert_ne!(v["status"], "failed", "{v}");
+            if gone_out(&v) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{id} was never sent: {v}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let outbox =
+        call(&http, Method::GET, format!("{sim_url}/v1/sim/instances/{iid}/outbox"), ADMIN, None)
+            .await;
+    for (caption, bytes) in [("a", &a), ("b", &b)] {
+        let e = outbox["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["caption"] == caption)
+            .unwrap_or_else(|| panic!("no image `{caption}` in the outbox: {outbox}"));
+        assert_eq!(e["sha256"], hex_sha256(bytes), "{e}");
+        assert_eq!(e["size"], bytes.len(), "{e}");
+    }
+    // The holder now has its own copies, same record.
+    for up in [&up_a, &up_b] {
+        let id = up["id"].as_str().unwrap();
+        let v = call(&http, Method::GET, format!("{at_holder}/v1/media/{id}"), &key, None).await;
+        assert_eq!(&v, up);
+    }
+
+    // An upload no node has is refused as before.
+    for base in [&at_holder, &at_other] {
+        let res = http
+            .post(format!("{base}/v1/messages"))
+            .bearer_auth(&key)
+            .json(&json!({"to": "+5511988000003", "image": {"media_id": "med_none"}}))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let v: Value = res.json().await.unwrap();
+        assert_eq!((status, v["error"]["code"].as_str()), (422, Some("unknown_media")), "{v}");
+    }
+    // The peer route: admin token only, 404 when the file is not there.
+    let tenant = t["id"].as_str().unwrap();
+    let url = format!("{at_other}/v1/cluster/media/{tenant}/{}", up_a["id"].as_str().unwrap());
+    let res = http.get(&url).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+    let res = http.get(&url).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.headers().contains_key("x-bzapper-media"));
+    assert_eq!(res.bytes().await.unwrap().as_ref(), a.as_slice());
+    let res = http
+        .get(format!("{at_other}/v1/cluster/media/{tenant}/med_none"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    drop(cluster);
+    drop(schema);
+}

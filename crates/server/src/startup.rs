@@ -135,6 +135,12 @@ impl Application {
             }
             None => None,
         };
+        if let Some(c) = &cluster {
+            // Uploads received by another node are fetched from it.
+            media
+                .join_cluster(c.clone(), admin_token.clone())
+                .context("building the HTTP client")?;
+        }
         let dyn_store: Arc<dyn Store> = store.as_dyn();
         let recorder = Recorder::new(dyn_store.clone(), cluster.clone());
         let scheduler = Scheduler::new(

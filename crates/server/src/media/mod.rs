@@ -14,6 +14,7 @@
 //! real id.
 
 mod fetch;
+pub mod peers;
 pub mod sniff;
 #[cfg(test)]
 mod tests;
@@ -207,6 +208,8 @@ pub struct MediaStore {
     root: PathBuf,
     limits: MediaLimits,
     http: reqwest::Client,
+    /// The other nodes, asked for an upload missing here (a cluster node only).
+    peers: std::sync::OnceLock<peers::Peers>,
 }
 
 /// The HTTP client media URLs are fetched with: no proxy from the environment (the gateway
@@ -226,7 +229,18 @@ impl MediaStore {
     pub fn new(dir: PathBuf, limits: MediaLimits, http: reqwest::Client) -> std::io::Result<Self> {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
-        Ok(MediaStore { root: dir, limits, http })
+        Ok(MediaStore { root: dir, limits, http, peers: std::sync::OnceLock::new() })
+    }
+
+    /// Makes this store one node's of a cluster: an upload missing here is then looked for on
+    /// the other live nodes ([`find`](Self::find)), with the admin token they all share.
+    pub fn join_cluster(
+        &self,
+        cluster: std::sync::Arc<crate::cluster::Cluster>,
+        admin_token: String,
+    ) -> reqwest::Result<()> {
+        let _ = self.peers.set(peers::Peers::new(cluster, admin_token)?);
+        Ok(())
     }
 
     pub fn limits(&self) -> &MediaLimits {
@@ -365,20 +379,87 @@ impl MediaStore {
                 .unwrap_or(DateTime::<Utc>::MAX_UTC),
         };
 
-        // The file first, then its record: the record's rename is the commit.
-        let blob = self.blob_path(&m);
+        self.commit(tmp, &tmp_dir, &m).await?;
+        Ok(m)
+    }
+
+    /// Gives the written file `tmp` its id: the file first, then its record, whose rename is
+    /// the commit.
+    async fn commit(
+        &self,
+        tmp: Cleanup,
+        tmp_dir: &Path,
+        m: &StoredMedia,
+    ) -> Result<(), MediaError> {
+        let blob = self.blob_path(m);
         tokio::fs::rename(&tmp.path, &blob).await.map_err(io)?;
         tmp.disarm();
         let blob_guard = Cleanup::new(blob);
-        let json = serde_json::to_vec(&m).map_err(|e| MediaError::Io(e.to_string()))?;
-        let record_tmp = Cleanup::new(tmp_dir.join(format!("{}.json.part", m.id)));
+        let json = serde_json::to_vec(m).map_err(|e| MediaError::Io(e.to_string()))?;
+        let record_tmp = Cleanup::new(tmp_dir.join(format!("{}.json.part", new_id("rec"))));
         write_synced(&record_tmp.path, &json).await.map_err(io)?;
         tokio::fs::rename(&record_tmp.path, self.record_path(&m.tenant_id, &m.id))
             .await
             .map_err(io)?;
         record_tmp.disarm();
         blob_guard.disarm();
-        Ok(m)
+        Ok(())
+    }
+
+    /// Stores another node's upload here under its own id and record (`record`), streamed to
+    /// disk: refused when more bytes come than the record says or than this node's cap, or
+    /// when their size or SHA-256 differ from the record's.
+    async fn put_copy<S, E>(
+        &self,
+        record: &StoredMedia,
+        mut body: S,
+    ) -> Result<StoredMedia, MediaError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: Display,
+    {
+        if !is_safe_id(&record.tenant_id) || !is_safe_id(&record.id) {
+            return Err(MediaError::Io(format!("`{}` is not a valid media id", record.id)));
+        }
+        let cap = self.limits.max_bytes;
+        if record.size > cap {
+            return Err(MediaError::TooLarge { cap });
+        }
+        let tmp_dir = self.tenant_dir(&record.tenant_id).join(TMP_DIR);
+        tokio::fs::create_dir_all(&tmp_dir).await.map_err(io)?;
+        let tmp = Cleanup::new(tmp_dir.join(format!("{}.part", new_id("cp"))));
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp.path)
+            .await
+            .map_err(io)?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk
+                .map_err(|e| MediaError::Unreachable(format!("reading the file failed: {e}")))?;
+            size += chunk.len() as u64;
+            if size > record.size {
+                return Err(MediaError::Io(format!(
+                    "more than the {} bytes of the record came",
+                    record.size
+                )));
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(io)?;
+        }
+        file.flush().await.map_err(io)?;
+        file.sync_all().await.map_err(io)?;
+        drop(file);
+        let sha256 = hex(&hasher.finalize());
+        if size != record.size || sha256 != record.sha256 {
+            return Err(MediaError::Io(format!(
+                "the copy ({size} bytes, SHA-256 {sha256}) differs from its record"
+            )));
+        }
+        self.commit(tmp, &tmp_dir, record).await?;
+        Ok(record.clone())
     }
 
     /// Downloads `url` (http or https) to disk, to be sent as `kind`. See `fetch.rs`.
@@ -396,6 +477,21 @@ impl MediaStore {
     /// a valid id.
     pub async fn get(&self, tenant_id: &str, id: &str) -> Result<Option<StoredMedia>, MediaError> {
         self.get_at(tenant_id, id, Utc::now()).await
+    }
+
+    /// Like [`get`](Self::get), and on a cluster node, when the file is not here, asked of
+    /// the other live nodes: the first that has it streams a copy here (same id, same record
+    /// and expiry). Without peers, or when none has it, this is `get`.
+    pub async fn find(&self, tenant_id: &str, id: &str) -> Result<Option<StoredMedia>, MediaError> {
+        if let Some(m) = self.get(tenant_id, id).await? {
+            return Ok(Some(m));
+        }
+        match self.peers.get() {
+            Some(p) if is_safe_id(tenant_id) && is_safe_id(id) => {
+                Ok(peers::find(self, p, tenant_id, id).await)
+            }
+            _ => Ok(None),
+        }
     }
 
     pub(crate) async fn get_at(

@@ -350,3 +350,38 @@ async fn a_server_that_never_answers_times_out() {
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(3), "{took:?}");
 }
+
+#[tokio::test]
+async fn a_copy_from_a_peer_keeps_the_id_and_record_and_is_checked_while_it_streams() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let (origin, copy) = (store(a.path()), store(b.path()));
+    let data = png(10 * KIB as usize);
+    let m = origin.put_stream("ten_1", None, Some("x.png".into()), 64 * KIB, chunks(&data, 999));
+    let m = m.await.unwrap();
+
+    // A body that is not the record's: too long, too short, or other bytes. Nothing is kept.
+    let mut longer = data.clone();
+    longer.push(0);
+    let mut other = data.clone();
+    other[100] ^= 1;
+    for bad in [longer, data[..data.len() - 1].to_vec(), other] {
+        let refused = copy.put_copy(&m, chunks(&bad, 1000)).await;
+        assert!(matches!(refused, Err(MediaError::Io(_))), "{refused:?}");
+        assert_eq!(copy.get("ten_1", &m.id).await.unwrap(), None);
+    }
+    // Over this node's cap (a peer with a larger one): refused before a byte is read.
+    let big = StoredMedia { size: 65 * KIB, ..m.clone() };
+    let refused = copy.put_copy(&big, chunks(&data, 1000)).await;
+    assert!(matches!(refused, Err(MediaError::TooLarge { .. })), "{refused:?}");
+
+    let kept = copy.put_copy(&m, chunks(&data, 1000)).await.unwrap();
+    assert_eq!(kept, m);
+    assert_eq!(copy.get("ten_1", &m.id).await.unwrap(), Some(m.clone()));
+    assert_eq!(std::fs::read(copy.blob_path(&m)).unwrap(), data);
+    // Nothing left in the temporary directory; a store without peers finds what `get` finds.
+    let tmp = b.path().join("media/ten_1/.tmp");
+    assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
+    assert_eq!(copy.find("ten_1", &m.id).await.unwrap(), Some(m.clone()));
+    assert_eq!(copy.find("ten_1", "med_nope").await.unwrap(), None);
+}

@@ -18,9 +18,9 @@ use serde::Serialize;
 use tokio_util::io::ReaderStream;
 use utoipa::ToSchema;
 
-use crate::auth::Tenant;
+use crate::auth::{Admin, Tenant};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::media::{MediaError, StoredMedia};
+use crate::media::{peers, MediaError, StoredMedia};
 use crate::state::AppState;
 
 /// Room for the multipart framing and the small text parts around the file: the request
@@ -390,6 +390,30 @@ pub async fn delete(
     } else {
         Err(ApiError::not_found())
     }
+}
+
+/// One node's upload for another node of the cluster (admin token): the file streamed, its
+/// record in the `x-bzapper-media` header (the record's JSON, base64url). Only this node's
+/// disk is looked at; 404 when the file is not here. Nodes ask each other this when a send
+/// names an upload another node received.
+#[utoipa::path(get, path = "/v1/cluster/media/{tenant_id}/{id}", tag = "cluster", security(("bearer" = [])),
+    params(("tenant_id" = String, Path, description = "tenant id"), ("id" = String, Path, description = "media id")),
+    responses(
+        (status = 200, description = "the file; its record in the `x-bzapper-media` header", content_type = "*/*", body = FileBytes),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    ))]
+pub async fn peer_copy(
+    _: Admin,
+    State(state): State<AppState>,
+    Path((tenant_id, id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let m = state.media.get(&tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
+    let record = HeaderValue::from_str(&peers::encode_record(&m)).map_err(ApiError::internal)?;
+    let mut res =
+        stream_file(&state.media.blob_path(&m), &m.mime, m.file_name.as_deref(), Some(&m.sha256))
+            .await?;
+    res.headers_mut().insert(peers::RECORD_HEADER, record);
+    Ok(res)
 }
 
 #[cfg(test)]

@@ -347,7 +347,8 @@ async fn resolve(
     pending: Pending,
 ) -> ApiResult<()> {
     if let Some((id, kind)) = &pending.media_id {
-        let media = state.media.get(tenant_id, id).await.map_err(ApiError::internal)?;
+        // Uploaded here, or on another node of the cluster (copied here then).
+        let media = state.media.find(tenant_id, id).await.map_err(ApiError::internal)?;
         let Some(media) = media else {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -32,8 +32,9 @@ pub(super) async fn prepare(
         Some(src) => {
             let store = media.ok_or("this gateway has no media store")?;
             let file = match (&src.media_id, &src.url) {
+                // Here, or copied from the node that received the upload.
                 (Some(id), _) => store
-                    .get(&msg.tenant_id, id)
+                    .find(&msg.tenant_id, id)
                     .await
                     .map_err(|e| format!("reading upload `{id}` failed: {e}"))?
                     .ok_or_else(|| {

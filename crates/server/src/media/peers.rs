@@ -1,0 +1,154 @@
+//! Uploads held by another node. In a cluster an upload is stored on the node that received
+//! it; a node that misses one (a send accepted, or claimed, elsewhere) asks the other live
+//! nodes for it, one after another, at `GET /v1/cluster/media/{tenant_id}/{id}` with the
+//! admin token. The first that has it streams it back, with its record in the
+//! [`RECORD_HEADER`] header; the copy is streamed to disk under the same id and record (so it
+//! expires when the original does), its size and SHA-256 checked on the way. A peer that
+//! does not answer in time, or answers wrongly, is skipped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::Utc;
+
+use super::{MediaStore, StoredMedia};
+use crate::cluster::forward::FORWARDED_BY;
+use crate::cluster::Cluster;
+
+/// The header the peer route carries the file's record in: its `StoredMedia` JSON, base64url
+/// without padding.
+pub const RECORD_HEADER: &str = "x-bzapper-media";
+/// Connecting to a peer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// From the request to the answer's headers (the peer only reads a small file to answer).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How this node reaches the others.
+pub(super) struct Peers {
+    cluster: Arc<Cluster>,
+    admin_token: String,
+    http: reqwest::Client,
+}
+
+impl Peers {
+    pub(super) fn new(cluster: Arc<Cluster>, admin_token: String) -> reqwest::Result<Self> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("bZapper/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Peers { cluster, admin_token, http })
+    }
+}
+
+/// The record as the peer route sends it.
+pub fn encode_record(m: &StoredMedia) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(m).expect("a StoredMedia serializes"))
+}
+
+/// The record from the header; `None` when it is not one.
+pub fn decode_record(header: &str) -> Option<StoredMedia> {
+    let json = URL_SAFE_NO_PAD.decode(header.trim()).ok()?;
+    serde_json::from_slice(&json).ok()
+}
+
+/// Asks the other live nodes for the tenant's upload `id`; a copy stored here when one has
+/// it, `None` when none does (or none answered).
+pub(super) async fn find(
+    store: &MediaStore,
+    peers: &Peers,
+    tenant_id: &str,
+    id: &str,
+) -> Option<StoredMedia> {
+    let c = &peers.cluster;
+    let nodes = match c.store.nodes(c.ttl, c.ttl).await {
+        Ok(nodes) => nodes,
+        Err(e) => {
+            tracing::warn!(media = %id, error = %e, "listing the nodes to find an upload failed");
+            return None;
+        }
+    };
+    for node in nodes.iter().filter(|n| n.live && n.id != c.node_id()) {
+        match copy_from(store, peers, &node.url, tenant_id, id).await {
+            Ok(Some(m)) => {
+                tracing::info!(media = %id, node = %node.id, size = m.size, "upload copied from a peer");
+                return Some(m);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(media = %id, node = %node.id, error = %e, "asking a peer for an upload failed");
+            }
+        }
+    }
+    None
+}
+
+/// The upload from the node at `base`: `Ok(None)` when it does not hold it.
+async fn copy_from(
+    store: &MediaStore,
+    peers: &Peers,
+    base: &str,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<StoredMedia>, String> {
+    let url = format!("{}/v1/cluster/media/{tenant_id}/{id}", base.trim_end_matches('/'));
+    let req = peers
+        .http
+        .get(&url)
+        .bearer_auth(&peers.admin_token)
+        .header(FORWARDED_BY, peers.cluster.node_id())
+        // The whole transfer, body included, like a URL download.
+        .timeout(store.limits.fetch_timeout.max(ANSWER_TIMEOUT));
+    let res = match tokio::time::timeout(ANSWER_TIMEOUT, req.send()).await {
+        Ok(Ok(res)) => res,
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err(format!("no answer within {} s", ANSWER_TIMEOUT.as_secs())),
+    };
+    if res.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !res.status().is_success() {
+        return Err(format!("answered HTTP {}", res.status()));
+    }
+    let record = res
+        .headers()
+        .get(RECORD_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(decode_record)
+        .ok_or_else(|| format!("the answer has no valid {RECORD_HEADER} header"))?;
+    if record.tenant_id != tenant_id || record.id != id {
+        return Err(format!("the answer is the record of {}/{}", record.tenant_id, record.id));
+    }
+    if record.expires_at <= Utc::now() {
+        return Ok(None);
+    }
+    store.put_copy(&record, res.bytes_stream()).await.map(Some).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_record_header_round_trips_and_rejects_garbage() {
+        let at = Utc::now();
+        let m = StoredMedia {
+            id: "med_1".into(),
+            tenant_id: "ten_1".into(),
+            mime: "image/png".into(),
+            size: 42,
+            sha256: "ab".repeat(32),
+            file_name: Some("é x.png".into()),
+            created_at: at,
+            expires_at: at + chrono::Duration::days(1),
+        };
+        let h = encode_record(&m);
+        assert!(h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{h}");
+        assert_eq!(decode_record(&h), Some(m));
+        assert_eq!(decode_record("not base64!"), None);
+        assert_eq!(decode_record(&URL_SAFE_NO_PAD.encode(b"{\"id\":1}")), None);
+    }
+}
