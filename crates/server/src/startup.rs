@@ -12,7 +12,9 @@ use bzapper_core::sending::WarmingSchedule;
 use bzapper_driver::sim::{SimConfig, SimDriver, SimNetwork};
 use bzapper_driver::whatsapp::{WhatsAppDriver, WhatsAppOptions};
 use bzapper_driver::Driver;
-use bzapper_store::{ClusterStore, NodeInfo, PgStore, Sealer, SqliteStore, Store};
+use bzapper_store::{
+    ClusterStore, ContactCheckStore, NodeInfo, PgStore, Sealer, SqliteStore, Store,
+};
 use tokio::net::TcpListener;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
@@ -20,6 +22,7 @@ use crate::auth::sha256;
 use crate::cluster::leases::LeaseKeeper;
 use crate::cluster::Cluster;
 use crate::config::{Config, DriverKind};
+use crate::contacts::ContactChecker;
 use crate::ids::new_id;
 use crate::recorder::Recorder;
 use crate::scheduler::Scheduler;
@@ -206,7 +209,7 @@ impl Application {
             cluster,
             leases: leases.clone(),
             media,
-            contacts: Default::default(),
+            contacts: Arc::new(ContactChecker::new(store.contact_checks())),
             forwarder: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()
@@ -304,6 +307,14 @@ impl OpenStore {
         }
     }
 
+    /// The contact-check cache (the same store, seen through that one trait).
+    fn contact_checks(&self) -> Arc<dyn ContactCheckStore> {
+        match self {
+            OpenStore::Sqlite(s) => s.clone(),
+            OpenStore::Postgres(s) => s.clone(),
+        }
+    }
+
     /// The cluster side of the store, when several nodes can share it.
     fn cluster(&self) -> Option<Arc<dyn ClusterStore>> {
         match self {
@@ -320,7 +331,8 @@ impl OpenStore {
     }
 }
 
-/// Removes events older than the retention window, now and every ten minutes.
+/// Removes events older than the retention window, and contact-check answers older than a
+/// day, now and every ten minutes.
 fn spawn_event_pruning(store: Arc<dyn Store>, retention: std::time::Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
@@ -339,6 +351,12 @@ fn spawn_event_pruning(store: Arc<dyn Store>, retention: std::time::Duration) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(pruned = n, "old received-message index entries removed"),
                 Err(e) => tracing::warn!(error = %e, "pruning the received-message index failed"),
+            }
+            // Contact-check answers are reused for a day, whatever the event retention.
+            match store.prune_contact_checks(crate::contacts::cache_cutoff()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "expired contact-check answers removed"),
+                Err(e) => tracing::warn!(error = %e, "pruning the contact-check cache failed"),
             }
         }
     });

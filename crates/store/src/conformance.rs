@@ -18,10 +18,10 @@ use sqlx::Connection;
 use crate::sqlite::session_aad;
 use crate::{
     apply_state_change, now_millis, ApiKeyRecord, CampaignCount, CampaignRecipient, CampaignRecord,
-    CampaignStatus, DeliveryAttempt, DeliveryRecord, DeliveryStatus, Identity, InboundRecord,
-    InstanceRecord, MasterKey, MessageFilter, MessageRecord, MessageStatus, MessageUpdate,
-    NewEvent, PgStore, Pool, Sealer, SessionWrite, SqliteStore, StateChange, Store, StoreError,
-    Strategy, Tenant, WebhookRecord,
+    CampaignStatus, ContactCheckRecord, DeliveryAttempt, DeliveryRecord, DeliveryStatus, Identity,
+    InboundRecord, InstanceRecord, MasterKey, MessageFilter, MessageRecord, MessageStatus,
+    MessageUpdate, NewEvent, PgStore, Pool, Sealer, SessionWrite, SqliteStore, StateChange, Store,
+    StoreError, Strategy, Tenant, WebhookRecord,
 };
 
 /// The variable naming the PostgreSQL database the PostgreSQL runs use.
@@ -235,6 +235,8 @@ conformance!(
     events_and_the_messages_they_report_are_committed_together,
     received_messages_are_pruned_by_age,
     received_messages_go_with_their_instance_and_tenant,
+    contact_checks_are_upserted_per_tenant_and_read_within_their_ttl,
+    contact_checks_are_pruned_by_age_and_go_with_their_tenant,
 );
 
 pub(crate) fn tenant(id: &str) -> Tenant {
@@ -1378,4 +1380,120 @@ async fn received_messages_go_with_their_instance_and_tenant(h: &Harness) {
     assert_eq!(store.find_inbound("t1", "WA-i2").await.unwrap(), None);
     assert!(store.find_inbound("t2", "WA-i3").await.unwrap().is_some());
     assert_eq!(h.count("inbound").await, 1);
+}
+
+pub(crate) fn contact_check(phone: &str, on_whatsapp: bool) -> ContactCheckRecord {
+    let digits = phone.trim_start_matches('+');
+    ContactCheckRecord {
+        phone: phone.into(),
+        on_whatsapp,
+        jid: on_whatsapp.then(|| format!("{digits}@s.whatsapp.net")),
+        lid: on_whatsapp.then(|| format!("9{digits}@lid")),
+        checked_at: now_millis(),
+    }
+}
+
+/// The answers for `phones`, sorted by phone.
+async fn checks(
+    store: &dyn Store,
+    tenant_id: &str,
+    phones: &[&str],
+    not_before: chrono::DateTime<chrono::Utc>,
+) -> Vec<ContactCheckRecord> {
+    let phones: Vec<String> = phones.iter().map(|p| p.to_string()).collect();
+    let mut got = store.get_contact_checks(tenant_id, &phones, not_before).await.unwrap();
+    got.sort_by(|a, b| a.phone.cmp(&b.phone));
+    got
+}
+
+async fn contact_checks_are_upserted_per_tenant_and_read_within_their_ttl(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    with_tenant(store, "t2").await;
+    let now = now_millis();
+    let day_ago = now - Duration::days(1);
+    let a = contact_check("+5511999990001", true);
+    let mut b = contact_check("+5511999990002", false);
+    b.checked_at = now - Duration::hours(2);
+    store.put_contact_checks("t1", &[a.clone(), b.clone()]).await.unwrap();
+    let all = ["+5511999990001", "+5511999990002", "+5511999990003"];
+    assert_eq!(checks(store, "t1", &all, day_ago).await, vec![a.clone(), b.clone()]);
+    assert_eq!(checks(store, "t1", &all[2..], day_ago).await, vec![]);
+    assert_eq!(checks(store, "t1", &[], day_ago).await, vec![]);
+
+    // Another tenant sees nothing of it, and its own answer for the same phone stands apart.
+    assert_eq!(checks(store, "t2", &all, day_ago).await, vec![], "tenant isolation");
+    let mut theirs = contact_check("+5511999990001", false);
+    theirs.checked_at = now - Duration::minutes(1);
+    store.put_contact_checks("t2", std::slice::from_ref(&theirs)).await.unwrap();
+    assert_eq!(checks(store, "t2", &all, day_ago).await, vec![theirs]);
+    assert_eq!(checks(store, "t1", &all[..1], day_ago).await, vec![a.clone()]);
+
+    // A new answer replaces the old one (also going back to "not on WhatsApp").
+    let mut b2 = contact_check("+5511999990002", true);
+    b2.checked_at = now + Duration::seconds(1);
+    store.put_contact_checks("t1", std::slice::from_ref(&b2)).await.unwrap();
+    let mut a2 = contact_check("+5511999990001", false);
+    a2.checked_at = now + Duration::seconds(2);
+    // One phone twice in one write: the later answer is kept.
+    let mut a_dup = a2.clone();
+    a_dup.on_whatsapp = true;
+    a_dup.jid = Some("5511999990001@s.whatsapp.net".into());
+    store.put_contact_checks("t1", &[a_dup, a2.clone()]).await.unwrap();
+    assert_eq!(checks(store, "t1", &all, day_ago).await, vec![a2.clone(), b2.clone()]);
+    assert_eq!(h.count("contact_checks").await, 3);
+    store.put_contact_checks("t1", &[]).await.unwrap();
+
+    // Only answers checked at or after `not_before` count; a fraction of a millisecond rounds
+    // the cut up.
+    let mut old = contact_check("+5511999990003", true);
+    old.checked_at = now - Duration::days(2);
+    store.put_contact_checks("t1", std::slice::from_ref(&old)).await.unwrap();
+    assert_eq!(checks(store, "t1", &all[2..], day_ago).await, vec![]);
+    assert_eq!(checks(store, "t1", &all[2..], old.checked_at).await, vec![old.clone()]);
+    let just_after = old.checked_at + Duration::microseconds(1);
+    assert_eq!(checks(store, "t1", &all[2..], just_after).await, vec![]);
+    assert_eq!(checks(store, "t1", &all, b2.checked_at).await, vec![a2, b2]);
+
+    // A bigger list than one statement's worth of phones.
+    let many: Vec<ContactCheckRecord> =
+        (0..1200).map(|n| contact_check(&format!("+55219{n:08}"), n % 2 == 0)).collect();
+    store.put_contact_checks("t1", &many).await.unwrap();
+    let phones: Vec<String> = many.iter().map(|r| r.phone.clone()).collect();
+    assert_eq!(store.get_contact_checks("t1", &phones, day_ago).await.unwrap().len(), 1200);
+}
+
+async fn contact_checks_are_pruned_by_age_and_go_with_their_tenant(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    with_tenant(store, "t2").await;
+    let now = now_millis();
+    for (t, phone, age) in [
+        ("t1", "+5511999990001", 10),
+        ("t1", "+5511999990002", 2),
+        ("t1", "+5511999990003", 0),
+        ("t2", "+5511999990001", 0),
+    ] {
+        let mut r = contact_check(phone, true);
+        r.checked_at = now - Duration::days(age);
+        store.put_contact_checks(t, std::slice::from_ref(&r)).await.unwrap();
+    }
+    assert_eq!(store.prune_contact_checks(now - Duration::days(1)).await.unwrap(), 2);
+    assert_eq!(store.prune_contact_checks(now - Duration::days(1)).await.unwrap(), 0);
+    let all = ["+5511999990001", "+5511999990002", "+5511999990003"];
+    let long_ago = now - Duration::days(100);
+    let left: Vec<String> =
+        checks(store, "t1", &all, long_ago).await.into_iter().map(|r| r.phone).collect();
+    assert_eq!(left, vec!["+5511999990003".to_string()]);
+    assert_eq!(store.prune_contact_checks(now - Duration::days(10)).await.unwrap(), 0);
+    assert_eq!(h.count("contact_checks").await, 2);
+
+    assert!(store.delete_tenant("t1").await.unwrap());
+    assert_eq!(checks(store, "t1", &all, long_ago).await, vec![]);
+    assert_eq!(checks(store, "t2", &all, long_ago).await.len(), 1);
+    assert_eq!(h.count("contact_checks").await, 1);
+    // The cut is exclusive, and a fraction of a millisecond rounds it up.
+    assert_eq!(store.prune_contact_checks(now).await.unwrap(), 0);
+    assert_eq!(store.prune_contact_checks(now + Duration::microseconds(1)).await.unwrap(), 1);
+    assert_eq!(h.count("contact_checks").await, 0);
 }

@@ -1,12 +1,13 @@
 //! Storage of bZapper: one trait per concern (tenants and keys, instances, sealed sessions,
-//! pools, the event log, messages, webhooks, campaigns, received messages), combined in the
-//! [`Store`] supertrait, with a SQLite implementation ([`SqliteStore`]) and a PostgreSQL one
-//! ([`PgStore`], for several nodes), each with its own migrations run at open. Session values
-//! and proxy URLs are sealed with [`Sealer`] before they reach the disk.
+//! pools, the event log, messages, webhooks, campaigns, received messages, contact checks),
+//! combined in the [`Store`] supertrait, with a SQLite implementation ([`SqliteStore`]) and a
+//! PostgreSQL one ([`PgStore`], for several nodes), each with its own migrations run at open.
+//! Session values and proxy URLs are sealed with [`Sealer`] before they reach the disk.
 
 mod cluster;
 #[cfg(test)]
 mod conformance;
+mod contacts;
 mod inbound;
 mod model;
 mod postgres;
@@ -15,6 +16,7 @@ mod sqlite;
 mod time;
 
 pub use cluster::*;
+pub use contacts::{ContactCheckRecord, ContactCheckStore};
 pub use inbound::{InboundRecord, InboundStore};
 pub use model::*;
 pub use postgres::PgStore;
@@ -344,6 +346,7 @@ pub trait Store:
     + LidStore
     + CampaignStore
     + InboundStore
+    + ContactCheckStore
 {
     /// A trivial query, for `/readyz`.
     async fn ping(&self) -> Result<()>;

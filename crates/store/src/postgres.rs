@@ -29,6 +29,7 @@ mod campaigns;
 mod cluster;
 #[cfg(test)]
 mod cluster_tests;
+mod contacts;
 mod inbound;
 mod queue;
 #[cfg(test)]

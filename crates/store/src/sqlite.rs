@@ -23,6 +23,7 @@ use crate::{
 };
 
 mod campaigns;
+mod contacts;
 mod inbound;
 mod messages;
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `POST /v1/contacts/check`: which phone numbers are on WhatsApp, with their JID and LID,
-//! asked through one of the tenant's connected numbers (paced, cached for a day; see
-//! [`crate::contacts`]).
+//! asked through one of the tenant's connected numbers (paced, cached for a day in the store;
+//! see [`crate::contacts`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -90,7 +90,7 @@ pub async fn check(
             phones.push(p);
         }
     }
-    let cached = state.contacts.cached(&tenant.tenant_id, &phones);
+    let cached = state.contacts.cached(&tenant.tenant_id, &phones).await?;
     let missing: Vec<Phone> = phones.iter().filter(|p| !cached.contains_key(p)).cloned().collect();
     let mut fresh: HashMap<Phone, ContactStatus> = HashMap::new();
     let mut asked_by = None;

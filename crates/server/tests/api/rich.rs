@@ -574,3 +574,27 @@ async fn every_media_kind_goes_both_ways() {
         assert_eq!(hex_sha256(&body), v["sha256"].as_str().unwrap(), "{kind}");
     }
 }
+
+/// Contact-check answers live in the store: after a restart the same phones are answered from
+/// the cache, and WhatsApp is not asked again.
+#[tokio::test]
+async fn contact_check_answers_survive_a_restart() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.tenant("acme").await;
+    let iid = id(&app.connected_instance(&key, "n1", "+5511999990301").await);
+    let phones = json!({"phones": ["+5511977770101", "+5511977770102"]});
+    let (s, v) = app.post("/v1/contacts/check", &key, phones.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["items"].as_array().unwrap().iter().all(|i| i["cached"] == false), "{v}");
+    assert_eq!(v["instance_id"], iid);
+    let dir = app.stop().await;
+
+    let app = TestApp::spawn_in(dir).await;
+    let (s, again) = app.post("/v1/contacts/check", &key, phones).await;
+    assert_eq!(s, StatusCode::OK, "{again}");
+    let items = again["items"].as_array().unwrap();
+    assert!(items.iter().all(|i| i["cached"] == true), "{again}");
+    assert_eq!(items[0]["jid"], "5511977770101@s.whatsapp.net");
+    assert!(items[0]["lid"].as_str().unwrap().ends_with("@lid"), "{again}");
+    assert_eq!(again["instance_id"], Value::Null, "nobody asked WhatsApp");
+}
