@@ -672,7 +672,9 @@ async fn upload(http: &reqwest::Client, base: &str, key: &str, bytes: &[u8]) -> 
 }
 
 /// An upload lives on the node that received it; a send naming it, accepted or claimed by
-/// another node, gets a copy from that node (`GET /v1/cluster/media/…`).
+/// another node, gets a copy from that node (`GET /v1/cluster/media/…`), and so does the
+/// tenant's read-back on another node; a `DELETE` on any node removes it from every node
+/// (`DELETE /v1/cluster/media/…`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_on_another_node_finds_the_upload_on_the_node_that_received_it() {
     let Some(base_url) = pg_test_url(false) else {
@@ -830,6 +832,63 @@ async fn a_send_on_another_node_finds_the_upload_on_the_node_that_received_it() 
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 404);
+
+    // The tenant's own routes reach the upload on whichever node is asked: an upload on one
+    // node is read back (record and bytes) on the other...
+    let c = png(150 * 1024, 3);
+    let up_c = upload(&http, &at_other, &key, &c).await;
+    let cid = up_c["id"].as_str().unwrap().to_string();
+    let v = call(&http, Method::GET, format!("{at_holder}/v1/media/{cid}"), &key, None).await;
+    assert_eq!(v, up_c);
+    let res = http
+        .get(format!("{at_holder}/v1/media/{cid}/content"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.headers()["content-type"], "image/png");
+    assert_eq!(res.bytes().await.unwrap().as_ref(), c.as_slice());
+    // ... and deleted there everywhere, the original and the copies: `a` is on both nodes (the
+    // original on one, a copy on the holder), `c` too now; the delete goes to the node without
+    // the original for `c` and with it for `a`.
+    for (id, at) in [(cid.as_str(), &at_holder), (up_a["id"].as_str().unwrap(), &at_other)] {
+        let res =
+            http.delete(format!("{at}/v1/media/{id}")).bearer_auth(&key).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 204, "DELETE {id}");
+        for base in [&at_holder, &at_other] {
+            for path in [format!("{base}/v1/media/{id}"), format!("{base}/v1/media/{id}/content")] {
+                let res = http.get(&path).bearer_auth(&key).send().await.unwrap();
+                assert_eq!(res.status().as_u16(), 404, "{path} after the delete");
+            }
+            let res = http
+                .post(format!("{base}/v1/messages"))
+                .bearer_auth(&key)
+                .json(&json!({"to": "+5511988000004", "image": {"media_id": id}}))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let v: Value = res.json().await.unwrap();
+            assert_eq!((status, v["error"]["code"].as_str()), (422, Some("unknown_media")), "{v}");
+        }
+        // No node has it any more.
+        let res =
+            http.delete(format!("{at}/v1/media/{id}")).bearer_auth(&key).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 404, "DELETE {id} again");
+    }
+    // The peer delete route: admin token only, this node only, 404 when the file is not there.
+    let bid = up_b["id"].as_str().unwrap();
+    let url = format!("{at_other}/v1/cluster/media/{tenant}/{bid}");
+    let res = http.delete(&url).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+    let res = http.delete(&url).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 204);
+    let res = http.delete(&url).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    // The holder's copy of `b` was not touched.
+    let v = call(&http, Method::GET, format!("{at_holder}/v1/media/{bid}"), &key, None).await;
+    assert_eq!(&v, &up_b);
     drop(cluster);
     drop(schema);
 }

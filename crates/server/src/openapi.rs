@@ -30,7 +30,7 @@ use crate::routes::{contacts, groups, inbound_media, media};
         webhooks::create, webhooks::list, webhooks::get, webhooks::delete,
         webhooks::deliveries, webhooks::retry,
         alerts::put, alerts::get, alerts::delete,
-        media::upload, media::get, media::content, media::delete, media::peer_copy,
+        media::upload, media::get, media::content, media::delete, media::peer_copy, media::peer_delete,
         metrics::prometheus, metrics::tenant,
         not_implemented::forward, not_implemented::labels, not_implemented::calls,
         sim::scan, sim::drop_connection, sim::inbound, sim::outbox, sim::restrict,

@@ -551,6 +551,20 @@ impl MediaStore {
         Ok(live)
     }
 
+    /// Removes the tenant's file `id` here and, on a cluster node, asks the other live nodes
+    /// to remove theirs (the original or copies): `true` when any node had it. A node that
+    /// does not answer keeps its copy until the retention ends. Without peers, this is
+    /// [`delete`](Self::delete).
+    pub async fn delete_everywhere(&self, tenant_id: &str, id: &str) -> Result<bool, MediaError> {
+        let here = self.delete(tenant_id, id).await?;
+        match self.peers.get() {
+            Some(p) if is_safe_id(tenant_id) && is_safe_id(id) => {
+                Ok(peers::delete(p, tenant_id, id).await || here)
+            }
+            _ => Ok(here),
+        }
+    }
+
     /// Where the received media of (`instance_id`, `wa_id`) is cached. Its directory exists
     /// once this returns (when it can be created); the caller writes the file beside it under a
     /// temporary name and renames it. Ids that are not path-safe are mapped to a hash of

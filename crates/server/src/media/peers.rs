@@ -5,6 +5,11 @@
 //! [`RECORD_HEADER`] header; the copy is streamed to disk under the same id and record (so it
 //! expires when the original does), its size and SHA-256 checked on the way. A peer that
 //! does not answer in time, or answers wrongly, is skipped.
+//!
+//! A tenant's `DELETE` is passed on the same way: the node asked deletes its own file, then
+//! asks every other live node to delete its copy at `DELETE /v1/cluster/media/{tenant_id}/{id}`
+//! (which deletes only there, never passing it on). A peer that does not answer keeps its
+//! copy until the retention ends.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,6 +91,61 @@ pub(super) async fn find(
     None
 }
 
+/// Asks every other live node, all at once, to delete its copy of the tenant's upload `id`;
+/// whether any of them had it. A node that fails to answer is logged and skipped.
+pub(super) async fn delete(peers: &Peers, tenant_id: &str, id: &str) -> bool {
+    let c = &peers.cluster;
+    let nodes = match c.store.nodes(c.ttl, c.ttl).await {
+        Ok(nodes) => nodes,
+        Err(e) => {
+            tracing::warn!(media = %id, error = %e, "listing the nodes to delete an upload failed");
+            return false;
+        }
+    };
+    let asks = nodes.iter().filter(|n| n.live && n.id != c.node_id()).map(|node| async move {
+        match delete_on(peers, &node.url, tenant_id, id).await {
+            Ok(had) => {
+                if had {
+                    tracing::info!(media = %id, node = %node.id, "upload deleted on a peer");
+                }
+                had
+            }
+            Err(e) => {
+                tracing::warn!(media = %id, node = %node.id, error = %e, "a peer could not be asked to delete an upload; its copy stays until the retention ends");
+                false
+            }
+        }
+    });
+    futures::future::join_all(asks).await.contains(&true)
+}
+
+/// Deletes the upload on the node at `base`: whether it had it.
+async fn delete_on(peers: &Peers, base: &str, tenant_id: &str, id: &str) -> Result<bool, String> {
+    let url = format!("{}/v1/cluster/media/{tenant_id}/{id}", base.trim_end_matches('/'));
+    let res = peers
+        .http
+        .delete(&url)
+        .bearer_auth(&peers.admin_token)
+        .header(FORWARDED_BY, peers.cluster.node_id())
+        .timeout(ANSWER_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    deleted(res.status())
+}
+
+/// What a peer's answer to a delete says: it had the file (2xx), it did not (404), or the ask
+/// failed.
+fn deleted(status: reqwest::StatusCode) -> Result<bool, String> {
+    if status.is_success() {
+        Ok(true)
+    } else if status == reqwest::StatusCode::NOT_FOUND {
+        Ok(false)
+    } else {
+        Err(format!("answered HTTP {status}"))
+    }
+}
+
 /// The upload from the node at `base`: `Ok(None)` when it does not hold it.
 async fn copy_from(
     store: &MediaStore,
@@ -150,5 +210,15 @@ mod tests {
         assert_eq!(decode_record(&h), Some(m));
         assert_eq!(decode_record("not base64!"), None);
         assert_eq!(decode_record(&URL_SAFE_NO_PAD.encode(b"{\"id\":1}")), None);
+    }
+
+    #[test]
+    fn a_peers_answer_to_a_delete_says_whether_it_had_the_file() {
+        use reqwest::StatusCode as S;
+        assert_eq!(deleted(S::NO_CONTENT), Ok(true));
+        assert_eq!(deleted(S::OK), Ok(true));
+        assert_eq!(deleted(S::NOT_FOUND), Ok(false));
+        assert!(deleted(S::FORBIDDEN).is_err());
+        assert!(deleted(S::INTERNAL_SERVER_ERROR).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! Media files per tenant: upload one (multipart, streamed to disk as it arrives), read its
 //! record, stream its bytes back, delete it. Another tenant's file answers 404 like a missing
-//! one.
+//! one. On a cluster node, reading an upload another node received copies it here first, and a
+//! delete is passed on to the other live nodes.
 
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
@@ -298,7 +299,7 @@ async fn drain(multipart: &mut Multipart) {
     .await;
 }
 
-/// A stored file's record.
+/// A stored file's record (on a cluster node, copied first from the node that has it).
 #[utoipa::path(get, path = "/v1/media/{id}", tag = "media", security(("bearer" = [])),
     params(("id" = String, Path, description = "media id")),
     responses((status = 200, body = MediaView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -307,11 +308,12 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<JsonOut<MediaView>> {
-    let m = state.media.get(&tenant.tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
+    let m = state.media.find(&tenant.tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
     Ok(JsonOut(m.into()))
 }
 
-/// A stored file's bytes, streamed, with its type as `Content-Type`.
+/// A stored file's bytes, streamed, with its type as `Content-Type` (on a cluster node,
+/// copied first from the node that has it).
 #[utoipa::path(get, path = "/v1/media/{id}/content", tag = "media", security(("bearer" = [])),
     params(("id" = String, Path, description = "media id")),
     responses(
@@ -323,7 +325,7 @@ pub async fn content(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let m = state.media.get(&tenant.tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
+    let m = state.media.find(&tenant.tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
     stream_file(&state.media.blob_path(&m), &m.mime, m.file_name.as_deref(), Some(&m.sha256)).await
 }
 
@@ -376,7 +378,9 @@ fn disposition(file_name: Option<&str>) -> String {
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
-/// Deletes a stored file.
+/// Deletes a stored file. On a cluster node, every other live node is asked to delete its
+/// copy too; 404 when no node had it. A node that cannot be reached keeps its copy until the
+/// retention ends.
 #[utoipa::path(delete, path = "/v1/media/{id}", tag = "media", security(("bearer" = [])),
     params(("id" = String, Path, description = "media id")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -385,7 +389,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if state.media.delete(&tenant.tenant_id, &id).await? {
+    if state.media.delete_everywhere(&tenant.tenant_id, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found())
@@ -414,6 +418,24 @@ pub async fn peer_copy(
             .await?;
     res.headers_mut().insert(peers::RECORD_HEADER, record);
     Ok(res)
+}
+
+/// Deletes one node's copy of an upload, for another node of the cluster passing on a
+/// tenant's `DELETE /v1/media/{id}` (admin token). Only this node's disk is touched (it is
+/// never passed on again); 404 when the file is not here.
+#[utoipa::path(delete, path = "/v1/cluster/media/{tenant_id}/{id}", tag = "cluster", security(("bearer" = [])),
+    params(("tenant_id" = String, Path, description = "tenant id"), ("id" = String, Path, description = "media id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn peer_delete(
+    _: Admin,
+    State(state): State<AppState>,
+    Path((tenant_id, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    if state.media.delete(&tenant_id, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found())
+    }
 }
 
 #[cfg(test)]

@@ -38,7 +38,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/metrics", get(metrics::tenant))
         .route("/v1/tenants", post(tenants::create).get(tenants::list))
         .route("/v1/cluster", get(cluster::view))
-        .route("/v1/cluster/media/{tenant_id}/{id}", get(media::peer_copy))
+        .route(
+            "/v1/cluster/media/{tenant_id}/{id}",
+            get(media::peer_copy).delete(media::peer_delete),
+        )
         .route("/v1/tenants/{id}", axum::routing::delete(tenants::delete))
         .route("/v1/tenants/{id}/keys", post(tenants::create_key))
         .route("/v1/tenants/{id}/keys/{key_id}", axum::routing::delete(tenants::revoke_key))
