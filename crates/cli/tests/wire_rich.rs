@@ -38,10 +38,33 @@ fn pdf(size: usize) -> Vec<u8> {
     v
 }
 
-/// An Ogg/Opus-looking voice note.
+/// One Ogg page of a single packet (CRC left zero: nothing here checks it).
+fn ogg_page(kind: u8, granule: u64, seq: u32, packet: &[u8]) -> Vec<u8> {
+    let mut p = b"OggS\x00".to_vec();
+    p.push(kind);
+    p.extend_from_slice(&granule.to_le_bytes());
+    p.extend_from_slice(&0x0b2a_u32.to_le_bytes());
+    p.extend_from_slice(&seq.to_le_bytes());
+    p.extend_from_slice(&[0; 4]);
+    let mut lacing = vec![255u8; packet.len() / 255];
+    lacing.push((packet.len() % 255) as u8);
+    p.push(lacing.len() as u8);
+    p.extend_from_slice(&lacing);
+    p.extend_from_slice(packet);
+    p
+}
+
+/// An Ogg/Opus voice note of 7.2 s (8 s rounded up): OpusHead with a 312-sample pre-skip,
+/// OpusTags, then two pages of "audio" whose last granule is 312 + 7.2 × 48,000.
 fn ogg() -> Vec<u8> {
-    let mut v = b"OggS\x00\x02".to_vec();
-    v.extend(std::iter::repeat_n(7u8, 4000));
+    let mut head = b"OpusHead\x01\x01".to_vec();
+    head.extend_from_slice(&312u16.to_le_bytes());
+    head.extend_from_slice(&48_000u32.to_le_bytes());
+    head.extend_from_slice(&[0, 0, 0]);
+    let mut v = ogg_page(2, 0, 0, &head);
+    v.extend(ogg_page(0, 0, 1, b"OpusTags\0\0\0\0\0\0\0\0"));
+    v.extend(ogg_page(0, 312 + 172_800, 2, &[7u8; 2000]));
+    v.extend(ogg_page(4, 312 + 345_600, 3, &[7u8; 2000]));
     v
 }
 
@@ -105,6 +128,8 @@ async fn rich_messages_groups_and_contact_checks_on_the_real_driver() {
     }
     let (e, _) = wire.outbox_entry(&iid, "the video", |e| e["id"] == wa(&video)).await;
     assert_eq!(e["caption"], "watch", "{e}");
+    // This MP4 has no `moov`: it goes out without a duration rather than not at all.
+    assert!(e.get("seconds").is_none(), "{e}");
     let (e, _) = wire.outbox_entry(&iid, "the image", |e| e["id"] == wa(&image)).await;
     assert_eq!(
         (&e["kind"], &e["mime"], &e["size"], &e["sha256"]),
@@ -120,6 +145,7 @@ async fn rich_messages_groups_and_contact_checks_on_the_real_driver() {
     assert_eq!(e["sha256"], hex_sha256(&doc_bytes), "{e}");
     let (e, before) = wire.outbox_entry(&iid, "the voice note", |e| e["id"] == wa(&voice)).await;
     assert_eq!((&e["kind"], &e["voice"]), (&json!("audio"), &json!(true)), "{e}");
+    assert_eq!(e["seconds"], 8, "the AudioMessage carries the Ogg's duration: {e}");
     assert_eq!(before["presence"], "recording", "recording before a voice note: {before}");
 
     // A location, a contact card, a reaction to our image by its gateway id.

@@ -6,6 +6,7 @@ pub mod content;
 pub mod instance;
 pub mod jid;
 pub mod limits;
+pub mod media_duration;
 pub mod menu;
 pub mod proxy;
 pub mod retry;

@@ -54,6 +54,10 @@ pub struct OutgoingMedia {
     /// An audio sent as a voice note (push-to-talk) rather than as a file.
     #[serde(default)]
     pub voice: bool,
+    /// How long an audio or video plays, in whole seconds rounded up, when its container
+    /// says; WhatsApp shows it on the bubble before the file is downloaded.
+    #[serde(default)]
+    pub seconds: Option<u32>,
 }
 
 /// A message already in one of this number's chats, which a reply quotes or a reaction targets.

@@ -100,6 +100,8 @@ impl StoredContent {
                 file_name: src.file_name.clone().or(file.file_name),
                 caption,
                 voice: src.voice,
+                // Read from the file by the scheduler, off the async threads.
+                seconds: None,
             }));
         }
         if let Some(l) = &self.location {

@@ -64,8 +64,8 @@ pub struct ContactCard {
 }
 
 /// What the network learned of a media file a client sent: `kind`, `mime`, `size`, `sha256`
-/// (lower-case hex, of the plaintext), `file_name`, `caption`, `voice`, at the top level of
-/// the message entry.
+/// (lower-case hex, of the plaintext), `file_name`, `caption`, `voice` and, when declared,
+/// `seconds`, at the top level of the message entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OutboxMedia {
     pub kind: MediaKind,
@@ -75,6 +75,9 @@ pub struct OutboxMedia {
     pub file_name: Option<String>,
     pub caption: Option<String>,
     pub voice: bool,
+    /// How long an audio or video plays, as the message declares; absent when it does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<u32>,
 }
 
 /// `{"message_id","emoji"}`: the emoji put on (empty: taken off) a message.
@@ -149,11 +152,12 @@ struct MediaOf {
     file_name: Option<String>,
     caption: Option<String>,
     voice: bool,
+    seconds: Option<u32>,
 }
 
 fn media_of(m: &wa::Message) -> Option<MediaOf> {
     macro_rules! file {
-        ($kind:expr, $x:expr, $name:expr, $caption:expr, $voice:expr) => {
+        ($kind:expr, $x:expr, $name:expr, $caption:expr, $voice:expr, $seconds:expr) => {
             MediaOf {
                 file: MediaRef {
                     kind: $kind,
@@ -166,24 +170,25 @@ fn media_of(m: &wa::Message) -> Option<MediaOf> {
                 file_name: $name,
                 caption: $caption,
                 voice: $voice,
+                seconds: $seconds,
             }
         };
     }
     if let Some(x) = m.image_message.as_option() {
-        return Some(file!(MediaKind::Image, x, None, x.caption.clone(), false));
+        return Some(file!(MediaKind::Image, x, None, x.caption.clone(), false, None));
     }
     if let Some(x) = m.video_message.as_option().or(m.ptv_message.as_option()) {
-        return Some(file!(MediaKind::Video, x, None, x.caption.clone(), false));
+        return Some(file!(MediaKind::Video, x, None, x.caption.clone(), false, x.seconds));
     }
     if let Some(x) = m.audio_message.as_option() {
-        return Some(file!(MediaKind::Audio, x, None, None, x.ptt.unwrap_or(false)));
+        return Some(file!(MediaKind::Audio, x, None, None, x.ptt.unwrap_or(false), x.seconds));
     }
     if let Some(x) = m.document_message.as_option() {
         let name = x.file_name.clone().or_else(|| x.title.clone()).filter(|n| !n.is_empty());
-        return Some(file!(MediaKind::Document, x, name, x.caption.clone(), false));
+        return Some(file!(MediaKind::Document, x, name, x.caption.clone(), false, None));
     }
     if let Some(x) = m.sticker_message.as_option() {
-        return Some(file!(MediaKind::Sticker, x, None, None, false));
+        return Some(file!(MediaKind::Sticker, x, None, None, false, None));
     }
     None
 }
@@ -214,7 +219,7 @@ pub fn outbox_message(
     };
     if let Some(t) = message.text_content() {
         entry.text = t.to_string();
-    } else if let Some(MediaOf { file, mime, file_name, caption, voice }) = media_of(m) {
+    } else if let Some(MediaOf { file, mime, file_name, caption, voice, seconds }) = media_of(m) {
         let caption = caption.filter(|c| !c.is_empty());
         let (size, sha256) = match plaintext(&file) {
             Some(p) => (p.size, hex(&p.sha256)),
@@ -232,6 +237,7 @@ pub fn outbox_message(
             file_name,
             caption,
             voice,
+            seconds: seconds.filter(|&s| s > 0),
         });
     } else if let Some(l) = m.location_message.as_option() {
         entry.location = Some(Location {

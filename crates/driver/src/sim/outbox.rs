@@ -42,7 +42,8 @@ pub struct OutboxMessage {
     /// The WhatsApp id of the quoted message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
-    /// `kind`, `mime`, `size`, `sha256`, `file_name`, `caption`, `voice` at the top level.
+    /// `kind`, `mime`, `size`, `sha256`, `file_name`, `caption`, `voice` (and `seconds` when
+    /// known) at the top level.
     #[serde(flatten)]
     pub media: Option<OutboxMedia>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -65,6 +66,10 @@ pub struct OutboxMedia {
     pub file_name: Option<String>,
     pub caption: Option<String>,
     pub voice: bool,
+    /// How long an audio or video plays, when the gateway could tell; absent otherwise, so
+    /// entries without it read exactly as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<u32>,
 }
 
 /// `{"message_id","emoji"}`: the emoji put on (empty: taken off) a message.
@@ -107,6 +112,7 @@ impl OutboxMessage {
                     file_name: m.file_name,
                     caption: m.caption,
                     voice: m.voice,
+                    seconds: m.seconds,
                 });
             }
             OutgoingContent::Location(l) => entry.location = Some(l),

@@ -68,6 +68,7 @@ fn media_of(file: &Path, bytes: &[u8], kind: MediaKind, mime: &str) -> OutgoingM
         file_name: None,
         caption: None,
         voice: false,
+        seconds: None,
     }
 }
 

@@ -47,6 +47,7 @@ fn file(kind: MediaKind, mime: &str) -> OutgoingMedia {
         file_name: None,
         caption: Some("look @5511977776666".into()),
         voice: false,
+        seconds: None,
     }
 }
 
@@ -148,6 +149,20 @@ fn a_media_file_without_mentions_or_reply_has_no_context() {
     assert!(video.context_info.is_unset());
     assert!(video.caption.is_none());
     assert_eq!(video.streaming_sidecar.as_deref(), Some(&[4u8; 10][..]));
+    assert_eq!(video.seconds, None, "no duration unless the gateway read one");
+}
+
+#[test]
+fn audio_and_video_carry_their_duration_so_the_bubble_shows_it() {
+    let mut f = file(MediaKind::Audio, "audio/ogg; codecs=opus");
+    f.voice = true;
+    f.seconds = Some(8);
+    let m = build(&message(CONTACT, OutgoingContent::Media(f)));
+    assert_eq!(m.audio_message.as_option().unwrap().seconds, Some(8));
+    let mut f = file(MediaKind::Video, "video/mp4");
+    f.seconds = Some(61);
+    let m = build(&message(CONTACT, OutgoingContent::Media(f)));
+    assert_eq!(m.video_message.as_option().unwrap().seconds, Some(61));
 }
 
 #[test]
@@ -159,6 +174,7 @@ fn audio_is_a_voice_note_when_asked_and_never_has_a_caption() {
     assert_eq!(audio.ptt, Some(true));
     assert_eq!(audio.mimetype.as_deref(), Some("audio/ogg; codecs=opus"));
     assert_eq!(audio.streaming_sidecar.as_deref(), Some(&[4u8; 10][..]));
+    assert_eq!(audio.seconds, None);
     f.voice = false;
     let m = build(&message(CONTACT, OutgoingContent::Media(f)));
     assert_eq!(m.audio_message.as_option().unwrap().ptt, Some(false));

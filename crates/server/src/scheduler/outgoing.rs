@@ -2,8 +2,10 @@
 //! file found among the uploads or downloaded from its URL (streamed to disk, never held in
 //! memory), and the chat state shown before it.
 
+use bzapper_core::media_duration::duration_secs;
 use bzapper_core::Jid;
-use bzapper_driver::{ChatState, OutgoingMessage};
+use bzapper_core::MediaKind;
+use bzapper_driver::{ChatState, OutgoingContent, OutgoingMedia, OutgoingMessage};
 use bzapper_store::MessageRecord;
 
 use crate::content::{ReadyMedia, StoredContent};
@@ -62,7 +64,10 @@ pub(super) async fn prepare(
             })
         }
     };
-    let body = content.outgoing(&msg.body, ready).ok_or("the media file is missing")?;
+    let mut body = content.outgoing(&msg.body, ready).ok_or("the media file is missing")?;
+    if let OutgoingContent::Media(m) = &mut body {
+        m.seconds = media_seconds(m).await;
+    }
     let mentions = msg.mentions.iter().filter_map(|m| Jid::parse(m).ok()).collect();
     Ok(Prepared {
         message: OutgoingMessage {
@@ -75,4 +80,21 @@ pub(super) async fn prepare(
         chat_state: content.chat_state(),
         downloaded,
     })
+}
+
+/// How long an audio or video plays, read from its headers on a blocking thread (a few small
+/// reads, but file I/O all the same). `None` when the file is of another kind, unreadable or
+/// of a container the parser does not know: the message goes out without a duration.
+async fn media_seconds(m: &OutgoingMedia) -> Option<u32> {
+    if !matches!(m.media_kind, MediaKind::Audio | MediaKind::Video) {
+        return None;
+    }
+    let (path, mime) = (m.path.clone(), m.mime.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(path).ok()?;
+        duration_secs(&mime, &mut file)
+    })
+    .await
+    .ok()
+    .flatten()
 }

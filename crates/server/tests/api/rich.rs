@@ -37,10 +37,33 @@ fn pdf(size: usize) -> Vec<u8> {
     v
 }
 
-/// An Ogg/Opus-looking voice note.
+/// One Ogg page of a single packet (CRC left zero: nothing here checks it).
+fn ogg_page(kind: u8, granule: u64, seq: u32, packet: &[u8]) -> Vec<u8> {
+    let mut p = b"OggS\x00".to_vec();
+    p.push(kind);
+    p.extend_from_slice(&granule.to_le_bytes());
+    p.extend_from_slice(&0x0b2a_u32.to_le_bytes());
+    p.extend_from_slice(&seq.to_le_bytes());
+    p.extend_from_slice(&[0; 4]);
+    let mut lacing = vec![255u8; packet.len() / 255];
+    lacing.push((packet.len() % 255) as u8);
+    p.push(lacing.len() as u8);
+    p.extend_from_slice(&lacing);
+    p.extend_from_slice(packet);
+    p
+}
+
+/// An Ogg/Opus voice note of 7.2 s (8 s rounded up): OpusHead with a 312-sample pre-skip,
+/// OpusTags, then two pages of "audio" whose last granule is 312 + 7.2 × 48,000.
 fn ogg() -> Vec<u8> {
-    let mut v = b"OggS\x00\x02".to_vec();
-    v.extend(std::iter::repeat_n(7u8, 4000));
+    let mut head = b"OpusHead\x01\x01".to_vec();
+    head.extend_from_slice(&312u16.to_le_bytes());
+    head.extend_from_slice(&48_000u32.to_le_bytes());
+    head.extend_from_slice(&[0, 0, 0]);
+    let mut v = ogg_page(2, 0, 0, &head);
+    v.extend(ogg_page(0, 0, 1, b"OpusTags\0\0\0\0\0\0\0\0"));
+    v.extend(ogg_page(0, 312 + 172_800, 2, &[7u8; 2000]));
+    v.extend(ogg_page(4, 312 + 345_600, 3, &[7u8; 2000]));
     v
 }
 
@@ -195,6 +218,7 @@ async fn media_goes_out_by_upload_and_by_url_with_the_right_presence() {
     let (e, before) = entry(&outbox, voice["whatsapp_id"].as_str().unwrap());
     assert_eq!(e["kind"], "audio");
     assert_eq!(e["voice"], true);
+    assert_eq!(e["seconds"], 8, "the duration read from the Ogg, rounded up: {e}");
     assert_eq!(before["presence"], "recording", "a voice note is recorded, not typed");
 }
 
@@ -529,9 +553,15 @@ async fn every_media_kind_goes_both_ways() {
         assert_eq!(before["presence"], "composing", "an audio file is not a voice note");
         if *kind == "audio" {
             assert_eq!(e["voice"], false);
+            assert_eq!(e["seconds"], 8, "{e}");
         }
         if *kind == "video" {
             assert_eq!(e["caption"], "watch");
+            // This MP4 has no `moov`: it goes out without a duration rather than not at all.
+            assert!(e.get("seconds").is_none(), "{e}");
+        }
+        if *kind == "image" || *kind == "document" {
+            assert!(e.get("seconds").is_none(), "{e}");
         }
         if *kind == "document" {
             assert_eq!(e["file_name"], "report.pdf");
