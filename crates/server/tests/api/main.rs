@@ -11,6 +11,7 @@ mod dashboard;
 mod events;
 mod instances;
 mod media;
+mod media_files;
 mod messages;
 mod persistence;
 mod quickstart;

@@ -364,7 +364,11 @@ async fn every_event_arrives_once_through_failures_an_outage_and_a_restart() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let (items, got) = delivered;
+    // Read the receiver's log again: requests may have landed between the snapshot above and
+    // the deliveries listing (the receiver logs a request before it answers, so once every
+    // delivery is `delivered`, the log has all of them).
+    let (items, _) = delivered;
+    let got = rx.got.lock().unwrap().clone();
     // None twice: each delivery id got exactly one 2xx (the receiver's log has the failed
     // attempts too; the successful one is the last request of each id).
     let mut last_by_id = std::collections::HashMap::new();
