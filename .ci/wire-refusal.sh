@@ -28,7 +28,7 @@ BZAPPER_ADMIN_TOKEN="$admin" RUST_LOG=info "$bin" serve --listen "127.0.0.1:$por
 gw=$!
 trap 'kill $gw $wire 2>/dev/null || true; wait $gw $wire 2>/dev/null || true; rm -rf "$data"' EXIT
 base="http://127.0.0.1:$port"
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
   curl -fsS "$base/healthz" >/dev/null 2>&1 && break
   sleep 0.1
 done

@@ -35,6 +35,8 @@ use crate::wire_control::{SimControl, SimNetControl, WireControl};
 /// The WhatsApp Web version the real driver announces to the wire-level fake unless
 /// `--wa-version` says otherwise (any version will do; a fixed one fetches nothing).
 pub const WIRE_WA_VERSION: (u32, u32, u32) = (2, 3000, 1_000_000_000);
+/// How long a gateway on `--sim-wire-url` waits at start for the fake to answer.
+const WIRE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(15);
 
 pub struct Application {
     listener: TcpListener,
@@ -63,7 +65,7 @@ impl Application {
             }
             DriverKind::SimWire(url) => {
                 let control = WireControl::new(url).context("the --sim-wire-url is not valid")?;
-                let ws_url = control.ws_url().await.with_context(|| {
+                let ws_url = control.ws_url(WIRE_PATIENCE).await.with_context(|| {
                     format!("asking the wire fake at {url} for its websocket URL")
                 })?;
                 tracing::info!(%ws_url, "real driver on the wire-level fake WhatsApp server");

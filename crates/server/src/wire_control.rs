@@ -177,10 +177,21 @@ impl WireControl {
         Ok(WireControl { base, http })
     }
 
-    /// The fake's WhatsApp websocket URL (`GET {base}/wire`), for the real driver.
-    pub async fn ws_url(&self) -> anyhow::Result<String> {
-        let info: WireInfo = self.call(self.http.get(self.url("/wire"))).await?;
-        Ok(info.ws_url)
+    /// The fake's WhatsApp websocket URL (`GET {base}/wire`), for the real driver. A fake
+    /// that does not answer yet is asked again until `patience` has passed: started side by
+    /// side (a script, a compose file), the gateway may be up before the fake listens.
+    pub async fn ws_url(&self, patience: Duration) -> anyhow::Result<String> {
+        let started = tokio::time::Instant::now();
+        loop {
+            match self.call::<WireInfo>(self.http.get(self.url("/wire"))).await {
+                Ok(info) => return Ok(info.ws_url),
+                Err(SimError::Unavailable(why)) if started.elapsed() < patience => {
+                    tracing::info!(base = %self.base, "the wire fake does not answer yet: {why}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     fn url(&self, path: &str) -> String {
