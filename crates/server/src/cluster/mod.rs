@@ -6,9 +6,6 @@ pub mod role;
 #[cfg(test)]
 pub(crate) mod test_support;
 
-pub mod forward;
-pub mod leases;
-
 use std::sync::Arc;
 use std::time::Duration;
 

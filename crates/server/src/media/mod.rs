@@ -24,7 +24,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::http::StatusCode;
 use bzapper_core::content::MediaKind;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
@@ -32,8 +31,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use crate::error::ApiError;
-use crate::ids::{new_id, new_ordered_id};
+use crate::model::ids::{new_id, new_ordered_id};
 
 /// Where files are written before they get their id.
 const TMP_DIR: &str = ".tmp";
@@ -121,31 +119,6 @@ fn hint(kind: MediaKind) -> &'static str {
         MediaKind::Audio => "an audio/* type or application/ogg",
         MediaKind::Document => "any non-empty file",
         MediaKind::Sticker => "WebP, at most 1 MiB",
-    }
-}
-
-/// The API answer for each failure: 413 `media_too_large`, 422 `invalid_media`,
-/// 422 `media_unreachable` (no connection, or a non-2xx answer), 422 `media_timeout`,
-/// 404 `not_found`, and 500 for the store's own failures.
-impl From<MediaError> for ApiError {
-    fn from(e: MediaError) -> Self {
-        let message = e.to_string();
-        match e {
-            MediaError::TooLarge { .. } => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "media_too_large", message)
-            }
-            MediaError::WrongType { .. } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_media", message)
-            }
-            MediaError::Unreachable(_) | MediaError::Status(_) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "media_unreachable", message)
-            }
-            MediaError::Timeout => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "media_timeout", message)
-            }
-            MediaError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
-            MediaError::Io(_) => ApiError::internal(message),
-        }
     }
 }
 
@@ -363,7 +336,7 @@ impl MediaStore {
         if let Some(kind) = req.kind {
             sniff::check_kind(kind, sniffed, &mime, size)?;
         }
-        let created_at = crate::time::now();
+        let created_at = crate::model::time::now();
         let retention = chrono::Duration::from_std(self.limits.retention)
             .unwrap_or(chrono::Duration::days(3650));
         let m = StoredMedia {
@@ -703,13 +676,8 @@ fn entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// The store under `<data_dir>/media/` with the configured limits, and its sweeper: now and
 /// every ten minutes it removes what has expired.
-pub fn open(config: &crate::config::Config) -> anyhow::Result<std::sync::Arc<MediaStore>> {
-    let limits = MediaLimits {
-        max_bytes: config.media_max_bytes,
-        retention: config.media_retention,
-        fetch_timeout: config.media_fetch_timeout,
-    };
-    let dir = config.data_dir.join("media");
+pub fn open(data_dir: &Path, limits: MediaLimits) -> anyhow::Result<std::sync::Arc<MediaStore>> {
+    let dir = data_dir.join("media");
     let store = MediaStore::new(dir.clone(), limits, http_client()?)
         .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
     let store = std::sync::Arc::new(store);

@@ -19,8 +19,8 @@ use base64::Engine;
 use chrono::Utc;
 
 use super::{MediaStore, StoredMedia};
-use crate::cluster::forward::FORWARDED_BY;
 use crate::cluster::Cluster;
+use crate::http::forward::FORWARDED_BY;
 
 /// The header the peer route carries the file's record in: its `StoredMedia` JSON, base64url
 /// without padding.

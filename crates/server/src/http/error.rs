@@ -1,0 +1,116 @@
+//! The one error type of the HTTP layer: every failure a handler can meet becomes an
+//! [`ApiError`], answered in the API.md shape `{"error": {"code", "message"}}`. A 500 logs its
+//! cause and shows the client nothing internal.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// The error body every non-2xx answer carries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable snake_case code, e.g. `not_found`, `invalid_proxy`.
+    pub code: String,
+    /// A human sentence.
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid `Authorization: Bearer <token>` header is required",
+        )
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// An unexpected failure: the cause goes to the log, the client gets a generic sentence.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the gateway failed to handle this request; it has been logged",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body =
+            ErrorBody { error: ErrorDetail { code: self.code.into(), message: self.message } };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<bzapper_store::StoreError> for ApiError {
+    fn from(e: bzapper_store::StoreError) -> Self {
+        match e {
+            bzapper_store::StoreError::Conflict(what) => Self::conflict("conflict", what),
+            other => Self::internal(other),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The API answer for each failure: 413 `media_too_large`, 422 `invalid_media`,
+/// 422 `media_unreachable` (no connection, or a non-2xx answer), 422 `media_timeout`,
+/// 404 `not_found`, and 500 for the store's own failures.
+impl From<crate::media::MediaError> for ApiError {
+    fn from(e: crate::media::MediaError) -> Self {
+        let message = e.to_string();
+        match e {
+            crate::media::MediaError::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "media_too_large", message)
+            }
+            crate::media::MediaError::WrongType { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_media", message)
+            }
+            crate::media::MediaError::Unreachable(_) | crate::media::MediaError::Status(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "media_unreachable", message)
+            }
+            crate::media::MediaError::Timeout => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "media_timeout", message)
+            }
+            crate::media::MediaError::NotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+            }
+            crate::media::MediaError::Io(_) => ApiError::internal(message),
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Request extractors that answer their rejections in the API.md error shape instead of
+//! axum's plain-text ones: JSON bodies, query strings and the bearer token.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::http::error::ApiError;
+
+/// A JSON body. Syntax errors are 400 `malformed_json`, wrong types, missing or unknown fields
+/// are 422 `invalid_request`, a wrong content type is 415, an oversized body 413.
+pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    let (code, message) = match &r {
+        JsonRejection::JsonSyntaxError(_) => ("malformed_json", r.body_text()),
+        JsonRejection::JsonDataError(_) => ("invalid_request", r.body_text()),
+        JsonRejection::MissingJsonContentType(_) => (
+            "unsupported_media_type",
+            "the body must be JSON with `Content-Type: application/json`".to_string(),
+        ),
+        _ if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ("payload_too_large", "the request body is larger than the limit".to_string())
+        }
+        _ => ("invalid_request", r.body_text()),
+    };
+    ApiError::new(r.status(), code, message)
+}
+
+/// A query string, refused with 422 `invalid_request` when it does not parse.
+pub struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(r) => Err(query_rejection(r)),
+        }
+    }
+}
+
+fn query_rejection(r: QueryRejection) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", r.body_text())
+}
+
+/// The bearer token of a request: the `Authorization` header, or `?access_token=` where a
+/// route allows it (browsers' EventSource cannot set headers).
+pub fn bearer_token(parts: &Parts, allow_query: bool) -> Option<String> {
+    if let Some(v) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+        let v = v.to_str().ok()?;
+        let (scheme, token) = v.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string());
+    }
+    if allow_query {
+        let q = parts.uri.query()?;
+        return url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "access_token")
+            .map(|(_, v)| v.into_owned());
+    }
+    None
+}
+
+/// The `Idempotency-Key` header, if any: 1 to 255 visible ASCII characters (API.md).
+pub fn idempotency_key(
+    headers: &axum::http::HeaderMap,
+) -> crate::http::error::ApiResult<Option<String>> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    let k = v.to_str().map_err(|_| ApiError::invalid("`Idempotency-Key` must be visible ASCII"))?;
+    let k = k.trim();
+    if k.is_empty() || k.len() > 255 {
+        return Err(ApiError::invalid("`Idempotency-Key` must be 1 to 255 characters"));
+    }
+    Ok(Some(k.to_string()))
+}

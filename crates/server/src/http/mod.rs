@@ -1,0 +1,14 @@
+//! The HTTP layer: the router, authentication, request extractors, the error shape, the
+//! OpenAPI document and the dashboard. Handlers parse, check and shape; what they do is in
+//! [`crate::app`].
+
+pub mod auth;
+pub mod dashboard;
+pub mod error;
+pub mod extract;
+pub mod forward;
+pub mod key_cache;
+pub mod openapi;
+pub mod qr;
+pub mod routes;
+pub mod state;

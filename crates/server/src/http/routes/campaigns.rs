@@ -1,0 +1,420 @@
+//! Campaigns over HTTP: `POST /v1/campaigns` checks everything and stores the campaign with
+//! its recipients before answering; `GET` reads progress, per-number counts and the finish
+//! estimate; `pause`, `resume` and `cancel` change its status. The sending itself is the
+//! runner's (`crate::runtime::campaigns`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json as JsonOut, Router};
+use bzapper_core::{validate, Jid};
+use bzapper_store::{
+    CampaignRecipient, CampaignRecord, CampaignStatus, InstanceRecord, StoreError,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::http::auth::Tenant;
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::{idempotency_key, Json};
+use crate::http::routes::messages::MAX_TEXT_CHARS;
+use crate::http::state::AppState;
+use crate::model::ids::new_ordered_id;
+use crate::model::time::now;
+use crate::runtime::campaigns::estimate;
+use crate::runtime::campaigns::progress::{NumberTotals, Totals};
+use crate::runtime::campaigns::template::Template;
+use crate::runtime::campaigns::window::{ScheduleSpec, Window};
+use crate::runtime::campaigns::{reported_status, window_of, Action, Outcome, MAX_RECIPIENTS};
+
+/// The largest body `POST /v1/campaigns` takes: room for [`MAX_RECIPIENTS`] recipients with a
+/// few short fields each. Other routes keep the API's 1 MiB.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/campaigns", post(create).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)).get(list))
+        .route("/v1/campaigns/{id}", get(get_one))
+        .route("/v1/campaigns/{id}/pause", post(pause))
+        .route("/v1/campaigns/{id}/resume", post(resume))
+        .route("/v1/campaigns/{id}/cancel", post(cancel))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCampaign {
+    /// 1 to 64 characters.
+    pub name: String,
+    /// The text, with `{{field}}` placeholders filled from each recipient's `fields`.
+    pub template: String,
+    /// 1 to 100,000 recipients, each a different number.
+    pub recipients: Vec<RecipientInput>,
+    /// The pool whose numbers send it (default `default`).
+    pub pool: Option<String>,
+    /// Send only inside this window (any time when absent).
+    pub schedule: Option<ScheduleSpec>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientInput {
+    /// A phone number in any common notation, or a `@s.whatsapp.net`, `@lid` or `@g.us` JID.
+    pub to: String,
+    /// The values of the template's fields (strings, numbers or booleans).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub fields: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CampaignView {
+    pub id: String,
+    pub name: String,
+    /// `running`, `scheduled` (running, but outside its window), `paused`, `canceled` or
+    /// `finished`.
+    pub status: String,
+    pub pool: String,
+    pub template: String,
+    pub schedule: Option<ScheduleSpec>,
+    /// The window now, when there is one.
+    pub window: Option<WindowView>,
+    /// Where every recipient is; the buckets add up to `recipients`.
+    pub totals: Totals,
+    /// What each number carried (numbers with at least one sent or failed message).
+    pub numbers: Vec<NumberTotals>,
+    /// When the messages still to send should all be out, at the pool's capacity now and
+    /// within the window; `null` when paused, ended, or no number can send (see
+    /// `docs/campaigns.md`).
+    pub estimated_finish_at: Option<DateTime<Utc>>,
+    pub capacity: CapacityView,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// When it was canceled or finished.
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WindowView {
+    pub open: bool,
+    /// When it opens next (`null` while open).
+    pub opens_at: Option<DateTime<Utc>>,
+    /// When it closes (`null` while closed).
+    pub closes_at: Option<DateTime<Utc>>,
+}
+
+/// What the pool can send now, the basis of the estimate.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CapacityView {
+    /// Connected numbers of the pool that are in rotation.
+    pub numbers: u32,
+    /// Sends per hour while the window is open.
+    pub per_hour: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CampaignList {
+    pub items: Vec<CampaignView>,
+}
+
+fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
+/// A field value as text: strings as they are, numbers and booleans as JSON writes them.
+fn field_text(i: usize, name: &str, v: &serde_json::Value) -> ApiResult<String> {
+    match v {
+        serde_json::Value::String(s) => Ok(s.clone()),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        serde_json::Value::Bool(b) => Ok(b.to_string()),
+        _ => Err(ApiError::invalid(format!(
+            "recipients[{i}].fields.{name} must be a string, a number or a boolean"
+        ))),
+    }
+}
+
+/// Checks a campaign and turns it into what is stored; nothing is stored here.
+fn build(
+    tenant_id: &str,
+    body: CreateCampaign,
+    pools: &[String],
+) -> ApiResult<(CampaignRecord, Vec<CampaignRecipient>)> {
+    let name = validate::name("name", &body.name).map_err(ApiError::invalid)?;
+    if body.template.trim().is_empty() {
+        return Err(invalid("invalid_template", "`template` must not be empty"));
+    }
+    let template = Template::parse(&body.template)
+        .map_err(|e| invalid("invalid_template", format!("`template`: {e}")))?;
+    let pool = match &body.pool {
+        Some(p) => validate::pool_name(p).map_err(ApiError::invalid)?,
+        None => "default".to_string(),
+    };
+    if !pools.contains(&pool) {
+        return Err(invalid(
+            "unknown_pool",
+            format!("pool `{pool}` does not exist: no number is in it and it was never set up"),
+        ));
+    }
+    let window = match &body.schedule {
+        Some(s) => Some(Window::parse(s).map_err(|e| invalid("invalid_schedule", e))?),
+        None => None,
+    };
+    if body.recipients.is_empty() {
+        return Err(ApiError::invalid("`recipients` must not be empty"));
+    }
+    if body.recipients.len() > MAX_RECIPIENTS {
+        return Err(invalid(
+            "too_many_recipients",
+            format!(
+                "a campaign takes at most {MAX_RECIPIENTS} recipients, not {}; split it",
+                body.recipients.len()
+            ),
+        ));
+    }
+    let used = template.fields();
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(body.recipients.len());
+    let mut recipients = Vec::with_capacity(body.recipients.len());
+    for (i, r) in body.recipients.into_iter().enumerate() {
+        let to = Jid::parse_recipient(&r.to)
+            .map_err(|e| invalid("invalid_recipient", format!("recipients[{i}].to: {e}")))?;
+        let to = to.to_string();
+        if let Some(first) = seen.insert(to.clone(), i) {
+            return Err(invalid(
+                "duplicate_recipient",
+                format!("recipients[{i}].to is the same number as recipients[{first}].to ({to})"),
+            ));
+        }
+        // Only the fields the template uses are kept.
+        let mut fields = BTreeMap::new();
+        for (k, v) in &r.fields {
+            if used.contains(k.as_str()) {
+                fields.insert(k.clone(), field_text(i, k, v)?);
+            }
+        }
+        let text = template.render(&fields).map_err(|missing| {
+            invalid(
+                "unknown_field",
+                format!(
+                    "recipients[{i}] has no field `{missing}`, which the template uses \
+                     ({{{{{missing}}}}})"
+                ),
+            )
+        })?;
+        if text.trim().is_empty() {
+            return Err(ApiError::invalid(format!("the text for recipients[{i}] is empty")));
+        }
+        if text.chars().count() > MAX_TEXT_CHARS {
+            return Err(ApiError::invalid(format!(
+                "the text for recipients[{i}] is longer than {MAX_TEXT_CHARS} characters"
+            )));
+        }
+        recipients.push(CampaignRecipient { index: i as u32, to, fields });
+    }
+    let at = now();
+    let campaign = CampaignRecord {
+        id: new_ordered_id("cmp"),
+        tenant_id: tenant_id.to_string(),
+        name,
+        template: body.template,
+        pool,
+        schedule: window.map(|w| serde_json::to_value(w.spec()).unwrap_or_default()),
+        status: CampaignStatus::Running,
+        recipients: recipients.len() as u32,
+        next_index: 0,
+        skipped: 0,
+        created_at: at,
+        updated_at: at,
+        ended_at: None,
+        idempotency_key: None,
+    };
+    Ok((campaign, recipients))
+}
+
+/// The view of `c`, with `instances` (the tenant's) for the capacity and estimate.
+async fn view(
+    state: &AppState,
+    c: &CampaignRecord,
+    instances: &[InstanceRecord],
+) -> ApiResult<CampaignView> {
+    let (totals, numbers) = state.campaigns.totals(c).await?;
+    let now_at = state.campaigns.clock.now();
+    let window = window_of(c);
+    let usable = state.campaigns.usable_numbers(instances, &c.pool);
+    let capacity = state.campaigns.capacity(&usable, now_at);
+    let per_hour =
+        estimate::pool_rate(&capacity, c.template.chars().count(), window.as_ref(), now_at);
+    let estimated_finish_at = match c.status {
+        CampaignStatus::Running => {
+            estimate::finish_at(now_at, totals.remaining(), per_hour, window.as_ref())
+        }
+        _ => None,
+    };
+    Ok(CampaignView {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        status: reported_status(c, window.as_ref(), now_at).to_string(),
+        pool: c.pool.clone(),
+        template: c.template.clone(),
+        schedule: window.as_ref().map(Window::spec),
+        window: window.as_ref().map(|w| {
+            let open = w.is_open(now_at);
+            WindowView {
+                open,
+                opens_at: if open { None } else { w.next_open(now_at) },
+                closes_at: w.closes_at(now_at),
+            }
+        }),
+        totals,
+        numbers,
+        estimated_finish_at,
+        capacity: CapacityView {
+            numbers: usable.len() as u32,
+            per_hour: (per_hour * 10.0).round() / 10.0,
+        },
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+        ended_at: c.ended_at,
+    })
+}
+
+async fn one_view(state: &AppState, c: &CampaignRecord) -> ApiResult<CampaignView> {
+    let instances = state.store.list_instances(&c.tenant_id).await?;
+    view(state, c, &instances).await
+}
+
+/// Accepts a campaign: checked whole, stored with every recipient in one transaction, then
+/// sent by the runner through the paced queue.
+#[utoipa::path(post, path = "/v1/campaigns", tag = "campaigns", security(("bearer" = [])),
+    request_body = CreateCampaign,
+    params(("Idempotency-Key" = Option<String>, Header, description = "the same key returns the campaign it first created, and creates nothing")),
+    responses(
+        (status = 201, body = CampaignView),
+        (status = 200, body = CampaignView, description = "the campaign created earlier with this `Idempotency-Key`"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`invalid_request`, `invalid_template`, `invalid_recipient`, `duplicate_recipient`, `unknown_field`, `too_many_recipients`, `unknown_pool` or `invalid_schedule`"),
+    ))]
+pub async fn create(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<CreateCampaign>,
+) -> ApiResult<(StatusCode, JsonOut<CampaignView>)> {
+    let key = idempotency_key(&headers)?;
+    if let Some(k) = &key {
+        if let Some(first) = state.store.find_campaign_by_key(&tenant.tenant_id, k).await? {
+            return Ok((StatusCode::OK, JsonOut(one_view(&state, &first).await?)));
+        }
+    }
+    let pools: Vec<String> =
+        state.store.list_pools(&tenant.tenant_id).await?.into_iter().map(|p| p.name).collect();
+    let (mut campaign, recipients) = build(&tenant.tenant_id, body, &pools)?;
+    campaign.idempotency_key = key.clone();
+    match state.store.create_campaign(&campaign, &recipients).await {
+        Ok(()) => {}
+        // The same key raced in from another request: answer what that one created.
+        Err(StoreError::Conflict(_)) if key.is_some() => {
+            let k = key.as_deref().unwrap_or_default();
+            let first = state.store.find_campaign_by_key(&tenant.tenant_id, k).await?;
+            let first = first.ok_or_else(|| ApiError::internal("an idempotency key vanished"))?;
+            return Ok((StatusCode::OK, JsonOut(one_view(&state, &first).await?)));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    // Wakes the runner (on whichever node runs campaigns).
+    state.campaigns.record(&campaign, "campaign.created").await;
+    Ok((StatusCode::CREATED, JsonOut(one_view(&state, &campaign).await?)))
+}
+
+/// The tenant's campaigns, newest first.
+#[utoipa::path(get, path = "/v1/campaigns", tag = "campaigns", security(("bearer" = [])),
+    responses((status = 200, body = CampaignList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list(
+    tenant: Tenant,
+    State(state): State<AppState>,
+) -> ApiResult<JsonOut<CampaignList>> {
+    let campaigns = state.store.list_campaigns(&tenant.tenant_id).await?;
+    let instances = state.store.list_instances(&tenant.tenant_id).await?;
+    let mut items = Vec::with_capacity(campaigns.len());
+    for c in &campaigns {
+        items.push(view(&state, c, &instances).await?);
+    }
+    Ok(JsonOut(CampaignList { items }))
+}
+
+async fn find(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<CampaignRecord> {
+    state.store.get_campaign(&tenant.tenant_id, id).await?.ok_or_else(ApiError::not_found)
+}
+
+/// One campaign: status, totals, per-number counts and the finish estimate.
+#[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "campaigns", security(("bearer" = [])),
+    params(("id" = String, Path, description = "campaign id")),
+    responses((status = 200, body = CampaignView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_one(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<JsonOut<CampaignView>> {
+    let c = find(&state, &tenant, &id).await?;
+    Ok(JsonOut(one_view(&state, &c).await?))
+}
+
+async fn act(
+    tenant: Tenant,
+    state: AppState,
+    id: String,
+    action: Action,
+) -> ApiResult<JsonOut<CampaignView>> {
+    let c = find(&state, &tenant, &id).await?;
+    if let Outcome::Ended(status) = state.campaigns.apply(&c, action).await? {
+        return Err(ApiError::conflict(
+            "campaign_ended",
+            format!("the campaign is {}; it can no longer change", status.as_str()),
+        ));
+    }
+    let c = find(&state, &tenant, &id).await?;
+    Ok(JsonOut(one_view(&state, &c).await?))
+}
+
+/// Stops queueing the campaign's messages; the few already queued still go out.
+#[utoipa::path(post, path = "/v1/campaigns/{id}/pause", tag = "campaigns", security(("bearer" = [])),
+    params(("id" = String, Path, description = "campaign id")),
+    responses((status = 200, body = CampaignView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`campaign_ended`: canceled or finished")))]
+pub async fn pause(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<JsonOut<CampaignView>> {
+    act(tenant, state, id, Action::Pause).await
+}
+
+/// Goes on where a paused campaign stopped.
+#[utoipa::path(post, path = "/v1/campaigns/{id}/resume", tag = "campaigns", security(("bearer" = [])),
+    params(("id" = String, Path, description = "campaign id")),
+    responses((status = 200, body = CampaignView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`campaign_ended`: canceled or finished")))]
+pub async fn resume(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<JsonOut<CampaignView>> {
+    act(tenant, state, id, Action::Resume).await
+}
+
+/// Ends the campaign: recipients not yet queued are not sent, and its queued messages fail
+/// with `campaign canceled` (one a number is already sending still goes out).
+#[utoipa::path(post, path = "/v1/campaigns/{id}/cancel", tag = "campaigns", security(("bearer" = [])),
+    params(("id" = String, Path, description = "campaign id")),
+    responses((status = 200, body = CampaignView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`campaign_ended`: already finished")))]
+pub async fn cancel(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<JsonOut<CampaignView>> {
+    act(tenant, state, id, Action::Cancel).await
+}

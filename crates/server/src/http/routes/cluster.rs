@@ -1,0 +1,79 @@
+//! The cluster as this node sees it (admin token): every node with its last heartbeat and
+//! the numbers it holds. A gateway on SQLite is one node holding every running number.
+
+use axum::extract::State;
+use axum::Json as JsonOut;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::http::auth::Admin;
+use crate::http::error::{ApiResult, ErrorBody};
+use crate::http::state::AppState;
+use crate::model::time::now;
+
+/// Nodes silent for longer than this are left out of the view.
+const FORGET_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+#[derive(Serialize, ToSchema)]
+pub struct ClusterView {
+    /// The node that answered.
+    pub node_id: String,
+    /// `cluster` (PostgreSQL, several nodes possible) or `single` (SQLite).
+    pub mode: &'static str,
+    /// How long a node holds a number without renewing (failover time), in seconds.
+    pub lease_seconds: Option<u64>,
+    pub nodes: Vec<NodeItem>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NodeItem {
+    pub id: String,
+    /// Where the other nodes reach its API.
+    pub url: String,
+    pub started_at: DateTime<Utc>,
+    pub heartbeat_at: DateTime<Utc>,
+    /// Heartbeat within the lease time.
+    pub live: bool,
+    /// Instance ids whose connection it holds.
+    pub instances: Vec<String>,
+}
+
+/// Nodes, their last heartbeat, and which numbers each holds.
+#[utoipa::path(get, path = "/v1/cluster", tag = "cluster", security(("bearer" = [])),
+    responses((status = 200, body = ClusterView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn view(_: Admin, State(state): State<AppState>) -> ApiResult<JsonOut<ClusterView>> {
+    let Some(c) = &state.cluster else {
+        let at = now();
+        return Ok(JsonOut(ClusterView {
+            node_id: "single".into(),
+            mode: "single",
+            lease_seconds: None,
+            nodes: vec![NodeItem {
+                id: "single".into(),
+                url: String::new(),
+                started_at: at,
+                heartbeat_at: at,
+                live: true,
+                instances: state.supervisor.running_ids().await,
+            }],
+        }));
+    };
+    let nodes = c.store.nodes(c.ttl, FORGET_AFTER).await?;
+    Ok(JsonOut(ClusterView {
+        node_id: c.node_id().to_string(),
+        mode: "cluster",
+        lease_seconds: Some(c.ttl.as_secs()),
+        nodes: nodes
+            .into_iter()
+            .map(|n| NodeItem {
+                id: n.id,
+                url: n.url,
+                started_at: n.started_at,
+                heartbeat_at: n.heartbeat_at,
+                live: n.live,
+                instances: n.instances,
+            })
+            .collect(),
+    }))
+}

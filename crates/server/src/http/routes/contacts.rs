@@ -1,0 +1,165 @@
+//! `POST /v1/contacts/check`: which phone numbers are on WhatsApp, with their JID and LID,
+//! asked through one of the tenant's connected numbers (paced, cached for a day in the store;
+//! see [`crate::app::contacts`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json as JsonOut;
+use bzapper_core::{Limits, Phone, Status};
+use bzapper_driver::{Connection, ContactStatus};
+use bzapper_store::InstanceRecord;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::http::auth::Tenant;
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::Json;
+use crate::http::routes::live::{connection, driver_error};
+use crate::http::state::AppState;
+
+/// The most phones in one request.
+pub const MAX_PHONES: usize = 500;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    /// Phone numbers in any common notation.
+    #[schema(min_items = 1, max_items = 500)]
+    pub phones: Vec<String>,
+    /// Ask through this number; otherwise a connected number of the tenant (of `pool`, when
+    /// given) is picked.
+    pub instance_id: Option<String>,
+    pub pool: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactView {
+    /// E.164 with `+`.
+    pub phone: String,
+    pub on_whatsapp: bool,
+    /// The phone-number JID, when on WhatsApp.
+    pub jid: Option<String>,
+    /// The LID, when WhatsApp gave it.
+    pub lid: Option<String>,
+    /// The answer is from the last day's cache.
+    pub cached: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckAnswer {
+    /// One per distinct phone, in the order given.
+    pub items: Vec<ContactView>,
+    /// The number that asked WhatsApp (`null` when every answer was cached).
+    pub instance_id: Option<String>,
+}
+
+/// Which phone numbers are on WhatsApp.
+#[utoipa::path(post, path = "/v1/contacts/check", tag = "contacts", security(("bearer" = [])),
+    request_body = CheckRequest,
+    responses(
+        (status = 200, body = CheckAnswer),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`no_number_available` or `instance_unavailable`"),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+        (status = 502, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub async fn check(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Json(body): Json<CheckRequest>,
+) -> ApiResult<JsonOut<CheckAnswer>> {
+    if body.phones.is_empty() || body.phones.len() > MAX_PHONES {
+        return Err(ApiError::invalid(format!("give 1 to {MAX_PHONES} `phones`")));
+    }
+    let mut phones: Vec<Phone> = Vec::with_capacity(body.phones.len());
+    for (i, raw) in body.phones.iter().enumerate() {
+        let p = Phone::parse(raw).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_phone",
+                format!("`phones[{i}]`: {e}"),
+            )
+        })?;
+        if !phones.contains(&p) {
+            phones.push(p);
+        }
+    }
+    let cached = state.contacts.cached(&tenant.tenant_id, &phones).await?;
+    let missing: Vec<Phone> = phones.iter().filter(|p| !cached.contains_key(p)).cloned().collect();
+    let mut fresh: HashMap<Phone, ContactStatus> = HashMap::new();
+    let mut asked_by = None;
+    if !missing.is_empty() {
+        let (rec, conn) = pick_number(&state, &tenant, &body).await?;
+        let limits = Limits::default().merged(&rec.limits).unwrap_or_default();
+        let answers = state
+            .contacts
+            .check(&tenant.tenant_id, &rec.id, &limits, conn.as_ref(), &missing)
+            .await
+            .map_err(driver_error)?;
+        for a in answers {
+            if let (Some(j), Some(l)) = (&a.jid, &a.lid) {
+                let (j, l) = (j.to_non_device().to_string(), l.to_non_device().to_string());
+                if let Err(e) = state.store.learn_lid(&l, &j).await {
+                    tracing::warn!(error = %e, "storing a LID learned from a contact check failed");
+                }
+            }
+            fresh.insert(a.phone.clone(), a);
+        }
+        asked_by = Some(rec.id);
+    }
+    let items = phones
+        .iter()
+        .map(|p| {
+            let (status, was_cached) = match (cached.get(p), fresh.get(p)) {
+                (Some(s), _) => (Some(s), true),
+                (None, s) => (s, false),
+            };
+            ContactView {
+                phone: p.e164(),
+                on_whatsapp: status.is_some_and(|s| s.on_whatsapp),
+                jid: status.and_then(|s| s.jid.as_ref()).map(|j| j.to_non_device().to_string()),
+                lid: status.and_then(|s| s.lid.as_ref()).map(|l| l.to_non_device().to_string()),
+                cached: was_cached,
+            }
+        })
+        .collect();
+    Ok(JsonOut(CheckAnswer { items, instance_id: asked_by }))
+}
+
+/// The number that asks: the one named, or a connected, healthy number of the tenant (of the
+/// pool, when named) whose connection runs on this node.
+async fn pick_number(
+    state: &AppState,
+    tenant: &Tenant,
+    body: &CheckRequest,
+) -> ApiResult<(InstanceRecord, Arc<dyn Connection>)> {
+    if let Some(id) = &body.instance_id {
+        return connection(state, tenant, id).await;
+    }
+    let mut candidates: Vec<InstanceRecord> = state
+        .store
+        .list_instances(&tenant.tenant_id)
+        .await?
+        .into_iter()
+        .filter(|r| r.state.status == Status::Connected)
+        .filter(|r| body.pool.as_ref().is_none_or(|p| *p == r.pool))
+        .collect();
+    // Healthy numbers first; a number out of rotation is asked only when nothing else is up.
+    candidates.shuffle(&mut rand::thread_rng());
+    candidates.sort_by_key(|r| std::cmp::Reverse(r.health_score));
+    for rec in candidates {
+        if let Some(conn) = state.supervisor.connection(&rec.id).await {
+            return Ok((rec, conn));
+        }
+    }
+    Err(ApiError::conflict(
+        "no_number_available",
+        "no connected number of this tenant (on this node) can ask WhatsApp",
+    ))
+}

@@ -1,0 +1,118 @@
+//! A number's groups: `GET /v1/instances/{id}/groups` lists them, `…/groups/{jid}` gives one
+//! with its participants, by phone JID where the LID's phone is known.
+
+use axum::extract::{Path, State};
+use axum::Json as JsonOut;
+use bzapper_core::Jid;
+use bzapper_driver::GroupSummary;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::http::auth::Tenant;
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::routes::live::{connection, driver_error};
+use crate::http::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupView {
+    /// `<id>@g.us`.
+    pub jid: String,
+    pub subject: String,
+    /// How many participants it has.
+    pub size: u32,
+    /// This number is an admin of the group.
+    pub is_admin: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupList {
+    pub items: Vec<GroupView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ParticipantView {
+    /// The phone-number JID, when known.
+    pub jid: Option<String>,
+    /// E.164 with `+`, when known.
+    pub phone: Option<String>,
+    /// The participant's LID, when known.
+    pub lid: Option<String>,
+    pub is_admin: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupDetail {
+    #[serde(flatten)]
+    pub group: GroupView,
+    pub participants: Vec<ParticipantView>,
+}
+
+fn view(g: GroupSummary) -> GroupView {
+    GroupView { jid: g.jid.to_string(), subject: g.subject, size: g.size, is_admin: g.is_admin }
+}
+
+/// The groups the number is in.
+#[utoipa::path(get, path = "/v1/instances/{id}/groups", tag = "groups", security(("bearer" = [])),
+    params(("id" = String, Path, description = "instance id")),
+    responses(
+        (status = 200, body = GroupList),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`instance_unavailable`: not connected"),
+        (status = 502, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub async fn list(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<JsonOut<GroupList>> {
+    let (_, conn) = connection(&state, &tenant, &id).await?;
+    let groups = conn.groups().await.map_err(driver_error)?;
+    Ok(JsonOut(GroupList { items: groups.into_iter().map(view).collect() }))
+}
+
+/// One group with its participants.
+#[utoipa::path(get, path = "/v1/instances/{id}/groups/{jid}", tag = "groups", security(("bearer" = [])),
+    params(("id" = String, Path, description = "instance id"), ("jid" = String, Path, description = "group JID (`<id>@g.us`)")),
+    responses(
+        (status = 200, body = GroupDetail),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`instance_unavailable`: not connected"),
+        (status = 422, body = ErrorBody),
+        (status = 502, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub async fn get(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path((id, jid)): Path<(String, String)>,
+) -> ApiResult<JsonOut<GroupDetail>> {
+    let group = Jid::parse(&jid)
+        .ok()
+        .filter(Jid::is_group)
+        .ok_or_else(|| ApiError::invalid(format!("`{jid}` is not a group JID (<id>@g.us)")))?;
+    let (_, conn) = connection(&state, &tenant, &id).await?;
+    let info = conn.group(&group).await.map_err(driver_error)?;
+    let mut participants = Vec::with_capacity(info.participants.len());
+    for p in info.participants {
+        let (mut phone_jid, lid) = (p.jid, p.lid.map(|l| l.to_non_device()));
+        if let (Some(pj), Some(l)) = (&phone_jid, &lid) {
+            // The network told both: the mapping serves every later LID message.
+            let _ = state.store.learn_lid(&l.to_string(), &pj.to_non_device().to_string()).await;
+        }
+        if phone_jid.is_none() {
+            if let Some(l) = &lid {
+                let known = state.store.phone_for_lid(&l.to_string()).await?;
+                phone_jid = known.and_then(|p| Jid::parse(&p).ok());
+            }
+        }
+        let phone_jid = phone_jid.map(|j| j.to_non_device());
+        participants.push(ParticipantView {
+            phone: phone_jid.as_ref().and_then(Jid::phone).map(|p| p.e164()),
+            jid: phone_jid.map(|j| j.to_string()),
+            lid: lid.map(|l| l.to_string()),
+            is_admin: p.is_admin,
+        });
+    }
+    Ok(JsonOut(GroupDetail { group: view(info.summary), participants }))
+}

@@ -1,0 +1,53 @@
+//! Liveness and readiness probes (no auth).
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::{extract::State, Json};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::http::error::ErrorBody;
+use crate::http::state::AppState;
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`
+    pub status: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    /// `ok`
+    pub status: String,
+    /// The WhatsApp backend in use: `whatsapp` or `sim`.
+    pub driver: String,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok".into() })
+}
+
+/// The store answers.
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, body = Ready),
+    (status = 503, body = ErrorBody, description = "the store does not answer"),
+))]
+pub async fn readyz(State(state): State<AppState>) -> axum::response::Response {
+    match state.store.ping().await {
+        Ok(()) => {
+            Json(Ready { status: "ok".into(), driver: state.supervisor.driver_name().into() })
+                .into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            crate::http::error::ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the store does not answer",
+            )
+            .into_response()
+        }
+    }
+}

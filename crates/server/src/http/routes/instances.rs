@@ -1,0 +1,537 @@
+//! Instances (one WhatsApp number each): create (which starts it), read, change, delete, and
+//! the connection commands, QR code and pairing code.
+
+use axum::extract::{Path, State};
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json as JsonOut;
+use base64::Engine;
+use bzapper_core::{
+    validate, InstanceState, Limits, LimitsPatch, Phone, ProxyUrl, Reason, Status, Warming,
+};
+use bzapper_store::{InstanceRecord, StoreError};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::time::Duration;
+use utoipa::ToSchema;
+
+use crate::http::auth::Tenant;
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::Json;
+use crate::http::qr::render_png;
+use crate::http::state::AppState;
+use crate::model::ids::new_id;
+use crate::model::time::now;
+use crate::runtime::supervisor::SupervisorError;
+
+/// Sending limits; any subset may be given, the rest keep their defaults.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsInput {
+    /// Sends per minute (default 8).
+    #[schema(minimum = 1)]
+    pub per_minute: Option<u32>,
+    /// Sends per hour (default 200).
+    #[schema(minimum = 1)]
+    pub per_hour: Option<u32>,
+    /// Sends per day once warmed (default 1500).
+    #[schema(minimum = 1)]
+    pub per_day: Option<u32>,
+    /// Shortest pause between two sends, ms (default 3000).
+    pub min_gap_ms: Option<u64>,
+    /// Longest pause between two sends, ms (default 12000, at most 3600000).
+    pub max_gap_ms: Option<u64>,
+}
+
+impl From<LimitsInput> for LimitsPatch {
+    fn from(l: LimitsInput) -> Self {
+        LimitsPatch {
+            per_minute: l.per_minute,
+            per_hour: l.per_hour,
+            per_day: l.per_day,
+            min_gap_ms: l.min_gap_ms,
+            max_gap_ms: l.max_gap_ms,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInstance {
+    /// 1 to 64 characters, unique within the tenant.
+    #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
+    pub name: String,
+    /// Pool name (default `default`).
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
+    pub pool: Option<String>,
+    /// Days of warming after the first connection (0 to 60, default 5).
+    #[schema(minimum = 0, maximum = 60)]
+    pub warming_days: Option<i64>,
+    /// `socks5://user:pass@host:port` or `http://host:port`.
+    pub proxy: Option<String>,
+    pub limits: Option<LimitsInput>,
+}
+
+/// Only the fields given change. `proxy: null` removes the proxy.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchInstance {
+    #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
+    pub name: Option<String>,
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
+    pub pool: Option<String>,
+    #[schema(minimum = 0, maximum = 60)]
+    pub warming_days: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub proxy: Option<Option<String>>,
+    pub limits: Option<LimitsInput>,
+}
+
+/// Distinguishes a field that is absent (outer `None`) from one that is `null`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WarmingView {
+    pub days: u32,
+    pub until: Option<DateTime<Utc>>,
+    pub active: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthView {
+    /// 0 to 100.
+    pub score: u8,
+    pub in_rotation: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StatsView {
+    pub sent_today: u64,
+    pub received_today: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LimitsView {
+    pub per_minute: u32,
+    pub per_hour: u32,
+    pub per_day: u32,
+    pub min_gap_ms: u64,
+    pub max_gap_ms: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InstanceView {
+    pub id: String,
+    pub name: String,
+    pub pool: String,
+    /// `qr_pending`, `connecting`, `connected` or `disconnected`.
+    pub status: String,
+    /// `null` while connected; else `transient`, `logged_out`, `banned`, `stopped`, `qr_timeout`.
+    pub reason: Option<String>,
+    pub detail: Option<String>,
+    pub phone: Option<String>,
+    pub jid: Option<String>,
+    pub lid: Option<String>,
+    pub warming: WarmingView,
+    pub health: HealthView,
+    /// The proxy without credentials.
+    pub proxy: Option<String>,
+    pub limits: LimitsView,
+    pub stats: StatsView,
+    pub created_at: DateTime<Utc>,
+    pub connected_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InstanceList {
+    pub items: Vec<InstanceView>,
+}
+
+/// Live figures of a number that the record alone does not hold.
+#[derive(Default, Clone, Copy)]
+pub struct Live {
+    pub health: Option<(u8, bool)>,
+    pub sent_today: u64,
+    pub received_today: u64,
+}
+
+/// Live figures of the tenant's numbers (all, or the one given), by instance id.
+pub async fn live(
+    state: &AppState,
+    tenant_id: &str,
+    recs: &[InstanceRecord],
+) -> ApiResult<std::collections::HashMap<String, Live>> {
+    let day_start = Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+    let mut out: std::collections::HashMap<String, Live> = recs
+        .iter()
+        .map(|r| (r.id.clone(), Live { health: state.scheduler.health(&r.id), ..Live::default() }))
+        .collect();
+    for (id, n) in state.store.count_sent_by_instance(tenant_id, day_start).await? {
+        if let Some(l) = out.get_mut(&id) {
+            l.sent_today = n;
+        }
+    }
+    for (id, n) in
+        state.store.count_events_by_instance(tenant_id, "message.received", day_start).await?
+    {
+        if let Some(l) = out.get_mut(&id) {
+            l.received_today = n;
+        }
+    }
+    Ok(out)
+}
+
+async fn full_view(state: &AppState, rec: &InstanceRecord) -> ApiResult<InstanceView> {
+    let live = live(state, &rec.tenant_id, std::slice::from_ref(rec)).await?;
+    Ok(view(rec, live.get(&rec.id).copied().unwrap_or_default()))
+}
+
+pub fn view(rec: &InstanceRecord, live: Live) -> InstanceView {
+    let limits = Limits::default().merged(&rec.limits).unwrap_or_default();
+    let w = Warming::at(rec.warming_days, rec.first_connected_at, Utc::now());
+    let s = &rec.state;
+    InstanceView {
+        id: rec.id.clone(),
+        name: rec.name.clone(),
+        pool: rec.pool.clone(),
+        status: s.status.as_str().into(),
+        reason: s.reason.map(|r| r.as_str().into()),
+        detail: s.detail.clone(),
+        phone: rec.phone.clone(),
+        jid: rec.jid.clone(),
+        lid: rec.lid.clone(),
+        warming: WarmingView { days: w.days, until: w.until, active: w.active },
+        health: {
+            // The record read here is the source of truth for the status; the scheduler's
+            // verdict (score above the threshold) may trail it by a moment.
+            let connected = s.status == Status::Connected && s.reason != Some(Reason::Banned);
+            let (score, healthy) = live.health.unwrap_or((rec.health_score, true));
+            HealthView { score, in_rotation: connected && healthy }
+        },
+        proxy: rec.proxy.as_ref().map(ProxyUrl::redacted),
+        limits: LimitsView {
+            per_minute: limits.per_minute,
+            per_hour: limits.per_hour,
+            per_day: limits.per_day,
+            min_gap_ms: limits.min_gap_ms,
+            max_gap_ms: limits.max_gap_ms,
+        },
+        stats: StatsView { sent_today: live.sent_today, received_today: live.received_today },
+        created_at: rec.created_at,
+        connected_at: rec.connected_at,
+    }
+}
+
+fn invalid_proxy(e: bzapper_core::ProxyError) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_proxy", e.to_string())
+}
+
+fn invalid_limits(e: bzapper_core::LimitsError) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_limits", e.to_string())
+}
+
+fn name_taken(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(_) => ApiError::conflict(
+            "name_taken",
+            "an instance with this name already exists in this tenant",
+        ),
+        other => other.into(),
+    }
+}
+
+fn supervisor_error(e: SupervisorError) -> ApiError {
+    match e {
+        SupervisorError::Refused(r) => ApiError::conflict("invalid_state", r.to_string()),
+        SupervisorError::NotRunning => {
+            ApiError::conflict("not_pending", "the instance is not waiting to be linked")
+        }
+        SupervisorError::Driver(bzapper_driver::DriverError::NotPairing) => {
+            ApiError::conflict("not_pending", "the instance is not waiting to be linked")
+        }
+        other => ApiError::internal(other),
+    }
+}
+
+async fn load(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<InstanceRecord> {
+    state.store.get_instance(&tenant.tenant_id, id).await?.ok_or_else(ApiError::not_found)
+}
+
+/// Creates an instance and starts it: `qr_pending` until a phone links it.
+#[utoipa::path(post, path = "/v1/instances", tag = "instances", security(("bearer" = [])),
+    request_body = CreateInstance,
+    responses(
+        (status = 201, body = InstanceView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+pub async fn create(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Json(body): Json<CreateInstance>,
+) -> ApiResult<(StatusCode, JsonOut<InstanceView>)> {
+    let name = validate::name("name", &body.name).map_err(ApiError::invalid)?;
+    let pool = validate::pool_name(body.pool.as_deref().unwrap_or("default"))
+        .map_err(ApiError::invalid)?;
+    let warming_days =
+        validate::warming_days(body.warming_days.unwrap_or(5)).map_err(ApiError::invalid)?;
+    let proxy = body.proxy.as_deref().map(ProxyUrl::parse).transpose().map_err(invalid_proxy)?;
+    let limits: LimitsPatch = body.limits.map(Into::into).unwrap_or_default();
+    Limits::default().merged(&limits).map_err(invalid_limits)?;
+    let mut rec = InstanceRecord {
+        id: new_id("ins"),
+        tenant_id: tenant.tenant_id,
+        name,
+        pool,
+        state: InstanceState::new_stopped(),
+        phone: None,
+        jid: None,
+        lid: None,
+        warming_days,
+        proxy,
+        limits,
+        first_connected_at: None,
+        connected_at: None,
+        created_at: now(),
+        health_score: 100,
+    };
+    state.store.create_instance(&rec).await.map_err(name_taken)?;
+    if let Some(leases) = &state.leases {
+        // Nobody else knows the number yet: this node takes it.
+        leases.place(&rec.id).await?;
+    }
+    rec.state = state.supervisor.start(&rec).await.map_err(supervisor_error)?;
+    Ok((StatusCode::CREATED, JsonOut(full_view(&state, &rec).await?)))
+}
+
+/// Lists the tenant's instances.
+#[utoipa::path(get, path = "/v1/instances", tag = "instances", security(("bearer" = [])),
+    responses((status = 200, body = InstanceList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list(
+    tenant: Tenant,
+    State(state): State<AppState>,
+) -> ApiResult<JsonOut<InstanceList>> {
+    let recs = state.store.list_instances(&tenant.tenant_id).await?;
+    let live = live(&state, &tenant.tenant_id, &recs).await?;
+    let items =
+        recs.iter().map(|r| view(r, live.get(&r.id).copied().unwrap_or_default())).collect();
+    Ok(JsonOut(InstanceList { items }))
+}
+
+/// One instance.
+#[utoipa::path(get, path = "/v1/instances/{id}", tag = "instances", security(("bearer" = [])),
+    params(("id" = String, Path, description = "instance id")),
+    responses((status = 200, body = InstanceView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<JsonOut<InstanceView>> {
+    Ok(JsonOut(full_view(&state, &load(&state, &tenant, &id).await?).await?))
+}
+
+/// Changes name, pool, warming days, proxy or limits. A new proxy applies at the next connect.
+#[utoipa::path(patch, path = "/v1/instances/{id}", tag = "instances", security(("bearer" = [])),
+    params(("id" = String, Path, description = "instance id")),
+    request_body = PatchInstance,
+    responses(
+        (status = 200, body = InstanceView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+    ))]
+pub async fn patch(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<PatchInstance>,
+) -> ApiResult<JsonOut<InstanceView>> {
+    let mut rec = load(&state, &tenant, &id).await?;
+    // Check everything before changing anything.
+    if let Some(n) = &body.name {
+        rec.name = validate::name("name", n).map_err(ApiError::invalid)?;
+    }
+    if let Some(p) = &body.pool {
+        rec.pool = validate::pool_name(p).map_err(ApiError::invalid)?;
+    }
+    if let Some(d) = body.warming_days {
+        rec.warming_days = validate::warming_days(d).map_err(ApiError::invalid)?;
+    }
+    if let Some(p) = &body.proxy {
+        rec.proxy = p.as_deref().map(ProxyUrl::parse).transpose().map_err(invalid_proxy)?;
+    }
+    if let Some(l) = body.limits {
+        let merged = rec.limits.overlaid(&l.into());
+        Limits::default().merged(&merged).map_err(invalid_limits)?;
+        rec.limits = merged;
+    }
+    if !state.store.update_instance_settings(&rec).await.map_err(name_taken)? {
+        return Err(ApiError::not_found());
+    }
+    // A new pool or limits take effect for the next send.
+    state.scheduler.number_changed(&rec, None).await;
+    Ok(JsonOut(full_view(&state, &rec).await?))
+}
+
+/// Logs the number out, wipes its session and deletes the instance.
+#[utoipa::path(delete, path = "/v1/instances/{id}", tag = "instances", security(("bearer" = [])),
+    params(("id" = String, Path, description = "instance id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let rec = load(&state, &tenant, &id).await?;
+    state.supervisor.delete(&rec).await.map_err(supervisor_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn after(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<JsonOut<InstanceView>> {
+    Ok(JsonOut(full_view(state, &load(state, tenant, id).await?).await?))
+}
+
+/// Connects the number (a QR code when it has no session). Connecting a running number
+/// changes nothing.
+#[utoipa::path(post, path = "/v1/instances/{id}/connect", tag = "instances", security(("bearer" = [])),
+    params(("id" = String, Path, description = "instance id")),
+    responses((status = 200, body = InstanceView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn connect(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<JsonOut<InstanceView>> {
+    let rec = load(&state, &tenant, &id).await?;
+    state.supervisor.start(&rec).await.map_err(supervisor_error)?;
+    after(&state, &tenant, &id).await
+}
+
+/// Disconnects the number and keeps its session (`reason: stopped`).
+#[utoipa::path(post, path = "/v1/instances/{id}/disconnect", tag = "instances", security(("bearer" = [])),
+    params(("id" = String, Path, description = "instance id")),
+    responses((status = 200, body = InstanceView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn disconnect(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<JsonOut<InstanceView>> {
+    let rec = load(&state, &tenant, &id).await?;
+    state.supervisor.stop(&rec).await.map_err(supervisor_error)?;
+    after(&state, &tenant, &id).await
+}
+
+/// Unlinks the number and wipes its session (`reason: logged_out`); `connect` shows a new QR.
+#[utoipa::path(post, path = "/v1/instances/{id}/logout", tag = "instances", security(("bearer" = [])),
+    params(("id" = String, Path, description = "instance id")),
+    responses((status = 200, body = InstanceView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn logout(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<JsonOut<InstanceView>> {
+    let rec = load(&state, &tenant, &id).await?;
+    state.supervisor.logout(&rec).await.map_err(supervisor_error)?;
+    after(&state, &tenant, &id).await
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct QrView {
+    /// The raw QR payload.
+    pub code: String,
+    pub expires_at: DateTime<Utc>,
+    /// The QR code as a PNG image, base64.
+    pub png_base64: String,
+}
+
+fn wants_png(headers: &HeaderMap) -> bool {
+    headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.split(',').any(|p| p.trim().starts_with("image/png")))
+}
+
+/// The current QR code, as JSON or, with `Accept: image/png`, as the image.
+#[utoipa::path(get, path = "/v1/instances/{id}/qr", tag = "instances", security(("bearer" = [])),
+    params(("id" = String, Path, description = "instance id")),
+    responses(
+        (status = 200, content((QrView = "application/json"), ("image/png"))),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+    ))]
+pub async fn qr(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let rec = load(&state, &tenant, &id).await?;
+    let not_pending = || {
+        ApiError::conflict(
+            "not_pending",
+            format!("the instance is {}, not qr_pending", rec.state.status.as_str()),
+        )
+    };
+    if rec.state.status != Status::QrPending {
+        return Err(not_pending());
+    }
+    let code = state.supervisor.qr(&id, Duration::from_secs(5)).await.ok_or_else(not_pending)?;
+    let png = render_png(&code.code).map_err(ApiError::internal)?;
+    if wants_png(&headers) {
+        return Ok(([(CONTENT_TYPE, "image/png")], png).into_response());
+    }
+    let png_base64 = base64::engine::general_purpose::STANDARD.encode(png);
+    Ok(JsonOut(QrView { code: code.code, expires_at: code.expires_at, png_base64 }).into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PairCodeRequest {
+    /// The number to link, e.g. `+5511999999999`.
+    #[schema(min_length = 8, max_length = 32)]
+    pub phone: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PairCodeView {
+    /// Type this on the phone: WhatsApp → Linked devices → Link with phone number.
+    pub code: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A pairing code to link the number without scanning (while `qr_pending`).
+#[utoipa::path(post, path = "/v1/instances/{id}/pair-code", tag = "instances", security(("bearer" = [])),
+    params(("id" = String, Path, description = "instance id")),
+    request_body = PairCodeRequest,
+    responses(
+        (status = 200, body = PairCodeView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+    ))]
+pub async fn pair_code(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<PairCodeRequest>,
+) -> ApiResult<JsonOut<PairCodeView>> {
+    let rec = load(&state, &tenant, &id).await?;
+    let phone = Phone::parse(&body.phone).map_err(|e| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone", e.to_string())
+    })?;
+    if rec.state.status != Status::QrPending {
+        return Err(ApiError::conflict(
+            "not_pending",
+            format!("the instance is {}, not qr_pending", rec.state.status.as_str()),
+        ));
+    }
+    let code = state.supervisor.pair_code(&id, &phone).await.map_err(supervisor_error)?;
+    Ok(JsonOut(PairCodeView { code: code.code, expires_at: code.expires_at }))
+}

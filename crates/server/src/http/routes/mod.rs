@@ -1,0 +1,101 @@
+//! The HTTP routes, one module per resource, and the router that joins them.
+
+pub mod alerts;
+pub mod campaigns;
+pub mod cluster;
+pub mod contacts;
+pub mod events;
+pub mod groups;
+pub mod health;
+pub mod inbound_media;
+pub mod instances;
+pub mod live;
+pub mod media;
+pub mod message_content;
+pub mod messages;
+pub mod metrics;
+pub mod not_implemented;
+pub mod pools;
+pub mod sim;
+pub mod tenants;
+pub mod webhooks;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::Router;
+
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(crate::http::dashboard::routes())
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(crate::http::openapi::serve))
+        .route("/metrics", get(metrics::prometheus))
+        .route("/v1/metrics", get(metrics::tenant))
+        .route("/v1/tenants", post(tenants::create).get(tenants::list))
+        .route("/v1/cluster", get(cluster::view))
+        .route(
+            "/v1/cluster/media/{tenant_id}/{id}",
+            get(media::peer_copy).delete(media::peer_delete),
+        )
+        .route("/v1/tenants/{id}", axum::routing::delete(tenants::delete))
+        .route("/v1/tenants/{id}/keys", post(tenants::create_key))
+        .route("/v1/tenants/{id}/keys/{key_id}", axum::routing::delete(tenants::revoke_key))
+        .route("/v1/instances", post(instances::create).get(instances::list))
+        .route(
+            "/v1/instances/{id}",
+            get(instances::get).patch(instances::patch).delete(instances::delete),
+        )
+        .route("/v1/instances/{id}/connect", post(instances::connect))
+        .route("/v1/instances/{id}/disconnect", post(instances::disconnect))
+        .route("/v1/instances/{id}/logout", post(instances::logout))
+        .route("/v1/instances/{id}/qr", get(instances::qr))
+        .route("/v1/instances/{id}/pair-code", post(instances::pair_code))
+        .route("/v1/instances/{id}/groups", get(groups::list))
+        .route("/v1/instances/{id}/groups/{jid}", get(groups::get))
+        .route("/v1/instances/{id}/media/{message_id}", get(inbound_media::get))
+        .route("/v1/contacts/check", post(contacts::check))
+        .route("/v1/events", get(events::stream))
+        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/v1/webhooks/{id}", get(webhooks::get).delete(webhooks::delete))
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/v1/webhooks/{id}/deliveries/{delivery_id}/retry", post(webhooks::retry))
+        // Uploads lift the API's small body limit: the handler applies the media cap.
+        .route("/v1/media", post(media::upload).layer(DefaultBodyLimit::disable()))
+        .route("/v1/media/{id}", get(media::get).delete(media::delete))
+        .route("/v1/media/{id}/content", get(media::content))
+        .route("/v1/alerts", put(alerts::put).get(alerts::get).delete(alerts::delete))
+        .route("/v1/pools", get(pools::list))
+        .route("/v1/pools/{name}", put(pools::put))
+        .route("/v1/messages", post(messages::send).get(messages::list))
+        .route("/v1/messages/{id}", get(messages::get))
+        .merge(campaigns::routes())
+        .route("/v1/messages/forward", post(not_implemented::forward))
+        .route("/v1/labels", post(not_implemented::labels))
+        .route("/v1/calls", post(not_implemented::calls))
+        .route("/v1/sim/instances/{id}/scan", post(sim::scan))
+        .route("/v1/sim/instances/{id}/drop", post(sim::drop_connection))
+        .route("/v1/sim/instances/{id}/inbound", post(sim::inbound))
+        .route("/v1/sim/instances/{id}/outbox", get(sim::outbox))
+        .route("/v1/sim/instances/{id}/restrict", post(sim::restrict))
+        .route("/v1/sim/groups", post(sim::create_group))
+        .route("/v1/sim/contacts", post(sim::set_contact))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}

@@ -1,0 +1,542 @@
+//! Control of the simulated WhatsApp network (admin token; only when the gateway runs on it):
+//! a phone scanning the QR, injected drops, inbound messages of every kind, groups, which
+//! phones have WhatsApp, and what the network received.
+//!
+//! The routes go through [`SimControl`], so they drive the simulated network (`--sim`,
+//! `--sim-url`) and the wire-level fake (`--sim-wire-url`, real driver) alike. The fake has
+//! scan, drop, direct text inbound and outbox only: the rest answers 501 `not_implemented`.
+//!
+//! The bodies mirror the simulated network's own control types (`bzapper_driver::sim`) with
+//! OpenAPI schemas; the outbox is passed through as the network wrote it, so that the gateway
+//! and a standalone `bzapper simnet` answer the same JSON.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json as JsonOut;
+use bzapper_core::{Location, MediaKind, Phone};
+use bzapper_driver::sim::{
+    ContactRequest, CreateGroupRequest, InboundContactSpec, InboundMediaSpec, InboundReactionSpec,
+    InboundSpec, RestrictRequest, SimError, SimNet,
+};
+use bzapper_driver::DropKind;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+use crate::app::sim::{ControlError, SimControl, Target};
+use crate::http::auth::Admin;
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::Json;
+use crate::http::state::AppState;
+
+/// The control of the network the gateway runs on (the simulated network or the wire fake).
+fn control(state: &AppState) -> ApiResult<Arc<dyn SimControl>> {
+    state.sim.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the simulated network is not enabled; start the gateway with --sim, --sim-url or \
+             --sim-wire-url",
+        )
+    })
+}
+
+/// The whole simulated network, for the controls the wire fake does not have (501 there).
+fn net(state: &AppState) -> ApiResult<Arc<dyn SimNet>> {
+    control(state)?.sim_net().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_implemented",
+            "the wire-level fake network (--sim-wire-url) has no such control",
+        )
+    })
+}
+
+/// The instance's linked phone (E.164), when it has one: the wire fake addresses devices by
+/// phone.
+async fn linked_phone(state: &AppState, id: &str) -> ApiResult<Option<String>> {
+    let rec = state.store.get_instance_by_id(id).await.map_err(ApiError::internal)?;
+    Ok(rec.and_then(|r| r.phone))
+}
+
+fn control_error(e: ControlError) -> ApiError {
+    match e {
+        ControlError::Sim(e) => sim_error(e),
+        ControlError::NotImplemented(m) => {
+            ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_implemented", m)
+        }
+    }
+}
+
+fn sim_error(e: SimError) -> ApiError {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::CONFLICT);
+    if status.is_server_error() {
+        return ApiError::internal(e);
+    }
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScanBody {
+    /// The phone that scans, e.g. `+5511999999999`.
+    #[schema(min_length = 8, max_length = 32)]
+    pub phone: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ScanView {
+    pub phone: String,
+    pub jid: String,
+    pub lid: Option<String>,
+}
+
+/// A phone scans the instance's current QR code.
+#[utoipa::path(post, path = "/v1/sim/instances/{id}/scan", tag = "sim", security(("bearer" = [])),
+    params(("id" = String, Path, description = "instance id")),
+    request_body = ScanBody,
+    responses(
+        (status = 200, body = ScanView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+    ))]
+pub async fn scan(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<ScanBody>,
+) -> ApiResult<JsonOut<ScanView>> {
+    let phone = Phone::parse(&body.phone).map_err(|e| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone", e.to_string())
+    })?;
+    let net = control(&state)?;
+    // A number created a moment ago may not show its first QR code yet: wait for it (briefly)
+    // so that a scan right after create works, as a person scans what they see.
+    let qr = state.supervisor.qr(&id, std::time::Duration::from_secs(5)).await;
+    let target = Target { id: &id, phone: None };
+    let r = net
+        .scan(target, qr.as_ref().map(|q| q.code.as_str()), &phone.e164())
+        .await
+        .map_err(control_error)?;
+    Ok(JsonOut(ScanView { phone: r.phone, jid: r.jid, lid: r.lid }))
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DropReason {
+    Transient,
+    LoggedOut,
+    Banned,
+    /// Another session took the number over (WhatsApp's `conflict type="replaced"`).
+    Replaced,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DropBody {
+    pub reason: DropReason,
+    /// With `banned`: a temporary ban that ends after this many seconds (the gateway
+    /// reconnects the number then). Without it the ban has no announced end.
+    #[schema(minimum = 1, maximum = 31_536_000)]
+    pub ban_seconds: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Done {
+    pub ok: bool,
+}
+
+/// The network drops the instance's connection for the given reason.
+#[utoipa::path(post, path = "/v1/sim/instances/{id}/drop", tag = "sim", security(("bearer" = [])),
+    params(("id" = String, Path, description = "instance id")),
+    request_body = DropBody,
+    responses(
+        (status = 200, body = Done),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+    ))]
+pub async fn drop_connection(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<DropBody>,
+) -> ApiResult<JsonOut<Done>> {
+    let kind = match (body.reason, body.ban_seconds) {
+        (DropReason::Banned, Some(secs)) if (1..=31_536_000).contains(&secs) => {
+            DropKind::TemporarilyBanned {
+                until: crate::model::time::now() + chrono::Duration::seconds(i64::from(secs)),
+            }
+        }
+        (_, Some(_)) => {
+            return Err(ApiError::invalid(
+                "ban_seconds goes with reason `banned` and is 1 to 31536000",
+            ))
+        }
+        (DropReason::Transient, None) => DropKind::Transient,
+        (DropReason::LoggedOut, None) => DropKind::LoggedOut,
+        (DropReason::Banned, None) => DropKind::Banned,
+        (DropReason::Replaced, None) => DropKind::Ended,
+    };
+    let net = control(&state)?;
+    let phone = linked_phone(&state, &id).await?;
+    let target = Target { id: &id, phone: phone.as_deref() };
+    net.drop_connection(target, kind).await.map_err(control_error)?;
+    Ok(JsonOut(Done { ok: true }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InboundBody {
+    /// The contact writing: a phone number or JID.
+    #[schema(min_length = 8, max_length = 64)]
+    pub from: String,
+    /// Address the contact by LID, as WhatsApp increasingly does.
+    #[serde(default)]
+    pub as_lid: bool,
+    /// A group JID (`<id>@g.us`) to write in; a direct chat when absent.
+    pub chat: Option<String>,
+    /// The text; the caption of `media`. Required unless `media`, `location`, `contact` or
+    /// `reaction` is given (only media has a caption).
+    #[serde(default)]
+    pub text: String,
+    /// Phones or JIDs mentioned.
+    #[serde(default)]
+    pub mentions: Vec<String>,
+    pub push_name: Option<String>,
+    pub media: Option<InboundMediaBody>,
+    pub location: Option<LocationBody>,
+    pub contact: Option<InboundContactBody>,
+    pub reaction: Option<InboundReactionBody>,
+    /// The WhatsApp id of a message this one quotes.
+    pub reply_to: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKindBody {
+    Image,
+    Video,
+    Audio,
+    Document,
+    Sticker,
+}
+
+impl From<MediaKindBody> for MediaKind {
+    fn from(k: MediaKindBody) -> Self {
+        match k {
+            MediaKindBody::Image => MediaKind::Image,
+            MediaKindBody::Video => MediaKind::Video,
+            MediaKindBody::Audio => MediaKind::Audio,
+            MediaKindBody::Document => MediaKind::Document,
+            MediaKindBody::Sticker => MediaKind::Sticker,
+        }
+    }
+}
+
+/// A media file the contact sends: its bytes, or only a size for made-up (deterministic)
+/// bytes, so a large test file needs no large body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InboundMediaBody {
+    pub kind: MediaKindBody,
+    /// Must suit `kind` (a sticker is `image/webp`; a document may be anything).
+    pub mime: String,
+    pub file_name: Option<String>,
+    /// An audio sent as a voice note.
+    #[serde(default)]
+    pub voice: bool,
+    /// The file in base64 (the gateway's body limit applies: use `size` for large files).
+    pub data_base64: Option<String>,
+    /// Instead of `data_base64`: the size of a made-up file, at most 100 MiB.
+    #[schema(minimum = 1, maximum = 104_857_600)]
+    pub size: Option<u64>,
+}
+
+#[derive(Deserialize, Serialize, ToSchema)]
+pub struct LocationBody {
+    #[schema(minimum = -90, maximum = 90)]
+    pub latitude: f64,
+    #[schema(minimum = -180, maximum = 180)]
+    pub longitude: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InboundContactBody {
+    /// A vCard (`BEGIN:VCARD` … `END:VCARD`, with `VERSION` and `FN`).
+    pub vcard: String,
+    /// Defaults to the vCard's `FN`.
+    pub display_name: Option<String>,
+}
+
+/// An emoji on one of the chat's messages (empty: the contact's reaction is removed).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InboundReactionBody {
+    pub message_id: String,
+    pub emoji: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InboundView {
+    pub message_id: String,
+    /// The SHA-256 (lower-case hex) of the media file, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// A contact sends the instance a message: a text, a media file, a location, a contact card
+/// or a reaction, optionally quoting a message.
+#[utoipa::path(post, path = "/v1/sim/instances/{id}/inbound", tag = "sim", security(("bearer" = [])),
+    params(("id" = String, Path, description = "instance id")),
+    request_body = InboundBody,
+    responses(
+        (status = 200, body = InboundView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 501, body = ErrorBody),
+    ))]
+pub async fn inbound(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<InboundBody>,
+) -> ApiResult<JsonOut<InboundView>> {
+    let spec = InboundSpec {
+        from: body.from,
+        as_lid: body.as_lid,
+        chat: body.chat,
+        text: body.text,
+        mentions: body.mentions,
+        push_name: body.push_name,
+        media: body.media.map(|m| InboundMediaSpec {
+            kind: m.kind.into(),
+            mime: m.mime,
+            file_name: m.file_name,
+            voice: m.voice,
+            data_base64: m.data_base64,
+            size: m.size,
+        }),
+        location: body.location.map(|l| Location {
+            latitude: l.latitude,
+            longitude: l.longitude,
+            name: l.name,
+            address: l.address,
+        }),
+        contact: body
+            .contact
+            .map(|c| InboundContactSpec { vcard: c.vcard, display_name: c.display_name }),
+        reaction: body
+            .reaction
+            .map(|r| InboundReactionSpec { message_id: r.message_id, emoji: r.emoji }),
+        reply_to: body.reply_to,
+    };
+    let net = control(&state)?;
+    let phone = linked_phone(&state, &id).await?;
+    let target = Target { id: &id, phone: phone.as_deref() };
+    let r = net.inbound(target, spec).await.map_err(control_error)?;
+    Ok(JsonOut(InboundView { message_id: r.message_id, sha256: r.sha256 }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestrictBody {
+    /// While true, WhatsApp refuses (error 463) this number's messages to contacts that never
+    /// wrote to it.
+    pub reach_out: bool,
+}
+
+/// Turns WhatsApp's reach-out restriction on or off for a number (to exercise error 463 and
+/// the health score).
+#[utoipa::path(post, path = "/v1/sim/instances/{id}/restrict", tag = "sim", security(("bearer" = [])),
+    params(("id" = String, Path, description = "instance id")),
+    request_body = RestrictBody,
+    responses(
+        (status = 200, body = Done),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 501, body = ErrorBody),
+    ))]
+pub async fn restrict(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<RestrictBody>,
+) -> ApiResult<JsonOut<Done>> {
+    let req = RestrictRequest { reach_out: body.reach_out };
+    net(&state)?.restrict(&id, req).await.map_err(sim_error)?;
+    Ok(JsonOut(Done { ok: true }))
+}
+
+/// One thing the network received from a number: a message of any kind, a presence update,
+/// or a contact check. (The schema of the entries; the route passes on what the network
+/// recorded.)
+// Only the OpenAPI schema of the entries: never built, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum OutboxItem {
+    Message(OutboxMessageItem),
+    Presence {
+        /// `composing`, `recording` or `paused`.
+        presence: String,
+        to: String,
+        at: chrono::DateTime<chrono::Utc>,
+    },
+    /// One call asking which of these phones have WhatsApp.
+    Check {
+        check: Vec<String>,
+        at: chrono::DateTime<chrono::Utc>,
+    },
+}
+
+/// A message. A media file adds `kind`, `mime`, `size`, `sha256`, `file_name`, `caption` and
+/// `voice` (its caption is also the `text`); a location adds `location`, a contact card
+/// `contact`, a reaction `reaction` (their `text` is empty).
+#[derive(Serialize, ToSchema)]
+pub struct OutboxMessageItem {
+    pub id: String,
+    pub to: String,
+    pub text: String,
+    pub mentions: Vec<String>,
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The WhatsApp id of the quoted message.
+    pub reply_to: Option<String>,
+    pub kind: Option<MediaKindBody>,
+    pub mime: Option<String>,
+    pub size: Option<u64>,
+    /// Lower-case hex.
+    pub sha256: Option<String>,
+    pub file_name: Option<String>,
+    pub caption: Option<String>,
+    /// An audio sent as a voice note.
+    pub voice: Option<bool>,
+    pub location: Option<LocationBody>,
+    pub contact: Option<OutboxContactItem>,
+    pub reaction: Option<OutboxReactionItem>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OutboxContactItem {
+    pub display_name: String,
+    pub vcard: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OutboxReactionItem {
+    /// The WhatsApp id of the message reacted to.
+    pub message_id: String,
+    /// Empty when the reaction was removed.
+    pub emoji: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OutboxView {
+    /// Oldest first.
+    #[schema(value_type = Vec<OutboxItem>)]
+    pub items: Vec<serde_json::Value>,
+}
+
+/// What the network received from the instance, in order.
+#[utoipa::path(get, path = "/v1/sim/instances/{id}/outbox", tag = "sim", security(("bearer" = [])),
+    params(("id" = String, Path, description = "instance id")),
+    responses((status = 200, body = OutboxView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn outbox(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<JsonOut<OutboxView>> {
+    let net = control(&state)?;
+    let phone = linked_phone(&state, &id).await?;
+    let target = Target { id: &id, phone: phone.as_deref() };
+    let items = net.outbox(target).await.map_err(control_error)?;
+    Ok(JsonOut(OutboxView { items }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGroupBody {
+    /// Defaults to `Group <last 4 digits of the id>`.
+    #[schema(max_length = 100)]
+    pub subject: Option<String>,
+    /// Phone numbers (or phone JIDs); an instance takes part through its linked phone.
+    #[schema(min_items = 1, max_items = 1024)]
+    pub participants: Vec<String>,
+    /// Some of `participants`.
+    #[serde(default)]
+    pub admins: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GroupCreatedView {
+    /// `<id>@g.us`.
+    pub jid: String,
+}
+
+/// A group with these phones in it exists on the network.
+#[utoipa::path(post, path = "/v1/sim/groups", tag = "sim", security(("bearer" = [])),
+    request_body = CreateGroupBody,
+    responses(
+        (status = 200, body = GroupCreatedView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 501, body = ErrorBody),
+    ))]
+pub async fn create_group(
+    _: Admin,
+    State(state): State<AppState>,
+    Json(body): Json<CreateGroupBody>,
+) -> ApiResult<JsonOut<GroupCreatedView>> {
+    let req = CreateGroupRequest {
+        subject: body.subject,
+        participants: body.participants,
+        admins: body.admins,
+    };
+    let r = control(&state)?.create_group(req).await.map_err(control_error)?;
+    Ok(JsonOut(GroupCreatedView { jid: r.jid.to_string() }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactBody {
+    #[schema(min_length = 8, max_length = 32)]
+    pub phone: String,
+    /// `false`: contact checks answer that the phone has no WhatsApp account. Every phone has
+    /// one until marked otherwise.
+    pub on_whatsapp: bool,
+}
+
+/// Marks whether a phone has a WhatsApp account (what contact checks answer).
+#[utoipa::path(post, path = "/v1/sim/contacts", tag = "sim", security(("bearer" = [])),
+    request_body = ContactBody,
+    responses(
+        (status = 200, body = Done),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 501, body = ErrorBody),
+    ))]
+pub async fn set_contact(
+    _: Admin,
+    State(state): State<AppState>,
+    Json(body): Json<ContactBody>,
+) -> ApiResult<JsonOut<Done>> {
+    let phone = Phone::parse(&body.phone).map_err(|e| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone", e.to_string())
+    })?;
+    let req = ContactRequest { phone: phone.e164(), on_whatsapp: body.on_whatsapp };
+    control(&state)?.set_contact(req).await.map_err(control_error)?;
+    Ok(JsonOut(Done { ok: true }))
+}

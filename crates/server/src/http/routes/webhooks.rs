@@ -1,0 +1,251 @@
+//! Webhooks per tenant: create (the secret is shown once), list, read, delete, their recent
+//! deliveries, and re-sending one.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json as JsonOut;
+use bzapper_store::{DeliveryRecord, WebhookRecord};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::events::Filter;
+use crate::http::auth::Tenant;
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::{Json, Query};
+use crate::http::state::AppState;
+use crate::model::ids::{new_id, new_secret};
+use crate::model::time::now;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// `http://` or `https://`.
+    #[schema(min_length = 8, max_length = 2048)]
+    pub url: String,
+    /// Event types or `prefix.*` patterns, e.g. `["instance.*", "message.received"]`.
+    #[schema(min_items = 1, max_items = 20)]
+    pub events: Vec<String>,
+    /// 16 to 128 characters; generated when absent (and shown once).
+    pub secret: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookCreated {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    /// Shown only here.
+    pub secret: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookView {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookList {
+    pub items: Vec<WebhookView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryView {
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    /// `pending`, `delivered` or `dead`.
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The receiver's last HTTP status.
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub items: Vec<DeliveryView>,
+}
+
+fn view(w: &WebhookRecord) -> WebhookView {
+    WebhookView {
+        id: w.id.clone(),
+        url: w.url.clone(),
+        events: w.events.clone(),
+        created_at: w.created_at,
+    }
+}
+
+fn delivery_view(d: &DeliveryRecord) -> DeliveryView {
+    DeliveryView {
+        id: d.id.clone(),
+        event_id: d.event_id.to_string(),
+        event_type: d.event_type.clone(),
+        status: d.status.as_str().into(),
+        attempts: d.attempts,
+        next_attempt_at: (d.status == bzapper_store::DeliveryStatus::Pending)
+            .then_some(d.next_attempt_at),
+        last_status: d.last_status,
+        last_error: d.last_error.clone(),
+        created_at: d.created_at,
+        delivered_at: d.delivered_at,
+    }
+}
+
+/// Checks an outbound URL (webhooks, alerts): http or https with a host.
+pub fn check_url(u: &str) -> ApiResult<String> {
+    let bad = || {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_url",
+            "`url` must be an http:// or https:// URL with a host",
+        )
+    };
+    if u.len() > 2048 {
+        return Err(bad());
+    }
+    let parsed = url::Url::parse(u.trim()).map_err(|_| bad())?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad());
+    }
+    Ok(parsed.to_string())
+}
+
+/// Adds a webhook: every matching event of the tenant is POSTed to it, signed.
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
+    request_body = CreateWebhook,
+    responses(
+        (status = 201, body = WebhookCreated),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+    ))]
+pub async fn create(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Json(body): Json<CreateWebhook>,
+) -> ApiResult<(StatusCode, JsonOut<WebhookCreated>)> {
+    let url = check_url(&body.url)?;
+    if body.events.is_empty() || body.events.len() > 20 {
+        return Err(ApiError::invalid("`events` needs 1 to 20 types or patterns"));
+    }
+    Filter::parse(None, Some(&body.events.join(","))).map_err(ApiError::invalid)?;
+    if body.events.iter().any(|e| e.contains(',')) {
+        return Err(ApiError::invalid("one event type or pattern per entry of `events`"));
+    }
+    let secret = match body.secret {
+        Some(s) if (16..=128).contains(&s.chars().count()) => s,
+        Some(_) => return Err(ApiError::invalid("`secret` must be 16 to 128 characters")),
+        None => format!("whsec_{}", new_secret()),
+    };
+    let w = WebhookRecord {
+        id: new_id("whk"),
+        tenant_id: tenant.tenant_id,
+        url,
+        events: body.events,
+        secret,
+        created_at: now(),
+    };
+    state.store.create_webhook(&w).await?;
+    Ok((
+        StatusCode::CREATED,
+        JsonOut(WebhookCreated {
+            id: w.id,
+            url: w.url,
+            events: w.events,
+            secret: w.secret,
+            created_at: w.created_at,
+        }),
+    ))
+}
+
+/// The tenant's webhooks (secrets are never shown again).
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
+    responses((status = 200, body = WebhookList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list(
+    tenant: Tenant,
+    State(state): State<AppState>,
+) -> ApiResult<JsonOut<WebhookList>> {
+    let items = state.store.list_webhooks(&tenant.tenant_id).await?.iter().map(view).collect();
+    Ok(JsonOut(WebhookList { items }))
+}
+
+/// One webhook.
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path, description = "webhook id")),
+    responses((status = 200, body = WebhookView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<JsonOut<WebhookView>> {
+    let w =
+        state.store.get_webhook(&tenant.tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
+    Ok(JsonOut(view(&w)))
+}
+
+/// Removes a webhook and its deliveries.
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path, description = "webhook id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if state.store.delete_webhook(&tenant.tenant_id, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryParams {
+    /// 1 to 500 (default 100), newest first.
+    pub limit: Option<u32>,
+}
+
+/// The webhook's recent deliveries, newest first.
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path, description = "webhook id"), DeliveryParams),
+    responses((status = 200, body = DeliveryList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn deliveries(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(p): Query<DeliveryParams>,
+) -> ApiResult<JsonOut<DeliveryList>> {
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid("`limit` must be between 1 and 500"));
+    }
+    state.store.get_webhook(&tenant.tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
+    let items = state.store.list_deliveries(&id, limit).await?.iter().map(delivery_view).collect();
+    Ok(JsonOut(DeliveryList { items }))
+}
+
+/// Sends a delivery again now (a dead-lettered one included).
+#[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{delivery_id}/retry", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path, description = "webhook id"), ("delivery_id" = String, Path, description = "delivery id")),
+    responses((status = 202, body = DeliveryView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn retry(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path((id, delivery_id)): Path<(String, String)>,
+) -> ApiResult<(StatusCode, JsonOut<DeliveryView>)> {
+    state.store.get_webhook(&tenant.tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
+    state.store.get_delivery(&id, &delivery_id).await?.ok_or_else(ApiError::not_found)?;
+    state.store.requeue_delivery(&delivery_id, now()).await?;
+    state.webhooks.poke();
+    let d = state.store.get_delivery(&id, &delivery_id).await?.ok_or_else(ApiError::not_found)?;
+    Ok((StatusCode::ACCEPTED, JsonOut(delivery_view(&d))))
+}

@@ -1,0 +1,12 @@
+//! The gateway's long-running parts: the send [`scheduler`], the instance [`supervisor`] and
+//! its [`inbound`] path, the cluster's [`leases`], [`alerts`], [`webhooks`] and the
+//! [`campaigns`] runner.
+
+pub mod alerts;
+pub mod campaigns;
+pub mod inbound;
+pub mod leases;
+pub mod scheduler;
+pub mod session_bridge;
+pub mod supervisor;
+pub mod webhooks;

@@ -1,0 +1,504 @@
+//! The instance supervisor: starts and stops each number's driver connection, feeds every
+//! driver event and operator command through the core state machine, persists the outcome and
+//! records it in the event log. It is the only writer of instance state.
+//!
+//! Events of a connection are tagged `<instance id>#<generation>`: a connection that was
+//! stopped or replaced may still have events in flight, and the generation lets the supervisor
+//! drop them instead of applying them to the connection that replaced it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bzapper_core::{InstanceState, Phone, Reason, Status, Transition, Trigger};
+use bzapper_driver::{
+    ConnectOptions, Connection, DriverError, DriverEvent, DropKind, EventSink, PairCode,
+};
+use bzapper_store::{Identity, InstanceRecord, StateChange, Store};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tokio::sync::{mpsc, watch, Mutex};
+
+use crate::events::recorder::Recorder;
+use crate::model::time::now;
+use crate::runtime::inbound::{Inbound, InboundJob};
+use crate::runtime::scheduler::Scheduler;
+use crate::runtime::session_bridge::InstanceSession;
+
+/// The QR code currently shown for an instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QrCode {
+    pub code: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+struct Running {
+    generation: u64,
+    tenant_id: String,
+    state: InstanceState,
+    conn: Arc<dyn Connection>,
+    qr: watch::Sender<Option<QrCode>>,
+    /// The number's own JID and LID, for `mentions_me`.
+    own: (Option<String>, Option<String>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("{0}")]
+    Store(#[from] bzapper_store::StoreError),
+    #[error("{0}")]
+    Driver(#[from] DriverError),
+    #[error("the instance is not running")]
+    NotRunning,
+    #[error("{0}")]
+    Refused(#[from] bzapper_core::TransitionError),
+}
+
+pub struct Supervisor {
+    store: Arc<dyn Store>,
+    driver: Arc<dyn bzapper_driver::Driver>,
+    tx: mpsc::UnboundedSender<(String, DriverEvent)>,
+    running: Mutex<HashMap<String, Running>>,
+    next_generation: AtomicU64,
+    recorder: Arc<Recorder>,
+    scheduler: Arc<Scheduler>,
+    /// Resolves and records inbound messages off this supervisor's event loop.
+    inbound: Inbound,
+    /// Itself, for the tasks it schedules (a reconnect when a temporary ban expires).
+    me: Weak<Supervisor>,
+}
+
+impl Supervisor {
+    /// Creates the supervisor and spawns the task that applies driver events.
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        driver: Arc<dyn bzapper_driver::Driver>,
+        recorder: Arc<Recorder>,
+        scheduler: Arc<Scheduler>,
+    ) -> Arc<Self> {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let inbound = Inbound::spawn(store.clone(), recorder.clone());
+        let sup = Arc::new_cyclic(|me| Supervisor {
+            store,
+            inbound,
+            driver,
+            tx,
+            running: Mutex::new(HashMap::new()),
+            next_generation: AtomicU64::new(1),
+            recorder,
+            scheduler,
+            me: me.clone(),
+        });
+        let weak = Arc::downgrade(&sup);
+        tokio::spawn(async move {
+            while let Some((tag, event)) = rx.recv().await {
+                let Some(sup) = weak.upgrade() else { break };
+                if let Err(e) = sup.handle_driver_event(&tag, event).await {
+                    tracing::error!(%tag, error = %e, "applying a driver event failed");
+                }
+            }
+        });
+        sup
+    }
+
+    /// The gateway's own URL, which media links in `message.received` start with.
+    pub fn set_public_url(&self, url: &str) {
+        self.inbound.set_public_url(url);
+    }
+
+    pub fn driver_name(&self) -> &'static str {
+        self.driver.name()
+    }
+
+    /// Starts every instance that was active when the gateway last stopped.
+    pub async fn resume_all(&self) -> Result<usize, SupervisorError> {
+        let mut n = 0;
+        for rec in self.store.list_all_instances().await? {
+            if rec.state.is_active() {
+                self.start(&rec).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Starts the instance's connection (create, `connect`, resume). Starting a running
+    /// instance changes nothing and returns its state.
+    pub async fn start(&self, rec: &InstanceRecord) -> Result<InstanceState, SupervisorError> {
+        let mut running = self.running.lock().await;
+        if let Some(r) = running.get(&rec.id) {
+            return Ok(r.state.clone());
+        }
+        let has_session = self.store.has_session(&rec.id).await?;
+        // An instance that was active when the gateway stopped starts again from scratch.
+        let from = if rec.state.is_active() {
+            InstanceState::disconnected(Reason::Stopped, Some("gateway restarted".into()))
+        } else {
+            rec.state.clone()
+        };
+        let transition = from.apply(&Trigger::Start { has_session })?;
+        self.persist(
+            &rec.tenant_id,
+            &rec.id,
+            &transition,
+            StateChange::state(transition.to.clone()),
+        )
+        .await?;
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let conn = self
+            .driver
+            .start(ConnectOptions {
+                instance_id: rec.id.clone(),
+                proxy: rec.proxy.clone(),
+                session: Arc::new(InstanceSession::new(self.store.clone(), rec.id.clone())),
+                events: EventSink::new(format!("{}#{generation}", rec.id), self.tx.clone()),
+            })
+            .await?;
+        self.scheduler.attach_connection(&rec.id, conn.clone());
+        running.insert(
+            rec.id.clone(),
+            Running {
+                generation,
+                tenant_id: rec.tenant_id.clone(),
+                state: transition.to.clone(),
+                conn,
+                qr: watch::channel(None).0,
+                own: (rec.jid.clone(), rec.lid.clone()),
+            },
+        );
+        Ok(transition.to)
+    }
+
+    /// Disconnects the instance and keeps its session (`reason: stopped`).
+    pub async fn stop(&self, rec: &InstanceRecord) -> Result<InstanceState, SupervisorError> {
+        let mut running = self.running.lock().await;
+        let from = match running.remove(&rec.id) {
+            Some(r) => {
+                self.scheduler.detach_connection(&rec.id);
+                r.conn.stop().await;
+                r.state
+            }
+            None => rec.state.clone(),
+        };
+        let t = from.apply(&Trigger::Stop)?;
+        self.persist(&rec.tenant_id, &rec.id, &t, StateChange::state(t.to.clone())).await?;
+        Ok(t.to)
+    }
+
+    /// Unlinks the number and wipes its session (`reason: logged_out`).
+    pub async fn logout(&self, rec: &InstanceRecord) -> Result<InstanceState, SupervisorError> {
+        let mut running = self.running.lock().await;
+        let from = match running.remove(&rec.id) {
+            Some(r) => {
+                self.scheduler.detach_connection(&rec.id);
+                if let Err(e) = r.conn.logout().await {
+                    // The local session is wiped below whatever the network said.
+                    tracing::warn!(instance = %rec.id, error = %e, "logout at the network failed");
+                }
+                r.conn.stop().await;
+                r.state
+            }
+            None => rec.state.clone(),
+        };
+        self.store.clear_session(&rec.id).await?;
+        let t = from.apply(&Trigger::LoggedOut { detail: "logged out by an operator".into() })?;
+        self.persist(&rec.tenant_id, &rec.id, &t, StateChange::state(t.to.clone())).await?;
+        Ok(t.to)
+    }
+
+    /// Logs the number out and deletes it with its session.
+    pub async fn delete(&self, rec: &InstanceRecord) -> Result<(), SupervisorError> {
+        let mut running = self.running.lock().await;
+        if let Some(r) = running.remove(&rec.id) {
+            if let Err(e) = r.conn.logout().await {
+                tracing::warn!(instance = %rec.id, error = %e, "logout at the network failed");
+            }
+            r.conn.stop().await;
+        }
+        self.scheduler.number_removed(&rec.id).await;
+        self.store.delete_instance(&rec.tenant_id, &rec.id).await?;
+        Ok(())
+    }
+
+    /// The current QR code, waiting up to `wait` for the first one of a fresh connection.
+    pub async fn qr(&self, id: &str, wait: Duration) -> Option<QrCode> {
+        let mut rx = {
+            let running = self.running.lock().await;
+            running.get(id)?.qr.subscribe()
+        };
+        let current = rx.borrow().clone();
+        if current.is_some() {
+            return current;
+        }
+        let got = tokio::time::timeout(wait, rx.wait_for(Option::is_some)).await;
+        match got {
+            Ok(Ok(v)) => v.clone(),
+            _ => None,
+        }
+    }
+
+    pub async fn pair_code(&self, id: &str, phone: &Phone) -> Result<PairCode, SupervisorError> {
+        // A pairing code needs the pairing connection up, which the first QR code shows.
+        self.qr(id, Duration::from_secs(5)).await.ok_or(SupervisorError::NotRunning)?;
+        let conn = {
+            let running = self.running.lock().await;
+            let r = running.get(id).ok_or(SupervisorError::NotRunning)?;
+            r.conn.clone()
+        };
+        Ok(conn.pair_code(phone).await?)
+    }
+
+    /// The connection of a running instance, for sending.
+    pub async fn connection(&self, id: &str) -> Option<Arc<dyn Connection>> {
+        self.running.lock().await.get(id).map(|r| r.conn.clone())
+    }
+
+    /// The instances whose connection runs here, sorted.
+    pub async fn running_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.running.lock().await.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Whether this process runs the instance's connection.
+    pub async fn is_running(&self, id: &str) -> bool {
+        self.running.lock().await.contains_key(id)
+    }
+
+    /// Closes the instance's connection and keeps its stored state as it is, for another
+    /// node to resume (this node lost or handed over its lease). Returns whether it ran here.
+    pub async fn release(&self, id: &str) -> bool {
+        let Some(r) = self.running.lock().await.remove(id) else { return false };
+        self.scheduler.detach_connection(id);
+        r.conn.stop().await;
+        true
+    }
+
+    /// Resumes a number whose previous node stopped holding it (died, lost its database, or
+    /// shut down): the connection that node had is gone, which is recorded as
+    /// `instance.disconnected` (`transient`: it reconnects by itself) before this node
+    /// connects it again from its stored session.
+    pub async fn take_over(
+        &self,
+        rec: &InstanceRecord,
+        previous_node: Option<&str>,
+        this_node: &str,
+    ) -> Result<InstanceState, SupervisorError> {
+        let mut rec = rec.clone();
+        if rec.state.is_active() && !self.is_running(&rec.id).await {
+            let why = match previous_node {
+                Some(n) => format!("node {n} stopped renewing its hold on this number"),
+                None => "its node shut down".to_string(),
+            };
+            let dropped = InstanceState::disconnected(
+                Reason::Transient,
+                Some(format!("{why}; node {this_node} reconnects it")),
+            );
+            let t = Transition { from: rec.state.clone(), to: dropped.clone() };
+            self.persist(&rec.tenant_id, &rec.id, &t, StateChange::state(dropped.clone())).await?;
+            rec.state = dropped;
+        }
+        self.start(&rec).await
+    }
+
+    /// Closes every connection and keeps every state as it is, so that the next start resumes
+    /// the same instances.
+    pub async fn shutdown(&self) {
+        let mut running = self.running.lock().await;
+        // All at once: a real-driver client may take a couple of seconds to flush and end, and
+        // a gateway with hundreds of numbers must not stop them one after another.
+        futures::future::join_all(running.drain().map(|(_, r)| async move { r.conn.stop().await }))
+            .await;
+    }
+
+    async fn handle_driver_event(
+        &self,
+        tag: &str,
+        event: DriverEvent,
+    ) -> Result<(), SupervisorError> {
+        let Some((id, generation)) = tag.rsplit_once('#') else { return Ok(()) };
+        let generation: u64 = generation.parse().unwrap_or(0);
+        if let DriverEvent::Receipt { message_id, status } = &event {
+            // A receipt concerns a message, not the connection's state: even one that arrives
+            // after its connection was replaced is true.
+            self.scheduler.receipt(id, message_id, *status).await;
+            return Ok(());
+        }
+        let mut running = self.running.lock().await;
+        let Some(run) = running.get_mut(id).filter(|r| r.generation == generation) else {
+            return Ok(()); // an event of a connection that no longer exists
+        };
+        let tenant_id = run.tenant_id.clone();
+        let mut change_extra: Option<Identity> = None;
+        let mut connected_at = None;
+        let mut ban_expires = None;
+        let trigger = match event {
+            DriverEvent::Qr { code, expires_at } => {
+                let qr = QrCode { code, expires_at };
+                run.qr.send_replace(Some(qr.clone()));
+                self.record(
+                    &tenant_id,
+                    id,
+                    "instance.qr",
+                    json!({
+                        "code": qr.code, "expires_at": qr.expires_at,
+                    }),
+                )
+                .await?;
+                Trigger::QrIssued
+            }
+            DriverEvent::QrTimeout => Trigger::QrTimeout,
+            DriverEvent::Paired { phone, jid, lid } => {
+                if let Some(l) = &lid {
+                    self.store.learn_lid(&l.to_string(), &jid.to_non_device().to_string()).await?;
+                }
+                run.own = (Some(jid.to_string()), lid.as_ref().map(ToString::to_string));
+                change_extra = Some(Identity {
+                    phone: phone.e164(),
+                    jid: jid.to_string(),
+                    lid: lid.map(|l| l.to_string()),
+                });
+                Trigger::Paired
+            }
+            DriverEvent::Connected => {
+                connected_at = Some(now());
+                Trigger::Connected
+            }
+            DriverEvent::Reconnecting { .. } => Trigger::Reconnecting,
+            DriverEvent::Disconnected { kind, detail } => match kind {
+                DropKind::Transient => Trigger::Dropped { detail },
+                DropKind::LoggedOut => Trigger::LoggedOut { detail },
+                DropKind::Banned => Trigger::Banned { detail },
+                DropKind::TemporarilyBanned { until } => {
+                    ban_expires = Some(until);
+                    Trigger::Banned { detail }
+                }
+                DropKind::Ended => Trigger::Ended { detail },
+            },
+            DriverEvent::SessionUnreadable { detail } => Trigger::SessionUnreadable { detail },
+            DriverEvent::Receipt { .. } => return Ok(()), // handled above
+            DriverEvent::Message(message) => {
+                // Resolved and recorded elsewhere, in order per number: a burst of inbound
+                // messages must not hold up this loop's state events.
+                self.inbound.push(InboundJob {
+                    tenant_id,
+                    instance_id: id.to_string(),
+                    own: run.own.clone(),
+                    message,
+                });
+                return Ok(());
+            }
+        };
+        let t = match run.state.apply(&trigger) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(instance = %id, error = %e, "driver event refused by the state machine");
+                return Ok(());
+            }
+        };
+        if t.to.status != Status::QrPending {
+            run.qr.send_replace(None);
+        }
+        run.state = t.to.clone();
+        let change = StateChange {
+            state: t.to.clone(),
+            identity: change_extra,
+            connected_at,
+            clear_identity: false,
+        };
+        self.persist(&tenant_id, id, &t, change).await?;
+        if let Some(until) = ban_expires {
+            self.reconnect_when_ban_expires(id.to_string(), tenant_id.clone(), until);
+        }
+        if !t.to.is_active() {
+            // The driver has ended this connection (logged out, banned, timed out, unreadable).
+            if let Some(r) = running.remove(id) {
+                self.scheduler.detach_connection(id);
+                r.conn.stop().await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the number again once its temporary ban has expired, unless an operator has
+    /// touched it meanwhile (it is then no longer `banned`). It re-enters rotation only when
+    /// that connection comes up.
+    fn reconnect_when_ban_expires(&self, id: String, tenant_id: String, until: DateTime<Utc>) {
+        let me = self.me.clone();
+        let wait = (until - now()).to_std().unwrap_or_default();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let Some(sup) = me.upgrade() else { return };
+            let rec = match sup.store.get_instance(&tenant_id, &id).await {
+                Ok(Some(rec)) => rec,
+                _ => return,
+            };
+            if rec.state.reason != Some(Reason::Banned) {
+                return;
+            }
+            if let Err(e) = sup.start(&rec).await {
+                tracing::warn!(instance = %id, error = %e, "reconnecting after a temporary ban failed");
+            }
+        });
+    }
+
+    /// Writes a state change and, when it is visible, records its `instance.*` event.
+    async fn persist(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        t: &Transition,
+        change: StateChange,
+    ) -> Result<(), SupervisorError> {
+        let identity_changed = change.identity.is_some() || change.connected_at.is_some();
+        if !t.changed() && !identity_changed {
+            return Ok(());
+        }
+        self.store.update_instance_state(id, &change).await?;
+        let rec = self.store.get_instance_by_id(id).await?;
+        if let Some(rec) = &rec {
+            self.scheduler.number_changed(rec, Some(t)).await;
+        }
+        if !t.changed() {
+            return Ok(());
+        }
+        let s = &t.to;
+        let (kind, data) = match s.status {
+            // The QR code itself is recorded as `instance.qr` when it arrives.
+            Status::QrPending => return Ok(()),
+            Status::Connecting => ("instance.connecting", state_data(s)),
+            Status::Connected => {
+                let mut d = state_data(s);
+                if let Some(r) = rec {
+                    d["phone"] = json!(r.phone);
+                    d["jid"] = json!(r.jid);
+                    d["lid"] = json!(r.lid);
+                }
+                ("instance.connected", d)
+            }
+            Status::Disconnected => ("instance.disconnected", state_data(s)),
+        };
+        self.record(tenant_id, id, kind, data).await?;
+        Ok(())
+    }
+
+    async fn record(
+        &self,
+        tenant_id: &str,
+        instance_id: &str,
+        kind: &str,
+        data: serde_json::Value,
+    ) -> Result<(), SupervisorError> {
+        self.recorder.record(tenant_id, Some(instance_id), kind, data).await?;
+        Ok(())
+    }
+}
+
+fn state_data(s: &InstanceState) -> serde_json::Value {
+    json!({
+        "status": s.status.as_str(),
+        "reason": s.reason.map(Reason::as_str),
+        "detail": s.detail,
+    })
+}

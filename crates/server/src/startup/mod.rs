@@ -1,0 +1,402 @@
+//! Builds the running gateway from a [`Config`]: secrets, store, driver, supervisor, router and
+//! the bound listener, in that order, failing early and plainly on anything misconfigured.
+
+pub mod config;
+pub mod secrets;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use bzapper_core::sending::WarmingSchedule;
+use bzapper_driver::sim::{SimConfig, SimDriver, SimNetwork};
+use bzapper_driver::whatsapp::{WhatsAppDriver, WhatsAppOptions};
+use bzapper_driver::Driver;
+use bzapper_store::{
+    ClusterStore, ContactCheckStore, NodeInfo, PgStore, Sealer, SqliteStore, Store,
+};
+use tokio::net::TcpListener;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+
+use crate::app::contacts::ContactChecker;
+use crate::app::sim::{SimControl, SimNetControl, WireControl};
+use crate::cluster::Cluster;
+use crate::events::recorder::Recorder;
+use crate::http::auth::sha256;
+use crate::http::state::{AppState, Inner};
+use crate::model::ids::new_id;
+use crate::runtime::campaigns::SystemClock;
+use crate::runtime::leases::LeaseKeeper;
+use crate::runtime::scheduler::Scheduler;
+use crate::runtime::supervisor::Supervisor;
+use crate::runtime::webhooks::WebhookWorker;
+use config::{Config, DriverKind};
+use secrets::Source;
+
+/// The WhatsApp Web version the real driver announces to the wire-level fake unless
+/// `--wa-version` says otherwise (any version will do; a fixed one fetches nothing).
+pub const WIRE_WA_VERSION: (u32, u32, u32) = (2, 3000, 1_000_000_000);
+/// How long a gateway on `--sim-wire-url` waits at start for the fake to answer.
+const WIRE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(15);
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    supervisor: Arc<Supervisor>,
+    leases: Option<Arc<LeaseKeeper>>,
+    store: OpenStore,
+    admin_token: String,
+    admin_token_source: Source,
+    closing: tokio::sync::watch::Sender<bool>,
+    webhooks: Arc<WebhookWorker>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let driver: Arc<dyn Driver>;
+        let sim: Option<Arc<dyn SimControl>>;
+        match &config.driver {
+            DriverKind::WhatsApp => {
+                driver = Arc::new(WhatsAppDriver::new(WhatsAppOptions {
+                    ws_url: config.wa_url.clone(),
+                    version: config.wa_version,
+                    media_over_plain_http: false,
+                }));
+                sim = None;
+            }
+            DriverKind::SimWire(url) => {
+                let control = WireControl::new(url).context("the --sim-wire-url is not valid")?;
+                let ws_url = control.ws_url(WIRE_PATIENCE).await.with_context(|| {
+                    format!("asking the wire fake at {url} for its websocket URL")
+                })?;
+                tracing::info!(%ws_url, "real driver on the wire-level fake WhatsApp server");
+                driver = Arc::new(WhatsAppDriver::new(WhatsAppOptions {
+                    ws_url: Some(ws_url),
+                    // A fixed version: nothing is fetched from WhatsApp.
+                    version: Some(config.wa_version.unwrap_or(WIRE_WA_VERSION)),
+                    // The fake's media host speaks plain HTTP.
+                    media_over_plain_http: true,
+                }));
+                sim = Some(Arc::new(control));
+            }
+            DriverKind::Sim => {
+                let net = Arc::new(SimNetwork::new(SimConfig {
+                    qr_first: config.sim_qr_first,
+                    qr_next: config.sim_qr_next,
+                    ..SimConfig::default()
+                }));
+                let d = SimDriver::local(net);
+                sim = Some(Arc::new(SimNetControl(d.control())));
+                driver = Arc::new(d);
+            }
+            DriverKind::SimRemote(url) => {
+                let d = SimDriver::remote(url).context("the --sim-url is not a valid URL")?;
+                sim = Some(Arc::new(SimNetControl(d.control())));
+                driver = Arc::new(d);
+            }
+        }
+
+        create_private_dir(&config.data_dir)?;
+        let media = crate::media::open(
+            &config.data_dir,
+            crate::media::MediaLimits {
+                max_bytes: config.media_max_bytes,
+                retention: config.media_retention,
+                fetch_timeout: config.media_fetch_timeout,
+            },
+        )
+        .context("opening the media directory")?;
+        let (master_key, key_source) =
+            secrets::master_key(config.master_key.as_deref(), &config.data_dir)?;
+        if let Source::Created(p) = &key_source {
+            tracing::info!(path = %p.display(), "created a new master key; back it up: sessions cannot be opened without it");
+        }
+        let url = config.database_url();
+        let sealer = Sealer::new(master_key);
+        let store = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            // Not in the context: the URL may carry a password.
+            OpenStore::Postgres(Arc::new(
+                PgStore::open(&url, sealer).await.context("opening the PostgreSQL store")?,
+            ))
+        } else {
+            OpenStore::Sqlite(Arc::new(
+                SqliteStore::open(&url, sealer)
+                    .await
+                    .with_context(|| format!("opening the store at {url}"))?,
+            ))
+        };
+        let (admin_token, admin_token_source) =
+            secrets::admin_token(config.admin_token.as_deref(), &config.data_dir)?;
+
+        // Bound first: a node advertises the address it actually got (port 0 in tests).
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let cluster = match store.cluster() {
+            Some(cs) => {
+                let node = NodeInfo {
+                    id: config.node_id.clone().unwrap_or_else(|| new_id("node")),
+                    url: config.advertise_url.clone().unwrap_or_else(|| {
+                        format!("http://{}", listener.local_addr().expect("a bound listener"))
+                    }),
+                    started_at: crate::model::time::now(),
+                };
+                tracing::info!(node = %node.id, url = %node.url, lease = ?config.lease, "joining the cluster");
+                if config.advertise_url.is_none() && config.listen.ip().is_unspecified() {
+                    tracing::warn!(url = %node.url, "listening on all addresses without --advertise-url: other nodes cannot reach this node at that URL; set --advertise-url");
+                }
+                Some(Cluster::join(cs, node, config.lease).await.context("joining the cluster")?)
+            }
+            None => None,
+        };
+        if let Some(c) = &cluster {
+            // Uploads received by another node are fetched from it.
+            media
+                .join_cluster(c.clone(), admin_token.clone())
+                .context("building the HTTP client")?;
+        }
+        let dyn_store: Arc<dyn Store> = store.as_dyn();
+        let recorder = Recorder::new(dyn_store.clone(), cluster.clone());
+        let scheduler = Scheduler::new(
+            dyn_store.clone(),
+            recorder.clone(),
+            WarmingSchedule { first_day_cap: config.warming_first_day_cap },
+            config.health_threshold,
+        );
+        if let Some(c) = &cluster {
+            scheduler.join_cluster(c.clone());
+        }
+        scheduler.start().await.context("loading the send queue")?;
+        scheduler.set_media(media.clone());
+        let supervisor =
+            Supervisor::spawn(dyn_store.clone(), driver, recorder.clone(), scheduler.clone());
+        // Media links in events are absolute: webhook receivers fetch them as they are.
+        supervisor.set_public_url(&config.advertise_url.clone().unwrap_or_else(|| {
+            format!("http://{}", listener.local_addr().expect("a bound listener"))
+        }));
+        spawn_event_pruning(dyn_store.clone(), config.event_retention);
+        let webhooks = WebhookWorker::spawn(
+            dyn_store.clone(),
+            recorder.clone(),
+            config.webhook_retry,
+            cluster.clone(),
+        );
+        crate::runtime::alerts::spawn(dyn_store.clone(), recorder.clone(), webhooks.role());
+        let leases = match &cluster {
+            // The lease keeper resumes this node's share of the numbers.
+            Some(c) => Some(LeaseKeeper::spawn(
+                c.clone(),
+                dyn_store.clone(),
+                supervisor.clone(),
+                scheduler.clone(),
+            )),
+            None => {
+                let resumed = supervisor.resume_all().await.context("resuming instances")?;
+                tracing::info!(resumed, "instances resumed");
+                None
+            }
+        };
+
+        let (closing, closing_rx) = tokio::sync::watch::channel(false);
+        let campaigns = crate::runtime::campaigns::spawn(
+            config.campaign_clock.clone().unwrap_or_else(|| Arc::new(SystemClock)),
+            WarmingSchedule { first_day_cap: config.warming_first_day_cap },
+            dyn_store.clone(),
+            recorder.clone(),
+            scheduler.clone(),
+            cluster.clone(),
+            closing_rx.clone(),
+        );
+        let state = AppState::new(Inner {
+            closing: closing_rx,
+            store: dyn_store,
+            supervisor: supervisor.clone(),
+            scheduler,
+            recorder,
+            webhooks: webhooks.clone(),
+            campaigns,
+            keys: Default::default(),
+            admin_token_hash: sha256(admin_token.as_bytes()),
+            sim,
+            cluster,
+            leases: leases.clone(),
+            media,
+            contacts: Arc::new(ContactChecker::new(store.contact_checks())),
+            forwarder: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .context("building the HTTP client")?,
+        });
+        let router = crate::http::routes::router()
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::http::forward::to_holder,
+            ))
+            .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+            // A 5xx the gateway means to send (501) is not a failure of the gateway; real internal
+            // errors are logged at ERROR where they happen (`ApiError::internal`).
+            .layer(
+                TraceLayer::new_for_http()
+                    .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
+            )
+            .with_state(state);
+        Ok(Application {
+            listener,
+            router,
+            supervisor,
+            leases,
+            store,
+            admin_token,
+            admin_token_source,
+            closing,
+            webhooks,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// Where the admin token came from (the start-up message prints a created file's path).
+    pub fn admin_token_source(&self) -> &Source {
+        &self.admin_token_source
+    }
+
+    /// Serves until `shutdown` resolves, then closes every connection (keeping each number's
+    /// state so the next start resumes it) and the store.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let closing = self.closing;
+        let shutdown = async move {
+            shutdown.await;
+            closing.send_replace(true);
+        };
+        // Small writes (SSE events) go out at once rather than waiting for the previous
+        // segment's ACK (Nagle).
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "setting TCP_NODELAY failed");
+            }
+        });
+        axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await?;
+        if let Some(leases) = &self.leases {
+            // No more renewals, takeovers or restarts of numbers while this node stops.
+            leases.stop().await;
+        }
+        self.supervisor.shutdown().await;
+        // Before leaving: the webhooks role keeper must not renew the role after `leave`.
+        self.webhooks.shutdown().await;
+        if let Some(leases) = &self.leases {
+            // Connections are closed: the other nodes may take the numbers at once.
+            leases.leave().await;
+        }
+        self.store.close().await;
+        Ok(())
+    }
+}
+
+/// The store the gateway runs on, kept by its concrete type for `close` at shutdown.
+enum OpenStore {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PgStore>),
+}
+
+impl OpenStore {
+    fn as_dyn(&self) -> Arc<dyn Store> {
+        match self {
+            OpenStore::Sqlite(s) => s.clone(),
+            OpenStore::Postgres(s) => s.clone(),
+        }
+    }
+
+    /// The contact-check cache (the same store, seen through that one trait).
+    fn contact_checks(&self) -> Arc<dyn ContactCheckStore> {
+        match self {
+            OpenStore::Sqlite(s) => s.clone(),
+            OpenStore::Postgres(s) => s.clone(),
+        }
+    }
+
+    /// The cluster side of the store, when several nodes can share it.
+    fn cluster(&self) -> Option<Arc<dyn ClusterStore>> {
+        match self {
+            OpenStore::Sqlite(_) => None,
+            OpenStore::Postgres(s) => Some(s.clone()),
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            OpenStore::Sqlite(s) => s.close().await,
+            OpenStore::Postgres(s) => s.close().await,
+        }
+    }
+}
+
+/// Removes events older than the retention window, and contact-check answers older than a
+/// day, now and every ten minutes.
+fn spawn_event_pruning(store: Arc<dyn Store>, retention: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            let cutoff = chrono::Utc::now()
+                - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(1));
+            match store.prune_events(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "old events removed"),
+                Err(e) => tracing::warn!(error = %e, "pruning the event log failed"),
+            }
+            // A received message stays quotable (and its media fetchable) as long as its
+            // event is kept.
+            match store.prune_inbound(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "old received-message index entries removed"),
+                Err(e) => tracing::warn!(error = %e, "pruning the received-message index failed"),
+            }
+            // Contact-check answers are reused for a day, whatever the event retention.
+            match store.prune_contact_checks(crate::app::contacts::cache_cutoff()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "expired contact-check answers removed"),
+                Err(e) => tracing::warn!(error = %e, "pruning the contact-check cache failed"),
+            }
+        }
+    });
+}
+
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating the data dir {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Runs the simulated WhatsApp network as its own process, shared by gateways over loopback.
+pub async fn serve_simnet(
+    listen: SocketAddr,
+    config: SimConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    println!("bZapper simnet listening on http://{}", listener.local_addr()?);
+    bzapper_driver::sim::serve(listener, Arc::new(SimNetwork::new(config)), shutdown).await?;
+    Ok(())
+}
