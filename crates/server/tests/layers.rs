@@ -225,7 +225,11 @@ fn import_graph() -> BTreeMap<String, BTreeSet<String>> {
         let children: Vec<String> = modules
             .iter()
             .filter_map(|m| {
-                let rest = if module.is_empty() { Some(m.as_str()) } else { m.strip_prefix(&format!("{module}::")) };
+                let rest = if module.is_empty() {
+                    Some(m.as_str())
+                } else {
+                    m.strip_prefix(&format!("{module}::"))
+                };
                 rest.filter(|r| !r.is_empty() && !r.contains("::")).map(str::to_string)
             })
             .collect();
@@ -319,11 +323,16 @@ fn the_server_has_no_import_cycle() {
     let edges: usize = graph.values().map(BTreeSet::len).sum();
     println!("{} modules, {edges} imports between them", graph.len());
     let found = cycles(&graph);
-    assert!(
-        found.is_empty(),
-        "import cycles among the server's modules:\n{}",
-        found.iter().map(|c| format!("  {}", c.join(" ↔ "))).collect::<Vec<_>>().join("\n")
-    );
+    let mut report = String::new();
+    for component in &found {
+        report.push_str(&format!("  cycle among {}; its imports:\n", component.join(", ")));
+        for from in component {
+            for to in graph[from].iter().filter(|t| component.contains(t)) {
+                report.push_str(&format!("    {} → {}\n", display(from), display(to)));
+            }
+        }
+    }
+    assert!(found.is_empty(), "import cycles among the server's modules:\n{report}");
 }
 
 #[test]

@@ -12,6 +12,9 @@ use std::time::Duration;
 use bzapper_store::{ClusterStore, NodeInfo, Signal, StoreError};
 use tokio::sync::broadcast;
 
+/// Marks a request passed on by another node, so that it is never passed on twice.
+pub const FORWARDED_BY: &str = "x-bzapper-forwarded-by";
+
 pub struct Cluster {
     pub store: Arc<dyn ClusterStore>,
     pub node: NodeInfo,

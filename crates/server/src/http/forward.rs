@@ -1,12 +1,13 @@
 //! Sends an API call about a number to the node that holds it. Any node accepts any call;
 //! the calls that act on a number's live connection (connect, disconnect, logout, delete,
-//! settings, QR code, pairing code, groups, received media) run where that connection is, so a node that does not
-//! hold the number passes the request on unchanged (the holder authenticates it) and
-//! returns the holder's answer. A number nobody holds is taken by the node asked.
+//! settings, QR code, pairing code, groups, received media; the router marks them) run where
+//! that connection is, so a node that does not hold the number passes the request on unchanged
+//! (the holder authenticates it) and returns the holder's answer. A number nobody holds is
+//! taken by the node asked.
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::extract::{RawPathParams, Request, State};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bzapper_store::NodeRef;
@@ -19,34 +20,18 @@ use crate::runtime::leases::Placement;
 /// limit is the same.
 const FORWARD_BODY_LIMIT: usize = 1024 * 1024;
 
-/// Marks a request passed on by another node, so that it is never passed on twice.
-pub const FORWARDED_BY: &str = "x-bzapper-forwarded-by";
+pub use crate::cluster::FORWARDED_BY;
 
-/// The instance id of a request that must run on the number's node, if it is one.
-pub fn instance_needing_holder<'a>(method: &Method, path: &'a str) -> Option<&'a str> {
-    let rest = path.strip_prefix("/v1/instances/")?;
-    let (id, action) = match rest.split_once('/') {
-        Some((id, action)) => (id, Some(action)),
-        None => (rest, None),
-    };
-    if id.is_empty() {
-        return None;
-    }
-    let needs = matches!(
-        (method, action),
-        (&Method::DELETE | &Method::PATCH, None)
-            | (&Method::POST, Some("connect" | "disconnect" | "logout" | "pair-code"))
-            | (&Method::GET, Some("qr"))
-    ) || (method == Method::GET
-        && action
-            .is_some_and(|a| a == "groups" || a.starts_with("groups/") || a.starts_with("media/")));
-    needs.then_some(id)
-}
-
-pub async fn to_holder(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// The layer the router puts on each holder-bound route: the route's `{id}` names the
+/// number.
+pub async fn to_holder(
+    State(state): State<AppState>,
+    params: RawPathParams,
+    req: Request,
+    next: Next,
+) -> Response {
     let Some(leases) = state.leases.clone() else { return next.run(req).await };
-    let Some(id) = instance_needing_holder(req.method(), req.uri().path()).map(str::to_string)
-    else {
+    let Some(id) = params.iter().find(|(name, _)| *name == "id").map(|(_, v)| v.to_string()) else {
         return next.run(req).await;
     };
     let placement = match leases.place(&id).await {
@@ -122,43 +107,5 @@ async fn forward(state: &AppState, req: Request, node: NodeRef) -> Response {
             response.body(Body::from(bytes)).unwrap_or_else(|e| unreachable(e.to_string()))
         }
         Err(e) => unreachable(e.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_calls_on_a_live_connection_go_to_the_holder() {
-        let m = |s: &str| Method::from_bytes(s.as_bytes()).unwrap();
-        assert_eq!(
-            instance_needing_holder(&m("POST"), "/v1/instances/ins_1/connect"),
-            Some("ins_1")
-        );
-        assert_eq!(instance_needing_holder(&m("GET"), "/v1/instances/ins_1/qr"), Some("ins_1"));
-        assert_eq!(instance_needing_holder(&m("DELETE"), "/v1/instances/ins_1"), Some("ins_1"));
-        assert_eq!(instance_needing_holder(&m("PATCH"), "/v1/instances/ins_1"), Some("ins_1"));
-        assert_eq!(
-            instance_needing_holder(&m("POST"), "/v1/instances/ins_1/pair-code"),
-            Some("ins_1")
-        );
-        // Reads of stored state and sends run on any node.
-        // Groups and received media are asked through the live connection too.
-        assert_eq!(instance_needing_holder(&m("GET"), "/v1/instances/ins_1/groups"), Some("ins_1"));
-        assert_eq!(
-            instance_needing_holder(&m("GET"), "/v1/instances/ins_1/groups/1203@g.us"),
-            Some("ins_1")
-        );
-        assert_eq!(
-            instance_needing_holder(&m("GET"), "/v1/instances/ins_1/media/3EB0A"),
-            Some("ins_1")
-        );
-        assert_eq!(instance_needing_holder(&m("POST"), "/v1/instances/ins_1/groups"), None);
-        assert_eq!(instance_needing_holder(&m("GET"), "/v1/instances/ins_1"), None);
-        assert_eq!(instance_needing_holder(&m("GET"), "/v1/instances"), None);
-        assert_eq!(instance_needing_holder(&m("POST"), "/v1/instances"), None);
-        assert_eq!(instance_needing_holder(&m("POST"), "/v1/messages"), None);
-        assert_eq!(instance_needing_holder(&m("POST"), "/v1/instances//connect"), None);
     }
 }

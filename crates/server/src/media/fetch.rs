@@ -6,7 +6,12 @@ use std::time::Duration;
 use bzapper_core::content::MediaKind;
 use tokio::time::{timeout_at, Instant};
 
-use super::{sniff, Ingest, MediaError, MediaStore, StoredMedia};
+use axum::body::Bytes;
+use futures::stream::BoxStream;
+
+use super::error::MediaError;
+use super::record::MediaLimits;
+use super::sniff;
 
 /// The longest wait for the answer's headers: a server that accepts and says nothing fails
 /// in this time even when the whole download may take longer.
@@ -23,25 +28,28 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 ///   must suit `kind` → `WrongType`.
 ///
 /// With no `file_name`, the URL's last path segment names the file.
-pub(super) async fn fetch_url(
-    store: &MediaStore,
-    tenant_id: &str,
+///
+/// Returns the answer's body still to be read: the store streams it to disk, and must finish
+/// by [`Download::deadline`].
+pub(super) async fn download(
+    http: &reqwest::Client,
+    limits: &MediaLimits,
     url: &url::Url,
     kind: MediaKind,
     file_name: Option<String>,
-) -> Result<StoredMedia, MediaError> {
+) -> Result<Download, MediaError> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(MediaError::Unreachable(format!(
             "only http:// and https:// URLs are fetched, not {}:",
             url.scheme()
         )));
     }
-    let cap = kind.cap_bytes(store.limits.max_bytes);
+    let cap = kind.cap_bytes(limits.max_bytes);
     let started = Instant::now();
-    let deadline = started + store.limits.fetch_timeout;
-    let answer_deadline = started + store.limits.fetch_timeout.min(ANSWER_TIMEOUT);
+    let deadline = started + limits.fetch_timeout;
+    let answer_deadline = started + limits.fetch_timeout.min(ANSWER_TIMEOUT);
 
-    let answer = timeout_at(answer_deadline, store.http.get(url.clone()).send())
+    let answer = timeout_at(answer_deadline, http.get(url.clone()).send())
         .await
         .map_err(|_| MediaError::Timeout)?
         .map_err(request_error)?;
@@ -66,11 +74,25 @@ pub(super) async fn fetch_url(
         }
     }
     let file_name = file_name.or_else(|| sniff::file_name_from_url(url));
-    let req = Ingest { declared_mime: header.as_deref(), file_name, cap, kind: Some(kind) };
-    let body = Box::pin(answer.bytes_stream());
-    timeout_at(deadline, store.ingest(tenant_id, req, body))
-        .await
-        .map_err(|_| MediaError::Timeout)?
+    Ok(Download {
+        declared_mime: header,
+        file_name,
+        cap,
+        deadline,
+        body: Box::pin(answer.bytes_stream()),
+    })
+}
+
+/// An answer whose headers passed the checks, its body not yet read.
+pub(super) struct Download {
+    /// The `Content-Type` it declared (when one that means something).
+    pub declared_mime: Option<String>,
+    pub file_name: Option<String>,
+    /// The most bytes the file may have.
+    pub cap: u64,
+    /// When the whole file must be in.
+    pub deadline: Instant,
+    pub body: BoxStream<'static, reqwest::Result<Bytes>>,
 }
 
 /// A failed request in words: the error and its causes (reqwest's own message alone says

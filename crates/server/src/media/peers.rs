@@ -18,9 +18,22 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Utc;
 
-use super::{MediaStore, StoredMedia};
-use crate::cluster::Cluster;
-use crate::http::forward::FORWARDED_BY;
+use axum::body::Bytes;
+use futures::stream::BoxStream;
+
+use super::error::MediaError;
+use super::record::StoredMedia;
+use crate::cluster::{Cluster, FORWARDED_BY};
+
+/// A peer's answer body, streamed into the local store.
+pub(super) type Body = BoxStream<'static, reqwest::Result<Bytes>>;
+
+/// Where a copy from a peer is written (the local media store): the record it must match
+/// and the bytes, checked on the way.
+#[async_trait::async_trait]
+pub(super) trait CopySink: Sync {
+    async fn put_copy(&self, record: &StoredMedia, body: Body) -> Result<StoredMedia, MediaError>;
+}
 
 /// The header the peer route carries the file's record in: its `StoredMedia` JSON, base64url
 /// without padding.
@@ -62,11 +75,14 @@ pub fn decode_record(header: &str) -> Option<StoredMedia> {
 
 /// Asks the other live nodes for the tenant's upload `id`; a copy stored here when one has
 /// it, `None` when none does (or none answered).
+///
+/// `transfer_timeout` bounds a whole copy; `sink` takes the copy into the local store.
 pub(super) async fn find(
-    store: &MediaStore,
     peers: &Peers,
     tenant_id: &str,
     id: &str,
+    transfer_timeout: Duration,
+    sink: &dyn CopySink,
 ) -> Option<StoredMedia> {
     let c = &peers.cluster;
     let nodes = match c.store.nodes(c.ttl, c.ttl).await {
@@ -77,7 +93,7 @@ pub(super) async fn find(
         }
     };
     for node in nodes.iter().filter(|n| n.live && n.id != c.node_id()) {
-        match copy_from(store, peers, &node.url, tenant_id, id).await {
+        match copy_from(peers, &node.url, tenant_id, id, transfer_timeout, sink).await {
             Ok(Some(m)) => {
                 tracing::info!(media = %id, node = %node.id, size = m.size, "upload copied from a peer");
                 return Some(m);
@@ -148,11 +164,12 @@ fn deleted(status: reqwest::StatusCode) -> Result<bool, String> {
 
 /// The upload from the node at `base`: `Ok(None)` when it does not hold it.
 async fn copy_from(
-    store: &MediaStore,
     peers: &Peers,
     base: &str,
     tenant_id: &str,
     id: &str,
+    transfer_timeout: Duration,
+    sink: &dyn CopySink,
 ) -> Result<Option<StoredMedia>, String> {
     let url = format!("{}/v1/cluster/media/{tenant_id}/{id}", base.trim_end_matches('/'));
     let req = peers
@@ -161,7 +178,7 @@ async fn copy_from(
         .bearer_auth(&peers.admin_token)
         .header(FORWARDED_BY, peers.cluster.node_id())
         // The whole transfer, body included, like a URL download.
-        .timeout(store.limits.fetch_timeout.max(ANSWER_TIMEOUT));
+        .timeout(transfer_timeout.max(ANSWER_TIMEOUT));
     let res = match tokio::time::timeout(ANSWER_TIMEOUT, req.send()).await {
         Ok(Ok(res)) => res,
         Ok(Err(e)) => return Err(e.to_string()),
@@ -185,7 +202,7 @@ async fn copy_from(
     if record.expires_at <= Utc::now() {
         return Ok(None);
     }
-    store.put_copy(&record, res.bytes_stream()).await.map(Some).map_err(|e| e.to_string())
+    sink.put_copy(&record, Box::pin(res.bytes_stream())).await.map(Some).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use bzapper_core::content::{mime_essence, MediaKind, MAX_FILE_NAME_CHARS};
 
-use super::MediaError;
+use super::error::MediaError;
 
 /// How many leading bytes are kept for sniffing. Every signature `infer` knows lies well
 /// within this (the deepest, tar's, at byte 257).

@@ -230,11 +230,7 @@ impl Application {
                 .build()
                 .context("building the HTTP client")?,
         });
-        let router = crate::http::routes::router()
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                crate::http::forward::to_holder,
-            ))
+        let router = crate::http::routes::router(&state)
             .layer(DefaultBodyLimit::max(config.body_limit_bytes))
             // A 5xx the gateway means to send (501) is not a failure of the gateway; real internal
             // errors are logged at ERROR where they happen (`ApiError::internal`).

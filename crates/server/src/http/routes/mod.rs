@@ -22,13 +22,19 @@ pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch, post, put, MethodRouter};
 use axum::Router;
 
 use crate::http::error::ApiError;
+use crate::http::forward;
 use crate::http::state::AppState;
 
-pub fn router() -> Router<AppState> {
+/// Every route. The calls that act on a number's live connection are wrapped in
+/// [`forward::to_holder`] here, where they are declared: on a node of several they run on the
+/// node holding the number (see `http/forward.rs`).
+pub fn router(state: &AppState) -> Router<AppState> {
+    let holder = axum::middleware::from_fn_with_state(state.clone(), forward::to_holder);
+    let on_holder = |m: MethodRouter<AppState>| m.route_layer(holder.clone());
     Router::new()
         .merge(crate::http::dashboard::routes())
         .route("/healthz", get(health::healthz))
@@ -48,16 +54,16 @@ pub fn router() -> Router<AppState> {
         .route("/v1/instances", post(instances::create).get(instances::list))
         .route(
             "/v1/instances/{id}",
-            get(instances::get).patch(instances::patch).delete(instances::delete),
+            get(instances::get).merge(on_holder(patch(instances::patch).delete(instances::delete))),
         )
-        .route("/v1/instances/{id}/connect", post(instances::connect))
-        .route("/v1/instances/{id}/disconnect", post(instances::disconnect))
-        .route("/v1/instances/{id}/logout", post(instances::logout))
-        .route("/v1/instances/{id}/qr", get(instances::qr))
-        .route("/v1/instances/{id}/pair-code", post(instances::pair_code))
-        .route("/v1/instances/{id}/groups", get(groups::list))
-        .route("/v1/instances/{id}/groups/{jid}", get(groups::get))
-        .route("/v1/instances/{id}/media/{message_id}", get(inbound_media::get))
+        .route("/v1/instances/{id}/connect", on_holder(post(instances::connect)))
+        .route("/v1/instances/{id}/disconnect", on_holder(post(instances::disconnect)))
+        .route("/v1/instances/{id}/logout", on_holder(post(instances::logout)))
+        .route("/v1/instances/{id}/qr", on_holder(get(instances::qr)))
+        .route("/v1/instances/{id}/pair-code", on_holder(post(instances::pair_code)))
+        .route("/v1/instances/{id}/groups", on_holder(get(groups::list)))
+        .route("/v1/instances/{id}/groups/{jid}", on_holder(get(groups::get)))
+        .route("/v1/instances/{id}/media/{message_id}", on_holder(get(inbound_media::get)))
         .route("/v1/contacts/check", post(contacts::check))
         .route("/v1/events", get(events::stream))
         .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
