@@ -47,6 +47,89 @@ pub fn new_message_id() -> String {
     format!("3EB0{ms:012X}{random:08X}")
 }
 
+/// Declares a typed id: a `String` underneath, serialised as one (so the JSON is unchanged),
+/// that cannot be passed where another kind of id is expected.
+macro_rules! typed_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(id: impl Into<String>) -> Self {
+                $name(id.into())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> Self {
+                $name(id)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                $name(id.to_string())
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+    };
+}
+
+typed_id!(
+    /// A tenant (`ten_…`).
+    TenantId
+);
+typed_id!(
+    /// An instance, one WhatsApp number (`ins_…`).
+    InstanceId
+);
+typed_id!(
+    /// An accepted outbound message (`msg_…`).
+    MessageId
+);
+typed_id!(
+    /// A campaign (`cmp_…`).
+    CampaignId
+);
+typed_id!(
+    /// A webhook (`whk_…`).
+    WebhookId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +144,14 @@ mod tests {
         let (a, b) = (new_ordered_id("msg"), new_ordered_id("msg"));
         assert_eq!(a.len(), 4 + 25);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_typed_id_serialises_as_its_string() {
+        let id = TenantId::new("ten_abc");
+        assert_eq!(serde_json::to_value(&id).unwrap(), serde_json::json!("ten_abc"));
+        let back: TenantId = serde_json::from_value(serde_json::json!("ten_abc")).unwrap();
+        assert_eq!(back, id);
+        assert_eq!(&*id, "ten_abc");
     }
 }
