@@ -1,5 +1,9 @@
-//! The use cases the HTTP layer calls: accepting a message, managing numbers, campaigns,
-//! webhooks and contacts, driving the simulated network. Nothing here knows HTTP.
+//! The use cases the HTTP layer calls: accepting a message, checking contacts, driving the
+//! simulated network. Nothing here knows HTTP; failures are [`AppError`]s.
 
 pub mod contacts;
+mod error;
+pub mod messages;
 pub mod sim;
+
+pub use error::{AppError, AppResult};

@@ -114,3 +114,20 @@ impl From<crate::media::MediaError> for ApiError {
         }
     }
 }
+
+/// The status of each use-case error; the code and sentence are the use case's.
+impl From<crate::app::AppError> for ApiError {
+    fn from(e: crate::app::AppError) -> Self {
+        use crate::app::AppError;
+        match e {
+            AppError::NotFound { code, message } => Self::new(StatusCode::NOT_FOUND, code, message),
+            AppError::Unprocessable { code, message } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            }
+            AppError::Conflict { code, message } => Self::conflict(code, message),
+            AppError::Media(e) => e.into(),
+            AppError::Store(e) => e.into(),
+            AppError::Internal(cause) => Self::internal(cause),
+        }
+    }
+}

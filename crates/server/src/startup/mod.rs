@@ -210,6 +210,11 @@ impl Application {
             cluster.clone(),
             closing_rx.clone(),
         );
+        let messages = crate::app::messages::Messages::new(
+            dyn_store.clone(),
+            scheduler.clone(),
+            media.clone(),
+        );
         let state = AppState::new(Inner {
             closing: closing_rx,
             store: dyn_store,
@@ -225,6 +230,7 @@ impl Application {
             leases: leases.clone(),
             media,
             contacts: Arc::new(ContactChecker::new(store.contact_checks())),
+            messages,
             forwarder: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()

@@ -9,6 +9,7 @@ use bzapper_core::{ContactCard, Location, MediaKind};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::app::messages::Pending;
 use crate::http::error::{ApiError, ApiResult};
 use crate::model::content::{MediaSource, StoredContent};
 
@@ -70,17 +71,6 @@ pub struct RichInput {
     pub location: Option<LocationInput>,
     pub contact: Option<ContactInput>,
     pub reaction: Option<ReactionInput>,
-    pub reply_to: Option<String>,
-}
-
-/// What the accept path must still look up before the message can be stored.
-#[derive(Debug, Default, PartialEq)]
-pub struct Pending {
-    /// An uploaded file to find, with the kind it must fit.
-    pub media_id: Option<(String, MediaKind)>,
-    /// The message a reaction targets, and the emoji.
-    pub reaction: Option<(String, String)>,
-    /// The message a reply quotes.
     pub reply_to: Option<String>,
 }
 

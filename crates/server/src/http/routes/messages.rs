@@ -6,21 +6,21 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json as JsonOut;
 use base64::Engine;
 use bzapper_core::menu::{message_body, Menu, MenuOption};
-use bzapper_core::{validate, Jid, Status};
-use bzapper_driver::MessageRef;
-use bzapper_store::{MessageFilter, MessageRecord, MessageStatus, StoreError};
-use chrono::{DateTime, Duration, Utc};
+use bzapper_core::{validate, Jid};
+use bzapper_store::{MessageFilter, MessageRecord, MessageStatus};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::app::messages::{NewMessage, Pending};
 use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{idempotency_key, Json, Query};
 use crate::http::routes::message_content::{
-    self, ContactInput, LocationInput, MediaInput, Pending, ReactionInput, RichInput,
+    self, ContactInput, LocationInput, MediaInput, ReactionInput, RichInput,
 };
 use crate::http::state::AppState;
-use crate::model::content::{Reaction, StoredContent};
+use crate::model::content::StoredContent;
 use crate::model::ids::{new_message_id, new_ordered_id};
 use crate::model::time::now;
 
@@ -28,8 +28,6 @@ use crate::model::time::now;
 pub const MAX_TEXT_CHARS: usize = 16_384;
 /// The most mentions in one message.
 pub const MAX_MENTIONS: usize = 50;
-/// How long an `Idempotency-Key` holds.
-const IDEMPOTENCY_HOURS: i64 = 24;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -278,161 +276,11 @@ pub async fn send(
     headers: HeaderMap,
     Json(body): Json<SendMessage>,
 ) -> ApiResult<(StatusCode, JsonOut<Accepted>)> {
-    let key = idempotency_key(&headers)?;
-    if let Some(k) = &key {
-        if let Some(first) = state.store.find_by_idempotency_key(&tenant.tenant_id, k).await? {
-            if now() - first.created_at < Duration::hours(IDEMPOTENCY_HOURS) {
-                return Ok((StatusCode::ACCEPTED, JsonOut(accepted(&first))));
-            }
-            state.store.release_idempotency_key(&tenant.tenant_id, k).await?;
-        }
-    }
-    let (mut rec, pool, content, pending) = build(&tenant.tenant_id, body)?;
-    rec.idempotency_key = key.clone();
-    resolve(&state, &tenant.tenant_id, &mut rec, content, pending).await?;
-    if let Some(iid) = rec.instance_id.clone() {
-        let inst =
-            state.store.get_instance(&tenant.tenant_id, &iid).await?.ok_or_else(|| {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such instance")
-            })?;
-        if inst.state.status != Status::Connected {
-            return Err(ApiError::conflict(
-                "instance_unavailable",
-                format!(
-                    "the instance is {}{}; it can send once it is connected",
-                    inst.state.status.as_str(),
-                    inst.state.reason.map(|r| format!(" ({})", r.as_str())).unwrap_or_default()
-                ),
-            ));
-        }
-        rec.pool = pool.unwrap_or(inst.pool);
-    } else if !state.scheduler.has_number_available(&tenant.tenant_id, &rec.pool).await {
-        return Err(ApiError::conflict(
-            "no_number_available",
-            format!("pool `{}` has no connected, healthy number", rec.pool),
-        ));
-    }
-    match state.store.insert_message(&rec).await {
-        Ok(()) => {}
-        // The same key raced in from another request: answer what that one stored.
-        Err(StoreError::Conflict(_)) if key.is_some() => {
-            let k = key.as_deref().unwrap_or_default();
-            let first = state.store.find_by_idempotency_key(&tenant.tenant_id, k).await?;
-            let first = first.ok_or_else(|| ApiError::internal("an idempotency key vanished"))?;
-            return Ok((StatusCode::ACCEPTED, JsonOut(accepted(&first))));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    let answer = accepted(&rec);
-    state.scheduler.accept(rec).await;
-    Ok((StatusCode::ACCEPTED, JsonOut(answer)))
-}
-
-fn unknown_message(id: &str, why: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "unknown_message",
-        format!("message `{id}` {why}"),
-    )
-}
-
-/// Looks up what the accept path could not check alone: the upload a media message names,
-/// the message a reaction targets or a reply quotes (which pins the number whose chat holds
-/// it). Fills `rec.content`.
-async fn resolve(
-    state: &AppState,
-    tenant_id: &str,
-    rec: &mut MessageRecord,
-    mut content: StoredContent,
-    pending: Pending,
-) -> ApiResult<()> {
-    if let Some((id, kind)) = &pending.media_id {
-        // Uploaded here, or on another node of the cluster (copied here then).
-        let media = state.media.find(tenant_id, id).await.map_err(ApiError::internal)?;
-        let Some(media) = media else {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_media",
-                format!("no upload `{id}` (it may have expired); upload it with POST /v1/media"),
-            ));
-        };
-        // Its size against the kind's cap and its bytes against the kind (413 or 422).
-        state.media.check_kind(&media, *kind).await?;
-    }
-    let target_id = pending.reaction.as_ref().map(|r| r.0.clone()).or(pending.reply_to.clone());
-    if let Some(target_id) = &target_id {
-        let (target, holder) = find_target(state, tenant_id, target_id).await?;
-        match &rec.instance_id {
-            Some(given) if *given != holder => {
-                return Err(unknown_message(
-                    target_id,
-                    &format!("is in a chat of instance `{holder}`, not `{given}`"),
-                ))
-            }
-            _ => {
-                rec.instance_id = Some(holder);
-                rec.forced = true;
-            }
-        }
-        match pending.reaction {
-            Some((_, emoji)) => {
-                // A reaction goes to the chat that holds the message.
-                let chat = target.chat.to_non_device();
-                if chat.to_string() != rec.to && !same_contact(state, &chat, &rec.to).await? {
-                    return Err(unknown_message(target_id, &format!("is in chat `{chat}`")));
-                }
-                rec.to = chat.to_string();
-                content.reaction = Some(Reaction { target, emoji });
-            }
-            None => content.reply_to = Some(target),
-        }
-    }
-    rec.content = content.to_column();
-    Ok(())
-}
-
-/// Whether `lid_chat` (a LID) and `to` (a phone JID) are the same contact.
-async fn same_contact(state: &AppState, lid_chat: &Jid, to: &str) -> ApiResult<bool> {
-    if !lid_chat.is_lid() {
-        return Ok(false);
-    }
-    let phone = state.store.phone_for_lid(&lid_chat.to_string()).await?;
-    Ok(phone.as_deref() == Some(to))
-}
-
-/// The message `id` names — one sent here (gateway or WhatsApp id) or one received — and the
-/// number whose chat holds it.
-async fn find_target(
-    state: &AppState,
-    tenant_id: &str,
-    id: &str,
-) -> ApiResult<(MessageRef, String)> {
-    let mut sent = state.store.get_message(tenant_id, id).await?;
-    if sent.is_none() {
-        sent = state.store.find_message_by_wa_id_for_tenant(tenant_id, id).await?;
-    }
-    if let Some(m) = sent {
-        let went_out = matches!(
-            m.status,
-            MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Read
-        );
-        let (true, Some(holder)) = (went_out, m.instance_id.clone()) else {
-            return Err(unknown_message(id, &format!("is {}, not sent", m.status.as_str())));
-        };
-        let chat = Jid::parse(&m.to).map_err(ApiError::internal)?;
-        let text = (!m.body.is_empty()).then(|| m.body.clone());
-        return Ok((MessageRef { id: m.wa_id, chat, from_me: true, sender: None, text }, holder));
-    }
-    let Some(r) = state.store.find_inbound(tenant_id, id).await? else {
-        return Err(unknown_message(id, "is not one this gateway sent or received"));
-    };
-    let chat = Jid::parse(&r.chat).map_err(ApiError::internal)?;
-    let sender = match chat.is_group() {
-        true => Some(Jid::parse(&r.sender).map_err(ApiError::internal)?),
-        false => None,
-    };
-    let text = (!r.text.is_empty()).then(|| r.text.clone());
-    Ok((MessageRef { id: r.wa_id, chat, from_me: false, sender, text }, r.instance_id))
+    let idempotency_key = idempotency_key(&headers)?;
+    let (record, pool, content, pending) = build(&tenant.tenant_id, body)?;
+    let new = NewMessage { record, pool, content, pending, idempotency_key };
+    let rec = state.messages.accept(&tenant.tenant_id, new).await?;
+    Ok((StatusCode::ACCEPTED, JsonOut(accepted(&rec))))
 }
 
 /// One message.
@@ -444,8 +292,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<JsonOut<MessageView>> {
-    let m =
-        state.store.get_message(&tenant.tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
+    let m = state.messages.get(&tenant.tenant_id, &id).await?;
     Ok(JsonOut(view(&m)))
 }
 
@@ -500,7 +347,7 @@ pub async fn list(
         None => None,
     };
     let filter = MessageFilter { instance_id: p.instance_id, status, limit: limit + 1, before };
-    let mut items = state.store.list_messages(&tenant.tenant_id, &filter).await?;
+    let mut items = state.messages.list(&tenant.tenant_id, &filter).await?;
     let next_cursor = if items.len() > limit as usize {
         items.truncate(limit as usize);
         items.last().map(encode_cursor)
