@@ -3,6 +3,7 @@
 
 pub mod contacts;
 mod error;
+pub mod instances;
 pub mod messages;
 pub mod sim;
 

@@ -44,6 +44,8 @@ pub struct Inner {
     pub forwarder: reqwest::Client,
     /// Media files on disk (uploads, fetched URLs, the inbound cache).
     pub media: Arc<MediaStore>,
+    /// Managing numbers.
+    pub instances: crate::app::instances::Instances,
     /// Accepting and reading messages.
     pub messages: crate::app::messages::Messages,
     /// Which phones are on WhatsApp: the paced look-ups and their day-long cache.

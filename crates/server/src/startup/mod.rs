@@ -215,6 +215,12 @@ impl Application {
             scheduler.clone(),
             media.clone(),
         );
+        let instances = crate::app::instances::Instances::new(
+            dyn_store.clone(),
+            supervisor.clone(),
+            scheduler.clone(),
+            leases.clone(),
+        );
         let state = AppState::new(Inner {
             closing: closing_rx,
             store: dyn_store,
@@ -231,6 +237,7 @@ impl Application {
             media,
             contacts: Arc::new(ContactChecker::new(store.contact_checks())),
             messages,
+            instances,
             forwarder: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()

@@ -10,12 +10,12 @@ use base64::Engine;
 use bzapper_core::{
     validate, InstanceState, Limits, LimitsPatch, Phone, ProxyUrl, Reason, Status, Warming,
 };
-use bzapper_store::{InstanceRecord, StoreError};
+use bzapper_store::InstanceRecord;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
-use std::time::Duration;
 use utoipa::ToSchema;
 
+use crate::app::instances::Live;
 use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Json;
@@ -23,7 +23,6 @@ use crate::http::qr::render_png;
 use crate::http::state::AppState;
 use crate::model::ids::new_id;
 use crate::model::time::now;
-use crate::runtime::supervisor::SupervisorError;
 
 /// Sending limits; any subset may be given, the rest keep their defaults.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -151,42 +150,8 @@ pub struct InstanceList {
     pub items: Vec<InstanceView>,
 }
 
-/// Live figures of a number that the record alone does not hold.
-#[derive(Default, Clone, Copy)]
-pub struct Live {
-    pub health: Option<(u8, bool)>,
-    pub sent_today: u64,
-    pub received_today: u64,
-}
-
-/// Live figures of the tenant's numbers (all, or the one given), by instance id.
-pub async fn live(
-    state: &AppState,
-    tenant_id: &str,
-    recs: &[InstanceRecord],
-) -> ApiResult<std::collections::HashMap<String, Live>> {
-    let day_start = Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
-    let mut out: std::collections::HashMap<String, Live> = recs
-        .iter()
-        .map(|r| (r.id.clone(), Live { health: state.scheduler.health(&r.id), ..Live::default() }))
-        .collect();
-    for (id, n) in state.store.count_sent_by_instance(tenant_id, day_start).await? {
-        if let Some(l) = out.get_mut(&id) {
-            l.sent_today = n;
-        }
-    }
-    for (id, n) in
-        state.store.count_events_by_instance(tenant_id, "message.received", day_start).await?
-    {
-        if let Some(l) = out.get_mut(&id) {
-            l.received_today = n;
-        }
-    }
-    Ok(out)
-}
-
 async fn full_view(state: &AppState, rec: &InstanceRecord) -> ApiResult<InstanceView> {
-    let live = live(state, &rec.tenant_id, std::slice::from_ref(rec)).await?;
+    let live = state.instances.live(&rec.tenant_id, std::slice::from_ref(rec)).await?;
     Ok(view(rec, live.get(&rec.id).copied().unwrap_or_default()))
 }
 
@@ -234,31 +199,8 @@ fn invalid_limits(e: bzapper_core::LimitsError) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_limits", e.to_string())
 }
 
-fn name_taken(e: StoreError) -> ApiError {
-    match e {
-        StoreError::Conflict(_) => ApiError::conflict(
-            "name_taken",
-            "an instance with this name already exists in this tenant",
-        ),
-        other => other.into(),
-    }
-}
-
-fn supervisor_error(e: SupervisorError) -> ApiError {
-    match e {
-        SupervisorError::Refused(r) => ApiError::conflict("invalid_state", r.to_string()),
-        SupervisorError::NotRunning => {
-            ApiError::conflict("not_pending", "the instance is not waiting to be linked")
-        }
-        SupervisorError::Driver(bzapper_driver::DriverError::NotPairing) => {
-            ApiError::conflict("not_pending", "the instance is not waiting to be linked")
-        }
-        other => ApiError::internal(other),
-    }
-}
-
 async fn load(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<InstanceRecord> {
-    state.store.get_instance(&tenant.tenant_id, id).await?.ok_or_else(ApiError::not_found)
+    Ok(state.instances.get(&tenant.tenant_id, id).await?)
 }
 
 /// Creates an instance and starts it: `qr_pending` until a phone links it.
@@ -284,7 +226,7 @@ pub async fn create(
     let proxy = body.proxy.as_deref().map(ProxyUrl::parse).transpose().map_err(invalid_proxy)?;
     let limits: LimitsPatch = body.limits.map(Into::into).unwrap_or_default();
     Limits::default().merged(&limits).map_err(invalid_limits)?;
-    let mut rec = InstanceRecord {
+    let rec = InstanceRecord {
         id: new_id("ins"),
         tenant_id: tenant.tenant_id,
         name,
@@ -301,12 +243,7 @@ pub async fn create(
         created_at: now(),
         health_score: 100,
     };
-    state.store.create_instance(&rec).await.map_err(name_taken)?;
-    if let Some(leases) = &state.leases {
-        // Nobody else knows the number yet: this node takes it.
-        leases.place(&rec.id).await?;
-    }
-    rec.state = state.supervisor.start(&rec).await.map_err(supervisor_error)?;
+    let rec = state.instances.create(rec).await?;
     Ok((StatusCode::CREATED, JsonOut(full_view(&state, &rec).await?)))
 }
 
@@ -317,8 +254,8 @@ pub async fn list(
     tenant: Tenant,
     State(state): State<AppState>,
 ) -> ApiResult<JsonOut<InstanceList>> {
-    let recs = state.store.list_instances(&tenant.tenant_id).await?;
-    let live = live(&state, &tenant.tenant_id, &recs).await?;
+    let recs = state.instances.list(&tenant.tenant_id).await?;
+    let live = state.instances.live(&tenant.tenant_id, &recs).await?;
     let items =
         recs.iter().map(|r| view(r, live.get(&r.id).copied().unwrap_or_default())).collect();
     Ok(JsonOut(InstanceList { items }))
@@ -372,11 +309,7 @@ pub async fn patch(
         Limits::default().merged(&merged).map_err(invalid_limits)?;
         rec.limits = merged;
     }
-    if !state.store.update_instance_settings(&rec).await.map_err(name_taken)? {
-        return Err(ApiError::not_found());
-    }
-    // A new pool or limits take effect for the next send.
-    state.scheduler.number_changed(&rec, None).await;
+    state.instances.update_settings(&rec).await?;
     Ok(JsonOut(full_view(&state, &rec).await?))
 }
 
@@ -390,7 +323,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let rec = load(&state, &tenant, &id).await?;
-    state.supervisor.delete(&rec).await.map_err(supervisor_error)?;
+    state.instances.delete(&rec).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -409,7 +342,7 @@ pub async fn connect(
     Path(id): Path<String>,
 ) -> ApiResult<JsonOut<InstanceView>> {
     let rec = load(&state, &tenant, &id).await?;
-    state.supervisor.start(&rec).await.map_err(supervisor_error)?;
+    state.instances.connect(&rec).await?;
     after(&state, &tenant, &id).await
 }
 
@@ -423,7 +356,7 @@ pub async fn disconnect(
     Path(id): Path<String>,
 ) -> ApiResult<JsonOut<InstanceView>> {
     let rec = load(&state, &tenant, &id).await?;
-    state.supervisor.stop(&rec).await.map_err(supervisor_error)?;
+    state.instances.disconnect(&rec).await?;
     after(&state, &tenant, &id).await
 }
 
@@ -437,7 +370,7 @@ pub async fn logout(
     Path(id): Path<String>,
 ) -> ApiResult<JsonOut<InstanceView>> {
     let rec = load(&state, &tenant, &id).await?;
-    state.supervisor.logout(&rec).await.map_err(supervisor_error)?;
+    state.instances.logout(&rec).await?;
     after(&state, &tenant, &id).await
 }
 
@@ -472,16 +405,7 @@ pub async fn qr(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let rec = load(&state, &tenant, &id).await?;
-    let not_pending = || {
-        ApiError::conflict(
-            "not_pending",
-            format!("the instance is {}, not qr_pending", rec.state.status.as_str()),
-        )
-    };
-    if rec.state.status != Status::QrPending {
-        return Err(not_pending());
-    }
-    let code = state.supervisor.qr(&id, Duration::from_secs(5)).await.ok_or_else(not_pending)?;
+    let code = state.instances.qr(&rec).await?;
     let png = render_png(&code.code).map_err(ApiError::internal)?;
     if wants_png(&headers) {
         return Ok(([(CONTENT_TYPE, "image/png")], png).into_response());
@@ -526,12 +450,6 @@ pub async fn pair_code(
     let phone = Phone::parse(&body.phone).map_err(|e| {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone", e.to_string())
     })?;
-    if rec.state.status != Status::QrPending {
-        return Err(ApiError::conflict(
-            "not_pending",
-            format!("the instance is {}, not qr_pending", rec.state.status.as_str()),
-        ));
-    }
-    let code = state.supervisor.pair_code(&id, &phone).await.map_err(supervisor_error)?;
+    let code = state.instances.pair_code(&rec, &phone).await?;
     Ok(JsonOut(PairCodeView { code: code.code, expires_at: code.expires_at }))
 }

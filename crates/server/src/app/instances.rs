@@ -1,0 +1,174 @@
+//! Managing numbers: the use cases behind `/v1/instances` — create and start, read with live
+//! figures, change settings, connect, disconnect, log out, delete, the QR code and the pairing
+//! code. The HTTP layer has already checked the request; the state machine is the supervisor's.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bzapper_core::{Phone, Status};
+use bzapper_driver::PairCode;
+use bzapper_store::{InstanceRecord, Store, StoreError};
+use chrono::Utc;
+
+use crate::app::error::{AppError, AppResult};
+use crate::runtime::leases::LeaseKeeper;
+use crate::runtime::scheduler::Scheduler;
+use crate::runtime::supervisor::{QrCode, Supervisor, SupervisorError};
+
+/// How long a QR request waits for the first code of a number that is just starting.
+const QR_WAIT: Duration = Duration::from_secs(5);
+
+/// Live figures of a number that the record alone does not hold.
+#[derive(Default, Clone, Copy)]
+pub struct Live {
+    pub health: Option<(u8, bool)>,
+    pub sent_today: u64,
+    pub received_today: u64,
+}
+
+pub struct Instances {
+    store: Arc<dyn Store>,
+    supervisor: Arc<Supervisor>,
+    scheduler: Arc<Scheduler>,
+    /// Which node holds which number (a cluster node only).
+    leases: Option<Arc<LeaseKeeper>>,
+}
+
+impl Instances {
+    pub fn new(
+        store: Arc<dyn Store>,
+        supervisor: Arc<Supervisor>,
+        scheduler: Arc<Scheduler>,
+        leases: Option<Arc<LeaseKeeper>>,
+    ) -> Self {
+        Instances { store, supervisor, scheduler, leases }
+    }
+
+    /// Stores a new number and starts it (`qr_pending` until a phone links it); the record
+    /// with its state after the start.
+    pub async fn create(&self, mut rec: InstanceRecord) -> AppResult<InstanceRecord> {
+        self.store.create_instance(&rec).await.map_err(name_taken)?;
+        if let Some(leases) = &self.leases {
+            // Nobody else knows the number yet: this node takes it.
+            leases.place(&rec.id).await?;
+        }
+        rec.state = self.supervisor.start(&rec).await.map_err(supervisor_error)?;
+        Ok(rec)
+    }
+
+    /// The tenant's number `id`.
+    pub async fn get(&self, tenant_id: &str, id: &str) -> AppResult<InstanceRecord> {
+        self.store
+            .get_instance(tenant_id, id)
+            .await?
+            .ok_or_else(|| AppError::not_found("no such resource"))
+    }
+
+    pub async fn list(&self, tenant_id: &str) -> AppResult<Vec<InstanceRecord>> {
+        Ok(self.store.list_instances(tenant_id).await?)
+    }
+
+    /// Live figures of the tenant's numbers (all, or those given), by instance id: health in
+    /// the scheduler, and today's sent and received counts.
+    pub async fn live(
+        &self,
+        tenant_id: &str,
+        recs: &[InstanceRecord],
+    ) -> AppResult<HashMap<String, Live>> {
+        let day_start = Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        let mut out: HashMap<String, Live> = recs
+            .iter()
+            .map(|r| {
+                (r.id.clone(), Live { health: self.scheduler.health(&r.id), ..Live::default() })
+            })
+            .collect();
+        for (id, n) in self.store.count_sent_by_instance(tenant_id, day_start).await? {
+            if let Some(l) = out.get_mut(&id) {
+                l.sent_today = n;
+            }
+        }
+        for (id, n) in
+            self.store.count_events_by_instance(tenant_id, "message.received", day_start).await?
+        {
+            if let Some(l) = out.get_mut(&id) {
+                l.received_today = n;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores changed settings (checked by the caller); a new pool or limits take effect for
+    /// the next send, a new proxy at the next connect.
+    pub async fn update_settings(&self, rec: &InstanceRecord) -> AppResult<()> {
+        if !self.store.update_instance_settings(rec).await.map_err(name_taken)? {
+            return Err(AppError::not_found("no such resource"));
+        }
+        self.scheduler.number_changed(rec, None).await;
+        Ok(())
+    }
+
+    /// Logs the number out, wipes its session and deletes it.
+    pub async fn delete(&self, rec: &InstanceRecord) -> AppResult<()> {
+        self.supervisor.delete(rec).await.map_err(supervisor_error)
+    }
+
+    /// Connects the number (a QR code when it has no session); a running number is left as it is.
+    pub async fn connect(&self, rec: &InstanceRecord) -> AppResult<()> {
+        self.supervisor.start(rec).await.map(|_| ()).map_err(supervisor_error)
+    }
+
+    /// Disconnects the number and keeps its session.
+    pub async fn disconnect(&self, rec: &InstanceRecord) -> AppResult<()> {
+        self.supervisor.stop(rec).await.map(|_| ()).map_err(supervisor_error)
+    }
+
+    /// Unlinks the number and wipes its session.
+    pub async fn logout(&self, rec: &InstanceRecord) -> AppResult<()> {
+        self.supervisor.logout(rec).await.map(|_| ()).map_err(supervisor_error)
+    }
+
+    /// The current QR code of a number waiting to be linked.
+    pub async fn qr(&self, rec: &InstanceRecord) -> AppResult<QrCode> {
+        if rec.state.status != Status::QrPending {
+            return Err(not_pending(rec));
+        }
+        self.supervisor.qr(&rec.id, QR_WAIT).await.ok_or_else(|| not_pending(rec))
+    }
+
+    /// A pairing code to link a number waiting to be linked, without scanning.
+    pub async fn pair_code(&self, rec: &InstanceRecord, phone: &Phone) -> AppResult<PairCode> {
+        if rec.state.status != Status::QrPending {
+            return Err(not_pending(rec));
+        }
+        self.supervisor.pair_code(&rec.id, phone).await.map_err(supervisor_error)
+    }
+}
+
+fn not_pending(rec: &InstanceRecord) -> AppError {
+    AppError::conflict(
+        "not_pending",
+        format!("the instance is {}, not qr_pending", rec.state.status.as_str()),
+    )
+}
+
+fn name_taken(e: StoreError) -> AppError {
+    match e {
+        StoreError::Conflict(_) => AppError::conflict(
+            "name_taken",
+            "an instance with this name already exists in this tenant",
+        ),
+        other => other.into(),
+    }
+}
+
+fn supervisor_error(e: SupervisorError) -> AppError {
+    match e {
+        SupervisorError::Refused(r) => AppError::conflict("invalid_state", r.to_string()),
+        SupervisorError::NotRunning
+        | SupervisorError::Driver(bzapper_driver::DriverError::NotPairing) => {
+            AppError::conflict("not_pending", "the instance is not waiting to be linked")
+        }
+        other => AppError::internal(other),
+    }
+}
