@@ -20,6 +20,9 @@ pub enum AppError {
     /// A media file could not be used (its kind picks the answer).
     #[error(transparent)]
     Media(#[from] MediaError),
+    /// WhatsApp, through the number's connection, failed or refused.
+    #[error(transparent)]
+    Driver(#[from] bzapper_driver::DriverError),
     /// The store failed (a unique-key conflict is a 409 `conflict`, anything else internal).
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -4,6 +4,7 @@
 pub mod contacts;
 mod error;
 pub mod instances;
+pub mod live;
 pub mod messages;
 pub mod sim;
 

@@ -126,8 +126,38 @@ impl From<crate::app::AppError> for ApiError {
             }
             AppError::Conflict { code, message } => Self::conflict(code, message),
             AppError::Media(e) => e.into(),
+            AppError::Driver(e) => driver_error(e),
             AppError::Store(e) => e.into(),
             AppError::Internal(cause) => Self::internal(cause),
+        }
+    }
+}
+
+/// A driver failure as an API error: the number dropped (409), the thing is not there (404),
+/// WhatsApp refused (502) or could not be reached (503). Never a 500: none of these is the
+/// gateway's fault.
+pub fn driver_error(e: bzapper_driver::DriverError) -> ApiError {
+    match e {
+        bzapper_driver::DriverError::NotConnected | bzapper_driver::DriverError::NotPairing => {
+            ApiError::conflict(
+                "instance_unavailable",
+                "the instance lost its connection; try again once it is connected",
+            )
+        }
+        bzapper_driver::DriverError::NotFound(m) => {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", m)
+        }
+        bzapper_driver::DriverError::Rejected(m) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "whatsapp_refused",
+            format!("WhatsApp refused: {m}"),
+        ),
+        bzapper_driver::DriverError::Transport(m) | bzapper_driver::DriverError::Session(m) => {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "network_unavailable",
+                format!("WhatsApp could not be reached: {m}"),
+            )
         }
     }
 }

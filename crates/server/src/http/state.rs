@@ -44,6 +44,8 @@ pub struct Inner {
     pub forwarder: reqwest::Client,
     /// Media files on disk (uploads, fetched URLs, the inbound cache).
     pub media: Arc<MediaStore>,
+    /// What goes through a number's live connection (groups, received media, contact checks).
+    pub live: crate::app::live::LiveNumbers,
     /// Managing numbers.
     pub instances: crate::app::instances::Instances,
     /// Accepting and reading messages.

@@ -221,6 +221,11 @@ impl Application {
             scheduler.clone(),
             leases.clone(),
         );
+        let live = crate::app::live::LiveNumbers::new(
+            dyn_store.clone(),
+            supervisor.clone(),
+            media.clone(),
+        );
         let state = AppState::new(Inner {
             closing: closing_rx,
             store: dyn_store,
@@ -238,6 +243,7 @@ impl Application {
             contacts: Arc::new(ContactChecker::new(store.contact_checks())),
             messages,
             instances,
+            live,
             forwarder: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()

@@ -3,22 +3,19 @@
 //! see [`crate::app::contacts`]).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json as JsonOut;
-use bzapper_core::{Limits, Phone, Status};
-use bzapper_driver::{Connection, ContactStatus};
-use bzapper_store::InstanceRecord;
-use rand::seq::SliceRandom;
+use bzapper_core::{Limits, Phone};
+use bzapper_driver::ContactStatus;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::http::auth::Tenant;
+use crate::http::error::driver_error;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Json;
-use crate::http::routes::live::{connection, driver_error};
 use crate::http::state::AppState;
 
 /// The most phones in one request.
@@ -95,7 +92,10 @@ pub async fn check(
     let mut fresh: HashMap<Phone, ContactStatus> = HashMap::new();
     let mut asked_by = None;
     if !missing.is_empty() {
-        let (rec, conn) = pick_number(&state, &tenant, &body).await?;
+        let (rec, conn) = state
+            .live
+            .pick_asker(&tenant.tenant_id, body.instance_id.as_deref(), body.pool.as_deref())
+            .await?;
         let limits = Limits::default().merged(&rec.limits).unwrap_or_default();
         let answers = state
             .contacts
@@ -104,10 +104,7 @@ pub async fn check(
             .map_err(driver_error)?;
         for a in answers {
             if let (Some(j), Some(l)) = (&a.jid, &a.lid) {
-                let (j, l) = (j.to_non_device().to_string(), l.to_non_device().to_string());
-                if let Err(e) = state.store.learn_lid(&l, &j).await {
-                    tracing::warn!(error = %e, "storing a LID learned from a contact check failed");
-                }
+                state.live.learn_lid(l, j).await;
             }
             fresh.insert(a.phone.clone(), a);
         }
@@ -130,36 +127,4 @@ pub async fn check(
         })
         .collect();
     Ok(JsonOut(CheckAnswer { items, instance_id: asked_by }))
-}
-
-/// The number that asks: the one named, or a connected, healthy number of the tenant (of the
-/// pool, when named) whose connection runs on this node.
-async fn pick_number(
-    state: &AppState,
-    tenant: &Tenant,
-    body: &CheckRequest,
-) -> ApiResult<(InstanceRecord, Arc<dyn Connection>)> {
-    if let Some(id) = &body.instance_id {
-        return connection(state, tenant, id).await;
-    }
-    let mut candidates: Vec<InstanceRecord> = state
-        .store
-        .list_instances(&tenant.tenant_id)
-        .await?
-        .into_iter()
-        .filter(|r| r.state.status == Status::Connected)
-        .filter(|r| body.pool.as_ref().is_none_or(|p| *p == r.pool))
-        .collect();
-    // Healthy numbers first; a number out of rotation is asked only when nothing else is up.
-    candidates.shuffle(&mut rand::thread_rng());
-    candidates.sort_by_key(|r| std::cmp::Reverse(r.health_score));
-    for rec in candidates {
-        if let Some(conn) = state.supervisor.connection(&rec.id).await {
-            return Ok((rec, conn));
-        }
-    }
-    Err(ApiError::conflict(
-        "no_number_available",
-        "no connected number of this tenant (on this node) can ask WhatsApp",
-    ))
 }

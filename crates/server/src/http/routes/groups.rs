@@ -10,7 +10,6 @@ use utoipa::ToSchema;
 
 use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::routes::live::{connection, driver_error};
 use crate::http::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -66,8 +65,7 @@ pub async fn list(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<JsonOut<GroupList>> {
-    let (_, conn) = connection(&state, &tenant, &id).await?;
-    let groups = conn.groups().await.map_err(driver_error)?;
+    let groups = state.live.groups(&tenant.tenant_id, &id).await?;
     Ok(JsonOut(GroupList { items: groups.into_iter().map(view).collect() }))
 }
 
@@ -91,28 +89,15 @@ pub async fn get(
         .ok()
         .filter(Jid::is_group)
         .ok_or_else(|| ApiError::invalid(format!("`{jid}` is not a group JID (<id>@g.us)")))?;
-    let (_, conn) = connection(&state, &tenant, &id).await?;
-    let info = conn.group(&group).await.map_err(driver_error)?;
-    let mut participants = Vec::with_capacity(info.participants.len());
-    for p in info.participants {
-        let (mut phone_jid, lid) = (p.jid, p.lid.map(|l| l.to_non_device()));
-        if let (Some(pj), Some(l)) = (&phone_jid, &lid) {
-            // The network told both: the mapping serves every later LID message.
-            let _ = state.store.learn_lid(&l.to_string(), &pj.to_non_device().to_string()).await;
-        }
-        if phone_jid.is_none() {
-            if let Some(l) = &lid {
-                let known = state.store.phone_for_lid(&l.to_string()).await?;
-                phone_jid = known.and_then(|p| Jid::parse(&p).ok());
-            }
-        }
-        let phone_jid = phone_jid.map(|j| j.to_non_device());
-        participants.push(ParticipantView {
-            phone: phone_jid.as_ref().and_then(Jid::phone).map(|p| p.e164()),
-            jid: phone_jid.map(|j| j.to_string()),
-            lid: lid.map(|l| l.to_string()),
+    let (summary, members) = state.live.group(&tenant.tenant_id, &id, &group).await?;
+    let participants = members
+        .into_iter()
+        .map(|p| ParticipantView {
+            phone: p.jid.as_ref().and_then(Jid::phone).map(|p| p.e164()),
+            jid: p.jid.map(|j| j.to_string()),
+            lid: p.lid.map(|l| l.to_string()),
             is_admin: p.is_admin,
-        });
-    }
-    Ok(JsonOut(GroupDetail { group: view(info.summary), participants }))
+        })
+        .collect();
+    Ok(JsonOut(GroupDetail { group: view(summary), participants }))
 }

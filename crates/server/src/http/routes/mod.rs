@@ -9,7 +9,6 @@ pub mod groups;
 pub mod health;
 pub mod inbound_media;
 pub mod instances;
-pub mod live;
 pub mod media;
 pub mod message_content;
 pub mod messages;

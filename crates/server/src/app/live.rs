@@ -1,0 +1,177 @@
+//! The use cases that talk to WhatsApp through a number's live connection on this node: the
+//! number's groups (participants by phone JID where the LID's phone is known), the file of a
+//! received media message, and picking the number that asks WhatsApp about contacts.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bzapper_core::{Jid, Status};
+use bzapper_driver::{Connection, GroupInfo, GroupSummary, InboundMedia};
+use bzapper_store::{InstanceRecord, Store};
+use rand::seq::SliceRandom;
+
+use crate::app::error::{AppError, AppResult};
+use crate::media::MediaStore;
+use crate::runtime::supervisor::Supervisor;
+
+/// A group participant, addressed by phone JID where known.
+pub struct Participant {
+    pub jid: Option<Jid>,
+    pub lid: Option<Jid>,
+    pub is_admin: bool,
+}
+
+pub struct LiveNumbers {
+    store: Arc<dyn Store>,
+    supervisor: Arc<Supervisor>,
+    media: Arc<MediaStore>,
+}
+
+fn unavailable(rec: &InstanceRecord) -> AppError {
+    AppError::conflict(
+        "instance_unavailable",
+        format!(
+            "the instance is {}; it must be connected to ask WhatsApp",
+            rec.state.status.as_str()
+        ),
+    )
+}
+
+impl LiveNumbers {
+    pub fn new(store: Arc<dyn Store>, supervisor: Arc<Supervisor>, media: Arc<MediaStore>) -> Self {
+        LiveNumbers { store, supervisor, media }
+    }
+
+    /// The tenant's instance `id` and its live connection; `not_found` for an unknown
+    /// instance, `instance_unavailable` when it is not connected (here).
+    pub async fn connection(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> AppResult<(InstanceRecord, Arc<dyn Connection>)> {
+        let rec = self
+            .store
+            .get_instance(tenant_id, id)
+            .await?
+            .ok_or_else(|| AppError::not_found("no such resource"))?;
+        if rec.state.status != Status::Connected {
+            return Err(unavailable(&rec));
+        }
+        let conn = self.supervisor.connection(id).await.ok_or_else(|| unavailable(&rec))?;
+        Ok((rec, conn))
+    }
+
+    /// The groups the number is in.
+    pub async fn groups(&self, tenant_id: &str, id: &str) -> AppResult<Vec<GroupSummary>> {
+        let (_, conn) = self.connection(tenant_id, id).await?;
+        Ok(conn.groups().await?)
+    }
+
+    /// One group with its participants. Every LID ↔ phone pair the network tells is learned
+    /// (it serves every later LID message); a participant known only by LID gets its phone
+    /// from what was learned before.
+    pub async fn group(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        group: &Jid,
+    ) -> AppResult<(GroupSummary, Vec<Participant>)> {
+        let (_, conn) = self.connection(tenant_id, id).await?;
+        let GroupInfo { summary, participants: members } = conn.group(group).await?;
+        let mut participants = Vec::with_capacity(members.len());
+        for p in members {
+            let (mut phone_jid, lid) = (p.jid, p.lid.map(|l| l.to_non_device()));
+            if let (Some(pj), Some(l)) = (&phone_jid, &lid) {
+                let _ = self.store.learn_lid(&l.to_string(), &pj.to_non_device().to_string()).await;
+            }
+            if phone_jid.is_none() {
+                if let Some(l) = &lid {
+                    let known = self.store.phone_for_lid(&l.to_string()).await?;
+                    phone_jid = known.and_then(|p| Jid::parse(&p).ok());
+                }
+            }
+            participants.push(Participant {
+                jid: phone_jid.map(|j| j.to_non_device()),
+                lid,
+                is_admin: p.is_admin,
+            });
+        }
+        Ok((summary, participants))
+    }
+
+    /// The file of a message number `id` received, from the disk cache or, the first time,
+    /// downloaded and decrypted through the number (then cached until the media retention).
+    pub async fn received_media(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        message_id: &str,
+    ) -> AppResult<(PathBuf, InboundMedia)> {
+        let no_media = |why: &str| AppError::not_found(why.to_string());
+        let rec = self.store.find_inbound(tenant_id, message_id).await?;
+        let rec = rec.filter(|r| r.instance_id == id).ok_or_else(|| {
+            no_media("this instance received no message with that id (or it is past retention)")
+        })?;
+        let media = rec
+            .media
+            .and_then(|v| serde_json::from_value::<InboundMedia>(v).ok())
+            .ok_or_else(|| no_media("that message has no media file"))?;
+        let path = self.media.inbound_cache_path(tenant_id, id, &rec.wa_id);
+        if tokio::fs::metadata(&path).await.is_err() {
+            let (_, conn) = self.connection(tenant_id, id).await?;
+            if let Some(dir) = path.parent() {
+                tokio::fs::create_dir_all(dir).await.map_err(AppError::internal)?;
+            }
+            // Downloaded beside and renamed, so a reader never sees half a file.
+            let part = path.with_extension(format!("part-{}", rand::random::<u32>()));
+            if let Err(e) = conn.download_media(&media, &part).await {
+                let _ = tokio::fs::remove_file(&part).await;
+                return Err(e.into());
+            }
+            tokio::fs::rename(&part, &path).await.map_err(AppError::internal)?;
+        }
+        Ok((path, media))
+    }
+
+    /// The number that asks WhatsApp about contacts: the one named, or a connected, healthy
+    /// number of the tenant (of the pool, when named) whose connection runs on this node.
+    pub async fn pick_asker(
+        &self,
+        tenant_id: &str,
+        instance_id: Option<&str>,
+        pool: Option<&str>,
+    ) -> AppResult<(InstanceRecord, Arc<dyn Connection>)> {
+        if let Some(id) = instance_id {
+            return self.connection(tenant_id, id).await;
+        }
+        let mut candidates: Vec<InstanceRecord> = self
+            .store
+            .list_instances(tenant_id)
+            .await?
+            .into_iter()
+            .filter(|r| r.state.status == Status::Connected)
+            .filter(|r| pool.is_none_or(|p| p == r.pool))
+            .collect();
+        // Healthy numbers first; a number out of rotation is asked only when nothing else is up.
+        candidates.shuffle(&mut rand::thread_rng());
+        candidates.sort_by_key(|r| std::cmp::Reverse(r.health_score));
+        for rec in candidates {
+            if let Some(conn) = self.supervisor.connection(&rec.id).await {
+                return Ok((rec, conn));
+            }
+        }
+        Err(AppError::conflict(
+            "no_number_available",
+            "no connected number of this tenant (on this node) can ask WhatsApp",
+        ))
+    }
+
+    /// Remembers a LID ↔ phone pair the network told (a failure is logged: it only costs a
+    /// later look-up).
+    pub async fn learn_lid(&self, lid: &Jid, phone: &Jid) {
+        let (j, l) = (phone.to_non_device().to_string(), lid.to_non_device().to_string());
+        if let Err(e) = self.store.learn_lid(&l, &j).await {
+            tracing::warn!(error = %e, "storing a learned LID failed");
+        }
+    }
+}
