@@ -12,6 +12,7 @@ mod inbound;
 mod model;
 mod postgres;
 mod seal;
+mod sql;
 mod sqlite;
 mod time;
 
@@ -19,9 +20,10 @@ pub use cluster::*;
 pub use contacts::{ContactCheckRecord, ContactCheckStore};
 pub use inbound::{InboundRecord, InboundStore};
 pub use model::*;
-pub use postgres::PgStore;
+pub use postgres::{PgParts, PgStore};
 pub use seal::{MasterKey, SealError, Sealer};
-pub use sqlite::SqliteStore;
+pub use sql::{Backend, SqlStore};
+pub use sqlite::{SqliteParts, SqliteStore};
 pub use time::{now_millis, truncate_to_millis};
 
 use async_trait::async_trait;

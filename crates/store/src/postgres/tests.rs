@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use super::*;
 use crate::conformance::{event, instance, pg_schema, with_tenant};
+use crate::{EventLog, InstanceStore, NewEvent, SessionStore, StoreError};
 use crate::{MasterKey, WebhookStore};
 
 #[tokio::test]
