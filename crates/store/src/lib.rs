@@ -1,7 +1,8 @@
 //! Storage of bZapper: one trait per concern (tenants and keys, instances, sealed sessions,
 //! pools, the event log, messages, webhooks, campaigns, received messages, contact checks),
-//! combined in the [`Store`] supertrait, with a SQLite implementation ([`SqliteStore`]) and a
-//! PostgreSQL one ([`PgStore`], for several nodes), each with its own migrations run at open.
+//! combined in the [`Store`] supertrait, implemented once over sqlx ([`SqlStore`], `src/sql`)
+//! for SQLite ([`SqliteStore`]) and PostgreSQL ([`PgStore`], for several nodes), each with
+//! its migrations (numbered alike) run at open.
 //! Session values and proxy URLs are sealed with [`Sealer`] before they reach the disk.
 
 mod cluster;

@@ -14,7 +14,8 @@ use sqlx::{Postgres, Row};
 use crate::sql::events::{appended, encode};
 use crate::sql::messages::insert_messages;
 use crate::sql::meta::verify_master_key;
-use crate::sql::{db, insert_inbound, q, Backend, BoxFuture, Col, Gate, Param, RawQuery, SqlStore};
+use crate::sql::webhooks::update_attempt;
+use crate::sql::{db, insert_inbound, Backend, BoxFuture, Col, Gate, Param, RawQuery, SqlStore};
 use crate::time::to_millis;
 use crate::StoreError;
 use crate::{DeliveryAttempt, Event, InboundRecord, MessageRecord, NewEvent, Result, Sealer};
@@ -229,29 +230,8 @@ impl Backend for Postgres {
     }
 
     async fn record_attempt<'a>(s: &'a PgStore, id: &'a str, a: &'a DeliveryAttempt) -> Result<()> {
-        record_attempt(s, id, a).await
-    }
-}
-
-async fn record_attempt(s: &PgStore, id: &str, a: &DeliveryAttempt) -> Result<()> {
-    {
         // Outcomes recorded at once run on separate connections and may commit in any order;
         // `attempts` only grows, so an older attempt's outcome never overwrites a newer one.
-        q::<Postgres>(
-            "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, \
-             last_status = $4, last_error = $5, updated_at = $6, \
-             delivered_at = CASE WHEN $1 = 'delivered' THEN $6 ELSE delivered_at END \
-             WHERE id = $7 AND attempts <= $2",
-        )
-        .bind(a.status.as_str())
-        .bind(i64::from(a.attempts))
-        .bind(to_millis(a.next_attempt_at))
-        .bind(a.last_status.map(i64::from))
-        .bind(&a.last_error)
-        .bind(to_millis(a.at))
-        .bind(id)
-        .execute(&mut *s.conn().await?)
-        .await?;
-        Ok(())
+        update_attempt::<Postgres>(&mut *s.conn().await?, id, a, true).await
     }
 }

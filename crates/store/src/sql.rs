@@ -35,7 +35,7 @@ pub(crate) mod meta;
 mod pools;
 mod sessions;
 mod tenants;
-mod webhooks;
+pub(crate) mod webhooks;
 
 pub(crate) use inbound::insert_inbound;
 pub(crate) use instances::INSTANCE_COLUMNS;

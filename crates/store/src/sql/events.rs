@@ -53,8 +53,10 @@ impl<DB: Backend> EventLog for SqlStore<DB> {
     }
 
     async fn events_after(&self, tenant_id: &str, after_id: i64, limit: u32) -> Result<Vec<Event>> {
-        let sql =
-            format!("SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3");
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events \
+             WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        );
         let rows = q::<DB>(&sql)
             .bind(tenant_id)
             .bind(after_id)

@@ -48,6 +48,34 @@ fn delivery_from_row<DB: Backend>(row: &DB::Row) -> Result<DeliveryRecord> {
     })
 }
 
+/// Records one attempt's outcome on `c`. With `only_forward`, an outcome whose attempt
+/// number is below the stored one changes nothing (outcomes that commit in any order).
+pub(crate) async fn update_attempt<DB: Backend>(
+    c: &mut DB::Connection,
+    id: &str,
+    a: &DeliveryAttempt,
+    only_forward: bool,
+) -> Result<()> {
+    let sql = format!(
+        "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, \
+         last_status = $4, last_error = $5, updated_at = $6, \
+         delivered_at = CASE WHEN $1 = 'delivered' THEN $6 ELSE delivered_at END \
+         WHERE id = $7{}",
+        if only_forward { " AND attempts <= $2" } else { "" }
+    );
+    q::<DB>(&sql)
+        .bind(a.status.as_str())
+        .bind(i64::from(a.attempts))
+        .bind(to_millis(a.next_attempt_at))
+        .bind(a.last_status.map(i64::from))
+        .bind(&a.last_error)
+        .bind(to_millis(a.at))
+        .bind(id)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
 impl<DB: Backend> SqlStore<DB> {
     fn webhook_from_row(&self, row: &DB::Row) -> Result<WebhookRecord> {
         let id: String = DB::col(row, "id")?;

@@ -12,6 +12,7 @@ use sqlx::{Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::sql::messages::insert_messages;
+use crate::sql::webhooks::update_attempt;
 use crate::sql::{q, values};
 use crate::time::to_millis;
 use crate::{DeliveryAttempt, MessageRecord, Result, StoreError};
@@ -150,21 +151,7 @@ async fn write_outcomes(pool: &SqlitePool, batch: &[PendingOutcome]) -> Result<(
         query.execute(&mut tx).await?;
     } else {
         for (id, a, _) in batch {
-            q::<Sqlite>(
-                "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, \
-                 last_status = $4, last_error = $5, updated_at = $6, \
-                 delivered_at = CASE WHEN $1 = 'delivered' THEN $6 ELSE delivered_at END \
-                 WHERE id = $7",
-            )
-            .bind(a.status.as_str())
-            .bind(i64::from(a.attempts))
-            .bind(to_millis(a.next_attempt_at))
-            .bind(a.last_status.map(i64::from))
-            .bind(&a.last_error)
-            .bind(to_millis(a.at))
-            .bind(id)
-            .execute(&mut tx)
-            .await?;
+            update_attempt::<Sqlite>(&mut tx, id, a, false).await?;
         }
     }
     tx.commit().await.map_err(crate::sql::db)
