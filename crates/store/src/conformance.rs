@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::sqlite::SqlitePool;
 use sqlx::Connection;
 
-use crate::sqlite::session_aad;
+use crate::sql::session_aad;
 use crate::{
     apply_state_change, now_millis, ApiKeyRecord, CampaignCount, CampaignRecipient, CampaignRecord,
     CampaignStatus, ContactCheckRecord, DeliveryAttempt, DeliveryRecord, DeliveryStatus, Identity,

@@ -1,7 +1,8 @@
 //! Storage of bZapper: one trait per concern (tenants and keys, instances, sealed sessions,
 //! pools, the event log, messages, webhooks, campaigns, received messages, contact checks),
-//! combined in the [`Store`] supertrait, with a SQLite implementation ([`SqliteStore`]) and a
-//! PostgreSQL one ([`PgStore`], for several nodes), each with its own migrations run at open.
+//! combined in the [`Store`] supertrait, implemented once over sqlx ([`SqlStore`], `src/sql`)
+//! for SQLite ([`SqliteStore`]) and PostgreSQL ([`PgStore`], for several nodes), each with
+//! its migrations (numbered alike) run at open.
 //! Session values and proxy URLs are sealed with [`Sealer`] before they reach the disk.
 
 mod cluster;
@@ -12,6 +13,7 @@ mod inbound;
 mod model;
 mod postgres;
 mod seal;
+mod sql;
 mod sqlite;
 mod time;
 
@@ -19,9 +21,10 @@ pub use cluster::*;
 pub use contacts::{ContactCheckRecord, ContactCheckStore};
 pub use inbound::{InboundRecord, InboundStore};
 pub use model::*;
-pub use postgres::PgStore;
+pub use postgres::{PgParts, PgStore};
 pub use seal::{MasterKey, SealError, Sealer};
-pub use sqlite::SqliteStore;
+pub use sql::{Backend, SqlStore};
+pub use sqlite::{SqliteParts, SqliteStore};
 pub use time::{now_millis, truncate_to_millis};
 
 use async_trait::async_trait;

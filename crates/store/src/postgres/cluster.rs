@@ -10,14 +10,20 @@ use async_trait::async_trait;
 use sqlx::postgres::PgListener;
 use tokio::sync::mpsc;
 
-use super::queue::{message_from_row, MESSAGE_COLUMNS};
-use super::{col, db, PgStore, INSTANCE_COLUMNS};
+use sqlx::postgres::PgRow;
+use sqlx::Postgres;
+
+use super::PgStore;
 use crate::cluster::{
     Acquired, ClusterStore, NodeInfo, NodeRef, NodeView, Orphan, Placement, Signal,
 };
-use crate::sqlite::ts;
+use crate::sql::{db, message_from_row, ts, Backend, INSTANCE_COLUMNS, MESSAGE_COLUMNS};
 use crate::time::to_millis;
 use crate::{MessageRecord, Result, StoreError};
+
+fn col<T: crate::sql::Col>(row: &PgRow, name: &str) -> Result<T> {
+    Postgres::col(row, name)
+}
 
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -291,7 +297,7 @@ impl ClusterStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        let mut out = rows.iter().map(message_from_row).collect::<Result<Vec<_>>>()?;
+        let mut out = rows.iter().map(message_from_row::<Postgres>).collect::<Result<Vec<_>>>()?;
         out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(out)
     }
@@ -345,7 +351,7 @@ impl ClusterStore for PgStore {
 
     async fn signal(&self, signal: Signal) -> Result<()> {
         sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(&self.channel)
+            .bind(&self.parts.channel)
             .bind(payload(signal))
             .execute(&self.pool)
             .await
@@ -355,7 +361,7 @@ impl ClusterStore for PgStore {
 
     async fn listen(&self) -> Result<mpsc::Receiver<Signal>> {
         let mut listener = PgListener::connect_with(&self.pool).await.map_err(db)?;
-        listener.listen(&self.channel).await.map_err(db)?;
+        listener.listen(&self.parts.channel).await.map_err(db)?;
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(async move {
             loop {
@@ -386,13 +392,13 @@ impl ClusterStore for PgStore {
 
 impl PgStore {
     /// Queues a `NOTIFY` that PostgreSQL sends when (and only if) `tx` commits.
-    pub(super) async fn notify_in(
+    pub(crate) async fn notify_in(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         signal: Signal,
     ) -> Result<()> {
         sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(&self.channel)
+            .bind(&self.parts.channel)
             .bind(payload(signal))
             .execute(&mut **tx)
             .await

@@ -11,6 +11,7 @@ use chrono::Utc;
 use super::*;
 use crate::cluster::{Acquired, ClusterStore, NodeInfo, NodeRef, Signal};
 use crate::conformance::{event, instance, message, pg_schema, with_tenant, PgSchema};
+use crate::{EventLog, InstanceStore};
 use crate::{MasterKey, MessageStatus, MessageStore, StateChange};
 
 const TTL: Duration = Duration::from_secs(15);

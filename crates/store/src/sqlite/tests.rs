@@ -8,6 +8,9 @@ use bzapper_core::ProxyUrl;
 use super::*;
 use crate::conformance::{event, instance, with_tenant};
 use crate::MasterKey;
+use crate::{
+    EventLog, InstanceStore, PoolStore, SessionStore, Store, StoreError, Strategy, TenantStore,
+};
 
 fn db_path(dir: &Path) -> PathBuf {
     dir.join("bzapper.db")

@@ -1,0 +1,220 @@
+//! [`InstanceStore`]: instances (numbers), their state and settings; proxy URLs sealed.
+
+use async_trait::async_trait;
+use bzapper_core::{InstanceState, LimitsPatch, ProxyUrl, Reason, Status};
+
+use super::{json_err, opt_ts, q, ts, Backend, SqlStore};
+use crate::time::to_millis;
+use crate::{InstanceRecord, InstanceStore, Result, StateChange, StoreError};
+
+pub(crate) const INSTANCE_COLUMNS: &str = "id, tenant_id, name, pool, status, reason, detail, \
+     phone, jid, lid, warming_days, proxy_sealed, limits_json, first_connected_at, \
+     connected_at, created_at, health_score";
+
+fn proxy_aad(instance_id: &str) -> Vec<u8> {
+    [b"proxy:", instance_id.as_bytes()].concat()
+}
+
+/// What a unique violation on `instances` means (`detail` names the constraint or columns).
+fn instance_conflict(detail: &str, rec: &InstanceRecord) -> String {
+    if detail.contains("instances.name") || detail == "instances_name_unique" {
+        format!("an instance named `{}` already exists", rec.name)
+    } else {
+        format!("an instance with id {} already exists", rec.id)
+    }
+}
+
+impl<DB: Backend> SqlStore<DB> {
+    fn seal_proxy(&self, instance_id: &str, proxy: Option<&ProxyUrl>) -> Option<Vec<u8>> {
+        proxy.map(|p| self.sealer.seal(&proxy_aad(instance_id), p.to_url_string().as_bytes()))
+    }
+
+    /// Opens a stored proxy URL. A proxy that cannot be opened is dropped with a warning
+    /// rather than failing: one bad row must not hide every instance from listings.
+    fn open_proxy(&self, instance_id: &str, blob: &[u8]) -> Option<ProxyUrl> {
+        let plain = match self.sealer.open(&proxy_aad(instance_id), blob) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(instance_id, error = %e, "the stored proxy cannot be opened; ignoring it");
+                return None;
+            }
+        };
+        let proxy = std::str::from_utf8(&plain).ok().and_then(|s| ProxyUrl::parse(s).ok());
+        if proxy.is_none() {
+            tracing::warn!(instance_id, "the stored proxy is not a valid proxy URL; ignoring it");
+        }
+        proxy
+    }
+
+    pub(crate) fn instance_from_row(&self, row: &DB::Row) -> Result<InstanceRecord> {
+        let id: String = DB::col(row, "id")?;
+        let corrupt = |what: String| StoreError::Database(format!("instance {id}: {what}"));
+        let status: String = DB::col(row, "status")?;
+        let status =
+            Status::parse(&status).ok_or_else(|| corrupt(format!("unknown status `{status}`")))?;
+        let reason = DB::col::<Option<String>>(row, "reason")?
+            .map(|r| Reason::parse(&r).ok_or_else(|| corrupt(format!("unknown reason `{r}`"))))
+            .transpose()?;
+        let warming_days: i64 = DB::col(row, "warming_days")?;
+        let warming_days = u32::try_from(warming_days)
+            .map_err(|_| corrupt(format!("bad warming_days {warming_days}")))?;
+        let limits: String = DB::col(row, "limits_json")?;
+        let limits: LimitsPatch =
+            serde_json::from_str(&limits).map_err(|e| corrupt(format!("bad limits: {e}")))?;
+        let proxy = DB::col::<Option<Vec<u8>>>(row, "proxy_sealed")?
+            .and_then(|blob| self.open_proxy(&id, &blob));
+        Ok(InstanceRecord {
+            tenant_id: DB::col(row, "tenant_id")?,
+            name: DB::col(row, "name")?,
+            pool: DB::col(row, "pool")?,
+            state: InstanceState { status, reason, detail: DB::col(row, "detail")? },
+            phone: DB::col(row, "phone")?,
+            jid: DB::col(row, "jid")?,
+            lid: DB::col(row, "lid")?,
+            warming_days,
+            proxy,
+            limits,
+            first_connected_at: opt_ts(DB::col(row, "first_connected_at")?)?,
+            connected_at: opt_ts(DB::col(row, "connected_at")?)?,
+            created_at: ts(DB::col(row, "created_at")?)?,
+            health_score: u8::try_from(DB::col::<i64>(row, "health_score")?.clamp(0, 100))
+                .unwrap_or(100),
+            id,
+        })
+    }
+
+    /// `filter` uses `$1`, `$2`… for `binds`, in order.
+    async fn query_instances(&self, filter: &str, binds: &[&str]) -> Result<Vec<InstanceRecord>> {
+        let sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances {filter}");
+        let mut query = q::<DB>(&sql);
+        for b in binds {
+            query = query.bind(*b);
+        }
+        let rows = query.fetch_all(&mut *self.conn().await?).await?;
+        rows.iter().map(|r| self.instance_from_row(r)).collect()
+    }
+}
+
+#[async_trait]
+impl<DB: Backend> InstanceStore for SqlStore<DB> {
+    async fn create_instance(&self, rec: &InstanceRecord) -> Result<()> {
+        let limits = serde_json::to_string(&rec.limits).map_err(json_err)?;
+        q::<DB>(
+            "INSERT INTO instances (id, tenant_id, name, pool, status, reason, detail, phone, jid, \
+             lid, warming_days, proxy_sealed, limits_json, first_connected_at, connected_at, \
+             created_at, health_score) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        )
+        .bind(&rec.id)
+        .bind(&rec.tenant_id)
+        .bind(&rec.name)
+        .bind(&rec.pool)
+        .bind(rec.state.status.as_str())
+        .bind(rec.state.reason.map(Reason::as_str))
+        .bind(&rec.state.detail)
+        .bind(&rec.phone)
+        .bind(&rec.jid)
+        .bind(&rec.lid)
+        .bind(i64::from(rec.warming_days))
+        .bind(self.seal_proxy(&rec.id, rec.proxy.as_ref()))
+        .bind(limits)
+        .bind(rec.first_connected_at.map(to_millis))
+        .bind(rec.connected_at.map(to_millis))
+        .bind(to_millis(rec.created_at))
+        .bind(i64::from(rec.health_score))
+        .write(&mut *self.conn().await?, |d| instance_conflict(d, rec))
+        .await?;
+        Ok(())
+    }
+
+    async fn get_instance(&self, tenant_id: &str, id: &str) -> Result<Option<InstanceRecord>> {
+        let mut v =
+            self.query_instances("WHERE tenant_id = $1 AND id = $2", &[tenant_id, id]).await?;
+        Ok(v.pop())
+    }
+
+    async fn get_instance_by_id(&self, id: &str) -> Result<Option<InstanceRecord>> {
+        Ok(self.query_instances("WHERE id = $1", &[id]).await?.pop())
+    }
+
+    async fn list_instances(&self, tenant_id: &str) -> Result<Vec<InstanceRecord>> {
+        self.query_instances("WHERE tenant_id = $1 ORDER BY created_at, id", &[tenant_id]).await
+    }
+
+    async fn list_all_instances(&self) -> Result<Vec<InstanceRecord>> {
+        self.query_instances("ORDER BY created_at, id", &[]).await
+    }
+
+    async fn update_instance_settings(&self, rec: &InstanceRecord) -> Result<bool> {
+        let limits = serde_json::to_string(&rec.limits).map_err(json_err)?;
+        let n = q::<DB>(
+            "UPDATE instances SET name = $1, pool = $2, warming_days = $3, proxy_sealed = $4, \
+             limits_json = $5 WHERE id = $6 AND tenant_id = $7",
+        )
+        .bind(&rec.name)
+        .bind(&rec.pool)
+        .bind(i64::from(rec.warming_days))
+        .bind(self.seal_proxy(&rec.id, rec.proxy.as_ref()))
+        .bind(limits)
+        .bind(&rec.id)
+        .bind(&rec.tenant_id)
+        .write(&mut *self.conn().await?, |d| instance_conflict(d, rec))
+        .await?;
+        Ok(n > 0)
+    }
+
+    async fn update_instance_state(&self, id: &str, change: &StateChange) -> Result<()> {
+        // Same rules as `apply_state_change`: identity is set on pairing and wiped on logout
+        // (the wipe wins when both come together); `first_connected_at` is set only once.
+        let (touch_identity, phone, jid, lid) = if change.clear_identity {
+            (true, None, None, None)
+        } else if let Some(i) = &change.identity {
+            (true, Some(i.phone.as_str()), Some(i.jid.as_str()), i.lid.as_deref())
+        } else {
+            (false, None, None, None)
+        };
+        // Through the SQLite write gate: a number's state change (a ban leaving rotation)
+        // must not wait in SQLite's busy handler behind the event pipeline's writes.
+        let _gate = DB::gate(self).await;
+        q::<DB>(
+            "UPDATE instances SET status = $1, reason = $2, detail = $3, \
+             phone = CASE WHEN $4 THEN $5 ELSE phone END, \
+             jid = CASE WHEN $4 THEN $6 ELSE jid END, \
+             lid = CASE WHEN $4 THEN $7 ELSE lid END, \
+             connected_at = COALESCE($8, connected_at), \
+             first_connected_at = COALESCE(first_connected_at, $8) \
+             WHERE id = $9",
+        )
+        .bind(change.state.status.as_str())
+        .bind(change.state.reason.map(Reason::as_str))
+        .bind(&change.state.detail)
+        .bind(touch_identity)
+        .bind(phone)
+        .bind(jid)
+        .bind(lid)
+        .bind(change.connected_at.map(to_millis))
+        .bind(id)
+        .execute(&mut *self.conn().await?)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_instance(&self, tenant_id: &str, id: &str) -> Result<bool> {
+        // session_values and received messages (inbound) follow by ON DELETE CASCADE.
+        let n = q::<DB>("DELETE FROM instances WHERE id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(tenant_id)
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn set_instance_health(&self, id: &str, score: u8) -> Result<()> {
+        q::<DB>("UPDATE instances SET health_score = $1 WHERE id = $2")
+            .bind(i64::from(score.min(100)))
+            .bind(id)
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,315 @@
+//! [`MessageStore`] and [`LidStore`]: outbound messages (the durable send queue), their
+//! idempotency keys and statuses, and the LID ↔ phone map. Storing an accepted message is
+//! per database ([`Backend::insert_message`]: SQLite commits them in groups), with the
+//! statement here.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{count, json_err, opt_ts, q, ts, values, Backend, SqlStore};
+use crate::time::to_millis;
+use crate::{
+    LidStore, MessageFilter, MessageRecord, MessageStatus, MessageStore, MessageUpdate, Result,
+    StoreError,
+};
+
+pub(crate) const MESSAGE_COLUMNS: &str = "id, tenant_id, wa_id, instance_id, forced, pool, \
+     to_jid, body, mentions_json, menu_json, status, error, idempotency_key, created_at, \
+     updated_at, sent_at, campaign_id, content_json";
+
+pub(crate) fn message_from_row<DB: Backend>(row: &DB::Row) -> Result<MessageRecord> {
+    let id: String = DB::col(row, "id")?;
+    let corrupt = |what: String| StoreError::Database(format!("message {id}: {what}"));
+    let status: String = DB::col(row, "status")?;
+    let status = MessageStatus::parse(&status)
+        .ok_or_else(|| corrupt(format!("unknown status `{status}`")))?;
+    let mentions: String = DB::col(row, "mentions_json")?;
+    let mentions: Vec<String> =
+        serde_json::from_str(&mentions).map_err(|e| corrupt(format!("bad mentions: {e}")))?;
+    let menu = DB::col::<Option<String>>(row, "menu_json")?
+        .map(|m| serde_json::from_str(&m).map_err(|e| corrupt(format!("bad menu: {e}"))))
+        .transpose()?;
+    let content = DB::col::<Option<String>>(row, "content_json")?
+        .map(|c| serde_json::from_str(&c).map_err(|e| corrupt(format!("bad content: {e}"))))
+        .transpose()?;
+    Ok(MessageRecord {
+        tenant_id: DB::col(row, "tenant_id")?,
+        wa_id: DB::col(row, "wa_id")?,
+        instance_id: DB::col(row, "instance_id")?,
+        forced: DB::col(row, "forced")?,
+        pool: DB::col(row, "pool")?,
+        to: DB::col(row, "to_jid")?,
+        body: DB::col(row, "body")?,
+        mentions,
+        menu,
+        status,
+        error: DB::col(row, "error")?,
+        idempotency_key: DB::col(row, "idempotency_key")?,
+        created_at: ts(DB::col(row, "created_at")?)?,
+        updated_at: ts(DB::col(row, "updated_at")?)?,
+        sent_at: opt_ts(DB::col(row, "sent_at")?)?,
+        campaign_id: DB::col(row, "campaign_id")?,
+        content,
+        id,
+    })
+}
+
+/// Inserts every message with one multi-row `INSERT`. A duplicate idempotency key is
+/// `Conflict` (and, on SQLite, backs out this statement only).
+pub(crate) async fn insert_messages<DB: Backend>(
+    c: &mut DB::Connection,
+    ms: &[&MessageRecord],
+) -> Result<()> {
+    let json = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
+    let mut mentions = Vec::with_capacity(ms.len());
+    for m in ms {
+        mentions.push(serde_json::to_string(&m.mentions).map_err(json_err)?);
+    }
+    let sql = format!("INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {}", values(ms.len(), 18));
+    let mut query = q::<DB>(&sql);
+    for (m, mentions) in ms.iter().zip(mentions) {
+        query = query
+            .bind(&m.id)
+            .bind(&m.tenant_id)
+            .bind(&m.wa_id)
+            .bind(&m.instance_id)
+            .bind(m.forced)
+            .bind(&m.pool)
+            .bind(&m.to)
+            .bind(&m.body)
+            .bind(mentions)
+            .bind(json(&m.menu))
+            .bind(m.status.as_str())
+            .bind(&m.error)
+            .bind(&m.idempotency_key)
+            .bind(to_millis(m.created_at))
+            .bind(to_millis(m.updated_at))
+            .bind(m.sent_at.map(to_millis))
+            .bind(&m.campaign_id)
+            .bind(json(&m.content));
+    }
+    query.write(c, |_| "a message with this idempotency key".to_string()).await?;
+    Ok(())
+}
+
+impl<DB: Backend> SqlStore<DB> {
+    /// `filter` uses `$1`, `$2`… for `binds`, in order.
+    async fn query_messages(&self, filter: &str, binds: &[&str]) -> Result<Vec<MessageRecord>> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages {filter}");
+        let mut query = q::<DB>(&sql);
+        for b in binds {
+            query = query.bind(*b);
+        }
+        let rows = query.fetch_all(&mut *self.conn().await?).await?;
+        rows.iter().map(message_from_row::<DB>).collect()
+    }
+
+    async fn one_message(&self, filter: &str, binds: &[&str]) -> Result<Option<MessageRecord>> {
+        Ok(self.query_messages(filter, binds).await?.pop())
+    }
+}
+
+#[async_trait]
+impl<DB: Backend> MessageStore for SqlStore<DB> {
+    async fn insert_message(&self, m: &MessageRecord) -> Result<()> {
+        DB::insert_message(self, m).await
+    }
+
+    async fn find_by_idempotency_key(
+        &self,
+        tenant_id: &str,
+        key: &str,
+    ) -> Result<Option<MessageRecord>> {
+        self.one_message("WHERE tenant_id = $1 AND idempotency_key = $2", &[tenant_id, key]).await
+    }
+
+    async fn release_idempotency_key(&self, tenant_id: &str, key: &str) -> Result<()> {
+        q::<DB>(
+            "UPDATE messages SET idempotency_key = NULL \
+             WHERE tenant_id = $1 AND idempotency_key = $2",
+        )
+        .bind(tenant_id)
+        .bind(key)
+        .execute(&mut *self.conn().await?)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_message(&self, tenant_id: &str, id: &str) -> Result<Option<MessageRecord>> {
+        self.one_message("WHERE tenant_id = $1 AND id = $2", &[tenant_id, id]).await
+    }
+
+    async fn get_message_by_id(&self, id: &str) -> Result<Option<MessageRecord>> {
+        self.one_message("WHERE id = $1", &[id]).await
+    }
+
+    async fn list_messages(
+        &self,
+        tenant_id: &str,
+        f: &MessageFilter,
+    ) -> Result<Vec<MessageRecord>> {
+        let mut sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1");
+        let mut n = 1;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        if f.instance_id.is_some() {
+            sql.push_str(&format!(" AND instance_id = ${}", next()));
+        }
+        if f.status.is_some() {
+            sql.push_str(&format!(" AND status = ${}", next()));
+        }
+        if f.before.is_some() {
+            let (at, id) = (next(), next());
+            sql.push_str(&format!(
+                " AND (created_at < ${at} OR (created_at = ${at} AND id < ${id}))"
+            ));
+        }
+        sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT ${}", next()));
+        let mut query = q::<DB>(&sql).bind(tenant_id);
+        if let Some(i) = &f.instance_id {
+            query = query.bind(i);
+        }
+        if let Some(s) = f.status {
+            query = query.bind(s.as_str());
+        }
+        if let Some((at, id)) = &f.before {
+            query = query.bind(*at).bind(id);
+        }
+        let rows =
+            query.bind(i64::from(f.limit.max(1))).fetch_all(&mut *self.conn().await?).await?;
+        rows.iter().map(message_from_row::<DB>).collect()
+    }
+
+    async fn update_message(&self, id: &str, u: &MessageUpdate) -> Result<bool> {
+        let n = q::<DB>(
+            "UPDATE messages SET status = $1, instance_id = $2, error = $3, updated_at = $4, \
+             sent_at = CASE WHEN $1 IN ('sent', 'delivered', 'read') \
+                 THEN COALESCE(sent_at, $4) ELSE sent_at END \
+             WHERE id = $5 AND NOT ( \
+                 status IN ('sent', 'delivered', 'read') AND $1 IN ('sent', 'delivered', 'read') \
+                 AND (CASE $1 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 ELSE 3 END) \
+                  <= (CASE status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 ELSE 3 END))",
+        )
+        .bind(u.status.as_str())
+        .bind(&u.instance_id)
+        .bind(&u.error)
+        .bind(to_millis(u.at))
+        .bind(id)
+        .execute(&mut *self.conn().await?)
+        .await?;
+        Ok(n > 0)
+    }
+
+    async fn find_message_by_wa_id(
+        &self,
+        instance_id: &str,
+        wa_id: &str,
+    ) -> Result<Option<MessageRecord>> {
+        self.one_message("WHERE instance_id = $1 AND wa_id = $2", &[instance_id, wa_id]).await
+    }
+
+    async fn find_message_by_wa_id_for_tenant(
+        &self,
+        tenant_id: &str,
+        wa_id: &str,
+    ) -> Result<Option<MessageRecord>> {
+        self.one_message(
+            "WHERE tenant_id = $1 AND wa_id = $2 ORDER BY created_at DESC, id DESC LIMIT 1",
+            &[tenant_id, wa_id],
+        )
+        .await
+    }
+
+    async fn pending_messages(&self) -> Result<Vec<MessageRecord>> {
+        self.query_messages("WHERE status IN ('queued', 'sending') ORDER BY created_at, id", &[])
+            .await
+    }
+
+    async fn count_sent_since(&self, instance_id: &str, since: DateTime<Utc>) -> Result<u64> {
+        let n: i64 =
+            q::<DB>("SELECT COUNT(*) FROM messages WHERE instance_id = $1 AND sent_at >= $2")
+                .bind(instance_id)
+                .bind(to_millis(since))
+                .scalar(&mut *self.conn().await?)
+                .await?;
+        Ok(count(n))
+    }
+
+    async fn sent_times_since(
+        &self,
+        instance_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>> {
+        let times: Vec<i64> = q::<DB>(
+            "SELECT sent_at FROM messages WHERE instance_id = $1 AND sent_at >= $2 \
+             ORDER BY sent_at",
+        )
+        .bind(instance_id)
+        .bind(to_millis(since))
+        .scalars(&mut *self.conn().await?)
+        .await?;
+        times.into_iter().map(ts).collect()
+    }
+
+    async fn count_sent_by_instance(
+        &self,
+        tenant_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(String, u64)>> {
+        let rows = q::<DB>(
+            "SELECT instance_id, COUNT(*) AS n FROM messages WHERE tenant_id = $1 \
+             AND sent_at >= $2 AND instance_id IS NOT NULL GROUP BY instance_id",
+        )
+        .bind(tenant_id)
+        .bind(to_millis(since))
+        .fetch_all(&mut *self.conn().await?)
+        .await?;
+        rows.iter().map(|r| Ok((DB::col(r, "instance_id")?, count(DB::col(r, "n")?)))).collect()
+    }
+}
+
+#[async_trait]
+impl<DB: Backend> LidStore for SqlStore<DB> {
+    async fn learn_lid(&self, lid: &str, phone_jid: &str) -> Result<()> {
+        q::<DB>(
+            "INSERT INTO lid_map (lid, phone_jid, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (lid) DO UPDATE SET phone_jid = excluded.phone_jid, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(lid)
+        .bind(phone_jid)
+        .bind(to_millis(crate::now_millis()))
+        .execute(&mut *self.conn().await?)
+        .await?;
+        Ok(())
+    }
+
+    async fn phone_for_lid(&self, lid: &str) -> Result<Option<String>> {
+        let row = q::<DB>("SELECT phone_jid FROM lid_map WHERE lid = $1")
+            .bind(lid)
+            .fetch_optional(&mut *self.conn().await?)
+            .await?;
+        row.map(|r| DB::col_at(&r, 0)).transpose()
+    }
+
+    async fn lid_for_phone(&self, phone_jid: &str) -> Result<Option<String>> {
+        let row = q::<DB>(
+            "SELECT lid FROM lid_map WHERE phone_jid = $1 ORDER BY updated_at DESC LIMIT 1",
+        )
+        .bind(phone_jid)
+        .fetch_optional(&mut *self.conn().await?)
+        .await?;
+        row.map(|r| DB::col_at(&r, 0)).transpose()
+    }
+
+    async fn last_menu_to(&self, instance_id: &str, chat: &str) -> Result<Option<MessageRecord>> {
+        self.one_message(
+            "WHERE instance_id = $1 AND to_jid = $2 AND menu_json IS NOT NULL \
+             AND status IN ('sent', 'delivered', 'read') ORDER BY created_at DESC LIMIT 1",
+            &[instance_id, chat],
+        )
+        .await
+    }
+}

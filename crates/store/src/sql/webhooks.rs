@@ -1,0 +1,341 @@
+//! [`WebhookStore`]: webhooks (secrets sealed), their durable deliveries, the fan-out cursor
+//! and alert targets. Recording an attempt's outcome is per database
+//! ([`Backend::record_attempt`]: SQLite commits them in groups).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::events::{event_from_row, EVENT_COLUMNS};
+use super::{db, json_err, opt_ts, q, ts, values, Backend, SqlStore};
+use crate::time::to_millis;
+use crate::{
+    AlertConfig, DeliveryAttempt, DeliveryRecord, DeliveryStatus, Event, Result, StoreError,
+    WebhookRecord, WebhookStore,
+};
+
+const META_FANOUT_CURSOR: &str = "webhook_fanout_cursor";
+const WEBHOOK_COLUMNS: &str = "id, tenant_id, url, events_json, secret_sealed, created_at";
+const DELIVERY_COLUMNS: &str = "id, webhook_id, tenant_id, event_id, event_type, payload, status, \
+     attempts, next_attempt_at, last_status, last_error, created_at, updated_at, delivered_at";
+/// Most deliveries in one `INSERT` (14 parameters each; SQLite allows 32,766 per statement).
+const DELIVERIES_PER_INSERT: usize = 500;
+
+fn secret_aad(id: &str) -> Vec<u8> {
+    format!("webhook:{id}").into_bytes()
+}
+
+fn delivery_from_row<DB: Backend>(row: &DB::Row) -> Result<DeliveryRecord> {
+    let id: String = DB::col(row, "id")?;
+    let status: String = DB::col(row, "status")?;
+    let status = DeliveryStatus::parse(&status)
+        .ok_or_else(|| StoreError::Database(format!("delivery {id}: unknown status {status}")))?;
+    Ok(DeliveryRecord {
+        webhook_id: DB::col(row, "webhook_id")?,
+        tenant_id: DB::col(row, "tenant_id")?,
+        event_id: DB::col(row, "event_id")?,
+        event_type: DB::col(row, "event_type")?,
+        payload: DB::col(row, "payload")?,
+        status,
+        attempts: DB::col::<i64>(row, "attempts")?.clamp(0, i64::from(u32::MAX)) as u32,
+        next_attempt_at: ts(DB::col(row, "next_attempt_at")?)?,
+        last_status: DB::col::<Option<i64>>(row, "last_status")?
+            .and_then(|s| u16::try_from(s).ok()),
+        last_error: DB::col(row, "last_error")?,
+        created_at: ts(DB::col(row, "created_at")?)?,
+        updated_at: ts(DB::col(row, "updated_at")?)?,
+        delivered_at: opt_ts(DB::col(row, "delivered_at")?)?,
+        id,
+    })
+}
+
+/// Records one attempt's outcome on `c`. With `only_forward`, an outcome whose attempt
+/// number is below the stored one changes nothing (outcomes that commit in any order).
+pub(crate) async fn update_attempt<DB: Backend>(
+    c: &mut DB::Connection,
+    id: &str,
+    a: &DeliveryAttempt,
+    only_forward: bool,
+) -> Result<()> {
+    let sql = format!(
+        "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, \
+         last_status = $4, last_error = $5, updated_at = $6, \
+         delivered_at = CASE WHEN $1 = 'delivered' THEN $6 ELSE delivered_at END \
+         WHERE id = $7{}",
+        if only_forward { " AND attempts <= $2" } else { "" }
+    );
+    q::<DB>(&sql)
+        .bind(a.status.as_str())
+        .bind(i64::from(a.attempts))
+        .bind(to_millis(a.next_attempt_at))
+        .bind(a.last_status.map(i64::from))
+        .bind(&a.last_error)
+        .bind(to_millis(a.at))
+        .bind(id)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+impl<DB: Backend> SqlStore<DB> {
+    fn webhook_from_row(&self, row: &DB::Row) -> Result<WebhookRecord> {
+        let id: String = DB::col(row, "id")?;
+        let events: String = DB::col(row, "events_json")?;
+        let events = serde_json::from_str(&events)
+            .map_err(|e| StoreError::Database(format!("webhook {id}: bad events: {e}")))?;
+        let sealed: Vec<u8> = DB::col(row, "secret_sealed")?;
+        let secret = self
+            .sealer
+            .open(&secret_aad(&id), &sealed)
+            .map_err(|e| StoreError::Unsealable(format!("webhook {id}: {e}")))?;
+        Ok(WebhookRecord {
+            tenant_id: DB::col(row, "tenant_id")?,
+            url: DB::col(row, "url")?,
+            events,
+            secret: String::from_utf8_lossy(&secret).into_owned(),
+            created_at: ts(DB::col(row, "created_at")?)?,
+            id,
+        })
+    }
+
+    /// `filter` uses `$1`, `$2`… for `binds`, in order.
+    async fn query_webhooks(&self, filter: &str, binds: &[&str]) -> Result<Vec<WebhookRecord>> {
+        let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks {filter}");
+        let mut query = q::<DB>(&sql);
+        for b in binds {
+            query = query.bind(*b);
+        }
+        let rows = query.fetch_all(&mut *self.conn().await?).await?;
+        rows.iter().map(|r| self.webhook_from_row(r)).collect()
+    }
+
+    /// `filter` uses `$1`, `$2`… for `binds`, in order, and `$<last + 1>` for the limit.
+    async fn query_deliveries(
+        &self,
+        filter: &str,
+        binds: &[&str],
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries {filter} LIMIT ${}",
+            binds.len() + 1
+        );
+        let mut query = q::<DB>(&sql);
+        for b in binds {
+            query = query.bind(*b);
+        }
+        let rows = query.bind(i64::from(limit)).fetch_all(&mut *self.conn().await?).await?;
+        rows.iter().map(delivery_from_row::<DB>).collect()
+    }
+}
+
+#[async_trait]
+impl<DB: Backend> WebhookStore for SqlStore<DB> {
+    async fn create_webhook(&self, w: &WebhookRecord) -> Result<()> {
+        let events = serde_json::to_string(&w.events).map_err(json_err)?;
+        let sql =
+            format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)");
+        q::<DB>(&sql)
+            .bind(&w.id)
+            .bind(&w.tenant_id)
+            .bind(&w.url)
+            .bind(events)
+            .bind(self.sealer.seal(&secret_aad(&w.id), w.secret.as_bytes()))
+            .bind(to_millis(w.created_at))
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_webhooks(&self, tenant_id: &str) -> Result<Vec<WebhookRecord>> {
+        self.query_webhooks("WHERE tenant_id = $1 ORDER BY created_at, id", &[tenant_id]).await
+    }
+
+    async fn all_webhooks(&self) -> Result<Vec<WebhookRecord>> {
+        self.query_webhooks("ORDER BY created_at, id", &[]).await
+    }
+
+    async fn get_webhook(&self, tenant_id: &str, id: &str) -> Result<Option<WebhookRecord>> {
+        Ok(self.query_webhooks("WHERE tenant_id = $1 AND id = $2", &[tenant_id, id]).await?.pop())
+    }
+
+    async fn delete_webhook(&self, tenant_id: &str, id: &str) -> Result<bool> {
+        let n = q::<DB>("DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn all_events_after(&self, after_id: i64, limit: u32) -> Result<Vec<Event>> {
+        // Safe to page with `id > after_id`: ids commit in order on both databases (see
+        // `Backend::append_events`).
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2");
+        let rows = q::<DB>(&sql)
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        rows.iter().map(event_from_row::<DB>).collect()
+    }
+
+    async fn fanout_cursor(&self) -> Result<i64> {
+        let mut conn = self.conn().await?;
+        let row = q::<DB>("SELECT value FROM meta WHERE key = $1")
+            .bind(META_FANOUT_CURSOR)
+            .fetch_optional(&mut conn)
+            .await?;
+        match row {
+            Some(row) => String::from_utf8_lossy(&DB::col::<Vec<u8>>(&row, "value")?)
+                .parse()
+                .map_err(|_| StoreError::Database("the webhook fan-out cursor is damaged".into())),
+            // The first start begins at the newest event: webhooks see what happens from now.
+            None => {
+                let max: Option<i64> =
+                    q::<DB>("SELECT MAX(id) FROM events").scalar(&mut conn).await?;
+                Ok(max.unwrap_or(0))
+            }
+        }
+    }
+
+    async fn enqueue_deliveries(&self, deliveries: &[DeliveryRecord], cursor: i64) -> Result<u64> {
+        let _gate = DB::gate(self).await;
+        let mut tx = self.begin().await?;
+        let mut stored = 0;
+        // One statement per chunk rather than per row: the fan-out writes a page of events'
+        // deliveries at a time. A (webhook, event) pair that already has a delivery (a
+        // replayed fan-out page) is left out.
+        for chunk in deliveries.chunks(DELIVERIES_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES {} ON CONFLICT DO NOTHING",
+                values(chunk.len(), 14)
+            );
+            let mut query = q::<DB>(&sql);
+            for d in chunk {
+                query = query
+                    .bind(&d.id)
+                    .bind(&d.webhook_id)
+                    .bind(&d.tenant_id)
+                    .bind(d.event_id)
+                    .bind(&d.event_type)
+                    .bind(&d.payload)
+                    .bind(d.status.as_str())
+                    .bind(i64::from(d.attempts))
+                    .bind(to_millis(d.next_attempt_at))
+                    .bind(d.last_status.map(i64::from))
+                    .bind(&d.last_error)
+                    .bind(to_millis(d.created_at))
+                    .bind(to_millis(d.updated_at))
+                    .bind(d.delivered_at.map(to_millis));
+            }
+            stored += query.execute(&mut tx).await?;
+        }
+        q::<DB>(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(META_FANOUT_CURSOR)
+        .bind(cursor.to_string().into_bytes())
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(stored)
+    }
+
+    async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<DeliveryRecord>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries \
+             WHERE status = 'pending' AND next_attempt_at <= $1 \
+             ORDER BY next_attempt_at, id LIMIT $2"
+        );
+        let rows = q::<DB>(&sql)
+            .bind(to_millis(now))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        rows.iter().map(delivery_from_row::<DB>).collect()
+    }
+
+    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>> {
+        let t: Option<i64> =
+            q::<DB>("SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'")
+                .scalar(&mut *self.conn().await?)
+                .await?;
+        opt_ts(t)
+    }
+
+    async fn record_attempt(&self, id: &str, a: &DeliveryAttempt) -> Result<()> {
+        DB::record_attempt(self, id, a).await
+    }
+
+    async fn list_deliveries(&self, webhook_id: &str, limit: u32) -> Result<Vec<DeliveryRecord>> {
+        self.query_deliveries(
+            "WHERE webhook_id = $1 ORDER BY created_at DESC, id DESC",
+            &[webhook_id],
+            limit,
+        )
+        .await
+    }
+
+    async fn get_delivery(&self, webhook_id: &str, id: &str) -> Result<Option<DeliveryRecord>> {
+        Ok(self
+            .query_deliveries("WHERE webhook_id = $1 AND id = $2", &[webhook_id, id], 1)
+            .await?
+            .pop())
+    }
+
+    async fn requeue_delivery(&self, id: &str, now: DateTime<Utc>) -> Result<()> {
+        q::<DB>(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, updated_at = $1 \
+             WHERE id = $2",
+        )
+        .bind(to_millis(now))
+        .bind(id)
+        .execute(&mut *self.conn().await?)
+        .await?;
+        Ok(())
+    }
+
+    async fn put_alert(&self, a: &AlertConfig) -> Result<()> {
+        let on = serde_json::to_string(&a.on).map_err(json_err)?;
+        q::<DB>(
+            "INSERT INTO alerts (tenant_id, url, format, on_json, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id) DO UPDATE SET url = excluded.url, format = excluded.format, \
+             on_json = excluded.on_json, updated_at = excluded.updated_at",
+        )
+        .bind(&a.tenant_id)
+        .bind(&a.url)
+        .bind(&a.format)
+        .bind(on)
+        .bind(to_millis(a.updated_at))
+        .execute(&mut *self.conn().await?)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_alert(&self, tenant_id: &str) -> Result<Option<AlertConfig>> {
+        let row =
+            q::<DB>("SELECT url, format, on_json, updated_at FROM alerts WHERE tenant_id = $1")
+                .bind(tenant_id)
+                .fetch_optional(&mut *self.conn().await?)
+                .await?;
+        let Some(row) = row else { return Ok(None) };
+        let on: String = DB::col(&row, "on_json")?;
+        Ok(Some(AlertConfig {
+            tenant_id: tenant_id.to_string(),
+            url: DB::col(&row, "url")?,
+            format: DB::col(&row, "format")?,
+            on: serde_json::from_str(&on).map_err(json_err)?,
+            updated_at: ts(DB::col(&row, "updated_at")?)?,
+        }))
+    }
+
+    async fn delete_alert(&self, tenant_id: &str) -> Result<bool> {
+        let n = q::<DB>("DELETE FROM alerts WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(n > 0)
+    }
+}
