@@ -5,5 +5,6 @@ pub mod contacts;
 mod error;
 pub mod messages;
 pub mod sim;
+pub mod webhooks;
 
 pub use error::{AppError, AppResult};

@@ -46,6 +46,8 @@ pub struct Inner {
     pub media: Arc<MediaStore>,
     /// Accepting and reading messages.
     pub messages: crate::app::messages::Messages,
+    /// Managing webhooks and their deliveries.
+    pub webhook_use_cases: crate::app::webhooks::WebhookUseCases,
     /// Which phones are on WhatsApp: the paced look-ups and their day-long cache.
     pub contacts: Arc<crate::app::contacts::ContactChecker>,
 }

@@ -215,6 +215,8 @@ impl Application {
             scheduler.clone(),
             media.clone(),
         );
+        let webhook_use_cases =
+            crate::app::webhooks::WebhookUseCases::new(dyn_store.clone(), webhooks.clone());
         let state = AppState::new(Inner {
             closing: closing_rx,
             store: dyn_store,
@@ -231,6 +233,7 @@ impl Application {
             media,
             contacts: Arc::new(ContactChecker::new(store.contact_checks())),
             messages,
+            webhook_use_cases,
             forwarder: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()
