@@ -1,10 +1,13 @@
 //! The use cases the HTTP layer calls: accepting a message, checking contacts, driving the
 //! simulated network. Nothing here knows HTTP; failures are [`AppError`]s.
 
+pub mod alerts;
 pub mod contacts;
 mod error;
 pub mod messages;
+pub mod pools;
 pub mod sim;
+pub mod tenants;
 pub mod webhooks;
 
 pub use error::{AppError, AppResult};

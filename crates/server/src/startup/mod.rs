@@ -217,6 +217,13 @@ impl Application {
         );
         let webhook_use_cases =
             crate::app::webhooks::WebhookUseCases::new(dyn_store.clone(), webhooks.clone());
+        let tenants = crate::app::tenants::Tenants::new(
+            dyn_store.clone(),
+            supervisor.clone(),
+            scheduler.clone(),
+        );
+        let alerts = crate::app::alerts::Alerts::new(dyn_store.clone());
+        let pools = crate::app::pools::Pools::new(dyn_store.clone(), scheduler.clone());
         let state = AppState::new(Inner {
             closing: closing_rx,
             store: dyn_store,
@@ -234,6 +241,9 @@ impl Application {
             contacts: Arc::new(ContactChecker::new(store.contact_checks())),
             messages,
             webhook_use_cases,
+            tenants,
+            alerts,
+            pools,
             forwarder: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()
