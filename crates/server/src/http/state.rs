@@ -54,6 +54,8 @@ pub struct Inner {
     pub alerts: crate::app::alerts::Alerts,
     /// Pools and their rotation strategy.
     pub pools: crate::app::pools::Pools,
+    /// Creating, reading, pausing, resuming and canceling campaigns.
+    pub campaign_use_cases: crate::app::campaigns::CampaignUseCases,
     /// Which phones are on WhatsApp: the paced look-ups and their day-long cache.
     pub contacts: Arc<crate::app::contacts::ContactChecker>,
 }

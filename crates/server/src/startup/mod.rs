@@ -224,6 +224,8 @@ impl Application {
         );
         let alerts = crate::app::alerts::Alerts::new(dyn_store.clone());
         let pools = crate::app::pools::Pools::new(dyn_store.clone(), scheduler.clone());
+        let campaign_use_cases =
+            crate::app::campaigns::CampaignUseCases::new(dyn_store.clone(), campaigns.clone());
         let state = AppState::new(Inner {
             closing: closing_rx,
             store: dyn_store,
@@ -244,6 +246,7 @@ impl Application {
             tenants,
             alerts,
             pools,
+            campaign_use_cases,
             forwarder: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()
