@@ -50,6 +50,16 @@ pub struct Inner {
     pub instances: crate::app::instances::Instances,
     /// Accepting and reading messages.
     pub messages: crate::app::messages::Messages,
+    /// Managing webhooks and their deliveries.
+    pub webhook_use_cases: crate::app::webhooks::WebhookUseCases,
+    /// Tenants and their API keys (admin).
+    pub tenants: crate::app::tenants::Tenants,
+    /// The tenant's alert target.
+    pub alerts: crate::app::alerts::Alerts,
+    /// Pools and their rotation strategy.
+    pub pools: crate::app::pools::Pools,
+    /// Creating, reading, pausing, resuming and canceling campaigns.
+    pub campaign_use_cases: crate::app::campaigns::CampaignUseCases,
     /// Which phones are on WhatsApp: the paced look-ups and their day-long cache.
     pub contacts: Arc<crate::app::contacts::ContactChecker>,
 }

@@ -226,6 +226,17 @@ impl Application {
             supervisor.clone(),
             media.clone(),
         );
+        let webhook_use_cases =
+            crate::app::webhooks::WebhookUseCases::new(dyn_store.clone(), webhooks.clone());
+        let tenants = crate::app::tenants::Tenants::new(
+            dyn_store.clone(),
+            supervisor.clone(),
+            scheduler.clone(),
+        );
+        let alerts = crate::app::alerts::Alerts::new(dyn_store.clone());
+        let pools = crate::app::pools::Pools::new(dyn_store.clone(), scheduler.clone());
+        let campaign_use_cases =
+            crate::app::campaigns::CampaignUseCases::new(dyn_store.clone(), campaigns.clone());
         let state = AppState::new(Inner {
             closing: closing_rx,
             store: dyn_store,
@@ -244,6 +255,11 @@ impl Application {
             messages,
             instances,
             live,
+            webhook_use_cases,
+            tenants,
+            alerts,
+            pools,
+            campaign_use_cases,
             forwarder: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()

@@ -12,6 +12,7 @@ use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Json;
 use crate::http::state::AppState;
+use crate::model::ids::TenantId;
 use crate::model::time::now;
 use crate::runtime::alerts::ALERT_KINDS;
 
@@ -83,7 +84,7 @@ pub async fn put(
         on,
         updated_at: now(),
     };
-    state.store.put_alert(&cfg).await?;
+    state.alerts.put(&cfg).await?;
     Ok(JsonOut(view(&cfg)))
 }
 
@@ -91,7 +92,7 @@ pub async fn put(
 #[utoipa::path(get, path = "/v1/alerts", tag = "alerts", security(("bearer" = [])),
     responses((status = 200, body = AlertsView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(tenant: Tenant, State(state): State<AppState>) -> ApiResult<JsonOut<AlertsView>> {
-    let a = state.store.get_alert(&tenant.tenant_id).await?.ok_or_else(ApiError::not_found)?;
+    let a = state.alerts.get(&TenantId::new(tenant.tenant_id)).await?;
     Ok(JsonOut(view(&a)))
 }
 
@@ -99,9 +100,6 @@ pub async fn get(tenant: Tenant, State(state): State<AppState>) -> ApiResult<Jso
 #[utoipa::path(delete, path = "/v1/alerts", tag = "alerts", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(tenant: Tenant, State(state): State<AppState>) -> ApiResult<StatusCode> {
-    if state.store.delete_alert(&tenant.tenant_id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found())
-    }
+    state.alerts.delete(&TenantId::new(tenant.tenant_id)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -10,25 +10,23 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json as JsonOut, Router};
 use bzapper_core::{validate, Jid};
-use bzapper_store::{
-    CampaignRecipient, CampaignRecord, CampaignStatus, InstanceRecord, StoreError,
-};
+use bzapper_store::{CampaignRecipient, CampaignRecord, CampaignStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::app::campaigns::{CampaignReport, Created};
 use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{idempotency_key, Json};
 use crate::http::routes::messages::MAX_TEXT_CHARS;
 use crate::http::state::AppState;
-use crate::model::ids::new_ordered_id;
+use crate::model::ids::{new_ordered_id, CampaignId, TenantId};
 use crate::model::time::now;
-use crate::runtime::campaigns::estimate;
 use crate::runtime::campaigns::progress::{NumberTotals, Totals};
 use crate::runtime::campaigns::template::Template;
 use crate::runtime::campaigns::window::{ScheduleSpec, Window};
-use crate::runtime::campaigns::{reported_status, window_of, Action, Outcome, MAX_RECIPIENTS};
+use crate::runtime::campaigns::{Action, MAX_RECIPIENTS};
 
 /// The largest body `POST /v1/campaigns` takes: room for [`MAX_RECIPIENTS`] recipients with a
 /// few short fields each. Other routes keep the API's 1 MiB.
@@ -232,56 +230,45 @@ fn build(
     Ok((campaign, recipients))
 }
 
-/// The view of `c`, with `instances` (the tenant's) for the capacity and estimate.
-async fn view(
-    state: &AppState,
-    c: &CampaignRecord,
-    instances: &[InstanceRecord],
-) -> ApiResult<CampaignView> {
-    let (totals, numbers) = state.campaigns.totals(c).await?;
-    let now_at = state.campaigns.clock.now();
-    let window = window_of(c);
-    let usable = state.campaigns.usable_numbers(instances, &c.pool);
-    let capacity = state.campaigns.capacity(&usable, now_at);
-    let per_hour =
-        estimate::pool_rate(&capacity, c.template.chars().count(), window.as_ref(), now_at);
-    let estimated_finish_at = match c.status {
-        CampaignStatus::Running => {
-            estimate::finish_at(now_at, totals.remaining(), per_hour, window.as_ref())
-        }
-        _ => None,
-    };
-    Ok(CampaignView {
-        id: c.id.clone(),
-        name: c.name.clone(),
-        status: reported_status(c, window.as_ref(), now_at).to_string(),
-        pool: c.pool.clone(),
-        template: c.template.clone(),
+/// The answer for a campaign: its report, shaped.
+fn view(r: CampaignReport) -> CampaignView {
+    let CampaignReport {
+        campaign: c,
+        status,
+        window,
+        now,
+        totals,
+        numbers,
+        estimated_finish_at,
+        usable_numbers,
+        per_hour,
+    } = r;
+    CampaignView {
+        id: c.id,
+        name: c.name,
+        status: status.to_string(),
+        pool: c.pool,
+        template: c.template,
         schedule: window.as_ref().map(Window::spec),
         window: window.as_ref().map(|w| {
-            let open = w.is_open(now_at);
+            let open = w.is_open(now);
             WindowView {
                 open,
-                opens_at: if open { None } else { w.next_open(now_at) },
-                closes_at: w.closes_at(now_at),
+                opens_at: if open { None } else { w.next_open(now) },
+                closes_at: w.closes_at(now),
             }
         }),
         totals,
         numbers,
         estimated_finish_at,
         capacity: CapacityView {
-            numbers: usable.len() as u32,
+            numbers: usable_numbers,
             per_hour: (per_hour * 10.0).round() / 10.0,
         },
         created_at: c.created_at,
         updated_at: c.updated_at,
         ended_at: c.ended_at,
-    })
-}
-
-async fn one_view(state: &AppState, c: &CampaignRecord) -> ApiResult<CampaignView> {
-    let instances = state.store.list_instances(&c.tenant_id).await?;
-    view(state, c, &instances).await
+    }
 }
 
 /// Accepts a campaign: checked whole, stored with every recipient in one transaction, then
@@ -304,29 +291,15 @@ pub async fn create(
     Json(body): Json<CreateCampaign>,
 ) -> ApiResult<(StatusCode, JsonOut<CampaignView>)> {
     let key = idempotency_key(&headers)?;
-    if let Some(k) = &key {
-        if let Some(first) = state.store.find_campaign_by_key(&tenant.tenant_id, k).await? {
-            return Ok((StatusCode::OK, JsonOut(one_view(&state, &first).await?)));
-        }
-    }
-    let pools: Vec<String> =
-        state.store.list_pools(&tenant.tenant_id).await?.into_iter().map(|p| p.name).collect();
-    let (mut campaign, recipients) = build(&tenant.tenant_id, body, &pools)?;
-    campaign.idempotency_key = key.clone();
-    match state.store.create_campaign(&campaign, &recipients).await {
-        Ok(()) => {}
-        // The same key raced in from another request: answer what that one created.
-        Err(StoreError::Conflict(_)) if key.is_some() => {
-            let k = key.as_deref().unwrap_or_default();
-            let first = state.store.find_campaign_by_key(&tenant.tenant_id, k).await?;
-            let first = first.ok_or_else(|| ApiError::internal("an idempotency key vanished"))?;
-            return Ok((StatusCode::OK, JsonOut(one_view(&state, &first).await?)));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    // Wakes the runner (on whichever node runs campaigns).
-    state.campaigns.record(&campaign, "campaign.created").await;
-    Ok((StatusCode::CREATED, JsonOut(one_view(&state, &campaign).await?)))
+    let tenant_id = TenantId::new(tenant.tenant_id);
+    let created = state
+        .campaign_use_cases
+        .create(&tenant_id, key, |pools| build(&tenant_id, body, pools))
+        .await?;
+    Ok(match created {
+        Created::New(r) => (StatusCode::CREATED, JsonOut(view(r))),
+        Created::Earlier(r) => (StatusCode::OK, JsonOut(view(r))),
+    })
 }
 
 /// The tenant's campaigns, newest first.
@@ -336,17 +309,8 @@ pub async fn list(
     tenant: Tenant,
     State(state): State<AppState>,
 ) -> ApiResult<JsonOut<CampaignList>> {
-    let campaigns = state.store.list_campaigns(&tenant.tenant_id).await?;
-    let instances = state.store.list_instances(&tenant.tenant_id).await?;
-    let mut items = Vec::with_capacity(campaigns.len());
-    for c in &campaigns {
-        items.push(view(&state, c, &instances).await?);
-    }
-    Ok(JsonOut(CampaignList { items }))
-}
-
-async fn find(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<CampaignRecord> {
-    state.store.get_campaign(&tenant.tenant_id, id).await?.ok_or_else(ApiError::not_found)
+    let reports = state.campaign_use_cases.list(&TenantId::new(tenant.tenant_id)).await?;
+    Ok(JsonOut(CampaignList { items: reports.into_iter().map(view).collect() }))
 }
 
 /// One campaign: status, totals, per-number counts and the finish estimate.
@@ -358,8 +322,11 @@ pub async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<JsonOut<CampaignView>> {
-    let c = find(&state, &tenant, &id).await?;
-    Ok(JsonOut(one_view(&state, &c).await?))
+    let r = state
+        .campaign_use_cases
+        .get(&TenantId::new(tenant.tenant_id), &CampaignId::new(id))
+        .await?;
+    Ok(JsonOut(view(r)))
 }
 
 async fn act(
@@ -368,15 +335,9 @@ async fn act(
     id: String,
     action: Action,
 ) -> ApiResult<JsonOut<CampaignView>> {
-    let c = find(&state, &tenant, &id).await?;
-    if let Outcome::Ended(status) = state.campaigns.apply(&c, action).await? {
-        return Err(ApiError::conflict(
-            "campaign_ended",
-            format!("the campaign is {}; it can no longer change", status.as_str()),
-        ));
-    }
-    let c = find(&state, &tenant, &id).await?;
-    Ok(JsonOut(one_view(&state, &c).await?))
+    let (tenant, id) = (TenantId::new(tenant.tenant_id), CampaignId::new(id));
+    let r = state.campaign_use_cases.apply(&tenant, &id, action).await?;
+    Ok(JsonOut(view(r)))
 }
 
 /// Stops queueing the campaign's messages; the few already queued still go out.

@@ -11,6 +11,7 @@ use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Json;
 use crate::http::state::AppState;
+use crate::model::ids::TenantId;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -53,8 +54,8 @@ pub struct PoolList {
     responses((status = 200, body = PoolList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(tenant: Tenant, State(state): State<AppState>) -> ApiResult<JsonOut<PoolList>> {
     let items = state
-        .store
-        .list_pools(&tenant.tenant_id)
+        .pools
+        .list(&TenantId::new(tenant.tenant_id))
         .await?
         .into_iter()
         .map(|p| PoolView { name: p.name, strategy: p.strategy.as_str().into() })
@@ -79,7 +80,6 @@ pub async fn put(
     Json(body): Json<PutPool>,
 ) -> ApiResult<JsonOut<PoolView>> {
     let name = validate::pool_name(&name).map_err(ApiError::invalid)?;
-    let p = state.store.put_pool(&tenant.tenant_id, &name, body.strategy.into()).await?;
-    state.scheduler.set_strategy(&tenant.tenant_id, &p.name, p.strategy);
+    let p = state.pools.put(&TenantId::new(tenant.tenant_id), &name, body.strategy.into()).await?;
     Ok(JsonOut(PoolView { name: p.name, strategy: p.strategy.as_str().into() }))
 }

@@ -13,7 +13,7 @@ use crate::http::auth::{new_api_key, Admin};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Json;
 use crate::http::state::AppState;
-use crate::model::ids::new_id;
+use crate::model::ids::{new_id, TenantId};
 use crate::model::time::now;
 
 #[derive(Deserialize, ToSchema)]
@@ -79,7 +79,7 @@ pub async fn create(
         secret_hash: key.secret_hash,
         created_at,
     };
-    state.store.create_tenant(&tenant, &rec).await?;
+    state.tenants.create(&tenant, &rec).await?;
     Ok((
         StatusCode::CREATED,
         JsonOut(TenantCreated {
@@ -97,8 +97,8 @@ pub async fn create(
     responses((status = 200, body = TenantList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<JsonOut<TenantList>> {
     let items = state
-        .store
-        .list_tenants()
+        .tenants
+        .list()
         .await?
         .into_iter()
         .map(|t| TenantView { id: t.id, name: t.name, created_at: t.created_at })
@@ -115,20 +115,13 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if state.store.get_tenant(&id).await?.is_none() {
-        return Err(ApiError::not_found());
-    }
-    for rec in state.store.list_instances(&id).await? {
-        state.supervisor.delete(&rec).await.map_err(ApiError::internal)?;
-    }
-    let deleted = state.store.delete_tenant(&id).await?;
+    let id = TenantId::new(id);
+    let deleted = state.tenants.delete(&id).await;
+    // Whatever happened, cached keys must not outlive a tenant that may be gone (forgetting
+    // too often only costs a look-up).
     state.keys.forget_tenant(&id);
-    state.scheduler.forget_tenant(&id);
-    if deleted {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found())
-    }
+    deleted?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Adds an API key to a tenant.
@@ -140,14 +133,11 @@ pub async fn create_key(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, JsonOut<KeyCreated>)> {
-    if state.store.get_tenant(&id).await?.is_none() {
-        return Err(ApiError::not_found());
-    }
     let key = new_api_key();
     let created_at = now();
     state
-        .store
-        .add_api_key(&ApiKeyRecord {
+        .tenants
+        .add_key(&ApiKeyRecord {
             id: key.id.clone(),
             tenant_id: id,
             secret_hash: key.secret_hash,
@@ -166,11 +156,9 @@ pub async fn revoke_key(
     State(state): State<AppState>,
     Path((id, key_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let revoked = state.store.revoke_api_key(&id, &key_id).await?;
+    let revoked = state.tenants.revoke_key(&TenantId::new(id), &key_id).await;
+    // As before: the key leaves the cache even when the store did not know it.
     state.keys.forget_key(&key_id);
-    if revoked {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found())
-    }
+    revoked?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -14,7 +14,7 @@ use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Query};
 use crate::http::state::AppState;
-use crate::model::ids::{new_id, new_secret};
+use crate::model::ids::{new_id, new_secret, TenantId, WebhookId};
 use crate::model::time::now;
 
 #[derive(Deserialize, ToSchema)]
@@ -153,7 +153,7 @@ pub async fn create(
         secret,
         created_at: now(),
     };
-    state.store.create_webhook(&w).await?;
+    state.webhook_use_cases.create(&w).await?;
     Ok((
         StatusCode::CREATED,
         JsonOut(WebhookCreated {
@@ -173,7 +173,8 @@ pub async fn list(
     tenant: Tenant,
     State(state): State<AppState>,
 ) -> ApiResult<JsonOut<WebhookList>> {
-    let items = state.store.list_webhooks(&tenant.tenant_id).await?.iter().map(view).collect();
+    let tenant = TenantId::new(tenant.tenant_id);
+    let items = state.webhook_use_cases.list(&tenant).await?.iter().map(view).collect();
     Ok(JsonOut(WebhookList { items }))
 }
 
@@ -187,7 +188,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<JsonOut<WebhookView>> {
     let w =
-        state.store.get_webhook(&tenant.tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
+        state.webhook_use_cases.get(&TenantId::new(tenant.tenant_id), &WebhookId::new(id)).await?;
     Ok(JsonOut(view(&w)))
 }
 
@@ -200,11 +201,8 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if state.store.delete_webhook(&tenant.tenant_id, &id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found())
-    }
+    state.webhook_use_cases.delete(&TenantId::new(tenant.tenant_id), &WebhookId::new(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -228,8 +226,9 @@ pub async fn deliveries(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid("`limit` must be between 1 and 500"));
     }
-    state.store.get_webhook(&tenant.tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
-    let items = state.store.list_deliveries(&id, limit).await?.iter().map(delivery_view).collect();
+    let (tenant, id) = (TenantId::new(tenant.tenant_id), WebhookId::new(id));
+    let deliveries = state.webhook_use_cases.deliveries(&tenant, &id, limit).await?;
+    let items = deliveries.iter().map(delivery_view).collect();
     Ok(JsonOut(DeliveryList { items }))
 }
 
@@ -242,10 +241,7 @@ pub async fn retry(
     State(state): State<AppState>,
     Path((id, delivery_id)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, JsonOut<DeliveryView>)> {
-    state.store.get_webhook(&tenant.tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
-    state.store.get_delivery(&id, &delivery_id).await?.ok_or_else(ApiError::not_found)?;
-    state.store.requeue_delivery(&delivery_id, now()).await?;
-    state.webhooks.poke();
-    let d = state.store.get_delivery(&id, &delivery_id).await?.ok_or_else(ApiError::not_found)?;
+    let (tenant, id) = (TenantId::new(tenant.tenant_id), WebhookId::new(id));
+    let d = state.webhook_use_cases.retry(&tenant, &id, &delivery_id).await?;
     Ok((StatusCode::ACCEPTED, JsonOut(delivery_view(&d))))
 }

@@ -1,0 +1,80 @@
+//! A tenant's webhooks: storing, reading and removing them, their recent deliveries, and
+//! sending one again now. The HTTP layer has already checked the URL, the event patterns and
+//! the secret, and built the record.
+
+use std::sync::Arc;
+
+use bzapper_store::{DeliveryRecord, Store, WebhookRecord};
+
+use crate::app::error::{AppError, AppResult};
+use crate::model::ids::{TenantId, WebhookId};
+use crate::model::time::now;
+use crate::runtime::webhooks::WebhookWorker;
+
+pub struct WebhookUseCases {
+    store: Arc<dyn Store>,
+    /// Woken when a delivery is queued again, so that it goes out now rather than at the next
+    /// poll.
+    worker: Arc<WebhookWorker>,
+}
+
+impl WebhookUseCases {
+    pub fn new(store: Arc<dyn Store>, worker: Arc<WebhookWorker>) -> Self {
+        WebhookUseCases { store, worker }
+    }
+
+    /// Stores a new webhook; matching events are delivered to it from now on.
+    pub async fn create(&self, webhook: &WebhookRecord) -> AppResult<()> {
+        Ok(self.store.create_webhook(webhook).await?)
+    }
+
+    /// The tenant's webhooks.
+    pub async fn list(&self, tenant: &TenantId) -> AppResult<Vec<WebhookRecord>> {
+        Ok(self.store.list_webhooks(tenant).await?)
+    }
+
+    /// One of the tenant's webhooks.
+    pub async fn get(&self, tenant: &TenantId, id: &WebhookId) -> AppResult<WebhookRecord> {
+        self.store.get_webhook(tenant, id).await?.ok_or_else(no_such_resource)
+    }
+
+    /// Removes one of the tenant's webhooks (the store drops its deliveries with it).
+    pub async fn delete(&self, tenant: &TenantId, id: &WebhookId) -> AppResult<()> {
+        match self.store.delete_webhook(tenant, id).await? {
+            true => Ok(()),
+            false => Err(no_such_resource()),
+        }
+    }
+
+    /// The webhook's latest `limit` deliveries, newest first.
+    pub async fn deliveries(
+        &self,
+        tenant: &TenantId,
+        id: &WebhookId,
+        limit: u32,
+    ) -> AppResult<Vec<DeliveryRecord>> {
+        // Deliveries are keyed by webhook only: the webhook must be the tenant's.
+        self.get(tenant, id).await?;
+        Ok(self.store.list_deliveries(id, limit).await?)
+    }
+
+    /// Queues a delivery of the webhook again, due now (a dead-lettered one included), and
+    /// wakes the worker; the delivery as it stands after that.
+    pub async fn retry(
+        &self,
+        tenant: &TenantId,
+        id: &WebhookId,
+        delivery_id: &str,
+    ) -> AppResult<DeliveryRecord> {
+        self.get(tenant, id).await?;
+        self.store.get_delivery(id, delivery_id).await?.ok_or_else(no_such_resource)?;
+        self.store.requeue_delivery(delivery_id, now()).await?;
+        self.worker.poke();
+        self.store.get_delivery(id, delivery_id).await?.ok_or_else(no_such_resource)
+    }
+}
+
+/// The API's answer for any id that names nothing of the tenant's.
+fn no_such_resource() -> AppError {
+    AppError::not_found("no such resource")
+}
