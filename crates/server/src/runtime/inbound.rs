@@ -249,3 +249,6 @@ async fn menu_reply(
         .match_reply(text)
         .map(|(n, o)| json!({"message_id": sent.id, "option": n, "option_id": o.id})))
 }
+
+#[cfg(test)]
+mod tests;

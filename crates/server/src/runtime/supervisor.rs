@@ -500,3 +500,6 @@ fn state_data(s: &InstanceState) -> serde_json::Value {
         "detail": s.detail,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -789,3 +789,6 @@ fn update(
 ) -> MessageUpdate {
     MessageUpdate { status, instance_id, error, at: now() }
 }
+
+#[cfg(test)]
+mod tests;
