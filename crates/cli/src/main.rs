@@ -210,6 +210,18 @@ fn bzapper_driver_config(first: u64, next: u64) -> bzapper_server::SimConfig {
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let app = Application::build(config_from(a)).await.context("the gateway could not start")?;
+    println!("bZapper listening on http://{}", app.local_addr());
+    match app.admin_token_source() {
+        Source::Created(p) => println!("admin token generated into {}", p.display()),
+        Source::File(p) => println!("admin token read from {}", p.display()),
+        Source::Env => println!("admin token from BZAPPER_ADMIN_TOKEN"),
+    }
+    app.run(shutdown_signal()).await
+}
+
+/// The gateway's configuration from `serve`'s flags and env vars.
+fn config_from(a: ServeArgs) -> Config {
     let mut config = Config::new(a.data_dir);
     config.listen = a.listen;
     config.database_url = a.database_url;
@@ -235,14 +247,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     config.media_max_bytes = a.media_max_mb * 1024 * 1024;
     config.media_retention = Duration::from_secs(a.media_retention_hours * 3600);
     config.media_fetch_timeout = Duration::from_secs(a.media_fetch_timeout_secs);
-    let app = Application::build(config).await.context("the gateway could not start")?;
-    println!("bZapper listening on http://{}", app.local_addr());
-    match app.admin_token_source() {
-        Source::Created(p) => println!("admin token generated into {}", p.display()),
-        Source::File(p) => println!("admin token read from {}", p.display()),
-        Source::Env => println!("admin token from BZAPPER_ADMIN_TOKEN"),
-    }
-    app.run(shutdown_signal()).await
+    config
 }
 
 async fn shutdown_signal() {
@@ -272,5 +277,28 @@ fn parse_wa_version(s: &str) -> Result<(u32, u32, u32), String> {
     match parts[..] {
         [a, b, c] => Ok((a, b, c)),
         _ => Err(format!("`{s}` is not a version like 2.3000.1234567")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `bzapper serve` with no flag (and none of its env vars set) runs on exactly the
+    /// defaults `Config::new` has: both come from `config::DEFAULT_*`.
+    #[test]
+    fn serve_without_flags_is_config_new() {
+        let vars =
+            std::env::vars().filter(|(k, _)| k.starts_with("BZAPPER_") || k == "DATABASE_URL");
+        if let Some((k, _)) = vars.into_iter().next() {
+            eprintln!("skipped: {k} is set");
+            return;
+        }
+        let Command::Serve(a) = Cli::parse_from(["bzapper", "serve"]).command else {
+            panic!("serve parses as serve")
+        };
+        let from_flags = config_from(a);
+        let expected = Config::new(defaults::DEFAULT_DATA_DIR);
+        assert_eq!(format!("{from_flags:?}"), format!("{expected:?}"));
     }
 }
