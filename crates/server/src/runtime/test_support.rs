@@ -32,8 +32,6 @@ pub(crate) const TENANT: &str = "t1";
 
 pub(crate) struct Rig {
     pub store: Arc<SqliteStore>,
-    #[allow(dead_code)] // for tests that record or follow events themselves
-    pub recorder: Arc<Recorder>,
     pub scheduler: Arc<Scheduler>,
     pub supervisor: Arc<Supervisor>,
     /// The simulated network's control side: scan, drop, restrict, inbound, outbox.
@@ -115,7 +113,7 @@ impl Rig {
             scheduler.clone(),
             "http://gateway.test",
         );
-        Rig { store, recorder, scheduler, supervisor, net, _dir: dir, _hold_clock: hold }
+        Rig { store, scheduler, supervisor, net, _dir: dir, _hold_clock: hold }
     }
 
     /// See [`until`].
