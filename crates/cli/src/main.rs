@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bzapper_server::secrets::Source;
+use bzapper_server::startup::config as defaults;
 use bzapper_server::{Application, Config, DriverKind};
 use clap::{Args, Parser, Subcommand};
 
@@ -56,10 +57,10 @@ enum Command {
 #[derive(Args)]
 struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, env = "BZAPPER_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "BZAPPER_LISTEN", default_value = defaults::DEFAULT_LISTEN)]
     listen: SocketAddr,
     /// Directory for the SQLite file, the master key file and the admin token file.
-    #[arg(long, env = "BZAPPER_DATA_DIR", default_value = "./data")]
+    #[arg(long, env = "BZAPPER_DATA_DIR", default_value = defaults::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
     /// Database URL; default: a SQLite file `bzapper.db` in the data dir.
     #[arg(long, env = "DATABASE_URL")]
@@ -84,17 +85,17 @@ struct ServeArgs {
     #[arg(long, env = "BZAPPER_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
     /// Largest request body accepted, in bytes.
-    #[arg(long, env = "BZAPPER_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    #[arg(long, env = "BZAPPER_BODY_LIMIT", default_value_t = defaults::DEFAULT_BODY_LIMIT_BYTES)]
     body_limit: usize,
     /// Warming: a fresh number's daily cap on its first day; it grows each day to the number's
     /// full per_day cap when its warming_days end.
-    #[arg(long, env = "BZAPPER_WARMING_FIRST_DAY_CAP", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "BZAPPER_WARMING_FIRST_DAY_CAP", default_value_t = defaults::DEFAULT_WARMING_FIRST_DAY_CAP, value_parser = clap::value_parser!(u32).range(1..))]
     warming_first_day_cap: u32,
     /// Health score (0-100) below which a number leaves rotation.
-    #[arg(long, env = "BZAPPER_HEALTH_THRESHOLD", default_value_t = 40, value_parser = clap::value_parser!(u8).range(0..=100))]
+    #[arg(long, env = "BZAPPER_HEALTH_THRESHOLD", default_value_t = defaults::DEFAULT_HEALTH_THRESHOLD, value_parser = clap::value_parser!(u8).range(0..=100))]
     health_threshold: u8,
     /// Hours events are kept; SSE clients resume with Last-Event-ID within this window.
-    #[arg(long, env = "BZAPPER_EVENT_RETENTION_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
+    #[arg(long, env = "BZAPPER_EVENT_RETENTION_HOURS", default_value_t = defaults::DEFAULT_EVENT_RETENTION_HOURS, value_parser = clap::value_parser!(u64).range(1..=8760))]
     event_retention_hours: u64,
     /// Real driver: the WhatsApp websocket URL (default: WhatsApp's own). For tests and
     /// relays only.
@@ -112,22 +113,22 @@ struct ServeArgs {
     advertise_url: Option<String>,
     /// Several nodes: seconds a node holds a number without renewing; a dead node's numbers
     /// move to the others after this long.
-    #[arg(long, env = "BZAPPER_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, env = "BZAPPER_LEASE_SECONDS", default_value_t = defaults::DEFAULT_LEASE_SECONDS, value_parser = clap::value_parser!(u64).range(1..=3600))]
     lease_seconds: u64,
     /// Largest media file (upload or fetched URL), in MiB.
-    #[arg(long, env = "BZAPPER_MEDIA_MAX_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    #[arg(long, env = "BZAPPER_MEDIA_MAX_MB", default_value_t = defaults::DEFAULT_MEDIA_MAX_MB, value_parser = clap::value_parser!(u64).range(1..=4096))]
     media_max_mb: u64,
     /// Hours stored media files and cached inbound media are kept.
-    #[arg(long, env = "BZAPPER_MEDIA_RETENTION_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
+    #[arg(long, env = "BZAPPER_MEDIA_RETENTION_HOURS", default_value_t = defaults::DEFAULT_MEDIA_RETENTION_HOURS, value_parser = clap::value_parser!(u64).range(1..=8760))]
     media_retention_hours: u64,
     /// Seconds a media URL download may take, from the request to the last byte.
-    #[arg(long, env = "BZAPPER_MEDIA_FETCH_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, env = "BZAPPER_MEDIA_FETCH_TIMEOUT_SECS", default_value_t = defaults::DEFAULT_MEDIA_FETCH_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
     media_fetch_timeout_secs: u64,
     /// In-process simulator: seconds the first QR code lasts.
-    #[arg(long, env = "BZAPPER_SIM_QR_FIRST_SECS", default_value_t = 60)]
+    #[arg(long, env = "BZAPPER_SIM_QR_FIRST_SECS", default_value_t = defaults::DEFAULT_SIM_QR_FIRST_SECS)]
     sim_qr_first_secs: u64,
     /// In-process simulator: seconds each later QR code lasts.
-    #[arg(long, env = "BZAPPER_SIM_QR_NEXT_SECS", default_value_t = 20)]
+    #[arg(long, env = "BZAPPER_SIM_QR_NEXT_SECS", default_value_t = defaults::DEFAULT_SIM_QR_NEXT_SECS)]
     sim_qr_next_secs: u64,
 }
 
@@ -137,10 +138,10 @@ struct SimnetArgs {
     #[arg(long, env = "BZAPPER_SIMNET_LISTEN", default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
     /// Seconds the first QR code lasts.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = defaults::DEFAULT_SIM_QR_FIRST_SECS)]
     qr_first_secs: u64,
     /// Seconds each later QR code lasts.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = defaults::DEFAULT_SIM_QR_NEXT_SECS)]
     qr_next_secs: u64,
     /// Run the wire-level fake WhatsApp server instead (`crates/wafake`): real clients
     /// connect to it over WebSocket; its control API (`GET /wire` gives the WebSocket URL) is
@@ -209,6 +210,18 @@ fn bzapper_driver_config(first: u64, next: u64) -> bzapper_server::SimConfig {
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let app = Application::build(config_from(a)).await.context("the gateway could not start")?;
+    println!("bZapper listening on http://{}", app.local_addr());
+    match app.admin_token_source() {
+        Source::Created(p) => println!("admin token generated into {}", p.display()),
+        Source::File(p) => println!("admin token read from {}", p.display()),
+        Source::Env => println!("admin token from BZAPPER_ADMIN_TOKEN"),
+    }
+    app.run(shutdown_signal()).await
+}
+
+/// The gateway's configuration from `serve`'s flags and env vars.
+fn config_from(a: ServeArgs) -> Config {
     let mut config = Config::new(a.data_dir);
     config.listen = a.listen;
     config.database_url = a.database_url;
@@ -218,14 +231,14 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         (true, None, None) => DriverKind::Sim,
         (false, None, None) => DriverKind::WhatsApp,
     };
-    config.master_key = a.master_key;
-    config.admin_token = a.admin_token;
+    config.master_key = a.master_key.map(Into::into);
+    config.admin_token = a.admin_token.map(Into::into);
     config.body_limit_bytes = a.body_limit;
     config.warming_first_day_cap = a.warming_first_day_cap;
     config.health_threshold = a.health_threshold;
     config.event_retention = Duration::from_secs(a.event_retention_hours * 3600);
-    config.sim_qr_first = Duration::from_secs(a.sim_qr_first_secs);
-    config.sim_qr_next = Duration::from_secs(a.sim_qr_next_secs);
+    config.test_hooks.sim_qr_first = Duration::from_secs(a.sim_qr_first_secs);
+    config.test_hooks.sim_qr_next = Duration::from_secs(a.sim_qr_next_secs);
     config.wa_url = a.wa_url;
     config.wa_version = a.wa_version;
     config.node_id = a.node_id;
@@ -234,14 +247,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     config.media_max_bytes = a.media_max_mb * 1024 * 1024;
     config.media_retention = Duration::from_secs(a.media_retention_hours * 3600);
     config.media_fetch_timeout = Duration::from_secs(a.media_fetch_timeout_secs);
-    let app = Application::build(config).await.context("the gateway could not start")?;
-    println!("bZapper listening on http://{}", app.local_addr());
-    match app.admin_token_source() {
-        Source::Created(p) => println!("admin token generated into {}", p.display()),
-        Source::File(p) => println!("admin token read from {}", p.display()),
-        Source::Env => println!("admin token from BZAPPER_ADMIN_TOKEN"),
-    }
-    app.run(shutdown_signal()).await
+    config
 }
 
 async fn shutdown_signal() {
@@ -271,5 +277,28 @@ fn parse_wa_version(s: &str) -> Result<(u32, u32, u32), String> {
     match parts[..] {
         [a, b, c] => Ok((a, b, c)),
         _ => Err(format!("`{s}` is not a version like 2.3000.1234567")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `bzapper serve` with no flag (and none of its env vars set) runs on exactly the
+    /// defaults `Config::new` has: both come from `config::DEFAULT_*`.
+    #[test]
+    fn serve_without_flags_is_config_new() {
+        let vars =
+            std::env::vars().filter(|(k, _)| k.starts_with("BZAPPER_") || k == "DATABASE_URL");
+        if let Some((k, _)) = vars.into_iter().next() {
+            eprintln!("skipped: {k} is set");
+            return;
+        }
+        let Command::Serve(a) = Cli::parse_from(["bzapper", "serve"]).command else {
+            panic!("serve parses as serve")
+        };
+        let from_flags = config_from(a);
+        let expected = Config::new(defaults::DEFAULT_DATA_DIR);
+        assert_eq!(format!("{from_flags:?}"), format!("{expected:?}"));
     }
 }

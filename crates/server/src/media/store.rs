@@ -81,7 +81,7 @@ pub struct MediaStore {
     limits: MediaLimits,
     http: reqwest::Client,
     /// The other nodes, asked for an upload missing here (a cluster node only).
-    peers: std::sync::OnceLock<peers::Peers>,
+    peers: Option<peers::Peers>,
 }
 
 #[async_trait::async_trait]
@@ -112,18 +112,18 @@ impl MediaStore {
     pub fn new(dir: PathBuf, limits: MediaLimits, http: reqwest::Client) -> std::io::Result<Self> {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
-        Ok(MediaStore { root: dir, limits, http, peers: std::sync::OnceLock::new() })
+        Ok(MediaStore { root: dir, limits, http, peers: None })
     }
 
     /// Makes this store one node's of a cluster: an upload missing here is then looked for on
     /// the other live nodes ([`find`](Self::find)), with the admin token they all share.
-    pub fn join_cluster(
-        &self,
+    fn with_peers(
+        mut self,
         cluster: std::sync::Arc<crate::cluster::Cluster>,
         admin_token: String,
-    ) -> reqwest::Result<()> {
-        let _ = self.peers.set(peers::Peers::new(cluster, admin_token)?);
-        Ok(())
+    ) -> reqwest::Result<Self> {
+        self.peers = Some(peers::Peers::new(cluster, admin_token)?);
+        Ok(self)
     }
 
     pub fn limits(&self) -> &MediaLimits {
@@ -378,7 +378,7 @@ impl MediaStore {
         if let Some(m) = self.get(tenant_id, id).await? {
             return Ok(Some(m));
         }
-        match self.peers.get() {
+        match &self.peers {
             Some(p) if is_safe_id(tenant_id) && is_safe_id(id) => {
                 Ok(peers::find(p, tenant_id, id, self.limits.fetch_timeout, self).await)
             }
@@ -449,7 +449,7 @@ impl MediaStore {
     /// [`delete`](Self::delete).
     pub async fn delete_everywhere(&self, tenant_id: &str, id: &str) -> Result<bool, MediaError> {
         let here = self.delete(tenant_id, id).await?;
-        match self.peers.get() {
+        match &self.peers {
             Some(p) if is_safe_id(tenant_id) && is_safe_id(id) => {
                 Ok(peers::delete(p, tenant_id, id).await || here)
             }
@@ -594,11 +594,20 @@ fn entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// The store under `<data_dir>/media/` with the configured limits, and its sweeper: now and
-/// every ten minutes it removes what has expired.
-pub fn open(data_dir: &Path, limits: MediaLimits) -> anyhow::Result<std::sync::Arc<MediaStore>> {
+/// every ten minutes it removes what has expired. On a node of a cluster, `peers` is the
+/// cluster and the admin token the nodes share: uploads received by another node are fetched
+/// from it.
+pub fn open(
+    data_dir: &Path,
+    limits: MediaLimits,
+    peers: Option<(std::sync::Arc<crate::cluster::Cluster>, String)>,
+) -> anyhow::Result<std::sync::Arc<MediaStore>> {
     let dir = data_dir.join("media");
-    let store = MediaStore::new(dir.clone(), limits, http_client()?)
+    let mut store = MediaStore::new(dir.clone(), limits, http_client()?)
         .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    if let Some((cluster, admin_token)) = peers {
+        store = store.with_peers(cluster, admin_token)?;
+    }
     let store = std::sync::Arc::new(store);
     let sweeper = std::sync::Arc::downgrade(&store);
     tokio::spawn(async move {

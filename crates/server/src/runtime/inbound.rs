@@ -36,16 +36,17 @@ pub struct InboundJob {
 /// Resolves and records inbound messages, in order per number, off the caller's task.
 pub struct Inbound {
     shards: Vec<mpsc::UnboundedSender<InboundJob>>,
-    public_url: PublicUrl,
 }
 
-/// The gateway's own URL (`http://host:port`), known once the listener is bound; media links
-/// in events are absolute when it is set, paths otherwise.
-pub type PublicUrl = Arc<std::sync::OnceLock<String>>;
+/// The gateway's own URL (`http://host:port`, no trailing slash), which media links in events
+/// start with; empty makes them paths.
+type PublicUrl = Arc<str>;
 
 impl Inbound {
-    pub fn spawn(store: Arc<dyn Store>, recorder: Arc<Recorder>) -> Self {
-        let public_url = PublicUrl::default();
+    /// `public_url` is the gateway's own URL (start-up binds the listener first, so it is
+    /// known); media links in `message.received` start with it.
+    pub fn spawn(store: Arc<dyn Store>, recorder: Arc<Recorder>, public_url: &str) -> Self {
+        let public_url: PublicUrl = public_url.trim_end_matches('/').into();
         let shards = (0..SHARDS)
             .map(|_| {
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -53,12 +54,7 @@ impl Inbound {
                 tx
             })
             .collect();
-        Inbound { shards, public_url }
-    }
-
-    /// Sets the URL media links start with.
-    pub fn set_public_url(&self, url: &str) {
-        let _ = self.public_url.set(url.trim_end_matches('/').to_string());
+        Inbound { shards }
     }
 
     /// Hands the message over and returns at once.
@@ -92,7 +88,7 @@ async fn record_event(
     let own = (job.own.0.as_deref(), job.own.1.as_deref());
     match received_data(store, &job.instance_id, own, &job.message).await {
         Ok(mut data) => {
-            let base = public_url.get().map(String::as_str).unwrap_or("");
+            let base: &str = public_url;
             let link = format!(
                 "{base}/v1/instances/{}/media/{}",
                 job.instance_id,
@@ -253,3 +249,6 @@ async fn menu_reply(
         .match_reply(text)
         .map(|(n, o)| json!({"message_id": sent.id, "option": n, "option_id": o.id})))
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,4 +9,6 @@ pub mod leases;
 pub mod scheduler;
 pub mod session_bridge;
 pub mod supervisor;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod webhooks;

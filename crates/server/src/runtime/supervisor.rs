@@ -70,15 +70,18 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// Creates the supervisor and spawns the task that applies driver events.
+    /// Creates the supervisor and spawns the task that applies driver events. `public_url` is
+    /// the gateway's own URL: media links in events are absolute, so webhook receivers fetch
+    /// them as they are.
     pub fn spawn(
         store: Arc<dyn Store>,
         driver: Arc<dyn bzapper_driver::Driver>,
         recorder: Arc<Recorder>,
         scheduler: Arc<Scheduler>,
+        public_url: &str,
     ) -> Arc<Self> {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let inbound = Inbound::spawn(store.clone(), recorder.clone());
+        let inbound = Inbound::spawn(store.clone(), recorder.clone(), public_url);
         let sup = Arc::new_cyclic(|me| Supervisor {
             store,
             inbound,
@@ -100,11 +103,6 @@ impl Supervisor {
             }
         });
         sup
-    }
-
-    /// The gateway's own URL, which media links in `message.received` start with.
-    pub fn set_public_url(&self, url: &str) {
-        self.inbound.set_public_url(url);
     }
 
     pub fn driver_name(&self) -> &'static str {
@@ -502,3 +500,6 @@ fn state_data(s: &InstanceState) -> serde_json::Value {
         "detail": s.detail,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,9 +1,44 @@
 //! The gateway's resolved configuration. The `bzapper` binary fills it from flags and env
 //! vars; tests build it directly.
+//!
+//! Every default lives here once, as a `DEFAULT_*` constant: [`Config::new`] uses them and so
+//! do the CLI's flags (`default_value_t = config::DEFAULT_…`), so `bzapper serve --help` and a
+//! test's `Config::new` can never disagree.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// `--listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// `--data-dir` (the CLI's; a [`Config`] is always given its data dir).
+pub const DEFAULT_DATA_DIR: &str = "./data";
+/// `--body-limit`, in bytes (API.md: 1 MiB).
+pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
+/// `--warming-first-day-cap`.
+pub const DEFAULT_WARMING_FIRST_DAY_CAP: u32 = 20;
+/// `--health-threshold`.
+pub const DEFAULT_HEALTH_THRESHOLD: u8 = bzapper_core::sending::DEFAULT_THRESHOLD;
+/// `--event-retention-hours`.
+pub const DEFAULT_EVENT_RETENTION_HOURS: u64 = 24;
+/// `--lease-seconds`.
+pub const DEFAULT_LEASE_SECONDS: u64 = 15;
+/// `--media-max-mb`.
+pub const DEFAULT_MEDIA_MAX_MB: u64 = 64;
+/// `--media-retention-hours`.
+pub const DEFAULT_MEDIA_RETENTION_HOURS: u64 = 24;
+/// `--media-fetch-timeout-secs`.
+pub const DEFAULT_MEDIA_FETCH_TIMEOUT_SECS: u64 = 60;
+/// `--sim-qr-first-secs` (and `bzapper simnet --qr-first-secs`).
+pub const DEFAULT_SIM_QR_FIRST_SECS: u64 = 60;
+/// `--sim-qr-next-secs` (and `bzapper simnet --qr-next-secs`).
+pub const DEFAULT_SIM_QR_NEXT_SECS: u64 = 20;
+
+const HOUR: u64 = 3600;
+const MIB: u64 = 1024 * 1024;
 
 /// Which WhatsApp network the gateway talks to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,10 +63,11 @@ pub struct Config {
     /// `sqlite://…` (or a path); `None` means `<data_dir>/bzapper.db`.
     pub database_url: Option<String>,
     pub driver: DriverKind,
-    /// Base64 of 32 bytes; `None` means the key file in the data dir.
-    pub master_key: Option<String>,
-    /// `None` means the token file in the data dir.
-    pub admin_token: Option<String>,
+    /// Base64 of 32 bytes; `None` means the key file in the data dir. A `SecretString`, so
+    /// `{:?}` of the configuration (a log line, a panic) never shows it.
+    pub master_key: Option<SecretString>,
+    /// `None` means the token file in the data dir. Redacted in `{:?}` like the key.
+    pub admin_token: Option<SecretString>,
     /// The largest request body accepted (API.md: 1 MiB).
     pub body_limit_bytes: usize,
     /// Warming: the daily cap of a number on its first day (it grows geometrically to the
@@ -43,9 +79,6 @@ pub struct Config {
     pub webhook_retry: bzapper_core::retry::RetryPolicy,
     /// Health score below which a number leaves rotation.
     pub health_threshold: u8,
-    /// QR timing of the in-process simulated network (tests shorten it).
-    pub sim_qr_first: Duration,
-    pub sim_qr_next: Duration,
     /// The real driver's websocket URL; `None` is WhatsApp's own (tests point it elsewhere).
     pub wa_url: Option<String>,
     /// The WhatsApp Web version the real driver announces; `None` fetches the current one.
@@ -62,36 +95,56 @@ pub struct Config {
     pub media_retention: Duration,
     /// The longest a media URL download may take.
     pub media_fetch_timeout: Duration,
+    /// What tests and the simulator change and an operator of the real network never needs.
+    pub test_hooks: TestHooks,
+}
+
+/// Knobs for tests and the simulated networks, kept apart from the operator's settings: none
+/// of them changes how the gateway behaves on the real WhatsApp network.
+#[derive(Debug, Clone)]
+pub struct TestHooks {
+    /// QR timing of the in-process simulated network (`--sim-qr-first-secs`,
+    /// `--sim-qr-next-secs`; tests shorten it).
+    pub sim_qr_first: Duration,
+    pub sim_qr_next: Duration,
     /// The time of day campaign schedule windows go by; `None` is the wall clock (tests set
     /// a [`crate::runtime::campaigns::FakeClock`]).
-    pub campaign_clock: Option<std::sync::Arc<dyn crate::runtime::campaigns::Clock>>,
+    pub campaign_clock: Option<Arc<dyn crate::runtime::campaigns::Clock>>,
+}
+
+impl Default for TestHooks {
+    fn default() -> Self {
+        TestHooks {
+            sim_qr_first: Duration::from_secs(DEFAULT_SIM_QR_FIRST_SECS),
+            sim_qr_next: Duration::from_secs(DEFAULT_SIM_QR_NEXT_SECS),
+            campaign_clock: None,
+        }
+    }
 }
 
 impl Config {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen: DEFAULT_LISTEN.parse().expect("DEFAULT_LISTEN is an address"),
             data_dir: data_dir.into(),
             database_url: None,
             driver: DriverKind::WhatsApp,
             master_key: None,
             admin_token: None,
-            body_limit_bytes: 1024 * 1024,
-            warming_first_day_cap: 20,
-            event_retention: Duration::from_secs(24 * 3600),
+            body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+            warming_first_day_cap: DEFAULT_WARMING_FIRST_DAY_CAP,
+            event_retention: Duration::from_secs(DEFAULT_EVENT_RETENTION_HOURS * HOUR),
             webhook_retry: bzapper_core::retry::RetryPolicy::default(),
-            health_threshold: bzapper_core::sending::DEFAULT_THRESHOLD,
-            sim_qr_first: Duration::from_secs(60),
-            sim_qr_next: Duration::from_secs(20),
+            health_threshold: DEFAULT_HEALTH_THRESHOLD,
             wa_url: None,
             wa_version: None,
             node_id: None,
             advertise_url: None,
-            lease: Duration::from_secs(15),
-            campaign_clock: None,
-            media_max_bytes: 64 * 1024 * 1024,
-            media_retention: Duration::from_secs(24 * 3600),
-            media_fetch_timeout: Duration::from_secs(60),
+            lease: Duration::from_secs(DEFAULT_LEASE_SECONDS),
+            media_max_bytes: DEFAULT_MEDIA_MAX_MB * MIB,
+            media_retention: Duration::from_secs(DEFAULT_MEDIA_RETENTION_HOURS * HOUR),
+            media_fetch_timeout: Duration::from_secs(DEFAULT_MEDIA_FETCH_TIMEOUT_SECS),
+            test_hooks: TestHooks::default(),
         }
     }
 
@@ -100,5 +153,38 @@ impl Config {
             Some(u) => u.clone(),
             None => format!("sqlite://{}?mode=rwc", self.data_dir.join("bzapper.db").display()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_master_key_or_the_admin_token() {
+        let key = "c2VjcmV0LW1hc3Rlci1rZXktYnl0ZXMtMzItbG9uZyE=";
+        let token = "admin-token-that-must-not-leak";
+        let mut c = Config::new("/tmp/x");
+        c.master_key = Some(key.into());
+        c.admin_token = Some(token.into());
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(key), "{shown}");
+        assert!(!shown.contains(token), "{shown}");
+        assert!(shown.contains("REDACTED"), "{shown}");
+        // Also the pretty form a panic message or `dbg!` would use.
+        let pretty = format!("{c:#?}");
+        assert!(!pretty.contains(key) && !pretty.contains(token));
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = Config::new("d");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.body_limit_bytes, 1_048_576);
+        assert_eq!(c.health_threshold, 40);
+        assert_eq!(c.media_max_bytes, 64 * 1024 * 1024);
+        assert_eq!(c.lease, Duration::from_secs(15));
+        assert_eq!(c.test_hooks.sim_qr_first, Duration::from_secs(60));
+        assert_eq!(c.test_hooks.sim_qr_next, Duration::from_secs(20));
     }
 }

@@ -30,11 +30,11 @@ use crate::http::state::{AppState, Inner};
 use crate::model::ids::new_id;
 use crate::runtime::campaigns::SystemClock;
 use crate::runtime::leases::LeaseKeeper;
-use crate::runtime::scheduler::Scheduler;
+use crate::runtime::scheduler::{Scheduler, SchedulerParts};
 use crate::runtime::supervisor::Supervisor;
 use crate::runtime::webhooks::WebhookWorker;
 use config::{Config, DriverKind};
-use secrets::Source;
+use secrets::{ExposeSecret, SecretString, Source};
 
 /// The WhatsApp Web version the real driver announces to the wire-level fake unless
 /// `--wa-version` says otherwise (any version will do; a fixed one fetches nothing).
@@ -48,7 +48,7 @@ pub struct Application {
     supervisor: Arc<Supervisor>,
     leases: Option<Arc<LeaseKeeper>>,
     store: OpenStore,
-    admin_token: String,
+    admin_token: SecretString,
     admin_token_source: Source,
     closing: tokio::sync::watch::Sender<bool>,
     webhooks: Arc<WebhookWorker>,
@@ -84,8 +84,8 @@ impl Application {
             }
             DriverKind::Sim => {
                 let net = Arc::new(SimNetwork::new(SimConfig {
-                    qr_first: config.sim_qr_first,
-                    qr_next: config.sim_qr_next,
+                    qr_first: config.test_hooks.sim_qr_first,
+                    qr_next: config.test_hooks.sim_qr_next,
                     ..SimConfig::default()
                 }));
                 let d = SimDriver::local(net);
@@ -100,17 +100,10 @@ impl Application {
         }
 
         create_private_dir(&config.data_dir)?;
-        let media = crate::media::open(
+        let (master_key, key_source) = secrets::master_key(
+            config.master_key.as_ref().map(|k| k.expose_secret()),
             &config.data_dir,
-            crate::media::MediaLimits {
-                max_bytes: config.media_max_bytes,
-                retention: config.media_retention,
-                fetch_timeout: config.media_fetch_timeout,
-            },
-        )
-        .context("opening the media directory")?;
-        let (master_key, key_source) =
-            secrets::master_key(config.master_key.as_deref(), &config.data_dir)?;
+        )?;
         if let Source::Created(p) = &key_source {
             tracing::info!(path = %p.display(), "created a new master key; back it up: sessions cannot be opened without it");
         }
@@ -128,20 +121,26 @@ impl Application {
                     .with_context(|| format!("opening the store at {url}"))?,
             ))
         };
-        let (admin_token, admin_token_source) =
-            secrets::admin_token(config.admin_token.as_deref(), &config.data_dir)?;
+        let (admin_token, admin_token_source) = secrets::admin_token(
+            config.admin_token.as_ref().map(|t| t.expose_secret()),
+            &config.data_dir,
+        )?;
 
-        // Bound first: a node advertises the address it actually got (port 0 in tests).
+        // Bound first: a node advertises the address it actually got (port 0 in tests), and
+        // media links in events are absolute (webhook receivers fetch them as they are).
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let public_url = config.advertise_url.clone().unwrap_or_else(|| {
+            format!("http://{}", listener.local_addr().expect("a bound listener"))
+        });
+        // Wiring order: everything a part is built from exists before it (store, listener,
+        // cluster, media, recorder, scheduler, supervisor); nothing is set on a part after.
         let cluster = match store.cluster() {
             Some(cs) => {
                 let node = NodeInfo {
                     id: config.node_id.clone().unwrap_or_else(|| new_id("node")),
-                    url: config.advertise_url.clone().unwrap_or_else(|| {
-                        format!("http://{}", listener.local_addr().expect("a bound listener"))
-                    }),
+                    url: public_url.clone(),
                     started_at: crate::model::time::now(),
                 };
                 tracing::info!(node = %node.id, url = %node.url, lease = ?config.lease, "joining the cluster");
@@ -152,31 +151,35 @@ impl Application {
             }
             None => None,
         };
-        if let Some(c) = &cluster {
-            // Uploads received by another node are fetched from it.
-            media
-                .join_cluster(c.clone(), admin_token.clone())
-                .context("building the HTTP client")?;
-        }
+        let media = crate::media::open(
+            &config.data_dir,
+            crate::media::MediaLimits {
+                max_bytes: config.media_max_bytes,
+                retention: config.media_retention,
+                fetch_timeout: config.media_fetch_timeout,
+            },
+            // Uploads received by another node are fetched from it, with the shared token.
+            cluster.clone().map(|c| (c, admin_token.expose_secret().to_string())),
+        )
+        .context("opening the media directory")?;
         let dyn_store: Arc<dyn Store> = store.as_dyn();
         let recorder = Recorder::new(dyn_store.clone(), cluster.clone());
-        let scheduler = Scheduler::new(
-            dyn_store.clone(),
-            recorder.clone(),
-            WarmingSchedule { first_day_cap: config.warming_first_day_cap },
-            config.health_threshold,
-        );
-        if let Some(c) = &cluster {
-            scheduler.join_cluster(c.clone());
-        }
+        let scheduler = Scheduler::new(SchedulerParts {
+            store: dyn_store.clone(),
+            recorder: recorder.clone(),
+            warming: WarmingSchedule { first_day_cap: config.warming_first_day_cap },
+            threshold: config.health_threshold,
+            media: media.clone(),
+            cluster: cluster.clone(),
+        });
         scheduler.start().await.context("loading the send queue")?;
-        scheduler.set_media(media.clone());
-        let supervisor =
-            Supervisor::spawn(dyn_store.clone(), driver, recorder.clone(), scheduler.clone());
-        // Media links in events are absolute: webhook receivers fetch them as they are.
-        supervisor.set_public_url(&config.advertise_url.clone().unwrap_or_else(|| {
-            format!("http://{}", listener.local_addr().expect("a bound listener"))
-        }));
+        let supervisor = Supervisor::spawn(
+            dyn_store.clone(),
+            driver,
+            recorder.clone(),
+            scheduler.clone(),
+            &public_url,
+        );
         spawn_event_pruning(dyn_store.clone(), config.event_retention);
         let webhooks = WebhookWorker::spawn(
             dyn_store.clone(),
@@ -202,7 +205,7 @@ impl Application {
 
         let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let campaigns = crate::runtime::campaigns::spawn(
-            config.campaign_clock.clone().unwrap_or_else(|| Arc::new(SystemClock)),
+            config.test_hooks.campaign_clock.clone().unwrap_or_else(|| Arc::new(SystemClock)),
             WarmingSchedule { first_day_cap: config.warming_first_day_cap },
             dyn_store.clone(),
             recorder.clone(),
@@ -246,7 +249,7 @@ impl Application {
             webhooks: webhooks.clone(),
             campaigns,
             keys: Default::default(),
-            admin_token_hash: sha256(admin_token.as_bytes()),
+            admin_token_hash: sha256(admin_token.expose_secret().as_bytes()),
             sim,
             cluster,
             leases: leases.clone(),
@@ -296,7 +299,7 @@ impl Application {
     }
 
     pub fn admin_token(&self) -> &str {
-        &self.admin_token
+        self.admin_token.expose_secret()
     }
 
     /// Where the admin token came from (the start-up message prints a created file's path).

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use bzapper_store::MasterKey;
+// `secrecy` (no default features: it pulls in only `zeroize`, already in the tree): a
+// `SecretString` prints as `[REDACTED]` and is wiped on drop.
+pub use secrecy::{ExposeSecret, SecretString};
 
 pub const MASTER_KEY_FILE: &str = "master.key";
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
@@ -41,23 +44,26 @@ pub fn master_key(from_env: Option<&str>, data_dir: &Path) -> anyhow::Result<(Ma
     Ok((key, Source::Created(path)))
 }
 
-pub fn admin_token(from_env: Option<&str>, data_dir: &Path) -> anyhow::Result<(String, Source)> {
+pub fn admin_token(
+    from_env: Option<&str>,
+    data_dir: &Path,
+) -> anyhow::Result<(SecretString, Source)> {
     if let Some(t) = from_env {
         let t = t.trim();
         if t.len() < 16 {
             bail!("BZAPPER_ADMIN_TOKEN must be at least 16 characters");
         }
-        return Ok((t.to_string(), Source::Env));
+        return Ok((t.into(), Source::Env));
     }
     let path = data_dir.join(ADMIN_TOKEN_FILE);
     if path.exists() {
         let t = fs::read_to_string(&path)
             .with_context(|| format!("reading the admin token file {}", path.display()))?;
-        return Ok((t.trim().to_string(), Source::File(path)));
+        return Ok((t.trim().into(), Source::File(path)));
     }
     let token = format!("bza_{}", crate::model::ids::new_secret());
     write_private(&path, &token)?;
-    Ok((token, Source::Created(path)))
+    Ok((token.into(), Source::Created(path)))
 }
 
 /// A fresh master key in the form `BZAPPER_MASTER_KEY` takes (`bzapper keygen`).
@@ -94,7 +100,7 @@ mod tests {
         assert_eq!(k1.to_base64(), k2.to_base64());
         let (t1, _) = admin_token(None, dir.path()).unwrap();
         let (t2, _) = admin_token(None, dir.path()).unwrap();
-        assert_eq!(t1, t2);
+        assert_eq!(t1.expose_secret(), t2.expose_secret());
         for f in [MASTER_KEY_FILE, ADMIN_TOKEN_FILE] {
             let mode = fs::metadata(dir.path().join(f)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{f}");

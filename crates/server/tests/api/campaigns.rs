@@ -291,7 +291,7 @@ async fn nothing_goes_out_outside_the_window_and_sending_starts_when_it_opens() 
     let clock = FakeClock::new(at("2026-03-02T10:00:00Z"));
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let mut c = config(dir.path());
-    c.campaign_clock = Some(clock.clone());
+    c.test_hooks.campaign_clock = Some(clock.clone());
     let app = TestApp::spawn_with(dir, c).await;
     let (_, key) = app.tenant("acme").await;
     let numbers = [

@@ -178,8 +178,8 @@ async fn delete_logs_out_and_removes_the_instance() {
 async fn an_unscanned_qr_times_out() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let mut c = config(dir.path());
-    c.sim_qr_first = Duration::from_millis(300);
-    c.sim_qr_next = Duration::from_millis(100);
+    c.test_hooks.sim_qr_first = Duration::from_millis(300);
+    c.test_hooks.sim_qr_next = Duration::from_millis(100);
     let app = TestApp::spawn_with(dir, c).await;
     let (_, key) = app.tenant("acme").await;
     let iid = id(&app.instance(&key, "n1").await);

@@ -97,7 +97,7 @@ async fn a_wrong_master_key_is_refused_and_changes_nothing() {
     let before = read_all(dir.path());
 
     let mut c = config(dir.path());
-    c.master_key = Some(bzapper_server::secrets::new_master_key_base64());
+    c.master_key = Some(bzapper_server::secrets::new_master_key_base64().into());
     let err = match Application::build(c).await {
         Ok(_) => panic!("a wrong master key must be refused"),
         Err(e) => format!("{e:#}"),

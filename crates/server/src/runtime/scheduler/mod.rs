@@ -78,20 +78,30 @@ pub struct Scheduler {
     epoch_ms: i64,
     /// Set when this node is one of several: the queue is then shared, and this scheduler
     /// claims from it only what its own numbers can send (see `cluster_queue`).
-    cluster: std::sync::OnceLock<Arc<Cluster>>,
+    cluster: Option<Arc<Cluster>>,
     /// Wakes the claim loop (a number came up here).
     claim_wake: Notify,
-    /// Where media files are found and downloaded to; set once at start.
-    media: std::sync::OnceLock<Arc<MediaStore>>,
+    /// Where media files are found and downloaded to.
+    media: Arc<MediaStore>,
+}
+
+/// Everything a [`Scheduler`] is built from, known before it is: start-up opens the media
+/// store and joins the cluster first, so nothing is wired in after construction.
+pub struct SchedulerParts {
+    pub store: Arc<dyn Store>,
+    pub recorder: Arc<Recorder>,
+    pub warming: WarmingSchedule,
+    /// Health score below which a number leaves rotation.
+    pub threshold: u8,
+    /// Where media messages' files are read from and downloaded to.
+    pub media: Arc<MediaStore>,
+    /// This node's cluster, when it is one of several (the queue is then shared).
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl Scheduler {
-    pub fn new(
-        store: Arc<dyn Store>,
-        recorder: Arc<Recorder>,
-        warming: WarmingSchedule,
-        threshold: u8,
-    ) -> Arc<Self> {
+    pub fn new(parts: SchedulerParts) -> Arc<Self> {
+        let SchedulerParts { store, recorder, warming, threshold, media, cluster } = parts;
         Arc::new(Scheduler {
             status_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             store,
@@ -107,15 +117,10 @@ impl Scheduler {
             threshold,
             epoch: Instant::now(),
             epoch_ms: Utc::now().timestamp_millis(),
-            cluster: std::sync::OnceLock::new(),
+            cluster,
             claim_wake: Notify::new(),
-            media: std::sync::OnceLock::new(),
+            media,
         })
-    }
-
-    /// Gives the scheduler the media store its media messages are read from.
-    pub fn set_media(&self, media: Arc<MediaStore>) {
-        let _ = self.media.set(media);
     }
 
     fn now_ms(&self) -> i64 {
@@ -124,11 +129,6 @@ impl Scheduler {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Makes this scheduler one node's share of a shared queue. Call before `start`.
-    pub fn join_cluster(&self, cluster: Arc<Cluster>) {
-        let _ = self.cluster.set(cluster);
     }
 
     /// Loads pools, numbers and the pending queue from the store, then starts the loop. On a
@@ -147,7 +147,7 @@ impl Scheduler {
                 self.set_strategy(&rec.tenant_id, &p.name, p.strategy);
             }
         }
-        if let Some(cluster) = self.cluster.get().cloned() {
+        if let Some(cluster) = self.cluster.clone() {
             let me = self.clone();
             tokio::spawn(async move { me.claim_loop(cluster).await });
             let me = self.clone();
@@ -199,7 +199,7 @@ impl Scheduler {
         if self.lock().dispatcher.has_capacity_somewhere(tenant_id, pool) {
             return true;
         }
-        let Some(c) = self.cluster.get() else { return false };
+        let Some(c) = &self.cluster else { return false };
         match c.store.pool_has_connected_number(tenant_id, pool, self.threshold).await {
             Ok(yes) => yes,
             Err(e) => {
@@ -213,7 +213,7 @@ impl Scheduler {
     /// Queues a message just accepted (stored). On a node of several, it is claimed here
     /// when one of this node's numbers can send it; otherwise the other nodes are told.
     pub async fn accept(&self, m: MessageRecord) {
-        let Some(c) = self.cluster.get() else {
+        let Some(c) = &self.cluster else {
             self.enqueue(m);
             return;
         };
@@ -269,7 +269,7 @@ impl Scheduler {
     /// rotation also depends on its status, which the caller reads from the record.
     pub fn health(&self, instance_id: &str) -> Option<(u8, bool)> {
         let g = self.lock();
-        if self.cluster.get().is_some() && !g.connections.contains_key(instance_id) {
+        if self.cluster.is_some() && !g.connections.contains_key(instance_id) {
             // Another node holds it: the stored score is the one that node keeps up to date.
             return None;
         }
@@ -644,14 +644,13 @@ impl Scheduler {
         };
         // A media file is found or downloaded before the contact sees anything: a download
         // that fails is the message's fault, not the number's.
-        let prepared =
-            match outgoing::prepare(&msg, to.clone(), self.media.get().map(|m| &**m)).await {
-                Ok(p) => p,
-                Err(reason) => {
-                    self.fail_unsendable(&a, &msg, reason).await;
-                    return;
-                }
-            };
+        let prepared = match outgoing::prepare(&msg, to.clone(), &self.media).await {
+            Ok(p) => p,
+            Err(reason) => {
+                self.fail_unsendable(&a, &msg, reason).await;
+                return;
+            }
+        };
         if let Err(e) = conn.set_chat_state(&to, prepared.chat_state).await {
             if matches!(e, DriverError::NotConnected | DriverError::Transport(_)) {
                 self.discard_download(&prepared.downloaded).await;
@@ -673,8 +672,8 @@ impl Scheduler {
 
     /// Deletes a file downloaded for one send (a retry downloads it again).
     async fn discard_download(&self, downloaded: &Option<crate::media::StoredMedia>) {
-        if let (Some(file), Some(media)) = (downloaded, self.media.get()) {
-            if let Err(e) = media.delete(&file.tenant_id, &file.id).await {
+        if let Some(file) = downloaded {
+            if let Err(e) = self.media.delete(&file.tenant_id, &file.id).await {
                 tracing::warn!(media = %file.id, error = %e, "deleting a downloaded file failed");
             }
         }
@@ -790,3 +789,6 @@ fn update(
 ) -> MessageUpdate {
     MessageUpdate { status, instance_id, error, at: now() }
 }
+
+#[cfg(test)]
+mod tests;

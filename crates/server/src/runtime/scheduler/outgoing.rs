@@ -24,7 +24,7 @@ pub(super) struct Prepared {
 pub(super) async fn prepare(
     msg: &MessageRecord,
     to: Jid,
-    media: Option<&MediaStore>,
+    store: &MediaStore,
 ) -> Result<Prepared, String> {
     let content = StoredContent::from_column(msg.content.as_ref())
         .map_err(|e| format!("the stored message content is unreadable: {e}"))?;
@@ -32,7 +32,6 @@ pub(super) async fn prepare(
     let ready = match &content.media {
         None => None,
         Some(src) => {
-            let store = media.ok_or("this gateway has no media store")?;
             let file = match (&src.media_id, &src.url) {
                 // Here, or copied from the node that received the upload.
                 (Some(id), _) => store

@@ -1,0 +1,100 @@
+//! Inbound resolution on its own: LIDs reported by phone, one number's messages in arrival
+//! order. Real SQLite store, paused clock.
+
+use std::sync::Arc;
+
+use bzapper_core::Jid;
+use bzapper_driver::{InboundContent, InboundMessage};
+use bzapper_store::{LidStore, Store};
+
+use super::{received_data, Inbound, InboundJob};
+use crate::events::recorder::Recorder;
+use crate::runtime::test_support::{events_of, hold_clock, store_in, stored_number, until, TENANT};
+
+const LID: &str = "123456789012345@lid";
+const PHONE: &str = "5511977776666@s.whatsapp.net";
+
+fn message(id: &str, sender: &str, text: &str) -> InboundMessage {
+    let sender = Jid::parse(sender).unwrap();
+    InboundMessage {
+        id: id.into(),
+        chat: sender.clone(),
+        sender,
+        sender_alt: None,
+        push_name: None,
+        text: text.into(),
+        mentions: vec![],
+        content: InboundContent::Text,
+        reply_to: None,
+        at: crate::model::time::now(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lid_sender_is_reported_by_its_phone_jid_when_the_lid_map_knows_it() {
+    let _clock = hold_clock();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(&dir).await;
+    let m = message("W1", LID, "hi");
+
+    // Unknown LID: reported as it came, the LID beside.
+    let data = received_data(store.as_ref(), "ins_1", (None, None), &m).await.unwrap();
+    assert_eq!(data["sender"]["jid"], LID, "{data}");
+
+    // Known: by phone, LID beside; the direct chat too.
+    store.learn_lid(LID, PHONE).await.unwrap();
+    let data = received_data(store.as_ref(), "ins_1", (None, None), &m).await.unwrap();
+    assert_eq!(data["sender"]["jid"], PHONE, "{data}");
+    assert_eq!(data["sender"]["lid"], LID, "{data}");
+    assert_eq!(data["chat"]["jid"], PHONE, "{data}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lid_sender_with_its_phone_beside_teaches_the_lid_map() {
+    let _clock = hold_clock();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(&dir).await;
+    let mut m = message("W1", LID, "hi");
+    m.sender_alt = Some(Jid::parse(PHONE).unwrap());
+    received_data(store.as_ref(), "ins_1", (None, None), &m).await.unwrap();
+    assert_eq!(store.phone_for_lid(LID).await.unwrap().as_deref(), Some(PHONE));
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_numbers_messages_are_recorded_in_arrival_order() {
+    let _clock = hold_clock();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(&dir).await;
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let recorder = Recorder::new(dyn_store.clone(), None);
+    let inbound = Inbound::spawn(dyn_store.clone(), recorder, "http://gateway.test/");
+    const N: usize = 200;
+    let a = stored_number(store.as_ref(), "a").await.id;
+    let b = stored_number(store.as_ref(), "b").await.id;
+    for n in 0..N {
+        // Two numbers interleaved: each keeps its own order.
+        for instance in [&a, &b] {
+            inbound.push(InboundJob {
+                tenant_id: TENANT.into(),
+                instance_id: instance.into(),
+                own: (None, None),
+                message: message(&format!("{instance}-{n}"), PHONE, &n.to_string()),
+            });
+        }
+    }
+    let received = || async {
+        let all = events_of(dyn_store.as_ref()).await;
+        all.into_iter().filter(|e| e.kind == "message.received").collect::<Vec<_>>()
+    };
+    until("every message recorded", || async { received().await.len() == 2 * N }).await;
+    let events = received().await;
+    for instance in [&a, &b] {
+        let texts: Vec<String> = events
+            .iter()
+            .filter(|e| e.instance_id.as_ref() == Some(instance))
+            .map(|e| e.data["text"].as_str().unwrap_or_default().to_string())
+            .collect();
+        let expected: Vec<String> = (0..N).map(|n| n.to_string()).collect();
+        assert_eq!(texts, expected, "{instance}");
+    }
+}

@@ -1,0 +1,274 @@
+//! The runtime without HTTP, for its own unit tests: a real SQLite store in a temp dir, the
+//! recorder, the scheduler and the supervisor on the in-process simulated network, wired the
+//! way start-up wires them.
+//!
+//! Tests run on a paused tokio clock that moves only when the test moves it
+//! ([`Rig::until`], [`Rig::advance`]). Tokio would otherwise jump the paused clock ahead
+//! whenever every task waits, and SQLite works on threads of its own under the pool's
+//! acquire timeout: the jump would fire that timeout while a query runs. A blocking task held
+//! for the rig's life stops the jumps (tokio does not auto-advance while one runs).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bzapper_core::sending::{WarmingSchedule, DEFAULT_THRESHOLD};
+use bzapper_core::{InstanceState, LimitsPatch, Status};
+use bzapper_driver::sim::{ScanRequest, SimConfig, SimDriver, SimNet, SimNetwork};
+use bzapper_store::{
+    ApiKeyRecord, Event, InstanceRecord, InstanceStore, MasterKey, MessageRecord, MessageStatus,
+    MessageStore, Sealer, SqliteStore, Store, Tenant, TenantStore,
+};
+use tempfile::TempDir;
+
+use crate::events::recorder::Recorder;
+use crate::media::{http_client, MediaLimits, MediaStore};
+use crate::model::ids::{new_id, new_message_id};
+use crate::model::time::now;
+use crate::runtime::scheduler::{Scheduler, SchedulerParts};
+use crate::runtime::supervisor::Supervisor;
+
+pub(crate) const TENANT: &str = "t1";
+
+pub(crate) struct Rig {
+    pub store: Arc<SqliteStore>,
+    pub scheduler: Arc<Scheduler>,
+    pub supervisor: Arc<Supervisor>,
+    /// The simulated network's control side: scan, drop, restrict, inbound, outbox.
+    pub net: Arc<dyn SimNet>,
+    _dir: TempDir,
+    /// Dropping it ends the blocking task that keeps the clock from jumping.
+    _hold_clock: std::sync::mpsc::Sender<()>,
+}
+
+/// Keeps tokio from auto-advancing the paused clock until the sender is dropped.
+pub(crate) fn hold_clock() -> std::sync::mpsc::Sender<()> {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    tokio::task::spawn_blocking(move || {
+        let _ = rx.recv();
+    });
+    tx
+}
+
+/// Waits until `check` holds, moving the paused clock 10 ms at a time, so every timer due
+/// meanwhile fires in order; panics with `what` after 20 wall-clock seconds (the store works
+/// on real threads, so virtual time alone cannot bound the wait).
+pub(crate) async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting: {what}");
+        tokio::time::advance(Duration::from_millis(10)).await;
+    }
+}
+
+/// A SQLite store in `dir` with one tenant, [`TENANT`].
+pub(crate) async fn store_in(dir: &TempDir) -> Arc<SqliteStore> {
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("bzapper.db").display());
+    let store =
+        Arc::new(SqliteStore::open(&url, Sealer::new(MasterKey::generate())).await.unwrap());
+    let tenant = Tenant { id: TENANT.into(), name: "test".into(), created_at: now() };
+    let key = ApiKeyRecord {
+        id: new_id("key"),
+        tenant_id: TENANT.into(),
+        secret_hash: [0; 32],
+        created_at: now(),
+    };
+    store.create_tenant(&tenant, &key).await.unwrap();
+    store
+}
+
+impl Rig {
+    /// Call on a paused clock (`#[tokio::test(start_paused = true)]`).
+    pub async fn new() -> Rig {
+        let hold = hold_clock();
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(&dir).await;
+        let dyn_store: Arc<dyn Store> = store.clone();
+        let recorder = Recorder::new(dyn_store.clone(), None);
+        let limits = MediaLimits {
+            max_bytes: 1 << 20,
+            retention: Duration::from_secs(3600),
+            fetch_timeout: Duration::from_secs(10),
+        };
+        let media = MediaStore::new(dir.path().join("media"), limits, http_client().unwrap());
+        let scheduler = Scheduler::new(SchedulerParts {
+            store: dyn_store.clone(),
+            recorder: recorder.clone(),
+            warming: WarmingSchedule { first_day_cap: 20 },
+            threshold: DEFAULT_THRESHOLD,
+            media: Arc::new(media.unwrap()),
+            cluster: None,
+        });
+        scheduler.start().await.unwrap();
+        let driver = SimDriver::local(Arc::new(SimNetwork::new(SimConfig::default())));
+        let net = driver.control();
+        let supervisor = Supervisor::spawn(
+            dyn_store,
+            Arc::new(driver),
+            recorder.clone(),
+            scheduler.clone(),
+            "http://gateway.test",
+        );
+        Rig { store, scheduler, supervisor, net, _dir: dir, _hold_clock: hold }
+    }
+
+    /// See [`until`].
+    pub async fn until<F, Fut>(&self, what: &str, check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        until(what, check).await
+    }
+
+    /// Moves the paused clock `by`, 100 ms at a time (each step lets the tasks run).
+    pub async fn advance(&self, by: Duration) {
+        let step = Duration::from_millis(100);
+        let mut left = by;
+        while !left.is_zero() {
+            let d = left.min(step);
+            tokio::time::advance(d).await;
+            tokio::task::yield_now().await;
+            left -= d;
+        }
+    }
+
+    /// A number of the `default` pool, started (showing a QR code), not yet linked.
+    pub async fn number(&self, name: &str) -> InstanceRecord {
+        let rec = stored_number(self.store.as_ref(), name).await;
+        self.supervisor.start(&rec).await.unwrap();
+        rec
+    }
+
+    /// A phone scans the number's QR code; returns once the number is connected.
+    pub async fn link(&self, rec: &InstanceRecord, phone: &str) {
+        self.until("a QR code", || async {
+            self.supervisor.qr(&rec.id, Duration::ZERO).await.is_some()
+        })
+        .await;
+        self.net.scan(&rec.id, ScanRequest { phone: phone.into() }).await.unwrap();
+        self.until_status(&rec.id, Status::Connected).await;
+    }
+
+    /// A number of the `default` pool, linked to `phone` and connected.
+    pub async fn connected(&self, name: &str, phone: &str) -> InstanceRecord {
+        let rec = self.number(name).await;
+        self.link(&rec, phone).await;
+        self.instance(&rec.id).await
+    }
+
+    pub async fn instance(&self, id: &str) -> InstanceRecord {
+        self.store.get_instance_by_id(id).await.unwrap().expect("the instance exists")
+    }
+
+    pub async fn until_status(&self, id: &str, status: Status) {
+        self.until(&format!("{id} {status:?}"), || async {
+            self.instance(id).await.state.status == status
+        })
+        .await;
+    }
+
+    /// A text to `to` (a phone), stored and queued in the `default` pool, as the API does.
+    pub async fn send(&self, to: &str, text: &str) -> MessageRecord {
+        let m = MessageRecord {
+            id: new_id("msg"),
+            tenant_id: TENANT.into(),
+            wa_id: new_message_id(),
+            instance_id: None,
+            forced: false,
+            pool: "default".into(),
+            to: format!("{to}@s.whatsapp.net"),
+            body: text.into(),
+            mentions: vec![],
+            menu: None,
+            status: MessageStatus::Queued,
+            error: None,
+            idempotency_key: None,
+            created_at: now(),
+            updated_at: now(),
+            sent_at: None,
+            campaign_id: None,
+            content: None,
+        };
+        self.store.insert_message(&m).await.unwrap();
+        self.scheduler.accept(m.clone()).await;
+        m
+    }
+
+    pub async fn message(&self, id: &str) -> MessageRecord {
+        self.store.get_message_by_id(id).await.unwrap().expect("the message exists")
+    }
+
+    pub async fn until_message(&self, id: &str, status: MessageStatus) -> MessageRecord {
+        self.until(&format!("{id} {status:?}"), || async {
+            self.message(id).await.status == status
+        })
+        .await;
+        self.message(id).await
+    }
+
+    /// Waits until the message went out (`sent`, or already `delivered`/`read`).
+    pub async fn until_sent(&self, id: &str) -> MessageRecord {
+        use MessageStatus::*;
+        self.until(&format!("{id} sent"), || async {
+            matches!(self.message(id).await.status, Sent | Delivered | Read)
+        })
+        .await;
+        self.message(id).await
+    }
+
+    /// The texts the network received from the number, oldest first.
+    pub async fn sent_texts(&self, id: &str) -> Vec<String> {
+        let entries = self.net.outbox(id).await.unwrap_or_default();
+        entries
+            .into_iter()
+            .filter_map(|e| match e {
+                bzapper_driver::sim::OutboxEntry::Message(m) => Some(m.text),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every event recorded for the tenant, oldest first.
+    pub async fn events(&self) -> Vec<Event> {
+        events_of(self.store.as_ref()).await
+    }
+}
+
+/// A number of the `default` pool, stored (stopped), never started.
+pub(crate) async fn stored_number(store: &dyn Store, name: &str) -> InstanceRecord {
+    let rec = InstanceRecord {
+        id: new_id("ins"),
+        tenant_id: TENANT.into(),
+        name: name.into(),
+        pool: "default".into(),
+        state: InstanceState::new_stopped(),
+        phone: None,
+        jid: None,
+        lid: None,
+        warming_days: 0,
+        proxy: None,
+        limits: LimitsPatch::default(),
+        first_connected_at: None,
+        connected_at: None,
+        created_at: now(),
+        health_score: 100,
+    };
+    store.create_instance(&rec).await.unwrap();
+    rec
+}
+
+pub(crate) async fn events_of(store: &dyn Store) -> Vec<Event> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.events_after(TENANT, after, 500).await.unwrap();
+        let Some(last) = page.last() else { return all };
+        after = last.id;
+        all.extend(page);
+    }
+}
