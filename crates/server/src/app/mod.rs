@@ -1,17 +1,103 @@
-//! The use cases the HTTP layer calls: accepting a message, checking contacts, campaigns,
-//! webhooks, tenants and their keys, alerts, pools, driving the simulated network. Nothing here
-//! knows HTTP; failures are [`AppError`]s.
+//! The use cases the HTTP layer calls: accepting a message, managing numbers, what goes through
+//! a number's live connection, contact checks, campaigns, webhooks, tenants and their keys,
+//! alerts, pools, the event feed, the gateway's status, the simulated network. Nothing here
+//! knows HTTP; failures are [`AppError`]s. [`App`] holds one of each, built once at start.
 
 pub mod alerts;
 pub mod campaigns;
 pub mod contacts;
 mod error;
+pub mod feed;
 pub mod instances;
 pub mod live;
 pub mod messages;
 pub mod pools;
 pub mod sim;
+pub mod simulator;
+pub mod status;
 pub mod tenants;
 pub mod webhooks;
 
+use std::sync::Arc;
+
+use bzapper_store::{ContactCheckStore, Store};
+
 pub use error::{AppError, AppResult};
+
+use crate::cluster::Cluster;
+use crate::events::recorder::Recorder;
+use crate::media::MediaStore;
+use crate::runtime::campaigns::Campaigns;
+use crate::runtime::leases::LeaseKeeper;
+use crate::runtime::scheduler::Scheduler;
+use crate::runtime::supervisor::Supervisor;
+use crate::runtime::webhooks::WebhookWorker;
+
+/// Every use case, each holding just the handles it needs.
+pub struct App {
+    pub messages: messages::Messages,
+    pub instances: instances::Instances,
+    pub live: live::LiveNumbers,
+    pub contacts: contacts::ContactChecker,
+    pub campaigns: campaigns::CampaignUseCases,
+    pub webhooks: webhooks::WebhookUseCases,
+    pub tenants: tenants::Tenants,
+    pub alerts: alerts::Alerts,
+    pub pools: pools::Pools,
+    pub feed: Arc<feed::EventFeed>,
+    pub status: status::GatewayStatus,
+    pub simulator: simulator::Simulator,
+    /// Media files (uploads, reads, deletes, peer copies): the media service is the use case.
+    pub media: Arc<MediaStore>,
+}
+
+/// What the use cases are built from: the runtime and services start-up built.
+pub struct Parts {
+    pub store: Arc<dyn Store>,
+    pub contact_checks: Arc<dyn ContactCheckStore>,
+    pub supervisor: Arc<Supervisor>,
+    pub scheduler: Arc<Scheduler>,
+    pub recorder: Arc<Recorder>,
+    pub media: Arc<MediaStore>,
+    pub webhooks: Arc<WebhookWorker>,
+    pub campaigns: Arc<Campaigns>,
+    pub cluster: Option<Arc<Cluster>>,
+    pub leases: Option<Arc<LeaseKeeper>>,
+    pub sim: Option<Arc<dyn sim::SimControl>>,
+}
+
+impl App {
+    pub fn new(p: Parts) -> Self {
+        let store = &p.store;
+        App {
+            messages: messages::Messages::new(store.clone(), p.scheduler.clone(), p.media.clone()),
+            instances: instances::Instances::new(
+                store.clone(),
+                p.supervisor.clone(),
+                p.scheduler.clone(),
+                p.leases.clone(),
+            ),
+            live: live::LiveNumbers::new(store.clone(), p.supervisor.clone(), p.media.clone()),
+            contacts: contacts::ContactChecker::new(p.contact_checks.clone()),
+            campaigns: campaigns::CampaignUseCases::new(store.clone(), p.campaigns.clone()),
+            webhooks: webhooks::WebhookUseCases::new(store.clone(), p.webhooks.clone()),
+            tenants: tenants::Tenants::new(
+                store.clone(),
+                p.supervisor.clone(),
+                p.scheduler.clone(),
+            ),
+            alerts: alerts::Alerts::new(store.clone()),
+            pools: pools::Pools::new(store.clone(), p.scheduler.clone()),
+            feed: Arc::new(feed::EventFeed::new(store.clone(), p.recorder.clone())),
+            status: status::GatewayStatus::new(
+                store.clone(),
+                p.supervisor.clone(),
+                p.scheduler.clone(),
+                p.recorder.clone(),
+                p.cluster.clone(),
+            ),
+            simulator: simulator::Simulator::new(p.sim, store.clone(), p.supervisor),
+            media: p.media,
+        }
+    }
+}

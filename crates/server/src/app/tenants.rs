@@ -56,6 +56,11 @@ impl Tenants {
     }
 
     /// Adds a key to an existing tenant (`key.tenant_id`).
+    /// The API key with this public id, with its hash (the caller compares in constant time).
+    pub async fn find_key(&self, key_id: &str) -> AppResult<Option<ApiKeyRecord>> {
+        Ok(self.store.find_api_key(key_id).await?)
+    }
+
     pub async fn add_key(&self, key: &ApiKeyRecord) -> AppResult<()> {
         if self.store.get_tenant(&key.tenant_id).await?.is_none() {
             return Err(no_such_resource());

@@ -58,7 +58,7 @@ impl Principal {
         let rec = match state.keys.get(&key_id) {
             Some(rec) => rec,
             None => {
-                let Some(rec) = state.store.find_api_key(&key_id).await? else { return Ok(None) };
+                let Some(rec) = state.app.tenants.find_key(&key_id).await? else { return Ok(None) };
                 state.keys.put(rec.clone());
                 rec
             }

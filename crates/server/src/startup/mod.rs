@@ -21,7 +21,6 @@ use bzapper_store::{
 use tokio::net::TcpListener;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
-use crate::app::contacts::ContactChecker;
 use crate::app::sim::{SimControl, SimNetControl, WireControl};
 use crate::cluster::Cluster;
 use crate::events::recorder::Recorder;
@@ -213,56 +212,26 @@ impl Application {
             cluster.clone(),
             closing_rx.clone(),
         );
-        let messages = crate::app::messages::Messages::new(
-            dyn_store.clone(),
-            scheduler.clone(),
-            media.clone(),
-        );
-        let instances = crate::app::instances::Instances::new(
-            dyn_store.clone(),
-            supervisor.clone(),
-            scheduler.clone(),
-            leases.clone(),
-        );
-        let live = crate::app::live::LiveNumbers::new(
-            dyn_store.clone(),
-            supervisor.clone(),
-            media.clone(),
-        );
-        let webhook_use_cases =
-            crate::app::webhooks::WebhookUseCases::new(dyn_store.clone(), webhooks.clone());
-        let tenants = crate::app::tenants::Tenants::new(
-            dyn_store.clone(),
-            supervisor.clone(),
-            scheduler.clone(),
-        );
-        let alerts = crate::app::alerts::Alerts::new(dyn_store.clone());
-        let pools = crate::app::pools::Pools::new(dyn_store.clone(), scheduler.clone());
-        let campaign_use_cases =
-            crate::app::campaigns::CampaignUseCases::new(dyn_store.clone(), campaigns.clone());
-        let state = AppState::new(Inner {
-            closing: closing_rx,
+        let app = crate::app::App::new(crate::app::Parts {
             store: dyn_store,
+            contact_checks: store.contact_checks(),
             supervisor: supervisor.clone(),
             scheduler,
             recorder,
+            media,
             webhooks: webhooks.clone(),
             campaigns,
+            cluster: cluster.clone(),
+            leases: leases.clone(),
+            sim,
+        });
+        let state = AppState::new(Inner {
+            app,
+            closing: closing_rx,
             keys: Default::default(),
             admin_token_hash: sha256(admin_token.expose_secret().as_bytes()),
-            sim,
             cluster,
             leases: leases.clone(),
-            media,
-            contacts: Arc::new(ContactChecker::new(store.contact_checks())),
-            messages,
-            instances,
-            live,
-            webhook_use_cases,
-            tenants,
-            alerts,
-            pools,
-            campaign_use_cases,
             forwarder: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()

@@ -84,7 +84,7 @@ pub async fn put(
         on,
         updated_at: now(),
     };
-    state.alerts.put(&cfg).await?;
+    state.app.alerts.put(&cfg).await?;
     Ok(JsonOut(view(&cfg)))
 }
 
@@ -92,7 +92,7 @@ pub async fn put(
 #[utoipa::path(get, path = "/v1/alerts", tag = "alerts", security(("bearer" = [])),
     responses((status = 200, body = AlertsView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(tenant: Tenant, State(state): State<AppState>) -> ApiResult<JsonOut<AlertsView>> {
-    let a = state.alerts.get(&TenantId::new(tenant.tenant_id)).await?;
+    let a = state.app.alerts.get(&TenantId::new(tenant.tenant_id)).await?;
     Ok(JsonOut(view(&a)))
 }
 
@@ -100,6 +100,6 @@ pub async fn get(tenant: Tenant, State(state): State<AppState>) -> ApiResult<Jso
 #[utoipa::path(delete, path = "/v1/alerts", tag = "alerts", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(tenant: Tenant, State(state): State<AppState>) -> ApiResult<StatusCode> {
-    state.alerts.delete(&TenantId::new(tenant.tenant_id)).await?;
+    state.app.alerts.delete(&TenantId::new(tenant.tenant_id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

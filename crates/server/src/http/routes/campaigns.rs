@@ -292,10 +292,8 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, JsonOut<CampaignView>)> {
     let key = idempotency_key(&headers)?;
     let tenant_id = TenantId::new(tenant.tenant_id);
-    let created = state
-        .campaign_use_cases
-        .create(&tenant_id, key, |pools| build(&tenant_id, body, pools))
-        .await?;
+    let created =
+        state.app.campaigns.create(&tenant_id, key, |pools| build(&tenant_id, body, pools)).await?;
     Ok(match created {
         Created::New(r) => (StatusCode::CREATED, JsonOut(view(r))),
         Created::Earlier(r) => (StatusCode::OK, JsonOut(view(r))),
@@ -309,7 +307,7 @@ pub async fn list(
     tenant: Tenant,
     State(state): State<AppState>,
 ) -> ApiResult<JsonOut<CampaignList>> {
-    let reports = state.campaign_use_cases.list(&TenantId::new(tenant.tenant_id)).await?;
+    let reports = state.app.campaigns.list(&TenantId::new(tenant.tenant_id)).await?;
     Ok(JsonOut(CampaignList { items: reports.into_iter().map(view).collect() }))
 }
 
@@ -322,10 +320,7 @@ pub async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<JsonOut<CampaignView>> {
-    let r = state
-        .campaign_use_cases
-        .get(&TenantId::new(tenant.tenant_id), &CampaignId::new(id))
-        .await?;
+    let r = state.app.campaigns.get(&TenantId::new(tenant.tenant_id), &CampaignId::new(id)).await?;
     Ok(JsonOut(view(r)))
 }
 
@@ -336,7 +331,7 @@ async fn act(
     action: Action,
 ) -> ApiResult<JsonOut<CampaignView>> {
     let (tenant, id) = (TenantId::new(tenant.tenant_id), CampaignId::new(id));
-    let r = state.campaign_use_cases.apply(&tenant, &id, action).await?;
+    let r = state.app.campaigns.apply(&tenant, &id, action).await?;
     Ok(JsonOut(view(r)))
 }
 

@@ -7,13 +7,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::app;
 use crate::http::auth::Admin;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::state::AppState;
 use crate::model::time::now;
-
-/// Nodes silent for longer than this are left out of the view.
-const FORGET_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
 
 #[derive(Serialize, ToSchema)]
 pub struct ClusterView {
@@ -43,37 +41,39 @@ pub struct NodeItem {
 #[utoipa::path(get, path = "/v1/cluster", tag = "cluster", security(("bearer" = [])),
     responses((status = 200, body = ClusterView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn view(_: Admin, State(state): State<AppState>) -> ApiResult<JsonOut<ClusterView>> {
-    let Some(c) = &state.cluster else {
-        let at = now();
-        return Ok(JsonOut(ClusterView {
-            node_id: "single".into(),
-            mode: "single",
-            lease_seconds: None,
-            nodes: vec![NodeItem {
-                id: "single".into(),
-                url: String::new(),
-                started_at: at,
-                heartbeat_at: at,
-                live: true,
-                instances: state.supervisor.running_ids().await,
-            }],
-        }));
+    let view = match state.app.status.cluster().await? {
+        app::status::ClusterView::Single { instances } => {
+            let at = now();
+            ClusterView {
+                node_id: "single".into(),
+                mode: "single",
+                lease_seconds: None,
+                nodes: vec![NodeItem {
+                    id: "single".into(),
+                    url: String::new(),
+                    started_at: at,
+                    heartbeat_at: at,
+                    live: true,
+                    instances,
+                }],
+            }
+        }
+        app::status::ClusterView::Cluster { node_id, lease_seconds, nodes } => ClusterView {
+            node_id,
+            mode: "cluster",
+            lease_seconds: Some(lease_seconds),
+            nodes: nodes
+                .into_iter()
+                .map(|n| NodeItem {
+                    id: n.id,
+                    url: n.url,
+                    started_at: n.started_at,
+                    heartbeat_at: n.heartbeat_at,
+                    live: n.live,
+                    instances: n.instances,
+                })
+                .collect(),
+        },
     };
-    let nodes = c.store.nodes(c.ttl, FORGET_AFTER).await?;
-    Ok(JsonOut(ClusterView {
-        node_id: c.node_id().to_string(),
-        mode: "cluster",
-        lease_seconds: Some(c.ttl.as_secs()),
-        nodes: nodes
-            .into_iter()
-            .map(|n| NodeItem {
-                id: n.id,
-                url: n.url,
-                started_at: n.started_at,
-                heartbeat_at: n.heartbeat_at,
-                live: n.live,
-                instances: n.instances,
-            })
-            .collect(),
-    }))
+    Ok(JsonOut(view))
 }

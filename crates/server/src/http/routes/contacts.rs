@@ -87,24 +87,26 @@ pub async fn check(
             phones.push(p);
         }
     }
-    let cached = state.contacts.cached(&tenant.tenant_id, &phones).await?;
+    let cached = state.app.contacts.cached(&tenant.tenant_id, &phones).await?;
     let missing: Vec<Phone> = phones.iter().filter(|p| !cached.contains_key(p)).cloned().collect();
     let mut fresh: HashMap<Phone, ContactStatus> = HashMap::new();
     let mut asked_by = None;
     if !missing.is_empty() {
         let (rec, conn) = state
+            .app
             .live
             .pick_asker(&tenant.tenant_id, body.instance_id.as_deref(), body.pool.as_deref())
             .await?;
         let limits = Limits::default().merged(&rec.limits).unwrap_or_default();
         let answers = state
+            .app
             .contacts
             .check(&tenant.tenant_id, &rec.id, &limits, conn.as_ref(), &missing)
             .await
             .map_err(driver_error)?;
         for a in answers {
             if let (Some(j), Some(l)) = (&a.jid, &a.lid) {
-                state.live.learn_lid(l, j).await;
+                state.app.live.learn_lid(l, j).await;
             }
             fresh.insert(a.phone.clone(), a);
         }

@@ -68,12 +68,12 @@ pub async fn stream(
     let resume = last_event_id(&headers, p.last_event_id)?;
     // Subscribe before reading the log, so that nothing recorded in between is missed; the
     // ids tell duplicates apart.
-    let mut live = state.recorder.subscribe();
+    let feed = state.app.feed.clone();
+    let mut live = feed.subscribe();
     let mut cursor = match resume {
         Some(id) => id,
-        None => state.store.latest_event_id(&tenant.tenant_id).await?,
+        None => feed.latest_id(&tenant.tenant_id).await?,
     };
-    let store = state.store.clone();
     let mut closing = state.closing.clone();
     let tenant_id = tenant.tenant_id;
     let stream = async_stream::stream! {
@@ -82,7 +82,7 @@ pub async fn stream(
         // was broadcast late (its recorder was slower) is never skipped.
         loop {
             loop {
-                let page = match store.events_after(&tenant_id, cursor, PAGE).await {
+                let page = match feed.after(&tenant_id, cursor, PAGE).await {
                     Ok(p) => p,
                     Err(e) => {
                         tracing::warn!(error = %e, "reading the event log for SSE failed");

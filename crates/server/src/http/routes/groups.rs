@@ -65,7 +65,7 @@ pub async fn list(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<JsonOut<GroupList>> {
-    let groups = state.live.groups(&tenant.tenant_id, &id).await?;
+    let groups = state.app.live.groups(&tenant.tenant_id, &id).await?;
     Ok(JsonOut(GroupList { items: groups.into_iter().map(view).collect() }))
 }
 
@@ -89,7 +89,7 @@ pub async fn get(
         .ok()
         .filter(Jid::is_group)
         .ok_or_else(|| ApiError::invalid(format!("`{jid}` is not a group JID (<id>@g.us)")))?;
-    let (summary, members) = state.live.group(&tenant.tenant_id, &id, &group).await?;
+    let (summary, members) = state.app.live.group(&tenant.tenant_id, &id, &group).await?;
     let participants = members
         .into_iter()
         .map(|p| ParticipantView {

@@ -35,11 +35,8 @@ pub async fn healthz() -> Json<Health> {
     (status = 503, body = ErrorBody, description = "the store does not answer"),
 ))]
 pub async fn readyz(State(state): State<AppState>) -> axum::response::Response {
-    match state.store.ping().await {
-        Ok(()) => {
-            Json(Ready { status: "ok".into(), driver: state.supervisor.driver_name().into() })
-                .into_response()
-        }
+    match state.app.status.ready().await {
+        Ok(driver) => Json(Ready { status: "ok".into(), driver: driver.into() }).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             crate::http::error::ApiError::new(

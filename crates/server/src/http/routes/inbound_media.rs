@@ -26,6 +26,6 @@ pub async fn get(
     State(state): State<AppState>,
     Path((id, message_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let (path, media) = state.live.received_media(&tenant.tenant_id, &id, &message_id).await?;
+    let (path, media) = state.app.live.received_media(&tenant.tenant_id, &id, &message_id).await?;
     stream_file(&path, &media.mime, media.file_name.as_deref(), None).await
 }

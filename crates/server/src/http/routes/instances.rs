@@ -151,7 +151,7 @@ pub struct InstanceList {
 }
 
 async fn full_view(state: &AppState, rec: &InstanceRecord) -> ApiResult<InstanceView> {
-    let live = state.instances.live(&rec.tenant_id, std::slice::from_ref(rec)).await?;
+    let live = state.app.instances.live(&rec.tenant_id, std::slice::from_ref(rec)).await?;
     Ok(view(rec, live.get(&rec.id).copied().unwrap_or_default()))
 }
 
@@ -200,7 +200,7 @@ fn invalid_limits(e: bzapper_core::LimitsError) -> ApiError {
 }
 
 async fn load(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<InstanceRecord> {
-    Ok(state.instances.get(&tenant.tenant_id, id).await?)
+    Ok(state.app.instances.get(&tenant.tenant_id, id).await?)
 }
 
 /// Creates an instance and starts it: `qr_pending` until a phone links it.
@@ -243,7 +243,7 @@ pub async fn create(
         created_at: now(),
         health_score: 100,
     };
-    let rec = state.instances.create(rec).await?;
+    let rec = state.app.instances.create(rec).await?;
     Ok((StatusCode::CREATED, JsonOut(full_view(&state, &rec).await?)))
 }
 
@@ -254,8 +254,8 @@ pub async fn list(
     tenant: Tenant,
     State(state): State<AppState>,
 ) -> ApiResult<JsonOut<InstanceList>> {
-    let recs = state.instances.list(&tenant.tenant_id).await?;
-    let live = state.instances.live(&tenant.tenant_id, &recs).await?;
+    let recs = state.app.instances.list(&tenant.tenant_id).await?;
+    let live = state.app.instances.live(&tenant.tenant_id, &recs).await?;
     let items =
         recs.iter().map(|r| view(r, live.get(&r.id).copied().unwrap_or_default())).collect();
     Ok(JsonOut(InstanceList { items }))
@@ -309,7 +309,7 @@ pub async fn patch(
         Limits::default().merged(&merged).map_err(invalid_limits)?;
         rec.limits = merged;
     }
-    state.instances.update_settings(&rec).await?;
+    state.app.instances.update_settings(&rec).await?;
     Ok(JsonOut(full_view(&state, &rec).await?))
 }
 
@@ -323,7 +323,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let rec = load(&state, &tenant, &id).await?;
-    state.instances.delete(&rec).await?;
+    state.app.instances.delete(&rec).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -342,7 +342,7 @@ pub async fn connect(
     Path(id): Path<String>,
 ) -> ApiResult<JsonOut<InstanceView>> {
     let rec = load(&state, &tenant, &id).await?;
-    state.instances.connect(&rec).await?;
+    state.app.instances.connect(&rec).await?;
     after(&state, &tenant, &id).await
 }
 
@@ -356,7 +356,7 @@ pub async fn disconnect(
     Path(id): Path<String>,
 ) -> ApiResult<JsonOut<InstanceView>> {
     let rec = load(&state, &tenant, &id).await?;
-    state.instances.disconnect(&rec).await?;
+    state.app.instances.disconnect(&rec).await?;
     after(&state, &tenant, &id).await
 }
 
@@ -370,7 +370,7 @@ pub async fn logout(
     Path(id): Path<String>,
 ) -> ApiResult<JsonOut<InstanceView>> {
     let rec = load(&state, &tenant, &id).await?;
-    state.instances.logout(&rec).await?;
+    state.app.instances.logout(&rec).await?;
     after(&state, &tenant, &id).await
 }
 
@@ -405,7 +405,7 @@ pub async fn qr(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let rec = load(&state, &tenant, &id).await?;
-    let code = state.instances.qr(&rec).await?;
+    let code = state.app.instances.qr(&rec).await?;
     let png = render_png(&code.code).map_err(ApiError::internal)?;
     if wants_png(&headers) {
         return Ok(([(CONTENT_TYPE, "image/png")], png).into_response());
@@ -450,6 +450,6 @@ pub async fn pair_code(
     let phone = Phone::parse(&body.phone).map_err(|e| {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone", e.to_string())
     })?;
-    let code = state.instances.pair_code(&rec, &phone).await?;
+    let code = state.app.instances.pair_code(&rec, &phone).await?;
     Ok(JsonOut(PairCodeView { code: code.code, expires_at: code.expires_at }))
 }

@@ -130,7 +130,7 @@ pub async fn upload(
             "the body must be `multipart/form-data` with the file in a part named `file`",
         ));
     }
-    let max = state.media.limits().max_bytes;
+    let max = state.app.media.limits().max_bytes;
     let limit = max.saturating_add(MULTIPART_HEADROOM);
     if content_length(req.headers()).is_some_and(|len| len > limit) {
         return Err(MediaError::TooLarge { cap: max }.into());
@@ -159,7 +159,7 @@ pub async fn upload(
         }
         Err(e) => {
             if let Some(m) = &form.stored {
-                if let Err(e) = state.media.delete(&m.tenant_id, &m.id).await {
+                if let Err(e) = state.app.media.delete(&m.tenant_id, &m.id).await {
                     tracing::warn!(media = %m.id, error = %e, "removing a refused upload failed");
                 }
             }
@@ -175,7 +175,7 @@ async fn read_form(
     multipart: &mut Multipart,
     form: &mut Form,
 ) -> ApiResult<()> {
-    let max = state.media.limits().max_bytes;
+    let max = state.app.media.limits().max_bytes;
     let form_error = |e: MultipartError| multipart_error(e, max);
     while let Some(mut field) = multipart.next_field().await.map_err(form_error)? {
         match field.name() {
@@ -212,7 +212,7 @@ async fn read_form(
                         e.body_text()
                     })
                 });
-                let media = &state.media;
+                let media = &state.app.media;
                 let stored = match form.kind {
                     Some(kind) => {
                         media
@@ -256,7 +256,7 @@ async fn finish(state: &AppState, form: &Form) -> ApiResult<()> {
         ));
     }
     if let (Some(kind), true) = (form.kind, form.kind_after_file) {
-        state.media.check_kind(m, kind).await?;
+        state.app.media.check_kind(m, kind).await?;
     }
     Ok(())
 }
@@ -308,7 +308,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<JsonOut<MediaView>> {
-    let m = state.media.find(&tenant.tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
+    let m = state.app.media.find(&tenant.tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
     Ok(JsonOut(m.into()))
 }
 
@@ -325,8 +325,9 @@ pub async fn content(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let m = state.media.find(&tenant.tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
-    stream_file(&state.media.blob_path(&m), &m.mime, m.file_name.as_deref(), Some(&m.sha256)).await
+    let m = state.app.media.find(&tenant.tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
+    stream_file(&state.app.media.blob_path(&m), &m.mime, m.file_name.as_deref(), Some(&m.sha256))
+        .await
 }
 
 /// The file at `path` streamed as the answer (never read whole), with its type, length,
@@ -389,7 +390,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if state.media.delete_everywhere(&tenant.tenant_id, &id).await? {
+    if state.app.media.delete_everywhere(&tenant.tenant_id, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found())
@@ -411,11 +412,15 @@ pub async fn peer_copy(
     State(state): State<AppState>,
     Path((tenant_id, id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let m = state.media.get(&tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
+    let m = state.app.media.get(&tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
     let record = HeaderValue::from_str(&peers::encode_record(&m)).map_err(ApiError::internal)?;
-    let mut res =
-        stream_file(&state.media.blob_path(&m), &m.mime, m.file_name.as_deref(), Some(&m.sha256))
-            .await?;
+    let mut res = stream_file(
+        &state.app.media.blob_path(&m),
+        &m.mime,
+        m.file_name.as_deref(),
+        Some(&m.sha256),
+    )
+    .await?;
     res.headers_mut().insert(peers::RECORD_HEADER, record);
     Ok(res)
 }
@@ -431,7 +436,7 @@ pub async fn peer_delete(
     State(state): State<AppState>,
     Path((tenant_id, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    if state.media.delete(&tenant_id, &id).await? {
+    if state.app.media.delete(&tenant_id, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found())

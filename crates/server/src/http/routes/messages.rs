@@ -279,7 +279,7 @@ pub async fn send(
     let idempotency_key = idempotency_key(&headers)?;
     let (record, pool, content, pending) = build(&tenant.tenant_id, body)?;
     let new = NewMessage { record, pool, content, pending, idempotency_key };
-    let rec = state.messages.accept(&tenant.tenant_id, new).await?;
+    let rec = state.app.messages.accept(&tenant.tenant_id, new).await?;
     Ok((StatusCode::ACCEPTED, JsonOut(accepted(&rec))))
 }
 
@@ -292,7 +292,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<JsonOut<MessageView>> {
-    let m = state.messages.get(&tenant.tenant_id, &id).await?;
+    let m = state.app.messages.get(&tenant.tenant_id, &id).await?;
     Ok(JsonOut(view(&m)))
 }
 
@@ -347,7 +347,7 @@ pub async fn list(
         None => None,
     };
     let filter = MessageFilter { instance_id: p.instance_id, status, limit: limit + 1, before };
-    let mut items = state.messages.list(&tenant.tenant_id, &filter).await?;
+    let mut items = state.app.messages.list(&tenant.tenant_id, &filter).await?;
     let next_cursor = if items.len() > limit as usize {
         items.truncate(limit as usize);
         items.last().map(encode_cursor)

@@ -54,6 +54,7 @@ pub struct PoolList {
     responses((status = 200, body = PoolList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(tenant: Tenant, State(state): State<AppState>) -> ApiResult<JsonOut<PoolList>> {
     let items = state
+        .app
         .pools
         .list(&TenantId::new(tenant.tenant_id))
         .await?
@@ -80,6 +81,7 @@ pub async fn put(
     Json(body): Json<PutPool>,
 ) -> ApiResult<JsonOut<PoolView>> {
     let name = validate::pool_name(&name).map_err(ApiError::invalid)?;
-    let p = state.pools.put(&TenantId::new(tenant.tenant_id), &name, body.strategy.into()).await?;
+    let p =
+        state.app.pools.put(&TenantId::new(tenant.tenant_id), &name, body.strategy.into()).await?;
     Ok(JsonOut(PoolView { name: p.name, strategy: p.strategy.as_str().into() }))
 }

@@ -31,7 +31,7 @@ use crate::http::state::AppState;
 
 /// The control of the network the gateway runs on (the simulated network or the wire fake).
 fn control(state: &AppState) -> ApiResult<Arc<dyn SimControl>> {
-    state.sim.clone().ok_or_else(|| {
+    state.app.simulator.control().ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -55,8 +55,7 @@ fn net(state: &AppState) -> ApiResult<Arc<dyn SimNet>> {
 /// The instance's linked phone (E.164), when it has one: the wire fake addresses devices by
 /// phone.
 async fn linked_phone(state: &AppState, id: &str) -> ApiResult<Option<String>> {
-    let rec = state.store.get_instance_by_id(id).await.map_err(ApiError::internal)?;
-    Ok(rec.and_then(|r| r.phone))
+    state.app.simulator.linked_phone(id).await.map_err(ApiError::internal)
 }
 
 fn control_error(e: ControlError) -> ApiError {
@@ -114,7 +113,7 @@ pub async fn scan(
     let net = control(&state)?;
     // A number created a moment ago may not show its first QR code yet: wait for it (briefly)
     // so that a scan right after create works, as a person scans what they see.
-    let qr = state.supervisor.qr(&id, std::time::Duration::from_secs(5)).await;
+    let qr = state.app.simulator.current_qr(&id).await;
     let target = Target { id: &id, phone: None };
     let r = net
         .scan(target, qr.as_ref().map(|q| q.code.as_str()), &phone.e164())

@@ -79,7 +79,7 @@ pub async fn create(
         secret_hash: key.secret_hash,
         created_at,
     };
-    state.tenants.create(&tenant, &rec).await?;
+    state.app.tenants.create(&tenant, &rec).await?;
     Ok((
         StatusCode::CREATED,
         JsonOut(TenantCreated {
@@ -97,6 +97,7 @@ pub async fn create(
     responses((status = 200, body = TenantList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<JsonOut<TenantList>> {
     let items = state
+        .app
         .tenants
         .list()
         .await?
@@ -116,7 +117,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = TenantId::new(id);
-    let deleted = state.tenants.delete(&id).await;
+    let deleted = state.app.tenants.delete(&id).await;
     // Whatever happened, cached keys must not outlive a tenant that may be gone (forgetting
     // too often only costs a look-up).
     state.keys.forget_tenant(&id);
@@ -136,6 +137,7 @@ pub async fn create_key(
     let key = new_api_key();
     let created_at = now();
     state
+        .app
         .tenants
         .add_key(&ApiKeyRecord {
             id: key.id.clone(),
@@ -156,7 +158,7 @@ pub async fn revoke_key(
     State(state): State<AppState>,
     Path((id, key_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let revoked = state.tenants.revoke_key(&TenantId::new(id), &key_id).await;
+    let revoked = state.app.tenants.revoke_key(&TenantId::new(id), &key_id).await;
     // As before: the key leaves the cache even when the store did not know it.
     state.keys.forget_key(&key_id);
     revoked?;

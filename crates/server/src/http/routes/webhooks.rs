@@ -153,7 +153,7 @@ pub async fn create(
         secret,
         created_at: now(),
     };
-    state.webhook_use_cases.create(&w).await?;
+    state.app.webhooks.create(&w).await?;
     Ok((
         StatusCode::CREATED,
         JsonOut(WebhookCreated {
@@ -174,7 +174,7 @@ pub async fn list(
     State(state): State<AppState>,
 ) -> ApiResult<JsonOut<WebhookList>> {
     let tenant = TenantId::new(tenant.tenant_id);
-    let items = state.webhook_use_cases.list(&tenant).await?.iter().map(view).collect();
+    let items = state.app.webhooks.list(&tenant).await?.iter().map(view).collect();
     Ok(JsonOut(WebhookList { items }))
 }
 
@@ -187,8 +187,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<JsonOut<WebhookView>> {
-    let w =
-        state.webhook_use_cases.get(&TenantId::new(tenant.tenant_id), &WebhookId::new(id)).await?;
+    let w = state.app.webhooks.get(&TenantId::new(tenant.tenant_id), &WebhookId::new(id)).await?;
     Ok(JsonOut(view(&w)))
 }
 
@@ -201,7 +200,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.webhook_use_cases.delete(&TenantId::new(tenant.tenant_id), &WebhookId::new(id)).await?;
+    state.app.webhooks.delete(&TenantId::new(tenant.tenant_id), &WebhookId::new(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -227,7 +226,7 @@ pub async fn deliveries(
         return Err(ApiError::invalid("`limit` must be between 1 and 500"));
     }
     let (tenant, id) = (TenantId::new(tenant.tenant_id), WebhookId::new(id));
-    let deliveries = state.webhook_use_cases.deliveries(&tenant, &id, limit).await?;
+    let deliveries = state.app.webhooks.deliveries(&tenant, &id, limit).await?;
     let items = deliveries.iter().map(delivery_view).collect();
     Ok(JsonOut(DeliveryList { items }))
 }
@@ -242,6 +241,6 @@ pub async fn retry(
     Path((id, delivery_id)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, JsonOut<DeliveryView>)> {
     let (tenant, id) = (TenantId::new(tenant.tenant_id), WebhookId::new(id));
-    let d = state.webhook_use_cases.retry(&tenant, &id, &delivery_id).await?;
+    let d = state.app.webhooks.retry(&tenant, &id, &delivery_id).await?;
     Ok((StatusCode::ACCEPTED, JsonOut(delivery_view(&d))))
 }
