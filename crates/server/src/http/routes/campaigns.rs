@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::events::Event;
 use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{idempotency_key, Json};
@@ -325,7 +326,7 @@ pub async fn create(
         Err(e) => return Err(e.into()),
     }
     // Wakes the runner (on whichever node runs campaigns).
-    state.campaigns.record(&campaign, "campaign.created").await;
+    state.campaigns.record(&campaign, Event::CampaignCreated).await;
     Ok((StatusCode::CREATED, JsonOut(one_view(&state, &campaign).await?)))
 }
 

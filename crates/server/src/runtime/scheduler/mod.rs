@@ -22,13 +22,16 @@ use bzapper_store::{
 use chrono::Utc;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use serde_json::json;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::cluster::Cluster;
+use crate::events::instance::InstanceHealth;
+use crate::events::message::MessageStatusChanged;
 use crate::events::recorder::Recorder;
+use crate::events::Event;
 use crate::media::MediaStore;
+use crate::model::ids::{InstanceId, MessageId};
 use crate::model::time::now;
 
 mod cluster_queue;
@@ -501,10 +504,9 @@ impl Scheduler {
         let Some((score, in_rotation)) = self.rotation_verdict(instance_id) else { return };
         let tenant = self.lock().numbers.get(instance_id).map(|n| n.tenant_id.clone());
         if let Some(t) = tenant {
-            let data =
-                json!({"score": score, "in_rotation": in_rotation, "threshold": self.threshold});
+            let event = InstanceHealth { score, in_rotation, threshold: self.threshold };
             if let Err(e) =
-                self.recorder.record(&t, Some(instance_id), "instance.health", data).await
+                self.recorder.record(&t, Some(instance_id), Event::InstanceHealth(event)).await
             {
                 tracing::warn!(error = %e, "recording instance.health failed");
             }
@@ -771,13 +773,14 @@ impl Scheduler {
                 tracing::error!(message = %msg.id, error = %e, "saving a message status failed")
             }
         }
-        let mut data =
-            json!({"message_id": msg.id, "status": status.as_str(), "instance_id": instance_id});
-        if let Some(e) = error {
-            data["error"] = json!(e);
-        }
+        let event = Event::MessageStatus(MessageStatusChanged {
+            message_id: MessageId::new(msg.id.as_str()),
+            status: status.as_str(),
+            instance_id: instance_id.map(InstanceId::from),
+            error,
+        });
         let inst = u.instance_id.as_deref();
-        if let Err(e) = self.recorder.record(&msg.tenant_id, inst, "message.status", data).await {
+        if let Err(e) = self.recorder.record(&msg.tenant_id, inst, event).await {
             tracing::warn!(error = %e, "recording message.status failed");
         }
     }
