@@ -251,7 +251,7 @@ mod tests {
 
         use super::super::Resolved;
 
-        fn message_received_data(
+        pub(super) fn message_received_data(
             m: &InboundMessage,
             r: &Resolved,
             own: (Option<&str>, Option<&str>),
@@ -290,7 +290,7 @@ mod tests {
         /// `media` (with `url`, the gateway link `media_url` it is fetched from) and `caption` for a
         /// media file; `location`; `contact`; `reaction` on a message; `reply_to` for a quote. A
         /// `gateway_message_id` names the quoted or reacted-to message when this number sent it.
-        fn rich_fields(data: &mut Value, m: &InboundMessage, media_url: &str, quoted: Option<String>) {
+        pub(super) fn rich_fields(data: &mut Value, m: &InboundMessage, media_url: &str, quoted: Option<String>) {
             let kind = match &m.content {
                 InboundContent::Text => "text",
                 InboundContent::Media(media) => {

@@ -48,7 +48,7 @@ pub fn driver_error(e: DriverError) -> ApiError {
             "the instance lost its connection; try again once it is connected",
         ),
         DriverError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
-        DriverError::Rejected(m) => ApiError::new(
+        DriverError::Rejected { message: m, .. } => ApiError::new(
             StatusCode::BAD_GATEWAY,
             "whatsapp_refused",
             format!("WhatsApp refused: {m}"),

@@ -15,7 +15,7 @@ use bzapper_core::sending::{
     WarmingSchedule,
 };
 use bzapper_core::{Jid, Limits, Reason, Status, Transition};
-use bzapper_driver::{ChatState, Connection, DriverError, ReceiptStatus};
+use bzapper_driver::{ChatState, Connection, DriverError, ReceiptStatus, REACH_OUT_RESTRICTED};
 use bzapper_store::{
     InstanceRecord, MessageRecord, MessageStatus, MessageUpdate, Store, StoreError,
 };
@@ -640,7 +640,7 @@ impl Scheduler {
         let to = match Jid::parse(&msg.to) {
             Ok(j) => j,
             Err(e) => {
-                self.done(&a, &msg, Err(DriverError::Rejected(e.to_string()))).await;
+                self.done(&a, &msg, Err(DriverError::rejected(e.to_string()))).await;
                 return;
             }
         };
@@ -700,7 +700,7 @@ impl Scheduler {
             }
             Err(DriverError::NotConnected | DriverError::Transport(_)) => self.retry(a, msg).await,
             Err(e) => {
-                let refused = matches!(&e, DriverError::Rejected(r) if r.contains("463"));
+                let refused = e.wa_code() == Some(REACH_OUT_RESTRICTED);
                 self.lock().messages.remove(&msg.id);
                 self.set_status(
                     msg,
