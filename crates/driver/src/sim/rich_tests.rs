@@ -245,10 +245,16 @@ async fn a_media_send_reads_the_file_and_refuses_what_does_not_match() {
     );
     let longer = OutgoingMedia { size: 100_001, ..good.clone() };
     let r = send(longer).await;
-    assert!(matches!(&r, Err(DriverError::Rejected { message: m, .. }) if m.contains("100000 bytes")), "{r:?}");
+    assert!(
+        matches!(&r, Err(DriverError::Rejected { message: m, .. }) if m.contains("100000 bytes")),
+        "{r:?}"
+    );
     let wrong_hash = OutgoingMedia { sha256: sha(b"something else"), ..good.clone() };
     let r = send(wrong_hash).await;
-    assert!(matches!(&r, Err(DriverError::Rejected { message: m, .. }) if m.contains("SHA-256")), "{r:?}");
+    assert!(
+        matches!(&r, Err(DriverError::Rejected { message: m, .. }) if m.contains("SHA-256")),
+        "{r:?}"
+    );
     let missing = OutgoingMedia { path: TempFile::new().0.clone(), ..good.clone() };
     let r = send(missing).await;
     assert!(matches!(&r, Err(DriverError::NotFound(m)) if m.contains("does not exist")), "{r:?}");
@@ -347,7 +353,10 @@ async fn inbound_media_arrives_with_a_handle_that_downloads_it() {
     assert!(matches!(r, Err(DriverError::NotFound(_))), "{r:?}");
     let foreign =
         InboundMedia { handle: json!({"url": "https://mmg.whatsapp.net/x"}), ..media.clone() };
-    assert!(matches!(conn.download_media(&foreign, &dest.0).await, Err(DriverError::Rejected { .. })));
+    assert!(matches!(
+        conn.download_media(&foreign, &dest.0).await,
+        Err(DriverError::Rejected { .. })
+    ));
 }
 
 #[tokio::test(start_paused = true)]

@@ -458,7 +458,9 @@ mod tests {
                 backoff: None,
             })
         };
-        assert!(matches!(send_error(&refused(403)), DriverError::Rejected { message: m, .. } if m.contains("403")));
+        assert!(
+            matches!(send_error(&refused(403)), DriverError::Rejected { message: m, .. } if m.contains("403"))
+        );
         assert!(matches!(send_error(&refused(503)), DriverError::Transport(_)));
         assert!(matches!(send_error(&SendError::Iq(IqError::Timeout)), DriverError::Transport(_)));
     }

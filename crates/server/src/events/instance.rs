@@ -33,6 +33,7 @@ pub struct InstanceConnected {
     /// Absent only when the instance could not be read back after the change (it was
     /// deleted meanwhile): the event then says no more than the state.
     #[serde(flatten)]
+    #[schema(value_type = ConnectedIdentity)]
     pub identity: Option<ConnectedIdentity>,
 }
 

@@ -6,12 +6,16 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::events::campaign::CampaignSnapshot;
-use crate::events::instance::{InstanceConnected, InstanceHealth, InstanceQr, InstanceStateChanged};
+use crate::events::instance::{
+    InstanceConnected, InstanceHealth, InstanceQr, InstanceStateChanged,
+};
 use crate::events::message::{MessageReceived, MessageStatusChanged};
 
-/// Declares [`Event`] and [`EVENT_TYPES`] from one list of `Variant(Payload) = "type"`.
+/// Declares [`Event`] and [`EVENT_TYPES`] from one list of `Variant(Payload) = "type"`. The
+/// type is taken as a token tree, not a `literal` fragment: utoipa does not see through the
+/// group a fragment is wrapped in, and would document the variant's name instead.
 macro_rules! event_kinds {
-    ($($(#[$doc:meta])* $variant:ident($payload:ty) = $kind:literal,)*) => {
+    ($($(#[$doc:meta])* $variant:ident($payload:ty) = $kind:tt,)*) => {
         /// An event to record, as its type and payload. Serialised (and documented in the
         /// OpenAPI document) as `{"type", "data"}`, the two fields the envelope carries.
         #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]

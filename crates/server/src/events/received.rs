@@ -290,7 +290,12 @@ mod tests {
         /// `media` (with `url`, the gateway link `media_url` it is fetched from) and `caption` for a
         /// media file; `location`; `contact`; `reaction` on a message; `reply_to` for a quote. A
         /// `gateway_message_id` names the quoted or reacted-to message when this number sent it.
-        pub(super) fn rich_fields(data: &mut Value, m: &InboundMessage, media_url: &str, quoted: Option<String>) {
+        pub(super) fn rich_fields(
+            data: &mut Value,
+            m: &InboundMessage,
+            media_url: &str,
+            quoted: Option<String>,
+        ) {
             let kind = match &m.content {
                 InboundContent::Text => "text",
                 InboundContent::Media(media) => {
@@ -414,7 +419,8 @@ mod tests {
             let mut typed = message_received_data(&m, &r, own, typed_menu);
             rich_fields(&mut typed, &m, &url, quoted.clone());
             // As `inbound::menu_reply` built it.
-            let old_menu = menu.map(|(id, n, o)| json!({"message_id": id, "option": n, "option_id": o}));
+            let old_menu =
+                menu.map(|(id, n, o)| json!({"message_id": id, "option": n, "option_id": o}));
             let mut expected = before::message_received_data(&m, &r, own, old_menu);
             before::rich_fields(&mut expected, &m, &url, quoted);
             assert_eq!(serde_json::to_value(&typed).unwrap(), expected, "{m:?}");

@@ -362,8 +362,9 @@ mod tests {
         // Queued without waiting, so that they share transactions.
         let mut queued = Vec::new();
         for n in 0..300 {
-            queued
-                .push(recorder.submit_raw("t1", Some("i1"), "message.received", json!({"n": n})).await);
+            queued.push(
+                recorder.submit_raw("t1", Some("i1"), "message.received", json!({"n": n})).await,
+            );
         }
         let mut ids = Vec::new();
         for (n, q) in queued.into_iter().enumerate() {

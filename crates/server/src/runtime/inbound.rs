@@ -250,11 +250,9 @@ async fn menu_reply(
     let Some(menu) = sent.menu.and_then(|v| serde_json::from_value::<Menu>(v).ok()) else {
         return Ok(None);
     };
-    Ok(menu
-        .match_reply(text)
-        .map(|(n, o)| MenuReply {
-            message_id: MessageId::from(sent.id),
-            option: n,
-            option_id: o.id.clone(),
-        }))
+    Ok(menu.match_reply(text).map(|(n, o)| MenuReply {
+        message_id: MessageId::from(sent.id),
+        option: n,
+        option_id: o.id.clone(),
+    }))
 }

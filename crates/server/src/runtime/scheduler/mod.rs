@@ -35,6 +35,8 @@ use crate::model::ids::{InstanceId, MessageId};
 use crate::model::time::now;
 
 mod cluster_queue;
+#[cfg(test)]
+mod health_cost_tests;
 mod outgoing;
 
 /// What the scheduler knows of one number besides what the dispatcher holds.
@@ -700,7 +702,7 @@ impl Scheduler {
             }
             Err(DriverError::NotConnected | DriverError::Transport(_)) => self.retry(a, msg).await,
             Err(e) => {
-                let refused = e.wa_code() == Some(REACH_OUT_RESTRICTED);
+                let cost = health_cost(&e);
                 self.lock().messages.remove(&msg.id);
                 self.set_status(
                     msg,
@@ -709,9 +711,7 @@ impl Scheduler {
                     Some(e.to_string()),
                 )
                 .await;
-                let ev =
-                    if refused { HealthEvent::ReachOutRefused } else { HealthEvent::SendFailed };
-                self.health_event(&a.number_id, ev).await;
+                self.health_event(&a.number_id, cost).await;
                 self.finish(&a.number_id);
             }
         }
@@ -783,6 +783,17 @@ impl Scheduler {
         if let Err(e) = self.recorder.record(&msg.tenant_id, inst, event).await {
             tracing::warn!(error = %e, "recording message.status failed");
         }
+    }
+}
+
+/// What a send the network refused costs the number's health: WhatsApp's reach-out
+/// restriction (463, read from the error's code, never from its text) more than any other
+/// refusal, since it says the network distrusts the number.
+fn health_cost(e: &DriverError) -> HealthEvent {
+    if e.wa_code() == Some(REACH_OUT_RESTRICTED) {
+        HealthEvent::ReachOutRefused
+    } else {
+        HealthEvent::SendFailed
     }
 }
 
