@@ -56,7 +56,8 @@ event_kinds! {
     InstanceDisconnected(InstanceStateChanged) = "instance.disconnected",
     /// The number went out of (or back into) rotation.
     InstanceHealth(InstanceHealth) = "instance.health",
-    MessageReceived(MessageReceived) = "message.received",
+    /// Boxed: by far the largest payload, it would size every event.
+    MessageReceived(Box<MessageReceived>) = "message.received",
     MessageStatus(MessageStatusChanged) = "message.status",
     CampaignCreated(CampaignSnapshot) = "campaign.created",
     CampaignProgress(CampaignSnapshot) = "campaign.progress",

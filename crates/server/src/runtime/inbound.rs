@@ -110,7 +110,7 @@ async fn record_event(
                 .submit_indexed(
                     &job.tenant_id,
                     Some(&job.instance_id),
-                    Event::MessageReceived(data),
+                    Event::MessageReceived(Box::new(data)),
                     index,
                 )
                 .await;
