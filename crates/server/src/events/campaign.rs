@@ -4,11 +4,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::events::Event;
 use crate::model::ids::CampaignId;
-
-/// Which `campaign.*` event to record: its variant, e.g. `Event::CampaignPaused`.
-pub type CampaignKind = fn(CampaignSnapshot) -> Event;
 
 /// `campaign.created`, `.progress`, `.paused`, `.resumed`, `.canceled`, `.finished`.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]

@@ -3,7 +3,7 @@
 
 use bzapper_store::Event;
 
-use crate::events::EVENT_TYPES;
+use crate::events::kinds::EVENT_TYPES;
 
 /// Which events a subscriber wants.
 #[derive(Debug, Clone, Default)]

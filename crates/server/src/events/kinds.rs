@@ -48,6 +48,9 @@ macro_rules! event_kinds {
     };
 }
 
+/// Which `campaign.*` event to record: its variant, e.g. `Event::CampaignPaused`.
+pub type CampaignKind = fn(CampaignSnapshot) -> Event;
+
 event_kinds! {
     /// A QR code to scan.
     InstanceQr(InstanceQr) = "instance.qr",
@@ -73,7 +76,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::events::campaign::{CampaignKind, Totals};
+    use crate::events::campaign::Totals;
     use crate::events::instance::ConnectedIdentity;
     use crate::model::ids::{CampaignId, InstanceId, MessageId};
 

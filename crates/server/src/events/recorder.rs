@@ -23,7 +23,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
 use crate::cluster::Cluster;
-use crate::events;
+use crate::events::kinds;
 use crate::events::metrics::Metrics;
 use crate::model::time::now;
 
@@ -105,7 +105,7 @@ impl Recorder {
         &self,
         tenant_id: &str,
         instance_id: Option<&str>,
-        event: events::Event,
+        event: kinds::Event,
     ) -> Result<Arc<Event>, StoreError> {
         self.submit(tenant_id, instance_id, event).await.wait().await
     }
@@ -118,7 +118,7 @@ impl Recorder {
         &self,
         tenant_id: &str,
         instance_id: Option<&str>,
-        event: events::Event,
+        event: kinds::Event,
     ) -> Recording {
         self.submit_indexed(tenant_id, instance_id, event, None).await
     }
@@ -129,7 +129,7 @@ impl Recorder {
         &self,
         tenant_id: &str,
         instance_id: Option<&str>,
-        event: events::Event,
+        event: kinds::Event,
         index: Option<InboundRecord>,
     ) -> Recording {
         // The log keeps the type and the payload apart, as the envelope shows them.

@@ -15,10 +15,10 @@ use super::clock::Clock;
 use super::estimate::NumberCapacity;
 use super::progress::{self, NumberTotals, Totals};
 use super::window::{ScheduleSpec, Window};
-use crate::events::campaign::{CampaignKind, CampaignSnapshot};
+use crate::events::campaign::CampaignSnapshot;
 use crate::events::message::MessageStatusChanged;
 use crate::events::recorder::Recorder;
-use crate::events::Event;
+use crate::events::{CampaignKind, Event};
 use crate::model::ids::{CampaignId, MessageId};
 use crate::runtime::scheduler::Scheduler;
 
