@@ -260,14 +260,21 @@ pub struct PairCode {
     pub expires_at: DateTime<Utc>,
 }
 
+/// WhatsApp's error code for a message to a contact that never wrote to the number, refused
+/// while the number is under the reach-out restriction (a sign the network distrusts it).
+pub const REACH_OUT_RESTRICTED: u16 = 463;
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DriverError {
     #[error("the number is not connected")]
     NotConnected,
     #[error("the number is not waiting to be linked")]
     NotPairing,
-    #[error("WhatsApp refused: {0}")]
-    Rejected(String),
+    /// WhatsApp (or the driver, for a request it cannot send) refused; a retry would not
+    /// change that. `code` is WhatsApp's numeric error when it gave one (463: the number may
+    /// not start chats with new contacts), so that callers decide on it, never on the text.
+    #[error("WhatsApp refused: {message}")]
+    Rejected { code: Option<u16>, message: String },
     #[error("the connection to the network failed: {0}")]
     Transport(String),
     #[error("{0}")]
@@ -276,4 +283,24 @@ pub enum DriverError {
     /// media file that expired).
     #[error("{0}")]
     NotFound(String),
+}
+
+impl DriverError {
+    /// A refusal without a WhatsApp error code (a request the driver cannot send as it is).
+    pub fn rejected(message: impl Into<String>) -> Self {
+        DriverError::Rejected { code: None, message: message.into() }
+    }
+
+    /// A refusal with WhatsApp's error code.
+    pub fn refused(code: u16, message: impl Into<String>) -> Self {
+        DriverError::Rejected { code: Some(code), message: message.into() }
+    }
+
+    /// WhatsApp's error code, when this is a refusal that came with one.
+    pub fn wa_code(&self) -> Option<u16> {
+        match self {
+            DriverError::Rejected { code, .. } => *code,
+            _ => None,
+        }
+    }
 }

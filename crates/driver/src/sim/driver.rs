@@ -161,9 +161,9 @@ fn driver_error(e: SimError) -> DriverError {
         SimError::NotConnected => DriverError::NotConnected,
         SimError::NotPairing => DriverError::NotPairing,
         SimError::NotFound(m) => DriverError::NotFound(m),
-        SimError::InvalidRequest(m) => DriverError::Rejected(m),
+        SimError::InvalidRequest(m) => DriverError::rejected(m),
         SimError::Unavailable(m) => DriverError::Transport(m),
-        SimError::Refused(m) => DriverError::Rejected(m),
+        SimError::Refused { code, message } => DriverError::Rejected { code, message },
     }
 }
 
@@ -184,7 +184,7 @@ impl Connection for SimConnection {
     async fn download_media(&self, media: &InboundMedia, dest: &Path) -> Result<u64, DriverError> {
         // Like a CDN download, this needs no open connection.
         let token = media::token(&media.handle).ok_or_else(|| {
-            DriverError::Rejected(format!("`{}` is not a sim media handle", media.handle))
+            DriverError::rejected(format!("`{}` is not a sim media handle", media.handle))
         })?;
         let mut chunks = self.net.download(token).await.map_err(driver_error)?;
         let cannot_write = |e: std::io::Error| {

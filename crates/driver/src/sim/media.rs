@@ -235,14 +235,14 @@ pub(crate) async fn verify_file(media: &OutgoingMedia) -> Result<(), DriverError
         .map_err(|e| DriverError::Transport(format!("reading the media file failed: {e}")))??;
     let shown = media.path.display();
     match read {
-        FileRead::Larger => Err(DriverError::Rejected(format!(
+        FileRead::Larger => Err(DriverError::rejected(format!(
             "the media file {shown} is larger than the declared {declared} bytes"
         ))),
-        FileRead::Whole { size, .. } if size != declared => Err(DriverError::Rejected(format!(
+        FileRead::Whole { size, .. } if size != declared => Err(DriverError::rejected(format!(
             "the media file {shown} is {size} bytes, not the declared {declared}"
         ))),
         FileRead::Whole { sha256, .. } if !sha256.eq_ignore_ascii_case(&media.sha256) => {
-            Err(DriverError::Rejected(format!(
+            Err(DriverError::rejected(format!(
                 "the media file {shown} has SHA-256 {sha256}, not the declared {}",
                 media.sha256
             )))
@@ -267,7 +267,7 @@ fn hash_file(path: &Path, limit: u64) -> Result<FileRead, DriverError> {
         std::io::ErrorKind::NotFound => {
             DriverError::NotFound(format!("the media file {} does not exist", path.display()))
         }
-        _ => DriverError::Rejected(format!("cannot read the media file {}: {e}", path.display())),
+        _ => DriverError::rejected(format!("cannot read the media file {}: {e}", path.display())),
     };
     let mut file = std::fs::File::open(path).map_err(cannot)?;
     let mut hasher = Sha256::new();

@@ -460,11 +460,12 @@ impl SimNetwork {
         check_outgoing(&msg)?;
         let known = st.contacts.get(instance_id).is_some_and(|c| c.contains(&msg.to));
         if st.restricted.contains(instance_id) && !msg.to.is_group() && !known {
-            return Err(SimError::Refused(
-                "WhatsApp error 463: this number may not start chats with new contacts right now \
-                 (reach-out restricted)"
+            return Err(SimError::Refused {
+                code: Some(crate::REACH_OUT_RESTRICTED),
+                message: "WhatsApp error 463: this number may not start chats with new contacts \
+                          right now (reach-out restricted)"
                     .into(),
-            ));
+            });
         }
         let me = phone.jid();
         let at = Utc::now();

@@ -240,28 +240,34 @@ async fn a_media_send_reads_the_file_and_refuses_what_does_not_match() {
     let shorter = OutgoingMedia { size: 99_999, ..good.clone() };
     let r = send(shorter).await;
     assert!(
-        matches!(&r, Err(DriverError::Rejected(m)) if m.contains("larger than the declared")),
+        matches!(&r, Err(DriverError::Rejected { message: m, .. }) if m.contains("larger than the declared")),
         "{r:?}"
     );
     let longer = OutgoingMedia { size: 100_001, ..good.clone() };
     let r = send(longer).await;
-    assert!(matches!(&r, Err(DriverError::Rejected(m)) if m.contains("100000 bytes")), "{r:?}");
+    assert!(
+        matches!(&r, Err(DriverError::Rejected { message: m, .. }) if m.contains("100000 bytes")),
+        "{r:?}"
+    );
     let wrong_hash = OutgoingMedia { sha256: sha(b"something else"), ..good.clone() };
     let r = send(wrong_hash).await;
-    assert!(matches!(&r, Err(DriverError::Rejected(m)) if m.contains("SHA-256")), "{r:?}");
+    assert!(
+        matches!(&r, Err(DriverError::Rejected { message: m, .. }) if m.contains("SHA-256")),
+        "{r:?}"
+    );
     let missing = OutgoingMedia { path: TempFile::new().0.clone(), ..good.clone() };
     let r = send(missing).await;
     assert!(matches!(&r, Err(DriverError::NotFound(m)) if m.contains("does not exist")), "{r:?}");
     // What the network itself checks: a kind's types, voice notes, sticker size.
     let as_image = OutgoingMedia { media_kind: MediaKind::Image, ..good.clone() };
-    assert!(matches!(send(as_image).await, Err(DriverError::Rejected(_))));
+    assert!(matches!(send(as_image).await, Err(DriverError::Rejected { .. })));
     let voice_doc = OutgoingMedia { voice: true, ..good.clone() };
-    assert!(matches!(send(voice_doc).await, Err(DriverError::Rejected(_))));
+    assert!(matches!(send(voice_doc).await, Err(DriverError::Rejected { .. })));
     let far = Location { latitude: 91.0, longitude: 0.0, name: None, address: None };
     let r = conn.send(message("3EB0L", OutgoingContent::Location(far))).await;
-    assert!(matches!(r, Err(DriverError::Rejected(_))), "{r:?}");
+    assert!(matches!(r, Err(DriverError::Rejected { .. })), "{r:?}");
     let word = OutgoingContent::Reaction { target: quote("3EB0Q"), emoji: "ok".into() };
-    assert!(matches!(conn.send(message("3EB0R", word)).await, Err(DriverError::Rejected(_))));
+    assert!(matches!(conn.send(message("3EB0R", word)).await, Err(DriverError::Rejected { .. })));
     assert!(net.outbox("i1").await.unwrap().is_empty(), "nothing refused was recorded");
 
     // An upper-case hash is the same hash.
@@ -347,7 +353,10 @@ async fn inbound_media_arrives_with_a_handle_that_downloads_it() {
     assert!(matches!(r, Err(DriverError::NotFound(_))), "{r:?}");
     let foreign =
         InboundMedia { handle: json!({"url": "https://mmg.whatsapp.net/x"}), ..media.clone() };
-    assert!(matches!(conn.download_media(&foreign, &dest.0).await, Err(DriverError::Rejected(_))));
+    assert!(matches!(
+        conn.download_media(&foreign, &dest.0).await,
+        Err(DriverError::Rejected { .. })
+    ));
 }
 
 #[tokio::test(start_paused = true)]
@@ -678,10 +687,10 @@ async fn rich_messages_groups_and_contacts_through_the_http_service() {
     conn.send(reply).await.unwrap();
     let bad = OutgoingMedia { sha256: sha(b"x"), ..doc };
     let r = conn.send(message("3EB0R4", OutgoingContent::Media(bad))).await;
-    assert!(matches!(r, Err(DriverError::Rejected(_))), "{r:?}");
+    assert!(matches!(r, Err(DriverError::Rejected { .. })), "{r:?}");
     let far = Location { latitude: 100.0, ..here.clone() };
     let r = conn.send(message("3EB0R5", OutgoingContent::Location(far))).await;
-    assert!(matches!(r, Err(DriverError::Rejected(_))), "refused by the remote network: {r:?}");
+    assert!(matches!(r, Err(DriverError::Rejected { .. })), "refused by the remote network: {r:?}");
     for id in ["3EB0R1", "3EB0R2", "3EB0R3"] {
         assert_eq!(
             next_real(&mut rx).await,

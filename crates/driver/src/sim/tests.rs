@@ -882,3 +882,44 @@ pub(super) async fn next_real(rx: &mut Events) -> DriverEvent {
         .expect("event channel closed");
     event
 }
+
+/// A message to a new contact from a restricted number is refused with WhatsApp's code 463,
+/// as a number (what the gateway's health decision reads), locally and through the HTTP
+/// service alike; any other error body stays as it was.
+#[tokio::test]
+async fn a_reach_out_refusal_carries_whatsapps_code_locally_and_over_http() {
+    let net = Arc::new(SimNetwork::new(SimConfig::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, net.clone(), async {
+        let _ = stop_rx.await;
+    }));
+    let local = SimDriver::local(net.clone());
+    let remote = SimDriver::remote(&base).unwrap();
+    for (driver, id, number) in
+        [(&local, "l1", "+5511999990011"), (&remote, "r1", "+5511999990012")]
+    {
+        let store = Arc::new(MemStore::default());
+        let (conn, mut rx) = start(driver, id, &store).await;
+        assert!(matches!(next_real(&mut rx).await, DriverEvent::Qr { .. }));
+        driver.control().scan(id, ScanRequest { phone: number.into() }).await.unwrap();
+        assert!(matches!(next_real(&mut rx).await, DriverEvent::Paired { .. }));
+        assert_eq!(next_real(&mut rx).await, DriverEvent::Connected);
+        driver.control().restrict(id, RestrictRequest { reach_out: true }).await.unwrap();
+        let refused = conn.send_text(text("3EB0CCCC", "+5511988880003")).await.unwrap_err();
+        assert!(
+            matches!(&refused, DriverError::Rejected { code: Some(463), .. }),
+            "{id}: {refused:?}"
+        );
+        assert_eq!(refused.wa_code(), Some(crate::REACH_OUT_RESTRICTED));
+        conn.stop().await;
+    }
+    // Only a refusal with a code adds `wa_code` to the error body.
+    let body = serde_json::to_value(SimError::InvalidRequest("x".into()).body()).unwrap();
+    assert_eq!(body, serde_json::json!({"error": {"code": "invalid_request", "message": "x"}}));
+    let refused = SimError::Refused { code: None, message: "no".into() };
+    assert_eq!(SimError::from_detail(refused.body().error), refused);
+    stop_tx.send(()).unwrap();
+    let _ = server.await;
+}

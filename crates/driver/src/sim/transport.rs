@@ -73,9 +73,10 @@ pub enum SimError {
     /// The remote simulated network could not be reached or answered nonsense.
     #[error("the simulated network is unavailable: {0}")]
     Unavailable(String),
-    /// WhatsApp refused the message (for example error 463, reach-out restricted).
-    #[error("{0}")]
-    Refused(String),
+    /// WhatsApp refused the message, with its error code when it gives one (for example
+    /// 463, reach-out restricted).
+    #[error("{message}")]
+    Refused { code: Option<u16>, message: String },
 }
 
 impl SimError {
@@ -86,7 +87,7 @@ impl SimError {
             SimError::NotConnected => "not_connected",
             SimError::InvalidRequest(_) => "invalid_request",
             SimError::Unavailable(_) => "unavailable",
-            SimError::Refused(_) => "refused",
+            SimError::Refused { .. } => "refused",
         }
     }
 
@@ -96,25 +97,41 @@ impl SimError {
             SimError::NotPairing | SimError::NotConnected => 409,
             SimError::InvalidRequest(_) => 422,
             SimError::Unavailable(_) => 503,
-            SimError::Refused(_) => 409,
+            SimError::Refused { .. } => 409,
         }
     }
 
     /// `{"error":{"code","message"}}`
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
-            error: ErrorDetail { code: self.code().to_string(), message: self.to_string() },
+            error: ErrorDetail {
+                code: self.code().to_string(),
+                message: self.to_string(),
+                wa_code: match self {
+                    SimError::Refused { code, .. } => *code,
+                    _ => None,
+                },
+            },
         }
     }
 
-    /// Rebuilds an error from its API form (what [`RemoteSimNet`] receives).
+    /// Rebuilds an error from its API form (what [`RemoteSimNet`] receives), WhatsApp's
+    /// error code included.
+    pub fn from_detail(detail: ErrorDetail) -> Self {
+        match (detail.code.as_str(), detail.wa_code) {
+            ("refused", code @ Some(_)) => SimError::Refused { code, message: detail.message },
+            (code, _) => SimError::from_code(code, detail.message),
+        }
+    }
+
+    /// Rebuilds an error from its code and message (a refusal then has no WhatsApp code).
     pub fn from_code(code: &str, message: String) -> Self {
         match code {
             "not_found" => SimError::NotFound(message),
             "not_pairing" => SimError::NotPairing,
             "not_connected" => SimError::NotConnected,
             "invalid_request" => SimError::InvalidRequest(message),
-            "refused" => SimError::Refused(message),
+            "refused" => SimError::Refused { code: None, message },
             _ => SimError::Unavailable(message),
         }
     }
@@ -130,6 +147,10 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
+    /// WhatsApp's numeric error of a `refused` (463: reach-out restricted); absent otherwise,
+    /// so every other body is as it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wa_code: Option<u16>,
 }
 
 /// The simulated network as a client (the driver) and an operator (tests, the gateway's
@@ -344,7 +365,7 @@ impl RemoteSimNet {
 async fn error_from(resp: reqwest::Response) -> SimError {
     let status = resp.status();
     match resp.json::<ErrorBody>().await {
-        Ok(body) => SimError::from_code(&body.error.code, body.error.message),
+        Ok(body) => SimError::from_detail(body.error),
         Err(_) => SimError::Unavailable(format!("the simulated network answered {status}")),
     }
 }

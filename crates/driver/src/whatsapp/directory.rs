@@ -106,7 +106,7 @@ pub(crate) fn group_error(err: &GroupError) -> DriverError {
         return DriverError::NotConnected;
     }
     match err {
-        GroupError::InvalidRequest(m) => DriverError::Rejected(m.clone()),
+        GroupError::InvalidRequest(m) => DriverError::rejected(m.clone()),
         other => DriverError::Transport(other.to_string()),
     }
 }
@@ -118,7 +118,7 @@ pub(crate) fn refusal(r: &ServerRejection<'_>, what: &str) -> DriverError {
     if r.code >= 500 || r.error_type == Some("wait") {
         DriverError::Transport(format!("WhatsApp could not answer {what} (error {}{text})", r.code))
     } else {
-        DriverError::Rejected(format!("WhatsApp refused {what} (error {}{text})", r.code))
+        DriverError::refused(r.code, format!("WhatsApp refused {what} (error {}{text})", r.code))
     }
 }
 
@@ -141,7 +141,7 @@ pub(crate) async fn group(client: &Client, jid: &Jid) -> Result<GroupInfo, Drive
     let wa: WaJid = jid
         .to_string()
         .parse()
-        .map_err(|e| DriverError::Rejected(format!("bad group JID {jid}: {e}")))?;
+        .map_err(|e| DriverError::rejected(format!("bad group JID {jid}: {e}")))?;
     let meta = client.groups().get_metadata(&wa).await.map_err(|e| group_error(&e))?;
     info(&meta, &Own::of(client))
         .ok_or_else(|| DriverError::NotFound(format!("{jid} is not a group WhatsApp described")))

@@ -113,7 +113,7 @@ fn not_being_in_a_group_is_not_found_and_other_failures_keep_their_kind() {
     };
     assert!(matches!(group_error(&rejected(403)), DriverError::NotFound(m) if m.contains("403")));
     assert!(matches!(group_error(&rejected(404)), DriverError::NotFound(_)));
-    assert!(matches!(group_error(&rejected(406)), DriverError::Rejected(_)));
+    assert!(matches!(group_error(&rejected(406)), DriverError::Rejected { .. }));
     assert!(matches!(group_error(&rejected(503)), DriverError::Transport(_)));
     assert_eq!(group_error(&GroupError::Iq(IqError::NotConnected)), DriverError::NotConnected);
     assert!(matches!(group_error(&GroupError::Iq(IqError::Timeout)), DriverError::Transport(_)));

@@ -266,7 +266,11 @@ impl WhatsAppConnection {
         // accepted, and a nack (463: reach-out restricted) says it was refused.
         match tokio::time::timeout(ACK_TIMEOUT, ack).await {
             Ok(Ok(None)) => Ok(SendAck { id, at: Utc::now() }),
-            Ok(Ok(Some(code))) => Err(DriverError::Rejected(nack_text(&code))),
+            Ok(Ok(Some(code))) => Err(DriverError::Rejected {
+                // The nack's `error` attribute is a number; one that is not keeps no code.
+                code: code.parse().ok(),
+                message: nack_text(&code),
+            }),
             Ok(Err(_)) | Err(_) => {
                 self.acks.forget(&id);
                 Err(DriverError::Transport(format!(
@@ -314,14 +318,14 @@ fn send_error(e: &SendError) -> DriverError {
         return directory::refusal(&r, "the message");
     }
     match e {
-        SendError::InvalidRequest(m) => DriverError::Rejected(m.clone()),
+        SendError::InvalidRequest(m) => DriverError::rejected(m.clone()),
         other => DriverError::Transport(other.to_string()),
     }
 }
 
 /// The library's JID for ours (both print the `user[:device]@server` form).
 fn wa_jid(jid: &Jid) -> Result<WaJid, DriverError> {
-    jid.to_string().parse().map_err(|e| DriverError::Rejected(format!("bad JID {jid}: {e}")))
+    jid.to_string().parse().map_err(|e| DriverError::rejected(format!("bad JID {jid}: {e}")))
 }
 
 #[async_trait]
@@ -378,7 +382,7 @@ impl Connection for WhatsAppConnection {
         let code = client
             .pair_with_code(options)
             .await
-            .map_err(|e| DriverError::Rejected(e.to_string()))?;
+            .map_err(|e| DriverError::rejected(e.to_string()))?;
         Ok(PairCode {
             code,
             expires_at: Utc::now()
@@ -444,7 +448,7 @@ mod tests {
         assert_eq!(send_error(&SendError::Iq(IqError::NotConnected)), DriverError::NotConnected);
         assert!(matches!(
             send_error(&SendError::InvalidRequest("newsletter".into())),
-            DriverError::Rejected(_)
+            DriverError::Rejected { .. }
         ));
         let refused = |code| {
             SendError::Iq(IqError::ServerError {
@@ -454,7 +458,9 @@ mod tests {
                 backoff: None,
             })
         };
-        assert!(matches!(send_error(&refused(403)), DriverError::Rejected(m) if m.contains("403")));
+        assert!(
+            matches!(send_error(&refused(403)), DriverError::Rejected { message: m, .. } if m.contains("403"))
+        );
         assert!(matches!(send_error(&refused(503)), DriverError::Transport(_)));
         assert!(matches!(send_error(&SendError::Iq(IqError::Timeout)), DriverError::Transport(_)));
     }

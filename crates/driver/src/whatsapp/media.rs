@@ -117,7 +117,7 @@ impl MediaHandle {
     /// Reads a handle back; one this driver did not write is refused (it cannot be fetched).
     pub(crate) fn from_value(value: &serde_json::Value) -> Result<Self, DriverError> {
         serde_json::from_value(value.clone())
-            .map_err(|e| DriverError::Rejected(format!("not a WhatsApp media handle: {e}")))
+            .map_err(|e| DriverError::rejected(format!("not a WhatsApp media handle: {e}")))
     }
 }
 
@@ -266,12 +266,12 @@ pub(crate) async fn upload(
     })
     .await
     .map_err(|e| DriverError::Transport(e.to_string()))?
-    .map_err(|e| DriverError::Rejected(format!("the media file cannot be read: {e}")))?;
+    .map_err(|e| DriverError::rejected(format!("the media file cannot be read: {e}")))?;
     // The gateway checked the file when the send was accepted; one that changed since is not
     // the file the caller asked to send.
     let sha = hex(&info.file_sha256);
     if !media.sha256.is_empty() && !sha.eq_ignore_ascii_case(&media.sha256) {
-        return Err(DriverError::Rejected(format!(
+        return Err(DriverError::rejected(format!(
             "the media file {} changed after it was accepted (SHA-256 {sha}, expected {})",
             media.path.display(),
             media.sha256

@@ -64,7 +64,7 @@ pub(crate) fn build_message(
             let Some(up) = media else {
                 // The driver uploads before it builds; reaching this is a bug, not the
                 // message's fault, so it must not be retried forever either.
-                return Err(DriverError::Rejected("the media file was not uploaded".into()));
+                return Err(DriverError::rejected("the media file was not uploaded"));
             };
             media_message(m, up, context)
         }

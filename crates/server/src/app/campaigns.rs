@@ -12,6 +12,7 @@ use bzapper_store::{
 use chrono::{DateTime, Utc};
 
 use crate::app::error::{AppError, AppResult};
+use crate::events::Event;
 use crate::model::ids::{CampaignId, TenantId};
 use crate::runtime::campaigns::estimate;
 use crate::runtime::campaigns::progress::{NumberTotals, Totals};
@@ -96,7 +97,7 @@ impl CampaignUseCases {
             Err(e) => return Err(AppError::from(e).into()),
         }
         // Wakes the runner (on whichever node runs campaigns).
-        self.campaigns.record(&campaign, "campaign.created").await;
+        self.campaigns.record(&campaign, Event::CampaignCreated).await;
         Ok(Created::New(self.report_one(campaign).await?))
     }
 

@@ -3,22 +3,7 @@
 
 use bzapper_store::Event;
 
-/// Event types a filter may name (a `prefix.*` pattern must match one of these prefixes).
-pub const EVENT_TYPES: &[&str] = &[
-    "instance.qr",
-    "instance.connecting",
-    "instance.connected",
-    "instance.disconnected",
-    "instance.health",
-    "message.received",
-    "message.status",
-    "campaign.created",
-    "campaign.progress",
-    "campaign.paused",
-    "campaign.resumed",
-    "campaign.canceled",
-    "campaign.finished",
-];
+use crate::events::kinds::EVENT_TYPES;
 
 /// Which events a subscriber wants.
 #[derive(Debug, Clone, Default)]

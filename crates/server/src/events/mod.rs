@@ -1,11 +1,17 @@
-//! Events: the [`recorder`] (event log first, then the live bus), the envelope and filter
-//! every consumer shares, the `message.received` payload and the metrics counted from events.
+//! Events: the typed kinds ([`Event`], one payload type per kind), the [`recorder`] (event
+//! log first, then the live bus), the envelope and filter every consumer shares, the
+//! `message.received` payload's builder and the metrics counted from events.
 
+pub mod campaign;
 mod envelope;
 mod filter;
+pub mod instance;
+mod kinds;
+pub mod message;
 pub mod metrics;
 pub mod received;
 pub mod recorder;
 
 pub use envelope::Envelope;
-pub use filter::{Filter, EVENT_TYPES};
+pub use filter::Filter;
+pub use kinds::{CampaignKind, Event, EVENT_TYPES};

@@ -23,6 +23,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
 use crate::cluster::Cluster;
+use crate::events::kinds;
 use crate::events::metrics::Metrics;
 use crate::model::time::now;
 
@@ -104,10 +105,9 @@ impl Recorder {
         &self,
         tenant_id: &str,
         instance_id: Option<&str>,
-        kind: &str,
-        data: serde_json::Value,
+        event: kinds::Event,
     ) -> Result<Arc<Event>, StoreError> {
-        self.submit(tenant_id, instance_id, kind, data).await.wait().await
+        self.submit(tenant_id, instance_id, event).await.wait().await
     }
 
     /// Queues the event behind every event queued before it and returns without waiting for
@@ -118,15 +118,25 @@ impl Recorder {
         &self,
         tenant_id: &str,
         instance_id: Option<&str>,
-        kind: &str,
-        data: serde_json::Value,
+        event: kinds::Event,
     ) -> Recording {
-        self.submit_indexed(tenant_id, instance_id, kind, data, None).await
+        self.submit_indexed(tenant_id, instance_id, event, None).await
     }
 
     /// [`Recorder::submit`] for a `message.received`, with the message's index entry written
     /// in the same commit as the event (see `InboundStore`).
     pub async fn submit_indexed(
+        &self,
+        tenant_id: &str,
+        instance_id: Option<&str>,
+        event: kinds::Event,
+        index: Option<InboundRecord>,
+    ) -> Recording {
+        // The log keeps the type and the payload apart, as the envelope shows them.
+        self.enqueue(tenant_id, instance_id, event.kind(), event.data(), index).await
+    }
+
+    async fn enqueue(
         &self,
         tenant_id: &str,
         instance_id: Option<&str>,
@@ -145,6 +155,31 @@ impl Recorder {
         // On a closed queue the reply is dropped, and `wait` reports the recorder stopped.
         let _ = self.queue.send((event, index, reply)).await;
         Recording(rx)
+    }
+
+    /// Queues an event of any type and payload: for tests of the log's mechanics, which do
+    /// not care what their events say.
+    #[cfg(test)]
+    pub(crate) async fn submit_raw(
+        &self,
+        tenant_id: &str,
+        instance_id: Option<&str>,
+        kind: &str,
+        data: serde_json::Value,
+    ) -> Recording {
+        self.enqueue(tenant_id, instance_id, kind, data, None).await
+    }
+
+    /// [`Recorder::submit_raw`], waiting for the disk.
+    #[cfg(test)]
+    pub(crate) async fn record_raw(
+        &self,
+        tenant_id: &str,
+        instance_id: Option<&str>,
+        kind: &str,
+        data: serde_json::Value,
+    ) -> Result<Arc<Event>, StoreError> {
+        self.submit_raw(tenant_id, instance_id, kind, data).await.wait().await
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -327,8 +362,9 @@ mod tests {
         // Queued without waiting, so that they share transactions.
         let mut queued = Vec::new();
         for n in 0..300 {
-            queued
-                .push(recorder.submit("t1", Some("i1"), "message.received", json!({"n": n})).await);
+            queued.push(
+                recorder.submit_raw("t1", Some("i1"), "message.received", json!({"n": n})).await,
+            );
         }
         let mut ids = Vec::new();
         for (n, q) in queued.into_iter().enumerate() {
@@ -367,7 +403,7 @@ mod tests {
         let mut buses: Vec<_> = nodes.iter().map(|r| r.subscribe()).collect();
         // Once an event of its own is on disk, a node's feed has pinned its start.
         for r in &nodes {
-            r.record("t0", None, "warm-up", json!({})).await.unwrap();
+            r.record_raw("t0", None, "warm-up", json!({})).await.unwrap();
         }
         // Both nodes at once, several writers each, so that batches of the two interleave.
         const PER_WRITER: usize = 150;
@@ -380,7 +416,7 @@ mod tests {
                     for i in 0..PER_WRITER {
                         let tenant = format!("t{}", (n + w + i) % 3);
                         queued.push(
-                            r.submit(&tenant, Some("i1"), "message.received", json!({"i": i}))
+                            r.submit_raw(&tenant, Some("i1"), "message.received", json!({"i": i}))
                                 .await,
                         );
                     }
@@ -443,9 +479,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir).await;
         let recorder = Recorder::new(store.clone(), None);
-        recorder.record("t1", None, "instance.qr", json!({})).await.unwrap();
+        recorder.record_raw("t1", None, "instance.qr", json!({})).await.unwrap();
         store.close().await;
-        let err = recorder.record("t1", None, "instance.qr", json!({})).await;
+        let err = recorder.record_raw("t1", None, "instance.qr", json!({})).await;
         assert!(err.is_err(), "{err:?}");
     }
 }

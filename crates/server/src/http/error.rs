@@ -147,7 +147,7 @@ pub fn driver_error(e: bzapper_driver::DriverError) -> ApiError {
         bzapper_driver::DriverError::NotFound(m) => {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", m)
         }
-        bzapper_driver::DriverError::Rejected(m) => ApiError::new(
+        bzapper_driver::DriverError::Rejected { message: m, .. } => ApiError::new(
             StatusCode::BAD_GATEWAY,
             "whatsapp_refused",
             format!("WhatsApp refused: {m}"),

@@ -36,6 +36,9 @@ use crate::http::routes::{contacts, groups, inbound_media, media};
         sim::scan, sim::drop_connection, sim::inbound, sim::outbox, sim::restrict,
         sim::create_group, sim::set_contact,
     ),
+    // Every event type with its payload (`Event`: `{"type", "data"}`, one variant per type),
+    // as SSE and webhooks deliver them inside `Envelope`.
+    components(schemas(crate::events::Event)),
     modifiers(&BearerAuth),
     tags(
         (name = "health", description = "Probes"),
@@ -71,4 +74,25 @@ impl Modify for BearerAuth {
 
 pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EVENT_TYPES;
+
+    #[test]
+    fn the_document_lists_every_event_type_with_its_payload() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let variants = schemas["Event"]["oneOf"].as_array().unwrap();
+        let listed: Vec<&str> =
+            variants.iter().map(|v| v["properties"]["type"]["enum"][0].as_str().unwrap()).collect();
+        assert_eq!(listed, EVENT_TYPES);
+        for v in variants {
+            let payload = v["properties"]["data"]["$ref"].as_str().unwrap();
+            let name = payload.strip_prefix("#/components/schemas/").unwrap();
+            assert!(schemas.get(name).is_some(), "{name} is referred to but not listed");
+        }
+    }
 }

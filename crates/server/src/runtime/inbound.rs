@@ -15,11 +15,13 @@ use bzapper_core::menu::{Menu, MenuOption, MAX_OPTIONS};
 use bzapper_core::Jid;
 use bzapper_driver::{InboundContent, InboundMessage};
 use bzapper_store::{InboundRecord, Store, StoreError};
-use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use crate::events::message::{MenuReply, MessageReceived};
 use crate::events::received::{message_received_data, rich_fields, Resolved};
 use crate::events::recorder::Recorder;
+use crate::events::Event;
+use crate::model::ids::MessageId;
 
 /// Tasks resolving inbound messages; a number always goes to the same one.
 const SHARDS: usize = 4;
@@ -104,8 +106,7 @@ async fn record_event(
                 .submit_indexed(
                     &job.tenant_id,
                     Some(&job.instance_id),
-                    "message.received",
-                    data,
+                    Event::MessageReceived(Box::new(data)),
                     index,
                 )
                 .await;
@@ -173,7 +174,7 @@ pub async fn received_data(
     instance_id: &str,
     own: (Option<&str>, Option<&str>),
     m: &InboundMessage,
-) -> Result<Value, StoreError> {
+) -> Result<MessageReceived, StoreError> {
     // Learn: a LID sender with its phone beside it (or the other way round).
     let (lid, phone) = match (&m.sender, &m.sender_alt) {
         (s, Some(a)) if s.is_lid() && !a.is_lid() => (Some(s.clone()), Some(a.clone())),
@@ -233,7 +234,7 @@ async fn menu_reply(
     chat: &Jid,
     as_addressed: &Jid,
     text: &str,
-) -> Result<Option<Value>, StoreError> {
+) -> Result<Option<MenuReply>, StoreError> {
     if LARGEST_MENU.match_reply(text).is_none() {
         return Ok(None);
     }
@@ -245,9 +246,11 @@ async fn menu_reply(
     let Some(menu) = sent.menu.and_then(|v| serde_json::from_value::<Menu>(v).ok()) else {
         return Ok(None);
     };
-    Ok(menu
-        .match_reply(text)
-        .map(|(n, o)| json!({"message_id": sent.id, "option": n, "option_id": o.id})))
+    Ok(menu.match_reply(text).map(|(n, o)| MenuReply {
+        message_id: MessageId::from(sent.id),
+        option: n,
+        option_id: o.id.clone(),
+    }))
 }
 
 #[cfg(test)]

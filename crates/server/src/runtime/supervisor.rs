@@ -17,10 +17,13 @@ use bzapper_driver::{
 };
 use bzapper_store::{Identity, InstanceRecord, StateChange, Store};
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use tokio::sync::{mpsc, watch, Mutex};
 
+use crate::events::instance::{
+    ConnectedIdentity, InstanceConnected, InstanceQr, InstanceStateChanged,
+};
 use crate::events::recorder::Recorder;
+use crate::events::Event;
 use crate::model::time::now;
 use crate::runtime::inbound::{Inbound, InboundJob};
 use crate::runtime::scheduler::Scheduler;
@@ -335,15 +338,8 @@ impl Supervisor {
             DriverEvent::Qr { code, expires_at } => {
                 let qr = QrCode { code, expires_at };
                 run.qr.send_replace(Some(qr.clone()));
-                self.record(
-                    &tenant_id,
-                    id,
-                    "instance.qr",
-                    json!({
-                        "code": qr.code, "expires_at": qr.expires_at,
-                    }),
-                )
-                .await?;
+                let event = InstanceQr { code: qr.code, expires_at: qr.expires_at };
+                self.record(&tenant_id, id, Event::InstanceQr(event)).await?;
                 Trigger::QrIssued
             }
             DriverEvent::QrTimeout => Trigger::QrTimeout,
@@ -462,22 +458,19 @@ impl Supervisor {
             return Ok(());
         }
         let s = &t.to;
-        let (kind, data) = match s.status {
+        let event = match s.status {
             // The QR code itself is recorded as `instance.qr` when it arrives.
             Status::QrPending => return Ok(()),
-            Status::Connecting => ("instance.connecting", state_data(s)),
-            Status::Connected => {
-                let mut d = state_data(s);
-                if let Some(r) = rec {
-                    d["phone"] = json!(r.phone);
-                    d["jid"] = json!(r.jid);
-                    d["lid"] = json!(r.lid);
-                }
-                ("instance.connected", d)
-            }
-            Status::Disconnected => ("instance.disconnected", state_data(s)),
+            Status::Connecting => Event::InstanceConnecting(state_changed(s)),
+            Status::Connected => Event::InstanceConnected(InstanceConnected {
+                status: s.status.as_str(),
+                reason: s.reason.map(Reason::as_str),
+                detail: s.detail.clone(),
+                identity: rec.map(|r| ConnectedIdentity { phone: r.phone, jid: r.jid, lid: r.lid }),
+            }),
+            Status::Disconnected => Event::InstanceDisconnected(state_changed(s)),
         };
-        self.record(tenant_id, id, kind, data).await?;
+        self.record(tenant_id, id, event).await?;
         Ok(())
     }
 
@@ -485,20 +478,19 @@ impl Supervisor {
         &self,
         tenant_id: &str,
         instance_id: &str,
-        kind: &str,
-        data: serde_json::Value,
+        event: Event,
     ) -> Result<(), SupervisorError> {
-        self.recorder.record(tenant_id, Some(instance_id), kind, data).await?;
+        self.recorder.record(tenant_id, Some(instance_id), event).await?;
         Ok(())
     }
 }
 
-fn state_data(s: &InstanceState) -> serde_json::Value {
-    json!({
-        "status": s.status.as_str(),
-        "reason": s.reason.map(Reason::as_str),
-        "detail": s.detail,
-    })
+fn state_changed(s: &InstanceState) -> InstanceStateChanged {
+    InstanceStateChanged {
+        status: s.status.as_str(),
+        reason: s.reason.map(Reason::as_str),
+        detail: s.detail.clone(),
+    }
 }
 
 #[cfg(test)]

@@ -862,7 +862,7 @@ mod tests {
             async move {
                 let mut ids = Vec::new();
                 for i in 0..n {
-                    let e = r.record("t1", Some("i1"), "message.received", json!({"i": i}));
+                    let e = r.record_raw("t1", Some("i1"), "message.received", json!({"i": i}));
                     ids.push(e.await.unwrap().id.to_string());
                 }
                 ids
@@ -872,7 +872,7 @@ mod tests {
         let on_a = rt_a.spawn(async move {
             let mut ids = Vec::new();
             for i in 0..10 {
-                let e = r.record("t1", Some("i1"), "message.received", json!({"a": i}));
+                let e = r.record_raw("t1", Some("i1"), "message.received", json!({"a": i}));
                 ids.push(e.await.unwrap().id.to_string());
             }
             ids

@@ -8,30 +8,7 @@ use bzapper_store::{CampaignCount, CampaignRecord, CampaignStatus, MessageStatus
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// Where a campaign's recipients are. `recipients` = `pending` + `queued` + `sending` +
-/// `sent` + `delivered` + `read` + `failed` + `skipped` + `canceled`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
-pub struct Totals {
-    pub recipients: u64,
-    /// Not handed to the send queue yet.
-    pub pending: u64,
-    /// In the send queue, waiting for a number.
-    pub queued: u64,
-    /// A number is typing or sending it.
-    pub sending: u64,
-    /// Went out; no delivery receipt yet.
-    pub sent: u64,
-    /// Reached the phone; not read yet.
-    pub delivered: u64,
-    pub read: u64,
-    /// The send failed (including queued messages failed by a cancel).
-    pub failed: u64,
-    /// Left out before sending: not on WhatsApp, where the driver can tell (none yet: no
-    /// driver checks contacts so far).
-    pub skipped: u64,
-    /// Never queued because the campaign was canceled first.
-    pub canceled: u64,
-}
+pub use crate::events::campaign::Totals;
 
 /// What one number carried.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]

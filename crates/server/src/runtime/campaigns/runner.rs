@@ -29,6 +29,7 @@ use super::progress::Totals;
 use super::service::{reported_status, window_of, Campaigns};
 use super::template::Template;
 use crate::cluster::role::Role;
+use crate::events;
 use crate::model::ids::{new_message_id, new_ordered_id};
 
 /// The fewest of a campaign's messages kept in the queue while it runs.
@@ -286,7 +287,7 @@ impl Runner {
         if done {
             self.reported.remove(&c.id);
             let ended = CampaignRecord { status: CampaignStatus::Finished, ..c.clone() };
-            self.c.record(&ended, "campaign.finished").await;
+            self.c.record(&ended, events::Event::CampaignFinished).await;
         }
         Ok(())
     }
@@ -310,7 +311,7 @@ impl Runner {
                 return;
             }
         }
-        self.c.record_totals(c, "campaign.progress", &totals).await;
+        self.c.record_totals(c, events::Event::CampaignProgress, &totals).await;
         self.reported.insert(c.id.clone(), Reported { status, totals, at: Instant::now() });
     }
 }

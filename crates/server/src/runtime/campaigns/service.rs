@@ -5,16 +5,21 @@ use std::sync::Arc;
 
 use bzapper_core::sending::WarmingSchedule;
 use bzapper_core::{Limits, Reason, Status};
-use bzapper_store::{CampaignRecord, CampaignStatus, InstanceRecord, Store, StoreError};
+use bzapper_store::{
+    CampaignRecord, CampaignStatus, InstanceRecord, MessageStatus, Store, StoreError,
+};
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
 use super::clock::Clock;
 
 use super::estimate::NumberCapacity;
 use super::progress::{self, NumberTotals, Totals};
 use super::window::{ScheduleSpec, Window};
+use crate::events::campaign::CampaignSnapshot;
+use crate::events::message::MessageStatusChanged;
 use crate::events::recorder::Recorder;
+use crate::events::{CampaignKind, Event};
+use crate::model::ids::{CampaignId, MessageId};
 use crate::runtime::scheduler::Scheduler;
 
 /// The role of the node that runs campaigns, when there are several.
@@ -143,10 +148,10 @@ impl Campaigns {
     /// back: they fail with [`CANCELED_ERROR`].
     pub async fn apply(&self, c: &CampaignRecord, action: Action) -> Result<Outcome, StoreError> {
         use CampaignStatus::*;
-        let (from, to, kind): (&[CampaignStatus], _, _) = match action {
-            Action::Pause => (&[Running], Paused, "campaign.paused"),
-            Action::Resume => (&[Paused], Running, "campaign.resumed"),
-            Action::Cancel => (&[Running, Paused], Canceled, "campaign.canceled"),
+        let (from, to, kind): (&[CampaignStatus], _, CampaignKind) = match action {
+            Action::Pause => (&[Running], Paused, Event::CampaignPaused),
+            Action::Resume => (&[Paused], Running, Event::CampaignResumed),
+            Action::Cancel => (&[Running, Paused], Canceled, Event::CampaignCanceled),
         };
         let now = crate::model::time::now();
         if !self.store.set_campaign_status(&c.id, from, to, now).await? {
@@ -178,8 +183,9 @@ impl Campaigns {
         Ok(Outcome::Changed)
     }
 
-    /// Records a `campaign.*` event with the campaign's status and totals now.
-    pub(crate) async fn record(&self, c: &CampaignRecord, kind: &str) {
+    /// Records a `campaign.*` event (`kind` is its variant, e.g. `Event::CampaignCreated`)
+    /// with the campaign's status and totals now.
+    pub(crate) async fn record(&self, c: &CampaignRecord, kind: CampaignKind) {
         let totals = match self.totals(c).await {
             Ok((t, _)) => t,
             Err(e) => {
@@ -190,16 +196,22 @@ impl Campaigns {
         self.record_totals(c, kind, &totals).await;
     }
 
-    pub(crate) async fn record_totals(&self, c: &CampaignRecord, kind: &str, totals: &Totals) {
+    pub(crate) async fn record_totals(
+        &self,
+        c: &CampaignRecord,
+        kind: CampaignKind,
+        totals: &Totals,
+    ) {
         let status = reported_status(c, window_of(c).as_ref(), self.clock.now());
-        let data = json!({
-            "campaign_id": c.id,
-            "name": c.name,
-            "status": status,
-            "totals": totals,
+        let event = kind(CampaignSnapshot {
+            campaign_id: CampaignId::new(c.id.as_str()),
+            name: c.name.clone(),
+            status,
+            totals: totals.clone(),
         });
-        if let Err(e) = self.recorder.record(&c.tenant_id, None, kind, data).await {
-            tracing::warn!(campaign = %c.id, error = %e, "recording {kind} failed");
+        let what = event.kind();
+        if let Err(e) = self.recorder.record(&c.tenant_id, None, event).await {
+            tracing::warn!(campaign = %c.id, error = %e, "recording {what} failed");
         }
     }
 
@@ -217,13 +229,13 @@ impl Campaigns {
             self.store.fail_queued_campaign_messages(campaign_id, CANCELED_ERROR, now).await?;
         let mut recordings = Vec::with_capacity(failed.len());
         for id in failed {
-            let data = json!({
-                "message_id": id,
-                "status": "failed",
-                "instance_id": null,
-                "error": CANCELED_ERROR,
+            let event = Event::MessageStatus(MessageStatusChanged {
+                message_id: MessageId::from(id),
+                status: MessageStatus::Failed.as_str(),
+                instance_id: None,
+                error: Some(CANCELED_ERROR.to_string()),
             });
-            recordings.push(self.recorder.submit(tenant_id, None, "message.status", data).await);
+            recordings.push(self.recorder.submit(tenant_id, None, event).await);
         }
         for r in recordings {
             if let Err(e) = r.wait().await {

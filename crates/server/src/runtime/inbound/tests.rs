@@ -38,12 +38,18 @@ async fn a_lid_sender_is_reported_by_its_phone_jid_when_the_lid_map_knows_it() {
     let m = message("W1", LID, "hi");
 
     // Unknown LID: reported as it came, the LID beside.
-    let data = received_data(store.as_ref(), "ins_1", (None, None), &m).await.unwrap();
+    let data = serde_json::to_value(
+        received_data(store.as_ref(), "ins_1", (None, None), &m).await.unwrap(),
+    )
+    .unwrap();
     assert_eq!(data["sender"]["jid"], LID, "{data}");
 
     // Known: by phone, LID beside; the direct chat too.
     store.learn_lid(LID, PHONE).await.unwrap();
-    let data = received_data(store.as_ref(), "ins_1", (None, None), &m).await.unwrap();
+    let data = serde_json::to_value(
+        received_data(store.as_ref(), "ins_1", (None, None), &m).await.unwrap(),
+    )
+    .unwrap();
     assert_eq!(data["sender"]["jid"], PHONE, "{data}");
     assert_eq!(data["sender"]["lid"], LID, "{data}");
     assert_eq!(data["chat"]["jid"], PHONE, "{data}");

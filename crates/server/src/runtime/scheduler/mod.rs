@@ -15,23 +15,28 @@ use bzapper_core::sending::{
     WarmingSchedule,
 };
 use bzapper_core::{Jid, Limits, Reason, Status, Transition};
-use bzapper_driver::{ChatState, Connection, DriverError, ReceiptStatus};
+use bzapper_driver::{ChatState, Connection, DriverError, ReceiptStatus, REACH_OUT_RESTRICTED};
 use bzapper_store::{
     InstanceRecord, MessageRecord, MessageStatus, MessageUpdate, Store, StoreError,
 };
 use chrono::Utc;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use serde_json::json;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::cluster::Cluster;
+use crate::events::instance::InstanceHealth;
+use crate::events::message::MessageStatusChanged;
 use crate::events::recorder::Recorder;
+use crate::events::Event;
 use crate::media::MediaStore;
+use crate::model::ids::{InstanceId, MessageId};
 use crate::model::time::now;
 
 mod cluster_queue;
+#[cfg(test)]
+mod health_cost_tests;
 mod outgoing;
 
 /// What the scheduler knows of one number besides what the dispatcher holds.
@@ -501,10 +506,9 @@ impl Scheduler {
         let Some((score, in_rotation)) = self.rotation_verdict(instance_id) else { return };
         let tenant = self.lock().numbers.get(instance_id).map(|n| n.tenant_id.clone());
         if let Some(t) = tenant {
-            let data =
-                json!({"score": score, "in_rotation": in_rotation, "threshold": self.threshold});
+            let event = InstanceHealth { score, in_rotation, threshold: self.threshold };
             if let Err(e) =
-                self.recorder.record(&t, Some(instance_id), "instance.health", data).await
+                self.recorder.record(&t, Some(instance_id), Event::InstanceHealth(event)).await
             {
                 tracing::warn!(error = %e, "recording instance.health failed");
             }
@@ -638,7 +642,7 @@ impl Scheduler {
         let to = match Jid::parse(&msg.to) {
             Ok(j) => j,
             Err(e) => {
-                self.done(&a, &msg, Err(DriverError::Rejected(e.to_string()))).await;
+                self.done(&a, &msg, Err(DriverError::rejected(e.to_string()))).await;
                 return;
             }
         };
@@ -697,7 +701,7 @@ impl Scheduler {
             }
             Err(DriverError::NotConnected | DriverError::Transport(_)) => self.retry(a, msg).await,
             Err(e) => {
-                let refused = matches!(&e, DriverError::Rejected(r) if r.contains("463"));
+                let cost = health_cost(&e);
                 self.lock().messages.remove(&msg.id);
                 self.set_status(
                     msg,
@@ -706,9 +710,7 @@ impl Scheduler {
                     Some(e.to_string()),
                 )
                 .await;
-                let ev =
-                    if refused { HealthEvent::ReachOutRefused } else { HealthEvent::SendFailed };
-                self.health_event(&a.number_id, ev).await;
+                self.health_event(&a.number_id, cost).await;
                 self.finish(&a.number_id);
             }
         }
@@ -770,15 +772,27 @@ impl Scheduler {
                 tracing::error!(message = %msg.id, error = %e, "saving a message status failed")
             }
         }
-        let mut data =
-            json!({"message_id": msg.id, "status": status.as_str(), "instance_id": instance_id});
-        if let Some(e) = error {
-            data["error"] = json!(e);
-        }
+        let event = Event::MessageStatus(MessageStatusChanged {
+            message_id: MessageId::new(msg.id.as_str()),
+            status: status.as_str(),
+            instance_id: instance_id.map(InstanceId::from),
+            error,
+        });
         let inst = u.instance_id.as_deref();
-        if let Err(e) = self.recorder.record(&msg.tenant_id, inst, "message.status", data).await {
+        if let Err(e) = self.recorder.record(&msg.tenant_id, inst, event).await {
             tracing::warn!(error = %e, "recording message.status failed");
         }
+    }
+}
+
+/// What a send the network refused costs the number's health: WhatsApp's reach-out
+/// restriction (463, read from the error's code, never from its text) more than any other
+/// refusal, since it says the network distrusts the number.
+fn health_cost(e: &DriverError) -> HealthEvent {
+    if e.wa_code() == Some(REACH_OUT_RESTRICTED) {
+        HealthEvent::ReachOutRefused
+    } else {
+        HealthEvent::SendFailed
     }
 }
 

@@ -1,0 +1,43 @@
+//! The payload of the `campaign.*` events: the campaign's status and totals after the change
+//! (the same shape for created, progress, paused, resumed, canceled and finished).
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::model::ids::CampaignId;
+
+/// `campaign.created`, `.progress`, `.paused`, `.resumed`, `.canceled`, `.finished`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct CampaignSnapshot {
+    #[schema(value_type = String)]
+    pub campaign_id: CampaignId,
+    pub name: String,
+    /// As the campaign reports it (`scheduled` while running outside its window).
+    pub status: &'static str,
+    pub totals: Totals,
+}
+
+/// Where a campaign's recipients are. `recipients` = `pending` + `queued` + `sending` +
+/// `sent` + `delivered` + `read` + `failed` + `skipped` + `canceled`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Totals {
+    pub recipients: u64,
+    /// Not handed to the send queue yet.
+    pub pending: u64,
+    /// In the send queue, waiting for a number.
+    pub queued: u64,
+    /// A number is typing or sending it.
+    pub sending: u64,
+    /// Went out; no delivery receipt yet.
+    pub sent: u64,
+    /// Reached the phone; not read yet.
+    pub delivered: u64,
+    pub read: u64,
+    /// The send failed (including queued messages failed by a cancel).
+    pub failed: u64,
+    /// Left out before sending: not on WhatsApp, where the driver can tell (none yet: no
+    /// driver checks contacts so far).
+    pub skipped: u64,
+    /// Never queued because the campaign was canceled first.
+    pub canceled: u64,
+}
