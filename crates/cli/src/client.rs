@@ -52,7 +52,7 @@ pub enum ClientError {
     NoToken,
 }
 
-/// A non-2xx answer, from the API.md error body `{"error": {"code", "message", ...}}` when the
+/// A non-2xx answer, from the docs/api.md error body `{"error": {"code", "message", ...}}` when the
 /// gateway sent one.
 #[derive(Debug)]
 pub struct ApiError {

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Where the number's connection is, as API.md names it.
+/// Where the number's connection is, as docs/api.md names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {

@@ -49,7 +49,7 @@ impl Phone {
         &self.0
     }
 
-    /// `+<digits>`, the form API.md shows.
+    /// `+<digits>`, the form docs/api.md shows.
     pub fn e164(&self) -> String {
         format!("+{}", self.0)
     }

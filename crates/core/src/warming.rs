@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-/// What API.md shows as `warming`.
+/// What docs/api.md shows as `warming`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Warming {
     pub days: u32,

@@ -1,5 +1,5 @@
 //! The client subcommands, one module per group, each talking to a running gateway through its
-//! public HTTP API only (`/work/shared/API.md`), never to its store.
+//! public HTTP API only (`docs/api.md`), never to its store.
 
 pub mod campaign;
 pub mod cluster;

@@ -1,4 +1,4 @@
-//! The bodies and answers of the simulated network's control ops (API.md, "Simulator
+//! The bodies and answers of the simulated network's control ops (docs/api.md, "Simulator
 //! control"): what tests and demos use to play the phone and the contacts of a number. The
 //! same JSON shapes travel to a standalone simnet (`/v1/sim/...` of
 //! [`crate::sim::service`]) and through the gateway's own `/v1/sim/...` routes.

@@ -1,7 +1,7 @@
 //! The simulated network over HTTP (`bzapper simnet --listen ADDR`), so that several gateway
 //! nodes on one machine share one network. `/net/...` is the client side that
 //! [`RemoteSimNet`](crate::sim::RemoteSimNet) speaks (attach is an NDJSON stream of
-//! [`NetEvent`]s); `/v1/sim/...` is the control API with API.md's paths and bodies.
+//! [`NetEvent`]s); `/v1/sim/...` is the control API with docs/api.md's paths and bodies.
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -137,7 +137,7 @@ impl SimError {
     }
 }
 
-/// The error envelope of API.md.
+/// The error envelope of docs/api.md.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: ErrorDetail,

@@ -1,5 +1,5 @@
 //! The payloads of the `message.*` events: an outbound message's status, and an inbound
-//! message in the shape API.md fixes (built by [`crate::events::received`]).
+//! message in the shape docs/api.md fixes (built by [`crate::events::received`]).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

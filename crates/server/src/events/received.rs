@@ -1,4 +1,4 @@
-//! Builds the `data` of `message.received` in the shape API.md fixes, from an inbound message
+//! Builds the `data` of `message.received` in the shape docs/api.md fixes, from an inbound message
 //! whose addresses the caller has already resolved (LID ↔ phone).
 
 use bzapper_core::Jid;

@@ -1,5 +1,5 @@
 //! The one error type of the HTTP layer: every failure a handler can meet becomes an
-//! [`ApiError`], answered in the API.md shape `{"error": {"code", "message"}}`. A 500 logs its
+//! [`ApiError`], answered in the docs/api.md shape `{"error": {"code", "message"}}`. A 500 logs its
 //! cause and shows the client nothing internal.
 
 use axum::http::StatusCode;

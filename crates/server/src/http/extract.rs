@@ -1,4 +1,4 @@
-//! Request extractors that answer their rejections in the API.md error shape instead of
+//! Request extractors that answer their rejections in the docs/api.md error shape instead of
 //! axum's plain-text ones: JSON bodies, query strings and the bearer token.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -83,7 +83,7 @@ pub fn bearer_token(parts: &Parts, allow_query: bool) -> Option<String> {
     None
 }
 
-/// The `Idempotency-Key` header, if any: 1 to 255 visible ASCII characters (API.md).
+/// The `Idempotency-Key` header, if any: 1 to 255 visible ASCII characters (docs/api.md).
 pub fn idempotency_key(
     headers: &axum::http::HeaderMap,
 ) -> crate::http::error::ApiResult<Option<String>> {

@@ -16,7 +16,7 @@ use secrecy::SecretString;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// `--data-dir` (the CLI's; a [`Config`] is always given its data dir).
 pub const DEFAULT_DATA_DIR: &str = "./data";
-/// `--body-limit`, in bytes (API.md: 1 MiB).
+/// `--body-limit`, in bytes (docs/api.md: 1 MiB).
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 /// `--warming-first-day-cap`.
 pub const DEFAULT_WARMING_FIRST_DAY_CAP: u32 = 20;
@@ -68,7 +68,7 @@ pub struct Config {
     pub master_key: Option<SecretString>,
     /// `None` means the token file in the data dir. Redacted in `{:?}` like the key.
     pub admin_token: Option<SecretString>,
-    /// The largest request body accepted (API.md: 1 MiB).
+    /// The largest request body accepted (docs/api.md: 1 MiB).
     pub body_limit_bytes: usize,
     /// Warming: the daily cap of a number on its first day (it grows geometrically to the
     /// number's full `per_day` over its `warming_days`).

@@ -1,4 +1,4 @@
-//! Bad input: each a 4xx in the API.md error shape, never a 500, and nothing stored changes.
+//! Bad input: each a 4xx in the docs/api.md error shape, never a 500, and nothing stored changes.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

@@ -6,19 +6,21 @@
 //! Every decision (who sends next, caps, gaps, warming, health) is the dispatcher's, a pure
 //! function of state and clock; this module only does the I/O around it. Time comes from
 //! `tokio::time`, so tests can pause and advance it.
+//!
+//! The state (the queue in memory, each number's view) is here with the queue's entry points
+//! and the loop that polls the dispatcher; the rest is split by job, each file adding to
+//! `impl Scheduler`: `numbers` (connections, state, rotation, suspensions), `health` (scores,
+//! recovery, what a refusal costs), `delivery` (one send and its outcome), `status` (status
+//! changes, stored then recorded, and receipts), `outgoing` (a message made ready for the
+//! driver) and `cluster_queue` (claims from the shared queue of a cluster).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as SyncMutex};
 
-use bzapper_core::sending::{
-    Assignment, Dispatcher, Health, HealthEvent, NumberInfo, QueuedMessage, Strategy,
-    WarmingSchedule,
-};
-use bzapper_core::{Jid, Limits, Reason, Status, Transition};
-use bzapper_driver::{ChatState, Connection, DriverError, ReceiptStatus, REACH_OUT_RESTRICTED};
-use bzapper_store::{
-    InstanceRecord, MessageRecord, MessageStatus, MessageUpdate, Store, StoreError,
-};
+use bzapper_core::sending::{Dispatcher, Health, QueuedMessage, Strategy, WarmingSchedule};
+use bzapper_core::{Reason, Status};
+use bzapper_driver::Connection;
+use bzapper_store::{MessageRecord, MessageStatus, MessageUpdate, Store, StoreError};
 use chrono::Utc;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -26,18 +28,16 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::cluster::Cluster;
-use crate::events::instance::InstanceHealth;
-use crate::events::message::MessageStatusChanged;
 use crate::events::recorder::Recorder;
-use crate::events::Event;
 use crate::media::MediaStore;
-use crate::model::ids::{InstanceId, MessageId};
 use crate::model::time::now;
 
 mod cluster_queue;
-#[cfg(test)]
-mod health_cost_tests;
+mod delivery;
+mod health;
+mod numbers;
 mod outgoing;
+mod status;
 
 /// What the scheduler knows of one number besides what the dispatcher holds.
 struct Number {
@@ -197,7 +197,7 @@ impl Scheduler {
         self.wake.notify_one();
     }
 
-    /// True when the pool has a connected number in rotation (API.md: 409
+    /// True when the pool has a connected number in rotation (docs/api.md: 409
     /// `no_number_available` only when it has none). A number at its cap still counts. On a
     /// node of several, numbers held by the other nodes count too.
     pub async fn has_number_available(&self, tenant_id: &str, pool: &str) -> bool {
@@ -250,51 +250,6 @@ impl Scheduler {
         })
     }
 
-    /// A number was taken over from another node: what this node knew of it may be stale,
-    /// so its health and today's sends are read again from the store.
-    pub async fn adopt_number(&self, rec: &InstanceRecord) -> Result<(), StoreError> {
-        let sent = self.store.sent_times_since(&rec.id, now() - chrono::Duration::days(1)).await?;
-        {
-            let mut g = self.lock();
-            g.numbers.remove(&rec.id);
-            let forced = g.dispatcher.remove_number(&rec.id);
-            for q in forced {
-                g.dispatcher.enqueue(q);
-            }
-        }
-        let mut fresh = rec.clone();
-        fresh.state = bzapper_core::InstanceState::new_stopped();
-        self.update_number(&fresh);
-        self.record_past_sends(&rec.id, &sent);
-        self.claim_wake.notify_one();
-        Ok(())
-    }
-
-    /// The number's live health: (score, score at or above the threshold). Whether it is in
-    /// rotation also depends on its status, which the caller reads from the record.
-    pub fn health(&self, instance_id: &str) -> Option<(u8, bool)> {
-        let g = self.lock();
-        if self.cluster.is_some() && !g.connections.contains_key(instance_id) {
-            // Another node holds it: the stored score is the one that node keeps up to date.
-            return None;
-        }
-        let n = g.numbers.get(instance_id)?;
-        Some((n.health.score(), n.health.in_rotation(self.threshold)))
-    }
-
-    /// (score, in rotation) as the scheduler sees the number now.
-    fn rotation_verdict(&self, instance_id: &str) -> Option<(u8, bool)> {
-        let g = self.lock();
-        let n = g.numbers.get(instance_id)?;
-        Some((n.health.score(), self.in_rotation(n)))
-    }
-
-    fn in_rotation(&self, n: &Number) -> bool {
-        n.status == Status::Connected
-            && n.reason != Some(Reason::Banned)
-            && n.health.in_rotation(self.threshold)
-    }
-
     /// Accepts a stored message into the queue.
     pub fn enqueue(&self, m: MessageRecord) {
         self.enqueue_record(m, None);
@@ -314,66 +269,6 @@ impl Scheduler {
         };
         g.messages.insert(m.id.clone(), m);
         g.dispatcher.enqueue(q);
-    }
-
-    /// The number's connection is up (or replaced): sends go through it.
-    pub fn attach_connection(&self, instance_id: &str, conn: Arc<dyn Connection>) {
-        self.lock().connections.insert(instance_id.to_string(), conn);
-        // On a node of several, sends for this number (or its pool) can now be claimed here.
-        self.claim_wake.notify_one();
-    }
-
-    pub fn detach_connection(&self, instance_id: &str) {
-        self.lock().connections.remove(instance_id);
-    }
-
-    /// Brings the dispatcher's view of a number in line with its stored record, after any
-    /// state change. A drop costs health; a ban or logout hands the number's forced messages
-    /// back (failed) and takes it out of rotation at once.
-    pub async fn number_changed(&self, rec: &InstanceRecord, transition: Option<&Transition>) {
-        let mut health_event = None;
-        let mut fail_forced = None;
-        if let Some(t) = transition {
-            match (t.to.status, t.to.reason) {
-                (Status::Connecting, Some(Reason::Transient))
-                    if t.from.status == Status::Connected =>
-                {
-                    health_event = Some(HealthEvent::Dropped);
-                }
-                (Status::Disconnected, Some(Reason::Banned)) => {
-                    fail_forced = Some("the instance was banned by WhatsApp")
-                }
-                (Status::Disconnected, Some(Reason::LoggedOut)) => {
-                    fail_forced = Some("the instance was logged out")
-                }
-                _ => {}
-            }
-        }
-        let before = self.rotation_verdict(&rec.id).map(|h| h.1);
-        if let Some(n) = self.lock().numbers.get_mut(&rec.id) {
-            n.suspended = false;
-        }
-        self.update_number(rec);
-        if let Some(ev) = health_event {
-            self.health_event(&rec.id, ev).await;
-        }
-        let after = self.rotation_verdict(&rec.id).map(|h| h.1);
-        if before.is_some() && before != after {
-            self.record_health(rec.id.as_str()).await;
-        }
-        if let Some(why) = fail_forced {
-            self.hand_back(&rec.id, why).await;
-        }
-        self.wake.notify_one();
-    }
-
-    /// The number was deleted: its forced messages fail, the others stay in the pool.
-    pub async fn number_removed(&self, instance_id: &str) {
-        self.hand_back(instance_id, "the instance was deleted").await;
-        let mut g = self.lock();
-        g.dispatcher.remove_number(instance_id);
-        g.numbers.remove(instance_id);
-        g.connections.remove(instance_id);
     }
 
     /// Queued messages by (tenant, pool), for the queue-depth gauge.
@@ -422,171 +317,6 @@ impl Scheduler {
         withdrawn
     }
 
-    fn update_number(&self, rec: &InstanceRecord) {
-        let now_ms = self.now_ms();
-        let mut g = self.lock();
-        let n = g.numbers.entry(rec.id.clone()).or_insert_with(|| Number {
-            tenant_id: rec.tenant_id.clone(),
-            pool: rec.pool.clone(),
-            health: Health::with_score(rec.health_score),
-            health_at_ms: now_ms,
-            status: rec.state.status,
-            reason: rec.state.reason,
-            suspended: false,
-            suspended_at_ms: 0,
-        });
-        n.status = rec.state.status;
-        n.reason = rec.state.reason;
-        n.pool.clone_from(&rec.pool);
-        let suspended = n.suspended;
-        let in_rotation = self.in_rotation(n);
-        let health = n.health.score();
-        g.dispatcher.upsert_number(NumberInfo {
-            id: rec.id.clone(),
-            tenant_id: rec.tenant_id.clone(),
-            pool: rec.pool.clone(),
-            online: rec.state.status == Status::Connected
-                && rec.state.reason != Some(Reason::Banned)
-                && !suspended,
-            in_rotation,
-            health,
-            limits: Limits::default().merged(&rec.limits).unwrap_or_default(),
-            warming_days: rec.warming_days,
-            first_connected_at_ms: rec.first_connected_at.map(|t| t.timestamp_millis()),
-        });
-    }
-
-    /// Fails the number's client-forced queued messages with `why`; messages that were only
-    /// held for it (in doubt after a crash) go back to the pool.
-    async fn hand_back(&self, instance_id: &str, why: &str) {
-        let taken = {
-            let mut g = self.lock();
-            let taken = g.dispatcher.take_forced(instance_id);
-            taken
-                .into_iter()
-                .filter_map(|q| g.messages.get(&q.id).cloned().map(|m| (q, m)))
-                .collect::<Vec<_>>()
-        };
-        for (q, m) in taken {
-            if m.forced {
-                self.lock().messages.remove(&m.id);
-                self.set_status(&m, MessageStatus::Failed, m.instance_id.clone(), Some(why.into()))
-                    .await;
-            } else {
-                self.lock().dispatcher.enqueue_front(QueuedMessage { forced_instance: None, ..q });
-            }
-        }
-    }
-
-    async fn health_event(&self, instance_id: &str, ev: HealthEvent) {
-        let (changed_rotation, score) = {
-            let mut g = self.lock();
-            let Some(n) = g.numbers.get_mut(instance_id) else { return };
-            let before = n.health.score();
-            let flipped = n.health.apply(ev, self.threshold);
-            let score = n.health.score();
-            if score == before {
-                return;
-            }
-            (flipped, score)
-        };
-        if let Err(e) = self.store.set_instance_health(instance_id, score).await {
-            tracing::warn!(instance = %instance_id, error = %e, "saving the health score failed");
-        }
-        if changed_rotation {
-            // Out of (or back in) rotation at once: the next routing decision sees it.
-            if let Ok(Some(rec)) = self.store.get_instance_by_id(instance_id).await {
-                self.update_number(&rec);
-            }
-            self.record_health(instance_id).await;
-        }
-    }
-
-    async fn record_health(&self, instance_id: &str) {
-        let Some((score, in_rotation)) = self.rotation_verdict(instance_id) else { return };
-        let tenant = self.lock().numbers.get(instance_id).map(|n| n.tenant_id.clone());
-        if let Some(t) = tenant {
-            let event = InstanceHealth { score, in_rotation, threshold: self.threshold };
-            if let Err(e) =
-                self.recorder.record(&t, Some(instance_id), Event::InstanceHealth(event)).await
-            {
-                tracing::warn!(error = %e, "recording instance.health failed");
-            }
-        }
-    }
-
-    /// Time-based health recovery: a number pushed out of rotation comes back after a quiet
-    /// period (see `Health::recover`).
-    async fn recover_health(&self) {
-        let now_ms = self.now_ms();
-        let changed: Vec<(String, u8, bool)> = {
-            let mut g = self.lock();
-            let mut changed = Vec::new();
-            for (id, n) in g.numbers.iter_mut() {
-                let elapsed = (now_ms - n.health_at_ms).max(0) as u64;
-                n.health_at_ms = now_ms;
-                let before = n.health.score();
-                let flipped = n.health.recover(elapsed, self.threshold);
-                if n.health.score() != before {
-                    changed.push((id.clone(), n.health.score(), flipped));
-                }
-            }
-            changed
-        };
-        for (id, score, flipped) in changed {
-            if let Err(e) = self.store.set_instance_health(&id, score).await {
-                tracing::warn!(instance = %id, error = %e, "saving the health score failed");
-            }
-            if flipped {
-                if let Ok(Some(rec)) = self.store.get_instance_by_id(&id).await {
-                    self.update_number(&rec);
-                }
-                self.record_health(&id).await;
-            }
-        }
-    }
-
-    /// Lifts suspensions older than `SUSPENSION_MS`; returns whether any remain.
-    async fn end_suspensions(&self, now_ms: i64) -> bool {
-        let (expired, remaining): (Vec<String>, bool) = {
-            let mut g = self.lock();
-            let mut expired = Vec::new();
-            let mut remaining = false;
-            for (id, n) in g.numbers.iter_mut() {
-                if n.suspended && now_ms - n.suspended_at_ms >= SUSPENSION_MS {
-                    n.suspended = false;
-                    expired.push(id.clone());
-                } else if n.suspended {
-                    remaining = true;
-                }
-            }
-            (expired, remaining)
-        };
-        for id in expired {
-            if let Ok(Some(rec)) = self.store.get_instance_by_id(&id).await {
-                self.update_number(&rec);
-            }
-        }
-        remaining
-    }
-
-    /// A delivery or read receipt for a message this number sent.
-    pub async fn receipt(&self, instance_id: &str, wa_id: &str, status: ReceiptStatus) {
-        let msg = match self.store.find_message_by_wa_id(instance_id, wa_id).await {
-            Ok(Some(m)) => m,
-            Ok(None) => return, // not one of ours (sent from the phone itself)
-            Err(e) => {
-                tracing::warn!(error = %e, "looking up a receipt's message failed");
-                return;
-            }
-        };
-        let status = match status {
-            ReceiptStatus::Delivered => MessageStatus::Delivered,
-            ReceiptStatus::Read => MessageStatus::Read,
-        };
-        self.set_status(&msg, status, Some(instance_id.to_string()), None).await;
-    }
-
     async fn run(self: Arc<Self>) {
         let mut last_recovery = self.now_ms();
         loop {
@@ -623,179 +353,9 @@ impl Scheduler {
             }
         }
     }
-
-    /// One send: composing, the text, paused; then the number rests.
-    async fn deliver(self: Arc<Self>, a: Assignment) {
-        let (msg, conn) = {
-            let g = self.lock();
-            (g.messages.get(&a.message_id).cloned(), g.connections.get(&a.number_id).cloned())
-        };
-        let Some(msg) = msg else {
-            self.finish(&a.number_id);
-            return;
-        };
-        let Some(conn) = conn else {
-            self.retry(&a, &msg).await;
-            return;
-        };
-        self.set_status(&msg, MessageStatus::Sending, Some(a.number_id.clone()), None).await;
-        let to = match Jid::parse(&msg.to) {
-            Ok(j) => j,
-            Err(e) => {
-                self.done(&a, &msg, Err(DriverError::rejected(e.to_string()))).await;
-                return;
-            }
-        };
-        // A media file is found or downloaded before the contact sees anything: a download
-        // that fails is the message's fault, not the number's.
-        let prepared = match outgoing::prepare(&msg, to.clone(), &self.media).await {
-            Ok(p) => p,
-            Err(reason) => {
-                self.fail_unsendable(&a, &msg, reason).await;
-                return;
-            }
-        };
-        if let Err(e) = conn.set_chat_state(&to, prepared.chat_state).await {
-            if matches!(e, DriverError::NotConnected | DriverError::Transport(_)) {
-                self.discard_download(&prepared.downloaded).await;
-                self.retry(&a, &msg).await;
-                return;
-            }
-        }
-        let handed_at = Instant::now();
-        tokio::time::sleep(tokio::time::Duration::from_millis(a.typing_ms)).await;
-        let result = conn.send(prepared.message).await;
-        self.discard_download(&prepared.downloaded).await;
-        if result.is_ok() {
-            let secs = handed_at.elapsed().as_secs_f64();
-            self.recorder.metrics().send_latency(&msg.tenant_id, &a.number_id, secs);
-            let _ = conn.set_chat_state(&to, ChatState::Paused).await;
-        }
-        self.done(&a, &msg, result.map(drop)).await;
-    }
-
-    /// Deletes a file downloaded for one send (a retry downloads it again).
-    async fn discard_download(&self, downloaded: &Option<crate::media::StoredMedia>) {
-        if let Some(file) = downloaded {
-            if let Err(e) = self.media.delete(&file.tenant_id, &file.id).await {
-                tracing::warn!(media = %file.id, error = %e, "deleting a downloaded file failed");
-            }
-        }
-    }
-
-    /// The message can never be sent as it is (its media could not be downloaded, its upload
-    /// expired): it fails with the reason, and the number, which did nothing wrong, moves on.
-    async fn fail_unsendable(&self, a: &Assignment, msg: &MessageRecord, reason: String) {
-        self.lock().messages.remove(&msg.id);
-        self.set_status(msg, MessageStatus::Failed, Some(a.number_id.clone()), Some(reason)).await;
-        self.finish(&a.number_id);
-    }
-
-    async fn done(&self, a: &Assignment, msg: &MessageRecord, result: Result<(), DriverError>) {
-        match result {
-            Ok(()) => {
-                self.lock().messages.remove(&msg.id);
-                self.set_status(msg, MessageStatus::Sent, Some(a.number_id.clone()), None).await;
-                self.health_event(&a.number_id, HealthEvent::SendOk).await;
-                self.finish(&a.number_id);
-            }
-            Err(DriverError::NotConnected | DriverError::Transport(_)) => self.retry(a, msg).await,
-            Err(e) => {
-                let cost = health_cost(&e);
-                self.lock().messages.remove(&msg.id);
-                self.set_status(
-                    msg,
-                    MessageStatus::Failed,
-                    Some(a.number_id.clone()),
-                    Some(e.to_string()),
-                )
-                .await;
-                self.health_event(&a.number_id, cost).await;
-                self.finish(&a.number_id);
-            }
-        }
-    }
-
-    /// The number dropped before the send: the message goes back to the head of its queue
-    /// (its number's, when forced; the pool's otherwise) and waits, and the number takes
-    /// nothing more until its state changes (the supervisor reports the drop or the reconnect).
-    async fn retry(&self, a: &Assignment, msg: &MessageRecord) {
-        let keep = msg.forced.then(|| a.number_id.clone());
-        let now_ms = self.now_ms();
-        self.lock().dispatcher.requeue(a, now_ms);
-        let rec = self.store.get_instance_by_id(&a.number_id).await.ok().flatten();
-        if let Some(n) = self.lock().numbers.get_mut(&a.number_id) {
-            n.suspended = true;
-            n.suspended_at_ms = now_ms;
-        }
-        if let Some(rec) = rec {
-            self.update_number(&rec);
-        }
-        self.set_status(msg, MessageStatus::Queued, keep, None).await;
-        self.wake.notify_one();
-    }
-
-    fn finish(&self, number_id: &str) {
-        let now_ms = self.now_ms();
-        {
-            let mut g = self.lock();
-            let Inner { dispatcher, rng, .. } = &mut *g;
-            dispatcher.finished(number_id, now_ms, rng);
-        }
-        self.wake.notify_one();
-    }
-
-    async fn set_status(
-        &self,
-        msg: &MessageRecord,
-        status: MessageStatus,
-        instance_id: Option<String>,
-        error: Option<String>,
-    ) {
-        if let Some(m) = self.lock().messages.get_mut(&msg.id) {
-            m.status = status;
-            m.instance_id = instance_id.clone();
-        }
-        let stripe = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            msg.id.hash(&mut h);
-            (h.finish() % self.status_locks.len() as u64) as usize
-        };
-        let _order = self.status_locks[stripe].lock().await;
-        let u = update(status, instance_id.clone(), error.clone());
-        match self.store.update_message(&msg.id, &u).await {
-            Ok(true) => {}
-            // A receipt already moved it further (delivered before the ack was stored).
-            Ok(false) => return,
-            Err(e) => {
-                tracing::error!(message = %msg.id, error = %e, "saving a message status failed")
-            }
-        }
-        let event = Event::MessageStatus(MessageStatusChanged {
-            message_id: MessageId::new(msg.id.as_str()),
-            status: status.as_str(),
-            instance_id: instance_id.map(InstanceId::from),
-            error,
-        });
-        let inst = u.instance_id.as_deref();
-        if let Err(e) = self.recorder.record(&msg.tenant_id, inst, event).await {
-            tracing::warn!(error = %e, "recording message.status failed");
-        }
-    }
 }
 
-/// What a send the network refused costs the number's health: WhatsApp's reach-out
-/// restriction (463, read from the error's code, never from its text) more than any other
-/// refusal, since it says the network distrusts the number.
-fn health_cost(e: &DriverError) -> HealthEvent {
-    if e.wa_code() == Some(REACH_OUT_RESTRICTED) {
-        HealthEvent::ReachOutRefused
-    } else {
-        HealthEvent::SendFailed
-    }
-}
-
+/// A status change as the store takes it, stamped now.
 fn update(
     status: MessageStatus,
     instance_id: Option<String>,

@@ -1,0 +1,146 @@
+//! One send, from the dispatcher's assignment to its outcome: `composing`, the message,
+//! `paused`; then success, a retry when the number dropped, or a failure with its health cost.
+
+use std::sync::Arc;
+
+use bzapper_core::sending::{Assignment, HealthEvent};
+use bzapper_core::Jid;
+use bzapper_driver::{ChatState, DriverError};
+use bzapper_store::{MessageRecord, MessageStatus};
+use tokio::time::Instant;
+
+use super::health::health_cost;
+use super::{outgoing, Inner, Scheduler};
+
+impl Scheduler {
+    /// One send: composing, the text, paused; then the number rests.
+    pub(super) async fn deliver(self: Arc<Self>, a: Assignment) {
+        let (msg, conn) = {
+            let g = self.lock();
+            (g.messages.get(&a.message_id).cloned(), g.connections.get(&a.number_id).cloned())
+        };
+        let Some(msg) = msg else {
+            self.finish(&a.number_id);
+            return;
+        };
+        let Some(conn) = conn else {
+            self.retry(&a, &msg).await;
+            return;
+        };
+        self.set_status(&msg, MessageStatus::Sending, Some(a.number_id.clone()), None).await;
+        let to = match Jid::parse(&msg.to) {
+            Ok(j) => j,
+            Err(e) => {
+                self.done(&a, &msg, Err(DriverError::rejected(e.to_string()))).await;
+                return;
+            }
+        };
+        // A media file is found or downloaded before the contact sees anything: a download
+        // that fails is the message's fault, not the number's.
+        let prepared = match outgoing::prepare(&msg, to.clone(), &self.media).await {
+            Ok(p) => p,
+            Err(reason) => {
+                self.fail_unsendable(&a, &msg, reason).await;
+                return;
+            }
+        };
+        if let Err(e) = conn.set_chat_state(&to, prepared.chat_state).await {
+            if matches!(e, DriverError::NotConnected | DriverError::Transport(_)) {
+                self.discard_download(&prepared.downloaded).await;
+                self.retry(&a, &msg).await;
+                return;
+            }
+        }
+        let handed_at = Instant::now();
+        tokio::time::sleep(tokio::time::Duration::from_millis(a.typing_ms)).await;
+        let result = conn.send(prepared.message).await;
+        self.discard_download(&prepared.downloaded).await;
+        if result.is_ok() {
+            let secs = handed_at.elapsed().as_secs_f64();
+            self.recorder.metrics().send_latency(&msg.tenant_id, &a.number_id, secs);
+            let _ = conn.set_chat_state(&to, ChatState::Paused).await;
+        }
+        self.done(&a, &msg, result.map(drop)).await;
+    }
+
+    /// Deletes a file downloaded for one send (a retry downloads it again).
+    pub(super) async fn discard_download(&self, downloaded: &Option<crate::media::StoredMedia>) {
+        if let Some(file) = downloaded {
+            if let Err(e) = self.media.delete(&file.tenant_id, &file.id).await {
+                tracing::warn!(media = %file.id, error = %e, "deleting a downloaded file failed");
+            }
+        }
+    }
+
+    /// The message can never be sent as it is (its media could not be downloaded, its upload
+    /// expired): it fails with the reason, and the number, which did nothing wrong, moves on.
+    pub(super) async fn fail_unsendable(
+        &self,
+        a: &Assignment,
+        msg: &MessageRecord,
+        reason: String,
+    ) {
+        self.lock().messages.remove(&msg.id);
+        self.set_status(msg, MessageStatus::Failed, Some(a.number_id.clone()), Some(reason)).await;
+        self.finish(&a.number_id);
+    }
+
+    pub(super) async fn done(
+        &self,
+        a: &Assignment,
+        msg: &MessageRecord,
+        result: Result<(), DriverError>,
+    ) {
+        match result {
+            Ok(()) => {
+                self.lock().messages.remove(&msg.id);
+                self.set_status(msg, MessageStatus::Sent, Some(a.number_id.clone()), None).await;
+                self.health_event(&a.number_id, HealthEvent::SendOk).await;
+                self.finish(&a.number_id);
+            }
+            Err(DriverError::NotConnected | DriverError::Transport(_)) => self.retry(a, msg).await,
+            Err(e) => {
+                let cost = health_cost(&e);
+                self.lock().messages.remove(&msg.id);
+                self.set_status(
+                    msg,
+                    MessageStatus::Failed,
+                    Some(a.number_id.clone()),
+                    Some(e.to_string()),
+                )
+                .await;
+                self.health_event(&a.number_id, cost).await;
+                self.finish(&a.number_id);
+            }
+        }
+    }
+
+    /// The number dropped before the send: the message goes back to the head of its queue
+    /// (its number's, when forced; the pool's otherwise) and waits, and the number takes
+    /// nothing more until its state changes (the supervisor reports the drop or the reconnect).
+    pub(super) async fn retry(&self, a: &Assignment, msg: &MessageRecord) {
+        let keep = msg.forced.then(|| a.number_id.clone());
+        let now_ms = self.now_ms();
+        self.lock().dispatcher.requeue(a, now_ms);
+        let rec = self.store.get_instance_by_id(&a.number_id).await.ok().flatten();
+        if let Some(n) = self.lock().numbers.get_mut(&a.number_id) {
+            n.suspended = true;
+            n.suspended_at_ms = now_ms;
+        }
+        if let Some(rec) = rec {
+            self.update_number(&rec);
+        }
+        self.set_status(msg, MessageStatus::Queued, keep, None).await;
+        self.wake.notify_one();
+    }
+
+    pub(super) fn finish(&self, number_id: &str) {
+        let now_ms = self.now_ms();
+        {
+            let mut g = self.lock();
+            let Inner { dispatcher, rng, .. } = &mut *g;
+            dispatcher.finished(number_id, now_ms, rng);
+        }
+        self.wake.notify_one();
+    }
+}

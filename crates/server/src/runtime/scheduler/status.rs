@@ -1,0 +1,69 @@
+//! A message's status changes: stored first, then recorded as `message.status`, one stripe lock
+//! per message so that a receipt racing the send's own ack cannot reorder its events.
+
+use bzapper_driver::ReceiptStatus;
+use bzapper_store::{MessageRecord, MessageStatus};
+
+use crate::events::message::MessageStatusChanged;
+use crate::events::Event;
+use crate::model::ids::{InstanceId, MessageId};
+
+use super::{update, Scheduler};
+
+impl Scheduler {
+    /// A delivery or read receipt for a message this number sent.
+    pub async fn receipt(&self, instance_id: &str, wa_id: &str, status: ReceiptStatus) {
+        let msg = match self.store.find_message_by_wa_id(instance_id, wa_id).await {
+            Ok(Some(m)) => m,
+            Ok(None) => return, // not one of ours (sent from the phone itself)
+            Err(e) => {
+                tracing::warn!(error = %e, "looking up a receipt's message failed");
+                return;
+            }
+        };
+        let status = match status {
+            ReceiptStatus::Delivered => MessageStatus::Delivered,
+            ReceiptStatus::Read => MessageStatus::Read,
+        };
+        self.set_status(&msg, status, Some(instance_id.to_string()), None).await;
+    }
+
+    pub(super) async fn set_status(
+        &self,
+        msg: &MessageRecord,
+        status: MessageStatus,
+        instance_id: Option<String>,
+        error: Option<String>,
+    ) {
+        if let Some(m) = self.lock().messages.get_mut(&msg.id) {
+            m.status = status;
+            m.instance_id = instance_id.clone();
+        }
+        let stripe = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            msg.id.hash(&mut h);
+            (h.finish() % self.status_locks.len() as u64) as usize
+        };
+        let _order = self.status_locks[stripe].lock().await;
+        let u = update(status, instance_id.clone(), error.clone());
+        match self.store.update_message(&msg.id, &u).await {
+            Ok(true) => {}
+            // A receipt already moved it further (delivered before the ack was stored).
+            Ok(false) => return,
+            Err(e) => {
+                tracing::error!(message = %msg.id, error = %e, "saving a message status failed")
+            }
+        }
+        let event = Event::MessageStatus(MessageStatusChanged {
+            message_id: MessageId::new(msg.id.as_str()),
+            status: status.as_str(),
+            instance_id: instance_id.map(InstanceId::from),
+            error,
+        });
+        let inst = u.instance_id.as_deref();
+        if let Err(e) = self.recorder.record(&msg.tenant_id, inst, event).await {
+            tracing::warn!(error = %e, "recording message.status failed");
+        }
+    }
+}
