@@ -176,6 +176,7 @@ async fn append_events(
 impl Backend for Postgres {
     type Parts = PgParts;
     const HAS_META: &'static str = "SELECT to_regclass('meta') IS NOT NULL";
+    const NUMBERED_VALUES: bool = true;
 
     fn bind<'q, P: Param<'q>>(q: RawQuery<'q, Self>, p: P) -> RawQuery<'q, Self> {
         q.bind(p)

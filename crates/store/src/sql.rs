@@ -111,6 +111,11 @@ pub trait Backend: Database {
     type Parts: Clone + Debug + Send + Sync;
     /// SQL answering one boolean: whether the `meta` table exists yet.
     const HAS_META: &'static str;
+    /// Whether the bulk `VALUES` lists number their parameters (`$1, $2, …`, PostgreSQL) or
+    /// leave them anonymous (`?`, SQLite). SQLite looks each `$N` up among the names seen so
+    /// far while it prepares a statement, so a 512-row insert of 18 columns took about 190 ms
+    /// to prepare with `$N` and 1 ms with `?` (every batch size is a new statement).
+    const NUMBERED_VALUES: bool;
 
     fn bind<'q, P: Param<'q>>(q: RawQuery<'q, Self>, p: P) -> RawQuery<'q, Self>;
     fn execute<'e, 'q: 'e>(
@@ -232,8 +237,10 @@ impl<DB: Backend> Store for SqlStore<DB> {
     }
 }
 
-/// `($1, $2, …), (…)`: the `VALUES` of `rows` rows of `width` values each.
-pub(crate) fn values(rows: usize, width: usize) -> String {
+/// `($1, $2, …), (…)` (PostgreSQL) or `(?, ?, …), (…)` (SQLite, see
+/// [`Backend::NUMBERED_VALUES`]): the `VALUES` of `rows` rows of `width` values each, bound in
+/// order. Only for statements whose other parameters, if any, come after these.
+pub(crate) fn values<DB: Backend>(rows: usize, width: usize) -> String {
     let mut s = String::with_capacity(rows * width * 6);
     for r in 0..rows {
         s.push_str(if r == 0 { "(" } else { ", (" });
@@ -241,8 +248,12 @@ pub(crate) fn values(rows: usize, width: usize) -> String {
             if c > 0 {
                 s.push_str(", ");
             }
-            s.push('$');
-            s.push_str(&(r * width + c + 1).to_string());
+            if DB::NUMBERED_VALUES {
+                s.push('$');
+                s.push_str(&(r * width + c + 1).to_string());
+            } else {
+                s.push('?');
+            }
         }
         s.push(')');
     }

@@ -208,7 +208,7 @@ async fn append_events(
     for chunk in encoded.chunks(EVENTS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO events (tenant_id, instance_id, kind, data, created_at) VALUES {}",
-            values(chunk.len(), 5)
+            values::<Sqlite>(chunk.len(), 5)
         );
         let mut query = sqlx::query::<Sqlite>(&sql);
         for (e, data) in chunk {
@@ -238,6 +238,7 @@ impl Backend for Sqlite {
     type Parts = SqliteParts;
     const HAS_META: &'static str =
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')";
+    const NUMBERED_VALUES: bool = false;
 
     fn bind<'q, P: Param<'q>>(q: RawQuery<'q, Self>, p: P) -> RawQuery<'q, Self> {
         q.bind(p)

@@ -86,7 +86,7 @@ impl<DB: Backend> CampaignStore for SqlStore<DB> {
             fields.push(serde_json::to_string(&r.fields).map_err(json_err)?);
         }
         let mut tx = self.begin().await?;
-        let sql = format!("INSERT INTO campaigns ({COLUMNS}) VALUES {}", values(1, 14));
+        let sql = format!("INSERT INTO campaigns ({COLUMNS}) VALUES {}", values::<DB>(1, 14));
         q::<DB>(&sql)
             .bind(&c.id)
             .bind(&c.tenant_id)
@@ -115,7 +115,7 @@ impl<DB: Backend> CampaignStore for SqlStore<DB> {
         {
             let sql = format!(
                 "INSERT INTO campaign_recipients (campaign_id, idx, to_jid, fields_json) VALUES {}",
-                values(chunk.len(), 4)
+                values::<DB>(chunk.len(), 4)
             );
             let mut query = q::<DB>(&sql);
             for (r, f) in chunk.iter().zip(fields) {

@@ -36,7 +36,7 @@ impl<DB: Backend> ContactCheckStore for SqlStore<DB> {
                  VALUES {} ON CONFLICT (tenant_id, phone) DO UPDATE SET \
                  on_whatsapp = excluded.on_whatsapp, jid = excluded.jid, lid = excluded.lid, \
                  checked_at = excluded.checked_at",
-                values(chunk.len(), 6)
+                values::<DB>(chunk.len(), 6)
             );
             let mut query = q::<DB>(&sql);
             for r in chunk {

@@ -42,7 +42,7 @@ pub(crate) async fn insert_inbound<DB: Backend>(
     for chunk in rs.chunks(PER_INSERT) {
         let sql = format!(
             "INSERT INTO inbound ({COLUMNS}) VALUES {} ON CONFLICT (instance_id, wa_id) DO NOTHING",
-            values(chunk.len(), 9)
+            values::<DB>(chunk.len(), 9)
         );
         let mut query = q::<DB>(&sql);
         for r in chunk {

@@ -65,7 +65,8 @@ pub(crate) async fn insert_messages<DB: Backend>(
     for m in ms {
         mentions.push(serde_json::to_string(&m.mentions).map_err(json_err)?);
     }
-    let sql = format!("INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {}", values(ms.len(), 18));
+    let sql =
+        format!("INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {}", values::<DB>(ms.len(), 18));
     let mut query = q::<DB>(&sql);
     for (m, mentions) in ms.iter().zip(mentions) {
         query = query

@@ -208,7 +208,7 @@ impl<DB: Backend> WebhookStore for SqlStore<DB> {
         for chunk in deliveries.chunks(DELIVERIES_PER_INSERT) {
             let sql = format!(
                 "INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES {} ON CONFLICT DO NOTHING",
-                values(chunk.len(), 14)
+                values::<DB>(chunk.len(), 14)
             );
             let mut query = q::<DB>(&sql);
             for d in chunk {

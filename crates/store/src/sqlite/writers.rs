@@ -135,7 +135,7 @@ async fn write_outcomes(pool: &SqlitePool, batch: &[PendingOutcome]) -> Result<(
              delivered_at = CASE WHEN v.status = 'delivered' THEN v.at \
                  ELSE deliveries.delivered_at END \
              FROM v WHERE deliveries.id = v.id",
-            values(batch.len(), 7)
+            values::<Sqlite>(batch.len(), 7)
         );
         let mut query = q::<Sqlite>(&sql);
         for (id, a, _) in batch {
