@@ -297,7 +297,7 @@ pub(crate) fn message(id: &str, tenant_id: &str, key: Option<&str>) -> MessageRe
         instance_id: None,
         forced: false,
         pool: "default".into(),
-        to: "5511999990001@s.whatsapp.net".into(),
+        to: bzapper_core::Jid::parse("5511999990001@s.whatsapp.net").unwrap(),
         body: "hello".into(),
         mentions: vec!["5511999990002@s.whatsapp.net".into()],
         menu: Some(json!({"options": [{"id": "a", "title": "Pay"}]})),
@@ -1009,7 +1009,7 @@ pub(crate) fn recipients(n: u32) -> Vec<CampaignRecipient> {
     (0..n)
         .map(|i| CampaignRecipient {
             index: i,
-            to: format!("55119999{i:05}@s.whatsapp.net"),
+            to: bzapper_core::Jid::parse(&format!("55119999{i:05}@s.whatsapp.net")).unwrap(),
             fields: [("name".to_string(), format!("Person {i}"))].into_iter().collect(),
         })
         .collect()

@@ -1,6 +1,6 @@
 //! The records the store reads and writes.
 
-use bzapper_core::{InstanceState, LimitsPatch, ProxyUrl};
+use bzapper_core::{InstanceState, Jid, LimitsPatch, ProxyUrl};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -143,8 +143,9 @@ pub struct MessageRecord {
     /// The client named the number: only that number may send it.
     pub forced: bool,
     pub pool: String,
-    /// The normalised recipient JID.
-    pub to: String,
+    /// The recipient, parsed and normalised once when the message was accepted (stored as its
+    /// JID text, read back parsed).
+    pub to: Jid,
     /// The text that goes out (a menu already rendered as numbered text).
     pub body: String,
     pub mentions: Vec<String>,
@@ -336,7 +337,8 @@ pub struct CampaignRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CampaignRecipient {
     pub index: u32,
-    pub to: String,
+    /// The recipient, parsed and normalised when the campaign was accepted.
+    pub to: Jid,
     pub fields: std::collections::BTreeMap<String, String>,
 }
 

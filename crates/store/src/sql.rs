@@ -260,6 +260,13 @@ pub(crate) fn values<DB: Backend>(rows: usize, width: usize) -> String {
     s
 }
 
+/// A stored JID read back parsed; one that no longer parses is a database error (every JID
+/// the store holds was parsed before it was written).
+pub(crate) fn jid_col(text: String, column: &str) -> Result<bzapper_core::Jid> {
+    bzapper_core::Jid::parse(&text)
+        .map_err(|e| StoreError::Database(format!("{column} `{text}` is not a JID: {e}")))
+}
+
 pub(crate) fn db(e: sqlx::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }

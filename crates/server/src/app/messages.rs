@@ -163,10 +163,10 @@ impl Messages {
                 Some((_, emoji)) => {
                     // A reaction goes to the chat that holds the message.
                     let chat = target.chat.to_non_device();
-                    if chat.to_string() != rec.to && !self.same_contact(&chat, &rec.to).await? {
+                    if chat != rec.to && !self.same_contact(&chat, &rec.to).await? {
                         return Err(unknown_message(target_id, &format!("is in chat `{chat}`")));
                     }
-                    rec.to = chat.to_string();
+                    rec.to = chat;
                     content.reaction = Some(Reaction { target, emoji });
                 }
                 None => content.reply_to = Some(target),
@@ -177,12 +177,12 @@ impl Messages {
     }
 
     /// Whether `lid_chat` (a LID) and `to` (a phone JID) are the same contact.
-    async fn same_contact(&self, lid_chat: &Jid, to: &str) -> AppResult<bool> {
+    async fn same_contact(&self, lid_chat: &Jid, to: &Jid) -> AppResult<bool> {
         if !lid_chat.is_lid() {
             return Ok(false);
         }
         let phone = self.store.phone_for_lid(&lid_chat.to_string()).await?;
-        Ok(phone.as_deref() == Some(to))
+        Ok(phone.is_some_and(|p| p == to.to_string()))
     }
 
     /// The message `id` names — one sent here (gateway or WhatsApp id) or one received — and
@@ -200,7 +200,7 @@ impl Messages {
             let (true, Some(holder)) = (went_out, m.instance_id.clone()) else {
                 return Err(unknown_message(id, &format!("is {}, not sent", m.status.as_str())));
             };
-            let chat = Jid::parse(&m.to).map_err(AppError::internal)?;
+            let chat = m.to;
             let text = (!m.body.is_empty()).then(|| m.body.clone());
             return Ok((
                 MessageRef { id: m.wa_id, chat, from_me: true, sender: None, text },

@@ -181,7 +181,7 @@ impl Rig {
             instance_id: None,
             forced: false,
             pool: "default".into(),
-            to: format!("{to}@s.whatsapp.net"),
+            to: bzapper_core::Jid::parse(&format!("{to}@s.whatsapp.net")).unwrap(),
             body: text.into(),
             mentions: vec![],
             menu: None,

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{count, db, json_err, opt_ts, q, ts, values, Backend, SqlStore};
+use super::{count, db, jid_col, json_err, opt_ts, q, ts, values, Backend, SqlStore};
 use crate::time::to_millis;
 use crate::{
     CampaignCount, CampaignRecipient, CampaignRecord, CampaignStatus, CampaignStore, MessageStatus,
@@ -56,7 +56,7 @@ fn recipient_from_row<DB: Backend>(campaign_id: &str, row: &DB::Row) -> Result<C
     })?;
     Ok(CampaignRecipient {
         index: count_u32(index, "recipient index", campaign_id)?,
-        to: DB::col(row, "to_jid")?,
+        to: jid_col(DB::col(row, "to_jid")?, "to_jid")?,
         fields,
     })
 }
@@ -119,7 +119,7 @@ impl<DB: Backend> CampaignStore for SqlStore<DB> {
             );
             let mut query = q::<DB>(&sql);
             for (r, f) in chunk.iter().zip(fields) {
-                query = query.bind(&c.id).bind(i64::from(r.index)).bind(&r.to).bind(f);
+                query = query.bind(&c.id).bind(i64::from(r.index)).bind(r.to.to_string()).bind(f);
             }
             query
                 .write(&mut tx, |_| format!("campaign {}: two recipients share an index", c.id))

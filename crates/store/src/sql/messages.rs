@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{count, json_err, opt_ts, q, ts, values, Backend, SqlStore};
+use super::{count, jid_col, json_err, opt_ts, q, ts, values, Backend, SqlStore};
 use crate::time::to_millis;
 use crate::{
     LidStore, MessageFilter, MessageRecord, MessageStatus, MessageStore, MessageUpdate, Result,
@@ -38,7 +38,7 @@ pub(crate) fn message_from_row<DB: Backend>(row: &DB::Row) -> Result<MessageReco
         instance_id: DB::col(row, "instance_id")?,
         forced: DB::col(row, "forced")?,
         pool: DB::col(row, "pool")?,
-        to: DB::col(row, "to_jid")?,
+        to: jid_col(DB::col(row, "to_jid")?, "to_jid")?,
         body: DB::col(row, "body")?,
         mentions,
         menu,
@@ -76,7 +76,7 @@ pub(crate) async fn insert_messages<DB: Backend>(
             .bind(&m.instance_id)
             .bind(m.forced)
             .bind(&m.pool)
-            .bind(&m.to)
+            .bind(m.to.to_string())
             .bind(&m.body)
             .bind(mentions)
             .bind(json(&m.menu))

@@ -177,8 +177,7 @@ fn build(
     for (i, r) in body.recipients.into_iter().enumerate() {
         let to = Jid::parse_recipient(&r.to)
             .map_err(|e| invalid("invalid_recipient", format!("recipients[{i}].to: {e}")))?;
-        let to = to.to_string();
-        if let Some(first) = seen.insert(to.clone(), i) {
+        if let Some(first) = seen.insert(to.to_string(), i) {
             return Err(invalid(
                 "duplicate_recipient",
                 format!("recipients[{i}].to is the same number as recipients[{first}].to ({to})"),

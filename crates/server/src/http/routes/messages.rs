@@ -132,7 +132,7 @@ fn view(m: &MessageRecord) -> MessageView {
         status: m.status.as_str().into(),
         instance_id: m.instance_id.clone(),
         pool: m.pool.clone(),
-        to: m.to.clone(),
+        to: m.to.to_string(),
         text: m.body.clone(),
         mentions: m.mentions.clone(),
         error: m.error.clone(),
@@ -154,7 +154,7 @@ fn accepted(m: &MessageRecord) -> Accepted {
         id: m.id.clone(),
         status: "queued".into(),
         instance_id: m.forced.then(|| m.instance_id.clone()).flatten(),
-        to: m.to.clone(),
+        to: m.to.to_string(),
         created_at: m.created_at,
     }
 }
@@ -242,7 +242,7 @@ fn build(
         instance_id: body.instance_id.clone(),
         forced: body.instance_id.is_some(),
         pool: pool.clone().unwrap_or_else(|| "default".into()),
-        to: to.to_string(),
+        to,
         body: body_text,
         mentions,
         menu: menu.map(|m| serde_json::to_value(m).unwrap_or_default()),

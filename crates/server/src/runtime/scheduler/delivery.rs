@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use bzapper_core::sending::{Assignment, HealthEvent};
-use bzapper_core::Jid;
 use bzapper_driver::{ChatState, DriverError};
 use bzapper_store::{MessageRecord, MessageStatus};
 use tokio::time::Instant;
@@ -28,13 +27,7 @@ impl Scheduler {
             return;
         };
         self.set_status(&msg, MessageStatus::Sending, Some(a.number_id.clone()), None).await;
-        let to = match Jid::parse(&msg.to) {
-            Ok(j) => j,
-            Err(e) => {
-                self.done(&a, &msg, Err(DriverError::rejected(e.to_string()))).await;
-                return;
-            }
-        };
+        let to = msg.to.clone();
         // A media file is found or downloaded before the contact sees anything: a download
         // that fails is the message's fault, not the number's.
         let prepared = match outgoing::prepare(&msg, to.clone(), &self.media).await {
