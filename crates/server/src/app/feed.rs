@@ -7,6 +7,7 @@ use bzapper_store::{Event, Store, StoreError};
 use tokio::sync::broadcast;
 
 use crate::events::recorder::Recorder;
+use crate::model::ids::TenantId;
 
 pub struct EventFeed {
     store: Arc<dyn Store>,
@@ -25,14 +26,14 @@ impl EventFeed {
     }
 
     /// The tenant's newest event id (a new stream starts after it).
-    pub async fn latest_id(&self, tenant_id: &str) -> Result<i64, StoreError> {
+    pub async fn latest_id(&self, tenant_id: &TenantId) -> Result<i64, StoreError> {
         self.store.latest_event_id(tenant_id).await
     }
 
     /// Up to `limit` of the tenant's logged events after `cursor`, in id order.
     pub async fn after(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         cursor: i64,
         limit: u32,
     ) -> Result<Vec<Event>, StoreError> {

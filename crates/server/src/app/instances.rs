@@ -12,6 +12,7 @@ use bzapper_store::{InstanceRecord, Store, StoreError};
 use chrono::Utc;
 
 use crate::app::error::{AppError, AppResult};
+use crate::model::ids::TenantId;
 use crate::runtime::leases::LeaseKeeper;
 use crate::runtime::scheduler::Scheduler;
 use crate::runtime::supervisor::{QrCode, Supervisor, SupervisorError};
@@ -58,14 +59,14 @@ impl Instances {
     }
 
     /// The tenant's number `id`.
-    pub async fn get(&self, tenant_id: &str, id: &str) -> AppResult<InstanceRecord> {
+    pub async fn get(&self, tenant_id: &TenantId, id: &str) -> AppResult<InstanceRecord> {
         self.store
             .get_instance(tenant_id, id)
             .await?
             .ok_or_else(|| AppError::not_found("no such resource"))
     }
 
-    pub async fn list(&self, tenant_id: &str) -> AppResult<Vec<InstanceRecord>> {
+    pub async fn list(&self, tenant_id: &TenantId) -> AppResult<Vec<InstanceRecord>> {
         Ok(self.store.list_instances(tenant_id).await?)
     }
 
@@ -73,7 +74,7 @@ impl Instances {
     /// the scheduler, and today's sent and received counts.
     pub async fn live(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         recs: &[InstanceRecord],
     ) -> AppResult<HashMap<String, Live>> {
         let day_start = Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();

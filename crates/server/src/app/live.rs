@@ -12,6 +12,7 @@ use rand::seq::SliceRandom;
 
 use crate::app::error::{AppError, AppResult};
 use crate::media::MediaStore;
+use crate::model::ids::TenantId;
 use crate::runtime::supervisor::Supervisor;
 
 /// A group participant, addressed by phone JID where known.
@@ -46,7 +47,7 @@ impl LiveNumbers {
     /// instance, `instance_unavailable` when it is not connected (here).
     pub async fn connection(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         id: &str,
     ) -> AppResult<(InstanceRecord, Arc<dyn Connection>)> {
         let rec = self
@@ -62,7 +63,7 @@ impl LiveNumbers {
     }
 
     /// The groups the number is in.
-    pub async fn groups(&self, tenant_id: &str, id: &str) -> AppResult<Vec<GroupSummary>> {
+    pub async fn groups(&self, tenant_id: &TenantId, id: &str) -> AppResult<Vec<GroupSummary>> {
         let (_, conn) = self.connection(tenant_id, id).await?;
         Ok(conn.groups().await?)
     }
@@ -72,7 +73,7 @@ impl LiveNumbers {
     /// from what was learned before.
     pub async fn group(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         id: &str,
         group: &Jid,
     ) -> AppResult<(GroupSummary, Vec<Participant>)> {
@@ -103,7 +104,7 @@ impl LiveNumbers {
     /// downloaded and decrypted through the number (then cached until the media retention).
     pub async fn received_media(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         id: &str,
         message_id: &str,
     ) -> AppResult<(PathBuf, InboundMedia)> {
@@ -137,7 +138,7 @@ impl LiveNumbers {
     /// number of the tenant (of the pool, when named) whose connection runs on this node.
     pub async fn pick_asker(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         instance_id: Option<&str>,
         pool: Option<&str>,
     ) -> AppResult<(InstanceRecord, Arc<dyn Connection>)> {

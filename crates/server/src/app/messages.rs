@@ -14,6 +14,7 @@ use chrono::Duration;
 use crate::app::error::{AppError, AppResult};
 use crate::media::MediaStore;
 use crate::model::content::{Reaction, StoredContent};
+use crate::model::ids::TenantId;
 use crate::model::time::now;
 use crate::runtime::scheduler::Scheduler;
 
@@ -54,7 +55,7 @@ impl Messages {
 
     /// Stores the message, then hands it to the scheduler; the record as accepted. A repeated
     /// idempotency key within the window returns the first message and stores nothing.
-    pub async fn accept(&self, tenant_id: &str, new: NewMessage) -> AppResult<MessageRecord> {
+    pub async fn accept(&self, tenant_id: &TenantId, new: NewMessage) -> AppResult<MessageRecord> {
         let NewMessage { record: mut rec, pool, content, pending, idempotency_key: key } = new;
         if let Some(k) = &key {
             if let Some(first) = self.store.find_by_idempotency_key(tenant_id, k).await? {
@@ -104,7 +105,7 @@ impl Messages {
     }
 
     /// One of the tenant's messages.
-    pub async fn get(&self, tenant_id: &str, id: &str) -> AppResult<MessageRecord> {
+    pub async fn get(&self, tenant_id: &TenantId, id: &str) -> AppResult<MessageRecord> {
         self.store
             .get_message(tenant_id, id)
             .await?
@@ -114,7 +115,7 @@ impl Messages {
     /// The tenant's messages, newest first, as the filter pages them.
     pub async fn list(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         filter: &MessageFilter,
     ) -> AppResult<Vec<MessageRecord>> {
         Ok(self.store.list_messages(tenant_id, filter).await?)
@@ -125,7 +126,7 @@ impl Messages {
     /// it). Fills `rec.content`.
     async fn resolve(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         rec: &mut MessageRecord,
         mut content: StoredContent,
         pending: Pending,
@@ -187,7 +188,7 @@ impl Messages {
 
     /// The message `id` names — one sent here (gateway or WhatsApp id) or one received — and
     /// the number whose chat holds it.
-    async fn find_target(&self, tenant_id: &str, id: &str) -> AppResult<(MessageRef, String)> {
+    async fn find_target(&self, tenant_id: &TenantId, id: &str) -> AppResult<(MessageRef, String)> {
         let mut sent = self.store.get_message(tenant_id, id).await?;
         if sent.is_none() {
             sent = self.store.find_message_by_wa_id_for_tenant(tenant_id, id).await?;

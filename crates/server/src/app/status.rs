@@ -12,6 +12,7 @@ use crate::app::error::AppResult;
 use crate::cluster::Cluster;
 use crate::events::metrics::{escape, Counts};
 use crate::events::recorder::Recorder;
+use crate::model::ids::TenantId;
 use crate::runtime::scheduler::Scheduler;
 use crate::runtime::supervisor::Supervisor;
 
@@ -100,7 +101,7 @@ impl GatewayStatus {
     /// The tenant's figures per number, and its queued messages by pool.
     pub async fn tenant_figures(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
     ) -> AppResult<(Vec<NumberFigures>, BTreeMap<String, u64>)> {
         let counts = self.recorder.metrics().counts(tenant_id);
         let numbers = self
@@ -118,7 +119,7 @@ impl GatewayStatus {
             .scheduler
             .queue_depths()
             .into_iter()
-            .filter(|((t, _), _)| t == tenant_id)
+            .filter(|((t, _), _)| t == tenant_id.as_str())
             .map(|((_, pool), n)| (pool, n))
             .collect();
         Ok((numbers, queued))

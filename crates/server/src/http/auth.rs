@@ -10,6 +10,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::bearer_token;
 use crate::http::state::AppState;
 use crate::model::ids;
+use crate::model::ids::TenantId;
 
 const KEY_PREFIX: &str = "bzk_";
 
@@ -98,7 +99,7 @@ impl FromRequestParts<AppState> for Admin {
 
 /// A tenant API key; the admin token gets 403.
 pub struct Tenant {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
 }
 
 impl FromRequestParts<AppState> for Tenant {
@@ -111,7 +112,7 @@ impl FromRequestParts<AppState> for Tenant {
 
 /// A tenant API key given in the header or as `?access_token=` (for SSE).
 pub struct TenantOrQueryToken {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
 }
 
 impl FromRequestParts<AppState> for TenantOrQueryToken {
@@ -125,7 +126,7 @@ impl FromRequestParts<AppState> for TenantOrQueryToken {
 
 fn tenant_from(p: Principal) -> Result<Tenant, ApiError> {
     match p {
-        Principal::Tenant { tenant_id, .. } => Ok(Tenant { tenant_id }),
+        Principal::Tenant { tenant_id, .. } => Ok(Tenant { tenant_id: TenantId::new(tenant_id) }),
         Principal::Admin => Err(ApiError::forbidden(
             "this route needs a tenant API key; the admin token manages tenants only",
         )),

@@ -12,7 +12,6 @@ use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Json;
 use crate::http::state::AppState;
-use crate::model::ids::TenantId;
 use crate::model::time::now;
 use crate::runtime::alerts::ALERT_KINDS;
 
@@ -78,7 +77,7 @@ pub async fn put(
         AlertFormat::Json => "json",
     };
     let cfg = AlertConfig {
-        tenant_id: tenant.tenant_id,
+        tenant_id: tenant.tenant_id.into_string(),
         url,
         format: format.into(),
         on,
@@ -92,7 +91,7 @@ pub async fn put(
 #[utoipa::path(get, path = "/v1/alerts", tag = "alerts", security(("bearer" = [])),
     responses((status = 200, body = AlertsView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(tenant: Tenant, State(state): State<AppState>) -> ApiResult<JsonOut<AlertsView>> {
-    let a = state.app.alerts.get(&TenantId::new(tenant.tenant_id)).await?;
+    let a = state.app.alerts.get(&tenant.tenant_id).await?;
     Ok(JsonOut(view(&a)))
 }
 
@@ -100,6 +99,6 @@ pub async fn get(tenant: Tenant, State(state): State<AppState>) -> ApiResult<Jso
 #[utoipa::path(delete, path = "/v1/alerts", tag = "alerts", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(tenant: Tenant, State(state): State<AppState>) -> ApiResult<StatusCode> {
-    state.app.alerts.delete(&TenantId::new(tenant.tenant_id)).await?;
+    state.app.alerts.delete(&tenant.tenant_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -21,7 +21,7 @@ use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{idempotency_key, Json};
 use crate::http::routes::messages::MAX_TEXT_CHARS;
 use crate::http::state::AppState;
-use crate::model::ids::{new_ordered_id, CampaignId, TenantId};
+use crate::model::ids::{new_ordered_id, CampaignId};
 use crate::model::time::now;
 use crate::runtime::campaigns::progress::{NumberTotals, Totals};
 use crate::runtime::campaigns::template::Template;
@@ -290,7 +290,7 @@ pub async fn create(
     Json(body): Json<CreateCampaign>,
 ) -> ApiResult<(StatusCode, JsonOut<CampaignView>)> {
     let key = idempotency_key(&headers)?;
-    let tenant_id = TenantId::new(tenant.tenant_id);
+    let tenant_id = tenant.tenant_id;
     let created =
         state.app.campaigns.create(&tenant_id, key, |pools| build(&tenant_id, body, pools)).await?;
     Ok(match created {
@@ -306,7 +306,7 @@ pub async fn list(
     tenant: Tenant,
     State(state): State<AppState>,
 ) -> ApiResult<JsonOut<CampaignList>> {
-    let reports = state.app.campaigns.list(&TenantId::new(tenant.tenant_id)).await?;
+    let reports = state.app.campaigns.list(&tenant.tenant_id).await?;
     Ok(JsonOut(CampaignList { items: reports.into_iter().map(view).collect() }))
 }
 
@@ -319,7 +319,7 @@ pub async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<JsonOut<CampaignView>> {
-    let r = state.app.campaigns.get(&TenantId::new(tenant.tenant_id), &CampaignId::new(id)).await?;
+    let r = state.app.campaigns.get(&tenant.tenant_id, &CampaignId::new(id)).await?;
     Ok(JsonOut(view(r)))
 }
 
@@ -329,7 +329,7 @@ async fn act(
     id: String,
     action: Action,
 ) -> ApiResult<JsonOut<CampaignView>> {
-    let (tenant, id) = (TenantId::new(tenant.tenant_id), CampaignId::new(id));
+    let (tenant, id) = (tenant.tenant_id, CampaignId::new(id));
     let r = state.app.campaigns.apply(&tenant, &id, action).await?;
     Ok(JsonOut(view(r)))
 }

@@ -106,7 +106,7 @@ pub async fn stream(
                     _ = closing.wait_for(|c| *c) => return,
                 };
                 match received {
-                    Ok(e) if e.tenant_id == tenant_id && e.id > cursor => break,
+                    Ok(e) if e.tenant_id == tenant_id.as_str() && e.id > cursor => break,
                     Ok(_) => continue,
                     Err(RecvError::Lagged(_)) => break,
                     Err(RecvError::Closed) => return,

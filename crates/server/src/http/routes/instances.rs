@@ -21,7 +21,7 @@ use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Json;
 use crate::http::qr::render_png;
 use crate::http::state::AppState;
-use crate::model::ids::new_id;
+use crate::model::ids::{new_id, TenantId};
 use crate::model::time::now;
 
 /// Sending limits; any subset may be given, the rest keep their defaults.
@@ -151,7 +151,8 @@ pub struct InstanceList {
 }
 
 async fn full_view(state: &AppState, rec: &InstanceRecord) -> ApiResult<InstanceView> {
-    let live = state.app.instances.live(&rec.tenant_id, std::slice::from_ref(rec)).await?;
+    let tenant = TenantId::new(rec.tenant_id.clone());
+    let live = state.app.instances.live(&tenant, std::slice::from_ref(rec)).await?;
     Ok(view(rec, live.get(&rec.id).copied().unwrap_or_default()))
 }
 
@@ -228,7 +229,7 @@ pub async fn create(
     Limits::default().merged(&limits).map_err(invalid_limits)?;
     let rec = InstanceRecord {
         id: new_id("ins"),
-        tenant_id: tenant.tenant_id,
+        tenant_id: tenant.tenant_id.into_string(),
         name,
         pool,
         state: InstanceState::new_stopped(),

@@ -11,7 +11,6 @@ use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Json;
 use crate::http::state::AppState;
-use crate::model::ids::TenantId;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -56,7 +55,7 @@ pub async fn list(tenant: Tenant, State(state): State<AppState>) -> ApiResult<Js
     let items = state
         .app
         .pools
-        .list(&TenantId::new(tenant.tenant_id))
+        .list(&tenant.tenant_id)
         .await?
         .into_iter()
         .map(|p| PoolView { name: p.name, strategy: p.strategy.as_str().into() })
@@ -81,7 +80,6 @@ pub async fn put(
     Json(body): Json<PutPool>,
 ) -> ApiResult<JsonOut<PoolView>> {
     let name = validate::pool_name(&name).map_err(ApiError::invalid)?;
-    let p =
-        state.app.pools.put(&TenantId::new(tenant.tenant_id), &name, body.strategy.into()).await?;
+    let p = state.app.pools.put(&tenant.tenant_id, &name, body.strategy.into()).await?;
     Ok(JsonOut(PoolView { name: p.name, strategy: p.strategy.as_str().into() }))
 }

@@ -14,7 +14,7 @@ use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Query};
 use crate::http::state::AppState;
-use crate::model::ids::{new_id, new_secret, TenantId, WebhookId};
+use crate::model::ids::{new_id, new_secret, WebhookId};
 use crate::model::time::now;
 
 #[derive(Deserialize, ToSchema)]
@@ -147,7 +147,7 @@ pub async fn create(
     };
     let w = WebhookRecord {
         id: new_id("whk"),
-        tenant_id: tenant.tenant_id,
+        tenant_id: tenant.tenant_id.into_string(),
         url,
         events: body.events,
         secret,
@@ -173,7 +173,7 @@ pub async fn list(
     tenant: Tenant,
     State(state): State<AppState>,
 ) -> ApiResult<JsonOut<WebhookList>> {
-    let tenant = TenantId::new(tenant.tenant_id);
+    let tenant = tenant.tenant_id;
     let items = state.app.webhooks.list(&tenant).await?.iter().map(view).collect();
     Ok(JsonOut(WebhookList { items }))
 }
@@ -187,7 +187,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<JsonOut<WebhookView>> {
-    let w = state.app.webhooks.get(&TenantId::new(tenant.tenant_id), &WebhookId::new(id)).await?;
+    let w = state.app.webhooks.get(&tenant.tenant_id, &WebhookId::new(id)).await?;
     Ok(JsonOut(view(&w)))
 }
 
@@ -200,7 +200,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.app.webhooks.delete(&TenantId::new(tenant.tenant_id), &WebhookId::new(id)).await?;
+    state.app.webhooks.delete(&tenant.tenant_id, &WebhookId::new(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -225,7 +225,7 @@ pub async fn deliveries(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid("`limit` must be between 1 and 500"));
     }
-    let (tenant, id) = (TenantId::new(tenant.tenant_id), WebhookId::new(id));
+    let (tenant, id) = (tenant.tenant_id, WebhookId::new(id));
     let deliveries = state.app.webhooks.deliveries(&tenant, &id, limit).await?;
     let items = deliveries.iter().map(delivery_view).collect();
     Ok(JsonOut(DeliveryList { items }))
@@ -240,7 +240,7 @@ pub async fn retry(
     State(state): State<AppState>,
     Path((id, delivery_id)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, JsonOut<DeliveryView>)> {
-    let (tenant, id) = (TenantId::new(tenant.tenant_id), WebhookId::new(id));
+    let (tenant, id) = (tenant.tenant_id, WebhookId::new(id));
     let d = state.app.webhooks.retry(&tenant, &id, &delivery_id).await?;
     Ok((StatusCode::ACCEPTED, JsonOut(delivery_view(&d))))
 }
