@@ -12,6 +12,7 @@ use bzapper_store::{InstanceRecord, Store, StoreError};
 use chrono::Utc;
 
 use crate::app::error::{AppError, AppResult};
+use crate::events::EventType;
 use crate::model::ids::TenantId;
 use crate::runtime::leases::LeaseKeeper;
 use crate::runtime::scheduler::Scheduler;
@@ -89,8 +90,10 @@ impl Instances {
                 l.sent_today = n;
             }
         }
-        for (id, n) in
-            self.store.count_events_by_instance(tenant_id, "message.received", day_start).await?
+        for (id, n) in self
+            .store
+            .count_events_by_instance(tenant_id, EventType::MessageReceived.as_str(), day_start)
+            .await?
         {
             if let Some(l) = out.get_mut(&id) {
                 l.received_today = n;

@@ -28,11 +28,40 @@ macro_rules! event_kinds {
         /// prefixes).
         pub const EVENT_TYPES: &[&str] = &[$($kind),*];
 
+        /// An event's type without its payload, for the code that reads logged events back
+        /// (the log keeps the type as text): matched as a type, never as a string.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum EventType {
+            $($variant,)*
+        }
+
+        impl EventType {
+            /// The type as the log and the API write it, e.g. `instance.qr`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(EventType::$variant => $kind,)*
+                }
+            }
+
+            /// The type of a logged event; `None` for a type this gateway does not write.
+            pub fn parse(kind: &str) -> Option<Self> {
+                match kind {
+                    $($kind => Some(EventType::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+
         impl Event {
             /// The event's type, e.g. `instance.qr`.
             pub fn kind(&self) -> &'static str {
+                self.event_type().as_str()
+            }
+
+            /// The event's type without its payload.
+            pub fn event_type(&self) -> EventType {
                 match self {
-                    $(Event::$variant(_) => $kind,)*
+                    $(Event::$variant(_) => EventType::$variant,)*
                 }
             }
 
@@ -68,6 +97,21 @@ event_kinds! {
     CampaignResumed(CampaignSnapshot) = "campaign.resumed",
     CampaignCanceled(CampaignSnapshot) = "campaign.canceled",
     CampaignFinished(CampaignSnapshot) = "campaign.finished",
+}
+
+#[cfg(test)]
+mod type_tests {
+    use super::*;
+
+    #[test]
+    fn every_type_parses_back_from_its_text_and_nothing_else_does() {
+        for kind in EVENT_TYPES {
+            let t = EventType::parse(kind).expect("a listed type parses");
+            assert_eq!(t.as_str(), *kind);
+        }
+        assert_eq!(EventType::parse("instance.*"), None);
+        assert_eq!(EventType::parse("message.receive"), None);
+    }
 }
 
 #[cfg(test)]

@@ -14,4 +14,4 @@ pub mod recorder;
 
 pub use envelope::Envelope;
 pub use filter::Filter;
-pub use kinds::{CampaignKind, Event, EVENT_TYPES};
+pub use kinds::{CampaignKind, Event, EventType, EVENT_TYPES};

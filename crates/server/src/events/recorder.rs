@@ -23,7 +23,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
 use crate::cluster::Cluster;
-use crate::events::kinds;
+use crate::events::kinds::{self, EventType};
 use crate::events::metrics::Metrics;
 use crate::model::time::now;
 
@@ -328,14 +328,14 @@ async fn next_signal(
 /// so this is the one place that sees them all).
 fn count(metrics: &Metrics, ev: &Event) {
     let Some(instance) = ev.instance_id.as_deref() else { return };
-    match ev.kind.as_str() {
-        "message.status" => {
+    match EventType::parse(&ev.kind) {
+        Some(EventType::MessageStatus) => {
             if let Some(s @ ("sent" | "delivered" | "read" | "failed")) = ev.data["status"].as_str()
             {
                 metrics.message_status(&ev.tenant_id, instance, s);
             }
         }
-        "message.received" => metrics.message_received(&ev.tenant_id, instance),
+        Some(EventType::MessageReceived) => metrics.message_received(&ev.tenant_id, instance),
         _ => {}
     }
 }

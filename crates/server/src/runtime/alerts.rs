@@ -14,6 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::cluster::role::Role;
 use crate::events::recorder::Recorder;
+use crate::events::EventType;
 
 /// The alert kinds a tenant may ask for.
 pub const ALERT_KINDS: &[&str] = &["logged_out", "banned", "health_low"];
@@ -22,13 +23,13 @@ const RETRIES: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(5)];
 
 /// Which alert an event calls for, if any.
 pub fn alert_kind(e: &Event) -> Option<&'static str> {
-    match e.kind.as_str() {
-        "instance.disconnected" => match e.data["reason"].as_str() {
+    match EventType::parse(&e.kind)? {
+        EventType::InstanceDisconnected => match e.data["reason"].as_str() {
             Some("logged_out") => Some("logged_out"),
             Some("banned") => Some("banned"),
             _ => None,
         },
-        "instance.health" => {
+        EventType::InstanceHealth => {
             let low = e.data["in_rotation"] == false
                 && e.data["score"].as_u64() < e.data["threshold"].as_u64();
             low.then_some("health_low")

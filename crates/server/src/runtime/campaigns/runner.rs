@@ -29,7 +29,7 @@ use super::progress::Totals;
 use super::service::{reported_status, window_of, Campaigns};
 use super::template::Template;
 use crate::cluster::role::Role;
-use crate::events;
+use crate::events::{self, EventType};
 use crate::model::ids::{new_message_id, new_ordered_id};
 
 /// The fewest of a campaign's messages kept in the queue while it runs.
@@ -320,13 +320,19 @@ impl Runner {
 async fn next_wake(bus: &mut broadcast::Receiver<Arc<Event>>) -> Wake {
     loop {
         match bus.recv().await {
-            Ok(ev) => match ev.kind.as_str() {
-                "campaign.created" | "campaign.paused" | "campaign.resumed"
-                | "campaign.canceled" => return Wake::Now,
-                "message.status"
-                | "instance.connected"
-                | "instance.disconnected"
-                | "instance.health" => return Wake::Traffic,
+            Ok(ev) => match EventType::parse(&ev.kind) {
+                Some(
+                    EventType::CampaignCreated
+                    | EventType::CampaignPaused
+                    | EventType::CampaignResumed
+                    | EventType::CampaignCanceled,
+                ) => return Wake::Now,
+                Some(
+                    EventType::MessageStatus
+                    | EventType::InstanceConnected
+                    | EventType::InstanceDisconnected
+                    | EventType::InstanceHealth,
+                ) => return Wake::Traffic,
                 _ => {}
             },
             Err(RecvError::Lagged(_)) => return Wake::Traffic,
@@ -354,7 +360,7 @@ pub(super) async fn follow_cancels(c: Arc<Campaigns>, mut closing: watch::Receiv
             ev = bus.recv() => ev,
         };
         match ev {
-            Ok(ev) if ev.kind == "campaign.canceled" => {
+            Ok(ev) if EventType::parse(&ev.kind) == Some(EventType::CampaignCanceled) => {
                 let Some(id) = ev.data["campaign_id"].as_str() else { continue };
                 if let Err(e) = c.withdraw_canceled(&ev.tenant_id, id).await {
                     tracing::warn!(campaign = %id, error = %e, "taking a canceled campaign's messages back failed");
