@@ -173,6 +173,29 @@ fn supervisor_error(e: SupervisorError) -> AppError {
         | SupervisorError::Driver(bzapper_driver::DriverError::NotPairing) => {
             AppError::conflict("not_pending", "the instance is not waiting to be linked")
         }
+        // WhatsApp refused or could not be reached (a pairing code it would not give): the
+        // network's answer, never the gateway's own failure.
+        SupervisorError::Driver(e) => AppError::Driver(e),
         other => AppError::internal(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bzapper_driver::DriverError;
+
+    use super::*;
+
+    #[test]
+    fn a_refusal_from_whatsapp_is_the_networks_answer_not_an_internal_error() {
+        let refused = supervisor_error(SupervisorError::Driver(DriverError::rejected("no")));
+        assert!(matches!(refused, AppError::Driver(DriverError::Rejected { .. })), "{refused:?}");
+        let unreachable =
+            supervisor_error(SupervisorError::Driver(DriverError::Transport("down".into())));
+        assert!(matches!(unreachable, AppError::Driver(DriverError::Transport(_))));
+        let not_pairing = supervisor_error(SupervisorError::Driver(DriverError::NotPairing));
+        assert!(matches!(not_pairing, AppError::Conflict { code: "not_pending", .. }));
+        let store = supervisor_error(SupervisorError::Store(StoreError::Database("x".into())));
+        assert!(matches!(store, AppError::Internal(_)));
     }
 }
