@@ -13,7 +13,7 @@ use chrono::Utc;
 
 use crate::app::error::{AppError, AppResult};
 use crate::events::EventType;
-use crate::model::ids::TenantId;
+use crate::model::ids::{InstanceId, TenantId};
 use crate::runtime::leases::LeaseKeeper;
 use crate::runtime::scheduler::Scheduler;
 use crate::runtime::supervisor::{QrCode, Supervisor, SupervisorError};
@@ -60,7 +60,7 @@ impl Instances {
     }
 
     /// The tenant's number `id`.
-    pub async fn get(&self, tenant_id: &TenantId, id: &str) -> AppResult<InstanceRecord> {
+    pub async fn get(&self, tenant_id: &TenantId, id: &InstanceId) -> AppResult<InstanceRecord> {
         self.store
             .get_instance(tenant_id, id)
             .await?

@@ -12,7 +12,7 @@ use rand::seq::SliceRandom;
 
 use crate::app::error::{AppError, AppResult};
 use crate::media::MediaStore;
-use crate::model::ids::TenantId;
+use crate::model::ids::{InstanceId, TenantId};
 use crate::runtime::supervisor::Supervisor;
 
 /// A group participant, addressed by phone JID where known.
@@ -48,7 +48,7 @@ impl LiveNumbers {
     pub async fn connection(
         &self,
         tenant_id: &TenantId,
-        id: &str,
+        id: &InstanceId,
     ) -> AppResult<(InstanceRecord, Arc<dyn Connection>)> {
         let rec = self
             .store
@@ -63,7 +63,11 @@ impl LiveNumbers {
     }
 
     /// The groups the number is in.
-    pub async fn groups(&self, tenant_id: &TenantId, id: &str) -> AppResult<Vec<GroupSummary>> {
+    pub async fn groups(
+        &self,
+        tenant_id: &TenantId,
+        id: &InstanceId,
+    ) -> AppResult<Vec<GroupSummary>> {
         let (_, conn) = self.connection(tenant_id, id).await?;
         Ok(conn.groups().await?)
     }
@@ -74,7 +78,7 @@ impl LiveNumbers {
     pub async fn group(
         &self,
         tenant_id: &TenantId,
-        id: &str,
+        id: &InstanceId,
         group: &Jid,
     ) -> AppResult<(GroupSummary, Vec<Participant>)> {
         let (_, conn) = self.connection(tenant_id, id).await?;
@@ -105,12 +109,12 @@ impl LiveNumbers {
     pub async fn received_media(
         &self,
         tenant_id: &TenantId,
-        id: &str,
+        id: &InstanceId,
         message_id: &str,
     ) -> AppResult<(PathBuf, InboundMedia)> {
         let no_media = |why: &str| AppError::not_found(why.to_string());
         let rec = self.store.find_inbound(tenant_id, message_id).await?;
-        let rec = rec.filter(|r| r.instance_id == id).ok_or_else(|| {
+        let rec = rec.filter(|r| *id == *r.instance_id).ok_or_else(|| {
             no_media("this instance received no message with that id (or it is past retention)")
         })?;
         let media = rec
@@ -139,7 +143,7 @@ impl LiveNumbers {
     pub async fn pick_asker(
         &self,
         tenant_id: &TenantId,
-        instance_id: Option<&str>,
+        instance_id: Option<&InstanceId>,
         pool: Option<&str>,
     ) -> AppResult<(InstanceRecord, Arc<dyn Connection>)> {
         if let Some(id) = instance_id {

@@ -14,7 +14,7 @@ use chrono::Duration;
 use crate::app::error::{AppError, AppResult};
 use crate::media::MediaStore;
 use crate::model::content::{Reaction, StoredContent};
-use crate::model::ids::TenantId;
+use crate::model::ids::{MessageId, TenantId};
 use crate::model::time::now;
 use crate::runtime::scheduler::Scheduler;
 
@@ -105,7 +105,7 @@ impl Messages {
     }
 
     /// One of the tenant's messages.
-    pub async fn get(&self, tenant_id: &TenantId, id: &str) -> AppResult<MessageRecord> {
+    pub async fn get(&self, tenant_id: &TenantId, id: &MessageId) -> AppResult<MessageRecord> {
         self.store
             .get_message(tenant_id, id)
             .await?

@@ -8,6 +8,7 @@ use std::time::Duration;
 use bzapper_store::{Store, StoreError};
 
 use crate::app::sim::SimControl;
+use crate::model::ids::InstanceId;
 use crate::runtime::supervisor::{QrCode, Supervisor};
 
 /// How long a scan waits for the first QR code of a number created a moment ago (as a person
@@ -35,12 +36,12 @@ impl Simulator {
     }
 
     /// The instance's linked phone (E.164), when it has one.
-    pub async fn linked_phone(&self, id: &str) -> Result<Option<String>, StoreError> {
+    pub async fn linked_phone(&self, id: &InstanceId) -> Result<Option<String>, StoreError> {
         Ok(self.store.get_instance_by_id(id).await?.and_then(|r| r.phone))
     }
 
     /// The instance's current QR code, waiting briefly for the first one.
-    pub async fn current_qr(&self, id: &str) -> Option<QrCode> {
+    pub async fn current_qr(&self, id: &InstanceId) -> Option<QrCode> {
         self.supervisor.qr(id, QR_WAIT).await
     }
 }

@@ -24,6 +24,7 @@ use futures::stream::BoxStream;
 use super::error::MediaError;
 use super::record::StoredMedia;
 use crate::cluster::{Cluster, FORWARDED_BY};
+use secrecy::{ExposeSecret, SecretString};
 
 /// A peer's answer body, streamed into the local store.
 pub(super) type Body = BoxStream<'static, reqwest::Result<Bytes>>;
@@ -46,12 +47,12 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How this node reaches the others.
 pub(super) struct Peers {
     cluster: Arc<Cluster>,
-    admin_token: String,
+    admin_token: SecretString,
     http: reqwest::Client,
 }
 
 impl Peers {
-    pub(super) fn new(cluster: Arc<Cluster>, admin_token: String) -> reqwest::Result<Self> {
+    pub(super) fn new(cluster: Arc<Cluster>, admin_token: SecretString) -> reqwest::Result<Self> {
         let http = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(CONNECT_TIMEOUT)
@@ -141,7 +142,7 @@ async fn delete_on(peers: &Peers, base: &str, tenant_id: &str, id: &str) -> Resu
     let res = peers
         .http
         .delete(&url)
-        .bearer_auth(&peers.admin_token)
+        .bearer_auth(peers.admin_token.expose_secret())
         .header(FORWARDED_BY, peers.cluster.node_id())
         .timeout(ANSWER_TIMEOUT)
         .send()
@@ -175,7 +176,7 @@ async fn copy_from(
     let req = peers
         .http
         .get(&url)
-        .bearer_auth(&peers.admin_token)
+        .bearer_auth(peers.admin_token.expose_secret())
         .header(FORWARDED_BY, peers.cluster.node_id())
         // The whole transfer, body included, like a URL download.
         .timeout(transfer_timeout.max(ANSWER_TIMEOUT));

@@ -120,7 +120,7 @@ impl MediaStore {
     fn with_peers(
         mut self,
         cluster: std::sync::Arc<crate::cluster::Cluster>,
-        admin_token: String,
+        admin_token: secrecy::SecretString,
     ) -> reqwest::Result<Self> {
         self.peers = Some(peers::Peers::new(cluster, admin_token)?);
         Ok(self)
@@ -600,7 +600,7 @@ fn entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 pub fn open(
     data_dir: &Path,
     limits: MediaLimits,
-    peers: Option<(std::sync::Arc<crate::cluster::Cluster>, String)>,
+    peers: Option<(std::sync::Arc<crate::cluster::Cluster>, secrecy::SecretString)>,
 ) -> anyhow::Result<std::sync::Arc<MediaStore>> {
     let dir = data_dir.join("media");
     let mut store = MediaStore::new(dir.clone(), limits, http_client()?)

@@ -158,7 +158,7 @@ impl Application {
                 fetch_timeout: config.media_fetch_timeout,
             },
             // Uploads received by another node are fetched from it, with the shared token.
-            cluster.clone().map(|c| (c, admin_token.expose_secret().to_string())),
+            cluster.clone().map(|c| (c, admin_token.clone())),
         )
         .context("opening the media directory")?;
         let dyn_store: Arc<dyn Store> = store.as_dyn();

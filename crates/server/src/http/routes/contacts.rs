@@ -17,6 +17,7 @@ use crate::http::error::driver_error;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Json;
 use crate::http::state::AppState;
+use crate::model::ids::InstanceId;
 
 /// The most phones in one request.
 pub const MAX_PHONES: usize = 500;
@@ -29,7 +30,8 @@ pub struct CheckRequest {
     pub phones: Vec<String>,
     /// Ask through this number; otherwise a connected number of the tenant (of `pool`, when
     /// given) is picked.
-    pub instance_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub instance_id: Option<InstanceId>,
     pub pool: Option<String>,
 }
 
@@ -95,7 +97,7 @@ pub async fn check(
         let (rec, conn) = state
             .app
             .live
-            .pick_asker(&tenant.tenant_id, body.instance_id.as_deref(), body.pool.as_deref())
+            .pick_asker(&tenant.tenant_id, body.instance_id.as_ref(), body.pool.as_deref())
             .await?;
         let limits = Limits::default().merged(&rec.limits).unwrap_or_default();
         let answers = state

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::state::AppState;
+use crate::model::ids::InstanceId;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GroupView {
@@ -63,7 +64,7 @@ fn view(g: GroupSummary) -> GroupView {
 pub async fn list(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<InstanceId>,
 ) -> ApiResult<JsonOut<GroupList>> {
     let groups = state.app.live.groups(&tenant.tenant_id, &id).await?;
     Ok(JsonOut(GroupList { items: groups.into_iter().map(view).collect() }))
@@ -83,7 +84,7 @@ pub async fn list(
 pub async fn get(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path((id, jid)): Path<(String, String)>,
+    Path((id, jid)): Path<(InstanceId, String)>,
 ) -> ApiResult<JsonOut<GroupDetail>> {
     let group = Jid::parse(&jid)
         .ok()

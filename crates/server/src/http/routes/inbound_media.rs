@@ -10,6 +10,7 @@ use crate::http::auth::Tenant;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::routes::media::stream_file;
 use crate::http::state::AppState;
+use crate::model::ids::InstanceId;
 
 /// The file of a received media message.
 #[utoipa::path(get, path = "/v1/instances/{id}/media/{message_id}", tag = "messages", security(("bearer" = [])),
@@ -24,7 +25,7 @@ use crate::http::state::AppState;
 pub async fn get(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path((id, message_id)): Path<(String, String)>,
+    Path((id, message_id)): Path<(InstanceId, String)>,
 ) -> ApiResult<Response> {
     let (path, media) = state.app.live.received_media(&tenant.tenant_id, &id, &message_id).await?;
     stream_file(&path, &media.mime, media.file_name.as_deref(), None).await

@@ -21,7 +21,7 @@ use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Json;
 use crate::http::qr::render_png;
 use crate::http::state::AppState;
-use crate::model::ids::{new_id, TenantId};
+use crate::model::ids::{new_id, InstanceId, TenantId};
 use crate::model::time::now;
 
 /// Sending limits; any subset may be given, the rest keep their defaults.
@@ -200,7 +200,7 @@ fn invalid_limits(e: bzapper_core::LimitsError) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_limits", e.to_string())
 }
 
-async fn load(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<InstanceRecord> {
+async fn load(state: &AppState, tenant: &Tenant, id: &InstanceId) -> ApiResult<InstanceRecord> {
     Ok(state.app.instances.get(&tenant.tenant_id, id).await?)
 }
 
@@ -269,7 +269,7 @@ pub async fn list(
 pub async fn get(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<InstanceId>,
 ) -> ApiResult<JsonOut<InstanceView>> {
     Ok(JsonOut(full_view(&state, &load(&state, &tenant, &id).await?).await?))
 }
@@ -288,7 +288,7 @@ pub async fn get(
 pub async fn patch(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<InstanceId>,
     Json(body): Json<PatchInstance>,
 ) -> ApiResult<JsonOut<InstanceView>> {
     let mut rec = load(&state, &tenant, &id).await?;
@@ -321,14 +321,18 @@ pub async fn patch(
 pub async fn delete(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<InstanceId>,
 ) -> ApiResult<StatusCode> {
     let rec = load(&state, &tenant, &id).await?;
     state.app.instances.delete(&rec).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn after(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<JsonOut<InstanceView>> {
+async fn after(
+    state: &AppState,
+    tenant: &Tenant,
+    id: &InstanceId,
+) -> ApiResult<JsonOut<InstanceView>> {
     Ok(JsonOut(full_view(state, &load(state, tenant, id).await?).await?))
 }
 
@@ -340,7 +344,7 @@ async fn after(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<JsonOut
 pub async fn connect(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<InstanceId>,
 ) -> ApiResult<JsonOut<InstanceView>> {
     let rec = load(&state, &tenant, &id).await?;
     state.app.instances.connect(&rec).await?;
@@ -354,7 +358,7 @@ pub async fn connect(
 pub async fn disconnect(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<InstanceId>,
 ) -> ApiResult<JsonOut<InstanceView>> {
     let rec = load(&state, &tenant, &id).await?;
     state.app.instances.disconnect(&rec).await?;
@@ -368,7 +372,7 @@ pub async fn disconnect(
 pub async fn logout(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<InstanceId>,
 ) -> ApiResult<JsonOut<InstanceView>> {
     let rec = load(&state, &tenant, &id).await?;
     state.app.instances.logout(&rec).await?;
@@ -402,7 +406,7 @@ fn wants_png(headers: &HeaderMap) -> bool {
 pub async fn qr(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<InstanceId>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let rec = load(&state, &tenant, &id).await?;
@@ -444,7 +448,7 @@ pub struct PairCodeView {
 pub async fn pair_code(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<InstanceId>,
     Json(body): Json<PairCodeRequest>,
 ) -> ApiResult<JsonOut<PairCodeView>> {
     let rec = load(&state, &tenant, &id).await?;

@@ -21,7 +21,7 @@ use crate::http::routes::message_content::{
 };
 use crate::http::state::AppState;
 use crate::model::content::StoredContent;
-use crate::model::ids::{new_message_id, new_ordered_id};
+use crate::model::ids::{new_message_id, new_ordered_id, MessageId};
 use crate::model::time::now;
 
 /// The longest text accepted, in characters.
@@ -290,7 +290,7 @@ pub async fn send(
 pub async fn get(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<MessageId>,
 ) -> ApiResult<JsonOut<MessageView>> {
     let m = state.app.messages.get(&tenant.tenant_id, &id).await?;
     Ok(JsonOut(view(&m)))

@@ -28,6 +28,7 @@ use crate::http::auth::Admin;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Json;
 use crate::http::state::AppState;
+use crate::model::ids::InstanceId;
 
 /// The control of the network the gateway runs on (the simulated network or the wire fake).
 fn control(state: &AppState) -> ApiResult<Arc<dyn SimControl>> {
@@ -54,7 +55,7 @@ fn net(state: &AppState) -> ApiResult<Arc<dyn SimNet>> {
 
 /// The instance's linked phone (E.164), when it has one: the wire fake addresses devices by
 /// phone.
-async fn linked_phone(state: &AppState, id: &str) -> ApiResult<Option<String>> {
+async fn linked_phone(state: &AppState, id: &InstanceId) -> ApiResult<Option<String>> {
     state.app.simulator.linked_phone(id).await.map_err(ApiError::internal)
 }
 
@@ -104,7 +105,7 @@ pub struct ScanView {
 pub async fn scan(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<InstanceId>,
     Json(body): Json<ScanBody>,
 ) -> ApiResult<JsonOut<ScanView>> {
     let phone = Phone::parse(&body.phone).map_err(|e| {
@@ -161,7 +162,7 @@ pub struct Done {
 pub async fn drop_connection(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<InstanceId>,
     Json(body): Json<DropBody>,
 ) -> ApiResult<JsonOut<Done>> {
     let kind = match (body.reason, body.ban_seconds) {
@@ -308,7 +309,7 @@ pub struct InboundView {
 pub async fn inbound(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<InstanceId>,
     Json(body): Json<InboundBody>,
 ) -> ApiResult<JsonOut<InboundView>> {
     let spec = InboundSpec {
@@ -370,7 +371,7 @@ pub struct RestrictBody {
 pub async fn restrict(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<InstanceId>,
     Json(body): Json<RestrictBody>,
 ) -> ApiResult<JsonOut<Done>> {
     let req = RestrictRequest { reach_out: body.reach_out };
@@ -454,7 +455,7 @@ pub struct OutboxView {
 pub async fn outbox(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<InstanceId>,
 ) -> ApiResult<JsonOut<OutboxView>> {
     let net = control(&state)?;
     let phone = linked_phone(&state, &id).await?;
