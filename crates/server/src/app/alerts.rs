@@ -24,18 +24,14 @@ impl Alerts {
 
     /// The tenant's alert target.
     pub async fn get(&self, tenant: &TenantId) -> AppResult<AlertConfig> {
-        self.store.get_alert(tenant).await?.ok_or_else(no_such_resource)
+        self.store.get_alert(tenant).await?.ok_or_else(AppError::no_such_resource)
     }
 
     /// Stops the tenant's alerts.
     pub async fn delete(&self, tenant: &TenantId) -> AppResult<()> {
         match self.store.delete_alert(tenant).await? {
             true => Ok(()),
-            false => Err(no_such_resource()),
+            false => Err(AppError::no_such_resource()),
         }
     }
-}
-
-fn no_such_resource() -> AppError {
-    AppError::not_found("no such resource")
 }

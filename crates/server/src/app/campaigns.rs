@@ -139,10 +139,7 @@ impl CampaignUseCases {
     }
 
     async fn find(&self, tenant: &TenantId, id: &CampaignId) -> AppResult<CampaignRecord> {
-        self.store
-            .get_campaign(tenant, id)
-            .await?
-            .ok_or_else(|| AppError::not_found("no such resource"))
+        self.store.get_campaign(tenant, id).await?.ok_or_else(AppError::no_such_resource)
     }
 
     async fn find_by_key(&self, tenant: &TenantId, key: &str) -> AppResult<Option<CampaignRecord>> {

@@ -36,6 +36,11 @@ impl AppError {
         AppError::NotFound { code: "not_found", message: message.into() }
     }
 
+    /// The API's answer for any id that names nothing of the tenant's.
+    pub fn no_such_resource() -> Self {
+        Self::not_found("no such resource")
+    }
+
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
         AppError::Unprocessable { code, message: message.into() }
     }

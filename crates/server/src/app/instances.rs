@@ -61,10 +61,7 @@ impl Instances {
 
     /// The tenant's number `id`.
     pub async fn get(&self, tenant_id: &TenantId, id: &InstanceId) -> AppResult<InstanceRecord> {
-        self.store
-            .get_instance(tenant_id, id)
-            .await?
-            .ok_or_else(|| AppError::not_found("no such resource"))
+        self.store.get_instance(tenant_id, id).await?.ok_or_else(AppError::no_such_resource)
     }
 
     pub async fn list(&self, tenant_id: &TenantId) -> AppResult<Vec<InstanceRecord>> {
@@ -106,7 +103,7 @@ impl Instances {
     /// the next send, a new proxy at the next connect.
     pub async fn update_settings(&self, rec: &InstanceRecord) -> AppResult<()> {
         if !self.store.update_instance_settings(rec).await.map_err(name_taken)? {
-            return Err(AppError::not_found("no such resource"));
+            return Err(AppError::no_such_resource());
         }
         self.scheduler.number_changed(rec, None).await;
         Ok(())

@@ -50,11 +50,8 @@ impl LiveNumbers {
         tenant_id: &TenantId,
         id: &InstanceId,
     ) -> AppResult<(InstanceRecord, Arc<dyn Connection>)> {
-        let rec = self
-            .store
-            .get_instance(tenant_id, id)
-            .await?
-            .ok_or_else(|| AppError::not_found("no such resource"))?;
+        let rec =
+            self.store.get_instance(tenant_id, id).await?.ok_or_else(AppError::no_such_resource)?;
         if rec.state.status != Status::Connected {
             return Err(unavailable(&rec));
         }

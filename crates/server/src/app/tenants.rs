@@ -41,7 +41,7 @@ impl Tenants {
     /// Deletes the tenant with its keys and instances, each instance logged out first.
     pub async fn delete(&self, id: &TenantId) -> AppResult<()> {
         if self.store.get_tenant(id).await?.is_none() {
-            return Err(no_such_resource());
+            return Err(AppError::no_such_resource());
         }
         for rec in self.store.list_instances(id).await? {
             self.supervisor.delete(&rec).await.map_err(AppError::internal)?;
@@ -51,7 +51,7 @@ impl Tenants {
         match deleted {
             true => Ok(()),
             // Deleted meanwhile by another request.
-            false => Err(no_such_resource()),
+            false => Err(AppError::no_such_resource()),
         }
     }
 
@@ -63,7 +63,7 @@ impl Tenants {
 
     pub async fn add_key(&self, key: &ApiKeyRecord) -> AppResult<()> {
         if self.store.get_tenant(&key.tenant_id).await?.is_none() {
-            return Err(no_such_resource());
+            return Err(AppError::no_such_resource());
         }
         Ok(self.store.add_api_key(key).await?)
     }
@@ -72,11 +72,7 @@ impl Tenants {
     pub async fn revoke_key(&self, tenant: &TenantId, key_id: &str) -> AppResult<()> {
         match self.store.revoke_api_key(tenant, key_id).await? {
             true => Ok(()),
-            false => Err(no_such_resource()),
+            false => Err(AppError::no_such_resource()),
         }
     }
-}
-
-fn no_such_resource() -> AppError {
-    AppError::not_found("no such resource")
 }

@@ -35,14 +35,14 @@ impl WebhookUseCases {
 
     /// One of the tenant's webhooks.
     pub async fn get(&self, tenant: &TenantId, id: &WebhookId) -> AppResult<WebhookRecord> {
-        self.store.get_webhook(tenant, id).await?.ok_or_else(no_such_resource)
+        self.store.get_webhook(tenant, id).await?.ok_or_else(AppError::no_such_resource)
     }
 
     /// Removes one of the tenant's webhooks (the store drops its deliveries with it).
     pub async fn delete(&self, tenant: &TenantId, id: &WebhookId) -> AppResult<()> {
         match self.store.delete_webhook(tenant, id).await? {
             true => Ok(()),
-            false => Err(no_such_resource()),
+            false => Err(AppError::no_such_resource()),
         }
     }
 
@@ -67,14 +67,9 @@ impl WebhookUseCases {
         delivery_id: &str,
     ) -> AppResult<DeliveryRecord> {
         self.get(tenant, id).await?;
-        self.store.get_delivery(id, delivery_id).await?.ok_or_else(no_such_resource)?;
+        self.store.get_delivery(id, delivery_id).await?.ok_or_else(AppError::no_such_resource)?;
         self.store.requeue_delivery(delivery_id, now()).await?;
         self.worker.poke();
-        self.store.get_delivery(id, delivery_id).await?.ok_or_else(no_such_resource)
+        self.store.get_delivery(id, delivery_id).await?.ok_or_else(AppError::no_such_resource)
     }
-}
-
-/// The API's answer for any id that names nothing of the tenant's.
-fn no_such_resource() -> AppError {
-    AppError::not_found("no such resource")
 }
