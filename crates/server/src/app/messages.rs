@@ -9,7 +9,7 @@ use bzapper_core::content::MediaKind;
 use bzapper_core::{Jid, Status};
 use bzapper_driver::MessageRef;
 use bzapper_store::{MessageFilter, MessageRecord, MessageStatus, Store, StoreError};
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 
 use crate::app::error::{AppError, AppResult};
 use crate::media::MediaStore;
@@ -42,6 +42,27 @@ pub struct NewMessage {
     pub idempotency_key: Option<String>,
 }
 
+/// What the caller learns of an accepted message: the record itself goes on to the scheduler
+/// without being copied (its text may be 16 KiB, and this is the hot path).
+pub struct Receipt {
+    pub id: String,
+    /// The number the client forced, if it did.
+    pub forced_instance: Option<String>,
+    pub to: Jid,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Receipt {
+    fn of(m: &MessageRecord) -> Self {
+        Receipt {
+            id: m.id.clone(),
+            forced_instance: m.forced.then(|| m.instance_id.clone()).flatten(),
+            to: m.to.clone(),
+            created_at: m.created_at,
+        }
+    }
+}
+
 pub struct Messages {
     store: Arc<dyn Store>,
     scheduler: Arc<Scheduler>,
@@ -53,14 +74,14 @@ impl Messages {
         Messages { store, scheduler, media }
     }
 
-    /// Stores the message, then hands it to the scheduler; the record as accepted. A repeated
-    /// idempotency key within the window returns the first message and stores nothing.
-    pub async fn accept(&self, tenant_id: &TenantId, new: NewMessage) -> AppResult<MessageRecord> {
+    /// Stores the message, then hands it to the scheduler. A repeated idempotency key within
+    /// the window answers with the first message and stores nothing.
+    pub async fn accept(&self, tenant_id: &TenantId, new: NewMessage) -> AppResult<Receipt> {
         let NewMessage { record: mut rec, pool, content, pending, idempotency_key: key } = new;
         if let Some(k) = &key {
             if let Some(first) = self.store.find_by_idempotency_key(tenant_id, k).await? {
                 if now() - first.created_at < Duration::hours(IDEMPOTENCY_HOURS) {
-                    return Ok(first);
+                    return Ok(Receipt::of(&first));
                 }
                 self.store.release_idempotency_key(tenant_id, k).await?;
             }
@@ -96,20 +117,20 @@ impl Messages {
             Err(StoreError::Conflict(_)) if key.is_some() => {
                 let k = key.as_deref().unwrap_or_default();
                 let first = self.store.find_by_idempotency_key(tenant_id, k).await?;
-                return first.ok_or_else(|| AppError::internal("an idempotency key vanished"));
+                let first =
+                    first.ok_or_else(|| AppError::internal("an idempotency key vanished"))?;
+                return Ok(Receipt::of(&first));
             }
             Err(e) => return Err(e.into()),
         }
-        self.scheduler.accept(rec.clone()).await;
-        Ok(rec)
+        let receipt = Receipt::of(&rec);
+        self.scheduler.accept(rec).await;
+        Ok(receipt)
     }
 
     /// One of the tenant's messages.
     pub async fn get(&self, tenant_id: &TenantId, id: &MessageId) -> AppResult<MessageRecord> {
-        self.store
-            .get_message(tenant_id, id)
-            .await?
-            .ok_or_else(|| AppError::not_found("no such resource"))
+        self.store.get_message(tenant_id, id).await?.ok_or_else(AppError::no_such_resource)
     }
 
     /// The tenant's messages, newest first, as the filter pages them.

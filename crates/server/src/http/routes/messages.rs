@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::app::messages::{NewMessage, Pending};
+use crate::app::messages::{NewMessage, Pending, Receipt};
 use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{idempotency_key, Json, Query};
@@ -149,13 +149,13 @@ fn view(m: &MessageRecord) -> MessageView {
     }
 }
 
-fn accepted(m: &MessageRecord) -> Accepted {
+fn accepted(r: Receipt) -> Accepted {
     Accepted {
-        id: m.id.clone(),
+        id: r.id,
         status: "queued".into(),
-        instance_id: m.forced.then(|| m.instance_id.clone()).flatten(),
-        to: m.to.to_string(),
-        created_at: m.created_at,
+        instance_id: r.forced_instance,
+        to: r.to.to_string(),
+        created_at: r.created_at,
     }
 }
 
@@ -279,8 +279,8 @@ pub async fn send(
     let idempotency_key = idempotency_key(&headers)?;
     let (record, pool, content, pending) = build(&tenant.tenant_id, body)?;
     let new = NewMessage { record, pool, content, pending, idempotency_key };
-    let rec = state.app.messages.accept(&tenant.tenant_id, new).await?;
-    Ok((StatusCode::ACCEPTED, JsonOut(accepted(&rec))))
+    let receipt = state.app.messages.accept(&tenant.tenant_id, new).await?;
+    Ok((StatusCode::ACCEPTED, JsonOut(accepted(receipt))))
 }
 
 /// One message.
