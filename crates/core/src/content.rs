@@ -112,6 +112,9 @@ impl Location {
     }
 }
 
+/// The longest name shown on a contact card's bubble.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 256;
+
 /// A contact card: a vCard and the name shown on its bubble.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactCard {
@@ -156,6 +159,12 @@ impl ContactCard {
             Some(n) => n.to_string(),
             None => full_name,
         };
+        if display_name.chars().nth(MAX_DISPLAY_NAME_CHARS).is_some() {
+            return Err(format!(
+                "the contact's display name (or the vCard's FN) is longer than \
+                 {MAX_DISPLAY_NAME_CHARS} characters"
+            ));
+        }
         Ok(ContactCard { display_name, vcard: vcard.to_string() })
     }
 }
@@ -237,6 +246,10 @@ mod tests {
     fn a_valid_vcard_is_named_after_its_fn() {
         let c = ContactCard::new(CARD, None).unwrap();
         assert_eq!(c.display_name, "Ana Souza");
+        let long = "n".repeat(MAX_DISPLAY_NAME_CHARS + 1);
+        let err = ContactCard::new(CARD, Some(&long)).unwrap_err();
+        assert!(err.contains("256") && !err.contains("nnnn"), "{err}");
+        assert!(ContactCard::new(CARD, Some(&long[1..])).is_ok());
         assert_eq!(ContactCard::new(CARD, Some("Ana")).unwrap().display_name, "Ana");
         let crlf = CARD.replace('\n', "\r\n");
         assert!(ContactCard::new(&crlf, None).is_ok());

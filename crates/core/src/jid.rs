@@ -6,6 +6,16 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::validate::shown;
+
+/// The longest JID accepted (a group's `<creator>-<timestamp>@g.us` is about 40); longer
+/// input is refused before it is looked at.
+pub const MAX_JID_CHARS: usize = 128;
+/// The longest phone-number input accepted (15 digits with generous punctuation).
+pub const MAX_PHONE_INPUT_CHARS: usize = 40;
+
+/// Each carries the input as [`shown`] (at most 64 characters): an error never echoes an
+/// unbounded input back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JidError {
     #[error("`{0}` is not a phone number (E.164, 8 to 15 digits) or a WhatsApp JID")]
@@ -22,7 +32,10 @@ impl Phone {
     /// Accepts the common notations: `+55 (11) 99999-9999`, `5511999999999`,
     /// `0055 11 99999 9999`. Spaces, dashes, dots and parentheses are ignored.
     pub fn parse(input: &str) -> Result<Self, JidError> {
-        let bad = || JidError::Invalid(input.to_string());
+        let bad = || JidError::Invalid(shown(input));
+        if input.chars().nth(MAX_PHONE_INPUT_CHARS).is_some() {
+            return Err(bad());
+        }
         let trimmed = input.trim();
         let rest = if let Some(r) = trimmed.strip_prefix('+') {
             r
@@ -98,14 +111,17 @@ pub struct Jid {
 
 impl Jid {
     pub fn parse(input: &str) -> Result<Self, JidError> {
-        let bad = || JidError::Invalid(input.to_string());
+        let bad = || JidError::Invalid(shown(input));
+        if input.chars().nth(MAX_JID_CHARS).is_some() {
+            return Err(bad());
+        }
         let s = input.trim();
         let (left, server) = s.split_once('@').ok_or_else(bad)?;
         let server = match server {
             "s.whatsapp.net" | "c.us" => Server::User,
             "lid" => Server::Lid,
             "g.us" => Server::Group,
-            other => return Err(JidError::UnsupportedServer(input.into(), other.into())),
+            other => return Err(JidError::UnsupportedServer(shown(input), shown(other))),
         };
         let (user, device) = match left.split_once(':') {
             Some((u, d)) => (u, Some(d.parse::<u16>().map_err(|_| bad())?)),
@@ -215,6 +231,20 @@ impl<'de> Deserialize<'de> for Jid {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_input_is_refused_and_errors_echo_at_most_a_short_prefix() {
+        let group = format!("{}@g.us", "1".repeat(MAX_JID_CHARS - 5));
+        assert!(Jid::parse(&group).is_ok());
+        let long = format!("{}@g.us", "1".repeat(100_000));
+        let err = Jid::parse(&long).unwrap_err().to_string();
+        assert!(err.len() < 200 && err.contains('…'), "{err}");
+        let err = Jid::parse(&format!("1@{}", "x".repeat(10_000))).unwrap_err().to_string();
+        assert!(err.len() < 300, "{err}");
+        let err = Phone::parse(&"9".repeat(10_000)).unwrap_err().to_string();
+        assert!(err.len() < 200, "{err}");
+        assert!(Phone::parse(&format!("+55 11 99999 9999{}", " ".repeat(40))).is_err());
+    }
 
     #[test]
     fn phones_in_common_notations_normalise_to_e164() {

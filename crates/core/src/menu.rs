@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 pub const MAX_OPTIONS: usize = 10;
 /// The longest option title.
 pub const MAX_TITLE_CHARS: usize = 72;
+/// The longest option id (ids come back in `menu_reply.option_id`).
+pub const MAX_OPTION_ID_CHARS: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MenuOption {
@@ -23,13 +25,19 @@ pub struct Menu {
 }
 
 impl Menu {
-    /// Checks the menu: 1 to 10 options, non-empty unique ids, titles of 1 to 72 characters.
+    /// Checks the menu: 1 to 10 options, non-empty unique ids of at most 256 characters,
+    /// titles of 1 to 72 characters.
     pub fn check(&self) -> Result<(), String> {
         if self.options.is_empty() || self.options.len() > MAX_OPTIONS {
             return Err(format!("a menu needs 1 to {MAX_OPTIONS} options"));
         }
         let mut seen = std::collections::HashSet::new();
         for o in &self.options {
+            if o.id.chars().nth(MAX_OPTION_ID_CHARS).is_some() {
+                return Err(format!(
+                    "menu option ids must be at most {MAX_OPTION_ID_CHARS} characters"
+                ));
+            }
             if o.id.trim().is_empty() || !seen.insert(o.id.as_str()) {
                 return Err("menu option ids must be non-empty and unique".into());
             }
@@ -123,6 +131,12 @@ mod tests {
         let mut m = menu();
         m.options[0].title = "x".repeat(73);
         assert!(m.check().is_err());
+        let mut m = menu();
+        m.options[0].id = "i".repeat(MAX_OPTION_ID_CHARS);
+        assert!(m.check().is_ok());
+        m.options[0].id = "i".repeat(100_000);
+        let err = m.check().unwrap_err();
+        assert!(err.contains("at most 256") && err.len() < 100, "{err}");
         assert!(menu().check().is_ok());
     }
 }

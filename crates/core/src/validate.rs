@@ -5,6 +5,24 @@ pub const MAX_NAME_CHARS: usize = 64;
 /// The longest warming period a client may set.
 pub const MAX_WARMING_DAYS: i64 = 60;
 
+/// The most characters of a client's input an error message repeats.
+pub const MAX_SHOWN_CHARS: usize = 64;
+
+/// A client's input as an error message may repeat it: at most [`MAX_SHOWN_CHARS`]
+/// characters (then `…`), control characters replaced, so that an error never echoes an
+/// unbounded (or log-forging) input back.
+pub fn shown(input: &str) -> String {
+    let mut out: String = input
+        .chars()
+        .take(MAX_SHOWN_CHARS)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect();
+    if input.chars().nth(MAX_SHOWN_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// A display name: 1 to 64 characters after trimming, no control characters.
 pub fn name(field: &str, value: &str) -> Result<String, String> {
     let v = value.trim();
@@ -53,6 +71,16 @@ mod tests {
         assert!(name("name", &"x".repeat(65)).is_err());
         assert!(name("name", &"é".repeat(64)).is_ok());
         assert!(name("name", "a\nb").is_err());
+    }
+
+    #[test]
+    fn shown_input_is_short_and_has_no_control_characters() {
+        assert_eq!(shown("abc"), "abc");
+        assert_eq!(shown(&"x".repeat(64)), "x".repeat(64));
+        let long = shown(&"é".repeat(10_000));
+        assert_eq!(long.chars().count(), 65);
+        assert!(long.ends_with('…'));
+        assert_eq!(shown("a\nb\u{1b}"), "a\u{fffd}b\u{fffd}");
     }
 
     #[test]

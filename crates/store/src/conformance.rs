@@ -124,6 +124,25 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// Runs one statement on the raw database; returns how many rows it changed.
+    pub(crate) async fn raw_execute(&self, sql: &str) -> u64 {
+        match &self.raw {
+            Raw::Sqlite(p) => sqlx::query(sql).execute(p).await.unwrap().rows_affected(),
+            Raw::Pg(p) => sqlx::query(sql).execute(p).await.unwrap().rows_affected(),
+        }
+    }
+
+    /// The tenant's alert row as stored: the clear `url` column and the sealed one.
+    pub(crate) async fn alert_columns(&self, tenant_id: &str) -> (String, Option<Vec<u8>>) {
+        let sql = "SELECT url, url_sealed FROM alerts WHERE tenant_id = $1";
+        match &self.raw {
+            Raw::Sqlite(p) => sqlx::query_as(sql).bind(tenant_id).fetch_one(p).await.unwrap(),
+            Raw::Pg(p) => sqlx::query_as(sql).bind(tenant_id).fetch_one(p).await.unwrap(),
+        }
+    }
+}
+
 /// A schema of its own in the test database, dropped (with everything in it) on drop.
 pub(crate) struct PgSchema {
     url: String,
@@ -226,6 +245,10 @@ conformance!(
     a_duplicate_key_in_one_group_commit_fails_alone,
     a_batch_of_events_gets_increasing_ids_in_the_order_given,
     deliveries_are_enqueued_once_and_attempt_outcomes_are_kept,
+    due_deliveries_are_taken_round_robin_across_webhooks,
+    a_rotated_webhook_secret_keeps_the_replaced_one_until_it_expires,
+    alert_urls_are_sealed_at_rest_and_clear_ones_still_read,
+    the_lid_map_is_kept_per_tenant,
     campaigns_are_stored_whole_and_their_status_moves_only_from_the_expected_one,
     campaign_messages_are_counted_and_queued_ones_failed_on_cancel,
     a_message_with_content_round_trips,
@@ -918,6 +941,7 @@ async fn deliveries_are_enqueued_once_and_attempt_outcomes_are_kept(h: &Harness)
         events: vec!["instance.*".into()],
         secret: "s".into(),
         created_at: now_millis(),
+        previous_secret: None,
     })
     .await
     .unwrap();
@@ -980,9 +1004,191 @@ async fn deliveries_are_enqueued_once_and_attempt_outcomes_are_kept(h: &Harness)
     let d1 = get("d0001").await;
     assert_eq!((d1.status, d1.attempts), (DeliveryStatus::Delivered, 2));
     // The due list no longer holds what was settled.
-    let due = s.due_deliveries(at + Duration::seconds(3), 2_000).await.unwrap();
+    let due = s.due_deliveries(at + Duration::seconds(3), 2_000, 2_000).await.unwrap();
     assert_eq!(due.len(), 1_197);
     assert!(due.iter().all(|d| !["d0000", "d0001", "d0002"].contains(&d.id.as_str())));
+}
+
+async fn due_deliveries_are_taken_round_robin_across_webhooks(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    for id in ["busy", "quiet", "other"] {
+        s.create_webhook(&WebhookRecord {
+            id: id.into(),
+            tenant_id: "t1".into(),
+            url: "http://127.0.0.1:9/hook".into(),
+            events: vec!["*".into()],
+            secret: "s".into(),
+            created_at: now_millis(),
+            previous_secret: None,
+        })
+        .await
+        .unwrap();
+    }
+    let at = now_millis();
+    // `busy` has a backlog of 500 older than anything else; `quiet` one delivery, the
+    // newest; `other` two, one of them not due yet.
+    let mut ds: Vec<DeliveryRecord> = (0..500)
+        .map(|n| DeliveryRecord {
+            next_attempt_at: at - Duration::seconds(600) + Duration::milliseconds(n),
+            ..delivery(&format!("b{n:03}"), "busy", n)
+        })
+        .collect();
+    ds.push(DeliveryRecord { next_attempt_at: at, ..delivery("q0", "quiet", 1_000) });
+    ds.push(DeliveryRecord {
+        next_attempt_at: at - Duration::seconds(1),
+        ..delivery("o0", "other", 1_001)
+    });
+    ds.push(DeliveryRecord {
+        next_attempt_at: at + Duration::seconds(60),
+        ..delivery("o1", "other", 1_002)
+    });
+    s.enqueue_deliveries(&ds, 1_002).await.unwrap();
+
+    let ids = |due: Vec<DeliveryRecord>| due.into_iter().map(|d| d.id).collect::<Vec<_>>();
+    // Every webhook's oldest first (oldest of those first), then the next turn.
+    let due = ids(s.due_deliveries(at, 3, 5).await.unwrap());
+    assert_eq!(due, ["b000", "o0", "q0", "b001", "b002"]);
+    // At most `per_webhook` of each, whatever the limit.
+    let due = ids(s.due_deliveries(at, 2, 100).await.unwrap());
+    assert_eq!(due, ["b000", "o0", "q0", "b001"]);
+    // A delivery not due is not taken; a settled one neither.
+    s.record_attempt(
+        "q0",
+        &DeliveryAttempt {
+            status: DeliveryStatus::Delivered,
+            attempts: 1,
+            next_attempt_at: at,
+            last_status: Some(200),
+            last_error: None,
+            at,
+        },
+    )
+    .await
+    .unwrap();
+    let due = ids(s.due_deliveries(at, 1_000, 1_000).await.unwrap());
+    assert_eq!(due.len(), 501);
+    assert!(!due.contains(&"o1".to_string()) && !due.contains(&"q0".to_string()));
+    assert_eq!(&due[..3], ["b000", "o0", "b001"]);
+}
+
+async fn a_rotated_webhook_secret_keeps_the_replaced_one_until_it_expires(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    with_tenant(s, "t2").await;
+    let at = now_millis();
+    s.create_webhook(&WebhookRecord {
+        id: "wh1".into(),
+        tenant_id: "t1".into(),
+        url: "http://127.0.0.1:9/hook".into(),
+        events: vec!["*".into()],
+        secret: "first-secret-0000".into(),
+        created_at: at,
+        previous_secret: None,
+    })
+    .await
+    .unwrap();
+    let until = at + Duration::hours(24);
+    // Another tenant's webhook is not found.
+    assert!(s.rotate_webhook_secret("t2", "wh1", "x", until).await.unwrap().is_none());
+    assert!(s.rotate_webhook_secret("t1", "nope", "x", until).await.unwrap().is_none());
+
+    let w = s.rotate_webhook_secret("t1", "wh1", "second-secret-000", until).await.unwrap();
+    let w = w.unwrap();
+    assert_eq!(w.secret, "second-secret-000");
+    let previous = w.previous_secret.clone().unwrap();
+    assert_eq!((previous.secret.as_str(), previous.expires_at), ("first-secret-0000", until));
+    assert_eq!(s.get_webhook("t1", "wh1").await.unwrap().unwrap(), w);
+    assert_eq!(s.all_webhooks().await.unwrap(), [w]);
+
+    // A second rotation keeps the secret it replaced; the first one is gone.
+    let later = until + Duration::hours(1);
+    let w = s.rotate_webhook_secret("t1", "wh1", "third-secret-0000", later).await.unwrap();
+    let w = w.unwrap();
+    assert_eq!(w.secret, "third-secret-0000");
+    let previous = w.previous_secret.unwrap();
+    assert_eq!((previous.secret.as_str(), previous.expires_at), ("second-secret-000", later));
+
+    // Rotations at once each keep what the other replaced: no secret is lost.
+    let (a, b) = tokio::join!(
+        s.rotate_webhook_secret("t1", "wh1", "fourth-secret-000", later),
+        s.rotate_webhook_secret("t1", "wh1", "fifth-secret-0000", later),
+    );
+    let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
+    let w = s.get_webhook("t1", "wh1").await.unwrap().unwrap();
+    let chain = [w.previous_secret.unwrap().secret, w.secret];
+    assert!(
+        chain == ["fourth-secret-000", "fifth-secret-0000"]
+            || chain == ["fifth-secret-0000", "fourth-secret-000"],
+        "{chain:?} ({a:?} / {b:?})"
+    );
+}
+
+async fn alert_urls_are_sealed_at_rest_and_clear_ones_still_read(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    with_tenant(s, "t2").await;
+    let url = "https://hooks.slack.com/services/T0/B0/SECRET-PATH-123";
+    let alert = |tenant: &str, url: &str| crate::AlertConfig {
+        tenant_id: tenant.into(),
+        url: url.into(),
+        format: "slack".into(),
+        on: vec!["banned".into()],
+        updated_at: now_millis(),
+    };
+    let a = alert("t1", url);
+    s.put_alert(&a).await.unwrap();
+    assert_eq!(s.get_alert("t1").await.unwrap(), Some(a.clone()));
+    let (clear, sealed) = h.alert_columns("t1").await;
+    assert_eq!(clear, "");
+    let sealed = sealed.unwrap();
+    assert!(!sealed.windows(11).any(|w| w == b"SECRET-PATH"), "the URL is sealed");
+    // Replaced: still sealed, the new URL read back.
+    let b = alert("t1", "https://example.com/other-secret");
+    s.put_alert(&b).await.unwrap();
+    assert_eq!(s.get_alert("t1").await.unwrap(), Some(b));
+    assert_eq!(h.alert_columns("t1").await.0, "");
+
+    // A row written in clear by an earlier version is still read (it is sealed at open).
+    s.put_alert(&alert("t2", "https://x.example/y")).await.unwrap();
+    let n = h
+        .raw_execute(
+            "UPDATE alerts SET url = 'https://legacy.example/hook/LEGACY', url_sealed = NULL \
+             WHERE tenant_id = 't2'",
+        )
+        .await;
+    assert_eq!(n, 1);
+    let legacy = s.get_alert("t2").await.unwrap().unwrap();
+    assert_eq!(legacy.url, "https://legacy.example/hook/LEGACY");
+    // One tenant's sealed URL copied into another's row does not open there.
+    h.raw_execute(
+        "UPDATE alerts SET url_sealed = (SELECT url_sealed FROM alerts WHERE tenant_id = 't1') \
+         WHERE tenant_id = 't2'",
+    )
+    .await;
+    assert!(matches!(s.get_alert("t2").await, Err(StoreError::Unsealable(_))));
+}
+
+async fn the_lid_map_is_kept_per_tenant(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "ta").await;
+    with_tenant(s, "tb").await;
+    let (lid, phone) = ("111222333@lid", "5511999990001@s.whatsapp.net");
+    s.learn_lid("ta", lid, phone).await.unwrap();
+    assert_eq!(s.phone_for_lid("ta", lid).await.unwrap().as_deref(), Some(phone));
+    assert_eq!(s.lid_for_phone("ta", phone).await.unwrap().as_deref(), Some(lid));
+    // Tenant B sees nothing of A's mapping...
+    assert_eq!(s.phone_for_lid("tb", lid).await.unwrap(), None);
+    assert_eq!(s.lid_for_phone("tb", phone).await.unwrap(), None);
+    // ... and what B is told of the same LID changes nothing for A.
+    let other = "5511888880002@s.whatsapp.net";
+    s.learn_lid("tb", lid, other).await.unwrap();
+    assert_eq!(s.phone_for_lid("tb", lid).await.unwrap().as_deref(), Some(other));
+    assert_eq!(s.phone_for_lid("ta", lid).await.unwrap().as_deref(), Some(phone));
+    // The mappings go with their tenant.
+    s.delete_tenant("ta").await.unwrap();
+    assert_eq!(s.phone_for_lid("ta", lid).await.unwrap(), None);
+    assert_eq!(h.count("lid_map").await, 1);
 }
 
 pub(crate) fn campaign(id: &str, tenant_id: &str, recipients: u32) -> CampaignRecord {

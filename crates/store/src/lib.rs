@@ -213,6 +213,16 @@ pub trait WebhookStore: Send + Sync {
     /// Every webhook of every tenant (the fan-out matches events against them).
     async fn all_webhooks(&self) -> Result<Vec<WebhookRecord>>;
     async fn get_webhook(&self, tenant_id: &str, id: &str) -> Result<Option<WebhookRecord>>;
+    /// Makes `secret` the webhook's secret and keeps the one it replaces as its previous
+    /// secret until `previous_expires_at` (a previous one still kept is dropped). Returns the
+    /// webhook as it stands after, `None` when missing.
+    async fn rotate_webhook_secret(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        secret: &str,
+        previous_expires_at: DateTime<Utc>,
+    ) -> Result<Option<WebhookRecord>>;
     /// Deletes the webhook and its deliveries. False when missing.
     async fn delete_webhook(&self, tenant_id: &str, id: &str) -> Result<bool>;
     /// Every tenant's events with id > `after_id`, oldest first (the fan-out's input).
@@ -223,8 +233,16 @@ pub trait WebhookStore: Send + Sync {
     /// between the two neither loses nor doubles a delivery). A delivery of a (webhook, event)
     /// pair that already has one is left out; returns how many were stored.
     async fn enqueue_deliveries(&self, deliveries: &[DeliveryRecord], cursor: i64) -> Result<u64>;
-    /// Pending deliveries due at `now`, oldest first.
-    async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<DeliveryRecord>>;
+    /// Pending deliveries due at `now`, taken round-robin across webhooks: each webhook's
+    /// oldest first, at most `per_webhook` of each, ordered by turn (every webhook's oldest,
+    /// then every webhook's second…), at most `limit` in all. So one webhook's backlog never
+    /// hides another webhook's due delivery from a scan.
+    async fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        per_webhook: u32,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>>;
     /// When the next pending delivery is due, if any.
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>>;
     async fn record_attempt(&self, id: &str, attempt: &DeliveryAttempt) -> Result<()>;
@@ -237,15 +255,16 @@ pub trait WebhookStore: Send + Sync {
     async fn delete_alert(&self, tenant_id: &str) -> Result<bool>;
 }
 
-/// LID ↔ phone mappings learned from every source the drivers offer.
+/// LID ↔ phone mappings learned from every source the drivers offer, per tenant: what one
+/// tenant's numbers learned (or its simulator said) never shows in another tenant's events.
 #[async_trait]
 pub trait LidStore: Send + Sync {
-    /// Records that `lid` (`<n>@lid`) is `phone_jid` (`<n>@s.whatsapp.net`).
-    async fn learn_lid(&self, lid: &str, phone_jid: &str) -> Result<()>;
-    /// The phone JID of a LID, when known.
-    async fn phone_for_lid(&self, lid: &str) -> Result<Option<String>>;
-    /// The LID of a phone JID, when known.
-    async fn lid_for_phone(&self, phone_jid: &str) -> Result<Option<String>>;
+    /// Records that, for the tenant, `lid` (`<n>@lid`) is `phone_jid` (`<n>@s.whatsapp.net`).
+    async fn learn_lid(&self, tenant_id: &str, lid: &str, phone_jid: &str) -> Result<()>;
+    /// The phone JID of a LID, when the tenant knows it.
+    async fn phone_for_lid(&self, tenant_id: &str, lid: &str) -> Result<Option<String>>;
+    /// The LID of a phone JID, when the tenant knows it.
+    async fn lid_for_phone(&self, tenant_id: &str, phone_jid: &str) -> Result<Option<String>>;
     /// The newest message with a menu that `instance_id` sent to `chat` (for numbered replies).
     async fn last_menu_to(&self, instance_id: &str, chat: &str) -> Result<Option<MessageRecord>>;
 }

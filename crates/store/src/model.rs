@@ -197,6 +197,18 @@ pub struct WebhookRecord {
     /// Sealed at rest.
     pub secret: String,
     pub created_at: DateTime<Utc>,
+    /// The secret replaced by the latest rotation, still signing deliveries until its expiry
+    /// (sealed at rest too). `None` when never rotated.
+    pub previous_secret: Option<PreviousSecret>,
+}
+
+/// A webhook secret kept valid for a while after a rotation, so that receivers can switch
+/// over without a gap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub secret: String,
+    /// Deliveries stop carrying its signature from this moment.
+    pub expires_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -81,7 +81,8 @@ impl SqlStore<Postgres> {
                 .run(&store.pool)
                 .await
                 .map_err(|e| StoreError::Database(format!("database migrations failed: {e}")))?;
-            store.init_master_key_check().await
+            store.init_master_key_check().await?;
+            store.seal_clear_alert_urls().await.map(|_| ())
         };
         if let Err(e) = ready.await {
             store.close().await;

@@ -126,7 +126,10 @@ impl SqlStore<Sqlite> {
         };
         let store = SqlStore { pool, sealer, parts };
         let ready = match sqlx::migrate!("./migrations/sqlite").run(&store.pool).await {
-            Ok(()) => store.init_master_key_check().await,
+            Ok(()) => match store.init_master_key_check().await {
+                Ok(()) => store.seal_clear_alert_urls().await.map(|_| ()),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(StoreError::Database(format!("database migrations failed: {e}"))),
         };
         if let Err(e) = ready {

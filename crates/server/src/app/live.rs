@@ -84,11 +84,12 @@ impl LiveNumbers {
         for p in members {
             let (mut phone_jid, lid) = (p.jid, p.lid.map(|l| l.to_non_device()));
             if let (Some(pj), Some(l)) = (&phone_jid, &lid) {
-                let _ = self.store.learn_lid(&l.to_string(), &pj.to_non_device().to_string()).await;
+                let (l, pj) = (l.to_string(), pj.to_non_device().to_string());
+                let _ = self.store.learn_lid(tenant_id, &l, &pj).await;
             }
             if phone_jid.is_none() {
                 if let Some(l) = &lid {
-                    let known = self.store.phone_for_lid(&l.to_string()).await?;
+                    let known = self.store.phone_for_lid(tenant_id, &l.to_string()).await?;
                     phone_jid = known.and_then(|p| Jid::parse(&p).ok());
                 }
             }
@@ -170,9 +171,9 @@ impl LiveNumbers {
 
     /// Remembers a LID ↔ phone pair the network told (a failure is logged: it only costs a
     /// later look-up).
-    pub async fn learn_lid(&self, lid: &Jid, phone: &Jid) {
+    pub async fn learn_lid(&self, tenant_id: &TenantId, lid: &Jid, phone: &Jid) {
         let (j, l) = (phone.to_non_device().to_string(), lid.to_non_device().to_string());
-        if let Err(e) = self.store.learn_lid(&l, &j).await {
+        if let Err(e) = self.store.learn_lid(tenant_id, &l, &j).await {
             tracing::warn!(error = %e, "storing a learned LID failed");
         }
     }

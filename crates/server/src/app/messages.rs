@@ -185,7 +185,7 @@ impl Messages {
                 Some((_, emoji)) => {
                     // A reaction goes to the chat that holds the message.
                     let chat = target.chat.to_non_device();
-                    if chat != rec.to && !self.same_contact(&chat, &rec.to).await? {
+                    if chat != rec.to && !self.same_contact(tenant_id, &chat, &rec.to).await? {
                         return Err(unknown_message(target_id, &format!("is in chat `{chat}`")));
                     }
                     rec.to = chat;
@@ -199,11 +199,11 @@ impl Messages {
     }
 
     /// Whether `lid_chat` (a LID) and `to` (a phone JID) are the same contact.
-    async fn same_contact(&self, lid_chat: &Jid, to: &Jid) -> AppResult<bool> {
+    async fn same_contact(&self, tenant_id: &str, lid_chat: &Jid, to: &Jid) -> AppResult<bool> {
         if !lid_chat.is_lid() {
             return Ok(false);
         }
-        let phone = self.store.phone_for_lid(&lid_chat.to_string()).await?;
+        let phone = self.store.phone_for_lid(tenant_id, &lid_chat.to_string()).await?;
         Ok(phone.is_some_and(|p| p == to.to_string()))
     }
 

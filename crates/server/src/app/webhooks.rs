@@ -38,6 +38,20 @@ impl WebhookUseCases {
         self.store.get_webhook(tenant, id).await?.ok_or_else(AppError::no_such_resource)
     }
 
+    /// Replaces the webhook's secret; the replaced one stays valid until `previous_expires_at`.
+    pub async fn rotate_secret(
+        &self,
+        tenant: &TenantId,
+        id: &WebhookId,
+        secret: &str,
+        previous_expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> AppResult<WebhookRecord> {
+        self.store
+            .rotate_webhook_secret(tenant, id, secret, previous_expires_at)
+            .await?
+            .ok_or_else(AppError::no_such_resource)
+    }
+
     /// Removes one of the tenant's webhooks (the store drops its deliveries with it).
     pub async fn delete(&self, tenant: &TenantId, id: &WebhookId) -> AppResult<()> {
         match self.store.delete_webhook(tenant, id).await? {

@@ -1,6 +1,7 @@
 //! Which events a subscriber (an SSE stream, a webhook) wants: an instance and a list of types
 //! or `prefix.*` patterns.
 
+use bzapper_core::validate::shown;
 use bzapper_store::Event;
 
 use crate::events::kinds::EVENT_TYPES;
@@ -30,7 +31,7 @@ impl Filter {
                 None => EVENT_TYPES.contains(&t),
             };
             if !known {
-                return Err(format!("unknown event type or pattern `{t}`"));
+                return Err(format!("unknown event type or pattern `{}`", shown(t)));
             }
             patterns.push(match t.strip_suffix('*') {
                 Some(prefix) => Pattern::Prefix(prefix.to_string()),

@@ -69,10 +69,48 @@ impl ApiError {
     }
 }
 
+/// The longest error message answered: past it, the message is cut (a backstop: no message
+/// of the gateway's own comes near it, so only an echoed input could).
+pub const MAX_ERROR_MESSAGE_CHARS: usize = 512;
+
+/// An error message as answered: every quoted span (`` `…` `` or `"…"`, where messages
+/// repeat what the client sent, the gateway's own and serde's alike) shortened to
+/// [`bzapper_core::validate::shown`], and the whole cut at [`MAX_ERROR_MESSAGE_CHARS`].
+/// An error never echoes an unbounded input back.
+pub fn bounded_message(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(MAX_ERROR_MESSAGE_CHARS + 4));
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = rest[open..].chars().next().unwrap_or('`');
+        out.push_str(&rest[..=open]);
+        let after = &rest[open + 1..];
+        match after.find(quote) {
+            Some(close) => {
+                out.push_str(&bzapper_core::validate::shown(&after[..close]));
+                out.push(quote);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push_str(&bzapper_core::validate::shown(after));
+                rest = "";
+            }
+        }
+        if out.len() > 4 * MAX_ERROR_MESSAGE_CHARS {
+            break;
+        }
+    }
+    out.push_str(rest);
+    if out.chars().nth(MAX_ERROR_MESSAGE_CHARS).is_some() {
+        out = out.chars().take(MAX_ERROR_MESSAGE_CHARS).collect();
+        out.push('…');
+    }
+    out
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            ErrorBody { error: ErrorDetail { code: self.code.into(), message: self.message } };
+        let message = bounded_message(&self.message);
+        let body = ErrorBody { error: ErrorDetail { code: self.code.into(), message } };
         (self.status, Json(body)).into_response()
     }
 }
@@ -159,5 +197,26 @@ pub fn driver_error(e: bzapper_driver::DriverError) -> ApiError {
                 format!("WhatsApp could not be reached: {m}"),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_message_never_echoes_long_input() {
+        let long = "x".repeat(100_000);
+        let m = bounded_message(&format!("unknown variant `{long}`, expected `slack` or `json`"));
+        assert!(m.starts_with(&format!("unknown variant `{}…`", "x".repeat(64))), "{m}");
+        assert!(m.ends_with(", expected `slack` or `json`"), "{m}");
+        let m = bounded_message(&format!("invalid type: string \"{long}\", expected u32"));
+        assert!(m.len() < 200 && m.ends_with("expected u32"), "{m}");
+        // Unclosed, or outside quotes: the whole is cut.
+        assert!(bounded_message(&format!("`{long}")).chars().count() <= 67);
+        assert!(bounded_message(&long).chars().count() <= MAX_ERROR_MESSAGE_CHARS + 1);
+        // Short messages are untouched.
+        let own = "`secret` must be 16 to 128 characters";
+        assert_eq!(bounded_message(own), own);
     }
 }

@@ -28,6 +28,28 @@ where
     }
 }
 
+/// An optional JSON body (`Option<Json<T>>`): `None` when the request has no body and no
+/// content type; anything else is read as [`Json`] is.
+impl<S, T> axum::extract::OptionalFromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        let empty = !req.headers().contains_key(axum::http::header::CONTENT_TYPE)
+            && req
+                .headers()
+                .get(axum::http::header::CONTENT_LENGTH)
+                .is_none_or(|l| l.as_bytes() == b"0");
+        if empty {
+            return Ok(None);
+        }
+        <Json<T> as FromRequest<S>>::from_request(req, state).await.map(Some)
+    }
+}
+
 fn json_rejection(r: JsonRejection) -> ApiError {
     let (code, message) = match &r {
         JsonRejection::JsonSyntaxError(_) => ("malformed_json", r.body_text()),

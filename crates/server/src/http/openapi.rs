@@ -28,7 +28,7 @@ use crate::http::routes::{contacts, groups, inbound_media, media};
         campaigns::resume, campaigns::cancel,
         events::stream,
         webhooks::create, webhooks::list, webhooks::get, webhooks::delete,
-        webhooks::deliveries, webhooks::retry,
+        webhooks::rotate_secret, webhooks::deliveries, webhooks::retry,
         alerts::put, alerts::get, alerts::delete,
         media::upload, media::get, media::content, media::delete, media::peer_copy, media::peer_delete,
         metrics::prometheus, metrics::tenant,

@@ -90,7 +90,7 @@ pub fn spawn(store: Arc<dyn Store>, recorder: Arc<Recorder>, role: Role) {
             let phone = inst.as_ref().and_then(|i| i.phone.clone());
             let text = sentence(kind, &name, phone.as_deref(), &e);
             let body = body(&cfg, kind, &text, &e);
-            tokio::spawn(post(http.clone(), cfg.url.clone(), body));
+            tokio::spawn(post(http.clone(), cfg.tenant_id.clone(), cfg.url.clone(), body));
         }
     });
 }
@@ -109,14 +109,35 @@ fn body(cfg: &AlertConfig, kind: &str, text: &str, e: &Event) -> Value {
     }
 }
 
-async fn post(http: reqwest::Client, url: String, body: Value) {
+async fn post(http: reqwest::Client, tenant_id: String, url: String, body: Value) {
+    // A Slack-style URL carries its secret in the path: logs name the host only, and the
+    // request error is logged without its URL.
+    let host = log_host(&url);
     for wait in std::iter::once(Duration::ZERO).chain(RETRIES) {
         tokio::time::sleep(wait).await;
         match http.post(&url).json(&body).send().await {
             Ok(r) if r.status().is_success() => return,
-            Ok(r) => tracing::warn!(status = %r.status(), "an alert receiver refused"),
-            Err(e) => tracing::warn!(error = %e, "an alert could not be posted"),
+            Ok(r) => {
+                tracing::warn!(tenant = %tenant_id, %host, status = %r.status(), "an alert receiver refused")
+            }
+            Err(e) => {
+                let e = e.without_url();
+                tracing::warn!(tenant = %tenant_id, %host, error = %e, "an alert could not be posted")
+            }
         }
+    }
+}
+
+/// The URL's host (and port), for logs: never its path, query or credentials, which may be
+/// secret.
+pub fn log_host(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            _ => "?".into(),
+        },
+        Err(_) => "?".into(),
     }
 }
 
@@ -153,5 +174,47 @@ mod tests {
         let off =
             ev("instance.health", json!({"score": 90, "in_rotation": false, "threshold": 40}));
         assert_eq!(alert_kind(&off), None);
+    }
+
+    #[test]
+    fn logs_name_the_host_never_the_secret_path() {
+        let url = "https://user:pw@hooks.slack.com/services/T000/B000/XXXXSECRET?token=abc";
+        assert_eq!(log_host(url), "hooks.slack.com");
+        assert_eq!(log_host("http://10.0.0.1:8080/a/secret"), "10.0.0.1:8080");
+        assert_eq!(log_host("not a url /secret"), "?");
+    }
+
+    /// What a test's logs say: a subscriber for the current thread writing into a buffer.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A failed post logs the host, never the URL's path (the secret of a Slack URL).
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_alert_logs_the_host_only() {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber =
+            tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let _on = tracing::subscriber::set_default(subscriber);
+        // A port nothing listens on: each attempt fails to connect.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let url = format!("http://127.0.0.1:{port}/services/T000/B000/XXXXSECRET");
+        post(reqwest::Client::new(), "t1".into(), url, json!({"text": "x"})).await;
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.matches("an alert could not be posted").count(), 3, "{text}");
+        assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+        assert!(!text.contains("XXXXSECRET") && !text.contains("/services"), "{text}");
     }
 }

@@ -88,7 +88,7 @@ async fn record_event(
     job: InboundJob,
 ) {
     let own = (job.own.0.as_deref(), job.own.1.as_deref());
-    match received_data(store, &job.instance_id, own, &job.message).await {
+    match received_data(store, &job.tenant_id, &job.instance_id, own, &job.message).await {
         Ok(mut data) => {
             let base: &str = public_url;
             let link = format!(
@@ -161,16 +161,17 @@ async fn quoted_gateway_id(store: &dyn Store, job: &InboundJob) -> Option<String
     store.find_message_by_wa_id(&job.instance_id, target).await.ok().flatten().map(|m| m.id)
 }
 
-async fn phone_of(store: &dyn Store, j: &Jid) -> Result<Option<Jid>, StoreError> {
+async fn phone_of(store: &dyn Store, tenant_id: &str, j: &Jid) -> Result<Option<Jid>, StoreError> {
     if !j.is_lid() {
         return Ok(j.phone().map(|p| p.jid()));
     }
-    let found = store.phone_for_lid(&j.to_non_device().to_string()).await?;
+    let found = store.phone_for_lid(tenant_id, &j.to_non_device().to_string()).await?;
     Ok(found.and_then(|p| Jid::parse(&p).ok()))
 }
 
 pub async fn received_data(
     store: &dyn Store,
+    tenant_id: &str,
     instance_id: &str,
     own: (Option<&str>, Option<&str>),
     m: &InboundMessage,
@@ -185,32 +186,35 @@ pub async fn received_data(
         let (l, p) = (l.to_non_device().to_string(), p.to_non_device().to_string());
         // Most messages repeat a mapping already known: reading it back is far cheaper than a
         // durable write per message. Both directions, since the newest LID of a phone wins.
-        let known = store.phone_for_lid(&l).await?.as_deref() == Some(p.as_str())
-            && store.lid_for_phone(&p).await?.as_deref() == Some(l.as_str());
+        let known = store.phone_for_lid(tenant_id, &l).await?.as_deref() == Some(p.as_str())
+            && store.lid_for_phone(tenant_id, &p).await?.as_deref() == Some(l.as_str());
         if !known {
-            store.learn_lid(&l, &p).await?;
+            store.learn_lid(tenant_id, &l, &p).await?;
         }
     }
     let sender_phone = match phone {
         Some(p) => Some(p.to_non_device()),
-        None => phone_of(store, &m.sender).await?,
+        None => phone_of(store, tenant_id, &m.sender).await?,
     };
     let sender_lid = match lid {
         Some(l) => Some(l.to_non_device()),
         None if m.sender.is_lid() => Some(m.sender.to_non_device()),
         None => match &sender_phone {
-            Some(p) => store.lid_for_phone(&p.to_string()).await?.and_then(|l| Jid::parse(&l).ok()),
+            Some(p) => store
+                .lid_for_phone(tenant_id, &p.to_string())
+                .await?
+                .and_then(|l| Jid::parse(&l).ok()),
             None => None,
         },
     };
     let chat = if m.chat.is_group() {
         m.chat.clone()
     } else {
-        phone_of(store, &m.chat).await?.unwrap_or_else(|| m.chat.to_non_device())
+        phone_of(store, tenant_id, &m.chat).await?.unwrap_or_else(|| m.chat.to_non_device())
     };
     let mut mentions = Vec::with_capacity(m.mentions.len());
     for x in &m.mentions {
-        mentions.push(phone_of(store, x).await?.unwrap_or_else(|| x.to_non_device()));
+        mentions.push(phone_of(store, tenant_id, x).await?.unwrap_or_else(|| x.to_non_device()));
     }
     let menu_reply = menu_reply(store, instance_id, &chat, &m.chat, &m.text).await?;
     let r = Resolved { sender_phone, sender_lid, chat, mentions };

@@ -345,7 +345,8 @@ impl Supervisor {
             DriverEvent::QrTimeout => Trigger::QrTimeout,
             DriverEvent::Paired { phone, jid, lid } => {
                 if let Some(l) = &lid {
-                    self.store.learn_lid(&l.to_string(), &jid.to_non_device().to_string()).await?;
+                    let (l, j) = (l.to_string(), jid.to_non_device().to_string());
+                    self.store.learn_lid(&tenant_id, &l, &j).await?;
                 }
                 run.own = (Some(jid.to_string()), lid.as_ref().map(ToString::to_string));
                 change_extra = Some(Identity {

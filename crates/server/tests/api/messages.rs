@@ -412,6 +412,65 @@ async fn inbound_lids_are_normalised_and_numbered_replies_recognised() {
     assert!(group.get("menu_reply").is_none());
 }
 
+/// Issue 17: the LID ↔ phone map is per tenant. Tenant A's number learns a contact's LID; a
+/// message to tenant B's number that mentions the same contact by LID shows the LID, not
+/// the phone only A was told.
+#[tokio::test]
+async fn one_tenants_lid_mappings_never_show_in_another_tenants_events() {
+    let app = TestApp::spawn().await;
+    let (ta, ka) = app.tenant("a").await;
+    let (tb, kb) = app.tenant("b").await;
+    let na = app.fast_number(&ka, "a", "+5511900000081", "default").await;
+    let nb = app.fast_number(&kb, "b", "+5511900000082", "default").await;
+    // The contact writes to A's number by LID, its phone beside: A learns the mapping.
+    let (s, r) = app
+        .post(
+            &format!("/v1/sim/instances/{na}/inbound"),
+            ADMIN,
+            json!({"from": "+5511977770091", "as_lid": true, "text": "hi"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let received = |n: String, key: String| {
+        let app = &app;
+        async move {
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let (_, v) = app.get(&format!("/v1/instances/{n}"), &key).await;
+                if v["stats"]["received_today"] == 1 {
+                    break;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "{v}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    received(na.clone(), ka.clone()).await;
+    // In B's group, someone mentions that contact (by LID, as WhatsApp does).
+    let (s, r) = app
+        .post(
+            &format!("/v1/sim/instances/{nb}/inbound"),
+            ADMIN,
+            json!({"from": "+5511977770092", "as_lid": true, "chat": "120363000000000002@g.us",
+                   "text": "@contact", "mentions": ["+5511977770091"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    received(nb.clone(), kb.clone()).await;
+
+    let dir = app.stop().await;
+    let of = |events: Vec<bzapper_store::Event>| -> Vec<Value> {
+        events.into_iter().filter(|e| e.kind == "message.received").map(|e| e.data).collect()
+    };
+    let a = of(crate::helpers::event_log(dir.path(), &ta).await);
+    assert_eq!(a[0]["sender"]["jid"], "5511977770091@s.whatsapp.net", "{a:?}");
+    let lid = a[0]["sender"]["lid"].as_str().unwrap().to_string();
+    let b = of(crate::helpers::event_log(dir.path(), &tb).await);
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0]["mentions"], json!([lid]), "B was never told that LID's phone: {b:?}");
+    assert!(!b[0].to_string().contains("5511977770091"), "{b:?}");
+}
+
 #[tokio::test]
 async fn metrics_count_per_number_and_per_tenant() {
     let app = TestApp::spawn().await;

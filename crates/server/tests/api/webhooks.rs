@@ -437,3 +437,96 @@ async fn a_burst_of_events_is_delivered_once_each_through_failures() {
     assert_eq!(texts.len(), total, "every message");
     assert_eq!(delivery_ids.len(), total, "one delivery per event");
 }
+
+/// A rotated secret: the new one signs `X-Bzapper-Signature`, the replaced one signs
+/// `X-Bzapper-Signature-Previous` until its overlap ends; the secret is shown once.
+#[tokio::test]
+async fn a_rotated_secret_signs_alongside_the_new_one_until_its_overlap_ends() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.tenant("acme").await;
+    let (_, other) = app.tenant("other").await;
+    let (rx, url) = Receiver::start(0, Duration::ZERO).await;
+    let (_, hook) = app
+        .post(
+            "/v1/webhooks",
+            &key,
+            json!({"url": url, "events": ["instance.*"], "secret": "the-first-secret-1"}),
+        )
+        .await;
+    let hid = id(&hook);
+    let path = format!("/v1/webhooks/{hid}/secret");
+
+    for body in [
+        json!({"secret": "short"}),
+        json!({"previous_valid_for_secs": 604_801}),
+        json!({"previous_valid_for_secs": -1}),
+        json!({"extra": 1}),
+    ] {
+        let (s, v) = app.post(&path, &key, body.clone()).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")),
+            "{body}"
+        );
+    }
+    assert_eq!(app.post(&path, &other, json!({})).await.0, StatusCode::NOT_FOUND);
+
+    let before = chrono::Utc::now();
+    let (s, rotated) = app
+        .post(&path, &key, json!({"secret": "the-second-secret", "previous_valid_for_secs": 3600}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{rotated}");
+    assert_eq!(rotated["secret"], "the-second-secret");
+    let until: chrono::DateTime<chrono::Utc> =
+        rotated["previous_secret_expires_at"].as_str().unwrap().parse().unwrap();
+    assert!(until >= before + chrono::Duration::seconds(3599), "{until}");
+    let (_, shown) = app.get(&format!("/v1/webhooks/{hid}"), &key).await;
+    assert_eq!(shown["previous_secret_expires_at"], rotated["previous_secret_expires_at"]);
+    assert!(!shown.to_string().contains("secret\""), "no secret shown again: {shown}");
+
+    app.instance(&key, "n1").await; // records instance.qr
+    wait_until("the delivery", || rx.count() >= 1).await;
+    let (headers, body) = rx.got.lock().unwrap()[0].clone();
+    let ts = headers["x-bzapper-timestamp"].to_str().unwrap();
+    let sign = |secret| bzapper_server::webhooks::signature(secret, ts, &body);
+    assert_eq!(headers["x-bzapper-signature"].to_str().unwrap(), sign("the-second-secret"));
+    assert_eq!(
+        headers["x-bzapper-signature-previous"].to_str().unwrap(),
+        sign("the-first-secret-1")
+    );
+
+    // With no overlap (and no body: a generated secret), only the new secret signs.
+    let (_, h2) =
+        app.post("/v1/webhooks", &key, json!({"url": url, "events": ["instance.*"]})).await;
+    let h2 = id(&h2);
+    let (s, rotated) =
+        app.call(Method::POST, &format!("/v1/webhooks/{h2}/secret"), Some(&key), None).await;
+    assert_eq!(s, StatusCode::OK, "{rotated}");
+    let generated = rotated["secret"].as_str().unwrap().to_string();
+    assert!(generated.starts_with("whsec_"), "{generated}");
+    let (s, rotated) = app
+        .post(&format!("/v1/webhooks/{h2}/secret"), &key, json!({"previous_valid_for_secs": 0}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{rotated}");
+    let newest = rotated["secret"].as_str().unwrap().to_string();
+    assert_ne!(newest, generated);
+    let (_, shown) = app.get(&format!("/v1/webhooks/{h2}"), &key).await;
+    assert!(shown.get("previous_secret_expires_at").is_none(), "{shown}");
+    app.instance(&key, "n2").await;
+    // Both webhooks get n2's events: h2's are those signed with `newest`.
+    let signed_newest = |got: &[(HeaderMap, String)]| {
+        got.iter()
+            .find(|(h, b)| {
+                let ts = h["x-bzapper-timestamp"].to_str().unwrap();
+                h["x-bzapper-signature"].to_str().unwrap()
+                    == bzapper_server::webhooks::signature(&newest, ts, b)
+            })
+            .cloned()
+    };
+    wait_until("a delivery signed with the newest secret", || {
+        signed_newest(&rx.got.lock().unwrap()).is_some()
+    })
+    .await;
+    let (h, _) = signed_newest(&rx.got.lock().unwrap()).unwrap();
+    assert!(h.get("x-bzapper-signature-previous").is_none());
+}

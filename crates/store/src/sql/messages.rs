@@ -273,12 +273,13 @@ impl<DB: Backend> MessageStore for SqlStore<DB> {
 
 #[async_trait]
 impl<DB: Backend> LidStore for SqlStore<DB> {
-    async fn learn_lid(&self, lid: &str, phone_jid: &str) -> Result<()> {
+    async fn learn_lid(&self, tenant_id: &str, lid: &str, phone_jid: &str) -> Result<()> {
         q::<DB>(
-            "INSERT INTO lid_map (lid, phone_jid, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (lid) DO UPDATE SET phone_jid = excluded.phone_jid, \
+            "INSERT INTO lid_map (tenant_id, lid, phone_jid, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant_id, lid) DO UPDATE SET phone_jid = excluded.phone_jid, \
              updated_at = excluded.updated_at",
         )
+        .bind(tenant_id)
         .bind(lid)
         .bind(phone_jid)
         .bind(to_millis(crate::now_millis()))
@@ -287,18 +288,21 @@ impl<DB: Backend> LidStore for SqlStore<DB> {
         Ok(())
     }
 
-    async fn phone_for_lid(&self, lid: &str) -> Result<Option<String>> {
-        let row = q::<DB>("SELECT phone_jid FROM lid_map WHERE lid = $1")
+    async fn phone_for_lid(&self, tenant_id: &str, lid: &str) -> Result<Option<String>> {
+        let row = q::<DB>("SELECT phone_jid FROM lid_map WHERE tenant_id = $1 AND lid = $2")
+            .bind(tenant_id)
             .bind(lid)
             .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.map(|r| DB::col_at(&r, 0)).transpose()
     }
 
-    async fn lid_for_phone(&self, phone_jid: &str) -> Result<Option<String>> {
+    async fn lid_for_phone(&self, tenant_id: &str, phone_jid: &str) -> Result<Option<String>> {
         let row = q::<DB>(
-            "SELECT lid FROM lid_map WHERE phone_jid = $1 ORDER BY updated_at DESC LIMIT 1",
+            "SELECT lid FROM lid_map WHERE tenant_id = $1 AND phone_jid = $2 \
+             ORDER BY updated_at DESC LIMIT 1",
         )
+        .bind(tenant_id)
         .bind(phone_jid)
         .fetch_optional(&mut *self.conn().await?)
         .await?;

@@ -9,12 +9,13 @@ use super::events::{event_from_row, EVENT_COLUMNS};
 use super::{db, json_err, opt_ts, q, ts, values, Backend, SqlStore};
 use crate::time::to_millis;
 use crate::{
-    AlertConfig, DeliveryAttempt, DeliveryRecord, DeliveryStatus, Event, Result, StoreError,
-    WebhookRecord, WebhookStore,
+    AlertConfig, DeliveryAttempt, DeliveryRecord, DeliveryStatus, Event, PreviousSecret, Result,
+    StoreError, WebhookRecord, WebhookStore,
 };
 
 const META_FANOUT_CURSOR: &str = "webhook_fanout_cursor";
-const WEBHOOK_COLUMNS: &str = "id, tenant_id, url, events_json, secret_sealed, created_at";
+const WEBHOOK_COLUMNS: &str = "id, tenant_id, url, events_json, secret_sealed, created_at, \
+     previous_secret_sealed, previous_secret_expires_at";
 const DELIVERY_COLUMNS: &str = "id, webhook_id, tenant_id, event_id, event_type, payload, status, \
      attempts, next_attempt_at, last_status, last_error, created_at, updated_at, delivered_at";
 /// Most deliveries in one `INSERT` (14 parameters each; SQLite allows 32,766 per statement).
@@ -22,6 +23,17 @@ const DELIVERIES_PER_INSERT: usize = 500;
 
 fn secret_aad(id: &str) -> Vec<u8> {
     format!("webhook:{id}").into_bytes()
+}
+
+/// Bound to the tenant: one tenant's sealed URL copied into another's row does not open.
+fn alert_url_aad(tenant_id: &str) -> Vec<u8> {
+    format!("alert:{tenant_id}").into_bytes()
+}
+
+/// Bound to the webhook and to its role: a current secret's blob copied into the previous
+/// secret's column (or back) does not open.
+fn previous_secret_aad(id: &str) -> Vec<u8> {
+    format!("webhook-previous:{id}").into_bytes()
 }
 
 fn delivery_from_row<DB: Backend>(row: &DB::Row) -> Result<DeliveryRecord> {
@@ -77,22 +89,59 @@ pub(crate) async fn update_attempt<DB: Backend>(
 }
 
 impl<DB: Backend> SqlStore<DB> {
+    /// Seals the alert URLs stored in clear by versions before URLs were sealed (run at
+    /// open, after the migrations: sealing needs the master key, which SQL does not have).
+    /// Returns how many it sealed.
+    pub(crate) async fn seal_clear_alert_urls(&self) -> Result<u64> {
+        let mut conn = self.conn().await?;
+        let rows = q::<DB>("SELECT tenant_id, url FROM alerts WHERE url_sealed IS NULL")
+            .fetch_all(&mut conn)
+            .await?;
+        let mut sealed = 0;
+        for row in rows {
+            let tenant_id: String = DB::col(&row, "tenant_id")?;
+            let url: String = DB::col(&row, "url")?;
+            sealed += q::<DB>(
+                "UPDATE alerts SET url = '', url_sealed = $1 \
+                 WHERE tenant_id = $2 AND url_sealed IS NULL",
+            )
+            .bind(self.sealer.seal(&alert_url_aad(&tenant_id), url.as_bytes()))
+            .bind(&tenant_id)
+            .execute(&mut conn)
+            .await?;
+        }
+        Ok(sealed)
+    }
+
     fn webhook_from_row(&self, row: &DB::Row) -> Result<WebhookRecord> {
         let id: String = DB::col(row, "id")?;
         let events: String = DB::col(row, "events_json")?;
         let events = serde_json::from_str(&events)
             .map_err(|e| StoreError::Database(format!("webhook {id}: bad events: {e}")))?;
+        let open = |aad: Vec<u8>, sealed: &[u8]| {
+            self.sealer
+                .open(&aad, sealed)
+                .map(|s| String::from_utf8_lossy(&s).into_owned())
+                .map_err(|e| StoreError::Unsealable(format!("webhook {id}: {e}")))
+        };
         let sealed: Vec<u8> = DB::col(row, "secret_sealed")?;
-        let secret = self
-            .sealer
-            .open(&secret_aad(&id), &sealed)
-            .map_err(|e| StoreError::Unsealable(format!("webhook {id}: {e}")))?;
+        let secret = open(secret_aad(&id), &sealed)?;
+        let previous_sealed: Option<Vec<u8>> = DB::col(row, "previous_secret_sealed")?;
+        let previous_expires: Option<i64> = DB::col(row, "previous_secret_expires_at")?;
+        let previous_secret = match (previous_sealed, opt_ts(previous_expires)?) {
+            (Some(sealed), Some(expires_at)) => Some(PreviousSecret {
+                secret: open(previous_secret_aad(&id), &sealed)?,
+                expires_at,
+            }),
+            _ => None,
+        };
         Ok(WebhookRecord {
             tenant_id: DB::col(row, "tenant_id")?,
             url: DB::col(row, "url")?,
             events,
-            secret: String::from_utf8_lossy(&secret).into_owned(),
+            secret,
             created_at: ts(DB::col(row, "created_at")?)?,
+            previous_secret,
             id,
         })
     }
@@ -132,8 +181,10 @@ impl<DB: Backend> SqlStore<DB> {
 impl<DB: Backend> WebhookStore for SqlStore<DB> {
     async fn create_webhook(&self, w: &WebhookRecord) -> Result<()> {
         let events = serde_json::to_string(&w.events).map_err(json_err)?;
-        let sql =
-            format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)");
+        let sql = format!(
+            "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        );
+        let previous = w.previous_secret.as_ref();
         q::<DB>(&sql)
             .bind(&w.id)
             .bind(&w.tenant_id)
@@ -141,6 +192,11 @@ impl<DB: Backend> WebhookStore for SqlStore<DB> {
             .bind(events)
             .bind(self.sealer.seal(&secret_aad(&w.id), w.secret.as_bytes()))
             .bind(to_millis(w.created_at))
+            .bind(
+                previous
+                    .map(|p| self.sealer.seal(&previous_secret_aad(&w.id), p.secret.as_bytes())),
+            )
+            .bind(previous.map(|p| to_millis(p.expires_at)))
             .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
@@ -156,6 +212,48 @@ impl<DB: Backend> WebhookStore for SqlStore<DB> {
 
     async fn get_webhook(&self, tenant_id: &str, id: &str) -> Result<Option<WebhookRecord>> {
         Ok(self.query_webhooks("WHERE tenant_id = $1 AND id = $2", &[tenant_id, id]).await?.pop())
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        secret: &str,
+        previous_expires_at: DateTime<Utc>,
+    ) -> Result<Option<WebhookRecord>> {
+        // Compare-and-set on the sealed current secret (both databases, no row locks): two
+        // rotations at once each keep the secret the other replaced, never a lost one.
+        for _ in 0..8 {
+            let row =
+                q::<DB>("SELECT secret_sealed FROM webhooks WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant_id)
+                    .bind(id)
+                    .fetch_optional(&mut *self.conn().await?)
+                    .await?;
+            let Some(row) = row else { return Ok(None) };
+            let sealed_now: Vec<u8> = DB::col(&row, "secret_sealed")?;
+            let current = self
+                .sealer
+                .open(&secret_aad(id), &sealed_now)
+                .map_err(|e| StoreError::Unsealable(format!("webhook {id}: {e}")))?;
+            let n = q::<DB>(
+                "UPDATE webhooks SET secret_sealed = $1, previous_secret_sealed = $2, \
+                 previous_secret_expires_at = $3 \
+                 WHERE tenant_id = $4 AND id = $5 AND secret_sealed = $6",
+            )
+            .bind(self.sealer.seal(&secret_aad(id), secret.as_bytes()))
+            .bind(self.sealer.seal(&previous_secret_aad(id), &current))
+            .bind(to_millis(previous_expires_at))
+            .bind(tenant_id)
+            .bind(id)
+            .bind(sealed_now)
+            .execute(&mut *self.conn().await?)
+            .await?;
+            if n > 0 {
+                return self.get_webhook(tenant_id, id).await;
+            }
+        }
+        Err(StoreError::Database(format!("webhook {id}: the secret kept changing while rotated")))
     }
 
     async fn delete_webhook(&self, tenant_id: &str, id: &str) -> Result<bool> {
@@ -242,14 +340,26 @@ impl<DB: Backend> WebhookStore for SqlStore<DB> {
         Ok(stored)
     }
 
-    async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<DeliveryRecord>> {
+    async fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        per_webhook: u32,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>> {
+        // `turn` numbers each webhook's due deliveries, oldest first; ordering by it first
+        // takes every webhook's oldest before any webhook's second (window functions: SQLite
+        // 3.25+ and PostgreSQL alike; the partial index `deliveries_due_by_webhook` serves
+        // the partitions in order).
         let sql = format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries \
-             WHERE status = 'pending' AND next_attempt_at <= $1 \
-             ORDER BY next_attempt_at, id LIMIT $2"
+            "SELECT {DELIVERY_COLUMNS} FROM (\
+             SELECT {DELIVERY_COLUMNS}, ROW_NUMBER() OVER \
+             (PARTITION BY webhook_id ORDER BY next_attempt_at, id) AS turn \
+             FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1\
+             ) AS due WHERE turn <= $2 ORDER BY turn, next_attempt_at, id LIMIT $3"
         );
         let rows = q::<DB>(&sql)
             .bind(to_millis(now))
+            .bind(i64::from(per_webhook))
             .bind(i64::from(limit))
             .fetch_all(&mut *self.conn().await?)
             .await?;
@@ -298,14 +408,16 @@ impl<DB: Backend> WebhookStore for SqlStore<DB> {
 
     async fn put_alert(&self, a: &AlertConfig) -> Result<()> {
         let on = serde_json::to_string(&a.on).map_err(json_err)?;
+        // The URL is sealed (a Slack URL's path is its secret); the clear column stays empty.
         q::<DB>(
-            "INSERT INTO alerts (tenant_id, url, format, on_json, updated_at) \
-             VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (tenant_id) DO UPDATE SET url = excluded.url, format = excluded.format, \
-             on_json = excluded.on_json, updated_at = excluded.updated_at",
+            "INSERT INTO alerts (tenant_id, url, url_sealed, format, on_json, updated_at) \
+             VALUES ($1, '', $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id) DO UPDATE SET url = '', url_sealed = excluded.url_sealed, \
+             format = excluded.format, on_json = excluded.on_json, \
+             updated_at = excluded.updated_at",
         )
         .bind(&a.tenant_id)
-        .bind(&a.url)
+        .bind(self.sealer.seal(&alert_url_aad(&a.tenant_id), a.url.as_bytes()))
         .bind(&a.format)
         .bind(on)
         .bind(to_millis(a.updated_at))
@@ -315,16 +427,29 @@ impl<DB: Backend> WebhookStore for SqlStore<DB> {
     }
 
     async fn get_alert(&self, tenant_id: &str) -> Result<Option<AlertConfig>> {
-        let row =
-            q::<DB>("SELECT url, format, on_json, updated_at FROM alerts WHERE tenant_id = $1")
-                .bind(tenant_id)
-                .fetch_optional(&mut *self.conn().await?)
-                .await?;
+        let row = q::<DB>(
+            "SELECT url, url_sealed, format, on_json, updated_at FROM alerts WHERE tenant_id = $1",
+        )
+        .bind(tenant_id)
+        .fetch_optional(&mut *self.conn().await?)
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let on: String = DB::col(&row, "on_json")?;
+        let sealed: Option<Vec<u8>> = DB::col(&row, "url_sealed")?;
+        let url = match sealed {
+            Some(sealed) => {
+                let url = self
+                    .sealer
+                    .open(&alert_url_aad(tenant_id), &sealed)
+                    .map_err(|e| StoreError::Unsealable(format!("alert of {tenant_id}: {e}")))?;
+                String::from_utf8_lossy(&url).into_owned()
+            }
+            // Written before URLs were sealed, and not sealed at open yet.
+            None => DB::col(&row, "url")?,
+        };
         Ok(Some(AlertConfig {
             tenant_id: tenant_id.to_string(),
-            url: DB::col(&row, "url")?,
+            url,
             format: DB::col(&row, "format")?,
             on: serde_json::from_str(&on).map_err(json_err)?,
             updated_at: ts(DB::col(&row, "updated_at")?)?,

@@ -103,6 +103,33 @@ async fn data_persists_across_reopen() {
     assert!(ev2.id > ev.id);
 }
 
+/// Alert URLs written in clear by an earlier version are sealed at the next open.
+#[tokio::test]
+async fn clear_alert_urls_are_sealed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::generate();
+    let s = open(dir.path(), &key).await;
+    with_tenant(&s, "t1").await;
+    sqlx::query(
+        "INSERT INTO alerts (tenant_id, url, format, on_json, updated_at) \
+         VALUES ('t1', 'https://hooks.slack.com/services/OLD-CLEAR-SECRET', 'slack', '[]', 0)",
+    )
+    .execute(s.raw_pool())
+    .await
+    .unwrap();
+    s.close().await;
+    let s = open(dir.path(), &key).await;
+    let (clear, sealed): (String, Option<Vec<u8>>) =
+        sqlx::query_as("SELECT url, url_sealed FROM alerts WHERE tenant_id = 't1'")
+            .fetch_one(s.raw_pool())
+            .await
+            .unwrap();
+    assert_eq!((clear.as_str(), sealed.is_some()), ("", true));
+    let a = crate::WebhookStore::get_alert(&s, "t1").await.unwrap().unwrap();
+    assert_eq!(a.url, "https://hooks.slack.com/services/OLD-CLEAR-SECRET");
+    s.close().await;
+}
+
 #[tokio::test]
 async fn secrets_never_reach_the_disk_in_clear() {
     let dir = tempfile::tempdir().unwrap();
@@ -112,6 +139,15 @@ async fn secrets_never_reach_the_disk_in_clear() {
     a.proxy = Some(ProxyUrl::parse("socks5://alice:hunter2-proxy-pass@10.0.0.1:1080").unwrap());
     s.create_instance(&a).await.unwrap();
     s.save_session_value("i1", "creds", b"SECRET-SESSION-MATERIAL-1234567890").await.unwrap();
+    let alert = crate::AlertConfig {
+        tenant_id: "t1".into(),
+        url: "https://hooks.slack.com/services/T0/B0/alert-url-secret-path".into(),
+        format: "slack".into(),
+        on: vec!["banned".into()],
+        updated_at: crate::now_millis(),
+    };
+    crate::WebhookStore::put_alert(&s, &alert).await.unwrap();
+    assert_eq!(crate::WebhookStore::get_alert(&s, "t1").await.unwrap(), Some(alert));
     // Read back while open, so the test proves the values were really written.
     assert_eq!(s.get_instance("t1", "i1").await.unwrap(), Some(a));
     // Look at the files while the WAL still holds the writes, and again after closing.
@@ -120,7 +156,9 @@ async fn secrets_never_reach_the_disk_in_clear() {
     let closed_files = snapshot(dir.path());
     assert!(closed_files.contains_key("bzapper.db"));
     for (name, bytes) in open_files.iter().chain(closed_files.iter()) {
-        for secret in [&b"SECRET-SESSION-MATERIAL"[..], b"hunter2-proxy-pass"] {
+        for secret in
+            [&b"SECRET-SESSION-MATERIAL"[..], b"hunter2-proxy-pass", b"alert-url-secret-path"]
+        {
             assert!(
                 !contains(bytes, secret),
                 "{} in clear in {name}",

@@ -108,7 +108,7 @@ pub async fn check(
             .map_err(driver_error)?;
         for a in answers {
             if let (Some(j), Some(l)) = (&a.jid, &a.lid) {
-                state.app.live.learn_lid(l, j).await;
+                state.app.live.learn_lid(&tenant.tenant_id, l, j).await;
             }
             fresh.insert(a.phone.clone(), a);
         }

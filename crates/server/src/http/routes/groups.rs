@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::Json as JsonOut;
+use bzapper_core::validate::shown;
 use bzapper_core::Jid;
 use bzapper_driver::GroupSummary;
 use serde::Serialize;
@@ -86,10 +87,9 @@ pub async fn get(
     State(state): State<AppState>,
     Path((id, jid)): Path<(InstanceId, String)>,
 ) -> ApiResult<JsonOut<GroupDetail>> {
-    let group = Jid::parse(&jid)
-        .ok()
-        .filter(Jid::is_group)
-        .ok_or_else(|| ApiError::invalid(format!("`{jid}` is not a group JID (<id>@g.us)")))?;
+    let group = Jid::parse(&jid).ok().filter(Jid::is_group).ok_or_else(|| {
+        ApiError::invalid(format!("`{}` is not a group JID (<id>@g.us)", shown(&jid)))
+    })?;
     let (summary, members) = state.app.live.group(&tenant.tenant_id, &id, &group).await?;
     let participants = members
         .into_iter()

@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json as JsonOut;
 use base64::Engine;
 use bzapper_core::menu::{message_body, Menu, MenuOption};
+use bzapper_core::validate::shown;
 use bzapper_core::{validate, Jid};
 use bzapper_store::{MessageFilter, MessageRecord, MessageStatus};
 use chrono::{DateTime, Utc};
@@ -335,7 +336,7 @@ pub async fn list(
     let status = match p.status.as_deref() {
         Some(s) => Some(
             MessageStatus::parse(s)
-                .ok_or_else(|| ApiError::invalid(format!("unknown status `{s}`")))?,
+                .ok_or_else(|| ApiError::invalid(format!("unknown status `{}`", shown(s))))?,
         ),
         None => None,
     };

@@ -67,6 +67,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/v1/events", get(events::stream))
         .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
         .route("/v1/webhooks/{id}", get(webhooks::get).delete(webhooks::delete))
+        .route("/v1/webhooks/{id}/secret", post(webhooks::rotate_secret))
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/v1/webhooks/{id}/deliveries/{delivery_id}/retry", post(webhooks::retry))
         // Uploads lift the API's small body limit: the handler applies the media cap.

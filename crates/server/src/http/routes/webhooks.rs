@@ -1,5 +1,5 @@
-//! Webhooks per tenant: create (the secret is shown once), list, read, delete, their recent
-//! deliveries, and re-sending one.
+//! Webhooks per tenant: create (the secret is shown once), list, read, delete, rotate the
+//! secret (the old one kept valid for an overlap), their recent deliveries, and re-sending one.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -46,6 +46,35 @@ pub struct WebhookView {
     pub url: String,
     pub events: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// Until when the secret replaced by the latest rotation still signs deliveries
+    /// (`X-Bzapper-Signature-Previous`); absent when none does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+}
+
+/// How long the replaced secret stays valid after a rotation by default: a day.
+pub const DEFAULT_PREVIOUS_SECRET_VALID_SECS: u64 = 24 * 3600;
+/// The longest overlap a rotation may ask for: a week.
+pub const MAX_PREVIOUS_SECRET_VALID_SECS: u64 = 7 * 24 * 3600;
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// The new secret, 16 to 128 characters; generated when absent (and shown once).
+    pub secret: Option<String>,
+    /// How long the replaced secret keeps signing deliveries, in seconds: 0 (at once) to
+    /// 604800 (a week); default 86400 (a day).
+    #[schema(minimum = 0, maximum = 604800)]
+    pub previous_valid_for_secs: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SecretRotated {
+    pub id: String,
+    /// The new secret: `X-Bzapper-Signature` uses it from now on. Shown only here.
+    pub secret: String,
+    /// Until when the replaced secret's signature is sent too, as `X-Bzapper-Signature-Previous`.
+    pub previous_secret_expires_at: DateTime<Utc>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -80,6 +109,20 @@ fn view(w: &WebhookRecord) -> WebhookView {
         url: w.url.clone(),
         events: w.events.clone(),
         created_at: w.created_at,
+        previous_secret_expires_at: w
+            .previous_secret
+            .as_ref()
+            .map(|p| p.expires_at)
+            .filter(|&at| at > now()),
+    }
+}
+
+/// A webhook secret given by the client (16 to 128 characters), or a generated one.
+fn secret_or_new(given: Option<String>) -> ApiResult<String> {
+    match given {
+        Some(s) if (16..=128).contains(&s.chars().count()) => Ok(s),
+        Some(_) => Err(ApiError::invalid("`secret` must be 16 to 128 characters")),
+        None => Ok(format!("whsec_{}", new_secret())),
     }
 }
 
@@ -140,11 +183,7 @@ pub async fn create(
     if body.events.iter().any(|e| e.contains(',')) {
         return Err(ApiError::invalid("one event type or pattern per entry of `events`"));
     }
-    let secret = match body.secret {
-        Some(s) if (16..=128).contains(&s.chars().count()) => s,
-        Some(_) => return Err(ApiError::invalid("`secret` must be 16 to 128 characters")),
-        None => format!("whsec_{}", new_secret()),
-    };
+    let secret = secret_or_new(body.secret)?;
     let w = WebhookRecord {
         id: new_id("whk"),
         tenant_id: tenant.tenant_id.into_string(),
@@ -152,6 +191,7 @@ pub async fn create(
         events: body.events,
         secret,
         created_at: now(),
+        previous_secret: None,
     };
     state.app.webhooks.create(&w).await?;
     Ok((
@@ -202,6 +242,36 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     state.app.webhooks.delete(&tenant.tenant_id, &WebhookId::new(id)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replaces the webhook's secret. The replaced secret keeps signing deliveries (as
+/// `X-Bzapper-Signature-Previous`) until `previous_secret_expires_at`, so receivers can switch
+/// over without a gap; a secret replaced earlier stops at once.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/secret", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path, description = "webhook id")),
+    request_body(content = RotateSecret, description = "optional: an empty body generates the secret"),
+    responses((status = 200, body = SecretRotated), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn rotate_secret(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Option<Json<RotateSecret>>,
+) -> ApiResult<JsonOut<SecretRotated>> {
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let valid_for = body.previous_valid_for_secs.unwrap_or(DEFAULT_PREVIOUS_SECRET_VALID_SECS);
+    if valid_for > MAX_PREVIOUS_SECRET_VALID_SECS {
+        return Err(ApiError::invalid(
+            "`previous_valid_for_secs` must be between 0 and 604800 (a week)",
+        ));
+    }
+    let secret = secret_or_new(body.secret)?;
+    let expires_at = now() + chrono::Duration::seconds(valid_for as i64);
+    let w = state
+        .app
+        .webhooks
+        .rotate_secret(&tenant.tenant_id, &WebhookId::new(id), &secret, expires_at)
+        .await?;
+    Ok(JsonOut(SecretRotated { id: w.id, secret, previous_secret_expires_at: expires_at }))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -39,15 +39,15 @@ async fn a_lid_sender_is_reported_by_its_phone_jid_when_the_lid_map_knows_it() {
 
     // Unknown LID: reported as it came, the LID beside.
     let data = serde_json::to_value(
-        received_data(store.as_ref(), "ins_1", (None, None), &m).await.unwrap(),
+        received_data(store.as_ref(), TENANT, "ins_1", (None, None), &m).await.unwrap(),
     )
     .unwrap();
     assert_eq!(data["sender"]["jid"], LID, "{data}");
 
     // Known: by phone, LID beside; the direct chat too.
-    store.learn_lid(LID, PHONE).await.unwrap();
+    store.learn_lid(TENANT, LID, PHONE).await.unwrap();
     let data = serde_json::to_value(
-        received_data(store.as_ref(), "ins_1", (None, None), &m).await.unwrap(),
+        received_data(store.as_ref(), TENANT, "ins_1", (None, None), &m).await.unwrap(),
     )
     .unwrap();
     assert_eq!(data["sender"]["jid"], PHONE, "{data}");
@@ -62,8 +62,18 @@ async fn a_lid_sender_with_its_phone_beside_teaches_the_lid_map() {
     let store = store_in(&dir).await;
     let mut m = message("W1", LID, "hi");
     m.sender_alt = Some(Jid::parse(PHONE).unwrap());
-    received_data(store.as_ref(), "ins_1", (None, None), &m).await.unwrap();
-    assert_eq!(store.phone_for_lid(LID).await.unwrap().as_deref(), Some(PHONE));
+    received_data(store.as_ref(), TENANT, "ins_1", (None, None), &m).await.unwrap();
+    assert_eq!(store.phone_for_lid(TENANT, LID).await.unwrap().as_deref(), Some(PHONE));
+    // Learnt for this tenant only: another tenant's events show the LID as it came.
+    assert_eq!(store.phone_for_lid("another", LID).await.unwrap(), None);
+    let data = serde_json::to_value(
+        received_data(store.as_ref(), "another", "ins_2", (None, None), &message("W2", LID, "x"))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(data["sender"]["jid"], LID, "{data}");
+    assert_eq!(data["sender"]["phone"], serde_json::Value::Null, "{data}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::cluster::role::Role;
 use crate::model::time::now;
 
-use super::dispatch::SCAN_LIMIT;
+use super::dispatch::{SCAN_LIMIT, SCAN_PER_WEBHOOK};
 use super::{signature, WebhookWorker, HOOK_TTL, SCAN_EVERY, SCAN_GAP};
 
 impl WebhookWorker {
@@ -82,11 +82,13 @@ impl WebhookWorker {
             let mut q = self.dispatch();
             q.scan_soon = false;
             q.more_in_store = false;
+            // What this scan leaves out for want of room is noted again.
+            q.left_in_store.clear();
             while q.next_retry().is_some_and(|t| t <= at) {
                 q.retries.pop();
             }
         }
-        match self.store.due_deliveries(at, SCAN_LIMIT).await {
+        match self.store.due_deliveries(at, SCAN_PER_WEBHOOK, SCAN_LIMIT).await {
             Ok(due) => {
                 let full = due.len() == SCAN_LIMIT as usize;
                 let mut q = self.dispatch();
@@ -157,17 +159,23 @@ impl WebhookWorker {
             return self.abandon(&d);
         }
         let ts = Utc::now().timestamp().to_string();
-        let res = self
+        let mut req = self
             .http
             .post(&hook.url)
             .header("content-type", "application/json")
             .header("x-bzapper-event", &d.event_type)
             .header("x-bzapper-delivery", &d.id)
             .header("x-bzapper-timestamp", &ts)
-            .header("x-bzapper-signature", signature(&hook.secret, &ts, &d.payload))
-            .body(d.payload.clone())
-            .send()
-            .await;
+            .header("x-bzapper-signature", signature(&hook.secret, &ts, &d.payload));
+        // During a rotation's overlap, the replaced secret signs too: a receiver still on it
+        // keeps verifying until it switches.
+        if let Some(previous) = hook.previous_secret.as_ref().filter(|p| p.expires_at > now()) {
+            req = req.header(
+                "x-bzapper-signature-previous",
+                signature(&previous.secret, &ts, &d.payload),
+            );
+        }
+        let res = req.body(d.payload.clone()).send().await;
         // The receiver has answered: its slot may serve the next delivery while this outcome
         // is written (the delivery itself stays claimed until then, so it is not sent again).
         self.dispatch().end_request(&d.webhook_id);

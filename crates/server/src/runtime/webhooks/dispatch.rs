@@ -1,6 +1,10 @@
 //! What the delivery task holds in memory: due deliveries per webhook (each held once), the
 //! request slots of each webhook, retries by time, and when to scan the store for the rest.
 //! Pure bookkeeping, no I/O.
+//!
+//! Fair across webhooks: each has its own request slots and its own share of memory, and the
+//! store is scanned round-robin across webhooks, so one webhook's backlog (a receiver that
+//! never answers, a flood of events) never holds another webhook's deliveries back.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -8,12 +12,22 @@ use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use bzapper_store::DeliveryRecord;
 use chrono::{DateTime, Utc};
 
+/// How many requests to one webhook may be in flight: a slow receiver holds at most this
 /// many slots, never the others'. (Recording an attempt's outcome does not hold a slot.)
 pub(super) const PER_WEBHOOK_IN_FLIGHT: usize = 4;
-/// Most deliveries waiting in memory; past it, new ones wait in the store for a scan.
+/// Most deliveries of one webhook waiting in memory; past it, its new ones wait in the store
+/// for a scan. A webhook's share: a backlog of one does not take the others' room.
+pub(super) const PER_WEBHOOK_QUEUED: usize = 64;
+/// Most deliveries waiting in memory in all. A webhook with fewer than
+/// [`PER_WEBHOOK_IN_FLIGHT`] queued may still queue that many past it, so a full memory never
+/// keeps a webhook from sending at all.
 pub(super) const MAX_QUEUED: usize = 10_000;
-/// Most deliveries one scan of the store returns.
-pub(super) const SCAN_LIMIT: u32 = 256;
+/// Most deliveries of one webhook one scan of the store returns: enough to refill its share
+/// past those it holds already (the oldest, which a scan returns first).
+pub(super) const SCAN_PER_WEBHOOK: u32 = (PER_WEBHOOK_QUEUED + 2 * PER_WEBHOOK_IN_FLIGHT) as u32;
+/// Most deliveries one scan of the store returns (round-robin across webhooks: every
+/// webhook's oldest due delivery comes before any webhook's second).
+pub(super) const SCAN_LIMIT: u32 = 1024;
 
 /// What the delivery task holds in memory.
 #[derive(Default)]
@@ -30,9 +44,12 @@ pub(super) struct Dispatch {
     /// Scan the store as soon as scans may follow each other (a re-send was asked for, a
     /// scan failed).
     pub(super) scan_soon: bool,
-    /// The store holds due deliveries that are not here (memory was full, or a scan was full
-    /// and brought new ones): scan once the queues have room.
+    /// The store holds due deliveries that are not here (a scan was full and brought new
+    /// ones, or memory was full): scan once the queues have room.
     pub(super) more_in_store: bool,
+    /// Webhooks whose due deliveries were left in the store for want of room in their share:
+    /// scan once one of them has room again.
+    pub(super) left_in_store: HashSet<String>,
     /// When the retries this task scheduled are due, earliest first.
     pub(super) retries: BinaryHeap<Reverse<DateTime<Utc>>>,
     /// Counts the times this node let go of what it held ([`Dispatch::forget_queued`]): the
@@ -53,8 +70,7 @@ impl Dispatch {
         if self.known.contains(&d.id) {
             return false;
         }
-        if self.queued_len >= MAX_QUEUED {
-            self.more_in_store = true;
+        if !self.has_room(&d.webhook_id) {
             return false;
         }
         self.known.insert(d.id.clone());
@@ -67,6 +83,32 @@ impl Dispatch {
         self.scan_soon
             || self.next_retry().is_some_and(|t| t <= at)
             || (self.more_in_store && self.queued_len < SCAN_LIMIT as usize / 2)
+            || self.left_in_store.iter().any(|h| self.wants_more(h))
+    }
+
+    /// Whether a webhook that has due deliveries in the store has room enough in memory to
+    /// make a scan for them worth it.
+    fn wants_more(&self, webhook_id: &str) -> bool {
+        let mine = self.queued_of(webhook_id);
+        mine < PER_WEBHOOK_IN_FLIGHT
+            || (mine < PER_WEBHOOK_QUEUED / 2 && self.queued_len < MAX_QUEUED - SCAN_LIMIT as usize)
+    }
+
+    /// How many of the webhook's deliveries wait in memory.
+    pub(super) fn queued_of(&self, webhook_id: &str) -> usize {
+        self.queued.get(webhook_id).map_or(0, VecDeque::len)
+    }
+
+    /// Whether one more of the webhook's deliveries may wait in memory; when not, notes that
+    /// the store holds some of its due deliveries.
+    fn has_room(&mut self, webhook_id: &str) -> bool {
+        let mine = self.queued_of(webhook_id);
+        let room = mine < PER_WEBHOOK_QUEUED
+            && (self.queued_len < MAX_QUEUED || mine < PER_WEBHOOK_IN_FLIGHT);
+        if !room {
+            self.left_in_store.insert(webhook_id.to_string());
+        }
+        room
     }
 
     /// Holds the ids of deliveries about to be committed, so no scan takes them meanwhile.
@@ -84,9 +126,8 @@ impl Dispatch {
             return;
         }
         for d in ds {
-            if self.queued_len >= MAX_QUEUED {
+            if !self.has_room(&d.webhook_id) {
                 self.known.remove(&d.id);
-                self.more_in_store = true;
             } else {
                 self.push(Queued { delivery: d, verify: !fresh });
             }
@@ -156,6 +197,7 @@ impl Dispatch {
         self.known = self.claimed.clone();
         self.retries.clear();
         self.more_in_store = false;
+        self.left_in_store.clear();
         self.scan_soon = true;
     }
 }

@@ -41,7 +41,6 @@ pub use signature::signature;
 
 use dispatch::Dispatch;
 
-/// How many requests to one webhook may be in flight: a slow receiver holds at most this
 /// How long a receiver may take to answer.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The store is scanned at least this often (deliveries this task was not told about).
@@ -170,7 +169,9 @@ impl WebhookWorker {
 
 #[cfg(test)]
 mod tests {
-    use super::dispatch::{Dispatch, Queued, MAX_QUEUED, PER_WEBHOOK_IN_FLIGHT, SCAN_LIMIT};
+    use super::dispatch::{
+        Dispatch, Queued, MAX_QUEUED, PER_WEBHOOK_IN_FLIGHT, PER_WEBHOOK_QUEUED,
+    };
     use crate::model::time::now;
     use bzapper_store::{DeliveryRecord, DeliveryStatus};
     use serde_json::json;
@@ -245,21 +246,47 @@ mod tests {
     #[test]
     fn what_does_not_fit_in_memory_is_left_to_a_scan() {
         let mut d = Dispatch::default();
-        let many: Vec<_> = (0..MAX_QUEUED + 2).map(|n| delivery(&format!("d{n}"), "h")).collect();
+        // One webhook's flood fills its own share only.
+        let many: Vec<_> =
+            (0..PER_WEBHOOK_QUEUED + 2).map(|n| delivery(&format!("d{n}"), "h")).collect();
         let term = d.reserve(&many);
         d.queue_reserved(many, true, term);
-        assert_eq!(d.queued_len, MAX_QUEUED);
-        assert!(d.more_in_store);
-        assert!(!d.wants_scan(now()), "not before the queues have room");
-        while d.queued_len >= SCAN_LIMIT as usize / 2 {
-            let ready = d.take_ready();
-            for q in &ready {
-                d.end_request("h");
+        assert_eq!(d.queued_len, PER_WEBHOOK_QUEUED);
+        assert!(d.left_in_store.contains("h"));
+        assert!(!d.wants_scan(now()), "not before its queue has room");
+        assert!(!d.known.contains(&format!("d{}", PER_WEBHOOK_QUEUED + 1)), "a scan may take it");
+        // Another webhook still has its whole share, from the fan-out as from a scan.
+        let other: Vec<_> = (0..3).map(|n| delivery(&format!("o{n}"), "other")).collect();
+        let term = d.reserve(&other);
+        d.queue_reserved(other, true, term);
+        assert!(d.offer_scanned(delivery("o3", "other")));
+        assert_eq!(d.queued_of("other"), 4);
+        while d.queued_of("h") >= PER_WEBHOOK_QUEUED / 2 {
+            for q in d.take_ready() {
+                d.end_request(&q.delivery.webhook_id);
                 d.settle(&q.delivery.id);
             }
         }
         assert!(d.wants_scan(now()));
-        assert!(!d.known.contains(&format!("d{}", MAX_QUEUED + 1)), "a scan may take it");
+
+        // Memory as a whole is bounded too, but a webhook with (nearly) nothing queued may
+        // still queue a request slot's worth past it.
+        let mut d = Dispatch::default();
+        let hooks = MAX_QUEUED / PER_WEBHOOK_QUEUED + 1;
+        for h in 0..hooks {
+            let ds: Vec<_> = (0..PER_WEBHOOK_QUEUED)
+                .map(|n| delivery(&format!("h{h}-{n}"), &format!("h{h}")))
+                .collect();
+            let term = d.reserve(&ds);
+            d.queue_reserved(ds, true, term);
+        }
+        assert_eq!(d.queued_len, MAX_QUEUED);
+        for n in 0..PER_WEBHOOK_IN_FLIGHT {
+            assert!(d.offer_scanned(delivery(&format!("late{n}"), "late")));
+        }
+        assert!(!d.offer_scanned(delivery("late-too-many", "late")));
+        assert!(d.left_in_store.contains("late"));
+
         let failed: Vec<_> = (0..2).map(|n| delivery(&format!("x{n}"), "h")).collect();
         let term = d.reserve(&failed);
         d.unreserve(&failed, term);
@@ -298,6 +325,186 @@ mod tests {
             assert!(Instant::now() < deadline, "{what} within 10 s");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// An HTTP endpoint that takes every connection and never answers. Returns its URL and
+    /// how many connections it holds.
+    async fn black_hole() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", l.local_addr().unwrap());
+        let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = open.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = l.accept().await {
+                held.push(socket);
+                count.store(held.len(), std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        (url, open)
+    }
+
+    /// Issue 17, finding 4: tenant A has 20 webhooks at a receiver that never answers and
+    /// floods them with 1,000 events (20,000 deliveries, twice what memory holds); tenant B's
+    /// one event is still delivered within 2 s. On a paused clock that does not move while B's
+    /// delivery is awaited: A's hung requests never time out and no periodic scan runs, so
+    /// B's delivery cannot be waiting for A's slots or A's backlog to clear.
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_at_a_dead_receiver_does_not_delay_another_tenants_delivery() {
+        use bzapper_store::{ApiKeyRecord, Tenant, TenantStore, WebhookStore};
+
+        use crate::runtime::test_support::{hold_clock, store_in, TENANT};
+
+        let _hold = hold_clock();
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(&dir).await;
+        let at = now();
+        store
+            .create_tenant(
+                &Tenant { id: "tb".into(), name: "b".into(), created_at: at },
+                &ApiKeyRecord {
+                    id: "kb".into(),
+                    tenant_id: "tb".into(),
+                    secret_hash: [1; 32],
+                    created_at: at,
+                },
+            )
+            .await
+            .unwrap();
+        let (dead, held) = black_hole().await;
+        let (got, live) = receiver().await;
+        let hook = |id: String, tenant: &str, url: &str| WebhookRecord {
+            id,
+            tenant_id: tenant.into(),
+            url: url.into(),
+            events: vec!["message.*".into()],
+            secret: "s".into(),
+            created_at: at,
+            previous_secret: None,
+        };
+        for n in 0..20 {
+            store.create_webhook(&hook(format!("a{n:02}"), TENANT, &dead)).await.unwrap();
+        }
+        store.create_webhook(&hook("b".into(), "tb", &live)).await.unwrap();
+        let dyn_store: Arc<dyn Store> = store.clone();
+        let recorder = Recorder::new(dyn_store.clone(), None);
+        let _worker =
+            WebhookWorker::spawn(dyn_store, recorder.clone(), RetryPolicy::default(), None);
+
+        let flood: Vec<_> = (0..1_000)
+            .map(|i| recorder.record_raw(TENANT, None, "message.received", json!({"i": i})))
+            .collect();
+        let last = futures::future::join_all(flood)
+            .await
+            .into_iter()
+            .map(|e| e.unwrap().id)
+            .max()
+            .unwrap();
+        // The flood is fanned out (every delivery in the store) and A's receiver holds every
+        // request slot of A's webhooks.
+        let saturated = || async {
+            store.fanout_cursor().await.unwrap() >= last
+                && held.load(std::sync::atomic::Ordering::SeqCst) >= 20 * PER_WEBHOOK_IN_FLIGHT
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !saturated().await {
+            assert!(std::time::Instant::now() < deadline, "the flood fanned out and sent");
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        assert!(got.lock().unwrap().is_empty());
+
+        // The clock stands still from here: A's requests never time out and no periodic scan
+        // runs, so B's delivery must go out on its own, within 2 s of real time.
+        let started = std::time::Instant::now();
+        let b = recorder.record_raw("tb", None, "message.received", json!({"b": 1})).await;
+        let b = b.unwrap().id.to_string();
+        while got.lock().unwrap().is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "tenant B's delivery still waiting after 2 s behind tenant A's flood"
+            );
+            // A real pause (the paused clock does not move), leaving the runtime free.
+            tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(5)))
+                .await
+                .unwrap();
+        }
+        assert_eq!(got.lock().unwrap()[0].1, b);
+        // A's flood is still pending behind its dead receiver: B did not wait for it to clear.
+        let pending = store.due_deliveries(now(), 1, 100).await.unwrap();
+        assert!(pending.iter().any(|d| d.tenant_id == TENANT));
+    }
+
+    /// A restart with a backlog: 20,000 due deliveries of tenant A's 20 dead webhooks, older
+    /// than tenant B's one, are in the store before the worker starts. The first scan takes
+    /// deliveries round-robin across webhooks, so B's goes out at once (an oldest-first scan
+    /// would return only A's). The clock stands still, as above.
+    #[tokio::test(start_paused = true)]
+    async fn a_backlog_in_the_store_does_not_hide_another_webhooks_delivery_from_a_scan() {
+        use bzapper_store::{ApiKeyRecord, Tenant, TenantStore, WebhookStore};
+
+        use crate::runtime::test_support::{hold_clock, store_in, TENANT};
+
+        let _hold = hold_clock();
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(&dir).await;
+        let at = now();
+        store
+            .create_tenant(
+                &Tenant { id: "tb".into(), name: "b".into(), created_at: at },
+                &ApiKeyRecord {
+                    id: "kb".into(),
+                    tenant_id: "tb".into(),
+                    secret_hash: [1; 32],
+                    created_at: at,
+                },
+            )
+            .await
+            .unwrap();
+        let (dead, _held) = black_hole().await;
+        let (got, live) = receiver().await;
+        let hook = |id: String, tenant: &str, url: &str| WebhookRecord {
+            id,
+            tenant_id: tenant.into(),
+            url: url.into(),
+            events: vec!["message.*".into()],
+            secret: "s".into(),
+            created_at: at,
+            previous_secret: None,
+        };
+        let mut backlog = Vec::new();
+        for n in 0..20 {
+            store.create_webhook(&hook(format!("a{n:02}"), TENANT, &dead)).await.unwrap();
+            for e in 0..1_000 {
+                let mut d = delivery(&format!("dlv_a{n:02}_{e:04}"), &format!("a{n:02}"));
+                d.tenant_id = TENANT.into();
+                d.event_id = e;
+                d.payload = format!("{{\"id\":\"{e}\"}}");
+                d.next_attempt_at = at - chrono::Duration::seconds(60);
+                backlog.push(d);
+            }
+        }
+        store.create_webhook(&hook("b".into(), "tb", &live)).await.unwrap();
+        let mut d = delivery("dlv_b", "b");
+        d.tenant_id = "tb".into();
+        d.event_id = 5_000;
+        d.payload = "{\"id\":\"5000\"}".into();
+        backlog.push(d);
+        store.enqueue_deliveries(&backlog, 0).await.unwrap();
+
+        let dyn_store: Arc<dyn Store> = store.clone();
+        let recorder = Recorder::new(dyn_store.clone(), None);
+        let started = std::time::Instant::now();
+        let _worker = WebhookWorker::spawn(dyn_store, recorder, RetryPolicy::default(), None);
+        while got.lock().unwrap().is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "tenant B's delivery still waiting after 2 s behind tenant A's backlog"
+            );
+            tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(5)))
+                .await
+                .unwrap();
+        }
+        assert_eq!(got.lock().unwrap()[0], ("dlv_b".to_string(), "5000".to_string()));
     }
 
     /// Two nodes on one PostgreSQL schema, one webhook: the node holding the role sends every
@@ -355,6 +562,7 @@ mod tests {
             events: vec!["message.*".into()],
             secret: "s".into(),
             created_at: at,
+            previous_secret: None,
         })
         .await
         .unwrap();
