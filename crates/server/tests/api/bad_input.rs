@@ -200,3 +200,74 @@ async fn pools_default_exists_and_strategies_can_be_set() {
     let (_, v) = app.get("/v1/pools", &other).await;
     assert_eq!(v["items"].as_array().unwrap().len(), 1);
 }
+
+/// Issue 17: over-long JIDs, menu option ids and contact display names are refused, and no
+/// error echoes more than a short prefix of what was sent.
+#[tokio::test]
+async fn over_long_input_is_refused_and_never_echoed_whole() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.tenant("acme").await;
+    let inst = id(&app.instance(&key, "n1").await);
+    let long = "7".repeat(5_000);
+    let short = |v: &Value| {
+        let m = v["error"]["message"].as_str().unwrap_or_default().to_string();
+        assert!(m.len() < 600 && !m.contains(&"7".repeat(100)), "echoed: {m}");
+        m
+    };
+
+    let (s, v) = app.get(&format!("/v1/instances/{inst}/groups/{long}@g.us"), &key).await;
+    assert_error(s, &v, 422, "invalid_request");
+    short(&v);
+
+    for body in [
+        json!({"to": format!("{long}@s.whatsapp.net"), "text": "hi"}),
+        json!({"to": long.clone(), "text": "hi"}),
+        json!({"to": "+5511999990001", "text": "hi", "mentions": [long.clone()]}),
+    ] {
+        let (s, v) = app.post("/v1/messages", &key, body).await;
+        assert_error(s, &v, 422, "invalid_recipient");
+        short(&v);
+    }
+
+    let option_id = "7".repeat(257);
+    let (s, v) = app
+        .post(
+            "/v1/messages",
+            &key,
+            json!({"to": "+5511999990001", "text": "Pay?",
+                   "menu": {"options": [{"id": option_id, "title": "Yes"}]}}),
+        )
+        .await;
+    assert_error(s, &v, 422, "invalid_request");
+    assert!(short(&v).contains("at most 256"), "{v}");
+
+    let vcard = "BEGIN:VCARD\nVERSION:3.0\nFN:Ana\nEND:VCARD";
+    let (s, v) = app
+        .post(
+            "/v1/messages",
+            &key,
+            json!({"to": "+5511999990001",
+                   "contact": {"vcard": vcard, "display_name": "7".repeat(257)}}),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 422, "{v}");
+    assert!(short(&v).contains("256"), "{v}");
+
+    // serde's own errors repeat the value they refused: shortened too.
+    let (s, v) = app
+        .call(
+            Method::PUT,
+            "/v1/alerts",
+            Some(&key),
+            Some(json!({"url": "https://example.com/x", "format": long, "on": ["banned"]})),
+        )
+        .await;
+    assert_error(s, &v, 422, "invalid_request");
+    short(&v);
+    let (s, v) = app.get(&format!("/v1/messages?status={long}"), &key).await;
+    assert_error(s, &v, 422, "invalid_request");
+    short(&v);
+    let (s, v) = app.get(&format!("/v1/events?types={long}"), &key).await;
+    assert_eq!(s.as_u16(), 422, "{v}");
+    short(&v);
+}
