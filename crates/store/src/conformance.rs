@@ -1070,6 +1070,45 @@ async fn due_deliveries_are_taken_round_robin_across_webhooks(h: &Harness) {
     assert_eq!(due.len(), 501);
     assert!(!due.contains(&"o1".to_string()) && !due.contains(&"q0".to_string()));
     assert_eq!(&due[..3], ["b000", "o0", "b001"]);
+
+    // More webhooks than one statement reads: every one still gets its turn.
+    let mut ds = Vec::new();
+    for n in 0..150 {
+        let id = format!("many{n:03}");
+        s.create_webhook(&WebhookRecord {
+            id: id.clone(),
+            tenant_id: "t1".into(),
+            url: "http://127.0.0.1:9/hook".into(),
+            events: vec!["*".into()],
+            secret: "s".into(),
+            created_at: now_millis(),
+            previous_secret: None,
+        })
+        .await
+        .unwrap();
+        for k in 0..3 {
+            ds.push(DeliveryRecord {
+                next_attempt_at: at - Duration::seconds(30) + Duration::milliseconds(k),
+                ..delivery(&format!("m{n:03}-{k}"), &id, 10_000 + n * 10 + k)
+            });
+        }
+    }
+    s.enqueue_deliveries(&ds, 20_000).await.unwrap();
+    let due = s.due_deliveries(at, 2, 400).await.unwrap();
+    // Two of each of the 150, two of `busy`, `other`'s one due (`quiet`'s was delivered).
+    assert_eq!(due.len(), 303);
+    let first_turn: std::collections::HashSet<&str> =
+        due[..152].iter().map(|d| d.webhook_id.as_str()).collect();
+    assert_eq!(first_turn.len(), 152, "every webhook's oldest first (busy, other and 150)");
+    let per_hook = |h: &str| due.iter().filter(|d| d.webhook_id == h).count();
+    assert_eq!((per_hook("many000"), per_hook("many149"), per_hook("busy")), (2, 2, 2));
+    // A limit below one each: the oldest of as many webhooks as it allows.
+    let due = s.due_deliveries(at, 2, 100).await.unwrap();
+    assert_eq!(due.len(), 100);
+    assert_eq!(
+        due.iter().map(|d| &d.webhook_id).collect::<std::collections::HashSet<_>>().len(),
+        100
+    );
 }
 
 async fn a_rotated_webhook_secret_keeps_the_replaced_one_until_it_expires(h: &Harness) {

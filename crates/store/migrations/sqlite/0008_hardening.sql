@@ -1,6 +1,7 @@
 -- Hardening (issue 17).
 
--- Due deliveries per webhook, oldest first: scans take them round-robin across webhooks.
+-- Due deliveries per webhook, oldest first: scans read each webhook's as an index range and
+-- take them round-robin across webhooks.
 CREATE INDEX deliveries_due_by_webhook ON deliveries (webhook_id, next_attempt_at, id)
     WHERE status = 'pending';
 
