@@ -31,7 +31,7 @@ impl AllowList {
     /// Whether `host` (as a URL names it) is one of the allowed host names.
     pub fn allows_host(&self, host: &str) -> bool {
         let host = normalise_host(host);
-        self.hosts.iter().any(|h| *h == host)
+        self.hosts.contains(&host)
     }
 
     /// Whether `ip` lies in one of the allowed addresses or ranges.

@@ -20,21 +20,17 @@
 
 pub mod address;
 mod allow;
+mod error;
 mod resolver;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 pub use allow::{AllowList, BadEntry};
+pub use error::Blocked;
 
 /// The most redirect hops a media fetch follows.
 pub const MAX_REDIRECTS: usize = 5;
-
-/// A request the guard refused: the URL's host is, or resolves to, an address that must not
-/// be reached. Its text is all a tenant is told (which address, and why, is logged at debug).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the URL's address is not allowed")]
-pub struct Blocked;
 
 /// How an [`OutboundClient`] treats redirects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use super::address;
-use super::{AllowList, Blocked};
+use super::allow::AllowList;
+use super::error::Blocked;
 
 pub(super) struct GuardedResolver {
     allow: Arc<AllowList>,
