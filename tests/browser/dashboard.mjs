@@ -74,7 +74,8 @@ async function startGateway() {
   if (!existsSync(BIN)) fail(`no gateway binary at ${BIN}: run \`cargo build --bin bzapper\` first`);
   dataDir = mkdtempSync(path.join(os.tmpdir(), 'bzapper-browser-'));
   gateway = spawn(BIN, ['serve', '--sim', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
-    env: { ...process.env, BZAPPER_ADMIN_TOKEN: ADMIN, RUST_LOG: process.env.RUST_LOG || 'warn' },
+    // The webhook receiver below listens on loopback, which the outbound guard refuses unless allowed.
+    env: { ...process.env, BZAPPER_ADMIN_TOKEN: ADMIN, BZAPPER_OUTBOUND_ALLOW: '127.0.0.0/8,::1,localhost', RUST_LOG: process.env.RUST_LOG || 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   gateway.stderr.on('data', (d) => { gatewayLog += d; });

@@ -79,6 +79,8 @@ async fn run(base_db: &str, nodes: usize, secs: u64, concurrency: usize) -> Figu
             .env("DATABASE_URL", &db_url)
             .env("BZAPPER_MASTER_KEY", &master_key)
             .env("BZAPPER_ADMIN_TOKEN", ADMIN)
+            // Receivers and media servers of the benchmarks listen on loopback.
+            .env("BZAPPER_OUTBOUND_ALLOW", "127.0.0.0/8,::1,localhost")
             .env_remove("BZAPPER_ADVERTISE_URL")
             .env_remove("BZAPPER_LEASE_SECONDS");
         let (child, base) = support::start(cmd, "bZapper listening on ");

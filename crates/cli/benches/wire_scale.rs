@@ -65,6 +65,8 @@ fn serve_wire(data: &Path, wire_url: &str, log: &Path) -> (Child, String) {
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--sim-wire-url", wire_url, "--data-dir"])
         .arg(data)
         .env("BZAPPER_ADMIN_TOKEN", ADMIN)
+        // Receivers and media servers of the benchmarks listen on loopback.
+        .env("BZAPPER_OUTBOUND_ALLOW", "127.0.0.0/8,::1,localhost")
         .env_remove("BZAPPER_MASTER_KEY")
         .env_remove("BZAPPER_WA_URL")
         .env_remove("DATABASE_URL");

@@ -124,6 +124,12 @@ struct ServeArgs {
     /// Seconds a media URL download may take, from the request to the last byte.
     #[arg(long, env = "BZAPPER_MEDIA_FETCH_TIMEOUT_SECS", default_value_t = defaults::DEFAULT_MEDIA_FETCH_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
     media_fetch_timeout_secs: u64,
+    /// Hosts, IP addresses and CIDR ranges, comma-separated, that media URLs, webhooks and
+    /// alerts may reach although they are loopback, private, link-local or otherwise reserved
+    /// addresses, which are refused by default (e.g. `hooks.internal,10.0.0.5,192.168.0.0/16`).
+    /// A host name entry allows that name whatever it resolves to.
+    #[arg(long, env = "BZAPPER_OUTBOUND_ALLOW", default_value = defaults::DEFAULT_OUTBOUND_ALLOW, value_parser = parse_outbound_allow, hide_default_value = true)]
+    outbound_allow: bzapper_server::outbound::AllowList,
     /// In-process simulator: seconds the first QR code lasts.
     #[arg(long, env = "BZAPPER_SIM_QR_FIRST_SECS", default_value_t = defaults::DEFAULT_SIM_QR_FIRST_SECS)]
     sim_qr_first_secs: u64,
@@ -247,6 +253,7 @@ fn config_from(a: ServeArgs) -> Config {
     config.media_max_bytes = a.media_max_mb * 1024 * 1024;
     config.media_retention = Duration::from_secs(a.media_retention_hours * 3600);
     config.media_fetch_timeout = Duration::from_secs(a.media_fetch_timeout_secs);
+    config.outbound_allow = a.outbound_allow;
     config
 }
 
@@ -267,6 +274,11 @@ async fn shutdown_signal() {
 }
 
 /// `2.3000.1234567` → `(2, 3000, 1234567)`.
+fn parse_outbound_allow(s: &str) -> Result<bzapper_server::outbound::AllowList, String> {
+    // The error names the flag and the entry already; clap adds the value.
+    s.parse().map_err(|e: bzapper_server::outbound::BadEntry| e.to_string())
+}
+
 fn parse_wa_version(s: &str) -> Result<(u32, u32, u32), String> {
     let parts: Vec<u32> = s
         .split('.')

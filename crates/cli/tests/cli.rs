@@ -44,6 +44,8 @@ fn help_documents_every_option() {
         "--body-limit",
         "--wa-url",
         "BZAPPER_WA_VERSION",
+        "--outbound-allow",
+        "BZAPPER_OUTBOUND_ALLOW",
     ] {
         assert!(text.contains(opt), "{opt} missing from serve --help");
     }
@@ -76,6 +78,31 @@ fn serve_uses_the_real_whatsapp_driver_unless_told_otherwise() {
     let bad = bzapper().args(["serve", "--wa-version", "2.x"]).output().unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a version"));
+}
+
+#[test]
+fn a_bad_outbound_allow_entry_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = bzapper()
+        .args(["serve", "--sim", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args(["--outbound-allow", "127.0.0.1,10.0.0.0/33"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("`10.0.0.0/33` is not a host name, an IP address or a CIDR range"),
+        "{err}"
+    );
+    let bad = bzapper()
+        .args(["serve", "--sim", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("BZAPPER_OUTBOUND_ALLOW", "http://hooks.internal")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("`http://hooks.internal`"));
 }
 
 /// A GET over a plain TCP socket (keeps an HTTP client out of this test's dependencies).

@@ -104,6 +104,8 @@ fn start_node(
         .env("DATABASE_URL", db_url)
         .env("BZAPPER_MASTER_KEY", master_key)
         .env("BZAPPER_ADMIN_TOKEN", ADMIN)
+        // Receivers and media servers of the tests listen on loopback.
+        .env("BZAPPER_OUTBOUND_ALLOW", "127.0.0.0/8,::1,localhost")
         .env_remove("BZAPPER_ADVERTISE_URL")
         .env_remove("BZAPPER_NODE_ID")
         .env_remove("BZAPPER_LEASE_SECONDS");

@@ -6,7 +6,8 @@
 //! checks the rule): [`startup`] builds everything; [`http`] parses, checks and shapes
 //! requests; [`app`] holds the use cases the routes call; [`runtime`] the long-running parts
 //! (scheduler, supervisor, inbound, leases, alerts, webhooks, campaigns); [`events`],
-//! [`cluster`] and [`media`] the services they share; [`model`] the server's own types. A
+//! [`cluster`], [`media`] and [`outbound`] (the guard on every URL fetched for a tenant) the
+//! services they share; [`model`] the server's own types. A
 //! module imports only its own layer and those below it.
 
 pub mod app;
@@ -15,6 +16,7 @@ pub mod events;
 pub mod http;
 pub mod media;
 pub mod model;
+pub mod outbound;
 pub mod runtime;
 pub mod startup;
 

@@ -13,7 +13,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("http", &["http"]),
     ("app", &["app"]),
     ("runtime", &["runtime"]),
-    ("services", &["events", "cluster", "media"]),
+    ("services", &["events", "cluster", "media", "outbound"]),
     ("model", &["model"]),
 ];
 

@@ -28,6 +28,8 @@ pub fn serve_sim(data: &Path, admin_token: &str) -> (Child, String) {
     cmd.args(["serve", "--sim", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .env("BZAPPER_ADMIN_TOKEN", admin_token)
+        // Receivers and media servers of the tests listen on loopback.
+        .env("BZAPPER_OUTBOUND_ALLOW", "127.0.0.0/8,::1,localhost")
         .env_remove("BZAPPER_MASTER_KEY")
         .env_remove("DATABASE_URL");
     start(cmd, "bZapper listening on ")
@@ -41,6 +43,8 @@ pub fn serve_real(data: &Path, admin_token: &str, ws_url: &str) -> (Child, Strin
         .args(["--wa-version", "2.3000.1000000000", "--data-dir"])
         .arg(data)
         .env("BZAPPER_ADMIN_TOKEN", admin_token)
+        // Receivers and media servers of the tests listen on loopback.
+        .env("BZAPPER_OUTBOUND_ALLOW", "127.0.0.0/8,::1,localhost")
         .env_remove("BZAPPER_MASTER_KEY")
         .env_remove("DATABASE_URL");
     start(cmd, "bZapper listening on ")

@@ -51,6 +51,8 @@ pub fn serve_wire(data: &Path, wire_url: &str, log: &Path, args: &[String]) -> (
         .arg(data)
         .args(args)
         .env("BZAPPER_ADMIN_TOKEN", ADMIN)
+        // Receivers and media servers of the tests listen on loopback.
+        .env("BZAPPER_OUTBOUND_ALLOW", "127.0.0.0/8,::1,localhost")
         .env_remove("BZAPPER_MASTER_KEY")
         .env_remove("BZAPPER_WA_URL")
         .env_remove("DATABASE_URL");

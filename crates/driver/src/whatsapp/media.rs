@@ -114,11 +114,42 @@ impl MediaHandle {
         serde_json::to_value(self).expect("a media handle is plain data")
     }
 
+    /// The handle as it is downloaded: a `static_url` is kept only when it is an `https://` URL
+    /// on WhatsApp's own media hosts ([`is_whatsapp_media_url`]). The sender writes that field,
+    /// and the library fetches it as it is, so anything else would let a contact make the
+    /// gateway request any URL (an internal address among them) when the tenant downloads the
+    /// file; without it the file is fetched by its `direct_path` from the hosts WhatsApp's
+    /// server names, as for every other message.
+    pub(crate) fn trusted(mut self) -> Self {
+        if self.static_url.as_deref().is_some_and(|u| !is_whatsapp_media_url(u)) {
+            tracing::info!("an inbound media's static_url is not on WhatsApp's hosts; ignored");
+            self.static_url = None;
+        }
+        self
+    }
+
     /// Reads a handle back; one this driver did not write is refused (it cannot be fetched).
     pub(crate) fn from_value(value: &serde_json::Value) -> Result<Self, DriverError> {
         serde_json::from_value(value.clone())
             .map_err(|e| DriverError::rejected(format!("not a WhatsApp media handle: {e}")))
     }
+}
+
+/// The domains WhatsApp serves media from (`mmg.whatsapp.net` and its siblings, Meta's CDN).
+const WHATSAPP_MEDIA_DOMAINS: [&str; 3] = ["whatsapp.net", "whatsapp.com", "fbcdn.net"];
+
+/// Whether `url` is an `https://` URL whose host is one of [`WHATSAPP_MEDIA_DOMAINS`] or a
+/// name under one (never an IP address, never another port's service by name alone).
+pub(crate) fn is_whatsapp_media_url(url: &str) -> bool {
+    let Ok(url) = url::Url::parse(url) else { return false };
+    let Some(url::Host::Domain(host)) = url.host() else { return false };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    url.scheme() == "https"
+        && url.port().is_none()
+        && url.username().is_empty()
+        && WHATSAPP_MEDIA_DOMAINS
+            .iter()
+            .any(|d| host == *d || host.strip_suffix(d).is_some_and(|rest| rest.ends_with('.')))
 }
 
 impl Downloadable for MediaHandle {
@@ -174,7 +205,7 @@ pub(crate) async fn download(
     media: &InboundMedia,
     dest: &Path,
 ) -> Result<u64, DriverError> {
-    let handle = MediaHandle::from_value(&media.handle)?;
+    let handle = MediaHandle::from_value(&media.handle)?.trusted();
     match fetch(client, &handle, dest).await {
         Err(DriverError::NotFound(why)) => match reupload(client, &handle).await {
             Some(direct_path) => {

@@ -37,6 +37,44 @@ fn a_handle_round_trips_through_json_with_base64_bytes() {
 }
 
 #[test]
+fn a_static_url_is_fetched_only_from_whatsapps_media_hosts() {
+    for ok in [
+        "https://mmg.whatsapp.net/m1/v/t24/abc?ccb=1",
+        "https://static.whatsapp.net/x",
+        "https://scontent.xx.fbcdn.net/v/t39/abc",
+        "https://WhatsApp.NET./x",
+    ] {
+        assert!(is_whatsapp_media_url(ok), "{ok}");
+    }
+    for bad in [
+        "http://mmg.whatsapp.net/x",
+        "https://127.0.0.1/secret",
+        "https://2130706433/secret",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[::1]/x",
+        "https://localhost/x",
+        "https://evilwhatsapp.net/x",
+        "https://whatsapp.net.evil.com/x",
+        "https://mmg.whatsapp.net:8080/x",
+        "https://user@mmg.whatsapp.net/x",
+        "file:///etc/passwd",
+        "not a url",
+    ] {
+        assert!(!is_whatsapp_media_url(bad), "{bad}");
+    }
+    let with = |u: &str| {
+        let h = serde_json::json!({"media_type": "image", "direct_path": "/v/t62/abc", "static_url": u});
+        MediaHandle::from_value(&h).unwrap().trusted()
+    };
+    assert_eq!(with("http://127.0.0.1:8080/secret").static_url, None);
+    assert_eq!(with("http://127.0.0.1:8080/secret").direct_path.as_deref(), Some("/v/t62/abc"));
+    assert_eq!(
+        with("https://mmg.whatsapp.net/m1/abc").static_url.as_deref(),
+        Some("https://mmg.whatsapp.net/m1/abc")
+    );
+}
+
+#[test]
 fn a_foreign_handle_is_refused() {
     for bad in [
         serde_json::json!({"id": "sim-1"}),

@@ -127,7 +127,8 @@ impl From<bzapper_store::StoreError> for ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 /// The API answer for each failure: 413 `media_too_large`, 422 `invalid_media`,
-/// 422 `media_unreachable` (no connection, or a non-2xx answer), 422 `media_timeout`,
+/// 422 `media_unreachable` (no connection, an address the outbound guard refuses, or a non-2xx
+/// answer), 422 `media_timeout`,
 /// 404 `not_found`, and 500 for the store's own failures.
 impl From<crate::media::MediaError> for ApiError {
     fn from(e: crate::media::MediaError) -> Self {
@@ -139,7 +140,10 @@ impl From<crate::media::MediaError> for ApiError {
             crate::media::MediaError::WrongType { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_media", message)
             }
-            crate::media::MediaError::Unreachable(_) | crate::media::MediaError::Status(_) => {
+            crate::media::MediaError::Unreachable(_)
+            | crate::media::MediaError::NotAllowed
+            | crate::media::MediaError::NoAnswer
+            | crate::media::MediaError::Status(_) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "media_unreachable", message)
             }
             crate::media::MediaError::Timeout => {

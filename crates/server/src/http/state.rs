@@ -27,6 +27,9 @@ pub struct Inner {
     pub cluster: Option<Arc<Cluster>>,
     /// Which node holds which number (with `cluster`).
     pub leases: Option<Arc<LeaseKeeper>>,
+    /// The outbound guard's settings: webhook and alert URLs are checked against them when
+    /// they are registered (the guard checks them again at each delivery).
+    pub outbound: crate::outbound::Guard,
     /// Passes calls about a number on to the node holding it.
     pub forwarder: reqwest::Client,
 }

@@ -10,6 +10,15 @@ pub enum MediaError {
     WrongType { expected: MediaKind, got: String },
     #[error("the media could not be fetched: {0}")]
     Unreachable(String),
+    /// The URL's host is, or resolves to, an address the outbound guard refuses (loopback,
+    /// private, metadata, ...; see `crate::outbound`).
+    #[error("the media URL's address is not allowed")]
+    NotAllowed,
+    /// No answer from the URL: no connection, no answer in time, a name that does not
+    /// resolve, a failed TLS handshake, too many redirects. One text for all of them, so the
+    /// tenant cannot tell a closed port from a silent one (the detail is logged at debug).
+    #[error("the media URL could not be fetched (no connection, or no answer in time)")]
+    NoAnswer,
     #[error("the media URL did not deliver the file in time")]
     Timeout,
     #[error("the media URL answered HTTP {0}")]

@@ -9,6 +9,8 @@ use tokio::time::{timeout_at, Instant};
 use axum::body::Bytes;
 use futures::stream::BoxStream;
 
+use crate::outbound::{self, OutboundClient};
+
 use super::error::MediaError;
 use super::record::MediaLimits;
 use super::sniff;
@@ -19,8 +21,10 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Downloads `url` for a send of `kind`:
 /// - http and https only;
-/// - the answer's headers within `min(fetch_timeout, 20 s)`, the whole file within
-///   `fetch_timeout` → `Timeout`;
+/// - through the outbound guard: an address it refuses, first or on a redirect hop
+///   → `NotAllowed`;
+/// - no connection, or no answer's headers within `min(fetch_timeout, 20 s)` → `NoAnswer`;
+/// - the whole file within `fetch_timeout` → `Timeout`;
 /// - a non-2xx answer → `Status`;
 /// - `kind.cap_bytes(max_bytes)`, from `Content-Length` before reading and while streaming
 ///   → `TooLarge`;
@@ -32,7 +36,7 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 /// Returns the answer's body still to be read: the store streams it to disk, and must finish
 /// by [`Download::deadline`].
 pub(super) async fn download(
-    http: &reqwest::Client,
+    http: &OutboundClient,
     limits: &MediaLimits,
     url: &url::Url,
     kind: MediaKind,
@@ -49,10 +53,14 @@ pub(super) async fn download(
     let deadline = started + limits.fetch_timeout;
     let answer_deadline = started + limits.fetch_timeout.min(ANSWER_TIMEOUT);
 
-    let answer = timeout_at(answer_deadline, http.get(url.clone()).send())
+    let request = http.get(url).map_err(|_| MediaError::NotAllowed)?;
+    let answer = timeout_at(answer_deadline, request.send())
         .await
-        .map_err(|_| MediaError::Timeout)?
-        .map_err(request_error)?;
+        .map_err(|_| {
+            tracing::debug!(host = url.host_str(), "a media URL gave no answer in time");
+            MediaError::NoAnswer
+        })?
+        .map_err(|e| request_error(url, e))?;
     let status = answer.status();
     if !status.is_success() {
         return Err(MediaError::Status(status.as_u16()));
@@ -95,19 +103,13 @@ pub(super) struct Download {
     pub body: BoxStream<'static, reqwest::Result<Bytes>>,
 }
 
-/// A failed request in words: the error and its causes (reqwest's own message alone says
-/// little more than "error sending request").
-fn request_error(e: reqwest::Error) -> MediaError {
-    if e.is_timeout() {
-        return MediaError::Timeout;
+/// What a failed request tells the tenant: that the guard refused the address, or only that
+/// there was no answer (the reason, which would tell a refused port from a timeout, goes to the
+/// debug log).
+fn request_error(url: &url::Url, e: reqwest::Error) -> MediaError {
+    if outbound::is_blocked(&e) {
+        return MediaError::NotAllowed;
     }
-    let e = e.without_url();
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    MediaError::Unreachable(msg)
+    tracing::debug!(host = url.host_str(), error = %outbound::detail(e), "a media URL could not be fetched");
+    MediaError::NoAnswer
 }

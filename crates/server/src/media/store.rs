@@ -20,6 +20,7 @@ use super::error::{io, MediaError};
 use super::record::{is_safe_id, MediaLimits, StoredMedia};
 use super::{fetch, peers, sniff};
 use crate::model::ids::{new_id, new_ordered_id};
+use crate::outbound::{Guard, OutboundClient, Redirects};
 
 /// Where files are written before they get their id.
 const TMP_DIR: &str = ".tmp";
@@ -79,7 +80,7 @@ struct Ingest<'a> {
 pub struct MediaStore {
     root: PathBuf,
     limits: MediaLimits,
-    http: reqwest::Client,
+    http: OutboundClient,
     /// The other nodes, asked for an upload missing here (a cluster node only).
     peers: Option<peers::Peers>,
 }
@@ -95,21 +96,18 @@ impl peers::CopySink for MediaStore {
     }
 }
 
-/// The HTTP client media URLs are fetched with: no proxy from the environment (the gateway
-/// fetches for itself, not through a number's proxy), a short connect timeout, a few
-/// redirects.
-pub fn http_client() -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .no_proxy()
-        .connect_timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .user_agent(concat!("bZapper/", env!("CARGO_PKG_VERSION")))
-        .build()
+/// The HTTP client media URLs are fetched with: through the outbound `guard` (no proxy from
+/// the environment, each redirect hop checked, at most five), a short connect timeout.
+pub fn http_client(guard: &Guard) -> reqwest::Result<OutboundClient> {
+    guard.client(Redirects::Checked, |b| {
+        b.connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("bZapper/", env!("CARGO_PKG_VERSION")))
+    })
 }
 
 impl MediaStore {
     /// Opens (creating, mode 0700) the media directory `dir`.
-    pub fn new(dir: PathBuf, limits: MediaLimits, http: reqwest::Client) -> std::io::Result<Self> {
+    pub fn new(dir: PathBuf, limits: MediaLimits, http: OutboundClient) -> std::io::Result<Self> {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
         Ok(MediaStore { root: dir, limits, http, peers: None })
@@ -593,17 +591,18 @@ fn entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
 }
 
-/// The store under `<data_dir>/media/` with the configured limits, and its sweeper: now and
-/// every ten minutes it removes what has expired. On a node of a cluster, `peers` is the
+/// The store under `<data_dir>/media/` with the configured limits, fetching URLs through the
+/// outbound `guard`, and its sweeper: now and every ten minutes it removes what has expired. On a node of a cluster, `peers` is the
 /// cluster and the admin token the nodes share: uploads received by another node are fetched
 /// from it.
 pub fn open(
     data_dir: &Path,
     limits: MediaLimits,
+    guard: &Guard,
     peers: Option<(std::sync::Arc<crate::cluster::Cluster>, secrecy::SecretString)>,
 ) -> anyhow::Result<std::sync::Arc<MediaStore>> {
     let dir = data_dir.join("media");
-    let mut store = MediaStore::new(dir.clone(), limits, http_client()?)
+    let mut store = MediaStore::new(dir.clone(), limits, http_client(guard)?)
         .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
     if let Some((cluster, admin_token)) = peers {
         store = store.with_peers(cluster, admin_token)?;

@@ -15,6 +15,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::cluster::role::Role;
 use crate::events::recorder::Recorder;
 use crate::events::EventType;
+use crate::outbound::{self, Guard, OutboundClient, Redirects};
 
 /// The alert kinds a tenant may ask for.
 pub const ALERT_KINDS: &[&str] = &["logged_out", "banned", "health_low"];
@@ -57,12 +58,15 @@ pub fn sentence(kind: &str, name: &str, phone: Option<&str>, e: &Event) -> Strin
     }
 }
 
-/// Posts the alerts the events call for while this node holds `role`.
-pub fn spawn(store: Arc<dyn Store>, recorder: Arc<Recorder>, role: Role) {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("an HTTP client with default TLS");
+/// Posts the alerts the events call for while this node holds `role`, through the outbound
+/// `guard` with redirects off (a 3xx is a failed attempt).
+pub fn spawn(
+    store: Arc<dyn Store>,
+    recorder: Arc<Recorder>,
+    role: Role,
+    guard: &Guard,
+) -> reqwest::Result<()> {
+    let http = guard.client(Redirects::Off, |b| b.timeout(Duration::from_secs(10)))?;
     tokio::spawn(async move {
         let mut live = recorder.subscribe();
         loop {
@@ -93,6 +97,7 @@ pub fn spawn(store: Arc<dyn Store>, recorder: Arc<Recorder>, role: Role) {
             tokio::spawn(post(http.clone(), cfg.tenant_id.clone(), cfg.url.clone(), body));
         }
     });
+    Ok(())
 }
 
 fn body(cfg: &AlertConfig, kind: &str, text: &str, e: &Event) -> Value {
@@ -109,16 +114,25 @@ fn body(cfg: &AlertConfig, kind: &str, text: &str, e: &Event) -> Value {
     }
 }
 
-async fn post(http: reqwest::Client, tenant_id: String, url: String, body: Value) {
+async fn post(http: OutboundClient, tenant_id: String, url: String, body: Value) {
     // A Slack-style URL carries its secret in the path: logs name the host only, and the
     // request error is logged without its URL.
     let host = log_host(&url);
     for wait in std::iter::once(Duration::ZERO).chain(RETRIES) {
         tokio::time::sleep(wait).await;
-        match http.post(&url).json(&body).send().await {
+        let Ok(request) = http.post(&url) else {
+            // Retrying cannot help: the URL is an address the gateway does not reach.
+            tracing::warn!(tenant = %tenant_id, %host, "an alert URL's address is not allowed (see --outbound-allow)");
+            return;
+        };
+        match request.json(&body).send().await {
             Ok(r) if r.status().is_success() => return,
             Ok(r) => {
                 tracing::warn!(tenant = %tenant_id, %host, status = %r.status(), "an alert receiver refused")
+            }
+            Err(e) if outbound::is_blocked(&e) => {
+                tracing::warn!(tenant = %tenant_id, %host, "an alert URL's address is not allowed (see --outbound-allow)");
+                return;
             }
             Err(e) => {
                 let e = e.without_url();
@@ -211,7 +225,9 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         drop(l);
         let url = format!("http://127.0.0.1:{port}/services/T000/B000/XXXXSECRET");
-        post(reqwest::Client::new(), "t1".into(), url, json!({"text": "x"})).await;
+        let guard = Guard::new("127.0.0.0/8".parse().unwrap());
+        let http = guard.client(Redirects::Off, |b| b).unwrap();
+        post(http, "t1".into(), url, json!({"text": "x"})).await;
         let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text.matches("an alert could not be posted").count(), 3, "{text}");
         assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");

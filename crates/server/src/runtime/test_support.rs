@@ -94,7 +94,10 @@ impl Rig {
             retention: Duration::from_secs(3600),
             fetch_timeout: Duration::from_secs(10),
         };
-        let media = MediaStore::new(dir.path().join("media"), limits, http_client().unwrap());
+        // The tests' media servers listen on loopback.
+        let loopback = crate::outbound::Guard::new("127.0.0.0/8,::1,localhost".parse().unwrap());
+        let media =
+            MediaStore::new(dir.path().join("media"), limits, http_client(&loopback).unwrap());
         let scheduler = Scheduler::new(SchedulerParts {
             store: dyn_store.clone(),
             recorder: recorder.clone(),

@@ -32,6 +32,8 @@ pub const DEFAULT_MEDIA_MAX_MB: u64 = 64;
 pub const DEFAULT_MEDIA_RETENTION_HOURS: u64 = 24;
 /// `--media-fetch-timeout-secs`.
 pub const DEFAULT_MEDIA_FETCH_TIMEOUT_SECS: u64 = 60;
+/// `--outbound-allow`: no exception to the outbound guard (only public addresses are reached).
+pub const DEFAULT_OUTBOUND_ALLOW: &str = "";
 /// `--sim-qr-first-secs` (and `bzapper simnet --qr-first-secs`).
 pub const DEFAULT_SIM_QR_FIRST_SECS: u64 = 60;
 /// `--sim-qr-next-secs` (and `bzapper simnet --qr-next-secs`).
@@ -95,6 +97,9 @@ pub struct Config {
     pub media_retention: Duration,
     /// The longest a media URL download may take.
     pub media_fetch_timeout: Duration,
+    /// Hosts, addresses and ranges that media URLs, webhooks and alerts may reach although
+    /// they are loopback, private or otherwise refused by the outbound guard.
+    pub outbound_allow: crate::outbound::AllowList,
     /// What tests and the simulator change and an operator of the real network never needs.
     pub test_hooks: TestHooks,
 }
@@ -144,6 +149,9 @@ impl Config {
             media_max_bytes: DEFAULT_MEDIA_MAX_MB * MIB,
             media_retention: Duration::from_secs(DEFAULT_MEDIA_RETENTION_HOURS * HOUR),
             media_fetch_timeout: Duration::from_secs(DEFAULT_MEDIA_FETCH_TIMEOUT_SECS),
+            outbound_allow: DEFAULT_OUTBOUND_ALLOW
+                .parse()
+                .expect("DEFAULT_OUTBOUND_ALLOW is a valid list"),
             test_hooks: TestHooks::default(),
         }
     }
@@ -184,6 +192,7 @@ mod tests {
         assert_eq!(c.health_threshold, 40);
         assert_eq!(c.media_max_bytes, 64 * 1024 * 1024);
         assert_eq!(c.lease, Duration::from_secs(15));
+        assert!(c.outbound_allow.is_empty(), "only public addresses by default");
         assert_eq!(c.test_hooks.sim_qr_first, Duration::from_secs(60));
         assert_eq!(c.test_hooks.sim_qr_next, Duration::from_secs(20));
     }

@@ -150,6 +150,8 @@ impl Application {
             }
             None => None,
         };
+        // Every URL fetched or posted to for a tenant goes through it.
+        let outbound = crate::outbound::Guard::new(config.outbound_allow.clone());
         let media = crate::media::open(
             &config.data_dir,
             crate::media::MediaLimits {
@@ -157,6 +159,7 @@ impl Application {
                 retention: config.media_retention,
                 fetch_timeout: config.media_fetch_timeout,
             },
+            &outbound,
             // Uploads received by another node are fetched from it, with the shared token.
             cluster.clone().map(|c| (c, admin_token.clone())),
         )
@@ -184,9 +187,17 @@ impl Application {
             dyn_store.clone(),
             recorder.clone(),
             config.webhook_retry,
+            &outbound,
             cluster.clone(),
-        );
-        crate::runtime::alerts::spawn(dyn_store.clone(), recorder.clone(), webhooks.role());
+        )
+        .context("building the webhook client")?;
+        crate::runtime::alerts::spawn(
+            dyn_store.clone(),
+            recorder.clone(),
+            webhooks.role(),
+            &outbound,
+        )
+        .context("building the alert client")?;
         let leases = match &cluster {
             // The lease keeper resumes this node's share of the numbers.
             Some(c) => Some(LeaseKeeper::spawn(
@@ -232,6 +243,7 @@ impl Application {
             admin_token_hash: sha256(admin_token.expose_secret().as_bytes()),
             cluster,
             leases: leases.clone(),
+            outbound,
             forwarder: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()

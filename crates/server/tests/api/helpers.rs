@@ -26,8 +26,14 @@ pub fn config(dir: &Path) -> Config {
     c.listen = "127.0.0.1:0".parse().unwrap();
     c.driver = DriverKind::Sim;
     c.admin_token = Some(ADMIN.into());
+    // The tests' media servers and webhook receivers listen on loopback, which the outbound
+    // guard refuses unless allowed.
+    c.outbound_allow = LOOPBACK.parse().unwrap();
     c
 }
+
+/// `--outbound-allow` for tests whose receivers listen on this machine.
+pub const LOOPBACK: &str = "127.0.0.0/8,::1,localhost";
 
 impl TestApp {
     pub async fn spawn() -> TestApp {

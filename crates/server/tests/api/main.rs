@@ -13,6 +13,7 @@ mod instances;
 mod media;
 mod media_files;
 mod messages;
+mod outbound;
 mod persistence;
 mod quickstart;
 mod real_driver;

@@ -65,7 +65,7 @@ pub async fn put(
     State(state): State<AppState>,
     Json(body): Json<PutAlerts>,
 ) -> ApiResult<JsonOut<AlertsView>> {
-    let url = crate::http::routes::webhooks::check_url(&body.url)?;
+    let url = crate::http::routes::webhooks::check_url(&body.url, &state.outbound)?;
     if body.on.is_empty() || body.on.iter().any(|k| !ALERT_KINDS.contains(&k.as_str())) {
         return Err(ApiError::invalid("`on` needs one or more of logged_out, banned, health_low"));
     }

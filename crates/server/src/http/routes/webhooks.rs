@@ -142,8 +142,10 @@ fn delivery_view(d: &DeliveryRecord) -> DeliveryView {
     }
 }
 
-/// Checks an outbound URL (webhooks, alerts): http or https with a host.
-pub fn check_url(u: &str) -> ApiResult<String> {
+/// Checks an outbound URL (webhooks, alerts): http or https with a host, and not an IP
+/// address the outbound guard refuses (a host name is checked when it is resolved, at each
+/// delivery, since its addresses can change).
+pub fn check_url(u: &str, guard: &crate::outbound::Guard) -> ApiResult<String> {
     let bad = || {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -158,6 +160,14 @@ pub fn check_url(u: &str) -> ApiResult<String> {
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
         return Err(bad());
     }
+    guard.check_url(&parsed).map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_url",
+            "`url` is a loopback, private, link-local or reserved address, which the gateway \
+             does not reach (the operator can allow it with --outbound-allow)",
+        )
+    })?;
     Ok(parsed.to_string())
 }
 
@@ -175,7 +185,7 @@ pub async fn create(
     State(state): State<AppState>,
     Json(body): Json<CreateWebhook>,
 ) -> ApiResult<(StatusCode, JsonOut<WebhookCreated>)> {
-    let url = check_url(&body.url)?;
+    let url = check_url(&body.url, &state.outbound)?;
     if body.events.is_empty() || body.events.len() > 20 {
         return Err(ApiError::invalid("`events` needs 1 to 20 types or patterns"));
     }

@@ -159,23 +159,28 @@ impl WebhookWorker {
             return self.abandon(&d);
         }
         let ts = Utc::now().timestamp().to_string();
-        let mut req = self
-            .http
-            .post(&hook.url)
-            .header("content-type", "application/json")
-            .header("x-bzapper-event", &d.event_type)
-            .header("x-bzapper-delivery", &d.id)
-            .header("x-bzapper-timestamp", &ts)
-            .header("x-bzapper-signature", signature(&hook.secret, &ts, &d.payload));
-        // During a rotation's overlap, the replaced secret signs too: a receiver still on it
-        // keeps verifying until it switches.
-        if let Some(previous) = hook.previous_secret.as_ref().filter(|p| p.expires_at > now()) {
-            req = req.header(
-                "x-bzapper-signature-previous",
-                signature(&previous.secret, &ts, &d.payload),
-            );
-        }
-        let res = req.body(d.payload.clone()).send().await;
+        let res = match self.http.post(&hook.url) {
+            Ok(request) => {
+                let mut req = request
+                    .header("content-type", "application/json")
+                    .header("x-bzapper-event", &d.event_type)
+                    .header("x-bzapper-delivery", &d.id)
+                    .header("x-bzapper-timestamp", &ts)
+                    .header("x-bzapper-signature", signature(&hook.secret, &ts, &d.payload));
+                // During a rotation's overlap, the replaced secret signs too: a receiver still
+                // on it keeps verifying until it switches.
+                if let Some(previous) =
+                    hook.previous_secret.as_ref().filter(|p| p.expires_at > now())
+                {
+                    req = req.header(
+                        "x-bzapper-signature-previous",
+                        signature(&previous.secret, &ts, &d.payload),
+                    );
+                }
+                req.body(d.payload.clone()).send().await.map_err(Failure::from)
+            }
+            Err(crate::outbound::Blocked) => Err(Failure::Blocked),
+        };
         // The receiver has answered: its slot may serve the next delivery while this outcome
         // is written (the delivery itself stays claimed until then, so it is not sent again).
         self.dispatch().end_request(&d.webhook_id);
@@ -189,10 +194,7 @@ impl WebhookWorker {
                 Some(r.status().as_u16()),
                 Some(format!("the receiver answered {}", r.status())),
             ),
-            Err(e) if e.is_timeout() => {
-                (false, None, Some("the receiver did not answer in time".into()))
-            }
-            Err(e) => (false, None, Some(format!("the receiver could not be reached: {e}"))),
+            Err(failure) => (false, None, Some(failure.into_last_error(&d.id))),
         };
         let attempt = if ok {
             DeliveryAttempt {
@@ -251,5 +253,41 @@ impl WebhookWorker {
         q.settle(&d.id);
         drop(q);
         self.wake.notify_one();
+    }
+}
+
+/// Why an attempt got no answer.
+enum Failure {
+    /// The outbound guard refused the receiver's address.
+    Blocked,
+    /// Any network failure: no connection, no answer in time, a name that does not resolve.
+    Network(reqwest::Error),
+}
+
+impl From<reqwest::Error> for Failure {
+    fn from(e: reqwest::Error) -> Self {
+        if crate::outbound::is_blocked(&e) {
+            Failure::Blocked
+        } else {
+            Failure::Network(e)
+        }
+    }
+}
+
+impl Failure {
+    /// The delivery's `last_error`: one sentence for every network failure, so a tenant cannot
+    /// tell a closed port from a silent one or a missing name (the reason goes to the debug
+    /// log), and another for an address the gateway does not reach.
+    fn into_last_error(self, delivery: &str) -> String {
+        match self {
+            Failure::Blocked => "the receiver's address is not allowed".into(),
+            Failure::Network(e) => {
+                tracing::debug!(
+                    delivery, error = %crate::outbound::detail(e),
+                    "a webhook receiver could not be reached"
+                );
+                "the receiver could not be reached (no connection, or no answer in time)".into()
+            }
+        }
     }
 }

@@ -36,6 +36,7 @@ use tokio::time::Instant;
 use crate::cluster::role::{self, Role};
 use crate::cluster::Cluster;
 use crate::events::recorder::Recorder;
+use crate::outbound::{Guard, OutboundClient, Redirects};
 
 pub use signature::signature;
 
@@ -54,7 +55,7 @@ const HOOK_TTL: Duration = Duration::from_secs(1);
 pub struct WebhookWorker {
     store: Arc<dyn Store>,
     metrics: Arc<crate::events::metrics::Metrics>,
-    http: reqwest::Client,
+    http: OutboundClient,
     policy: RetryPolicy,
     wake: Notify,
     dispatch: Mutex<Dispatch>,
@@ -70,18 +71,19 @@ pub struct WebhookWorker {
 
 impl WebhookWorker {
     /// Starts the fan-out and delivery tasks; with a `cluster`, they work while this node
-    /// holds the `webhooks` role.
+    /// holds the `webhooks` role. Deliveries go through the outbound `guard`, redirects off (a
+    /// 3xx is a failed attempt: following it would turn the POST into a GET that still carries
+    /// the `X-Bzapper-*` headers, to wherever the receiver points).
     pub fn spawn(
         store: Arc<dyn Store>,
         recorder: Arc<Recorder>,
         policy: RetryPolicy,
+        guard: &Guard,
         cluster: Option<Arc<Cluster>>,
-    ) -> Arc<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(ATTEMPT_TIMEOUT)
-            .user_agent(concat!("bzapper/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("an HTTP client with default TLS");
+    ) -> reqwest::Result<Arc<Self>> {
+        let http = guard.client(Redirects::Off, |b| {
+            b.timeout(ATTEMPT_TIMEOUT).user_agent(concat!("bzapper/", env!("CARGO_PKG_VERSION")))
+        })?;
         let w = Arc::new(WebhookWorker {
             store,
             metrics: recorder.metrics().clone(),
@@ -104,7 +106,7 @@ impl WebhookWorker {
         if let Some(c) = &w.cluster {
             tokio::spawn(w.clone().hear_pokes(c.signals()));
         }
-        w
+        Ok(w)
     }
 
     /// Whether this node sends webhooks (and alerts): the role the alerts follow too.
@@ -297,6 +299,11 @@ mod tests {
     type Got = Arc<Mutex<Vec<(String, String)>>>;
 
     /// An HTTP endpoint answering 200 to every delivery.
+    /// The receivers of these tests listen on loopback.
+    fn loopback() -> Guard {
+        Guard::new("127.0.0.0/8".parse().unwrap())
+    }
+
     async fn receiver() -> (Got, String) {
         let got: Got = Arc::default();
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -388,8 +395,14 @@ mod tests {
         store.create_webhook(&hook("b".into(), "tb", &live)).await.unwrap();
         let dyn_store: Arc<dyn Store> = store.clone();
         let recorder = Recorder::new(dyn_store.clone(), None);
-        let _worker =
-            WebhookWorker::spawn(dyn_store, recorder.clone(), RetryPolicy::default(), None);
+        let _worker = WebhookWorker::spawn(
+            dyn_store,
+            recorder.clone(),
+            RetryPolicy::default(),
+            &loopback(),
+            None,
+        )
+        .unwrap();
 
         let flood: Vec<_> = (0..1_000)
             .map(|i| recorder.record_raw(TENANT, None, "message.received", json!({"i": i})))
@@ -494,7 +507,9 @@ mod tests {
         let dyn_store: Arc<dyn Store> = store.clone();
         let recorder = Recorder::new(dyn_store.clone(), None);
         let started = std::time::Instant::now();
-        let _worker = WebhookWorker::spawn(dyn_store, recorder, RetryPolicy::default(), None);
+        let _worker =
+            WebhookWorker::spawn(dyn_store, recorder, RetryPolicy::default(), &loopback(), None)
+                .unwrap();
         while got.lock().unwrap().is_empty() {
             assert!(
                 started.elapsed() < Duration::from_secs(2),
@@ -535,7 +550,7 @@ mod tests {
             .spawn(async move {
                 let (c, s) = join(&on_a, "A", ttl).await;
                 let r = Recorder::new(s.clone(), Some(c.clone()));
-                let w = WebhookWorker::spawn(s, r.clone(), policy, Some(c));
+                let w = WebhookWorker::spawn(s, r.clone(), policy, &loopback(), Some(c)).unwrap();
                 let mut role = w.role();
                 role.gained().await;
                 (r, w)
@@ -567,7 +582,8 @@ mod tests {
         .await
         .unwrap();
         let rec_b = Recorder::new(sb.clone(), Some(cb.clone()));
-        let hooks_b = WebhookWorker::spawn(sb.clone(), rec_b.clone(), policy, Some(cb));
+        let hooks_b =
+            WebhookWorker::spawn(sb.clone(), rec_b.clone(), policy, &loopback(), Some(cb)).unwrap();
         assert!(hooks_a.role().is_held() && !hooks_b.role().is_held());
 
         let mut recorded = Vec::new();
