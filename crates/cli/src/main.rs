@@ -17,6 +17,7 @@ use anyhow::Context;
 use bzapper_server::secrets::Source;
 use bzapper_server::startup::config as defaults;
 use bzapper_server::{Application, Config, DriverKind};
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
