@@ -17,6 +17,7 @@ use anyhow::Context;
 use bzapper_server::secrets::Source;
 use bzapper_server::startup::config as defaults;
 use bzapper_server::{Application, Config, DriverKind};
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -130,6 +131,21 @@ struct ServeArgs {
     /// A host name entry allows that name whatever it resolves to.
     #[arg(long, env = "BZAPPER_OUTBOUND_ALLOW", default_value = defaults::DEFAULT_OUTBOUND_ALLOW, value_parser = parse_outbound_allow, hide_default_value = true)]
     outbound_allow: bzapper_server::outbound::AllowList,
+    /// Seconds a client may take to send a request's head (from connecting, or from its first
+    /// byte on a kept-alive connection); a slower connection is closed.
+    #[arg(long, env = "BZAPPER_HEADER_READ_TIMEOUT_SECS", default_value_t = defaults::DEFAULT_HEADER_READ_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_read_timeout_secs: u64,
+    /// Seconds a request body may pause (send nothing) before it is refused with 408.
+    #[arg(long, env = "BZAPPER_BODY_READ_TIMEOUT_SECS", default_value_t = defaults::DEFAULT_BODY_READ_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_read_timeout_secs: u64,
+    /// Seconds a kept-alive connection may wait for its next request before it is closed
+    /// (a response being sent, such as an SSE stream, is never idle).
+    #[arg(long, env = "BZAPPER_IDLE_TIMEOUT_SECS", default_value_t = defaults::DEFAULT_IDLE_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    idle_timeout_secs: u64,
+    /// Client connections served at once; more wait in the listen backlog until one closes.
+    /// Keep it below the open-file limit (`ulimit -n`).
+    #[arg(long, env = "BZAPPER_MAX_CONNECTIONS", default_value_t = defaults::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|n| n as usize))]
+    max_connections: usize,
     /// In-process simulator: seconds the first QR code lasts.
     #[arg(long, env = "BZAPPER_SIM_QR_FIRST_SECS", default_value_t = defaults::DEFAULT_SIM_QR_FIRST_SECS)]
     sim_qr_first_secs: u64,
@@ -254,6 +270,12 @@ fn config_from(a: ServeArgs) -> Config {
     config.media_retention = Duration::from_secs(a.media_retention_hours * 3600);
     config.media_fetch_timeout = Duration::from_secs(a.media_fetch_timeout_secs);
     config.outbound_allow = a.outbound_allow;
+    config.server_limits = defaults::ServerLimits {
+        header_read_timeout: Duration::from_secs(a.header_read_timeout_secs),
+        body_read_timeout: Duration::from_secs(a.body_read_timeout_secs),
+        idle_timeout: Duration::from_secs(a.idle_timeout_secs),
+        max_connections: a.max_connections,
+    };
     config
 }
 

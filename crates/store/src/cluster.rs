@@ -87,6 +87,9 @@ pub enum Signal {
     /// A webhook delivery was made due outside the webhook sender (a re-send asked for on
     /// any node): the node running the sender should look in the store at once.
     Webhooks,
+    /// An API key was revoked or a tenant deleted: every node drops the keys it has cached
+    /// and ends the event streams of keys that are gone.
+    Keys,
     /// The listening connection was lost and re-established: signals may have been missed,
     /// so every listener should look again.
     Resync,

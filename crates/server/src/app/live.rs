@@ -123,13 +123,18 @@ impl LiveNumbers {
         if tokio::fs::metadata(&path).await.is_err() {
             let (_, conn) = self.connection(tenant_id, id).await?;
             if let Some(dir) = path.parent() {
-                tokio::fs::create_dir_all(dir).await.map_err(AppError::internal)?;
+                crate::media::private::create_dir(dir).await.map_err(AppError::internal)?;
             }
             // Downloaded beside and renamed, so a reader never sees half a file.
             let part = path.with_extension(format!("part-{}", rand::random::<u32>()));
             if let Err(e) = conn.download_media(&media, &part).await {
                 let _ = tokio::fs::remove_file(&part).await;
                 return Err(e.into());
+            }
+            // The driver wrote it with the umask's mode.
+            if let Err(e) = crate::media::private::restrict_file(&part).await {
+                let _ = tokio::fs::remove_file(&part).await;
+                return Err(AppError::internal(e));
             }
             tokio::fs::rename(&part, &path).await.map_err(AppError::internal)?;
         }

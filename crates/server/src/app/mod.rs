@@ -12,6 +12,7 @@ pub mod instances;
 pub mod live;
 pub mod messages;
 pub mod pools;
+pub mod revocations;
 pub mod sim;
 pub mod simulator;
 pub mod status;
@@ -42,6 +43,8 @@ pub struct App {
     pub campaigns: campaigns::CampaignUseCases,
     pub webhooks: webhooks::WebhookUseCases,
     pub tenants: tenants::Tenants,
+    /// What a revoked key or deleted tenant ends (cached keys, event streams), on every node.
+    pub revocations: Arc<revocations::Revocations>,
     pub alerts: alerts::Alerts,
     pub pools: pools::Pools,
     pub feed: Arc<feed::EventFeed>,
@@ -69,6 +72,7 @@ pub struct Parts {
 impl App {
     pub fn new(p: Parts) -> Self {
         let store = &p.store;
+        let revocations = revocations::Revocations::new(store.clone(), p.cluster.clone());
         App {
             messages: messages::Messages::new(store.clone(), p.scheduler.clone(), p.media.clone()),
             instances: instances::Instances::new(
@@ -85,7 +89,9 @@ impl App {
                 store.clone(),
                 p.supervisor.clone(),
                 p.scheduler.clone(),
+                revocations.clone(),
             ),
+            revocations,
             alerts: alerts::Alerts::new(store.clone()),
             pools: pools::Pools::new(store.clone(), p.scheduler.clone()),
             feed: Arc::new(feed::EventFeed::new(store.clone(), p.recorder.clone())),

@@ -1,12 +1,14 @@
 //! Tenants and their API keys (the admin's use cases): creating a tenant with its first key,
 //! listing them, deleting one with everything it has, adding and revoking keys. The HTTP layer
-//! makes the keys (it owns the token format) and forgets them from its key cache.
+//! makes the keys (it owns the token format); a revoke or delete is announced to whatever the
+//! key or tenant still holds open ([`Revocations`]).
 
 use std::sync::Arc;
 
 use bzapper_store::{ApiKeyRecord, Store, Tenant};
 
 use crate::app::error::{AppError, AppResult};
+use crate::app::revocations::{Revocations, Revoked};
 use crate::model::ids::TenantId;
 use crate::runtime::scheduler::Scheduler;
 use crate::runtime::supervisor::Supervisor;
@@ -17,6 +19,8 @@ pub struct Tenants {
     supervisor: Arc<Supervisor>,
     /// Holds per-tenant pool state, dropped with the tenant.
     scheduler: Arc<Scheduler>,
+    /// Ends a revoked key's or deleted tenant's cached keys and event streams.
+    revocations: Arc<Revocations>,
 }
 
 impl Tenants {
@@ -24,8 +28,9 @@ impl Tenants {
         store: Arc<dyn Store>,
         supervisor: Arc<Supervisor>,
         scheduler: Arc<Scheduler>,
+        revocations: Arc<Revocations>,
     ) -> Self {
-        Tenants { store, supervisor, scheduler }
+        Tenants { store, supervisor, scheduler, revocations }
     }
 
     /// Stores the tenant and its first key together.
@@ -48,6 +53,7 @@ impl Tenants {
         }
         let deleted = self.store.delete_tenant(id).await?;
         self.scheduler.forget_tenant(id);
+        self.revocations.announce(Revoked::Tenant(id.clone())).await;
         match deleted {
             true => Ok(()),
             // Deleted meanwhile by another request.
@@ -71,7 +77,10 @@ impl Tenants {
     /// Revokes one of the tenant's keys.
     pub async fn revoke_key(&self, tenant: &TenantId, key_id: &str) -> AppResult<()> {
         match self.store.revoke_api_key(tenant, key_id).await? {
-            true => Ok(()),
+            true => {
+                self.revocations.announce(Revoked::Key(key_id.to_string())).await;
+                Ok(())
+            }
             false => Err(AppError::no_such_resource()),
         }
     }

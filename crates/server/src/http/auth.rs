@@ -113,24 +113,32 @@ impl FromRequestParts<AppState> for Tenant {
 /// A tenant API key given in the header or as `?access_token=` (for SSE).
 pub struct TenantOrQueryToken {
     pub tenant_id: TenantId,
+    /// The key's id: a stream ends when this key is revoked.
+    pub key_id: String,
 }
 
 impl FromRequestParts<AppState> for TenantOrQueryToken {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let t = tenant_from(Principal::from_parts(parts, state, true).await?)?;
-        Ok(TenantOrQueryToken { tenant_id: t.tenant_id })
+        match Principal::from_parts(parts, state, true).await? {
+            Principal::Tenant { tenant_id, key_id } => {
+                Ok(TenantOrQueryToken { tenant_id: TenantId::new(tenant_id), key_id })
+            }
+            Principal::Admin => Err(admin_on_a_tenant_route()),
+        }
     }
 }
 
 fn tenant_from(p: Principal) -> Result<Tenant, ApiError> {
     match p {
         Principal::Tenant { tenant_id, .. } => Ok(Tenant { tenant_id: TenantId::new(tenant_id) }),
-        Principal::Admin => Err(ApiError::forbidden(
-            "this route needs a tenant API key; the admin token manages tenants only",
-        )),
+        Principal::Admin => Err(admin_on_a_tenant_route()),
     }
+}
+
+fn admin_on_a_tenant_route() -> ApiError {
+    ApiError::forbidden("this route needs a tenant API key; the admin token manages tenants only")
 }
 
 #[cfg(test)]

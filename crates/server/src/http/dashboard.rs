@@ -13,7 +13,7 @@
 use std::sync::OnceLock;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery};
+use axum::extract::RawQuery;
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH, REFERRER_POLICY,
     X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
@@ -25,6 +25,7 @@ use axum::Router;
 use sha2::{Digest, Sha256};
 
 use crate::http::error::ApiError;
+use crate::http::extract::Path;
 use crate::http::state::AppState;
 
 /// The policy of every dashboard response. `img-src blob:` shows the QR code the page fetches

@@ -58,6 +58,15 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
+    /// The client stopped sending its request body for longer than the body read timeout.
+    pub fn body_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body stopped arriving; send it without long pauses",
+        )
+    }
+
     /// An unexpected failure: the cause goes to the log, the client gets a generic sentence.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");

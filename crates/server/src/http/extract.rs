@@ -1,7 +1,7 @@
 //! Request extractors that answer their rejections in the docs/api.md error shape instead of
-//! axum's plain-text ones: JSON bodies, query strings and the bearer token.
+//! axum's plain-text ones: JSON bodies, query strings, path parameters and the bearer token.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -51,6 +51,9 @@ where
 }
 
 fn json_rejection(r: JsonRejection) -> ApiError {
+    if body_timed_out(&r) {
+        return ApiError::body_timeout();
+    }
     let (code, message) = match &r {
         JsonRejection::JsonSyntaxError(_) => ("malformed_json", r.body_text()),
         JsonRejection::JsonDataError(_) => ("invalid_request", r.body_text()),
@@ -64,6 +67,20 @@ fn json_rejection(r: JsonRejection) -> ApiError {
         _ => ("invalid_request", r.body_text()),
     };
     ApiError::new(r.status(), code, message)
+}
+
+/// Whether reading a request body failed because the client paused longer than the body read
+/// timeout (`--body-read-timeout-secs`; the server wraps every request body in a
+/// [`tower_http::timeout::TimeoutBody`]).
+pub fn body_timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// A query string, refused with 422 `invalid_request` when it does not parse.
@@ -86,6 +103,42 @@ where
 
 fn query_rejection(r: QueryRejection) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", r.body_text())
+}
+
+/// Path parameters (a typed id, a name). One that cannot be decoded (`%FF` is not UTF-8)
+/// names no resource: 404 `not_found`, like an unknown id, in the API's error shape.
+pub struct Path<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(r) => Err(path_rejection(r)),
+        }
+    }
+}
+
+fn path_rejection(r: PathRejection) -> ApiError {
+    match r {
+        PathRejection::FailedToDeserializePathParams(_) => undecodable_path(),
+        // A route declared without the parameters its handler reads: the gateway's bug.
+        other => ApiError::internal(other.body_text()),
+    }
+}
+
+/// A path whose parameters do not decode. The input is not echoed.
+pub fn undecodable_path() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such resource: a path parameter is not valid percent-encoded UTF-8",
+    )
 }
 
 /// The bearer token of a request: the `Authorization` header, or `?access_token=` where a

@@ -2,18 +2,24 @@
 //! the calls that act on a number's live connection (connect, disconnect, logout, delete,
 //! settings, QR code, pairing code, groups, received media; the router marks them) run where
 //! that connection is, so a node that does not hold the number passes the request on unchanged
-//! (the holder authenticates it) and returns the holder's answer. A number nobody holds is
-//! taken by the node asked.
+//! (with its `Authorization`; the holder authenticates it again) and returns the holder's
+//! answer. A number nobody holds is taken by the node asked, but only for its own tenant: the
+//! caller is authenticated and the number checked to be theirs before anything is placed, so
+//! no request can make a node take a lease it was not entitled to ask for.
 
 use axum::body::Body;
-use axum::extract::{RawPathParams, Request, State};
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bzapper_store::NodeRef;
 
+use crate::http::auth::Tenant;
 use crate::http::error::ApiError;
+use crate::http::extract::undecodable_path;
 use crate::http::state::AppState;
+use crate::model::ids::InstanceId;
 use crate::runtime::leases::Placement;
 
 /// The calls passed on carry small JSON bodies (settings, a phone number); the API's body
@@ -26,14 +32,25 @@ pub use crate::cluster::FORWARDED_BY;
 /// number.
 pub async fn to_holder(
     State(state): State<AppState>,
-    params: RawPathParams,
+    params: Result<RawPathParams, RawPathParamsRejection>,
     req: Request,
     next: Next,
 ) -> Response {
+    let Ok(params) = params else { return undecodable_path().into_response() };
     let Some(leases) = state.leases.clone() else { return next.run(req).await };
     let Some(id) = params.iter().find(|(name, _)| *name == "id").map(|(_, v)| v.to_string()) else {
         return next.run(req).await;
     };
+    // Authenticated and the caller's own number before a lease is taken or a node asked.
+    let (mut parts, body) = req.into_parts();
+    let tenant = match Tenant::from_request_parts(&mut parts, &state).await {
+        Ok(t) => t,
+        Err(refused) => return refused.into_response(),
+    };
+    if let Err(e) = state.app.instances.get(&tenant.tenant_id, &InstanceId::new(id.clone())).await {
+        return ApiError::from(e).into_response();
+    }
+    let req = Request::from_parts(parts, body);
     let placement = match leases.place(&id).await {
         Ok(p) => p,
         // No such instance (or a database error): the handler answers it as it would.

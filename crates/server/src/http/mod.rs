@@ -12,3 +12,4 @@ pub mod openapi;
 pub mod qr;
 pub mod routes;
 pub mod state;
+pub mod trace;

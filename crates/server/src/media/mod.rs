@@ -16,6 +16,7 @@
 mod error;
 mod fetch;
 pub mod peers;
+pub mod private;
 mod record;
 pub mod sniff;
 mod store;

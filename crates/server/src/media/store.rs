@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::error::{io, MediaError};
 use super::record::{is_safe_id, MediaLimits, StoredMedia};
-use super::{fetch, peers, sniff};
+use super::{fetch, peers, private, sniff};
 use crate::model::ids::{new_id, new_ordered_id};
 use crate::outbound::{Guard, OutboundClient, Redirects};
 
@@ -106,10 +106,11 @@ pub fn http_client(guard: &Guard) -> reqwest::Result<OutboundClient> {
 }
 
 impl MediaStore {
-    /// Opens (creating, mode 0700) the media directory `dir`.
+    /// Opens (creating, mode 0700) the media directory `dir`; what it already holds is made
+    /// private too (files 0600, directories 0700).
     pub fn new(dir: PathBuf, limits: MediaLimits, http: OutboundClient) -> std::io::Result<Self> {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+        private::create_dir_blocking(&dir)?;
+        private::restrict_tree(&dir)?;
         Ok(MediaStore { root: dir, limits, http, peers: None })
     }
 
@@ -197,13 +198,14 @@ impl MediaStore {
         }
         let dir = self.tenant_dir(tenant_id);
         let tmp_dir = dir.join(TMP_DIR);
-        tokio::fs::create_dir_all(&tmp_dir).await.map_err(io)?;
+        private::create_dir(&tmp_dir).await.map_err(io)?;
         let declared = sniff::declared(req.declared_mime);
 
         let tmp = Cleanup::new(tmp_dir.join(format!("{}.part", new_id("up"))));
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(private::FILE_MODE)
             .open(&tmp.path)
             .await
             .map_err(io)?;
@@ -307,11 +309,12 @@ impl MediaStore {
             return Err(MediaError::TooLarge { cap });
         }
         let tmp_dir = self.tenant_dir(&record.tenant_id).join(TMP_DIR);
-        tokio::fs::create_dir_all(&tmp_dir).await.map_err(io)?;
+        private::create_dir(&tmp_dir).await.map_err(io)?;
         let tmp = Cleanup::new(tmp_dir.join(format!("{}.part", new_id("cp"))));
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(private::FILE_MODE)
             .open(&tmp.path)
             .await
             .map_err(io)?;
@@ -462,7 +465,7 @@ impl MediaStore {
     /// swept once older than the retention.
     pub fn inbound_cache_path(&self, tenant_id: &str, instance_id: &str, wa_id: &str) -> PathBuf {
         let dir = self.tenant_dir(tenant_id).join(INBOUND_DIR).join(component(instance_id));
-        if let Err(e) = std::fs::create_dir_all(&dir) {
+        if let Err(e) = private::create_dir_blocking(&dir) {
             let dir = dir.display();
             tracing::warn!(%dir, error = %e, "creating the inbound media cache failed");
         }
@@ -482,7 +485,13 @@ impl MediaStore {
 }
 
 async fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = tokio::fs::File::create(path).await?;
+    let mut f = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(private::FILE_MODE)
+        .open(path)
+        .await?;
     f.write_all(bytes).await?;
     f.flush().await?;
     f.sync_all().await

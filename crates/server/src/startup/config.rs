@@ -34,6 +34,15 @@ pub const DEFAULT_MEDIA_RETENTION_HOURS: u64 = 24;
 pub const DEFAULT_MEDIA_FETCH_TIMEOUT_SECS: u64 = 60;
 /// `--outbound-allow`: no exception to the outbound guard (only public addresses are reached).
 pub const DEFAULT_OUTBOUND_ALLOW: &str = "";
+/// `--header-read-timeout-secs`: how long a client may take to send a request's head (from
+/// connecting, or from its first byte on a kept-alive connection).
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+/// `--body-read-timeout-secs`: the longest pause while a request body is being read.
+pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 30;
+/// `--idle-timeout-secs`: how long a kept-alive connection may wait for its next request.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+/// `--max-connections`: open client connections; more wait in the listen backlog.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// `--sim-qr-first-secs` (and `bzapper simnet --qr-first-secs`).
 pub const DEFAULT_SIM_QR_FIRST_SECS: u64 = 60;
 /// `--sim-qr-next-secs` (and `bzapper simnet --qr-next-secs`).
@@ -100,8 +109,38 @@ pub struct Config {
     /// Hosts, addresses and ranges that media URLs, webhooks and alerts may reach although
     /// they are loopback, private or otherwise refused by the outbound guard.
     pub outbound_allow: crate::outbound::AllowList,
+    /// Timeouts and the connection cap of the HTTP server.
+    pub server_limits: ServerLimits,
     /// What tests and the simulator change and an operator of the real network never needs.
     pub test_hooks: TestHooks,
+}
+
+/// What one client connection may take of the server: how slowly it may send, how long it
+/// may sit idle, and how many connections are served at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// A request's head must be complete this long after the connection opened or, on a
+    /// kept-alive connection, after its first byte arrived; otherwise the connection closes.
+    pub header_read_timeout: Duration,
+    /// A request body that sends nothing for this long is refused (408) and its connection
+    /// closed.
+    pub body_read_timeout: Duration,
+    /// A kept-alive connection with no request for this long is closed. A response being
+    /// sent (an SSE stream) is never idle.
+    pub idle_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS),
+            body_read_timeout: Duration::from_secs(DEFAULT_BODY_READ_TIMEOUT_SECS),
+            idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
 }
 
 /// Knobs for tests and the simulated networks, kept apart from the operator's settings: none
@@ -152,6 +191,7 @@ impl Config {
             outbound_allow: DEFAULT_OUTBOUND_ALLOW
                 .parse()
                 .expect("DEFAULT_OUTBOUND_ALLOW is a valid list"),
+            server_limits: ServerLimits::default(),
             test_hooks: TestHooks::default(),
         }
     }
@@ -193,6 +233,10 @@ mod tests {
         assert_eq!(c.media_max_bytes, 64 * 1024 * 1024);
         assert_eq!(c.lease, Duration::from_secs(15));
         assert!(c.outbound_allow.is_empty(), "only public addresses by default");
+        assert_eq!(c.server_limits.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.server_limits.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(c.server_limits.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.server_limits.max_connections, 4096);
         assert_eq!(c.test_hooks.sim_qr_first, Duration::from_secs(60));
         assert_eq!(c.test_hooks.sim_qr_next, Duration::from_secs(20));
     }

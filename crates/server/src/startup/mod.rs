@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod secrets;
+pub mod serve;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -51,6 +52,7 @@ pub struct Application {
     admin_token_source: Source,
     closing: tokio::sync::watch::Sender<bool>,
     webhooks: Arc<WebhookWorker>,
+    limits: config::ServerLimits,
 }
 
 impl Application {
@@ -114,11 +116,13 @@ impl Application {
                 PgStore::open(&url, sealer).await.context("opening the PostgreSQL store")?,
             ))
         } else {
-            OpenStore::Sqlite(Arc::new(
-                SqliteStore::open(&url, sealer)
-                    .await
-                    .with_context(|| format!("opening the store at {url}"))?,
-            ))
+            make_sqlite_private(&url)?;
+            let store = SqliteStore::open(&url, sealer)
+                .await
+                .with_context(|| format!("opening the store at {url}"))?;
+            // The -wal and -shm files the open made (SQLite gives them the database's mode).
+            make_sqlite_private(&url)?;
+            OpenStore::Sqlite(Arc::new(store))
         };
         let (admin_token, admin_token_source) = secrets::admin_token(
             config.admin_token.as_ref().map(|t| t.expose_secret()),
@@ -236,10 +240,12 @@ impl Application {
             leases: leases.clone(),
             sim,
         });
+        let keys = crate::http::key_cache::KeyCache::default();
+        keys.follow(app.revocations.subscribe());
         let state = AppState::new(Inner {
             app,
             closing: closing_rx,
-            keys: Default::default(),
+            keys,
             admin_token_hash: sha256(admin_token.expose_secret().as_bytes()),
             cluster,
             leases: leases.clone(),
@@ -255,6 +261,8 @@ impl Application {
             // errors are logged at ERROR where they happen (`ApiError::internal`).
             .layer(
                 TraceLayer::new_for_http()
+                    // The URI without `?access_token=`'s value.
+                    .make_span_with(crate::http::trace::request_span)
                     .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
             )
             .with_state(state);
@@ -268,6 +276,7 @@ impl Application {
             admin_token_source,
             closing,
             webhooks,
+            limits: config.server_limits,
         })
     }
 
@@ -299,14 +308,7 @@ impl Application {
             shutdown.await;
             closing.send_replace(true);
         };
-        // Small writes (SSE events) go out at once rather than waiting for the previous
-        // segment's ACK (Nagle).
-        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "setting TCP_NODELAY failed");
-            }
-        });
-        axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await?;
+        serve::serve(self.listener, self.router, self.limits, shutdown).await;
         if let Some(leases) = &self.leases {
             // No more renewals, takeovers or restarts of numbers while this node stops.
             leases.stop().await;
@@ -400,6 +402,44 @@ fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
             .mode(0o700)
             .create(dir)
             .with_context(|| format!("creating the data dir {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// The file a SQLite URL names (`sqlite://path?…`, `sqlite:path`, or a plain path), if any.
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.contains("mode=memory") {
+        return None;
+    }
+    Some(path.into())
+}
+
+/// Keeps the SQLite database (sessions, keys' hashes, messages) readable by the gateway's user
+/// only, whatever the umask and whatever an older version left: a database the URL lets SQLite
+/// create (`mode=rwc`) is created here first with mode 0600, and the database and its `-wal`,
+/// `-shm` and `-journal` files are set to 0600. SQLite creates its `-wal` and `-shm` files with
+/// the database file's mode, so they stay private after.
+fn make_sqlite_private(url: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let Some(db) = sqlite_path(url) else { return Ok(()) };
+    if url.contains("mode=rwc") && !db.exists() {
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&db) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("creating {}", db.display())),
+        }
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = db.clone().into_os_string();
+        name.push(suffix);
+        let file = std::path::PathBuf::from(name);
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("making {} private", file.display())),
+        }
     }
     Ok(())
 }

@@ -52,6 +52,22 @@ impl SseReader {
         }
     }
 
+    /// Whether the stream ends within `wait` (the server closed it). Panics if an event comes
+    /// first; heartbeats are fine.
+    pub async fn ends_within(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            assert!(!self.buf.contains("event:"), "an event came before the end: {}", self.buf);
+            match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Err(_) => return false,
+                Ok(None) => return true,
+                // The connection cut mid-chunk is an end too.
+                Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(chunk))) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
+            }
+        }
+    }
+
     pub async fn until(&mut self, kind: &str) -> (String, Value) {
         loop {
             let (id, k, v) = self.next(Duration::from_secs(10)).await.expect("an event");

@@ -9,6 +9,7 @@ mod bad_input;
 mod campaigns;
 mod dashboard;
 mod events;
+mod hardening;
 mod instances;
 mod media;
 mod media_files;

@@ -37,7 +37,7 @@ fn form(parts: &[Part]) -> Vec<u8> {
     body
 }
 
-fn file(data: &[u8]) -> Part<'_> {
+pub fn file(data: &[u8]) -> Part<'_> {
     ("file", Some("photo.png"), Some("image/png"), data)
 }
 
@@ -55,12 +55,12 @@ async fn upload_raw(app: &TestApp, key: &str, body: Vec<u8>) -> (StatusCode, Val
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-async fn upload(app: &TestApp, key: &str, parts: &[Part<'_>]) -> (StatusCode, Value) {
+pub async fn upload(app: &TestApp, key: &str, parts: &[Part<'_>]) -> (StatusCode, Value) {
     upload_raw(app, key, form(parts)).await
 }
 
 /// A PNG signature and header start, then `len` bytes of a pattern.
-fn png(len: usize) -> Vec<u8> {
+pub fn png(len: usize) -> Vec<u8> {
     let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
     v.extend((0..len).map(|i| (i * 31 % 251) as u8));
     v

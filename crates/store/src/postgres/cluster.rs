@@ -35,6 +35,7 @@ fn payload(s: Signal) -> &'static str {
         Signal::Leases => "leases",
         Signal::Queue => "queue",
         Signal::Webhooks => "webhooks",
+        Signal::Keys => "keys",
         Signal::Resync => "resync",
     }
 }
@@ -45,6 +46,7 @@ fn parse_payload(p: &str) -> Option<Signal> {
         "leases" => Signal::Leases,
         "queue" => Signal::Queue,
         "webhooks" => Signal::Webhooks,
+        "keys" => Signal::Keys,
         "resync" => Signal::Resync,
         _ => return None,
     })

@@ -269,6 +269,8 @@ async fn every_node_hears_appends_and_signals() {
     assert_eq!(next(&mut on_b).await, Signal::Queue);
     n.a.signal(Signal::Webhooks).await.unwrap();
     assert_eq!(next(&mut on_b).await, Signal::Webhooks);
+    n.a.signal(Signal::Keys).await.unwrap();
+    assert_eq!(next(&mut on_b).await, Signal::Keys);
 }
 
 async fn next(rx: &mut tokio::sync::mpsc::Receiver<Signal>) -> Signal {

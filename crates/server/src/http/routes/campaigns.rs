@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json as JsonOut, Router};
@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use crate::app::campaigns::{CampaignReport, Created};
 use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::{idempotency_key, Json};
+use crate::http::extract::{idempotency_key, Json, Path};
 use crate::http::routes::messages::MAX_TEXT_CHARS;
 use crate::http::state::AppState;
 use crate::model::ids::{new_ordered_id, CampaignId};

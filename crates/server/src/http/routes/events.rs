@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use bzapper_store::Event;
-use futures::stream::Stream;
+use futures::stream::{Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
@@ -75,6 +75,9 @@ pub async fn stream(
         None => feed.latest_id(&tenant.tenant_id).await?,
     };
     let mut closing = state.closing.clone();
+    // Listening from now: a revoke of the key (or the tenant's deletion) ends the stream at
+    // once, before any event recorded after it.
+    let revoked = state.app.revocations.until_revoked(&tenant.tenant_id, &tenant.key_id);
     let tenant_id = tenant.tenant_id;
     let stream = async_stream::stream! {
         // The log is the source: live events only ring the bell. Reading the log after each
@@ -114,6 +117,6 @@ pub async fn stream(
             }
         }
     };
-    Ok(Sse::new(stream)
+    Ok(Sse::new(stream.take_until(revoked))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("heartbeat")))
 }

@@ -1,7 +1,7 @@
 //! A number's groups: `GET /v1/instances/{id}/groups` lists them, `…/groups/{jid}` gives one
 //! with its participants, by phone JID where the LID's phone is known.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json as JsonOut;
 use bzapper_core::validate::shown;
 use bzapper_core::Jid;
@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::Path;
 use crate::http::state::AppState;
 use crate::model::ids::InstanceId;
 

@@ -3,11 +3,12 @@
 //! WhatsApp on the first request, through the number that received it, and serves later
 //! requests from its disk cache until the media retention time passes.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 
 use crate::http::auth::Tenant;
 use crate::http::error::{ApiResult, ErrorBody};
+use crate::http::extract::Path;
 use crate::http::routes::media::stream_file;
 use crate::http::state::AppState;
 use crate::model::ids::InstanceId;

@@ -1,7 +1,7 @@
 //! Instances (one WhatsApp number each): create (which starts it), read, change, delete, and
 //! the connection commands, QR code and pairing code.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use crate::app::instances::Live;
 use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::Json;
+use crate::http::extract::{Json, Path};
 use crate::http::qr::render_png;
 use crate::http::state::AppState;
 use crate::model::ids::{new_id, InstanceId, TenantId};

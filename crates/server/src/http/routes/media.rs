@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::multipart::MultipartError;
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Json as JsonOut;
@@ -21,6 +21,7 @@ use utoipa::ToSchema;
 
 use crate::http::auth::{Admin, Tenant};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::Path;
 use crate::http::state::AppState;
 use crate::media::{peers, MediaError, StoredMedia};
 
@@ -267,6 +268,9 @@ fn bad_kind() -> ApiError {
 
 /// The form could not be read: the body is over the limit, or malformed.
 fn multipart_error(e: MultipartError, max: u64) -> ApiError {
+    if crate::http::extract::body_timed_out(&e) {
+        return ApiError::body_timeout();
+    }
     body_error(e.status().as_u16(), max)
 }
 

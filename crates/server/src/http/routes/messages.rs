@@ -1,7 +1,7 @@
 //! Sending: `POST /v1/messages` accepts a message into the durable queue (the 202 follows the
 //! commit), `GET /v1/messages/{id}` and `GET /v1/messages` read them back.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json as JsonOut;
 use base64::Engine;
@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::app::messages::{NewMessage, Pending, Receipt};
 use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::{idempotency_key, Json, Query};
+use crate::http::extract::{idempotency_key, Json, Path, Query};
 use crate::http::routes::message_content::{
     self, ContactInput, LocationInput, MediaInput, ReactionInput, RichInput,
 };

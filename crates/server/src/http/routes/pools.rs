@@ -1,6 +1,6 @@
 //! Pools of numbers and their rotation strategy. Pool `default` always exists.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json as JsonOut;
 use bzapper_core::validate;
 use bzapper_store::Strategy;
@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::Json;
+use crate::http::extract::{Json, Path};
 use crate::http::state::AppState;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]

@@ -10,7 +10,7 @@
 //! OpenAPI schemas; the outbox is passed through as the network wrote it, so that the gateway
 //! and a standalone `bzapper simnet` answer the same JSON.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json as JsonOut;
 use bzapper_core::{Location, MediaKind, Phone};
@@ -26,7 +26,7 @@ use utoipa::ToSchema;
 use crate::app::sim::{ControlError, SimControl, Target};
 use crate::http::auth::Admin;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::Json;
+use crate::http::extract::{Json, Path};
 use crate::http::state::AppState;
 use crate::model::ids::InstanceId;
 

@@ -1,6 +1,6 @@
 //! Tenants and their API keys (admin token). A key is shown once, when it is made.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json as JsonOut;
 use bzapper_core::validate;
@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::http::auth::{new_api_key, Admin};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::Json;
+use crate::http::extract::{Json, Path};
 use crate::http::state::AppState;
 use crate::model::ids::{new_id, TenantId};
 use crate::model::time::now;

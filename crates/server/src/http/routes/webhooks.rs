@@ -1,7 +1,7 @@
 //! Webhooks per tenant: create (the secret is shown once), list, read, delete, rotate the
 //! secret (the old one kept valid for an overlap), their recent deliveries, and re-sending one.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json as JsonOut;
 use bzapper_store::{DeliveryRecord, WebhookRecord};
@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::events::Filter;
 use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::{Json, Query};
+use crate::http::extract::{Json, Path, Query};
 use crate::http::state::AppState;
 use crate::model::ids::{new_id, new_secret, WebhookId};
 use crate::model::time::now;
