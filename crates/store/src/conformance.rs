@@ -20,8 +20,8 @@ use crate::{
     apply_state_change, now_millis, ApiKeyRecord, CampaignCount, CampaignRecipient, CampaignRecord,
     CampaignStatus, ContactCheckRecord, DeliveryAttempt, DeliveryRecord, DeliveryStatus, Identity,
     InboundRecord, InstanceRecord, MasterKey, MessageFilter, MessageRecord, MessageStatus,
-    MessageUpdate, NewEvent, PgStore, Pool, Sealer, SessionWrite, SqliteStore, StateChange, Store,
-    StoreError, Strategy, Tenant, WebhookRecord,
+    MessageUpdate, NewEvent, PgStore, Pool, QueueKey, QueuedRef, Sealer, SessionWrite, SqliteStore,
+    StateChange, Store, StoreError, Strategy, Tenant, WebhookRecord,
 };
 
 /// The variable naming the PostgreSQL database the PostgreSQL runs use.
@@ -260,6 +260,7 @@ conformance!(
     received_messages_go_with_their_instance_and_tenant,
     contact_checks_are_upserted_per_tenant_and_read_within_their_ttl,
     contact_checks_are_pruned_by_age_and_go_with_their_tenant,
+    the_send_queue_is_read_in_pages_in_accept_order,
 );
 
 pub(crate) fn tenant(id: &str) -> Tenant {
@@ -1741,4 +1742,81 @@ async fn contact_checks_are_pruned_by_age_and_go_with_their_tenant(h: &Harness) 
     assert_eq!(store.prune_contact_checks(now).await.unwrap(), 0);
     assert_eq!(store.prune_contact_checks(now + Duration::microseconds(1)).await.unwrap(), 1);
     assert_eq!(h.count("contact_checks").await, 0);
+}
+
+async fn the_send_queue_is_read_in_pages_in_accept_order(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    with_tenant(store, "t2").await;
+    let t0 = now_millis();
+    let queued = |id: &str, tenant: &str, pool: &str, ms: i64| {
+        let mut m = message(id, tenant, None);
+        m.pool = pool.into();
+        m.created_at = t0 + chrono::Duration::milliseconds(ms);
+        m
+    };
+    // Inserted out of accept order: pages follow created_at, then id.
+    let mut t1_default = Vec::new();
+    for (i, ms) in [(5, 50), (1, 10), (3, 30), (2, 20), (4, 30)] {
+        let m = queued(&format!("a{i}"), "t1", "default", ms);
+        store.insert_message(&m).await.unwrap();
+        t1_default.push(m);
+    }
+    store.insert_message(&queued("b1", "t1", "other", 0)).await.unwrap();
+    store.insert_message(&queued("c1", "t2", "default", 0)).await.unwrap();
+    let mut forced = queued("f1", "t1", "default", 1);
+    forced.instance_id = Some("i1".into());
+    forced.forced = true;
+    forced.body = "olá".into();
+    store.insert_message(&forced).await.unwrap();
+    let mut sent = queued("s1", "t1", "default", 0);
+    sent.status = MessageStatus::Sent;
+    store.insert_message(&sent).await.unwrap();
+    let mut sending = queued("s2", "t1", "default", 0);
+    sending.status = MessageStatus::Sending;
+    store.insert_message(&sending).await.unwrap();
+
+    let pool = QueueKey::Pool { tenant_id: "t1".into(), pool: "default".into() };
+    let ids = |page: &[QueuedRef]| page.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    let first = store.queued_page(&pool, None, 3).await.unwrap();
+    assert_eq!(ids(&first), ["a1", "a2", "a3"], "neither sent, sending nor forced ones");
+    assert_eq!(first[0], QueuedRef::of(&t1_default[1]));
+    let rest = store.queued_page(&pool, Some(&first[2].position), 3).await.unwrap();
+    assert_eq!(ids(&rest), ["a4", "a5"], "a4 ties a3 on time and follows it by id");
+    assert!(store.queued_page(&pool, Some(&rest[1].position), 3).await.unwrap().is_empty());
+
+    let number = QueueKey::Forced { instance_id: "i1".into() };
+    let page = store.queued_page(&number, None, 10).await.unwrap();
+    assert_eq!(ids(&page), ["f1"]);
+    assert_eq!((page[0].text_chars, page[0].forced), (3, true), "characters, not bytes");
+    assert_eq!(QueueKey::of(&forced), number);
+
+    let mut queues = store.queued_queues().await.unwrap();
+    queues.sort();
+    let pool_of = |t: &str, p: &str| QueueKey::Pool { tenant_id: t.into(), pool: p.into() };
+    assert_eq!(
+        queues,
+        [pool_of("t1", "default"), pool_of("t1", "other"), pool_of("t2", "default"), number]
+    );
+    let mut counts = store.queued_counts().await.unwrap();
+    counts.sort();
+    let count = |t: &str, p: &str, n: u64| (t.to_string(), p.to_string(), n);
+    assert_eq!(
+        counts,
+        [count("t1", "default", 6), count("t1", "other", 1), count("t2", "default", 1)],
+        "forced ones count in their pool"
+    );
+    let doubt = store.sending_messages().await.unwrap();
+    assert_eq!(doubt.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["s2"]);
+
+    // Once sent, a message leaves its queue's pages.
+    let at = now_millis();
+    let sent_now = MessageUpdate {
+        status: MessageStatus::Sent,
+        instance_id: Some("i1".into()),
+        error: None,
+        at,
+    };
+    store.update_message("a1", &sent_now).await.unwrap();
+    assert_eq!(ids(&store.queued_page(&pool, None, 1).await.unwrap()), ["a2"]);
 }

@@ -128,6 +128,20 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<Option<MessageRecord>>;
     /// Every queued or sending message of every tenant, oldest first (resumed at start).
     async fn pending_messages(&self) -> Result<Vec<MessageRecord>>;
+    /// The next queued messages of one queue in accept order, after `after` (from its start
+    /// when `None`), at most `limit`: the scheduler reads the queue a page at a time.
+    async fn queued_page(
+        &self,
+        queue: &QueueKey,
+        after: Option<&QueuePosition>,
+        limit: u32,
+    ) -> Result<Vec<QueuedRef>>;
+    /// Every queue holding at least one queued message.
+    async fn queued_queues(&self) -> Result<Vec<QueueKey>>;
+    /// Queued messages by (tenant, pool), forced ones counted in their pool.
+    async fn queued_counts(&self) -> Result<Vec<(String, String, u64)>>;
+    /// The messages left `sending` (in doubt after a crash), oldest first.
+    async fn sending_messages(&self) -> Result<Vec<MessageRecord>>;
     /// How many messages the number sent since `since` (for `stats.sent_today`).
     async fn count_sent_since(&self, instance_id: &str, since: DateTime<Utc>) -> Result<u64>;
     /// When the number's sends since `since` went out (the caps count them after a restart).

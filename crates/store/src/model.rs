@@ -164,6 +164,74 @@ pub struct MessageRecord {
     pub content: Option<serde_json::Value>,
 }
 
+/// One queue of the send queue: a pool's (messages any of its numbers may send) or one
+/// number's (messages the client forced to it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum QueueKey {
+    Pool { tenant_id: String, pool: String },
+    Forced { instance_id: String },
+}
+
+impl QueueKey {
+    /// The queue a message waits in.
+    pub fn of(m: &MessageRecord) -> Self {
+        match (&m.instance_id, m.forced) {
+            (Some(instance_id), true) => QueueKey::Forced { instance_id: instance_id.clone() },
+            _ => QueueKey::Pool { tenant_id: m.tenant_id.clone(), pool: m.pool.clone() },
+        }
+    }
+}
+
+/// A message's place in its queue: accept order, `(created_at ms, id)`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct QueuePosition {
+    pub created_at_ms: i64,
+    pub id: String,
+}
+
+impl QueuePosition {
+    pub fn of(m: &MessageRecord) -> Self {
+        QueuePosition { created_at_ms: crate::time::to_millis(m.created_at), id: m.id.clone() }
+    }
+}
+
+/// A queued message without what it carries (text, content): what the scheduler keeps of a
+/// message until it is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedRef {
+    pub id: String,
+    pub tenant_id: String,
+    pub pool: String,
+    pub forced: bool,
+    pub instance_id: Option<String>,
+    pub campaign_id: Option<String>,
+    pub position: QueuePosition,
+    /// Length of the text, in characters (the typing time grows with it).
+    pub text_chars: u32,
+}
+
+impl QueuedRef {
+    pub fn of(m: &MessageRecord) -> Self {
+        QueuedRef {
+            id: m.id.clone(),
+            tenant_id: m.tenant_id.clone(),
+            pool: m.pool.clone(),
+            forced: m.forced,
+            instance_id: m.instance_id.clone(),
+            campaign_id: m.campaign_id.clone(),
+            position: QueuePosition::of(m),
+            text_chars: u32::try_from(m.body.chars().count()).unwrap_or(u32::MAX),
+        }
+    }
+
+    pub fn queue(&self) -> QueueKey {
+        match (&self.instance_id, self.forced) {
+            (Some(instance_id), true) => QueueKey::Forced { instance_id: instance_id.clone() },
+            _ => QueueKey::Pool { tenant_id: self.tenant_id.clone(), pool: self.pool.clone() },
+        }
+    }
+}
+
 /// Which messages `list_messages` returns, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MessageFilter {

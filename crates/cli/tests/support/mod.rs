@@ -22,9 +22,17 @@ pub fn start(mut cmd: Command, prefix: &str) -> (Child, String) {
     (child, url)
 }
 
+/// The `bzapper` binary to run: this build's, or `BZAPPER_BENCH_BIN` (a bench measures another
+/// build, e.g. the one before a change, with the same load).
+pub fn bzapper_bin() -> std::path::PathBuf {
+    std::env::var_os("BZAPPER_BENCH_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_bzapper").into())
+}
+
 /// `bzapper serve --sim` on a free loopback port with `data` as its data dir.
 pub fn serve_sim(data: &Path, admin_token: &str) -> (Child, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bzapper"));
+    let mut cmd = Command::new(bzapper_bin());
     cmd.args(["serve", "--sim", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .env("BZAPPER_ADMIN_TOKEN", admin_token)

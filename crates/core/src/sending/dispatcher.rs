@@ -489,6 +489,11 @@ impl Dispatcher {
         self.pool(tenant_id, pool).map_or(0, |p| p.queue.len())
     }
 
+    /// Messages forced to this number and still queued.
+    pub fn forced_depth(&self, number_id: &str) -> usize {
+        self.forced.get(number_id).map_or(0, |q| q.len())
+    }
+
     /// Every queued message (pools and forced), not counting those being sent.
     pub fn queued_total(&self) -> usize {
         self.places.values().filter(|p| **p == Place::Queued).count()

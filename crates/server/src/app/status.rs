@@ -87,7 +87,7 @@ impl GatewayStatus {
             );
         }
         out.push_str("# HELP bzapper_queue_depth Messages waiting to be sent, by pool.\n# TYPE bzapper_queue_depth gauge\n");
-        for ((t, pool), n) in self.scheduler.queue_depths() {
+        for ((t, pool), n) in self.scheduler.queue_depths().await? {
             let _ = writeln!(
                 out,
                 "bzapper_queue_depth{{tenant=\"{}\",pool=\"{}\"}} {n}",
@@ -118,6 +118,7 @@ impl GatewayStatus {
         let queued = self
             .scheduler
             .queue_depths()
+            .await?
             .into_iter()
             .filter(|((t, _), _)| t == tenant_id.as_str())
             .map(|((_, pool), n)| (pool, n))

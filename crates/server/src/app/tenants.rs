@@ -52,7 +52,7 @@ impl Tenants {
             self.supervisor.delete(&rec).await.map_err(AppError::internal)?;
         }
         let deleted = self.store.delete_tenant(id).await?;
-        self.scheduler.forget_tenant(id);
+        self.scheduler.forget_tenant(id).await;
         self.revocations.announce(Revoked::Tenant(id.clone())).await;
         match deleted {
             true => Ok(()),

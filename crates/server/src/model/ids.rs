@@ -6,6 +6,9 @@ use rand::RngCore;
 
 /// Lowercase base32 (RFC 4648 letters, lowercased): ids stay readable and URL-safe.
 const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+/// The same 32 characters in their byte order, for the time-ordered part of an ordered id:
+/// with it, ids sort as they were made (with [`ALPHABET`], `z` would sort after `2`).
+const SORTED_ALPHABET: &[u8] = b"234567abcdefghijklmnopqrstuvwxyz";
 
 /// `<prefix>_<20 lowercase base32 chars>` (100 bits).
 pub fn new_id(prefix: &str) -> String {
@@ -22,21 +25,42 @@ pub fn new_secret() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// `<prefix>_<12 base32 chars of milliseconds><13 random base32 chars>`: like [`new_id`] but
-/// ordered by creation time, so that rows keyed by it are appended to the end of their
-/// B-tree instead of landing on a random page (fewer pages written per insert).
+/// `<prefix>_<12 base32 chars of milliseconds><4 of a sequence><9 random base32 chars>`: like
+/// [`new_id`] but ordered by creation time, so that rows keyed by it are appended to the end of
+/// their B-tree instead of landing on a random page (fewer pages written per insert). Ids made
+/// by this process within one millisecond follow each other too (the sequence): the send queue
+/// is read in `(created_at, id)` order, so two messages accepted one after the other in the same
+/// millisecond keep their order.
 pub fn new_ordered_id(prefix: &str) -> String {
-    let ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    let (ms, seq) = next_tick();
     let mut out = String::with_capacity(prefix.len() + 26);
     out.push_str(prefix);
     out.push('_');
     for i in (0..12).rev() {
-        out.push(ALPHABET[((ms >> (i * 5)) & 31) as usize] as char);
+        out.push(SORTED_ALPHABET[((ms >> (i * 5)) & 31) as usize] as char);
     }
-    let mut bytes = [0u8; 13];
+    for i in (0..4).rev() {
+        out.push(SORTED_ALPHABET[((seq >> (i * 5)) & 31) as usize] as char);
+    }
+    let mut bytes = [0u8; 9];
     rand::thread_rng().fill_bytes(&mut bytes);
     out.extend(bytes.iter().map(|b| ALPHABET[(*b & 31) as usize] as char));
     out
+}
+
+/// This process's next (millisecond, sequence within it): never the same twice and always
+/// increasing, even if the wall clock steps back (it then keeps counting in the last
+/// millisecond it saw, moving on to the next when 2^20 ids were made in one).
+fn next_tick() -> (u64, u64) {
+    static LAST: std::sync::Mutex<(u64, u64)> = std::sync::Mutex::new((0, 0));
+    let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    *last = match *last {
+        (ms, _) if now > ms => (now, 0),
+        (ms, seq) if seq + 1 < 1 << 20 => (ms, seq + 1),
+        (ms, _) => (ms + 1, 0),
+    };
+    *last
 }
 
 /// A WhatsApp-style message id (`3EB0` + 20 upper-case hex digits: 12 of milliseconds, 8
@@ -144,6 +168,14 @@ mod tests {
         let (a, b) = (new_ordered_id("msg"), new_ordered_id("msg"));
         assert_eq!(a.len(), 4 + 25);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn ordered_ids_made_one_after_the_other_sort_in_that_order() {
+        let ids: Vec<String> = (0..10_000).map(|_| new_ordered_id("msg")).collect();
+        // (`assert!`, not `assert_eq!`: the lists are long.)
+        let in_order = ids.windows(2).all(|w| w[0] < w[1]);
+        assert!(in_order, "many share a millisecond: the sequence orders them");
     }
 
     #[test]

@@ -17,13 +17,13 @@ use bzapper_core::{InstanceState, LimitsPatch, Status};
 use bzapper_driver::sim::{ScanRequest, SimConfig, SimDriver, SimNet, SimNetwork};
 use bzapper_store::{
     ApiKeyRecord, Event, InstanceRecord, InstanceStore, MasterKey, MessageRecord, MessageStatus,
-    MessageStore, Sealer, SqliteStore, Store, Tenant, TenantStore,
+    MessageStore, Sealer, SqliteStore, Store, Tenant,
 };
 use tempfile::TempDir;
 
 use crate::events::recorder::Recorder;
 use crate::media::{http_client, MediaLimits, MediaStore};
-use crate::model::ids::{new_id, new_message_id};
+use crate::model::ids::{new_id, new_message_id, new_ordered_id};
 use crate::model::time::now;
 use crate::runtime::scheduler::{Scheduler, SchedulerParts};
 use crate::runtime::supervisor::Supervisor;
@@ -70,23 +70,44 @@ pub(crate) async fn store_in(dir: &TempDir) -> Arc<SqliteStore> {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("bzapper.db").display());
     let store =
         Arc::new(SqliteStore::open(&url, Sealer::new(MasterKey::generate())).await.unwrap());
-    let tenant = Tenant { id: TENANT.into(), name: "test".into(), created_at: now() };
+    add_tenant(store.as_ref(), TENANT).await;
+    store
+}
+
+/// Stores one more tenant.
+pub(crate) async fn add_tenant(store: &dyn Store, id: &str) {
+    let tenant = Tenant { id: id.into(), name: format!("tenant {id}"), created_at: now() };
     let key = ApiKeyRecord {
         id: new_id("key"),
-        tenant_id: TENANT.into(),
+        tenant_id: id.into(),
         secret_hash: [0; 32],
         created_at: now(),
     };
     store.create_tenant(&tenant, &key).await.unwrap();
-    store
 }
 
 impl Rig {
     /// Call on a paused clock (`#[tokio::test(start_paused = true)]`).
     pub async fn new() -> Rig {
+        Self::with_window(256).await
+    }
+
+    /// A rig whose scheduler holds at most `window` queued messages of a queue in memory.
+    pub async fn with_window(window: usize) -> Rig {
         let hold = hold_clock();
         let dir = tempfile::tempdir().unwrap();
         let store = store_in(&dir).await;
+        Self::on_store(hold, dir, store, window).await
+    }
+
+    /// A rig started on a store that already holds data (as after a restart); `hold` is the
+    /// [`hold_clock`] taken before the store was opened.
+    pub async fn on_store(
+        hold: std::sync::mpsc::Sender<()>,
+        dir: TempDir,
+        store: Arc<SqliteStore>,
+        window: usize,
+    ) -> Rig {
         let dyn_store: Arc<dyn Store> = store.clone();
         let recorder = Recorder::new(dyn_store.clone(), None);
         let limits = MediaLimits {
@@ -105,6 +126,7 @@ impl Rig {
             threshold: DEFAULT_THRESHOLD,
             media: Arc::new(media.unwrap()),
             cluster: None,
+            queue_window: window,
         });
         scheduler.start().await.unwrap();
         let driver = SimDriver::local(Arc::new(SimNetwork::new(SimConfig::default())));
@@ -159,7 +181,13 @@ impl Rig {
 
     /// A number of the `default` pool, linked to `phone` and connected.
     pub async fn connected(&self, name: &str, phone: &str) -> InstanceRecord {
-        let rec = self.number(name).await;
+        self.connected_as(TENANT, name, phone).await
+    }
+
+    /// [`Rig::connected`] for another tenant.
+    pub async fn connected_as(&self, tenant_id: &str, name: &str, phone: &str) -> InstanceRecord {
+        let rec = stored_number_of(self.store.as_ref(), tenant_id, name).await;
+        self.supervisor.start(&rec).await.unwrap();
         self.link(&rec, phone).await;
         self.instance(&rec.id).await
     }
@@ -177,26 +205,12 @@ impl Rig {
 
     /// A text to `to` (a phone), stored and queued in the `default` pool, as the API does.
     pub async fn send(&self, to: &str, text: &str) -> MessageRecord {
-        let m = MessageRecord {
-            id: new_id("msg"),
-            tenant_id: TENANT.into(),
-            wa_id: new_message_id(),
-            instance_id: None,
-            forced: false,
-            pool: "default".into(),
-            to: bzapper_core::Jid::parse(&format!("{to}@s.whatsapp.net")).unwrap(),
-            body: text.into(),
-            mentions: vec![],
-            menu: None,
-            status: MessageStatus::Queued,
-            error: None,
-            idempotency_key: None,
-            created_at: now(),
-            updated_at: now(),
-            sent_at: None,
-            campaign_id: None,
-            content: None,
-        };
+        self.send_as(TENANT, to, text).await
+    }
+
+    /// [`Rig::send`] for another tenant.
+    pub async fn send_as(&self, tenant_id: &str, to: &str, text: &str) -> MessageRecord {
+        let m = text_message(tenant_id, to, text);
         self.store.insert_message(&m).await.unwrap();
         self.scheduler.accept(m.clone()).await;
         m
@@ -244,9 +258,18 @@ impl Rig {
 
 /// A number of the `default` pool, stored (stopped), never started.
 pub(crate) async fn stored_number(store: &dyn Store, name: &str) -> InstanceRecord {
+    stored_number_of(store, TENANT, name).await
+}
+
+/// [`stored_number`] of another tenant.
+pub(crate) async fn stored_number_of(
+    store: &dyn Store,
+    tenant_id: &str,
+    name: &str,
+) -> InstanceRecord {
     let rec = InstanceRecord {
         id: new_id("ins"),
-        tenant_id: TENANT.into(),
+        tenant_id: tenant_id.into(),
         name: name.into(),
         pool: "default".into(),
         state: InstanceState::new_stopped(),
@@ -273,5 +296,29 @@ pub(crate) async fn events_of(store: &dyn Store) -> Vec<Event> {
         let Some(last) = page.last() else { return all };
         after = last.id;
         all.extend(page);
+    }
+}
+
+/// A queued text of the tenant to `to` (a phone) in the `default` pool, as the API stores it.
+pub(crate) fn text_message(tenant_id: &str, to: &str, text: &str) -> MessageRecord {
+    MessageRecord {
+        id: new_ordered_id("msg"),
+        tenant_id: tenant_id.into(),
+        wa_id: new_message_id(),
+        instance_id: None,
+        forced: false,
+        pool: "default".into(),
+        to: bzapper_core::Jid::parse(&format!("{to}@s.whatsapp.net")).unwrap(),
+        body: text.into(),
+        mentions: vec![],
+        menu: None,
+        status: MessageStatus::Queued,
+        error: None,
+        idempotency_key: None,
+        created_at: now(),
+        updated_at: now(),
+        sent_at: None,
+        campaign_id: None,
+        content: None,
     }
 }

@@ -12,6 +12,11 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+/// How many queued messages of one queue (a tenant's pool, or one number's forced sends) the
+/// scheduler holds in memory; the rest of a backlog waits in the store and is read a page at a
+/// time. Far more than a pool's numbers send between two refills.
+pub const DEFAULT_QUEUE_WINDOW: usize = 256;
+
 /// `--listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// `--data-dir` (the CLI's; a [`Config`] is always given its data dir).

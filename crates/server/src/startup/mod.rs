@@ -177,6 +177,7 @@ impl Application {
             threshold: config.health_threshold,
             media: media.clone(),
             cluster: cluster.clone(),
+            queue_window: config::DEFAULT_QUEUE_WINDOW,
         });
         scheduler.start().await.context("loading the send queue")?;
         let supervisor = Supervisor::spawn(

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use super::{count, jid_col, json_err, opt_ts, q, ts, values, Backend, SqlStore};
 use crate::time::to_millis;
 use crate::{
-    LidStore, MessageFilter, MessageRecord, MessageStatus, MessageStore, MessageUpdate, Result,
-    StoreError,
+    LidStore, MessageFilter, MessageRecord, MessageStatus, MessageStore, MessageUpdate, QueueKey,
+    QueuePosition, QueuedRef, Result, StoreError,
 };
 
 pub(crate) const MESSAGE_COLUMNS: &str = "id, tenant_id, wa_id, instance_id, forced, pool, \
@@ -226,6 +226,117 @@ impl<DB: Backend> MessageStore for SqlStore<DB> {
     async fn pending_messages(&self) -> Result<Vec<MessageRecord>> {
         self.query_messages("WHERE status IN ('queued', 'sending') ORDER BY created_at, id", &[])
             .await
+    }
+
+    async fn queued_page(
+        &self,
+        queue: &QueueKey,
+        after: Option<&QueuePosition>,
+        limit: u32,
+    ) -> Result<Vec<QueuedRef>> {
+        // Each filter matches an index of the `queue_pages` migration (partial on `status = 'queued'`),
+        // so a page costs the same whatever the backlog.
+        let (filter, keys): (&str, Vec<&str>) = match queue {
+            QueueKey::Pool { tenant_id, pool } => {
+                ("tenant_id = $1 AND pool = $2 AND forced = FALSE", vec![tenant_id, pool])
+            }
+            QueueKey::Forced { instance_id } => {
+                ("instance_id = $1 AND forced = TRUE", vec![instance_id])
+            }
+        };
+        let (after_ms, after_id) = match after {
+            Some(p) => (p.created_at_ms, p.id.as_str()),
+            None => (i64::MIN, ""),
+        };
+        let n = keys.len();
+        let sql = format!(
+            "SELECT id, tenant_id, pool, forced, instance_id, campaign_id, created_at, \
+             CAST(LENGTH(body) AS BIGINT) AS text_chars FROM messages \
+             WHERE status = 'queued' AND {filter} AND (created_at, id) > (${}, ${}) \
+             ORDER BY created_at, id LIMIT ${}",
+            n + 1,
+            n + 2,
+            n + 3
+        );
+        let mut query = q::<DB>(&sql);
+        for k in keys {
+            query = query.bind(k);
+        }
+        let rows = query
+            .bind(after_ms)
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = DB::col(r, "id")?;
+                let chars: i64 = DB::col(r, "text_chars")?;
+                Ok(QueuedRef {
+                    tenant_id: DB::col(r, "tenant_id")?,
+                    pool: DB::col(r, "pool")?,
+                    forced: DB::col(r, "forced")?,
+                    instance_id: DB::col(r, "instance_id")?,
+                    campaign_id: DB::col(r, "campaign_id")?,
+                    position: QueuePosition {
+                        created_at_ms: DB::col(r, "created_at")?,
+                        id: id.clone(),
+                    },
+                    text_chars: u32::try_from(chars).unwrap_or(u32::MAX),
+                    id,
+                })
+            })
+            .collect()
+    }
+
+    async fn queued_queues(&self) -> Result<Vec<QueueKey>> {
+        let mut conn = self.conn().await?;
+        let pools = q::<DB>(
+            "SELECT DISTINCT tenant_id, pool FROM messages \
+             WHERE status = 'queued' AND forced = FALSE",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let numbers = q::<DB>(
+            "SELECT DISTINCT instance_id FROM messages \
+             WHERE status = 'queued' AND forced = TRUE",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut out = Vec::with_capacity(pools.len() + numbers.len());
+        for r in &pools {
+            out.push(QueueKey::Pool {
+                tenant_id: DB::col(r, "tenant_id")?,
+                pool: DB::col(r, "pool")?,
+            });
+        }
+        for r in &numbers {
+            if let Some(instance_id) = DB::col::<Option<String>>(r, "instance_id")? {
+                out.push(QueueKey::Forced { instance_id });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn queued_counts(&self) -> Result<Vec<(String, String, u64)>> {
+        // One count per index of the `queue_pages` migration (the pools' covers the count).
+        let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
+        let mut conn = self.conn().await?;
+        for forced in ["FALSE", "TRUE"] {
+            let sql = format!(
+                "SELECT tenant_id, pool, COUNT(*) AS n FROM messages \
+                 WHERE status = 'queued' AND forced = {forced} GROUP BY tenant_id, pool"
+            );
+            for r in q::<DB>(&sql).fetch_all(&mut *conn).await? {
+                let key = (DB::col(&r, "tenant_id")?, DB::col(&r, "pool")?);
+                *counts.entry(key).or_default() += count(DB::col(&r, "n")?);
+            }
+        }
+        Ok(counts.into_iter().map(|((t, p), n)| (t, p, n)).collect())
+    }
+
+    async fn sending_messages(&self) -> Result<Vec<MessageRecord>> {
+        self.query_messages("WHERE status = 'sending' ORDER BY created_at, id", &[]).await
     }
 
     async fn count_sent_since(&self, instance_id: &str, since: DateTime<Utc>) -> Result<u64> {

@@ -65,7 +65,7 @@ impl Scheduler {
                 .filter_map(|id| g.numbers.get(id))
                 .map(|n| (n.tenant_id.clone(), n.pool.clone()))
                 .collect();
-            let room = (CLAIM_PER_NUMBER * held.len()).saturating_sub(g.messages.len());
+            let room = (CLAIM_PER_NUMBER * held.len()).saturating_sub(g.held.len());
             (held, pools, room)
         };
         if room == 0 || held.is_empty() {
@@ -85,7 +85,7 @@ impl Scheduler {
 
     /// Gives back queued (not in-flight) sends no number held here can make.
     async fn hand_back_stranded(&self, cluster: &Cluster) {
-        let stranded: Vec<(bzapper_store::MessageRecord, bool)> = {
+        let stranded: Vec<(bzapper_store::QueuedRef, bool)> = {
             let mut g = self.lock();
             let held: HashSet<&String> = g.connections.keys().collect();
             let pools: HashSet<(&str, &str)> = held
@@ -103,10 +103,10 @@ impl Scheduler {
                 }
                 pinned.extend(queued);
             }
+            // (`remove_message` below keeps only those still queued, not those being sent.)
             out.extend(
-                g.messages
+                g.held
                     .values()
-                    .filter(|m| m.status == bzapper_store::MessageStatus::Queued)
                     .filter(|m| !pinned.contains(&m.id))
                     .filter(|m| !pools.contains(&(m.tenant_id.as_str(), m.pool.as_str())))
                     .map(|m| m.id.clone()),
@@ -114,7 +114,7 @@ impl Scheduler {
             // Only what is still waiting: a send in flight finishes here.
             out.retain(|id| g.dispatcher.remove_message(id));
             out.into_iter()
-                .filter_map(|id| g.messages.remove(&id).map(|m| (m, pinned.contains(&id))))
+                .filter_map(|id| g.held.remove(&id).map(|m| (m, pinned.contains(&id))))
                 .collect()
         };
         if stranded.is_empty() {
@@ -126,9 +126,10 @@ impl Scheduler {
             // Still claimed by this node, so no other node may take them: they go back into
             // this scheduler, and the next round tries again.
             tracing::warn!(error = %e, count = ids.len(), "handing sends back failed");
+            let mut g = self.lock();
             for (m, pinned) in stranded {
                 let hold_for = if pinned && !m.forced { m.instance_id.clone() } else { None };
-                self.enqueue_record(m, hold_for);
+                super::hold(&mut g, m, hold_for);
             }
         }
     }

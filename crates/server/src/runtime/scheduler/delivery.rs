@@ -14,19 +14,42 @@ use super::{outgoing, Inner, Scheduler};
 impl Scheduler {
     /// One send: composing, the text, paused; then the number rests.
     pub(super) async fn deliver(self: Arc<Self>, a: Assignment) {
-        let (msg, conn) = {
+        let (held, conn) = {
             let g = self.lock();
-            (g.messages.get(&a.message_id).cloned(), g.connections.get(&a.number_id).cloned())
+            (g.held.contains_key(&a.message_id), g.connections.get(&a.number_id).cloned())
         };
-        let Some(msg) = msg else {
+        if !held {
             self.finish(&a.number_id);
             return;
+        }
+        // Only what places the message was kept in memory: the message itself is read now,
+        // and its stored status is the last word (a campaign canceled meanwhile failed it).
+        let msg = match self.store.get_message_by_id(&a.message_id).await {
+            Ok(Some(m)) if m.status.is_pending() => m,
+            Ok(_) => {
+                self.lock().held.remove(&a.message_id);
+                self.finish(&a.number_id);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(message = %a.message_id, error = %e, "reading a message to send failed");
+                self.put_back(&a).await;
+                self.wake.notify_one();
+                return;
+            }
         };
         let Some(conn) = conn else {
             self.retry(&a, &msg).await;
             return;
         };
-        self.set_status(&msg, MessageStatus::Sending, Some(a.number_id.clone()), None).await;
+        self.set_status(
+            &msg.id,
+            &msg.tenant_id,
+            MessageStatus::Sending,
+            Some(a.number_id.clone()),
+            None,
+        )
+        .await;
         let to = msg.to.clone();
         // A media file is found or downloaded before the contact sees anything: a download
         // that fails is the message's fault, not the number's.
@@ -73,8 +96,15 @@ impl Scheduler {
         msg: &MessageRecord,
         reason: String,
     ) {
-        self.lock().messages.remove(&msg.id);
-        self.set_status(msg, MessageStatus::Failed, Some(a.number_id.clone()), Some(reason)).await;
+        self.lock().held.remove(&msg.id);
+        self.set_status(
+            &msg.id,
+            &msg.tenant_id,
+            MessageStatus::Failed,
+            Some(a.number_id.clone()),
+            Some(reason),
+        )
+        .await;
         self.finish(&a.number_id);
     }
 
@@ -86,17 +116,25 @@ impl Scheduler {
     ) {
         match result {
             Ok(()) => {
-                self.lock().messages.remove(&msg.id);
-                self.set_status(msg, MessageStatus::Sent, Some(a.number_id.clone()), None).await;
+                self.lock().held.remove(&msg.id);
+                self.set_status(
+                    &msg.id,
+                    &msg.tenant_id,
+                    MessageStatus::Sent,
+                    Some(a.number_id.clone()),
+                    None,
+                )
+                .await;
                 self.health_event(&a.number_id, HealthEvent::SendOk).await;
                 self.finish(&a.number_id);
             }
             Err(DriverError::NotConnected | DriverError::Transport(_)) => self.retry(a, msg).await,
             Err(e) => {
                 let cost = health_cost(&e);
-                self.lock().messages.remove(&msg.id);
+                self.lock().held.remove(&msg.id);
                 self.set_status(
-                    msg,
+                    &msg.id,
+                    &msg.tenant_id,
                     MessageStatus::Failed,
                     Some(a.number_id.clone()),
                     Some(e.to_string()),
@@ -113,6 +151,14 @@ impl Scheduler {
     /// nothing more until its state changes (the supervisor reports the drop or the reconnect).
     pub(super) async fn retry(&self, a: &Assignment, msg: &MessageRecord) {
         let keep = msg.forced.then(|| a.number_id.clone());
+        self.put_back(a).await;
+        self.set_status(&msg.id, &msg.tenant_id, MessageStatus::Queued, keep, None).await;
+        self.wake.notify_one();
+    }
+
+    /// The message goes back to its place in its queue, and the number takes nothing more
+    /// until its state changes (or its suspension ends).
+    async fn put_back(&self, a: &Assignment) {
         let now_ms = self.now_ms();
         self.lock().dispatcher.requeue(a, now_ms);
         let rec = self.store.get_instance_by_id(&a.number_id).await.ok().flatten();
@@ -123,8 +169,6 @@ impl Scheduler {
         if let Some(rec) = rec {
             self.update_number(&rec);
         }
-        self.set_status(msg, MessageStatus::Queued, keep, None).await;
-        self.wake.notify_one();
     }
 
     pub(super) fn finish(&self, number_id: &str) {

@@ -12,7 +12,12 @@
 //! `impl Scheduler`: `numbers` (connections, state, rotation, suspensions), `health` (scores,
 //! recovery, what a refusal costs), `delivery` (one send and its outcome), `status` (status
 //! changes, stored then recorded, and receipts), `outgoing` (a message made ready for the
-//! driver) and `cluster_queue` (claims from the shared queue of a cluster).
+//! driver), `window` (the part of the durable queue held in memory, read a page at a time)
+//! and `cluster_queue` (claims from the shared queue of a cluster).
+//!
+//! Memory does not grow with the backlog: the dispatcher holds at most a window of each queue,
+//! and of each message only what places it (ids, pool, length of its text); the message itself
+//! is read from the store when a number is assigned to send it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as SyncMutex};
@@ -20,7 +25,10 @@ use std::sync::{Arc, Mutex as SyncMutex};
 use bzapper_core::sending::{Dispatcher, Health, QueuedMessage, Strategy, WarmingSchedule};
 use bzapper_core::{Reason, Status};
 use bzapper_driver::Connection;
-use bzapper_store::{MessageRecord, MessageStatus, MessageUpdate, Store, StoreError};
+use bzapper_store::{
+    MessageRecord, MessageStatus, MessageUpdate, QueueKey, QueuePosition, QueuedRef, Store,
+    StoreError,
+};
 use chrono::Utc;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -38,6 +46,20 @@ mod health;
 mod numbers;
 mod outgoing;
 mod status;
+mod window;
+
+/// One queue's window (see `window`, which alone reads and moves it).
+#[derive(Debug, Default)]
+struct Window {
+    /// The last position read into memory, by a refill or an accept.
+    cursor: Option<QueuePosition>,
+    /// The last position a refill read: an accept at or before it may have been read already.
+    read_through: Option<QueuePosition>,
+    /// The store may hold queued messages of this queue after `cursor`.
+    behind: bool,
+}
+
+type Windows = HashMap<QueueKey, Window>;
 
 /// What the scheduler knows of one number besides what the dispatcher holds.
 struct Number {
@@ -64,8 +86,9 @@ struct Inner {
     rng: StdRng,
     numbers: HashMap<String, Number>,
     connections: HashMap<String, Arc<dyn Connection>>,
-    /// Every queued or in-flight message, by id.
-    messages: HashMap<String, MessageRecord>,
+    /// What is kept of every message the dispatcher holds (queued in a window, or being
+    /// sent), by id: no text or content, which are read from the store at the send.
+    held: HashMap<String, QueuedRef>,
 }
 
 pub struct Scheduler {
@@ -88,6 +111,11 @@ pub struct Scheduler {
     claim_wake: Notify,
     /// Where media files are found and downloaded to.
     media: Arc<MediaStore>,
+    /// Each queue's window of the durable queue (see `window`); on a node of several the
+    /// claims are bounded instead, and no window is used.
+    windows: tokio::sync::Mutex<Windows>,
+    /// How many messages of one queue the dispatcher holds at most (a window's size).
+    window_size: usize,
 }
 
 /// Everything a [`Scheduler`] is built from, known before it is: start-up opens the media
@@ -102,11 +130,15 @@ pub struct SchedulerParts {
     pub media: Arc<MediaStore>,
     /// This node's cluster, when it is one of several (the queue is then shared).
     pub cluster: Option<Arc<Cluster>>,
+    /// How many queued messages of one queue (a tenant's pool, or one number's forced sends)
+    /// are held in memory; the rest wait in the store until there is room.
+    pub queue_window: usize,
 }
 
 impl Scheduler {
     pub fn new(parts: SchedulerParts) -> Arc<Self> {
-        let SchedulerParts { store, recorder, warming, threshold, media, cluster } = parts;
+        let SchedulerParts { store, recorder, warming, threshold, media, cluster, queue_window } =
+            parts;
         Arc::new(Scheduler {
             status_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             store,
@@ -116,7 +148,7 @@ impl Scheduler {
                 rng: StdRng::from_entropy(),
                 numbers: HashMap::new(),
                 connections: HashMap::new(),
-                messages: HashMap::new(),
+                held: HashMap::new(),
             }),
             wake: Notify::new(),
             threshold,
@@ -125,6 +157,8 @@ impl Scheduler {
             cluster,
             claim_wake: Notify::new(),
             media,
+            windows: tokio::sync::Mutex::new(Windows::new()),
+            window_size: queue_window.max(1),
         })
     }
 
@@ -136,8 +170,9 @@ impl Scheduler {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Loads pools, numbers and the pending queue from the store, then starts the loop. On a
-    /// node of several, the queue is not loaded but claimed, piece by piece, by the claim loop.
+    /// Loads pools and numbers from the store, the messages in doubt after a crash and the
+    /// first page of every queue, then starts the loop. On a node of several, the queue is not
+    /// loaded but claimed, piece by piece, by the claim loop.
     pub async fn start(self: &Arc<Self>) -> Result<(), StoreError> {
         let day_ago = now() - chrono::Duration::days(1);
         for mut rec in self.store.list_all_instances().await? {
@@ -159,9 +194,10 @@ impl Scheduler {
             tokio::spawn(async move { me.run().await });
             return Ok(());
         }
-        for m in self.store.pending_messages().await? {
+        for m in self.store.sending_messages().await? {
             self.enqueue_pending(m).await?;
         }
+        self.open_windows().await?;
         let me = self.clone();
         tokio::spawn(async move { me.run().await });
         Ok(())
@@ -180,7 +216,7 @@ impl Scheduler {
                 .update_message(&m.id, &update(MessageStatus::Queued, m.instance_id.clone(), None))
                 .await?;
         }
-        self.enqueue_record(m, hold_for);
+        hold(&mut self.lock(), QueuedRef::of(&m), hold_for);
         self.wake.notify_one();
         Ok(())
     }
@@ -219,7 +255,7 @@ impl Scheduler {
     /// when one of this node's numbers can send it; otherwise the other nodes are told.
     pub async fn accept(&self, m: MessageRecord) {
         let Some(c) = &self.cluster else {
-            self.enqueue(m);
+            self.admit(&m).await;
             return;
         };
         let here = self.can_send_here(&m);
@@ -232,7 +268,9 @@ impl Scheduler {
                 }
             };
         if claimed {
-            self.enqueue(m);
+            // Claims are bounded per number (`cluster_queue`): no window to wait for.
+            hold(&mut self.lock(), QueuedRef::of(&m), None);
+            self.wake.notify_one();
         } else if let Err(e) = c.store.signal(bzapper_store::Signal::Queue).await {
             // The other nodes also look at the queue every second.
             tracing::warn!(error = %e, "telling the other nodes about a send failed");
@@ -250,59 +288,43 @@ impl Scheduler {
         })
     }
 
-    /// Accepts a stored message into the queue.
-    pub fn enqueue(&self, m: MessageRecord) {
-        self.enqueue_record(m, None);
-        self.wake.notify_one();
+    /// Queued messages by (tenant, pool), for the queue-depth gauge: the whole durable
+    /// queue, not only the windows held in memory.
+    pub async fn queue_depths(
+        &self,
+    ) -> Result<std::collections::BTreeMap<(String, String), u64>, StoreError> {
+        let counts = self.store.queued_counts().await?;
+        Ok(counts.into_iter().map(|(t, p, n)| ((t, p), n)).collect())
     }
 
-    /// Queues `m`; `hold_for` keeps a message that is not client-forced with one number (a
-    /// message in doubt after a crash).
-    fn enqueue_record(&self, m: MessageRecord, hold_for: Option<String>) {
-        let mut g = self.lock();
-        let q = QueuedMessage {
-            id: m.id.clone(),
-            tenant_id: m.tenant_id.clone(),
-            pool: m.pool.clone(),
-            forced_instance: if m.forced { m.instance_id.clone() } else { hold_for },
-            text_chars: m.body.chars().count(),
-        };
-        g.messages.insert(m.id.clone(), m);
-        g.dispatcher.enqueue(q);
-    }
-
-    /// Queued messages by (tenant, pool), for the queue-depth gauge.
-    pub fn queue_depths(&self) -> std::collections::BTreeMap<(String, String), u64> {
-        let mut out = std::collections::BTreeMap::new();
-        for m in self.lock().messages.values().filter(|m| m.status == MessageStatus::Queued) {
-            *out.entry((m.tenant_id.clone(), m.pool.clone())).or_default() += 1;
-        }
-        out
+    /// How many messages the dispatcher holds (queued in windows, or being sent).
+    #[cfg(test)]
+    pub(crate) fn held_len(&self) -> usize {
+        self.lock().held.len()
     }
 
     /// The tenant is gone (its messages with it): drops its queued messages from memory.
-    pub fn forget_tenant(&self, tenant_id: &str) {
+    pub async fn forget_tenant(&self, tenant_id: &str) {
+        self.close_windows(tenant_id).await;
         let mut g = self.lock();
-        let ids: Vec<String> = g
-            .messages
-            .values()
-            .filter(|m| m.tenant_id == tenant_id)
-            .map(|m| m.id.clone())
-            .collect();
+        let ids: Vec<String> =
+            g.held.values().filter(|m| m.tenant_id == tenant_id).map(|m| m.id.clone()).collect();
         for id in ids {
             if g.dispatcher.remove_message(&id) {
-                g.messages.remove(&id);
+                g.held.remove(&id);
             }
         }
     }
 
     /// Takes the campaign's queued messages that are bound to no number out of the queue
     /// (not those being sent, nor those held for their number after a crash, which may have
-    /// gone out) and returns their ids. Their stored status is the caller's to change.
+    /// gone out) and returns their ids. Their stored status is the caller's to change (those
+    /// still in the store only are the caller's alone; one a refill reads before the caller
+    /// fails it is dropped at its send, which reads its stored status first).
     pub fn withdraw_campaign(&self, campaign_id: &str) -> Vec<String> {
         let mut g = self.lock();
         let ids: Vec<String> = g
-            .messages
+            .held
             .values()
             .filter(|m| m.campaign_id.as_deref() == Some(campaign_id) && m.instance_id.is_none())
             .map(|m| m.id.clone())
@@ -310,7 +332,7 @@ impl Scheduler {
         let mut withdrawn = Vec::with_capacity(ids.len());
         for id in ids {
             if g.dispatcher.remove_message(&id) {
-                g.messages.remove(&id);
+                g.held.remove(&id);
                 withdrawn.push(id);
             }
         }
@@ -326,6 +348,9 @@ impl Scheduler {
                 self.recover_health().await;
             }
             let any_suspended = self.end_suspensions(now_ms).await;
+            if self.cluster.is_none() {
+                self.refill_low_windows().await;
+            }
             let (assignments, wake_at) = {
                 let mut g = self.lock();
                 let Inner { dispatcher, rng, .. } = &mut *g;
@@ -355,6 +380,24 @@ impl Scheduler {
     }
 }
 
+/// Queues `r` in the dispatcher and keeps it in `held`, unless the dispatcher knows it already;
+/// `hold_for` keeps a message that is not client-forced with one number (a message in doubt
+/// after a crash).
+fn hold(g: &mut Inner, r: QueuedRef, hold_for: Option<String>) -> bool {
+    let q = QueuedMessage {
+        id: r.id.clone(),
+        tenant_id: r.tenant_id.clone(),
+        pool: r.pool.clone(),
+        forced_instance: if r.forced { r.instance_id.clone() } else { hold_for },
+        text_chars: r.text_chars as usize,
+    };
+    if !g.dispatcher.enqueue(q) {
+        return false;
+    }
+    g.held.insert(r.id.clone(), r);
+    true
+}
+
 /// A status change as the store takes it, stamped now.
 fn update(
     status: MessageStatus,
@@ -366,3 +409,5 @@ fn update(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod window_tests;

@@ -112,6 +112,7 @@ impl Scheduler {
     /// The number was deleted: its forced messages fail, the others stay in the pool.
     pub async fn number_removed(&self, instance_id: &str) {
         self.hand_back(instance_id, "the instance was deleted").await;
+        self.close_number_window(instance_id).await;
         let mut g = self.lock();
         g.dispatcher.remove_number(instance_id);
         g.numbers.remove(instance_id);
@@ -160,17 +161,22 @@ impl Scheduler {
             let taken = g.dispatcher.take_forced(instance_id);
             taken
                 .into_iter()
-                .filter_map(|q| g.messages.get(&q.id).cloned().map(|m| (q, m)))
+                .filter_map(|q| g.held.get(&q.id).cloned().map(|r| (q, r)))
                 .collect::<Vec<_>>()
         };
-        for (q, m) in taken {
-            if m.forced {
-                self.lock().messages.remove(&m.id);
-                self.set_status(&m, MessageStatus::Failed, m.instance_id.clone(), Some(why.into()))
-                    .await;
+        for (q, r) in taken {
+            if r.forced {
+                self.lock().held.remove(&r.id);
+                let (status, instance) = (MessageStatus::Failed, r.instance_id.clone());
+                self.set_status(&r.id, &r.tenant_id, status, instance, Some(why.into())).await;
             } else {
                 self.lock().dispatcher.enqueue_front(QueuedMessage { forced_instance: None, ..q });
             }
+        }
+        // Those still in the store only fail too (a shared queue's stay for the node that
+        // holds the number).
+        if self.cluster.is_none() {
+            self.fail_forced_backlog(instance_id, why).await;
         }
     }
 

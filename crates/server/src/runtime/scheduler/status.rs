@@ -2,7 +2,7 @@
 //! per message so that a receipt racing the send's own ack cannot reorder its events.
 
 use bzapper_driver::ReceiptStatus;
-use bzapper_store::{MessageRecord, MessageStatus};
+use bzapper_store::MessageStatus;
 
 use crate::events::message::MessageStatusChanged;
 use crate::events::Event;
@@ -25,44 +25,46 @@ impl Scheduler {
             ReceiptStatus::Delivered => MessageStatus::Delivered,
             ReceiptStatus::Read => MessageStatus::Read,
         };
-        self.set_status(&msg, status, Some(instance_id.to_string()), None).await;
+        let instance_id = Some(instance_id.to_string());
+        self.set_status(&msg.id, &msg.tenant_id, status, instance_id, None).await;
     }
 
+    /// Stores the status of message `id` of `tenant_id`, then records it.
     pub(super) async fn set_status(
         &self,
-        msg: &MessageRecord,
+        id: &str,
+        tenant_id: &str,
         status: MessageStatus,
         instance_id: Option<String>,
         error: Option<String>,
     ) {
-        if let Some(m) = self.lock().messages.get_mut(&msg.id) {
-            m.status = status;
+        if let Some(m) = self.lock().held.get_mut(id) {
             m.instance_id = instance_id.clone();
         }
         let stripe = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
-            msg.id.hash(&mut h);
+            id.hash(&mut h);
             (h.finish() % self.status_locks.len() as u64) as usize
         };
         let _order = self.status_locks[stripe].lock().await;
         let u = update(status, instance_id.clone(), error.clone());
-        match self.store.update_message(&msg.id, &u).await {
+        match self.store.update_message(id, &u).await {
             Ok(true) => {}
             // A receipt already moved it further (delivered before the ack was stored).
             Ok(false) => return,
             Err(e) => {
-                tracing::error!(message = %msg.id, error = %e, "saving a message status failed")
+                tracing::error!(message = %id, error = %e, "saving a message status failed")
             }
         }
         let event = Event::MessageStatus(MessageStatusChanged {
-            message_id: MessageId::new(msg.id.as_str()),
+            message_id: MessageId::new(id),
             status: status.as_str(),
             instance_id: instance_id.map(InstanceId::from),
             error,
         });
         let inst = u.instance_id.as_deref();
-        if let Err(e) = self.recorder.record(&msg.tenant_id, inst, event).await {
+        if let Err(e) = self.recorder.record(tenant_id, inst, event).await {
             tracing::warn!(error = %e, "recording message.status failed");
         }
     }
