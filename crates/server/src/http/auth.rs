@@ -106,7 +106,9 @@ impl FromRequestParts<AppState> for Tenant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        tenant_from(Principal::from_parts(parts, state, false).await?)
+        let principal = Principal::from_parts(parts, state, false).await?;
+        limit_rate(state, &principal)?;
+        tenant_from(principal)
     }
 }
 
@@ -119,8 +121,19 @@ impl FromRequestParts<AppState> for TenantOrQueryToken {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let t = tenant_from(Principal::from_parts(parts, state, true).await?)?;
+        let principal = Principal::from_parts(parts, state, true).await?;
+        limit_rate(state, &principal)?;
+        let t = tenant_from(principal)?;
         Ok(TenantOrQueryToken { tenant_id: t.tenant_id })
+    }
+}
+
+/// Takes one request of a tenant key's rate (`http/rate_limit.rs`); the admin token is not
+/// limited.
+fn limit_rate(state: &AppState, p: &Principal) -> Result<(), ApiError> {
+    match p {
+        Principal::Tenant { key_id, .. } => state.rate_limiter.check(key_id),
+        Principal::Admin => Ok(()),
     }
 }
 

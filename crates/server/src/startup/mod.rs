@@ -224,11 +224,13 @@ impl Application {
             cluster: cluster.clone(),
             leases: leases.clone(),
             sim,
+            quotas: config.quotas,
         });
         let state = AppState::new(Inner {
             app,
             closing: closing_rx,
             keys: Default::default(),
+            rate_limiter: crate::http::rate_limit::RateLimiter::new(config.rate_limit),
             admin_token_hash: sha256(admin_token.expose_secret().as_bytes()),
             cluster,
             leases: leases.clone(),

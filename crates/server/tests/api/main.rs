@@ -15,6 +15,7 @@ mod media_files;
 mod messages;
 mod persistence;
 mod quickstart;
+mod quotas;
 mod real_driver;
 mod rich;
 mod simnet;

@@ -114,7 +114,7 @@ impl Scheduler {
             // Only what is still waiting: a send in flight finishes here.
             out.retain(|id| g.dispatcher.remove_message(id));
             out.into_iter()
-                .filter_map(|id| g.messages.remove(&id).map(|m| (m, pinned.contains(&id))))
+                .filter_map(|id| g.release(&id).map(|m| (m, pinned.contains(&id))))
                 .collect()
         };
         if stranded.is_empty() {

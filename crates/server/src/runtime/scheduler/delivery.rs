@@ -73,7 +73,7 @@ impl Scheduler {
         msg: &MessageRecord,
         reason: String,
     ) {
-        self.lock().messages.remove(&msg.id);
+        self.lock().release(&msg.id);
         self.set_status(msg, MessageStatus::Failed, Some(a.number_id.clone()), Some(reason)).await;
         self.finish(&a.number_id);
     }
@@ -86,7 +86,7 @@ impl Scheduler {
     ) {
         match result {
             Ok(()) => {
-                self.lock().messages.remove(&msg.id);
+                self.lock().release(&msg.id);
                 self.set_status(msg, MessageStatus::Sent, Some(a.number_id.clone()), None).await;
                 self.health_event(&a.number_id, HealthEvent::SendOk).await;
                 self.finish(&a.number_id);
@@ -94,7 +94,7 @@ impl Scheduler {
             Err(DriverError::NotConnected | DriverError::Transport(_)) => self.retry(a, msg).await,
             Err(e) => {
                 let cost = health_cost(&e);
-                self.lock().messages.remove(&msg.id);
+                self.lock().release(&msg.id);
                 self.set_status(
                     msg,
                     MessageStatus::Failed,

@@ -37,7 +37,11 @@ mod delivery;
 mod health;
 mod numbers;
 mod outgoing;
+mod queue_counts;
 mod status;
+
+use queue_counts::QueueCounts;
+pub use queue_counts::Queued;
 
 /// What the scheduler knows of one number besides what the dispatcher holds.
 struct Number {
@@ -64,8 +68,26 @@ struct Inner {
     rng: StdRng,
     numbers: HashMap<String, Number>,
     connections: HashMap<String, Arc<dyn Connection>>,
-    /// Every queued or in-flight message, by id.
+    /// Every queued or in-flight message, by id. Added with [`Inner::hold`] and removed with
+    /// [`Inner::release`] only, so that `queued` stays its count.
     messages: HashMap<String, MessageRecord>,
+    /// How many of `messages` each tenant and pool has (the queue quota reads it).
+    queued: QueueCounts,
+}
+
+impl Inner {
+    fn hold(&mut self, m: MessageRecord) {
+        self.queued.joined(&m);
+        if let Some(old) = self.messages.insert(m.id.clone(), m) {
+            self.queued.left(&old);
+        }
+    }
+
+    fn release(&mut self, id: &str) -> Option<MessageRecord> {
+        let m = self.messages.remove(id)?;
+        self.queued.left(&m);
+        Some(m)
+    }
 }
 
 pub struct Scheduler {
@@ -117,6 +139,7 @@ impl Scheduler {
                 numbers: HashMap::new(),
                 connections: HashMap::new(),
                 messages: HashMap::new(),
+                queued: QueueCounts::default(),
             }),
             wake: Notify::new(),
             threshold,
@@ -267,8 +290,14 @@ impl Scheduler {
             forced_instance: if m.forced { m.instance_id.clone() } else { hold_for },
             text_chars: m.body.chars().count(),
         };
-        g.messages.insert(m.id.clone(), m);
+        g.hold(m);
         g.dispatcher.enqueue(q);
+    }
+
+    /// The tenant's messages queued or being sent on this node, in all and in `pool`
+    /// (campaign messages apart): what the queue quota is checked against, from memory.
+    pub fn queued(&self, tenant_id: &str, pool: &str) -> Queued {
+        self.lock().queued.of(tenant_id, pool)
     }
 
     /// Queued messages by (tenant, pool), for the queue-depth gauge.
@@ -291,7 +320,7 @@ impl Scheduler {
             .collect();
         for id in ids {
             if g.dispatcher.remove_message(&id) {
-                g.messages.remove(&id);
+                g.release(&id);
             }
         }
     }
@@ -310,7 +339,7 @@ impl Scheduler {
         let mut withdrawn = Vec::with_capacity(ids.len());
         for id in ids {
             if g.dispatcher.remove_message(&id) {
-                g.messages.remove(&id);
+                g.release(&id);
                 withdrawn.push(id);
             }
         }

@@ -165,7 +165,7 @@ impl Scheduler {
         };
         for (q, m) in taken {
             if m.forced {
-                self.lock().messages.remove(&m.id);
+                self.lock().release(&m.id);
                 self.set_status(&m, MessageStatus::Failed, m.instance_id.clone(), Some(why.into()))
                     .await;
             } else {
