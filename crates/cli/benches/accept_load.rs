@@ -23,7 +23,7 @@ async fn main() {
     let secs = env_or("BZAPPER_BENCH_SECS", 10);
     let concurrency = env_or("BZAPPER_BENCH_CONCURRENCY", 64) as usize;
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, base) = support::serve_sim(dir.path(), ADMIN);
+    let (mut child, base) = support::serve_sim_with(dir.path(), ADMIN, &support::LOAD_FLAGS);
     let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
 
     let post = |url: String, token: &str, body: Value| {

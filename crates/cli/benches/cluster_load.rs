@@ -76,6 +76,7 @@ async fn run(base_db: &str, nodes: usize, secs: u64, concurrency: usize) -> Figu
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--sim-url", &sim_url, "--data-dir"])
             .arg(&data)
             .args(["--node-id", &format!("node-{i}")])
+            .args(support::LOAD_FLAGS)
             .env("DATABASE_URL", &db_url)
             .env("BZAPPER_MASTER_KEY", &master_key)
             .env("BZAPPER_ADMIN_TOKEN", ADMIN)

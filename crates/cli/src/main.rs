@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bzapper_server::secrets::Source;
 use bzapper_server::startup::config as defaults;
+use bzapper_server::startup::config::{Limit, QuotaLimits, RateLimit};
 use bzapper_server::{Application, Config, DriverKind};
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
@@ -146,6 +147,41 @@ struct ServeArgs {
     /// Keep it below the open-file limit (`ulimit -n`).
     #[arg(long, env = "BZAPPER_MAX_CONNECTIONS", default_value_t = defaults::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|n| n as usize))]
     max_connections: usize,
+    /// Fair shares (0 = unlimited; answered 429 `quota_exceeded`): messages queued or being
+    /// sent per tenant, campaigns apart (the whole queue, re-counted from the store every 10 s).
+    #[arg(long, env = "BZAPPER_MAX_QUEUED_PER_TENANT", default_value_t = defaults::DEFAULT_MAX_QUEUED_PER_TENANT)]
+    max_queued_per_tenant: u64,
+    /// Messages queued or being sent per pool of a tenant (0 = unlimited).
+    #[arg(long, env = "BZAPPER_MAX_QUEUED_PER_POOL", default_value_t = defaults::DEFAULT_MAX_QUEUED_PER_POOL)]
+    max_queued_per_pool: u64,
+    /// Instances (numbers) per tenant (0 = unlimited).
+    #[arg(long, env = "BZAPPER_MAX_INSTANCES_PER_TENANT", default_value_t = defaults::DEFAULT_MAX_INSTANCES_PER_TENANT)]
+    max_instances_per_tenant: u64,
+    /// Webhooks per tenant (0 = unlimited).
+    #[arg(long, env = "BZAPPER_MAX_WEBHOOKS_PER_TENANT", default_value_t = defaults::DEFAULT_MAX_WEBHOOKS_PER_TENANT)]
+    max_webhooks_per_tenant: u64,
+    /// Pools per tenant, `default` included (0 = unlimited).
+    #[arg(long, env = "BZAPPER_MAX_POOLS_PER_TENANT", default_value_t = defaults::DEFAULT_MAX_POOLS_PER_TENANT)]
+    max_pools_per_tenant: u64,
+    /// Campaigns running, scheduled or paused per tenant (0 = unlimited).
+    #[arg(long, env = "BZAPPER_MAX_CAMPAIGNS_IN_FLIGHT", default_value_t = defaults::DEFAULT_MAX_CAMPAIGNS_IN_FLIGHT)]
+    max_campaigns_in_flight: u64,
+    /// Recipients of a tenant's campaigns in flight, together (0 = unlimited).
+    #[arg(long, env = "BZAPPER_MAX_CAMPAIGN_RECIPIENTS_IN_FLIGHT", default_value_t = defaults::DEFAULT_MAX_CAMPAIGN_RECIPIENTS_IN_FLIGHT)]
+    max_campaign_recipients_in_flight: u64,
+    /// MiB of stored media per tenant on this node (0 = unlimited).
+    #[arg(long, env = "BZAPPER_MAX_MEDIA_MB_PER_TENANT", default_value_t = defaults::DEFAULT_MAX_MEDIA_MB_PER_TENANT)]
+    max_media_mb_per_tenant: u64,
+    /// Open `GET /v1/events` streams per tenant on this node (0 = unlimited).
+    #[arg(long, env = "BZAPPER_MAX_SSE_STREAMS_PER_TENANT", default_value_t = defaults::DEFAULT_MAX_SSE_STREAMS_PER_TENANT)]
+    max_sse_streams_per_tenant: u64,
+    /// Requests a second per API key on this node (0 = no limit; answered 429 `rate_limited`
+    /// with `Retry-After`). The admin token is not limited.
+    #[arg(long, env = "BZAPPER_RATE_LIMIT", default_value_t = defaults::DEFAULT_RATE_LIMIT_PER_SEC)]
+    rate_limit: u32,
+    /// Requests an API key may send at once above its rate.
+    #[arg(long, env = "BZAPPER_RATE_LIMIT_BURST", default_value_t = defaults::DEFAULT_RATE_LIMIT_BURST)]
+    rate_limit_burst: u32,
     /// In-process simulator: seconds the first QR code lasts.
     #[arg(long, env = "BZAPPER_SIM_QR_FIRST_SECS", default_value_t = defaults::DEFAULT_SIM_QR_FIRST_SECS)]
     sim_qr_first_secs: u64,
@@ -276,6 +312,18 @@ fn config_from(a: ServeArgs) -> Config {
         idle_timeout: Duration::from_secs(a.idle_timeout_secs),
         max_connections: a.max_connections,
     };
+    config.quotas = QuotaLimits {
+        queued_per_tenant: Limit(a.max_queued_per_tenant),
+        queued_per_pool: Limit(a.max_queued_per_pool),
+        instances: Limit(a.max_instances_per_tenant),
+        webhooks: Limit(a.max_webhooks_per_tenant),
+        pools: Limit(a.max_pools_per_tenant),
+        campaigns_in_flight: Limit(a.max_campaigns_in_flight),
+        campaign_recipients: Limit(a.max_campaign_recipients_in_flight),
+        media_bytes: Limit(a.max_media_mb_per_tenant.saturating_mul(1024 * 1024)),
+        sse_streams: Limit(a.max_sse_streams_per_tenant),
+    };
+    config.rate_limit = RateLimit { per_sec: a.rate_limit, burst: a.rate_limit_burst };
     config
 }
 

@@ -9,6 +9,7 @@ pub mod limits;
 pub mod media_duration;
 pub mod menu;
 pub mod proxy;
+pub mod quota;
 pub mod retry;
 pub mod sending;
 pub mod validate;

@@ -1806,6 +1806,16 @@ async fn the_send_queue_is_read_in_pages_in_accept_order(h: &Harness) {
         [count("t1", "default", 6), count("t1", "other", 1), count("t2", "default", 1)],
         "forced ones count in their pool"
     );
+    let mut in_campaign = queued("k1", "t2", "default", 0);
+    in_campaign.campaign_id = Some("cmp_1".into());
+    store.insert_message(&in_campaign).await.unwrap();
+    let mut direct = store.unfinished_direct_counts().await.unwrap();
+    direct.sort();
+    assert_eq!(
+        direct,
+        [count("t1", "default", 7), count("t1", "other", 1), count("t2", "default", 1)],
+        "the quota's count: sending ones too, campaign messages apart"
+    );
     let doubt = store.sending_messages().await.unwrap();
     assert_eq!(doubt.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["s2"]);
 

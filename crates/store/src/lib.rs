@@ -140,6 +140,9 @@ pub trait MessageStore: Send + Sync {
     async fn queued_queues(&self) -> Result<Vec<QueueKey>>;
     /// Queued messages by (tenant, pool), forced ones counted in their pool.
     async fn queued_counts(&self) -> Result<Vec<(String, String, u64)>>;
+    /// Messages outside campaigns still queued or being sent, by (tenant, pool): what the
+    /// per-tenant and per-pool queue quotas count.
+    async fn unfinished_direct_counts(&self) -> Result<Vec<(String, String, u64)>>;
     /// The messages left `sending` (in doubt after a crash), oldest first.
     async fn sending_messages(&self) -> Result<Vec<MessageRecord>>;
     /// How many messages the number sent since `since` (for `stats.sent_today`).

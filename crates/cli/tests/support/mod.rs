@@ -32,9 +32,29 @@ pub fn bzapper_bin() -> std::path::PathBuf {
 
 /// `bzapper serve --sim` on a free loopback port with `data` as its data dir.
 pub fn serve_sim(data: &Path, admin_token: &str) -> (Child, String) {
+    serve_sim_with(data, admin_token, &[])
+}
+
+/// The settings of the load benchmarks, which send tens of thousands of messages a second
+/// from one key: the request rate and queue quotas stay on (so their cost is measured) but
+/// far above what a run sends.
+pub const LOAD_FLAGS: [&str; 8] = [
+    "--rate-limit",
+    "10000000",
+    "--rate-limit-burst",
+    "10000000",
+    "--max-queued-per-tenant",
+    "100000000",
+    "--max-queued-per-pool",
+    "100000000",
+];
+
+/// [`serve_sim`] with more flags.
+pub fn serve_sim_with(data: &Path, admin_token: &str, flags: &[&str]) -> (Child, String) {
     let mut cmd = Command::new(bzapper_bin());
     cmd.args(["serve", "--sim", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
+        .args(flags)
         .env("BZAPPER_ADMIN_TOKEN", admin_token)
         // Receivers and media servers of the tests listen on loopback.
         .env("BZAPPER_OUTBOUND_ALLOW", "127.0.0.0/8,::1,localhost")

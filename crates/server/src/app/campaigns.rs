@@ -12,6 +12,7 @@ use bzapper_store::{
 use chrono::{DateTime, Utc};
 
 use crate::app::error::{AppError, AppResult};
+use crate::app::quotas::{self, QuotaLimits};
 use crate::events::Event;
 use crate::model::ids::{CampaignId, TenantId};
 use crate::runtime::campaigns::estimate;
@@ -22,6 +23,10 @@ use crate::runtime::campaigns::{reported_status, window_of, Action, Campaigns, O
 pub struct CampaignUseCases {
     store: Arc<dyn Store>,
     campaigns: Arc<Campaigns>,
+    quotas: QuotaLimits,
+    /// One creation at a time (count, then insert), so that two cannot both take the last
+    /// place of a quota.
+    creating: tokio::sync::Mutex<()>,
 }
 
 /// Where a campaign stands now: what the API reports about it.
@@ -55,8 +60,8 @@ pub enum Created {
 pub type Draft = (CampaignRecord, Vec<CampaignRecipient>);
 
 impl CampaignUseCases {
-    pub fn new(store: Arc<dyn Store>, campaigns: Arc<Campaigns>) -> Self {
-        CampaignUseCases { store, campaigns }
+    pub fn new(store: Arc<dyn Store>, campaigns: Arc<Campaigns>, quotas: QuotaLimits) -> Self {
+        CampaignUseCases { store, campaigns, quotas, creating: Default::default() }
     }
 
     /// Creates a campaign. An idempotency key already used answers the campaign it created,
@@ -84,7 +89,11 @@ impl CampaignUseCases {
             .collect();
         let (mut campaign, recipients) = build(&pools)?;
         campaign.idempotency_key = key.clone();
-        match self.store.create_campaign(&campaign, &recipients).await {
+        let one_at_a_time = self.creating.lock().await;
+        self.check_room(tenant, recipients.len() as u64).await?;
+        let created = self.store.create_campaign(&campaign, &recipients).await;
+        drop(one_at_a_time);
+        match created {
             Ok(()) => {}
             // The same key raced in from another request: answer what that one created.
             Err(StoreError::Conflict(_)) if key.is_some() => {
@@ -99,6 +108,33 @@ impl CampaignUseCases {
         // Wakes the runner (on whichever node runs campaigns).
         self.campaigns.record(&campaign, Event::CampaignCreated).await;
         Ok(Created::New(self.report_one(campaign).await?))
+    }
+
+    /// Refuses a campaign of `recipients` the tenant has no room for: at most
+    /// `campaigns_in_flight` campaigns running, scheduled or paused, and at most
+    /// `campaign_recipients` recipients in those together (a campaign's recipients count
+    /// until it finishes or is canceled).
+    async fn check_room(&self, tenant: &TenantId, recipients: u64) -> AppResult<()> {
+        let (campaigns, total) = (self.quotas.campaigns_in_flight, self.quotas.campaign_recipients);
+        if campaigns.is_unlimited() && total.is_unlimited() {
+            return Ok(());
+        }
+        let in_flight: Vec<CampaignRecord> = self
+            .store
+            .list_campaigns(tenant)
+            .await?
+            .into_iter()
+            .filter(|c| matches!(c.status, CampaignStatus::Running | CampaignStatus::Paused))
+            .collect();
+        let held: u64 = in_flight.iter().map(|c| u64::from(c.recipients)).sum();
+        quotas::check(
+            campaigns,
+            in_flight.len() as u64,
+            1,
+            "campaigns in flight per tenant",
+            None,
+        )?;
+        quotas::check(total, held, recipients, "campaign recipients in flight per tenant", None)
     }
 
     /// The tenant's campaigns, newest first.

@@ -17,6 +17,10 @@ pub enum AppError {
     /// The request conflicts with the current state (409).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// A per-tenant quota would be passed (429 `quota_exceeded`); `retry_after_secs` when
+    /// waiting helps (the queue drains).
+    #[error("{message}")]
+    QuotaExceeded { message: String, retry_after_secs: Option<u64> },
     /// A media file could not be used (its kind picks the answer).
     #[error(transparent)]
     Media(#[from] MediaError),

@@ -12,6 +12,8 @@ use bzapper_store::{InstanceRecord, Store, StoreError};
 use chrono::Utc;
 
 use crate::app::error::{AppError, AppResult};
+use crate::app::pools::check_pool_room;
+use crate::app::quotas::{self, QuotaLimits};
 use crate::events::EventType;
 use crate::model::ids::{InstanceId, TenantId};
 use crate::runtime::leases::LeaseKeeper;
@@ -35,6 +37,10 @@ pub struct Instances {
     scheduler: Arc<Scheduler>,
     /// Which node holds which number (a cluster node only).
     leases: Option<Arc<LeaseKeeper>>,
+    quotas: QuotaLimits,
+    /// One creation at a time (check, then insert), so that two cannot both take the last
+    /// place of a quota. Creating a number is rare; its start runs outside the lock.
+    creating: tokio::sync::Mutex<()>,
 }
 
 impl Instances {
@@ -43,14 +49,25 @@ impl Instances {
         supervisor: Arc<Supervisor>,
         scheduler: Arc<Scheduler>,
         leases: Option<Arc<LeaseKeeper>>,
+        quotas: QuotaLimits,
     ) -> Self {
-        Instances { store, supervisor, scheduler, leases }
+        Instances { store, supervisor, scheduler, leases, quotas, creating: Default::default() }
     }
 
     /// Stores a new number and starts it (`qr_pending` until a phone links it); the record
     /// with its state after the start.
     pub async fn create(&self, mut rec: InstanceRecord) -> AppResult<InstanceRecord> {
-        self.store.create_instance(&rec).await.map_err(name_taken)?;
+        {
+            let _one_at_a_time = self.creating.lock().await;
+            let tenant = TenantId::new(rec.tenant_id.as_str());
+            let limit = self.quotas.instances;
+            if !limit.is_unlimited() {
+                let n = self.store.list_instances(&tenant).await?.len() as u64;
+                quotas::check(limit, n, 1, "instances per tenant", None)?;
+            }
+            check_pool_room(&*self.store, self.quotas.pools, &tenant, &rec.pool).await?;
+            self.store.create_instance(&rec).await.map_err(name_taken)?;
+        }
         if let Some(leases) = &self.leases {
             // Nobody else knows the number yet: this node takes it.
             leases.place(&rec.id).await?;
@@ -102,6 +119,8 @@ impl Instances {
     /// Stores changed settings (checked by the caller); a new pool or limits take effect for
     /// the next send, a new proxy at the next connect.
     pub async fn update_settings(&self, rec: &InstanceRecord) -> AppResult<()> {
+        let tenant = TenantId::new(rec.tenant_id.as_str());
+        check_pool_room(&*self.store, self.quotas.pools, &tenant, &rec.pool).await?;
         if !self.store.update_instance_settings(rec).await.map_err(name_taken)? {
             return Err(AppError::no_such_resource());
         }

@@ -12,6 +12,7 @@ use bzapper_store::{MessageFilter, MessageRecord, MessageStatus, Store, StoreErr
 use chrono::{DateTime, Duration, Utc};
 
 use crate::app::error::{AppError, AppResult};
+use crate::app::quotas::{self, QuotaLimits, QUEUE_RETRY_AFTER_SECS};
 use crate::media::MediaStore;
 use crate::model::content::{Reaction, StoredContent};
 use crate::model::ids::{MessageId, TenantId};
@@ -67,11 +68,17 @@ pub struct Messages {
     store: Arc<dyn Store>,
     scheduler: Arc<Scheduler>,
     media: Arc<MediaStore>,
+    quotas: QuotaLimits,
 }
 
 impl Messages {
-    pub fn new(store: Arc<dyn Store>, scheduler: Arc<Scheduler>, media: Arc<MediaStore>) -> Self {
-        Messages { store, scheduler, media }
+    pub fn new(
+        store: Arc<dyn Store>,
+        scheduler: Arc<Scheduler>,
+        media: Arc<MediaStore>,
+        quotas: QuotaLimits,
+    ) -> Self {
+        Messages { store, scheduler, media, quotas }
     }
 
     /// Stores the message, then hands it to the scheduler. A repeated idempotency key within
@@ -111,6 +118,7 @@ impl Messages {
                 format!("pool `{}` has no connected, healthy number", rec.pool),
             ));
         }
+        self.check_queue_room(tenant_id, &rec.pool)?;
         match self.store.insert_message(&rec).await {
             Ok(()) => {}
             // The same key raced in from another request: answer what that one stored.
@@ -126,6 +134,21 @@ impl Messages {
         let receipt = Receipt::of(&rec);
         self.scheduler.accept(rec).await;
         Ok(receipt)
+    }
+
+    /// Refuses a message the tenant's queue (or its pool's) has no room for, from the
+    /// scheduler's in-memory counts: no store round-trip on the hot path. Concurrent accepts
+    /// may pass a limit by the requests in flight at that moment. On a node of several, the
+    /// counts are this node's (what it has claimed), so the limits hold per node.
+    fn check_queue_room(&self, tenant_id: &TenantId, pool: &str) -> AppResult<()> {
+        let (per_tenant, per_pool) = (self.quotas.queued_per_tenant, self.quotas.queued_per_pool);
+        if per_tenant.is_unlimited() && per_pool.is_unlimited() {
+            return Ok(());
+        }
+        let queued = self.scheduler.queued(tenant_id, pool);
+        let wait = Some(QUEUE_RETRY_AFTER_SECS);
+        quotas::check(per_tenant, queued.tenant, 1, "queued messages per tenant", wait)?;
+        quotas::check(per_pool, queued.pool, 1, "queued messages per pool", wait)
     }
 
     /// One of the tenant's messages.

@@ -10,8 +10,10 @@ mod error;
 pub mod feed;
 pub mod instances;
 pub mod live;
+pub mod media_quota;
 pub mod messages;
 pub mod pools;
+pub mod quotas;
 pub mod revocations;
 pub mod sim;
 pub mod simulator;
@@ -52,6 +54,10 @@ pub struct App {
     pub simulator: simulator::Simulator,
     /// Media files (uploads, reads, deletes, peer copies): the media service is the use case.
     pub media: Arc<MediaStore>,
+    /// Uploads within the tenant's media quota.
+    pub media_quota: media_quota::MediaQuota,
+    /// Each tenant's open event streams, within its quota.
+    pub streams: quotas::StreamSlots,
 }
 
 /// What the use cases are built from: the runtime and services start-up built.
@@ -67,24 +73,33 @@ pub struct Parts {
     pub cluster: Option<Arc<Cluster>>,
     pub leases: Option<Arc<LeaseKeeper>>,
     pub sim: Option<Arc<dyn sim::SimControl>>,
+    /// The per-tenant ceilings.
+    pub quotas: quotas::QuotaLimits,
 }
 
 impl App {
     pub fn new(p: Parts) -> Self {
         let store = &p.store;
         let revocations = revocations::Revocations::new(store.clone(), p.cluster.clone());
+        let q = p.quotas;
         App {
-            messages: messages::Messages::new(store.clone(), p.scheduler.clone(), p.media.clone()),
+            messages: messages::Messages::new(
+                store.clone(),
+                p.scheduler.clone(),
+                p.media.clone(),
+                q,
+            ),
             instances: instances::Instances::new(
                 store.clone(),
                 p.supervisor.clone(),
                 p.scheduler.clone(),
                 p.leases.clone(),
+                q,
             ),
             live: live::LiveNumbers::new(store.clone(), p.supervisor.clone(), p.media.clone()),
             contacts: contacts::ContactChecker::new(p.contact_checks.clone()),
-            campaigns: campaigns::CampaignUseCases::new(store.clone(), p.campaigns.clone()),
-            webhooks: webhooks::WebhookUseCases::new(store.clone(), p.webhooks.clone()),
+            campaigns: campaigns::CampaignUseCases::new(store.clone(), p.campaigns.clone(), q),
+            webhooks: webhooks::WebhookUseCases::new(store.clone(), p.webhooks.clone(), q),
             tenants: tenants::Tenants::new(
                 store.clone(),
                 p.supervisor.clone(),
@@ -93,7 +108,7 @@ impl App {
             ),
             revocations,
             alerts: alerts::Alerts::new(store.clone()),
-            pools: pools::Pools::new(store.clone(), p.scheduler.clone()),
+            pools: pools::Pools::new(store.clone(), p.scheduler.clone(), q),
             feed: Arc::new(feed::EventFeed::new(store.clone(), p.recorder.clone())),
             status: status::GatewayStatus::new(
                 store.clone(),
@@ -103,6 +118,8 @@ impl App {
                 p.cluster.clone(),
             ),
             simulator: simulator::Simulator::new(p.sim, store.clone(), p.supervisor),
+            media_quota: media_quota::MediaQuota::new(p.media.clone(), q.media_bytes),
+            streams: quotas::StreamSlots::new(q.sse_streams),
             media: p.media,
         }
     }

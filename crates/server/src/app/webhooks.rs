@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bzapper_store::{DeliveryRecord, Store, WebhookRecord};
 
 use crate::app::error::{AppError, AppResult};
+use crate::app::quotas::{self, QuotaLimits};
 use crate::model::ids::{TenantId, WebhookId};
 use crate::model::time::now;
 use crate::runtime::webhooks::WebhookWorker;
@@ -16,15 +17,28 @@ pub struct WebhookUseCases {
     /// Woken when a delivery is queued again, so that it goes out now rather than at the next
     /// poll.
     worker: Arc<WebhookWorker>,
+    quotas: QuotaLimits,
+    /// One creation at a time (count, then insert), so that two cannot both take the last
+    /// place.
+    creating: tokio::sync::Mutex<()>,
 }
 
 impl WebhookUseCases {
-    pub fn new(store: Arc<dyn Store>, worker: Arc<WebhookWorker>) -> Self {
-        WebhookUseCases { store, worker }
+    pub fn new(store: Arc<dyn Store>, worker: Arc<WebhookWorker>, quotas: QuotaLimits) -> Self {
+        WebhookUseCases { store, worker, quotas, creating: Default::default() }
     }
 
-    /// Stores a new webhook; matching events are delivered to it from now on.
+    /// Stores a new webhook; matching events are delivered to it from now on. A tenant with
+    /// `--max-webhooks-per-tenant` of them already is refused (every event is written and
+    /// posted once per matching webhook).
     pub async fn create(&self, webhook: &WebhookRecord) -> AppResult<()> {
+        let _one_at_a_time = self.creating.lock().await;
+        let limit = self.quotas.webhooks;
+        if !limit.is_unlimited() {
+            let tenant = TenantId::new(webhook.tenant_id.as_str());
+            let n = self.store.list_webhooks(&tenant).await?.len() as u64;
+            quotas::check(limit, n, 1, "webhooks per tenant", None)?;
+        }
         Ok(self.store.create_webhook(webhook).await?)
     }
 

@@ -106,7 +106,9 @@ impl FromRequestParts<AppState> for Tenant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        tenant_from(Principal::from_parts(parts, state, false).await?)
+        let principal = Principal::from_parts(parts, state, false).await?;
+        limit_rate(state, &principal)?;
+        tenant_from(principal)
     }
 }
 
@@ -121,12 +123,23 @@ impl FromRequestParts<AppState> for TenantOrQueryToken {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match Principal::from_parts(parts, state, true).await? {
+        let principal = Principal::from_parts(parts, state, true).await?;
+        limit_rate(state, &principal)?;
+        match principal {
             Principal::Tenant { tenant_id, key_id } => {
                 Ok(TenantOrQueryToken { tenant_id: TenantId::new(tenant_id), key_id })
             }
             Principal::Admin => Err(admin_on_a_tenant_route()),
         }
+    }
+}
+
+/// Takes one request of a tenant key's rate (`http/rate_limit.rs`); the admin token is not
+/// limited.
+fn limit_rate(state: &AppState, p: &Principal) -> Result<(), ApiError> {
+    match p {
+        Principal::Tenant { key_id, .. } => state.rate_limiter.check(key_id),
+        Principal::Admin => Ok(()),
     }
 }
 

@@ -13,6 +13,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429s where waiting helps).
+    pub retry_after_secs: Option<u64>,
 }
 
 /// The error body every non-2xx answer carries.
@@ -31,7 +33,26 @@ pub struct ErrorDetail {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), retry_after_secs: None }
+    }
+
+    /// Adds a `Retry-After` of `secs` seconds to the answer.
+    pub fn retry_after(mut self, secs: Option<u64>) -> Self {
+        self.retry_after_secs = secs;
+        self
+    }
+
+    /// 429 `rate_limited`: this key sent more requests than its rate allows.
+    pub fn rate_limited(per_sec: u32, burst: u32, retry_after_secs: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "rate limited: at most {per_sec} requests a second per API key (bursts of \
+                 {burst}); retry after {retry_after_secs} s"
+            ),
+        )
+        .retry_after(Some(retry_after_secs))
     }
 
     pub fn not_found() -> Self {
@@ -120,7 +141,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = bounded_message(&self.message);
         let body = ErrorBody { error: ErrorDetail { code: self.code.into(), message } };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 
@@ -176,6 +201,10 @@ impl From<crate::app::AppError> for ApiError {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }
             AppError::Conflict { code, message } => Self::conflict(code, message),
+            AppError::QuotaExceeded { message, retry_after_secs } => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", message)
+                    .retry_after(retry_after_secs)
+            }
             AppError::Media(e) => e.into(),
             AppError::Driver(e) => driver_error(e),
             AppError::Store(e) => e.into(),

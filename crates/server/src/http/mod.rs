@@ -10,6 +10,7 @@ pub mod forward;
 pub mod key_cache;
 pub mod openapi;
 pub mod qr;
+pub mod rate_limit;
 pub mod routes;
 pub mod state;
 pub mod trace;

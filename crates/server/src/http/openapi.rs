@@ -39,7 +39,7 @@ use crate::http::routes::{contacts, groups, inbound_media, media};
     // Every event type with its payload (`Event`: `{"type", "data"}`, one variant per type),
     // as SSE and webhooks deliver them inside `Envelope`.
     components(schemas(crate::events::Event)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &RateLimited),
     tags(
         (name = "health", description = "Probes"),
         (name = "tenants", description = "Tenants and API keys (admin token)"),
@@ -72,6 +72,42 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Every route a tenant key calls may answer 429 (`http/rate_limit.rs`): declared once here
+/// rather than on each handler. Routes that also answer `quota_exceeded` declare their own 429.
+struct RateLimited;
+
+/// Tags of the routes only the admin token (or nobody) calls: never rate limited.
+const NOT_RATE_LIMITED: [&str; 4] = ["health", "tenants", "cluster", "sim"];
+
+impl Modify for RateLimited {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
+        let response = ResponseBuilder::new()
+            .description(
+                "`rate_limited`: this API key sent more requests a second than \
+                 `--rate-limit` allows; `Retry-After` says when to try again",
+            )
+            .content("application/json", Content::new(Some(Ref::from_schema_name("ErrorBody"))))
+            .build();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            // The admin token's own routes outside those tags.
+            if path == "/metrics" || path.starts_with("/v1/cluster") {
+                continue;
+            }
+            let ops =
+                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for op in ops.into_iter().flatten() {
+                let tags = op.tags.as_deref().unwrap_or_default();
+                if tags.iter().any(|t| NOT_RATE_LIMITED.contains(&t.as_str())) {
+                    continue;
+                }
+                let responses = &mut op.responses.responses;
+                responses.entry("429".into()).or_insert_with(|| RefOr::T(response.clone()));
+            }
+        }
+    }
+}
+
 pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
@@ -80,6 +116,17 @@ pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
 mod tests {
     use super::*;
     use crate::events::EVENT_TYPES;
+
+    #[test]
+    fn tenant_routes_declare_429_and_admin_routes_do_not() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let paths = &doc["paths"];
+        assert!(paths["/v1/messages"]["post"]["responses"]["429"].is_object());
+        assert!(paths["/v1/instances"]["get"]["responses"]["429"].is_object());
+        assert!(paths["/v1/tenants"]["post"]["responses"]["429"].is_null());
+        let quota = paths["/v1/webhooks"]["post"]["responses"]["429"]["description"].as_str();
+        assert!(quota.unwrap().contains("quota_exceeded"), "{quota:?}");
+    }
 
     #[test]
     fn the_document_lists_every_event_type_with_its_payload() {

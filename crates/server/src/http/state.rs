@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::app::App;
 use crate::cluster::Cluster;
 use crate::http::key_cache::KeyCache;
+use crate::http::rate_limit::RateLimiter;
 use crate::runtime::leases::LeaseKeeper;
 
 #[derive(Clone)]
@@ -18,6 +19,8 @@ pub struct Inner {
     pub app: App,
     /// API key records recently used (see `key_cache`).
     pub keys: KeyCache,
+    /// Each API key's request rate.
+    pub rate_limiter: RateLimiter,
     /// SHA-256 of the admin token; the token itself is not kept.
     pub admin_token_hash: [u8; 32],
     /// Turns true when the gateway shuts down: open streams (SSE) end so that the graceful

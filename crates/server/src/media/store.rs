@@ -434,6 +434,32 @@ impl MediaStore {
         self.tenant_dir(&m.tenant_id).join(format!("{}.bin", component(&m.id)))
     }
 
+    /// Bytes of the tenant's stored files (uploads, peer copies, files downloaded for a send;
+    /// not the cache of received media, which the gateway fills, not the tenant). A walk of
+    /// one directory, off the async threads.
+    pub async fn tenant_bytes(&self, tenant_id: &str) -> Result<u64, MediaError> {
+        let dir = self.tenant_dir(tenant_id);
+        let walk = move || -> std::io::Result<u64> {
+            let mut total = 0;
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                if entry.path().extension().is_some_and(|x| x == "bin") {
+                    total += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                }
+            }
+            Ok(total)
+        };
+        tokio::task::spawn_blocking(walk)
+            .await
+            .map_err(|e| MediaError::Io(e.to_string()))?
+            .map_err(io)
+    }
+
     /// Removes the tenant's file `id`; `false` when there was no such (live) file.
     pub async fn delete(&self, tenant_id: &str, id: &str) -> Result<bool, MediaError> {
         let Some(m) = self.read_record(tenant_id, id).await? else { return Ok(false) };

@@ -16,6 +16,10 @@ use secrecy::SecretString;
 /// scheduler holds in memory; the rest of a backlog waits in the store and is read a page at a
 /// time. Far more than a pool's numbers send between two refills.
 pub const DEFAULT_QUEUE_WINDOW: usize = 256;
+// The settings' types, here where the CLI and tests find every setting.
+pub use crate::app::quotas::QuotaLimits;
+pub use crate::http::rate_limit::RateLimit;
+pub use bzapper_core::quota::Limit;
 
 /// `--listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -52,6 +56,34 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 pub const DEFAULT_SIM_QR_FIRST_SECS: u64 = 60;
 /// `--sim-qr-next-secs` (and `bzapper simnet --qr-next-secs`).
 pub const DEFAULT_SIM_QR_NEXT_SECS: u64 = 20;
+
+// Fair shares (docs/api.md "Limits"). Generous: a normal client, the load benchmarks and the
+// scale goal (10,000 numbers on one node, often of one tenant) never meet them; they stop one
+// tenant from filling the server's memory or disk or holding every connection. 0 = unlimited.
+/// `--max-queued-per-tenant`: messages `queued`/`sending` per tenant (a day's sending of 66
+/// numbers at the default 1,500 a day).
+pub const DEFAULT_MAX_QUEUED_PER_TENANT: u64 = 100_000;
+/// `--max-queued-per-pool`.
+pub const DEFAULT_MAX_QUEUED_PER_POOL: u64 = 100_000;
+/// `--max-instances-per-tenant`: the scale goal's 10,000 numbers per node, all of one tenant.
+pub const DEFAULT_MAX_INSTANCES_PER_TENANT: u64 = 10_000;
+/// `--max-webhooks-per-tenant`: every event is written once per matching webhook.
+pub const DEFAULT_MAX_WEBHOOKS_PER_TENANT: u64 = 25;
+/// `--max-pools-per-tenant`.
+pub const DEFAULT_MAX_POOLS_PER_TENANT: u64 = 1_000;
+/// `--max-campaigns-in-flight`: campaigns running, scheduled or paused per tenant.
+pub const DEFAULT_MAX_CAMPAIGNS_IN_FLIGHT: u64 = 20;
+/// `--max-campaign-recipients-in-flight`: their recipients together.
+pub const DEFAULT_MAX_CAMPAIGN_RECIPIENTS_IN_FLIGHT: u64 = 1_000_000;
+/// `--max-media-mb-per-tenant`: 2 GiB of stored media per tenant (32 files at the 64 MiB cap).
+pub const DEFAULT_MAX_MEDIA_MB_PER_TENANT: u64 = 2_048;
+/// `--max-sse-streams-per-tenant`.
+pub const DEFAULT_MAX_SSE_STREAMS_PER_TENANT: u64 = 100;
+/// `--rate-limit`: requests a second per API key (the accept benchmark sends ~20,000/s from
+/// one key and sets its own value).
+pub const DEFAULT_RATE_LIMIT_PER_SEC: u32 = 1_000;
+/// `--rate-limit-burst`: requests a key may send at once above its rate.
+pub const DEFAULT_RATE_LIMIT_BURST: u32 = 2_000;
 
 const HOUR: u64 = 3600;
 const MIB: u64 = 1024 * 1024;
@@ -116,6 +148,10 @@ pub struct Config {
     pub outbound_allow: crate::outbound::AllowList,
     /// Timeouts and the connection cap of the HTTP server.
     pub server_limits: ServerLimits,
+    /// Per-tenant ceilings (each 0 for unlimited).
+    pub quotas: QuotaLimits,
+    /// Requests a second per API key, and the burst (a rate of 0 turns it off).
+    pub rate_limit: RateLimit,
     /// What tests and the simulator change and an operator of the real network never needs.
     pub test_hooks: TestHooks,
 }
@@ -197,6 +233,11 @@ impl Config {
                 .parse()
                 .expect("DEFAULT_OUTBOUND_ALLOW is a valid list"),
             server_limits: ServerLimits::default(),
+            quotas: default_quotas(),
+            rate_limit: RateLimit {
+                per_sec: DEFAULT_RATE_LIMIT_PER_SEC,
+                burst: DEFAULT_RATE_LIMIT_BURST,
+            },
             test_hooks: TestHooks::default(),
         }
     }
@@ -206,6 +247,21 @@ impl Config {
             Some(u) => u.clone(),
             None => format!("sqlite://{}?mode=rwc", self.data_dir.join("bzapper.db").display()),
         }
+    }
+}
+
+/// The `DEFAULT_MAX_*` ceilings.
+pub fn default_quotas() -> QuotaLimits {
+    QuotaLimits {
+        queued_per_tenant: Limit(DEFAULT_MAX_QUEUED_PER_TENANT),
+        queued_per_pool: Limit(DEFAULT_MAX_QUEUED_PER_POOL),
+        instances: Limit(DEFAULT_MAX_INSTANCES_PER_TENANT),
+        webhooks: Limit(DEFAULT_MAX_WEBHOOKS_PER_TENANT),
+        pools: Limit(DEFAULT_MAX_POOLS_PER_TENANT),
+        campaigns_in_flight: Limit(DEFAULT_MAX_CAMPAIGNS_IN_FLIGHT),
+        campaign_recipients: Limit(DEFAULT_MAX_CAMPAIGN_RECIPIENTS_IN_FLIGHT),
+        media_bytes: Limit(DEFAULT_MAX_MEDIA_MB_PER_TENANT * MIB),
+        sse_streams: Limit(DEFAULT_MAX_SSE_STREAMS_PER_TENANT),
     }
 }
 
@@ -242,6 +298,10 @@ mod tests {
         assert_eq!(c.server_limits.body_read_timeout, Duration::from_secs(30));
         assert_eq!(c.server_limits.idle_timeout, Duration::from_secs(60));
         assert_eq!(c.server_limits.max_connections, 4096);
+        assert_eq!(c.quotas.queued_per_tenant, Limit(100_000));
+        assert_eq!(c.quotas.media_bytes, Limit(2 * 1024 * 1024 * 1024));
+        assert_eq!(c.quotas.sse_streams, Limit(100));
+        assert_eq!(c.rate_limit, RateLimit { per_sec: 1_000, burst: 2_000 });
         assert_eq!(c.test_hooks.sim_qr_first, Duration::from_secs(60));
         assert_eq!(c.test_hooks.sim_qr_next, Duration::from_secs(20));
     }

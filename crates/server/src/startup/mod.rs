@@ -240,6 +240,7 @@ impl Application {
             cluster: cluster.clone(),
             leases: leases.clone(),
             sim,
+            quotas: config.quotas,
         });
         let keys = crate::http::key_cache::KeyCache::default();
         keys.follow(app.revocations.subscribe());
@@ -247,6 +248,7 @@ impl Application {
             app,
             closing: closing_rx,
             keys,
+            rate_limiter: crate::http::rate_limit::RateLimiter::new(config.rate_limit),
             admin_token_hash: sha256(admin_token.expose_secret().as_bytes()),
             cluster,
             leases: leases.clone(),

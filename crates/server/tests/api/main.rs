@@ -17,6 +17,7 @@ mod messages;
 mod outbound;
 mod persistence;
 mod quickstart;
+mod quotas;
 mod real_driver;
 mod rich;
 mod simnet;

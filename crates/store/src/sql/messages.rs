@@ -335,6 +335,18 @@ impl<DB: Backend> MessageStore for SqlStore<DB> {
         Ok(counts.into_iter().map(|((t, p), n)| (t, p, n)).collect())
     }
 
+    async fn unfinished_direct_counts(&self) -> Result<Vec<(String, String, u64)>> {
+        let mut conn = self.conn().await?;
+        let sql = "SELECT tenant_id, pool, COUNT(*) AS n FROM messages \
+                   WHERE status IN ('queued', 'sending') AND campaign_id IS NULL \
+                   GROUP BY tenant_id, pool";
+        let mut out = Vec::new();
+        for r in q::<DB>(sql).fetch_all(&mut *conn).await? {
+            out.push((DB::col(&r, "tenant_id")?, DB::col(&r, "pool")?, count(DB::col(&r, "n")?)));
+        }
+        Ok(out)
+    }
+
     async fn sending_messages(&self) -> Result<Vec<MessageRecord>> {
         self.query_messages("WHERE status = 'sending' ORDER BY created_at, id", &[]).await
     }

@@ -281,6 +281,7 @@ fn view(r: CampaignReport) -> CampaignView {
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "`quota_exceeded`: campaigns or campaign recipients in flight per tenant; or `rate_limited` (`Retry-After`)"),
         (status = 422, body = ErrorBody, description = "`invalid_request`, `invalid_template`, `invalid_recipient`, `duplicate_recipient`, `unknown_field`, `too_many_recipients`, `unknown_pool` or `invalid_schedule`"),
     ))]
 pub async fn create(

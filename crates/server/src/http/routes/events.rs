@@ -57,6 +57,7 @@ fn to_sse(e: &Event) -> SseEvent {
     responses(
         (status = 200, description = "an SSE stream of event envelopes", content_type = "text/event-stream", body = Envelope),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, description = "`rate_limited` (with `Retry-After`) or `quota_exceeded` (open streams per tenant)", body = ErrorBody),
     ))]
 pub async fn stream(
     tenant: TenantOrQueryToken,
@@ -66,6 +67,9 @@ pub async fn stream(
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let filter = Filter::parse(p.instance_id, p.types.as_deref()).map_err(ApiError::invalid)?;
     let resume = last_event_id(&headers, p.last_event_id)?;
+    // The tenant's place among its open streams (`--max-sse-streams-per-tenant`), held by the
+    // stream and given back when it ends.
+    let slot = state.app.streams.open(&tenant.tenant_id)?;
     // Subscribe before reading the log, so that nothing recorded in between is missed; the
     // ids tell duplicates apart.
     let feed = state.app.feed.clone();
@@ -80,6 +84,7 @@ pub async fn stream(
     let revoked = state.app.revocations.until_revoked(&tenant.tenant_id, &tenant.key_id);
     let tenant_id = tenant.tenant_id;
     let stream = async_stream::stream! {
+        let _slot = slot;
         // The log is the source: live events only ring the bell. Reading the log after each
         // bell returns every committed event after the cursor in id order, so an event that
         // was broadcast late (its recorder was slower) is never skipped.

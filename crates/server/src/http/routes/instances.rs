@@ -213,6 +213,7 @@ async fn load(state: &AppState, tenant: &Tenant, id: &InstanceId) -> ApiResult<I
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "`quota_exceeded`: instances or pools per tenant; or `rate_limited` (`Retry-After`)"),
     ))]
 pub async fn create(
     tenant: Tenant,
@@ -284,6 +285,7 @@ pub async fn get(
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "`quota_exceeded`: pools per tenant (a new `pool`); or `rate_limited` (`Retry-After`)"),
     ))]
 pub async fn patch(
     tenant: Tenant,

@@ -116,6 +116,7 @@ struct Form {
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 413, description = "`media_too_large`", body = ErrorBody),
         (status = 415, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "`quota_exceeded`: bytes of stored media per tenant; or `rate_limited` (`Retry-After`)"),
         (status = 422, description = "`invalid_media` (not of the kind asked for, or empty), or `invalid_request` (no `file` part, a bad `kind`, an unknown part)", body = ErrorBody),
     ))]
 pub async fn upload(
@@ -131,6 +132,8 @@ pub async fn upload(
             "the body must be `multipart/form-data` with the file in a part named `file`",
         ));
     }
+    // A tenant already at its media quota is refused before its body is read.
+    state.app.media_quota.check_room(&tenant.tenant_id).await?;
     let max = state.app.media.limits().max_bytes;
     let limit = max.saturating_add(MULTIPART_HEADROOM);
     if content_length(req.headers()).is_some_and(|len| len > limit) {
@@ -259,6 +262,8 @@ async fn finish(state: &AppState, form: &Form) -> ApiResult<()> {
     if let (Some(kind), true) = (form.kind, form.kind_after_file) {
         state.app.media.check_kind(m, kind).await?;
     }
+    // Past the quota with this file: refused, and the caller deletes it.
+    state.app.media_quota.check_stored(m).await?;
     Ok(())
 }
 

@@ -269,6 +269,7 @@ fn build(
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "`no_number_available` or `instance_unavailable`"),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "`quota_exceeded`: queued messages per tenant or per pool (`Retry-After`); or `rate_limited` (`Retry-After`)"),
         (status = 422, body = ErrorBody),
     ))]
 pub async fn send(

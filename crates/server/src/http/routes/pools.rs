@@ -72,6 +72,7 @@ pub async fn list(tenant: Tenant, State(state): State<AppState>) -> ApiResult<Js
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "`quota_exceeded`: pools per tenant; or `rate_limited` (`Retry-After`)"),
     ))]
 pub async fn put(
     tenant: Tenant,

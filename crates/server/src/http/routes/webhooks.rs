@@ -179,6 +179,7 @@ pub fn check_url(u: &str, guard: &crate::outbound::Guard) -> ApiResult<String> {
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "`quota_exceeded`: webhooks per tenant; or `rate_limited` (`Retry-After`)"),
     ))]
 pub async fn create(
     tenant: Tenant,

@@ -96,7 +96,7 @@ impl Scheduler {
         msg: &MessageRecord,
         reason: String,
     ) {
-        self.lock().held.remove(&msg.id);
+        self.lock().finished(&msg.id);
         self.set_status(
             &msg.id,
             &msg.tenant_id,
@@ -116,7 +116,7 @@ impl Scheduler {
     ) {
         match result {
             Ok(()) => {
-                self.lock().held.remove(&msg.id);
+                self.lock().finished(&msg.id);
                 self.set_status(
                     &msg.id,
                     &msg.tenant_id,
@@ -131,7 +131,7 @@ impl Scheduler {
             Err(DriverError::NotConnected | DriverError::Transport(_)) => self.retry(a, msg).await,
             Err(e) => {
                 let cost = health_cost(&e);
-                self.lock().held.remove(&msg.id);
+                self.lock().finished(&msg.id);
                 self.set_status(
                     &msg.id,
                     &msg.tenant_id,

@@ -45,6 +45,7 @@ mod delivery;
 mod health;
 mod numbers;
 mod outgoing;
+mod queue_counts;
 mod status;
 mod window;
 
@@ -60,6 +61,9 @@ struct Window {
 }
 
 type Windows = HashMap<QueueKey, Window>;
+
+use queue_counts::QueueCounts;
+pub use queue_counts::Queued;
 
 /// What the scheduler knows of one number besides what the dispatcher holds.
 struct Number {
@@ -78,6 +82,9 @@ struct Number {
     suspended_at_ms: i64,
 }
 
+/// How often the queue quota's counts are reset from the store (see `recount_queued`).
+const QUEUE_RECOUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The longest a number stays suspended without news from its connection.
 const SUSPENSION_MS: i64 = 5_000;
 
@@ -89,6 +96,20 @@ struct Inner {
     /// What is kept of every message the dispatcher holds (queued in a window, or being
     /// sent), by id: no text or content, which are read from the store at the send.
     held: HashMap<String, QueuedRef>,
+    /// How many messages outside campaigns each tenant and pool has queued or being sent, in
+    /// the whole durable queue (the queue quota reads it): counted at accept, uncounted when a
+    /// message ends sent or failed, and re-read from the store now and then for what leaves
+    /// the queue elsewhere (a cancel, a message failed while in the store only).
+    queued: QueueCounts,
+}
+
+impl Inner {
+    /// The message has ended (sent or failed): it leaves memory and the quota's count.
+    fn finished(&mut self, id: &str) {
+        if let Some(r) = self.held.remove(id) {
+            self.queued.left(&r.tenant_id, &r.pool, r.campaign_id.is_some());
+        }
+    }
 }
 
 pub struct Scheduler {
@@ -149,6 +170,7 @@ impl Scheduler {
                 numbers: HashMap::new(),
                 connections: HashMap::new(),
                 held: HashMap::new(),
+                queued: QueueCounts::default(),
             }),
             wake: Notify::new(),
             threshold,
@@ -174,6 +196,19 @@ impl Scheduler {
     /// first page of every queue, then starts the loop. On a node of several, the queue is not
     /// loaded but claimed, piece by piece, by the claim loop.
     pub async fn start(self: &Arc<Self>) -> Result<(), StoreError> {
+        self.recount_queued().await?;
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(QUEUE_RECOUNT_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                if let Err(e) = me.recount_queued().await {
+                    tracing::warn!(error = %e, "recounting the queue for its quota failed");
+                }
+            }
+        });
         let day_ago = now() - chrono::Duration::days(1);
         for mut rec in self.store.list_all_instances().await? {
             // The stored state is from before the restart; until the supervisor reports the
@@ -254,6 +289,7 @@ impl Scheduler {
     /// Queues a message just accepted (stored). On a node of several, it is claimed here
     /// when one of this node's numbers can send it; otherwise the other nodes are told.
     pub async fn accept(&self, m: MessageRecord) {
+        self.lock().queued.joined(&m.tenant_id, &m.pool, m.campaign_id.is_some());
         let Some(c) = &self.cluster else {
             self.admit(&m).await;
             return;
@@ -301,6 +337,21 @@ impl Scheduler {
     #[cfg(test)]
     pub(crate) fn held_len(&self) -> usize {
         self.lock().held.len()
+    }
+
+    /// Resets the queue quota's counts from the store: what left the queue without passing
+    /// through a send here (a cancel, a failure while in the store only, another node's send)
+    /// stops counting.
+    async fn recount_queued(&self) -> Result<(), StoreError> {
+        let counts = self.store.unfinished_direct_counts().await?;
+        self.lock().queued.reset(counts);
+        Ok(())
+    }
+
+    /// The tenant's messages queued or being sent (campaign messages apart), in all and in
+    /// `pool`: what the queue quota is checked against, from memory.
+    pub fn queued(&self, tenant_id: &str, pool: &str) -> Queued {
+        self.lock().queued.of(tenant_id, pool)
     }
 
     /// The tenant is gone (its messages with it): drops its queued messages from memory.

@@ -166,7 +166,7 @@ impl Scheduler {
         };
         for (q, r) in taken {
             if r.forced {
-                self.lock().held.remove(&r.id);
+                self.lock().finished(&r.id);
                 let (status, instance) = (MessageStatus::Failed, r.instance_id.clone());
                 self.set_status(&r.id, &r.tenant_id, status, instance, Some(why.into())).await;
             } else {
