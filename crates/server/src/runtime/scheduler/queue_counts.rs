@@ -111,6 +111,6 @@ mod tests {
         c.left(&a2);
         c.left(&a2);
         assert_eq!(c.of("ten_a", "sales"), Queued::default());
-        assert!(c.per_pool.get(&("ten_a".into(), "default".into())).is_none());
+        assert!(!c.per_pool.contains_key(&("ten_a".into(), "default".into())));
     }
 }
