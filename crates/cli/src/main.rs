@@ -35,7 +35,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
-    Serve(ServeArgs),
+    // Boxed: the serve flags outweigh every other command's.
+    Serve(Box<ServeArgs>),
     /// Run the simulated WhatsApp network as its own process, for several gateways to share.
     Simnet(SimnetArgs),
     /// Print a new random master key (base64, 32 bytes) for BZAPPER_MASTER_KEY.
@@ -217,7 +218,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(a) => {
             init_tracing();
-            serve(a).await
+            serve(*a).await
         }
         Command::Simnet(a) if a.wire => {
             init_tracing();
@@ -379,7 +380,7 @@ mod tests {
         let Command::Serve(a) = Cli::parse_from(["bzapper", "serve"]).command else {
             panic!("serve parses as serve")
         };
-        let from_flags = config_from(a);
+        let from_flags = config_from(*a);
         let expected = Config::new(defaults::DEFAULT_DATA_DIR);
         assert_eq!(format!("{from_flags:?}"), format!("{expected:?}"));
     }
