@@ -344,13 +344,15 @@ async fn a_killed_node_loses_its_numbers_to_the_survivors_and_no_send_is_lost_or
             let mut turn = 0;
             while !stop.load(Ordering::SeqCst) {
                 tick.tick().await;
+                // Stamped before the victim's flag is read: a call the flag let through to the
+                // victim is then stamped before the kill (the flag is set before `killed`).
+                let at = Instant::now();
                 let mut n = turn % NODES;
                 turn += 1;
                 if n == VICTIM && victim_down.load(Ordering::SeqCst) {
                     n = turn % NODES;
                     turn += 1;
                 }
-                let at = Instant::now();
                 let res = http
                     .post(format!("{}/v1/messages", nodes[n]))
                     .bearer_auth(&key)
@@ -400,9 +402,11 @@ async fn a_killed_node_loses_its_numbers_to_the_survivors_and_no_send_is_lost_or
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let killed_wall = Utc::now();
+    // No call goes to the victim from here on; one already let through is stamped before
+    // `killed` (the kill itself takes a while, during which the sender goes on).
+    victim_down.store(true, Ordering::SeqCst);
     let killed = Instant::now();
     cluster.kill(VICTIM + 1); // procs[0] is the simulated network
-    victim_down.store(true, Ordering::SeqCst);
     eprintln!(
         "killed {victim_id} (holding {} numbers) after {} sends",
         moved.len(),
