@@ -96,8 +96,7 @@ impl Scheduler {
         msg: &MessageRecord,
         reason: String,
     ) {
-        self.lock().finished(&msg.id);
-        self.set_status(
+        self.end(
             &msg.id,
             &msg.tenant_id,
             MessageStatus::Failed,
@@ -116,8 +115,7 @@ impl Scheduler {
     ) {
         match result {
             Ok(()) => {
-                self.lock().finished(&msg.id);
-                self.set_status(
+                self.end(
                     &msg.id,
                     &msg.tenant_id,
                     MessageStatus::Sent,
@@ -131,8 +129,7 @@ impl Scheduler {
             Err(DriverError::NotConnected | DriverError::Transport(_)) => self.retry(a, msg).await,
             Err(e) => {
                 let cost = health_cost(&e);
-                self.lock().finished(&msg.id);
-                self.set_status(
+                self.end(
                     &msg.id,
                     &msg.tenant_id,
                     MessageStatus::Failed,

@@ -166,9 +166,8 @@ impl Scheduler {
         };
         for (q, r) in taken {
             if r.forced {
-                self.lock().finished(&r.id);
                 let (status, instance) = (MessageStatus::Failed, r.instance_id.clone());
-                self.set_status(&r.id, &r.tenant_id, status, instance, Some(why.into())).await;
+                self.end(&r.id, &r.tenant_id, status, instance, Some(why.into())).await;
             } else {
                 self.lock().dispatcher.enqueue_front(QueuedMessage { forced_instance: None, ..q });
             }

@@ -29,6 +29,20 @@ impl Scheduler {
         self.set_status(&msg.id, &msg.tenant_id, status, instance_id, None).await;
     }
 
+    /// The message ends `sent` or `failed`: it leaves memory and the queue quota's count, then
+    /// its final status is stored and recorded.
+    pub(super) async fn end(
+        &self,
+        id: &str,
+        tenant_id: &str,
+        status: MessageStatus,
+        instance_id: Option<String>,
+        error: Option<String>,
+    ) {
+        self.lock().finished(id);
+        self.set_status(id, tenant_id, status, instance_id, error).await;
+    }
+
     /// Stores the status of message `id` of `tenant_id`, then records it.
     pub(super) async fn set_status(
         &self,
