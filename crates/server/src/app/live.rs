@@ -2,7 +2,6 @@
 //! number's groups (participants by phone JID where the LID's phone is known), the file of a
 //! received media message, and picking the number that asks WhatsApp about contacts.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use bzapper_core::{Jid, Status};
@@ -11,6 +10,7 @@ use bzapper_store::{InstanceRecord, Store};
 use rand::seq::SliceRandom;
 
 use crate::app::error::{AppError, AppResult};
+use crate::media::blobs::BlobRead;
 use crate::media::MediaStore;
 use crate::model::ids::{InstanceId, TenantId};
 use crate::runtime::supervisor::Supervisor;
@@ -102,14 +102,15 @@ impl LiveNumbers {
         Ok((summary, participants))
     }
 
-    /// The file of a message number `id` received, from the disk cache or, the first time,
-    /// downloaded and decrypted through the number (then cached until the media retention).
+    /// The file of a message number `id` received, from the media store's cache or, the first
+    /// time, downloaded and decrypted through the number into a local file, then stored in the
+    /// cache (until the media retention) and read back from it.
     pub async fn received_media(
         &self,
         tenant_id: &TenantId,
         id: &InstanceId,
         message_id: &str,
-    ) -> AppResult<(PathBuf, InboundMedia)> {
+    ) -> AppResult<(BlobRead, InboundMedia)> {
         let no_media = |why: &str| AppError::not_found(why.to_string());
         let rec = self.store.find_inbound(tenant_id, message_id).await?;
         let rec = rec.filter(|r| *id == *r.instance_id).ok_or_else(|| {
@@ -119,26 +120,20 @@ impl LiveNumbers {
             .media
             .and_then(|v| serde_json::from_value::<InboundMedia>(v).ok())
             .ok_or_else(|| no_media("that message has no media file"))?;
-        let path = self.media.inbound_cache_path(tenant_id, id, &rec.wa_id);
-        if tokio::fs::metadata(&path).await.is_err() {
-            let (_, conn) = self.connection(tenant_id, id).await?;
-            if let Some(dir) = path.parent() {
-                crate::media::private::create_dir(dir).await.map_err(AppError::internal)?;
-            }
-            // Downloaded beside and renamed, so a reader never sees half a file.
-            let part = path.with_extension(format!("part-{}", rand::random::<u32>()));
-            if let Err(e) = conn.download_media(&media, &part).await {
-                let _ = tokio::fs::remove_file(&part).await;
-                return Err(e.into());
-            }
-            // The driver wrote it with the umask's mode.
-            if let Err(e) = crate::media::private::restrict_file(&part).await {
-                let _ = tokio::fs::remove_file(&part).await;
-                return Err(AppError::internal(e));
-            }
-            tokio::fs::rename(&part, &path).await.map_err(AppError::internal)?;
+        let cached = self.media.inbound_cached(tenant_id, id, &rec.wa_id).await;
+        if let Some(read) = cached.map_err(AppError::internal)? {
+            return Ok((read, media));
         }
-        Ok((path, media))
+        let (_, conn) = self.connection(tenant_id, id).await?;
+        // Downloaded to a file of its own, stored whole: a reader never sees half a file.
+        let part = self.media.download_file();
+        conn.download_media(&media, part.path()).await?;
+        self.media.cache_inbound(tenant_id, id, &rec.wa_id, part).await.map_err(AppError::internal)?;
+        let read = self.media.inbound_cached(tenant_id, id, &rec.wa_id).await;
+        let read = read.map_err(AppError::internal)?.ok_or_else(|| {
+            AppError::internal("the received file was stored but cannot be read back")
+        })?;
+        Ok((read, media))
     }
 
     /// The number that asks WhatsApp about contacts: the one named, or a connected, healthy

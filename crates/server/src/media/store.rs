@@ -1,5 +1,6 @@
-//! The media store: files on disk under `<data_dir>/media/`, written by streaming, read back
-//! by path, found on the cluster's other nodes when missing here, swept when expired.
+//! The media store: files and their records in a [`Blobs`] backend (the local disk, or an
+//! object store every node shares), written by streaming, read back as streams, found on the
+//! cluster's other nodes when missing here (local disks only), swept when expired.
 
 #[cfg(test)]
 #[path = "tests.rs"]
@@ -7,6 +8,7 @@ mod tests;
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -16,20 +18,27 @@ use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use super::blobs::local::LocalBlobs;
+use super::blobs::s3::S3Blobs;
+use super::blobs::{read_all, BlobRead, Blobs};
 use super::error::{io, MediaError};
 use super::record::{is_safe_id, MediaLimits, StoredMedia};
+use super::settings::MediaStorage;
+use super::spool::{Spool, TempFile};
 use super::{fetch, peers, private, sniff};
-use crate::model::ids::{new_id, new_ordered_id};
+use crate::model::ids::new_ordered_id;
 use crate::outbound::{Guard, OutboundClient, Redirects};
 
-/// Where files are written before they get their id.
-const TMP_DIR: &str = ".tmp";
 /// Where received media is cached, per instance.
 const INBOUND_DIR: &str = "inbound";
+/// The spool's directory under the media directory.
+const SPOOL_DIR: &str = ".spool";
 /// How often expired media is swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
+/// The largest record read (a record is a few hundred bytes).
+const MAX_RECORD_BYTES: usize = 64 * 1024;
 
-/// A path component for an id that must always map somewhere: the id itself when safe, else
+/// A key segment for an id that must always map somewhere: the id itself when safe, else
 /// `x` and the start of its SHA-256 (deterministic, and never `..` or a separator).
 fn component(id: &str) -> String {
     if is_safe_id(id) {
@@ -44,29 +53,24 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A file removed when dropped unless disarmed: a failed or abandoned write (an error, a
-/// timeout, a client that went away) leaves nothing behind.
-struct Cleanup {
-    path: PathBuf,
-    armed: bool,
+/// `<tenant>/<id>.bin`: the file's bytes.
+fn blob_key(tenant_id: &str, id: &str) -> String {
+    format!("{}/{}.bin", component(tenant_id), component(id))
 }
 
-impl Cleanup {
-    fn new(path: PathBuf) -> Self {
-        Cleanup { path, armed: true }
-    }
-
-    fn disarm(mut self) {
-        self.armed = false;
-    }
+/// `<tenant>/<id>.json`: its record, written last (the commit point).
+fn record_key(tenant_id: &str, id: &str) -> String {
+    format!("{}/{}.json", component(tenant_id), component(id))
 }
 
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
+/// `<tenant>/inbound/<instance>/<wa_id>`: a received file, cached.
+fn inbound_key(tenant_id: &str, instance_id: &str, wa_id: &str) -> String {
+    format!(
+        "{}/{INBOUND_DIR}/{}/{}",
+        component(tenant_id),
+        component(instance_id),
+        component(wa_id)
+    )
 }
 
 /// What one ingest checks while it streams.
@@ -77,11 +81,68 @@ struct Ingest<'a> {
     kind: Option<MediaKind>,
 }
 
+/// What an ingest learned of the bytes as they went by.
+#[derive(Default)]
+struct Scan {
+    hasher: Sha256,
+    head: Vec<u8>,
+    size: u64,
+    checked_early: bool,
+}
+
+impl Scan {
+    /// Takes one chunk in: refused past `cap`, or, once the first bytes show it, when they
+    /// cannot go out as `kind`.
+    fn take(
+        &mut self,
+        chunk: &[u8],
+        cap: u64,
+        kind: Option<MediaKind>,
+        declared: Option<&str>,
+    ) -> Result<(), MediaError> {
+        self.size += chunk.len() as u64;
+        if self.size > cap {
+            return Err(MediaError::TooLarge { cap });
+        }
+        if self.head.len() < sniff::HEAD_LEN {
+            let take = (sniff::HEAD_LEN - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+            // A wrong file is refused as soon as its first bytes show it, not after a
+            // download of the whole thing.
+            if let (Some(kind), false) = (kind, self.checked_early) {
+                if self.head.len() == sniff::HEAD_LEN {
+                    self.checked_early = true;
+                    let sniffed = sniff::sniff(&self.head);
+                    let mime = sniff::choose(sniffed, declared);
+                    sniff::check_kind(kind, sniffed, &mime, self.size)?;
+                }
+            }
+        }
+        self.hasher.update(chunk);
+        Ok(())
+    }
+}
+
+/// A stored file as a file on this machine, for the driver: the stored file itself on the
+/// local disk, else a copy in the spool, removed when this drops (once the send is over).
+#[derive(Debug)]
+pub struct LocalFile {
+    path: PathBuf,
+    _copy: Option<TempFile>,
+}
+
+impl LocalFile {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 pub struct MediaStore {
-    root: PathBuf,
+    blobs: Arc<dyn Blobs>,
+    spool: Spool,
     limits: MediaLimits,
     http: OutboundClient,
-    /// The other nodes, asked for an upload missing here (a cluster node only).
+    /// The other nodes, asked for an upload missing here (a cluster node on local disks).
     peers: Option<peers::Peers>,
 }
 
@@ -106,19 +167,30 @@ pub fn http_client(guard: &Guard) -> reqwest::Result<OutboundClient> {
 }
 
 impl MediaStore {
-    /// Opens (creating, mode 0700) the media directory `dir`; what it already holds is made
-    /// private too (files 0600, directories 0700).
+    /// The store on the local disk at `dir` (created 0700; what it already holds is made
+    /// private too: files 0600, directories 0700).
     pub fn new(dir: PathBuf, limits: MediaLimits, http: OutboundClient) -> std::io::Result<Self> {
-        private::create_dir_blocking(&dir)?;
-        private::restrict_tree(&dir)?;
-        Ok(MediaStore { root: dir, limits, http, peers: None })
+        let blobs = Arc::new(LocalBlobs::open(dir.clone())?);
+        Self::on(blobs, &dir, limits, http)
+    }
+
+    /// The store on `blobs`, its spool under the local media directory `dir`.
+    pub fn on(
+        blobs: Arc<dyn Blobs>,
+        dir: &Path,
+        limits: MediaLimits,
+        http: OutboundClient,
+    ) -> std::io::Result<Self> {
+        private::create_dir_blocking(dir)?;
+        let spool = Spool::open(dir.join(SPOOL_DIR))?;
+        Ok(MediaStore { blobs, spool, limits, http, peers: None })
     }
 
     /// Makes this store one node's of a cluster: an upload missing here is then looked for on
     /// the other live nodes ([`find`](Self::find)), with the admin token they all share.
     fn with_peers(
         mut self,
-        cluster: std::sync::Arc<crate::cluster::Cluster>,
+        cluster: Arc<crate::cluster::Cluster>,
         admin_token: secrecy::SecretString,
     ) -> reqwest::Result<Self> {
         self.peers = Some(peers::Peers::new(cluster, admin_token)?);
@@ -129,13 +201,14 @@ impl MediaStore {
         &self.limits
     }
 
-    fn tenant_dir(&self, tenant_id: &str) -> PathBuf {
-        self.root.join(component(tenant_id))
+    /// Where the bytes are, for logs.
+    pub fn describe(&self) -> String {
+        self.blobs.describe()
     }
 
-    /// Streams an upload to disk, hashing it on the way. Refused with `TooLarge` as soon as
-    /// more than `cap` bytes came (the partial file is removed). The type is sniffed from the
-    /// first bytes, falling back to `declared_mime`, then `application/octet-stream`.
+    /// Streams an upload to the store, hashing it on the way. Refused with `TooLarge` as soon
+    /// as more than `cap` bytes came (nothing is kept). The type is sniffed from the first
+    /// bytes, falling back to `declared_mime`, then `application/octet-stream`.
     pub async fn put_stream<S, E>(
         &self,
         tenant_id: &str,
@@ -145,7 +218,7 @@ impl MediaStore {
         body: S,
     ) -> Result<StoredMedia, MediaError>
     where
-        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: Display,
     {
         let req = Ingest { declared_mime, file_name, cap, kind: None };
@@ -164,7 +237,7 @@ impl MediaStore {
         body: S,
     ) -> Result<StoredMedia, MediaError>
     where
-        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: Display,
     {
         let cap = kind.cap_bytes(self.limits.max_bytes);
@@ -179,126 +252,101 @@ impl MediaStore {
         if m.size > cap {
             return Err(MediaError::TooLarge { cap });
         }
-        let head = read_head(&self.blob_path(m)).await.map_err(io)?;
+        let head = self.head_of(m).await?;
         sniff::check_kind(kind, sniff::sniff(&head), &m.mime, m.size)
+    }
+
+    /// The first [`sniff::HEAD_LEN`] bytes of a stored file (fewer when it is shorter).
+    async fn head_of(&self, m: &StoredMedia) -> Result<Vec<u8>, MediaError> {
+        let len = m.size.min(sniff::HEAD_LEN as u64);
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let read = self.blobs.get(&blob_key(&m.tenant_id, &m.id), Some(0..len)).await?;
+        read_all(read, sniff::HEAD_LEN).await
     }
 
     async fn ingest<S, E>(
         &self,
         tenant_id: &str,
         req: Ingest<'_>,
-        mut body: S,
+        body: S,
     ) -> Result<StoredMedia, MediaError>
     where
-        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: Display,
     {
         if !is_safe_id(tenant_id) {
             return Err(MediaError::Io(format!("`{tenant_id}` is not a valid tenant id")));
         }
-        let dir = self.tenant_dir(tenant_id);
-        let tmp_dir = dir.join(TMP_DIR);
-        private::create_dir(&tmp_dir).await.map_err(io)?;
         let declared = sniff::declared(req.declared_mime);
-
-        let tmp = Cleanup::new(tmp_dir.join(format!("{}.part", new_id("up"))));
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(private::FILE_MODE)
-            .open(&tmp.path)
-            .await
-            .map_err(io)?;
-        let mut hasher = Sha256::new();
-        let mut head = Vec::with_capacity(sniff::HEAD_LEN);
-        let mut size = 0u64;
-        let mut checked_early = false;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk
-                .map_err(|e| MediaError::Unreachable(format!("reading the file failed: {e}")))?;
-            size += chunk.len() as u64;
-            if size > req.cap {
-                return Err(MediaError::TooLarge { cap: req.cap });
-            }
-            if head.len() < sniff::HEAD_LEN {
-                let take = (sniff::HEAD_LEN - head.len()).min(chunk.len());
-                head.extend_from_slice(&chunk[..take]);
-                // A wrong file is refused as soon as its first bytes show it, not after a
-                // download of the whole thing.
-                if let (Some(kind), false) = (req.kind, checked_early) {
-                    if head.len() == sniff::HEAD_LEN {
-                        checked_early = true;
-                        let sniffed = sniff::sniff(&head);
-                        let mime = sniff::choose(sniffed, declared.as_deref());
-                        sniff::check_kind(kind, sniffed, &mime, size)?;
-                    }
-                }
-            }
-            hasher.update(&chunk);
-            file.write_all(&chunk).await.map_err(io)?;
+        let id = new_ordered_id("med");
+        let key = blob_key(tenant_id, &id);
+        let mut scan = Scan::default();
+        {
+            let (cap, kind, declared) = (req.cap, req.kind, declared.as_deref());
+            let scan = &mut scan;
+            let checked = body.map(move |chunk| {
+                let chunk = chunk
+                    .map_err(|e| MediaError::Unreachable(format!("reading the file failed: {e}")))?;
+                scan.take(&chunk, cap, kind, declared)?;
+                Ok(chunk)
+            });
+            self.blobs.put(&key, checked.boxed()).await?;
         }
-        file.flush().await.map_err(io)?;
-        file.sync_all().await.map_err(io)?;
-        drop(file);
 
-        let sniffed = sniff::sniff(&head);
+        let sniffed = sniff::sniff(&scan.head);
         let mime = sniff::choose(sniffed, declared.as_deref());
         if let Some(kind) = req.kind {
-            sniff::check_kind(kind, sniffed, &mime, size)?;
+            if let Err(e) = sniff::check_kind(kind, sniffed, &mime, scan.size) {
+                self.discard(&key).await;
+                return Err(e);
+            }
         }
         let created_at = crate::model::time::now();
         let retention = chrono::Duration::from_std(self.limits.retention)
             .unwrap_or(chrono::Duration::days(3650));
         let m = StoredMedia {
-            id: new_ordered_id("med"),
+            id,
             tenant_id: tenant_id.to_string(),
             mime,
-            size,
-            sha256: hex(&hasher.finalize()),
+            size: scan.size,
+            sha256: hex(&scan.hasher.finalize()),
             file_name: req.file_name.as_deref().and_then(sniff::clean_file_name),
             created_at,
             expires_at: created_at
                 .checked_add_signed(retention)
                 .unwrap_or(DateTime::<Utc>::MAX_UTC),
         };
-
-        self.commit(tmp, &tmp_dir, &m).await?;
+        self.commit(&m).await?;
         Ok(m)
     }
 
-    /// Gives the written file `tmp` its id: the file first, then its record, whose rename is
-    /// the commit.
-    async fn commit(
-        &self,
-        tmp: Cleanup,
-        tmp_dir: &Path,
-        m: &StoredMedia,
-    ) -> Result<(), MediaError> {
-        let blob = self.blob_path(m);
-        tokio::fs::rename(&tmp.path, &blob).await.map_err(io)?;
-        tmp.disarm();
-        let blob_guard = Cleanup::new(blob);
+    /// Writes the record of the file already stored under its id: from then on it exists.
+    /// When the record cannot be written, the file goes too.
+    async fn commit(&self, m: &StoredMedia) -> Result<(), MediaError> {
         let json = serde_json::to_vec(m).map_err(|e| MediaError::Io(e.to_string()))?;
-        let record_tmp = Cleanup::new(tmp_dir.join(format!("{}.json.part", new_id("rec"))));
-        write_synced(&record_tmp.path, &json).await.map_err(io)?;
-        tokio::fs::rename(&record_tmp.path, self.record_path(&m.tenant_id, &m.id))
-            .await
-            .map_err(io)?;
-        record_tmp.disarm();
-        blob_guard.disarm();
+        let body = futures::stream::iter([Ok(Bytes::from(json))]).boxed();
+        if let Err(e) = self.blobs.put(&record_key(&m.tenant_id, &m.id), body).await {
+            self.discard(&blob_key(&m.tenant_id, &m.id)).await;
+            return Err(e);
+        }
         Ok(())
     }
 
-    /// Stores another node's upload here under its own id and record (`record`), streamed to
-    /// disk: refused when more bytes come than the record says or than this node's cap, or
-    /// when their size or SHA-256 differ from the record's.
-    async fn put_copy<S, E>(
-        &self,
-        record: &StoredMedia,
-        mut body: S,
-    ) -> Result<StoredMedia, MediaError>
+    /// Removes a file that will get no record (refused after it was written).
+    async fn discard(&self, key: &str) {
+        if let Err(e) = self.blobs.delete(key).await {
+            tracing::warn!(key, error = %e, "removing a refused media file failed; the sweep removes it later");
+        }
+    }
+
+    /// Stores another node's upload here under its own id and record (`record`), streamed:
+    /// refused when more bytes come than the record says or than this node's cap, or when
+    /// their size or SHA-256 differ from the record's.
+    async fn put_copy<S, E>(&self, record: &StoredMedia, body: S) -> Result<StoredMedia, MediaError>
     where
-        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: Display,
     {
         if !is_safe_id(&record.tenant_id) || !is_safe_id(&record.id) {
@@ -308,45 +356,37 @@ impl MediaStore {
         if record.size > cap {
             return Err(MediaError::TooLarge { cap });
         }
-        let tmp_dir = self.tenant_dir(&record.tenant_id).join(TMP_DIR);
-        private::create_dir(&tmp_dir).await.map_err(io)?;
-        let tmp = Cleanup::new(tmp_dir.join(format!("{}.part", new_id("cp"))));
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(private::FILE_MODE)
-            .open(&tmp.path)
-            .await
-            .map_err(io)?;
+        let key = blob_key(&record.tenant_id, &record.id);
         let mut hasher = Sha256::new();
         let mut size = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk
-                .map_err(|e| MediaError::Unreachable(format!("reading the file failed: {e}")))?;
-            size += chunk.len() as u64;
-            if size > record.size {
-                return Err(MediaError::Io(format!(
-                    "more than the {} bytes of the record came",
-                    record.size
-                )));
-            }
-            hasher.update(&chunk);
-            file.write_all(&chunk).await.map_err(io)?;
+        {
+            let (hasher, size, expected) = (&mut hasher, &mut size, record.size);
+            let checked = body.map(move |chunk| {
+                let chunk = chunk
+                    .map_err(|e| MediaError::Unreachable(format!("reading the file failed: {e}")))?;
+                *size += chunk.len() as u64;
+                if *size > expected {
+                    return Err(MediaError::Io(format!(
+                        "more than the {expected} bytes of the record came"
+                    )));
+                }
+                hasher.update(&chunk);
+                Ok(chunk)
+            });
+            self.blobs.put(&key, checked.boxed()).await?;
         }
-        file.flush().await.map_err(io)?;
-        file.sync_all().await.map_err(io)?;
-        drop(file);
         let sha256 = hex(&hasher.finalize());
         if size != record.size || sha256 != record.sha256 {
+            self.discard(&key).await;
             return Err(MediaError::Io(format!(
                 "the copy ({size} bytes, SHA-256 {sha256}) differs from its record"
             )));
         }
-        self.commit(tmp, &tmp_dir, record).await?;
+        self.commit(record).await?;
         Ok(record.clone())
     }
 
-    /// Downloads `url` (http or https) to disk, to be sent as `kind`. See `fetch.rs`.
+    /// Downloads `url` (http or https) into the store, to be sent as `kind`. See `fetch.rs`.
     pub async fn fetch_url(
         &self,
         tenant_id: &str,
@@ -372,9 +412,10 @@ impl MediaStore {
         self.get_at(tenant_id, id, Utc::now()).await
     }
 
-    /// Like [`get`](Self::get), and on a cluster node, when the file is not here, asked of
-    /// the other live nodes: the first that has it streams a copy here (same id, same record
-    /// and expiry). Without peers, or when none has it, this is `get`.
+    /// Like [`get`](Self::get), and on a cluster node whose files are on its own disk, when
+    /// the file is not here, asked of the other live nodes: the first that has it streams a
+    /// copy here (same id, same record and expiry). Without peers (one node, or a store every
+    /// node shares), or when none has it, this is `get`.
     pub async fn find(&self, tenant_id: &str, id: &str) -> Result<Option<StoredMedia>, MediaError> {
         if let Some(m) = self.get(tenant_id, id).await? {
             return Ok(Some(m));
@@ -397,11 +438,7 @@ impl MediaStore {
         if m.expires_at <= now {
             return Ok(None);
         }
-        match tokio::fs::try_exists(self.blob_path(&m)).await {
-            Ok(true) => Ok(Some(m)),
-            Ok(false) => Ok(None),
-            Err(e) => Err(io(e)),
-        }
+        Ok(self.blobs.head(&blob_key(&m.tenant_id, &m.id)).await?.map(|_| m))
     }
 
     /// The record as stored, expired or not; `None` when absent or the ids are not valid.
@@ -413,51 +450,67 @@ impl MediaStore {
         if !is_safe_id(tenant_id) || !is_safe_id(id) {
             return Ok(None);
         }
-        let bytes = match tokio::fs::read(self.record_path(tenant_id, id)).await {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io(e)),
+        let read = match self.blobs.get(&record_key(tenant_id, id), None).await {
+            Ok(r) => r,
+            Err(MediaError::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
         };
+        let bytes = read_all(read, MAX_RECORD_BYTES).await?;
         let m: StoredMedia = serde_json::from_slice(&bytes)
             .map_err(|e| MediaError::Io(format!("the record of {id} is unreadable: {e}")))?;
-        // The path already confines it to the tenant; the record must agree.
+        // The key already confines it to the tenant; the record must agree.
         Ok((m.tenant_id == tenant_id && m.id == id).then_some(m))
     }
 
-    fn record_path(&self, tenant_id: &str, id: &str) -> PathBuf {
-        self.tenant_dir(tenant_id).join(format!("{}.json", component(id)))
+    /// The file's bytes, streamed. A local file stays readable once opened, so a concurrent
+    /// delete or sweep does not cut the download short; `NotFound` when it is gone.
+    pub async fn open(&self, m: &StoredMedia) -> Result<BlobRead, MediaError> {
+        self.blobs.get(&blob_key(&m.tenant_id, &m.id), None).await
     }
 
-    /// Where the file's bytes are (open it to stream it; an unlinked file stays readable while
-    /// open, so a concurrent delete or sweep does not cut a send short).
-    pub fn blob_path(&self, m: &StoredMedia) -> PathBuf {
-        self.tenant_dir(&m.tenant_id).join(format!("{}.bin", component(&m.id)))
+    /// The file as a file on this machine, for the driver (which reads a file, at any offset,
+    /// as often as it needs): on the local disk the stored file itself, else a copy streamed
+    /// into the spool, checked against the record's size and removed when the returned
+    /// handle drops.
+    pub async fn local_file(&self, m: &StoredMedia) -> Result<LocalFile, MediaError> {
+        let key = blob_key(&m.tenant_id, &m.id);
+        if let Some(path) = self.blobs.local_path(&key) {
+            return Ok(LocalFile { path, _copy: None });
+        }
+        let copy = self.spool.file("send");
+        let mut read = self.blobs.get(&key, None).await?;
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(private::FILE_MODE)
+            .open(copy.path())
+            .await
+            .map_err(io)?;
+        let mut size = 0u64;
+        while let Some(chunk) = read.body.next().await {
+            let chunk = chunk?;
+            size += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(io)?;
+        }
+        file.flush().await.map_err(io)?;
+        if size != m.size {
+            return Err(MediaError::Io(format!(
+                "the stored file has {size} bytes, its record {}",
+                m.size
+            )));
+        }
+        Ok(LocalFile { path: copy.path().to_path_buf(), _copy: Some(copy) })
     }
 
     /// Bytes of the tenant's stored files (uploads, peer copies, files downloaded for a send;
-    /// not the cache of received media, which the gateway fills, not the tenant). A walk of
-    /// one directory, off the async threads.
+    /// not the cache of received media, which the gateway fills, not the tenant).
     pub async fn tenant_bytes(&self, tenant_id: &str) -> Result<u64, MediaError> {
-        let dir = self.tenant_dir(tenant_id);
-        let walk = move || -> std::io::Result<u64> {
-            let mut total = 0;
-            let entries = match std::fs::read_dir(&dir) {
-                Ok(e) => e,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-                Err(e) => return Err(e),
-            };
-            for entry in entries {
-                let entry = entry?;
-                if entry.path().extension().is_some_and(|x| x == "bin") {
-                    total += entry.metadata().map(|m| m.len()).unwrap_or(0);
-                }
-            }
-            Ok(total)
-        };
-        tokio::task::spawn_blocking(walk)
-            .await
-            .map_err(|e| MediaError::Io(e.to_string()))?
-            .map_err(io)
+        let listed = self.blobs.list(&component(tenant_id)).await?;
+        Ok(listed
+            .iter()
+            .filter(|b| b.key.matches('/').count() == 1 && b.key.ends_with(".bin"))
+            .map(|b| b.size)
+            .sum())
     }
 
     /// Removes the tenant's file `id`; `false` when there was no such (live) file.
@@ -465,15 +518,15 @@ impl MediaStore {
         let Some(m) = self.read_record(tenant_id, id).await? else { return Ok(false) };
         let live = m.expires_at > Utc::now();
         // The record first: from then on the file is gone for every reader.
-        remove_if_present(&self.record_path(tenant_id, id)).await.map_err(io)?;
-        remove_if_present(&self.blob_path(&m)).await.map_err(io)?;
+        self.blobs.delete(&record_key(tenant_id, id)).await?;
+        self.blobs.delete(&blob_key(&m.tenant_id, &m.id)).await?;
         Ok(live)
     }
 
-    /// Removes the tenant's file `id` here and, on a cluster node, asks the other live nodes
-    /// to remove theirs (the original or copies): `true` when any node had it. A node that
-    /// does not answer keeps its copy until the retention ends. Without peers, this is
-    /// [`delete`](Self::delete).
+    /// Removes the tenant's file `id` here and, on a cluster node with its own disk, asks the
+    /// other live nodes to remove theirs (the original or copies): `true` when any node had
+    /// it. A node that does not answer keeps its copy until the retention ends. Without
+    /// peers, this is [`delete`](Self::delete).
     pub async fn delete_everywhere(&self, tenant_id: &str, id: &str) -> Result<bool, MediaError> {
         let here = self.delete(tenant_id, id).await?;
         match &self.peers {
@@ -484,166 +537,142 @@ impl MediaStore {
         }
     }
 
-    /// Where the received media of (`instance_id`, `wa_id`) is cached. Its directory exists
-    /// once this returns (when it can be created); the caller writes the file beside it under a
-    /// temporary name and renames it. Ids that are not path-safe are mapped to a hash of
-    /// themselves, so the path always stays inside the tenant's directory. Files there are
-    /// swept once older than the retention.
-    pub fn inbound_cache_path(&self, tenant_id: &str, instance_id: &str, wa_id: &str) -> PathBuf {
-        let dir = self.tenant_dir(tenant_id).join(INBOUND_DIR).join(component(instance_id));
-        if let Err(e) = private::create_dir_blocking(&dir) {
-            let dir = dir.display();
-            tracing::warn!(%dir, error = %e, "creating the inbound media cache failed");
+    /// The cached file of the media (`instance_id`, `wa_id`) received, when it is cached.
+    /// Ids that are not path-safe are mapped to a hash of themselves, so the key always stays
+    /// inside the tenant's.
+    pub async fn inbound_cached(
+        &self,
+        tenant_id: &str,
+        instance_id: &str,
+        wa_id: &str,
+    ) -> Result<Option<BlobRead>, MediaError> {
+        match self.blobs.get(&inbound_key(tenant_id, instance_id, wa_id), None).await {
+            Ok(r) => Ok(Some(r)),
+            Err(MediaError::NotFound) => Ok(None),
+            Err(e) => Err(e),
         }
-        dir.join(component(wa_id))
+    }
+
+    /// A fresh local path for the driver to download a received file to; the file is removed
+    /// when the handle drops, unless [`cache_inbound`](Self::cache_inbound) took it.
+    pub fn download_file(&self) -> TempFile {
+        self.spool.file("recv")
+    }
+
+    /// Stores the downloaded `file` as the cache of the media (`instance_id`, `wa_id`) (moved
+    /// in on the local disk, uploaded to an object store). Cached files are swept once older
+    /// than the retention.
+    pub async fn cache_inbound(
+        &self,
+        tenant_id: &str,
+        instance_id: &str,
+        wa_id: &str,
+        file: TempFile,
+    ) -> Result<(), MediaError> {
+        let key = inbound_key(tenant_id, instance_id, wa_id);
+        self.blobs.put_file(&key, file.path()).await?;
+        file.disarm();
+        Ok(())
     }
 
     /// Deletes the expired files, the cached inbound files older than the retention, and what
     /// crashed writes left behind; returns how many files it removed.
     pub async fn sweep(&self, now: DateTime<Utc>) -> Result<usize, MediaError> {
-        let root = self.root.clone();
-        let retention = self.limits.retention;
-        tokio::task::spawn_blocking(move || sweep_blocking(&root, retention, now))
-            .await
-            .map_err(|e| MediaError::Io(e.to_string()))?
-            .map_err(io)
-    }
-}
-
-async fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(private::FILE_MODE)
-        .open(path)
-        .await?;
-    f.write_all(bytes).await?;
-    f.flush().await?;
-    f.sync_all().await
-}
-
-async fn remove_if_present(path: &Path) -> std::io::Result<()> {
-    match tokio::fs::remove_file(path).await {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}
-
-/// The first [`sniff::HEAD_LEN`] bytes of a file (fewer when it is shorter).
-async fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
-    use tokio::io::AsyncReadExt;
-    let f = tokio::fs::File::open(path).await?;
-    let mut head = Vec::with_capacity(sniff::HEAD_LEN);
-    f.take(sniff::HEAD_LEN as u64).read_to_end(&mut head).await?;
-    Ok(head)
-}
-
-fn sweep_blocking(root: &Path, retention: Duration, now: DateTime<Utc>) -> std::io::Result<usize> {
-    let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(3650));
-    // Last written more than the retention ago (by the injected clock).
-    let stale = |path: &Path| {
-        std::fs::metadata(path)
-            .and_then(|m| m.modified())
-            .map(|t| DateTime::<Utc>::from(t) + retention <= now)
-            .unwrap_or(false)
-    };
-    let mut removed = 0;
-    // Entries that vanish or cannot be read while the sweep walks are skipped, not fatal.
-    for tenant in entries(root)? {
-        if !tenant.is_dir() {
-            continue;
-        }
-        for path in entries(&tenant)? {
-            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
-                continue;
+        let retention =
+            chrono::Duration::from_std(self.limits.retention).unwrap_or(chrono::Duration::days(3650));
+        let before = now - retention;
+        let listed = self.blobs.list("").await?;
+        let keys: std::collections::HashSet<&str> = listed.iter().map(|b| b.key.as_str()).collect();
+        let mut removed = 0;
+        // Objects that vanish or cannot be read while the sweep runs are skipped, not fatal.
+        for b in &listed {
+            let segments: Vec<&str> = b.key.split('/').collect();
+            let remove = match segments[..] {
+                [_, INBOUND_DIR, _, _] => b.modified <= before,
+                [tenant, name] => match (name.strip_suffix(".json"), name.strip_suffix(".bin")) {
+                    (Some(id), _) => match self.read_record(tenant, id).await {
+                        Ok(Some(m)) => m.expires_at <= now,
+                        // An unreadable record: kept for a retention, in case someone looks.
+                        _ => b.modified <= before,
+                    },
+                    // A file whose record never got written (a crash between the two writes);
+                    // one whose record is expiring goes with the record.
+                    (None, Some(id)) => {
+                        !keys.contains(format!("{tenant}/{id}.json").as_str())
+                            && b.modified <= before
+                    }
+                    (None, None) => false,
+                },
+                _ => false,
             };
-            if name == TMP_DIR {
-                for f in entries(&path)? {
-                    if f.is_file() && stale(&f) && remove(&f) {
-                        removed += 1;
+            if !remove {
+                continue;
+            }
+            match self.blobs.delete(&b.key).await {
+                Ok(()) => removed += 1,
+                Err(e) => tracing::warn!(key = %b.key, error = %e, "removing a media file failed"),
+            }
+            if let [tenant, name] = segments[..] {
+                if let Some(id) = name.strip_suffix(".json") {
+                    if let Err(e) = self.blobs.delete(&format!("{tenant}/{id}.bin")).await {
+                        tracing::warn!(key = %b.key, error = %e, "removing a media file failed");
                     }
-                }
-            } else if name == INBOUND_DIR {
-                for instance in entries(&path)? {
-                    for f in entries(&instance)? {
-                        if f.is_file() && stale(&f) && remove(&f) {
-                            removed += 1;
-                        }
-                    }
-                }
-            } else if let Some(id) = name.strip_suffix(".json") {
-                let record = std::fs::read(&path)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<StoredMedia>(&b).ok());
-                let expired = match &record {
-                    Some(m) => m.expires_at <= now,
-                    // An unreadable record: kept for a retention, in case someone looks.
-                    None => stale(&path),
-                };
-                if expired {
-                    let gone = remove(&path);
-                    remove(&path.with_file_name(format!("{id}.bin")));
-                    removed += usize::from(gone);
-                }
-            } else if let Some(id) = name.strip_suffix(".bin") {
-                // A file whose record never got written (a crash between the two renames).
-                let record = path.with_file_name(format!("{id}.json"));
-                if !record.exists() && stale(&path) && remove(&path) {
-                    removed += 1;
                 }
             }
         }
-    }
-    Ok(removed)
-}
-
-/// Removes a file; whether it was there to remove.
-fn remove(path: &Path) -> bool {
-    match std::fs::remove_file(path) {
-        Ok(()) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "removing a media file failed");
-            false
-        }
+        removed += self.blobs.sweep_scratch(before).await?;
+        removed += sweep_spool(self.spool.dir(), before).await;
+        Ok(removed)
     }
 }
 
-/// The paths in a directory; none when it does not exist (any more).
-fn entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    match std::fs::read_dir(dir) {
-        Ok(rd) => Ok(rd.filter_map(|e| e.ok().map(|e| e.path())).collect()),
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
-            ) =>
-        {
-            Ok(Vec::new())
-        }
-        Err(e) => Err(e),
-    }
+/// Removes spool files older than `before` (a send that never ended, in this process).
+async fn sweep_spool(dir: &Path, before: DateTime<Utc>) -> usize {
+    let dir = dir.to_path_buf();
+    let sweep = move || {
+        let files = super::blobs::local::entries(&dir).unwrap_or_default();
+        files
+            .iter()
+            .filter(|f| {
+                std::fs::metadata(f)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| DateTime::<Utc>::from(t) <= before)
+            })
+            .filter(|f| super::blobs::local::remove(f))
+            .count()
+    };
+    tokio::task::spawn_blocking(sweep).await.unwrap_or(0)
 }
 
-/// The store under `<data_dir>/media/` with the configured limits, fetching URLs through the
-/// outbound `guard`, and its sweeper: now and every ten minutes it removes what has expired. On a node of a cluster, `peers` is the
-/// cluster and the admin token the nodes share: uploads received by another node are fetched
-/// from it.
-pub fn open(
+/// The media store the operator configured (`storage`: `<data_dir>/media`, or an object
+/// store, checked now), with the configured limits, fetching URLs through the outbound
+/// `guard`, and its sweeper: now and every ten minutes it removes what has expired. On a
+/// node of a cluster whose files are on its own disk, `peers` is the cluster and the admin
+/// token the nodes share: uploads received by another node are fetched from it; with an
+/// object store every node reads every file, and no node asks another.
+pub async fn open(
     data_dir: &Path,
+    storage: &MediaStorage,
     limits: MediaLimits,
     guard: &Guard,
-    peers: Option<(std::sync::Arc<crate::cluster::Cluster>, secrecy::SecretString)>,
-) -> anyhow::Result<std::sync::Arc<MediaStore>> {
+    peers: Option<(Arc<crate::cluster::Cluster>, secrecy::SecretString)>,
+) -> anyhow::Result<Arc<MediaStore>> {
     let dir = data_dir.join("media");
-    let mut store = MediaStore::new(dir.clone(), limits, http_client(guard)?)
+    let blobs: Arc<dyn Blobs> = match storage {
+        MediaStorage::Local => Arc::new(
+            LocalBlobs::open(dir.clone())
+                .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?,
+        ),
+        MediaStorage::S3(s) => Arc::new(S3Blobs::connect(s).await?),
+    };
+    let mut store = MediaStore::on(blobs, &dir, limits, http_client(guard)?)
         .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
-    if let Some((cluster, admin_token)) = peers {
+    if let (Some((cluster, admin_token)), MediaStorage::Local) = (peers, storage) {
         store = store.with_peers(cluster, admin_token)?;
     }
-    let store = std::sync::Arc::new(store);
-    let sweeper = std::sync::Arc::downgrade(&store);
+    tracing::info!("media files are kept in {}", store.describe());
+    let store = Arc::new(store);
+    let sweeper = Arc::downgrade(&store);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SWEEP_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -654,7 +683,7 @@ pub fn open(
             match store.sweep(Utc::now()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "expired media removed"),
-                Err(e) => tracing::warn!(error = %e, "sweeping the media directory failed"),
+                Err(e) => tracing::warn!(error = %e, "sweeping the media store failed"),
             }
         }
     });

@@ -13,6 +13,16 @@ use axum::routing::get;
 use futures::stream;
 
 use super::*;
+use crate::media::blobs::local::entries;
+
+/// Where the local disk keeps the bytes of `m`.
+fn blob_path(s: &MediaStore, m: &StoredMedia) -> PathBuf {
+    s.blobs.local_path(&blob_key(&m.tenant_id, &m.id)).expect("a local store")
+}
+
+fn record_path(s: &MediaStore, tenant_id: &str, id: &str) -> PathBuf {
+    s.blobs.local_path(&record_key(tenant_id, id)).expect("a local store")
+}
 
 const KIB: u64 = 1024;
 
@@ -91,7 +101,7 @@ async fn a_file_round_trips_with_its_hash() {
     assert_eq!(m.sha256, sha256_hex(&data));
     assert_eq!(m.file_name.as_deref(), Some("a.png"));
     assert_eq!(m.expires_at - m.created_at, chrono::Duration::hours(1));
-    assert_eq!(std::fs::read(s.blob_path(&m)).unwrap(), data);
+    assert_eq!(std::fs::read(blob_path(&s, &m)).unwrap(), data);
     assert_eq!(s.get("ten_a", &m.id).await.unwrap(), Some(m.clone()));
     assert!(s.delete("ten_a", &m.id).await.unwrap());
     assert_eq!(s.get("ten_a", &m.id).await.unwrap(), None);
@@ -178,8 +188,11 @@ async fn files_expire_and_are_swept() {
     let s = store(dir.path());
     let m = s.put_stream("ten_a", None, None, KIB, chunks(b"x", 1)).await.unwrap();
     let keep = s.put_stream("ten_b", None, None, KIB, chunks(b"y", 1)).await.unwrap();
-    let cached = s.inbound_cache_path("ten_a", "ins_1", "3EB0ABCDEF");
-    std::fs::write(&cached, b"inbound").unwrap();
+    let download = s.download_file();
+    std::fs::write(download.path(), b"inbound").unwrap();
+    s.cache_inbound("ten_a", "ins_1", "3EB0ABCDEF", download).await.unwrap();
+    let cached = dir.path().join("media/ten_a/inbound/ins_1/3EB0ABCDEF");
+    assert!(cached.exists());
     let leftover = dir.path().join("media/ten_a/.tmp/up_crashed.part");
     std::fs::write(&leftover, b"half").unwrap();
 
@@ -197,7 +210,7 @@ async fn files_expire_and_are_swept() {
     let later = keep.expires_at + chrono::Duration::seconds(1);
     assert_eq!(s.sweep(later).await.unwrap(), 4);
     assert!(!cached.exists() && !leftover.exists());
-    assert!(!s.blob_path(&m).exists() && !s.blob_path(&keep).exists());
+    assert!(!blob_path(&s, &m).exists() && !blob_path(&s, &keep).exists());
     assert_eq!(files_under(&dir.path().join("media")), Vec::<PathBuf>::new());
     assert_eq!(s.sweep(later).await.unwrap(), 0);
 }
@@ -222,12 +235,11 @@ async fn ids_that_could_escape_are_refused() {
         let err = s.put_stream(bad_tenant, None, None, KIB, chunks(b"x", 1)).await.unwrap_err();
         assert!(matches!(err, MediaError::Io(_)), "{err:?}");
     }
-    let p = s.inbound_cache_path("../../x", "..", "../../../etc/passwd");
-    assert!(p.starts_with(&root), "{}", p.display());
-    assert!(p.components().all(|c| !matches!(c, std::path::Component::ParentDir)));
-    let p = s.inbound_cache_path("ten_a", "ins_1", "3EB0ABC");
-    assert!(p.ends_with("ten_a/inbound/ins_1/3EB0ABC"), "{}", p.display());
-    assert!(p.parent().unwrap().is_dir());
+    let k = inbound_key("../../x", "..", "../../../etc/passwd");
+    assert!(crate::media::blobs::is_valid_key(&k) && k.matches('/').count() == 3, "{k}");
+    assert_eq!(inbound_key("ten_a", "ins_1", "3EB0ABC"), "ten_a/inbound/ins_1/3EB0ABC");
+    assert!(s.inbound_cached("../../x", "..", "../../../etc/passwd").await.unwrap().is_none());
+    assert!(root.is_dir());
 }
 
 #[tokio::test]
@@ -241,8 +253,8 @@ async fn a_tenant_sees_only_its_own_files() {
     // A record copied into another tenant's directory is not taken for theirs.
     let theirs = dir.path().join("media/ten_b");
     std::fs::create_dir_all(&theirs).unwrap();
-    std::fs::copy(s.record_path("ten_a", &m.id), theirs.join(format!("{}.json", m.id))).unwrap();
-    std::fs::copy(s.blob_path(&m), theirs.join(format!("{}.bin", m.id))).unwrap();
+    std::fs::copy(record_path(&s, "ten_a", &m.id), theirs.join(format!("{}.json", m.id))).unwrap();
+    std::fs::copy(blob_path(&s, &m), theirs.join(format!("{}.bin", m.id))).unwrap();
     assert_eq!(s.get("ten_b", &m.id).await.unwrap(), None);
 }
 
@@ -303,7 +315,7 @@ async fn urls_are_fetched_within_their_limits() {
     assert_eq!((m.mime.as_str(), m.size), ("image/png", 3000));
     assert_eq!(m.sha256, sha256_hex(&png(3000)));
     assert_eq!(m.file_name.as_deref(), Some("photo.png"));
-    assert_eq!(std::fs::read(s.blob_path(&m)).unwrap(), png(3000));
+    assert_eq!(std::fs::read(blob_path(&s, &m)).unwrap(), png(3000));
     // A server that says only "bytes" is judged by the bytes.
     assert_eq!(fetch("/octet", MediaKind::Image).await.unwrap().mime, "image/png");
 
@@ -386,10 +398,84 @@ async fn a_copy_from_a_peer_keeps_the_id_and_record_and_is_checked_while_it_stre
     let kept = copy.put_copy(&m, chunks(&data, 1000)).await.unwrap();
     assert_eq!(kept, m);
     assert_eq!(copy.get("ten_1", &m.id).await.unwrap(), Some(m.clone()));
-    assert_eq!(std::fs::read(copy.blob_path(&m)).unwrap(), data);
+    assert_eq!(std::fs::read(blob_path(&copy, &m)).unwrap(), data);
     // Nothing left in the temporary directory; a store without peers finds what `get` finds.
     let tmp = b.path().join("media/ten_1/.tmp");
     assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
     assert_eq!(copy.find("ten_1", &m.id).await.unwrap(), Some(m.clone()));
     assert_eq!(copy.find("ten_1", "med_nope").await.unwrap(), None);
+}
+
+/// The store on the S3 test server (`BZAPPER_TEST_S3_URL`, keys under a fresh prefix), its
+/// spool under `dir`; `None` (and a message) without one.
+async fn s3_store(dir: &Path) -> Option<MediaStore> {
+    let settings = crate::media::blobs::conformance::s3_test_settings("the media store")?;
+    let blobs = Arc::new(S3Blobs::connect(&settings).await.unwrap());
+    let loopback = crate::outbound::Guard::new("127.0.0.0/8".parse().unwrap());
+    let http = http_client(&loopback).unwrap();
+    Some(MediaStore::on(blobs, &dir.join("media"), limits(), http).unwrap())
+}
+
+async fn bytes_of(read: BlobRead) -> Vec<u8> {
+    read_all(read, 1 << 20).await.unwrap()
+}
+
+#[tokio::test]
+async fn on_s3_a_file_is_checked_streamed_copied_for_the_driver_cached_and_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = s3_store(dir.path()).await else { return };
+    let data = png(40 * KIB as usize);
+    let m = s.put_stream_as("ten_a", MediaKind::Image, None, Some("a.png".into()), chunks(&data, 5000));
+    let m = m.await.unwrap();
+    assert_eq!((m.mime.as_str(), m.size, m.sha256.clone()), ("image/png", 40 * KIB, sha256_hex(&data)));
+    assert_eq!(s.get("ten_a", &m.id).await.unwrap(), Some(m.clone()));
+    assert_eq!(s.get("ten_b", &m.id).await.unwrap(), None);
+    assert_eq!(bytes_of(s.open(&m).await.unwrap()).await, data);
+    // Nothing of it on this machine's disk.
+    assert_eq!(files_under(&dir.path().join("media")), Vec::<PathBuf>::new());
+    // The first bytes are read back for a kind check.
+    s.check_kind(&m, MediaKind::Image).await.unwrap();
+    let r = s.check_kind(&m, MediaKind::Sticker).await;
+    assert!(matches!(r, Err(MediaError::WrongType { .. })), "{r:?}");
+    // A file of the wrong kind, or over the cap, is refused and leaves nothing in the bucket.
+    let r = s.put_stream_as("ten_a", MediaKind::Image, None, None, chunks(&html(9000), 1000)).await;
+    assert!(matches!(r, Err(MediaError::WrongType { .. })), "{r:?}");
+    let r = s.put_stream("ten_a", None, None, KIB, chunks(&data, 1000)).await;
+    assert!(matches!(r, Err(MediaError::TooLarge { .. })), "{r:?}");
+    assert_eq!(s.tenant_bytes("ten_a").await.unwrap(), 40 * KIB);
+    assert_eq!(s.blobs.list("ten_a").await.unwrap().len(), 2, "the file and its record");
+
+    // The driver reads a local copy, gone once the send is over.
+    let local = s.local_file(&m).await.unwrap();
+    assert!(local.path().starts_with(dir.path().join("media/.spool")));
+    assert_eq!(std::fs::read(local.path()).unwrap(), data);
+    let copy = local.path().to_path_buf();
+    drop(local);
+    assert!(!copy.exists());
+
+    // A received file: downloaded to the spool, stored, read back from the bucket.
+    let download = s.download_file();
+    std::fs::write(download.path(), b"inbound bytes").unwrap();
+    let spooled = download.path().to_path_buf();
+    s.cache_inbound("ten_a", "ins_1", "3EB0ABC", download).await.unwrap();
+    assert!(!spooled.exists());
+    let cached = s.inbound_cached("ten_a", "ins_1", "3EB0ABC").await.unwrap().unwrap();
+    assert_eq!(bytes_of(cached).await, b"inbound bytes");
+    assert!(s.inbound_cached("ten_a", "ins_1", "other").await.unwrap().is_none());
+    assert_eq!(s.tenant_bytes("ten_a").await.unwrap(), 40 * KIB, "the cache is not the tenant's");
+
+    // Retention: nothing is old yet; past it, the file, its record and the cache go.
+    let now = Utc::now();
+    assert_eq!(s.sweep(now + chrono::Duration::minutes(30)).await.unwrap(), 0);
+    assert_eq!(s.sweep(now + chrono::Duration::hours(2)).await.unwrap(), 2);
+    assert!(s.blobs.list("").await.unwrap().is_empty());
+    assert_eq!(s.get("ten_a", &m.id).await.unwrap(), None);
+
+    // Delete.
+    let m = s.put_stream("ten_a", None, None, KIB, chunks(b"bye", 1)).await.unwrap();
+    assert!(s.delete("ten_a", &m.id).await.unwrap());
+    assert_eq!(s.get("ten_a", &m.id).await.unwrap(), None);
+    assert!(matches!(s.open(&m).await, Err(MediaError::NotFound)));
+    assert!(!s.delete("ten_a", &m.id).await.unwrap());
+    assert!(s.blobs.list("").await.unwrap().is_empty());
 }

@@ -143,6 +143,9 @@ pub struct Config {
     pub media_retention: Duration,
     /// The longest a media URL download may take.
     pub media_fetch_timeout: Duration,
+    /// Where media bytes are kept: `<data_dir>/media` (the default), or an S3-compatible
+    /// object store every node of a cluster shares (checked at start).
+    pub media_storage: crate::media::MediaStorage,
     /// Hosts, addresses and ranges that media URLs, webhooks and alerts may reach although
     /// they are loopback, private or otherwise refused by the outbound guard.
     pub outbound_allow: crate::outbound::AllowList,
@@ -229,6 +232,7 @@ impl Config {
             media_max_bytes: DEFAULT_MEDIA_MAX_MB * MIB,
             media_retention: Duration::from_secs(DEFAULT_MEDIA_RETENTION_HOURS * HOUR),
             media_fetch_timeout: Duration::from_secs(DEFAULT_MEDIA_FETCH_TIMEOUT_SECS),
+            media_storage: crate::media::MediaStorage::Local,
             outbound_allow: DEFAULT_OUTBOUND_ALLOW
                 .parse()
                 .expect("DEFAULT_OUTBOUND_ALLOW is a valid list"),

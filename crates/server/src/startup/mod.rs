@@ -158,16 +158,19 @@ impl Application {
         let outbound = crate::outbound::Guard::new(config.outbound_allow.clone());
         let media = crate::media::open(
             &config.data_dir,
+            &config.media_storage,
             crate::media::MediaLimits {
                 max_bytes: config.media_max_bytes,
                 retention: config.media_retention,
                 fetch_timeout: config.media_fetch_timeout,
             },
             &outbound,
-            // Uploads received by another node are fetched from it, with the shared token.
+            // On local disks, uploads received by another node are fetched from it, with the
+            // shared token.
             cluster.clone().map(|c| (c, admin_token.clone())),
         )
-        .context("opening the media directory")?;
+        .await
+        .context("opening the media store")?;
         let dyn_store: Arc<dyn Store> = store.as_dyn();
         let recorder = Recorder::new(dyn_store.clone(), cluster.clone());
         let scheduler = Scheduler::new(SchedulerParts {

@@ -1,7 +1,7 @@
 //! `GET /v1/instances/{id}/media/{message_id}`: the media file of a received message (the
 //! `media_url` of its `message.received` event). The gateway downloads and decrypts it from
 //! WhatsApp on the first request, through the number that received it, and serves later
-//! requests from its disk cache until the media retention time passes.
+//! requests from the media store's cache until the media retention time passes.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -28,6 +28,6 @@ pub async fn get(
     State(state): State<AppState>,
     Path((id, message_id)): Path<(InstanceId, String)>,
 ) -> ApiResult<Response> {
-    let (path, media) = state.app.live.received_media(&tenant.tenant_id, &id, &message_id).await?;
-    stream_file(&path, &media.mime, media.file_name.as_deref(), None).await
+    let (read, media) = state.app.live.received_media(&tenant.tenant_id, &id, &message_id).await?;
+    stream_file(read, &media.mime, media.file_name.as_deref(), None)
 }

@@ -16,13 +16,13 @@ use bzapper_core::content::{mime_essence, MediaKind};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Serialize;
-use tokio_util::io::ReaderStream;
 use utoipa::ToSchema;
 
 use crate::http::auth::{Admin, Tenant};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Path;
 use crate::http::state::AppState;
+use crate::media::blobs::BlobRead;
 use crate::media::{peers, MediaError, StoredMedia};
 
 /// Room for the multipart framing and the small text parts around the file: the request
@@ -33,8 +33,6 @@ const MAX_TEXT_PART: usize = 64;
 /// How long the rest of a refused upload is read (and dropped) so that the client gets the
 /// answer rather than a reset connection.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// The chunk size files are streamed out in.
-const READ_CHUNK: usize = 64 * 1024;
 
 /// A stored file.
 #[derive(Serialize, ToSchema)]
@@ -335,39 +333,37 @@ pub async fn content(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let m = state.app.media.find(&tenant.tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
-    stream_file(&state.app.media.blob_path(&m), &m.mime, m.file_name.as_deref(), Some(&m.sha256))
-        .await
+    stream_stored(&state, &m).await
 }
 
-/// The file at `path` streamed as the answer (never read whole), with its type, length,
-/// name and, when given, its SHA-256 as ETag; 404 when it is gone.
-pub async fn stream_file(
-    path: &std::path::Path,
+/// A stored file streamed as the answer (never read whole), with its type, length, name
+/// and, when given, its SHA-256 as ETag.
+pub fn stream_file(
+    read: BlobRead,
     mime: &str,
     file_name: Option<&str>,
     sha256: Option<&str>,
 ) -> ApiResult<Response> {
-    let file = match tokio::fs::File::open(path).await {
-        Ok(f) => f,
-        // Deleted or swept since the record was read.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ApiError::not_found()),
-        Err(e) => return Err(ApiError::internal(e)),
-    };
-    let len = file.metadata().await.map_err(ApiError::internal)?.len();
     let content_type =
         HeaderValue::from_str(mime).unwrap_or(HeaderValue::from_static("application/octet-stream"));
     let mut res = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, content_type)
-        .header(header::CONTENT_LENGTH, len)
+        .header(header::CONTENT_LENGTH, read.size)
         .header(header::CONTENT_DISPOSITION, disposition(file_name))
         // User content: never rendered as something other than what it is.
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     if let Some(sha) = sha256 {
         res = res.header(header::ETAG, format!("\"{sha}\""));
     }
-    res.body(Body::from_stream(ReaderStream::with_capacity(file, READ_CHUNK)))
-        .map_err(ApiError::internal)
+    res.body(Body::from_stream(read.body)).map_err(ApiError::internal)
+}
+
+/// The stored file `m` streamed; 404 when it is gone (deleted or swept since the record was
+/// read).
+async fn stream_stored(state: &AppState, m: &StoredMedia) -> ApiResult<Response> {
+    let read = state.app.media.open(m).await?;
+    stream_file(read, &m.mime, m.file_name.as_deref(), Some(&m.sha256))
 }
 
 /// `attachment`, with the file name (RFC 6266: an ASCII fallback and the UTF-8 original).
@@ -423,13 +419,7 @@ pub async fn peer_copy(
 ) -> ApiResult<Response> {
     let m = state.app.media.get(&tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
     let record = HeaderValue::from_str(&peers::encode_record(&m)).map_err(ApiError::internal)?;
-    let mut res = stream_file(
-        &state.app.media.blob_path(&m),
-        &m.mime,
-        m.file_name.as_deref(),
-        Some(&m.sha256),
-    )
-    .await?;
+    let mut res = stream_stored(&state, &m).await?;
     res.headers_mut().insert(peers::RECORD_HEADER, record);
     Ok(res)
 }

@@ -70,6 +70,8 @@ impl Scheduler {
         let handed_at = Instant::now();
         tokio::time::sleep(tokio::time::Duration::from_millis(a.typing_ms)).await;
         let result = conn.send(prepared.message).await;
+        // The driver has read the file: a copy made for it goes now.
+        drop(prepared.local_file);
         self.discard_download(&prepared.downloaded).await;
         if result.is_ok() {
             let secs = handed_at.elapsed().as_secs_f64();

@@ -1,6 +1,7 @@
 //! Turns a queued message into what the driver sends: its stored content read back, its media
-//! file found among the uploads or downloaded from its URL (streamed to disk, never held in
-//! memory), and the chat state shown before it.
+//! file found among the uploads or downloaded from its URL (streamed into the media store,
+//! never held in memory) and made a local file for the driver, and the chat state shown
+//! before it.
 
 use bzapper_core::media_duration::duration_secs;
 use bzapper_core::Jid;
@@ -8,7 +9,7 @@ use bzapper_core::MediaKind;
 use bzapper_driver::{ChatState, OutgoingContent, OutgoingMedia, OutgoingMessage};
 use bzapper_store::MessageRecord;
 
-use crate::media::{MediaStore, StoredMedia};
+use crate::media::{LocalFile, MediaStore, StoredMedia};
 use crate::model::content::{ReadyMedia, StoredContent};
 
 /// A message ready for the driver.
@@ -17,6 +18,9 @@ pub(super) struct Prepared {
     pub chat_state: ChatState,
     /// A file downloaded for this send alone, deleted once the send is over.
     pub downloaded: Option<StoredMedia>,
+    /// The media file the driver reads; a copy out of an object store is removed when this
+    /// drops, so it is kept until the send is over.
+    pub local_file: Option<LocalFile>,
 }
 
 /// Prepares `msg` for sending to `to`. `Err` is why the message cannot be sent at all (the
@@ -29,6 +33,7 @@ pub(super) async fn prepare(
     let content = StoredContent::from_column(msg.content.as_ref())
         .map_err(|e| format!("the stored message content is unreadable: {e}"))?;
     let mut downloaded = None;
+    let mut local_file = None;
     let ready = match &content.media {
         None => None,
         Some(src) => {
@@ -54,8 +59,17 @@ pub(super) async fn prepare(
                 }
                 (None, None) => return Err("the media file has no source".into()),
             };
+            let local = match store.local_file(&file).await {
+                Ok(local) => local,
+                Err(e) => {
+                    discard(store, &downloaded).await;
+                    return Err(format!("reading the media file failed: {e}"));
+                }
+            };
+            let path = local.path().to_path_buf();
+            local_file = Some(local);
             Some(ReadyMedia {
-                path: store.blob_path(&file),
+                path,
                 mime: file.mime,
                 size: file.size,
                 sha256: file.sha256,
@@ -78,7 +92,17 @@ pub(super) async fn prepare(
         },
         chat_state: content.chat_state(),
         downloaded,
+        local_file,
     })
+}
+
+/// Deletes a file downloaded for a send that will not happen now.
+async fn discard(store: &MediaStore, downloaded: &Option<StoredMedia>) {
+    if let Some(file) = downloaded {
+        if let Err(e) = store.delete(&file.tenant_id, &file.id).await {
+            tracing::warn!(media = %file.id, error = %e, "deleting a downloaded file failed");
+        }
+    }
 }
 
 /// How long an audio or video plays, read from its headers on a blocking thread (a few small
