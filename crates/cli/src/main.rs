@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use bzapper_server::media::MediaStorage;
 use bzapper_server::secrets::Source;
 use bzapper_server::startup::config as defaults;
 use bzapper_server::startup::config::{Limit, QuotaLimits, RateLimit};
@@ -127,6 +128,29 @@ struct ServeArgs {
     /// Seconds a media URL download may take, from the request to the last byte.
     #[arg(long, env = "BZAPPER_MEDIA_FETCH_TIMEOUT_SECS", default_value_t = defaults::DEFAULT_MEDIA_FETCH_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
     media_fetch_timeout_secs: u64,
+    /// Where media files (uploads, fetched URLs, cached received media) are kept: `local`, under
+    /// the data dir, or an S3-compatible object store, `s3://bucket/prefix`, which every node of
+    /// a cluster must share so that any node sends any upload. Checked at start.
+    #[arg(long, env = "BZAPPER_MEDIA_STORE", default_value = "local", value_parser = parse_media_store)]
+    media_store: MediaStorage,
+    /// S3 media store: the endpoint of an S3-compatible server (e.g. `http://127.0.0.1:9000`);
+    /// default: AWS's for the region.
+    #[arg(long, env = "BZAPPER_MEDIA_S3_ENDPOINT")]
+    media_s3_endpoint: Option<String>,
+    /// S3 media store: the region (default: AWS_REGION or AWS_DEFAULT_REGION, else us-east-1).
+    #[arg(long, env = "BZAPPER_MEDIA_S3_REGION")]
+    media_s3_region: Option<String>,
+    /// S3 media store: path-style requests (`endpoint/bucket/key`), which S3-compatible servers
+    /// expect; `false` for virtual-hosted style (`bucket.endpoint/key`).
+    #[arg(long, env = "BZAPPER_MEDIA_S3_PATH_STYLE", default_value_t = true, action = clap::ArgAction::Set)]
+    media_s3_path_style: bool,
+    /// S3 media store: the access key id. Without it, the standard AWS sources are used
+    /// (AWS_* variables, web identity, container or instance credentials).
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    media_s3_access_key_id: Option<String>,
+    /// S3 media store: the secret access key. Env only is advised.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    media_s3_secret_access_key: Option<String>,
     /// Hosts, IP addresses and CIDR ranges, comma-separated, that media URLs, webhooks and
     /// alerts may reach although they are loopback, private, link-local or otherwise reserved
     /// addresses, which are refused by default (e.g. `hooks.internal,10.0.0.5,192.168.0.0/16`).
@@ -306,6 +330,17 @@ fn config_from(a: ServeArgs) -> Config {
     config.media_max_bytes = a.media_max_mb * 1024 * 1024;
     config.media_retention = Duration::from_secs(a.media_retention_hours * 3600);
     config.media_fetch_timeout = Duration::from_secs(a.media_fetch_timeout_secs);
+    config.media_storage = match a.media_store {
+        MediaStorage::Local => MediaStorage::Local,
+        MediaStorage::S3(mut s) => {
+            s.endpoint = a.media_s3_endpoint;
+            s.region = a.media_s3_region;
+            s.path_style = a.media_s3_path_style;
+            s.access_key_id = a.media_s3_access_key_id;
+            s.secret_access_key = a.media_s3_secret_access_key.map(Into::into);
+            MediaStorage::S3(s)
+        }
+    };
     config.outbound_allow = a.outbound_allow;
     config.server_limits = defaults::ServerLimits {
         header_read_timeout: Duration::from_secs(a.header_read_timeout_secs),
@@ -348,6 +383,11 @@ async fn shutdown_signal() {
 fn parse_outbound_allow(s: &str) -> Result<bzapper_server::outbound::AllowList, String> {
     // The error names the flag and the entry already; clap adds the value.
     s.parse().map_err(|e: bzapper_server::outbound::BadEntry| e.to_string())
+}
+
+/// `--media-store`: `local` or `s3://bucket/prefix`.
+fn parse_media_store(s: &str) -> Result<MediaStorage, String> {
+    MediaStorage::parse(s)
 }
 
 fn parse_wa_version(s: &str) -> Result<(u32, u32, u32), String> {

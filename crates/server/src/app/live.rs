@@ -128,7 +128,10 @@ impl LiveNumbers {
         // Downloaded to a file of its own, stored whole: a reader never sees half a file.
         let part = self.media.download_file();
         conn.download_media(&media, part.path()).await?;
-        self.media.cache_inbound(tenant_id, id, &rec.wa_id, part).await.map_err(AppError::internal)?;
+        self.media
+            .cache_inbound(tenant_id, id, &rec.wa_id, part)
+            .await
+            .map_err(AppError::internal)?;
         let read = self.media.inbound_cached(tenant_id, id, &rec.wa_id).await;
         let read = read.map_err(AppError::internal)?.ok_or_else(|| {
             AppError::internal("the received file was stored but cannot be read back")

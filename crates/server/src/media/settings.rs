@@ -57,11 +57,12 @@ impl S3Settings {
         let u = url::Url::parse(url).map_err(|e| format!("`BZAPPER_TEST_S3_URL`: {e}"))?;
         let bucket = u.path().trim_matches('/');
         if bucket.is_empty() || bucket.contains('/') {
-            return Err("the URL's path must be the bucket: http://KEY:SECRET@host:port/bucket".into());
+            return Err(
+                "the URL's path must be the bucket: http://KEY:SECRET@host:port/bucket".into()
+            );
         }
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
-        };
+        let decode =
+            |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
         let mut s = S3Settings::new(bucket, prefix);
         let host = u.host_str().ok_or("the URL has no host")?;
         s.endpoint = Some(match u.port() {
@@ -137,10 +138,21 @@ mod tests {
         let Ok(MediaStorage::S3(s)) = MediaStorage::parse("s3://media-1/bzapper/prod/") else {
             panic!()
         };
-        assert_eq!((s.bucket.as_str(), s.prefix.as_str(), s.path_style), ("media-1", "bzapper/prod", true));
+        assert_eq!(
+            (s.bucket.as_str(), s.prefix.as_str(), s.path_style),
+            ("media-1", "bzapper/prod", true)
+        );
         let Ok(MediaStorage::S3(s)) = MediaStorage::parse("s3://media-1") else { panic!() };
         assert_eq!(s.prefix, "");
-        for bad in ["s3://", "s3://Media", "s3://ab", "s3://a_b/x", "file:///tmp", "s3://ok-bucket/../x", "s3://ok-bucket/a b"] {
+        for bad in [
+            "s3://",
+            "s3://Media",
+            "s3://ab",
+            "s3://a_b/x",
+            "file:///tmp",
+            "s3://ok-bucket/../x",
+            "s3://ok-bucket/a b",
+        ] {
             assert!(MediaStorage::parse(bad).is_err(), "{bad}");
         }
     }

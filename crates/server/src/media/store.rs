@@ -287,8 +287,9 @@ impl MediaStore {
             let (cap, kind, declared) = (req.cap, req.kind, declared.as_deref());
             let scan = &mut scan;
             let checked = body.map(move |chunk| {
-                let chunk = chunk
-                    .map_err(|e| MediaError::Unreachable(format!("reading the file failed: {e}")))?;
+                let chunk = chunk.map_err(|e| {
+                    MediaError::Unreachable(format!("reading the file failed: {e}"))
+                })?;
                 scan.take(&chunk, cap, kind, declared)?;
                 Ok(chunk)
             });
@@ -362,8 +363,9 @@ impl MediaStore {
         {
             let (hasher, size, expected) = (&mut hasher, &mut size, record.size);
             let checked = body.map(move |chunk| {
-                let chunk = chunk
-                    .map_err(|e| MediaError::Unreachable(format!("reading the file failed: {e}")))?;
+                let chunk = chunk.map_err(|e| {
+                    MediaError::Unreachable(format!("reading the file failed: {e}"))
+                })?;
                 *size += chunk.len() as u64;
                 if *size > expected {
                     return Err(MediaError::Io(format!(
@@ -578,8 +580,8 @@ impl MediaStore {
     /// Deletes the expired files, the cached inbound files older than the retention, and what
     /// crashed writes left behind; returns how many files it removed.
     pub async fn sweep(&self, now: DateTime<Utc>) -> Result<usize, MediaError> {
-        let retention =
-            chrono::Duration::from_std(self.limits.retention).unwrap_or(chrono::Duration::days(3650));
+        let retention = chrono::Duration::from_std(self.limits.retention)
+            .unwrap_or(chrono::Duration::days(3650));
         let before = now - retention;
         let listed = self.blobs.list("").await?;
         let keys: std::collections::HashSet<&str> = listed.iter().map(|b| b.key.as_str()).collect();

@@ -425,9 +425,13 @@ async fn on_s3_a_file_is_checked_streamed_copied_for_the_driver_cached_and_swept
     let dir = tempfile::tempdir().unwrap();
     let Some(s) = s3_store(dir.path()).await else { return };
     let data = png(40 * KIB as usize);
-    let m = s.put_stream_as("ten_a", MediaKind::Image, None, Some("a.png".into()), chunks(&data, 5000));
+    let m =
+        s.put_stream_as("ten_a", MediaKind::Image, None, Some("a.png".into()), chunks(&data, 5000));
     let m = m.await.unwrap();
-    assert_eq!((m.mime.as_str(), m.size, m.sha256.clone()), ("image/png", 40 * KIB, sha256_hex(&data)));
+    assert_eq!(
+        (m.mime.as_str(), m.size, m.sha256.clone()),
+        ("image/png", 40 * KIB, sha256_hex(&data))
+    );
     assert_eq!(s.get("ten_a", &m.id).await.unwrap(), Some(m.clone()));
     assert_eq!(s.get("ten_b", &m.id).await.unwrap(), None);
     assert_eq!(bytes_of(s.open(&m).await.unwrap()).await, data);

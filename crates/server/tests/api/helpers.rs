@@ -238,3 +238,96 @@ pub async fn event_log(dir: &Path, tenant_id: &str) -> Vec<bzapper_store::Event>
     store.close().await;
     events
 }
+
+/// Where a test's gateway keeps media: its data dir, or the S3-compatible test server
+/// (`BZAPPER_TEST_S3_URL`, keys under a prefix of the test's own).
+#[derive(Clone)]
+pub enum Backend {
+    Local,
+    S3(bzapper_server::media::S3Settings),
+}
+
+impl Backend {
+    /// The S3 test server; `None`, with a message, when `BZAPPER_TEST_S3_URL` is unset.
+    pub fn s3(test: &str) -> Option<Backend> {
+        let Ok(url) = std::env::var("BZAPPER_TEST_S3_URL") else {
+            eprintln!(
+                "{test} on S3 SKIPPED: set BZAPPER_TEST_S3_URL \
+                 (http://KEY:SECRET@host:port/bucket; .ci/s3.sh starts a server) to run it"
+            );
+            return None;
+        };
+        let prefix = format!("api-{}", rand_suffix());
+        let s = bzapper_server::media::S3Settings::from_endpoint_url(&url, &prefix).unwrap();
+        Some(Backend::S3(s))
+    }
+
+    /// The test configuration with this backend's media store.
+    pub fn config(&self, dir: &Path) -> Config {
+        let mut c = config(dir);
+        if let Backend::S3(s) = self {
+            c.media_storage = bzapper_server::media::MediaStorage::S3(s.clone());
+        }
+        c
+    }
+
+    pub async fn spawn(&self) -> TestApp {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let c = self.config(dir.path());
+        TestApp::spawn_with(dir, c).await
+    }
+
+    /// Every stored media object (files, records, cached received files; on the local disk
+    /// also files being written), by path or key.
+    pub async fn media_objects(&self, app: &TestApp) -> Vec<String> {
+        match self {
+            Backend::Local => {
+                fn walk(dir: &Path, out: &mut Vec<String>) {
+                    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                        if e.path().is_dir() {
+                            walk(&e.path(), out);
+                        } else {
+                            out.push(e.path().display().to_string());
+                        }
+                    }
+                }
+                let mut out = Vec::new();
+                walk(&app.dir.path().join("media"), &mut out);
+                out
+            }
+            Backend::S3(s) => {
+                use bzapper_server::media::blobs::Blobs;
+                let blobs = bzapper_server::media::blobs::s3::S3Blobs::new(s).unwrap();
+                blobs.list("").await.unwrap().into_iter().map(|m| m.key).collect()
+            }
+        }
+    }
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("{nanos:x}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Runs the test function `$name(Backend)` twice: `$name::local` on the data dir and
+/// `$name::s3` on the S3 test server (skipped with a message without one).
+#[macro_export]
+macro_rules! on_both_media_stores {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn local() {
+                super::$name($crate::helpers::Backend::Local).await
+            }
+
+            #[tokio::test]
+            async fn s3() {
+                let Some(b) = $crate::helpers::Backend::s3(stringify!($name)) else { return };
+                super::$name(b).await
+            }
+        }
+    )+};
+}

@@ -1,5 +1,6 @@
-//! Media files over HTTP: a multipart upload streamed to disk and back, the size cap (413),
-//! the kind check (422), and tenants kept apart (404).
+//! Media files over HTTP: a multipart upload streamed to the store and back, the size cap
+//! (413), the kind check (422), and tenants kept apart (404); each on the local disk and on
+//! the S3-compatible test server (`BZAPPER_TEST_S3_URL`).
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{config, TestApp, ADMIN};
+use crate::helpers::{Backend, TestApp, ADMIN};
 
 /// One part of a form: name, file name, content type, bytes.
 type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
@@ -85,25 +86,16 @@ fn assert_error(s: StatusCode, v: &Value, status: StatusCode, code: &str) {
     assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
 }
 
-/// The files in the gateway's media directory (records and bytes, temporary ones included).
-fn media_files(app: &TestApp) -> Vec<std::path::PathBuf> {
-    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                walk(&e.path(), out);
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&app.dir.path().join("media"), &mut out);
-    out
-}
+crate::on_both_media_stores!(
+    an_upload_round_trips,
+    a_20_mb_upload_works,
+    over_the_cap_is_413,
+    a_file_of_the_wrong_kind_is_422,
+    another_tenants_file_is_404,
+);
 
-#[tokio::test]
-async fn an_upload_round_trips() {
-    let app = TestApp::spawn().await;
+async fn an_upload_round_trips(b: Backend) {
+    let app = b.spawn().await;
     let (_, key) = app.tenant("acme").await;
     let data = png(50_000);
     // The bytes say PNG whatever the part declares.
@@ -141,12 +133,12 @@ async fn an_upload_round_trips() {
     let (s, v) =
         app.call(reqwest::Method::DELETE, &format!("/v1/media/{id}"), Some(&key), None).await;
     assert_error(s, &v, StatusCode::NOT_FOUND, "not_found");
-    assert!(media_files(&app).iter().all(|f| !f.to_string_lossy().contains("med_")));
+    let left = b.media_objects(&app).await;
+    assert!(left.iter().all(|f| !f.contains("med_")), "{left:?}");
 }
 
-#[tokio::test]
-async fn a_20_mb_upload_works() {
-    let app = TestApp::spawn().await;
+async fn a_20_mb_upload_works(b: Backend) {
+    let app = b.spawn().await;
     let (_, key) = app.tenant("acme").await;
     let data = png(20 * 1024 * 1024);
     let (s, v) = upload(&app, &key, &[("kind", None, None, b"image"), file(&data)]).await;
@@ -158,10 +150,9 @@ async fn a_20_mb_upload_works() {
     assert_eq!(sha256_hex(&res.bytes().await.unwrap()), sha256_hex(&data));
 }
 
-#[tokio::test]
-async fn over_the_cap_is_413() {
+async fn over_the_cap_is_413(b: Backend) {
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let mut c = config(dir.path());
+    let mut c = b.config(dir.path());
     c.media_max_bytes = 1024 * 1024;
     let app = TestApp::spawn_with(dir, c).await;
     let (_, key) = app.tenant("acme").await;
@@ -170,25 +161,24 @@ async fn over_the_cap_is_413() {
     let at_cap = png(1024 * 1024 - 16);
     let (s, v) = upload(&app, &key, &[file(&at_cap)]).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
-    let kept = media_files(&app).len();
+    let kept = b.media_objects(&app).await.len();
 
     // Past it, while streaming: refused, and nothing left behind.
     let over = png(1024 * 1024 + 200_000);
     let (s, v) = upload(&app, &key, &[file(&over)]).await;
     assert_error(s, &v, StatusCode::PAYLOAD_TOO_LARGE, "media_too_large");
     assert!(v["error"]["message"].as_str().unwrap().contains("1 MiB"), "{v}");
-    assert_eq!(media_files(&app).len(), kept);
+    assert_eq!(b.media_objects(&app).await.len(), kept);
 
     // Far past it: refused from the Content-Length, before reading.
     let far = png(3 * 1024 * 1024);
     let (s, v) = upload(&app, &key, &[file(&far)]).await;
     assert_error(s, &v, StatusCode::PAYLOAD_TOO_LARGE, "media_too_large");
-    assert_eq!(media_files(&app).len(), kept);
+    assert_eq!(b.media_objects(&app).await.len(), kept);
 }
 
-#[tokio::test]
-async fn a_file_of_the_wrong_kind_is_422() {
-    let app = TestApp::spawn().await;
+async fn a_file_of_the_wrong_kind_is_422(b: Backend) {
+    let app = b.spawn().await;
     let (_, key) = app.tenant("acme").await;
     let page = b"<!DOCTYPE html><html><body>not a picture</body></html>".to_vec();
     let picture = png(1000);
@@ -225,7 +215,8 @@ async fn a_file_of_the_wrong_kind_is_422() {
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["mime"], "text/html");
     // Refused uploads left nothing: four files with their records.
-    assert_eq!(media_files(&app).len(), 8, "{:?}", media_files(&app));
+    let kept = b.media_objects(&app).await;
+    assert_eq!(kept.len(), 8, "{kept:?}");
 
     // A bad form.
     let (s, v) = upload(&app, &key, &[("kind", None, None, b"gif"), file(&picture)]).await;
@@ -240,12 +231,12 @@ async fn a_file_of_the_wrong_kind_is_422() {
     assert_error(s, &v, StatusCode::BAD_REQUEST, "invalid_multipart");
     let (s, v) = app.post("/v1/media", &key, serde_json::json!({"file": "x"})).await;
     assert_error(s, &v, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
-    assert_eq!(media_files(&app).len(), 8, "{:?}", media_files(&app));
+    let kept = b.media_objects(&app).await;
+    assert_eq!(kept.len(), 8, "{kept:?}");
 }
 
-#[tokio::test]
-async fn another_tenants_file_is_404() {
-    let app = TestApp::spawn().await;
+async fn another_tenants_file_is_404(b: Backend) {
+    let app = b.spawn().await;
     let (_, a) = app.tenant("a").await;
     let (_, b) = app.tenant("b").await;
     let data = png(100);

@@ -1,7 +1,8 @@
 //! Rich messages end to end over HTTP on the simulated network, both ways: media by upload and
 //! by URL (a 20 MB document, a voice note with "recording", a URL that never answers),
 //! locations, contact cards, reactions and quoted replies; inbound media fetched through its
-//! `media_url`; groups; contact checks. And the bad input of each, answered 4xx.
+//! `media_url`; groups; contact checks. And the bad input of each, answered 4xx. Media sends
+//! and the received-media cache run on the local disk and on the S3 test server.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::events::SseReader;
-use crate::helpers::{config, id, TestApp, ADMIN};
+use crate::helpers::{id, Backend, TestApp, ADMIN};
 use crate::media_files::{hex_sha256, mp4, ogg, pdf, webp, PNG, VCARD};
 
 /// Serves `/doc.pdf` (20 MB), `/voice.ogg`, `/page.html` and `/slow` (never answers) on
@@ -52,8 +53,12 @@ async fn file_server() -> String {
 }
 
 async fn spawn() -> TestApp {
+    spawn_on(&Backend::Local).await
+}
+
+async fn spawn_on(b: &Backend) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let mut c = config(dir.path());
+    let mut c = b.config(dir.path());
     c.media_fetch_timeout = Duration::from_millis(1500);
     TestApp::spawn_with(dir, c).await
 }
@@ -103,9 +108,14 @@ fn entry<'a>(outbox: &'a [Value], wa_id: &str) -> (&'a Value, &'a Value) {
     (&outbox[i], &outbox[i.saturating_sub(1)])
 }
 
-#[tokio::test]
-async fn media_goes_out_by_upload_and_by_url_with_the_right_presence() {
-    let app = spawn().await;
+// Sends and the received-media cache through each media store.
+crate::on_both_media_stores!(
+    media_goes_out_by_upload_and_by_url_with_the_right_presence,
+    inbound_media_is_fetched_through_its_media_url,
+);
+
+async fn media_goes_out_by_upload_and_by_url_with_the_right_presence(b: Backend) {
+    let app = spawn_on(&b).await;
     let files = file_server().await;
     let (_, key) = app.tenant("acme").await;
     let iid = app.fast_number(&key, "a", "+5511900000001", "default").await;
@@ -291,9 +301,8 @@ async fn locations_contacts_reactions_and_replies_both_ways() {
     assert_eq!(ev["data"]["reaction"]["gateway_message_id"], loc["id"]);
 }
 
-#[tokio::test]
-async fn inbound_media_is_fetched_through_its_media_url() {
-    let app = spawn().await;
+async fn inbound_media_is_fetched_through_its_media_url(b: Backend) {
+    let app = spawn_on(&b).await;
     let (_, key) = app.tenant("acme").await;
     let (_, other_key) = app.tenant("other").await;
     let iid = app.fast_number(&key, "a", "+5511900000001", "default").await;
@@ -330,6 +339,9 @@ async fn inbound_media_is_fetched_through_its_media_url() {
         assert_eq!(body.len(), size);
         assert_eq!(hex_sha256(&body), sha);
     }
+    // Cached in the media store (the bucket, on S3), not only on this node's disk.
+    let cached = b.media_objects(&app).await;
+    assert!(cached.iter().any(|k| k.contains("/inbound/")), "{cached:?}");
     let res = app.http.get(&url).bearer_auth(&other_key).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND, "another tenant cannot fetch it");
     let res = app.http.get(&url).send().await.unwrap();

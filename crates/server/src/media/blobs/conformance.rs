@@ -83,7 +83,8 @@ async fn suite(b: Arc<dyn Blobs>) {
     // nothing new: no object under a new key, the old bytes under an existing one.
     for (target, after) in [("ten_a/med_2.bin", None), (key, Some(&small))] {
         let first = Bytes::from(pattern(PART_SIZE + 10, 3));
-        let failing = stream::iter([Ok(first.clone()), Ok(first), Err(MediaError::TooLarge { cap: 7 })]);
+        let failing =
+            stream::iter([Ok(first.clone()), Ok(first), Err(MediaError::TooLarge { cap: 7 })]);
         let err = b.put(target, failing.boxed()).await.unwrap_err();
         assert!(matches!(err, MediaError::TooLarge { cap: 7 }), "{err:?}");
         match after {
@@ -164,7 +165,9 @@ async fn a_wrong_s3_setting_stops_the_start_with_the_reason_and_no_secret() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let mut no_server = good.clone();
     no_server.endpoint = Some(format!("http://{closed}"));
-    for (what, s) in [("wrong secret", wrong_secret), ("no bucket", no_bucket), ("no server", no_server)] {
+    for (what, s) in
+        [("wrong secret", wrong_secret), ("no bucket", no_bucket), ("no server", no_server)]
+    {
         let started = std::time::Instant::now();
         let err = match S3Blobs::connect(&s).await {
             Ok(_) => panic!("{what}: connected"),

@@ -107,7 +107,9 @@ pub async fn read_all(mut read: BlobRead, max: usize) -> Result<Vec<u8>, MediaEr
     while let Some(chunk) = read.body.next().await {
         let chunk = chunk?;
         if out.len() + chunk.len() > max {
-            return Err(MediaError::Io(format!("an object larger than {max} bytes was read whole")));
+            return Err(MediaError::Io(format!(
+                "an object larger than {max} bytes was read whole"
+            )));
         }
         out.extend_from_slice(&chunk);
     }

@@ -124,15 +124,13 @@ impl S3Blobs {
         (!key.is_empty()).then(|| key.join("/"))
     }
 
-    async fn probe(&self) -> Result<(), MediaError> {
+    async fn probe(&self) -> Result<(), String> {
         // Under a segment no media key starts with ('.'), so no sweep or listing counts it.
         let path = ObjectPath::from_iter(
             self.prefix.iter().map(String::as_str).chain([".bzapper-probe", &new_id("probe")]),
         );
         let written = b"bzapper media store check".as_slice();
-        let step = |what: &'static str| move |e: object_store::Error| -> MediaError {
-            MediaError::Io(format!("{what} failed: {e}"))
-        };
+        let step = |what: &'static str| move |e: object_store::Error| format!("{what} failed: {e}");
         // Listing is needed too (quotas, the sweep), and it tells a missing bucket.
         let under = self.path_prefix("");
         self.store.list_with_delimiter(Some(&under)).await.map_err(step("listing the bucket"))?;
@@ -140,7 +138,7 @@ impl S3Blobs {
         let got = self.store.get(&path).await.map_err(step("reading the test object back"))?;
         let got = got.bytes().await.map_err(step("reading the test object back"))?;
         if got.as_ref() != written {
-            return Err(MediaError::Io("the test object read back differs".into()));
+            return Err("the test object read back differs".into());
         }
         self.store.delete(&path).await.map_err(step("deleting the test object"))?;
         Ok(())
@@ -202,7 +200,9 @@ impl Blobs for S3Blobs {
     async fn head(&self, key: &str) -> Result<Option<BlobMeta>, MediaError> {
         check_key(key)?;
         match self.store.head(&self.path(key)).await {
-            Ok(m) => Ok(Some(BlobMeta { key: key.to_string(), size: m.size, modified: m.last_modified })),
+            Ok(m) => {
+                Ok(Some(BlobMeta { key: key.to_string(), size: m.size, modified: m.last_modified }))
+            }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(s3_error(e)),
         }
@@ -225,7 +225,8 @@ impl Blobs for S3Blobs {
         } else {
             Some(self.path_prefix(prefix))
         };
-        let listed: Vec<_> = self.store.list(under.as_ref()).try_collect().await.map_err(s3_error)?;
+        let listed: Vec<_> =
+            self.store.list(under.as_ref()).try_collect().await.map_err(s3_error)?;
         Ok(listed
             .into_iter()
             .filter_map(|m| {
@@ -252,7 +253,10 @@ impl Blobs for S3Blobs {
 impl S3Blobs {
     fn path_prefix(&self, prefix: &str) -> ObjectPath {
         ObjectPath::from_iter(
-            self.prefix.iter().map(String::as_str).chain(prefix.split('/').filter(|p| !p.is_empty())),
+            self.prefix
+                .iter()
+                .map(String::as_str)
+                .chain(prefix.split('/').filter(|p| !p.is_empty())),
         )
     }
 }
