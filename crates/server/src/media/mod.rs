@@ -18,6 +18,7 @@
 pub mod blobs;
 mod error;
 mod fetch;
+pub mod files;
 pub mod peers;
 pub mod private;
 mod record;

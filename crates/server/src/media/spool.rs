@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::files::{entries, remove, TempFile};
 use super::private;
 use crate::model::ids::new_id;
 
@@ -18,9 +19,9 @@ impl Spool {
     /// `dir`, created 0700 and emptied (nothing in it outlives the process that made it).
     pub fn open(dir: PathBuf) -> std::io::Result<Spool> {
         private::create_dir_blocking(&dir)?;
-        for f in super::blobs::local::entries(&dir)? {
+        for f in entries(&dir)? {
             if f.is_file() {
-                super::blobs::local::remove(&f);
+                remove(&f);
             }
         }
         Ok(Spool { dir })
@@ -33,41 +34,5 @@ impl Spool {
 
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-}
-
-/// A file removed when dropped unless disarmed: a failed or abandoned write (an error, a
-/// timeout, a client that went away), or a copy whose use is over, leaves nothing behind.
-pub struct TempFile {
-    path: PathBuf,
-    armed: bool,
-}
-
-impl TempFile {
-    pub fn new(path: PathBuf) -> Self {
-        TempFile { path, armed: true }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Keeps the file (it got its final name, or was moved away).
-    pub fn disarm(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-impl std::fmt::Debug for TempFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TempFile({})", self.path.display())
     }
 }

@@ -22,9 +22,10 @@ use super::blobs::local::LocalBlobs;
 use super::blobs::s3::S3Blobs;
 use super::blobs::{read_all, BlobRead, Blobs};
 use super::error::{io, MediaError};
+use super::files::TempFile;
 use super::record::{is_safe_id, MediaLimits, StoredMedia};
 use super::settings::MediaStorage;
-use super::spool::{Spool, TempFile};
+use super::spool::Spool;
 use super::{fetch, peers, private, sniff};
 use crate::model::ids::new_ordered_id;
 use crate::outbound::{Guard, OutboundClient, Redirects};
@@ -632,7 +633,7 @@ impl MediaStore {
 async fn sweep_spool(dir: &Path, before: DateTime<Utc>) -> usize {
     let dir = dir.to_path_buf();
     let sweep = move || {
-        let files = super::blobs::local::entries(&dir).unwrap_or_default();
+        let files = super::files::entries(&dir).unwrap_or_default();
         files
             .iter()
             .filter(|f| {
@@ -640,7 +641,7 @@ async fn sweep_spool(dir: &Path, before: DateTime<Utc>) -> usize {
                     .and_then(|m| m.modified())
                     .is_ok_and(|t| DateTime::<Utc>::from(t) <= before)
             })
-            .filter(|f| super::blobs::local::remove(f))
+            .filter(|f| super::files::remove(f))
             .count()
     };
     tokio::task::spawn_blocking(sweep).await.unwrap_or(0)

@@ -13,7 +13,7 @@ use axum::routing::get;
 use futures::stream;
 
 use super::*;
-use crate::media::blobs::local::entries;
+use crate::media::files::entries;
 
 /// Where the local disk keeps the bytes of `m`.
 fn blob_path(s: &MediaStore, m: &StoredMedia) -> PathBuf {

@@ -14,8 +14,8 @@ use tokio_util::io::ReaderStream;
 
 use super::{check_key, BlobMeta, BlobRead, Blobs, ByteStream};
 use crate::media::error::{io, MediaError};
+use crate::media::files::{entries, remove, TempFile};
 use crate::media::private;
-use crate::media::spool::TempFile;
 use crate::model::ids::new_id;
 
 /// Where a file is written before it gets its key, in each top-level directory.
@@ -216,32 +216,4 @@ fn walk(root: &Path, prefix: &str) -> std::io::Result<Vec<BlobMeta>> {
         }
     }
     Ok(out)
-}
-
-/// The paths in a directory; none when it does not exist (any more).
-pub(crate) fn entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    match std::fs::read_dir(dir) {
-        Ok(rd) => Ok(rd.filter_map(|e| e.ok().map(|e| e.path())).collect()),
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
-            ) =>
-        {
-            Ok(Vec::new())
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Removes a file; whether it was there to remove.
-pub(crate) fn remove(path: &Path) -> bool {
-    match std::fs::remove_file(path) {
-        Ok(()) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "removing a media file failed");
-            false
-        }
-    }
 }
