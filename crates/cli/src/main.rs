@@ -194,7 +194,8 @@ struct ServeArgs {
     /// Recipients of a tenant's campaigns in flight, together (0 = unlimited).
     #[arg(long, env = "BZAPPER_MAX_CAMPAIGN_RECIPIENTS_IN_FLIGHT", default_value_t = defaults::DEFAULT_MAX_CAMPAIGN_RECIPIENTS_IN_FLIGHT)]
     max_campaign_recipients_in_flight: u64,
-    /// MiB of stored media per tenant on this node (0 = unlimited).
+    /// MiB of stored media per tenant, on this node's disk or in the shared S3 media store
+    /// (0 = unlimited).
     #[arg(long, env = "BZAPPER_MAX_MEDIA_MB_PER_TENANT", default_value_t = defaults::DEFAULT_MAX_MEDIA_MB_PER_TENANT)]
     max_media_mb_per_tenant: u64,
     /// Open `GET /v1/events` streams per tenant on this node (0 = unlimited).

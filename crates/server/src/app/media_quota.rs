@@ -1,7 +1,8 @@
-//! The media quota: the bytes of files a tenant keeps on this node's disk
-//! (`--max-media-mb-per-tenant`). An upload is refused before it is read when the tenant is
-//! already at its quota, and after it is written when it took the tenant past it (the caller
-//! then deletes the file, so a refused upload leaves nothing behind).
+//! The media quota: the bytes of files a tenant keeps in the media store
+//! (`--max-media-mb-per-tenant`; this node's disk, or the S3 store all nodes share). An upload
+//! is refused before it is read when the tenant is already at its quota, and after it is
+//! written when it took the tenant past it (the caller then deletes the file, so a refused
+//! upload leaves nothing behind).
 
 use std::sync::Arc;
 
