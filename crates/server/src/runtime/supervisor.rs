@@ -401,6 +401,7 @@ impl Supervisor {
             identity: change_extra,
             connected_at,
             clear_identity: false,
+            ban_until: ban_expires,
         };
         self.persist(&tenant_id, id, &t, change).await?;
         if let Some(until) = ban_expires {
