@@ -288,3 +288,113 @@ async fn a_failed_alert_logs_the_host_only() {
     assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
     assert!(!text.contains("XXXXSECRET") && !text.contains("/services"), "{text}");
 }
+
+/// Two nodes on one PostgreSQL schema: the node holding the `webhooks` role posts every alert,
+/// once, whichever node recorded its event; when it dies (its runtime, with every task of it,
+/// is dropped) and its role is let go, the other node posts the alerts raised meanwhile, from
+/// the cursor the first left in the database, and none twice.
+#[tokio::test]
+async fn in_a_cluster_one_node_posts_each_alert_and_another_takes_over() {
+    use crate::cluster::test_support::{join, Schema};
+    use bzapper_store::{ApiKeyRecord, ClusterStore, Tenant, TenantStore};
+
+    let Some(schema) = Schema::new().await else { return };
+    let schema = Arc::new(schema);
+    // Long: renewal ticks play no part; the role moves on the signal.
+    let ttl = Duration::from_secs(60);
+    let target = Target::start("/alert").await;
+    let spawn_on = |c: Arc<Cluster>, s: Arc<dyn Store>| {
+        let recorder = Recorder::new(s.clone(), Some(c.clone()));
+        let parts = AlertParts {
+            store: s,
+            recorder: recorder.clone(),
+            policy: RetryPolicy::default(),
+            role: Role::hold(c.clone(), crate::cluster::role::WEBHOOKS),
+            clock: Arc::new(crate::runtime::campaigns::SystemClock),
+            cluster: Some(c),
+        };
+        (recorder, AlertWorker::spawn(parts, &loopback()).unwrap())
+    };
+
+    // Node A first, on a runtime of its own: dropping it is killing the node.
+    let rt_a =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let on_a = schema.clone();
+    let (rec_a, alerts_a) = rt_a
+        .spawn(async move {
+            let (c, s) = join(&on_a, "A", ttl).await;
+            let (r, w) = spawn_on(c, s);
+            let mut role = w.engine.role();
+            role.gained().await;
+            (r, w)
+        })
+        .await
+        .unwrap();
+    let (cb, sb) = join(&schema, "B", ttl).await;
+    let at = now();
+    let key = ApiKeyRecord {
+        id: "k1".into(),
+        tenant_id: "t1".into(),
+        secret_hash: [7; 32],
+        created_at: at,
+    };
+    sb.create_tenant(&Tenant { id: "t1".into(), name: "t1".into(), created_at: at }, &key)
+        .await
+        .unwrap();
+    sb.put_alert(&target_of("t1", &target.url, "json")).await.unwrap();
+    let (rec_b, alerts_b) = spawn_on(cb, sb.clone());
+    assert!(alerts_a.engine.role().is_held() && !alerts_b.engine.role().is_held());
+
+    let ban = |n: usize| json!({"status": "disconnected", "reason": "banned", "detail": format!("ban {n}")});
+    let mut recorded = Vec::new();
+    for n in 0..3 {
+        let e = rec_b.record_raw("t1", None, "instance.disconnected", ban(n)).await.unwrap();
+        recorded.push(e.id.to_string());
+    }
+    let r = rec_a.clone();
+    let on_a = rt_a.spawn(async move {
+        r.record_raw("t1", None, "instance.disconnected", ban(3)).await.unwrap().id.to_string()
+    });
+    recorded.push(on_a.await.unwrap());
+    let delivered = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM alert_deliveries WHERE status = 'delivered'",
+        )
+        .fetch_one(&schema.raw)
+        .await
+        .unwrap()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while delivered().await < 4 {
+        assert!(tokio::time::Instant::now() < deadline, "the first four alerts delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A dies; its lease is still live, so nobody posts what is recorded meanwhile.
+    rt_a.shutdown_background();
+    for n in 4..6 {
+        let e = rec_b.record_raw("t1", None, "instance.disconnected", ban(n)).await.unwrap();
+        recorded.push(e.id.to_string());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(target.count(), 4, "posted while no node held the role");
+    // A's role lease ends: B takes the role on the signal and reads on from A's cursor.
+    sqlx::query("UPDATE roles SET lease_until = bz_now_ms() - 1")
+        .execute(&schema.raw)
+        .await
+        .unwrap();
+    sb.signal(bzapper_store::Signal::Leases).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while target.count() < 6 {
+        assert!(tokio::time::Instant::now() < deadline, "the alerts raised while nobody posted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(alerts_b.engine.role().is_held());
+    tokio::time::sleep(Duration::from_millis(1500)).await; // scans after that post nothing again
+    let got = target.got.lock().unwrap().clone();
+    let mut posted: Vec<String> =
+        got.iter().map(|b| b["event"]["id"].as_str().unwrap().to_string()).collect();
+    posted.sort();
+    recorded.sort();
+    assert_eq!(posted, recorded, "each alert posted once");
+}
