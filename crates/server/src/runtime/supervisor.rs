@@ -28,7 +28,7 @@ use crate::model::time::now;
 use crate::runtime::inbound::{Inbound, InboundJob};
 use crate::runtime::scheduler::Scheduler;
 use crate::runtime::session_bridge::InstanceSession;
-use ban_expiry::BanTimers;
+use ban_timers::BanTimers;
 
 /// The QR code currently shown for an instance.
 #[derive(Debug, Clone, PartialEq)]
@@ -512,5 +512,6 @@ fn state_changed(s: &InstanceState) -> InstanceStateChanged {
 }
 
 mod ban_expiry;
+mod ban_timers;
 #[cfg(test)]
 mod tests;

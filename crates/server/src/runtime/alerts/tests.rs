@@ -83,10 +83,14 @@ fn target_of(tenant: &str, url: &str, format: &str) -> AlertConfig {
     }
 }
 
-fn spawn_worker(
+/// Starts the worker on `store`, its cursor pinned first (on a data dir that never had one,
+/// the fan-out starts at the newest event: events a test records right after would race it).
+async fn spawn_worker(
     store: &Arc<SqliteStore>,
     clock: Arc<FakeClock>,
 ) -> (Arc<Recorder>, Arc<AlertWorker>) {
+    let cursor = store.alert_cursor().await.unwrap();
+    store.enqueue_alerts(&[], cursor).await.unwrap();
     let store: Arc<dyn Store> = store.clone();
     let recorder = Recorder::new(store.clone(), None);
     let parts = AlertParts {
@@ -131,7 +135,7 @@ async fn an_alert_due_while_the_target_is_down_is_posted_once_it_is_back() {
     target.answer.store(503, Ordering::SeqCst);
     store.put_alert(&target_of(TENANT, &target.url, "json")).await.unwrap();
     let clock = FakeClock::new(now());
-    let (recorder, _worker) = spawn_worker(&store, clock.clone());
+    let (recorder, _worker) = spawn_worker(&store, clock.clone()).await;
 
     let banned = InstanceState::disconnected(Reason::Banned, Some("code 101".into()));
     store.update_instance_state(&n.id, &StateChange::state(banned)).await.unwrap();
@@ -194,7 +198,7 @@ async fn an_event_appended_before_a_restart_gets_its_alert_after_it() {
     // ... then the ban was appended and the gateway died before its alert.
     store.append_event(&banned_event(&n.id)).await.unwrap();
 
-    let (_recorder, _worker) = spawn_worker(&store, FakeClock::new(now()));
+    let (_recorder, _worker) = spawn_worker(&store, FakeClock::new(now())).await;
     until("the alert posted", || async { target.count() == 1 }).await;
     assert_eq!(
         target.got.lock().unwrap()[0],
@@ -221,7 +225,7 @@ async fn a_dead_target_delays_no_other_tenants_alert() {
     let live = Target::start("/alert").await;
     store.put_alert(&target_of(TENANT, &dead, "slack")).await.unwrap();
     store.put_alert(&target_of("t2", &live.url, "slack")).await.unwrap();
-    let (recorder, _worker) = spawn_worker(&store, FakeClock::new(now()));
+    let (recorder, _worker) = spawn_worker(&store, FakeClock::new(now())).await;
     let data = json!({"status": "disconnected", "reason": "banned", "detail": "code 101"});
     for _ in 0..30 {
         recorder.record_raw(TENANT, None, "instance.disconnected", data.clone()).await.unwrap();
@@ -270,7 +274,7 @@ async fn a_failed_alert_logs_the_host_only() {
     let url = format!("http://127.0.0.1:{port}/services/T000/B000/XXXXSECRET");
     store.put_alert(&target_of(TENANT, &url, "slack")).await.unwrap();
     let clock = FakeClock::new(now());
-    let (recorder, _worker) = spawn_worker(&store, clock.clone());
+    let (recorder, _worker) = spawn_worker(&store, clock.clone()).await;
     let data = json!({"status": "disconnected", "reason": "banned", "detail": "code 101"});
     recorder.record_raw(TENANT, None, "instance.disconnected", data).await.unwrap();
     for n in 1..=3 {
@@ -323,6 +327,8 @@ async fn in_a_cluster_one_node_posts_each_alert_and_another_takes_over() {
     let (rec_a, alerts_a) = rt_a
         .spawn(async move {
             let (c, s) = join(&on_a, "A", ttl).await;
+            // The cursor pinned before any event (see `spawn_worker`).
+            s.enqueue_alerts(&[], s.alert_cursor().await.unwrap()).await.unwrap();
             let (r, w) = spawn_on(c, s);
             let mut role = w.engine.role();
             role.gained().await;
