@@ -323,7 +323,7 @@ impl Supervisor {
             return Ok(rec.state.clone());
         }
         let mut rec = rec.clone();
-        if rec.state.is_active() && !self.is_running(&rec.id).await {
+        if !self.is_running(&rec.id).await {
             let why = match previous_node {
                 Some(n) => format!("node {n} stopped renewing its hold on this number"),
                 None => "its node shut down".to_string(),
