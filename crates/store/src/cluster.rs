@@ -56,8 +56,9 @@ pub enum Acquired {
     HeldBy(NodeRef),
 }
 
-/// An active number (not `disconnected`) that no node holds: it should be connected and
-/// nobody is doing it.
+/// A number that should run (not `disconnected`, or waiting for a temporary ban to end) and
+/// that no node holds: it should be connected, now or when its ban ends, and nobody is doing
+/// it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Orphan {
     pub instance: InstanceRecord,
@@ -69,9 +70,9 @@ pub struct Orphan {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Placement {
     pub live_nodes: u32,
-    /// Numbers that are not `disconnected`.
+    /// Numbers that should run: not `disconnected`, or waiting for a temporary ban to end.
     pub active_instances: u32,
-    /// Active numbers held under an unexpired lease, by node id.
+    /// Those numbers held under an unexpired lease, by node id.
     pub held_active: HashMap<String, u32>,
 }
 
@@ -119,7 +120,7 @@ pub trait ClusterStore: Send + Sync {
     /// The node holding an unexpired lease on the instance, if any.
     async fn holder(&self, instance_id: &str) -> Result<Option<NodeRef>>;
 
-    /// Active numbers without a live lease, oldest first.
+    /// Numbers that should run (see [`Orphan`]) without a live lease, oldest first.
     async fn orphans(&self, limit: u32) -> Result<Vec<Orphan>>;
 
     async fn placement(&self, ttl: Duration) -> Result<Placement>;

@@ -17,11 +17,12 @@ use sqlx::Connection;
 
 use crate::sql::session_aad;
 use crate::{
-    apply_state_change, now_millis, ApiKeyRecord, CampaignCount, CampaignRecipient, CampaignRecord,
-    CampaignStatus, ContactCheckRecord, DeliveryAttempt, DeliveryRecord, DeliveryStatus, Identity,
-    InboundRecord, InstanceRecord, MasterKey, MessageFilter, MessageRecord, MessageStatus,
-    MessageUpdate, NewEvent, PgStore, Pool, QueueKey, QueuedRef, Sealer, SessionWrite, SqliteStore,
-    StateChange, Store, StoreError, Strategy, Tenant, WebhookRecord,
+    apply_state_change, now_millis, AlertAttempt, AlertDeliveryFilter, AlertDeliveryRecord,
+    AlertStatus, ApiKeyRecord, CampaignCount, CampaignRecipient, CampaignRecord, CampaignStatus,
+    ContactCheckRecord, DeliveryAttempt, DeliveryRecord, DeliveryStatus, Identity, InboundRecord,
+    InstanceRecord, MasterKey, MessageFilter, MessageRecord, MessageStatus, MessageUpdate,
+    NewEvent, PgStore, Pool, QueueKey, QueuedRef, Sealer, SessionWrite, SqliteStore, StateChange,
+    Store, StoreError, Strategy, Tenant, WebhookRecord,
 };
 
 /// The variable naming the PostgreSQL database the PostgreSQL runs use.
@@ -261,6 +262,9 @@ conformance!(
     contact_checks_are_upserted_per_tenant_and_read_within_their_ttl,
     contact_checks_are_pruned_by_age_and_go_with_their_tenant,
     the_send_queue_is_read_in_pages_in_accept_order,
+    a_ban_expiry_is_stored_with_the_ban_and_cleared_by_any_other_change,
+    alerts_are_enqueued_once_with_the_cursor_and_taken_round_robin_across_tenants,
+    alert_deliveries_are_listed_by_tenant_retried_and_pruned,
 );
 
 pub(crate) fn tenant(id: &str) -> Tenant {
@@ -1829,4 +1833,189 @@ async fn the_send_queue_is_read_in_pages_in_accept_order(h: &Harness) {
     };
     store.update_message("a1", &sent_now).await.unwrap();
     assert_eq!(ids(&store.queued_page(&pool, None, 1).await.unwrap()), ["a2"]);
+}
+
+async fn a_ban_expiry_is_stored_with_the_ban_and_cleared_by_any_other_change(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    for id in ["i1", "i2"] {
+        s.create_instance(&instance(id, "t1", id)).await.unwrap();
+    }
+    let banned = InstanceState::disconnected(Reason::Banned, Some("code 101".into()));
+    let until = now_millis() + Duration::seconds(90);
+    let ban = StateChange { ban_until: Some(until), ..StateChange::state(banned.clone()) };
+    s.update_instance_state("i1", &ban).await.unwrap();
+    let later = StateChange { ban_until: Some(until + Duration::seconds(1)), ..ban.clone() };
+    s.update_instance_state("i2", &later).await.unwrap();
+    assert_eq!(s.ban_expiry("i1").await.unwrap(), Some(until));
+    assert_eq!(s.get_instance_by_id("i1").await.unwrap().unwrap().state, banned);
+    assert_eq!(
+        s.ban_expiries().await.unwrap(),
+        [("i1".to_string(), until), ("i2".to_string(), until + Duration::seconds(1))]
+    );
+    // Any other state change clears it (here: connecting again at the expiry).
+    let start = StateChange::state(InstanceState::connecting(None, None));
+    s.update_instance_state("i1", &start).await.unwrap();
+    assert_eq!(s.ban_expiry("i1").await.unwrap(), None);
+    // So does an operator's command that leaves the state as it is.
+    assert!(s.clear_ban_expiry("i2").await.unwrap());
+    assert!(!s.clear_ban_expiry("i2").await.unwrap());
+    assert_eq!(s.get_instance_by_id("i2").await.unwrap().unwrap().state, banned);
+    assert!(s.ban_expiries().await.unwrap().is_empty());
+    assert_eq!(s.ban_expiry("missing").await.unwrap(), None);
+}
+
+pub(crate) fn alert(id: &str, tenant_id: &str, event_id: i64) -> AlertDeliveryRecord {
+    let at = now_millis();
+    AlertDeliveryRecord {
+        id: id.into(),
+        tenant_id: tenant_id.into(),
+        instance_id: Some("i1".into()),
+        event_id,
+        kind: "banned".into(),
+        text: format!("Number i1 was banned ({event_id})."),
+        payload: format!("{{\"text\":\"{event_id}\"}}"),
+        status: AlertStatus::Pending,
+        attempts: 0,
+        next_attempt_at: at,
+        last_status: None,
+        last_error: None,
+        created_at: at,
+        updated_at: at,
+        delivered_at: None,
+    }
+}
+
+async fn alerts_are_enqueued_once_with_the_cursor_and_taken_round_robin_across_tenants(
+    h: &Harness,
+) {
+    let s = &*h.s;
+    for t in ["t1", "t2"] {
+        with_tenant(s, t).await;
+    }
+    // A database that never had a cursor starts at the newest event.
+    for _ in 0..3 {
+        s.append_event(&event("t1", None, "instance.qr")).await.unwrap();
+    }
+    let newest = s.latest_event_id_all().await.unwrap();
+    assert_eq!(s.alert_cursor().await.unwrap(), newest);
+    // Tenant 1 has a backlog of five, tenant 2 one alert, the newest of all.
+    let t0 = now_millis() - Duration::seconds(60);
+    let mut batch: Vec<AlertDeliveryRecord> = (0..5)
+        .map(|n| {
+            let mut a = alert(&format!("alr_1_{n}"), "t1", 100 + n);
+            a.next_attempt_at = t0 + Duration::seconds(n);
+            a
+        })
+        .collect();
+    let mut late = alert("alr_2_0", "t2", 200);
+    late.next_attempt_at = t0 + Duration::seconds(30);
+    batch.push(late);
+    assert_eq!(s.enqueue_alerts(&batch, 210).await.unwrap(), 6);
+    assert_eq!(s.alert_cursor().await.unwrap(), 210);
+    // A replayed page stores nothing twice (same event, another id), and still moves the
+    // cursor.
+    let again = alert("alr_again", "t1", 100);
+    assert_eq!(s.enqueue_alerts(&[again], 220).await.unwrap(), 0);
+    assert_eq!(s.alert_cursor().await.unwrap(), 220);
+    assert_eq!(h.count("alert_deliveries").await, 6);
+
+    // Round-robin: every tenant's oldest before any tenant's second.
+    let due = s.due_alerts(now_millis(), 10, 3).await.unwrap();
+    let ids: Vec<&str> = due.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["alr_1_0", "alr_2_0", "alr_1_1"]);
+    assert_eq!(due[0], batch[0]);
+    let due = s.due_alerts(now_millis(), 2, 100).await.unwrap();
+    assert_eq!(due.len(), 3, "at most two of tenant 1's");
+    // Not yet due.
+    assert!(s.due_alerts(t0 - Duration::seconds(1), 10, 100).await.unwrap().is_empty());
+
+    // Outcomes: a failure with its next attempt, then a delivery; an older outcome arriving
+    // late changes nothing.
+    let next = now_millis() + Duration::seconds(2);
+    let failed = AlertAttempt {
+        status: AlertStatus::Pending,
+        attempts: 1,
+        next_attempt_at: next,
+        last_status: Some(503),
+        last_error: Some("the receiver answered 503".into()),
+        at: now_millis(),
+    };
+    s.record_alert_attempt("alr_2_0", &failed).await.unwrap();
+    let a = s.get_alert_delivery("t2", "alr_2_0").await.unwrap().unwrap();
+    assert_eq!(
+        (a.status, a.attempts, a.next_attempt_at, a.last_status),
+        (AlertStatus::Pending, 1, next, Some(503))
+    );
+    assert!(s.due_alerts(now_millis(), 10, 100).await.unwrap().iter().all(|a| a.tenant_id == "t1"));
+    let delivered_at = now_millis();
+    let ok = AlertAttempt {
+        status: AlertStatus::Delivered,
+        attempts: 2,
+        next_attempt_at: delivered_at,
+        last_status: Some(200),
+        last_error: None,
+        at: delivered_at,
+    };
+    s.record_alert_attempt("alr_2_0", &ok).await.unwrap();
+    s.record_alert_attempt("alr_2_0", &failed).await.unwrap();
+    let a = s.get_alert_delivery("t2", "alr_2_0").await.unwrap().unwrap();
+    assert_eq!(
+        (a.status, a.attempts, a.delivered_at, a.last_error),
+        (AlertStatus::Delivered, 2, Some(delivered_at), None)
+    );
+    // Another tenant's id is not found.
+    assert_eq!(s.get_alert_delivery("t1", "alr_2_0").await.unwrap(), None);
+}
+
+async fn alert_deliveries_are_listed_by_tenant_retried_and_pruned(h: &Harness) {
+    let s = &*h.s;
+    for t in ["t1", "t2"] {
+        with_tenant(s, t).await;
+    }
+    let mut batch: Vec<AlertDeliveryRecord> =
+        (0..5).map(|n| alert(&format!("alr_{n}"), "t1", n)).collect();
+    batch.push(alert("alr_9", "t2", 9));
+    s.enqueue_alerts(&batch, 9).await.unwrap();
+    let given_up = AlertAttempt {
+        status: AlertStatus::Failed,
+        attempts: 3,
+        next_attempt_at: now_millis(),
+        last_status: None,
+        last_error: Some("the receiver could not be reached".into()),
+        at: now_millis(),
+    };
+    for id in ["alr_1", "alr_3"] {
+        s.record_alert_attempt(id, &given_up).await.unwrap();
+    }
+    let list = |status: Option<AlertStatus>, before: Option<&str>, limit: u32| {
+        let f = AlertDeliveryFilter { status, before: before.map(Into::into), limit };
+        async move {
+            let got = s.list_alert_deliveries("t1", &f).await.unwrap();
+            got.into_iter().map(|a| a.id).collect::<Vec<_>>()
+        }
+    };
+    // Newest first, paged by id, filtered by status; another tenant's never shown.
+    assert_eq!(list(None, None, 3).await, ["alr_4", "alr_3", "alr_2"]);
+    assert_eq!(list(None, Some("alr_2"), 3).await, ["alr_1", "alr_0"]);
+    assert_eq!(list(Some(AlertStatus::Failed), None, 10).await, ["alr_3", "alr_1"]);
+    assert_eq!(list(Some(AlertStatus::Delivered), None, 10).await, Vec::<String>::new());
+
+    // A re-send makes a failed one pending and due, keeping its attempts; not another
+    // tenant's.
+    let at = now_millis();
+    assert!(s.requeue_alert("t1", "alr_3", at).await.unwrap());
+    assert!(!s.requeue_alert("t2", "alr_1", at).await.unwrap());
+    let a = s.get_alert_delivery("t1", "alr_3").await.unwrap().unwrap();
+    assert_eq!((a.status, a.attempts, a.next_attempt_at), (AlertStatus::Pending, 3, at));
+    assert!(s.due_alerts(at, 10, 100).await.unwrap().iter().any(|a| a.id == "alr_3"));
+
+    // Pruning takes the ended ones older than the cut, never a pending one.
+    assert_eq!(s.prune_alert_deliveries(now_millis() - Duration::hours(1)).await.unwrap(), 0);
+    assert_eq!(s.prune_alert_deliveries(now_millis() + Duration::seconds(1)).await.unwrap(), 1);
+    assert_eq!(s.get_alert_delivery("t1", "alr_1").await.unwrap(), None);
+    assert_eq!(h.count("alert_deliveries").await, 5);
+    // They go with their tenant.
+    assert!(s.delete_tenant("t2").await.unwrap());
+    assert_eq!(h.count("alert_deliveries").await, 4);
 }

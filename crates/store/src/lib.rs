@@ -1,10 +1,12 @@
 //! Storage of bZapper: one trait per concern (tenants and keys, instances, sealed sessions,
-//! pools, the event log, messages, webhooks, campaigns, received messages, contact checks),
+//! pools, the event log, messages, webhooks, campaigns, received messages, contact checks,
+//! alert deliveries),
 //! combined in the [`Store`] supertrait, implemented once over sqlx ([`SqlStore`], `src/sql`)
 //! for SQLite ([`SqliteStore`]) and PostgreSQL ([`PgStore`], for several nodes), each with
 //! its migrations (numbered alike) run at open.
 //! Session values and proxy URLs are sealed with [`Sealer`] before they reach the disk.
 
+mod alerts;
 mod cluster;
 #[cfg(test)]
 mod conformance;
@@ -17,6 +19,7 @@ mod sql;
 mod sqlite;
 mod time;
 
+pub use alerts::{AlertAttempt, AlertDeliveryFilter, AlertDeliveryRecord, AlertStatus, AlertStore};
 pub use cluster::*;
 pub use contacts::{ContactCheckRecord, ContactCheckStore};
 pub use inbound::{InboundRecord, InboundStore};
@@ -85,6 +88,14 @@ pub trait InstanceStore: Send + Sync {
     async fn delete_instance(&self, tenant_id: &str, id: &str) -> Result<bool>;
     /// Records the number's health score.
     async fn set_instance_health(&self, id: &str, score: u8) -> Result<()>;
+    /// When the number's temporary ban ends, while one is stored (see
+    /// [`StateChange::ban_until`]).
+    async fn ban_expiry(&self, id: &str) -> Result<Option<DateTime<Utc>>>;
+    /// Every number with a stored ban expiry, as (instance id, expiry), soonest first.
+    async fn ban_expiries(&self) -> Result<Vec<(String, DateTime<Utc>)>>;
+    /// Forgets the number's ban expiry (an operator acted on it meanwhile), so that nothing
+    /// connects it when the ban ends. Returns whether one was stored.
+    async fn clear_ban_expiry(&self, id: &str) -> Result<bool>;
 }
 
 /// Outbound messages: the durable send queue.
@@ -386,6 +397,7 @@ pub trait Store:
     + CampaignStore
     + InboundStore
     + ContactCheckStore
+    + AlertStore
 {
     /// A trivial query, for `/readyz`.
     async fn ping(&self) -> Result<()>;
@@ -413,6 +425,12 @@ pub fn apply_state_change(rec: &mut InstanceRecord, change: &StateChange) {
 
 impl StateChange {
     pub fn state(state: InstanceState) -> Self {
-        StateChange { state, identity: None, connected_at: None, clear_identity: false }
+        StateChange {
+            state,
+            identity: None,
+            connected_at: None,
+            clear_identity: false,
+            ban_until: None,
+        }
     }
 }

@@ -59,6 +59,9 @@ pub struct StateChange {
     pub connected_at: Option<DateTime<Utc>>,
     /// Set on logout: the number no longer has an identity.
     pub clear_identity: bool,
+    /// When a temporary ban ends (set with the `banned` state it came with). Every state
+    /// change stores it: any other change clears the stored expiry.
+    pub ban_until: Option<DateTime<Utc>>,
 }
 
 /// A pool's rotation strategy (defined with the rest of the rotation rules in core).

@@ -25,6 +25,7 @@ use crate::time::from_millis;
 use crate::{DeliveryAttempt, Event, InboundRecord, MessageRecord, NewEvent, Result, Sealer};
 use crate::{Store, StoreError};
 
+mod alerts;
 mod campaigns;
 mod contacts;
 pub(crate) mod events;

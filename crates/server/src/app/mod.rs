@@ -30,6 +30,7 @@ pub use error::{AppError, AppResult};
 use crate::cluster::Cluster;
 use crate::events::recorder::Recorder;
 use crate::media::MediaStore;
+use crate::runtime::alerts::AlertWorker;
 use crate::runtime::campaigns::Campaigns;
 use crate::runtime::leases::LeaseKeeper;
 use crate::runtime::scheduler::Scheduler;
@@ -69,6 +70,7 @@ pub struct Parts {
     pub recorder: Arc<Recorder>,
     pub media: Arc<MediaStore>,
     pub webhooks: Arc<WebhookWorker>,
+    pub alerts: Arc<AlertWorker>,
     pub campaigns: Arc<Campaigns>,
     pub cluster: Option<Arc<Cluster>>,
     pub leases: Option<Arc<LeaseKeeper>>,
@@ -107,7 +109,7 @@ impl App {
                 revocations.clone(),
             ),
             revocations,
-            alerts: alerts::Alerts::new(store.clone()),
+            alerts: alerts::Alerts::new(store.clone(), p.alerts.clone()),
             pools: pools::Pools::new(store.clone(), p.scheduler.clone(), q),
             feed: Arc::new(feed::EventFeed::new(store.clone(), p.recorder.clone())),
             status: status::GatewayStatus::new(

@@ -1,8 +1,9 @@
 //! Keeps this node's numbers. Every renewal period it heartbeats (which renews every lease
 //! it holds), lets go at once of any number whose lease another node took, resumes numbers
 //! it holds that should run, takes its fair share of numbers nobody holds (those of a node
-//! that died or shut down) and hands its excess to nodes below their share. It also places
-//! the numbers API calls on this node act on (`place`).
+//! that died or shut down; a number waiting for a temporary ban to end counts, and is
+//! connected by its new holder when the ban ends) and hands its excess to nodes below their
+//! share. It also places the numbers API calls on this node act on (`place`).
 //!
 //! Two nodes never run one number's connection: a node starts a connection only under an
 //! unexpired lease of its own, and a node that cannot renew stops all its connections
@@ -13,7 +14,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bzapper_core::Status;
+use bzapper_core::{Reason, Status};
 use bzapper_store::{Acquired, NodeRef, Signal, Store, StoreError};
 use futures::StreamExt;
 use tokio::sync::broadcast::error::RecvError;
@@ -179,13 +180,14 @@ impl LeaseKeeper {
             }
         }
         for id in resume {
-            if self.supervisor.is_running(&id).await {
+            if self.supervisor.is_running(&id).await || self.supervisor.waits_for_ban_end(&id) {
                 continue;
             }
             // Held but not running: this node stopped it while it could not renew, or its
-            // start failed. Active numbers run; the others wait for an operator.
+            // start failed. Active numbers run, and a number waiting for a temporary ban to end
+            // runs when it ends; the others wait for an operator.
             match self.store.get_instance_by_id(&id).await? {
-                Some(rec) if rec.state.is_active() => {
+                Some(rec) if rec.state.is_active() || rec.state.reason == Some(Reason::Banned) => {
                     if let Err(e) = self.supervisor.take_over(&rec, None, c.node_id()).await {
                         tracing::warn!(instance = %id, error = %e, "resuming a held number failed");
                     }

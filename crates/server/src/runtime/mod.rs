@@ -1,9 +1,10 @@
 //! The gateway's long-running parts: the send [`scheduler`], the instance [`supervisor`] and
-//! its [`inbound`] path, the cluster's [`leases`], [`alerts`], [`webhooks`] and the
-//! [`campaigns`] runner.
+//! its [`inbound`] path, the cluster's [`leases`], [`alerts`], [`webhooks`] (both durable
+//! senders built on [`delivery`]) and the [`campaigns`] runner.
 
 pub mod alerts;
 pub mod campaigns;
+pub mod delivery;
 pub mod inbound;
 pub mod leases;
 pub mod scheduler;

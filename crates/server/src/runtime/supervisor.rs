@@ -28,6 +28,7 @@ use crate::model::time::now;
 use crate::runtime::inbound::{Inbound, InboundJob};
 use crate::runtime::scheduler::Scheduler;
 use crate::runtime::session_bridge::InstanceSession;
+use ban_timers::BanTimers;
 
 /// The QR code currently shown for an instance.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +71,8 @@ pub struct Supervisor {
     inbound: Inbound,
     /// Itself, for the tasks it schedules (a reconnect when a temporary ban expires).
     me: Weak<Supervisor>,
+    /// The numbers waiting here for a temporary ban to end.
+    ban_timers: BanTimers,
 }
 
 impl Supervisor {
@@ -95,6 +98,7 @@ impl Supervisor {
             recorder,
             scheduler,
             me: me.clone(),
+            ban_timers: BanTimers::default(),
         });
         let weak = Arc::downgrade(&sup);
         tokio::spawn(async move {
@@ -112,13 +116,20 @@ impl Supervisor {
         self.driver.name()
     }
 
-    /// Starts every instance that was active when the gateway last stopped.
+    /// Starts every instance that was active when the gateway last stopped, and arms the
+    /// reconnect of every number waiting for a temporary ban to end.
     pub async fn resume_all(&self) -> Result<usize, SupervisorError> {
         let mut n = 0;
+        let ban_ends: HashMap<String, DateTime<Utc>> =
+            self.store.ban_expiries().await?.into_iter().collect();
         for rec in self.store.list_all_instances().await? {
             if rec.state.is_active() {
                 self.start(&rec).await?;
                 n += 1;
+            } else if let Some(until) = ban_ends.get(&rec.id) {
+                if rec.state.reason == Some(Reason::Banned) {
+                    self.reconnect_when_ban_ends(&rec.id, *until);
+                }
             }
         }
         Ok(n)
@@ -128,9 +139,21 @@ impl Supervisor {
     /// instance changes nothing and returns its state.
     pub async fn start(&self, rec: &InstanceRecord) -> Result<InstanceState, SupervisorError> {
         let mut running = self.running.lock().await;
+        self.start_in(&mut running, rec).await
+    }
+
+    /// [`Supervisor::start`] with the lock held.
+    async fn start_in(
+        &self,
+        running: &mut HashMap<String, Running>,
+        rec: &InstanceRecord,
+    ) -> Result<InstanceState, SupervisorError> {
         if let Some(r) = running.get(&rec.id) {
             return Ok(r.state.clone());
         }
+        // Started now: a ban's end no longer needs to (the stored expiry is cleared with the
+        // state change below).
+        self.ban_timers.disarm(&rec.id);
         let has_session = self.store.has_session(&rec.id).await?;
         // An instance that was active when the gateway stopped starts again from scratch.
         let from = if rec.state.is_active() {
@@ -171,9 +194,11 @@ impl Supervisor {
         Ok(transition.to)
     }
 
-    /// Disconnects the instance and keeps its session (`reason: stopped`).
+    /// Disconnects the instance and keeps its session (`reason: stopped`). A number waiting
+    /// for a temporary ban to end stays `banned` and is no longer connected at its end.
     pub async fn stop(&self, rec: &InstanceRecord) -> Result<InstanceState, SupervisorError> {
         let mut running = self.running.lock().await;
+        self.cancel_ban_end(&rec.id).await?;
         let from = match running.remove(&rec.id) {
             Some(r) => {
                 self.scheduler.detach_connection(&rec.id);
@@ -190,6 +215,7 @@ impl Supervisor {
     /// Unlinks the number and wipes its session (`reason: logged_out`).
     pub async fn logout(&self, rec: &InstanceRecord) -> Result<InstanceState, SupervisorError> {
         let mut running = self.running.lock().await;
+        self.cancel_ban_end(&rec.id).await?;
         let from = match running.remove(&rec.id) {
             Some(r) => {
                 self.scheduler.detach_connection(&rec.id);
@@ -211,6 +237,7 @@ impl Supervisor {
     /// Logs the number out and deletes it with its session.
     pub async fn delete(&self, rec: &InstanceRecord) -> Result<(), SupervisorError> {
         let mut running = self.running.lock().await;
+        self.ban_timers.disarm(&rec.id);
         if let Some(r) = running.remove(&rec.id) {
             if let Err(e) = r.conn.logout().await {
                 tracing::warn!(instance = %rec.id, error = %e, "logout at the network failed");
@@ -268,9 +295,13 @@ impl Supervisor {
     }
 
     /// Closes the instance's connection and keeps its stored state as it is, for another
-    /// node to resume (this node lost or handed over its lease). Returns whether it ran here.
+    /// node to resume (this node lost or handed over its lease); a ban's end is left to that
+    /// node too. Returns whether it ran here.
     pub async fn release(&self, id: &str) -> bool {
-        let Some(r) = self.running.lock().await.remove(id) else { return false };
+        let mut running = self.running.lock().await;
+        self.ban_timers.disarm(id);
+        let Some(r) = running.remove(id) else { return false };
+        drop(running);
         self.scheduler.detach_connection(id);
         r.conn.stop().await;
         true
@@ -279,15 +310,20 @@ impl Supervisor {
     /// Resumes a number whose previous node stopped holding it (died, lost its database, or
     /// shut down): the connection that node had is gone, which is recorded as
     /// `instance.disconnected` (`transient`: it reconnects by itself) before this node
-    /// connects it again from its stored session.
+    /// connects it again from its stored session. A number waiting for a temporary ban to end
+    /// is connected when it ends; any other `disconnected` one is left as it is.
     pub async fn take_over(
         &self,
         rec: &InstanceRecord,
         previous_node: Option<&str>,
         this_node: &str,
     ) -> Result<InstanceState, SupervisorError> {
+        if !rec.state.is_active() {
+            self.watch_ban(rec).await?;
+            return Ok(rec.state.clone());
+        }
         let mut rec = rec.clone();
-        if rec.state.is_active() && !self.is_running(&rec.id).await {
+        if !self.is_running(&rec.id).await {
             let why = match previous_node {
                 Some(n) => format!("node {n} stopped renewing its hold on this number"),
                 None => "its node shut down".to_string(),
@@ -307,6 +343,8 @@ impl Supervisor {
     /// the same instances.
     pub async fn shutdown(&self) {
         let mut running = self.running.lock().await;
+        // A ban's end is left to the next start (or, in a cluster, to the next holder).
+        self.ban_timers.disarm_all();
         // All at once: a real-driver client may take a couple of seconds to flush and end, and
         // a gateway with hundreds of numbers must not stop them one after another.
         futures::future::join_all(running.drain().map(|(_, r)| async move { r.conn.stop().await }))
@@ -401,10 +439,11 @@ impl Supervisor {
             identity: change_extra,
             connected_at,
             clear_identity: false,
+            ban_until: ban_expires,
         };
         self.persist(&tenant_id, id, &t, change).await?;
         if let Some(until) = ban_expires {
-            self.reconnect_when_ban_expires(id.to_string(), tenant_id.clone(), until);
+            self.reconnect_when_ban_ends(id, until);
         }
         if !t.to.is_active() {
             // The driver has ended this connection (logged out, banned, timed out, unreadable).
@@ -414,28 +453,6 @@ impl Supervisor {
             }
         }
         Ok(())
-    }
-
-    /// Starts the number again once its temporary ban has expired, unless an operator has
-    /// touched it meanwhile (it is then no longer `banned`). It re-enters rotation only when
-    /// that connection comes up.
-    fn reconnect_when_ban_expires(&self, id: String, tenant_id: String, until: DateTime<Utc>) {
-        let me = self.me.clone();
-        let wait = (until - now()).to_std().unwrap_or_default();
-        tokio::spawn(async move {
-            tokio::time::sleep(wait).await;
-            let Some(sup) = me.upgrade() else { return };
-            let rec = match sup.store.get_instance(&tenant_id, &id).await {
-                Ok(Some(rec)) => rec,
-                _ => return,
-            };
-            if rec.state.reason != Some(Reason::Banned) {
-                return;
-            }
-            if let Err(e) = sup.start(&rec).await {
-                tracing::warn!(instance = %id, error = %e, "reconnecting after a temporary ban failed");
-            }
-        });
     }
 
     /// Writes a state change and, when it is visible, records its `instance.*` event.
@@ -494,5 +511,7 @@ fn state_changed(s: &InstanceState) -> InstanceStateChanged {
     }
 }
 
+mod ban_expiry;
+mod ban_timers;
 #[cfg(test)]
 mod tests;

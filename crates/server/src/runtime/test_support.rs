@@ -141,6 +141,16 @@ impl Rig {
         Rig { store, scheduler, supervisor, net, _dir: dir, _hold_clock: hold }
     }
 
+    /// The gateway restarts on the same data: this rig's supervisor closes its connections
+    /// and goes, with whatever it held in memory; a new rig starts on the same store, with a
+    /// new in-process network (which logs stored sessions back in). Nothing is resumed yet:
+    /// call `supervisor.resume_all()` as start-up does.
+    pub async fn restart(self) -> Rig {
+        self.supervisor.shutdown().await;
+        let Rig { store, _dir, _hold_clock, .. } = self;
+        Rig::on_store(_hold_clock, _dir, store, 256).await
+    }
+
     /// See [`until`].
     pub async fn until<F, Fut>(&self, what: &str, check: F)
     where

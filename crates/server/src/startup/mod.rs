@@ -28,6 +28,7 @@ use crate::events::recorder::Recorder;
 use crate::http::auth::sha256;
 use crate::http::state::{AppState, Inner};
 use crate::model::ids::new_id;
+use crate::runtime::alerts::{AlertParts, AlertWorker};
 use crate::runtime::campaigns::SystemClock;
 use crate::runtime::leases::LeaseKeeper;
 use crate::runtime::scheduler::{Scheduler, SchedulerParts};
@@ -52,6 +53,7 @@ pub struct Application {
     admin_token_source: Source,
     closing: tokio::sync::watch::Sender<bool>,
     webhooks: Arc<WebhookWorker>,
+    alerts: Arc<AlertWorker>,
     limits: config::ServerLimits,
 }
 
@@ -199,10 +201,16 @@ impl Application {
             cluster.clone(),
         )
         .context("building the webhook client")?;
-        crate::runtime::alerts::spawn(
-            dyn_store.clone(),
-            recorder.clone(),
-            webhooks.role(),
+        let alerts = AlertWorker::spawn(
+            AlertParts {
+                store: dyn_store.clone(),
+                recorder: recorder.clone(),
+                // Alerts are retried on the webhooks' schedule, by the node sending webhooks.
+                policy: config.webhook_retry,
+                role: webhooks.role(),
+                clock: Arc::new(SystemClock),
+                cluster: cluster.clone(),
+            },
             &outbound,
         )
         .context("building the alert client")?;
@@ -239,6 +247,7 @@ impl Application {
             recorder,
             media,
             webhooks: webhooks.clone(),
+            alerts: alerts.clone(),
             campaigns,
             cluster: cluster.clone(),
             leases: leases.clone(),
@@ -282,6 +291,7 @@ impl Application {
             admin_token_source,
             closing,
             webhooks,
+            alerts,
             limits: config.server_limits,
         })
     }
@@ -321,7 +331,8 @@ impl Application {
         }
         self.supervisor.shutdown().await;
         // Before leaving: the webhooks role keeper must not renew the role after `leave`.
-        self.webhooks.shutdown().await;
+        // Both senders of the role let their attempts under way record their outcome.
+        tokio::join!(self.webhooks.shutdown(), self.alerts.shutdown());
         if let Some(leases) = &self.leases {
             // Connections are closed: the other nodes may take the numbers at once.
             leases.leave().await;
@@ -369,8 +380,9 @@ impl OpenStore {
     }
 }
 
-/// Removes events older than the retention window, and contact-check answers older than a
-/// day, now and every ten minutes.
+/// Removes events older than the retention window (with the received-message index and the
+/// ended alert deliveries of that age), and contact-check answers older than a day, now and
+/// every ten minutes.
 fn spawn_event_pruning(store: Arc<dyn Store>, retention: std::time::Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
@@ -389,6 +401,12 @@ fn spawn_event_pruning(store: Arc<dyn Store>, retention: std::time::Duration) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(pruned = n, "old received-message index entries removed"),
                 Err(e) => tracing::warn!(error = %e, "pruning the received-message index failed"),
+            }
+            // Alerts that were delivered or given up are kept as long as their events.
+            match store.prune_alert_deliveries(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "old alert deliveries removed"),
+                Err(e) => tracing::warn!(error = %e, "pruning the alert deliveries failed"),
             }
             // Contact-check answers are reused for a day, whatever the event retention.
             match store.prune_contact_checks(crate::app::contacts::cache_cutoff()).await {

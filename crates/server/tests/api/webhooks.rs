@@ -292,6 +292,97 @@ async fn an_operator_is_alerted_when_a_number_is_banned() {
     );
 }
 
+/// Alerts have delivery records: listed newest first, paged and filtered by status, each
+/// with its sentence and outcome (a failure first, retried until delivered), sent again on
+/// request; bad query input is a 422 in the error shape, and another tenant sees none.
+#[tokio::test]
+async fn alert_deliveries_are_listed_paged_filtered_and_sent_again() {
+    let app =
+        app_with(RetryPolicy { first_delay_ms: 50, max_delay_ms: 200, give_up_after_ms: 60_000 })
+            .await;
+    let (_, key) = app.tenant("acme").await;
+    let (_, other) = app.tenant("other").await;
+    // The first post fails: its alert is retried.
+    let (rx, url) = Receiver::start(1, Duration::ZERO).await;
+    let body = json!({"url": url, "format": "slack", "on": ["banned"]});
+    assert_eq!(app.call(Method::PUT, "/v1/alerts", Some(&key), Some(body)).await.0, StatusCode::OK);
+    for i in 1..=3 {
+        let n = id(&app
+            .connected_instance(&key, &format!("sales-{i}"), &format!("+551199999400{i}"))
+            .await);
+        app.post(
+            &format!("/v1/sim/instances/{n}/drop"),
+            crate::helpers::ADMIN,
+            json!({"reason": "banned"}),
+        )
+        .await;
+        app.wait_status(&key, &n, "disconnected").await;
+    }
+    wait_until("three alerts delivered, one after a failure", || rx.count() >= 4).await;
+    let delivered = || async {
+        let (s, v) = app.get("/v1/alerts/deliveries?status=delivered", &key).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["items"].as_array().unwrap().len()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while delivered().await < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "the outcomes recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let (_, all) = app.get("/v1/alerts/deliveries", &key).await;
+    let items = all["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "{all}");
+    assert_eq!(all["next_cursor"], Value::Null);
+    // Newest first: sales-3's alert.
+    let text = items[0]["text"].as_str().unwrap();
+    assert!(text.starts_with("Number +5511999994003 (sales-3) was banned: "), "{text}");
+    assert_eq!(items[0]["alert"], "banned");
+    assert_eq!(items[0]["status"], "delivered");
+    assert_eq!(items[0]["next_attempt_at"], Value::Null);
+    assert!(items[0]["delivered_at"].is_string());
+    let attempts: Vec<u64> = items.iter().map(|a| a["attempts"].as_u64().unwrap()).collect();
+    assert_eq!(attempts.iter().sum::<u64>(), 4, "one alert took two attempts: {all}");
+    let retried = items.iter().find(|a| a["attempts"] == 2).unwrap();
+    assert_eq!(retried["last_status"], 200);
+    // Paged.
+    let (_, page) = app.get("/v1/alerts/deliveries?limit=2", &key).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, rest) = app.get(&format!("/v1/alerts/deliveries?limit=2&cursor={cursor}"), &key).await;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["items"][0]["id"], items[2]["id"]);
+    assert_eq!(rest["next_cursor"], Value::Null);
+    let (_, pending) = app.get("/v1/alerts/deliveries?status=pending", &key).await;
+    assert_eq!(pending["items"], json!([]));
+    // Another tenant sees none of them, and cannot re-send one.
+    let (_, theirs) = app.get("/v1/alerts/deliveries", &other).await;
+    assert_eq!(theirs["items"], json!([]));
+    let aid = items[0]["id"].as_str().unwrap();
+    let retry = format!("/v1/alerts/deliveries/{aid}/retry");
+    assert_eq!(app.post(&retry, &other, json!({})).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.post("/v1/alerts/deliveries/alr_nope/retry", &key, json!({})).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // Sent again on request.
+    let (s, v) = app.post(&retry, &key, json!({})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["id"], aid);
+    wait_until("the re-sent alert", || rx.count() >= 5).await;
+    let (_, body) = rx.got.lock().unwrap()[4].clone();
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), json!({"text": text}));
+
+    for query in ["status=bogus", "limit=0", "limit=501", "cursor=garbage!", "nope=1"] {
+        let (s, v) = app.get(&format!("/v1/alerts/deliveries?{query}"), &key).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")),
+            "{query}: {v}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn every_event_arrives_once_through_failures_an_outage_and_a_restart() {
     let policy = RetryPolicy { first_delay_ms: 50, max_delay_ms: 300, give_up_after_ms: 120_000 };

@@ -52,6 +52,10 @@ fn parse_payload(p: &str) -> Option<Signal> {
     })
 }
 
+/// The numbers a node should hold: those not `disconnected`, and those waiting for a
+/// temporary ban to end (the holder connects them then).
+const SHOULD_RUN: &str = "(status <> 'disconnected' OR ban_until IS NOT NULL)";
+
 /// Nodes whose heartbeat is within `$n` ms (the lease time).
 const LIVE_NODES: &str = "SELECT id FROM nodes WHERE heartbeat_at > bz_now_ms() - ";
 
@@ -203,7 +207,7 @@ impl ClusterStore for PgStore {
     async fn orphans(&self, limit: u32) -> Result<Vec<Orphan>> {
         let rows = sqlx::query(&format!(
             "SELECT {INSTANCE_COLUMNS}, lease_node FROM instances \
-             WHERE status <> 'disconnected' \
+             WHERE {SHOULD_RUN} \
              AND (lease_node IS NULL OR lease_until IS NULL OR lease_until < bz_now_ms()) \
              ORDER BY created_at, id LIMIT $1"
         ))
@@ -229,14 +233,14 @@ impl ClusterStore for PgStore {
                 .await
                 .map_err(db)?;
         let active_instances: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM instances WHERE status <> 'disconnected'")
+            sqlx::query_scalar(&format!("SELECT count(*) FROM instances WHERE {SHOULD_RUN}"))
                 .fetch_one(&self.pool)
                 .await
                 .map_err(db)?;
-        let held: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT lease_node, count(*) FROM instances WHERE status <> 'disconnected' \
+        let held: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT lease_node, count(*) FROM instances WHERE {SHOULD_RUN} \
              AND lease_node IS NOT NULL AND lease_until >= bz_now_ms() GROUP BY lease_node",
-        )
+        ))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;

@@ -102,6 +102,32 @@ async fn a_lease_has_one_holder_until_it_expires_then_another_node_takes_it() {
     assert!(n.a.acquire("missing", "A", TTL).await.is_err());
 }
 
+/// A number waiting for its temporary ban to end should run: with nobody holding it, it is
+/// an orphan (a node takes it and connects it when the ban ends) and counts in the shares.
+/// Without an expiry, a banned number is left alone.
+#[tokio::test]
+async fn a_number_waiting_for_its_ban_to_end_is_placed_like_an_active_one() {
+    let Some(n) = two_nodes().await else { return };
+    let banned = InstanceState::disconnected(bzapper_core::Reason::Banned, Some("code 101".into()));
+    for id in ["waiting", "for-good"] {
+        n.a.create_instance(&instance(id, "t1", id)).await.unwrap();
+    }
+    let until = crate::now_millis() + chrono::Duration::hours(1);
+    let change = StateChange { ban_until: Some(until), ..StateChange::state(banned.clone()) };
+    n.a.update_instance_state("waiting", &change).await.unwrap();
+    n.a.update_instance_state("for-good", &StateChange::state(banned)).await.unwrap();
+    let orphans = n.b.orphans(10).await.unwrap();
+    let ids: Vec<&str> = orphans.iter().map(|o| o.instance.id.as_str()).collect();
+    assert_eq!(ids, ["waiting"]);
+    assert_eq!(n.b.placement(TTL).await.unwrap().active_instances, 1);
+    assert!(matches!(n.b.acquire("waiting", "B", TTL).await.unwrap(), Acquired::Yes { .. }));
+    assert_eq!(n.b.placement(TTL).await.unwrap().held_active.get("B"), Some(&1));
+    assert!(n.a.orphans(10).await.unwrap().is_empty());
+    // An operator's command clears the expiry: it no longer needs a holder.
+    assert!(n.b.clear_ban_expiry("waiting").await.unwrap());
+    assert_eq!(n.b.placement(TTL).await.unwrap().active_instances, 0);
+}
+
 #[tokio::test]
 async fn two_nodes_racing_for_the_same_numbers_never_both_get_one() {
     let Some(n) = two_nodes().await else { return };

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use bzapper_core::{InstanceState, LimitsPatch, ProxyUrl, Reason, Status};
+use chrono::{DateTime, Utc};
 
 use super::{json_err, opt_ts, q, ts, Backend, SqlStore};
 use crate::time::to_millis;
@@ -182,7 +183,8 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
              jid = CASE WHEN $4 THEN $6 ELSE jid END, \
              lid = CASE WHEN $4 THEN $7 ELSE lid END, \
              connected_at = COALESCE($8, connected_at), \
-             first_connected_at = COALESCE(first_connected_at, $8) \
+             first_connected_at = COALESCE(first_connected_at, $8), \
+             ban_until = $10 \
              WHERE id = $9",
         )
         .bind(change.state.status.as_str())
@@ -194,6 +196,7 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
         .bind(lid)
         .bind(change.connected_at.map(to_millis))
         .bind(id)
+        .bind(change.ban_until.map(to_millis))
         .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
@@ -216,5 +219,37 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
             .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
+    }
+
+    async fn ban_expiry(&self, id: &str) -> Result<Option<DateTime<Utc>>> {
+        let row = q::<DB>("SELECT ban_until FROM instances WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *self.conn().await?)
+            .await?;
+        match row {
+            Some(row) => opt_ts(DB::col(&row, "ban_until")?),
+            None => Ok(None),
+        }
+    }
+
+    async fn ban_expiries(&self) -> Result<Vec<(String, DateTime<Utc>)>> {
+        let rows = q::<DB>(
+            "SELECT id, ban_until FROM instances WHERE ban_until IS NOT NULL \
+             ORDER BY ban_until, id",
+        )
+        .fetch_all(&mut *self.conn().await?)
+        .await?;
+        rows.iter().map(|r| Ok((DB::col(r, "id")?, ts(DB::col(r, "ban_until")?)?))).collect()
+    }
+
+    async fn clear_ban_expiry(&self, id: &str) -> Result<bool> {
+        let _gate = DB::gate(self).await;
+        let n = q::<DB>(
+            "UPDATE instances SET ban_until = NULL WHERE id = $1 AND ban_until IS NOT NULL",
+        )
+        .bind(id)
+        .execute(&mut *self.conn().await?)
+        .await?;
+        Ok(n > 0)
     }
 }

@@ -1,5 +1,6 @@
-//! The master-key check: a value sealed with the key the database was created with, kept in
-//! `meta`, so that a wrong key is refused before anything is written.
+//! What the store keeps in `meta`: the master-key check (a value sealed with the key the
+//! database was created with, so that a wrong key is refused before anything is written), and
+//! the cursors of the event log's readers.
 
 use super::{q, Backend, SqlStore};
 use crate::{Result, SealError, Sealer, StoreError};
@@ -89,4 +90,39 @@ impl<DB: Backend> SqlStore<DB> {
         tx.commit().await.map_err(super::db)?;
         verify_master_key::<DB>(&mut conn, &self.sealer).await.map(|_| ())
     }
+}
+
+/// The cursor of a reader of the event log (the webhook and alert fan-outs), kept in `meta`
+/// under `key`. On a database that never had one, the newest event's id: a reader sees what
+/// happens from its first start.
+pub(crate) async fn log_cursor<DB: Backend>(conn: &mut DB::Connection, key: &str) -> Result<i64> {
+    let row =
+        q::<DB>("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(conn).await?;
+    match row {
+        Some(row) => String::from_utf8_lossy(&DB::col::<Vec<u8>>(&row, "value")?)
+            .parse()
+            .map_err(|_| StoreError::Database(format!("the cursor `{key}` is damaged"))),
+        None => {
+            let max: Option<i64> = q::<DB>("SELECT MAX(id) FROM events").scalar(conn).await?;
+            Ok(max.unwrap_or(0))
+        }
+    }
+}
+
+/// Stores a log reader's cursor (see [`log_cursor`]), on `conn` (the transaction that writes
+/// what the reader made of the events up to it).
+pub(crate) async fn set_log_cursor<DB: Backend>(
+    conn: &mut DB::Connection,
+    key: &str,
+    cursor: i64,
+) -> Result<()> {
+    q::<DB>(
+        "INSERT INTO meta (key, value) VALUES ($1, $2) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(key)
+    .bind(cursor.to_string().into_bytes())
+    .execute(conn)
+    .await?;
+    Ok(())
 }

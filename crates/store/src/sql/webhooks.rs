@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::events::{event_from_row, EVENT_COLUMNS};
+use super::meta::{log_cursor, set_log_cursor};
 use super::{db, json_err, opt_ts, q, ts, values, Backend, SqlStore};
 use crate::time::to_millis;
 use crate::{
@@ -333,22 +334,7 @@ impl<DB: Backend> WebhookStore for SqlStore<DB> {
     }
 
     async fn fanout_cursor(&self) -> Result<i64> {
-        let mut conn = self.conn().await?;
-        let row = q::<DB>("SELECT value FROM meta WHERE key = $1")
-            .bind(META_FANOUT_CURSOR)
-            .fetch_optional(&mut conn)
-            .await?;
-        match row {
-            Some(row) => String::from_utf8_lossy(&DB::col::<Vec<u8>>(&row, "value")?)
-                .parse()
-                .map_err(|_| StoreError::Database("the webhook fan-out cursor is damaged".into())),
-            // The first start begins at the newest event: webhooks see what happens from now.
-            None => {
-                let max: Option<i64> =
-                    q::<DB>("SELECT MAX(id) FROM events").scalar(&mut conn).await?;
-                Ok(max.unwrap_or(0))
-            }
-        }
+        log_cursor::<DB>(&mut *self.conn().await?, META_FANOUT_CURSOR).await
     }
 
     async fn enqueue_deliveries(&self, deliveries: &[DeliveryRecord], cursor: i64) -> Result<u64> {
@@ -383,14 +369,7 @@ impl<DB: Backend> WebhookStore for SqlStore<DB> {
             }
             stored += query.execute(&mut tx).await?;
         }
-        q::<DB>(
-            "INSERT INTO meta (key, value) VALUES ($1, $2) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(META_FANOUT_CURSOR)
-        .bind(cursor.to_string().into_bytes())
-        .execute(&mut tx)
-        .await?;
+        set_log_cursor::<DB>(&mut tx, META_FANOUT_CURSOR, cursor).await?;
         tx.commit().await.map_err(db)?;
         Ok(stored)
     }

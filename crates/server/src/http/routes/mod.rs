@@ -75,6 +75,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/v1/media/{id}", get(media::get).delete(media::delete))
         .route("/v1/media/{id}/content", get(media::content))
         .route("/v1/alerts", put(alerts::put).get(alerts::get).delete(alerts::delete))
+        .route("/v1/alerts/deliveries", get(alerts::deliveries))
+        .route("/v1/alerts/deliveries/{id}/retry", post(alerts::retry))
         .route("/v1/pools", get(pools::list))
         .route("/v1/pools/{name}", put(pools::put))
         .route("/v1/messages", post(messages::send).get(messages::list))

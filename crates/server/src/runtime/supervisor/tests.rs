@@ -1,10 +1,14 @@
 //! The supervisor's rules on their own: how driver events become states and `instance.*`
 //! events. Real SQLite store, simulated network, paused clock.
 
+use std::time::Duration;
+
 use bzapper_core::{Reason, Status};
 use bzapper_driver::sim::DropRequest;
 use bzapper_driver::DropKind;
+use bzapper_store::InstanceStore;
 
+use crate::model::time::now;
 use crate::runtime::test_support::Rig;
 
 /// The `instance.*` events of one number, as `kind status/reason`, oldest first.
@@ -68,4 +72,61 @@ async fn a_ban_is_disconnected_banned_and_stays_so() {
             "instance.disconnected disconnected/banned",
         ]
     );
+}
+
+/// The network bans the number for a minute; returns once it is `disconnected/banned` with
+/// the ban's end stored.
+async fn ban_for_a_minute(rig: &Rig, id: &str) -> chrono::DateTime<chrono::Utc> {
+    let until = now() + chrono::Duration::seconds(60);
+    let reason = DropKind::TemporarilyBanned { until };
+    rig.net.drop_connection(id, DropRequest { reason }).await.unwrap();
+    rig.until_status(id, Status::Disconnected).await;
+    assert_eq!(rig.instance(id).await.state.reason, Some(Reason::Banned));
+    assert_eq!(rig.store.ban_expiry(id).await.unwrap(), Some(until));
+    until
+}
+
+/// Issue 18: the reconnect at a temporary ban's end was a timer in memory only; a restart
+/// lost it and the number stayed disconnected for good. The end is stored with the number,
+/// so the restarted gateway connects it when the ban ends (not before).
+#[tokio::test(start_paused = true)]
+async fn a_temporary_ban_ends_in_a_reconnect_after_a_restart_too() {
+    let rig = Rig::new().await;
+    let a = rig.connected("a", "+5511999990012").await;
+    ban_for_a_minute(&rig, &a.id).await;
+    rig.advance(Duration::from_secs(10)).await;
+
+    let before = std::sync::Arc::downgrade(&rig.supervisor);
+    let rig = rig.restart().await;
+    assert!(before.upgrade().is_none(), "the supervisor before the restart is gone");
+    rig.supervisor.resume_all().await.unwrap();
+    rig.advance(Duration::from_secs(45)).await;
+    let rec = rig.instance(&a.id).await;
+    assert_eq!((rec.state.status, rec.state.reason), (Status::Disconnected, Some(Reason::Banned)));
+
+    rig.advance(Duration::from_secs(6)).await;
+    rig.until_status(&a.id, Status::Connected).await;
+    assert_eq!(rig.instance(&a.id).await.state.reason, None);
+    assert_eq!(rig.store.ban_expiry(&a.id).await.unwrap(), None, "cleared by the reconnect");
+}
+
+/// An operator who disconnects a number during its temporary ban keeps it disconnected: the
+/// ban's end no longer connects it, on this run or after a restart.
+#[tokio::test(start_paused = true)]
+async fn an_operators_disconnect_during_a_ban_cancels_the_reconnect() {
+    let rig = Rig::new().await;
+    let a = rig.connected("a", "+5511999990013").await;
+    ban_for_a_minute(&rig, &a.id).await;
+    let rec = rig.instance(&a.id).await;
+    rig.supervisor.stop(&rec).await.unwrap();
+    assert_eq!(rig.store.ban_expiry(&a.id).await.unwrap(), None);
+    rig.advance(Duration::from_secs(120)).await;
+    let rec = rig.instance(&a.id).await;
+    assert_eq!((rec.state.status, rec.state.reason), (Status::Disconnected, Some(Reason::Banned)));
+    assert!(!rig.supervisor.is_running(&a.id).await);
+
+    let rig = rig.restart().await;
+    rig.supervisor.resume_all().await.unwrap();
+    rig.advance(Duration::from_secs(10)).await;
+    assert_eq!(rig.instance(&a.id).await.state.status, Status::Disconnected);
 }
