@@ -114,3 +114,48 @@ async fn one_numbers_messages_are_recorded_in_arrival_order() {
         assert_eq!(texts, expected, "{instance}");
     }
 }
+
+/// The sink answers only once the batch is on disk, and a batch delivered again (WhatsApp
+/// never got the acknowledgement) is recorded once; a message with the same id in another
+/// chat is another message. Once the store fails, it answers `Err` (the driver then leaves
+/// the batch unacknowledged).
+// On the real clock: closing the store waits for its connections in real time.
+#[tokio::test]
+async fn the_sink_answers_once_the_batch_is_on_disk_and_records_a_redelivery_once() {
+    use bzapper_driver::InboundSink;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(&dir).await;
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let recorder = Recorder::new(dyn_store.clone(), None);
+    let inbound = Inbound::spawn(dyn_store.clone(), recorder, "http://gateway.test/");
+    let a = stored_number(store.as_ref(), "a").await.id;
+    let own = Arc::new(std::sync::RwLock::new((Some(PHONE.to_string()), None)));
+    let sink = inbound.sink(TENANT, &a, own);
+    let received = || async {
+        let all = events_of(dyn_store.as_ref()).await;
+        all.into_iter().filter(|e| e.kind == "message.received").collect::<Vec<_>>()
+    };
+
+    let batch: Vec<InboundMessage> =
+        (0..5).map(|n| message(&format!("W{n}"), LID, &n.to_string())).collect();
+    sink.commit(batch.clone()).await.unwrap();
+    // Ok means on disk: readable at once, in the batch's order.
+    let texts: Vec<String> =
+        received().await.iter().map(|e| e.data["text"].as_str().unwrap().to_string()).collect();
+    assert_eq!(texts, ["0", "1", "2", "3", "4"]);
+
+    // The whole batch again, with a new message in the middle, and a message with a known id
+    // from another chat: only the new ones are recorded.
+    let mut again = batch.clone();
+    again.insert(2, message("W9", LID, "new"));
+    again.push(message("W0", PHONE, "same id, other chat"));
+    sink.commit(again).await.unwrap();
+    let texts: Vec<String> =
+        received().await.iter().map(|e| e.data["text"].as_str().unwrap().to_string()).collect();
+    assert_eq!(texts, ["0", "1", "2", "3", "4", "new", "same id, other chat"]);
+
+    // A store that fails: the sink says so.
+    store.close().await;
+    assert!(sink.commit(vec![message("W10", LID, "lost?")]).await.is_err());
+}
