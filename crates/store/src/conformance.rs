@@ -19,9 +19,9 @@ use crate::sql::session_aad;
 use crate::{
     apply_state_change, now_millis, ApiKeyRecord, CampaignCount, CampaignRecipient, CampaignRecord,
     CampaignStatus, ContactCheckRecord, DeliveryAttempt, DeliveryRecord, DeliveryStatus, Identity,
-    InboundRecord, InstanceRecord, MasterKey, MessageFilter, MessageRecord, MessageStatus,
-    MessageUpdate, KeyedEvent, NewEvent, PgStore, Pool, QueueKey, QueuedRef, Sealer, SessionWrite, SqliteStore,
-    StateChange, Store, StoreError, Strategy, Tenant, WebhookRecord,
+    InboundRecord, InstanceRecord, KeyedEvent, MasterKey, MessageFilter, MessageRecord,
+    MessageStatus, MessageUpdate, NewEvent, PgStore, Pool, QueueKey, QueuedRef, Sealer,
+    SessionWrite, SqliteStore, StateChange, Store, StoreError, Strategy, Tenant, WebhookRecord,
 };
 
 /// The variable naming the PostgreSQL database the PostgreSQL runs use.
@@ -1631,8 +1631,7 @@ async fn an_event_with_a_dedupe_key_is_appended_once(h: &Harness) {
     // The same message committed twice at once (a redelivery racing the first delivery):
     // one append records it, the other finds it recorded.
     let (one, other) = ([keyed(10, Some("d"))], [keyed(11, Some("d"))]);
-    let (x, y) =
-        tokio::join!(s.append_events_once(&one, &[]), s.append_events_once(&other, &[]));
+    let (x, y) = tokio::join!(s.append_events_once(&one, &[]), s.append_events_once(&other, &[]));
     let recorded = [x.unwrap(), y.unwrap()].iter().filter(|w| w[0].is_some()).count();
     assert_eq!(recorded, 1, "a key is recorded by exactly one of two concurrent appends");
     // The plain appends are unchanged and never skip.

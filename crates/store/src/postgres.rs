@@ -129,8 +129,11 @@ async fn append_events(
     // Under the lock no other append can add a key, so what this reads stays true until
     // the commit (the unique index would refuse a duplicate anyway).
     let keys = keys_of(events);
-    let existing =
-        if keys.is_empty() { Default::default() } else { existing_keys::<Postgres>(&mut tx, &keys).await? };
+    let existing = if keys.is_empty() {
+        Default::default()
+    } else {
+        existing_keys::<Postgres>(&mut tx, &keys).await?
+    };
     let keep = keep_once(events, &existing);
     let encoded = encode(events.iter().zip(&keep).filter(|(_, k)| **k).map(|(e, _)| *e))?;
     let n = encoded.len();

@@ -208,8 +208,11 @@ async fn append_events(
     let mut tx = s.begin().await?;
     insert_inbound::<Sqlite>(&mut tx, inbound).await?;
     let keys = keys_of(events);
-    let existing =
-        if keys.is_empty() { Default::default() } else { existing_keys::<Sqlite>(&mut tx, &keys).await? };
+    let existing = if keys.is_empty() {
+        Default::default()
+    } else {
+        existing_keys::<Sqlite>(&mut tx, &keys).await?
+    };
     let keep = keep_once(events, &existing);
     let encoded = encode(events.iter().zip(&keep).filter(|(_, k)| **k).map(|(e, _)| *e))?;
     let mut written = Vec::with_capacity(encoded.len());
@@ -238,7 +241,8 @@ async fn append_events(
             )));
         }
         let first = done.last_insert_rowid() - n + 1;
-        written.extend(chunk.iter().enumerate().map(|(i, ((e, _), _))| appended(e, first + i as i64)));
+        written
+            .extend(chunk.iter().enumerate().map(|(i, ((e, _), _))| appended(e, first + i as i64)));
     }
     tx.commit().await.map_err(db)?;
     let mut written = written.into_iter();

@@ -22,7 +22,11 @@ pub(crate) struct Committer {
 }
 
 impl Committer {
-    pub(crate) fn spawn(net: Arc<dyn SimNet>, instance_id: String, sink: Arc<dyn InboundSink>) -> Self {
+    pub(crate) fn spawn(
+        net: Arc<dyn SimNet>,
+        instance_id: String,
+        sink: Arc<dyn InboundSink>,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(net, instance_id, sink, rx));
         Committer { tx }

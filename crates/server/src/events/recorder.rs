@@ -536,7 +536,12 @@ mod tests {
                 reply_to: None,
                 at: now(),
             };
-            let r = Resolved { sender_phone: Some(jid.clone()), sender_lid: None, chat: jid, mentions: vec![] };
+            let r = Resolved {
+                sender_phone: Some(jid.clone()),
+                sender_lid: None,
+                chat: jid,
+                mentions: vec![],
+            };
             Kind::MessageReceived(Box::new(message_received_data(&m, &r, (None, None), None)))
         };
         let key = || "i1\n5511988880001@s.whatsapp.net\n5511988880001@s.whatsapp.net\n3EB0AA";
@@ -548,9 +553,8 @@ mod tests {
         let c = recorder.submit_received("t1", "i1", received(), None, key().into()).await;
         assert!(c.durable().await.unwrap().is_none());
         // Another message (another id) is another key.
-        let other = recorder
-            .submit_received("t1", "i1", received(), None, key().replace("AA", "BB"))
-            .await;
+        let other =
+            recorder.submit_received("t1", "i1", received(), None, key().replace("AA", "BB")).await;
         let other = other.durable().await.unwrap().unwrap();
         assert_eq!(store.events_after("t1", 0, 10).await.unwrap().len(), 2);
         assert_eq!(live.recv().await.unwrap().id, a.unwrap().id);

@@ -25,8 +25,8 @@ use crate::events::recorder::Recorder;
 mod resolve;
 mod sink;
 
-use resolve::{submit, Parts, PublicUrl};
 pub use resolve::{received_data, InboundJob};
+use resolve::{submit, Parts, PublicUrl};
 pub use sink::{NumberSink, OwnIds};
 
 /// Tasks resolving inbound messages; a number always goes to the same one.

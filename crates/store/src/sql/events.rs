@@ -185,8 +185,14 @@ mod tests {
             data: serde_json::json!({}),
             created_at: chrono::Utc::now(),
         };
-        let batch =
-            [(&e, Some("a")), (&e, None), (&e, Some("b")), (&e, Some("a")), (&e, None), (&e, Some("c"))];
+        let batch = [
+            (&e, Some("a")),
+            (&e, None),
+            (&e, Some("b")),
+            (&e, Some("a")),
+            (&e, None),
+            (&e, Some("c")),
+        ];
         let existing: HashSet<String> = ["c".to_string()].into();
         assert_eq!(keep_once(&batch, &existing), [true, true, true, false, true, false]);
         assert_eq!(keys_of(&batch), ["a", "b", "a", "c"]);

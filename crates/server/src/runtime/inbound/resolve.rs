@@ -41,7 +41,8 @@ pub(super) type PublicUrl = Arc<str>;
 pub(super) async fn submit(parts: &Parts, job: &InboundJob) -> Result<Recording, StoreError> {
     let store = parts.store.as_ref();
     let own = (job.own.0.as_deref(), job.own.1.as_deref());
-    let mut data = received_data(store, &job.tenant_id, &job.instance_id, own, &job.message).await?;
+    let mut data =
+        received_data(store, &job.tenant_id, &job.instance_id, own, &job.message).await?;
     let base: &str = &parts.public_url;
     let link = format!(
         "{base}/v1/instances/{}/media/{}",
