@@ -243,11 +243,13 @@ async fn a_crash_mid_burst_records_every_inbound_message_exactly_once() {
     let url = format!("{sim_url}/v1/sim/instances/{id}/inbound");
     let senders: Vec<_> = (0..4)
         .map(|w| {
-            let (http, url, handed, next) = (http.clone(), url.clone(), handed.clone(), next.clone());
+            let (http, url, handed, next) =
+                (http.clone(), url.clone(), handed.clone(), next.clone());
             tokio::spawn(async move {
                 let mut n = next.fetch_add(1, Ordering::SeqCst);
                 while n < TOTAL {
-                    let body = json!({"from": format!("+55119777700{w:02}"), "text": format!("in {n}")});
+                    let body =
+                        json!({"from": format!("+55119777700{w:02}"), "text": format!("in {n}")});
                     let res = http.post(&url).bearer_auth(ADMIN).json(&body).send().await.unwrap();
                     let status = res.status().as_u16();
                     let v: Value = res.json().await.unwrap_or(Value::Null);

@@ -155,7 +155,47 @@ async fn the_sink_answers_once_the_batch_is_on_disk_and_records_a_redelivery_onc
         received().await.iter().map(|e| e.data["text"].as_str().unwrap().to_string()).collect();
     assert_eq!(texts, ["0", "1", "2", "3", "4", "new", "same id, other chat"]);
 
-    // A store that fails: the sink says so.
+    // A store that stays down: the sink says so, after its retries (on the paused clock).
     store.close().await;
+    tokio::time::pause();
+    let t0 = tokio::time::Instant::now();
     assert!(sink.commit(vec![message("W10", LID, "lost?")]).await.is_err());
+    assert!(t0.elapsed() >= std::time::Duration::from_secs(20), "retried for a while");
+}
+
+/// A commit whose store fails for a while is tried again with backoff, and the sink answers
+/// `Ok` once an attempt succeeds; a store that stays down is given up after 30 s.
+#[tokio::test(start_paused = true)]
+async fn a_failing_commit_is_retried_with_backoff_then_given_up() {
+    use std::cell::Cell;
+
+    use super::sink::{with_retries, COMMIT_RETRY};
+
+    let attempts = Cell::new(0);
+    let t0 = tokio::time::Instant::now();
+    let got: Result<u32, String> = with_retries(COMMIT_RETRY, || {
+        attempts.set(attempts.get() + 1);
+        let n = attempts.get();
+        async move {
+            if n < 3 {
+                Err(format!("down {n}"))
+            } else {
+                Ok(n)
+            }
+        }
+    })
+    .await;
+    assert_eq!(got, Ok(3));
+    // 200 ms then 400 ms, ±20 %.
+    let waited = t0.elapsed().as_millis();
+    assert!((480..=720).contains(&waited), "{waited} ms");
+
+    attempts.set(0);
+    let t0 = tokio::time::Instant::now();
+    let got: Result<(), String> =
+        with_retries(COMMIT_RETRY, || async { Err("still down".to_string()) }).await;
+    assert_eq!(got, Err("still down".to_string()));
+    let waited = t0.elapsed();
+    assert!(waited <= std::time::Duration::from_secs(30), "{waited:?}");
+    assert!(waited >= std::time::Duration::from_secs(20), "{waited:?}");
 }
