@@ -162,6 +162,7 @@ async fn a_gateway_killed_mid_burst_records_every_delivered_message_exactly_once
     }
     let unacked_at_kill = wire.unacked(phone).await.len();
     wire.kill_and_restart_gateway();
+    let restarted = Instant::now();
     for s in senders {
         s.await.unwrap();
     }
@@ -180,6 +181,7 @@ async fn a_gateway_killed_mid_burst_records_every_delivered_message_exactly_once
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let caught_up = restarted.elapsed();
     wire.inbound(&iid, json!({"from": "+5511912340011", "text": "the end of the burst"})).await;
     let mut events = wire.events(&key, "types=message.received&last_event_id=0").await;
     let end = "the end of the burst";
@@ -196,8 +198,8 @@ async fn a_gateway_killed_mid_burst_records_every_delivered_message_exactly_once
     let missing: Vec<&String> = handed.iter().filter(|id| !recorded.contains_key(*id)).collect();
     let twice: Vec<(&String, &usize)> = recorded.iter().filter(|(_, n)| **n > 1).collect();
     eprintln!(
-        "{} handed to the device ({} unacknowledged when the gateway was killed), {} recorded, \
-         {} missing, {} recorded more than once",
+        "{} handed to the device ({} unacknowledged when the gateway was killed; all acknowledged \
+         {caught_up:?} after the restart), {} recorded, {} missing, {} recorded more than once",
         handed.len(),
         unacked_at_kill,
         recorded.len() - 1,
