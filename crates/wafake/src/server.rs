@@ -320,7 +320,7 @@ impl WireServer {
     /// the server does not know (or that was unlinked) gets nothing.
     pub fn deliver(&self, jid: &str, id: &str, node: Node) -> bool {
         let mut st = self.state();
-        if !st.devices.get(jid).is_some_and(|d| !d.logged_out) {
+        if st.devices.get(jid).is_none_or(|d| d.logged_out) {
             return false;
         }
         st.offline.keep(jid, id, node.clone());
