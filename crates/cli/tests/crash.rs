@@ -1,12 +1,18 @@
 //! A crash loses no accepted message and sends none twice: the gateway is killed with SIGKILL
 //! while messages are queued and being sent, then restarted on the same data dir; the shared
 //! simulated network (its own process, so it outlives the gateway) must have received every
-//! accepted message exactly once, counted by WhatsApp message id.
+//! accepted message exactly once, counted by WhatsApp message id. The other way too: every
+//! inbound message the network handed to the number across such a kill is in the event log
+//! exactly once.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use futures::StreamExt;
 
 use serde_json::{json, Value};
 
@@ -176,4 +182,142 @@ async fn a_crash_mid_queue_sends_every_accepted_message_exactly_once() {
         assert_eq!(*n, 1, "{id} was sent {n} times");
         assert!(wa_ids.contains_key(id), "{id} is not one of the accepted messages");
     }
+}
+
+/// The ids of the inbound messages the network handed to `instance` that the gateway has not
+/// acknowledged yet.
+async fn unacked(http: &reqwest::Client, sim_url: &str, instance: &str) -> Vec<String> {
+    let url = format!("{sim_url}/v1/sim/instances/{instance}/inbound");
+    let v = call(http, reqwest::Method::GET, url, ADMIN, None).await;
+    let ids = v["unacked"].as_array().unwrap_or_else(|| panic!("{v}"));
+    ids.iter().map(|i| i.as_str().unwrap().to_string()).collect()
+}
+
+/// Polls until the network holds nothing unacknowledged for `instance`.
+async fn until_all_acknowledged(http: &reqwest::Client, sim_url: &str, instance: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = unacked(http, sim_url, instance).await;
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never acknowledged: {left:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Contacts write to a number, four at a time, through the simulated network's own control
+/// API; the gateway is killed with SIGKILL mid-burst and started again. Every message the
+/// network handed over (the ids its control API answered) is then in the event log as
+/// `message.received` exactly once: the gateway acknowledges a message only once its event is
+/// on disk, the network delivers what was not acknowledged again at the next connect, and a
+/// message recorded before is recognised by its id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_burst_records_every_inbound_message_exactly_once() {
+    use reqwest::Method;
+    const TOTAL: usize = 600;
+    const KILL_AFTER: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let mut simnet = Command::new(env!("CARGO_BIN_EXE_bzapper"));
+    simnet.args(["simnet", "--listen", "127.0.0.1:0"]);
+    let (sim, sim_url) = start(simnet, "bZapper simnet listening on ");
+    let mut children = Killer(vec![sim]);
+    let (gw, base) = gateway(dir.path(), &sim_url);
+    children.0.push(gw);
+    let http = reqwest::Client::new();
+
+    let body = Some(json!({"name": "acme"}));
+    let t = call(&http, Method::POST, format!("{base}/v1/tenants"), ADMIN, body).await;
+    let key = t["api_key"].as_str().unwrap().to_string();
+    let body = Some(json!({"name": "inbox"}));
+    let v = call(&http, Method::POST, format!("{base}/v1/instances"), &key, body).await;
+    let id = v["id"].as_str().unwrap().to_string();
+    call(&http, Method::GET, format!("{base}/v1/instances/{id}/qr"), &key, None).await;
+    let scan = Some(json!({"phone": "+5511900000200"}));
+    call(&http, Method::POST, format!("{sim_url}/v1/sim/instances/{id}/scan"), ADMIN, scan).await;
+
+    // Four contacts at a time; while the gateway is down the network refuses (the number is
+    // not connected), and the contact tries again.
+    let handed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let next = Arc::new(AtomicUsize::new(0));
+    let url = format!("{sim_url}/v1/sim/instances/{id}/inbound");
+    let senders: Vec<_> = (0..4)
+        .map(|w| {
+            let (http, url, handed, next) =
+                (http.clone(), url.clone(), handed.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut n = next.fetch_add(1, Ordering::SeqCst);
+                while n < TOTAL {
+                    let body =
+                        json!({"from": format!("+55119777700{w:02}"), "text": format!("in {n}")});
+                    let res = http.post(&url).bearer_auth(ADMIN).json(&body).send().await.unwrap();
+                    let status = res.status().as_u16();
+                    let v: Value = res.json().await.unwrap_or(Value::Null);
+                    match status {
+                        200 => {
+                            handed.lock().unwrap().push(v["message_id"].as_str().unwrap().into());
+                            n = next.fetch_add(1, Ordering::SeqCst);
+                        }
+                        409 => tokio::time::sleep(Duration::from_millis(20)).await,
+                        _ => panic!("{status}: {v}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while handed.lock().unwrap().len() < KILL_AFTER {
+        assert!(Instant::now() < deadline, "the burst did not start");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let mut gw = children.0.pop().unwrap();
+    gw.kill().unwrap(); // SIGKILL
+    gw.wait().unwrap();
+    let unacked_at_kill = unacked(&http, &sim_url, &id).await.len();
+    let (gw, base) = gateway(dir.path(), &sim_url);
+    children.0.push(gw);
+    for s in senders {
+        s.await.unwrap();
+    }
+    let handed = handed.lock().unwrap().clone();
+    assert_eq!(handed.len(), TOTAL);
+
+    // Acknowledged means on disk; a last message then marks the end of what the log holds.
+    until_all_acknowledged(&http, &sim_url, &id).await;
+    let end = Some(json!({"from": "+5511977770099", "text": "the end"}));
+    call(&http, Method::POST, url.clone(), ADMIN, end).await;
+    until_all_acknowledged(&http, &sim_url, &id).await;
+    let res = http
+        .get(format!("{base}/v1/events?types=message.received&last_event_id=0"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = res.bytes_stream();
+    let mut said = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !said.find("\"the end\"").is_some_and(|at| said[at..].contains('\n')) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, stream.next()).await;
+        let Ok(Some(Ok(chunk))) = chunk else { panic!("the log never showed the end: {said}") };
+        said.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let mut recorded: HashMap<String, usize> = HashMap::new();
+    let complete = said.split_inclusive('\n').filter(|l| l.ends_with('\n'));
+    for line in complete.filter_map(|l| l.strip_prefix("data:")) {
+        let v: Value = serde_json::from_str(line.trim()).unwrap();
+        *recorded.entry(v["data"]["message_id"].as_str().unwrap().into()).or_default() += 1;
+    }
+    let missing: Vec<&String> = handed.iter().filter(|id| !recorded.contains_key(*id)).collect();
+    let twice: Vec<(&String, &usize)> = recorded.iter().filter(|(_, n)| **n > 1).collect();
+    eprintln!(
+        "{TOTAL} handed to the number ({unacked_at_kill} unacknowledged at the kill), {} \
+         recorded, {} missing, {} recorded more than once",
+        recorded.len() - 1,
+        missing.len(),
+        twice.len()
+    );
+    assert!(missing.is_empty(), "{} of {TOTAL} never recorded: {missing:?}", missing.len());
+    assert!(twice.is_empty(), "recorded more than once: {twice:?}");
+    assert_eq!(recorded.len(), TOTAL + 1, "nothing but the burst and its end");
 }

@@ -75,7 +75,30 @@ pub struct ConnectOptions {
     pub proxy: Option<ProxyUrl>,
     pub session: Arc<dyn SessionStore>,
     pub events: EventSink,
+    /// Where inbound messages go, durably, before the driver acknowledges them to the network.
+    pub inbound: Arc<dyn InboundSink>,
 }
+
+/// Where a driver hands the messages contacts send, and learns when it may acknowledge them
+/// to the network. WhatsApp forgets a message once its receipt is acknowledged, so a driver
+/// acknowledges only what [`InboundSink::commit`] accepted: a crash before that leaves the
+/// message with the network, which delivers it again at the next connect (at least once);
+/// the sink recognises a message it has recorded before (recorded once).
+#[async_trait]
+pub trait InboundSink: Send + Sync + 'static {
+    /// Records `batch`, in order, durably: `Ok` only once every message of it is on disk,
+    /// a message recorded before (a redelivery) counting as recorded. The driver then
+    /// acknowledges the whole batch; after `Err` it acknowledges none of it, and the network
+    /// delivers the messages again. Called on the driver's receive path: it must not wait on
+    /// the number's connection (a send, a download), or it could wait on itself.
+    async fn commit(&self, batch: Vec<InboundMessage>) -> Result<(), InboundError>;
+}
+
+/// Why a batch of inbound messages could not be recorded (the store failed); the driver
+/// leaves the messages unacknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the inbound messages could not be recorded: {0}")]
+pub struct InboundError(pub String);
 
 /// The channel a driver reports events on, tagged with the instance they belong to.
 #[derive(Clone)]
@@ -99,6 +122,19 @@ impl EventSink {
     /// Reports an event; a closed receiver (the server shutting down) is not an error.
     pub fn emit(&self, event: DriverEvent) {
         let _ = self.tx.send((self.instance_id.clone(), event));
+    }
+}
+
+/// Not durable: each message goes out as a [`DriverEvent::Message`] on the event channel and
+/// counts as recorded at once (at most once). For tools and tests that read the channel; the
+/// gateway passes a sink that writes the event log.
+#[async_trait]
+impl InboundSink for EventSink {
+    async fn commit(&self, batch: Vec<InboundMessage>) -> Result<(), InboundError> {
+        for message in batch {
+            self.emit(DriverEvent::Message(message));
+        }
+        Ok(())
     }
 }
 
@@ -164,7 +200,9 @@ pub enum DriverEvent {
     Disconnected { kind: DropKind, detail: String },
     /// The stored session could not be opened. The connection ends.
     SessionUnreadable { detail: String },
-    /// An inbound message.
+    /// An inbound message that reached the driver without going through
+    /// [`ConnectOptions::inbound`] (the library acknowledged it on its own, e.g. a recovered
+    /// placeholder), or one of a sink that forwards here ([`EventSink`]'s).
     Message(InboundMessage),
     /// A message this number sent reached the recipient's phone, or was read.
     Receipt { message_id: String, status: ReceiptStatus },

@@ -20,9 +20,9 @@ use crate::{
     apply_state_change, now_millis, AlertAttempt, AlertDeliveryFilter, AlertDeliveryRecord,
     AlertStatus, ApiKeyRecord, CampaignCount, CampaignRecipient, CampaignRecord, CampaignStatus,
     ContactCheckRecord, DeliveryAttempt, DeliveryRecord, DeliveryStatus, Identity, InboundRecord,
-    InstanceRecord, MasterKey, MessageFilter, MessageRecord, MessageStatus, MessageUpdate,
-    NewEvent, PgStore, Pool, QueueKey, QueuedRef, Sealer, SessionWrite, SqliteStore, StateChange,
-    Store, StoreError, Strategy, Tenant, WebhookRecord,
+    InstanceRecord, KeyedEvent, MasterKey, MessageFilter, MessageRecord, MessageStatus,
+    MessageUpdate, NewEvent, PgStore, Pool, QueueKey, QueuedRef, Sealer, SessionWrite, SqliteStore,
+    StateChange, Store, StoreError, Strategy, Tenant, WebhookRecord,
 };
 
 /// The variable naming the PostgreSQL database the PostgreSQL runs use.
@@ -257,6 +257,7 @@ conformance!(
     a_received_message_is_recorded_once_and_found_within_its_tenant,
     a_burst_of_received_messages_is_recorded_at_once,
     events_and_the_messages_they_report_are_committed_together,
+    an_event_with_a_dedupe_key_is_appended_once,
     received_messages_are_pruned_by_age,
     received_messages_go_with_their_instance_and_tenant,
     contact_checks_are_upserted_per_tenant_and_read_within_their_ttl,
@@ -1590,6 +1591,59 @@ async fn events_and_the_messages_they_report_are_committed_together(h: &Harness)
     let failed = store.append_events_indexed(&events[..1], &orphan).await;
     assert!(failed.is_err());
     assert_eq!(store.events_after("t1", 0, 10).await.unwrap().len(), 2);
+}
+
+fn keyed(n: u32, key: Option<&str>) -> KeyedEvent {
+    let mut event = event("t1", Some("i1"), "message.received");
+    event.data = json!({"n": n});
+    KeyedEvent { event, dedupe_key: key.map(Into::into) }
+}
+
+/// What a slot of `append_events_once` holds: the `n` of its event, or `None` when skipped.
+fn ns(written: &[Option<crate::Event>]) -> Vec<Option<u64>> {
+    written.iter().map(|e| e.as_ref().map(|e| e.data["n"].as_u64().unwrap())).collect()
+}
+
+async fn an_event_with_a_dedupe_key_is_appended_once(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    s.create_instance(&instance("i1", "t1", "n1")).await.unwrap();
+    // Within one batch: the second holder of a key is skipped; events without one never are.
+    let batch = [keyed(0, Some("a")), keyed(1, None), keyed(2, Some("b")), keyed(3, Some("a"))];
+    let index = [inbound("i1", "t1", "WA-A"), inbound("i1", "t1", "WA-B")];
+    let first = s.append_events_once(&batch, &index).await.unwrap();
+    assert_eq!(ns(&first), [Some(0), Some(1), Some(2), None]);
+    let ids: Vec<i64> = first.iter().flatten().map(|e| e.id).collect();
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "consecutive ids: {ids:?}");
+    // Across batches: a key already in the log is skipped, with its index entry (as before).
+    let again = [keyed(4, Some("b")), keyed(5, None), keyed(6, Some("c")), keyed(7, Some("a"))];
+    let second = s.append_events_once(&again, &index).await.unwrap();
+    assert_eq!(ns(&second), [None, Some(5), Some(6), None]);
+    assert!(second[1].as_ref().unwrap().id > ids[2]);
+    // A batch of duplicates only writes nothing.
+    let dups = s.append_events_once(&[keyed(8, Some("a")), keyed(9, Some("c"))], &[]).await;
+    assert_eq!(ns(&dups.unwrap()), [None, None]);
+    let logged: Vec<u64> = s
+        .events_after("t1", 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.data["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(logged, [0, 1, 2, 5, 6]);
+    assert_eq!(h.count("inbound").await, 2);
+    // The same message committed twice at once (a redelivery racing the first delivery):
+    // one append records it, the other finds it recorded.
+    let (one, other) = ([keyed(10, Some("d"))], [keyed(11, Some("d"))]);
+    let (x, y) = tokio::join!(s.append_events_once(&one, &[]), s.append_events_once(&other, &[]));
+    let recorded = [x.unwrap(), y.unwrap()].iter().filter(|w| w[0].is_some()).count();
+    assert_eq!(recorded, 1, "a key is recorded by exactly one of two concurrent appends");
+    // The plain appends are unchanged and never skip.
+    assert_eq!(s.append_events(&[keyed(12, None).event]).await.unwrap().len(), 1);
+    // Pruning an event frees its key.
+    s.prune_events(now_millis() + Duration::days(1)).await.unwrap();
+    let after = s.append_events_once(&[keyed(13, Some("a"))], &[]).await.unwrap();
+    assert_eq!(ns(&after), [Some(13)]);
 }
 
 async fn received_messages_are_pruned_by_age(h: &Harness) {

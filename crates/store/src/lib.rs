@@ -365,6 +365,18 @@ pub trait EventLog: Send + Sync {
         events: &[NewEvent],
         inbound: &[InboundRecord],
     ) -> Result<Vec<Event>>;
+    /// [`EventLog::append_events_indexed`] for events that must be recorded once: an event
+    /// whose `dedupe_key` is already in the log, or on an earlier event of `events`, is not
+    /// appended (checked and written in one transaction, serialized with every other append,
+    /// and backed by a unique index), so a message WhatsApp redelivers is recorded once
+    /// however often and however concurrently it comes. Returns one entry per event, in the
+    /// order given: the appended event with its id, or `None` for a duplicate. A key lasts as
+    /// long as its event (pruning frees it).
+    async fn append_events_once(
+        &self,
+        events: &[KeyedEvent],
+        inbound: &[InboundRecord],
+    ) -> Result<Vec<Option<Event>>>;
     /// The tenant's events with id > `after_id`, oldest first, at most `limit`.
     async fn events_after(&self, tenant_id: &str, after_id: i64, limit: u32) -> Result<Vec<Event>>;
     /// How many events of `kind` each of the tenant's numbers had since `since`.

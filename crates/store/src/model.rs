@@ -82,6 +82,16 @@ pub struct NewEvent {
     pub created_at: DateTime<Utc>,
 }
 
+/// An event with the key that makes it recorded once (see [`crate::EventLog::append_events_once`]):
+/// a received message carries `<instance>\n<chat>\n<sender>\n<WhatsApp id>`, so that WhatsApp
+/// redelivering a message the gateway had not acknowledged does not record it twice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyedEvent {
+    pub event: NewEvent,
+    /// `None`: recorded however often it is appended, like [`crate::EventLog::append_events`].
+    pub dedupe_key: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub id: i64,

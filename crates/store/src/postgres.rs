@@ -11,14 +11,14 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row};
 
-use crate::sql::events::{appended, encode};
+use crate::sql::events::{appended, encode, existing_keys, keep_once, keys_of, Appending};
 use crate::sql::messages::insert_messages;
 use crate::sql::meta::verify_master_key;
 use crate::sql::webhooks::update_attempt;
 use crate::sql::{db, insert_inbound, Backend, BoxFuture, Col, Gate, Param, RawQuery, SqlStore};
 use crate::time::to_millis;
 use crate::StoreError;
-use crate::{DeliveryAttempt, Event, InboundRecord, MessageRecord, NewEvent, Result, Sealer};
+use crate::{DeliveryAttempt, Event, InboundRecord, MessageRecord, Result, Sealer};
 
 mod cluster;
 #[cfg(test)]
@@ -111,26 +111,12 @@ pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// time per schema, across every node; appends are batched, so that is rarely the limit.
 async fn append_events(
     s: &PgStore,
-    events: &[NewEvent],
+    events: &[Appending<'_>],
     inbound: &[InboundRecord],
-) -> Result<Vec<Event>> {
+) -> Result<Vec<Option<Event>>> {
     if events.is_empty() {
         insert_inbound::<Postgres>(&mut *s.conn().await?, inbound).await?;
         return Ok(Vec::new());
-    }
-    let n = events.len();
-    let encoded = encode(events)?;
-    let mut tenant_ids = Vec::with_capacity(n);
-    let mut instance_ids = Vec::with_capacity(n);
-    let mut kinds = Vec::with_capacity(n);
-    let mut datas = Vec::with_capacity(n);
-    let mut created = Vec::with_capacity(n);
-    for (e, data) in encoded {
-        tenant_ids.push(e.tenant_id.as_str());
-        instance_ids.push(e.instance_id.as_deref());
-        kinds.push(e.kind.as_str());
-        datas.push(data);
-        created.push(to_millis(e.created_at));
     }
     let mut tx = s.begin().await?;
     // Before the lock: the index rows need no ordering, so they take none of its time.
@@ -140,6 +126,35 @@ async fn append_events(
         .execute(&mut *tx)
         .await
         .map_err(db)?;
+    // Under the lock no other append can add a key, so what this reads stays true until
+    // the commit (the unique index would refuse a duplicate anyway).
+    let keys = keys_of(events);
+    let existing = if keys.is_empty() {
+        Default::default()
+    } else {
+        existing_keys::<Postgres>(&mut tx, &keys).await?
+    };
+    let keep = keep_once(events, &existing);
+    let encoded = encode(events.iter().zip(&keep).filter(|(_, k)| **k).map(|(e, _)| *e))?;
+    let n = encoded.len();
+    if n == 0 {
+        tx.commit().await.map_err(db)?;
+        return Ok(keep.iter().map(|_| None).collect());
+    }
+    let mut tenant_ids = Vec::with_capacity(n);
+    let mut instance_ids = Vec::with_capacity(n);
+    let mut kinds = Vec::with_capacity(n);
+    let mut datas = Vec::with_capacity(n);
+    let mut created = Vec::with_capacity(n);
+    let mut dedupe_keys = Vec::with_capacity(n);
+    for ((e, key), data) in &encoded {
+        tenant_ids.push(e.tenant_id.as_str());
+        instance_ids.push(e.instance_id.as_deref());
+        kinds.push(e.kind.as_str());
+        datas.push(data.as_str());
+        created.push(to_millis(e.created_at));
+        dedupe_keys.push(*key);
+    }
     // The ids are taken first and given out in order, so that they increase in the order
     // of `events` whatever order the INSERT processes its rows in. Under the lock no
     // other append takes ids meanwhile, so they are also consecutive.
@@ -155,9 +170,9 @@ async fn append_events(
         return Err(StoreError::Database(format!("asked for {n} event ids, got {}", ids.len())));
     }
     sqlx::query(
-        "INSERT INTO events (id, tenant_id, instance_id, kind, data, created_at) \
+        "INSERT INTO events (id, tenant_id, instance_id, kind, data, created_at, dedupe_key) \
          SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], \
-         $6::int8[])",
+         $6::int8[], $7::text[])",
     )
     .bind(&ids)
     .bind(&tenant_ids)
@@ -165,13 +180,15 @@ async fn append_events(
     .bind(&kinds)
     .bind(&datas)
     .bind(&created)
+    .bind(&dedupe_keys)
     .execute(&mut *tx)
     .await
     .map_err(db)?;
     // Wakes the other nodes' event feeds when (and only if) the batch commits.
     s.notify_in(&mut tx, crate::Signal::Events).await?;
     tx.commit().await.map_err(db)?;
-    Ok(events.iter().zip(ids).map(|(e, id)| appended(e, id)).collect())
+    let mut written = encoded.iter().zip(ids).map(|(((e, _), _), id)| appended(e, id));
+    Ok(keep.into_iter().map(|k| if k { written.next() } else { None }).collect())
 }
 
 impl Backend for Postgres {
@@ -225,9 +242,9 @@ impl Backend for Postgres {
 
     fn append_events<'a>(
         s: &'a PgStore,
-        events: &'a [NewEvent],
+        events: &'a [Appending<'a>],
         inbound: &'a [InboundRecord],
-    ) -> impl Future<Output = Result<Vec<Event>>> + Send + 'a {
+    ) -> impl Future<Output = Result<Vec<Option<Event>>>> + Send + 'a {
         append_events(s, events, inbound)
     }
 

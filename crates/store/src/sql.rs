@@ -22,7 +22,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Database, Postgres, Sqlite};
 
 use crate::time::from_millis;
-use crate::{DeliveryAttempt, Event, InboundRecord, MessageRecord, NewEvent, Result, Sealer};
+use crate::{DeliveryAttempt, Event, InboundRecord, MessageRecord, Result, Sealer};
 use crate::{Store, StoreError};
 
 mod alerts;
@@ -141,12 +141,14 @@ pub trait Backend: Database {
         s: &'a SqlStore<Self>,
         m: &'a MessageRecord,
     ) -> impl Future<Output = Result<()>> + Send + 'a;
-    /// Appends events with ids in the order given, committed in id order.
+    /// Appends events with ids in the order given, committed in id order, each with its
+    /// dedupe key; an event whose key the log (or an earlier event of the batch) already has
+    /// is skipped, its slot `None` (see [`crate::EventLog::append_events_once`]).
     fn append_events<'a>(
         s: &'a SqlStore<Self>,
-        events: &'a [NewEvent],
+        events: &'a [events::Appending<'a>],
         inbound: &'a [InboundRecord],
-    ) -> impl Future<Output = Result<Vec<Event>>> + Send + 'a;
+    ) -> impl Future<Output = Result<Vec<Option<Event>>>> + Send + 'a;
     /// Records the outcome of one webhook attempt (SQLite: by group commit).
     fn record_attempt<'a>(
         s: &'a SqlStore<Self>,

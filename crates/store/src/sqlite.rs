@@ -16,14 +16,14 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Row, Sqlite};
 use tokio::sync::Mutex;
 
-use crate::sql::events::{appended, encode};
+use crate::sql::events::{appended, encode, existing_keys, keep_once, keys_of, Appending};
 use crate::sql::meta::verify_master_key;
 use crate::sql::{
     db, insert_inbound, values, Backend, BoxFuture, Col, Gate, Param, RawQuery, SqlStore,
 };
 use crate::time::to_millis;
 use crate::StoreError;
-use crate::{DeliveryAttempt, Event, InboundRecord, MessageRecord, NewEvent, Result, Sealer};
+use crate::{DeliveryAttempt, Event, InboundRecord, MessageRecord, Result, Sealer};
 
 #[cfg(test)]
 mod tests;
@@ -194,33 +194,43 @@ fn create_parent_dir(file: &Path) -> Result<()> {
 /// Appends on SQLite: under the write gate, in one transaction with the received messages
 /// they report. The rows of one INSERT take consecutive ids in the order of its VALUES (the
 /// transaction holds the write lock, and AUTOINCREMENT never reuses an id), so the last id
-/// tells every id, and ids commit in order.
+/// tells every id, and ids commit in order. Duplicates by dedupe key are left out before the
+/// INSERT (read in the same transaction, under the gate), so no row of it is ever skipped.
 async fn append_events(
     s: &SqliteStore,
-    events: &[NewEvent],
+    events: &[Appending<'_>],
     inbound: &[InboundRecord],
-) -> Result<Vec<Event>> {
+) -> Result<Vec<Option<Event>>> {
     if events.is_empty() && inbound.is_empty() {
         return Ok(Vec::new());
     }
-    let encoded = encode(events)?;
-    let mut out = Vec::with_capacity(events.len());
     let _gate = s.parts.write_gate.lock().await;
     let mut tx = s.begin().await?;
     insert_inbound::<Sqlite>(&mut tx, inbound).await?;
+    let keys = keys_of(events);
+    let existing = if keys.is_empty() {
+        Default::default()
+    } else {
+        existing_keys::<Sqlite>(&mut tx, &keys).await?
+    };
+    let keep = keep_once(events, &existing);
+    let encoded = encode(events.iter().zip(&keep).filter(|(_, k)| **k).map(|(e, _)| *e))?;
+    let mut written = Vec::with_capacity(encoded.len());
     for chunk in encoded.chunks(EVENTS_PER_INSERT) {
         let sql = format!(
-            "INSERT INTO events (tenant_id, instance_id, kind, data, created_at) VALUES {}",
-            values::<Sqlite>(chunk.len(), 5)
+            "INSERT INTO events (tenant_id, instance_id, kind, data, created_at, dedupe_key) \
+             VALUES {}",
+            values::<Sqlite>(chunk.len(), 6)
         );
         let mut query = sqlx::query::<Sqlite>(&sql);
-        for (e, data) in chunk {
+        for ((e, key), data) in chunk {
             query = query
                 .bind(&e.tenant_id)
                 .bind(&e.instance_id)
                 .bind(&e.kind)
                 .bind(data.as_str())
-                .bind(to_millis(e.created_at));
+                .bind(to_millis(e.created_at))
+                .bind(*key);
         }
         let done = query.execute(&mut *tx).await.map_err(db)?;
         let n = chunk.len() as i64;
@@ -231,10 +241,12 @@ async fn append_events(
             )));
         }
         let first = done.last_insert_rowid() - n + 1;
-        out.extend(chunk.iter().enumerate().map(|(i, (e, _))| appended(e, first + i as i64)));
+        written
+            .extend(chunk.iter().enumerate().map(|(i, ((e, _), _))| appended(e, first + i as i64)));
     }
     tx.commit().await.map_err(db)?;
-    Ok(out)
+    let mut written = written.into_iter();
+    Ok(keep.into_iter().map(|k| if k { written.next() } else { None }).collect())
 }
 
 impl Backend for Sqlite {
@@ -289,9 +301,9 @@ impl Backend for Sqlite {
 
     fn append_events<'a>(
         s: &'a SqliteStore,
-        events: &'a [NewEvent],
+        events: &'a [Appending<'a>],
         inbound: &'a [InboundRecord],
-    ) -> impl Future<Output = Result<Vec<Event>>> + Send + 'a {
+    ) -> impl Future<Output = Result<Vec<Option<Event>>>> + Send + 'a {
         append_events(s, events, inbound)
     }
 

@@ -28,6 +28,7 @@ pub(crate) async fn serve(server: Arc<WireServer>, tcp: TcpStream) {
     let mut st = server.state();
     st.online.retain(|_, c| c.id != id);
     st.pairing.retain(|_, c| c.id != id);
+    st.live.remove(&id);
 }
 
 /// Reads socket messages until the deframer yields a frame.
@@ -69,7 +70,8 @@ async fn run(server: &Arc<WireServer>, tcp: TcpStream, id: u64) -> Result<()> {
     let mut transport = Transport::new(keys.read, keys.write);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let conn = ConnHandle { id, tx };
-    let mut session = Session { server: server.clone(), conn: conn.clone(), device: None };
+    let mut session =
+        Session { server: server.clone(), conn: conn.clone(), device: None, drain: None };
     session.start(&payload);
 
     loop {
@@ -108,6 +110,8 @@ pub(crate) struct Session {
     pub conn: ConnHandle,
     /// The logged-in device (`PHONE:N@s.whatsapp.net`), once `<success>` went out.
     pub device: Option<String>,
+    /// The delivery of the device's offline backlog, while the client still asks for it.
+    pub drain: Option<crate::offline::Drain>,
 }
 
 impl Session {
@@ -165,7 +169,52 @@ impl Session {
             "chatstate" | "presence" => self.record_chat_state(&node),
             "message" => crate::iq::handle_message(self, &node),
             "receipt" => crate::iq::handle_receipt(self, &node),
+            "ack" => self.acknowledged(&node),
+            "ib" => self.offline_batch(&node),
             _ => {}
+        }
+    }
+
+    /// The device's `<receipt>` or `<ack class="message">`: the offline queue lets go of the
+    /// messages it names.
+    pub(crate) fn acknowledged(&self, node: &Node) {
+        let Some(device) = &self.device else { return };
+        let ids = crate::offline::acknowledged(node);
+        if !ids.is_empty() {
+            self.server.state().offline.ack(device, ids.iter().map(String::as_str));
+        }
+    }
+
+    /// At login, after the passive iq: the device's offline backlog, or `count="0"` (the
+    /// client waits 60 s for the end of its offline messages otherwise).
+    pub(crate) fn start_offline_drain(&mut self) {
+        let backlog = match &self.device {
+            Some(device) => {
+                let mut st = self.server.state();
+                // From here on a new message goes out at once, not into this backlog.
+                st.live.insert(self.conn.id);
+                st.offline.backlog(device)
+            }
+            None => Default::default(),
+        };
+        let (now, drain) = crate::offline::Drain::start(backlog);
+        for node in now {
+            self.conn.send(node);
+        }
+        self.drain = drain;
+    }
+
+    /// `<ib><offline_batch count=K/>`: the next K stanzas of the backlog.
+    fn offline_batch(&mut self, node: &Node) {
+        let (Some(count), Some(drain)) = (crate::offline::batch_request(node), &mut self.drain)
+        else {
+            return;
+        };
+        for node in drain.take(count) {
+            self.conn.send(node);
+        }
+        if drain.is_done() {
+            self.drain = None;
         }
     }
 

@@ -85,7 +85,9 @@ pub fn router(net: Arc<WireNet>) -> Router {
         .route("/wire/devices/{phone}/fail", post(fail))
         .route(
             "/wire/devices/{phone}/inbound",
-            post(inbound).layer(axum::extract::DefaultBodyLimit::max(INBOUND_BODY_LIMIT)),
+            post(inbound)
+                .layer(axum::extract::DefaultBodyLimit::max(INBOUND_BODY_LIMIT))
+                .get(unacked),
         )
         .route("/wire/devices/{phone}/outbox", get(outbox))
         .route("/wire/devices/{phone}/read", post(read))
@@ -219,6 +221,13 @@ async fn inbound(
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     Ok(Json(json!(sent.map_err(inbound_error)?)))
+}
+
+/// `GET /wire/devices/{phone}/inbound`: `{"unacked": [id, …]}`, the messages the phone's
+/// device has not acknowledged yet (kept for it, delivered again at its next login).
+async fn unacked(State(net): State<Arc<WireNet>>, Path(phone): Path<String>) -> ApiResult {
+    let phone = parse_phone(&phone)?;
+    Ok(Json(json!({"unacked": net.unacked(&phone)})))
 }
 
 fn inbound_error(e: InboundError) -> ApiError {

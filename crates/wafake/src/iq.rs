@@ -1,5 +1,5 @@
-//! Answers to what a logged-in client asks: the passive iq (followed by
-//! `<ib><offline count="0"/>`), prekey uploads (kept per device) and counts, app-state sync
+//! Answers to what a logged-in client asks: the passive iq (followed by the offline backlog,
+//! `offline.rs`), prekey uploads (kept per device) and counts, app-state sync
 //! (every collection empty at version 0), usync device lists (`<device id="0"/>` per user),
 //! and an empty result for everything else. Outbound messages and receipts are acked.
 
@@ -62,11 +62,7 @@ pub(crate) fn handle_iq(session: &mut Session, node: &Node) {
         ("passive", _) => {
             session.conn.send(result(&id, vec![]));
             if child("active").is_some() {
-                session.conn.send(
-                    NodeBuilder::new("ib")
-                        .children([NodeBuilder::new("offline").attr("count", "0").build()])
-                        .build(),
-                );
+                session.start_offline_drain();
             }
         }
         ("encrypt", "set") if child("list").is_some() || child("registration").is_some() => {
@@ -185,6 +181,7 @@ pub(crate) fn handle_receipt(session: &mut Session, node: &Node) {
     if let Some(hooks) = session.server.hooks() {
         hooks.on_receipt(&device, node);
     }
+    session.acknowledged(node);
     let mut ack = NodeBuilder::new("ack").attr("class", "receipt");
     if let Some(id) = attr(node, "id") {
         ack = ack.attr("id", id);

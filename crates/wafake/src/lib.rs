@@ -22,6 +22,7 @@ mod iq;
 pub mod media;
 pub mod net;
 mod noise;
+mod offline;
 mod pairing;
 pub mod rich;
 mod server;

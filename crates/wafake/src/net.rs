@@ -50,6 +50,7 @@ pub enum OutboxItem {
 /// Why [`WireNet::inbound`] could not deliver.
 #[derive(Debug, thiserror::Error)]
 pub enum InboundError {
+    /// No device of the phone is linked (or online, for what needs it now: a read receipt).
     #[error("no device of +{0} is online")]
     NotConnected(String),
     #[error("device {0} has not uploaded its prekeys yet")]
@@ -462,6 +463,12 @@ impl WireNet {
         self.server.lid_for_phone(phone)
     }
 
+    /// The ids of the messages the device of `phone` (digits) that inbound messages go to has
+    /// not acknowledged yet, oldest first (see [`WireServer::device_of_phone`]).
+    pub fn unacked(&self, phone: &str) -> Vec<String> {
+        self.server.device_of_phone(phone).map(|d| self.server.unacked(&d)).unwrap_or_default()
+    }
+
     /// The online device of `phone` (digits), if any (the first, sorted, if several).
     pub fn online_device(&self, phone: &str) -> Option<String> {
         self.server.connected().into_iter().find(|jid| phone_of(jid) == phone)
@@ -575,18 +582,22 @@ impl WireNet {
         Ok(())
     }
 
-    /// The contact `spec.from` sends `spec` to the online device of `device_phone` (digits):
-    /// a text, a media file (encrypted under a fresh key and stored on the media host), a
-    /// location, a contact card or a reaction, with mentions and a quote. With `as_lid` the
-    /// message comes from the contact's `LID@lid` with `sender_pn` = its phone JID; otherwise
-    /// from its phone JID. Blocking: a media file (up to 100 MiB) is encrypted here.
+    /// The contact `spec.from` sends `spec` to the device of `device_phone` (digits): a text,
+    /// a media file (encrypted under a fresh key and stored on the media host), a location, a
+    /// contact card or a reaction, with mentions and a quote. With `as_lid` the message comes
+    /// from the contact's `LID@lid` with `sender_pn` = its phone JID; otherwise from its phone
+    /// JID. The device is the online one, else the phone's newest linked device (it has
+    /// logged in once, so its prekeys are known): the message waits in its offline queue, as
+    /// every message does until the device acknowledges it (`WireServer::deliver`).
+    /// Blocking: a media file (up to 100 MiB) is encrypted here.
     pub fn inbound(
         &self,
         device_phone: &str,
         spec: &WireInbound,
     ) -> Result<InboundSent, InboundError> {
         let device = self
-            .online_device(device_phone)
+            .server
+            .device_of_phone(device_phone)
             .ok_or_else(|| InboundError::NotConnected(device_phone.to_string()))?;
         let device_jid: Jid = device.parse().map_err(|e| anyhow!("device jid {device}: {e}"))?;
         let from = {
@@ -714,9 +725,8 @@ impl WireNet {
             node = node.attr("notify", name);
         }
         let node = node.children(enc).build();
-        if !self.server.send_node(&device, node) {
-            return Err(InboundError::NotConnected(device_phone.to_string()));
-        }
+        // Online or not, the device gets it (now, or at its next login).
+        self.server.deliver(&device, &id, node);
         let sha256 = stored.map(|s| crate::rich::hex(&s.file_sha256));
         Ok(InboundSent { message_id: id, sha256 })
     }

@@ -88,6 +88,11 @@ pub(crate) struct State {
     /// Answers awaited for iqs the server sent, by iq id.
     pub waiters: HashMap<String, oneshot::Sender<Node>>,
     pub next_id: u64,
+    /// Every device's unacknowledged messages (`offline.rs`).
+    pub offline: crate::offline::Queues,
+    /// Connections (by id) whose login has taken the offline backlog: a message to their
+    /// device goes out at once; before that it waits in the backlog, so it is sent once.
+    pub live: std::collections::HashSet<u64>,
 }
 
 impl State {
@@ -214,6 +219,7 @@ impl WireServer {
         let node = match failure {
             Failure::LoggedOut => {
                 device.logged_out = true;
+                st.offline.forget(jid);
                 NodeBuilder::new("failure").attr("reason", "401").build()
             }
             Failure::TempBan { code, expire_secs } => {
@@ -291,10 +297,11 @@ impl WireServer {
         self.state().devices.get(jid).map(|d| d.lid_jid.clone())
     }
 
-    /// Delivers a 1:1 message to device `jid` if it is online:
+    /// Delivers a 1:1 message to device `jid`:
     /// `<message from id t type="text"><enc …/>…</message>`, addressed by phone number.
     /// `enc` are the `<enc>` nodes the Signal side produced (e.g. `Encrypted::to_enc_node`).
-    /// The client answers with a `<receipt id>` (see `SignalHooks::on_receipt`).
+    /// The client answers with a `<receipt id>` (see `SignalHooks::on_receipt`). Kept until
+    /// then, like every message ([`WireServer::deliver`]); returns whether `jid` is online.
     pub fn deliver_message(&self, jid: &str, from: &Jid, id: &str, enc: Vec<Node>) -> bool {
         let node = NodeBuilder::new("message")
             .attr("from", from.clone())
@@ -303,7 +310,55 @@ impl WireServer {
             .attr("type", "text")
             .children(enc)
             .build();
-        self.send_node(jid, node)
+        self.deliver(jid, id, node)
+    }
+
+    /// Hands message `id` (its whole `<message>` stanza) to device `jid` the way WhatsApp
+    /// does: kept in the device's offline queue until the device acknowledges it (its
+    /// receipt), sent at once if the device is online, and sent again, marked offline, at
+    /// each login until then (see `offline.rs`). Returns whether it went out now; a device
+    /// the server does not know (or that was unlinked) gets nothing.
+    pub fn deliver(&self, jid: &str, id: &str, node: Node) -> bool {
+        let mut st = self.state();
+        if st.devices.get(jid).is_none_or(|d| d.logged_out) {
+            return false;
+        }
+        st.offline.keep(jid, id, node.clone());
+        let conn = st.online.get(jid).filter(|c| st.live.contains(&c.id));
+        match conn {
+            Some(conn) => {
+                conn.send(node);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The ids of the messages device `jid` has not acknowledged yet, oldest first.
+    pub fn unacked(&self, jid: &str) -> Vec<String> {
+        self.state().offline.pending(jid)
+    }
+
+    /// The device of `phone` (digits) messages go to: the online one, else the newest one
+    /// still linked (its messages wait for its next login).
+    pub fn device_of_phone(&self, phone: &str) -> Option<String> {
+        let st = self.state();
+        let online = st.online.keys().filter(|jid| crate::net::phone_of(jid) == phone).min();
+        if let Some(jid) = online {
+            return Some(jid.clone());
+        }
+        let number = |jid: &str| -> u32 {
+            jid.split('@')
+                .next()
+                .and_then(|u| u.split(':').nth(1))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        st.devices
+            .iter()
+            .filter(|(_, d)| d.phone == phone && !d.logged_out)
+            .max_by_key(|(jid, _)| number(jid))
+            .map(|(jid, _)| jid.clone())
     }
 
     /// Sends `node` to device `jid` if it is online (for inbound messages, notifications).

@@ -91,6 +91,26 @@ impl Wire {
         self.base = base;
     }
 
+    /// Kills the gateway with SIGKILL (no shutdown of any kind), then starts it again on the
+    /// same data dir.
+    pub fn kill_and_restart_gateway(&mut self) {
+        let mut gw = self.children.0.pop().expect("the gateway runs");
+        gw.kill().expect("SIGKILL");
+        gw.wait().expect("the gateway ends");
+        let (gw, base) = serve_wire(&self.data, &self.wire_url, &self.log, &self.serve_args);
+        self.children.0.push(gw);
+        self.base = base;
+    }
+
+    /// The ids of the messages the fake handed to the device of `phone` (digits) that it has
+    /// not acknowledged yet (`GET /wire/devices/{phone}/inbound` of the fake).
+    pub async fn unacked(&self, phone: &str) -> Vec<String> {
+        let url = format!("{}/wire/devices/{phone}/inbound", self.wire_url);
+        let v: Value = self.http.get(url).send().await.unwrap().json().await.unwrap();
+        let ids = v["unacked"].as_array().unwrap_or_else(|| panic!("{v}"));
+        ids.iter().map(|i| i.as_str().unwrap().to_string()).collect()
+    }
+
     pub fn gateway_log(&self) -> String {
         support::tail(&self.log, 40)
     }

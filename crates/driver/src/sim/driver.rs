@@ -16,6 +16,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::commit::Committer;
 use super::media;
 use super::network::{SessionBlob, SimNetwork};
 use super::transport::{NetEvent, RemoteSimNet, SimError, SimNet};
@@ -103,9 +104,12 @@ impl Driver for SimDriver {
             tracing::debug!(instance_id = %opts.instance_id, "sim driver ignores the proxy");
         }
         let (cancel, cancel_rx) = watch::channel(false);
+        let committer =
+            Committer::spawn(Arc::clone(&self.net), opts.instance_id.clone(), opts.inbound);
         let runner = Runner {
             net: Arc::clone(&self.net),
             instance_id: opts.instance_id.clone(),
+            committer,
             store: Arc::clone(&opts.session),
             events: opts.events.clone(),
             cancel: cancel_rx,
@@ -273,6 +277,8 @@ impl Connection for SimConnection {
 struct Runner {
     net: Arc<dyn SimNet>,
     instance_id: String,
+    /// Records inbound messages, then acknowledges them to the network.
+    committer: Committer,
     store: Arc<dyn SessionStore>,
     events: EventSink,
     cancel: watch::Receiver<bool>,
@@ -439,7 +445,7 @@ impl Runner {
                     self.events.emit(DriverEvent::Disconnected { kind, detail });
                     return Outcome::End;
                 }
-                NetEvent::Message(msg) => self.events.emit(DriverEvent::Message(*msg)),
+                NetEvent::Message(msg) => self.committer.push(*msg),
                 NetEvent::Receipt { id, status } => {
                     self.events.emit(DriverEvent::Receipt { message_id: id, status })
                 }

@@ -3,16 +3,20 @@
 //!
 //! - [`network`]: [`SimNetwork`], the world (connections, devices, bans, LIDs, outboxes).
 //!   Its parts: `groups`, [`media`] (inbound files held in memory, outgoing files checked),
-//!   and the checks of what comes in (`inbound`) and goes out ([`outbox`]).
+//!   and the checks of what comes in (`inbound`) and goes out ([`outbox`]); `unacked`, the
+//!   messages handed to a number that it has not acknowledged (delivered again at its login).
 //! - [`transport`]: the [`SimNet`] trait every client and operator uses, and
 //!   [`RemoteSimNet`], the same over HTTP; [`control`]: the bodies of the control ops.
 //! - [`service`]: the HTTP face of a [`SimNetwork`] (`bzapper simnet --listen ADDR`).
-//! - [`driver`]: [`SimDriver`], the [`Driver`](crate::Driver) backed by any [`SimNet`].
+//! - [`driver`]: [`SimDriver`], the [`Driver`](crate::Driver) backed by any [`SimNet`];
+//!   `commit`, each connection's inbound messages recorded through the gateway's sink, then
+//!   acknowledged to the network.
 //!
 //! In-process (`--sim`): `SimDriver::local(Arc::new(SimNetwork::new(SimConfig::default())))`.
 //! Shared by several gateway nodes: run [`serve`] in one process and give each node
 //! `SimDriver::remote(url)`.
 
+mod commit;
 pub mod control;
 pub mod driver;
 mod groups;
@@ -22,7 +26,10 @@ pub mod network;
 pub mod outbox;
 pub mod service;
 pub mod transport;
+mod unacked;
 
+#[cfg(test)]
+mod ack_tests;
 #[cfg(test)]
 mod rich_tests;
 #[cfg(test)]

@@ -30,6 +30,7 @@ use super::inbound::{self, Prepared};
 use super::media::{self, MediaBytes, MediaStore, SyntheticHashes};
 use super::outbox::{check_outgoing, OutboxEntry, OutboxMessage};
 use super::transport::{MediaStream, NetEvent, OnDropStream, SimError, SimNet};
+use super::unacked::Unacked;
 use crate::{
     ChatState, ContactStatus, DropKind, GroupInfo, GroupParticipant, GroupSummary, InboundContent,
     InboundMedia, InboundMessage, OutgoingMessage, PairCode, ReceiptStatus, SendAck,
@@ -144,6 +145,9 @@ struct State {
     restricted: HashSet<String>,
     /// The contacts that wrote to each number (a restricted number may still answer them).
     contacts: HashMap<String, HashSet<Jid>>,
+    /// Inbound messages handed to each number and not acknowledged yet (delivered again at
+    /// its next login).
+    unacked: Unacked,
 }
 
 struct Device {
@@ -412,6 +416,11 @@ impl SimNetwork {
                     st.linked.insert(instance_id.to_string(), blob.device_token.clone());
                     st.adopt_lid(&blob.phone, &blob.lid);
                     let _ = tx.send(NetEvent::Connected);
+                    // What the number never acknowledged comes again, as WhatsApp's offline
+                    // queue does at a login.
+                    for message in st.unacked.pending(instance_id) {
+                        let _ = tx.send(NetEvent::Message(Box::new(message.clone())));
+                    }
                     let phase = Phase::Connected { token: blob.device_token, phone: blob.phone };
                     st.conns.insert(instance_id.to_string(), Conn { generation, tx, phase });
                 }
@@ -579,7 +588,8 @@ impl SimNetwork {
             mentions,
             at: Utc::now(),
         };
-        st.connected(instance_id)?.0.emit(NetEvent::Message(Box::new(message)));
+        st.connected(instance_id)?.0.emit(NetEvent::Message(Box::new(message.clone())));
+        st.unacked.handed(instance_id, message);
         Ok(InboundResult { message_id: id, sha256 })
     }
 }
@@ -676,6 +686,7 @@ impl SimNet for SimNetwork {
             st.devices.remove(&token);
             st.revoked.insert(token);
         }
+        st.unacked.forget(instance_id);
         Ok(())
     }
 
@@ -744,6 +755,8 @@ impl SimNet for SimNetwork {
         let lid = st.lid_for(&phone);
         st.devices.insert(token.clone(), Device { phone: phone.clone() });
         st.linked.insert(instance_id.to_string(), token.clone());
+        // A new device starts with an empty queue, as on WhatsApp.
+        st.unacked.forget(instance_id);
         let ban = st.active_ban(&phone).map(Ban::detail);
         let blob = SessionBlob {
             device_token: token.clone(),
@@ -777,6 +790,7 @@ impl SimNet for SimNetwork {
                 st.devices.remove(&token);
                 st.revoked.insert(token);
                 st.linked.remove(instance_id);
+                st.unacked.forget(instance_id);
                 "the device was unlinked".to_string()
             }
             DropKind::Banned => {
@@ -806,6 +820,16 @@ impl SimNet for SimNetwork {
     ) -> Result<InboundResult, SimError> {
         let content = inbound::prepare(&spec, &self.synthetic).await?;
         self.inbound_now(instance_id, spec, content)
+    }
+
+    async fn ack_inbound(&self, instance_id: &str, ids: &[String]) -> Result<(), SimError> {
+        lock(&self.state).unacked.ack(instance_id, ids);
+        Ok(())
+    }
+
+    async fn unacked_inbound(&self, instance_id: &str) -> Result<Vec<String>, SimError> {
+        let st = lock(&self.state);
+        Ok(st.unacked.pending(instance_id).map(|m| m.id.clone()).collect())
     }
 
     async fn restrict(&self, instance_id: &str, req: RestrictRequest) -> Result<(), SimError> {

@@ -28,8 +28,8 @@ use super::media;
 use super::network::SimNetwork;
 use super::outbox::OutboxPage;
 use super::transport::{
-    AttachRequest, ChatStateRequest, CheckContactsRequest, DetachQuery, NetEvent, PairCodeRequest,
-    SimError, SimNet, GENERATION_HEADER,
+    AckRequest, AttachRequest, ChatStateRequest, CheckContactsRequest, DetachQuery, NetEvent,
+    PairCodeRequest, SimError, SimNet, UnackedPage, GENERATION_HEADER,
 };
 use crate::OutgoingMessage;
 
@@ -90,6 +90,7 @@ fn build_router(net: Arc<SimNetwork>, shutdown: watch::Receiver<bool>) -> Router
         .route("/net/instances/{id}/pair-code", post(pair_code))
         .route("/net/instances/{id}/logout", post(logout))
         .route("/net/instances/{id}/detach", post(detach))
+        .route("/net/instances/{id}/ack", post(ack_inbound))
         .route("/net/instances/{id}/groups", get(groups))
         .route("/net/instances/{id}/groups/{jid}", get(group))
         .route("/net/instances/{id}/check-contacts", post(check_contacts))
@@ -98,7 +99,7 @@ fn build_router(net: Arc<SimNetwork>, shutdown: watch::Receiver<bool>) -> Router
         .route("/v1/sim/instances/{id}/drop", post(drop_connection))
         .route(
             "/v1/sim/instances/{id}/inbound",
-            post(inbound).layer(DefaultBodyLimit::max(INBOUND_BODY_LIMIT)),
+            post(inbound).layer(DefaultBodyLimit::max(INBOUND_BODY_LIMIT)).get(unacked_inbound),
         )
         .route("/v1/sim/instances/{id}/outbox", get(outbox))
         .route("/v1/sim/instances/{id}/restrict", post(restrict))
@@ -262,6 +263,23 @@ async fn inbound(
 ) -> Result<Response, SimError> {
     let result = app.net.inbound(&id, body(json)?).await?;
     Ok(Json(result).into_response())
+}
+
+async fn ack_inbound(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    json: Result<Json<AckRequest>, JsonRejection>,
+) -> Result<StatusCode, SimError> {
+    app.net.ack_inbound(&id, &body(json)?.ids).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn unacked_inbound(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, SimError> {
+    let unacked = app.net.unacked_inbound(&id).await?;
+    Ok(Json(UnackedPage { unacked }).into_response())
 }
 
 async fn restrict(

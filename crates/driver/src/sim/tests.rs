@@ -68,7 +68,8 @@ pub(super) async fn start(
         instance_id: id.into(),
         proxy: None,
         session: store.clone(),
-        events: EventSink::new(id, tx),
+        events: EventSink::new(id, tx.clone()),
+        inbound: Arc::new(EventSink::new(id, tx)),
     };
     (driver.start(opts).await.unwrap(), rx)
 }
@@ -324,6 +325,12 @@ async fn a_reconnect_keeps_backing_off_while_the_network_is_unreachable() {
             Ok(vec![])
         }
         async fn restrict(&self, _: &str, _: RestrictRequest) -> Result<(), SimError> {
+            Err(SimError::Unavailable("down".into()))
+        }
+        async fn ack_inbound(&self, _: &str, _: &[String]) -> Result<(), SimError> {
+            Err(SimError::Unavailable("down".into()))
+        }
+        async fn unacked_inbound(&self, _: &str) -> Result<Vec<String>, SimError> {
             Err(SimError::Unavailable("down".into()))
         }
     }
@@ -716,7 +723,8 @@ async fn a_thousand_sessions_connect() {
             instance_id: id.clone(),
             proxy: None,
             session: store,
-            events: EventSink::new(id, tx.clone()),
+            events: EventSink::new(id.clone(), tx.clone()),
+            inbound: Arc::new(EventSink::new(id, tx.clone())),
         };
         conns.push(driver.start(opts).await.unwrap());
     }

@@ -200,12 +200,21 @@ pub trait SimNet: Send + Sync {
     async fn scan(&self, instance_id: &str, req: ScanRequest) -> Result<ScanResult, SimError>;
     /// Control: the network drops a logged-in connection.
     async fn drop_connection(&self, instance_id: &str, req: DropRequest) -> Result<(), SimError>;
-    /// Control: a contact writes to a logged-in instance. Returns the message id.
+    /// The client acknowledges inbound messages it has recorded (by WhatsApp id): the network
+    /// stops keeping them. Until then every message handed to the instance is delivered again
+    /// at its next login (after `Connected`).
+    async fn ack_inbound(&self, instance_id: &str, ids: &[String]) -> Result<(), SimError>;
+
+    /// Control: a contact writes to a logged-in instance. Returns the WhatsApp id the message
+    /// is delivered (and, unacknowledged, delivered again) with.
     async fn inbound(
         &self,
         instance_id: &str,
         spec: InboundSpec,
     ) -> Result<InboundResult, SimError>;
+    /// Control: the ids of the inbound messages handed to the instance that it has not
+    /// acknowledged yet, oldest first.
+    async fn unacked_inbound(&self, instance_id: &str) -> Result<Vec<String>, SimError>;
     /// Control: what the network received from the instance, oldest first.
     async fn outbox(&self, instance_id: &str) -> Result<Vec<OutboxEntry>, SimError>;
     /// Turns WhatsApp's reach-out restriction on or off for the number: while on, a message
@@ -280,6 +289,18 @@ pub(crate) struct PairCodeRequest {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct CheckContactsRequest {
     pub phones: Vec<Phone>,
+}
+
+/// Body of `POST /net/instances/{id}/ack`: inbound message ids the client recorded.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct AckRequest {
+    pub ids: Vec<String>,
+}
+
+/// Answer of `GET /v1/sim/instances/{id}/inbound`: what the instance has not acknowledged.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct UnackedPage {
+    pub unacked: Vec<String>,
 }
 
 /// Query of `POST /net/instances/{id}/detach`.
@@ -548,6 +569,18 @@ impl SimNet for RemoteSimNet {
     ) -> Result<InboundResult, SimError> {
         let url = self.instance_url("sim", instance_id, "inbound");
         self.call(self.client.post(url).json(&spec)).await
+    }
+
+    async fn ack_inbound(&self, instance_id: &str, ids: &[String]) -> Result<(), SimError> {
+        let url = self.instance_url("net", instance_id, "ack");
+        let body = AckRequest { ids: ids.to_vec() };
+        self.call_empty(self.client.post(url).json(&body)).await
+    }
+
+    async fn unacked_inbound(&self, instance_id: &str) -> Result<Vec<String>, SimError> {
+        let url = self.instance_url("sim", instance_id, "inbound");
+        let page: UnackedPage = self.call(self.client.get(url)).await?;
+        Ok(page.unacked)
     }
 
     async fn restrict(&self, instance_id: &str, req: RestrictRequest) -> Result<(), SimError> {

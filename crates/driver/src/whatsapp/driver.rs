@@ -27,6 +27,7 @@ use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::{anyhow, async_channel, Client, ErrorChainExt, Jid as WaJid, TokioRuntime};
 
 use super::backend::SessionBackend;
+use super::durable::DurableInbound;
 use super::events::{convert_jid, map_event, Mapped};
 use super::outgoing::build_message;
 use super::transport::{http_client, DialTransportFactory};
@@ -77,7 +78,7 @@ impl Driver for WhatsAppDriver {
     }
 
     async fn start(&self, opts: ConnectOptions) -> Result<Arc<dyn Connection>, DriverError> {
-        let ConnectOptions { proxy, session, events, .. } = opts;
+        let ConnectOptions { proxy, session, events, inbound, .. } = opts;
         // A session sealed with another key (or tampered) must not be replaced by a fresh
         // device: the library would otherwise create one over it.
         if let Err(SessionError::Unreadable(detail)) =
@@ -111,6 +112,8 @@ impl Driver for WhatsAppDriver {
             .with_http_client(media_http)
             .with_runtime(TokioRuntime)
             .with_event_handler(forwarder)
+            // Each inbound message reaches the event log before WhatsApp hears it arrived.
+            .with_inbound_durability_hook(DurableInbound { sink: inbound })
             // A gateway relays live traffic; replaying a phone's history would flood the
             // event log and the number's first minutes.
             .skip_history_sync();

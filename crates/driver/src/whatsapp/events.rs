@@ -16,7 +16,8 @@
 //! | `ClientOutdated`             | `Disconnected{Ended}`: upgrade the gateway  | `disconnected/stopped`     |
 //! | `ConnectFailure` (5xx)       | `Disconnected{Transient}`; the library retries | `connecting/transient`  |
 //! | `ConnectFailure` (other)     | `Disconnected{Ended}` with code and message | `disconnected/stopped`     |
-//! | `Messages`                   | `Message` per inbound message (own echoes skipped; content mapped by [`super::inbound`]) | — |
+//! | `Messages` committed by the durability hook | ignored: already recorded through the `InboundSink` (`super::durable`) | — |
+//! | `Messages` (others: recovered placeholders, newsletters) | `Message` per inbound message (own echoes skipped; content mapped by [`super::inbound`]) | — |
 //! | `Receipt` delivered / read, played | `Receipt{Delivered / Read}`           | —                          |
 //! | `ServerAck`                  | resolves the waiting send (a nack fails it with its code, e.g. 463) | — |
 //! | anything else                | ignored                                     | —                          |
@@ -133,6 +134,8 @@ pub(crate) fn map_event(event: &Event, now: DateTime<Utc>) -> Mapped {
                 drop(DropKind::Ended, format!("{detail}; connect again once resolved"))
             }
         }
+        // What the durability hook committed went to the sink already (super::durable).
+        Event::Messages(batch) if batch.hook_committed => Mapped::Ignore,
         Event::Messages(batch) => Mapped::Emit(
             batch
                 .messages

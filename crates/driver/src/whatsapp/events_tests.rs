@@ -244,6 +244,21 @@ fn a_caption_is_the_text_of_a_media_message() {
 }
 
 #[test]
+fn a_batch_the_durability_hook_committed_is_not_reported_again() {
+    let plain = wa::Message { conversation: Some("plain".into()), ..Default::default() };
+    let item = (plain, info("5511988887777@s.whatsapp.net", None, false));
+    let Event::Messages(b) = batch(vec![item]) else { unreachable!() };
+    let committed = ev::MessageBatch::builder()
+        .messages(b.messages.clone())
+        .origin(ev::BatchOrigin::Live)
+        .hook_committed(true)
+        .build();
+    assert_eq!(map_event(&Event::Messages(committed), now()), Mapped::Ignore);
+    // One the library dispatched without the hook (a recovered placeholder) still is.
+    assert!(matches!(map_event(&Event::Messages(b), now()), Mapped::Emit(e) if e.len() == 1));
+}
+
+#[test]
 fn receipts_become_delivered_and_read_and_acks_resolve_sends() {
     let receipt = |t: ReceiptType, from_me: bool| {
         Event::Receipt(

@@ -3,6 +3,7 @@
 pub mod backend;
 mod directory;
 mod driver;
+mod durable;
 mod events;
 mod inbound;
 mod media;

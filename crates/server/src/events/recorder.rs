@@ -6,7 +6,10 @@
 //! id order and answers each caller. Ids are assigned in the order events were queued, and a
 //! batch becomes visible to readers all at once, so SSE resume by id stays exact. A caller that
 //! must not wait for the disk, but must keep its events in order (the inbound-message path),
-//! queues with [`Recorder::submit`] and lets the returned [`Recording`] go.
+//! queues with [`Recorder::submit`] and lets the returned [`Recording`] go. A received message
+//! carries a dedupe key ([`Recorder::submit_received`]): WhatsApp delivers again what the
+//! gateway had not acknowledged, and the append skips a key the log already holds, in the
+//! same transaction, so each message is recorded once ([`Recording::durable`] tells which).
 //!
 //! In a cluster the bus carries every node's events, so that SSE, webhooks and alerts on any
 //! node see all of them: the writer no longer announces its own batches; a tail task follows
@@ -18,7 +21,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bzapper_store::{Event, InboundRecord, NewEvent, Signal, Store, StoreError};
+use bzapper_store::{Event, InboundRecord, KeyedEvent, NewEvent, Signal, Store, StoreError};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
@@ -34,10 +37,14 @@ const TAIL_PAGE: u32 = 1000;
 /// The cluster tail reads the log at least this often, should a signal be lost.
 const TAIL_EVERY: Duration = Duration::from_secs(1);
 
-type Reply = oneshot::Sender<Result<Arc<Event>, StoreError>>;
+/// The answer to a queued event: the event once on disk, or `None` when its dedupe key was
+/// already in the log (it was recorded before).
+type Outcome = Result<Option<Arc<Event>>, StoreError>;
+type Reply = oneshot::Sender<Outcome>;
 
-/// An event waiting for the writer: the event, the received message it indexes, its reply.
-type Queued = (NewEvent, Option<InboundRecord>, Reply);
+/// An event waiting for the writer: the event with its dedupe key, the received message it
+/// indexes, its reply.
+type Queued = (KeyedEvent, Option<InboundRecord>, Reply);
 
 pub struct Recorder {
     queue: mpsc::Sender<Queued>,
@@ -48,10 +55,19 @@ pub struct Recorder {
 /// An event queued for the log: [`Recording::wait`] returns it once it is on disk (and, on a
 /// single node, announced). Dropping it does not cancel the write (a failure is then logged).
 #[must_use = "dropping a Recording does not wait for the event to be on disk"]
-pub struct Recording(oneshot::Receiver<Result<Arc<Event>, StoreError>>);
+pub struct Recording(oneshot::Receiver<Outcome>);
 
 impl Recording {
     pub async fn wait(self) -> Result<Arc<Event>, StoreError> {
+        self.durable().await?.ok_or_else(|| {
+            // Only an event with a dedupe key can be skipped, and its caller asks `durable`.
+            StoreError::Database("the event was recorded before".into())
+        })
+    }
+
+    /// Once the event is on disk: `Some` with it when this append wrote it, `None` when an
+    /// event with its dedupe key was already in the log (see [`Recorder::submit_received`]).
+    pub async fn durable(self) -> Result<Option<Arc<Event>>, StoreError> {
         self.0.await.map_err(|_| closed())?
     }
 }
@@ -133,7 +149,22 @@ impl Recorder {
         index: Option<InboundRecord>,
     ) -> Recording {
         // The log keeps the type and the payload apart, as the envelope shows them.
-        self.enqueue(tenant_id, instance_id, event.kind(), event.data(), index).await
+        self.enqueue(tenant_id, instance_id, event.kind(), event.data(), index, None).await
+    }
+
+    /// [`Recorder::submit_indexed`] for a message WhatsApp may deliver more than once:
+    /// `dedupe_key` names it (number, chat, sender, WhatsApp id), and the append skips it when
+    /// the log already holds that key ([`Recording::durable`] then answers `None`).
+    pub async fn submit_received(
+        &self,
+        tenant_id: &str,
+        instance_id: &str,
+        event: kinds::Event,
+        index: Option<InboundRecord>,
+        dedupe_key: String,
+    ) -> Recording {
+        let (kind, data) = (event.kind(), event.data());
+        self.enqueue(tenant_id, Some(instance_id), kind, data, index, Some(dedupe_key)).await
     }
 
     async fn enqueue(
@@ -143,6 +174,7 @@ impl Recorder {
         kind: &str,
         data: serde_json::Value,
         index: Option<InboundRecord>,
+        dedupe_key: Option<String>,
     ) -> Recording {
         let event = NewEvent {
             tenant_id: tenant_id.to_string(),
@@ -153,7 +185,7 @@ impl Recorder {
         };
         let (reply, rx) = oneshot::channel();
         // On a closed queue the reply is dropped, and `wait` reports the recorder stopped.
-        let _ = self.queue.send((event, index, reply)).await;
+        let _ = self.queue.send((KeyedEvent { event, dedupe_key }, index, reply)).await;
         Recording(rx)
     }
 
@@ -167,7 +199,7 @@ impl Recorder {
         kind: &str,
         data: serde_json::Value,
     ) -> Recording {
-        self.enqueue(tenant_id, instance_id, kind, data, None).await
+        self.enqueue(tenant_id, instance_id, kind, data, None, None).await
     }
 
     /// [`Recorder::submit_raw`], waiting for the disk.
@@ -220,15 +252,20 @@ async fn write_loop(
             replies.push(reply);
             index.extend(indexed);
         }
-        match store.append_events_indexed(&events, &index).await {
+        match store.append_events_once(&events, &index).await {
             Ok(written_events) => {
                 for (ev, reply) in written_events.into_iter().zip(replies) {
+                    // A duplicate was counted and announced when it was first recorded.
+                    let Some(ev) = ev else {
+                        let _ = reply.send(Ok(None));
+                        continue;
+                    };
                     count(&metrics, &ev);
                     let ev = Arc::new(ev);
                     if let Some(bus) = &bus {
                         let _ = bus.send(ev.clone());
                     }
-                    let _ = reply.send(Ok(ev));
+                    let _ = reply.send(Ok(Some(ev)));
                 }
                 if let Some(w) = &written {
                     w.notify_one();
@@ -472,6 +509,58 @@ mod tests {
             data: json!({"n": n}),
             created_at: now(),
         }
+    }
+
+    /// A received message delivered again (the gateway had not acknowledged it) is recorded,
+    /// counted and announced once, whether the copies share a batch or come later.
+    #[tokio::test]
+    async fn a_message_with_a_dedupe_key_is_recorded_once() {
+        use crate::events::kinds::Event as Kind;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let recorder = Recorder::new(store.clone(), None);
+        let mut live = recorder.subscribe();
+        let received = || -> Kind {
+            use crate::events::received::{message_received_data, Resolved};
+            let jid = bzapper_core::Jid::parse("5511988880001@s.whatsapp.net").unwrap();
+            let m = bzapper_driver::InboundMessage {
+                id: "3EB0AA".into(),
+                chat: jid.clone(),
+                sender: jid.clone(),
+                sender_alt: None,
+                push_name: None,
+                text: "hi".into(),
+                mentions: vec![],
+                content: Default::default(),
+                reply_to: None,
+                at: now(),
+            };
+            let r = Resolved {
+                sender_phone: Some(jid.clone()),
+                sender_lid: None,
+                chat: jid,
+                mentions: vec![],
+            };
+            Kind::MessageReceived(Box::new(message_received_data(&m, &r, (None, None), None)))
+        };
+        let key = || "i1\n5511988880001@s.whatsapp.net\n5511988880001@s.whatsapp.net\n3EB0AA";
+        // Two copies queued at once (one batch), then a third later.
+        let a = recorder.submit_received("t1", "i1", received(), None, key().into()).await;
+        let b = recorder.submit_received("t1", "i1", received(), None, key().into()).await;
+        let (a, b) = (a.durable().await.unwrap(), b.durable().await.unwrap());
+        assert!(a.is_some() && b.is_none(), "{a:?} {b:?}");
+        let c = recorder.submit_received("t1", "i1", received(), None, key().into()).await;
+        assert!(c.durable().await.unwrap().is_none());
+        // Another message (another id) is another key.
+        let other =
+            recorder.submit_received("t1", "i1", received(), None, key().replace("AA", "BB")).await;
+        let other = other.durable().await.unwrap().unwrap();
+        assert_eq!(store.events_after("t1", 0, 10).await.unwrap().len(), 2);
+        assert_eq!(live.recv().await.unwrap().id, a.unwrap().id);
+        assert_eq!(live.recv().await.unwrap().id, other.id, "announced once");
+        assert_eq!(recorder.metrics().counts("t1")["i1"].received, 2, "counted once");
+        store.close().await;
     }
 
     #[tokio::test]

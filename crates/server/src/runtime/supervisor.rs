@@ -25,7 +25,7 @@ use crate::events::instance::{
 use crate::events::recorder::Recorder;
 use crate::events::Event;
 use crate::model::time::now;
-use crate::runtime::inbound::{Inbound, InboundJob};
+use crate::runtime::inbound::{Inbound, InboundJob, OwnIds};
 use crate::runtime::scheduler::Scheduler;
 use crate::runtime::session_bridge::InstanceSession;
 use ban_timers::BanTimers;
@@ -43,8 +43,8 @@ struct Running {
     state: InstanceState,
     conn: Arc<dyn Connection>,
     qr: watch::Sender<Option<QrCode>>,
-    /// The number's own JID and LID, for `mentions_me`.
-    own: (Option<String>, Option<String>),
+    /// The number's own JID and LID, for `mentions_me` (shared with its inbound sink).
+    own: OwnIds,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +170,7 @@ impl Supervisor {
         )
         .await?;
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let own: OwnIds = Arc::new(std::sync::RwLock::new((rec.jid.clone(), rec.lid.clone())));
         let conn = self
             .driver
             .start(ConnectOptions {
@@ -177,6 +178,9 @@ impl Supervisor {
                 proxy: rec.proxy.clone(),
                 session: Arc::new(InstanceSession::new(self.store.clone(), rec.id.clone())),
                 events: EventSink::new(format!("{}#{generation}", rec.id), self.tx.clone()),
+                // Messages go to the event log from the driver's own task, never through this
+                // supervisor's loop: a burst must not hold up the number's state events.
+                inbound: self.inbound.sink(&rec.tenant_id, &rec.id, own.clone()),
             })
             .await?;
         self.scheduler.attach_connection(&rec.id, conn.clone());
@@ -188,7 +192,7 @@ impl Supervisor {
                 state: transition.to.clone(),
                 conn,
                 qr: watch::channel(None).0,
-                own: (rec.jid.clone(), rec.lid.clone()),
+                own,
             },
         );
         Ok(transition.to)
@@ -386,7 +390,8 @@ impl Supervisor {
                     let (l, j) = (l.to_string(), jid.to_non_device().to_string());
                     self.store.learn_lid(&tenant_id, &l, &j).await?;
                 }
-                run.own = (Some(jid.to_string()), lid.as_ref().map(ToString::to_string));
+                *run.own.write().unwrap_or_else(|e| e.into_inner()) =
+                    (Some(jid.to_string()), lid.as_ref().map(ToString::to_string));
                 change_extra = Some(Identity {
                     phone: phone.e164(),
                     jid: jid.to_string(),
@@ -412,12 +417,13 @@ impl Supervisor {
             DriverEvent::SessionUnreadable { detail } => Trigger::SessionUnreadable { detail },
             DriverEvent::Receipt { .. } => return Ok(()), // handled above
             DriverEvent::Message(message) => {
-                // Resolved and recorded elsewhere, in order per number: a burst of inbound
-                // messages must not hold up this loop's state events.
+                // One the driver's library acknowledged on its own (not through the sink):
+                // resolved and recorded elsewhere, in order per number, so that a burst of them
+                // does not hold up this loop's state events.
                 self.inbound.push(InboundJob {
                     tenant_id,
                     instance_id: id.to_string(),
-                    own: run.own.clone(),
+                    own: run.own.read().unwrap_or_else(|e| e.into_inner()).clone(),
                     message,
                 });
                 return Ok(());

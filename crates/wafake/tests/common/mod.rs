@@ -14,7 +14,7 @@ use whatsapp_rust::wacore::net::{
 };
 use whatsapp_rust::wacore::store::InMemoryBackend;
 use whatsapp_rust::wacore::types::events::{Event, EventHandler};
-use whatsapp_rust::TokioRuntime;
+use whatsapp_rust::{InboundDurabilityHook, TokioRuntime};
 use whatsapp_rust_tokio_transport::TokioWebSocketTransportFactory;
 use whatsapp_rust_ureq_http_client::UreqHttpClient;
 
@@ -67,6 +67,20 @@ impl EventHandler for Forward {
     }
 }
 
+/// No hook (the type [`Client::start`] names for `None`).
+pub struct NoHook;
+
+#[whatsapp_rust::async_trait]
+impl InboundDurabilityHook for NoHook {
+    async fn on_messages(
+        &self,
+        _: Arc<whatsapp_rust::Client>,
+        _: &[whatsapp_rust::types::durability_hook::InboundMessage],
+    ) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
 pub struct Client {
     pub handle: BotHandle,
     pub events: Receiver<Arc<Event>>,
@@ -74,8 +88,22 @@ pub struct Client {
 
 impl Client {
     pub async fn start(server: &WireServer, store: Arc<InMemoryBackend>) -> Self {
+        Self::start_with(server, store, None::<NoHook>).await
+    }
+
+    /// [`Client::start`], with `hook` as the library's inbound durability hook: the client
+    /// acknowledges (sends the receipt of) a message only once the hook returned `Ok`.
+    pub async fn start_with<H: InboundDurabilityHook + 'static>(
+        server: &WireServer,
+        store: Arc<InMemoryBackend>,
+        hook: Option<H>,
+    ) -> Self {
         let (tx, events) = unbounded();
-        let bot = Bot::builder()
+        let mut builder = Bot::builder();
+        if let Some(hook) = hook {
+            builder = builder.with_inbound_durability_hook(hook);
+        }
+        let bot = builder
             .with_backend_arc(store)
             .with_transport_factory(TokioWebSocketTransportFactory::new().with_url(server.ws_url()))
             .with_http_client(PlainHttp(UreqHttpClient::new()))

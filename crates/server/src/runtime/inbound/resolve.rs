@@ -1,0 +1,206 @@
+//! Turns an inbound message into its `message.received` event: learns LID ↔ phone mappings
+//! from it, normalises the sender, chat and mentions with every mapping the store knows,
+//! recognises a numbered reply to the last menu this number sent to the chat, and queues the
+//! event on the recorder with the message's dedupe key.
+
+use std::sync::{Arc, LazyLock};
+
+use bzapper_core::menu::{Menu, MenuOption, MAX_OPTIONS};
+use bzapper_core::Jid;
+use bzapper_driver::{InboundContent, InboundMessage};
+use bzapper_store::{InboundRecord, Store, StoreError};
+
+use crate::events::message::{MenuReply, MessageReceived};
+use crate::events::received::{message_received_data, rich_fields, Resolved};
+use crate::events::recorder::{Recorder, Recording};
+use crate::events::Event;
+use crate::model::ids::MessageId;
+
+/// An inbound message to resolve and record as `message.received`.
+pub struct InboundJob {
+    pub tenant_id: String,
+    pub instance_id: String,
+    /// The number's own JID and LID, for `mentions_me`.
+    pub own: (Option<String>, Option<String>),
+    pub message: InboundMessage,
+}
+
+/// What resolving and recording a message needs.
+pub(super) struct Parts {
+    pub store: Arc<dyn Store>,
+    pub recorder: Arc<Recorder>,
+    pub public_url: PublicUrl,
+}
+
+/// The gateway's own URL (`http://host:port`, no trailing slash), which media links in events
+/// start with; empty makes them paths.
+pub(super) type PublicUrl = Arc<str>;
+
+/// Resolves the message and queues its `message.received`, with its dedupe key, on the
+/// recorder without waiting for the disk (events keep the order they are queued in).
+pub(super) async fn submit(parts: &Parts, job: &InboundJob) -> Result<Recording, StoreError> {
+    let store = parts.store.as_ref();
+    let own = (job.own.0.as_deref(), job.own.1.as_deref());
+    let mut data =
+        received_data(store, &job.tenant_id, &job.instance_id, own, &job.message).await?;
+    let base: &str = &parts.public_url;
+    let link = format!(
+        "{base}/v1/instances/{}/media/{}",
+        job.instance_id,
+        percent_encoding::utf8_percent_encode(&job.message.id, PATH_SEGMENT)
+    );
+    let quoted = quoted_gateway_id(store, job).await;
+    rich_fields(&mut data, &job.message, &link, quoted);
+    // The index entry goes in the event's own commit: a client answering the event can quote
+    // it at once, and a burst costs no commit more than its events.
+    let index = index_record(job);
+    let event = Event::MessageReceived(Box::new(data));
+    let key = dedupe_key(&job.instance_id, &job.message);
+    Ok(parts.recorder.submit_received(&job.tenant_id, &job.instance_id, event, index, key).await)
+}
+
+/// What names a received message across WhatsApp's redeliveries: the number, and the chat,
+/// sender and id as the network addressed them (a stanza id is unique only within its chat
+/// and sender).
+fn dedupe_key(instance_id: &str, m: &InboundMessage) -> String {
+    format!("{instance_id}\n{}\n{}\n{}", m.chat, m.sender, m.id)
+}
+
+/// Characters escaped in a URL path segment (a WhatsApp id is usually plain hex).
+const PATH_SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
+
+/// The longest text kept in the index (a quote's preview needs only its start).
+const INDEXED_TEXT_CHARS: usize = 1024;
+
+/// What keeps the message findable by id: a reply or reaction may name it, its media may be
+/// fetched. A reaction is not indexed (nothing quotes a reaction).
+fn index_record(job: &InboundJob) -> Option<InboundRecord> {
+    let m = &job.message;
+    let (kind, media) = match &m.content {
+        InboundContent::Reaction { .. } => return None,
+        InboundContent::Text => ("text", None),
+        InboundContent::Media(media) => {
+            (media.media_kind.as_str(), serde_json::to_value(media).ok())
+        }
+        InboundContent::Location(_) => ("location", None),
+        InboundContent::Contact(_) => ("contact", None),
+    };
+    Some(InboundRecord {
+        tenant_id: job.tenant_id.clone(),
+        instance_id: job.instance_id.clone(),
+        wa_id: m.id.clone(),
+        chat: m.chat.to_string(),
+        sender: m.sender.to_string(),
+        text: m.text.chars().take(INDEXED_TEXT_CHARS).collect(),
+        kind: kind.to_string(),
+        media,
+        received_at: m.at,
+    })
+}
+
+/// The gateway id of the message this one quotes or reacts to, when this number sent it.
+async fn quoted_gateway_id(store: &dyn Store, job: &InboundJob) -> Option<String> {
+    let target = match (&job.message.content, &job.message.reply_to) {
+        (InboundContent::Reaction { target_id, .. }, _) => target_id,
+        (_, Some(q)) => q,
+        _ => return None,
+    };
+    store.find_message_by_wa_id(&job.instance_id, target).await.ok().flatten().map(|m| m.id)
+}
+
+async fn phone_of(store: &dyn Store, tenant_id: &str, j: &Jid) -> Result<Option<Jid>, StoreError> {
+    if !j.is_lid() {
+        return Ok(j.phone().map(|p| p.jid()));
+    }
+    let found = store.phone_for_lid(tenant_id, &j.to_non_device().to_string()).await?;
+    Ok(found.and_then(|p| Jid::parse(&p).ok()))
+}
+
+pub async fn received_data(
+    store: &dyn Store,
+    tenant_id: &str,
+    instance_id: &str,
+    own: (Option<&str>, Option<&str>),
+    m: &InboundMessage,
+) -> Result<MessageReceived, StoreError> {
+    // Learn: a LID sender with its phone beside it (or the other way round).
+    let (lid, phone) = match (&m.sender, &m.sender_alt) {
+        (s, Some(a)) if s.is_lid() && !a.is_lid() => (Some(s.clone()), Some(a.clone())),
+        (s, Some(a)) if !s.is_lid() && a.is_lid() => (Some(a.clone()), Some(s.clone())),
+        _ => (None, None),
+    };
+    if let (Some(l), Some(p)) = (&lid, &phone) {
+        let (l, p) = (l.to_non_device().to_string(), p.to_non_device().to_string());
+        // Most messages repeat a mapping already known: reading it back is far cheaper than a
+        // durable write per message. Both directions, since the newest LID of a phone wins.
+        let known = store.phone_for_lid(tenant_id, &l).await?.as_deref() == Some(p.as_str())
+            && store.lid_for_phone(tenant_id, &p).await?.as_deref() == Some(l.as_str());
+        if !known {
+            store.learn_lid(tenant_id, &l, &p).await?;
+        }
+    }
+    let sender_phone = match phone {
+        Some(p) => Some(p.to_non_device()),
+        None => phone_of(store, tenant_id, &m.sender).await?,
+    };
+    let sender_lid = match lid {
+        Some(l) => Some(l.to_non_device()),
+        None if m.sender.is_lid() => Some(m.sender.to_non_device()),
+        None => match &sender_phone {
+            Some(p) => store
+                .lid_for_phone(tenant_id, &p.to_string())
+                .await?
+                .and_then(|l| Jid::parse(&l).ok()),
+            None => None,
+        },
+    };
+    let chat = if m.chat.is_group() {
+        m.chat.clone()
+    } else {
+        phone_of(store, tenant_id, &m.chat).await?.unwrap_or_else(|| m.chat.to_non_device())
+    };
+    let mut mentions = Vec::with_capacity(m.mentions.len());
+    for x in &m.mentions {
+        mentions.push(phone_of(store, tenant_id, x).await?.unwrap_or_else(|| x.to_non_device()));
+    }
+    let menu_reply = menu_reply(store, instance_id, &chat, &m.chat, &m.text).await?;
+    let r = Resolved { sender_phone, sender_lid, chat, mentions };
+    Ok(message_received_data(m, &r, own, menu_reply))
+}
+
+/// A menu with every option a menu may have: a text that picks none of its options picks
+/// none of any menu's, and needs no look-up of the chat's last menu.
+static LARGEST_MENU: LazyLock<Menu> = LazyLock::new(|| Menu {
+    text: None,
+    options: (1..=MAX_OPTIONS)
+        .map(|n| MenuOption { id: n.to_string(), title: n.to_string() })
+        .collect(),
+});
+
+/// `{"message_id", "option", "option_id"}` when `text` picks an option of the last menu this
+/// number sent to the chat (by its phone JID or as the chat was addressed).
+async fn menu_reply(
+    store: &dyn Store,
+    instance_id: &str,
+    chat: &Jid,
+    as_addressed: &Jid,
+    text: &str,
+) -> Result<Option<MenuReply>, StoreError> {
+    if LARGEST_MENU.match_reply(text).is_none() {
+        return Ok(None);
+    }
+    let mut last = store.last_menu_to(instance_id, &chat.to_string()).await?;
+    if last.is_none() && as_addressed != chat {
+        last = store.last_menu_to(instance_id, &as_addressed.to_non_device().to_string()).await?;
+    }
+    let Some(sent) = last else { return Ok(None) };
+    let Some(menu) = sent.menu.and_then(|v| serde_json::from_value::<Menu>(v).ok()) else {
+        return Ok(None);
+    };
+    Ok(menu.match_reply(text).map(|(n, o)| MenuReply {
+        message_id: MessageId::from(sent.id),
+        option: n,
+        option_id: o.id.clone(),
+    }))
+}
