@@ -12,6 +12,16 @@ use crate::model::time::now;
 
 use super::{Number, Scheduler, SUSPENSION_MS};
 
+/// Why a number in this state sends nothing until an operator acts (banned or logged out),
+/// in the words its failed forced sends carry; `None` for any other state.
+pub(super) fn gone_for_good(status: Status, reason: Option<Reason>) -> Option<&'static str> {
+    match (status, reason) {
+        (Status::Disconnected, Some(Reason::Banned)) => Some("the instance was banned by WhatsApp"),
+        (Status::Disconnected, Some(Reason::LoggedOut)) => Some("the instance was logged out"),
+        _ => None,
+    }
+}
+
 impl Scheduler {
     /// A number was taken over from another node: what this node knew of it may be stale,
     /// so its health and today's sends are read again from the store.
@@ -76,20 +86,12 @@ impl Scheduler {
         let mut health_event = None;
         let mut fail_forced = None;
         if let Some(t) = transition {
-            match (t.to.status, t.to.reason) {
-                (Status::Connecting, Some(Reason::Transient))
-                    if t.from.status == Status::Connected =>
-                {
+            if let (Status::Connecting, Some(Reason::Transient)) = (t.to.status, t.to.reason) {
+                if t.from.status == Status::Connected {
                     health_event = Some(HealthEvent::Dropped);
                 }
-                (Status::Disconnected, Some(Reason::Banned)) => {
-                    fail_forced = Some("the instance was banned by WhatsApp")
-                }
-                (Status::Disconnected, Some(Reason::LoggedOut)) => {
-                    fail_forced = Some("the instance was logged out")
-                }
-                _ => {}
             }
+            fail_forced = gone_for_good(t.to.status, t.to.reason);
         }
         let before = self.rotation_verdict(&rec.id).map(|h| h.1);
         if let Some(n) = self.lock().numbers.get_mut(&rec.id) {
