@@ -395,6 +395,19 @@ impl World {
     }
 }
 
+impl Drop for World {
+    fn drop(&mut self) {
+        // The processes go first (field order); a violation keeps the database schema too,
+        // next to the kept logs.
+        if !self.seen.is_empty() {
+            if let Some(schema) = self._pg.take() {
+                eprintln!("[fault {}] PostgreSQL schema {} kept for inspection", self.ctx.name, schema.name);
+                std::mem::forget(schema);
+            }
+        }
+    }
+}
+
 /// Polls `f` every 250 ms until it answers `Some`, for at most `limit`.
 async fn wait_until<T, F, Fut>(limit: Duration, mut f: F) -> Option<T>
 where

@@ -471,6 +471,8 @@ fn update(
 #[cfg(test)]
 mod doubt_tests;
 #[cfg(test)]
+mod rejoin_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod window_tests;
