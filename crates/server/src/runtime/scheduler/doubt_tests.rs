@@ -1,11 +1,13 @@
-//! After a restart, what waits for a number banned or logged out before it (a send in doubt
-//! after the crash, a forced send) is handed back, as the ban or logout itself hands back what
-//! waits then: a forced send fails with the reason, one that only waited for the number goes
-//! back to the pool. Found by the seeded fault test (crates/cli/tests/fault.rs): a gateway
-//! killed just after a ban, while the banned number was typing a send, kept that send
-//! `queued` for ever. Real SQLite store, simulated network, paused clock.
+//! What waits for a number banned or logged out for good is handed back, however it came to
+//! wait: a forced send in flight when the ban came back to the queue after the ban had handed
+//! back the rest; after a restart, a send in doubt (or forced) for a number banned before it.
+//! A forced send fails with the reason; one that only waited for the number goes back to the
+//! pool. Both found by the seeded fault test (crates/cli/tests/fault.rs), which saw such sends
+//! stay `queued` for ever. Real SQLite store, simulated network, paused clock.
 
 use bzapper_core::{InstanceState, Reason};
+use bzapper_driver::sim::{DropRequest, OutboxEntry};
+use bzapper_driver::{ChatState, DropKind};
 use bzapper_store::{InstanceStore, MessageStatus, MessageStore, StateChange};
 
 use crate::runtime::test_support::{hold_clock, store_in, stored_number, text_message, Rig, TENANT};
@@ -48,4 +50,30 @@ async fn after_a_restart_what_waited_for_a_number_banned_before_it_is_handed_bac
         assert_eq!(failed.error.as_deref(), Some("the instance was banned by WhatsApp"));
     }
     assert_eq!(rig.sent_texts(&b.id).await, ["in doubt"]);
+}
+
+/// The number is typing a forced send (`composing` shown, the send not made yet) when WhatsApp
+/// bans it: the ban hands back what waits for the number, then the send finds the connection
+/// gone and comes back to the number's queue. It must fail there too, not wait for a number
+/// that will not send again.
+#[tokio::test(start_paused = true)]
+async fn a_forced_send_in_flight_when_its_number_is_banned_fails_instead_of_waiting_forever() {
+    let rig = Rig::new().await;
+    let a = rig.connected("a", "+5511999990201").await;
+    let mut m = text_message(TENANT, "5511988880201", "typing when the ban comes");
+    m.instance_id = Some(a.id.clone());
+    m.forced = true;
+    rig.store.insert_message(&m).await.unwrap();
+    rig.scheduler.accept(m.clone()).await;
+    rig.until("composing shown", || async {
+        rig.net.outbox(&a.id).await.unwrap_or_default().iter().any(|e| {
+            matches!(e, OutboxEntry::Presence { presence: ChatState::Composing, .. })
+        })
+    })
+    .await;
+    rig.net.drop_connection(&a.id, DropRequest { reason: DropKind::Banned }).await.unwrap();
+    let failed = rig.until_message(&m.id, MessageStatus::Failed).await;
+    assert_eq!(failed.error.as_deref(), Some("the instance was banned by WhatsApp"));
+    assert!(rig.sent_texts(&a.id).await.is_empty());
+    assert_eq!(rig.scheduler.held_len(), 0, "nothing waits for the banned number");
 }

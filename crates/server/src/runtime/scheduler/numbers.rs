@@ -155,6 +155,13 @@ impl Scheduler {
         });
     }
 
+    /// Why the number, as this scheduler last saw it, sends nothing until an operator acts;
+    /// `None` when it may send again by itself.
+    pub(super) fn gone_for_good_now(&self, instance_id: &str) -> Option<&'static str> {
+        let g = self.lock();
+        g.numbers.get(instance_id).and_then(|n| gone_for_good(n.status, n.reason))
+    }
+
     /// Fails the number's client-forced queued messages with `why`; messages that were only
     /// held for it (in doubt after a crash) go back to the pool.
     pub(super) async fn hand_back(&self, instance_id: &str, why: &str) {
