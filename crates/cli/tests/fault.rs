@@ -19,7 +19,7 @@ use fault_support::{seed_from_env, Checks, Shape, Topology, World, WorldConfig};
 const SEED: u64 = 18;
 
 fn rounds() -> usize {
-    std::env::var("BZAPPER_FAULT_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(4)
+    std::env::var("BZAPPER_FAULT_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(6)
 }
 
 async fn run(topology: Topology, pg_url: Option<String>) {
@@ -62,4 +62,36 @@ async fn a_three_node_cluster_keeps_every_invariant_under_seeded_faults() {
         return;
     };
     run(Topology::Cluster, Some(pg)).await;
+}
+
+/// The schedule is the seed's: the same seed gives the same rounds, another seed others.
+#[test]
+fn a_seed_gives_the_same_schedule_and_another_seed_another() {
+    use fault_support::plan::Planner;
+    let rounds = |seed| {
+        let mut p = Planner::new(seed, Topology::Cluster, Shape::ci());
+        (0..5).map(|_| p.next_round()).collect::<Vec<_>>()
+    };
+    assert_eq!(rounds(42), rounds(42));
+    assert_ne!(rounds(42), rounds(43));
+}
+
+/// The CI run's first four rounds already strike with every kind of fault of its world.
+#[test]
+fn the_ci_rounds_strike_with_every_kind_of_fault() {
+    use fault_support::plan::{Action, Planner};
+    for topology in [Topology::Single, Topology::Cluster] {
+        let mut p = Planner::new(SEED, topology, Shape::ci());
+        let mut kinds: Vec<&str> = (0..4)
+            .flat_map(|_| p.next_round().steps)
+            .filter_map(|s| match s.action {
+                Action::Fault(f) => Some(f.kind()),
+                _ => None,
+            })
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        let all = if topology == Topology::Single { 8 } else { 9 };
+        assert_eq!(kinds.len(), all, "{topology:?}: {kinds:?}");
+    }
 }

@@ -291,36 +291,3 @@ fn fault_of(kind: u8, rng: &mut ChaCha8Rng, topology: Topology, s: &Shape) -> Fa
         _ => Fault::PgTerminate { node: rng.gen_bool(0.7).then(|| rng.gen_range(0..topology.nodes())) },
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_seed_gives_the_same_schedule_and_another_seed_another() {
-        let rounds = |seed| {
-            let mut p = Planner::new(seed, Topology::Cluster, Shape::ci());
-            (0..5).map(|_| p.next_round()).collect::<Vec<_>>()
-        };
-        assert_eq!(rounds(42), rounds(42));
-        assert_ne!(rounds(42), rounds(43));
-    }
-
-    #[test]
-    fn the_ci_rounds_strike_with_every_kind_of_fault() {
-        for topology in [Topology::Single, Topology::Cluster] {
-            let mut p = Planner::new(18, topology, Shape::ci());
-            let mut kinds: Vec<&str> = (0..4)
-                .flat_map(|_| p.next_round().steps)
-                .filter_map(|s| match s.action {
-                    Action::Fault(f) => Some(f.kind()),
-                    _ => None,
-                })
-                .collect();
-            kinds.sort();
-            kinds.dedup();
-            let all = if topology == Topology::Single { 8 } else { 9 };
-            assert_eq!(kinds.len(), all, "{topology:?}: {kinds:?}");
-        }
-    }
-}

@@ -431,9 +431,10 @@ where
 async fn at_rest(ctx: &Ctx, exempt: &std::collections::HashSet<String>) -> Option<()> {
     let (_, base) = ctx.base(0)?;
     for status in ["queued", "sending"] {
-        let url = format!("{base}/v1/messages?status={status}&limit=1");
+        let url = format!("{base}/v1/messages?status={status}&limit=500");
         let v = api::must(&ctx.http, Method::GET, &url, &ctx.key, None).await.ok()?;
-        if !v["items"].as_array()?.is_empty() {
+        let waits_for_exempt = |m: &Value| m["instance_id"].as_str().is_some_and(|i| exempt.contains(i));
+        if !v["items"].as_array()?.iter().all(waits_for_exempt) {
             return None;
         }
     }
