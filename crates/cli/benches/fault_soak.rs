@@ -69,7 +69,9 @@ fn args() -> Args {
         minutes: minutes.map(|m| m.parse().expect("--minutes: a number")).unwrap_or(30.0),
         seed,
         topologies,
-        rounds_per_cycle: rounds.map(|r| r.parse().expect("--rounds-per-cycle: a number")).unwrap_or(10),
+        rounds_per_cycle: rounds
+            .map(|r| r.parse().expect("--rounds-per-cycle: a number"))
+            .unwrap_or(10),
         checks: Checks::parse(enforce.as_deref().unwrap_or("")),
     }
 }
@@ -106,7 +108,8 @@ fn main() {
         "fault soak: seed {} (replay with --seed {}), {} minutes, worlds {names:?}, {} rounds a cycle",
         args.seed, args.seed, args.minutes, args.rounds_per_cycle
     );
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let deadline = Instant::now() + Duration::from_secs_f64(args.minutes * 60.0);
     let reports = rt.block_on(async {
         let runs = args.topologies.iter().map(|t| soak(*t, &args, deadline));

@@ -95,3 +95,136 @@ fn the_ci_rounds_strike_with_every_kind_of_fault() {
         assert_eq!(kinds.len(), all, "{topology:?}: {kinds:?}");
     }
 }
+
+/// The checks on their own, on made-up observations: each catches what it is for.
+mod checks {
+    use chrono::{DateTime, Duration, Utc};
+    use serde_json::json;
+
+    use super::fault_support::checks::{check, Checks};
+    use super::fault_support::ledger::{InboundCall, Ledger, Outcome};
+    use super::fault_support::observed::{Event, Message, NetMessage, Observed, WebhookSeen};
+    use super::fault_support::receivers::Got;
+    use super::Topology;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap() + Duration::seconds(s)
+    }
+
+    fn sent(id: &str, wa: &str, number: &str) -> Message {
+        Message {
+            id: id.into(),
+            status: "sent".into(),
+            instance_id: Some(number.into()),
+            whatsapp_id: wa.into(),
+            text: id.into(),
+            error: None,
+            campaign_id: None,
+        }
+    }
+
+    fn on_net(number: &str, wa: &str, text: &str, at: i64) -> NetMessage {
+        NetMessage {
+            instance_id: number.into(),
+            whatsapp_id: wa.into(),
+            text: text.into(),
+            at: t(at),
+        }
+    }
+
+    fn event(id: u64, kind: &str, number: &str, at: i64, data: serde_json::Value) -> Event {
+        Event { id, kind: kind.into(), instance_id: Some(number.into()), created_at: t(at), data }
+    }
+
+    fn invariants(obs: &Observed, checks: Checks) -> Vec<&'static str> {
+        let v = check(&Ledger::default(), obs, Topology::Single, checks);
+        v.violations.iter().map(|x| x.invariant).collect()
+    }
+
+    #[test]
+    fn a_message_from_two_numbers_is_a_violation_unless_the_first_was_banned_in_between() {
+        let mut obs = Observed {
+            messages: vec![sent("m1", "W1", "n2")],
+            network: vec![on_net("n1", "W1", "m1", 10), on_net("n2", "W1", "m1", 30)],
+            ..Observed::default()
+        };
+        assert_eq!(invariants(&obs, Checks::TODAY), ["sent_twice"]);
+        obs.events = vec![event(1, "instance.disconnected", "n1", 20, json!({"reason": "banned"}))];
+        let v = check(&Ledger::default(), &obs, Topology::Single, Checks::TODAY);
+        assert!(v.violations.is_empty(), "{:?}", v.violations);
+        assert_eq!(v.two_number.len(), 1, "the documented case is counted");
+    }
+
+    #[test]
+    fn a_send_after_the_ban_event_and_before_the_reconnect_is_a_violation() {
+        let ban = json!({"reason": "banned"});
+        let obs = Observed {
+            messages: vec![sent("m1", "W1", "n1"), sent("m2", "W2", "n1")],
+            network: vec![on_net("n1", "W1", "m1", 15), on_net("n1", "W2", "m2", 40)],
+            events: vec![
+                event(1, "instance.disconnected", "n1", 10, ban),
+                event(2, "instance.connecting", "n1", 30, json!({})),
+            ],
+            ..Observed::default()
+        };
+        assert_eq!(invariants(&obs, Checks::TODAY), ["send_while_banned_or_logged_out"]);
+        // The ban called for an alert the target never got: counted once alerts are durable.
+        assert_eq!(
+            invariants(&obs, Checks::ALL),
+            ["alert_missed", "send_while_banned_or_logged_out"]
+        );
+    }
+
+    #[test]
+    fn a_lost_inbound_message_is_reported_and_counts_only_once_its_check_is_on() {
+        let mut ledger = Ledger::default();
+        ledger.inbound.push(InboundCall {
+            instance_id: "n1".into(),
+            outcome: Outcome::Accepted("IN1".into()),
+        });
+        let obs = Observed::default();
+        let today = check(&ledger, &obs, Topology::Single, Checks::TODAY);
+        assert!(today.violations.is_empty());
+        assert_eq!(today.not_enforced.len(), 1);
+        let on = check(&ledger, &obs, Topology::Single, Checks::parse("inbound"));
+        assert_eq!(on.violations.iter().map(|x| x.invariant).collect::<Vec<_>>(), ["inbound_lost"]);
+    }
+
+    #[test]
+    fn a_webhook_must_get_every_matching_event_once_on_one_node_and_at_least_once_in_a_cluster() {
+        let got = |delivery: &str, event_id| Got {
+            delivery: delivery.into(),
+            event_id,
+            event_type: String::new(),
+        };
+        let obs = Observed {
+            events: vec![
+                event(1, "instance.connected", "n1", 1, json!({})),
+                event(2, "message.received", "n1", 2, json!({"message_id": "X"})),
+            ],
+            webhooks: vec![WebhookSeen {
+                id: "w".into(),
+                events: vec!["instance.*".into()],
+                got: vec![got("d1", 1), got("d2", 1)],
+            }],
+            ..Observed::default()
+        };
+        let single = check(&Ledger::default(), &obs, Topology::Single, Checks::TODAY);
+        assert_eq!(
+            single.violations.iter().map(|x| x.invariant).collect::<Vec<_>>(),
+            ["webhook_delivered_twice"]
+        );
+        assert!(check(&Ledger::default(), &obs, Topology::Cluster, Checks::TODAY)
+            .violations
+            .is_empty());
+        let none = Observed {
+            webhooks: vec![WebhookSeen { got: vec![], ..obs.webhooks[0].clone() }],
+            ..obs
+        };
+        let missed = check(&Ledger::default(), &none, Topology::Cluster, Checks::TODAY);
+        assert_eq!(
+            missed.violations.iter().map(|x| x.invariant).collect::<Vec<_>>(),
+            ["webhook_missed"]
+        );
+    }
+}

@@ -59,7 +59,9 @@ pub async fn call(
         Ok(res) => {
             let status = res.status().as_u16();
             match res.bytes().await {
-                Ok(bytes) => Reply::Answered(status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)),
+                Ok(bytes) => {
+                    Reply::Answered(status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+                }
                 Err(e) => Reply::NoAnswer(format!("{status} with a cut body: {e}")),
             }
         }
@@ -80,7 +82,11 @@ pub async fn must(
 }
 
 /// GETs every page of a `{"items", "next_cursor"}` listing.
-pub async fn all_pages(http: &reqwest::Client, url: &str, token: &str) -> Result<Vec<Value>, String> {
+pub async fn all_pages(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+) -> Result<Vec<Value>, String> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     loop {

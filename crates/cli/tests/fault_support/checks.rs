@@ -164,13 +164,19 @@ fn sends(ledger: &Ledger, obs: &Observed, exempt: &HashSet<String>, v: &mut Verd
         match &call.outcome {
             Outcome::Accepted(id) if !by_id.contains_key(id.as_str()) => v.violation(
                 "accepted_message_lost",
-                format!("send {} ({id}) was answered 202 but the gateway does not list it", call.text),
+                format!(
+                    "send {} ({id}) was answered 202 but the gateway does not list it",
+                    call.text
+                ),
             ),
             Outcome::Refused(status, code) => {
                 if let Some(m) = by_text.get(call.text.as_str()) {
                     v.violation(
                         "refused_message_kept",
-                        format!("send {} was refused ({status} {code}) but is listed as {}", call.text, m.id),
+                        format!(
+                            "send {} was refused ({status} {code}) but is listed as {}",
+                            call.text, m.id
+                        ),
                     );
                 }
             }
@@ -183,12 +189,15 @@ fn sends(ledger: &Ledger, obs: &Observed, exempt: &HashSet<String>, v: &mut Verd
         if m.campaign_id.is_some() {
             v.campaign_messages_checked += 1;
         }
-        let mut copies: Vec<&NetMessage> = on_net.get(m.whatsapp_id.as_str()).cloned().unwrap_or_default();
+        let mut copies: Vec<&NetMessage> =
+            on_net.get(m.whatsapp_id.as_str()).cloned().unwrap_or_default();
         copies.sort_by_key(|n| n.at);
         let numbers: HashSet<&str> = copies.iter().map(|n| n.instance_id.as_str()).collect();
         let what = || {
-            let on: Vec<String> =
-                copies.iter().map(|n| format!("{} at {}", n.instance_id, n.at.format("%T%.3f"))).collect();
+            let on: Vec<String> = copies
+                .iter()
+                .map(|n| format!("{} at {}", n.instance_id, n.at.format("%T%.3f")))
+                .collect();
             format!(
                 "{} {:?} ({}, status {}, number {:?}, error {:?}; on the network: {:?})",
                 m.id, m.text, m.whatsapp_id, m.status, m.instance_id, m.error, on
@@ -208,7 +217,9 @@ fn sends(ledger: &Ledger, obs: &Observed, exempt: &HashSet<String>, v: &mut Verd
             "sent" | "delivered" | "read" => {
                 if copies.is_empty() {
                     v.violation("sent_but_not_on_network", what());
-                } else if copies.len() == 1 && m.instance_id.as_deref() != Some(&copies[0].instance_id) {
+                } else if copies.len() == 1
+                    && m.instance_id.as_deref() != Some(&copies[0].instance_id)
+                {
                     v.violation("sent_by_another_number", what());
                 }
             }
@@ -231,7 +242,10 @@ fn sends(ledger: &Ledger, obs: &Observed, exempt: &HashSet<String>, v: &mut Verd
         if !by_wa.contains_key(n.whatsapp_id.as_str()) {
             v.violation(
                 "network_message_not_accepted",
-                format!("{} sent {:?} ({}) at {}, which no message has", n.instance_id, n.text, n.whatsapp_id, n.at),
+                format!(
+                    "{} sent {:?} ({}) at {}, which no message has",
+                    n.instance_id, n.text, n.whatsapp_id, n.at
+                ),
             );
         }
     }
@@ -264,16 +278,31 @@ fn campaigns(ledger: &Ledger, obs: &Observed, v: &mut Verdict) {
     for call in &ledger.campaigns {
         if let Outcome::Accepted(id) = &call.outcome {
             if !listed.contains_key(id.as_str()) {
-                v.violation("campaign_lost", format!("campaign {} ({id}) is not listed", call.name));
+                v.violation(
+                    "campaign_lost",
+                    format!("campaign {} ({id}) is not listed", call.name),
+                );
             }
         }
     }
-    const BUCKETS: [&str; 9] =
-        ["pending", "queued", "sending", "sent", "delivered", "read", "failed", "skipped", "canceled"];
+    const BUCKETS: [&str; 9] = [
+        "pending",
+        "queued",
+        "sending",
+        "sent",
+        "delivered",
+        "read",
+        "failed",
+        "skipped",
+        "canceled",
+    ];
     for c in &obs.campaigns {
         let sum: u64 = BUCKETS.iter().map(|b| c.total(b)).sum();
         if sum != c.recipients {
-            v.violation("campaign_totals", format!("{}: buckets add up to {sum} of {}: {}", c.id, c.recipients, c.totals));
+            v.violation(
+                "campaign_totals",
+                format!("{}: buckets add up to {sum} of {}: {}", c.id, c.recipients, c.totals),
+            );
         }
         match c.status.as_str() {
             "finished" => {
@@ -283,7 +312,9 @@ fn campaigns(ledger: &Ledger, obs: &Observed, v: &mut Verdict) {
                 }
             }
             "canceled" => {}
-            other => v.violation("campaign_not_ended", format!("{} is {other}: {}", c.id, c.totals)),
+            other => {
+                v.violation("campaign_not_ended", format!("{} is {other}: {}", c.id, c.totals))
+            }
         }
     }
 }
@@ -303,7 +334,11 @@ fn inbound(ledger: &Ledger, obs: &Observed, checks: Checks, v: &mut Verdict) {
         v.inbound_checked += 1;
         let got = received.get(wa.as_str()).map(Vec::as_slice).unwrap_or_default();
         match got.len() {
-            0 => v.flag(enforced, "inbound_lost", format!("{wa} to {} is not in the event log", call.instance_id)),
+            0 => v.flag(
+                enforced,
+                "inbound_lost",
+                format!("{wa} to {} is not in the event log", call.instance_id),
+            ),
             1 if got[0].instance_id.as_deref() != Some(&call.instance_id) => v.flag(
                 enforced,
                 "inbound_on_another_number",
@@ -313,8 +348,11 @@ fn inbound(ledger: &Ledger, obs: &Observed, checks: Checks, v: &mut Verdict) {
             n => v.flag(
                 enforced,
                 "inbound_duplicated",
-                format!("{wa} to {} is in the event log {n} times (events {:?})", call.instance_id,
-                    got.iter().map(|e| e.id).collect::<Vec<_>>()),
+                format!(
+                    "{wa} to {} is in the event log {n} times (events {:?})",
+                    call.instance_id,
+                    got.iter().map(|e| e.id).collect::<Vec<_>>()
+                ),
             ),
         }
     }
@@ -323,7 +361,10 @@ fn inbound(ledger: &Ledger, obs: &Observed, checks: Checks, v: &mut Verdict) {
             v.flag(
                 enforced,
                 "inbound_unknown",
-                format!("message.received {wa} (events {:?}) was never sent by a contact", events.iter().map(|e| e.id).collect::<Vec<_>>()),
+                format!(
+                    "message.received {wa} (events {:?}) was never sent by a contact",
+                    events.iter().map(|e| e.id).collect::<Vec<_>>()
+                ),
             );
         }
     }
@@ -353,14 +394,23 @@ fn webhooks(obs: &Observed, topology: Topology, v: &mut Verdict) {
             } else if n > 1 && topology == Topology::Single {
                 v.violation(
                     "webhook_delivered_twice",
-                    format!("webhook {} got event {} ({}) under {n} delivery ids", w.id, e.id, e.kind),
+                    format!(
+                        "webhook {} got event {} ({}) under {n} delivery ids",
+                        w.id, e.id, e.kind
+                    ),
                 );
             }
         }
         if !missed.is_empty() {
             v.violation(
                 "webhook_missed",
-                format!("webhook {} ({:?}) never got {} events: {}", w.id, w.events, missed.len(), short_list(&missed)),
+                format!(
+                    "webhook {} ({:?}) never got {} events: {}",
+                    w.id,
+                    w.events,
+                    missed.len(),
+                    short_list(&missed)
+                ),
             );
         }
     }
@@ -381,7 +431,12 @@ fn alerts(obs: &Observed, checks: Checks, v: &mut Verdict) {
         v.flag(
             checks.alerts_durable,
             "alert_missed",
-            format!("{} of {} due alerts never reached the target: {}", missed.len(), v.alerts_checked, short_list(&missed)),
+            format!(
+                "{} of {} due alerts never reached the target: {}",
+                missed.len(),
+                v.alerts_checked,
+                short_list(&missed)
+            ),
         );
     }
 }
@@ -409,7 +464,9 @@ fn no_send_while_out(obs: &Observed, v: &mut Verdict) {
                 && matches!(e.data["reason"].as_str(), Some("banned" | "logged_out"));
             if out && open.is_none() {
                 open = Some(e);
-            } else if open.is_some() && matches!(e.kind.as_str(), "instance.connecting" | "instance.connected") {
+            } else if open.is_some()
+                && matches!(e.kind.as_str(), "instance.connecting" | "instance.connected")
+            {
                 windows.push((open.take().unwrap(), Some(e)));
             }
         }
@@ -424,7 +481,12 @@ fn no_send_while_out(obs: &Observed, v: &mut Verdict) {
                         "send_while_banned_or_logged_out",
                         format!(
                             "{number} sent {:?} ({}) at {} after event {} ({} {}) and before {:?}",
-                            n.text, n.whatsapp_id, n.at, start.id, start.kind, start.data["reason"],
+                            n.text,
+                            n.whatsapp_id,
+                            n.at,
+                            start.id,
+                            start.kind,
+                            start.data["reason"],
                             end.map(|e| e.id)
                         ),
                     );
@@ -432,7 +494,11 @@ fn no_send_while_out(obs: &Observed, v: &mut Verdict) {
             }
             let end_id = end.map_or(u64::MAX, |e| e.id);
             for e in &events {
-                if e.kind == "message.status" && e.data["status"] == "sending" && e.id > start.id && e.id < end_id {
+                if e.kind == "message.status"
+                    && e.data["status"] == "sending"
+                    && e.id > start.id
+                    && e.id < end_id
+                {
                     v.sending_after_drop_event.push(format!(
                         "{number}: sending {} recorded as event {} after event {} ({})",
                         e.data["message_id"], e.id, start.id, start.data["reason"]
@@ -453,15 +519,25 @@ fn reconnected(ledger: &Ledger, obs: &Observed, exempt: &HashSet<String>, v: &mu
             v.violation("number_lost", format!("{} ({}) is not listed", n.id, n.phone));
             continue;
         };
-        let state = format!("{} ({}) is {} ({:?}: {:?})", n.id, n.phone, i.status, i.reason, i.detail);
+        let state =
+            format!("{} ({}) is {} ({:?}: {:?})", n.id, n.phone, i.status, i.reason, i.detail);
         match n.fate {
             Fate::Linked if i.status != "connected" => {
-                v.flag(!exempt.contains(&n.id), "not_reconnected", format!("{state}; temporary bans {:?}", n.temp_bans));
+                v.flag(
+                    !exempt.contains(&n.id),
+                    "not_reconnected",
+                    format!("{state}; temporary bans {:?}", n.temp_bans),
+                );
             }
-            Fate::LoggedOut if (i.status.as_str(), i.reason.as_deref()) != ("disconnected", Some("logged_out")) => {
+            Fate::LoggedOut
+                if (i.status.as_str(), i.reason.as_deref())
+                    != ("disconnected", Some("logged_out")) =>
+            {
                 v.violation("logged_out_number_state", state);
             }
-            Fate::PermBanned if (i.status.as_str(), i.reason.as_deref()) != ("disconnected", Some("banned")) => {
+            Fate::PermBanned
+                if (i.status.as_str(), i.reason.as_deref()) != ("disconnected", Some("banned")) =>
+            {
                 v.violation("banned_number_state", state);
             }
             _ => {}

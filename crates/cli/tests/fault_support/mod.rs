@@ -27,7 +27,9 @@ pub use world::{World, WorldConfig};
 /// The seed: `BZAPPER_FAULT_SEED` when set, else `default`.
 pub fn seed_from_env(default: u64) -> u64 {
     match std::env::var("BZAPPER_FAULT_SEED") {
-        Ok(s) => s.trim().parse().unwrap_or_else(|_| panic!("BZAPPER_FAULT_SEED: `{s}` is not a number")),
+        Ok(s) => {
+            s.trim().parse().unwrap_or_else(|_| panic!("BZAPPER_FAULT_SEED: `{s}` is not a number"))
+        }
         Err(_) => default,
     }
 }

@@ -117,14 +117,25 @@ pub struct Step {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// `POST /v1/messages` through node `via`: forced to a linked number, or rotating.
-    Send { forced: Option<u32>, via: u32 },
+    Send {
+        forced: Option<u32>,
+        via: u32,
+    },
     /// `POST /v1/campaigns`, canceled `cancel_after_ms` later when set.
-    Campaign { recipients: usize, via: u32, cancel_after_ms: Option<u64> },
+    Campaign {
+        recipients: usize,
+        via: u32,
+        cancel_after_ms: Option<u64>,
+    },
     /// A contact writes to a linked number (simulator control).
-    Inbound { number: u32 },
+    Inbound {
+        number: u32,
+    },
     /// The operator's turn, at the start of each round: link the logged-out numbers again
     /// when `relink`, and add a number when too few are left linked.
-    Operator { relink: bool },
+    Operator {
+        relink: bool,
+    },
     Fault(Fault),
 }
 
@@ -207,11 +218,16 @@ impl Planner {
         let rng = &mut self.rng;
         let len_ms = rng.gen_range(s.round_ms.0..=s.round_ms.1);
         let nodes = self.topology.nodes() as u32;
-        let mut steps =
-            vec![Step { at_ms: 0, action: Action::Operator { relink: rng.gen_bool(s.relink_chance) } }];
+        let mut steps = vec![Step {
+            at_ms: 0,
+            action: Action::Operator { relink: rng.gen_bool(s.relink_chance) },
+        }];
         for at_ms in arrivals(rng, s.sends_per_sec, len_ms) {
             let forced = rng.gen_bool(s.forced_share).then(|| rng.gen());
-            steps.push(Step { at_ms, action: Action::Send { forced, via: rng.gen_range(0..nodes) } });
+            steps.push(Step {
+                at_ms,
+                action: Action::Send { forced, via: rng.gen_range(0..nodes) },
+            });
         }
         for at_ms in arrivals(rng, s.inbound_per_sec, len_ms) {
             steps.push(Step { at_ms, action: Action::Inbound { number: rng.gen() } });
@@ -222,7 +238,10 @@ impl Planner {
             let cancel_after_ms =
                 rng.gen_bool(s.campaign_cancel_chance).then(|| rng.gen_range(500..=4_000));
             let via = rng.gen_range(0..nodes);
-            steps.push(Step { at_ms, action: Action::Campaign { recipients, via, cancel_after_ms } });
+            steps.push(Step {
+                at_ms,
+                action: Action::Campaign { recipients, via, cancel_after_ms },
+            });
         }
         let faults = rng.gen_range(s.faults_per_round.0..=s.faults_per_round.1);
         for _ in 0..faults {
@@ -266,7 +285,9 @@ fn arrivals(rng: &mut ChaCha8Rng, per_sec: f64, len_ms: u64) -> Vec<u64> {
 fn deck(topology: Topology) -> Vec<u8> {
     let weights: &[(u8, usize)] = match topology {
         Topology::Single => &[(0, 2), (2, 2), (3, 1), (4, 2), (5, 1), (6, 1), (7, 1), (8, 1)],
-        Topology::Cluster => &[(1, 2), (2, 2), (3, 1), (4, 2), (5, 1), (6, 1), (7, 1), (8, 1), (9, 1)],
+        Topology::Cluster => {
+            &[(1, 2), (2, 2), (3, 1), (4, 2), (5, 1), (6, 1), (7, 1), (8, 1), (9, 1)]
+        }
     };
     weights.iter().flat_map(|&(kind, n)| std::iter::repeat_n(kind, n)).collect()
 }
@@ -276,18 +297,26 @@ fn fault_of(kind: u8, rng: &mut ChaCha8Rng, topology: Topology, s: &Shape) -> Fa
     let range = |rng: &mut ChaCha8Rng, (lo, hi): (u64, u64)| rng.gen_range(lo..=hi);
     match kind {
         0 => Fault::KillGateway { down_ms: range(rng, s.down_ms) },
-        1 => Fault::KillNode { node: rng.gen_range(0..topology.nodes()), down_ms: range(rng, s.down_ms) },
+        1 => Fault::KillNode {
+            node: rng.gen_range(0..topology.nodes()),
+            down_ms: range(rng, s.down_ms),
+        },
         2 => Fault::Drop { number: rng.gen() },
         3 => Fault::Logout { number: rng.gen() },
         4 => Fault::TempBan { number: rng.gen(), secs: range(rng, s.temp_ban_secs) },
         5 => Fault::PermBan { number: rng.gen() },
-        6 => Fault::ReceiverDown { receiver: rng.gen_range(0..RECEIVERS), ms: range(rng, s.outage_ms) },
+        6 => Fault::ReceiverDown {
+            receiver: rng.gen_range(0..RECEIVERS),
+            ms: range(rng, s.outage_ms),
+        },
         7 => Fault::ReceiverSlow {
             receiver: rng.gen_range(0..RECEIVERS),
             ms: range(rng, s.slow_ms),
             delay_ms: range(rng, s.slow_delay_ms),
         },
         8 => Fault::AlertTargetDown { ms: range(rng, s.outage_ms) },
-        _ => Fault::PgTerminate { node: rng.gen_bool(0.7).then(|| rng.gen_range(0..topology.nodes())) },
+        _ => Fault::PgTerminate {
+            node: rng.gen_bool(0.7).then(|| rng.gen_range(0..topology.nodes())),
+        },
     }
 }

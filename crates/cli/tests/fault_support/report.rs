@@ -46,7 +46,9 @@ impl Report {
         settle: Duration,
         logs: Option<PathBuf>,
     ) -> Report {
-        let count = |f: &dyn Fn(&Outcome) -> bool, o: &mut dyn Iterator<Item = &Outcome>| o.filter(|o| f(o)).count();
+        let count = |f: &dyn Fn(&Outcome) -> bool, o: &mut dyn Iterator<Item = &Outcome>| {
+            o.filter(|o| f(o)).count()
+        };
         let accepted = |o: &Outcome| matches!(o, Outcome::Accepted(_));
         let refused = |o: &Outcome| matches!(o, Outcome::Refused(..));
         let none = |o: &Outcome| matches!(o, Outcome::NoAnswer);
@@ -103,20 +105,38 @@ fn list(f: &mut fmt::Formatter<'_>, title: &str, items: &[String]) -> fmt::Resul
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let v = &self.verdict;
-        writeln!(f, "== fault run, {} world: seed {} (replay with BZAPPER_FAULT_SEED={})", self.topology.name(), self.seed, self.seed)?;
-        writeln!(f, "  rounds: {}, elapsed {:.0?} (last settle {:.1?})", self.rounds, self.elapsed, self.settle)?;
+        writeln!(
+            f,
+            "== fault run, {} world: seed {} (replay with BZAPPER_FAULT_SEED={})",
+            self.topology.name(),
+            self.seed,
+            self.seed
+        )?;
+        writeln!(
+            f,
+            "  rounds: {}, elapsed {:.0?} (last settle {:.1?})",
+            self.rounds, self.elapsed, self.settle
+        )?;
         let faults: Vec<String> = self.faults.iter().map(|(k, n)| format!("{k} {n}")).collect();
         writeln!(f, "  faults injected: {} ({})", self.faults_total(), faults.join(", "))?;
         if !self.skipped.is_empty() {
             let s: Vec<String> = self.skipped.iter().map(|(k, n)| format!("{k} {n}")).collect();
-            writeln!(f, "  faults drawn that did not apply (number not connected, none linked): {}", s.join(", "))?;
+            writeln!(
+                f,
+                "  faults drawn that did not apply (number not connected, none linked): {}",
+                s.join(", ")
+            )?;
         }
         writeln!(
             f,
             "  workload: sends {} accepted / {} refused / {} unanswered; campaigns {} ({} canceled); inbound {} delivered by the network ({} refused: number not connected)",
             self.sends.0, self.sends.1, self.sends.2, self.campaigns.0, self.campaigns.1, self.inbound.0, self.inbound.1
         )?;
-        writeln!(f, "  operator: {} numbers in all, {} added, {} scanned again after a logout", self.numbers, self.numbers_added, self.relinks)?;
+        writeln!(
+            f,
+            "  operator: {} numbers in all, {} added, {} scanned again after a logout",
+            self.numbers, self.numbers_added, self.relinks
+        )?;
         writeln!(
             f,
             "  checked: {} messages ({} of campaigns), {} on the network, {} events, {} inbound, {} webhook deliveries (event x webhook; {} redelivered requests), {} due alerts, {} numbers",
@@ -130,8 +150,13 @@ impl fmt::Display for Report {
         )?;
         list(f, "documented two-number case (docs/sending.md, Crashes)", &v.two_number)?;
         list(f, "failed although on the network (in doubt at a crash)", &v.failed_but_on_network)?;
-        list(f, "`sending` recorded after the number's ban/logout event", &v.sending_after_drop_event)?;
-        let not_enforced: Vec<String> = v.not_enforced.iter().map(|x| format!("[{}] {}", x.invariant, x.detail)).collect();
+        list(
+            f,
+            "`sending` recorded after the number's ban/logout event",
+            &v.sending_after_drop_event,
+        )?;
+        let not_enforced: Vec<String> =
+            v.not_enforced.iter().map(|x| format!("[{}] {}", x.invariant, x.detail)).collect();
         list(f, "found by checks not enforced yet", &not_enforced)?;
         writeln!(f, "  VIOLATIONS: {}", self.violations.len())?;
         for x in &self.violations {

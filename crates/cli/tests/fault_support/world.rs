@@ -44,7 +44,8 @@ pub struct WorldConfig {
 }
 
 /// The webhooks' filters, one per receiver.
-const WEBHOOK_EVENTS: [&[&str]; RECEIVERS] = [&["*"], &["message.*"], &["instance.*", "campaign.*"]];
+const WEBHOOK_EVENTS: [&[&str]; RECEIVERS] =
+    [&["*"], &["message.*"], &["instance.*", "campaign.*"]];
 /// Lease time of the cluster nodes: short, so a killed node's numbers move quickly.
 const LEASE_SECS: u64 = 3;
 
@@ -64,6 +65,7 @@ struct Ctx {
     ledger: Arc<Mutex<Ledger>>,
     /// The PostgreSQL admin URL and the `application_name` prefix of this world's nodes.
     pg: Option<(String, String)>,
+    checks: Checks,
     started: Instant,
 }
 
@@ -84,6 +86,15 @@ impl Ctx {
 
     fn base(&self, via: u32) -> Option<(usize, String)> {
         self.node(via).map(|i| (i, self.urls[i].clone()))
+    }
+
+    /// The linked numbers that can send again by themselves: while the ban-expiry check is
+    /// off, a number whose temporary ban spanned a kill stays down (issue 18, item 3), and
+    /// the operator replaces it as it would a banned one.
+    fn usable(&self) -> usize {
+        let l = self.ledger();
+        let stuck = checks::stuck_numbers(&l, self.checks);
+        l.linked().iter().filter(|n| !stuck.contains(&n.id)).count()
     }
 
     /// A linked number chosen by `pick`.
@@ -112,7 +123,8 @@ impl World {
     pub async fn create(cfg: WorldConfig) -> World {
         let started = Instant::now();
         let name = cfg.topology.name();
-        let tmp = tempfile::Builder::new().prefix(&format!("bzapper-fault-{name}-")).tempdir().unwrap();
+        let tmp =
+            tempfile::Builder::new().prefix(&format!("bzapper-fault-{name}-")).tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let sim = SimNet::start(&dir);
         let (pg, schema) = match cfg.topology {
@@ -137,7 +149,8 @@ impl World {
                     procs::with_param(&s.url(), &format!("application_name=bzf_{}_n{i}", s.name))
                 }),
                 master_key: master_key.clone(),
-                node: (cfg.topology == Topology::Cluster).then(|| (LEASE_SECS, format!("node-{i}"))),
+                node: (cfg.topology == Topology::Cluster)
+                    .then(|| (LEASE_SECS, format!("node-{i}"))),
             };
             urls.push(spec.url());
             let g = tokio::task::block_in_place(|| Gateway::start(spec, &dir));
@@ -163,6 +176,7 @@ impl World {
             alert_target,
             ledger: Arc::default(),
             pg,
+            checks: cfg.checks,
             started,
         };
         if cfg.topology == Topology::Cluster {
@@ -172,29 +186,50 @@ impl World {
         // The tenant, its webhooks and alert target first: every event of the tenant then
         // matches from the first one on.
         let base = ctx.urls[0].clone();
-        let t = api::must(&ctx.http, Method::POST, &format!("{base}/v1/tenants"), ADMIN, Some(&json!({"name": "fault"})))
-            .await
-            .unwrap();
+        let t = api::must(
+            &ctx.http,
+            Method::POST,
+            &format!("{base}/v1/tenants"),
+            ADMIN,
+            Some(&json!({"name": "fault"})),
+        )
+        .await
+        .unwrap();
         ctx.key = t["api_key"].as_str().unwrap().to_string();
         let mut webhooks = Vec::new();
         for (r, events) in ctx.receivers.iter().zip(WEBHOOK_EVENTS) {
             let body = json!({"url": r.url, "events": events});
-            let w = api::must(&ctx.http, Method::POST, &format!("{base}/v1/webhooks"), &ctx.key, Some(&body))
-                .await
-                .unwrap();
-            webhooks.push((w["id"].as_str().unwrap().to_string(), events.iter().map(|s| s.to_string()).collect()));
+            let w = api::must(
+                &ctx.http,
+                Method::POST,
+                &format!("{base}/v1/webhooks"),
+                &ctx.key,
+                Some(&body),
+            )
+            .await
+            .unwrap();
+            webhooks.push((
+                w["id"].as_str().unwrap().to_string(),
+                events.iter().map(|s| s.to_string()).collect(),
+            ));
         }
         let alerts = json!({"url": ctx.alert_target.url, "format": "json", "on": ["logged_out", "banned", "health_low"]});
-        api::must(&ctx.http, Method::PUT, &format!("{base}/v1/alerts"), &ctx.key, Some(&alerts)).await.unwrap();
+        api::must(&ctx.http, Method::PUT, &format!("{base}/v1/alerts"), &ctx.key, Some(&alerts))
+            .await
+            .unwrap();
 
         for _ in 0..cfg.numbers {
             add_number(&ctx).await;
         }
         wait_until(Duration::from_secs(60), || async {
             let linked = ctx.ledger().linked();
-            let v = api::must(&ctx.http, Method::GET, &format!("{base}/v1/instances"), &ctx.key, None).await.ok()?;
+            let v =
+                api::must(&ctx.http, Method::GET, &format!("{base}/v1/instances"), &ctx.key, None)
+                    .await
+                    .ok()?;
             let items = v["items"].as_array()?;
-            let connected = |id: &str| items.iter().any(|i| i["id"] == id && i["status"] == "connected");
+            let connected =
+                |id: &str| items.iter().any(|i| i["id"] == id && i["status"] == "connected");
             linked.iter().all(|n| connected(&n.id)).then_some(())
         })
         .await
@@ -206,7 +241,17 @@ impl World {
             dir.display()
         ));
         let planner = Planner::new(cfg.seed, cfg.topology, cfg.shape.clone());
-        World { cfg, ctx, planner, webhooks, seen: BTreeSet::new(), _sim: sim, dir, tmp: Some(tmp), _pg: schema }
+        World {
+            cfg,
+            ctx,
+            planner,
+            webhooks,
+            seen: BTreeSet::new(),
+            _sim: sim,
+            dir,
+            tmp: Some(tmp),
+            _pg: schema,
+        }
     }
 
     /// Runs `rounds` rounds of workload and faults, then settles and checks everything since
@@ -222,8 +267,14 @@ impl World {
     async fn run_round(&mut self, round: Round) {
         let ctx = self.ctx.clone();
         let start = tokio::time::Instant::now();
-        let faults_count = round.steps.iter().filter(|s| matches!(s.action, Action::Fault(_))).count();
-        ctx.log(format!("round {} ({} ms, {} steps, {faults_count} faults)", round.index, round.len_ms, round.steps.len()));
+        let faults_count =
+            round.steps.iter().filter(|s| matches!(s.action, Action::Fault(_))).count();
+        ctx.log(format!(
+            "round {} ({} ms, {} steps, {faults_count} faults)",
+            round.index,
+            round.len_ms,
+            round.steps.len()
+        ));
         let (lane_tx, mut lane_rx) = tokio::sync::mpsc::unbounded_channel::<Fault>();
         let lane_ctx = ctx.clone();
         // Faults one after another: a kill and its restart finish before the next fault.
@@ -281,19 +332,21 @@ impl World {
         ));
 
         let base = ctx.base(0).map(|(_, b)| b).expect("every node is up after the faults");
-        let events: Vec<Event> = api::read_event_log(&ctx.http, &base, &ctx.key, Duration::from_secs(2))
-            .await
-            .unwrap_or_else(|e| panic!("reading the event log: {e}"))
-            .iter()
-            .filter_map(Event::from_json)
-            .collect();
+        let events: Vec<Event> =
+            api::read_event_log(&ctx.http, &base, &ctx.key, Duration::from_secs(2))
+                .await
+                .unwrap_or_else(|e| panic!("reading the event log: {e}"))
+                .iter()
+                .filter_map(Event::from_json)
+                .collect();
         // Webhook retries back off (2 s, 4 s, 8 s, …): after an outage of T the next attempt
         // comes within about 2T.
         let longest = Duration::from_millis(ctx.ledger().longest_outage_ms);
         let patience = Duration::from_secs(30) + longest * 2;
         let caught_up = wait_until(patience, || async {
             let all = self.webhooks.iter().zip(&ctx.receivers).all(|((_, filter), r)| {
-                let got: std::collections::HashSet<u64> = r.got().iter().map(|g| g.event_id).collect();
+                let got: std::collections::HashSet<u64> =
+                    r.got().iter().map(|g| g.event_id).collect();
                 events
                     .iter()
                     .filter(|e| filter.iter().any(|p| super::observed::matches(p, &e.kind)))
@@ -361,12 +414,13 @@ impl World {
             let url = format!("{base}{path}");
             async move { api::must(&ctx.http, Method::GET, &url, &ctx.key, None).await.unwrap() }
         };
-        let messages = api::all_pages(&ctx.http, &format!("{base}/v1/messages?limit=500"), &ctx.key)
-            .await
-            .unwrap()
-            .iter()
-            .map(Message::from_json)
-            .collect();
+        let messages =
+            api::all_pages(&ctx.http, &format!("{base}/v1/messages?limit=500"), &ctx.key)
+                .await
+                .unwrap()
+                .iter()
+                .map(Message::from_json)
+                .collect();
         let items = |v: Value| v["items"].as_array().cloned().unwrap_or_default();
         let campaigns = items(get("/v1/campaigns").await).iter().map(Campaign::from_json).collect();
         let instances = items(get("/v1/instances").await).iter().map(Instance::from_json).collect();
@@ -381,7 +435,11 @@ impl World {
             .webhooks
             .iter()
             .zip(&ctx.receivers)
-            .map(|((id, events), r)| WebhookSeen { id: id.clone(), events: events.clone(), got: r.got() })
+            .map(|((id, events), r)| WebhookSeen {
+                id: id.clone(),
+                events: events.clone(),
+                got: r.got(),
+            })
             .collect();
         Observed {
             messages,
@@ -401,7 +459,10 @@ impl Drop for World {
         // next to the kept logs.
         if !self.seen.is_empty() {
             if let Some(schema) = self._pg.take() {
-                eprintln!("[fault {}] PostgreSQL schema {} kept for inspection", self.ctx.name, schema.name);
+                eprintln!(
+                    "[fault {}] PostgreSQL schema {} kept for inspection",
+                    self.ctx.name, schema.name
+                );
                 std::mem::forget(schema);
             }
         }
@@ -433,16 +494,25 @@ async fn at_rest(ctx: &Ctx, exempt: &std::collections::HashSet<String>) -> Optio
     for status in ["queued", "sending"] {
         let url = format!("{base}/v1/messages?status={status}&limit=500");
         let v = api::must(&ctx.http, Method::GET, &url, &ctx.key, None).await.ok()?;
-        let waits_for_exempt = |m: &Value| m["instance_id"].as_str().is_some_and(|i| exempt.contains(i));
+        let waits_for_exempt =
+            |m: &Value| m["instance_id"].as_str().is_some_and(|i| exempt.contains(i));
         if !v["items"].as_array()?.iter().all(waits_for_exempt) {
             return None;
         }
     }
-    let v = api::must(&ctx.http, Method::GET, &format!("{base}/v1/campaigns"), &ctx.key, None).await.ok()?;
-    if v["items"].as_array()?.iter().any(|c| !matches!(c["status"].as_str(), Some("finished" | "canceled"))) {
+    let v = api::must(&ctx.http, Method::GET, &format!("{base}/v1/campaigns"), &ctx.key, None)
+        .await
+        .ok()?;
+    if v["items"]
+        .as_array()?
+        .iter()
+        .any(|c| !matches!(c["status"].as_str(), Some("finished" | "canceled")))
+    {
         return None;
     }
-    let v = api::must(&ctx.http, Method::GET, &format!("{base}/v1/instances"), &ctx.key, None).await.ok()?;
+    let v = api::must(&ctx.http, Method::GET, &format!("{base}/v1/instances"), &ctx.key, None)
+        .await
+        .ok()?;
     let items = v["items"].as_array()?;
     let linked = ctx.ledger().linked();
     let connected = |id: &str| items.iter().any(|i| i["id"] == id && i["status"] == "connected");
@@ -462,7 +532,7 @@ async fn wait_for_nodes(ctx: &Ctx) {
 }
 
 /// The operator: links logged-out (or never linked) numbers again when `relink`, and adds
-/// numbers while fewer than `min_linked` are linked.
+/// numbers while fewer than `min_linked` linked ones can send (see [`Ctx::usable`]).
 async fn operator(ctx: &Ctx, relink: bool, min_linked: usize) {
     if relink {
         let out: Vec<Number> =
@@ -480,7 +550,7 @@ async fn operator(ctx: &Ctx, relink: bool, min_linked: usize) {
             }
         }
     }
-    while ctx.ledger().linked().len() < min_linked {
+    while ctx.usable() < min_linked {
         if !add_number(ctx).await {
             break;
         }
@@ -499,7 +569,9 @@ async fn add_number(ctx: &Ctx) -> bool {
     let phone = format!("+55119{k:08}");
     let limits = json!({"min_gap_ms": 0, "max_gap_ms": 200, "per_minute": 1000, "per_hour": 60000, "per_day": 600000});
     let body = json!({"name": format!("n{k}"), "limits": limits, "warming_days": 0});
-    let Ok(v) = api::must(&ctx.http, Method::POST, &format!("{base}/v1/instances"), &ctx.key, Some(&body)).await
+    let Ok(v) =
+        api::must(&ctx.http, Method::POST, &format!("{base}/v1/instances"), &ctx.key, Some(&body))
+            .await
     else {
         return false;
     };
@@ -507,7 +579,13 @@ async fn add_number(ctx: &Ctx) -> bool {
     let linked = link(ctx, &id, &phone, false).await;
     let fate = if linked { Fate::Linked } else { Fate::LoggedOut };
     let mut l = ctx.ledger();
-    l.numbers.push(Number { id: id.clone(), phone: phone.clone(), fate, temp_bans: Vec::new(), relinks: 0 });
+    l.numbers.push(Number {
+        id: id.clone(),
+        phone: phone.clone(),
+        fate,
+        temp_bans: Vec::new(),
+        relinks: 0,
+    });
     if l.rounds > 0 {
         l.numbers_added += 1;
     }
@@ -534,7 +612,10 @@ async fn link(ctx: &Ctx, id: &str, phone: &str, reconnect: bool) -> bool {
         return false;
     }
     let scan = format!("{}/v1/sim/instances/{id}/scan", ctx.sim_url);
-    api::call(&ctx.http, Method::POST, &scan, ADMIN, Some(&json!({"phone": phone}))).await.ok().is_some()
+    api::call(&ctx.http, Method::POST, &scan, ADMIN, Some(&json!({"phone": phone})))
+        .await
+        .ok()
+        .is_some()
 }
 
 fn outcome(reply: &Reply, id_key: &str) -> Outcome {
@@ -542,7 +623,9 @@ fn outcome(reply: &Reply, id_key: &str) -> Outcome {
         Reply::Answered(s, v) if (200..300).contains(s) => {
             Outcome::Accepted(v[id_key].as_str().unwrap_or_default().to_string())
         }
-        Reply::Answered(s, v) => Outcome::Refused(*s, v["error"]["code"].as_str().unwrap_or_default().to_string()),
+        Reply::Answered(s, v) => {
+            Outcome::Refused(*s, v["error"]["code"].as_str().unwrap_or_default().to_string())
+        }
         Reply::NoAnswer(_) => Outcome::NoAnswer,
     }
 }
@@ -561,7 +644,14 @@ async fn send(ctx: Ctx, forced: Option<u32>, via: u32) {
     }
     let (node, outcome) = match ctx.base(via) {
         Some((node, base)) => {
-            let r = api::call(&ctx.http, Method::POST, &format!("{base}/v1/messages"), &ctx.key, Some(&body)).await;
+            let r = api::call(
+                &ctx.http,
+                Method::POST,
+                &format!("{base}/v1/messages"),
+                &ctx.key,
+                Some(&body),
+            )
+            .await;
             (node, outcome(&r, "id"))
         }
         None => (usize::MAX, Outcome::NoAnswer),
@@ -579,7 +669,9 @@ async fn inbound(ctx: Ctx, pick: u32) {
     let body = json!({"from": format!("+55419{seq:08}"), "text": format!("i{seq}")});
     let url = format!("{}/v1/sim/instances/{}/inbound", ctx.sim_url, n.id);
     let r = api::call(&ctx.http, Method::POST, &url, ADMIN, Some(&body)).await;
-    ctx.ledger().inbound.push(InboundCall { instance_id: n.id, outcome: outcome(&r, "message_id") });
+    ctx.ledger()
+        .inbound
+        .push(InboundCall { instance_id: n.id, outcome: outcome(&r, "message_id") });
 }
 
 async fn campaign(ctx: Ctx, recipients: usize, via: u32, cancel_after_ms: Option<u64>) {
@@ -589,21 +681,30 @@ async fn campaign(ctx: Ctx, recipients: usize, via: u32, cancel_after_ms: Option
         l.next_campaign
     };
     let name = format!("fc{k}");
-    let list: Vec<Value> =
-        (0..recipients).map(|i| json!({"to": format!("+55319{k:04}{i:04}"), "fields": {"i": i}})).collect();
+    let list: Vec<Value> = (0..recipients)
+        .map(|i| json!({"to": format!("+55319{k:04}{i:04}"), "fields": {"i": i}}))
+        .collect();
     let body = json!({"name": name, "template": format!("c{k}r{{{{i}}}}"), "recipients": list});
     let Some((_, base)) = ctx.base(via) else {
-        ctx.ledger().campaigns.push(CampaignCall { name, recipients, outcome: Outcome::NoAnswer, canceled: false });
+        ctx.ledger().campaigns.push(CampaignCall {
+            name,
+            recipients,
+            outcome: Outcome::NoAnswer,
+            canceled: false,
+        });
         return;
     };
-    let r = api::call(&ctx.http, Method::POST, &format!("{base}/v1/campaigns"), &ctx.key, Some(&body)).await;
+    let r =
+        api::call(&ctx.http, Method::POST, &format!("{base}/v1/campaigns"), &ctx.key, Some(&body))
+            .await;
     let outcome = outcome(&r, "id");
     let mut canceled = false;
     if let (Outcome::Accepted(id), Some(after)) = (&outcome, cancel_after_ms) {
         tokio::time::sleep(Duration::from_millis(after)).await;
         if let Some((_, base)) = ctx.base(via) {
             let url = format!("{base}/v1/campaigns/{id}/cancel");
-            canceled = api::call(&ctx.http, Method::POST, &url, &ctx.key, None).await.ok().is_some();
+            canceled =
+                api::call(&ctx.http, Method::POST, &url, &ctx.key, None).await.ok().is_some();
         }
     }
     ctx.ledger().campaigns.push(CampaignCall { name, recipients, outcome, canceled });
@@ -613,7 +714,10 @@ async fn campaign(ctx: Ctx, recipients: usize, via: u32, cancel_after_ms: Option
 /// whether it applied (the number was connected).
 async fn sim_drop(ctx: &Ctx, id: &str, reason: Value) -> bool {
     let url = format!("{}/v1/sim/instances/{id}/drop", ctx.sim_url);
-    api::call(&ctx.http, Method::POST, &url, ADMIN, Some(&json!({"reason": reason}))).await.ok().is_some()
+    api::call(&ctx.http, Method::POST, &url, ADMIN, Some(&json!({"reason": reason})))
+        .await
+        .ok()
+        .is_some()
 }
 
 async fn apply_fault(ctx: &Ctx, f: Fault) {
@@ -648,7 +752,8 @@ async fn apply_fault(ctx: &Ctx, f: Fault) {
             Some(n) => {
                 let from = Utc::now();
                 let until = from + chrono::Duration::seconds(secs as i64);
-                let ok = sim_drop(ctx, &n.id, json!({"temporarily_banned": {"until": until}})).await;
+                let ok =
+                    sim_drop(ctx, &n.id, json!({"temporarily_banned": {"until": until}})).await;
                 if ok {
                     let mut l = ctx.ledger();
                     if let Some(m) = l.number_mut(&n.id) {

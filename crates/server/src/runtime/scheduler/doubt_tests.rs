@@ -10,7 +10,9 @@ use bzapper_driver::sim::{DropRequest, OutboxEntry};
 use bzapper_driver::{ChatState, DropKind};
 use bzapper_store::{InstanceStore, MessageStatus, MessageStore, StateChange};
 
-use crate::runtime::test_support::{hold_clock, store_in, stored_number, text_message, Rig, TENANT};
+use crate::runtime::test_support::{
+    hold_clock, store_in, stored_number, text_message, Rig, TENANT,
+};
 
 #[tokio::test(start_paused = true)]
 async fn after_a_restart_what_waited_for_a_number_banned_before_it_is_handed_back() {
@@ -20,7 +22,8 @@ async fn after_a_restart_what_waited_for_a_number_banned_before_it_is_handed_bac
     // The previous run: number `gone` was banned while one pool send was in flight on it
     // (in doubt now) and a forced one was in flight or queued for it.
     let gone = stored_number(store.as_ref(), "gone").await;
-    let banned = InstanceState::disconnected(Reason::Banned, Some("banned before the crash".into()));
+    let banned =
+        InstanceState::disconnected(Reason::Banned, Some("banned before the crash".into()));
     let change =
         StateChange { state: banned, identity: None, connected_at: None, clear_identity: false };
     store.update_instance_state(&gone.id, &change).await.unwrap();
@@ -66,9 +69,12 @@ async fn a_forced_send_in_flight_when_its_number_is_banned_fails_instead_of_wait
     rig.store.insert_message(&m).await.unwrap();
     rig.scheduler.accept(m.clone()).await;
     rig.until("composing shown", || async {
-        rig.net.outbox(&a.id).await.unwrap_or_default().iter().any(|e| {
-            matches!(e, OutboxEntry::Presence { presence: ChatState::Composing, .. })
-        })
+        rig.net
+            .outbox(&a.id)
+            .await
+            .unwrap_or_default()
+            .iter()
+            .any(|e| matches!(e, OutboxEntry::Presence { presence: ChatState::Composing, .. }))
     })
     .await;
     rig.net.drop_connection(&a.id, DropRequest { reason: DropKind::Banned }).await.unwrap();
