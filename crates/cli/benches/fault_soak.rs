@@ -12,7 +12,8 @@
 //! Flags (or env): `--minutes` (`BZAPPER_FAULT_MINUTES`, 30), `--seed` (`BZAPPER_FAULT_SEED`,
 //! random and printed), `--topology single|cluster|both` (`BZAPPER_FAULT_TOPOLOGY`; `both` when
 //! PostgreSQL is configured, else `single`), `--rounds-per-cycle` (10), `--enforce all` or
-//! `inbound,alerts,ban_expiry` (`BZAPPER_FAULT_ENFORCE`). The worlds run at the same time.
+//! `inbound,alerts,ban_expiry` (`BZAPPER_FAULT_ENFORCE`; default
+//! `fault_support::checks::ENFORCED_BY_DEFAULT`). The worlds run at the same time.
 
 #[path = "../tests/fault_support/mod.rs"]
 mod fault_support;
@@ -38,7 +39,7 @@ fn args() -> Args {
     let mut seed = env("BZAPPER_FAULT_SEED");
     let mut topology = env("BZAPPER_FAULT_TOPOLOGY");
     let mut rounds = None;
-    let mut enforce = env("BZAPPER_FAULT_ENFORCE");
+    let mut enforce = None;
     while let Some(a) = argv.next() {
         let mut value = || argv.next().unwrap_or_else(|| panic!("{a} needs a value"));
         match a.as_str() {
@@ -72,7 +73,7 @@ fn args() -> Args {
         rounds_per_cycle: rounds
             .map(|r| r.parse().expect("--rounds-per-cycle: a number"))
             .unwrap_or(10),
-        checks: Checks::parse(enforce.as_deref().unwrap_or("")),
+        checks: enforce.map_or_else(Checks::from_env, |list| Checks::parse(&list)),
     }
 }
 
