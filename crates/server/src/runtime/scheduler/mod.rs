@@ -210,11 +210,9 @@ impl Scheduler {
             }
         });
         let day_ago = now() - chrono::Duration::days(1);
-        let mut gone = Vec::new();
+        let mut stored_states = Vec::new();
         for mut rec in self.store.list_all_instances().await? {
-            if let Some(why) = numbers::gone_for_good(rec.state.status, rec.state.reason) {
-                gone.push((rec.id.clone(), why));
-            }
+            stored_states.push((rec.id.clone(), rec.state.clone()));
             // The stored state is from before the restart; until the supervisor reports the
             // live one, the number sends nothing.
             rec.state = bzapper_core::InstanceState::new_stopped();
@@ -240,8 +238,8 @@ impl Scheduler {
         // A number banned or logged out before the restart sends nothing until an operator
         // acts: what waits for it (in doubt after the crash, or forced) is handed back now, as
         // the ban or logout handed back what waited then.
-        for (id, why) in gone {
-            self.hand_back(&id, why).await;
+        for (id, state) in stored_states {
+            self.hand_back_if_gone(&id, &state).await;
         }
         let me = self.clone();
         tokio::spawn(async move { me.run().await });

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bzapper_core::sending::{Health, HealthEvent, NumberInfo, QueuedMessage};
-use bzapper_core::{Limits, Reason, Status, Transition};
+use bzapper_core::{InstanceState, Limits, Reason, Status, Transition};
 use bzapper_driver::Connection;
 use bzapper_store::{InstanceRecord, MessageStatus, StoreError};
 
@@ -14,7 +14,7 @@ use super::{Number, Scheduler, SUSPENSION_MS};
 
 /// Why a number in this state sends nothing until an operator acts (banned or logged out),
 /// in the words its failed forced sends carry; `None` for any other state.
-pub(super) fn gone_for_good(status: Status, reason: Option<Reason>) -> Option<&'static str> {
+fn gone_for_good(status: Status, reason: Option<Reason>) -> Option<&'static str> {
     match (status, reason) {
         (Status::Disconnected, Some(Reason::Banned)) => Some("the instance was banned by WhatsApp"),
         (Status::Disconnected, Some(Reason::LoggedOut)) => Some("the instance was logged out"),
@@ -153,6 +153,14 @@ impl Scheduler {
             warming_days: rec.warming_days,
             first_connected_at_ms: rec.first_connected_at.map(|t| t.timestamp_millis()),
         });
+    }
+
+    /// Hands back what waits for the number when `state` (its stored state, read at start)
+    /// is banned or logged out: it will not connect again by itself.
+    pub(super) async fn hand_back_if_gone(&self, instance_id: &str, state: &InstanceState) {
+        if let Some(why) = gone_for_good(state.status, state.reason) {
+            self.hand_back(instance_id, why).await;
+        }
     }
 
     /// Why the number, as this scheduler last saw it, sends nothing until an operator acts;
