@@ -148,6 +148,12 @@ pub trait ClusterStore: Send + Sync {
     /// Hands sends this node cannot make back to the cluster.
     async fn release_messages(&self, node_id: &str, ids: &[String]) -> Result<()>;
 
+    /// Hands back every send still claimed under `node_id`: a node starting under the id of
+    /// a run that died calls it before it claims anything. That run's claims would otherwise
+    /// look like a live node's to every node (this one too, which never had them in memory),
+    /// and no node would send them.
+    async fn release_all_claims(&self, node_id: &str) -> Result<()>;
+
     /// Whether the pool has a connected, not banned number with a health score of at least
     /// `threshold`, on any node.
     async fn pool_has_connected_number(

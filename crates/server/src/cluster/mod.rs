@@ -45,6 +45,9 @@ impl Cluster {
                 ttl.as_secs()
             )));
         }
+        // A run that died under this id may have left sends claimed: being live again, the id
+        // would hide them from every node, so they go back to the shared queue first.
+        store.release_all_claims(&node.id).await?;
         store.heartbeat(&node, ttl).await?;
         let mut rx = store.listen().await?;
         let (signals, _) = broadcast::channel(256);

@@ -336,6 +336,19 @@ impl ClusterStore for PgStore {
         tx.commit().await.map_err(db)
     }
 
+    async fn release_all_claims(&self, node_id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let freed = sqlx::query("UPDATE messages SET claimed_by = NULL WHERE claimed_by = $1")
+            .bind(node_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if freed.rows_affected() > 0 {
+            self.notify_in(&mut tx, Signal::Queue).await?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
     async fn pool_has_connected_number(
         &self,
         tenant_id: &str,

@@ -194,6 +194,22 @@ async fn leaving_frees_leases_claims_and_roles_at_once() {
 }
 
 #[tokio::test]
+async fn releasing_all_claims_of_a_node_id_frees_only_those_and_signals_the_queue() {
+    let Some(n) = two_nodes().await else { return };
+    for id in ["mA", "mB"] {
+        n.a.insert_message(&message(id, "t1", None)).await.unwrap();
+    }
+    assert!(n.a.claim_message("mA", "A").await.unwrap());
+    assert!(n.b.claim_message("mB", "B").await.unwrap());
+    let mut signals = n.b.listen().await.unwrap();
+    n.a.release_all_claims("A").await.unwrap();
+    assert_eq!(next(&mut signals).await, Signal::Queue);
+    let pools = [("t1".to_string(), "default".to_string())];
+    let claimed = n.b.claim_messages("B", TTL, &[], &pools, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["mA"], "B's own stays");
+}
+
+#[tokio::test]
 async fn a_role_passes_to_another_node_only_once_its_lease_expires() {
     let Some(n) = two_nodes().await else { return };
     assert!(n.a.hold_role("webhooks", "A", TTL).await.unwrap());

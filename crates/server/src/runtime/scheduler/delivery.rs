@@ -148,10 +148,18 @@ impl Scheduler {
     /// The number dropped before the send: the message goes back to the head of its queue
     /// (its number's, when forced; the pool's otherwise) and waits, and the number takes
     /// nothing more until its state changes (the supervisor reports the drop or the reconnect).
+    ///
+    /// A number banned or logged out while the send was on its way handed back what waited
+    /// for it before this send came back: this one is handed back too (a forced send fails).
+    /// Its status is stored before it rejoins the queue, so that a hand-back racing with this
+    /// one always writes last.
     pub(super) async fn retry(&self, a: &Assignment, msg: &MessageRecord) {
         let keep = msg.forced.then(|| a.number_id.clone());
-        self.put_back(a).await;
         self.set_status(&msg.id, &msg.tenant_id, MessageStatus::Queued, keep, None).await;
+        self.put_back(a).await;
+        if let Some(why) = self.gone_for_good_now(&a.number_id) {
+            self.hand_back(&a.number_id, why).await;
+        }
         self.wake.notify_one();
     }
 

@@ -210,7 +210,9 @@ impl Scheduler {
             }
         });
         let day_ago = now() - chrono::Duration::days(1);
+        let mut stored_states = Vec::new();
         for mut rec in self.store.list_all_instances().await? {
+            stored_states.push((rec.id.clone(), rec.state.clone()));
             // The stored state is from before the restart; until the supervisor reports the
             // live one, the number sends nothing.
             rec.state = bzapper_core::InstanceState::new_stopped();
@@ -233,6 +235,12 @@ impl Scheduler {
             self.enqueue_pending(m).await?;
         }
         self.open_windows().await?;
+        // A number banned or logged out before the restart sends nothing until an operator
+        // acts: what waits for it (in doubt after the crash, or forced) is handed back now, as
+        // the ban or logout handed back what waited then.
+        for (id, state) in stored_states {
+            self.hand_back_if_gone(&id, &state).await;
+        }
         let me = self.clone();
         tokio::spawn(async move { me.run().await });
         Ok(())
@@ -458,6 +466,10 @@ fn update(
     MessageUpdate { status, instance_id, error, at: now() }
 }
 
+#[cfg(test)]
+mod doubt_tests;
+#[cfg(test)]
+mod rejoin_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -4,13 +4,23 @@
 use std::sync::Arc;
 
 use bzapper_core::sending::{Health, HealthEvent, NumberInfo, QueuedMessage};
-use bzapper_core::{Limits, Reason, Status, Transition};
+use bzapper_core::{InstanceState, Limits, Reason, Status, Transition};
 use bzapper_driver::Connection;
 use bzapper_store::{InstanceRecord, MessageStatus, StoreError};
 
 use crate::model::time::now;
 
 use super::{Number, Scheduler, SUSPENSION_MS};
+
+/// Why a number in this state sends nothing until an operator acts (banned or logged out),
+/// in the words its failed forced sends carry; `None` for any other state.
+fn gone_for_good(status: Status, reason: Option<Reason>) -> Option<&'static str> {
+    match (status, reason) {
+        (Status::Disconnected, Some(Reason::Banned)) => Some("the instance was banned by WhatsApp"),
+        (Status::Disconnected, Some(Reason::LoggedOut)) => Some("the instance was logged out"),
+        _ => None,
+    }
+}
 
 impl Scheduler {
     /// A number was taken over from another node: what this node knew of it may be stale,
@@ -76,20 +86,12 @@ impl Scheduler {
         let mut health_event = None;
         let mut fail_forced = None;
         if let Some(t) = transition {
-            match (t.to.status, t.to.reason) {
-                (Status::Connecting, Some(Reason::Transient))
-                    if t.from.status == Status::Connected =>
-                {
+            if let (Status::Connecting, Some(Reason::Transient)) = (t.to.status, t.to.reason) {
+                if t.from.status == Status::Connected {
                     health_event = Some(HealthEvent::Dropped);
                 }
-                (Status::Disconnected, Some(Reason::Banned)) => {
-                    fail_forced = Some("the instance was banned by WhatsApp")
-                }
-                (Status::Disconnected, Some(Reason::LoggedOut)) => {
-                    fail_forced = Some("the instance was logged out")
-                }
-                _ => {}
             }
+            fail_forced = gone_for_good(t.to.status, t.to.reason);
         }
         let before = self.rotation_verdict(&rec.id).map(|h| h.1);
         if let Some(n) = self.lock().numbers.get_mut(&rec.id) {
@@ -151,6 +153,21 @@ impl Scheduler {
             warming_days: rec.warming_days,
             first_connected_at_ms: rec.first_connected_at.map(|t| t.timestamp_millis()),
         });
+    }
+
+    /// Hands back what waits for the number when `state` (its stored state, read at start)
+    /// is banned or logged out: it will not connect again by itself.
+    pub(super) async fn hand_back_if_gone(&self, instance_id: &str, state: &InstanceState) {
+        if let Some(why) = gone_for_good(state.status, state.reason) {
+            self.hand_back(instance_id, why).await;
+        }
+    }
+
+    /// Why the number, as this scheduler last saw it, sends nothing until an operator acts;
+    /// `None` when it may send again by itself.
+    pub(super) fn gone_for_good_now(&self, instance_id: &str) -> Option<&'static str> {
+        let g = self.lock();
+        g.numbers.get(instance_id).and_then(|n| gone_for_good(n.status, n.reason))
     }
 
     /// Fails the number's client-forced queued messages with `why`; messages that were only
