@@ -11,10 +11,10 @@ use super::observed::{alert_kind, matches, Event, Message, NetMessage, Observed}
 use super::plan::Topology;
 
 /// The checks of issue 18's other items that the fault test enforces when
-/// `BZAPPER_FAULT_ENFORCE` is unset, in [`Checks::parse`]'s notation. Empty until those items
-/// are merged; then `"inbound,alerts,ban_expiry"` (or `"all"`), in this one place, for the CI
-/// test and the long run alike.
-pub const ENFORCED_BY_DEFAULT: &str = "";
+/// `BZAPPER_FAULT_ENFORCE` is unset, in [`Checks::parse`]'s notation: every check, for the CI
+/// test and the long run alike, now that durable inbound, durable alerts and stored ban ends
+/// are built.
+pub const ENFORCED_BY_DEFAULT: &str = "all";
 
 /// Which invariants count as violations. Three depend on work of issue 18 that lands
 /// separately; until it does, their checks still run and report what they find, as "not

@@ -24,8 +24,13 @@ async fn after_a_restart_what_waited_for_a_number_banned_before_it_is_handed_bac
     let gone = stored_number(store.as_ref(), "gone").await;
     let banned =
         InstanceState::disconnected(Reason::Banned, Some("banned before the crash".into()));
-    let change =
-        StateChange { state: banned, identity: None, connected_at: None, clear_identity: false };
+    let change = StateChange {
+        state: banned,
+        identity: None,
+        connected_at: None,
+        clear_identity: false,
+        ban_until: None,
+    };
     store.update_instance_state(&gone.id, &change).await.unwrap();
     let mut in_doubt = text_message(TENANT, "5511988880202", "in doubt");
     in_doubt.instance_id = Some(gone.id.clone());
