@@ -409,7 +409,7 @@ impl Supervisor {
                 DropKind::LoggedOut => Trigger::LoggedOut { detail },
                 DropKind::Banned => Trigger::Banned { detail },
                 DropKind::TemporarilyBanned { until } => {
-                    ban_expires = Some(until);
+                    ban_expires = Some(ban_expiry::at_store_precision(until));
                     Trigger::Banned { detail }
                 }
                 DropKind::Ended => Trigger::Ended { detail },

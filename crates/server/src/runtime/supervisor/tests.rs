@@ -86,6 +86,25 @@ async fn ban_for_a_minute(rig: &Rig, id: &str) -> chrono::DateTime<chrono::Utc> 
     until
 }
 
+/// A temporary ban whose end the network gives to the nanosecond (the simulated network over
+/// HTTP, WhatsApp's own clock) ends in a reconnect on the same run: the timer's end is the
+/// stored one (whole milliseconds), not one that never matches it (found by the fault test).
+#[tokio::test(start_paused = true)]
+async fn a_temporary_ban_ending_at_a_sub_millisecond_instant_ends_in_a_reconnect() {
+    let rig = Rig::new().await;
+    let a = rig.connected("a", "+5511999990014").await;
+    // The simulated network ends its bans on the wall clock, which the paused clock does not
+    // move: a ban already over by the time it is reported (as a late report would be), so
+    // that only the gateway's own rule decides whether the number comes back.
+    let until = now() - chrono::Duration::milliseconds(5) + chrono::Duration::nanoseconds(123_456);
+    let reason = DropKind::TemporarilyBanned { until };
+    rig.net.drop_connection(&a.id, DropRequest { reason }).await.unwrap();
+    rig.until_status(&a.id, Status::Disconnected).await;
+    rig.advance(Duration::from_secs(1)).await;
+    rig.until_status(&a.id, Status::Connected).await;
+    assert_eq!(rig.store.ban_expiry(&a.id).await.unwrap(), None, "cleared by the reconnect");
+}
+
 /// Issue 18: the reconnect at a temporary ban's end was a timer in memory only; a restart
 /// lost it and the number stayed disconnected for good. The end is stored with the number,
 /// so the restarted gateway connects it when the ban ends (not before).
