@@ -24,7 +24,7 @@ use crate::events::instance::{
 };
 use crate::events::recorder::Recorder;
 use crate::events::Event;
-use crate::model::time::now;
+use crate::model::time::{at_store_precision, now};
 use crate::runtime::inbound::{Inbound, InboundJob, OwnIds};
 use crate::runtime::scheduler::Scheduler;
 use crate::runtime::session_bridge::InstanceSession;
@@ -409,7 +409,8 @@ impl Supervisor {
                 DropKind::LoggedOut => Trigger::LoggedOut { detail },
                 DropKind::Banned => Trigger::Banned { detail },
                 DropKind::TemporarilyBanned { until } => {
-                    ban_expires = Some(ban_expiry::at_store_precision(until));
+                    // The store keeps milliseconds; the timer compares its end with the stored one.
+                    ban_expires = Some(at_store_precision(until));
                     Trigger::Banned { detail }
                 }
                 DropKind::Ended => Trigger::Ended { detail },

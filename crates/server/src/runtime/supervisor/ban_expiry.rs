@@ -14,23 +14,10 @@ use std::time::Duration;
 
 use bzapper_core::Reason;
 use bzapper_store::InstanceRecord;
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 
 use super::{Supervisor, SupervisorError};
 use crate::model::time::now;
-
-/// The ban's end as the store keeps it: the first whole millisecond at or after `until`.
-/// The timer compares its end with the stored one when it fires, so both must be the same
-/// instant (a network's end in nanoseconds never matched, and the number stayed banned); and
-/// rounding up, never down, keeps the reconnect from arriving while the network still bans.
-pub(crate) fn at_store_precision(until: DateTime<Utc>) -> DateTime<Utc> {
-    let whole = until.trunc_subsecs(3);
-    if whole < until {
-        whole + chrono::Duration::milliseconds(1)
-    } else {
-        whole
-    }
-}
 
 /// How long to wait before trying again when the store could not be read at the ban's end.
 const RETRY_AFTER_STORE_ERROR: Duration = Duration::from_secs(5);
@@ -111,19 +98,5 @@ impl Supervisor {
         self.ban_timers.disarm(id);
         self.store.clear_ban_expiry(id).await?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::at_store_precision;
-    use chrono::{Duration, TimeZone, Utc};
-
-    #[test]
-    fn a_ban_end_is_rounded_up_to_the_stores_whole_millisecond() {
-        let whole = Utc.timestamp_millis_opt(1_765_000_000_123).unwrap();
-        assert_eq!(at_store_precision(whole), whole);
-        let later = whole + Duration::nanoseconds(456);
-        assert_eq!(at_store_precision(later), whole + Duration::milliseconds(1));
     }
 }
