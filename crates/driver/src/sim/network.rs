@@ -157,9 +157,21 @@ struct Device {
 struct Ban {
     code: u32,
     expires_at: DateTime<Utc>,
+    /// Asked for as a temporary ban: a login during it is refused with its end, as WhatsApp
+    /// refuses a temporarily banned account (not as a ban for good).
+    temporary: bool,
 }
 
 impl Ban {
+    /// How a login during the ban is refused.
+    fn refusal(&self) -> DropKind {
+        if self.temporary {
+            DropKind::TemporarilyBanned { until: self.expires_at }
+        } else {
+            DropKind::Banned
+        }
+    }
+
     fn detail(&self) -> String {
         format!(
             "temporary ban (code {}), expires {}",
@@ -312,7 +324,7 @@ impl State {
             }
         }
         self.active_ban(&blob.phone)
-            .map(|ban| NetEvent::Disconnected { kind: DropKind::Banned, detail: ban.detail() })
+            .map(|ban| NetEvent::Disconnected { kind: ban.refusal(), detail: ban.detail() })
     }
 
     fn connected(&self, instance_id: &str) -> Result<(&Conn, &String, &Phone), SimError> {
@@ -757,7 +769,7 @@ impl SimNet for SimNetwork {
         st.linked.insert(instance_id.to_string(), token.clone());
         // A new device starts with an empty queue, as on WhatsApp.
         st.unacked.forget(instance_id);
-        let ban = st.active_ban(&phone).map(Ban::detail);
+        let ban = st.active_ban(&phone).map(|ban| (ban.refusal(), ban.detail()));
         let blob = SessionBlob {
             device_token: token.clone(),
             phone: phone.clone(),
@@ -765,11 +777,11 @@ impl SimNet for SimNetwork {
             lid: lid.clone(),
         };
         let result = ScanResult { phone: phone.e164(), jid: phone.jid(), lid };
-        if let Some(detail) = ban {
+        if let Some((kind, detail)) = ban {
             // Linking works; logging in with a banned number does not.
             if let Some(conn) = st.conns.remove(instance_id) {
                 conn.emit(NetEvent::Paired(blob));
-                conn.emit(NetEvent::Disconnected { kind: DropKind::Banned, detail });
+                conn.emit(NetEvent::Disconnected { kind, detail });
             }
         } else if let Some(conn) = st.conns.get_mut(instance_id) {
             conn.emit(NetEvent::Paired(blob));
@@ -794,13 +806,13 @@ impl SimNet for SimNetwork {
                 "the device was unlinked".to_string()
             }
             DropKind::Banned => {
-                let ban = Ban { code: BAN_CODE, expires_at: utc_after(BAN_FOR) };
+                let ban = Ban { code: BAN_CODE, expires_at: utc_after(BAN_FOR), temporary: false };
                 let detail = ban.detail();
                 st.bans.insert(phone, ban);
                 detail
             }
             DropKind::TemporarilyBanned { until } => {
-                let ban = Ban { code: BAN_CODE, expires_at: until };
+                let ban = Ban { code: BAN_CODE, expires_at: until, temporary: true };
                 let detail = ban.detail();
                 st.bans.insert(phone, ban);
                 detail

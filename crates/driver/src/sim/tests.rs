@@ -392,6 +392,31 @@ async fn being_unlinked_wipes_the_session_and_the_next_start_shows_a_qr() {
     assert!(elsewhere.get().is_none());
 }
 
+/// A login during a temporary ban is refused with the ban's end, as WhatsApp does, so the
+/// gateway knows when to try again (it was refused as a ban for good: a number banned while
+/// it was connecting stayed disconnected after its ban; found by the fault test).
+#[tokio::test(start_paused = true)]
+async fn a_login_during_a_temporary_ban_is_told_the_bans_end() {
+    let (net, driver) = local();
+    let (_conn, mut rx, store, _) = paired(&driver, "i1", "+5511999990001").await;
+    let until = chrono::Utc::now() + chrono::Duration::seconds(60);
+    let reason = DropKind::TemporarilyBanned { until };
+    net.drop_connection("i1", DropRequest { reason }).await.unwrap();
+    assert!(matches!(
+        next(&mut rx).await,
+        DriverEvent::Disconnected { kind: DropKind::TemporarilyBanned { .. }, .. }
+    ));
+    assert_quiet(&mut rx).await;
+
+    let (_conn, mut rx) = start(&driver, "i1", &store).await;
+    match next(&mut rx).await {
+        DriverEvent::Disconnected { kind: DropKind::TemporarilyBanned { until: told }, .. } => {
+            assert_eq!(told, until)
+        }
+        other => panic!("expected a temporary ban with its end, got {other:?}"),
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_banned_number_stays_banned_on_reconnect() {
     let (net, driver) = local();
