@@ -21,8 +21,8 @@ use crate::{
     AlertStatus, ApiKeyRecord, CampaignCount, CampaignRecipient, CampaignRecord, CampaignStatus,
     ContactCheckRecord, DeliveryAttempt, DeliveryRecord, DeliveryStatus, Identity, InboundRecord,
     InstanceRecord, KeyedEvent, MasterKey, MessageFilter, MessageRecord, MessageStatus,
-    MessageUpdate, NewEvent, PgStore, Pool, PoolSettings, QueueKey, QueuedRef, Sealer, SessionWrite, SqliteStore,
-    StateChange, Store, StoreError, Strategy, Tenant, WebhookRecord,
+    MessageUpdate, NewEvent, PgStore, Pool, PoolSettings, QueueKey, QueuedRef, Sealer,
+    SessionWrite, SqliteStore, StateChange, Store, StoreError, Strategy, Tenant, WebhookRecord,
 };
 
 /// The variable naming the PostgreSQL database the PostgreSQL runs use.
@@ -2126,7 +2126,12 @@ async fn pool_settings_round_trip_and_a_strategy_change_keeps_them(h: &Harness) 
     // A pool created by a strategy alone gets the defaults; other tenants see nothing.
     let fresh = s.put_pool("t1", "fresh", Strategy::RoundRobin).await.unwrap();
     assert_eq!(fresh.settings, PoolSettings::default());
-    assert!(s.list_pools("t2").await.unwrap().iter().all(|p| p.settings == PoolSettings::default()));
+    assert!(s
+        .list_pools("t2")
+        .await
+        .unwrap()
+        .iter()
+        .all(|p| p.settings == PoolSettings::default()));
     // Deleting the tenant takes its pools along.
     s.delete_tenant("t1").await.unwrap();
     assert_eq!(s.list_pools("t1").await.unwrap().len(), 1, "only the implied default");

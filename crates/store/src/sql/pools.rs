@@ -14,8 +14,8 @@ fn pool_from_row<DB: Backend>(row: &DB::Row) -> Result<Pool> {
     let name: String = DB::col(row, "name")?;
     let corrupt = |what: String| StoreError::Database(format!("pool {name}: {what}"));
     let strategy: String = DB::col(row, "strategy")?;
-    let strategy =
-        Strategy::parse(&strategy).ok_or_else(|| corrupt(format!("unknown strategy `{strategy}`")))?;
+    let strategy = Strategy::parse(&strategy)
+        .ok_or_else(|| corrupt(format!("unknown strategy `{strategy}`")))?;
     let days: i64 = DB::col(row, "sticky_window_days")?;
     let per_contact: i64 = DB::col(row, "per_contact_per_hour")?;
     let quiet_hours = DB::col::<Option<String>>(row, "quiet_hours_json")?

@@ -346,8 +346,7 @@ pub async fn patch(
         rec.limits = merged;
     }
     if let Some(q) = &body.quiet_hours {
-        rec.quiet_hours =
-            q.as_ref().map(|q| quiet_hours::check("quiet_hours", q)).transpose()?;
+        rec.quiet_hours = q.as_ref().map(|q| quiet_hours::check("quiet_hours", q)).transpose()?;
     }
     state.app.instances.update_settings(&rec).await?;
     Ok(JsonOut(full_view(&state, &rec).await?))

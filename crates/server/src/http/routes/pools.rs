@@ -138,14 +138,8 @@ pub struct PoolList {
 #[utoipa::path(get, path = "/v1/pools", tag = "pools", security(("bearer" = [])),
     responses((status = 200, body = PoolList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(tenant: Tenant, State(state): State<AppState>) -> ApiResult<JsonOut<PoolList>> {
-    let items = state
-        .app
-        .pools
-        .list(&tenant.tenant_id)
-        .await?
-        .into_iter()
-        .map(PoolView::from)
-        .collect();
+    let items =
+        state.app.pools.list(&tenant.tenant_id).await?.into_iter().map(PoolView::from).collect();
     Ok(JsonOut(PoolList { items }))
 }
 

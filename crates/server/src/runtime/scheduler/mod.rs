@@ -45,6 +45,7 @@ mod delivery;
 mod health;
 mod numbers;
 mod outgoing;
+mod pool_rules;
 mod pool_settings;
 mod queue_counts;
 mod resting;
@@ -52,8 +53,7 @@ mod rewarm;
 mod status;
 mod window;
 
-pub use pool_settings::PoolRules;
-pub use resting::RESTING_REASONS;
+pub use pool_rules::PoolRules;
 pub use rewarm::Rewarm;
 
 /// One queue's window (see `window`, which alone reads and moves it).
@@ -502,6 +502,8 @@ fn update(
 mod doubt_tests;
 #[cfg(test)]
 mod rejoin_tests;
+#[cfg(test)]
+mod resting_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

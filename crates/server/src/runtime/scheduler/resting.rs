@@ -8,18 +8,6 @@ use bzapper_core::{Reason, Status};
 
 use super::Scheduler;
 
-/// Every reason [`Scheduler::resting`] may give, for the API's schema and the docs.
-pub const RESTING_REASONS: [&str; 8] = [
-    "offline",
-    "health",
-    "quiet_hours",
-    "cap",
-    "first_contact_cap",
-    "warming",
-    "rewarming",
-    "gap",
-];
-
 impl Scheduler {
     /// Why the number could not start a send now; `None` when it could (or is sending, or
     /// another node holds it and this one cannot tell). The first reason that holds, in the

@@ -22,7 +22,11 @@ impl Rewarm {
 
     /// When the number's re-warm ends, while it lasts at `now`; `None` when it is not
     /// re-warming.
-    pub fn active_until(&self, from: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub fn active_until(
+        &self,
+        from: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         from.map(|f| self.until(f)).filter(|until| now < *until)
     }
 }
