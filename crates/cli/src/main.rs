@@ -435,4 +435,14 @@ mod tests {
         let expected = Config::new(defaults::DEFAULT_DATA_DIR);
         assert_eq!(format!("{from_flags:?}"), format!("{expected:?}"));
     }
+
+    #[test]
+    fn the_rewarm_flags_reach_the_config() {
+        let args = ["bzapper", "serve", "--rewarm-after-hours", "24", "--rewarm-days", "3"];
+        let Command::Serve(a) = Cli::parse_from(args).command else { panic!("serve") };
+        let c = config_from(*a);
+        assert_eq!((c.rewarm_after, c.rewarm_days), (Duration::from_secs(24 * 3600), 3));
+        let refused = ["bzapper", "serve", "--rewarm-after-hours", "0"];
+        assert!(Cli::try_parse_from(refused).is_err(), "idle for no time is not idle");
+    }
 }
