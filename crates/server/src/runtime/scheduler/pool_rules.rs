@@ -6,7 +6,7 @@ use bzapper_store::PoolSettings;
 use crate::runtime::campaigns::window::{ScheduleSpec, Window};
 
 /// A pool's settings with its quiet hours checked once, when they are set.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PoolRules {
     pub settings: PoolSettings,
     /// The pool's active hours (messages wait outside them); `None`: no quiet hours, or
@@ -30,12 +30,6 @@ impl PoolRules {
             }
         });
         PoolRules { settings: settings.clone(), active_hours }
-    }
-}
-
-impl Default for PoolRules {
-    fn default() -> Self {
-        PoolRules { settings: PoolSettings::default(), active_hours: None }
     }
 }
 
