@@ -283,3 +283,29 @@ async fn a_restart_keeps_pool_settings_a_numbers_quiet_hours_and_its_rewarm() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["sticky_window_days"], 90);
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_new_field() {
+    let app = TestApp::spawn().await;
+    let res = app.http.get(format!("{}/openapi.json", app.base)).send().await.unwrap();
+    let doc: Value = res.json().await.unwrap();
+    let props = |schema: &str| doc["components"]["schemas"][schema]["properties"].clone();
+    for field in [
+        "strategy",
+        "sticky",
+        "sticky_window_days",
+        "prefer_country",
+        "per_contact_per_hour",
+        "quiet_hours",
+    ] {
+        assert!(props("PutPool")[field].is_object(), "PutPool.{field}");
+        assert!(props("PoolView")[field].is_object(), "PoolView.{field}");
+    }
+    assert!(props("InstanceView")["resting"].is_object());
+    assert!(props("InstanceView")["quiet_hours"].is_object());
+    assert!(props("CreateInstance")["quiet_hours"].is_object());
+    assert!(props("PatchInstance")["quiet_hours"].is_object());
+    assert!(props("WarmingView")["rewarming"].is_object());
+    assert!(props("WarmingView")["rewarm_until"].is_object());
+    assert!(props("ScheduleSpec")["timezone"].is_object(), "the window's shape is described");
+}
