@@ -13,7 +13,7 @@ use super::caps::{SendLog, HOUR_MS};
 use super::dispatcher::QueuedMessage;
 use crate::calling_codes::calling_code;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct ContactState {
     /// Sends to the contact since it last wrote (each at the moment it can reach WhatsApp,
     /// settled to when it was reported done).
@@ -44,7 +44,7 @@ pub(crate) struct Handed {
     added_sent_from: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct ContactBook {
     /// Tenant → contact → state.
     map: HashMap<String, HashMap<String, ContactState>>,

@@ -165,7 +165,7 @@ pub struct NumberStats {
 }
 
 /// The send a number is making.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Current {
     message_id: String,
     /// When the send was recorded in the logs.
@@ -176,7 +176,7 @@ struct Current {
 }
 
 /// One number's state: what the caller told about it and what sending did to it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Slot {
     info: NumberInfo,
     log: SendLog,
@@ -303,7 +303,7 @@ impl View {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct PoolState {
     line: Line,
     policy: PoolPolicy,
@@ -345,7 +345,7 @@ enum Verdict {
 }
 
 /// The scheduler of every pool and number. See the module documentation.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Dispatcher {
     schedule: WarmingSchedule,
     /// By instance id; ordered so that a poll visits numbers in a reproducible order.

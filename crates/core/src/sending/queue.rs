@@ -33,7 +33,7 @@ impl Entry {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Line {
     /// May go now, in accept order.
     pub ready: VecDeque<Entry>,
