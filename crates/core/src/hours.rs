@@ -193,7 +193,12 @@ mod tests {
         try_window(tz, start, end, days).unwrap()
     }
 
-    fn try_window(tz: &str, start: &str, end: &str, days: Option<&[&str]>) -> Result<Window, String> {
+    fn try_window(
+        tz: &str,
+        start: &str,
+        end: &str,
+        days: Option<&[&str]>,
+    ) -> Result<Window, String> {
         let days: Option<Vec<String>> = days.map(|d| d.iter().map(|s| s.to_string()).collect());
         Window::parse("active_hours", tz, start, end, days.as_deref())
     }
@@ -216,7 +221,10 @@ mod tests {
         assert_eq!(w.next_open(at("2026-03-02T22:00:00Z")), Some(at("2026-03-03T12:00:00Z")));
         assert_eq!(w.closes_at(at("2026-03-02T13:00:00Z")), Some(at("2026-03-02T21:00:00Z")));
         assert_eq!(w.next_open_ms(ms("2026-03-02T10:00:00Z")), Some(ms("2026-03-02T12:00:00Z")));
-        assert_eq!(w.next_open_ms(ms("2026-03-02T13:00:00Z") + 7), Some(ms("2026-03-02T13:00:00Z") + 7));
+        assert_eq!(
+            w.next_open_ms(ms("2026-03-02T13:00:00Z") + 7),
+            Some(ms("2026-03-02T13:00:00Z") + 7)
+        );
         assert!(w.is_open_ms(ms("2026-03-02T13:00:00Z")));
         assert_eq!(w.closes_at_ms(ms("2026-03-02T13:00:00Z")), Some(ms("2026-03-02T21:00:00Z")));
     }
@@ -225,7 +233,8 @@ mod tests {
     fn overnight_hours_in_a_zone_with_daylight_saving() {
         // Berlin: CET (UTC+1) until 2026-03-29 02:00, then CEST (UTC+2). 22:00–07:00 on
         // week nights only (Sunday to Thursday).
-        let w = window("Europe/Berlin", "22:00", "07:00", Some(&["sun", "mon", "tue", "wed", "thu"]));
+        let w =
+            window("Europe/Berlin", "22:00", "07:00", Some(&["sun", "mon", "tue", "wed", "thu"]));
         // Thursday 2026-03-26 23:30 CET = 22:30Z: open (Thursday's night).
         assert!(w.is_open_ms(ms("2026-03-26T22:30:00Z")));
         // Friday 06:59 CET = 05:59Z: still Thursday's night; 07:00 CET closes it.
@@ -261,6 +270,9 @@ mod tests {
         }
         assert!(try_window("UTC", "09:00", "18:00", Some(&[])).is_err());
         let w = window(" UTC ", "09:00", "18:00", Some(&DAY_NAMES));
-        assert_eq!((w.timezone(), w.start_hhmm(), w.end_hhmm(), w.day_names()), ("UTC", "09:00".into(), "18:00".into(), None));
+        assert_eq!(
+            (w.timezone(), w.start_hhmm(), w.end_hhmm(), w.day_names()),
+            ("UTC", "09:00".into(), "18:00".into(), None)
+        );
     }
 }

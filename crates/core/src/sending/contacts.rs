@@ -186,14 +186,30 @@ impl ContactBook {
     /// group) who has no conversation with the number as far as the runtime (`sticky_to`,
     /// `known_to`) or this dispatcher (numbers it handed the contact to) knows.
     pub fn first_contact(&self, msg: &QueuedMessage, number: &str) -> bool {
-        let Some(contact) = msg.contact.as_deref() else { return false };
-        if is_group(contact)
-            || msg.sticky_to.as_deref() == Some(number)
-            || msg.known_to.iter().any(|n| n == number)
-        {
-            return false;
-        }
-        !self.get(&msg.tenant_id, contact).is_some_and(|s| s.knows(number))
+        self.first_contacts_of(msg).is_first(number)
+    }
+
+    /// What decides first contacts for `msg`, looked up once for asking about many numbers.
+    pub fn first_contacts_of<'a>(&'a self, msg: &'a QueuedMessage) -> FirstContacts<'a> {
+        let person = msg.contact.as_deref().filter(|c| !is_group(c));
+        FirstContacts { msg, person, state: person.and_then(|c| self.get(&msg.tenant_id, c)) }
+    }
+}
+
+/// Which numbers a message would be a first contact for.
+pub(crate) struct FirstContacts<'a> {
+    msg: &'a QueuedMessage,
+    /// The recipient, unless a group (or none).
+    person: Option<&'a str>,
+    state: Option<&'a ContactState>,
+}
+
+impl FirstContacts<'_> {
+    pub fn is_first(&self, number: &str) -> bool {
+        self.person.is_some()
+            && self.msg.sticky_to.as_deref() != Some(number)
+            && !self.msg.known_to.iter().any(|n| n == number)
+            && !self.state.is_some_and(|s| s.knows(number))
     }
 }
 

@@ -51,10 +51,10 @@ use rand::Rng;
 use super::caps::{Caps, SendLog, HOUR_MS, MINUTE_MS};
 use super::contacts::{recipient_code, ContactBook, Handed};
 #[cfg(test)]
+use super::pacing::typing_floor_ms;
+#[cfg(test)]
 use super::pacing::TYPING_MIN_MS;
 use super::pacing::{gap_ms, typing_ms};
-#[cfg(test)]
-use super::pacing::typing_floor_ms;
 use super::policy::{Choice, PoolPolicy, Rest};
 use super::queue::{Entry, Line, LOOKAHEAD};
 use super::rotation::{pick, Candidate, RotationState, Strategy};
@@ -504,11 +504,11 @@ impl Dispatcher {
                 break;
             }
             let entry = match &key {
-                LineKey::Pool(tenant, pool) => {
-                    self.pools.get_mut(tenant).and_then(|p| p.get_mut(pool)).and_then(|p| {
-                        p.line.remove(&id)
-                    })
-                }
+                LineKey::Pool(tenant, pool) => self
+                    .pools
+                    .get_mut(tenant)
+                    .and_then(|p| p.get_mut(pool))
+                    .and_then(|p| p.line.remove(&id)),
                 LineKey::Forced(number) => {
                     let line = self.forced.get_mut(number);
                     let entry = line.and_then(|l| l.remove(&id));
@@ -712,9 +712,10 @@ impl Dispatcher {
         if earliest > now_ms {
             return Verdict::Wait;
         }
+        let firsts = self.contacts.first_contacts_of(msg);
         let can = |k: usize| {
             let v = &views[k];
-            let fc = self.contacts.first_contact(msg, &v.id);
+            let fc = firsts.is_first(&v.id);
             free[k] && v.start_ms(floor, earliest, fc).is_some_and(|t| v.can_start_now(t, now_ms))
         };
         if let Some(sticky) = self.sticky_number(msg, policy) {
@@ -727,8 +728,11 @@ impl Dispatcher {
         let mut choice = Choice::Rotation;
         if policy.prefer_country {
             if let Some(code) = msg.contact.as_deref().and_then(recipient_code) {
-                let local: Vec<usize> =
-                    eligible.iter().copied().filter(|&k| views[k].country_code == Some(code)).collect();
+                let local: Vec<usize> = eligible
+                    .iter()
+                    .copied()
+                    .filter(|&k| views[k].country_code == Some(code))
+                    .collect();
                 if !local.is_empty() && local.len() < eligible.len() {
                     eligible = local;
                     choice = Choice::Geo;
@@ -782,8 +786,12 @@ impl Dispatcher {
             let handed = self.contacts.handed(&msg.tenant_id, c, pool, number);
             (msg.tenant_id.clone(), c.clone(), handed)
         });
-        slot.current =
-            Some(Current { message_id: msg.id.clone(), send_at_ms: send_at, first_contact, contact });
+        slot.current = Some(Current {
+            message_id: msg.id.clone(),
+            send_at_ms: send_at,
+            first_contact,
+            contact,
+        });
         if let Some(at) = msg.expires_at_ms {
             self.expiries.remove(&(at, msg.id.clone()));
         }
@@ -960,7 +968,9 @@ impl Dispatcher {
         let schedule = &self.schedule;
         let mut per_number: BTreeMap<&str, i64> = BTreeMap::new();
         let mut note = |id: &str, t: Option<i64>| {
-            let e = per_number.entry(self.numbers.get_key_value(id).expect("known").0).or_insert(i64::MAX);
+            let e = per_number
+                .entry(self.numbers.get_key_value(id).expect("known").0)
+                .or_insert(i64::MAX);
             if let Some(t) = t {
                 *e = (*e).min(t);
             }
@@ -988,7 +998,10 @@ impl Dispatcher {
                 continue;
             }
             let i = &slot.info;
-            by_pool.entry((&i.tenant_id, &i.pool)).or_default().push(View::new(slot, schedule, now_ms));
+            by_pool
+                .entry((&i.tenant_id, &i.pool))
+                .or_default()
+                .push(View::new(slot, schedule, now_ms));
         }
         for ((tenant, pool), views) in &by_pool {
             let Some(state) = self.pool(tenant, pool) else { continue };
@@ -1002,8 +1015,9 @@ impl Dispatcher {
                 let earliest = self.pace_earliest(msg, floor);
                 let sticky = self.sticky_number(msg, policy);
                 let mut now_possible = false;
+                let firsts = self.contacts.first_contacts_of(msg);
                 for v in views.iter().filter(|v| sticky.is_none_or(|s| s == v.id)) {
-                    let fc = self.contacts.first_contact(msg, &v.id);
+                    let fc = firsts.is_first(&v.id);
                     let t = v.start_ms(floor, earliest, fc);
                     now_possible |= t.is_some_and(|t| v.can_start_now(t, now_ms));
                     note(&v.id, t);

@@ -272,8 +272,14 @@ fn country_match_prefers_numbers_with_the_recipients_code() {
         (got[0].number_id.clone(), got[0].choice)
     };
     for i in 0..3 {
-        assert_eq!(send(&mut d, to(&format!("x{i}"), "14155550100", &[])), ("us".into(), Choice::Geo));
-        assert_eq!(send(&mut d, to(&format!("y{i}"), "5511987654321", &[])), ("br".into(), Choice::Geo));
+        assert_eq!(
+            send(&mut d, to(&format!("x{i}"), "14155550100", &[])),
+            ("us".into(), Choice::Geo)
+        );
+        assert_eq!(
+            send(&mut d, to(&format!("y{i}"), "5511987654321", &[])),
+            ("br".into(), Choice::Geo)
+        );
     }
     // No number of the recipient's country: plain rotation.
     let (_, choice) = send(&mut d, to("z", "351912345678", &[]));
@@ -369,7 +375,11 @@ fn abandon_frees_the_number_without_counting_anything() {
     let mut d = Dispatcher::default();
     let one = Limits { new_contacts_per_day: 1, per_minute: 1, ..Limits::default() };
     d.upsert_number(NumberInfo { limits: one, ..number("a") });
-    d.set_pool_policy("t1", "default", PoolPolicy { per_contact_per_hour: 1, ..PoolPolicy::default() });
+    d.set_pool_policy(
+        "t1",
+        "default",
+        PoolPolicy { per_contact_per_hour: 1, ..PoolPolicy::default() },
+    );
     d.enqueue(to("ghost-1", "5511900000001", &[]));
     d.enqueue(to("ghost-2", "5511900000001", &[]));
     d.enqueue(to("real-1", "5511900000002", &[]));
@@ -423,8 +433,7 @@ fn a_number_idle_for_73_hours_is_rewarmed_with_its_cap() {
 }
 
 #[test]
-fn a_number_idle_71_hours_or_never_used_is_not_rewarmed_and_a_rewarm_continues_after_a_restart()
-{
+fn a_number_idle_71_hours_or_never_used_is_not_rewarmed_and_a_rewarm_continues_after_a_restart() {
     let mut d = Dispatcher::default();
     d.upsert_number(NumberInfo { last_sent_ms: Some(T0 - 71 * HOUR_MS), ..number("recent") });
     d.upsert_number(NumberInfo { pool: "p2".into(), ..number("never") });
@@ -467,7 +476,10 @@ fn outside_its_active_hours_a_number_takes_nothing_and_wakes_at_the_opening() {
     assert_eq!(d.number_stats("a", late).unwrap().resting, Some(Rest::QuietHours));
     assert_eq!(d.number_stats("a", T0).unwrap().resting, None);
     d.enqueue(to("c1-1", "5511900000001", &["a"]));
-    d.enqueue(QueuedMessage { forced_instance: Some("a".into()), ..to("c2-1", "5511900000002", &["a"]) });
+    d.enqueue(QueuedMessage {
+        forced_instance: Some("a".into()),
+        ..to("c2-1", "5511900000002", &["a"])
+    });
     let mut r = rng();
     assert!(d.poll(late, &mut r).is_empty(), "not even forced sends");
     assert_eq!(d.next_wakeup_ms(late), Some(opening));
@@ -502,9 +514,13 @@ fn an_overnight_active_window_in_tokyo() {
 #[test]
 fn an_expired_message_is_never_assigned_and_taken_out_at_its_expiry() {
     let mut d = Dispatcher::default();
-    d.upsert_number(NumberInfo { limits: Limits { per_minute: 1, ..Limits::default() }, ..number("a") });
+    d.upsert_number(NumberInfo {
+        limits: Limits { per_minute: 1, ..Limits::default() },
+        ..number("a")
+    });
     d.enqueue(to("c1-1", "5511900000001", &["a"]));
-    let ttl = QueuedMessage { expires_at_ms: Some(T0 + 30 * SEC), ..to("c2-1", "5511900000002", &["a"]) };
+    let ttl =
+        QueuedMessage { expires_at_ms: Some(T0 + 30 * SEC), ..to("c2-1", "5511900000002", &["a"]) };
     d.enqueue(ttl);
     d.enqueue(to("c3-1", "5511900000003", &["a"]));
     let mut sim = Sim::new(d);
@@ -516,7 +532,10 @@ fn an_expired_message_is_never_assigned_and_taken_out_at_its_expiry() {
     // One handed out in time is not expired, even if its send ends after the expiry.
     let mut d = Dispatcher::default();
     d.upsert_number(number("a"));
-    d.enqueue(QueuedMessage { expires_at_ms: Some(T0 + SEC), ..to("x-1", "5511900000009", &["a"]) });
+    d.enqueue(QueuedMessage {
+        expires_at_ms: Some(T0 + SEC),
+        ..to("x-1", "5511900000009", &["a"])
+    });
     let got = d.poll(T0, &mut rng());
     assert_eq!(got.len(), 1);
     assert!(d.take_expired(T0 + HOUR_MS).is_empty());
@@ -557,7 +576,11 @@ fn a_scheduled_message_is_not_assigned_before_its_time_nor_blocks_the_queue() {
 #[test]
 fn per_contact_pace_holds_a_contacts_messages_without_blocking_others_until_it_replies() {
     let mut d = Dispatcher::default();
-    d.set_pool_policy("t1", "default", PoolPolicy { per_contact_per_hour: 2, ..PoolPolicy::default() });
+    d.set_pool_policy(
+        "t1",
+        "default",
+        PoolPolicy { per_contact_per_hour: 2, ..PoolPolicy::default() },
+    );
     for id in ["a", "b"] {
         d.upsert_number(number(id));
     }
@@ -579,7 +602,11 @@ fn per_contact_pace_holds_a_contacts_messages_without_blocking_others_until_it_r
     assert!(sim.sent_by("chatty-4").is_some_and(|(_, t)| t < T0 + 20 * MINUTE_MS));
     // Without a reply, the third of an hour waits for the first to be an hour old.
     let mut d = Dispatcher::default();
-    d.set_pool_policy("t1", "default", PoolPolicy { per_contact_per_hour: 2, ..PoolPolicy::default() });
+    d.set_pool_policy(
+        "t1",
+        "default",
+        PoolPolicy { per_contact_per_hour: 2, ..PoolPolicy::default() },
+    );
     d.upsert_number(number("a"));
     for i in 1..=3 {
         d.enqueue(to(&format!("c-{i}"), "5511900000001", &["a"]));
@@ -617,7 +644,10 @@ fn why_a_number_rests() {
     d.upsert_number(NumberInfo { online: false, ..number("off") });
     d.upsert_number(NumberInfo { in_rotation: false, ..number("sick") });
     d.upsert_number(NumberInfo { first_connected_at_ms: Some(T0), ..number("young") });
-    d.upsert_number(NumberInfo { limits: Limits { per_minute: 1, ..Limits::default() }, ..number("capped") });
+    d.upsert_number(NumberInfo {
+        limits: Limits { per_minute: 1, ..Limits::default() },
+        ..number("capped")
+    });
     d.upsert_number(number("gap"));
     let rest = |d: &Dispatcher, id: &str| d.number_stats(id, T0 + SEC).unwrap().resting;
     for k in 1..=20 {
@@ -656,7 +686,11 @@ fn excess(times: &[i64], w: i64, cap: usize) -> i64 {
 #[test]
 fn every_rule_holds_over_a_long_random_run_with_no_missed_wakeup() {
     let mut d = Dispatcher::default();
-    d.set_pool_policy("t1", "default", PoolPolicy { prefer_country: true, ..PoolPolicy::default() });
+    d.set_pool_policy(
+        "t1",
+        "default",
+        PoolPolicy { prefer_country: true, ..PoolPolicy::default() },
+    );
     let mut r = StdRng::seed_from_u64(77);
     let tight = Limits {
         per_minute: 3,
@@ -669,7 +703,11 @@ fn every_rule_holds_over_a_long_random_run_with_no_missed_wakeup() {
     let numbers: Vec<String> = (0..6).map(|i| format!("n{i}")).collect();
     let mut windows = BTreeMap::new();
     for (i, id) in numbers.iter().enumerate() {
-        let limits = if i % 2 == 0 { tight } else { Limits { new_contacts_per_day: 10, ..Limits::default() } };
+        let limits = if i % 2 == 0 {
+            tight
+        } else {
+            Limits { new_contacts_per_day: 10, ..Limits::default() }
+        };
         let active = (i % 3 == 0).then(|| hours("America/Sao_Paulo", "08:00", "20:00"));
         if let Some(w) = &active {
             windows.insert(id.clone(), w.clone());
@@ -778,9 +816,10 @@ fn every_rule_holds_over_a_long_random_run_with_no_missed_wakeup() {
         let m = &expected[&a.message_id];
         if let (Some(s), None) = (&m.sticky_to, &m.forced_instance) {
             let c = a.message_id.split('-').next().unwrap();
-            let earlier_other = sim.assigned.iter().any(|(_, b)| {
-                b.message_id.split('-').next() == Some(c) && &b.number_id != s
-            });
+            let earlier_other = sim
+                .assigned
+                .iter()
+                .any(|(_, b)| b.message_id.split('-').next() == Some(c) && &b.number_id != s);
             if !earlier_other {
                 assert_eq!((&a.number_id, a.choice), (s, Choice::Sticky), "{a:?}");
             }

@@ -121,7 +121,13 @@ impl WarmingSchedule {
     /// The re-warm's reduction of a cap whose full value is `full` and whose day-1 value is
     /// `first` (`first_day_cap` or `first_day_new_contacts`), for a re-warm that started at
     /// `rewarm_from_ms`: `full` when there is none or it is over.
-    pub fn rewarm_cap(&self, first: u32, full: u32, rewarm_from_ms: Option<i64>, now_ms: i64) -> u32 {
+    pub fn rewarm_cap(
+        &self,
+        first: u32,
+        full: u32,
+        rewarm_from_ms: Option<i64>,
+        now_ms: i64,
+    ) -> u32 {
         match rewarm_from_ms {
             Some(from) => geometric(first, full, self.rewarm_days, day_number(from, now_ms)),
             None => full,
@@ -229,9 +235,25 @@ mod tests {
         assert_eq!(s.day_cap(1500, 0, None, T0), 1500);
         assert!(WarmingSchedule::is_warmed(0, None, T0));
         // Never above the full cap, even when the first day's cap is larger.
-        assert_eq!(WarmingSchedule { first_day_cap: 50, ..Default::default() }.day_cap(30, 5, Some(T0), T0), 30);
+        assert_eq!(
+            WarmingSchedule { first_day_cap: 50, ..Default::default() }.day_cap(
+                30,
+                5,
+                Some(T0),
+                T0
+            ),
+            30
+        );
         // A zero first-day cap still lets one message a day through.
-        assert_eq!(WarmingSchedule { first_day_cap: 0, ..Default::default() }.day_cap(1500, 5, Some(T0), T0), 1);
+        assert_eq!(
+            WarmingSchedule { first_day_cap: 0, ..Default::default() }.day_cap(
+                1500,
+                5,
+                Some(T0),
+                T0
+            ),
+            1
+        );
         // A clock behind the first connection counts as day 1.
         assert_eq!(s.day_cap(1500, 5, Some(T0), T0 - 5_000), 20);
     }
