@@ -205,6 +205,18 @@ pub(crate) struct FirstContacts<'a> {
 }
 
 impl FirstContacts<'_> {
+    /// `Some(first contact?)` when the answer is the same for every number (no recipient, or
+    /// one nobody knows and none sticks to); `None` when it depends on the number.
+    pub fn same_for_all(&self) -> Option<bool> {
+        match self.person {
+            None => Some(false),
+            Some(_) => (self.msg.sticky_to.is_none()
+                && self.msg.known_to.is_empty()
+                && self.state.is_none())
+            .then_some(true),
+        }
+    }
+
     pub fn is_first(&self, number: &str) -> bool {
         self.person.is_some()
             && self.msg.sticky_to.as_deref() != Some(number)

@@ -595,11 +595,30 @@ impl Dispatcher {
             let mut rotation = std::mem::take(&mut state.rotation);
             let mut free: Vec<bool> = vec![true; views.len()];
             let ids: Vec<String> = views.iter().map(|v| v.id.clone()).collect();
+            // Messages alike for every number that found none wait until one is handed out.
+            let mut waiting_alike: HashSet<(i64, i64, bool)> = HashSet::new();
             out.extend(self.scan(&mut line, &ids, now_ms, rng, |d, entry, rng| {
+                if entry.expired(now_ms) {
+                    return Verdict::Skip;
+                }
+                let floor = entry.floor_ms();
+                let key = d
+                    .contacts
+                    .first_contacts_of(&entry.msg)
+                    .same_for_all()
+                    .map(|fc| (floor, d.pace_earliest(&entry.msg, floor), fc));
+                if key.is_some_and(|k| waiting_alike.contains(&k)) {
+                    return Verdict::Wait;
+                }
                 let verdict =
                     d.pool_verdict(entry, &views, &free, policy, &mut rotation, now_ms, rng);
-                if let Verdict::Take(k, _) = verdict {
-                    free[k] = false;
+                match verdict {
+                    Verdict::Take(k, _) => {
+                        free[k] = false;
+                        waiting_alike.clear();
+                    }
+                    Verdict::Wait => waiting_alike.extend(key),
+                    Verdict::Skip => {}
                 }
                 verdict
             }));
@@ -966,21 +985,13 @@ impl Dispatcher {
 
         // Per number: the earliest it could start one of the messages a poll would look at.
         let schedule = &self.schedule;
-        let mut per_number: BTreeMap<&str, i64> = BTreeMap::new();
-        let mut note = |id: &str, t: Option<i64>| {
-            let e = per_number
-                .entry(self.numbers.get_key_value(id).expect("known").0)
-                .or_insert(i64::MAX);
-            if let Some(t) = t {
-                *e = (*e).min(t);
-            }
-        };
         for (number, line) in &self.forced {
             let Some(slot) = self.numbers.get(number) else { continue };
             if !slot.info.online || slot.current.is_some() {
                 continue;
             }
             let view = View::new(slot, schedule, now_ms);
+            let mut min = None;
             self.walk(line, now_ms, |entry| {
                 if entry.expired(now_ms) {
                     return None;
@@ -988,9 +999,13 @@ impl Dispatcher {
                 let floor = entry.floor_ms();
                 let fc = self.contacts.first_contact(&entry.msg, number);
                 let t = view.start_ms(floor, self.pace_earliest(&entry.msg, floor), fc);
-                note(number, t);
+                let m: &mut i64 = min.get_or_insert(i64::MAX);
+                *m = (*m).min(t.unwrap_or(i64::MAX));
                 Some(t.is_some_and(|t| view.can_start_now(t, now_ms)))
             });
+            if let Some(at) = min.and_then(|t| self.wake_of(slot, t, now_ms)) {
+                consider(at);
+            }
         }
         let mut by_pool: BTreeMap<(&str, &str), Vec<View>> = BTreeMap::new();
         for slot in self.numbers.values() {
@@ -998,14 +1013,16 @@ impl Dispatcher {
                 continue;
             }
             let i = &slot.info;
-            by_pool
-                .entry((&i.tenant_id, &i.pool))
-                .or_default()
-                .push(View::new(slot, schedule, now_ms));
+            let view = View::new(slot, schedule, now_ms);
+            by_pool.entry((&i.tenant_id, &i.pool)).or_default().push(view);
         }
         for ((tenant, pool), views) in &by_pool {
             let Some(state) = self.pool(tenant, pool) else { continue };
             let policy = state.policy;
+            let mut mins: Vec<Option<i64>> = vec![None; views.len()];
+            // Messages alike for every number (same shortest typing and pace, no sticky
+            // number, first contact for all or for none) give the same answers: asked once.
+            let mut alike: HashMap<(i64, i64, bool), bool> = HashMap::new();
             self.walk(&state.line, now_ms, |entry| {
                 if entry.expired(now_ms) {
                     return None;
@@ -1013,40 +1030,57 @@ impl Dispatcher {
                 let msg = &entry.msg;
                 let floor = entry.floor_ms();
                 let earliest = self.pace_earliest(msg, floor);
+                let firsts = self.contacts.first_contacts_of(msg);
+                let key = firsts.same_for_all().map(|fc| (floor, earliest, fc));
+                if let Some(seen) = key.and_then(|k| alike.get(&k)) {
+                    return Some(*seen);
+                }
                 let sticky = self.sticky_number(msg, policy);
                 let mut now_possible = false;
-                let firsts = self.contacts.first_contacts_of(msg);
-                for v in views.iter().filter(|v| sticky.is_none_or(|s| s == v.id)) {
-                    let fc = firsts.is_first(&v.id);
-                    let t = v.start_ms(floor, earliest, fc);
+                for (k, v) in views.iter().enumerate() {
+                    if sticky.is_some_and(|s| s != v.id) {
+                        continue;
+                    }
+                    let t = v.start_ms(floor, earliest, firsts.is_first(&v.id));
                     now_possible |= t.is_some_and(|t| v.can_start_now(t, now_ms));
-                    note(&v.id, t);
+                    let m = mins[k].get_or_insert(i64::MAX);
+                    *m = (*m).min(t.unwrap_or(i64::MAX));
+                }
+                if let Some(k) = key {
+                    alike.insert(k, now_possible);
                 }
                 Some(now_possible)
             });
-        }
-        for (id, t) in per_number {
-            let slot = &self.numbers[id];
-            let view_hours = slot.info.active_hours.as_ref();
-            let mut at = if t == i64::MAX {
-                i64::MAX
-            } else {
-                let t = t.max(now_ms);
-                match view_hours {
-                    Some(w) => w.next_open_ms(t).unwrap_or(i64::MAX),
-                    None => t,
+            for (v, min) in views.iter().zip(mins) {
+                let slot = &self.numbers[&v.id];
+                if let Some(at) = min.and_then(|t| self.wake_of(slot, t, now_ms)) {
+                    consider(at);
                 }
-            };
-            if at > now_ms {
-                if let Some(change) = slot.next_cap_change_ms(schedule, now_ms) {
-                    at = at.min(change.max(slot.ready_at_ms));
-                }
-            }
-            if at != i64::MAX {
-                consider(at);
             }
         }
         best
+    }
+
+    /// When to wake for a number that could start a message at `t` at the earliest (gap and
+    /// caps; `i64::MAX`: not under its current caps): the first instant from then inside its
+    /// active hours, or sooner the next start of a warming or re-warming day, when its caps
+    /// grow. `None`: never by itself.
+    fn wake_of(&self, slot: &Slot, t: i64, now_ms: i64) -> Option<i64> {
+        let mut at = if t == i64::MAX {
+            i64::MAX
+        } else {
+            let t = t.max(now_ms);
+            match slot.info.active_hours.as_ref() {
+                Some(w) => w.next_open_ms(t).unwrap_or(i64::MAX),
+                None => t,
+            }
+        };
+        if at > now_ms {
+            if let Some(change) = slot.next_cap_change_ms(&self.schedule, now_ms) {
+                at = at.min(change.max(slot.ready_at_ms));
+            }
+        }
+        (at != i64::MAX).then_some(at)
     }
 
     /// Walks the messages of a queue a poll would look at, in order: `f` answers whether the
