@@ -182,6 +182,7 @@ mod tests {
         per_day: 1500,
         min_gap_ms: 3_000,
         max_gap_ms: 5_000,
+        new_contacts_per_day: bzapper_core::limits::DEFAULT_NEW_CONTACTS_PER_DAY,
     };
 
     #[tokio::test(start_paused = true)]

@@ -122,7 +122,7 @@ impl Rig {
         let scheduler = Scheduler::new(SchedulerParts {
             store: dyn_store.clone(),
             recorder: recorder.clone(),
-            warming: WarmingSchedule { first_day_cap: 20 },
+            warming: WarmingSchedule { first_day_cap: 20, ..WarmingSchedule::default() },
             threshold: DEFAULT_THRESHOLD,
             media: Arc::new(media.unwrap()),
             cluster: None,

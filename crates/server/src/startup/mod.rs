@@ -178,7 +178,10 @@ impl Application {
         let scheduler = Scheduler::new(SchedulerParts {
             store: dyn_store.clone(),
             recorder: recorder.clone(),
-            warming: WarmingSchedule { first_day_cap: config.warming_first_day_cap },
+            warming: WarmingSchedule {
+                first_day_cap: config.warming_first_day_cap,
+                ..WarmingSchedule::default()
+            },
             threshold: config.health_threshold,
             media: media.clone(),
             cluster: cluster.clone(),
@@ -236,7 +239,10 @@ impl Application {
         let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let campaigns = crate::runtime::campaigns::spawn(
             config.test_hooks.campaign_clock.clone().unwrap_or_else(|| Arc::new(SystemClock)),
-            WarmingSchedule { first_day_cap: config.warming_first_day_cap },
+            WarmingSchedule {
+                first_day_cap: config.warming_first_day_cap,
+                ..WarmingSchedule::default()
+            },
             dyn_store.clone(),
             recorder.clone(),
             scheduler.clone(),

@@ -481,6 +481,8 @@ fn hold(g: &mut Inner, r: QueuedRef, hold_for: Option<String>) -> bool {
         pool: r.pool.clone(),
         forced_instance: if r.forced { r.instance_id.clone() } else { hold_for },
         text_chars: r.text_chars as usize,
+        // Issue 19's inputs (contact, stickiness, validity): wired by the runtime later.
+        ..QueuedMessage::default()
     };
     if !g.dispatcher.enqueue(q) {
         return false;
