@@ -51,6 +51,27 @@ impl Reactions {
         Reactions { enabled: true, ..Reactions::default() }
     }
 
+    /// The value of `--sim-reactions` (`bzapper serve --sim`) and `bzapper simnet
+    /// --reactions`: `default` (every rule at its default, on), `off`, a JSON object of the
+    /// settings (on unless it says `"enabled": false`), or the path of a file holding one.
+    pub fn from_flag(value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        let json = match value {
+            "default" | "on" => return Ok(Reactions::on()),
+            "off" => return Ok(Reactions::default()),
+            v if v.starts_with('{') => v.to_string(),
+            path => std::fs::read_to_string(path)
+                .map_err(|e| format!("`{path}` is neither default, off, JSON nor a file: {e}"))?,
+        };
+        let mut fields: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&json).map_err(|e| format!("reaction settings: {e}"))?;
+        fields.entry("enabled").or_insert(serde_json::Value::Bool(true));
+        let reactions: Reactions = serde_json::from_value(serde_json::Value::Object(fields))
+            .map_err(|e| format!("reaction settings: {e}"))?;
+        reactions.validate()?;
+        Ok(reactions)
+    }
+
     /// Checks the numbers make sense (windows and counts of at least 1).
     pub fn validate(&self) -> Result<(), String> {
         let positive = |name: &str, v: u64| {
@@ -449,5 +470,13 @@ mod tests {
         let zero: Reactions = serde_json::from_str(r#"{"first_contacts":{"per_hour":0}}"#).unwrap();
         assert!(zero.validate().unwrap_err().contains("per_hour"));
         assert_eq!(Reactions::on().validate(), Ok(()));
+        // The command-line flag: on unless told otherwise.
+        assert_eq!(Reactions::from_flag("default"), Ok(Reactions::on()));
+        assert_eq!(Reactions::from_flag("off"), Ok(Reactions::default()));
+        let flag = Reactions::from_flag(r#"{"identical_texts": null}"#).unwrap();
+        assert!(flag.enabled && flag.identical_texts.is_none() && flag.first_contacts.is_some());
+        assert!(!Reactions::from_flag(r#"{"enabled": false}"#).unwrap().enabled);
+        assert!(Reactions::from_flag("/no/such/file.json").unwrap_err().contains("neither"));
+        assert!(Reactions::from_flag(r#"{"first_contacts":{"per_hour":0}}"#).is_err());
     }
 }
