@@ -350,7 +350,8 @@ impl State {
                 rule,
             ),
         };
-        let detail = format!("{} (reaction model: {rule})", ban.detail());
+        let what = if ban.temporary { ban.detail() } else { format!("banned (code {BAN_CODE})") };
+        let detail = format!("{what} (reaction model: {rule})");
         tracing::info!(instance_id, phone = %phone, %detail, "simnet reaction: banned");
         self.bans.insert(phone, ban);
         if let Some(conn) = self.conns.remove(instance_id) {
