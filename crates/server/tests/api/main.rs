@@ -21,5 +21,6 @@ mod quotas;
 mod reactions;
 mod real_driver;
 mod rich;
+mod settings;
 mod simnet;
 mod webhooks;
