@@ -206,6 +206,11 @@ pub struct TestHooks {
     /// The time of day campaign schedule windows go by; `None` is the wall clock (tests set
     /// a [`crate::runtime::campaigns::FakeClock`]).
     pub campaign_clock: Option<Arc<dyn crate::runtime::campaigns::Clock>>,
+    /// The in-process simulated network's reaction model (`--sim-reactions`; off by default).
+    pub sim_reactions: bzapper_driver::sim::Reactions,
+    /// What the in-process simulated network's bans, account ages and reactions go by; `None`
+    /// is the wall clock (a benchmark on a paused runtime sets a `TokioClock`).
+    pub sim_clock: Option<Arc<dyn bzapper_driver::sim::NetClock>>,
 }
 
 impl Default for TestHooks {
@@ -214,6 +219,8 @@ impl Default for TestHooks {
             sim_qr_first: Duration::from_secs(DEFAULT_SIM_QR_FIRST_SECS),
             sim_qr_next: Duration::from_secs(DEFAULT_SIM_QR_NEXT_SECS),
             campaign_clock: None,
+            sim_reactions: bzapper_driver::sim::Reactions::default(),
+            sim_clock: None,
         }
     }
 }

@@ -13,7 +13,7 @@ use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use bzapper_core::sending::WarmingSchedule;
-use bzapper_driver::sim::{SimConfig, SimDriver, SimNetwork};
+use bzapper_driver::sim::{Reactions, SimConfig, SimDriver, SimNetwork, WallClock};
 use bzapper_driver::whatsapp::{WhatsAppDriver, WhatsAppOptions};
 use bzapper_driver::Driver;
 use bzapper_store::{
@@ -86,11 +86,16 @@ impl Application {
                 sim = Some(Arc::new(control));
             }
             DriverKind::Sim => {
-                let net = Arc::new(SimNetwork::new(SimConfig {
+                let sim_config = SimConfig {
                     qr_first: config.test_hooks.sim_qr_first,
                     qr_next: config.test_hooks.sim_qr_next,
                     ..SimConfig::default()
-                }));
+                };
+                let clock =
+                    config.test_hooks.sim_clock.clone().unwrap_or_else(|| Arc::new(WallClock));
+                let net = Arc::new(SimNetwork::with_clock(sim_config, clock));
+                net.set_reactions(config.test_hooks.sim_reactions.clone())
+                    .map_err(|e| anyhow::anyhow!("--sim-reactions: {e}"))?;
                 let d = SimDriver::local(net);
                 sim = Some(Arc::new(SimNetControl(d.control())));
                 driver = Arc::new(d);
@@ -482,10 +487,13 @@ fn make_sqlite_private(url: &str) -> anyhow::Result<()> {
 pub async fn serve_simnet(
     listen: SocketAddr,
     config: SimConfig,
+    reactions: Reactions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let net = Arc::new(SimNetwork::new(config));
+    net.set_reactions(reactions).map_err(|e| anyhow::anyhow!("--reactions: {e}"))?;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     println!("bZapper simnet listening on http://{}", listener.local_addr()?);
-    bzapper_driver::sim::serve(listener, Arc::new(SimNetwork::new(config)), shutdown).await?;
+    bzapper_driver::sim::serve(listener, net, shutdown).await?;
     Ok(())
 }

@@ -18,6 +18,7 @@ mod outbound;
 mod persistence;
 mod quickstart;
 mod quotas;
+mod reactions;
 mod real_driver;
 mod rich;
 mod settings;

@@ -93,6 +93,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/v1/sim/instances/{id}/restrict", post(sim::restrict))
         .route("/v1/sim/groups", post(sim::create_group))
         .route("/v1/sim/contacts", post(sim::set_contact))
+        .route("/v1/sim/reactions", get(sim::get_reactions).put(sim::put_reactions))
+        .route("/v1/sim/instances/{id}/age", post(sim::set_age))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }
