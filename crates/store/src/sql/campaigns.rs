@@ -214,8 +214,12 @@ impl<DB: Backend> CampaignStore for SqlStore<DB> {
 
     async fn campaign_message_counts(&self, campaign_id: &str) -> Result<Vec<CampaignCount>> {
         let rows = q::<DB>(
-            "SELECT instance_id, status, COUNT(*) AS n FROM messages WHERE campaign_id = $1 \
-             GROUP BY instance_id, status",
+            "SELECT instance_id, status, \
+             CAST(CASE WHEN status = 'failed' AND error = 'not_on_whatsapp' THEN 1 ELSE 0 END \
+                 AS BIGINT) AS skipped, \
+             COUNT(*) AS n FROM messages WHERE campaign_id = $1 \
+             GROUP BY instance_id, status, \
+             CASE WHEN status = 'failed' AND error = 'not_on_whatsapp' THEN 1 ELSE 0 END",
         )
         .bind(campaign_id)
         .fetch_all(&mut *self.conn().await?)
@@ -231,6 +235,7 @@ impl<DB: Backend> CampaignStore for SqlStore<DB> {
                 Ok(CampaignCount {
                     instance_id: DB::col(r, "instance_id")?,
                     status,
+                    skipped: DB::col::<i64>(r, "skipped")? == 1,
                     count: count(DB::col(r, "n")?),
                 })
             })
