@@ -1278,6 +1278,10 @@ pub(crate) fn recipients(n: u32) -> Vec<CampaignRecipient> {
             index: i,
             to: bzapper_core::Jid::parse(&format!("55119999{i:05}@s.whatsapp.net")).unwrap(),
             fields: [("name".to_string(), format!("Person {i}"))].into_iter().collect(),
+            // Delivery options round-trip (one recipient with, the others without).
+            send_at: (i == 1).then(|| chrono::DateTime::from_timestamp_millis(1_900_000_000_123))
+                .flatten(),
+            ttl_seconds: (i == 1).then_some(600),
         })
         .collect()
 }
@@ -1297,6 +1301,9 @@ async fn campaigns_are_stored_whole_and_their_status_moves_only_from_the_expecte
     let page = s.campaign_recipients("c1", 12_340, 100).await.unwrap();
     assert_eq!(page, recipients(12_345)[12_340..].to_vec());
     assert_eq!(page[0].fields["name"], "Person 12340");
+    let first = s.campaign_recipients("c1", 0, 2).await.unwrap();
+    assert_eq!(first, recipients(12_345)[..2].to_vec(), "with their delivery options");
+    assert!(first[1].send_at.is_some() && first[1].ttl_seconds == Some(600));
     assert!(s.campaign_recipients("c1", 12_345, 10).await.unwrap().is_empty());
 
     // All or nothing: a duplicate recipient index (the last one) stores nothing at all, and

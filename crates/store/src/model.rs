@@ -471,6 +471,10 @@ pub struct CampaignRecipient {
     /// The recipient, parsed and normalised when the campaign was accepted.
     pub to: Jid,
     pub fields: std::collections::BTreeMap<String, String>,
+    /// Not sent before this moment (the campaign's default already applied).
+    pub send_at: Option<DateTime<Utc>>,
+    /// Not sent within this many seconds of falling due → `expired`.
+    pub ttl_seconds: Option<u32>,
 }
 
 /// How many of a campaign's messages are in `status`, sent (or held) by `instance_id`.

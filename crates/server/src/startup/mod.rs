@@ -175,6 +175,8 @@ impl Application {
         .context("opening the media store")?;
         let dyn_store: Arc<dyn Store> = store.as_dyn();
         let recorder = Recorder::new(dyn_store.clone(), cluster.clone());
+        let contacts =
+            Arc::new(crate::runtime::contact_checks::ContactChecker::new(store.contact_checks()));
         let scheduler = Scheduler::new(SchedulerParts {
             store: dyn_store.clone(),
             recorder: recorder.clone(),
@@ -183,6 +185,8 @@ impl Application {
             media: media.clone(),
             cluster: cluster.clone(),
             queue_window: config::DEFAULT_QUEUE_WINDOW,
+            contacts: contacts.clone(),
+            first_contact_check: config.first_contact_check,
         });
         scheduler.start().await.context("loading the send queue")?;
         let supervisor = Supervisor::spawn(
@@ -241,7 +245,7 @@ impl Application {
         );
         let app = crate::app::App::new(crate::app::Parts {
             store: dyn_store,
-            contact_checks: store.contact_checks(),
+            contacts,
             supervisor: supervisor.clone(),
             scheduler,
             recorder,

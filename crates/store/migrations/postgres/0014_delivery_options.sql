@@ -17,6 +17,10 @@ CREATE INDEX messages_expiring ON messages (expires_at)
 CREATE INDEX messages_scheduled ON messages (queue_at)
     WHERE status = 'queued' AND send_at IS NOT NULL;
 
+-- A campaign recipient's own delivery options (the campaign's defaults applied at accept).
+ALTER TABLE campaign_recipients ADD COLUMN send_at BIGINT;
+ALTER TABLE campaign_recipients ADD COLUMN ttl_seconds BIGINT;
+
 CREATE TABLE conversations (
     instance_id TEXT COLLATE "C" NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
     contact     TEXT COLLATE "C" NOT NULL,

@@ -23,6 +23,10 @@ CREATE INDEX messages_expiring ON messages (expires_at)
 CREATE INDEX messages_scheduled ON messages (queue_at)
     WHERE status = 'queued' AND send_at IS NOT NULL;
 
+-- A campaign recipient's own delivery options (the campaign's defaults applied at accept).
+ALTER TABLE campaign_recipients ADD COLUMN send_at INTEGER;
+ALTER TABLE campaign_recipients ADD COLUMN ttl_seconds INTEGER;
+
 -- Conversations: one row per (number, 1:1 contact by phone JID, or LID when the phone is
 -- unknown), from the first message either way on. `started_by` is `out` when the number
 -- wrote first (a first contact), `in` when the contact did. What sticky sender and the

@@ -128,6 +128,7 @@ impl Scheduler {
             tenant_id: rec.tenant_id.clone(),
             pool: rec.pool.clone(),
             health: Health::with_score(rec.health_score),
+            limits: Limits::default(),
             health_at_ms: now_ms,
             status: rec.state.status,
             reason: rec.state.reason,
@@ -137,6 +138,8 @@ impl Scheduler {
         n.status = rec.state.status;
         n.reason = rec.state.reason;
         n.pool.clone_from(&rec.pool);
+        let limits = Limits::default().merged(&rec.limits).unwrap_or_default();
+        n.limits = limits;
         let suspended = n.suspended;
         let in_rotation = self.in_rotation(n);
         let health = n.health.score();
@@ -149,7 +152,7 @@ impl Scheduler {
                 && !suspended,
             in_rotation,
             health,
-            limits: Limits::default().merged(&rec.limits).unwrap_or_default(),
+            limits,
             warming_days: rec.warming_days,
             first_connected_at_ms: rec.first_connected_at.map(|t| t.timestamp_millis()),
         });
