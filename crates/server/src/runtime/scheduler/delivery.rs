@@ -166,6 +166,8 @@ impl Scheduler {
     ) {
         match result {
             Ok(()) => {
+                // The conversation first: whoever sees the message sent finds it kept.
+                self.sent_to_contact(&a.number_id, msg).await;
                 self.end(
                     &msg.id,
                     &msg.tenant_id,
@@ -174,7 +176,6 @@ impl Scheduler {
                     None,
                 )
                 .await;
-                self.sent_to_contact(&a.number_id, msg).await;
                 self.health_event(&a.number_id, HealthEvent::SendOk).await;
                 self.finish(&a.number_id);
             }

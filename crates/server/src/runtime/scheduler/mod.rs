@@ -524,4 +524,6 @@ mod rejoin_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod validity_tests;
+#[cfg(test)]
 mod window_tests;
