@@ -94,6 +94,36 @@ impl ContactChecker {
         Ok(out)
     }
 
+    /// One look-up made just before a send of number `number_id` (the first-contact
+    /// pre-check). The number's send pacing already spaces these, so it does not wait for the
+    /// look-up gate; it moves the gate on instead, so that look-ups asked through the API keep
+    /// their distance from it. Answers are stored like [`ContactChecker::check`]'s.
+    pub async fn check_before_send(
+        &self,
+        tenant_id: &str,
+        number_id: &str,
+        limits: &Limits,
+        conn: &dyn Connection,
+        phones: &[Phone],
+    ) -> Result<Vec<ContactStatus>, DriverError> {
+        let gate = {
+            let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
+            gates.entry(number_id.to_string()).or_default().clone()
+        };
+        let answers = conn.check_contacts(phones).await;
+        let mut rng = rand::rngs::StdRng::from_entropy();
+        let at = Instant::now() + Duration::from_millis(gap_ms(limits, &mut rng));
+        // Held by an API look-up waiting its turn: that one is spaced already.
+        if let Ok(mut next) = gate.try_lock() {
+            if next.is_none_or(|n| n < at) {
+                *next = Some(at);
+            }
+        }
+        let answers = answers?;
+        self.remember(tenant_id, &answers).await;
+        Ok(answers)
+    }
+
     async fn remember(&self, tenant_id: &str, answers: &[ContactStatus]) {
         let at = now_millis();
         let rows: Vec<ContactCheckRecord> = answers

@@ -153,6 +153,20 @@ mod tests {
         let (t, _) = totals(&campaign(30, CampaignStatus::Canceled), &counts);
         assert_eq!((t.pending, t.canceled), (0, 12));
         assert_eq!(sum(&t), 30);
+        // Expired ones have their bucket; skipped ones (not on WhatsApp) theirs, apart from
+        // `failed` and from the numbers'.
+        let mut more = counts.to_vec();
+        more.push(count(None, MessageStatus::Expired, 2));
+        more.push(CampaignCount {
+            instance_id: Some("a".into()),
+            status: MessageStatus::Failed,
+            skipped: true,
+            count: 4,
+        });
+        let (t, numbers) = totals(&campaign(30, CampaignStatus::Running), &more);
+        assert_eq!((t.pending, t.failed, t.expired, t.skipped), (6, 3, 2, 4));
+        assert_eq!(sum(&t), 30);
+        assert_eq!(numbers[0].failed, 0, "{numbers:?}");
         let (t, numbers) = totals(&campaign(3, CampaignStatus::Paused), &[]);
         assert_eq!((t.pending, sum(&t)), (3, 3));
         assert!(numbers.is_empty());

@@ -2,6 +2,8 @@
 //! one it receives from one, keeps their conversation (what sticky sender and the first-contact
 //! rules read); before a number's first message to a contact (no conversation of that number
 //! with it), the pre-check asks the cached contact checks whether the contact is on WhatsApp.
+//! `first_contact_check` is its one entry point, so that the dispatcher's `first_contact`
+//! flag can drive it later.
 
 use bzapper_core::{Jid, Phone};
 use bzapper_driver::Connection;
@@ -77,7 +79,8 @@ impl Scheduler {
         }
     }
 
-    /// The cached answer, or the number's look-up; `None` when neither could tell.
+    /// The cached answer, or the number's look-up (spaced by its sends, not by the look-up
+    /// gate); `None` when neither could tell.
     async fn is_on_whatsapp(
         &self,
         number_id: &str,
@@ -95,7 +98,7 @@ impl Scheduler {
             Err(e) => tracing::warn!(error = %e, "reading the contact-check cache failed"),
         }
         let limits = self.lock().numbers.get(number_id).map(|n| n.limits).unwrap_or_default();
-        match self.contacts.check(tenant_id, number_id, &limits, conn, phones).await {
+        match self.contacts.check_before_send(tenant_id, number_id, &limits, conn, phones).await {
             Ok(answers) => answers.iter().find(|a| a.phone == *phone).map(|a| a.on_whatsapp),
             Err(e) => {
                 tracing::warn!(error = %e, number = number_id, "the first-contact check failed; sending anyway");
