@@ -1279,7 +1279,8 @@ pub(crate) fn recipients(n: u32) -> Vec<CampaignRecipient> {
             to: bzapper_core::Jid::parse(&format!("55119999{i:05}@s.whatsapp.net")).unwrap(),
             fields: [("name".to_string(), format!("Person {i}"))].into_iter().collect(),
             // Delivery options round-trip (one recipient with, the others without).
-            send_at: (i == 1).then(|| chrono::DateTime::from_timestamp_millis(1_900_000_000_123))
+            send_at: (i == 1)
+                .then(|| chrono::DateTime::from_timestamp_millis(1_900_000_000_123))
                 .flatten(),
             ttl_seconds: (i == 1).then_some(600),
         })

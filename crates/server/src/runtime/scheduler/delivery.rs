@@ -166,8 +166,6 @@ impl Scheduler {
     ) {
         match result {
             Ok(()) => {
-                // The conversation first: whoever sees the message sent finds it kept.
-                self.sent_to_contact(&a.number_id, msg).await;
                 self.end(
                     &msg.id,
                     &msg.tenant_id,
@@ -176,6 +174,9 @@ impl Scheduler {
                     None,
                 )
                 .await;
+                // After `sent` is stored: a delivery receipt may follow the ack at once, and
+                // `sent` must be stored (and its event recorded) before it.
+                self.sent_to_contact(&a.number_id, msg).await;
                 self.health_event(&a.number_id, HealthEvent::SendOk).await;
                 self.finish(&a.number_id);
             }

@@ -115,28 +115,10 @@ impl Scheduler {
 
     /// Keeps the conversation of `number_id` with `contact`; a failure is logged (it costs a
     /// pre-check, or a sticky choice, later).
-    pub(crate) async fn touch(
-        &self,
-        tenant_id: &str,
-        number_id: &str,
-        contact: &str,
-        side: StartedBy,
-    ) {
+    async fn touch(&self, tenant_id: &str, number_id: &str, contact: &str, side: StartedBy) {
         let r = self.store.touch_conversation(tenant_id, number_id, contact, side, now()).await;
         if let Err(e) = r {
             tracing::warn!(error = %e, number = number_id, "storing a conversation failed");
         }
-    }
-}
-
-impl Scheduler {
-    /// A 1:1 message from `contact` (its phone JID when known) reached `number_id`: their
-    /// conversation starts (the contact wrote first) or goes on.
-    pub async fn received_from_contact(&self, tenant_id: &str, number_id: &str, contact: &Jid) {
-        if contact.is_group() {
-            return;
-        }
-        let contact = contact.to_non_device().to_string();
-        self.touch(tenant_id, number_id, &contact, StartedBy::In).await;
     }
 }

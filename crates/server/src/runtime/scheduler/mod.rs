@@ -296,6 +296,7 @@ impl Scheduler {
                 .update_message(&m.id, &update(MessageStatus::Queued, m.instance_id.clone(), None))
                 .await?;
         }
+        self.expires_then(m.expires_at);
         hold(&mut self.lock(), QueuedRef::of(&m), hold_for);
         self.wake.notify_one();
         Ok(())

@@ -116,7 +116,12 @@ async fn a_first_contact_not_on_whatsapp_fails_without_a_send_and_a_known_one_is
     assert_eq!(rig.sent_texts(&a.id).await, ["hello"], "nothing typed or sent to the absent one");
     assert_eq!(rig.scheduler.health(&a.id), Some((100, true)), "no health cost");
     // The send kept the conversation: a first contact of this number.
-    let conv = rig.store.get_conversation(&a.id, "5511988880132@s.whatsapp.net").await.unwrap();
+    let contact = "5511988880132@s.whatsapp.net";
+    rig.until("the conversation kept", || async {
+        rig.store.get_conversation(&a.id, contact).await.unwrap().is_some()
+    })
+    .await;
+    let conv = rig.store.get_conversation(&a.id, contact).await.unwrap();
     assert_eq!(conv.map(|c| c.started_by), Some(StartedBy::Out));
     assert_eq!(
         rig.store
