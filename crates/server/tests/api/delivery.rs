@@ -83,6 +83,24 @@ async fn delivery_options_are_checked_and_shown_and_the_chosen_number_is_explain
     let (s, v) = app.get("/v1/messages?status=expired", &key).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["items"], json!([]));
+
+    // The OpenAPI document describes them.
+    let (s, doc) = app.call(reqwest::Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field) in [
+        ("SendMessage", "ttl_seconds"),
+        ("SendMessage", "send_at"),
+        ("Accepted", "send_at"),
+        ("Accepted", "expires_at"),
+        ("MessageView", "expires_at"),
+        ("MessageView", "chosen_by"),
+        ("RecipientInput", "ttl_seconds"),
+        ("CreateCampaign", "send_at"),
+        ("Totals", "expired"),
+    ] {
+        assert!(schemas[schema]["properties"][field].is_object(), "{schema}.{field}");
+    }
 }
 
 #[tokio::test]
