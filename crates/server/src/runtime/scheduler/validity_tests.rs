@@ -132,3 +132,36 @@ async fn a_first_contact_not_on_whatsapp_fails_without_a_send_and_a_known_one_is
         1
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_contact_who_wrote_first_is_known_and_no_pre_check_comes_before_the_reply() {
+    use bzapper_driver::sim::{InboundSpec, OutboxEntry};
+    let rig = Rig::new().await;
+    let a = rig.connected("a", "+5511999990105").await;
+    // The contact writes by LID; the conversation is kept under its phone JID.
+    let spec = InboundSpec {
+        from: "+5511988880141".into(),
+        as_lid: true,
+        text: "hi there".into(),
+        ..InboundSpec::default()
+    };
+    rig.net.inbound(&a.id, spec).await.unwrap();
+    let contact = "5511988880141@s.whatsapp.net";
+    rig.until("the contact's conversation", || async {
+        rig.store.get_conversation(&a.id, contact).await.unwrap().is_some()
+    })
+    .await;
+    let checks = || async {
+        let outbox = rig.net.outbox(&a.id).await.unwrap();
+        outbox.iter().filter(|e| matches!(e, OutboxEntry::Check { .. })).count()
+    };
+    let reply = rig.send("5511988880141", "hello back").await;
+    rig.until_sent(&reply.id).await;
+    assert_eq!(checks().await, 0, "a known contact is not checked");
+    let first = rig.send("5511988880142", "nice to meet you").await;
+    rig.until_sent(&first.id).await;
+    assert_eq!(checks().await, 1, "a first contact is");
+    let conv = rig.store.get_conversation(&a.id, contact).await.unwrap().unwrap();
+    assert_eq!(conv.started_by, StartedBy::In, "the contact started it");
+    assert!(conv.last_at >= conv.first_at);
+}
