@@ -131,6 +131,10 @@ impl Rig {
                 dyn_store.clone(),
             )),
             first_contact_check: true,
+            rewarm: crate::runtime::scheduler::Rewarm {
+                after: Duration::from_secs(72 * 3600),
+                days: 2,
+            },
         });
         scheduler.start().await.unwrap();
         let driver = SimDriver::local(Arc::new(SimNetwork::new(SimConfig::default())));
@@ -297,6 +301,8 @@ pub(crate) async fn stored_number_of(
         connected_at: None,
         created_at: now(),
         health_score: 100,
+        quiet_hours: None,
+        rewarm_from: None,
     };
     store.create_instance(&rec).await.unwrap();
     rec

@@ -187,6 +187,10 @@ impl Application {
             queue_window: config::DEFAULT_QUEUE_WINDOW,
             contacts: contacts.clone(),
             first_contact_check: config.first_contact_check,
+            rewarm: crate::runtime::scheduler::Rewarm {
+                after: config.rewarm_after,
+                days: config.rewarm_days,
+            },
         });
         scheduler.start().await.context("loading the send queue")?;
         let supervisor = Supervisor::spawn(

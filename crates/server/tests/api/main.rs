@@ -21,5 +21,6 @@ mod quickstart;
 mod quotas;
 mod real_driver;
 mod rich;
+mod settings;
 mod simnet;
 mod webhooks;

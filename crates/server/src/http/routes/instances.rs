@@ -20,9 +20,11 @@ use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path};
 use crate::http::qr::render_png;
+use crate::http::routes::quiet_hours;
 use crate::http::state::AppState;
 use crate::model::ids::{new_id, InstanceId, TenantId};
 use crate::model::time::now;
+use crate::runtime::campaigns::window::ScheduleSpec;
 
 /// Sending limits; any subset may be given, the rest keep their defaults.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -70,6 +72,9 @@ pub struct CreateInstance {
     /// `socks5://user:pass@host:port` or `http://host:port`.
     pub proxy: Option<String>,
     pub limits: Option<LimitsInput>,
+    /// The number's own active hours, overriding its pool's (messages it would send wait
+    /// outside them); absent or `null`: the pool's.
+    pub quiet_hours: Option<ScheduleSpec>,
 }
 
 /// Only the fields given change. `proxy: null` removes the proxy.
@@ -86,6 +91,10 @@ pub struct PatchInstance {
     #[schema(value_type = Option<String>)]
     pub proxy: Option<Option<String>>,
     pub limits: Option<LimitsInput>,
+    /// The number's own active hours, overriding its pool's; `null`: the pool's again.
+    #[serde(default, deserialize_with = "quiet_hours::present")]
+    #[schema(value_type = Option<ScheduleSpec>)]
+    pub quiet_hours: Option<Option<ScheduleSpec>>,
 }
 
 /// Distinguishes a field that is absent (outer `None`) from one that is `null`.
@@ -98,6 +107,10 @@ pub struct WarmingView {
     pub days: u32,
     pub until: Option<DateTime<Utc>>,
     pub active: bool,
+    /// Re-warming after an idle spell (a shorter warm-up, `--rewarm-days`).
+    pub rewarming: bool,
+    /// When the re-warm ends; `null` when not re-warming.
+    pub rewarm_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -140,6 +153,13 @@ pub struct InstanceView {
     /// The proxy without credentials.
     pub proxy: Option<String>,
     pub limits: LimitsView,
+    /// The number's own active hours; `null`: its pool's apply.
+    pub quiet_hours: Option<ScheduleSpec>,
+    /// Why the number could not send right now: `null` when it could (or is sending), else
+    /// `offline`, `health`, `quiet_hours`, `cap`, `first_contact_cap`, `warming`,
+    /// `rewarming` or `gap`.
+    #[schema(example = "gap")]
+    pub resting: Option<String>,
     pub stats: StatsView,
     pub created_at: DateTime<Utc>,
     pub connected_at: Option<DateTime<Utc>>,
@@ -170,7 +190,13 @@ pub fn view(rec: &InstanceRecord, live: Live) -> InstanceView {
         phone: rec.phone.clone(),
         jid: rec.jid.clone(),
         lid: rec.lid.clone(),
-        warming: WarmingView { days: w.days, until: w.until, active: w.active },
+        warming: WarmingView {
+            days: w.days,
+            until: w.until,
+            active: w.active,
+            rewarming: live.rewarm_until.is_some(),
+            rewarm_until: live.rewarm_until,
+        },
         health: {
             // The record read here is the source of truth for the status; the scheduler's
             // verdict (score above the threshold) may trail it by a moment.
@@ -186,6 +212,8 @@ pub fn view(rec: &InstanceRecord, live: Live) -> InstanceView {
             min_gap_ms: limits.min_gap_ms,
             max_gap_ms: limits.max_gap_ms,
         },
+        quiet_hours: quiet_hours::show(rec.quiet_hours.as_ref()),
+        resting: live.resting.map(Into::into),
         stats: StatsView { sent_today: live.sent_today, received_today: live.received_today },
         created_at: rec.created_at,
         connected_at: rec.connected_at,
@@ -228,6 +256,8 @@ pub async fn create(
     let proxy = body.proxy.as_deref().map(ProxyUrl::parse).transpose().map_err(invalid_proxy)?;
     let limits: LimitsPatch = body.limits.map(Into::into).unwrap_or_default();
     Limits::default().merged(&limits).map_err(invalid_limits)?;
+    let quiet_hours =
+        body.quiet_hours.as_ref().map(|q| quiet_hours::check("quiet_hours", q)).transpose()?;
     let rec = InstanceRecord {
         id: new_id("ins"),
         tenant_id: tenant.tenant_id.into_string(),
@@ -244,6 +274,8 @@ pub async fn create(
         connected_at: None,
         created_at: now(),
         health_score: 100,
+        quiet_hours,
+        rewarm_from: None,
     };
     let rec = state.app.instances.create(rec).await?;
     Ok((StatusCode::CREATED, JsonOut(full_view(&state, &rec).await?)))
@@ -275,7 +307,8 @@ pub async fn get(
     Ok(JsonOut(full_view(&state, &load(&state, &tenant, &id).await?).await?))
 }
 
-/// Changes name, pool, warming days, proxy or limits. A new proxy applies at the next connect.
+/// Changes name, pool, warming days, proxy, limits or quiet hours. A new proxy applies at the
+/// next connect.
 #[utoipa::path(patch, path = "/v1/instances/{id}", tag = "instances", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id")),
     request_body = PatchInstance,
@@ -311,6 +344,9 @@ pub async fn patch(
         let merged = rec.limits.overlaid(&l.into());
         Limits::default().merged(&merged).map_err(invalid_limits)?;
         rec.limits = merged;
+    }
+    if let Some(q) = &body.quiet_hours {
+        rec.quiet_hours = q.as_ref().map(|q| quiet_hours::check("quiet_hours", q)).transpose()?;
     }
     state.app.instances.update_settings(&rec).await?;
     Ok(JsonOut(full_view(&state, &rec).await?))

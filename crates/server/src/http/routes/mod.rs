@@ -16,6 +16,7 @@ pub mod messages;
 pub mod metrics;
 pub mod not_implemented;
 pub mod pools;
+pub mod quiet_hours;
 pub mod sim;
 pub mod tenants;
 pub mod webhooks;

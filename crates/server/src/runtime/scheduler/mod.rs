@@ -50,12 +50,18 @@ mod first_contact;
 mod health;
 mod numbers;
 mod outgoing;
+mod pool_rules;
+mod pool_settings;
 mod queue_counts;
+mod resting;
+mod rewarm;
 mod status;
 mod validity;
 mod window;
 
 pub use chosen::ChosenBy;
+pub use pool_rules::PoolRules;
+pub use rewarm::Rewarm;
 
 /// One queue's window (see `window`, which alone reads and moves it).
 #[derive(Debug, Default)]
@@ -81,8 +87,6 @@ struct Number {
     tenant_id: String,
     pool: String,
     health: Health,
-    /// Its sending limits (the first-contact pre-check paces its look-ups by them).
-    limits: bzapper_core::Limits,
     /// When the last recovery sweep looked at this number.
     health_at_ms: i64,
     status: Status,
@@ -93,6 +97,9 @@ struct Number {
     /// Suspensions end by themselves after `SUSPENSION_MS`, in case no state change comes.
     suspended: bool,
     suspended_at_ms: i64,
+    /// Its limits merged over the defaults (what warming's day cap is compared with; the
+    /// first-contact pre-check spaces its look-ups by them too).
+    limits: bzapper_core::Limits,
 }
 
 /// How often the queue quota's counts are reset from the store (see `recount_queued`).
@@ -116,6 +123,8 @@ struct Inner {
     queued: QueueCounts,
     /// The earliest `expires_at` of a queued message (ms), when the expiry sweep runs next.
     next_expiry_ms: Option<i64>,
+    /// Each pool's settings, by (tenant, pool), as last set (see `pool_settings`).
+    pools: HashMap<(String, String), PoolRules>,
 }
 
 impl Inner {
@@ -156,6 +165,8 @@ pub struct Scheduler {
     contacts: Arc<ContactChecker>,
     /// Whether a number's first message to a contact is preceded by the pre-check.
     first_contact_check: bool,
+    /// When an idle number re-warms, and for how long.
+    rewarm: Rewarm,
 }
 
 /// Everything a [`Scheduler`] is built from, known before it is: start-up opens the media
@@ -177,6 +188,9 @@ pub struct SchedulerParts {
     pub contacts: Arc<ContactChecker>,
     /// Check that a contact is on WhatsApp before a number's first message to it.
     pub first_contact_check: bool,
+    /// When an idle number re-warms, and for how long (`--rewarm-after-hours`,
+    /// `--rewarm-days`).
+    pub rewarm: Rewarm,
 }
 
 impl Scheduler {
@@ -191,6 +205,7 @@ impl Scheduler {
             queue_window,
             contacts,
             first_contact_check,
+            rewarm,
         } = parts;
         Arc::new(Scheduler {
             status_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
@@ -204,6 +219,7 @@ impl Scheduler {
                 held: HashMap::new(),
                 queued: QueueCounts::default(),
                 next_expiry_ms: None,
+                pools: HashMap::new(),
             }),
             wake: Notify::new(),
             threshold,
@@ -216,6 +232,7 @@ impl Scheduler {
             window_size: queue_window.max(1),
             contacts,
             first_contact_check,
+            rewarm,
         })
     }
 
@@ -257,6 +274,7 @@ impl Scheduler {
             self.record_past_sends(&rec.id, &sent);
             for p in self.store.list_pools(&rec.tenant_id).await? {
                 self.set_strategy(&rec.tenant_id, &p.name, p.strategy);
+                self.set_pool_settings(&rec.tenant_id, &p.name, &p.settings);
             }
         }
         self.load_expiry().await?;
@@ -307,6 +325,11 @@ impl Scheduler {
         for at in sent {
             g.dispatcher.record_send(instance_id, at.timestamp_millis());
         }
+    }
+
+    /// The re-warm rule's settings.
+    pub fn rewarm(&self) -> Rewarm {
+        self.rewarm
     }
 
     pub fn set_strategy(&self, tenant_id: &str, pool: &str, strategy: Strategy) {
@@ -522,6 +545,8 @@ fn update(
 mod doubt_tests;
 #[cfg(test)]
 mod rejoin_tests;
+#[cfg(test)]
+mod resting_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -128,18 +128,18 @@ impl Scheduler {
             tenant_id: rec.tenant_id.clone(),
             pool: rec.pool.clone(),
             health: Health::with_score(rec.health_score),
-            limits: Limits::default(),
             health_at_ms: now_ms,
             status: rec.state.status,
             reason: rec.state.reason,
             suspended: false,
             suspended_at_ms: 0,
+            limits: Limits::default(),
         });
+        let limits = Limits::default().merged(&rec.limits).unwrap_or_default();
+        n.limits = limits;
         n.status = rec.state.status;
         n.reason = rec.state.reason;
         n.pool.clone_from(&rec.pool);
-        let limits = Limits::default().merged(&rec.limits).unwrap_or_default();
-        n.limits = limits;
         let suspended = n.suspended;
         let in_rotation = self.in_rotation(n);
         let health = n.health.score();
