@@ -106,6 +106,11 @@ struct ServeArgs {
     /// Health score (0-100) below which a number leaves rotation.
     #[arg(long, env = "BZAPPER_HEALTH_THRESHOLD", default_value_t = defaults::DEFAULT_HEALTH_THRESHOLD, value_parser = clap::value_parser!(u8).range(0..=100))]
     health_threshold: u8,
+    /// Before a number's first message to a 1:1 contact, check (through the cached contact
+    /// checks) that the recipient is on WhatsApp; one who is not fails with `not_on_whatsapp`
+    /// without anything sent. `--first-contact-check=false` turns it off.
+    #[arg(long, env = "BZAPPER_FIRST_CONTACT_CHECK", default_value_t = true, action = clap::ArgAction::Set)]
+    first_contact_check: bool,
     /// Hours events are kept; SSE clients resume with Last-Event-ID within this window.
     #[arg(long, env = "BZAPPER_EVENT_RETENTION_HOURS", default_value_t = defaults::DEFAULT_EVENT_RETENTION_HOURS, value_parser = clap::value_parser!(u64).range(1..=8760))]
     event_retention_hours: u64,
@@ -338,6 +343,7 @@ fn config_from(a: ServeArgs) -> Config {
     config.body_limit_bytes = a.body_limit;
     config.warming_first_day_cap = a.warming_first_day_cap;
     config.health_threshold = a.health_threshold;
+    config.first_contact_check = a.first_contact_check;
     config.rewarm_after = Duration::from_secs(a.rewarm_after_hours * 3600);
     config.rewarm_days = a.rewarm_days;
     config.event_retention = Duration::from_secs(a.event_retention_hours * 3600);

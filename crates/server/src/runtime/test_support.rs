@@ -127,6 +127,10 @@ impl Rig {
             media: Arc::new(media.unwrap()),
             cluster: None,
             queue_window: window,
+            contacts: Arc::new(crate::runtime::contact_checks::ContactChecker::new(
+                dyn_store.clone(),
+            )),
+            first_contact_check: true,
             rewarm: crate::runtime::scheduler::Rewarm {
                 after: Duration::from_secs(72 * 3600),
                 days: 2,
@@ -336,5 +340,8 @@ pub(crate) fn text_message(tenant_id: &str, to: &str, text: &str) -> MessageReco
         sent_at: None,
         campaign_id: None,
         content: None,
+        send_at: None,
+        expires_at: None,
+        chosen_by: None,
     }
 }

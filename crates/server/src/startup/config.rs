@@ -135,6 +135,9 @@ pub struct Config {
     pub webhook_retry: bzapper_core::retry::RetryPolicy,
     /// Health score below which a number leaves rotation.
     pub health_threshold: u8,
+    /// Before a number's first message to a 1:1 contact, check (cached) that the contact is on
+    /// WhatsApp; one who is not fails with `not_on_whatsapp`, nothing sent.
+    pub first_contact_check: bool,
     /// The real driver's websocket URL; `None` is WhatsApp's own (tests point it elsewhere).
     pub wa_url: Option<String>,
     /// The WhatsApp Web version the real driver announces; `None` fetches the current one.
@@ -241,6 +244,7 @@ impl Config {
             event_retention: Duration::from_secs(DEFAULT_EVENT_RETENTION_HOURS * HOUR),
             webhook_retry: bzapper_core::retry::RetryPolicy::default(),
             health_threshold: DEFAULT_HEALTH_THRESHOLD,
+            first_contact_check: true,
             wa_url: None,
             wa_version: None,
             node_id: None,

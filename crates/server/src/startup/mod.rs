@@ -180,6 +180,8 @@ impl Application {
         .context("opening the media store")?;
         let dyn_store: Arc<dyn Store> = store.as_dyn();
         let recorder = Recorder::new(dyn_store.clone(), cluster.clone());
+        let contacts =
+            Arc::new(crate::runtime::contact_checks::ContactChecker::new(store.contact_checks()));
         let scheduler = Scheduler::new(SchedulerParts {
             store: dyn_store.clone(),
             recorder: recorder.clone(),
@@ -191,6 +193,8 @@ impl Application {
             media: media.clone(),
             cluster: cluster.clone(),
             queue_window: config::DEFAULT_QUEUE_WINDOW,
+            contacts: contacts.clone(),
+            first_contact_check: config.first_contact_check,
             rewarm: crate::runtime::scheduler::Rewarm {
                 after: config.rewarm_after,
                 days: config.rewarm_days,
@@ -256,7 +260,7 @@ impl Application {
         );
         let app = crate::app::App::new(crate::app::Parts {
             store: dyn_store,
-            contact_checks: store.contact_checks(),
+            contacts,
             supervisor: supervisor.clone(),
             scheduler,
             recorder,

@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod campaigns;
 mod dashboard;
+mod delivery;
 mod events;
 mod hardening;
 mod instances;

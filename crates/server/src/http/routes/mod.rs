@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod campaigns;
 pub mod cluster;
 pub mod contacts;
+pub mod delivery_options;
 pub mod events;
 pub mod groups;
 pub mod health;
