@@ -854,6 +854,8 @@ async fn messages_queue_update_and_list(h: &Harness) {
         (MessageStatus::Sent, Some(at), Some("i1"))
     );
     assert_eq!(store.count_sent_since("i1", at).await.unwrap(), 1);
+    assert_eq!(store.last_sent_at("i1").await.unwrap(), Some(at), "the number's last send");
+    assert_eq!(store.last_sent_at("i2").await.unwrap(), None, "a number that never sent");
     assert_eq!(store.pending_messages().await.unwrap().len(), 2);
 
     let all = MessageFilter { limit: 10, ..Default::default() };

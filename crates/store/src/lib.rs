@@ -184,6 +184,8 @@ pub trait MessageStore: Send + Sync {
         instance_id: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<DateTime<Utc>>>;
+    /// When the number last sent a message, if it ever did (re-warming after a long idle).
+    async fn last_sent_at(&self, instance_id: &str) -> Result<Option<DateTime<Utc>>>;
     /// The same for every number of the tenant at once: (instance id, count).
     async fn count_sent_by_instance(
         &self,

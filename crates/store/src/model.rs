@@ -287,6 +287,8 @@ pub struct QueuedRef {
     pub text_chars: u32,
     /// When the message expires unsent (ms), if it does.
     pub expires_at_ms: Option<i64>,
+    /// The recipient's JID as stored: the contact the per-contact rules and stickiness key on.
+    pub to: String,
 }
 
 impl QueuedRef {
@@ -301,6 +303,7 @@ impl QueuedRef {
             position: QueuePosition::of(m),
             text_chars: u32::try_from(m.body.chars().count()).unwrap_or(u32::MAX),
             expires_at_ms: m.expires_at.map(crate::time::to_millis),
+            to: m.to.to_string(),
         }
     }
 

@@ -261,7 +261,7 @@ impl<DB: Backend> MessageStore for SqlStore<DB> {
         let n = keys.len();
         let sql = format!(
             "SELECT id, tenant_id, pool, forced, instance_id, campaign_id, queue_at, expires_at, \
-             CAST(LENGTH(body) AS BIGINT) AS text_chars FROM messages \
+             to_jid, CAST(LENGTH(body) AS BIGINT) AS text_chars FROM messages \
              WHERE status = 'queued' AND {filter} AND (queue_at, id) > (${}, ${}) \
              AND (send_at IS NULL OR queue_at <= ${}) \
              ORDER BY queue_at, id LIMIT ${}",
@@ -297,6 +297,7 @@ impl<DB: Backend> MessageStore for SqlStore<DB> {
                     },
                     text_chars: u32::try_from(chars).unwrap_or(u32::MAX),
                     expires_at_ms: DB::col(r, "expires_at")?,
+                    to: DB::col(r, "to_jid")?,
                     id,
                 })
             })
@@ -449,6 +450,18 @@ impl<DB: Backend> MessageStore for SqlStore<DB> {
         .scalars(&mut *self.conn().await?)
         .await?;
         times.into_iter().map(ts).collect()
+    }
+
+    async fn last_sent_at(&self, instance_id: &str) -> Result<Option<DateTime<Utc>>> {
+        // `messages_by_instance_sent` answers it from the index's end.
+        let last: Vec<i64> = q::<DB>(
+            "SELECT sent_at FROM messages WHERE instance_id = $1 AND sent_at IS NOT NULL \
+             ORDER BY sent_at DESC LIMIT 1",
+        )
+        .bind(instance_id)
+        .scalars(&mut *self.conn().await?)
+        .await?;
+        last.into_iter().next().map(ts).transpose()
     }
 
     async fn count_sent_by_instance(

@@ -129,7 +129,8 @@ impl Scheduler {
             let mut g = self.lock();
             for (m, pinned) in stranded {
                 let hold_for = if pinned && !m.forced { m.instance_id.clone() } else { None };
-                super::hold(&mut g, m, hold_for);
+                // Back as they were, without their contact's history: they go by rotation.
+                super::hold(&mut g, m, hold_for, None);
             }
         }
     }

@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as SyncMutex};
 
-use bzapper_core::sending::{Dispatcher, Health, QueuedMessage, Strategy, WarmingSchedule};
+use bzapper_core::sending::{Dispatcher, Health, Strategy, WarmingSchedule};
 use bzapper_core::{Reason, Status};
 use bzapper_driver::Connection;
 use bzapper_store::{
@@ -57,6 +57,7 @@ mod resting;
 mod rewarm;
 mod status;
 mod validity;
+mod rule_inputs;
 mod window;
 
 pub use chosen::ChosenBy;
@@ -100,6 +101,10 @@ struct Number {
     /// Its limits merged over the defaults (what warming's day cap is compared with; the
     /// first-contact pre-check spaces its look-ups by them too).
     limits: bzapper_core::Limits,
+    /// Its stored record as last seen (country, warming, quiet hours, re-warm state).
+    record: Option<bzapper_store::InstanceRecord>,
+    /// When it last sent, read from the store when it is loaded (re-warming after an idle).
+    last_sent_ms: Option<i64>,
 }
 
 /// How often the queue quota's counts are reset from the store (see `recount_queued`).
@@ -272,6 +277,7 @@ impl Scheduler {
             // Sends before the restart still count against the caps.
             let sent = self.store.sent_times_since(&rec.id, day_ago).await?;
             self.record_past_sends(&rec.id, &sent);
+            self.load_history(&rec.id).await?;
             for p in self.store.list_pools(&rec.tenant_id).await? {
                 self.set_strategy(&rec.tenant_id, &p.name, p.strategy);
                 self.set_pool_settings(&rec.tenant_id, &p.name, &p.settings);
@@ -315,7 +321,9 @@ impl Scheduler {
                 .await?;
         }
         self.expires_then(m.expires_at);
-        hold(&mut self.lock(), QueuedRef::of(&m), hold_for);
+        let r = QueuedRef::of(&m);
+        let history = self.histories(std::slice::from_ref(&r)).await.remove(&r.id);
+        hold(&mut self.lock(), r, hold_for, history);
         self.wake.notify_one();
         Ok(())
     }
@@ -376,7 +384,9 @@ impl Scheduler {
             };
         if claimed {
             // Claims are bounded per number (`cluster_queue`): no window to wait for.
-            hold(&mut self.lock(), QueuedRef::of(&m), None);
+            let r = QueuedRef::of(&m);
+            let history = self.histories(std::slice::from_ref(&r)).await.remove(&r.id);
+            hold(&mut self.lock(), r, None, history);
             self.wake.notify_one();
         } else if let Err(e) = c.store.signal(bzapper_store::Signal::Queue).await {
             // The other nodes also look at the queue every second.
@@ -517,16 +527,13 @@ impl Scheduler {
 /// Queues `r` in the dispatcher and keeps it in `held`, unless the dispatcher knows it already;
 /// `hold_for` keeps a message that is not client-forced with one number (a message in doubt
 /// after a crash).
-fn hold(g: &mut Inner, r: QueuedRef, hold_for: Option<String>) -> bool {
-    let q = QueuedMessage {
-        id: r.id.clone(),
-        tenant_id: r.tenant_id.clone(),
-        pool: r.pool.clone(),
-        forced_instance: if r.forced { r.instance_id.clone() } else { hold_for },
-        text_chars: r.text_chars as usize,
-        // Issue 19's inputs (contact, stickiness, validity): wired by the runtime later.
-        ..QueuedMessage::default()
-    };
+fn hold(
+    g: &mut Inner,
+    r: QueuedRef,
+    hold_for: Option<String>,
+    history: Option<bzapper_store::ContactHistory>,
+) -> bool {
+    let q = rule_inputs::queued_message(&r, hold_for, history);
     if !g.dispatcher.enqueue(q) {
         return false;
     }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bzapper_core::sending::{Health, HealthEvent, NumberInfo, QueuedMessage};
+use bzapper_core::sending::{Health, HealthEvent, QueuedMessage};
 use bzapper_core::{InstanceState, Limits, Reason, Status, Transition};
 use bzapper_driver::Connection;
 use bzapper_store::{InstanceRecord, MessageStatus, StoreError};
@@ -39,6 +39,7 @@ impl Scheduler {
         fresh.state = bzapper_core::InstanceState::new_stopped();
         self.update_number(&fresh);
         self.record_past_sends(&rec.id, &sent);
+        self.load_history(&rec.id).await?;
         self.claim_wake.notify_one();
         Ok(())
     }
@@ -134,30 +135,17 @@ impl Scheduler {
             suspended: false,
             suspended_at_ms: 0,
             limits: Limits::default(),
+            record: None,
+            last_sent_ms: None,
         });
-        let limits = Limits::default().merged(&rec.limits).unwrap_or_default();
-        n.limits = limits;
+        n.limits = Limits::default().merged(&rec.limits).unwrap_or_default();
         n.status = rec.state.status;
         n.reason = rec.state.reason;
         n.pool.clone_from(&rec.pool);
-        let suspended = n.suspended;
-        let in_rotation = self.in_rotation(n);
-        let health = n.health.score();
-        g.dispatcher.upsert_number(NumberInfo {
-            id: rec.id.clone(),
-            tenant_id: rec.tenant_id.clone(),
-            pool: rec.pool.clone(),
-            online: rec.state.status == Status::Connected
-                && rec.state.reason != Some(Reason::Banned)
-                && !suspended,
-            in_rotation,
-            health,
-            limits,
-            warming_days: rec.warming_days,
-            first_connected_at_ms: rec.first_connected_at.map(|t| t.timestamp_millis()),
-            // Issue 19's inputs (country, history, active hours): wired by the runtime later.
-            ..NumberInfo::default()
-        });
+        n.record = Some(rec.clone());
+        if let Some(info) = self.number_info(&g, &rec.id) {
+            g.dispatcher.upsert_number(info);
+        }
     }
 
     /// Hands back what waits for the number when `state` (its stored state, read at start)

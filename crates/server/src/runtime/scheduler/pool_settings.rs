@@ -11,7 +11,10 @@ impl Scheduler {
     /// The pool's settings changed (or were read at start): the next decision uses them.
     pub fn set_pool_settings(&self, tenant_id: &str, pool: &str, settings: &PoolSettings) {
         let rules = PoolRules::new(tenant_id, pool, settings);
-        self.lock().pools.insert((tenant_id.to_string(), pool.to_string()), rules);
+        let mut g = self.lock();
+        g.pools.insert((tenant_id.to_string(), pool.to_string()), rules);
+        self.apply_pool_policy(&mut g, tenant_id, pool);
+        drop(g);
         self.wake.notify_one();
     }
 

@@ -67,10 +67,12 @@ impl Scheduler {
             win.read_through = win.cursor.clone();
         }
         if !page.is_empty() {
+            let mut histories = self.histories(&page).await;
             let mut g = self.lock();
             for r in page {
                 // Already held (accepted meanwhile, or in doubt after a crash): kept as is.
-                hold(&mut g, r, None);
+                let history = histories.remove(&r.id);
+                hold(&mut g, r, None, history);
             }
             drop(g);
             self.wake.notify_one();
@@ -120,7 +122,8 @@ impl Scheduler {
                 }
             }
         }
-        hold(&mut self.lock(), r, None);
+        let history = self.histories(std::slice::from_ref(&r)).await.remove(&r.id);
+        hold(&mut self.lock(), r, None, history);
         self.wake.notify_one();
     }
 
