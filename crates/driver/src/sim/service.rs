@@ -29,6 +29,7 @@ use super::network::SimNetwork;
 use super::outbox::OutboxPage;
 use super::transport::{
     AckRequest, AttachRequest, ChatStateRequest, CheckContactsRequest, DetachQuery, NetEvent,
+    ReadRequest,
     PairCodeRequest, SimError, SimNet, UnackedPage, GENERATION_HEADER,
 };
 use crate::OutgoingMessage;
@@ -87,6 +88,7 @@ fn build_router(net: Arc<SimNetwork>, shutdown: watch::Receiver<bool>) -> Router
         .route("/net/instances/{id}/attach", post(attach))
         .route("/net/instances/{id}/send", post(send))
         .route("/net/instances/{id}/chat-state", post(chat_state))
+        .route("/net/instances/{id}/read", post(mark_read))
         .route("/net/instances/{id}/pair-code", post(pair_code))
         .route("/net/instances/{id}/logout", post(logout))
         .route("/net/instances/{id}/detach", post(detach))
@@ -202,6 +204,16 @@ async fn chat_state(
 ) -> Result<StatusCode, SimError> {
     let req = body(json)?;
     app.net.chat_state(&id, &req.to, req.state).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn mark_read(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    json: Result<Json<ReadRequest>, JsonRejection>,
+) -> Result<StatusCode, SimError> {
+    let req = body(json)?;
+    app.net.mark_read(&id, &req.chat, req.sender.as_ref(), &req.ids).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

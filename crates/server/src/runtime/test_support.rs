@@ -293,6 +293,7 @@ pub(crate) async fn stored_number_of(
         connected_at: None,
         created_at: now(),
         health_score: 100,
+        read_receipts: Default::default(),
     };
     store.create_instance(&rec).await.unwrap();
     rec

@@ -1,7 +1,7 @@
 //! [`InstanceStore`]: instances (numbers), their state and settings; proxy URLs sealed.
 
 use async_trait::async_trait;
-use bzapper_core::{InstanceState, LimitsPatch, ProxyUrl, Reason, Status};
+use bzapper_core::{InstanceState, LimitsPatch, ProxyUrl, ReadReceipts, Reason, Status};
 use chrono::{DateTime, Utc};
 
 use super::{json_err, opt_ts, q, ts, Backend, SqlStore};
@@ -10,7 +10,7 @@ use crate::{InstanceRecord, InstanceStore, Result, StateChange, StoreError};
 
 pub(crate) const INSTANCE_COLUMNS: &str = "id, tenant_id, name, pool, status, reason, detail, \
      phone, jid, lid, warming_days, proxy_sealed, limits_json, first_connected_at, \
-     connected_at, created_at, health_score";
+     connected_at, created_at, health_score, read_receipts";
 
 fn proxy_aad(instance_id: &str) -> Vec<u8> {
     [b"proxy:", instance_id.as_bytes()].concat()
@@ -64,6 +64,8 @@ impl<DB: Backend> SqlStore<DB> {
             serde_json::from_str(&limits).map_err(|e| corrupt(format!("bad limits: {e}")))?;
         let proxy = DB::col::<Option<Vec<u8>>>(row, "proxy_sealed")?
             .and_then(|blob| self.open_proxy(&id, &blob));
+        let read_receipts: String = DB::col(row, "read_receipts")?;
+        let read_receipts = ReadReceipts::parse(&read_receipts).map_err(corrupt)?;
         Ok(InstanceRecord {
             tenant_id: DB::col(row, "tenant_id")?,
             name: DB::col(row, "name")?,
@@ -80,6 +82,7 @@ impl<DB: Backend> SqlStore<DB> {
             created_at: ts(DB::col(row, "created_at")?)?,
             health_score: u8::try_from(DB::col::<i64>(row, "health_score")?.clamp(0, 100))
                 .unwrap_or(100),
+            read_receipts,
             id,
         })
     }
@@ -103,8 +106,9 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
         q::<DB>(
             "INSERT INTO instances (id, tenant_id, name, pool, status, reason, detail, phone, jid, \
              lid, warming_days, proxy_sealed, limits_json, first_connected_at, connected_at, \
-             created_at, health_score) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+             created_at, health_score, read_receipts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18)",
         )
         .bind(&rec.id)
         .bind(&rec.tenant_id)
@@ -123,6 +127,7 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
         .bind(rec.connected_at.map(to_millis))
         .bind(to_millis(rec.created_at))
         .bind(i64::from(rec.health_score))
+        .bind(rec.read_receipts.as_str())
         .write(&mut *self.conn().await?, |d| instance_conflict(d, rec))
         .await?;
         Ok(())
@@ -150,13 +155,14 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
         let limits = serde_json::to_string(&rec.limits).map_err(json_err)?;
         let n = q::<DB>(
             "UPDATE instances SET name = $1, pool = $2, warming_days = $3, proxy_sealed = $4, \
-             limits_json = $5 WHERE id = $6 AND tenant_id = $7",
+             limits_json = $5, read_receipts = $6 WHERE id = $7 AND tenant_id = $8",
         )
         .bind(&rec.name)
         .bind(&rec.pool)
         .bind(i64::from(rec.warming_days))
         .bind(self.seal_proxy(&rec.id, rec.proxy.as_ref()))
         .bind(limits)
+        .bind(rec.read_receipts.as_str())
         .bind(&rec.id)
         .bind(&rec.tenant_id)
         .write(&mut *self.conn().await?, |d| instance_conflict(d, rec))

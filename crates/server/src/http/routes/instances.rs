@@ -244,6 +244,7 @@ pub async fn create(
         connected_at: None,
         created_at: now(),
         health_score: 100,
+        read_receipts: Default::default(),
     };
     let rec = state.app.instances.create(rec).await?;
     Ok((StatusCode::CREATED, JsonOut(full_view(&state, &rec).await?)))
