@@ -226,7 +226,11 @@ mod tests {
         for i in 0..MAX_CHATS_PER_NUMBER + 1 {
             u.note("n", &format!("c{i}"), &"x".to_string(), "m");
         }
-        assert!(!u.has("n", "c0") && u.has("n", "c1") && u.has("n", &format!("c{MAX_CHATS_PER_NUMBER}")));
+        assert!(
+            !u.has("n", "c0")
+                && u.has("n", "c1")
+                && u.has("n", &format!("c{MAX_CHATS_PER_NUMBER}"))
+        );
     }
 
     #[test]

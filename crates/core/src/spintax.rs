@@ -295,7 +295,9 @@ fn merge(nodes: Vec<Node>) -> Vec<Node> {
     for n in nodes {
         match (out.last_mut(), n) {
             (Some(Node::Text { text, .. }), Node::Text { text: more, .. }) => text.push_str(&more),
-            (_, Node::Choice(alts)) => out.push(Node::Choice(alts.into_iter().map(merge).collect())),
+            (_, Node::Choice(alts)) => {
+                out.push(Node::Choice(alts.into_iter().map(merge).collect()))
+            }
             (_, n) => out.push(n),
         }
     }

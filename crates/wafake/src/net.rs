@@ -337,8 +337,11 @@ fn read_receipt(receipt: &Node) -> Option<OutboxItem> {
         return None;
     }
     let chat = receipt.attrs.get("to").and_then(NodeValue::to_jid)?.to_non_ad().to_string();
-    let sender =
-        receipt.attrs.get("participant").and_then(NodeValue::to_jid).map(|j| j.to_non_ad().to_string());
+    let sender = receipt
+        .attrs
+        .get("participant")
+        .and_then(NodeValue::to_jid)
+        .map(|j| j.to_non_ad().to_string());
     let read = crate::offline::acknowledged(receipt);
     Some(OutboxItem::Read { read, chat, sender, at: Utc::now() })
 }

@@ -688,7 +688,9 @@ impl SimNet for SimNetwork {
         ids: &[String],
     ) -> Result<(), SimError> {
         if ids.is_empty() {
-            return Err(SimError::InvalidRequest("a read receipt names at least one message".into()));
+            return Err(SimError::InvalidRequest(
+                "a read receipt names at least one message".into(),
+            ));
         }
         let mut st = lock(&self.state);
         st.connected(instance_id)?;

@@ -29,8 +29,7 @@ use super::network::SimNetwork;
 use super::outbox::OutboxPage;
 use super::transport::{
     AckRequest, AttachRequest, ChatStateRequest, CheckContactsRequest, DetachQuery, NetEvent,
-    ReadRequest,
-    PairCodeRequest, SimError, SimNet, UnackedPage, GENERATION_HEADER,
+    PairCodeRequest, ReadRequest, SimError, SimNet, UnackedPage, GENERATION_HEADER,
 };
 use crate::OutgoingMessage;
 

@@ -20,5 +20,7 @@ mod quickstart;
 mod quotas;
 mod real_driver;
 mod rich;
+mod seen;
 mod simnet;
+mod spintax;
 mod webhooks;

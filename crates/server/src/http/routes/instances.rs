@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json as JsonOut;
 use base64::Engine;
 use bzapper_core::{
-    validate, InstanceState, Limits, LimitsPatch, Phone, ProxyUrl, Reason, Status, Warming,
+    validate, InstanceState, Limits, LimitsPatch, Phone, ProxyUrl, ReadReceipts, Reason, Status,
+    Warming,
 };
 use bzapper_store::InstanceRecord;
 use chrono::{DateTime, Utc};
@@ -70,6 +71,10 @@ pub struct CreateInstance {
     /// `socks5://user:pass@host:port` or `http://host:port`.
     pub proxy: Option<String>,
     pub limits: Option<LimitsInput>,
+    /// `off` (default) or `auto`: mark a contact's unread messages read, after a human pause,
+    /// before replying to them ("seen before reply").
+    #[schema(value_type = Option<String>, example = "auto")]
+    pub read_receipts: Option<String>,
 }
 
 /// Only the fields given change. `proxy: null` removes the proxy.
@@ -86,6 +91,9 @@ pub struct PatchInstance {
     #[schema(value_type = Option<String>)]
     pub proxy: Option<Option<String>>,
     pub limits: Option<LimitsInput>,
+    /// `off` or `auto` (see `CreateInstance`).
+    #[schema(value_type = Option<String>, example = "auto")]
+    pub read_receipts: Option<String>,
 }
 
 /// Distinguishes a field that is absent (outer `None`) from one that is `null`.
@@ -140,6 +148,8 @@ pub struct InstanceView {
     /// The proxy without credentials.
     pub proxy: Option<String>,
     pub limits: LimitsView,
+    /// `off` or `auto`: whether the number marks a contact's messages read before replying.
+    pub read_receipts: &'static str,
     pub stats: StatsView,
     pub created_at: DateTime<Utc>,
     pub connected_at: Option<DateTime<Utc>>,
@@ -186,6 +196,7 @@ pub fn view(rec: &InstanceRecord, live: Live) -> InstanceView {
             min_gap_ms: limits.min_gap_ms,
             max_gap_ms: limits.max_gap_ms,
         },
+        read_receipts: rec.read_receipts.as_str(),
         stats: StatsView { sent_today: live.sent_today, received_today: live.received_today },
         created_at: rec.created_at,
         connected_at: rec.connected_at,
@@ -194,6 +205,10 @@ pub fn view(rec: &InstanceRecord, live: Live) -> InstanceView {
 
 fn invalid_proxy(e: bzapper_core::ProxyError) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_proxy", e.to_string())
+}
+
+fn read_receipts(given: Option<&str>) -> ApiResult<Option<ReadReceipts>> {
+    given.map(ReadReceipts::parse).transpose().map_err(ApiError::invalid)
 }
 
 fn invalid_limits(e: bzapper_core::LimitsError) -> ApiError {
@@ -228,6 +243,7 @@ pub async fn create(
     let proxy = body.proxy.as_deref().map(ProxyUrl::parse).transpose().map_err(invalid_proxy)?;
     let limits: LimitsPatch = body.limits.map(Into::into).unwrap_or_default();
     Limits::default().merged(&limits).map_err(invalid_limits)?;
+    let read_receipts = read_receipts(body.read_receipts.as_deref())?.unwrap_or_default();
     let rec = InstanceRecord {
         id: new_id("ins"),
         tenant_id: tenant.tenant_id.into_string(),
@@ -244,7 +260,7 @@ pub async fn create(
         connected_at: None,
         created_at: now(),
         health_score: 100,
-        read_receipts: Default::default(),
+        read_receipts,
     };
     let rec = state.app.instances.create(rec).await?;
     Ok((StatusCode::CREATED, JsonOut(full_view(&state, &rec).await?)))
@@ -307,6 +323,9 @@ pub async fn patch(
     }
     if let Some(p) = &body.proxy {
         rec.proxy = p.as_deref().map(ProxyUrl::parse).transpose().map_err(invalid_proxy)?;
+    }
+    if let Some(r) = read_receipts(body.read_receipts.as_deref())? {
+        rec.read_receipts = r;
     }
     if let Some(l) = body.limits {
         let merged = rec.limits.overlaid(&l.into());

@@ -202,8 +202,8 @@ mod tests {
 
     #[test]
     fn a_campaign_template_makes_its_choices_then_fills_its_fields() {
-        let t = CampaignTemplate::parse("{Hi|Hello|Hey} {{name}}, {code {{code}}|no code}")
-            .unwrap();
+        let t =
+            CampaignTemplate::parse("{Hi|Hello|Hey} {{name}}, {code {{code}}|no code}").unwrap();
         assert_eq!(t.fields().into_iter().collect::<Vec<_>>(), ["code", "name"]);
         assert_eq!(t.variants(), 6);
         let f = fields(&[("name", "A|{na}"), ("code", "42")]);

@@ -39,6 +39,7 @@ use crate::cluster::Cluster;
 use crate::events::recorder::Recorder;
 use crate::media::MediaStore;
 use crate::model::time::now;
+use crate::runtime::unread::Unread;
 
 mod cluster_queue;
 mod delivery;
@@ -46,6 +47,7 @@ mod health;
 mod numbers;
 mod outgoing;
 mod queue_counts;
+mod seen;
 mod status;
 mod window;
 
@@ -137,6 +139,8 @@ pub struct Scheduler {
     windows: tokio::sync::Mutex<Windows>,
     /// How many messages of one queue the dispatcher holds at most (a window's size).
     window_size: usize,
+    /// What each number received and has not marked read ("seen before reply", `seen`).
+    unread: Arc<Unread>,
 }
 
 /// Everything a [`Scheduler`] is built from, known before it is: start-up opens the media
@@ -181,6 +185,7 @@ impl Scheduler {
             media,
             windows: tokio::sync::Mutex::new(Windows::new()),
             window_size: queue_window.max(1),
+            unread: Arc::default(),
         })
     }
 
