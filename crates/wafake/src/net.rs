@@ -781,7 +781,7 @@ mod read_receipt_tests {
         }
         if !more.is_empty() {
             let items = more.iter().map(|i| NodeBuilder::new("item").attr("id", *i).build());
-            b = b.children(vec![NodeBuilder::new("list").children(items.collect()).build()]);
+            b = b.children(vec![NodeBuilder::new("list").children(items).build()]);
         }
         b.build()
     }
