@@ -114,7 +114,12 @@ pub struct CampaignTemplate {
 impl CampaignTemplate {
     /// Parses the choices, then checks every placeholder (errors name the character).
     pub fn parse(text: &str) -> Result<CampaignTemplate, TemplateError> {
-        let spin = Spintax::parse(text).map_err(|e| TemplateError(e.to_string()))?;
+        // A broken placeholder (`{{name` with no `}}`) is told as such, as before spintax,
+        // rather than as the unclosed group the spintax reading makes of it.
+        let spin = Spintax::parse(text).map_err(|e| match Template::parse(text) {
+            Err(placeholder) => placeholder,
+            Ok(_) => TemplateError(e.to_string()),
+        })?;
         let mut fields = BTreeSet::new();
         for piece in spin.texts() {
             let t = Template::parse_at(piece.text, piece.at - 1)?;
@@ -226,10 +231,12 @@ mod tests {
     fn a_campaign_template_names_the_place_of_its_errors() {
         let e = CampaignTemplate::parse("Olá {Hi|Hello {{name}}").unwrap_err();
         assert!(e.0.contains("character 5") && e.0.contains("never closed"), "{e}");
+        let e = CampaignTemplate::parse("Hi {{name").unwrap_err();
+        assert!(e.0.contains("character 4") && e.0.contains("no closing"), "{e}");
         let e = CampaignTemplate::parse("{a|b} {{first name}}").unwrap_err();
         assert!(e.0.contains("character 7") && e.0.contains("{{first name}}"), "{e}");
         let e = CampaignTemplate::parse("{a|b {{x").unwrap_err();
-        assert!(e.0.contains("never closed"), "{e}");
+        assert!(e.0.contains("character 6") && e.0.contains("no closing"), "{e}");
         // A field used in one alternative only is still a field of the template.
         let t = CampaignTemplate::parse("{Hi|Hi {{name}}}").unwrap();
         assert_eq!(t.fields().into_iter().collect::<Vec<_>>(), ["name"]);
