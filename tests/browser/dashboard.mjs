@@ -285,6 +285,15 @@ async function main() {
     await until('the sent count of today', async () => /1 sent/.test(await card('sales-1').locator('[data-role=stats]').textContent()));
   });
 
+  await step('each number says why it rests, with a legend', async () => {
+    // Just after its send, sales-1 pauses (its human gap) or is ready again; never offline.
+    const now = await card('sales-1').locator('[data-role=resting]').textContent();
+    if (!/^(pausing|ready to send|at its cap|warming cap)$/.test(now)) fail(`sales-1 rests as "${now}"`);
+    const pending = page.locator('.inst[data-status=qr_pending] [data-role=resting]').first();
+    if ((await pending.count()) && (await pending.textContent()) !== 'offline') fail('a QR-pending number is not offline');
+    if (!/quiet hours/.test(await page.locator('#resting-legend').textContent())) fail('no resting legend');
+  });
+
   await step('an inbound message shows in the feed', async () => {
     await call('POST', `/v1/sim/instances/${sales.id}/inbound`, ADMIN, { from: '+5511977776666', text: 'Hi! Is my order on its way?' });
     await page.locator('#feed-list li[data-type="message.received"]', { hasText: 'Is my order on its way?' }).waitFor();

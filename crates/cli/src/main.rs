@@ -95,6 +95,14 @@ struct ServeArgs {
     /// full per_day cap when its warming_days end.
     #[arg(long, env = "BZAPPER_WARMING_FIRST_DAY_CAP", default_value_t = defaults::DEFAULT_WARMING_FIRST_DAY_CAP, value_parser = clap::value_parser!(u32).range(1..))]
     warming_first_day_cap: u32,
+    /// Re-warming: a number idle (no send) longer than this many hours goes through a shorter
+    /// warm-up again before full volume.
+    #[arg(long, env = "BZAPPER_REWARM_AFTER_HOURS", default_value_t = defaults::DEFAULT_REWARM_AFTER_HOURS, value_parser = clap::value_parser!(u64).range(1..=8760))]
+    rewarm_after_hours: u64,
+    /// Re-warming: how many days the shorter warm-up of an idle number lasts (0 turns
+    /// re-warming off).
+    #[arg(long, env = "BZAPPER_REWARM_DAYS", default_value_t = defaults::DEFAULT_REWARM_DAYS, value_parser = clap::value_parser!(u32).range(0..=60))]
+    rewarm_days: u32,
     /// Health score (0-100) below which a number leaves rotation.
     #[arg(long, env = "BZAPPER_HEALTH_THRESHOLD", default_value_t = defaults::DEFAULT_HEALTH_THRESHOLD, value_parser = clap::value_parser!(u8).range(0..=100))]
     health_threshold: u8,
@@ -320,6 +328,8 @@ fn config_from(a: ServeArgs) -> Config {
     config.body_limit_bytes = a.body_limit;
     config.warming_first_day_cap = a.warming_first_day_cap;
     config.health_threshold = a.health_threshold;
+    config.rewarm_after = Duration::from_secs(a.rewarm_after_hours * 3600);
+    config.rewarm_days = a.rewarm_days;
     config.event_retention = Duration::from_secs(a.event_retention_hours * 3600);
     config.test_hooks.sim_qr_first = Duration::from_secs(a.sim_qr_first_secs);
     config.test_hooks.sim_qr_next = Duration::from_secs(a.sim_qr_next_secs);
@@ -424,5 +434,15 @@ mod tests {
         let from_flags = config_from(*a);
         let expected = Config::new(defaults::DEFAULT_DATA_DIR);
         assert_eq!(format!("{from_flags:?}"), format!("{expected:?}"));
+    }
+
+    #[test]
+    fn the_rewarm_flags_reach_the_config() {
+        let args = ["bzapper", "serve", "--rewarm-after-hours", "24", "--rewarm-days", "3"];
+        let Command::Serve(a) = Cli::parse_from(args).command else { panic!("serve") };
+        let c = config_from(*a);
+        assert_eq!((c.rewarm_after, c.rewarm_days), (Duration::from_secs(24 * 3600), 3));
+        let refused = ["bzapper", "serve", "--rewarm-after-hours", "0"];
+        assert!(Cli::try_parse_from(refused).is_err(), "idle for no time is not idle");
     }
 }

@@ -170,6 +170,23 @@ const REASON_LABEL = {
   qr_timeout: 'QR not scanned in time',
 };
 
+/** Why a number is resting (the instance's `resting`): short, and the legend's words. */
+const RESTING_LABEL = {
+  offline: 'offline',
+  health: 'low health',
+  quiet_hours: 'quiet hours',
+  cap: 'at its cap',
+  first_contact_cap: 'first-contact cap',
+  warming: 'warming cap',
+  rewarming: 're-warming cap',
+  gap: 'pausing',
+};
+
+function restingView(resting) {
+  if (!resting) return h('span', { class: 'resting ready' }, 'ready to send');
+  return h('span', { class: `resting r-${resting}` }, RESTING_LABEL[resting] || resting.replace(/_/g, ' '));
+}
+
 function statusPill(status, reason) {
   const cls = reason === 'banned' ? 's-banned' : `s-${status}`;
   const label = reason === 'banned' ? 'banned' : STATUS_LABEL[status] || status;
@@ -201,6 +218,10 @@ async function signIn(key) {
   loadWebhooks().catch(fail('Loading webhooks'));
   state.tick = setInterval(() => {
     // Warming progress and QR countdowns move with the clock; counts are refreshed by events.
+    // Why a number rests (a gap, a cap) ends with the clock too: resting numbers are read again.
+    for (const inst of state.instances.values()) {
+      if (inst.resting && inst.resting !== 'offline') scheduleRefresh(inst.id, 0);
+    }
     renderInstances();
   }, 30000);
 }
@@ -471,6 +492,10 @@ function bar(pct, cls) {
 }
 
 function warmingView(w) {
+  if (w && w.rewarming && w.rewarm_until) {
+    const left = new Date(w.rewarm_until).getTime() - Date.now();
+    return [bar(50, 'warm'), h('div', { class: 'small-note' }, `re-warming after idle · ${fmtDuration(Math.max(0, left))} left`)];
+  }
   if (!w || !w.days) return [h('div', null, 'none'), h('div', { class: 'small-note' }, 'full caps from the start')];
   if (!w.until) {
     return [bar(0, 'warm'), h('div', { class: 'small-note' }, `${w.days} days, from the first connection`)];
@@ -518,6 +543,7 @@ function instanceCard(inst) {
         bar(health.score, barClass(health.score)),
         h('div', { class: 'small-note', dataset: { role: 'rotation' } }, health.in_rotation ? 'in rotation' : 'out of rotation'))),
     h('div', null, h('dt', null, 'Warming'), h('dd', null, warmingView(inst.warming))),
+    h('div', null, h('dt', null, 'Now'), h('dd', { dataset: { role: 'resting' } }, restingView(inst.resting))),
     h('div', null, h('dt', null, 'Today'),
       h('dd', { dataset: { role: 'stats' } }, `${stats.sent_today} sent · ${stats.received_today} received`)),
     h('div', null, h('dt', null, 'Pool'), h('dd', null, inst.pool)),

@@ -21,8 +21,8 @@ use crate::{
     AlertStatus, ApiKeyRecord, CampaignCount, CampaignRecipient, CampaignRecord, CampaignStatus,
     ContactCheckRecord, DeliveryAttempt, DeliveryRecord, DeliveryStatus, Identity, InboundRecord,
     InstanceRecord, KeyedEvent, MasterKey, MessageFilter, MessageRecord, MessageStatus,
-    MessageUpdate, NewEvent, PgStore, Pool, QueueKey, QueuedRef, Sealer, SessionWrite, SqliteStore,
-    StateChange, Store, StoreError, Strategy, Tenant, WebhookRecord,
+    MessageUpdate, NewEvent, PgStore, Pool, PoolSettings, QueueKey, QueuedRef, Sealer,
+    SessionWrite, SqliteStore, StateChange, Store, StoreError, Strategy, Tenant, WebhookRecord,
 };
 
 /// The variable naming the PostgreSQL database the PostgreSQL runs use.
@@ -267,6 +267,8 @@ conformance!(
     a_ban_expiry_is_stored_with_the_ban_and_cleared_by_any_other_change,
     alerts_are_enqueued_once_with_the_cursor_and_taken_round_robin_across_tenants,
     alert_deliveries_are_listed_by_tenant_retried_and_pruned,
+    pool_settings_round_trip_and_a_strategy_change_keeps_them,
+    a_numbers_quiet_hours_and_rewarm_start_round_trip,
 );
 
 pub(crate) fn tenant(id: &str) -> Tenant {
@@ -306,6 +308,8 @@ pub(crate) fn instance(id: &str, tenant_id: &str, name: &str) -> InstanceRecord 
         created_at: now_millis(),
         health_score: 100,
         read_receipts: ReadReceipts::Off,
+        quiet_hours: None,
+        rewarm_from: None,
     }
 }
 
@@ -726,7 +730,14 @@ async fn pools_list_the_default_stored_and_used_ones(h: &Harness) {
     with_tenant(s, "t1").await;
     with_tenant(s, "t2").await;
     let pools = s.list_pools("t1").await.unwrap();
-    assert_eq!(pools, [Pool { name: "default".into(), strategy: Strategy::RoundRobin }]);
+    assert_eq!(
+        pools,
+        [Pool {
+            name: "default".into(),
+            strategy: Strategy::RoundRobin,
+            settings: PoolSettings::default()
+        }]
+    );
 
     let mut a = instance("i1", "t1", "a");
     a.pool = "sales".into();
@@ -736,7 +747,11 @@ async fn pools_list_the_default_stored_and_used_ones(h: &Harness) {
     s.create_instance(&b).await.unwrap();
     assert_eq!(
         s.put_pool("t1", "vip", Strategy::HealthWeighted).await.unwrap(),
-        Pool { name: "vip".into(), strategy: Strategy::HealthWeighted }
+        Pool {
+            name: "vip".into(),
+            strategy: Strategy::HealthWeighted,
+            settings: PoolSettings::default()
+        }
     );
     s.put_pool("t1", "alpha", Strategy::LeastUsed).await.unwrap();
     s.put_pool("t1", "vip", Strategy::LeastUsed).await.unwrap();
@@ -2096,4 +2111,82 @@ async fn alert_deliveries_are_listed_by_tenant_retried_and_pruned(h: &Harness) {
     // They go with their tenant.
     assert!(s.delete_tenant("t2").await.unwrap());
     assert_eq!(h.count("alert_deliveries").await, 4);
+}
+
+async fn pool_settings_round_trip_and_a_strategy_change_keeps_them(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    with_tenant(s, "t2").await;
+    // A pool named only by a number, and `default`, have the defaults.
+    let mut a = instance("i1", "t1", "a");
+    a.pool = "sales".into();
+    s.create_instance(&a).await.unwrap();
+    for p in s.list_pools("t1").await.unwrap() {
+        assert_eq!(p.settings, PoolSettings::default(), "{}", p.name);
+    }
+    let quiet = json!({"timezone": "America/Sao_Paulo", "start": "08:00", "end": "20:00",
+                       "days": ["mon", "fri"]});
+    let settings = PoolSettings {
+        sticky: false,
+        sticky_window_days: 7,
+        prefer_country: true,
+        per_contact_per_hour: 0,
+        quiet_hours: Some(quiet.clone()),
+    };
+    let sales = Pool { name: "sales".into(), strategy: Strategy::LeastUsed, settings };
+    s.save_pool("t1", &sales).await.unwrap();
+    let got = s.list_pools("t1").await.unwrap();
+    assert_eq!(got.iter().find(|p| p.name == "sales"), Some(&sales));
+    // Changing only the strategy keeps the settings; saving again replaces them all.
+    let p = s.put_pool("t1", "sales", Strategy::HealthWeighted).await.unwrap();
+    assert_eq!(p.strategy, Strategy::HealthWeighted);
+    assert_eq!(p.settings, sales.settings);
+    let mut cleared = sales.clone();
+    cleared.settings.quiet_hours = None;
+    cleared.settings.sticky = true;
+    s.save_pool("t1", &cleared).await.unwrap();
+    let got = s.list_pools("t1").await.unwrap();
+    assert_eq!(got.iter().find(|p| p.name == "sales"), Some(&cleared));
+    // A pool created by a strategy alone gets the defaults; other tenants see nothing.
+    let fresh = s.put_pool("t1", "fresh", Strategy::RoundRobin).await.unwrap();
+    assert_eq!(fresh.settings, PoolSettings::default());
+    assert!(s
+        .list_pools("t2")
+        .await
+        .unwrap()
+        .iter()
+        .all(|p| p.settings == PoolSettings::default()));
+    // Deleting the tenant takes its pools along.
+    s.delete_tenant("t1").await.unwrap();
+    assert_eq!(s.list_pools("t1").await.unwrap().len(), 1, "only the implied default");
+}
+
+async fn a_numbers_quiet_hours_and_rewarm_start_round_trip(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    let quiet = json!({"timezone": "Europe/Lisbon", "start": "22:00", "end": "06:00"});
+    let mut a = instance("i1", "t1", "a");
+    a.quiet_hours = Some(quiet.clone());
+    s.create_instance(&a).await.unwrap();
+    s.create_instance(&instance("i2", "t1", "b")).await.unwrap();
+    let got = s.get_instance("t1", "i1").await.unwrap().unwrap();
+    assert_eq!(got.quiet_hours, Some(quiet));
+    assert_eq!(got.rewarm_from, None);
+    // Settings replace the quiet hours (None: the pool's again).
+    let mut changed = got.clone();
+    changed.quiet_hours = None;
+    assert!(s.update_instance_settings(&changed).await.unwrap());
+    assert_eq!(s.get_instance("t1", "i1").await.unwrap().unwrap().quiet_hours, None);
+    // The re-warm start is set and cleared on its own, at the store's precision.
+    let from = now_millis() - Duration::hours(5);
+    assert!(s.set_rewarm_from("i1", Some(from)).await.unwrap());
+    let got = s.get_instance_by_id("i1").await.unwrap().unwrap();
+    assert_eq!(got.rewarm_from, Some(from));
+    assert_eq!(s.get_instance("t1", "i2").await.unwrap().unwrap().rewarm_from, None);
+    // A settings change leaves it alone.
+    assert!(s.update_instance_settings(&got).await.unwrap());
+    assert_eq!(s.get_instance_by_id("i1").await.unwrap().unwrap().rewarm_from, Some(from));
+    assert!(s.set_rewarm_from("i1", None).await.unwrap());
+    assert_eq!(s.get_instance_by_id("i1").await.unwrap().unwrap().rewarm_from, None);
+    assert!(!s.set_rewarm_from("nope", Some(from)).await.unwrap());
 }

@@ -80,7 +80,8 @@ pub trait InstanceStore: Send + Sync {
     async fn list_instances(&self, tenant_id: &str) -> Result<Vec<InstanceRecord>>;
     /// Every instance of every tenant (the supervisor resumes them at start).
     async fn list_all_instances(&self) -> Result<Vec<InstanceRecord>>;
-    /// Replaces name, pool, warming_days, proxy and limits. Returns false when missing.
+    /// Replaces name, pool, warming_days, proxy, limits and quiet hours. Returns false when
+    /// missing.
     async fn update_instance_settings(&self, instance: &InstanceRecord) -> Result<bool>;
     /// Records a state change and the identity facts that came with it.
     async fn update_instance_state(&self, id: &str, change: &StateChange) -> Result<()>;
@@ -96,6 +97,9 @@ pub trait InstanceStore: Send + Sync {
     /// Forgets the number's ban expiry (an operator acted on it meanwhile), so that nothing
     /// connects it when the ban ends. Returns whether one was stored.
     async fn clear_ban_expiry(&self, id: &str) -> Result<bool>;
+    /// Records when the number began re-warming (`None`: it is not re-warming). Returns false
+    /// when the number does not exist.
+    async fn set_rewarm_from(&self, id: &str, from: Option<DateTime<Utc>>) -> Result<bool>;
 }
 
 /// Outbound messages: the durable send queue.
@@ -334,13 +338,17 @@ pub enum SessionWrite {
     },
 }
 
-/// Pools and their rotation strategy. Pool `default` always exists (it is implied).
+/// Pools, their rotation strategy and sending settings. Pool `default` always exists (it is
+/// implied).
 #[async_trait]
 pub trait PoolStore: Send + Sync {
-    /// The tenant's pools: every pool with a stored strategy plus every pool an instance names,
-    /// plus `default`; the strategy defaults to `round_robin`.
+    /// The tenant's pools: every pool with a stored row plus every pool an instance names,
+    /// plus `default`; a pool without a row has `round_robin` and [`PoolSettings::default`].
     async fn list_pools(&self, tenant_id: &str) -> Result<Vec<Pool>>;
+    /// Creates the pool or changes its strategy only (a new pool gets the default settings).
     async fn put_pool(&self, tenant_id: &str, name: &str, strategy: Strategy) -> Result<Pool>;
+    /// Creates the pool or replaces its strategy and every setting with `pool`'s.
+    async fn save_pool(&self, tenant_id: &str, pool: &Pool) -> Result<()>;
 }
 
 /// The append-only event log that SSE, webhooks and alerts read from.

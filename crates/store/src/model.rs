@@ -42,6 +42,12 @@ pub struct InstanceRecord {
     pub health_score: u8,
     /// Whether the number marks a contact's messages read before replying (default off).
     pub read_receipts: ReadReceipts,
+    /// The number's own active hours as the server validated them (opaque to the store: a
+    /// schedule window's JSON); `None` takes its pool's.
+    pub quiet_hours: Option<serde_json::Value>,
+    /// When the number began re-warming after an idle spell; `None` when it is not
+    /// re-warming. Written only by [`crate::InstanceStore::set_rewarm_from`].
+    pub rewarm_from: Option<DateTime<Utc>>,
 }
 
 /// Who the number turned out to be when a phone linked it.
@@ -73,6 +79,41 @@ pub use bzapper_core::sending::Strategy;
 pub struct Pool {
     pub name: String,
     pub strategy: Strategy,
+    pub settings: PoolSettings,
+}
+
+/// A pool's sending settings besides its strategy. A pool without a stored row has
+/// [`PoolSettings::default`] (the same defaults as the migration's columns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// A contact keeps the number it last talked with (sticky sender).
+    pub sticky: bool,
+    /// How long a conversation keeps its number, in days (1 to 365).
+    pub sticky_window_days: u32,
+    /// Prefer numbers with the recipient's country calling code.
+    pub prefer_country: bool,
+    /// At most this many messages an hour to one contact across the pool (0: no limit).
+    pub per_contact_per_hour: u32,
+    /// The pool's active hours as the server validated them (opaque to the store: a schedule
+    /// window's JSON); `None`: no quiet hours.
+    pub quiet_hours: Option<serde_json::Value>,
+}
+
+impl PoolSettings {
+    pub const DEFAULT_STICKY_WINDOW_DAYS: u32 = 30;
+    pub const DEFAULT_PER_CONTACT_PER_HOUR: u32 = 4;
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            sticky: true,
+            sticky_window_days: Self::DEFAULT_STICKY_WINDOW_DAYS,
+            prefer_country: false,
+            per_contact_per_hour: Self::DEFAULT_PER_CONTACT_PER_HOUR,
+            quiet_hours: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

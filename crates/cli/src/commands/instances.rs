@@ -131,6 +131,9 @@ struct Instance {
     stats: Stats,
     created_at: String,
     connected_at: Option<String>,
+    /// Why it could not send now (`null`: it could); absent from older gateways.
+    #[serde(default)]
+    resting: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -139,6 +142,7 @@ struct Warming {
     days: u32,
     until: Option<String>,
     active: bool,
+    rewarm_until: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -228,6 +232,10 @@ fn details(i: &Instance) -> String {
         (Some(until), false) => format!("{} days, done {}", i.warming.days, short_time(until)),
         (None, _) => format!("{} days, from the first connection", i.warming.days),
     };
+    let warming = match &i.warming.rewarm_until {
+        Some(until) => format!("{warming}; re-warming until {}", short_time(until)),
+        None => warming,
+    };
     let rotation = if i.health.in_rotation { "in rotation" } else { "out of rotation" };
     let rows = [
         ("id", i.id.clone()),
@@ -241,6 +249,7 @@ fn details(i: &Instance) -> String {
         ("lid", or_dash(i.lid.as_deref())),
         ("health", format!("{} ({rotation})", i.health.score)),
         ("warming", warming),
+        ("resting", i.resting.clone().unwrap_or_else(|| "no (can send now)".into())),
         ("proxy", or_dash(i.proxy.as_deref())),
         ("today", format!("{} sent, {} received", i.stats.sent_today, i.stats.received_today)),
         ("created", short_time(&i.created_at)),

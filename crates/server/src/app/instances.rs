@@ -9,7 +9,7 @@ use std::time::Duration;
 use bzapper_core::{Phone, Status};
 use bzapper_driver::PairCode;
 use bzapper_store::{InstanceRecord, Store, StoreError};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::app::error::{AppError, AppResult};
 use crate::app::pools::check_pool_room;
@@ -29,6 +29,10 @@ pub struct Live {
     pub health: Option<(u8, bool)>,
     pub sent_today: u64,
     pub received_today: u64,
+    /// When its re-warm ends, while it is re-warming.
+    pub rewarm_until: Option<DateTime<Utc>>,
+    /// Why it could not send now (see `Scheduler::resting`); `None` when it could.
+    pub resting: Option<&'static str>,
 }
 
 pub struct Instances {
@@ -85,18 +89,26 @@ impl Instances {
         Ok(self.store.list_instances(tenant_id).await?)
     }
 
-    /// Live figures of the tenant's numbers (all, or those given), by instance id: health in
-    /// the scheduler, and today's sent and received counts.
+    /// Live figures of the tenant's numbers (all, or those given), by instance id: health,
+    /// re-warming and why it rests in the scheduler, and today's sent and received counts.
     pub async fn live(
         &self,
         tenant_id: &TenantId,
         recs: &[InstanceRecord],
     ) -> AppResult<HashMap<String, Live>> {
-        let day_start = Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        let now = Utc::now();
+        let day_start = now.date_naive().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        let rewarm = self.scheduler.rewarm();
         let mut out: HashMap<String, Live> = recs
             .iter()
             .map(|r| {
-                (r.id.clone(), Live { health: self.scheduler.health(&r.id), ..Live::default() })
+                let live = Live {
+                    health: self.scheduler.health(&r.id),
+                    rewarm_until: rewarm.active_until(r.rewarm_from, now),
+                    resting: self.scheduler.resting(&r.id),
+                    ..Live::default()
+                };
+                (r.id.clone(), live)
             })
             .collect();
         for (id, n) in self.store.count_sent_by_instance(tenant_id, day_start).await? {

@@ -127,6 +127,10 @@ impl Rig {
             media: Arc::new(media.unwrap()),
             cluster: None,
             queue_window: window,
+            rewarm: crate::runtime::scheduler::Rewarm {
+                after: Duration::from_secs(72 * 3600),
+                days: 2,
+            },
         });
         scheduler.start().await.unwrap();
         let driver = SimDriver::local(Arc::new(SimNetwork::new(SimConfig::default())));
@@ -294,6 +298,8 @@ pub(crate) async fn stored_number_of(
         created_at: now(),
         health_score: 100,
         read_receipts: Default::default(),
+        quiet_hours: None,
+        rewarm_from: None,
     };
     store.create_instance(&rec).await.unwrap();
     rec

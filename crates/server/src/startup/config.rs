@@ -29,6 +29,10 @@ pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 /// `--warming-first-day-cap`.
 pub const DEFAULT_WARMING_FIRST_DAY_CAP: u32 = 20;
+/// `--rewarm-after-hours`: a number idle this long re-warms before full volume again.
+pub const DEFAULT_REWARM_AFTER_HOURS: u64 = 72;
+/// `--rewarm-days`: how long a re-warm lasts.
+pub const DEFAULT_REWARM_DAYS: u32 = 2;
 /// `--health-threshold`.
 pub const DEFAULT_HEALTH_THRESHOLD: u8 = bzapper_core::sending::DEFAULT_THRESHOLD;
 /// `--event-retention-hours`.
@@ -121,6 +125,10 @@ pub struct Config {
     /// Warming: the daily cap of a number on its first day (it grows geometrically to the
     /// number's full `per_day` over its `warming_days`).
     pub warming_first_day_cap: u32,
+    /// Re-warming: a number idle longer than this goes through a shorter warm-up again.
+    pub rewarm_after: Duration,
+    /// Re-warming: how many days that warm-up lasts.
+    pub rewarm_days: u32,
     /// How long events are kept (SSE resumes within this window).
     pub event_retention: Duration,
     /// Webhook retries: first wait, longest wait, and when to give up (dead-letter).
@@ -221,6 +229,8 @@ impl Config {
             admin_token: None,
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             warming_first_day_cap: DEFAULT_WARMING_FIRST_DAY_CAP,
+            rewarm_after: Duration::from_secs(DEFAULT_REWARM_AFTER_HOURS * HOUR),
+            rewarm_days: DEFAULT_REWARM_DAYS,
             event_retention: Duration::from_secs(DEFAULT_EVENT_RETENTION_HOURS * HOUR),
             webhook_retry: bzapper_core::retry::RetryPolicy::default(),
             health_threshold: DEFAULT_HEALTH_THRESHOLD,
@@ -295,6 +305,8 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.body_limit_bytes, 1_048_576);
         assert_eq!(c.health_threshold, 40);
+        assert_eq!(c.rewarm_after, Duration::from_secs(72 * 3600));
+        assert_eq!(c.rewarm_days, 2);
         assert_eq!(c.media_max_bytes, 64 * 1024 * 1024);
         assert_eq!(c.lease, Duration::from_secs(15));
         assert!(c.outbound_allow.is_empty(), "only public addresses by default");

@@ -183,6 +183,10 @@ impl Application {
             media: media.clone(),
             cluster: cluster.clone(),
             queue_window: config::DEFAULT_QUEUE_WINDOW,
+            rewarm: crate::runtime::scheduler::Rewarm {
+                after: config.rewarm_after,
+                days: config.rewarm_days,
+            },
         });
         scheduler.start().await.context("loading the send queue")?;
         let supervisor = Supervisor::spawn(

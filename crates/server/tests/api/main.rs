@@ -21,6 +21,7 @@ mod quotas;
 mod real_driver;
 mod rich;
 mod seen;
+mod settings;
 mod simnet;
 mod spintax;
 mod webhooks;

@@ -10,7 +10,7 @@ use crate::{InstanceRecord, InstanceStore, Result, StateChange, StoreError};
 
 pub(crate) const INSTANCE_COLUMNS: &str = "id, tenant_id, name, pool, status, reason, detail, \
      phone, jid, lid, warming_days, proxy_sealed, limits_json, first_connected_at, \
-     connected_at, created_at, health_score, read_receipts";
+     connected_at, created_at, health_score, quiet_hours_json, rewarm_from, read_receipts";
 
 fn proxy_aad(instance_id: &str) -> Vec<u8> {
     [b"proxy:", instance_id.as_bytes()].concat()
@@ -23,6 +23,10 @@ fn instance_conflict(detail: &str, rec: &InstanceRecord) -> String {
     } else {
         format!("an instance with id {} already exists", rec.id)
     }
+}
+
+fn quiet_hours_json(rec: &InstanceRecord) -> Result<Option<String>> {
+    rec.quiet_hours.as_ref().map(serde_json::to_string).transpose().map_err(json_err)
 }
 
 impl<DB: Backend> SqlStore<DB> {
@@ -62,6 +66,9 @@ impl<DB: Backend> SqlStore<DB> {
         let limits: String = DB::col(row, "limits_json")?;
         let limits: LimitsPatch =
             serde_json::from_str(&limits).map_err(|e| corrupt(format!("bad limits: {e}")))?;
+        let quiet_hours = DB::col::<Option<String>>(row, "quiet_hours_json")?
+            .map(|j| serde_json::from_str(&j).map_err(|e| corrupt(format!("bad quiet hours: {e}"))))
+            .transpose()?;
         let proxy = DB::col::<Option<Vec<u8>>>(row, "proxy_sealed")?
             .and_then(|blob| self.open_proxy(&id, &blob));
         let read_receipts: String = DB::col(row, "read_receipts")?;
@@ -82,6 +89,8 @@ impl<DB: Backend> SqlStore<DB> {
             created_at: ts(DB::col(row, "created_at")?)?,
             health_score: u8::try_from(DB::col::<i64>(row, "health_score")?.clamp(0, 100))
                 .unwrap_or(100),
+            quiet_hours,
+            rewarm_from: opt_ts(DB::col(row, "rewarm_from")?)?,
             read_receipts,
             id,
         })
@@ -106,9 +115,9 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
         q::<DB>(
             "INSERT INTO instances (id, tenant_id, name, pool, status, reason, detail, phone, jid, \
              lid, warming_days, proxy_sealed, limits_json, first_connected_at, connected_at, \
-             created_at, health_score, read_receipts) \
+             created_at, health_score, quiet_hours_json, rewarm_from, read_receipts) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18)",
+             $18, $19, $20)",
         )
         .bind(&rec.id)
         .bind(&rec.tenant_id)
@@ -127,6 +136,8 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
         .bind(rec.connected_at.map(to_millis))
         .bind(to_millis(rec.created_at))
         .bind(i64::from(rec.health_score))
+        .bind(quiet_hours_json(rec)?)
+        .bind(rec.rewarm_from.map(to_millis))
         .bind(rec.read_receipts.as_str())
         .write(&mut *self.conn().await?, |d| instance_conflict(d, rec))
         .await?;
@@ -155,13 +166,15 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
         let limits = serde_json::to_string(&rec.limits).map_err(json_err)?;
         let n = q::<DB>(
             "UPDATE instances SET name = $1, pool = $2, warming_days = $3, proxy_sealed = $4, \
-             limits_json = $5, read_receipts = $6 WHERE id = $7 AND tenant_id = $8",
+             limits_json = $5, quiet_hours_json = $6, read_receipts = $7 WHERE id = $8 AND \
+             tenant_id = $9",
         )
         .bind(&rec.name)
         .bind(&rec.pool)
         .bind(i64::from(rec.warming_days))
         .bind(self.seal_proxy(&rec.id, rec.proxy.as_ref()))
         .bind(limits)
+        .bind(quiet_hours_json(rec)?)
         .bind(rec.read_receipts.as_str())
         .bind(&rec.id)
         .bind(&rec.tenant_id)
@@ -256,6 +269,16 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
         .bind(id)
         .execute(&mut *self.conn().await?)
         .await?;
+        Ok(n > 0)
+    }
+
+    async fn set_rewarm_from(&self, id: &str, from: Option<DateTime<Utc>>) -> Result<bool> {
+        let _gate = DB::gate(self).await;
+        let n = q::<DB>("UPDATE instances SET rewarm_from = $1 WHERE id = $2")
+            .bind(from.map(to_millis))
+            .bind(id)
+            .execute(&mut *self.conn().await?)
+            .await?;
         Ok(n > 0)
     }
 }

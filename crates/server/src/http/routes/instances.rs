@@ -21,9 +21,11 @@ use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path};
 use crate::http::qr::render_png;
+use crate::http::routes::quiet_hours;
 use crate::http::state::AppState;
 use crate::model::ids::{new_id, InstanceId, TenantId};
 use crate::model::time::now;
+use crate::runtime::campaigns::window::ScheduleSpec;
 
 /// Sending limits; any subset may be given, the rest keep their defaults.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -75,6 +77,9 @@ pub struct CreateInstance {
     /// before replying to them ("seen before reply").
     #[schema(value_type = Option<String>, example = "auto")]
     pub read_receipts: Option<String>,
+    /// The number's own active hours, overriding its pool's (messages it would send wait
+    /// outside them); absent or `null`: the pool's.
+    pub quiet_hours: Option<ScheduleSpec>,
 }
 
 /// Only the fields given change. `proxy: null` removes the proxy.
@@ -94,6 +99,10 @@ pub struct PatchInstance {
     /// `off` or `auto` (see `CreateInstance`).
     #[schema(value_type = Option<String>, example = "auto")]
     pub read_receipts: Option<String>,
+    /// The number's own active hours, overriding its pool's; `null`: the pool's again.
+    #[serde(default, deserialize_with = "quiet_hours::present")]
+    #[schema(value_type = Option<ScheduleSpec>)]
+    pub quiet_hours: Option<Option<ScheduleSpec>>,
 }
 
 /// Distinguishes a field that is absent (outer `None`) from one that is `null`.
@@ -106,6 +115,10 @@ pub struct WarmingView {
     pub days: u32,
     pub until: Option<DateTime<Utc>>,
     pub active: bool,
+    /// Re-warming after an idle spell (a shorter warm-up, `--rewarm-days`).
+    pub rewarming: bool,
+    /// When the re-warm ends; `null` when not re-warming.
+    pub rewarm_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -150,6 +163,13 @@ pub struct InstanceView {
     pub limits: LimitsView,
     /// `off` or `auto`: whether the number marks a contact's messages read before replying.
     pub read_receipts: &'static str,
+    /// The number's own active hours; `null`: its pool's apply.
+    pub quiet_hours: Option<ScheduleSpec>,
+    /// Why the number could not send right now: `null` when it could (or is sending), else
+    /// `offline`, `health`, `quiet_hours`, `cap`, `first_contact_cap`, `warming`,
+    /// `rewarming` or `gap`.
+    #[schema(example = "gap")]
+    pub resting: Option<String>,
     pub stats: StatsView,
     pub created_at: DateTime<Utc>,
     pub connected_at: Option<DateTime<Utc>>,
@@ -180,7 +200,13 @@ pub fn view(rec: &InstanceRecord, live: Live) -> InstanceView {
         phone: rec.phone.clone(),
         jid: rec.jid.clone(),
         lid: rec.lid.clone(),
-        warming: WarmingView { days: w.days, until: w.until, active: w.active },
+        warming: WarmingView {
+            days: w.days,
+            until: w.until,
+            active: w.active,
+            rewarming: live.rewarm_until.is_some(),
+            rewarm_until: live.rewarm_until,
+        },
         health: {
             // The record read here is the source of truth for the status; the scheduler's
             // verdict (score above the threshold) may trail it by a moment.
@@ -197,6 +223,8 @@ pub fn view(rec: &InstanceRecord, live: Live) -> InstanceView {
             max_gap_ms: limits.max_gap_ms,
         },
         read_receipts: rec.read_receipts.as_str(),
+        quiet_hours: quiet_hours::show(rec.quiet_hours.as_ref()),
+        resting: live.resting.map(Into::into),
         stats: StatsView { sent_today: live.sent_today, received_today: live.received_today },
         created_at: rec.created_at,
         connected_at: rec.connected_at,
@@ -244,6 +272,8 @@ pub async fn create(
     let limits: LimitsPatch = body.limits.map(Into::into).unwrap_or_default();
     Limits::default().merged(&limits).map_err(invalid_limits)?;
     let read_receipts = read_receipts(body.read_receipts.as_deref())?.unwrap_or_default();
+    let quiet_hours =
+        body.quiet_hours.as_ref().map(|q| quiet_hours::check("quiet_hours", q)).transpose()?;
     let rec = InstanceRecord {
         id: new_id("ins"),
         tenant_id: tenant.tenant_id.into_string(),
@@ -261,6 +291,8 @@ pub async fn create(
         created_at: now(),
         health_score: 100,
         read_receipts,
+        quiet_hours,
+        rewarm_from: None,
     };
     let rec = state.app.instances.create(rec).await?;
     Ok((StatusCode::CREATED, JsonOut(full_view(&state, &rec).await?)))
@@ -292,7 +324,8 @@ pub async fn get(
     Ok(JsonOut(full_view(&state, &load(&state, &tenant, &id).await?).await?))
 }
 
-/// Changes name, pool, warming days, proxy or limits. A new proxy applies at the next connect.
+/// Changes name, pool, warming days, proxy, limits or quiet hours. A new proxy applies at the
+/// next connect.
 #[utoipa::path(patch, path = "/v1/instances/{id}", tag = "instances", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id")),
     request_body = PatchInstance,
@@ -331,6 +364,9 @@ pub async fn patch(
         let merged = rec.limits.overlaid(&l.into());
         Limits::default().merged(&merged).map_err(invalid_limits)?;
         rec.limits = merged;
+    }
+    if let Some(q) = &body.quiet_hours {
+        rec.quiet_hours = q.as_ref().map(|q| quiet_hours::check("quiet_hours", q)).transpose()?;
     }
     state.app.instances.update_settings(&rec).await?;
     Ok(JsonOut(full_view(&state, &rec).await?))

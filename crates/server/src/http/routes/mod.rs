@@ -15,6 +15,7 @@ pub mod messages;
 pub mod metrics;
 pub mod not_implemented;
 pub mod pools;
+pub mod quiet_hours;
 pub mod received;
 pub mod sim;
 pub mod tenants;

@@ -46,10 +46,17 @@ mod delivery;
 mod health;
 mod numbers;
 mod outgoing;
+mod pool_rules;
+mod pool_settings;
 mod queue_counts;
+mod resting;
+mod rewarm;
 mod seen;
 mod status;
 mod window;
+
+pub use pool_rules::PoolRules;
+pub use rewarm::Rewarm;
 
 /// One queue's window (see `window`, which alone reads and moves it).
 #[derive(Debug, Default)]
@@ -82,6 +89,8 @@ struct Number {
     /// Suspensions end by themselves after `SUSPENSION_MS`, in case no state change comes.
     suspended: bool,
     suspended_at_ms: i64,
+    /// Its limits merged over the defaults (what warming's day cap is compared with).
+    limits: bzapper_core::Limits,
 }
 
 /// How often the queue quota's counts are reset from the store (see `recount_queued`).
@@ -103,6 +112,8 @@ struct Inner {
     /// message ends sent or failed, and re-read from the store now and then for what leaves
     /// the queue elsewhere (a cancel, a message failed while in the store only).
     queued: QueueCounts,
+    /// Each pool's settings, by (tenant, pool), as last set (see `pool_settings`).
+    pools: HashMap<(String, String), PoolRules>,
 }
 
 impl Inner {
@@ -141,6 +152,8 @@ pub struct Scheduler {
     window_size: usize,
     /// What each number received and has not marked read ("seen before reply", `seen`).
     unread: Arc<Unread>,
+    /// When an idle number re-warms, and for how long.
+    rewarm: Rewarm,
 }
 
 /// Everything a [`Scheduler`] is built from, known before it is: start-up opens the media
@@ -158,12 +171,23 @@ pub struct SchedulerParts {
     /// How many queued messages of one queue (a tenant's pool, or one number's forced sends)
     /// are held in memory; the rest wait in the store until there is room.
     pub queue_window: usize,
+    /// When an idle number re-warms, and for how long (`--rewarm-after-hours`,
+    /// `--rewarm-days`).
+    pub rewarm: Rewarm,
 }
 
 impl Scheduler {
     pub fn new(parts: SchedulerParts) -> Arc<Self> {
-        let SchedulerParts { store, recorder, warming, threshold, media, cluster, queue_window } =
-            parts;
+        let SchedulerParts {
+            store,
+            recorder,
+            warming,
+            threshold,
+            media,
+            cluster,
+            queue_window,
+            rewarm,
+        } = parts;
         Arc::new(Scheduler {
             status_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             store,
@@ -175,6 +199,7 @@ impl Scheduler {
                 connections: HashMap::new(),
                 held: HashMap::new(),
                 queued: QueueCounts::default(),
+                pools: HashMap::new(),
             }),
             wake: Notify::new(),
             threshold,
@@ -186,6 +211,7 @@ impl Scheduler {
             windows: tokio::sync::Mutex::new(Windows::new()),
             window_size: queue_window.max(1),
             unread: Arc::default(),
+            rewarm,
         })
     }
 
@@ -227,6 +253,7 @@ impl Scheduler {
             self.record_past_sends(&rec.id, &sent);
             for p in self.store.list_pools(&rec.tenant_id).await? {
                 self.set_strategy(&rec.tenant_id, &p.name, p.strategy);
+                self.set_pool_settings(&rec.tenant_id, &p.name, &p.settings);
             }
         }
         if let Some(cluster) = self.cluster.clone() {
@@ -274,6 +301,11 @@ impl Scheduler {
         for at in sent {
             g.dispatcher.record_send(instance_id, at.timestamp_millis());
         }
+    }
+
+    /// The re-warm rule's settings.
+    pub fn rewarm(&self) -> Rewarm {
+        self.rewarm
     }
 
     pub fn set_strategy(&self, tenant_id: &str, pool: &str, strategy: Strategy) {
@@ -475,6 +507,8 @@ fn update(
 mod doubt_tests;
 #[cfg(test)]
 mod rejoin_tests;
+#[cfg(test)]
+mod resting_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

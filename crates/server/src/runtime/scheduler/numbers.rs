@@ -134,7 +134,10 @@ impl Scheduler {
             reason: rec.state.reason,
             suspended: false,
             suspended_at_ms: 0,
+            limits: Limits::default(),
         });
+        let limits = Limits::default().merged(&rec.limits).unwrap_or_default();
+        n.limits = limits;
         n.status = rec.state.status;
         n.reason = rec.state.reason;
         n.pool.clone_from(&rec.pool);
@@ -150,7 +153,7 @@ impl Scheduler {
                 && !suspended,
             in_rotation,
             health,
-            limits: Limits::default().merged(&rec.limits).unwrap_or_default(),
+            limits,
             warming_days: rec.warming_days,
             first_connected_at_ms: rec.first_connected_at.map(|t| t.timestamp_millis()),
         });
