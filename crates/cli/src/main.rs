@@ -106,6 +106,11 @@ struct ServeArgs {
     /// Health score (0-100) below which a number leaves rotation.
     #[arg(long, env = "BZAPPER_HEALTH_THRESHOLD", default_value_t = defaults::DEFAULT_HEALTH_THRESHOLD, value_parser = clap::value_parser!(u8).range(0..=100))]
     health_threshold: u8,
+    /// Before a number's first message to a 1:1 contact, check (through the cached contact
+    /// checks) that the recipient is on WhatsApp; one who is not fails with `not_on_whatsapp`
+    /// without anything sent. `--first-contact-check=false` turns it off.
+    #[arg(long, env = "BZAPPER_FIRST_CONTACT_CHECK", default_value_t = true, action = clap::ArgAction::Set)]
+    first_contact_check: bool,
     /// Hours events are kept; SSE clients resume with Last-Event-ID within this window.
     #[arg(long, env = "BZAPPER_EVENT_RETENTION_HOURS", default_value_t = defaults::DEFAULT_EVENT_RETENTION_HOURS, value_parser = clap::value_parser!(u64).range(1..=8760))]
     event_retention_hours: u64,
@@ -216,6 +221,11 @@ struct ServeArgs {
     /// Requests an API key may send at once above its rate.
     #[arg(long, env = "BZAPPER_RATE_LIMIT_BURST", default_value_t = defaults::DEFAULT_RATE_LIMIT_BURST)]
     rate_limit_burst: u32,
+    /// In-process simulator: its reaction model (how WhatsApp reacts to spammy sending;
+    /// docs/sending.md): `default` (every rule at its default), `off`, a JSON object of the
+    /// settings, or a file holding one. Off unless given.
+    #[arg(long, env = "BZAPPER_SIM_REACTIONS", value_parser = parse_reactions, requires = "sim")]
+    sim_reactions: Option<bzapper_server::SimReactions>,
     /// In-process simulator: seconds the first QR code lasts.
     #[arg(long, env = "BZAPPER_SIM_QR_FIRST_SECS", default_value_t = defaults::DEFAULT_SIM_QR_FIRST_SECS)]
     sim_qr_first_secs: u64,
@@ -235,6 +245,10 @@ struct SimnetArgs {
     /// Seconds each later QR code lasts.
     #[arg(long, default_value_t = defaults::DEFAULT_SIM_QR_NEXT_SECS)]
     qr_next_secs: u64,
+    /// The reaction model (docs/sending.md): `default` (every rule at its default), `off`, a
+    /// JSON object of the settings, or a file holding one. Off unless given.
+    #[arg(long, visible_alias = "sim-reactions", value_parser = parse_reactions, conflicts_with = "wire")]
+    reactions: Option<bzapper_server::SimReactions>,
     /// Run the wire-level fake WhatsApp server instead (`crates/wafake`): real clients
     /// connect to it over WebSocket; its control API (`GET /wire` gives the WebSocket URL) is
     /// served on `--listen`. For clients built with the certificate check off only.
@@ -260,7 +274,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Simnet(a) => {
             init_tracing();
             let config = bzapper_driver_config(a.qr_first_secs, a.qr_next_secs);
-            bzapper_server::serve_simnet(a.listen, config, shutdown_signal()).await
+            let reactions = a.reactions.unwrap_or_default();
+            bzapper_server::serve_simnet(a.listen, config, reactions, shutdown_signal()).await
         }
         Command::Keygen => {
             println!("{}", bzapper_server::secrets::new_master_key_base64());
@@ -328,11 +343,13 @@ fn config_from(a: ServeArgs) -> Config {
     config.body_limit_bytes = a.body_limit;
     config.warming_first_day_cap = a.warming_first_day_cap;
     config.health_threshold = a.health_threshold;
+    config.first_contact_check = a.first_contact_check;
     config.rewarm_after = Duration::from_secs(a.rewarm_after_hours * 3600);
     config.rewarm_days = a.rewarm_days;
     config.event_retention = Duration::from_secs(a.event_retention_hours * 3600);
     config.test_hooks.sim_qr_first = Duration::from_secs(a.sim_qr_first_secs);
     config.test_hooks.sim_qr_next = Duration::from_secs(a.sim_qr_next_secs);
+    config.test_hooks.sim_reactions = a.sim_reactions.unwrap_or_default();
     config.wa_url = a.wa_url;
     config.wa_version = a.wa_version;
     config.node_id = a.node_id;
@@ -399,6 +416,10 @@ fn parse_outbound_allow(s: &str) -> Result<bzapper_server::outbound::AllowList, 
 /// `--media-store`: `local` or `s3://bucket/prefix`.
 fn parse_media_store(s: &str) -> Result<MediaStorage, String> {
     MediaStorage::parse(s)
+}
+
+fn parse_reactions(s: &str) -> Result<bzapper_server::SimReactions, String> {
+    bzapper_server::SimReactions::from_flag(s)
 }
 
 fn parse_wa_version(s: &str) -> Result<(u32, u32, u32), String> {

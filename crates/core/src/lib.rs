@@ -2,7 +2,9 @@
 //! validation rules of the public API. Nothing here performs I/O; clocks and randomness are
 //! passed in by the caller so that every rule can be tested without a network or a timer.
 
+pub mod calling_codes;
 pub mod content;
+pub mod hours;
 pub mod instance;
 pub mod jid;
 pub mod limits;

@@ -14,6 +14,19 @@ pub struct Limits {
     pub min_gap_ms: u64,
     /// Longest pause between two sends of this number, in milliseconds.
     pub max_gap_ms: u64,
+    /// First contacts (messages to someone this number never talked with) in any 24 h, once
+    /// warmed; reduced while warming or re-warming like `per_day`. Absent from limits stored
+    /// before it existed: the default.
+    #[serde(default = "default_new_contacts_per_day")]
+    pub new_contacts_per_day: u32,
+}
+
+/// The default daily cap on first contacts of a warmed number: public anti-ban practice keeps
+/// messages to strangers to a few dozen a day.
+pub const DEFAULT_NEW_CONTACTS_PER_DAY: u32 = 40;
+
+fn default_new_contacts_per_day() -> u32 {
+    DEFAULT_NEW_CONTACTS_PER_DAY
 }
 
 impl Default for Limits {
@@ -24,6 +37,7 @@ impl Default for Limits {
             per_day: 1500,
             min_gap_ms: 3_000,
             max_gap_ms: 12_000,
+            new_contacts_per_day: DEFAULT_NEW_CONTACTS_PER_DAY,
         }
     }
 }
@@ -37,6 +51,7 @@ pub struct LimitsPatch {
     pub per_day: Option<u32>,
     pub min_gap_ms: Option<u64>,
     pub max_gap_ms: Option<u64>,
+    pub new_contacts_per_day: Option<u32>,
 }
 
 impl LimitsPatch {
@@ -48,6 +63,7 @@ impl LimitsPatch {
             per_day: newer.per_day.or(self.per_day),
             min_gap_ms: newer.min_gap_ms.or(self.min_gap_ms),
             max_gap_ms: newer.max_gap_ms.or(self.max_gap_ms),
+            new_contacts_per_day: newer.new_contacts_per_day.or(self.new_contacts_per_day),
         }
     }
 }
@@ -68,6 +84,7 @@ impl Limits {
             per_day: patch.per_day.unwrap_or(self.per_day),
             min_gap_ms: patch.min_gap_ms.unwrap_or(self.min_gap_ms),
             max_gap_ms: patch.max_gap_ms.unwrap_or(self.max_gap_ms),
+            new_contacts_per_day: patch.new_contacts_per_day.unwrap_or(self.new_contacts_per_day),
         };
         l.check()?;
         Ok(l)
@@ -75,7 +92,11 @@ impl Limits {
 
     pub fn check(&self) -> Result<(), LimitsError> {
         let e = |s: &str| Err(LimitsError(s.to_string()));
-        if self.per_minute == 0 || self.per_hour == 0 || self.per_day == 0 {
+        if self.per_minute == 0
+            || self.per_hour == 0
+            || self.per_day == 0
+            || self.new_contacts_per_day == 0
+        {
             return e("caps must be at least 1");
         }
         if self.per_minute > self.per_hour || self.per_hour > self.per_day {
@@ -103,6 +124,24 @@ mod tests {
             .unwrap();
         assert_eq!(l.per_minute, 4);
         assert_eq!(l.per_day, 1500);
+        assert_eq!(l.new_contacts_per_day, 40);
+        let l = l
+            .merged(&LimitsPatch { new_contacts_per_day: Some(15), ..Default::default() })
+            .unwrap();
+        assert_eq!((l.per_minute, l.new_contacts_per_day), (4, 15));
+        let old = LimitsPatch { per_day: Some(9), ..Default::default() };
+        let newer = LimitsPatch { new_contacts_per_day: Some(3), ..Default::default() };
+        assert_eq!(old.overlaid(&newer).new_contacts_per_day, Some(3));
+        assert_eq!(old.overlaid(&newer).per_day, Some(9));
+    }
+
+    #[test]
+    fn limits_stored_before_the_first_contact_cap_read_back_with_its_default() {
+        let json = r#"{"per_minute":8,"per_hour":200,"per_day":1500,"min_gap_ms":3000,"max_gap_ms":12000}"#;
+        let l: Limits = serde_json::from_str(json).unwrap();
+        assert_eq!(l, Limits::default());
+        let p: LimitsPatch = serde_json::from_str(r#"{"per_day": 100}"#).unwrap();
+        assert_eq!(p.new_contacts_per_day, None);
     }
 
     #[test]
@@ -113,6 +152,7 @@ mod tests {
             LimitsPatch { per_minute: Some(500), ..Default::default() },
             LimitsPatch { min_gap_ms: Some(20_000), max_gap_ms: Some(1_000), ..Default::default() },
             LimitsPatch { max_gap_ms: Some(MAX_GAP_MS + 1), ..Default::default() },
+            LimitsPatch { new_contacts_per_day: Some(0), ..Default::default() },
         ] {
             assert!(d.merged(&p).is_err(), "{p:?}");
         }

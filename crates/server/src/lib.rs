@@ -20,7 +20,7 @@ pub mod outbound;
 pub mod runtime;
 pub mod startup;
 
-pub use bzapper_driver::sim::SimConfig;
+pub use bzapper_driver::sim::{Reactions as SimReactions, SimConfig};
 pub use http::auth;
 pub use runtime::{campaigns, session_bridge, webhooks};
 pub use startup::config::{Config, DriverKind};

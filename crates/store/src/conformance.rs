@@ -24,6 +24,7 @@ use crate::{
     MessageUpdate, NewEvent, PgStore, Pool, PoolSettings, QueueKey, QueuedRef, Sealer,
     SessionWrite, SqliteStore, StateChange, Store, StoreError, Strategy, Tenant, WebhookRecord,
 };
+use crate::{ContactHistory, ConversationRecord, ExpiredRef, QueuePosition, StartedBy};
 
 /// The variable naming the PostgreSQL database the PostgreSQL runs use.
 pub(crate) const PG_URL_VAR: &str = "BZAPPER_TEST_DATABASE_URL";
@@ -264,6 +265,11 @@ conformance!(
     contact_checks_are_upserted_per_tenant_and_read_within_their_ttl,
     contact_checks_are_pruned_by_age_and_go_with_their_tenant,
     the_send_queue_is_read_in_pages_in_accept_order,
+    scheduled_messages_wait_in_the_store_until_due,
+    queued_messages_expire_once_and_stay_expired,
+    why_a_number_was_chosen_is_kept_until_the_message_is_queued_again,
+    campaign_recipients_not_on_whatsapp_are_counted_apart,
+    conversations_are_upserted_and_read_per_pool,
     a_ban_expiry_is_stored_with_the_ban_and_cleared_by_any_other_change,
     alerts_are_enqueued_once_with_the_cursor_and_taken_round_robin_across_tenants,
     alert_deliveries_are_listed_by_tenant_retried_and_pruned,
@@ -344,7 +350,15 @@ pub(crate) fn message(id: &str, tenant_id: &str, key: Option<&str>) -> MessageRe
         sent_at: None,
         campaign_id: None,
         content: None,
+        send_at: None,
+        expires_at: None,
+        chosen_by: None,
     }
+}
+
+/// A moment every queued message is due by.
+pub(crate) fn far_future() -> chrono::DateTime<chrono::Utc> {
+    now_millis() + chrono::Duration::days(3650)
 }
 
 pub(crate) fn delivery(id: &str, webhook_id: &str, event_id: i64) -> DeliveryRecord {
@@ -849,6 +863,7 @@ async fn messages_queue_update_and_list(h: &Harness) {
         .update_message(
             "m1",
             &MessageUpdate {
+                chosen_by: None,
                 status: MessageStatus::Sent,
                 instance_id: Some("i1".into()),
                 error: None,
@@ -902,6 +917,7 @@ async fn receipts_only_move_forward(h: &Harness) {
     store.create_instance(&instance("i1", "t1", "n1")).await.unwrap();
     store.insert_message(&message("m1", "t1", None)).await.unwrap();
     let upd = |status| MessageUpdate {
+        chosen_by: None,
         status,
         instance_id: Some("i1".into()),
         error: None,
@@ -1301,6 +1317,11 @@ pub(crate) fn recipients(n: u32) -> Vec<CampaignRecipient> {
             index: i,
             to: bzapper_core::Jid::parse(&format!("55119999{i:05}@s.whatsapp.net")).unwrap(),
             fields: [("name".to_string(), format!("Person {i}"))].into_iter().collect(),
+            // Delivery options round-trip (one recipient with, the others without).
+            send_at: (i == 1)
+                .then(|| chrono::DateTime::from_timestamp_millis(1_900_000_000_123))
+                .flatten(),
+            ttl_seconds: (i == 1).then_some(600),
         })
         .collect()
 }
@@ -1320,6 +1341,9 @@ async fn campaigns_are_stored_whole_and_their_status_moves_only_from_the_expecte
     let page = s.campaign_recipients("c1", 12_340, 100).await.unwrap();
     assert_eq!(page, recipients(12_345)[12_340..].to_vec());
     assert_eq!(page[0].fields["name"], "Person 12340");
+    let first = s.campaign_recipients("c1", 0, 2).await.unwrap();
+    assert_eq!(first, recipients(12_345)[..2].to_vec(), "with their delivery options");
+    assert!(first[1].send_at.is_some() && first[1].ttl_seconds == Some(600));
     assert!(s.campaign_recipients("c1", 12_345, 10).await.unwrap().is_empty());
 
     // All or nothing: a duplicate recipient index (the last one) stores nothing at all, and
@@ -1423,6 +1447,7 @@ async fn campaign_messages_are_counted_and_queued_ones_failed_on_cancel(h: &Harn
     assert_eq!(s.get_message("t1", "other").await.unwrap().unwrap().campaign_id, None);
 
     let upd = |status, instance: Option<&str>| MessageUpdate {
+        chosen_by: None,
         status,
         instance_id: instance.map(Into::into),
         error: None,
@@ -1438,6 +1463,7 @@ async fn campaign_messages_are_counted_and_queued_ones_failed_on_cancel(h: &Harn
     let count = |instance_id: Option<&str>, status, count| CampaignCount {
         instance_id: instance_id.map(Into::into),
         status,
+        skipped: false,
         count,
     };
     assert_eq!(
@@ -1875,15 +1901,19 @@ async fn the_send_queue_is_read_in_pages_in_accept_order(h: &Harness) {
 
     let pool = QueueKey::Pool { tenant_id: "t1".into(), pool: "default".into() };
     let ids = |page: &[QueuedRef]| page.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
-    let first = store.queued_page(&pool, None, 3).await.unwrap();
+    let first = store.queued_page(&pool, None, far_future(), 3).await.unwrap();
     assert_eq!(ids(&first), ["a1", "a2", "a3"], "neither sent, sending nor forced ones");
     assert_eq!(first[0], QueuedRef::of(&t1_default[1]));
-    let rest = store.queued_page(&pool, Some(&first[2].position), 3).await.unwrap();
+    let rest = store.queued_page(&pool, Some(&first[2].position), far_future(), 3).await.unwrap();
     assert_eq!(ids(&rest), ["a4", "a5"], "a4 ties a3 on time and follows it by id");
-    assert!(store.queued_page(&pool, Some(&rest[1].position), 3).await.unwrap().is_empty());
+    assert!(store
+        .queued_page(&pool, Some(&rest[1].position), far_future(), 3)
+        .await
+        .unwrap()
+        .is_empty());
 
     let number = QueueKey::Forced { instance_id: "i1".into() };
-    let page = store.queued_page(&number, None, 10).await.unwrap();
+    let page = store.queued_page(&number, None, far_future(), 10).await.unwrap();
     assert_eq!(ids(&page), ["f1"]);
     assert_eq!((page[0].text_chars, page[0].forced), (3, true), "characters, not bytes");
     assert_eq!(QueueKey::of(&forced), number);
@@ -1919,13 +1949,14 @@ async fn the_send_queue_is_read_in_pages_in_accept_order(h: &Harness) {
     // Once sent, a message leaves its queue's pages.
     let at = now_millis();
     let sent_now = MessageUpdate {
+        chosen_by: None,
         status: MessageStatus::Sent,
         instance_id: Some("i1".into()),
         error: None,
         at,
     };
     store.update_message("a1", &sent_now).await.unwrap();
-    assert_eq!(ids(&store.queued_page(&pool, None, 1).await.unwrap()), ["a2"]);
+    assert_eq!(ids(&store.queued_page(&pool, None, far_future(), 1).await.unwrap()), ["a2"]);
 }
 
 async fn a_ban_expiry_is_stored_with_the_ban_and_cleared_by_any_other_change(h: &Harness) {
@@ -2111,6 +2142,215 @@ async fn alert_deliveries_are_listed_by_tenant_retried_and_pruned(h: &Harness) {
     // They go with their tenant.
     assert!(s.delete_tenant("t2").await.unwrap());
     assert_eq!(h.count("alert_deliveries").await, 4);
+}
+
+async fn scheduled_messages_wait_in_the_store_until_due(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    let t0 = now_millis();
+    let at = |ms: i64| t0 + chrono::Duration::milliseconds(ms);
+    let mut now_one = message("m1", "t1", None);
+    now_one.created_at = at(10);
+    // Scheduled an hour ahead, accepted before m1: it still stands behind it.
+    let mut later = message("m0", "t1", None);
+    later.created_at = at(0);
+    later.send_at = Some(at(3_600_000));
+    // A send_at in the past changes nothing: due at acceptance.
+    let mut past = message("m2", "t1", None);
+    past.created_at = at(20);
+    past.send_at = Some(at(-5_000));
+    let mut forced = message("f1", "t1", None);
+    forced.instance_id = Some("i1".into());
+    forced.forced = true;
+    forced.created_at = at(0);
+    forced.send_at = Some(at(60_000));
+    for m in [&now_one, &later, &past, &forced] {
+        store.insert_message(m).await.unwrap();
+    }
+    let back = store.get_message("t1", "m0").await.unwrap().unwrap();
+    assert_eq!((back.send_at, back.expires_at), (Some(at(3_600_000)), None));
+    assert_eq!(back.queue_at(), at(3_600_000));
+
+    let pool = QueueKey::Pool { tenant_id: "t1".into(), pool: "default".into() };
+    let ids = |page: &[QueuedRef]| page.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    let page = store.queued_page(&pool, None, at(1_000), 10).await.unwrap();
+    assert_eq!(ids(&page), ["m1", "m2"], "the scheduled one is not read before it is due");
+    assert_eq!(page[0].position, QueuePosition::of(&now_one));
+    let page = store.queued_page(&pool, Some(&page[1].position), at(3_600_000), 10).await.unwrap();
+    assert_eq!(ids(&page), ["m0"], "read once due, after what was due before it");
+    let number = QueueKey::Forced { instance_id: "i1".into() };
+    assert!(store.queued_page(&number, None, at(59_999), 10).await.unwrap().is_empty());
+
+    let mut due = store.scheduled_queues(at(1_000)).await.unwrap();
+    due.sort();
+    assert_eq!(due, [(pool.clone(), at(3_600_000)), (number.clone(), at(60_000))]);
+    assert_eq!(store.scheduled_queues(at(60_000)).await.unwrap(), [(pool, at(3_600_000))]);
+    assert!(store.scheduled_queues(at(3_600_000)).await.unwrap().is_empty());
+}
+
+async fn queued_messages_expire_once_and_stay_expired(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    let t0 = now_millis();
+    let at = |ms: i64| t0 + chrono::Duration::milliseconds(ms);
+    let mut short = message("m1", "t1", None);
+    short.expires_at = Some(at(1_000));
+    let mut long = message("m2", "t1", None);
+    long.expires_at = Some(at(60_000));
+    let mut sending = message("m3", "t1", None);
+    sending.expires_at = Some(at(500));
+    sending.status = MessageStatus::Sending;
+    let never = message("m4", "t1", None);
+    for m in [&short, &long, &sending, &never] {
+        store.insert_message(m).await.unwrap();
+    }
+    assert_eq!(store.next_expiry().await.unwrap(), Some(at(1_000)), "queued ones only");
+    assert!(store.expire_due(at(999)).await.unwrap().is_empty());
+    let gone = store.expire_due(at(1_000)).await.unwrap();
+    assert_eq!(gone, [ExpiredRef { id: "m1".into(), tenant_id: "t1".into(), instance_id: None }]);
+    assert!(store.expire_due(at(1_000)).await.unwrap().is_empty(), "once");
+    let m1 = store.get_message("t1", "m1").await.unwrap().unwrap();
+    assert_eq!((m1.status, m1.expires_at), (MessageStatus::Expired, Some(at(1_000))));
+    assert_eq!(store.next_expiry().await.unwrap(), Some(at(60_000)));
+    // Expired is final: no later status change takes.
+    let sent = MessageUpdate {
+        status: MessageStatus::Sending,
+        instance_id: Some("i1".into()),
+        error: None,
+        at: at(1_001),
+        chosen_by: Some("rotation".into()),
+    };
+    assert!(!store.update_message("m1", &sent).await.unwrap());
+    assert_eq!(
+        store.get_message("t1", "m1").await.unwrap().unwrap().status,
+        MessageStatus::Expired
+    );
+    let filter = MessageFilter {
+        status: Some(MessageStatus::Expired),
+        limit: 10,
+        ..MessageFilter::default()
+    };
+    let listed = store.list_messages("t1", &filter).await.unwrap();
+    assert_eq!(listed.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["m1"]);
+    // Not a queued one any more.
+    let pool = QueueKey::Pool { tenant_id: "t1".into(), pool: "default".into() };
+    let page = store.queued_page(&pool, None, far_future(), 10).await.unwrap();
+    assert_eq!(page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["m2", "m4"]);
+    assert_eq!(page[0].expires_at_ms, Some(crate::time::to_millis(at(60_000))));
+}
+
+async fn why_a_number_was_chosen_is_kept_until_the_message_is_queued_again(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    store.insert_message(&message("m1", "t1", None)).await.unwrap();
+    let upd = |status, chosen_by: Option<&str>| MessageUpdate {
+        status,
+        instance_id: Some("i1".into()),
+        error: None,
+        at: now_millis(),
+        chosen_by: chosen_by.map(Into::into),
+    };
+    let chosen = || async { store.get_message("t1", "m1").await.unwrap().unwrap().chosen_by };
+    assert_eq!(chosen().await, None);
+    store.update_message("m1", &upd(MessageStatus::Sending, Some("sticky"))).await.unwrap();
+    assert_eq!(chosen().await.as_deref(), Some("sticky"));
+    store.update_message("m1", &upd(MessageStatus::Queued, None)).await.unwrap();
+    assert_eq!(chosen().await, None, "back in the queue: no number has it");
+    store.update_message("m1", &upd(MessageStatus::Sending, Some("rotation"))).await.unwrap();
+    store.update_message("m1", &upd(MessageStatus::Sent, None)).await.unwrap();
+    assert_eq!(chosen().await.as_deref(), Some("rotation"), "kept by a later status");
+}
+
+async fn campaign_recipients_not_on_whatsapp_are_counted_apart(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    for (id, error) in [("m1", Some("not_on_whatsapp")), ("m2", Some("boom")), ("m3", None)] {
+        let mut m = message(id, "t1", None);
+        m.campaign_id = Some("c1".into());
+        m.status = if error.is_some() { MessageStatus::Failed } else { MessageStatus::Sent };
+        m.error = error.map(Into::into);
+        store.insert_message(&m).await.unwrap();
+    }
+    let mut counts = store.campaign_message_counts("c1").await.unwrap();
+    counts.sort_by_key(|c| (c.status.as_str(), c.skipped));
+    let count = |status, skipped| CampaignCount { instance_id: None, status, skipped, count: 1 };
+    assert_eq!(
+        counts,
+        [
+            count(MessageStatus::Failed, false),
+            count(MessageStatus::Failed, true),
+            count(MessageStatus::Sent, false)
+        ]
+    );
+}
+
+async fn conversations_are_upserted_and_read_per_pool(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    with_tenant(store, "t2").await;
+    store.create_instance(&instance("a", "t1", "a")).await.unwrap();
+    store.create_instance(&instance("b", "t1", "b")).await.unwrap();
+    let mut other_pool = instance("c", "t1", "c");
+    other_pool.pool = "sales".into();
+    store.create_instance(&other_pool).await.unwrap();
+    store.create_instance(&instance("d", "t2", "d")).await.unwrap();
+    let t0 = now_millis();
+    let at = |days: i64| t0 + Duration::days(days);
+    let (x, y, z) = ("1@s.whatsapp.net", "2@s.whatsapp.net", "3@lid");
+
+    // x wrote to a long ago; b wrote to x lately; y only talked with the other pool's c.
+    store.touch_conversation("t1", "a", x, StartedBy::In, at(-40)).await.unwrap();
+    store.touch_conversation("t1", "b", x, StartedBy::Out, at(-2)).await.unwrap();
+    store.touch_conversation("t1", "c", y, StartedBy::Out, at(-1)).await.unwrap();
+    store.touch_conversation("t2", "d", x, StartedBy::Out, at(0)).await.unwrap();
+    // A later message moves last_at forward; an older one does not move it back, and the
+    // side that started it stays.
+    store.touch_conversation("t1", "a", z, StartedBy::Out, at(-10)).await.unwrap();
+    store.touch_conversation("t1", "a", z, StartedBy::In, at(-3)).await.unwrap();
+    store.touch_conversation("t1", "a", z, StartedBy::In, at(-20)).await.unwrap();
+    let conv = store.get_conversation("a", z).await.unwrap().unwrap();
+    assert_eq!(
+        conv,
+        ConversationRecord {
+            tenant_id: "t1".into(),
+            instance_id: "a".into(),
+            contact: z.into(),
+            started_by: StartedBy::Out,
+            first_at: at(-10),
+            last_at: at(-3),
+        }
+    );
+    assert_eq!(store.get_conversation("b", z).await.unwrap(), None);
+
+    let contacts: Vec<String> = [x, y, z, "9@s.whatsapp.net"].map(String::from).to_vec();
+    let hist = store.contact_histories("t1", "default", &contacts, at(-30)).await.unwrap();
+    let mut known_x = hist[x].known_to.clone();
+    known_x.sort();
+    assert_eq!(known_x, ["a", "b"]);
+    assert_eq!(hist[x].sticky_to.as_deref(), Some("b"), "the latest within the window");
+    assert_eq!(hist[z], ContactHistory { sticky_to: Some("a".into()), known_to: vec!["a".into()] });
+    assert!(!hist.contains_key(y), "another pool's conversation");
+    assert_eq!(hist.len(), 2);
+    // Outside the window: known, not sticky.
+    let old = store.contact_histories("t1", "default", &contacts, at(-1)).await.unwrap();
+    assert_eq!(old[x].sticky_to, None);
+    assert_eq!(old[x].known_to.len(), 2);
+    let sales = store.contact_histories("t1", "sales", &contacts, at(-30)).await.unwrap();
+    assert_eq!(sales[y].sticky_to.as_deref(), Some("c"));
+
+    // First contacts: those the number started, in the period.
+    store.touch_conversation("t1", "b", y, StartedBy::Out, at(-1)).await.unwrap();
+    store.touch_conversation("t1", "b", z, StartedBy::In, at(-1)).await.unwrap();
+    assert_eq!(store.first_contacts_since("b", at(-5)).await.unwrap(), [at(-2), at(-1)]);
+    assert_eq!(store.first_contacts_since("b", at(-1)).await.unwrap(), [at(-1)]);
+    assert!(store.first_contacts_since("a", at(-50)).await.unwrap() == [at(-10)]);
+
+    // Rows go with their number and with their tenant.
+    assert!(store.delete_instance("t1", "b").await.unwrap());
+    assert_eq!(store.get_conversation("b", x).await.unwrap(), None);
+    assert!(store.delete_tenant("t2").await.unwrap());
+    assert_eq!(store.get_conversation("d", x).await.unwrap(), None);
+    assert_eq!(h.count("conversations").await, 3);
 }
 
 async fn pool_settings_round_trip_and_a_strategy_change_keeps_them(h: &Harness) {

@@ -1,6 +1,6 @@
 //! Storage of bZapper: one trait per concern (tenants and keys, instances, sealed sessions,
 //! pools, the event log, messages, webhooks, campaigns, received messages, contact checks,
-//! alert deliveries),
+//! conversations, alert deliveries),
 //! combined in the [`Store`] supertrait, implemented once over sqlx ([`SqlStore`], `src/sql`)
 //! for SQLite ([`SqliteStore`]) and PostgreSQL ([`PgStore`], for several nodes), each with
 //! its migrations (numbered alike) run at open.
@@ -11,6 +11,7 @@ mod cluster;
 #[cfg(test)]
 mod conformance;
 mod contacts;
+mod conversations;
 mod inbound;
 mod model;
 mod postgres;
@@ -22,6 +23,7 @@ mod time;
 pub use alerts::{AlertAttempt, AlertDeliveryFilter, AlertDeliveryRecord, AlertStatus, AlertStore};
 pub use cluster::*;
 pub use contacts::{ContactCheckRecord, ContactCheckStore};
+pub use conversations::{ContactHistory, ConversationRecord, ConversationStore, StartedBy};
 pub use inbound::{InboundRecord, InboundStore};
 pub use model::*;
 pub use postgres::{PgParts, PgStore};
@@ -124,7 +126,7 @@ pub trait MessageStore: Send + Sync {
         filter: &MessageFilter,
     ) -> Result<Vec<MessageRecord>>;
     /// Records a status change; `sent_at` is set when the message is first known to have gone
-    /// out. Receipts only move forward: `sent`, `delivered` and `read` never replace a later
+    /// out. An `expired` message never changes again (returns false). Receipts only move forward: `sent`, `delivered` and `read` never replace a later
     /// one of the three (a delivery receipt may arrive before the send's own ack is stored).
     /// Returns whether the message changed.
     async fn update_message(&self, id: &str, update: &MessageUpdate) -> Result<bool>;
@@ -145,12 +147,26 @@ pub trait MessageStore: Send + Sync {
     async fn pending_messages(&self) -> Result<Vec<MessageRecord>>;
     /// The next queued messages of one queue in accept order, after `after` (from its start
     /// when `None`), at most `limit`: the scheduler reads the queue a page at a time.
+    /// Only messages due by `due_by` are read (one without a `send_at` always is): a message
+    /// scheduled for later stays in the store until then.
     async fn queued_page(
         &self,
         queue: &QueueKey,
         after: Option<&QueuePosition>,
+        due_by: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<QueuedRef>>;
+    /// Per queue holding queued messages scheduled after `after` (by `send_at`), the earliest
+    /// such moment: when that queue must be read again.
+    async fn scheduled_queues(
+        &self,
+        after: DateTime<Utc>,
+    ) -> Result<Vec<(QueueKey, DateTime<Utc>)>>;
+    /// Marks `expired` every queued message whose `expires_at` is at or before `now`, in one
+    /// statement, and returns them.
+    async fn expire_due(&self, now: DateTime<Utc>) -> Result<Vec<ExpiredRef>>;
+    /// The earliest `expires_at` of a queued message, if any.
+    async fn next_expiry(&self) -> Result<Option<DateTime<Utc>>>;
     /// Every queue holding at least one queued message.
     async fn queued_queues(&self) -> Result<Vec<QueueKey>>;
     /// Queued messages by (tenant, pool), forced ones counted in their pool.
@@ -417,6 +433,7 @@ pub trait Store:
     + CampaignStore
     + InboundStore
     + ContactCheckStore
+    + ConversationStore
     + AlertStore
 {
     /// A trivial query, for `/readyz`.

@@ -155,6 +155,8 @@ pub enum MessageStatus {
     Delivered,
     Read,
     Failed,
+    /// Not sent within its `ttl_seconds`: it never goes out (terminal).
+    Expired,
 }
 
 impl MessageStatus {
@@ -166,6 +168,7 @@ impl MessageStatus {
             MessageStatus::Delivered => "delivered",
             MessageStatus::Read => "read",
             MessageStatus::Failed => "failed",
+            MessageStatus::Expired => "expired",
         }
     }
 
@@ -177,6 +180,7 @@ impl MessageStatus {
             "delivered" => MessageStatus::Delivered,
             "read" => MessageStatus::Read,
             "failed" => MessageStatus::Failed,
+            "expired" => MessageStatus::Expired,
             _ => return None,
         })
     }
@@ -218,6 +222,24 @@ pub struct MessageRecord {
     /// What the message carries besides `body` (a media file, a location, a contact card, a
     /// reaction, the message it quotes), as the server's JSON; `None` for a plain text.
     pub content: Option<serde_json::Value>,
+    /// Not sent before this moment (`None`: as soon as a number can).
+    pub send_at: Option<DateTime<Utc>>,
+    /// Not sent at or after this moment: it becomes `expired` instead (`None`: no limit).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Why the number that took it was chosen (`sticky`, `rotation`, `forced`, `geo`); `None`
+    /// while queued.
+    pub chosen_by: Option<String>,
+}
+
+impl MessageRecord {
+    /// Where the message stands in its queue's order: accepted, or due (the later of the
+    /// two), so a message scheduled for later never stands in front of one due now.
+    pub fn queue_at(&self) -> DateTime<Utc> {
+        match self.send_at {
+            Some(t) if t > self.created_at => t,
+            _ => self.created_at,
+        }
+    }
 }
 
 /// One queue of the send queue: a pool's (messages any of its numbers may send) or one
@@ -238,16 +260,17 @@ impl QueueKey {
     }
 }
 
-/// A message's place in its queue: accept order, `(created_at ms, id)`.
+/// A message's place in its queue: due order, `(queue_at ms, id)` (see
+/// [`MessageRecord::queue_at`]: accept order for a message due at once).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct QueuePosition {
-    pub created_at_ms: i64,
+    pub queue_at_ms: i64,
     pub id: String,
 }
 
 impl QueuePosition {
     pub fn of(m: &MessageRecord) -> Self {
-        QueuePosition { created_at_ms: crate::time::to_millis(m.created_at), id: m.id.clone() }
+        QueuePosition { queue_at_ms: crate::time::to_millis(m.queue_at()), id: m.id.clone() }
     }
 }
 
@@ -264,6 +287,8 @@ pub struct QueuedRef {
     pub position: QueuePosition,
     /// Length of the text, in characters (the typing time grows with it).
     pub text_chars: u32,
+    /// When the message expires unsent (ms), if it does.
+    pub expires_at_ms: Option<i64>,
 }
 
 impl QueuedRef {
@@ -277,6 +302,7 @@ impl QueuedRef {
             campaign_id: m.campaign_id.clone(),
             position: QueuePosition::of(m),
             text_chars: u32::try_from(m.body.chars().count()).unwrap_or(u32::MAX),
+            expires_at_ms: m.expires_at.map(crate::time::to_millis),
         }
     }
 
@@ -286,6 +312,15 @@ impl QueuedRef {
             _ => QueueKey::Pool { tenant_id: self.tenant_id.clone(), pool: self.pool.clone() },
         }
     }
+}
+
+/// A message the expiry sweep marked `expired`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredRef {
+    pub id: String,
+    pub tenant_id: String,
+    /// Its number, when it was forced (or held for one).
+    pub instance_id: Option<String>,
 }
 
 /// Which messages `list_messages` returns, newest first.
@@ -308,6 +343,9 @@ pub struct MessageUpdate {
     pub instance_id: Option<String>,
     pub error: Option<String>,
     pub at: DateTime<Utc>,
+    /// Why the number was chosen, stored with a status past `queued` (kept when `None`);
+    /// a message back in the queue (`queued`) loses it.
+    pub chosen_by: Option<String>,
 }
 
 /// A webhook: where a tenant's events are POSTed, which ones, and the signing secret.
@@ -476,6 +514,10 @@ pub struct CampaignRecipient {
     /// The recipient, parsed and normalised when the campaign was accepted.
     pub to: Jid,
     pub fields: std::collections::BTreeMap<String, String>,
+    /// Not sent before this moment (the campaign's default already applied).
+    pub send_at: Option<DateTime<Utc>>,
+    /// Not sent within this many seconds of falling due → `expired`.
+    pub ttl_seconds: Option<u32>,
 }
 
 /// How many of a campaign's messages are in `status`, sent (or held) by `instance_id`.
@@ -483,5 +525,8 @@ pub struct CampaignRecipient {
 pub struct CampaignCount {
     pub instance_id: Option<String>,
     pub status: MessageStatus,
+    /// These messages failed with `not_on_whatsapp`: the recipients were left out before a
+    /// first contact (the campaign counts them as `skipped`).
+    pub skipped: bool,
     pub count: u64,
 }

@@ -28,6 +28,7 @@ use crate::{Store, StoreError};
 mod alerts;
 mod campaigns;
 mod contacts;
+mod conversations;
 pub(crate) mod events;
 mod inbound;
 mod instances;

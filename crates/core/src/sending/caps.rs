@@ -64,13 +64,52 @@ impl SendLog {
         }
     }
 
-    /// Moves the newest send later, to `at_ms`, when it is earlier: the dispatcher records a
-    /// send when it hands it out, at the earliest moment it can happen, and moves it to when it
-    /// was reported finished, the latest moment it can have happened. Counting every send at
-    /// its latest possible time keeps the caps true whatever the send really took.
-    pub(crate) fn settle_newest(&mut self, at_ms: i64) {
-        if let Some(last) = self.times.back_mut() {
-            *last = (*last).max(at_ms);
+    /// Moves one send recorded at `from_ms` to `to_ms` when that is later, wherever it is in the
+    /// log (records `to_ms` when the send was already forgotten): the dispatcher records a send
+    /// when it hands it out, at the earliest moment it can happen, and moves it to when it was
+    /// reported finished, the latest moment it can have happened. Counting every send at its
+    /// latest possible time keeps the caps true whatever the send really took.
+    pub(crate) fn settle(&mut self, from_ms: i64, to_ms: i64) {
+        if to_ms > from_ms {
+            self.remove_one(from_ms);
+            self.record(to_ms);
+        }
+    }
+
+    /// Forgets one send recorded at `at_ms` (a send that did not happen). False when none.
+    pub(crate) fn remove_one(&mut self, at_ms: i64) -> bool {
+        let pos = self.times.partition_point(|&t| t < at_ms);
+        let found = self.times.get(pos) == Some(&at_ms);
+        if found {
+            self.times.remove(pos);
+        }
+        found
+    }
+
+    /// Forgets every send at or before `at_ms`.
+    pub(crate) fn forget_until(&mut self, at_ms: i64) {
+        while self.times.front().is_some_and(|&t| t <= at_ms) {
+            self.times.pop_front();
+        }
+    }
+
+    /// The newest recorded send.
+    pub fn newest(&self) -> Option<i64> {
+        self.times.back().copied()
+    }
+
+    /// The earliest time from which one more send keeps at most `cap` sends in every window of
+    /// `window_ms` (`i64::MIN` when it is not full, `i64::MAX` when `cap` is 0), assuming none
+    /// is recorded meanwhile: [`SendLog::earliest_allowed_ms`] for a single window.
+    pub fn earliest_within(&self, window_ms: i64, cap: u32) -> i64 {
+        if cap == 0 {
+            return i64::MAX;
+        }
+        let (n, cap) = (self.times.len(), cap as usize);
+        if n >= cap {
+            self.times[n - cap].saturating_add(window_ms)
+        } else {
+            i64::MIN
         }
     }
 
@@ -210,12 +249,32 @@ mod tests {
     }
 
     #[test]
+    fn single_windows_removal_and_settling_anywhere() {
+        let mut log = SendLog::new();
+        assert_eq!(log.earliest_within(HOUR_MS, 2), i64::MIN);
+        for t in [0, 10, 20] {
+            log.record(t);
+        }
+        assert_eq!(log.earliest_within(HOUR_MS, 2), 10 + HOUR_MS);
+        assert_eq!(log.earliest_within(HOUR_MS, 0), i64::MAX);
+        assert!(log.remove_one(10));
+        assert!(!log.remove_one(10));
+        assert_eq!(log.earliest_within(HOUR_MS, 2), HOUR_MS);
+        log.settle(0, 30);
+        assert_eq!((log.count_since(21), log.newest()), (1, Some(30)));
+        log.settle(30, 5);
+        assert_eq!(log.newest(), Some(30), "never earlier");
+        log.forget_until(20);
+        assert_eq!(log.len(), 1);
+    }
+
+    #[test]
     fn settling_moves_the_newest_send_later_only() {
         let mut log = SendLog::new();
         log.record(1_000);
-        log.settle_newest(500);
+        log.settle(1_000, 500);
         assert_eq!(log.count_since(1_000), 1);
-        log.settle_newest(4_000);
+        log.settle(1_000, 4_000);
         assert_eq!(log.count_since(4_000), 1);
     }
 }

@@ -2,38 +2,68 @@
 //!
 //! Late binding: a message is not bound to a number when it is accepted. It waits in its pool's
 //! queue (or in the queue of the number it was forced to), and the dispatcher hands it to a
-//! number at the moment that number is ready: connected, not sending, its gap elapsed and one
-//! more send within its caps. So a number that drops, is banned or hits its cap never holds
-//! messages that another number could send, and nothing has to be "handed back".
+//! number at the moment that number is ready: connected, inside its active hours, not sending,
+//! its gap elapsed and one more send within its caps. So a number that drops, is banned or hits
+//! its cap never holds messages that another number could send, and nothing has to be "handed
+//! back".
 //!
 //! The caller (the server's send loop) drives it:
-//! 1. keeps the numbers current with [`Dispatcher::upsert_number`] (status, health, limits),
-//!    and feeds accepted messages with [`Dispatcher::enqueue`];
-//! 2. calls [`Dispatcher::poll`] and, for each [`Assignment`], shows `composing` for
-//!    `typing_ms`, sends, shows `paused`, then calls [`Dispatcher::finished`] — or
-//!    [`Dispatcher::requeue`] when the number dropped before the send went out;
+//! 1. keeps the numbers current with [`Dispatcher::upsert_number`] (status, health, limits,
+//!    active hours), sets each pool's [`PoolPolicy`], and feeds accepted messages with
+//!    [`Dispatcher::enqueue`]; calls [`Dispatcher::contact_replied`] on inbound messages;
+//! 2. calls [`Dispatcher::take_expired`] and marks those `expired`, then calls
+//!    [`Dispatcher::poll`] and, for each [`Assignment`], waits `pre_delay_ms`, checks the
+//!    recipient is on WhatsApp when `first_contact` (or else [`Dispatcher::abandon`]s it),
+//!    shows `composing` for `typing_ms`, sends, shows `paused`, then calls
+//!    [`Dispatcher::finished`] — or [`Dispatcher::requeue`] when the number dropped before the
+//!    send went out;
 //! 3. sleeps until [`Dispatcher::next_wakeup_ms`], a finished send, or a new message.
 //!
+//! Which message goes to which number, per pool queue, in accept order:
+//! - a message whose contact has a conversation with a number of the pool (its `sticky_to`,
+//!   or the number this dispatcher last handed that contact to) goes only to that number while
+//!   it is online and in rotation, waiting for it when it is busy, resting or capped; otherwise
+//!   rotation picks among the ready numbers (those of the recipient's country first with
+//!   `prefer_country`, then warmed before warming, then the pool's strategy);
+//! - a first contact (see [`QueuedMessage::known_to`]) goes only to a number under its
+//!   first-contact cap, after an extra human delay;
+//! - at most `per_contact_per_hour` sends to one contact in any hour since it last wrote;
+//! - a contact's messages go in their order: one that must wait holds back the later ones to
+//!   the same contact, and nothing else.
+//!
+//! A message that cannot go now does not block those behind it, within a look-ahead of
+//! [`LOOKAHEAD`] waiting messages per queue and poll (so a poll's cost stays bounded whatever
+//! the backlog): among messages any number could take, the queue stays first in, first out.
+//! Messages scheduled for later (`not_before_ms`) wait aside and join the queue at their place
+//! in line when due.
+//!
 //! How the caps stay true whatever the send takes: each send is recorded in the number's
-//! [`SendLog`] when it is handed out, at the earliest moment it can reach WhatsApp (now +
-//! typing), and moved to the moment it is reported finished, the latest moment it can have gone
-//! out. A number may start typing before its caps allow a send, by at most the shortest typing
-//! time the head message can get, because its send cannot happen sooner than that.
+//! [`SendLog`] (and in its first-contact log, and in its contact's log) when it is handed out,
+//! at the earliest moment it can reach WhatsApp (now + pre-delay + typing), and moved to the
+//! moment it is reported finished, the latest moment it can have gone out. A number may start
+//! a send before its caps allow one, by at most the shortest typing time the message can get,
+//! because its send cannot happen sooner than that.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rand::Rng;
 
 use super::caps::{Caps, SendLog, HOUR_MS, MINUTE_MS};
+use super::contacts::{recipient_code, ContactBook, Handed};
+#[cfg(test)]
+use super::pacing::typing_floor_ms;
 #[cfg(test)]
 use super::pacing::TYPING_MIN_MS;
-use super::pacing::{gap_ms, typing_floor_ms, typing_ms};
+use super::pacing::{gap_ms, typing_ms};
+use super::policy::{Choice, PoolPolicy, Rest};
+use super::queue::{Entry, Line, LOOKAHEAD};
 use super::rotation::{pick, Candidate, RotationState, Strategy};
 use super::warming::{WarmingSchedule, DAY_MS};
+use crate::hours::Window;
 use crate::Limits;
 
 /// What the dispatcher needs to know about one number. Upsert it whenever one of these changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NumberInfo {
     /// The instance id.
     pub id: String,
@@ -51,10 +81,19 @@ pub struct NumberInfo {
     pub warming_days: u32,
     /// When the number first connected; its warming days count from there.
     pub first_connected_at_ms: Option<i64>,
+    /// The number's country calling code (e.g. 55), for `prefer_country`.
+    pub country_code: Option<u16>,
+    /// Its last send before this dispatcher knew it (from the store): decides a re-warm.
+    pub last_sent_ms: Option<i64>,
+    /// When its current re-warm started (from the store, after a restart): it continues.
+    pub rewarm_from_ms: Option<i64>,
+    /// Its active hours (the number's own, or its pool's): outside them it takes nothing, not
+    /// even messages forced to it. `None`: always.
+    pub active_hours: Option<Window>,
 }
 
 /// A message waiting to be sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueuedMessage {
     pub id: String,
     pub tenant_id: String,
@@ -63,97 +102,211 @@ pub struct QueuedMessage {
     pub forced_instance: Option<String>,
     /// Length of the text actually sent, in characters: decides the typing time.
     pub text_chars: usize,
+    /// The recipient, as its normalised JID text; `None` for a group (per-contact rules then
+    /// skip it; a `…@g.us` JID counts as a group too).
+    pub contact: Option<String>,
+    /// The number of the pool the contact has a conversation with (within the pool's sticky
+    /// window), as the runtime read it from the store.
+    pub sticky_to: Option<String>,
+    /// Numbers of the pool that ever had a conversation with the contact: for them (and for
+    /// `sticky_to`) the message is not a first contact.
+    pub known_to: Vec<String>,
+    /// Not handed out before this time (`send_at`).
+    pub not_before_ms: Option<i64>,
+    /// Not handed out from this time on (`ttl_seconds`): [`Dispatcher::take_expired`] returns it.
+    pub expires_at_ms: Option<i64>,
 }
 
-/// A message handed to a number: show `composing` for `typing_ms`, then send.
+/// A message handed to a number: wait `pre_delay_ms`, show `composing` for `typing_ms`, then
+/// send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
     pub message_id: String,
     pub number_id: String,
     /// How long to show `composing` before the send. The send must not happen earlier.
     pub typing_ms: u64,
+    /// Why this number.
+    pub choice: Choice,
+    /// A first contact for this number: check the recipient is on WhatsApp before writing
+    /// (and [`Dispatcher::abandon`] the assignment when it is not).
+    pub first_contact: bool,
+    /// An extra pause before a first contact, before the typing (0 otherwise).
+    pub pre_delay_ms: u64,
+    /// This send starts a re-warm of the number at this time: persist it.
+    pub rewarm_started: Option<i64>,
 }
 
 /// What the dispatcher knows about one number at a given time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NumberStats {
-    /// Sending right now (between an assignment and `finished`/`requeue`).
+    /// Sending right now (between an assignment and `finished`/`requeue`/`abandon`).
     pub busy: bool,
     /// When its gap after the last send ends.
     pub ready_at_ms: i64,
     /// The earliest time at or after now when its caps allow one more send.
     pub next_allowed_ms: i64,
     pub warmed: bool,
-    /// Its caps now (day cap reduced by warming).
+    /// Its caps now (day cap reduced by warming and re-warming).
     pub caps: Caps,
     pub sent_last_minute: usize,
     pub sent_last_hour: usize,
     pub sent_last_day: usize,
     /// Messages forced to it and still queued.
     pub forced_queued: usize,
+    /// Its first-contact cap now (reduced by warming and re-warming), and first contacts in
+    /// the last 24 h.
+    pub new_contacts_cap: u32,
+    pub new_contacts_last_day: usize,
+    /// In a re-warm after idling, until `rewarm_until_ms`.
+    pub rewarming: bool,
+    pub rewarm_until_ms: Option<i64>,
+    /// Why it takes nothing now; `None` when it could (or is sending).
+    pub resting: Option<Rest>,
+}
+
+/// The send a number is making.
+#[derive(Debug, Clone)]
+struct Current {
+    message_id: String,
+    /// When the send was recorded in the logs.
+    send_at_ms: i64,
+    first_contact: bool,
+    /// (tenant, contact) and what handing it out changed there.
+    contact: Option<(String, String, Handed)>,
 }
 
 /// One number's state: what the caller told about it and what sending did to it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Slot {
     info: NumberInfo,
     log: SendLog,
+    /// Its first contacts, for the first-contact cap.
+    first_contacts: SendLog,
     /// Not before this time may the number start its next send (its gap).
     ready_at_ms: i64,
-    /// The message it is sending.
-    current: Option<String>,
+    current: Option<Current>,
+    /// Its last send, known or recorded.
+    last_send_ms: Option<i64>,
+    rewarm_from_ms: Option<i64>,
 }
 
 impl Slot {
-    /// Free to start a send at `now`, caps aside.
-    fn idle(&self, now_ms: i64) -> bool {
-        self.info.online && self.current.is_none() && self.ready_at_ms <= now_ms
-    }
-
     fn warmed(&self, now_ms: i64) -> bool {
         WarmingSchedule::is_warmed(self.info.warming_days, self.info.first_connected_at_ms, now_ms)
     }
 
-    fn caps(&self, schedule: &WarmingSchedule, now_ms: i64) -> Caps {
+    fn warming_day_cap(&self, schedule: &WarmingSchedule, now_ms: i64) -> u32 {
         let i = &self.info;
+        schedule.day_cap(i.limits.per_day, i.warming_days, i.first_connected_at_ms, now_ms)
+    }
+
+    fn rewarm_day_cap(&self, schedule: &WarmingSchedule, now_ms: i64) -> u32 {
+        let full = self.info.limits.per_day;
+        schedule.rewarm_cap(schedule.first_day_cap, full, self.rewarm_from_ms, now_ms)
+    }
+
+    fn caps(&self, schedule: &WarmingSchedule, now_ms: i64) -> Caps {
         let day_cap =
-            schedule.day_cap(i.limits.per_day, i.warming_days, i.first_connected_at_ms, now_ms);
-        Caps::effective(&i.limits, day_cap)
+            self.warming_day_cap(schedule, now_ms).min(self.rewarm_day_cap(schedule, now_ms));
+        Caps::effective(&self.info.limits, day_cap)
     }
 
-    /// The earliest time at which the number may start typing `head` as far as its caps go
-    /// (`None`: never, a cap is 0), and before the gap: see the module comment.
-    fn cap_start_ms(&self, schedule: &WarmingSchedule, now_ms: i64, head: &Entry) -> Option<i64> {
-        let earliest = self.log.earliest_allowed_ms(&self.caps(schedule, now_ms));
-        (earliest != i64::MAX).then(|| earliest.saturating_sub(head.floor_ms()))
+    fn new_contacts_cap(&self, schedule: &WarmingSchedule, now_ms: i64) -> u32 {
+        let i = &self.info;
+        let full = i.limits.new_contacts_per_day;
+        let warming =
+            schedule.new_contacts_cap(full, i.warming_days, i.first_connected_at_ms, now_ms);
+        let rewarm =
+            schedule.rewarm_cap(schedule.first_day_new_contacts, full, self.rewarm_from_ms, now_ms);
+        warming.min(rewarm)
+    }
+
+    fn hours_open(&self, now_ms: i64) -> bool {
+        self.info.active_hours.as_ref().is_none_or(|w| w.is_open_ms(now_ms))
+    }
+
+    /// When its day caps change next (a warming or re-warming day starts).
+    fn next_cap_change_ms(&self, schedule: &WarmingSchedule, now_ms: i64) -> Option<i64> {
+        let i = &self.info;
+        let warming =
+            WarmingSchedule::next_change_ms(i.warming_days, i.first_connected_at_ms, now_ms);
+        let rewarm = schedule.rewarm_next_change_ms(self.rewarm_from_ms, now_ms);
+        match (warming, rewarm) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn note_send(&mut self, at_ms: i64) {
+        self.last_send_ms = Some(self.last_send_ms.map_or(at_ms, |l| l.max(at_ms)));
     }
 }
 
-/// A queued message with its place in line: queues stay sorted by `seq`, so that a message put
-/// back after a failed attempt returns to exactly where it was.
-#[derive(Debug, Clone)]
-struct Entry {
-    seq: i64,
-    msg: QueuedMessage,
+/// A number as one poll (or wake-up computation) sees it: what decides when it can start a
+/// send, computed once.
+struct View {
+    id: String,
+    ready_at_ms: i64,
+    /// From its caps: `i64::MIN` free, `i64::MAX` never.
+    caps_earliest_ms: i64,
+    /// From its first-contact cap.
+    first_contact_earliest_ms: i64,
+    /// Its active hours' current or next opening `[open, close)`; `None`: no active hours.
+    hours: Option<(i64, i64)>,
+    warmed: bool,
+    health: u8,
+    used: u64,
+    country_code: Option<u16>,
 }
 
-impl Entry {
-    fn floor_ms(&self) -> i64 {
-        typing_floor_ms(self.msg.text_chars) as i64
+impl View {
+    fn new(slot: &Slot, schedule: &WarmingSchedule, now_ms: i64) -> View {
+        let caps = slot.caps(schedule, now_ms);
+        let fc_cap = slot.new_contacts_cap(schedule, now_ms);
+        View {
+            id: slot.info.id.clone(),
+            ready_at_ms: slot.ready_at_ms,
+            caps_earliest_ms: slot.log.earliest_allowed_ms(&caps),
+            first_contact_earliest_ms: slot.first_contacts.earliest_within(DAY_MS, fc_cap),
+            hours: slot.info.active_hours.as_ref().map(|w| {
+                // A window opens at least weekly; `None` only for a broken zone: never open.
+                w.current_or_next_ms(now_ms).unwrap_or((i64::MAX, i64::MAX))
+            }),
+            warmed: slot.warmed(now_ms),
+            health: slot.info.health,
+            used: slot.log.count_in_window(now_ms, DAY_MS) as u64,
+            country_code: slot.info.country_code,
+        }
+    }
+
+    /// The earliest time it could start a message whose shortest typing is `floor_ms`, that
+    /// may not start before `entry_earliest_ms`, as far as its gap and caps go (active hours
+    /// aside); `None`: never.
+    fn start_ms(&self, floor_ms: i64, entry_earliest_ms: i64, first_contact: bool) -> Option<i64> {
+        let mut t = self.ready_at_ms.max(entry_earliest_ms);
+        let mut cap = |earliest: i64| {
+            if earliest == i64::MAX {
+                return false;
+            }
+            t = t.max(earliest.saturating_sub(floor_ms));
+            true
+        };
+        if !cap(self.caps_earliest_ms) || (first_contact && !cap(self.first_contact_earliest_ms)) {
+            return None;
+        }
+        Some(t)
+    }
+
+    /// Whether it can start now a message it could start at `t` (active hours included).
+    fn can_start_now(&self, t: i64, now_ms: i64) -> bool {
+        t <= now_ms && self.hours.is_none_or(|(open, _)| open <= now_ms)
     }
 }
 
-type Queue = VecDeque<Entry>;
-
-fn insert_sorted(queue: &mut Queue, entry: Entry) {
-    let pos = queue.partition_point(|e| e.seq < entry.seq);
-    queue.insert(pos, entry);
-}
-
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct PoolState {
-    queue: Queue,
-    strategy: Strategy,
+    line: Line,
+    policy: PoolPolicy,
     rotation: RotationState,
 }
 
@@ -165,46 +318,80 @@ enum Place {
     InFlight(String),
 }
 
-/// A ready number of a pool, as seen at the start of a poll.
-struct Ready {
-    id: String,
-    warmed: bool,
-    health: u8,
-    used: u64,
-    earliest_allowed_ms: i64,
+/// Which queue a message waits in.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum LineKey {
+    Pool(String, String),
+    Forced(String),
+}
+
+impl LineKey {
+    fn of(msg: &QueuedMessage) -> LineKey {
+        match &msg.forced_instance {
+            Some(number) => LineKey::Forced(number.clone()),
+            None => LineKey::Pool(msg.tenant_id.clone(), msg.pool.clone()),
+        }
+    }
+}
+
+/// What a poll decided for one message of a queue.
+enum Verdict {
+    /// Hand it to this number (an index into the poll's views) for this reason.
+    Take(usize, Choice),
+    /// Not now: later messages to the same contact wait too.
+    Wait,
+    /// Expired: skipped, and blocks nothing.
+    Skip,
 }
 
 /// The scheduler of every pool and number. See the module documentation.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Dispatcher {
     schedule: WarmingSchedule,
     /// By instance id; ordered so that a poll visits numbers in a reproducible order.
     numbers: BTreeMap<String, Slot>,
-    /// Tenant → pool name → queue and rotation.
+    /// Tenant → pool name → queue, policy and rotation.
     pools: BTreeMap<String, BTreeMap<String, PoolState>>,
     /// Instance id → the messages forced to it (entries are removed when empty).
-    forced: BTreeMap<String, Queue>,
+    forced: BTreeMap<String, Line>,
     /// Message id → the message being sent, with its place in line.
     in_flight: HashMap<String, Entry>,
     places: HashMap<String, Place>,
+    /// (expires at, message id) → its queue, for every queued message with a validity.
+    expiries: BTreeMap<(i64, String), LineKey>,
+    contacts: ContactBook,
     next_seq: i64,
     /// Decreasing sequence numbers for `enqueue_front`.
     front_seq: i64,
 }
 
 impl Dispatcher {
-    /// A dispatcher that computes warming day caps with `schedule`.
+    /// A dispatcher that computes warming and re-warming caps with `schedule`.
     pub fn new(schedule: WarmingSchedule) -> Self {
         Dispatcher { schedule, ..Self::default() }
     }
 
-    /// Adds a number or updates what is known about it. Its send log, its current send and its
-    /// gap are kept across updates (a number that reconnects does not get a fresh allowance).
+    /// Adds a number or updates what is known about it. Its send logs, its current send and
+    /// its gap are kept across updates (a number that reconnects does not get a fresh
+    /// allowance); a later `last_sent_ms` or `rewarm_from_ms` than the one known replaces it.
     pub fn upsert_number(&mut self, info: NumberInfo) {
+        let later = |a: Option<i64>, b: Option<i64>| a.max(b);
         match self.numbers.get_mut(&info.id) {
-            Some(slot) => slot.info = info,
+            Some(slot) => {
+                slot.last_send_ms = later(slot.last_send_ms, info.last_sent_ms);
+                slot.rewarm_from_ms = later(slot.rewarm_from_ms, info.rewarm_from_ms);
+                slot.info = info;
+            }
             None => {
-                let slot = Slot { info, log: SendLog::new(), ready_at_ms: i64::MIN, current: None };
+                let slot = Slot {
+                    last_send_ms: info.last_sent_ms,
+                    rewarm_from_ms: info.rewarm_from_ms,
+                    info,
+                    log: SendLog::new(),
+                    first_contacts: SendLog::new(),
+                    ready_at_ms: i64::MIN,
+                    current: None,
+                };
                 self.numbers.insert(slot.info.id.clone(), slot);
             }
         }
@@ -217,13 +404,24 @@ impl Dispatcher {
         self.take_forced(number_id)
     }
 
-    /// Sets the rotation strategy of a pool (the default is round robin).
+    /// Sets the rotation strategy of a pool (the default is round robin), keeping the rest of
+    /// its policy.
     pub fn set_strategy(&mut self, tenant_id: &str, pool: &str, strategy: Strategy) {
-        self.pool_mut(tenant_id, pool).strategy = strategy;
+        self.pool_mut(tenant_id, pool).policy.strategy = strategy;
     }
 
     pub fn strategy(&self, tenant_id: &str, pool: &str) -> Strategy {
-        self.pool(tenant_id, pool).map(|p| p.strategy).unwrap_or_default()
+        self.pool_policy(tenant_id, pool).strategy
+    }
+
+    /// Sets a pool's whole policy (strategy, sticky sender, country preference, per-contact
+    /// pace).
+    pub fn set_pool_policy(&mut self, tenant_id: &str, pool: &str, policy: PoolPolicy) {
+        self.pool_mut(tenant_id, pool).policy = policy;
+    }
+
+    pub fn pool_policy(&self, tenant_id: &str, pool: &str) -> PoolPolicy {
+        self.pool(tenant_id, pool).map(|p| p.policy).unwrap_or_default()
     }
 
     /// Queues a message at the end of its pool's queue, or of its forced number's queue. Returns
@@ -231,7 +429,7 @@ impl Dispatcher {
     pub fn enqueue(&mut self, msg: QueuedMessage) -> bool {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.add(Entry { seq, msg })
+        self.add(Entry { seq, msg }, true)
     }
 
     /// Queues a message ahead of everything in its queue (for example a message that was being
@@ -239,7 +437,7 @@ impl Dispatcher {
     pub fn enqueue_front(&mut self, msg: QueuedMessage) -> bool {
         self.front_seq -= 1;
         let seq = self.front_seq;
-        self.add(Entry { seq, msg })
+        self.add(Entry { seq, msg }, true)
     }
 
     /// Removes a queued message (cancelled, expired). False when it is not queued, including
@@ -248,156 +446,423 @@ impl Dispatcher {
         if self.places.get(message_id) != Some(&Place::Queued) {
             return false;
         }
-        self.places.remove(message_id);
-        let found = |q: &mut Queue| {
-            let pos = q.iter().position(|e| e.msg.id == message_id)?;
-            q.remove(pos)
-        };
         let mut pools = self.pools.values_mut().flat_map(|p| p.values_mut());
-        if pools.any(|p| found(&mut p.queue).is_some()) {
-            return true;
-        }
-        let mut emptied = None;
-        for (number, q) in self.forced.iter_mut() {
-            if found(q).is_some() {
-                if q.is_empty() {
-                    emptied = Some(number.clone());
+        let mut found = pools.find_map(|p| p.line.remove(message_id));
+        if found.is_none() {
+            let mut emptied = None;
+            for (number, line) in self.forced.iter_mut() {
+                found = line.remove(message_id);
+                if found.is_some() {
+                    if line.is_empty() {
+                        emptied = Some(number.clone());
+                    }
+                    break;
                 }
-                break;
+            }
+            if let Some(number) = emptied {
+                self.forced.remove(&number);
             }
         }
-        if let Some(number) = emptied {
-            self.forced.remove(&number);
+        match found {
+            Some(entry) => {
+                self.leave(&entry.msg);
+                true
+            }
+            None => false,
         }
-        true
     }
 
     /// The ids of the messages forced to this number and still queued, in order.
     pub fn queued_for_number(&self, number_id: &str) -> Vec<String> {
         self.forced
             .get(number_id)
-            .map(|q| q.iter().map(|e| e.msg.id.clone()).collect())
+            .map(|q| q.entries().into_iter().map(|e| e.msg.id.clone()).collect())
             .unwrap_or_default()
     }
 
     /// Takes the messages forced to this number out of the queue, in order (to fail them when
     /// the number is banned or logged out).
     pub fn take_forced(&mut self, number_id: &str) -> Vec<QueuedMessage> {
-        let q = self.forced.remove(number_id).unwrap_or_default();
-        q.into_iter()
+        let entries = self.forced.remove(number_id).map(|mut q| q.drain()).unwrap_or_default();
+        entries
+            .into_iter()
             .map(|e| {
-                self.places.remove(&e.msg.id);
+                self.leave(&e.msg);
                 e.msg
             })
             .collect()
     }
 
-    /// Hands out as many messages as can start at `now_ms`.
-    ///
-    /// A number is ready when it is online, not sending, past its gap, and its caps allow one
-    /// more send once the head message's typing is over. A ready number with messages forced
-    /// to it sends those first (in rotation or not); otherwise, if it is in rotation, it may
-    /// take the head of its pool's queue, the pool's strategy choosing among the ready numbers
-    /// (warmed ones first). Each number gets at most one message, and is busy until
-    /// [`Dispatcher::finished`] or [`Dispatcher::requeue`].
-    pub fn poll(&mut self, now_ms: i64, rng: &mut impl Rng) -> Vec<Assignment> {
+    /// Takes out every queued message whose validity is over at `now_ms` (its
+    /// `expires_at_ms` is at or before it), in expiry order: the caller marks them `expired`.
+    /// A message being sent is not expired: it was handed out in time.
+    pub fn take_expired(&mut self, now_ms: i64) -> Vec<QueuedMessage> {
         let mut out = Vec::new();
-        let schedule = self.schedule;
-
-        // Forced messages first: only their number can send them.
-        let mut emptied = Vec::new();
-        for (number, queue) in self.forced.iter_mut() {
-            let (Some(slot), Some(head)) = (self.numbers.get_mut(number), queue.front()) else {
-                continue;
+        while let Some(((at, id), key)) = self.expiries.pop_first() {
+            if at > now_ms {
+                self.expiries.insert((at, id), key);
+                break;
+            }
+            let entry = match &key {
+                LineKey::Pool(tenant, pool) => self
+                    .pools
+                    .get_mut(tenant)
+                    .and_then(|p| p.get_mut(pool))
+                    .and_then(|p| p.line.remove(&id)),
+                LineKey::Forced(number) => {
+                    let line = self.forced.get_mut(number);
+                    let entry = line.and_then(|l| l.remove(&id));
+                    if self.forced.get(number).is_some_and(Line::is_empty) {
+                        self.forced.remove(number);
+                    }
+                    entry
+                }
             };
-            if !slot.idle(now_ms)
-                || slot.cap_start_ms(&schedule, now_ms, head).is_none_or(|t| t > now_ms)
-            {
-                continue;
-            }
-            let entry = queue.pop_front().expect("has a head");
-            if queue.is_empty() {
-                emptied.push(number.clone());
-            }
-            out.push(start(slot, entry, now_ms, rng, &mut self.in_flight, &mut self.places));
-        }
-        for number in emptied {
-            self.forced.remove(&number);
-        }
-
-        // Then the pools: gather each pool's ready numbers once.
-        let mut ready: BTreeMap<(String, String), Vec<Ready>> = BTreeMap::new();
-        for (id, slot) in &self.numbers {
-            let info = &slot.info;
-            if !slot.idle(now_ms)
-                || self.forced.contains_key(id)
-                || self.pool_head_for(slot).is_none()
-            {
-                continue;
-            }
-            let earliest = slot.log.earliest_allowed_ms(&slot.caps(&schedule, now_ms));
-            if earliest == i64::MAX {
-                continue;
-            }
-            ready.entry((info.tenant_id.clone(), info.pool.clone())).or_default().push(Ready {
-                id: id.clone(),
-                warmed: slot.warmed(now_ms),
-                health: info.health,
-                used: slot.log.count_in_window(now_ms, DAY_MS) as u64,
-                earliest_allowed_ms: earliest,
-            });
-        }
-        for ((tenant, pool), mut numbers) in ready {
-            let state = self.pools.get_mut(&tenant).and_then(|p| p.get_mut(&pool));
-            let state = state.expect("a pool with work exists");
-            // Strict FIFO: when no ready number can take the head now, nothing behind it jumps.
-            while let Some(head) = state.queue.front() {
-                let limit = now_ms.saturating_add(head.floor_ms());
-                let eligible: Vec<usize> = (0..numbers.len())
-                    .filter(|&i| numbers[i].earliest_allowed_ms <= limit)
-                    .collect();
-                let candidates: Vec<Candidate> = eligible
-                    .iter()
-                    .map(|&i| Candidate {
-                        key: numbers[i].id.clone(),
-                        warmed: numbers[i].warmed,
-                        health: numbers[i].health,
-                        used: numbers[i].used,
-                    })
-                    .collect();
-                let Some(k) = pick(state.strategy, &candidates, &mut state.rotation, rng) else {
-                    break;
-                };
-                let chosen = numbers.swap_remove(eligible[k]);
-                let entry = state.queue.pop_front().expect("has a head");
-                let slot = self.numbers.get_mut(&chosen.id).expect("a ready number exists");
-                out.push(start(slot, entry, now_ms, rng, &mut self.in_flight, &mut self.places));
+            if let Some(entry) = entry {
+                self.leave(&entry.msg);
+                out.push(entry.msg);
             }
         }
         out
     }
 
-    /// The send of `number_id` is over (typing, send and `paused` done; whether it succeeded or
-    /// failed for good): the number is free again after a gap, which is drawn, applied and
-    /// returned. Its send is counted at `now_ms` from now on.
+    /// The contact wrote (an inbound message at `at_ms`): the sends to it before do not count
+    /// against the pool's per-contact pace any more (a live conversation is not capped).
+    pub fn contact_replied(&mut self, tenant_id: &str, contact: &str, at_ms: i64) {
+        self.contacts.replied(tenant_id, contact, at_ms);
+    }
+
+    /// Hands out as many messages as can start at `now_ms`.
+    ///
+    /// A number is ready when it is online, inside its active hours, not sending, past its gap,
+    /// and its caps allow one more send once the message's typing is over. A ready number with
+    /// messages forced to it that can go sends those first (in rotation or not); otherwise, if
+    /// it is in rotation, it may take a message of its pool's queue (see the module
+    /// documentation for which). Each number gets at most one message, and is busy until
+    /// [`Dispatcher::finished`], [`Dispatcher::requeue`] or [`Dispatcher::abandon`].
+    pub fn poll(&mut self, now_ms: i64, rng: &mut impl Rng) -> Vec<Assignment> {
+        let mut out = Vec::new();
+        let schedule = self.schedule;
+        self.contacts.maybe_sweep(now_ms);
+        for line in self.forced.values_mut() {
+            line.promote(now_ms);
+        }
+        for state in self.pools.values_mut().flat_map(|p| p.values_mut()) {
+            state.line.promote(now_ms);
+        }
+
+        // Forced messages first: only their number can send them.
+        let forced_numbers: Vec<String> = self.forced.keys().cloned().collect();
+        for number in forced_numbers {
+            let Some(slot) = self.numbers.get(&number) else { continue };
+            if !slot.info.online || slot.current.is_some() || !slot.hours_open(now_ms) {
+                continue;
+            }
+            let view = View::new(slot, &schedule, now_ms);
+            let mut line = self.forced.remove(&number).expect("listed");
+            let ids = [number.clone()];
+            out.extend(self.scan(&mut line, &ids, now_ms, rng, |d, entry, _| {
+                d.forced_verdict(entry, &view, now_ms)
+            }));
+            if !line.is_empty() {
+                self.forced.insert(number, line);
+            }
+        }
+
+        // Then the pools: each pool's ready numbers, gathered once.
+        let mut ready: BTreeMap<(String, String), Vec<View>> = BTreeMap::new();
+        for slot in self.numbers.values() {
+            let info = &slot.info;
+            if slot.current.is_some()
+                || slot.ready_at_ms > now_ms
+                || !self.takes_pool_work(slot)
+                || !slot.hours_open(now_ms)
+            {
+                continue;
+            }
+            let view = View::new(slot, &schedule, now_ms);
+            if view.caps_earliest_ms == i64::MAX {
+                continue;
+            }
+            ready.entry((info.tenant_id.clone(), info.pool.clone())).or_default().push(view);
+        }
+        for ((tenant, pool), views) in ready {
+            let Some(state) = self.pools.get_mut(&tenant).and_then(|p| p.get_mut(&pool)) else {
+                continue;
+            };
+            let mut line = std::mem::take(&mut state.line);
+            let policy = state.policy;
+            let mut rotation = std::mem::take(&mut state.rotation);
+            let mut free: Vec<bool> = vec![true; views.len()];
+            let ids: Vec<String> = views.iter().map(|v| v.id.clone()).collect();
+            // Messages alike for every number that found none wait until one is handed out.
+            let mut waiting_alike: HashSet<(i64, i64, bool)> = HashSet::new();
+            out.extend(self.scan(&mut line, &ids, now_ms, rng, |d, entry, rng| {
+                if entry.expired(now_ms) {
+                    return Verdict::Skip;
+                }
+                let floor = entry.floor_ms();
+                let key = d
+                    .contacts
+                    .first_contacts_of(&entry.msg)
+                    .same_for_all()
+                    .map(|fc| (floor, d.pace_earliest(&entry.msg, floor), fc));
+                if key.is_some_and(|k| waiting_alike.contains(&k)) {
+                    return Verdict::Wait;
+                }
+                let verdict =
+                    d.pool_verdict(entry, &views, &free, policy, &mut rotation, now_ms, rng);
+                match verdict {
+                    Verdict::Take(k, _) => {
+                        free[k] = false;
+                        waiting_alike.clear();
+                    }
+                    Verdict::Wait => waiting_alike.extend(key),
+                    Verdict::Skip => {}
+                }
+                verdict
+            }));
+            let state = self.pools.get_mut(&tenant).and_then(|p| p.get_mut(&pool)).expect("kept");
+            state.line = line;
+            state.rotation = rotation;
+        }
+        out
+    }
+
+    /// Walks a queue's messages in order, asking `verdict` about each, and hands out at once
+    /// those it gives a number (so the next verdicts see their sends), until [`LOOKAHEAD`]
+    /// messages were left in place, every number (`ids`) got one, or the queue ends.
+    fn scan<R: Rng>(
+        &mut self,
+        line: &mut Line,
+        ids: &[String],
+        now_ms: i64,
+        rng: &mut R,
+        mut verdict: impl FnMut(&Self, &Entry, &mut R) -> Verdict,
+    ) -> Vec<Assignment> {
+        let mut out = Vec::new();
+        let mut waiting: HashSet<String> = HashSet::new();
+        let (mut i, mut left) = (0, 0);
+        while i < line.ready.len() && left < LOOKAHEAD && out.len() < ids.len() {
+            let entry = &line.ready[i];
+            let contact = entry.msg.contact.as_deref();
+            let held_back = contact.is_some_and(|c| waiting.contains(c));
+            let v = if held_back { Verdict::Wait } else { verdict(self, entry, rng) };
+            match v {
+                Verdict::Take(k, choice) => {
+                    let entry = line.ready.remove(i).expect("in range");
+                    out.push(self.start(&ids[k], entry, choice, now_ms, rng));
+                }
+                Verdict::Wait => {
+                    if let Some(c) = contact {
+                        waiting.insert(c.to_string());
+                    }
+                    i += 1;
+                    left += 1;
+                }
+                Verdict::Skip => {
+                    i += 1;
+                    left += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// The earliest a message may start as far as its contact's pace goes (its shortest
+    /// typing taken off, as for the caps).
+    fn pace_earliest(&self, msg: &QueuedMessage, floor_ms: i64) -> i64 {
+        let Some(contact) = msg.contact.as_deref() else { return i64::MIN };
+        let per_hour = self.pool_policy(&msg.tenant_id, &msg.pool).per_contact_per_hour;
+        let at = self.contacts.pace_earliest(&msg.tenant_id, contact, per_hour);
+        if at == i64::MIN {
+            at
+        } else {
+            at.saturating_sub(floor_ms)
+        }
+    }
+
+    fn forced_verdict(&self, entry: &Entry, view: &View, now_ms: i64) -> Verdict {
+        if entry.expired(now_ms) {
+            return Verdict::Skip;
+        }
+        let floor = entry.floor_ms();
+        let fc = self.contacts.first_contact(&entry.msg, &view.id);
+        match view.start_ms(floor, self.pace_earliest(&entry.msg, floor), fc) {
+            Some(t) if view.can_start_now(t, now_ms) => Verdict::Take(0, Choice::Forced),
+            _ => Verdict::Wait,
+        }
+    }
+
+    /// The number a pool message must go to, when its contact sticks to one that is online
+    /// and in rotation in its pool.
+    fn sticky_number<'a>(&'a self, msg: &'a QueuedMessage, policy: PoolPolicy) -> Option<&'a str> {
+        if !policy.sticky {
+            return None;
+        }
+        let contact = msg.contact.as_deref()?;
+        let number = self
+            .contacts
+            .sticky_in(&msg.tenant_id, contact, &msg.pool)
+            .or(msg.sticky_to.as_deref())?;
+        let slot = self.numbers.get(number)?;
+        let i = &slot.info;
+        let here = i.tenant_id == msg.tenant_id && i.pool == msg.pool;
+        (here && i.online && self.takes_pool_work(slot)).then_some(number)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn pool_verdict(
+        &self,
+        entry: &Entry,
+        views: &[View],
+        free: &[bool],
+        policy: PoolPolicy,
+        rotation: &mut RotationState,
+        now_ms: i64,
+        rng: &mut impl Rng,
+    ) -> Verdict {
+        if entry.expired(now_ms) {
+            return Verdict::Skip;
+        }
+        let msg = &entry.msg;
+        let floor = entry.floor_ms();
+        let earliest = self.pace_earliest(msg, floor);
+        if earliest > now_ms {
+            return Verdict::Wait;
+        }
+        let firsts = self.contacts.first_contacts_of(msg);
+        let can = |k: usize| {
+            let v = &views[k];
+            let fc = firsts.is_first(&v.id);
+            free[k] && v.start_ms(floor, earliest, fc).is_some_and(|t| v.can_start_now(t, now_ms))
+        };
+        if let Some(sticky) = self.sticky_number(msg, policy) {
+            return match views.iter().position(|v| v.id == sticky) {
+                Some(k) if can(k) => Verdict::Take(k, Choice::Sticky),
+                _ => Verdict::Wait,
+            };
+        }
+        let mut eligible: Vec<usize> = (0..views.len()).filter(|&k| can(k)).collect();
+        let mut choice = Choice::Rotation;
+        if policy.prefer_country {
+            if let Some(code) = msg.contact.as_deref().and_then(recipient_code) {
+                let local: Vec<usize> = eligible
+                    .iter()
+                    .copied()
+                    .filter(|&k| views[k].country_code == Some(code))
+                    .collect();
+                if !local.is_empty() && local.len() < eligible.len() {
+                    eligible = local;
+                    choice = Choice::Geo;
+                }
+            }
+        }
+        let candidates: Vec<Candidate> = eligible
+            .iter()
+            .map(|&k| Candidate {
+                key: views[k].id.clone(),
+                warmed: views[k].warmed,
+                health: views[k].health,
+                used: views[k].used,
+            })
+            .collect();
+        match pick(policy.strategy, &candidates, rotation, rng) {
+            Some(c) => Verdict::Take(eligible[c], choice),
+            None => Verdict::Wait,
+        }
+    }
+
+    /// Hands `entry` to `number`: draws the typing time (and the pre-delay of a first
+    /// contact), starts a re-warm when the number was idle, and records the send at the
+    /// earliest moment it can happen.
+    fn start(
+        &mut self,
+        number: &str,
+        entry: Entry,
+        choice: Choice,
+        now_ms: i64,
+        rng: &mut impl Rng,
+    ) -> Assignment {
+        let first_contact = self.contacts.first_contact(&entry.msg, number);
+        let slot = self.numbers.get_mut(number).expect("a ready number exists");
+        let pre_delay = if first_contact { gap_ms(&slot.info.limits, rng) } else { 0 };
+        let typing = typing_ms(entry.msg.text_chars, rng);
+        let send_at = now_ms.saturating_add(pre_delay as i64).saturating_add(typing as i64);
+        let rewarm_started = self.schedule.starts_rewarm(slot.last_send_ms, now_ms).then(|| {
+            slot.rewarm_from_ms = Some(now_ms);
+            now_ms
+        });
+        slot.log.record(send_at);
+        if first_contact {
+            slot.first_contacts.record(send_at);
+        }
+        slot.note_send(send_at);
+        let msg = &entry.msg;
+        let contact = msg.contact.as_ref().map(|c| {
+            self.contacts.record_send(&msg.tenant_id, c, send_at);
+            let pool = &slot.info.pool;
+            let handed = self.contacts.handed(&msg.tenant_id, c, pool, number);
+            (msg.tenant_id.clone(), c.clone(), handed)
+        });
+        slot.current = Some(Current {
+            message_id: msg.id.clone(),
+            send_at_ms: send_at,
+            first_contact,
+            contact,
+        });
+        if let Some(at) = msg.expires_at_ms {
+            self.expiries.remove(&(at, msg.id.clone()));
+        }
+        self.places.insert(msg.id.clone(), Place::InFlight(number.to_string()));
+        let assignment = Assignment {
+            message_id: msg.id.clone(),
+            number_id: number.to_string(),
+            typing_ms: typing,
+            choice,
+            first_contact,
+            pre_delay_ms: pre_delay,
+            rewarm_started,
+        };
+        self.in_flight.insert(msg.id.clone(), entry);
+        assignment
+    }
+
+    /// The send of `number_id` is over (pre-delay, typing, send and `paused` done; whether it
+    /// succeeded or failed for good): the number is free again after a gap, which is drawn,
+    /// applied and returned. Its send is counted at `now_ms` from now on.
     pub fn finished(&mut self, number_id: &str, now_ms: i64, rng: &mut impl Rng) -> u64 {
         let Some(slot) = self.numbers.get_mut(number_id) else {
             // Removed while sending: forget what it was sending.
-            let places = &mut self.places;
-            self.in_flight.retain(|id, _| {
-                let ours = places.get(id) == Some(&Place::InFlight(number_id.to_string()));
-                if ours {
-                    places.remove(id);
+            let ours: Vec<String> = self
+                .places
+                .iter()
+                .filter(|(_, p)| **p == Place::InFlight(number_id.to_string()))
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in ours {
+                self.places.remove(&id);
+                if let Some(entry) = self.in_flight.remove(&id) {
+                    self.leave_contact(&entry.msg);
                 }
-                !ours
-            });
+            }
             return 0;
         };
-        if let Some(message_id) = slot.current.take() {
-            self.in_flight.remove(&message_id);
-            self.places.remove(&message_id);
-            slot.log.settle_newest(now_ms);
+        if let Some(cur) = slot.current.take() {
+            slot.log.settle(cur.send_at_ms, now_ms);
+            if cur.first_contact {
+                slot.first_contacts.settle(cur.send_at_ms, now_ms);
+            }
+            slot.note_send(now_ms);
+            if let Some((tenant, contact, _)) = &cur.contact {
+                self.contacts.settle_send(tenant, contact, cur.send_at_ms, now_ms);
+            }
+            self.places.remove(&cur.message_id);
+            if let Some(entry) = self.in_flight.remove(&cur.message_id) {
+                self.leave_contact(&entry.msg);
+            }
         }
+        let slot = self.numbers.get_mut(number_id).expect("still there");
         let gap = gap_ms(&slot.info.limits, rng);
         slot.ready_at_ms = now_ms.saturating_add(gap as i64);
         gap
@@ -415,13 +880,48 @@ impl Dispatcher {
         };
         if let Some(Place::InFlight(number)) = self.places.remove(&entry.msg.id) {
             if let Some(slot) = self.numbers.get_mut(&number) {
-                if slot.current.as_deref() == Some(entry.msg.id.as_str()) {
-                    slot.current = None;
-                    slot.log.settle_newest(now_ms);
+                if slot.current.as_ref().is_some_and(|c| c.message_id == entry.msg.id) {
+                    let cur = slot.current.take().expect("checked");
+                    slot.log.settle(cur.send_at_ms, now_ms);
+                    if cur.first_contact {
+                        slot.first_contacts.settle(cur.send_at_ms, now_ms);
+                    }
+                    if let Some((tenant, contact, _)) = &cur.contact {
+                        self.contacts.settle_send(tenant, contact, cur.send_at_ms, now_ms);
+                    }
                 }
             }
         }
-        self.add(entry)
+        self.add(entry, false)
+    }
+
+    /// Ends an assignment whose send did not happen and will not (the recipient is not on
+    /// WhatsApp): the number is free again at once, with no gap, and neither the send nor the
+    /// first contact counts against any cap (nor against the contact's pace); the contact does
+    /// not stick to the number. The message leaves the dispatcher (the caller fails it). A
+    /// re-warm the assignment started stays. False when the message is not being sent.
+    pub fn abandon(&mut self, assignment: &Assignment, now_ms: i64) -> bool {
+        let _ = now_ms;
+        let Some(entry) = self.in_flight.remove(&assignment.message_id) else {
+            return false;
+        };
+        if let Some(Place::InFlight(number)) = self.places.remove(&entry.msg.id) {
+            if let Some(slot) = self.numbers.get_mut(&number) {
+                if slot.current.as_ref().is_some_and(|c| c.message_id == entry.msg.id) {
+                    let cur = slot.current.take().expect("checked");
+                    slot.log.remove_one(cur.send_at_ms);
+                    if cur.first_contact {
+                        slot.first_contacts.remove_one(cur.send_at_ms);
+                    }
+                    if let Some((tenant, contact, handed)) = cur.contact {
+                        self.contacts.unrecord_send(&tenant, &contact, cur.send_at_ms);
+                        self.contacts.unhand(&tenant, &contact, &number, handed);
+                    }
+                }
+            }
+        }
+        self.leave_contact(&entry.msg);
+        true
     }
 
     /// Records a send that happened outside this dispatcher (for example before a restart, read
@@ -430,46 +930,177 @@ impl Dispatcher {
         match self.numbers.get_mut(number_id) {
             Some(slot) => {
                 slot.log.record(at_ms);
+                slot.note_send(at_ms);
                 true
             }
             None => false,
         }
     }
 
-    /// When to poll next: the earliest time at which a number that has work (forced messages,
-    /// or a pool queue while in rotation) could take it, if nothing else changes. `Some(now)`
-    /// when a poll could assign something right away; `None` when nothing is queued, or no
-    /// number that could take what is queued is online and idle (then only an outside event —
-    /// a finished send, a number connecting, a new message — can change that).
+    /// Records a first contact the number made outside this dispatcher (history replayed after
+    /// a restart) so that its first-contact cap counts it. Record the send itself with
+    /// [`Dispatcher::record_send`]. False for an unknown number.
+    pub fn record_first_contact(&mut self, number_id: &str, at_ms: i64) -> bool {
+        match self.numbers.get_mut(number_id) {
+            Some(slot) => {
+                slot.first_contacts.record(at_ms);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records a send to a contact made outside this dispatcher (history replayed after a
+    /// restart) so that the per-contact pace counts it. Replay the contact's last inbound
+    /// message afterwards with [`Dispatcher::contact_replied`].
+    pub fn record_contact_send(&mut self, tenant_id: &str, contact: &str, at_ms: i64) {
+        self.contacts.record_send(tenant_id, contact, at_ms);
+    }
+
+    /// When to poll next: the earliest time at which a number could take a message (forced
+    /// to it, or of its pool's queue while in rotation), a scheduled message is due, or a
+    /// queued message expires, if nothing else changes. `Some(now)` when a poll could assign
+    /// something right away, or when a message is due or expired (call
+    /// [`Dispatcher::take_expired`] and [`Dispatcher::poll`]); `None` when nothing is queued,
+    /// or no number that could take what is queued is online and idle (then only an outside
+    /// event — a finished send, a number connecting, a new message — can change that).
     ///
-    /// It wakes a capped warming number at the start of its next warming day, when its cap
-    /// grows.
+    /// It wakes a capped warming (or re-warming) number at the start of its next day, when its
+    /// cap grows, and a number outside its active hours when they open.
     pub fn next_wakeup_ms(&self, now_ms: i64) -> Option<i64> {
         let mut best: Option<i64> = None;
-        for (id, slot) in &self.numbers {
+        let mut consider = |t: i64| {
+            let t = t.max(now_ms);
+            best = Some(best.map_or(t, |b: i64| b.min(t)));
+        };
+        if let Some(((at, _), _)) = self.expiries.first_key_value() {
+            consider(*at);
+        }
+        let pools = self.pools.values().flat_map(|p| p.values());
+        for line in pools.map(|p| &p.line).chain(self.forced.values()) {
+            if let Some(at) = line.next_due_ms() {
+                consider(at);
+            }
+        }
+
+        // Per number: the earliest it could start one of the messages a poll would look at.
+        let schedule = &self.schedule;
+        for (number, line) in &self.forced {
+            let Some(slot) = self.numbers.get(number) else { continue };
             if !slot.info.online || slot.current.is_some() {
                 continue;
             }
-            let forced_head = self.forced.get(id).and_then(|q| q.front());
-            let Some(head) = forced_head.or_else(|| self.pool_head_for(slot)) else {
+            let view = View::new(slot, schedule, now_ms);
+            let mut min = None;
+            self.walk(line, now_ms, |entry| {
+                if entry.expired(now_ms) {
+                    return None;
+                }
+                let floor = entry.floor_ms();
+                let fc = self.contacts.first_contact(&entry.msg, number);
+                let t = view.start_ms(floor, self.pace_earliest(&entry.msg, floor), fc);
+                let m: &mut i64 = min.get_or_insert(i64::MAX);
+                *m = (*m).min(t.unwrap_or(i64::MAX));
+                Some(t.is_some_and(|t| view.can_start_now(t, now_ms)))
+            });
+            if let Some(at) = min.and_then(|t| self.wake_of(slot, t, now_ms)) {
+                consider(at);
+            }
+        }
+        let mut by_pool: BTreeMap<(&str, &str), Vec<View>> = BTreeMap::new();
+        for slot in self.numbers.values() {
+            if slot.current.is_some() || !self.takes_pool_work(slot) {
                 continue;
-            };
-            let mut at = slot.cap_start_ms(&self.schedule, now_ms, head).unwrap_or(i64::MAX);
-            if at > now_ms {
-                let i = &slot.info;
-                if let Some(change) =
-                    WarmingSchedule::next_change_ms(i.warming_days, i.first_connected_at_ms, now_ms)
-                {
-                    at = at.min(change);
+            }
+            let i = &slot.info;
+            let view = View::new(slot, schedule, now_ms);
+            by_pool.entry((&i.tenant_id, &i.pool)).or_default().push(view);
+        }
+        for ((tenant, pool), views) in &by_pool {
+            let Some(state) = self.pool(tenant, pool) else { continue };
+            let policy = state.policy;
+            let mut mins: Vec<Option<i64>> = vec![None; views.len()];
+            // Messages alike for every number (same shortest typing and pace, no sticky
+            // number, first contact for all or for none) give the same answers: asked once.
+            let mut alike: HashMap<(i64, i64, bool), bool> = HashMap::new();
+            self.walk(&state.line, now_ms, |entry| {
+                if entry.expired(now_ms) {
+                    return None;
+                }
+                let msg = &entry.msg;
+                let floor = entry.floor_ms();
+                let earliest = self.pace_earliest(msg, floor);
+                let firsts = self.contacts.first_contacts_of(msg);
+                let key = firsts.same_for_all().map(|fc| (floor, earliest, fc));
+                if let Some(seen) = key.and_then(|k| alike.get(&k)) {
+                    return Some(*seen);
+                }
+                let sticky = self.sticky_number(msg, policy);
+                let mut now_possible = false;
+                for (k, v) in views.iter().enumerate() {
+                    if sticky.is_some_and(|s| s != v.id) {
+                        continue;
+                    }
+                    let t = v.start_ms(floor, earliest, firsts.is_first(&v.id));
+                    now_possible |= t.is_some_and(|t| v.can_start_now(t, now_ms));
+                    let m = mins[k].get_or_insert(i64::MAX);
+                    *m = (*m).min(t.unwrap_or(i64::MAX));
+                }
+                if let Some(k) = key {
+                    alike.insert(k, now_possible);
+                }
+                Some(now_possible)
+            });
+            for (v, min) in views.iter().zip(mins) {
+                let slot = &self.numbers[&v.id];
+                if let Some(at) = min.and_then(|t| self.wake_of(slot, t, now_ms)) {
+                    consider(at);
                 }
             }
-            if at == i64::MAX {
-                continue;
-            }
-            let at = at.max(slot.ready_at_ms).max(now_ms);
-            best = Some(best.map_or(at, |b| b.min(at)));
         }
         best
+    }
+
+    /// When to wake for a number that could start a message at `t` at the earliest (gap and
+    /// caps; `i64::MAX`: not under its current caps): the first instant from then inside its
+    /// active hours, or sooner the next start of a warming or re-warming day, when its caps
+    /// grow. `None`: never by itself.
+    fn wake_of(&self, slot: &Slot, t: i64, now_ms: i64) -> Option<i64> {
+        let mut at = if t == i64::MAX {
+            i64::MAX
+        } else {
+            let t = t.max(now_ms);
+            match slot.info.active_hours.as_ref() {
+                Some(w) => w.next_open_ms(t).unwrap_or(i64::MAX),
+                None => t,
+            }
+        };
+        if at > now_ms {
+            if let Some(change) = slot.next_cap_change_ms(&self.schedule, now_ms) {
+                at = at.min(change.max(slot.ready_at_ms));
+            }
+        }
+        (at != i64::MAX).then_some(at)
+    }
+
+    /// Walks the messages of a queue a poll would look at, in order: `f` answers whether the
+    /// message could go now (`None`: it is skipped without holding back its contact), and
+    /// stops at [`LOOKAHEAD`] messages that could not, as a poll does. Later messages to a
+    /// contact whose earlier one cannot go now are not asked about.
+    fn walk(&self, line: &Line, now_ms: i64, mut f: impl FnMut(&Entry) -> Option<bool>) {
+        let _ = now_ms;
+        let mut waiting: HashSet<&str> = HashSet::new();
+        for entry in line.ready.iter().take(LOOKAHEAD) {
+            let contact = entry.msg.contact.as_deref();
+            if contact.is_some_and(|c| waiting.contains(c)) {
+                continue;
+            }
+            if f(entry) == Some(false) {
+                if let Some(c) = contact {
+                    waiting.insert(c);
+                }
+            }
+        }
     }
 
     /// True when the pool has a number that is online and in rotation, whether or not it is
@@ -484,9 +1115,10 @@ impl Dispatcher {
         })
     }
 
-    /// Messages waiting in the pool's queue (not counting those forced to a number).
+    /// Messages waiting in the pool's queue, scheduled ones included (not counting those forced
+    /// to a number).
     pub fn queue_depth(&self, tenant_id: &str, pool: &str) -> usize {
-        self.pool(tenant_id, pool).map_or(0, |p| p.queue.len())
+        self.pool(tenant_id, pool).map_or(0, |p| p.line.len())
     }
 
     /// Messages forced to this number and still queued.
@@ -502,7 +1134,9 @@ impl Dispatcher {
     /// What the dispatcher knows about a number at `now_ms`; `None` for an unknown number.
     pub fn number_stats(&self, number_id: &str, now_ms: i64) -> Option<NumberStats> {
         let slot = self.numbers.get(number_id)?;
-        let caps = slot.caps(&self.schedule, now_ms);
+        let s = &self.schedule;
+        let caps = slot.caps(s, now_ms);
+        let new_contacts_cap = slot.new_contacts_cap(s, now_ms);
         Some(NumberStats {
             busy: slot.current.is_some(),
             ready_at_ms: slot.ready_at_ms,
@@ -513,19 +1147,59 @@ impl Dispatcher {
             sent_last_hour: slot.log.count_in_window(now_ms, HOUR_MS),
             sent_last_day: slot.log.count_in_window(now_ms, DAY_MS),
             forced_queued: self.forced.get(number_id).map_or(0, |q| q.len()),
+            new_contacts_cap,
+            new_contacts_last_day: slot.first_contacts.count_in_window(now_ms, DAY_MS),
+            rewarming: s.is_rewarming(slot.rewarm_from_ms, now_ms),
+            rewarm_until_ms: s
+                .rewarm_until_ms(slot.rewarm_from_ms)
+                .filter(|_| s.is_rewarming(slot.rewarm_from_ms, now_ms)),
+            resting: self.resting(slot, now_ms),
         })
     }
 
-    /// The head of the number's pool queue, if the number may take pool messages: in rotation,
-    /// and with some health when the pool weighs by health (a pick never lands on health 0, so
-    /// such a number must not count as able to take the message either).
-    fn pool_head_for(&self, slot: &Slot) -> Option<&Entry> {
-        let pool = self.pool(&slot.info.tenant_id, &slot.info.pool)?;
-        let weightless = pool.strategy == Strategy::HealthWeighted && slot.info.health == 0;
-        if !slot.info.in_rotation || weightless {
+    /// Why a number takes nothing now: the first reason that applies, in [`Rest`]'s order.
+    fn resting(&self, slot: &Slot, now_ms: i64) -> Option<Rest> {
+        let s = &self.schedule;
+        let i = &slot.info;
+        if !i.online {
+            return Some(Rest::Offline);
+        }
+        if !slot.hours_open(now_ms) {
+            return Some(Rest::QuietHours);
+        }
+        if !i.in_rotation {
+            return Some(Rest::Health);
+        }
+        if slot.current.is_some() {
             return None;
         }
-        pool.queue.front()
+        if slot.ready_at_ms > now_ms {
+            return Some(Rest::Gap);
+        }
+        if slot.log.earliest_allowed_ms(&slot.caps(s, now_ms)) > now_ms {
+            let full = Caps::effective(&i.limits, i.limits.per_day);
+            if slot.log.earliest_allowed_ms(&full) > now_ms {
+                return Some(Rest::Cap);
+            }
+            let rewarm_lower = slot.rewarm_day_cap(s, now_ms) < slot.warming_day_cap(s, now_ms);
+            return Some(if rewarm_lower { Rest::Rewarming } else { Rest::Warming });
+        }
+        let fc_cap = slot.new_contacts_cap(s, now_ms);
+        if slot.first_contacts.earliest_within(DAY_MS, fc_cap) > now_ms {
+            return Some(Rest::FirstContactCap);
+        }
+        None
+    }
+
+    /// Whether the number may take its pool's messages: online, in rotation, and with some
+    /// health when the pool weighs by health (a pick never lands on health 0, so such a number
+    /// must not count as able to take a message either).
+    fn takes_pool_work(&self, slot: &Slot) -> bool {
+        let i = &slot.info;
+        let weightless = self.pool_policy(&i.tenant_id, &i.pool).strategy
+            == Strategy::HealthWeighted
+            && i.health == 0;
+        i.online && i.in_rotation && !weightless
     }
 
     fn pool(&self, tenant_id: &str, pool: &str) -> Option<&PoolState> {
@@ -537,45 +1211,48 @@ impl Dispatcher {
     }
 
     /// Puts an entry in its queue at its place in line, unless its id is already known.
-    fn add(&mut self, entry: Entry) -> bool {
+    /// `fresh`: new to the dispatcher (not a requeue), so its contact gains a pending message.
+    fn add(&mut self, entry: Entry, fresh: bool) -> bool {
         if self.places.contains_key(&entry.msg.id) {
             return false;
         }
-        self.places.insert(entry.msg.id.clone(), Place::Queued);
-        let queue = match &entry.msg.forced_instance {
-            Some(number) => self.forced.entry(number.clone()).or_default(),
-            None => {
-                let (tenant, pool) = (entry.msg.tenant_id.clone(), entry.msg.pool.clone());
-                &mut self.pool_mut(&tenant, &pool).queue
+        let msg = &entry.msg;
+        self.places.insert(msg.id.clone(), Place::Queued);
+        if let Some(at) = msg.expires_at_ms {
+            self.expiries.insert((at, msg.id.clone()), LineKey::of(msg));
+        }
+        if fresh {
+            if let Some(c) = &msg.contact {
+                self.contacts.pending_add(&msg.tenant_id, c);
             }
+        }
+        let line = match LineKey::of(msg) {
+            LineKey::Forced(number) => self.forced.entry(number).or_default(),
+            LineKey::Pool(tenant, pool) => &mut self.pool_mut(&tenant, &pool).line,
         };
-        insert_sorted(queue, entry);
+        line.insert(entry);
         true
+    }
+
+    /// A queued message leaves the dispatcher (removed, taken, expired).
+    fn leave(&mut self, msg: &QueuedMessage) {
+        self.places.remove(&msg.id);
+        if let Some(at) = msg.expires_at_ms {
+            self.expiries.remove(&(at, msg.id.clone()));
+        }
+        self.leave_contact(msg);
+    }
+
+    fn leave_contact(&mut self, msg: &QueuedMessage) {
+        if let Some(c) = &msg.contact {
+            self.contacts.pending_sub(&msg.tenant_id, c);
+        }
     }
 }
 
-/// Hands `entry` to the number of `slot`: draws the typing time and records the send at the
-/// earliest moment it can happen.
-fn start(
-    slot: &mut Slot,
-    entry: Entry,
-    now_ms: i64,
-    rng: &mut impl Rng,
-    in_flight: &mut HashMap<String, Entry>,
-    places: &mut HashMap<String, Place>,
-) -> Assignment {
-    let typing = typing_ms(entry.msg.text_chars, rng);
-    slot.log.record(now_ms.saturating_add(typing as i64));
-    slot.current = Some(entry.msg.id.clone());
-    places.insert(entry.msg.id.clone(), Place::InFlight(slot.info.id.clone()));
-    let assignment = Assignment {
-        message_id: entry.msg.id.clone(),
-        number_id: slot.info.id.clone(),
-        typing_ms: typing,
-    };
-    in_flight.insert(entry.msg.id.clone(), entry);
-    assignment
-}
+#[cfg(test)]
+#[path = "rules_tests.rs"]
+mod rules_tests;
 
 #[cfg(test)]
 mod tests {
@@ -599,6 +1276,7 @@ mod tests {
             warming_days: 5,
             // Warmed: connected a month ago. Warming: connected just now (day 1).
             first_connected_at_ms: Some(if warmed { T0 - 30 * DAY_MS } else { T0 }),
+            ..NumberInfo::default()
         }
     }
 
@@ -609,6 +1287,7 @@ mod tests {
             pool: "default".into(),
             forced_instance: None,
             text_chars: 40,
+            ..QueuedMessage::default()
         }
     }
 
@@ -1055,6 +1734,7 @@ mod tests {
             per_day: 150,
             min_gap_ms: 1_000,
             max_gap_ms: 20_000,
+            ..Limits::default()
         };
         // Numbers connected 0..6 days ago, half with tight limits, and some forced traffic.
         let mut numbers = BTreeMap::new();

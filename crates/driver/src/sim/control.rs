@@ -160,3 +160,11 @@ pub struct ContactRequest {
     pub phone: String,
     pub on_whatsapp: bool,
 }
+
+/// `POST /v1/sim/instances/{id}/age`: how many days old the account of the instance's
+/// linked phone is on the network (the reaction model holds young numbers back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgeRequest {
+    pub days: u32,
+}

@@ -2,6 +2,8 @@
 //! tests, demos and benchmarks.
 //!
 //! - [`network`]: [`SimNetwork`], the world (connections, devices, bans, LIDs, outboxes).
+//!   [`reactions`]: how the network reacts to spammy sending (off by default); [`clock`]:
+//!   the time bans, account ages and reactions go by.
 //!   Its parts: `groups`, [`media`] (inbound files held in memory, outgoing files checked),
 //!   and the checks of what comes in (`inbound`) and goes out ([`outbox`]); `unacked`, the
 //!   messages handed to a number that it has not acknowledged (delivered again at its login).
@@ -16,6 +18,7 @@
 //! Shared by several gateway nodes: run [`serve`] in one process and give each node
 //! `SimDriver::remote(url)`.
 
+pub mod clock;
 mod commit;
 pub mod control;
 pub mod driver;
@@ -24,6 +27,9 @@ mod inbound;
 pub mod media;
 pub mod network;
 pub mod outbox;
+pub mod reactions;
+#[cfg(test)]
+mod reactions_tests;
 pub mod service;
 pub mod transport;
 mod unacked;
@@ -35,15 +41,17 @@ mod rich_tests;
 #[cfg(test)]
 mod tests;
 
+pub use clock::{NetClock, TokioClock, WallClock};
 pub use control::{
-    ContactRequest, CreateGroupRequest, CreateGroupResult, DropRequest, InboundContactSpec,
-    InboundMediaSpec, InboundReactionSpec, InboundResult, InboundSpec, RestrictRequest,
-    ScanRequest, ScanResult,
+    AgeRequest, ContactRequest, CreateGroupRequest, CreateGroupResult, DropRequest,
+    InboundContactSpec, InboundMediaSpec, InboundReactionSpec, InboundResult, InboundSpec,
+    RestrictRequest, ScanRequest, ScanResult,
 };
 pub use driver::{SimDriver, SESSION_KEY};
 pub use media::MAX_INBOUND_MEDIA_BYTES;
 pub use network::{SessionBlob, SimConfig, SimNetwork};
 pub use outbox::{OutboxEntry, OutboxMedia, OutboxMessage, OutboxPage, OutboxReaction};
+pub use reactions::{AbsentRule, FirstContactRule, IdenticalRule, Reactions};
 pub use service::{router, serve};
 pub use transport::{
     ErrorBody, ErrorDetail, MediaStream, NetEvent, RemoteSimNet, SimError, SimNet,

@@ -21,19 +21,22 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use super::clock::{NetClock, WallClock};
 use super::control::{
-    ContactRequest, CreateGroupRequest, CreateGroupResult, DropRequest, InboundResult, InboundSpec,
-    RestrictRequest, ScanRequest, ScanResult,
+    AgeRequest, ContactRequest, CreateGroupRequest, CreateGroupResult, DropRequest, InboundResult,
+    InboundSpec, RestrictRequest, ScanRequest, ScanResult,
 };
 use super::groups::{Groups, NewGroup};
 use super::inbound::{self, Prepared};
 use super::media::{self, MediaBytes, MediaStore, SyntheticHashes};
 use super::outbox::{check_outgoing, OutboxEntry, OutboxMessage};
+use super::reactions::{Ledger, Penalty, Reactions};
 use super::transport::{MediaStream, NetEvent, OnDropStream, SimError, SimNet};
 use super::unacked::Unacked;
 use crate::{
     ChatState, ContactStatus, DropKind, GroupInfo, GroupParticipant, GroupSummary, InboundContent,
-    InboundMedia, InboundMessage, OutgoingMessage, PairCode, ReceiptStatus, SendAck,
+    InboundMedia, InboundMessage, OutgoingContent, OutgoingMessage, PairCode, ReceiptStatus,
+    SendAck,
 };
 
 /// Timing of the simulated network.
@@ -111,6 +114,8 @@ const OUTBOX_CAP: usize = 100_000;
 pub struct SimNetwork {
     config: SimConfig,
     state: Arc<Mutex<State>>,
+    /// What bans, account ages and the reaction model go by.
+    clock: Arc<dyn NetClock>,
     /// Outside `state`: hashing a made-up file takes a while and must not hold the lock.
     synthetic: SyntheticHashes,
 }
@@ -148,6 +153,9 @@ struct State {
     /// Inbound messages handed to each number and not acknowledged yet (delivered again at
     /// its next login).
     unacked: Unacked,
+    /// The reaction model's settings (off by default) and what it remembers of each account.
+    reactions: Reactions,
+    ledger: Ledger,
 }
 
 struct Device {
@@ -305,12 +313,12 @@ impl State {
         self.lid_owners.get(lid.user()).cloned()
     }
 
-    fn active_ban(&self, phone: &Phone) -> Option<&Ban> {
-        self.bans.get(phone).filter(|b| b.expires_at > Utc::now())
+    fn active_ban(&self, phone: &Phone, now: DateTime<Utc>) -> Option<&Ban> {
+        self.bans.get(phone).filter(|b| b.expires_at > now)
     }
 
     /// Why a presented session may not log in, as the event that says so.
-    fn refuse(&self, blob: &SessionBlob) -> Option<NetEvent> {
+    fn refuse(&self, blob: &SessionBlob, now: DateTime<Utc>) -> Option<NetEvent> {
         let logged_out = |detail: &str| NetEvent::Disconnected {
             kind: DropKind::LoggedOut,
             detail: detail.to_string(),
@@ -323,8 +331,32 @@ impl State {
                 return Some(logged_out("the session belongs to another number"));
             }
         }
-        self.active_ban(&blob.phone)
+        self.active_ban(&blob.phone, now)
             .map(|ban| NetEvent::Disconnected { kind: ban.refusal(), detail: ban.detail() })
+    }
+
+    /// The reaction model bans the account: the message that earned it went out, then the
+    /// connection drops as it does at a ban.
+    fn punish(&mut self, instance_id: &str, phone: Phone, penalty: Penalty) {
+        let (ban, kind, rule) = match penalty {
+            Penalty::TemporaryBan { until, rule } => (
+                Ban { code: BAN_CODE, expires_at: until, temporary: true },
+                DropKind::TemporarilyBanned { until },
+                rule,
+            ),
+            Penalty::Ban { rule } => (
+                Ban { code: BAN_CODE, expires_at: DateTime::<Utc>::MAX_UTC, temporary: false },
+                DropKind::Banned,
+                rule,
+            ),
+        };
+        let what = if ban.temporary { ban.detail() } else { format!("banned (code {BAN_CODE})") };
+        let detail = format!("{what} (reaction model: {rule})");
+        tracing::info!(instance_id, phone = %phone, %detail, "simnet reaction: banned");
+        self.bans.insert(phone, ban);
+        if let Some(conn) = self.conns.remove(instance_id) {
+            conn.emit(NetEvent::Disconnected { kind, detail });
+        }
     }
 
     fn connected(&self, instance_id: &str) -> Result<(&Conn, &String, &Phone), SimError> {
@@ -370,11 +402,35 @@ impl State {
 
 impl SimNetwork {
     pub fn new(config: SimConfig) -> Self {
+        Self::with_clock(config, Arc::new(WallClock))
+    }
+
+    /// A network whose bans, account ages and reactions go by `clock` (e.g. a
+    /// [`TokioClock`](super::clock::TokioClock) on a paused runtime).
+    pub fn with_clock(config: SimConfig, clock: Arc<dyn NetClock>) -> Self {
         Self {
             config,
             state: Arc::new(Mutex::new(State::default())),
+            clock,
             synthetic: SyntheticHashes::default(),
         }
+    }
+
+    /// Turns the reaction model on or off and sets its rules (docs/sending.md).
+    pub fn set_reactions(&self, reactions: Reactions) -> Result<(), SimError> {
+        reactions.validate().map_err(SimError::InvalidRequest)?;
+        lock(&self.state).reactions = reactions;
+        Ok(())
+    }
+
+    /// The reaction model's settings.
+    pub fn reactions(&self) -> Reactions {
+        lock(&self.state).reactions.clone()
+    }
+
+    /// How old the account of a phone is on this network; `None` when it never saw it.
+    pub fn account_age(&self, phone: &Phone) -> Option<chrono::TimeDelta> {
+        lock(&self.state).ledger.age(phone, self.clock.now())
     }
 
     pub fn config(&self) -> SimConfig {
@@ -417,7 +473,7 @@ impl SimNetwork {
         }
         match session {
             Some(blob) => {
-                if let Some(refusal) = st.refuse(&blob) {
+                if let Some(refusal) = st.refuse(&blob, self.clock.now()) {
                     // Not registered: dropping `tx` ends the stream after this event.
                     let _ = tx.send(refusal);
                 } else {
@@ -427,6 +483,7 @@ impl SimNetwork {
                         .insert(blob.device_token.clone(), Device { phone: blob.phone.clone() });
                     st.linked.insert(instance_id.to_string(), blob.device_token.clone());
                     st.adopt_lid(&blob.phone, &blob.lid);
+                    st.ledger.seen(&blob.phone, self.clock.now());
                     let _ = tx.send(NetEvent::Connected);
                     // What the number never acknowledged comes again, as WhatsApp's offline
                     // queue does at a login.
@@ -488,10 +545,25 @@ impl SimNetwork {
                     .into(),
             });
         }
+        let now = self.clock.now();
+        // The reaction model knows people by phone when the network does.
+        let to = match msg.to.is_lid().then(|| st.phone_for_lid(&msg.to)).flatten() {
+            Some(p) => p.jid(),
+            None => msg.to.to_non_device(),
+        };
+        let State { reactions, ledger, .. } = &mut *st;
+        if let Some(message) = ledger.first_contact_refusal(reactions, &phone, &to, now) {
+            return Err(SimError::Refused { code: Some(crate::REACH_OUT_RESTRICTED), message });
+        }
+        let absent = to.phone().is_some_and(|p| st.absent.contains(&p));
+        let text = match &msg.content {
+            OutgoingContent::Text { text } => Some(text.clone()),
+            _ => None,
+        };
         let me = phone.jid();
         let at = Utc::now();
         let id = msg.id.clone();
-        st.sent_ids.entry(phone).or_default().insert(id.clone(), at);
+        st.sent_ids.entry(phone.clone()).or_default().insert(id.clone(), at);
         if msg.to.is_group() {
             st.groups.touch(&msg.to, [me]);
         }
@@ -499,6 +571,10 @@ impl SimNetwork {
         // Every simulated phone is online: the message is delivered at once.
         if let Ok((conn, _, _)) = st.connected(instance_id) {
             conn.emit(NetEvent::Receipt { id: id.clone(), status: ReceiptStatus::Delivered });
+        }
+        let State { reactions, ledger, .. } = &mut *st;
+        if let Some(penalty) = ledger.sent(reactions, &phone, &to, text.as_deref(), absent, now) {
+            st.punish(instance_id, phone, penalty);
         }
         Ok(SendAck { id, at })
     }
@@ -532,7 +608,8 @@ impl SimNetwork {
             .collect::<Result<Vec<_>, _>>()?;
 
         let mut st = lock(&self.state);
-        let me = st.connected(instance_id)?.2.jid();
+        let my_phone = st.connected(instance_id)?.2.clone();
+        let me = my_phone.jid();
         // A LID sender stays a LID; its phone is known only if the network has seen it.
         let as_lid = spec.as_lid || from.is_lid();
         let (phone, lid) = match from.phone() {
@@ -544,6 +621,7 @@ impl SimNetwork {
         };
         let phone_jid = phone.as_ref().map(Phone::jid);
         let contact = phone_jid.clone().unwrap_or_else(|| lid.clone());
+        st.ledger.received(&my_phone, &contact, self.clock.now());
         st.contacts.entry(instance_id.to_string()).or_default().insert(contact);
         let (sender, sender_alt) = match (&phone_jid, as_lid) {
             (Some(pj), false) => (pj.clone(), None),
@@ -793,7 +871,10 @@ impl SimNet for SimNetwork {
         st.linked.insert(instance_id.to_string(), token.clone());
         // A new device starts with an empty queue, as on WhatsApp.
         st.unacked.forget(instance_id);
-        let ban = st.active_ban(&phone).map(|ban| (ban.refusal(), ban.detail()));
+        // Pairing creates the account on the network (its age counts from here).
+        let now = self.clock.now();
+        st.ledger.seen(&phone, now);
+        let ban = st.active_ban(&phone, now).map(|ban| (ban.refusal(), ban.detail()));
         let blob = SessionBlob {
             device_token: token.clone(),
             phone: phone.clone(),
@@ -830,7 +911,12 @@ impl SimNet for SimNetwork {
                 "the device was unlinked".to_string()
             }
             DropKind::Banned => {
-                let ban = Ban { code: BAN_CODE, expires_at: utc_after(BAN_FOR), temporary: false };
+                let expires_at = self
+                    .clock
+                    .now()
+                    .checked_add_signed(TimeDelta::from_std(BAN_FOR).unwrap_or(TimeDelta::MAX))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                let ban = Ban { code: BAN_CODE, expires_at, temporary: false };
                 let detail = ban.detail();
                 st.bans.insert(phone, ban);
                 detail
@@ -887,6 +973,29 @@ impl SimNet for SimNetwork {
         let new = NewGroup::parse(&req)?;
         let jid = lock(&self.state).groups.create(new);
         Ok(CreateGroupResult { jid })
+    }
+
+    async fn get_reactions(&self) -> Result<Reactions, SimError> {
+        Ok(self.reactions())
+    }
+
+    async fn put_reactions(&self, reactions: Reactions) -> Result<(), SimError> {
+        self.set_reactions(reactions)
+    }
+
+    async fn set_age(&self, instance_id: &str, req: AgeRequest) -> Result<(), SimError> {
+        let mut st = lock(&self.state);
+        let phone = match st.connected(instance_id) {
+            Ok((_, _, phone)) => phone.clone(),
+            Err(_) => st
+                .linked
+                .get(instance_id)
+                .and_then(|token| st.devices.get(token))
+                .map(|d| d.phone.clone())
+                .ok_or(SimError::NotConnected)?,
+        };
+        st.ledger.set_age(&phone, req.days, self.clock.now());
+        Ok(())
     }
 
     async fn set_contact(&self, req: ContactRequest) -> Result<(), SimError> {

@@ -22,11 +22,13 @@ use futures::stream::{self, BoxStream, Stream, StreamExt};
 use tokio::sync::watch;
 
 use super::control::{
-    ContactRequest, CreateGroupRequest, DropRequest, InboundSpec, RestrictRequest, ScanRequest,
+    AgeRequest, ContactRequest, CreateGroupRequest, DropRequest, InboundSpec, RestrictRequest,
+    ScanRequest,
 };
 use super::media;
 use super::network::SimNetwork;
 use super::outbox::OutboxPage;
+use super::reactions::Reactions;
 use super::transport::{
     AckRequest, AttachRequest, ChatStateRequest, CheckContactsRequest, DetachQuery, NetEvent,
     PairCodeRequest, ReadRequest, SimError, SimNet, UnackedPage, GENERATION_HEADER,
@@ -106,6 +108,8 @@ fn build_router(net: Arc<SimNetwork>, shutdown: watch::Receiver<bool>) -> Router
         .route("/v1/sim/instances/{id}/restrict", post(restrict))
         .route("/v1/sim/groups", post(create_group))
         .route("/v1/sim/contacts", post(set_contact))
+        .route("/v1/sim/reactions", get(get_reactions).put(put_reactions))
+        .route("/v1/sim/instances/{id}/age", post(set_age))
         .fallback(not_found)
         .with_state(AppState { net, shutdown })
 }
@@ -349,6 +353,27 @@ async fn create_group(
     json: Result<Json<CreateGroupRequest>, JsonRejection>,
 ) -> Result<Response, SimError> {
     Ok(Json(app.net.create_group(body(json)?).await?).into_response())
+}
+
+async fn get_reactions(State(app): State<AppState>) -> Result<Response, SimError> {
+    Ok(Json(app.net.get_reactions().await?).into_response())
+}
+
+async fn put_reactions(
+    State(app): State<AppState>,
+    json: Result<Json<Reactions>, JsonRejection>,
+) -> Result<StatusCode, SimError> {
+    app.net.put_reactions(body(json)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_age(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    json: Result<Json<AgeRequest>, JsonRejection>,
+) -> Result<StatusCode, SimError> {
+    app.net.set_age(&id, body(json)?).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn set_contact(

@@ -300,6 +300,15 @@ async fn a_reconnect_keeps_backing_off_while_the_network_is_unreachable() {
         async fn set_contact(&self, _: ContactRequest) -> Result<(), SimError> {
             Err(SimError::Unavailable("down".into()))
         }
+        async fn get_reactions(&self) -> Result<Reactions, SimError> {
+            Err(SimError::Unavailable("down".into()))
+        }
+        async fn put_reactions(&self, _: Reactions) -> Result<(), SimError> {
+            Err(SimError::Unavailable("down".into()))
+        }
+        async fn set_age(&self, _: &str, _: AgeRequest) -> Result<(), SimError> {
+            Err(SimError::Unavailable("down".into()))
+        }
         async fn chat_state(&self, _: &str, _: &Jid, _: ChatState) -> Result<(), SimError> {
             Err(SimError::Unavailable("down".into()))
         }

@@ -20,11 +20,12 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::control::{
-    ContactRequest, CreateGroupRequest, CreateGroupResult, DropRequest, InboundResult, InboundSpec,
-    RestrictRequest, ScanRequest, ScanResult,
+    AgeRequest, ContactRequest, CreateGroupRequest, CreateGroupResult, DropRequest, InboundResult,
+    InboundSpec, RestrictRequest, ScanRequest, ScanResult,
 };
 use super::network::SessionBlob;
 use super::outbox::{OutboxEntry, OutboxPage};
+use super::reactions::Reactions;
 use crate::{
     ChatState, ContactStatus, DropKind, GroupInfo, GroupSummary, InboundMessage, OutgoingMessage,
     PairCode, SendAck,
@@ -233,6 +234,12 @@ pub trait SimNet: Send + Sync {
     async fn create_group(&self, req: CreateGroupRequest) -> Result<CreateGroupResult, SimError>;
     /// Control: whether a phone has WhatsApp (every phone has until marked otherwise).
     async fn set_contact(&self, req: ContactRequest) -> Result<(), SimError>;
+    /// Control: the reaction model's settings (off unless set).
+    async fn get_reactions(&self) -> Result<Reactions, SimError>;
+    /// Control: turns the reaction model on or off and sets its rules.
+    async fn put_reactions(&self, reactions: Reactions) -> Result<(), SimError>;
+    /// Control: how many days old the account of the instance's linked phone is.
+    async fn set_age(&self, instance_id: &str, req: AgeRequest) -> Result<(), SimError>;
 }
 
 /// A stream that runs a callback when dropped, told whether the stream had ended by itself.
@@ -631,6 +638,21 @@ impl SimNet for RemoteSimNet {
 
     async fn set_contact(&self, req: ContactRequest) -> Result<(), SimError> {
         let url = self.url(&["v1", "sim", "contacts"]);
+        self.call_empty(self.client.post(url).json(&req)).await
+    }
+
+    async fn get_reactions(&self) -> Result<Reactions, SimError> {
+        let url = self.url(&["v1", "sim", "reactions"]);
+        self.call(self.client.get(url)).await
+    }
+
+    async fn put_reactions(&self, reactions: Reactions) -> Result<(), SimError> {
+        let url = self.url(&["v1", "sim", "reactions"]);
+        self.call_empty(self.client.put(url).json(&reactions)).await
+    }
+
+    async fn set_age(&self, instance_id: &str, req: AgeRequest) -> Result<(), SimError> {
+        let url = self.instance_url("sim", instance_id, "age");
         self.call_empty(self.client.post(url).json(&req)).await
     }
 }

@@ -51,6 +51,8 @@ pub struct Receipt {
     pub forced_instance: Option<String>,
     pub to: Jid,
     pub created_at: DateTime<Utc>,
+    pub send_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Receipt {
@@ -60,6 +62,8 @@ impl Receipt {
             forced_instance: m.forced.then(|| m.instance_id.clone()).flatten(),
             to: m.to.clone(),
             created_at: m.created_at,
+            send_at: m.send_at,
+            expires_at: m.expires_at,
         }
     }
 }

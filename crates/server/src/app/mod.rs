@@ -23,7 +23,7 @@ pub mod webhooks;
 
 use std::sync::Arc;
 
-use bzapper_store::{ContactCheckStore, Store};
+use bzapper_store::Store;
 
 pub use error::{AppError, AppResult};
 
@@ -42,7 +42,7 @@ pub struct App {
     pub messages: messages::Messages,
     pub instances: instances::Instances,
     pub live: live::LiveNumbers,
-    pub contacts: contacts::ContactChecker,
+    pub contacts: Arc<contacts::ContactChecker>,
     pub campaigns: campaigns::CampaignUseCases,
     pub webhooks: webhooks::WebhookUseCases,
     pub tenants: tenants::Tenants,
@@ -64,7 +64,8 @@ pub struct App {
 /// What the use cases are built from: the runtime and services start-up built.
 pub struct Parts {
     pub store: Arc<dyn Store>,
-    pub contact_checks: Arc<dyn ContactCheckStore>,
+    /// The contact checker, shared with the scheduler's first-contact pre-check.
+    pub contacts: Arc<contacts::ContactChecker>,
     pub supervisor: Arc<Supervisor>,
     pub scheduler: Arc<Scheduler>,
     pub recorder: Arc<Recorder>,
@@ -99,7 +100,7 @@ impl App {
                 q,
             ),
             live: live::LiveNumbers::new(store.clone(), p.supervisor.clone(), p.media.clone()),
-            contacts: contacts::ContactChecker::new(p.contact_checks.clone()),
+            contacts: p.contacts.clone(),
             campaigns: campaigns::CampaignUseCases::new(store.clone(), p.campaigns.clone(), q),
             webhooks: webhooks::WebhookUseCases::new(store.clone(), p.webhooks.clone(), q),
             tenants: tenants::Tenants::new(

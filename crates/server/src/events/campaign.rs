@@ -18,7 +18,7 @@ pub struct CampaignSnapshot {
 }
 
 /// Where a campaign's recipients are. `recipients` = `pending` + `queued` + `sending` +
-/// `sent` + `delivered` + `read` + `failed` + `skipped` + `canceled`.
+/// `sent` + `delivered` + `read` + `failed` + `expired` + `skipped` + `canceled`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Totals {
     pub recipients: u64,
@@ -35,8 +35,10 @@ pub struct Totals {
     pub read: u64,
     /// The send failed (including queued messages failed by a cancel).
     pub failed: u64,
-    /// Left out before sending: not on WhatsApp, where the driver can tell (none yet: no
-    /// driver checks contacts so far).
+    /// Not sent within the recipient's `ttl_seconds`.
+    pub expired: u64,
+    /// Left out before sending: found not to be on WhatsApp before a first contact
+    /// (their messages show `failed` with `not_on_whatsapp`).
     pub skipped: u64,
     /// Never queued because the campaign was canceled first.
     pub canceled: u64,

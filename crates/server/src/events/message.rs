@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::model::ids::{InstanceId, MessageId};
 
 /// `message.status`: an accepted message moved on (`queued`, `sending`, `sent`,
-/// `delivered`, `read`, `failed`).
+/// `delivered`, `read`, `failed`, `expired`).
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct MessageStatusChanged {
     #[schema(value_type = String)]
@@ -17,7 +17,8 @@ pub struct MessageStatusChanged {
     /// The number carrying it; `null` while no number has it.
     #[schema(value_type = Option<String>)]
     pub instance_id: Option<InstanceId>,
-    /// Why it failed; absent unless it did.
+    /// Why it failed (`not_on_whatsapp` for a recipient not on WhatsApp); absent unless it
+    /// did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

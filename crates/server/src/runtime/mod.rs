@@ -1,9 +1,11 @@
 //! The gateway's long-running parts: the send [`scheduler`], the instance [`supervisor`] and
 //! its [`inbound`] path, the cluster's [`leases`], [`alerts`], [`webhooks`] (both durable
-//! senders built on [`delivery`]) and the [`campaigns`] runner.
+//! senders built on [`delivery`]), the [`campaigns`] runner and the paced, cached
+//! [`contact_checks`] (the API's and the send path's first-contact pre-check).
 
 pub mod alerts;
 pub mod campaigns;
+pub mod contact_checks;
 pub mod delivery;
 pub mod inbound;
 pub mod leases;

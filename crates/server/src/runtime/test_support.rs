@@ -122,11 +122,15 @@ impl Rig {
         let scheduler = Scheduler::new(SchedulerParts {
             store: dyn_store.clone(),
             recorder: recorder.clone(),
-            warming: WarmingSchedule { first_day_cap: 20 },
+            warming: WarmingSchedule { first_day_cap: 20, ..WarmingSchedule::default() },
             threshold: DEFAULT_THRESHOLD,
             media: Arc::new(media.unwrap()),
             cluster: None,
             queue_window: window,
+            contacts: Arc::new(crate::runtime::contact_checks::ContactChecker::new(
+                dyn_store.clone(),
+            )),
+            first_contact_check: true,
             rewarm: crate::runtime::scheduler::Rewarm {
                 after: Duration::from_secs(72 * 3600),
                 days: 2,
@@ -337,5 +341,8 @@ pub(crate) fn text_message(tenant_id: &str, to: &str, text: &str) -> MessageReco
         sent_at: None,
         campaign_id: None,
         content: None,
+        send_at: None,
+        expires_at: None,
+        chosen_by: None,
     }
 }

@@ -135,6 +135,9 @@ pub struct Config {
     pub webhook_retry: bzapper_core::retry::RetryPolicy,
     /// Health score below which a number leaves rotation.
     pub health_threshold: u8,
+    /// Before a number's first message to a 1:1 contact, check (cached) that the contact is on
+    /// WhatsApp; one who is not fails with `not_on_whatsapp`, nothing sent.
+    pub first_contact_check: bool,
     /// The real driver's websocket URL; `None` is WhatsApp's own (tests point it elsewhere).
     pub wa_url: Option<String>,
     /// The WhatsApp Web version the real driver announces; `None` fetches the current one.
@@ -206,6 +209,11 @@ pub struct TestHooks {
     /// The time of day campaign schedule windows go by; `None` is the wall clock (tests set
     /// a [`crate::runtime::campaigns::FakeClock`]).
     pub campaign_clock: Option<Arc<dyn crate::runtime::campaigns::Clock>>,
+    /// The in-process simulated network's reaction model (`--sim-reactions`; off by default).
+    pub sim_reactions: bzapper_driver::sim::Reactions,
+    /// What the in-process simulated network's bans, account ages and reactions go by; `None`
+    /// is the wall clock (a benchmark on a paused runtime sets a `TokioClock`).
+    pub sim_clock: Option<Arc<dyn bzapper_driver::sim::NetClock>>,
 }
 
 impl Default for TestHooks {
@@ -214,6 +222,8 @@ impl Default for TestHooks {
             sim_qr_first: Duration::from_secs(DEFAULT_SIM_QR_FIRST_SECS),
             sim_qr_next: Duration::from_secs(DEFAULT_SIM_QR_NEXT_SECS),
             campaign_clock: None,
+            sim_reactions: bzapper_driver::sim::Reactions::default(),
+            sim_clock: None,
         }
     }
 }
@@ -234,6 +244,7 @@ impl Config {
             event_retention: Duration::from_secs(DEFAULT_EVENT_RETENTION_HOURS * HOUR),
             webhook_retry: bzapper_core::retry::RetryPolicy::default(),
             health_threshold: DEFAULT_HEALTH_THRESHOLD,
+            first_contact_check: true,
             wa_url: None,
             wa_version: None,
             node_id: None,

@@ -13,7 +13,7 @@ use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use bzapper_core::sending::WarmingSchedule;
-use bzapper_driver::sim::{SimConfig, SimDriver, SimNetwork};
+use bzapper_driver::sim::{Reactions, SimConfig, SimDriver, SimNetwork, WallClock};
 use bzapper_driver::whatsapp::{WhatsAppDriver, WhatsAppOptions};
 use bzapper_driver::Driver;
 use bzapper_store::{
@@ -86,11 +86,16 @@ impl Application {
                 sim = Some(Arc::new(control));
             }
             DriverKind::Sim => {
-                let net = Arc::new(SimNetwork::new(SimConfig {
+                let sim_config = SimConfig {
                     qr_first: config.test_hooks.sim_qr_first,
                     qr_next: config.test_hooks.sim_qr_next,
                     ..SimConfig::default()
-                }));
+                };
+                let clock =
+                    config.test_hooks.sim_clock.clone().unwrap_or_else(|| Arc::new(WallClock));
+                let net = Arc::new(SimNetwork::with_clock(sim_config, clock));
+                net.set_reactions(config.test_hooks.sim_reactions.clone())
+                    .map_err(|e| anyhow::anyhow!("--sim-reactions: {e}"))?;
                 let d = SimDriver::local(net);
                 sim = Some(Arc::new(SimNetControl(d.control())));
                 driver = Arc::new(d);
@@ -175,14 +180,21 @@ impl Application {
         .context("opening the media store")?;
         let dyn_store: Arc<dyn Store> = store.as_dyn();
         let recorder = Recorder::new(dyn_store.clone(), cluster.clone());
+        let contacts =
+            Arc::new(crate::runtime::contact_checks::ContactChecker::new(store.contact_checks()));
         let scheduler = Scheduler::new(SchedulerParts {
             store: dyn_store.clone(),
             recorder: recorder.clone(),
-            warming: WarmingSchedule { first_day_cap: config.warming_first_day_cap },
+            warming: WarmingSchedule {
+                first_day_cap: config.warming_first_day_cap,
+                ..WarmingSchedule::default()
+            },
             threshold: config.health_threshold,
             media: media.clone(),
             cluster: cluster.clone(),
             queue_window: config::DEFAULT_QUEUE_WINDOW,
+            contacts: contacts.clone(),
+            first_contact_check: config.first_contact_check,
             rewarm: crate::runtime::scheduler::Rewarm {
                 after: config.rewarm_after,
                 days: config.rewarm_days,
@@ -236,7 +248,10 @@ impl Application {
         let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let campaigns = crate::runtime::campaigns::spawn(
             config.test_hooks.campaign_clock.clone().unwrap_or_else(|| Arc::new(SystemClock)),
-            WarmingSchedule { first_day_cap: config.warming_first_day_cap },
+            WarmingSchedule {
+                first_day_cap: config.warming_first_day_cap,
+                ..WarmingSchedule::default()
+            },
             dyn_store.clone(),
             recorder.clone(),
             scheduler.clone(),
@@ -245,7 +260,7 @@ impl Application {
         );
         let app = crate::app::App::new(crate::app::Parts {
             store: dyn_store,
-            contact_checks: store.contact_checks(),
+            contacts,
             supervisor: supervisor.clone(),
             scheduler,
             recorder,
@@ -476,10 +491,13 @@ fn make_sqlite_private(url: &str) -> anyhow::Result<()> {
 pub async fn serve_simnet(
     listen: SocketAddr,
     config: SimConfig,
+    reactions: Reactions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let net = Arc::new(SimNetwork::new(config));
+    net.set_reactions(reactions).map_err(|e| anyhow::anyhow!("--reactions: {e}"))?;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     println!("bZapper simnet listening on http://{}", listener.local_addr()?);
-    bzapper_driver::sim::serve(listener, Arc::new(SimNetwork::new(config)), shutdown).await?;
+    bzapper_driver::sim::serve(listener, net, shutdown).await?;
     Ok(())
 }

@@ -14,8 +14,18 @@ use sqlx::{ConnectOptions, Connection};
 
 use crate::helpers::{config, event_log, id, TestApp};
 
-const BUCKETS: [&str; 9] =
-    ["pending", "queued", "sending", "sent", "delivered", "read", "failed", "skipped", "canceled"];
+const BUCKETS: [&str; 10] = [
+    "pending",
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "read",
+    "failed",
+    "expired",
+    "skipped",
+    "canceled",
+];
 
 /// Every recipient is in exactly one bucket.
 fn assert_adds_up(v: &Value) {

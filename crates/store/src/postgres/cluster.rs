@@ -285,13 +285,14 @@ impl ClusterStore for PgStore {
             "UPDATE messages SET claimed_by = $1 WHERE id IN ( \
                 SELECT m.id FROM messages m \
                 WHERE m.status IN ('queued', 'sending') \
+                AND (m.status = 'sending' OR m.send_at IS NULL OR m.queue_at <= bz_now_ms()) \
                 AND (m.claimed_by IS NULL OR m.claimed_by NOT IN ({LIVE_NODES}$2)) \
                 AND ( \
                     ((m.forced OR m.status = 'sending') AND m.instance_id = ANY($3)) \
                     OR (NOT m.forced AND m.status = 'queued' \
                         AND (m.tenant_id, m.pool) IN (SELECT * FROM UNNEST($4::text[], $5::text[]))) \
                 ) \
-                ORDER BY m.created_at, m.id LIMIT $6 FOR UPDATE OF m SKIP LOCKED) \
+                ORDER BY m.queue_at, m.id LIMIT $6 FOR UPDATE OF m SKIP LOCKED) \
              RETURNING {MESSAGE_COLUMNS}"
         ))
         .bind(node_id)
@@ -304,14 +305,15 @@ impl ClusterStore for PgStore {
         .await
         .map_err(db)?;
         let mut out = rows.iter().map(message_from_row::<Postgres>).collect::<Result<Vec<_>>>()?;
-        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        out.sort_by(|a, b| (a.queue_at(), &a.id).cmp(&(b.queue_at(), &b.id)));
         Ok(out)
     }
 
     async fn claim_message(&self, id: &str, node_id: &str) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE messages SET claimed_by = $2 WHERE id = $1 AND claimed_by IS NULL \
-             AND status IN ('queued', 'sending')",
+             AND status IN ('queued', 'sending') \
+             AND (send_at IS NULL OR queue_at <= bz_now_ms())",
         )
         .bind(id)
         .bind(node_id)

@@ -318,3 +318,28 @@ async fn every_node_hears_appends_and_signals() {
 async fn next(rx: &mut tokio::sync::mpsc::Receiver<Signal>) -> Signal {
     tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap()
 }
+
+#[tokio::test]
+async fn a_send_scheduled_for_later_is_claimed_only_once_due_and_in_due_order() {
+    let Some(n) = two_nodes().await else { return };
+    let t0 = crate::now_millis();
+    let mut later = message("m-later", "t1", None);
+    later.created_at = t0 - chrono::Duration::seconds(10);
+    later.send_at = Some(t0 + chrono::Duration::hours(1));
+    let mut due = message("m-due", "t1", None);
+    due.created_at = t0;
+    let mut was_scheduled = message("m-was", "t1", None);
+    was_scheduled.created_at = t0 - chrono::Duration::minutes(10);
+    was_scheduled.send_at = Some(t0 - chrono::Duration::seconds(1));
+    for m in [&later, &due, &was_scheduled] {
+        n.a.insert_message(m).await.unwrap();
+    }
+    assert!(!n.a.claim_message("m-later", "A").await.unwrap(), "not before its time");
+    let pools = [("t1".to_string(), "default".to_string())];
+    let claimed = n.b.claim_messages("B", TTL, &[], &pools, 10).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        ["m-was", "m-due"],
+        "due ones, by when they fell due"
+    );
+}

@@ -12,7 +12,7 @@ use crate::{
 
 const COLUMNS: &str = "id, tenant_id, name, template, pool, schedule_json, status, recipients, \
      next_index, skipped, created_at, updated_at, ended_at, idempotency_key";
-/// Most recipients in one `INSERT` (4 parameters each; SQLite allows 32,766 per statement).
+/// Most recipients in one `INSERT` (6 parameters each; SQLite allows 32,766 per statement).
 const RECIPIENTS_PER_INSERT: usize = 1000;
 
 fn count_u32(v: i64, what: &str, id: &str) -> Result<u32> {
@@ -58,6 +58,10 @@ fn recipient_from_row<DB: Backend>(campaign_id: &str, row: &DB::Row) -> Result<C
         index: count_u32(index, "recipient index", campaign_id)?,
         to: jid_col(DB::col(row, "to_jid")?, "to_jid")?,
         fields,
+        send_at: super::opt_ts(DB::col(row, "send_at")?)?,
+        ttl_seconds: DB::col::<Option<i64>>(row, "ttl_seconds")?
+            .map(|t| count_u32(t, "ttl_seconds", campaign_id))
+            .transpose()?,
     })
 }
 
@@ -114,12 +118,19 @@ impl<DB: Backend> CampaignStore for SqlStore<DB> {
             recipients.chunks(RECIPIENTS_PER_INSERT).zip(fields.chunks(RECIPIENTS_PER_INSERT))
         {
             let sql = format!(
-                "INSERT INTO campaign_recipients (campaign_id, idx, to_jid, fields_json) VALUES {}",
-                values::<DB>(chunk.len(), 4)
+                "INSERT INTO campaign_recipients \
+                 (campaign_id, idx, to_jid, fields_json, send_at, ttl_seconds) VALUES {}",
+                values::<DB>(chunk.len(), 6)
             );
             let mut query = q::<DB>(&sql);
             for (r, f) in chunk.iter().zip(fields) {
-                query = query.bind(&c.id).bind(i64::from(r.index)).bind(r.to.to_string()).bind(f);
+                query = query
+                    .bind(&c.id)
+                    .bind(i64::from(r.index))
+                    .bind(r.to.to_string())
+                    .bind(f)
+                    .bind(r.send_at.map(to_millis))
+                    .bind(r.ttl_seconds.map(i64::from));
             }
             query
                 .write(&mut tx, |_| format!("campaign {}: two recipients share an index", c.id))
@@ -183,7 +194,7 @@ impl<DB: Backend> CampaignStore for SqlStore<DB> {
         limit: u32,
     ) -> Result<Vec<CampaignRecipient>> {
         let rows = q::<DB>(
-            "SELECT idx, to_jid, fields_json FROM campaign_recipients \
+            "SELECT idx, to_jid, fields_json, send_at, ttl_seconds FROM campaign_recipients \
              WHERE campaign_id = $1 AND idx >= $2 ORDER BY idx LIMIT $3",
         )
         .bind(campaign_id)
@@ -214,8 +225,12 @@ impl<DB: Backend> CampaignStore for SqlStore<DB> {
 
     async fn campaign_message_counts(&self, campaign_id: &str) -> Result<Vec<CampaignCount>> {
         let rows = q::<DB>(
-            "SELECT instance_id, status, COUNT(*) AS n FROM messages WHERE campaign_id = $1 \
-             GROUP BY instance_id, status",
+            "SELECT instance_id, status, \
+             CAST(CASE WHEN status = 'failed' AND error = 'not_on_whatsapp' THEN 1 ELSE 0 END \
+                 AS BIGINT) AS skipped, \
+             COUNT(*) AS n FROM messages WHERE campaign_id = $1 \
+             GROUP BY instance_id, status, \
+             CASE WHEN status = 'failed' AND error = 'not_on_whatsapp' THEN 1 ELSE 0 END",
         )
         .bind(campaign_id)
         .fetch_all(&mut *self.conn().await?)
@@ -231,6 +246,7 @@ impl<DB: Backend> CampaignStore for SqlStore<DB> {
                 Ok(CampaignCount {
                     instance_id: DB::col(r, "instance_id")?,
                     status,
+                    skipped: DB::col::<i64>(r, "skipped")? == 1,
                     count: count(DB::col(r, "n")?),
                 })
             })

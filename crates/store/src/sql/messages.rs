@@ -9,13 +9,13 @@ use chrono::{DateTime, Utc};
 use super::{count, jid_col, json_err, opt_ts, q, ts, values, Backend, SqlStore};
 use crate::time::to_millis;
 use crate::{
-    LidStore, MessageFilter, MessageRecord, MessageStatus, MessageStore, MessageUpdate, QueueKey,
-    QueuePosition, QueuedRef, Result, StoreError,
+    ExpiredRef, LidStore, MessageFilter, MessageRecord, MessageStatus, MessageStore, MessageUpdate,
+    QueueKey, QueuePosition, QueuedRef, Result, StoreError,
 };
 
 pub(crate) const MESSAGE_COLUMNS: &str = "id, tenant_id, wa_id, instance_id, forced, pool, \
      to_jid, body, mentions_json, menu_json, status, error, idempotency_key, created_at, \
-     updated_at, sent_at, campaign_id, content_json";
+     updated_at, sent_at, campaign_id, content_json, send_at, expires_at, queue_at, chosen_by";
 
 pub(crate) fn message_from_row<DB: Backend>(row: &DB::Row) -> Result<MessageRecord> {
     let id: String = DB::col(row, "id")?;
@@ -50,6 +50,9 @@ pub(crate) fn message_from_row<DB: Backend>(row: &DB::Row) -> Result<MessageReco
         sent_at: opt_ts(DB::col(row, "sent_at")?)?,
         campaign_id: DB::col(row, "campaign_id")?,
         content,
+        send_at: opt_ts(DB::col(row, "send_at")?)?,
+        expires_at: opt_ts(DB::col(row, "expires_at")?)?,
+        chosen_by: DB::col(row, "chosen_by")?,
         id,
     })
 }
@@ -66,7 +69,7 @@ pub(crate) async fn insert_messages<DB: Backend>(
         mentions.push(serde_json::to_string(&m.mentions).map_err(json_err)?);
     }
     let sql =
-        format!("INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {}", values::<DB>(ms.len(), 18));
+        format!("INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {}", values::<DB>(ms.len(), 22));
     let mut query = q::<DB>(&sql);
     for (m, mentions) in ms.iter().zip(mentions) {
         query = query
@@ -87,7 +90,11 @@ pub(crate) async fn insert_messages<DB: Backend>(
             .bind(to_millis(m.updated_at))
             .bind(m.sent_at.map(to_millis))
             .bind(&m.campaign_id)
-            .bind(json(&m.content));
+            .bind(json(&m.content))
+            .bind(m.send_at.map(to_millis))
+            .bind(m.expires_at.map(to_millis))
+            .bind(to_millis(m.queue_at()))
+            .bind(&m.chosen_by);
     }
     query.write(c, |_| "a message with this idempotency key".to_string()).await?;
     Ok(())
@@ -187,8 +194,9 @@ impl<DB: Backend> MessageStore for SqlStore<DB> {
         let n = q::<DB>(
             "UPDATE messages SET status = $1, instance_id = $2, error = $3, updated_at = $4, \
              sent_at = CASE WHEN $1 IN ('sent', 'delivered', 'read') \
-                 THEN COALESCE(sent_at, $4) ELSE sent_at END \
-             WHERE id = $5 AND NOT ( \
+                 THEN COALESCE(sent_at, $4) ELSE sent_at END, \
+             chosen_by = CASE WHEN $1 = 'queued' THEN NULL ELSE COALESCE($6, chosen_by) END \
+             WHERE id = $5 AND status <> 'expired' AND NOT ( \
                  status IN ('sent', 'delivered', 'read') AND $1 IN ('sent', 'delivered', 'read') \
                  AND (CASE $1 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 ELSE 3 END) \
                   <= (CASE status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 ELSE 3 END))",
@@ -198,6 +206,7 @@ impl<DB: Backend> MessageStore for SqlStore<DB> {
         .bind(&u.error)
         .bind(to_millis(u.at))
         .bind(id)
+        .bind(&u.chosen_by)
         .execute(&mut *self.conn().await?)
         .await?;
         Ok(n > 0)
@@ -232,6 +241,7 @@ impl<DB: Backend> MessageStore for SqlStore<DB> {
         &self,
         queue: &QueueKey,
         after: Option<&QueuePosition>,
+        due_by: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<QueuedRef>> {
         // Each filter matches an index of the `queue_pages` migration (partial on `status = 'queued'`),
@@ -245,18 +255,20 @@ impl<DB: Backend> MessageStore for SqlStore<DB> {
             }
         };
         let (after_ms, after_id) = match after {
-            Some(p) => (p.created_at_ms, p.id.as_str()),
+            Some(p) => (p.queue_at_ms, p.id.as_str()),
             None => (i64::MIN, ""),
         };
         let n = keys.len();
         let sql = format!(
-            "SELECT id, tenant_id, pool, forced, instance_id, campaign_id, created_at, \
+            "SELECT id, tenant_id, pool, forced, instance_id, campaign_id, queue_at, expires_at, \
              CAST(LENGTH(body) AS BIGINT) AS text_chars FROM messages \
-             WHERE status = 'queued' AND {filter} AND (created_at, id) > (${}, ${}) \
-             ORDER BY created_at, id LIMIT ${}",
+             WHERE status = 'queued' AND {filter} AND (queue_at, id) > (${}, ${}) \
+             AND (send_at IS NULL OR queue_at <= ${}) \
+             ORDER BY queue_at, id LIMIT ${}",
             n + 1,
             n + 2,
-            n + 3
+            n + 3,
+            n + 4
         );
         let mut query = q::<DB>(&sql);
         for k in keys {
@@ -265,6 +277,7 @@ impl<DB: Backend> MessageStore for SqlStore<DB> {
         let rows = query
             .bind(after_ms)
             .bind(after_id)
+            .bind(to_millis(due_by))
             .bind(i64::from(limit))
             .fetch_all(&mut *self.conn().await?)
             .await?;
@@ -279,14 +292,75 @@ impl<DB: Backend> MessageStore for SqlStore<DB> {
                     instance_id: DB::col(r, "instance_id")?,
                     campaign_id: DB::col(r, "campaign_id")?,
                     position: QueuePosition {
-                        created_at_ms: DB::col(r, "created_at")?,
+                        queue_at_ms: DB::col(r, "queue_at")?,
                         id: id.clone(),
                     },
                     text_chars: u32::try_from(chars).unwrap_or(u32::MAX),
+                    expires_at_ms: DB::col(r, "expires_at")?,
                     id,
                 })
             })
             .collect()
+    }
+
+    async fn scheduled_queues(
+        &self,
+        after: DateTime<Utc>,
+    ) -> Result<Vec<(QueueKey, DateTime<Utc>)>> {
+        let rows = q::<DB>(
+            "SELECT tenant_id, pool, forced, instance_id, MIN(queue_at) AS due FROM messages \
+             WHERE status = 'queued' AND send_at IS NOT NULL AND queue_at > $1 \
+             GROUP BY tenant_id, pool, forced, instance_id",
+        )
+        .bind(to_millis(after))
+        .fetch_all(&mut *self.conn().await?)
+        .await?;
+        let mut earliest: std::collections::BTreeMap<QueueKey, i64> = Default::default();
+        for r in &rows {
+            let forced: bool = DB::col(r, "forced")?;
+            let instance_id: Option<String> = DB::col(r, "instance_id")?;
+            let key = match (forced, instance_id) {
+                (true, Some(instance_id)) => QueueKey::Forced { instance_id },
+                _ => QueueKey::Pool {
+                    tenant_id: DB::col(r, "tenant_id")?,
+                    pool: DB::col(r, "pool")?,
+                },
+            };
+            let due: i64 = DB::col(r, "due")?;
+            let e = earliest.entry(key).or_insert(due);
+            *e = (*e).min(due);
+        }
+        earliest.into_iter().map(|(k, at)| Ok((k, ts(at)?))).collect()
+    }
+
+    async fn expire_due(&self, now: DateTime<Utc>) -> Result<Vec<ExpiredRef>> {
+        let rows = q::<DB>(
+            "UPDATE messages SET status = 'expired', updated_at = $1, chosen_by = NULL \
+             WHERE status = 'queued' AND expires_at IS NOT NULL AND expires_at <= $1 \
+             RETURNING id, tenant_id, instance_id",
+        )
+        .bind(to_millis(now))
+        .fetch_all(&mut *self.conn().await?)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ExpiredRef {
+                    id: DB::col(r, "id")?,
+                    tenant_id: DB::col(r, "tenant_id")?,
+                    instance_id: DB::col(r, "instance_id")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn next_expiry(&self) -> Result<Option<DateTime<Utc>>> {
+        let at: Option<i64> = q::<DB>(
+            "SELECT MIN(expires_at) FROM messages \
+             WHERE status = 'queued' AND expires_at IS NOT NULL",
+        )
+        .scalar(&mut *self.conn().await?)
+        .await?;
+        at.map(ts).transpose()
     }
 
     async fn queued_queues(&self) -> Result<Vec<QueueKey>> {

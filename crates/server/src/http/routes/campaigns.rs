@@ -19,6 +19,7 @@ use crate::app::campaigns::{CampaignReport, Created};
 use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{idempotency_key, Json, Path};
+use crate::http::routes::delivery_options::DeliveryOptions;
 use crate::http::routes::messages::MAX_TEXT_CHARS;
 use crate::http::state::AppState;
 use crate::model::ids::{new_ordered_id, CampaignId};
@@ -54,6 +55,12 @@ pub struct CreateCampaign {
     pub pool: Option<String>,
     /// Send only inside this window (any time when absent).
     pub schedule: Option<ScheduleSpec>,
+    /// Every recipient's `ttl_seconds` unless it gives its own.
+    #[schema(minimum = 1, maximum = 2592000)]
+    pub ttl_seconds: Option<i64>,
+    /// Every recipient's `send_at` unless it gives its own.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub send_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -65,6 +72,12 @@ pub struct RecipientInput {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub fields: BTreeMap<String, serde_json::Value>,
+    /// Not sent within this many seconds after it falls due (1 to 30 days) → `expired`.
+    #[schema(minimum = 1, maximum = 2592000)]
+    pub ttl_seconds: Option<i64>,
+    /// RFC 3339: not sent before this moment (at most a year ahead; a past one means now).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub send_at: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -171,6 +184,9 @@ fn build(
             ),
         ));
     }
+    let accepted_at = now();
+    let defaults =
+        DeliveryOptions::check("", body.ttl_seconds, body.send_at.as_deref(), accepted_at)?;
     let used = template.fields();
     // The id comes first: each recipient's spintax choice is drawn from it, and the text
     // checked here is the very one its message will carry.
@@ -210,7 +226,17 @@ fn build(
                 "the text for recipients[{i}] is longer than {MAX_TEXT_CHARS} characters"
             )));
         }
-        recipients.push(CampaignRecipient { index: i as u32, to, fields });
+        let what = format!("recipients[{i}].");
+        let options =
+            DeliveryOptions::check(&what, r.ttl_seconds, r.send_at.as_deref(), accepted_at)?
+                .or(defaults);
+        recipients.push(CampaignRecipient {
+            index: i as u32,
+            to,
+            fields,
+            send_at: options.send_at,
+            ttl_seconds: options.ttl_seconds,
+        });
     }
     let at = now();
     let campaign = CampaignRecord {

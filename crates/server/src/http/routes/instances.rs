@@ -54,6 +54,7 @@ impl From<LimitsInput> for LimitsPatch {
             per_day: l.per_day,
             min_gap_ms: l.min_gap_ms,
             max_gap_ms: l.max_gap_ms,
+            new_contacts_per_day: None,
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::app::messages::{NewMessage, Pending, Receipt};
 use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{idempotency_key, Json, Path, Query};
+use crate::http::routes::delivery_options::DeliveryOptions;
 use crate::http::routes::message_content::{
     self, ContactInput, LocationInput, MediaInput, ReactionInput, RichInput,
 };
@@ -79,6 +80,13 @@ pub struct SendMessage {
     /// Quote this message: the gateway id (`msg_…`) of a message sent here, or the
     /// `message_id` of a `message.received` event. The number whose chat holds it sends.
     pub reply_to: Option<String>,
+    /// Not sent within this many seconds after it falls due (1 to 2,592,000, i.e. 30 days):
+    /// it becomes `expired` instead, never sent late.
+    #[schema(minimum = 1, maximum = 2592000)]
+    pub ttl_seconds: Option<i64>,
+    /// RFC 3339: not sent before this moment (at most a year ahead; a past moment means now).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub send_at: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -91,12 +99,16 @@ pub struct Accepted {
     /// The normalised recipient JID.
     pub to: String,
     pub created_at: DateTime<Utc>,
+    /// Not sent before this moment; `null` when it may go out at once.
+    pub send_at: Option<DateTime<Utc>>,
+    /// Not sent at or after this moment (`expired` instead); `null` without `ttl_seconds`.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessageView {
     pub id: String,
-    /// `queued`, `sending`, `sent`, `delivered`, `read` or `failed`.
+    /// `queued`, `sending`, `sent`, `delivered`, `read`, `failed` or `expired`.
     pub status: String,
     pub instance_id: Option<String>,
     pub pool: String,
@@ -104,7 +116,15 @@ pub struct MessageView {
     /// The text that goes out (a menu rendered as numbered text).
     pub text: String,
     pub mentions: Vec<String>,
+    /// Why it failed: `not_on_whatsapp` when the recipient was found not to be on WhatsApp
+    /// before a first contact (nothing was sent), otherwise the cause in words.
     pub error: Option<String>,
+    /// Not sent before this moment; `null` when it may go out at once.
+    pub send_at: Option<DateTime<Utc>>,
+    /// Not sent at or after this moment (`expired` instead); `null` without `ttl_seconds`.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Why its number was chosen: `sticky`, `rotation`, `forced` or `geo`; `null` while queued.
+    pub chosen_by: Option<String>,
     /// The WhatsApp message id, fixed when the message was accepted.
     pub whatsapp_id: String,
     pub created_at: DateTime<Utc>,
@@ -137,6 +157,9 @@ fn view(m: &MessageRecord) -> MessageView {
         text: m.body.clone(),
         mentions: m.mentions.clone(),
         error: m.error.clone(),
+        send_at: m.send_at,
+        expires_at: m.expires_at,
+        chosen_by: m.chosen_by.clone(),
         whatsapp_id: m.wa_id.clone(),
         created_at: m.created_at,
         updated_at: m.updated_at,
@@ -157,6 +180,8 @@ fn accepted(r: Receipt) -> Accepted {
         instance_id: r.forced_instance,
         to: r.to.to_string(),
         created_at: r.created_at,
+        send_at: r.send_at,
+        expires_at: r.expires_at,
     }
 }
 
@@ -236,6 +261,7 @@ fn build(
         None => None,
     };
     let at = now();
+    let options = DeliveryOptions::check("", body.ttl_seconds, body.send_at.as_deref(), at)?;
     let rec = MessageRecord {
         id: new_ordered_id("msg"),
         tenant_id: tenant_id.to_string(),
@@ -255,6 +281,9 @@ fn build(
         sent_at: None,
         campaign_id: None,
         content: None,
+        send_at: options.send_at,
+        expires_at: options.expires_at(at),
+        chosen_by: None,
     };
     Ok((rec, pool, checked.content, checked.pending))
 }
@@ -302,7 +331,7 @@ pub async fn get(
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     pub instance_id: Option<String>,
-    /// `queued`, `sending`, `sent`, `delivered`, `read` or `failed`.
+    /// `queued`, `sending`, `sent`, `delivered`, `read`, `failed` or `expired`.
     pub status: Option<String>,
     /// 1 to 500 (default 50).
     pub limit: Option<u32>,

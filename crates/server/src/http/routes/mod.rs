@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod campaigns;
 pub mod cluster;
 pub mod contacts;
+pub mod delivery_options;
 pub mod events;
 pub mod groups;
 pub mod health;
@@ -95,6 +96,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/v1/sim/instances/{id}/restrict", post(sim::restrict))
         .route("/v1/sim/groups", post(sim::create_group))
         .route("/v1/sim/contacts", post(sim::set_contact))
+        .route("/v1/sim/reactions", get(sim::get_reactions).put(sim::put_reactions))
+        .route("/v1/sim/instances/{id}/age", post(sim::set_age))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }

@@ -15,8 +15,8 @@ use axum::http::StatusCode;
 use axum::Json as JsonOut;
 use bzapper_core::{Location, MediaKind, Phone};
 use bzapper_driver::sim::{
-    ContactRequest, CreateGroupRequest, InboundContactSpec, InboundMediaSpec, InboundReactionSpec,
-    InboundSpec, RestrictRequest, SimError, SimNet,
+    AgeRequest, ContactRequest, CreateGroupRequest, InboundContactSpec, InboundMediaSpec,
+    InboundReactionSpec, InboundSpec, Reactions, RestrictRequest, SimError, SimNet,
 };
 use bzapper_driver::DropKind;
 use serde::{Deserialize, Serialize};
@@ -538,5 +538,136 @@ pub async fn set_contact(
     })?;
     let req = ContactRequest { phone: phone.e164(), on_whatsapp: body.on_whatsapp };
     control(&state)?.set_contact(req).await.map_err(control_error)?;
+    Ok(JsonOut(Done { ok: true }))
+}
+
+/// The simulated network's reaction model (docs/sending.md, "The simulated network's reaction
+/// model"). In a `PUT`, a rule left out takes its default and a rule set to `null` is off.
+#[derive(Serialize, ToSchema)]
+pub struct ReactionsBody {
+    /// The model runs at all (off unless switched on).
+    pub enabled: bool,
+    pub first_contacts: Option<FirstContactRuleBody>,
+    pub not_on_whatsapp: Option<AbsentRuleBody>,
+    pub identical_texts: Option<IdenticalRuleBody>,
+}
+
+/// A number younger than `young_days` that starts more than `per_hour` chats with new contacts
+/// within an hour has the next ones refused with error 463.
+#[derive(Serialize, ToSchema)]
+pub struct FirstContactRuleBody {
+    /// Default 7.
+    pub young_days: u32,
+    /// Default 10.
+    #[schema(minimum = 1)]
+    pub per_hour: u32,
+}
+
+/// Messages to phones without WhatsApp: `temporary_ban_after` of them within
+/// `window_seconds` ban the number for `ban_seconds`; `ban_after` over its life, for good.
+#[derive(Serialize, ToSchema)]
+pub struct AbsentRuleBody {
+    /// Default 86400.
+    #[schema(minimum = 1)]
+    pub window_seconds: u64,
+    /// Default 20.
+    #[schema(minimum = 1)]
+    pub temporary_ban_after: u32,
+    /// Default 60.
+    #[schema(minimum = 1)]
+    pub ban_after: u32,
+    /// Default 86400.
+    #[schema(minimum = 1)]
+    pub ban_seconds: u64,
+}
+
+/// One text to `recipients` different people within `window_seconds` bans the number for
+/// `ban_seconds`.
+#[derive(Serialize, ToSchema)]
+pub struct IdenticalRuleBody {
+    /// Default 50.
+    #[schema(minimum = 1)]
+    pub recipients: u32,
+    /// Default 3600.
+    #[schema(minimum = 1)]
+    pub window_seconds: u64,
+    /// Default 86400.
+    #[schema(minimum = 1)]
+    pub ban_seconds: u64,
+}
+
+fn reactions_view(r: &Reactions) -> ApiResult<JsonOut<serde_json::Value>> {
+    serde_json::to_value(r).map(JsonOut).map_err(ApiError::internal)
+}
+
+/// The reaction model's settings.
+#[utoipa::path(get, path = "/v1/sim/reactions", tag = "sim", security(("bearer" = [])),
+    responses(
+        (status = 200, body = ReactionsBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 501, body = ErrorBody),
+    ))]
+pub async fn get_reactions(
+    _: Admin,
+    State(state): State<AppState>,
+) -> ApiResult<JsonOut<serde_json::Value>> {
+    let r = net(&state)?.get_reactions().await.map_err(sim_error)?;
+    reactions_view(&r)
+}
+
+/// Switches the reaction model on or off and sets its rules; answers the settings in force.
+#[utoipa::path(put, path = "/v1/sim/reactions", tag = "sim", security(("bearer" = [])),
+    request_body = ReactionsBody,
+    responses(
+        (status = 200, body = ReactionsBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 501, body = ErrorBody),
+    ))]
+pub async fn put_reactions(
+    _: Admin,
+    State(state): State<AppState>,
+    Json(body): Json<serde_json::Value>,
+) -> ApiResult<JsonOut<serde_json::Value>> {
+    let r: Reactions =
+        serde_json::from_value(body).map_err(|e| ApiError::invalid(format!("reactions: {e}")))?;
+    r.validate().map_err(|e| ApiError::invalid(format!("reactions: {e}")))?;
+    let net = net(&state)?;
+    net.put_reactions(r).await.map_err(sim_error)?;
+    reactions_view(&net.get_reactions().await.map_err(sim_error)?)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgeBody {
+    /// How many days old the number's account is on the network (it counts from the pairing
+    /// otherwise); the reaction model holds numbers younger than `young_days` back.
+    #[schema(maximum = 36500)]
+    pub days: u32,
+}
+
+/// Sets how old the account of the instance's linked phone is on the simulated network.
+#[utoipa::path(post, path = "/v1/sim/instances/{id}/age", tag = "sim", security(("bearer" = [])),
+    params(("id" = String, Path, description = "instance id")),
+    request_body = AgeBody,
+    responses(
+        (status = 200, body = Done),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 501, body = ErrorBody),
+    ))]
+pub async fn set_age(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<InstanceId>,
+    Json(body): Json<AgeBody>,
+) -> ApiResult<JsonOut<Done>> {
+    if body.days > 36_500 {
+        return Err(ApiError::invalid("days is at most 36500"));
+    }
+    net(&state)?.set_age(&id, AgeRequest { days: body.days }).await.map_err(sim_error)?;
     Ok(JsonOut(Done { ok: true }))
 }

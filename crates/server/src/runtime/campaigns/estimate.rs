@@ -124,6 +124,7 @@ mod tests {
                 per_day: 1_000_000,
                 min_gap_ms,
                 max_gap_ms,
+                ..Limits::default()
             },
             day_cap: 1_000_000,
         }

@@ -39,6 +39,11 @@ pub fn totals(c: &CampaignRecord, counts: &[CampaignCount]) -> (Totals, Vec<Numb
     let mut stored = 0u64;
     for n in counts {
         stored += n.count;
+        if n.skipped {
+            // Left out before a first contact: nothing was sent, by any number.
+            t.skipped += n.count;
+            continue;
+        }
         let bucket = match n.status {
             MessageStatus::Queued => &mut t.queued,
             MessageStatus::Sending => &mut t.sending,
@@ -46,6 +51,7 @@ pub fn totals(c: &CampaignRecord, counts: &[CampaignCount]) -> (Totals, Vec<Numb
             MessageStatus::Delivered => &mut t.delivered,
             MessageStatus::Read => &mut t.read,
             MessageStatus::Failed => &mut t.failed,
+            MessageStatus::Expired => &mut t.expired,
         };
         *bucket += n.count;
         let Some(id) = n.instance_id.as_deref() else { continue };
@@ -57,10 +63,11 @@ pub fn totals(c: &CampaignRecord, counts: &[CampaignCount]) -> (Totals, Vec<Numb
             MessageStatus::Delivered => per.delivered += n.count,
             MessageStatus::Read => per.read += n.count,
             MessageStatus::Failed => per.failed += n.count,
-            MessageStatus::Queued | MessageStatus::Sending => {}
+            MessageStatus::Queued | MessageStatus::Sending | MessageStatus::Expired => {}
         }
     }
-    let not_queued = t.recipients.saturating_sub(stored + t.skipped);
+    // (`skipped` counts the stored campaign's own skips and the messages skipped above.)
+    let not_queued = t.recipients.saturating_sub(stored + u64::from(c.skipped));
     if c.status == CampaignStatus::Canceled {
         t.canceled = not_queued;
     } else {
@@ -97,7 +104,7 @@ mod tests {
     }
 
     fn count(instance: Option<&str>, status: MessageStatus, count: u64) -> CampaignCount {
-        CampaignCount { instance_id: instance.map(Into::into), status, count }
+        CampaignCount { instance_id: instance.map(Into::into), status, skipped: false, count }
     }
 
     fn sum(t: &Totals) -> u64 {
@@ -108,6 +115,7 @@ mod tests {
             + t.delivered
             + t.read
             + t.failed
+            + t.expired
             + t.skipped
             + t.canceled
     }
@@ -145,6 +153,20 @@ mod tests {
         let (t, _) = totals(&campaign(30, CampaignStatus::Canceled), &counts);
         assert_eq!((t.pending, t.canceled), (0, 12));
         assert_eq!(sum(&t), 30);
+        // Expired ones have their bucket; skipped ones (not on WhatsApp) theirs, apart from
+        // `failed` and from the numbers'.
+        let mut more = counts.to_vec();
+        more.push(count(None, MessageStatus::Expired, 2));
+        more.push(CampaignCount {
+            instance_id: Some("a".into()),
+            status: MessageStatus::Failed,
+            skipped: true,
+            count: 4,
+        });
+        let (t, numbers) = totals(&campaign(30, CampaignStatus::Running), &more);
+        assert_eq!((t.pending, t.failed, t.expired, t.skipped), (6, 3, 2, 4));
+        assert_eq!(sum(&t), 30);
+        assert_eq!(numbers[0].failed, 0, "{numbers:?}");
         let (t, numbers) = totals(&campaign(3, CampaignStatus::Paused), &[]);
         assert_eq!((t.pending, sum(&t)), (3, 3));
         assert!(numbers.is_empty());

@@ -256,6 +256,13 @@ impl Runner {
                 sent_at: None,
                 campaign_id: Some(c.id.clone()),
                 content: None,
+                send_at: r.send_at,
+                // Counted from when it falls due, like a direct send's.
+                expires_at: r.ttl_seconds.map(|t| {
+                    r.send_at.filter(|s| *s > at).unwrap_or(at)
+                        + chrono::Duration::seconds(i64::from(t))
+                }),
+                chosen_by: None,
             };
             match self.c.store.insert_message(&m).await {
                 Ok(()) if status == MessageStatus::Queued => self.c.scheduler.accept(m).await,

@@ -1,20 +1,15 @@
 //! A campaign's schedule window: the local hours (in an IANA time zone) and week days during
-//! which its messages may be queued. Pure: every answer is a function of the window and the
-//! instant asked about, so it is tested without waiting.
-//!
-//! A window opens at `start` on each allowed day and closes at `end`, the same day when
-//! `end` is later than `start`, or the next day when it is earlier (an overnight window such
-//! as 22:00–06:00 belongs to the day it opens; `end` 00:00 is midnight). Local times that a
-//! daylight-saving change skips move forward to the first instant that exists; times it
-//! repeats take their first occurrence.
+//! which its messages may be queued. The API's form of it (`ScheduleSpec`, with its OpenAPI
+//! schema) lives here; the rules (overnight windows, daylight-saving changes, when it opens
+//! and closes) are `bzapper_core::hours`, shared with the numbers' active hours.
 
-use std::str::FromStr;
-
-use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime};
-use chrono::{TimeZone, Utc, Weekday};
-use chrono_tz::Tz;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use bzapper_core::hours;
+#[cfg(test)]
+use bzapper_core::hours::DAY_NAMES;
 
 /// A window as clients give it and as it is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -31,130 +26,53 @@ pub struct ScheduleSpec {
     pub days: Option<Vec<String>>,
 }
 
+/// A checked campaign window: `bzapper_core::hours::Window` read from a `ScheduleSpec`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Window {
-    tz: Tz,
-    start: NaiveTime,
-    end: NaiveTime,
-    /// Indexed by `Weekday::num_days_from_monday`.
-    days: [bool; 7],
-}
-
-const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-
-fn parse_time(field: &str, v: &str) -> Result<NaiveTime, String> {
-    let ok = v.len() == 5 && v.as_bytes()[2] == b':';
-    ok.then(|| NaiveTime::parse_from_str(v, "%H:%M").ok()).flatten().ok_or_else(|| {
-        format!("`schedule.{field}` must be a time of day as HH:MM (24 h), not `{v}`")
-    })
-}
+pub struct Window(hours::Window);
 
 impl Window {
     /// Checks a client's window; the error is the sentence the API answers with.
     pub fn parse(spec: &ScheduleSpec) -> Result<Window, String> {
-        let tz = Tz::from_str(spec.timezone.trim()).map_err(|_| {
-            format!(
-                "`schedule.timezone` `{}` is not a known IANA time zone (e.g. America/Sao_Paulo)",
-                spec.timezone
-            )
-        })?;
-        let start = parse_time("start", spec.start.trim())?;
-        let end = parse_time("end", spec.end.trim())?;
-        if start == end {
-            return Err("`schedule.start` and `schedule.end` must differ".into());
-        }
-        let days = match &spec.days {
-            None => [true; 7],
-            Some(list) => {
-                if list.is_empty() {
-                    return Err(
-                        "`schedule.days` must name at least one day (or be left out)".into()
-                    );
-                }
-                let mut days = [false; 7];
-                for d in list {
-                    let w = Weekday::from_str(d.trim()).map_err(|_| {
-                        format!("`schedule.days`: `{d}` is not a day (mon, tue, … sun)")
-                    })?;
-                    days[w.num_days_from_monday() as usize] = true;
-                }
-                days
-            }
-        };
-        Ok(Window { tz, start, end, days })
+        let days = spec.days.as_deref();
+        hours::Window::parse("schedule", &spec.timezone, &spec.start, &spec.end, days).map(Window)
     }
 
     /// The canonical form, as stored and shown: the zone's own name, `HH:MM`, days in week
     /// order (absent when every day).
     pub fn spec(&self) -> ScheduleSpec {
         ScheduleSpec {
-            timezone: self.tz.name().to_string(),
-            start: self.start.format("%H:%M").to_string(),
-            end: self.end.format("%H:%M").to_string(),
-            days: (self.days != [true; 7]).then(|| {
-                DAY_NAMES
-                    .iter()
-                    .zip(self.days)
-                    .filter(|(_, on)| *on)
-                    .map(|(n, _)| n.to_string())
-                    .collect()
-            }),
+            timezone: self.0.timezone().to_string(),
+            start: self.0.start_hhmm(),
+            end: self.0.end_hhmm(),
+            days: self.0.day_names(),
         }
     }
 
-    fn to_utc(&self, local: NaiveDateTime) -> DateTime<Utc> {
-        match self.tz.from_local_datetime(&local) {
-            LocalResult::Single(t) => t.with_timezone(&Utc),
-            LocalResult::Ambiguous(first, _) => first.with_timezone(&Utc),
-            // Skipped by a daylight-saving change: the first minute after the gap.
-            LocalResult::None => (1..=180)
-                .find_map(|m| {
-                    self.tz.from_local_datetime(&(local + Duration::minutes(m))).earliest()
-                })
-                .map(|t| t.with_timezone(&Utc))
-                .unwrap_or_else(|| Utc.from_utc_datetime(&local)),
-        }
+    /// The rules' own form.
+    pub fn hours(&self) -> &hours::Window {
+        &self.0
     }
 
-    /// The window that opens on local date `day` as `[open, close)` in UTC, if it opens then.
-    fn on(&self, day: NaiveDate) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-        if !self.days[day.weekday().num_days_from_monday() as usize] {
-            return None;
-        }
-        let close_day = if self.end > self.start { day } else { day.succ_opt()? };
-        let open = self.to_utc(day.and_time(self.start));
-        let close = self.to_utc(close_day.and_time(self.end));
-        (close > open).then_some((open, close))
-    }
-
-    /// Every opening from the one that may contain `at` on, as `[open, close)` in UTC, in
-    /// order, skipping those already over at `at`. Endless: a window opens at least weekly.
+    /// Every opening from the one that may contain `at` on, as `[open, close)` in UTC.
     pub fn intervals_from(
         &self,
         at: DateTime<Utc>,
     ) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> + '_ {
-        // An overnight window that opened yesterday (local) may still be open.
-        let first = at.with_timezone(&self.tz).date_naive().pred_opt().unwrap_or(NaiveDate::MIN);
-        first.iter_days().filter_map(|d| self.on(d)).filter(move |(_, close)| *close > at)
-    }
-
-    /// The current or next opening: `(open, close)` with `close > at`.
-    fn current_or_next(&self, at: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-        self.intervals_from(at).next()
+        self.0.intervals_from(at)
     }
 
     pub fn is_open(&self, at: DateTime<Utc>) -> bool {
-        self.current_or_next(at).is_some_and(|(open, _)| open <= at)
+        self.0.is_open(at)
     }
 
     /// When the window next opens: `at` itself while it is open.
     pub fn next_open(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.current_or_next(at).map(|(open, _)| open.max(at))
+        self.0.next_open(at)
     }
 
     /// When the window closes, while it is open.
     pub fn closes_at(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.current_or_next(at).filter(|(open, _)| *open <= at).map(|(_, close)| close)
+        self.0.closes_at(at)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Turns an inbound message into its `message.received` event: learns LID ↔ phone mappings
 //! from it, normalises the sender, chat and mentions with every mapping the store knows,
-//! recognises a numbered reply to the last menu this number sent to the chat, and queues the
+//! recognises a numbered reply to the last menu this number sent to the chat, keeps the
+//! number's conversation with a 1:1 contact (by its phone JID when known), and queues the
 //! event on the recorder with the message's dedupe key.
 
 use std::sync::{Arc, LazyLock};
@@ -8,7 +9,7 @@ use std::sync::{Arc, LazyLock};
 use bzapper_core::menu::{Menu, MenuOption, MAX_OPTIONS};
 use bzapper_core::Jid;
 use bzapper_driver::{InboundContent, InboundMessage};
-use bzapper_store::{InboundRecord, Store, StoreError};
+use bzapper_store::{InboundRecord, StartedBy, Store, StoreError};
 
 use crate::events::message::{MenuReply, MessageReceived};
 use crate::events::received::{message_received_data, rich_fields, Resolved};
@@ -57,6 +58,15 @@ pub(super) async fn submit(parts: &Parts, job: &InboundJob) -> Result<Recording,
     if data.chat.kind == "direct" && !matches!(job.message.content, InboundContent::Reaction { .. })
     {
         parts.unread.note(&job.instance_id, &data.chat.jid, &job.message.chat, &job.message.id);
+    }
+    if data.chat.kind == "direct" {
+        // The contact wrote: the conversation starts (their side) or goes on. A failure costs
+        // only a sticky choice or a pre-check later.
+        let (t, at) = (&job.tenant_id, job.message.at);
+        let r = store.touch_conversation(t, &job.instance_id, &data.chat.jid, StartedBy::In, at);
+        if let Err(e) = r.await {
+            tracing::warn!(error = %e, "storing a conversation failed");
+        }
     }
     let quoted = quoted_gateway_id(store, job).await;
     rich_fields(&mut data, &job.message, &link, quoted);

@@ -1,5 +1,8 @@
 //! One send, from the dispatcher's assignment to its outcome: `composing`, the message,
 //! `paused`; then success, a retry when the number dropped, or a failure with its health cost.
+//! Before anything is shown to the contact: the message's validity (an expired one is never
+//! sent) and, before a number's first message to a contact, the pre-check (see
+//! `first_contact`); after typing, the validity once more, so nothing goes out late.
 
 use std::sync::Arc;
 
@@ -8,7 +11,10 @@ use bzapper_driver::{ChatState, DriverError};
 use bzapper_store::{MessageRecord, MessageStatus};
 use tokio::time::Instant;
 
+use super::chosen::ChosenBy;
+use super::first_contact::{PreCheck, NOT_ON_WHATSAPP};
 use super::health::health_cost;
+use super::validity::expired;
 use super::{outgoing, Inner, Scheduler};
 
 impl Scheduler {
@@ -38,18 +44,34 @@ impl Scheduler {
                 return;
             }
         };
+        if expired(msg.expires_at.map(|t| t.timestamp_millis()), self.now_ms()) {
+            self.expire(&msg).await;
+            // lead: dispatcher.abandon (the number did nothing)
+            self.finish(&a.number_id);
+            return;
+        }
         let Some(conn) = conn else {
             self.retry(&a, &msg).await;
             return;
         };
-        self.set_status(
-            &msg.id,
-            &msg.tenant_id,
-            MessageStatus::Sending,
-            Some(a.number_id.clone()),
-            None,
-        )
-        .await;
+        if self.first_contact_check(&a.number_id, &msg, conn.as_ref()).await
+            == PreCheck::NotOnWhatsApp
+        {
+            // Nothing shown or sent, no health cost.
+            let (status, number) = (MessageStatus::Failed, Some(a.number_id.clone()));
+            let error = Some(NOT_ON_WHATSAPP.to_string());
+            self.end(&msg.id, &msg.tenant_id, status, number, error).await;
+            // lead: dispatcher.abandon (the number's caps should not count it)
+            self.finish(&a.number_id);
+            return;
+        }
+        if !self.took(&a, &msg, self.choice_of(&a, &msg)).await {
+            // It expired meanwhile (the sweep stored it): nothing is sent.
+            self.lock().finished(&msg.id);
+            // lead: dispatcher.abandon
+            self.finish(&a.number_id);
+            return;
+        }
         let to = msg.to.clone();
         // A media file is found or downloaded before the contact sees anything: a download
         // that fails is the message's fault, not the number's.
@@ -71,6 +93,15 @@ impl Scheduler {
         }
         let handed_at = Instant::now();
         tokio::time::sleep(tokio::time::Duration::from_millis(a.typing_ms)).await;
+        if expired(msg.expires_at.map(|t| t.timestamp_millis()), self.now_ms()) {
+            // Its time ran out while the number typed: never sent late.
+            let _ = conn.set_chat_state(&to, ChatState::Paused).await;
+            drop(prepared.local_file);
+            self.discard_download(&prepared.downloaded).await;
+            self.expire(&msg).await;
+            self.finish(&a.number_id);
+            return;
+        }
         let result = conn.send(prepared.message).await;
         // The driver has read the file: a copy made for it goes now.
         drop(prepared.local_file);
@@ -81,6 +112,24 @@ impl Scheduler {
             let _ = conn.set_chat_state(&to, ChatState::Paused).await;
         }
         self.done(&a, &msg, result.map(drop)).await;
+    }
+
+    /// Why `a`'s number sends `msg`. The one place the choice is made for the message record;
+    /// the dispatcher's own reason replaces this once it gives one.
+    fn choice_of(&self, _a: &Assignment, msg: &MessageRecord) -> ChosenBy {
+        if msg.forced {
+            ChosenBy::Forced
+        } else {
+            ChosenBy::Rotation
+        }
+    }
+
+    /// `a`'s number takes `msg`: it is `sending`, with why the number was chosen. False when
+    /// the stored message refused (it expired meanwhile).
+    pub(super) async fn took(&self, a: &Assignment, msg: &MessageRecord, chosen: ChosenBy) -> bool {
+        let number = Some(a.number_id.clone());
+        let (id, tenant) = (&msg.id, &msg.tenant_id);
+        self.set_status_chosen(id, tenant, MessageStatus::Sending, number, None, Some(chosen)).await
     }
 
     /// Deletes a file downloaded for one send (a retry downloads it again).
@@ -127,6 +176,9 @@ impl Scheduler {
                     None,
                 )
                 .await;
+                // After `sent` is stored: a delivery receipt may follow the ack at once, and
+                // `sent` must be stored (and its event recorded) before it.
+                self.sent_to_contact(&a.number_id, msg).await;
                 self.health_event(&a.number_id, HealthEvent::SendOk).await;
                 self.finish(&a.number_id);
             }

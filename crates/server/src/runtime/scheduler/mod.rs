@@ -12,8 +12,10 @@
 //! `impl Scheduler`: `numbers` (connections, state, rotation, suspensions), `health` (scores,
 //! recovery, what a refusal costs), `delivery` (one send and its outcome), `status` (status
 //! changes, stored then recorded, and receipts), `outgoing` (a message made ready for the
-//! driver), `window` (the part of the durable queue held in memory, read a page at a time)
-//! and `cluster_queue` (claims from the shared queue of a cluster).
+//! driver), `window` (the part of the durable queue held in memory, read a page at a time),
+//! `validity` (messages scheduled for later, and those that expire unsent), `first_contact`
+//! (conversations, and the pre-check before a number's first message to a contact) and
+//! `cluster_queue` (claims from the shared queue of a cluster).
 //!
 //! Memory does not grow with the backlog: the dispatcher holds at most a window of each queue,
 //! and of each message only what places it (ids, pool, length of its text); the message itself
@@ -39,10 +41,13 @@ use crate::cluster::Cluster;
 use crate::events::recorder::Recorder;
 use crate::media::MediaStore;
 use crate::model::time::now;
+use crate::runtime::contact_checks::ContactChecker;
 use crate::runtime::unread::Unread;
 
+mod chosen;
 mod cluster_queue;
 mod delivery;
+mod first_contact;
 mod health;
 mod numbers;
 mod outgoing;
@@ -53,8 +58,10 @@ mod resting;
 mod rewarm;
 mod seen;
 mod status;
+mod validity;
 mod window;
 
+pub use chosen::ChosenBy;
 pub use pool_rules::PoolRules;
 pub use rewarm::Rewarm;
 
@@ -67,6 +74,9 @@ struct Window {
     read_through: Option<QueuePosition>,
     /// The store may hold queued messages of this queue after `cursor`.
     behind: bool,
+    /// When the earliest message of this queue scheduled for later (`send_at`) falls due:
+    /// the queue is read again then (see `validity`).
+    due_at_ms: Option<i64>,
 }
 
 type Windows = HashMap<QueueKey, Window>;
@@ -89,7 +99,8 @@ struct Number {
     /// Suspensions end by themselves after `SUSPENSION_MS`, in case no state change comes.
     suspended: bool,
     suspended_at_ms: i64,
-    /// Its limits merged over the defaults (what warming's day cap is compared with).
+    /// Its limits merged over the defaults (what warming's day cap is compared with; the
+    /// first-contact pre-check spaces its look-ups by them too).
     limits: bzapper_core::Limits,
 }
 
@@ -112,6 +123,8 @@ struct Inner {
     /// message ends sent or failed, and re-read from the store now and then for what leaves
     /// the queue elsewhere (a cancel, a message failed while in the store only).
     queued: QueueCounts,
+    /// The earliest `expires_at` of a queued message (ms), when the expiry sweep runs next.
+    next_expiry_ms: Option<i64>,
     /// Each pool's settings, by (tenant, pool), as last set (see `pool_settings`).
     pools: HashMap<(String, String), PoolRules>,
 }
@@ -152,6 +165,10 @@ pub struct Scheduler {
     window_size: usize,
     /// What each number received and has not marked read ("seen before reply", `seen`).
     unread: Arc<Unread>,
+    /// The cached contact checks, for the first-contact pre-check.
+    contacts: Arc<ContactChecker>,
+    /// Whether a number's first message to a contact is preceded by the pre-check.
+    first_contact_check: bool,
     /// When an idle number re-warms, and for how long.
     rewarm: Rewarm,
 }
@@ -171,6 +188,10 @@ pub struct SchedulerParts {
     /// How many queued messages of one queue (a tenant's pool, or one number's forced sends)
     /// are held in memory; the rest wait in the store until there is room.
     pub queue_window: usize,
+    /// The cached contact checks (shared with `POST /v1/contacts/check`).
+    pub contacts: Arc<ContactChecker>,
+    /// Check that a contact is on WhatsApp before a number's first message to it.
+    pub first_contact_check: bool,
     /// When an idle number re-warms, and for how long (`--rewarm-after-hours`,
     /// `--rewarm-days`).
     pub rewarm: Rewarm,
@@ -186,6 +207,8 @@ impl Scheduler {
             media,
             cluster,
             queue_window,
+            contacts,
+            first_contact_check,
             rewarm,
         } = parts;
         Arc::new(Scheduler {
@@ -199,6 +222,7 @@ impl Scheduler {
                 connections: HashMap::new(),
                 held: HashMap::new(),
                 queued: QueueCounts::default(),
+                next_expiry_ms: None,
                 pools: HashMap::new(),
             }),
             wake: Notify::new(),
@@ -211,6 +235,8 @@ impl Scheduler {
             windows: tokio::sync::Mutex::new(Windows::new()),
             window_size: queue_window.max(1),
             unread: Arc::default(),
+            contacts,
+            first_contact_check,
             rewarm,
         })
     }
@@ -256,6 +282,7 @@ impl Scheduler {
                 self.set_pool_settings(&rec.tenant_id, &p.name, &p.settings);
             }
         }
+        self.load_expiry().await?;
         if let Some(cluster) = self.cluster.clone() {
             let me = self.clone();
             tokio::spawn(async move { me.claim_loop(cluster).await });
@@ -267,6 +294,7 @@ impl Scheduler {
             self.enqueue_pending(m).await?;
         }
         self.open_windows().await?;
+        self.load_schedules().await?;
         // A number banned or logged out before the restart sends nothing until an operator
         // acts: what waits for it (in doubt after the crash, or forced) is handed back now, as
         // the ban or logout handed back what waited then.
@@ -291,6 +319,7 @@ impl Scheduler {
                 .update_message(&m.id, &update(MessageStatus::Queued, m.instance_id.clone(), None))
                 .await?;
         }
+        self.expires_then(m.expires_at);
         hold(&mut self.lock(), QueuedRef::of(&m), hold_for);
         self.wake.notify_one();
         Ok(())
@@ -335,11 +364,13 @@ impl Scheduler {
     /// when one of this node's numbers can send it; otherwise the other nodes are told.
     pub async fn accept(&self, m: MessageRecord) {
         self.lock().queued.joined(&m.tenant_id, &m.pool, m.campaign_id.is_some());
+        self.expires_then(m.expires_at);
         let Some(c) = &self.cluster else {
             self.admit(&m).await;
             return;
         };
-        let here = self.can_send_here(&m);
+        // One scheduled for later is claimed, by whichever node, once due.
+        let here = self.can_send_here(&m) && self.is_due(&m);
         let claimed = here
             && match c.store.claim_message(&m.id, c.node_id()).await {
                 Ok(claimed) => claimed,
@@ -444,14 +475,26 @@ impl Scheduler {
                 self.recover_health().await;
             }
             let any_suspended = self.end_suspensions(now_ms).await;
+            self.sweep_expired(now_ms).await;
             if self.cluster.is_none() {
                 self.refill_low_windows().await;
             }
             let (assignments, wake_at) = {
                 let mut g = self.lock();
-                let Inner { dispatcher, rng, .. } = &mut *g;
+                let Inner { dispatcher, rng, next_expiry_ms, .. } = &mut *g;
                 let a = dispatcher.poll(now_ms, rng);
-                (a, dispatcher.next_wakeup_ms(now_ms))
+                let wake = dispatcher.next_wakeup_ms(now_ms);
+                // The expiry sweep's time is a wake-up too.
+                let wake = match (wake, *next_expiry_ms) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                (a, wake)
+            };
+            // And so is the earliest scheduled message falling due.
+            let wake_at = match (wake_at, self.next_due_ms().await) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
             };
             for a in assignments {
                 let me = self.clone();
@@ -486,6 +529,8 @@ fn hold(g: &mut Inner, r: QueuedRef, hold_for: Option<String>) -> bool {
         pool: r.pool.clone(),
         forced_instance: if r.forced { r.instance_id.clone() } else { hold_for },
         text_chars: r.text_chars as usize,
+        // Issue 19's inputs (contact, stickiness, validity): wired by the runtime later.
+        ..QueuedMessage::default()
     };
     if !g.dispatcher.enqueue(q) {
         return false;
@@ -500,7 +545,7 @@ fn update(
     instance_id: Option<String>,
     error: Option<String>,
 ) -> MessageUpdate {
-    MessageUpdate { status, instance_id, error, at: now() }
+    MessageUpdate { status, instance_id, error, at: now(), chosen_by: None }
 }
 
 #[cfg(test)]
@@ -511,5 +556,7 @@ mod rejoin_tests;
 mod resting_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod validity_tests;
 #[cfg(test)]
 mod window_tests;

@@ -156,6 +156,8 @@ impl Scheduler {
             limits,
             warming_days: rec.warming_days,
             first_connected_at_ms: rec.first_connected_at.map(|t| t.timestamp_millis()),
+            // Issue 19's inputs (country, history, active hours): wired by the runtime later.
+            ..NumberInfo::default()
         });
     }
 

@@ -9,6 +9,11 @@
 //! refill and the accept decisions take one async lock, so a page read and an accept never
 //! interleave; an accept that arrives after a refill read past its position (the store may
 //! commit two accepts out of their order) is checked against the store before it is queued.
+//!
+//! Pages hold only messages that are due: one scheduled for later (`send_at`) stays in the
+//! store, and its queue's timer (`due_at_ms`, see `validity`) marks the window behind when it
+//! falls due, so the next refill reads it. The order is `(queue_at, id)`, so a scheduled
+//! message falls due after every position the cursor has passed.
 
 use bzapper_store::{MessageRecord, MessageStatus, QueueKey, QueuedRef, StoreError};
 
@@ -29,7 +34,14 @@ impl Scheduler {
     /// Refills every window that holds half of its size or less while the store has more.
     pub(super) async fn refill_low_windows(&self) {
         let mut windows = self.windows.lock().await;
+        let now_ms = self.now_ms();
         for (key, win) in windows.iter_mut() {
+            if win.due_at_ms.is_some_and(|t| t <= now_ms) {
+                // A scheduled message fell due: the store holds it behind the cursor's
+                // position, and the queue's next one sets the timer again.
+                win.behind = true;
+                win.due_at_ms = self.next_due_of(key).await;
+            }
             if !win.behind || self.depth(key) > self.window_size / 2 {
                 continue;
             }
@@ -47,7 +59,8 @@ impl Scheduler {
             return Ok(());
         }
         let limit = u32::try_from(want).unwrap_or(u32::MAX);
-        let page = self.store.queued_page(key, win.cursor.as_ref(), limit).await?;
+        let due_by = super::validity::at_ms(self.now_ms());
+        let page = self.store.queued_page(key, win.cursor.as_ref(), due_by, limit).await?;
         win.behind = page.len() >= want;
         if let Some(last) = page.last() {
             win.cursor = Some(last.position.clone());
@@ -73,6 +86,18 @@ impl Scheduler {
         let win = windows.entry(key.clone()).or_default();
         if self.lock().held.contains_key(&r.id) {
             return; // a refill read it already
+        }
+        if !self.is_due(m) {
+            // Scheduled for later: it waits in the store, and its queue is read again then.
+            let t = r.position.queue_at_ms;
+            win.due_at_ms = Some(win.due_at_ms.map_or(t, |d| d.min(t)));
+            drop(windows);
+            self.wake.notify_one();
+            return;
+        }
+        if win.due_at_ms.is_some_and(|t| t <= self.now_ms()) {
+            // A scheduled one fell due and waits in the store, ahead of this one.
+            win.behind = true;
         }
         let past_cursor = win.cursor.as_ref().is_none_or(|c| r.position > *c);
         if past_cursor {
@@ -114,9 +139,14 @@ impl Scheduler {
         let key = QueueKey::Forced { instance_id: instance_id.to_string() };
         let mut windows = self.windows.lock().await;
         let Some(win) = windows.get_mut(&key) else { return };
+        if win.due_at_ms.take().is_some() {
+            win.behind = true; // scheduled ones wait in the store
+        }
         while win.behind {
             let limit = u32::try_from(self.window_size).unwrap_or(u32::MAX);
-            let page = match self.store.queued_page(&key, win.cursor.as_ref(), limit).await {
+            // Scheduled ones too: the number will never send them.
+            let all = super::validity::at_ms(super::validity::FOREVER_MS);
+            let page = match self.store.queued_page(&key, win.cursor.as_ref(), all, limit).await {
                 Ok(page) => page,
                 Err(e) => {
                     tracing::warn!(error = %e, instance = instance_id,

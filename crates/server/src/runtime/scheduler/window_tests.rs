@@ -38,6 +38,7 @@ async fn fast(rig: &Rig, instance_id: &str) {
         per_day: Some(10_000),
         min_gap_ms: Some(10),
         max_gap_ms: Some(20),
+        ..LimitsPatch::default()
     };
     rig.store.update_instance_settings(&rec).await.unwrap();
     rig.scheduler.number_changed(&rec, None).await;
