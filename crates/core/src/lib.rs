@@ -12,8 +12,10 @@ pub mod media_duration;
 pub mod menu;
 pub mod proxy;
 pub mod quota;
+pub mod read_receipts;
 pub mod retry;
 pub mod sending;
+pub mod spintax;
 pub mod validate;
 pub mod warming;
 
@@ -22,4 +24,5 @@ pub use instance::{InstanceState, Reason, Status, Transition, TransitionError, T
 pub use jid::{Jid, JidError, Phone, Server};
 pub use limits::{Limits, LimitsError, LimitsPatch};
 pub use proxy::{ProxyError, ProxyScheme, ProxyUrl};
+pub use read_receipts::ReadReceipts;
 pub use warming::Warming;

@@ -161,6 +161,18 @@ pub trait Connection: Send + Sync + 'static {
     }
     /// Shows `composing`, `recording` or `paused` to the recipient.
     async fn set_chat_state(&self, to: &Jid, state: ChatState) -> Result<(), DriverError>;
+    /// Sends WhatsApp's read receipt ("seen", the blue ticks) for messages the number received
+    /// in `chat`; `sender` is who wrote them in a group (`None` in a direct chat). Ids as the
+    /// network gave them. A backend that cannot send receipts answers a refusal.
+    async fn mark_read(
+        &self,
+        chat: &Jid,
+        sender: Option<&Jid>,
+        ids: &[String],
+    ) -> Result<(), DriverError> {
+        let _ = (chat, sender, ids);
+        Err(DriverError::rejected("this backend cannot send read receipts"))
+    }
     /// Asks for an 8-character pairing code to type on the phone (instead of a QR scan).
     async fn pair_code(&self, phone: &Phone) -> Result<PairCode, DriverError>;
     /// Downloads and decrypts a media file a contact sent into `dest` (created or

@@ -44,6 +44,7 @@ async fn store_with_instance(dir: &std::path::Path, id: &str) -> Arc<dyn Store> 
             connected_at: None,
             created_at: now_millis(),
             health_score: 100,
+            read_receipts: Default::default(),
             quiet_hours: None,
             rewarm_from: None,
         })

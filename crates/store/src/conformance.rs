@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use bzapper_core::{InstanceState, LimitsPatch, ProxyUrl, Reason};
+use bzapper_core::{InstanceState, LimitsPatch, ProxyUrl, ReadReceipts, Reason};
 use chrono::Duration;
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPool};
@@ -232,6 +232,7 @@ macro_rules! conformance {
 conformance!(
     tenants_and_api_keys,
     instances_crud,
+    an_instances_read_receipts_setting_is_kept,
     another_tenant_sees_nothing,
     state_changes_match_apply_state_change,
     deleting_a_tenant_removes_everything_it_owns,
@@ -312,6 +313,7 @@ pub(crate) fn instance(id: &str, tenant_id: &str, name: &str) -> InstanceRecord 
         connected_at: None,
         created_at: now_millis(),
         health_score: 100,
+        read_receipts: ReadReceipts::Off,
         quiet_hours: None,
         rewarm_from: None,
     }
@@ -412,6 +414,28 @@ async fn tenants_and_api_keys(h: &Harness) {
     assert_eq!(s.find_api_key("k2").await.unwrap(), None);
     assert_eq!(s.find_api_key("k1").await.unwrap(), Some(k1));
     s.ping().await.unwrap();
+}
+
+async fn an_instances_read_receipts_setting_is_kept(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    // Off by default; set at creation; changed with the other settings.
+    let a = instance("i1", "t1", "a");
+    s.create_instance(&a).await.unwrap();
+    assert_eq!(s.get_instance_by_id("i1").await.unwrap().unwrap().read_receipts, ReadReceipts::Off);
+    let b = InstanceRecord { read_receipts: ReadReceipts::Auto, ..instance("i2", "t1", "b") };
+    s.create_instance(&b).await.unwrap();
+    assert_eq!(s.get_instance("t1", "i2").await.unwrap(), Some(b.clone()));
+    let a2 = InstanceRecord { read_receipts: ReadReceipts::Auto, ..a };
+    assert!(s.update_instance_settings(&a2).await.unwrap());
+    assert_eq!(s.get_instance("t1", "i1").await.unwrap(), Some(a2));
+    let b2 = InstanceRecord { read_receipts: ReadReceipts::Off, ..b };
+    assert!(s.update_instance_settings(&b2).await.unwrap());
+    let listed = s.list_instances("t1").await.unwrap();
+    assert_eq!(
+        listed.iter().map(|i| i.read_receipts).collect::<Vec<_>>(),
+        [ReadReceipts::Auto, ReadReceipts::Off]
+    );
 }
 
 async fn instances_crud(h: &Harness) {

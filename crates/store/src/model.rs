@@ -1,6 +1,6 @@
 //! The records the store reads and writes.
 
-use bzapper_core::{InstanceState, Jid, LimitsPatch, ProxyUrl};
+use bzapper_core::{InstanceState, Jid, LimitsPatch, ProxyUrl, ReadReceipts};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +40,8 @@ pub struct InstanceRecord {
     pub created_at: DateTime<Utc>,
     /// 0 to 100; below the threshold the number leaves rotation.
     pub health_score: u8,
+    /// Whether the number marks a contact's messages read before replying (default off).
+    pub read_receipts: ReadReceipts,
     /// The number's own active hours as the server validated them (opaque to the store: a
     /// schedule window's JSON); `None` takes its pool's.
     pub quiet_hours: Option<serde_json::Value>,

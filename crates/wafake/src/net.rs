@@ -45,6 +45,16 @@ pub enum OutboxItem {
     /// `{"check": ["+55…", …], "at"}`: one existence check (a usync contact query) the
     /// device sent, with the phones it asked about.
     Check { check: Vec<String>, at: DateTime<Utc> },
+    /// `{"read": ["<id>", …], "chat", "sender"?, "at"}`: a read receipt the device sent for
+    /// messages it received in `chat` (`<receipt type="read"|"read-self">`; `sender` is the
+    /// receipt's `participant`, in a group).
+    Read {
+        read: Vec<String>,
+        chat: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sender: Option<String>,
+        at: DateTime<Utc>,
+    },
 }
 
 /// Why [`WireNet::inbound`] could not deliver.
@@ -320,6 +330,22 @@ impl Hooks {
     }
 }
 
+/// The outbox item of a read receipt a device sent (`type` `read` or `read-self`); `None`
+/// for its delivery receipts and retry requests, which the outbox does not show.
+fn read_receipt(receipt: &Node) -> Option<OutboxItem> {
+    if !matches!(attr(receipt, "type").as_deref(), Some("read" | "read-self")) {
+        return None;
+    }
+    let chat = receipt.attrs.get("to").and_then(NodeValue::to_jid)?.to_non_ad().to_string();
+    let sender = receipt
+        .attrs
+        .get("participant")
+        .and_then(NodeValue::to_jid)
+        .map(|j| j.to_non_ad().to_string());
+    let read = crate::offline::acknowledged(receipt);
+    Some(OutboxItem::Read { read, chat, sender, at: Utc::now() })
+}
+
 /// The key of the stanzas queued for after the ack of message `id` from `device`.
 fn after_ack_key(device: &str, id: &str) -> String {
     format!("{device}\n{id}")
@@ -375,6 +401,12 @@ impl SignalHooks for Hooks {
     fn after_ack(&self, device: &str, message: &Node) -> Vec<Node> {
         let Some(id) = attr(message, "id") else { return vec![] };
         self.inner().after_ack.remove(&after_ack_key(device, &id)).unwrap_or_default()
+    }
+
+    fn on_receipt(&self, device: &str, receipt: &Node) {
+        if let Some(item) = read_receipt(receipt) {
+            self.push(device, item);
+        }
     }
 
     fn on_chat_state(&self, device: &str, state: &ChatState) {
@@ -729,5 +761,45 @@ impl WireNet {
         self.server.deliver(&device, &id, node);
         let sha256 = stored.map(|s| crate::rich::hex(&s.file_sha256));
         Ok(InboundSent { message_id: id, sha256 })
+    }
+}
+
+#[cfg(test)]
+mod read_receipt_tests {
+    use super::*;
+
+    fn receipt(kind: Option<&str>, participant: Option<&str>, more: &[&str]) -> Node {
+        let mut b = NodeBuilder::new("receipt")
+            .attr("to", "5511900000002@s.whatsapp.net".parse::<Jid>().unwrap())
+            .attr("id", "3EB0A")
+            .attr("t", "1");
+        if let Some(k) = kind {
+            b = b.attr("type", k);
+        }
+        if let Some(p) = participant {
+            b = b.attr("participant", p.parse::<Jid>().unwrap());
+        }
+        if !more.is_empty() {
+            let items = more.iter().map(|i| NodeBuilder::new("item").attr("id", *i).build());
+            b = b.children(vec![NodeBuilder::new("list").children(items).build()]);
+        }
+        b.build()
+    }
+
+    #[test]
+    fn a_read_receipt_is_recorded_with_every_id_and_a_delivery_one_is_not() {
+        let item = read_receipt(&receipt(Some("read"), None, &["3EB0B"])).unwrap();
+        let json = serde_json::to_value(&item).unwrap();
+        assert_eq!(json["read"], serde_json::json!(["3EB0A", "3EB0B"]));
+        assert_eq!(json["chat"], "5511900000002@s.whatsapp.net");
+        assert!(json.get("sender").is_none() && json["at"].is_string(), "{json}");
+        let item =
+            read_receipt(&receipt(Some("read-self"), Some("5511900000003:2@s.whatsapp.net"), &[]))
+                .unwrap();
+        let json = serde_json::to_value(&item).unwrap();
+        assert_eq!(json["sender"], "5511900000003@s.whatsapp.net");
+        assert!(read_receipt(&receipt(None, None, &[])).is_none());
+        assert!(read_receipt(&receipt(Some("retry"), None, &[])).is_none());
+        assert!(read_receipt(&receipt(Some("inactive"), None, &[])).is_none());
     }
 }

@@ -236,6 +236,21 @@ impl Connection for SimConnection {
         self.net.chat_state(&self.instance_id, to, state).await.map_err(driver_error)
     }
 
+    async fn mark_read(
+        &self,
+        chat: &Jid,
+        sender: Option<&Jid>,
+        ids: &[String],
+    ) -> Result<(), DriverError> {
+        if self.stopped() {
+            return Err(DriverError::NotConnected);
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.net.mark_read(&self.instance_id, chat, sender, ids).await.map_err(driver_error)
+    }
+
     async fn pair_code(&self, phone: &Phone) -> Result<PairCode, DriverError> {
         if self.stopped() {
             return Err(DriverError::NotPairing);

@@ -758,6 +758,30 @@ impl SimNet for SimNetwork {
         Ok(())
     }
 
+    async fn mark_read(
+        &self,
+        instance_id: &str,
+        chat: &Jid,
+        sender: Option<&Jid>,
+        ids: &[String],
+    ) -> Result<(), SimError> {
+        if ids.is_empty() {
+            return Err(SimError::InvalidRequest(
+                "a read receipt names at least one message".into(),
+            ));
+        }
+        let mut st = lock(&self.state);
+        st.connected(instance_id)?;
+        let entry = OutboxEntry::Read {
+            read: ids.to_vec(),
+            chat: chat.to_non_device(),
+            sender: sender.map(Jid::to_non_device),
+            at: Utc::now(),
+        };
+        st.record(instance_id, entry);
+        Ok(())
+    }
+
     async fn pair_code(&self, instance_id: &str, phone: &Phone) -> Result<PairCode, SimError> {
         // Any phone that then scans links the device, so the code needs no bookkeeping.
         lock(&self.state).pairing_mut(instance_id)?;

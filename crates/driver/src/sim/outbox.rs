@@ -16,7 +16,8 @@ use super::transport::SimError;
 use crate::{ChatState, OutgoingContent, OutgoingMessage};
 
 /// One thing the network received from an instance. The order of the variants matters for
-/// reading JSON back: a message has `text` and `id`, a presence `presence`, a check `check`.
+/// reading JSON back: a message has `text` and `id`, a presence `presence`, a check `check`,
+/// a read receipt `read`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum OutboxEntry {
@@ -27,6 +28,15 @@ pub enum OutboxEntry {
     /// `{"check": ["+55…", …], "at"}`: one call asking which phones have WhatsApp, so tests
     /// can see how contact checks were paced through a number.
     Check { check: Vec<Phone>, at: DateTime<Utc> },
+    /// `{"read": ["<wa id>", …], "chat", "sender"?, "at"}`: a read receipt the number sent
+    /// for messages it received in `chat` (`sender`: who wrote them, in a group).
+    Read {
+        read: Vec<String>,
+        chat: Jid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sender: Option<Jid>,
+        at: DateTime<Utc>,
+    },
 }
 
 /// `{"to","text","id","at","mentions"}` and, by kind, `reply_to`, the media keys, `location`,

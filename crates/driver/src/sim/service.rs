@@ -31,7 +31,7 @@ use super::outbox::OutboxPage;
 use super::reactions::Reactions;
 use super::transport::{
     AckRequest, AttachRequest, ChatStateRequest, CheckContactsRequest, DetachQuery, NetEvent,
-    PairCodeRequest, SimError, SimNet, UnackedPage, GENERATION_HEADER,
+    PairCodeRequest, ReadRequest, SimError, SimNet, UnackedPage, GENERATION_HEADER,
 };
 use crate::OutgoingMessage;
 
@@ -89,6 +89,7 @@ fn build_router(net: Arc<SimNetwork>, shutdown: watch::Receiver<bool>) -> Router
         .route("/net/instances/{id}/attach", post(attach))
         .route("/net/instances/{id}/send", post(send))
         .route("/net/instances/{id}/chat-state", post(chat_state))
+        .route("/net/instances/{id}/read", post(mark_read))
         .route("/net/instances/{id}/pair-code", post(pair_code))
         .route("/net/instances/{id}/logout", post(logout))
         .route("/net/instances/{id}/detach", post(detach))
@@ -206,6 +207,16 @@ async fn chat_state(
 ) -> Result<StatusCode, SimError> {
     let req = body(json)?;
     app.net.chat_state(&id, &req.to, req.state).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn mark_read(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    json: Result<Json<ReadRequest>, JsonRejection>,
+) -> Result<StatusCode, SimError> {
+    let req = body(json)?;
+    app.net.mark_read(&id, &req.chat, req.sender.as_ref(), &req.ids).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

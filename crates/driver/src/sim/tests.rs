@@ -312,6 +312,15 @@ async fn a_reconnect_keeps_backing_off_while_the_network_is_unreachable() {
         async fn chat_state(&self, _: &str, _: &Jid, _: ChatState) -> Result<(), SimError> {
             Err(SimError::Unavailable("down".into()))
         }
+        async fn mark_read(
+            &self,
+            _: &str,
+            _: &Jid,
+            _: Option<&Jid>,
+            _: &[String],
+        ) -> Result<(), SimError> {
+            Err(SimError::Unavailable("down".into()))
+        }
         async fn pair_code(&self, _: &str, _: &Phone) -> Result<crate::PairCode, SimError> {
             Err(SimError::Unavailable("down".into()))
         }
@@ -561,6 +570,31 @@ async fn the_outbox_records_presence_and_texts_in_order() {
     let back: OutboxPage = serde_json::from_value(json).unwrap();
     assert_eq!(back.items, items);
     assert!(net.outbox("never-seen").await.unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn read_receipts_are_recorded_in_the_outbox_and_need_a_connection() {
+    let (net, driver) = local();
+    let (conn, _rx, _store, _) = paired(&driver, "i1", "+5511999990001").await;
+    let chat = phone("+5511988880002").jid();
+    let group: Jid = "120363000000000009@g.us".parse().unwrap();
+    conn.mark_read(&chat, None, &["A".into(), "B".into()]).await.unwrap();
+    conn.mark_read(&group, Some(&chat), &["C".into()]).await.unwrap();
+    conn.mark_read(&chat, None, &[]).await.unwrap();
+    let items = net.outbox("i1").await.unwrap();
+    let json = serde_json::to_value(OutboxPage { items: items.clone() }).unwrap();
+    let at = |i: usize| json["items"][i]["at"].clone();
+    assert_eq!(
+        json,
+        serde_json::json!({"items": [
+            {"read": ["A", "B"], "chat": "5511988880002@s.whatsapp.net", "at": at(0)},
+            {"read": ["C"], "chat": "120363000000000009@g.us", "sender": "5511988880002@s.whatsapp.net", "at": at(1)},
+        ]})
+    );
+    let back: OutboxPage = serde_json::from_value(json).unwrap();
+    assert_eq!(back.items, items);
+    conn.stop().await;
+    assert_eq!(conn.mark_read(&chat, None, &["D".into()]).await, Err(DriverError::NotConnected));
 }
 
 #[tokio::test(start_paused = true)]
@@ -826,6 +860,13 @@ async fn the_same_scenario_through_the_http_service() {
     assert_eq!(
         next_real(&mut rx).await,
         DriverEvent::Receipt { message_id: "3EB0BBBB".into(), status: ReceiptStatus::Delivered }
+    );
+    // A read receipt goes over HTTP too.
+    conn.mark_read(&to, None, &["3EB0IN01".to_string()]).await.unwrap();
+    let items = control.outbox("r1").await.unwrap();
+    assert!(
+        matches!(items.last(), Some(OutboxEntry::Read { read, chat, sender: None, .. }) if read == &["3EB0IN01"] && chat == &to),
+        "{items:?}"
     );
 
     // Inbound by LID.

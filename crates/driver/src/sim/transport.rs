@@ -177,6 +177,15 @@ pub trait SimNet: Send + Sync {
         to: &Jid,
         state: ChatState,
     ) -> Result<(), SimError>;
+    /// Records a read receipt for messages received in `chat` (see
+    /// [`OutboxEntry::Read`]). `NotConnected` unless logged in.
+    async fn mark_read(
+        &self,
+        instance_id: &str,
+        chat: &Jid,
+        sender: Option<&Jid>,
+        ids: &[String],
+    ) -> Result<(), SimError>;
     /// An 8-character code to type on the phone. `NotPairing` unless the QR flow runs.
     async fn pair_code(&self, instance_id: &str, phone: &Phone) -> Result<PairCode, SimError>;
     /// Unlinks the instance's device (its session stops working) and closes the connection.
@@ -284,6 +293,15 @@ pub(crate) struct AttachRequest {
 pub(crate) struct ChatStateRequest {
     pub to: Jid,
     pub state: ChatState,
+}
+
+/// Body of `POST /net/instances/{id}/read`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ReadRequest {
+    pub chat: Jid,
+    #[serde(default)]
+    pub sender: Option<Jid>,
+    pub ids: Vec<String>,
 }
 
 /// Body of `POST /net/instances/{id}/pair-code`.
@@ -506,6 +524,18 @@ impl SimNet for RemoteSimNet {
     ) -> Result<(), SimError> {
         let url = self.instance_url("net", instance_id, "chat-state");
         let body = ChatStateRequest { to: to.clone(), state };
+        self.call_empty(self.client.post(url).json(&body)).await
+    }
+
+    async fn mark_read(
+        &self,
+        instance_id: &str,
+        chat: &Jid,
+        sender: Option<&Jid>,
+        ids: &[String],
+    ) -> Result<(), SimError> {
+        let url = self.instance_url("net", instance_id, "read");
+        let body = ReadRequest { chat: chat.clone(), sender: sender.cloned(), ids: ids.to_vec() };
         self.call_empty(self.client.post(url).json(&body)).await
     }
 

@@ -375,6 +375,27 @@ impl Connection for WhatsAppConnection {
         sent.map_err(|e| DriverError::Transport(e.to_string()))
     }
 
+    async fn mark_read(
+        &self,
+        chat: &Jid,
+        sender: Option<&Jid>,
+        ids: &[String],
+    ) -> Result<(), DriverError> {
+        let client = self.connected_client()?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let chat = wa_jid(chat)?;
+        let sender = sender.map(wa_jid).transpose()?;
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        // `<receipt type="read">` (or `read-self` when the account hides its read receipts:
+        // the library follows the account's privacy setting, as WhatsApp Web does).
+        client
+            .mark_as_read(&chat, sender.as_ref(), &ids)
+            .await
+            .map_err(|e| DriverError::Transport(e.to_string()))
+    }
+
     async fn pair_code(&self, phone: &Phone) -> Result<PairCode, DriverError> {
         let client = self.client()?;
         if client.is_logged_in() {

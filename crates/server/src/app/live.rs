@@ -59,6 +59,40 @@ impl LiveNumbers {
         Ok((rec, conn))
     }
 
+    /// Marks a message the number received read (WhatsApp's read receipt: the contact sees
+    /// blue ticks). `message` is its WhatsApp id, as `message.received` gives it.
+    /// `not_found` for an unknown instance or a message this number did not receive (or
+    /// one no longer indexed), `instance_unavailable` when the number is not connected here.
+    pub async fn mark_read(
+        &self,
+        tenant_id: &TenantId,
+        id: &InstanceId,
+        message: &str,
+    ) -> AppResult<()> {
+        let rec =
+            self.store.get_instance(tenant_id, id).await?.ok_or_else(AppError::no_such_resource)?;
+        let received = self
+            .store
+            .find_inbound(tenant_id.as_str(), message)
+            .await?
+            .filter(|r| r.instance_id == rec.id)
+            .ok_or_else(AppError::no_such_resource)?;
+        let (_, conn) = self.connection(tenant_id, id).await?;
+        let chat = Jid::parse(&received.chat)
+            .map_err(|e| AppError::internal(format!("a stored chat is not a JID: {e}")))?;
+        // In a group the receipt names who wrote the message; in a direct chat the chat does.
+        let sender =
+            match chat.is_group() {
+                true => Some(Jid::parse(&received.sender).map_err(|e| {
+                    AppError::internal(format!("a stored sender is not a JID: {e}"))
+                })?),
+                false => None,
+            };
+        conn.mark_read(&chat, sender.as_ref(), std::slice::from_ref(&received.wa_id)).await?;
+        self.supervisor.unread().forget_message(&rec.id, &received.wa_id);
+        Ok(())
+    }
+
     /// The groups the number is in.
     pub async fn groups(
         &self,

@@ -9,7 +9,7 @@ use crate::http::routes::{
     alerts, campaigns, cluster, events, health, instances, messages, metrics, not_implemented,
     pools, sim, tenants, webhooks,
 };
-use crate::http::routes::{contacts, groups, inbound_media, media};
+use crate::http::routes::{contacts, groups, inbound_media, media, received};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,7 +23,7 @@ use crate::http::routes::{contacts, groups, inbound_media, media};
         instances::pair_code,
         pools::list, pools::put,
         messages::send, messages::get, messages::list,
-        inbound_media::get, groups::list, groups::get, contacts::check,
+        inbound_media::get, received::read, groups::list, groups::get, contacts::check,
         campaigns::create, campaigns::list, campaigns::get_one, campaigns::pause,
         campaigns::resume, campaigns::cancel,
         events::stream,

@@ -21,6 +21,7 @@ use bzapper_store::Store;
 use tokio::sync::mpsc;
 
 use crate::events::recorder::Recorder;
+use crate::runtime::unread::Unread;
 
 mod resolve;
 mod sink;
@@ -41,10 +42,16 @@ pub struct Inbound {
 
 impl Inbound {
     /// `public_url` is the gateway's own URL (start-up binds the listener first, so it is
-    /// known); media links in `message.received` start with it.
-    pub fn spawn(store: Arc<dyn Store>, recorder: Arc<Recorder>, public_url: &str) -> Self {
+    /// known); media links in `message.received` start with it. Direct messages are noted
+    /// as unread in `unread`.
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        recorder: Arc<Recorder>,
+        public_url: &str,
+        unread: Arc<Unread>,
+    ) -> Self {
         let public_url: PublicUrl = public_url.trim_end_matches('/').into();
-        let parts = Arc::new(Parts { store, recorder, public_url });
+        let parts = Arc::new(Parts { store, recorder, public_url, unread });
         let shards = (0..SHARDS)
             .map(|_| {
                 let (tx, rx) = mpsc::unbounded_channel();

@@ -14,4 +14,5 @@ pub mod session_bridge;
 pub mod supervisor;
 #[cfg(test)]
 pub(crate) mod test_support;
+pub mod unread;
 pub mod webhooks;

@@ -87,7 +87,8 @@ impl Supervisor {
         public_url: &str,
     ) -> Arc<Self> {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let inbound = Inbound::spawn(store.clone(), recorder.clone(), public_url);
+        let inbound =
+            Inbound::spawn(store.clone(), recorder.clone(), public_url, scheduler.unread());
         let sup = Arc::new_cyclic(|me| Supervisor {
             store,
             inbound,
@@ -282,6 +283,11 @@ impl Supervisor {
     }
 
     /// The connection of a running instance, for sending.
+    /// What each number received and has not marked read (shared with the scheduler).
+    pub fn unread(&self) -> Arc<crate::runtime::unread::Unread> {
+        self.scheduler.unread()
+    }
+
     pub async fn connection(&self, id: &str) -> Option<Arc<dyn Connection>> {
         self.running.lock().await.get(id).map(|r| r.conn.clone())
     }

@@ -301,6 +301,7 @@ pub(crate) async fn stored_number_of(
         connected_at: None,
         created_at: now(),
         health_score: 100,
+        read_receipts: Default::default(),
         quiet_hours: None,
         rewarm_from: None,
     };

@@ -22,6 +22,8 @@ mod quotas;
 mod reactions;
 mod real_driver;
 mod rich;
+mod seen;
 mod settings;
 mod simnet;
+mod spintax;
 mod webhooks;

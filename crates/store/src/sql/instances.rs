@@ -1,7 +1,7 @@
 //! [`InstanceStore`]: instances (numbers), their state and settings; proxy URLs sealed.
 
 use async_trait::async_trait;
-use bzapper_core::{InstanceState, LimitsPatch, ProxyUrl, Reason, Status};
+use bzapper_core::{InstanceState, LimitsPatch, ProxyUrl, ReadReceipts, Reason, Status};
 use chrono::{DateTime, Utc};
 
 use super::{json_err, opt_ts, q, ts, Backend, SqlStore};
@@ -10,7 +10,7 @@ use crate::{InstanceRecord, InstanceStore, Result, StateChange, StoreError};
 
 pub(crate) const INSTANCE_COLUMNS: &str = "id, tenant_id, name, pool, status, reason, detail, \
      phone, jid, lid, warming_days, proxy_sealed, limits_json, first_connected_at, \
-     connected_at, created_at, health_score, quiet_hours_json, rewarm_from";
+     connected_at, created_at, health_score, quiet_hours_json, rewarm_from, read_receipts";
 
 fn proxy_aad(instance_id: &str) -> Vec<u8> {
     [b"proxy:", instance_id.as_bytes()].concat()
@@ -71,6 +71,8 @@ impl<DB: Backend> SqlStore<DB> {
             .transpose()?;
         let proxy = DB::col::<Option<Vec<u8>>>(row, "proxy_sealed")?
             .and_then(|blob| self.open_proxy(&id, &blob));
+        let read_receipts: String = DB::col(row, "read_receipts")?;
+        let read_receipts = ReadReceipts::parse(&read_receipts).map_err(corrupt)?;
         Ok(InstanceRecord {
             tenant_id: DB::col(row, "tenant_id")?,
             name: DB::col(row, "name")?,
@@ -89,6 +91,7 @@ impl<DB: Backend> SqlStore<DB> {
                 .unwrap_or(100),
             quiet_hours,
             rewarm_from: opt_ts(DB::col(row, "rewarm_from")?)?,
+            read_receipts,
             id,
         })
     }
@@ -112,9 +115,9 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
         q::<DB>(
             "INSERT INTO instances (id, tenant_id, name, pool, status, reason, detail, phone, jid, \
              lid, warming_days, proxy_sealed, limits_json, first_connected_at, connected_at, \
-             created_at, health_score, quiet_hours_json, rewarm_from) \
+             created_at, health_score, quiet_hours_json, rewarm_from, read_receipts) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19)",
+             $18, $19, $20)",
         )
         .bind(&rec.id)
         .bind(&rec.tenant_id)
@@ -135,6 +138,7 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
         .bind(i64::from(rec.health_score))
         .bind(quiet_hours_json(rec)?)
         .bind(rec.rewarm_from.map(to_millis))
+        .bind(rec.read_receipts.as_str())
         .write(&mut *self.conn().await?, |d| instance_conflict(d, rec))
         .await?;
         Ok(())
@@ -162,7 +166,8 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
         let limits = serde_json::to_string(&rec.limits).map_err(json_err)?;
         let n = q::<DB>(
             "UPDATE instances SET name = $1, pool = $2, warming_days = $3, proxy_sealed = $4, \
-             limits_json = $5, quiet_hours_json = $6 WHERE id = $7 AND tenant_id = $8",
+             limits_json = $5, quiet_hours_json = $6, read_receipts = $7 WHERE id = $8 AND \
+             tenant_id = $9",
         )
         .bind(&rec.name)
         .bind(&rec.pool)
@@ -170,6 +175,7 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
         .bind(self.seal_proxy(&rec.id, rec.proxy.as_ref()))
         .bind(limits)
         .bind(quiet_hours_json(rec)?)
+        .bind(rec.read_receipts.as_str())
         .bind(&rec.id)
         .bind(&rec.tenant_id)
         .write(&mut *self.conn().await?, |d| instance_conflict(d, rec))

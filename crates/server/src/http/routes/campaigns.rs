@@ -25,7 +25,7 @@ use crate::http::state::AppState;
 use crate::model::ids::{new_ordered_id, CampaignId};
 use crate::model::time::now;
 use crate::runtime::campaigns::progress::{NumberTotals, Totals};
-use crate::runtime::campaigns::template::Template;
+use crate::runtime::campaigns::template::CampaignTemplate;
 use crate::runtime::campaigns::window::{ScheduleSpec, Window};
 use crate::runtime::campaigns::{Action, MAX_RECIPIENTS};
 
@@ -156,7 +156,7 @@ fn build(
     if body.template.trim().is_empty() {
         return Err(invalid("invalid_template", "`template` must not be empty"));
     }
-    let template = Template::parse(&body.template)
+    let template = CampaignTemplate::parse(&body.template)
         .map_err(|e| invalid("invalid_template", format!("`template`: {e}")))?;
     let pool = match &body.pool {
         Some(p) => validate::pool_name(p).map_err(ApiError::invalid)?,
@@ -188,6 +188,9 @@ fn build(
     let defaults =
         DeliveryOptions::check("", body.ttl_seconds, body.send_at.as_deref(), accepted_at)?;
     let used = template.fields();
+    // The id comes first: each recipient's spintax choice is drawn from it, and the text
+    // checked here is the very one its message will carry.
+    let id = new_ordered_id("cmp");
     let mut seen: HashMap<String, usize> = HashMap::with_capacity(body.recipients.len());
     let mut recipients = Vec::with_capacity(body.recipients.len());
     for (i, r) in body.recipients.into_iter().enumerate() {
@@ -206,7 +209,7 @@ fn build(
                 fields.insert(k.clone(), field_text(i, k, v)?);
             }
         }
-        let text = template.render(&fields).map_err(|missing| {
+        let text = template.render(&id, i as u32, &fields).map_err(|missing| {
             invalid(
                 "unknown_field",
                 format!(
@@ -237,7 +240,7 @@ fn build(
     }
     let at = now();
     let campaign = CampaignRecord {
-        id: new_ordered_id("cmp"),
+        id,
         tenant_id: tenant_id.to_string(),
         name,
         template: body.template,

@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json as JsonOut;
 use base64::Engine;
 use bzapper_core::{
-    validate, InstanceState, Limits, LimitsPatch, Phone, ProxyUrl, Reason, Status, Warming,
+    validate, InstanceState, Limits, LimitsPatch, Phone, ProxyUrl, ReadReceipts, Reason, Status,
+    Warming,
 };
 use bzapper_store::InstanceRecord;
 use chrono::{DateTime, Utc};
@@ -73,6 +74,10 @@ pub struct CreateInstance {
     /// `socks5://user:pass@host:port` or `http://host:port`.
     pub proxy: Option<String>,
     pub limits: Option<LimitsInput>,
+    /// `off` (default) or `auto`: mark a contact's unread messages read, after a human pause,
+    /// before replying to them ("seen before reply").
+    #[schema(value_type = Option<String>, example = "auto")]
+    pub read_receipts: Option<String>,
     /// The number's own active hours, overriding its pool's (messages it would send wait
     /// outside them); absent or `null`: the pool's.
     pub quiet_hours: Option<ScheduleSpec>,
@@ -92,6 +97,9 @@ pub struct PatchInstance {
     #[schema(value_type = Option<String>)]
     pub proxy: Option<Option<String>>,
     pub limits: Option<LimitsInput>,
+    /// `off` or `auto` (see `CreateInstance`).
+    #[schema(value_type = Option<String>, example = "auto")]
+    pub read_receipts: Option<String>,
     /// The number's own active hours, overriding its pool's; `null`: the pool's again.
     #[serde(default, deserialize_with = "quiet_hours::present")]
     #[schema(value_type = Option<ScheduleSpec>)]
@@ -154,6 +162,8 @@ pub struct InstanceView {
     /// The proxy without credentials.
     pub proxy: Option<String>,
     pub limits: LimitsView,
+    /// `off` or `auto`: whether the number marks a contact's messages read before replying.
+    pub read_receipts: &'static str,
     /// The number's own active hours; `null`: its pool's apply.
     pub quiet_hours: Option<ScheduleSpec>,
     /// Why the number could not send right now: `null` when it could (or is sending), else
@@ -213,6 +223,7 @@ pub fn view(rec: &InstanceRecord, live: Live) -> InstanceView {
             min_gap_ms: limits.min_gap_ms,
             max_gap_ms: limits.max_gap_ms,
         },
+        read_receipts: rec.read_receipts.as_str(),
         quiet_hours: quiet_hours::show(rec.quiet_hours.as_ref()),
         resting: live.resting.map(Into::into),
         stats: StatsView { sent_today: live.sent_today, received_today: live.received_today },
@@ -223,6 +234,10 @@ pub fn view(rec: &InstanceRecord, live: Live) -> InstanceView {
 
 fn invalid_proxy(e: bzapper_core::ProxyError) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_proxy", e.to_string())
+}
+
+fn read_receipts(given: Option<&str>) -> ApiResult<Option<ReadReceipts>> {
+    given.map(ReadReceipts::parse).transpose().map_err(ApiError::invalid)
 }
 
 fn invalid_limits(e: bzapper_core::LimitsError) -> ApiError {
@@ -257,6 +272,7 @@ pub async fn create(
     let proxy = body.proxy.as_deref().map(ProxyUrl::parse).transpose().map_err(invalid_proxy)?;
     let limits: LimitsPatch = body.limits.map(Into::into).unwrap_or_default();
     Limits::default().merged(&limits).map_err(invalid_limits)?;
+    let read_receipts = read_receipts(body.read_receipts.as_deref())?.unwrap_or_default();
     let quiet_hours =
         body.quiet_hours.as_ref().map(|q| quiet_hours::check("quiet_hours", q)).transpose()?;
     let rec = InstanceRecord {
@@ -275,6 +291,7 @@ pub async fn create(
         connected_at: None,
         created_at: now(),
         health_score: 100,
+        read_receipts,
         quiet_hours,
         rewarm_from: None,
     };
@@ -340,6 +357,9 @@ pub async fn patch(
     }
     if let Some(p) = &body.proxy {
         rec.proxy = p.as_deref().map(ProxyUrl::parse).transpose().map_err(invalid_proxy)?;
+    }
+    if let Some(r) = read_receipts(body.read_receipts.as_deref())? {
+        rec.read_receipts = r;
     }
     if let Some(l) = body.limits {
         let merged = rec.limits.overlaid(&l.into());

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod not_implemented;
 pub mod pools;
 pub mod quiet_hours;
+pub mod received;
 pub mod sim;
 pub mod tenants;
 pub mod webhooks;
@@ -65,6 +66,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/v1/instances/{id}/groups", on_holder(get(groups::list)))
         .route("/v1/instances/{id}/groups/{jid}", on_holder(get(groups::get)))
         .route("/v1/instances/{id}/media/{message_id}", on_holder(get(inbound_media::get)))
+        .route("/v1/instances/{id}/messages/{message_id}/read", on_holder(post(received::read)))
         .route("/v1/contacts/check", post(contacts::check))
         .route("/v1/events", get(events::stream))
         .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use super::progress::Totals;
 use super::service::{reported_status, window_of, Campaigns};
-use super::template::Template;
+use super::template::CampaignTemplate;
 use crate::cluster::role::Role;
 use crate::events::{self, EventType};
 use crate::model::ids::{new_message_id, new_ordered_id};
@@ -220,10 +220,14 @@ impl Runner {
         }
         let recipients = self.c.store.campaign_recipients(&c.id, fresh.next_index, room).await?;
         let Some(last) = recipients.last().map(|r| r.index) else { return Ok(false) };
-        let template = Template::parse(&c.template);
+        let template = CampaignTemplate::parse(&c.template);
         for r in &recipients {
             let at = crate::model::time::now();
-            let (body, status, error) = match template.as_ref().map(|t| t.render(&r.fields)) {
+            // The recipient's spintax choice is drawn from the campaign and its index: a feed
+            // repeated after a restart renders the same text, and the stored body is the
+            // rendered one, so a resend is identical.
+            let rendered = template.as_ref().map(|t| t.render(&c.id, r.index, &r.fields));
+            let (body, status, error) = match rendered {
                 Ok(Ok(text)) => (text, MessageStatus::Queued, None),
                 // Checked when the campaign was accepted, so this is a stored template or
                 // recipient that no longer parses: the message fails (and is counted) rather

@@ -16,6 +16,7 @@ use crate::events::received::{message_received_data, rich_fields, Resolved};
 use crate::events::recorder::{Recorder, Recording};
 use crate::events::Event;
 use crate::model::ids::MessageId;
+use crate::runtime::unread::Unread;
 
 /// An inbound message to resolve and record as `message.received`.
 pub struct InboundJob {
@@ -31,6 +32,8 @@ pub(super) struct Parts {
     pub store: Arc<dyn Store>,
     pub recorder: Arc<Recorder>,
     pub public_url: PublicUrl,
+    /// Where a contact's unread messages are noted, for "seen before reply".
+    pub unread: Arc<Unread>,
 }
 
 /// The gateway's own URL (`http://host:port`, no trailing slash), which media links in events
@@ -50,6 +53,12 @@ pub(super) async fn submit(parts: &Parts, job: &InboundJob) -> Result<Recording,
         job.instance_id,
         percent_encoding::utf8_percent_encode(&job.message.id, PATH_SEGMENT)
     );
+    // A contact's message in a direct chat is unread until the number reads it or replies
+    // (a reaction is not something one reads).
+    if data.chat.kind == "direct" && !matches!(job.message.content, InboundContent::Reaction { .. })
+    {
+        parts.unread.note(&job.instance_id, &data.chat.jid, &job.message.chat, &job.message.id);
+    }
     if data.chat.kind == "direct" {
         // The contact wrote: the conversation starts (their side) or goes on. A failure costs
         // only a sticky choice or a pre-check later.

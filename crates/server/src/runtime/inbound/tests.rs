@@ -83,7 +83,8 @@ async fn one_numbers_messages_are_recorded_in_arrival_order() {
     let store = store_in(&dir).await;
     let dyn_store: Arc<dyn Store> = store.clone();
     let recorder = Recorder::new(dyn_store.clone(), None);
-    let inbound = Inbound::spawn(dyn_store.clone(), recorder, "http://gateway.test/");
+    let inbound =
+        Inbound::spawn(dyn_store.clone(), recorder, "http://gateway.test/", Default::default());
     const N: usize = 200;
     let a = stored_number(store.as_ref(), "a").await.id;
     let b = stored_number(store.as_ref(), "b").await.id;
@@ -128,7 +129,8 @@ async fn the_sink_answers_once_the_batch_is_on_disk_and_records_a_redelivery_onc
     let store = store_in(&dir).await;
     let dyn_store: Arc<dyn Store> = store.clone();
     let recorder = Recorder::new(dyn_store.clone(), None);
-    let inbound = Inbound::spawn(dyn_store.clone(), recorder, "http://gateway.test/");
+    let inbound =
+        Inbound::spawn(dyn_store.clone(), recorder, "http://gateway.test/", Default::default());
     let a = stored_number(store.as_ref(), "a").await.id;
     let own = Arc::new(std::sync::RwLock::new((Some(PHONE.to_string()), None)));
     let sink = inbound.sink(TENANT, &a, own);

@@ -82,6 +82,8 @@ impl Scheduler {
                 return;
             }
         };
+        // A contact who wrote to the number sees their messages read before the reply is typed.
+        self.seen_before_reply(&a.number_id, &to, conn.as_ref()).await;
         if let Err(e) = conn.set_chat_state(&to, prepared.chat_state).await {
             if matches!(e, DriverError::NotConnected | DriverError::Transport(_)) {
                 self.discard_download(&prepared.downloaded).await;

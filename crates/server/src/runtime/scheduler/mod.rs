@@ -42,6 +42,7 @@ use crate::events::recorder::Recorder;
 use crate::media::MediaStore;
 use crate::model::time::now;
 use crate::runtime::contact_checks::ContactChecker;
+use crate::runtime::unread::Unread;
 
 mod chosen;
 mod cluster_queue;
@@ -55,6 +56,7 @@ mod pool_settings;
 mod queue_counts;
 mod resting;
 mod rewarm;
+mod seen;
 mod status;
 mod validity;
 mod rule_inputs;
@@ -166,6 +168,8 @@ pub struct Scheduler {
     windows: tokio::sync::Mutex<Windows>,
     /// How many messages of one queue the dispatcher holds at most (a window's size).
     window_size: usize,
+    /// What each number received and has not marked read ("seen before reply", `seen`).
+    unread: Arc<Unread>,
     /// The cached contact checks, for the first-contact pre-check.
     contacts: Arc<ContactChecker>,
     /// Whether a number's first message to a contact is preceded by the pre-check.
@@ -235,6 +239,7 @@ impl Scheduler {
             media,
             windows: tokio::sync::Mutex::new(Windows::new()),
             window_size: queue_window.max(1),
+            unread: Arc::default(),
             contacts,
             first_contact_check,
             rewarm,

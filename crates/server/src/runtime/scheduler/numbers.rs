@@ -116,6 +116,7 @@ impl Scheduler {
     pub async fn number_removed(&self, instance_id: &str) {
         self.hand_back(instance_id, "the instance was deleted").await;
         self.close_number_window(instance_id).await;
+        self.unread.forget_number(instance_id);
         let mut g = self.lock();
         g.dispatcher.remove_number(instance_id);
         g.numbers.remove(instance_id);
