@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use bzapper_core::sending::{Assignment, HealthEvent};
+use bzapper_core::sending::{Assignment, Choice, HealthEvent};
 use bzapper_driver::{ChatState, DriverError};
 use bzapper_store::{MessageRecord, MessageStatus};
 use tokio::time::Instant;
@@ -46,8 +46,8 @@ impl Scheduler {
         };
         if expired(msg.expires_at.map(|t| t.timestamp_millis()), self.now_ms()) {
             self.expire(&msg).await;
-            // lead: dispatcher.abandon (the number did nothing)
-            self.finish(&a.number_id);
+            // The number did nothing: no send, no gap.
+            self.abandon(&a);
             return;
         }
         let Some(conn) = conn else {
@@ -61,15 +61,26 @@ impl Scheduler {
             let (status, number) = (MessageStatus::Failed, Some(a.number_id.clone()));
             let error = Some(NOT_ON_WHATSAPP.to_string());
             self.end(&msg.id, &msg.tenant_id, status, number, error).await;
-            // lead: dispatcher.abandon (the number's caps should not count it)
-            self.finish(&a.number_id);
+            // Neither the send nor the first contact counts against the number's caps.
+            self.abandon(&a);
             return;
+        }
+        if let Some(at) = a.rewarm_started {
+            self.rewarm_started(&a.number_id, at).await;
+        }
+        if a.pre_delay_ms > 0 {
+            // A first contact: one more human pause before the number starts typing.
+            tokio::time::sleep(tokio::time::Duration::from_millis(a.pre_delay_ms)).await;
+            if expired(msg.expires_at.map(|t| t.timestamp_millis()), self.now_ms()) {
+                self.expire(&msg).await;
+                self.abandon(&a);
+                return;
+            }
         }
         if !self.took(&a, &msg, self.choice_of(&a, &msg)).await {
             // It expired meanwhile (the sweep stored it): nothing is sent.
             self.lock().finished(&msg.id);
-            // lead: dispatcher.abandon
-            self.finish(&a.number_id);
+            self.abandon(&a);
             return;
         }
         let to = msg.to.clone();
@@ -114,13 +125,17 @@ impl Scheduler {
         self.done(&a, &msg, result.map(drop)).await;
     }
 
-    /// Why `a`'s number sends `msg`. The one place the choice is made for the message record;
-    /// the dispatcher's own reason replaces this once it gives one.
-    fn choice_of(&self, _a: &Assignment, msg: &MessageRecord) -> ChosenBy {
+    /// Why `a`'s number sends `msg`, as the dispatcher decided it (a message held for its
+    /// number after a crash counts as forced: it must go out from that number).
+    fn choice_of(&self, a: &Assignment, msg: &MessageRecord) -> ChosenBy {
         if msg.forced {
-            ChosenBy::Forced
-        } else {
-            ChosenBy::Rotation
+            return ChosenBy::Forced;
+        }
+        match a.choice {
+            Choice::Sticky => ChosenBy::Sticky,
+            Choice::Rotation => ChosenBy::Rotation,
+            Choice::Forced => ChosenBy::Forced,
+            Choice::Geo => ChosenBy::Geo,
         }
     }
 
@@ -229,6 +244,28 @@ impl Scheduler {
         }
         if let Some(rec) = rec {
             self.update_number(&rec);
+        }
+    }
+
+    /// `a` ended without a send (an expired message, a recipient not on WhatsApp): the number
+    /// is free at once, and nothing of it counts against any cap.
+    pub(super) fn abandon(&self, a: &Assignment) {
+        let now_ms = self.now_ms();
+        self.lock().dispatcher.abandon(a, now_ms);
+        self.wake.notify_one();
+    }
+
+    /// A send of `number_id` after a long idle started its re-warm at `at_ms`: kept in the
+    /// store (it lasts across a restart, and the instance view shows it).
+    async fn rewarm_started(&self, number_id: &str, at_ms: i64) {
+        let at = chrono::DateTime::from_timestamp_millis(at_ms);
+        if let Some(n) = self.lock().numbers.get_mut(number_id) {
+            if let Some(rec) = n.record.as_mut() {
+                rec.rewarm_from = at;
+            }
+        }
+        if let Err(e) = self.store.set_rewarm_from(number_id, at).await {
+            tracing::warn!(number = number_id, error = %e, "storing a re-warm's start failed");
         }
     }
 

@@ -485,6 +485,20 @@ impl Scheduler {
                 self.recover_health().await;
             }
             let any_suspended = self.end_suspensions(now_ms).await;
+            self.contacts_wrote();
+            self.sweep_expired(now_ms).await;
+            {
+                // The dispatcher holds back what expired since the sweep (it is never handed
+                // out); the store's sweep then marks it, now.
+                let mut g = self.lock();
+                let gone = g.dispatcher.take_expired(now_ms);
+                if !gone.is_empty() {
+                    for m in &gone {
+                        g.finished(&m.id);
+                    }
+                    g.next_expiry_ms = Some(now_ms);
+                }
+            }
             self.sweep_expired(now_ms).await;
             if self.cluster.is_none() {
                 self.refill_low_windows().await;

@@ -3,7 +3,7 @@
 //! `first_contact_cap`, `warming`, `rewarming`, `gap`). Read from the scheduler's view of the
 //! number and the dispatcher's figures; nothing here decides anything.
 
-use bzapper_core::sending::Caps;
+use bzapper_core::sending::{Caps, Rest};
 use bzapper_core::{Reason, Status};
 
 use super::Scheduler;
@@ -11,7 +11,8 @@ use super::Scheduler;
 impl Scheduler {
     /// Why the number could not start a send now; `None` when it could (or is sending, or
     /// another node holds it and this one cannot tell). The first reason that holds, in the
-    /// order: offline, health, caps (`warming` when the warming day cap is what binds), gap.
+    /// order: offline, health, quiet hours, re-warming, the first-contact cap, caps (`warming`
+    /// when the warming day cap is what binds), gap.
     pub fn resting(&self, instance_id: &str) -> Option<&'static str> {
         let now_ms = self.now_ms();
         let g = self.lock();
@@ -29,6 +30,14 @@ impl Scheduler {
         let stats = g.dispatcher.number_stats(instance_id, now_ms)?;
         if stats.busy {
             return None;
+        }
+        // The rules only the dispatcher knows of: its active hours, re-warming, the
+        // first-contact cap.
+        match stats.resting {
+            Some(r @ (Rest::QuietHours | Rest::Rewarming | Rest::FirstContactCap)) => {
+                return Some(r.as_str())
+            }
+            _ => {}
         }
         if stats.next_allowed_ms > now_ms {
             // Without warming's lower day cap, would the caps allow a send now?

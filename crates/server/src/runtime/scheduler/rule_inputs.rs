@@ -115,6 +115,21 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Contacts who wrote to a number since the last round: their pace counts afresh.
+    pub(super) fn contacts_wrote(&self) {
+        let wrote = self.unread().take_wrote();
+        if wrote.is_empty() {
+            return;
+        }
+        let mut g = self.lock();
+        for (number, contact, at) in wrote {
+            let Some(tenant) = g.numbers.get(&number).map(|n| n.tenant_id.clone()) else {
+                continue;
+            };
+            g.dispatcher.contact_replied(&tenant, &contact, at);
+        }
+    }
+
     /// The pool's policy for the dispatcher, from its stored settings and its strategy.
     pub(super) fn apply_pool_policy(&self, g: &mut Inner, tenant_id: &str, pool: &str) {
         let rules = g.pools.get(&(tenant_id.to_string(), pool.to_string())).cloned().unwrap_or_default();
