@@ -101,7 +101,8 @@ pub struct PoolSettings {
 
 impl PoolSettings {
     pub const DEFAULT_STICKY_WINDOW_DAYS: u32 = 30;
-    pub const DEFAULT_PER_CONTACT_PER_HOUR: u32 = 4;
+    /// Off by default (see `bzapper_core::sending::DEFAULT_PER_CONTACT_PER_HOUR`).
+    pub const DEFAULT_PER_CONTACT_PER_HOUR: u32 = 0;
 }
 
 impl Default for PoolSettings {

@@ -19,7 +19,9 @@ pub use pacing::{
     gap_ms, typing_floor_ms, typing_ms, TYPING_BASE_MS, TYPING_JITTER, TYPING_MAX_MS,
     TYPING_MIN_MS, TYPING_PER_CHAR_MS,
 };
-pub use policy::{Choice, PoolPolicy, Rest, DEFAULT_PER_CONTACT_PER_HOUR};
+pub use policy::{
+    Choice, PoolPolicy, Rest, DEFAULT_PER_CONTACT_PER_HOUR, RECOMMENDED_PER_CONTACT_PER_HOUR,
+};
 pub use queue::LOOKAHEAD;
 pub use rotation::{pick, Candidate, RotationState, Strategy};
 pub use warming::{

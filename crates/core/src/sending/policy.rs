@@ -5,9 +5,14 @@ use serde::{Deserialize, Serialize};
 
 use super::rotation::Strategy;
 
-/// The default of [`PoolPolicy::per_contact_per_hour`]: public anti-ban practice keeps
-/// unanswered messages to one person to a handful an hour.
-pub const DEFAULT_PER_CONTACT_PER_HOUR: u32 = 4;
+/// The default of [`PoolPolicy::per_contact_per_hour`]: off. On by default it would hold the
+/// fifth message of any sequence to one person for an hour — a change to what clients of the
+/// gateway already rely on (a receipt, then its media, then a follow-up) — so a pool turns it
+/// on; [`RECOMMENDED_PER_CONTACT_PER_HOUR`] is the value docs/sending.md recommends.
+pub const DEFAULT_PER_CONTACT_PER_HOUR: u32 = 0;
+
+/// Public anti-ban practice keeps unanswered messages to one person to a handful an hour.
+pub const RECOMMENDED_PER_CONTACT_PER_HOUR: u32 = 4;
 
 /// How a pool hands its messages to its numbers. Set with `Dispatcher::set_pool_policy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +141,6 @@ mod tests {
         let p = PoolPolicy::default();
         assert_eq!(p.strategy, Strategy::RoundRobin);
         assert!(p.sticky && !p.prefer_country);
-        assert_eq!(p.per_contact_per_hour, 4);
+        assert_eq!(p.per_contact_per_hour, 0, "off unless a pool turns it on");
     }
 }

@@ -9,6 +9,7 @@ use rand::{Rng, SeedableRng};
 
 use super::*;
 use crate::sending::pacing::TYPING_MIN_MS;
+use crate::sending::policy::RECOMMENDED_PER_CONTACT_PER_HOUR;
 
 const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z (21:00 on 31 Dec in São Paulo)
 const SEC: i64 = 1_000;
@@ -623,6 +624,8 @@ fn per_contact_pace_holds_a_contacts_messages_without_blocking_others_until_it_r
 fn contact_sends_replayed_after_a_restart_count_against_the_pace() {
     let mut d = Dispatcher::default();
     d.upsert_number(number("a"));
+    let pace = PoolPolicy { per_contact_per_hour: 4, ..PoolPolicy::default() };
+    d.set_pool_policy("t1", "default", pace);
     for k in 0..4 {
         d.record_contact_send("t1", "5511900000001@s.whatsapp.net", T0 - (10 + k) * MINUTE_MS);
     }
@@ -689,7 +692,11 @@ fn every_rule_holds_over_a_long_random_run_with_no_missed_wakeup() {
     d.set_pool_policy(
         "t1",
         "default",
-        PoolPolicy { prefer_country: true, ..PoolPolicy::default() },
+        PoolPolicy {
+            prefer_country: true,
+            per_contact_per_hour: RECOMMENDED_PER_CONTACT_PER_HOUR,
+            ..PoolPolicy::default()
+        },
     );
     let mut r = StdRng::seed_from_u64(77);
     let tight = Limits {

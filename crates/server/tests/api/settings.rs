@@ -29,7 +29,7 @@ fn assert_invalid(s: StatusCode, v: &Value, mentions: &str) {
 /// A pool with every setting at its default.
 fn defaults(name: &str) -> Value {
     json!({"name": name, "strategy": "round_robin", "sticky": true, "sticky_window_days": 30,
-           "prefer_country": false, "per_contact_per_hour": 4, "quiet_hours": null})
+           "prefer_country": false, "per_contact_per_hour": 0, "quiet_hours": null})
 }
 
 #[tokio::test]
@@ -48,7 +48,7 @@ async fn a_pools_settings_have_defaults_round_trip_and_change_one_at_a_time() {
     assert_eq!(
         v,
         json!({"name": "sales", "strategy": "round_robin", "sticky": false,
-        "sticky_window_days": 30, "prefer_country": false, "per_contact_per_hour": 4,
+        "sticky_window_days": 30, "prefer_country": false, "per_contact_per_hour": 0,
         "quiet_hours": null})
     );
 
