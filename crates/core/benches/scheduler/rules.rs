@@ -22,8 +22,8 @@ use std::time::Instant;
 
 use bzapper_core::hours::Window;
 use bzapper_core::sending::{
-    Assignment, Choice, Dispatcher, NumberInfo, PoolPolicy, QueuedMessage, Strategy, TYPING_MIN_MS,
-    RECOMMENDED_PER_CONTACT_PER_HOUR,
+    Assignment, Choice, Dispatcher, NumberInfo, PoolPolicy, QueuedMessage, Strategy,
+    RECOMMENDED_PER_CONTACT_PER_HOUR, TYPING_MIN_MS,
 };
 use bzapper_core::Limits;
 use rand::rngs::StdRng;

@@ -185,10 +185,7 @@ impl Application {
         let scheduler = Scheduler::new(SchedulerParts {
             store: dyn_store.clone(),
             recorder: recorder.clone(),
-            warming: WarmingSchedule {
-                first_day_cap: config.warming_first_day_cap,
-                ..WarmingSchedule::default()
-            },
+            warming: warming_schedule(&config),
             threshold: config.health_threshold,
             media: media.clone(),
             cluster: cluster.clone(),
@@ -248,10 +245,7 @@ impl Application {
         let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let campaigns = crate::runtime::campaigns::spawn(
             config.test_hooks.campaign_clock.clone().unwrap_or_else(|| Arc::new(SystemClock)),
-            WarmingSchedule {
-                first_day_cap: config.warming_first_day_cap,
-                ..WarmingSchedule::default()
-            },
+            warming_schedule(&config),
             dyn_store.clone(),
             recorder.clone(),
             scheduler.clone(),
@@ -500,4 +494,15 @@ pub async fn serve_simnet(
     println!("bZapper simnet listening on http://{}", listener.local_addr()?);
     bzapper_driver::sim::serve(listener, net, shutdown).await?;
     Ok(())
+}
+
+/// The warming and re-warming schedule the settings ask for (the send scheduler and the
+/// campaigns' estimates share it).
+fn warming_schedule(config: &Config) -> WarmingSchedule {
+    WarmingSchedule {
+        first_day_cap: config.warming_first_day_cap,
+        rewarm_after_ms: i64::try_from(config.rewarm_after.as_millis()).unwrap_or(i64::MAX),
+        rewarm_days: config.rewarm_days,
+        ..WarmingSchedule::default()
+    }
 }

@@ -56,10 +56,10 @@ mod pool_settings;
 mod queue_counts;
 mod resting;
 mod rewarm;
+mod rule_inputs;
 mod seen;
 mod status;
 mod validity;
-mod rule_inputs;
 mod window;
 
 pub use chosen::ChosenBy;
@@ -419,6 +419,12 @@ impl Scheduler {
         Ok(counts.into_iter().map(|(t, p, n)| ((t, p), n)).collect())
     }
 
+    /// What the dispatcher knows of a number now.
+    #[cfg(test)]
+    pub(crate) fn stats_of(&self, instance_id: &str) -> Option<bzapper_core::sending::NumberStats> {
+        self.lock().dispatcher.number_stats(instance_id, self.now_ms())
+    }
+
     /// How many messages the dispatcher holds (queued in windows, or being sent).
     #[cfg(test)]
     pub(crate) fn held_len(&self) -> usize {
@@ -571,6 +577,8 @@ fn update(
 
 #[cfg(test)]
 mod doubt_tests;
+#[cfg(test)]
+mod pool_rules_tests;
 #[cfg(test)]
 mod rejoin_tests;
 #[cfg(test)]

@@ -132,7 +132,8 @@ impl Scheduler {
 
     /// The pool's policy for the dispatcher, from its stored settings and its strategy.
     pub(super) fn apply_pool_policy(&self, g: &mut Inner, tenant_id: &str, pool: &str) {
-        let rules = g.pools.get(&(tenant_id.to_string(), pool.to_string())).cloned().unwrap_or_default();
+        let rules =
+            g.pools.get(&(tenant_id.to_string(), pool.to_string())).cloned().unwrap_or_default();
         let s = &rules.settings;
         let policy = PoolPolicy {
             strategy: g.dispatcher.strategy(tenant_id, pool),
