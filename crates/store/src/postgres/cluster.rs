@@ -57,6 +57,22 @@ fn parse_payload(p: &str) -> Option<Signal> {
 const SHOULD_RUN: &str = "(status <> 'disconnected' OR ban_until IS NOT NULL)";
 
 /// Nodes whose heartbeat is within `$n` ms (the lease time).
+/// A pool message whose contact's sticky number (the pool's number with the latest
+/// conversation within the pool's sticky window, the pool sticky) is connected and not one of
+/// this node's (`$3`): the node holding that number claims it, so the contact keeps its number
+/// across nodes. A sticky number that is not connected leaves the message to any node, whose
+/// rotation then picks. `m` is the message.
+const HELD_ELSEWHERE_STICKY: &str = "EXISTS (SELECT 1 FROM conversations c \
+    JOIN instances i ON i.id = c.instance_id \
+    LEFT JOIN pools p ON p.tenant_id = m.tenant_id AND p.name = m.pool \
+    WHERE c.tenant_id = m.tenant_id AND c.contact = m.to_jid AND i.pool = m.pool \
+    AND COALESCE(p.sticky, TRUE) \
+    AND c.last_at >= bz_now_ms() - COALESCE(p.sticky_window_days, 30) * 86400000 \
+    AND i.status = 'connected' AND NOT (c.instance_id = ANY($3)) \
+    AND c.last_at = (SELECT MAX(c2.last_at) FROM conversations c2 \
+        JOIN instances i2 ON i2.id = c2.instance_id \
+        WHERE c2.tenant_id = m.tenant_id AND c2.contact = m.to_jid AND i2.pool = m.pool))";
+
 const LIVE_NODES: &str = "SELECT id FROM nodes WHERE heartbeat_at > bz_now_ms() - ";
 
 #[async_trait]
@@ -290,7 +306,8 @@ impl ClusterStore for PgStore {
                 AND ( \
                     ((m.forced OR m.status = 'sending') AND m.instance_id = ANY($3)) \
                     OR (NOT m.forced AND m.status = 'queued' \
-                        AND (m.tenant_id, m.pool) IN (SELECT * FROM UNNEST($4::text[], $5::text[]))) \
+                        AND (m.tenant_id, m.pool) IN (SELECT * FROM UNNEST($4::text[], $5::text[])) \
+                        AND NOT {HELD_ELSEWHERE_STICKY}) \
                 ) \
                 ORDER BY m.queue_at, m.id LIMIT $6 FOR UPDATE OF m SKIP LOCKED) \
              RETURNING {MESSAGE_COLUMNS}"

@@ -343,3 +343,39 @@ async fn a_send_scheduled_for_later_is_claimed_only_once_due_and_in_due_order() 
         "due ones, by when they fell due"
     );
 }
+
+#[tokio::test]
+async fn a_send_to_a_contact_sticky_to_another_nodes_number_is_claimed_by_that_node() {
+    use crate::{ConversationStore, StartedBy};
+    let Some(n) = two_nodes().await else { return };
+    for id in ["iA", "iB"] {
+        active_instance(&n.a, id).await;
+    }
+    let connected = |id: &'static str| {
+        sqlx::query("UPDATE instances SET status = 'connected' WHERE id = $1")
+            .bind(id)
+            .execute(n.a.raw_pool())
+    };
+    connected("iA").await.unwrap();
+    connected("iB").await.unwrap();
+    let m = message("to-bs-contact", "t1", None);
+    let contact = m.to.to_string();
+    n.a.touch_conversation("t1", "iB", &contact, StartedBy::In, Utc::now()).await.unwrap();
+    n.a.insert_message(&m).await.unwrap();
+    let default = vec![("t1".to_string(), "default".to_string())];
+
+    // A holds iA only: the contact's number is B's, connected, so A leaves it.
+    let a = n.a.claim_messages("A", TTL, &["iA".into()], &default, 10).await.unwrap();
+    assert!(a.is_empty(), "claimed away from the contact's number: {a:?}");
+    let b = n.b.claim_messages("B", TTL, &["iB".into()], &default, 10).await.unwrap();
+    assert_eq!(b.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["to-bs-contact"]);
+
+    // Once the contact's number is not connected, any node with a number of the pool may.
+    n.b.release_messages("B", &["to-bs-contact".to_string()]).await.unwrap();
+    sqlx::query("UPDATE instances SET status = 'disconnected' WHERE id = 'iB'")
+        .execute(n.a.raw_pool())
+        .await
+        .unwrap();
+    let a = n.a.claim_messages("A", TTL, &["iA".into()], &default, 10).await.unwrap();
+    assert_eq!(a.len(), 1, "the pool's other number takes it over");
+}

@@ -378,7 +378,19 @@ impl Scheduler {
             return;
         };
         // One scheduled for later is claimed, by whichever node, once due.
-        let here = self.can_send_here(&m) && self.is_due(&m);
+        // A contact sticky to a number of another node is left to the claims, where that
+        // node takes it (see `claim_messages`).
+        let r = QueuedRef::of(&m);
+        let history = if m.forced {
+            None
+        } else {
+            self.histories(std::slice::from_ref(&r)).await.remove(&r.id)
+        };
+        let sticky_elsewhere = history
+            .as_ref()
+            .and_then(|h| h.sticky_to.as_ref())
+            .is_some_and(|n| !self.lock().connections.contains_key(n));
+        let here = self.can_send_here(&m) && self.is_due(&m) && !sticky_elsewhere;
         let claimed = here
             && match c.store.claim_message(&m.id, c.node_id()).await {
                 Ok(claimed) => claimed,
@@ -389,8 +401,6 @@ impl Scheduler {
             };
         if claimed {
             // Claims are bounded per number (`cluster_queue`): no window to wait for.
-            let r = QueuedRef::of(&m);
-            let history = self.histories(std::slice::from_ref(&r)).await.remove(&r.id);
             hold(&mut self.lock(), r, None, history);
             self.wake.notify_one();
         } else if let Err(e) = c.store.signal(bzapper_store::Signal::Queue).await {

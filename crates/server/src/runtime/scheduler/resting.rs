@@ -33,11 +33,10 @@ impl Scheduler {
         }
         // The rules only the dispatcher knows of: its active hours, re-warming, the
         // first-contact cap.
-        match stats.resting {
-            Some(r @ (Rest::QuietHours | Rest::Rewarming | Rest::FirstContactCap)) => {
-                return Some(r.as_str())
-            }
-            _ => {}
+        if let Some(r @ (Rest::QuietHours | Rest::Rewarming | Rest::FirstContactCap)) =
+            stats.resting
+        {
+            return Some(r.as_str());
         }
         if stats.next_allowed_ms > now_ms {
             // Without warming's lower day cap, would the caps allow a send now?
