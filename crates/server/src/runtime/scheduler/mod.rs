@@ -54,6 +54,7 @@ mod outgoing;
 mod pool_rules;
 mod pool_settings;
 mod queue_counts;
+mod queued;
 mod resting;
 mod rewarm;
 mod rule_inputs;
@@ -568,7 +569,7 @@ fn hold(
     hold_for: Option<String>,
     history: Option<bzapper_store::ContactHistory>,
 ) -> bool {
-    let q = rule_inputs::queued_message(&r, hold_for, history);
+    let q = queued::queued_message(&r, hold_for, history);
     if !g.dispatcher.enqueue(q) {
         return false;
     }
