@@ -26,4 +26,5 @@ mod seen;
 mod settings;
 mod simnet;
 mod spintax;
+mod sticky;
 mod webhooks;
