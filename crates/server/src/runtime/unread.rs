@@ -15,9 +15,9 @@ use bzapper_core::Jid;
 #[derive(Default)]
 pub struct Unread {
     inner: Mutex<UnreadInbound<Jid>>,
-    /// (number, contact, when) of each direct message since the scheduler last looked: a
-    /// contact who writes lifts the per-contact pace (a live conversation is not capped).
-    wrote: Mutex<Vec<(String, String, i64)>>,
+    /// (number, contact) of each direct message since the scheduler last looked: a contact
+    /// who writes lifts the per-contact pace (a live conversation is not capped).
+    wrote: Mutex<Vec<(String, String)>>,
 }
 
 impl Unread {
@@ -30,18 +30,17 @@ impl Unread {
     /// `chat`.
     pub fn note(&self, instance_id: &str, contact: &str, chat: &Jid, id: &str) {
         self.lock().note(instance_id, contact, chat, id);
-        let at = crate::model::time::now().timestamp_millis();
         let mut wrote = self.wrote.lock().unwrap_or_else(|p| p.into_inner());
         // Bounded: the scheduler drains it on every round; a flood between two rounds keeps
         // the newest.
         if wrote.len() >= 10_000 {
             wrote.remove(0);
         }
-        wrote.push((instance_id.to_string(), contact.to_string(), at));
+        wrote.push((instance_id.to_string(), contact.to_string()));
     }
 
-    /// Takes the (number, contact, when ms) of each direct message noted since the last call.
-    pub fn take_wrote(&self) -> Vec<(String, String, i64)> {
+    /// Takes the (number, contact) of each direct message noted since the last call.
+    pub fn take_wrote(&self) -> Vec<(String, String)> {
         std::mem::take(&mut *self.wrote.lock().unwrap_or_else(|p| p.into_inner()))
     }
 

@@ -8,9 +8,11 @@ use std::time::Duration;
 use bzapper_core::LimitsPatch;
 use bzapper_driver::sim::{DropRequest, InboundSpec};
 use bzapper_driver::DropKind;
-use bzapper_store::{ConversationStore, InstanceRecord, InstanceStore, MessageRecord};
+use bzapper_store::{
+    ConversationStore, InstanceRecord, InstanceStore, MessageRecord, MessageStatus, PoolSettings,
+};
 
-use crate::runtime::test_support::Rig;
+use crate::runtime::test_support::{Rig, TENANT};
 
 /// Small gaps, high caps: every number is ready again within a few tens of milliseconds.
 async fn fast(rig: &Rig, rec: &InstanceRecord) {
@@ -118,4 +120,56 @@ async fn a_number_idle_past_the_threshold_re_warms_and_the_re_warm_is_stored() {
     assert!(stats.rewarming, "{stats:?}");
     // Its day cap is a re-warm's first day's, not the full one.
     assert!(stats.caps.per_day < 10_000, "{stats:?}");
+}
+
+/// `HH:MM` of the wall-clock instant `ms` in UTC.
+fn hh_mm(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap().format("%H:%M").to_string()
+}
+
+#[tokio::test(start_paused = true)]
+async fn outside_the_pools_active_hours_a_message_waits_for_the_opening() {
+    let rig = Rig::new().await;
+    let a = rig.connected("a", "+5511999990331").await;
+    fast(&rig, &a).await;
+    // Active from two hours from now, for two hours (UTC, overnight windows included).
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let opens = now_ms + 2 * 3_600_000;
+    let hours = serde_json::json!({
+        "timezone": "UTC", "start": hh_mm(opens), "end": hh_mm(opens + 2 * 3_600_000)
+    });
+    let settings = PoolSettings { quiet_hours: Some(hours), ..PoolSettings::default() };
+    rig.scheduler.set_pool_settings(TENANT, "default", &settings);
+    let m = rig.send("5511988880331", "good morning").await;
+    rig.advance(Duration::from_secs(60)).await;
+    assert_eq!(rig.message(&m.id).await.status, MessageStatus::Queued, "not in quiet hours");
+    assert_eq!(rig.scheduler.resting(&a.id), Some("quiet_hours"));
+    // Still waiting two minutes before the opening (the window's minute is rounded down)…
+    tokio::time::advance(Duration::from_secs(2 * 3600 - 60 - 120)).await;
+    rig.advance(Duration::from_secs(1)).await;
+    assert_eq!(rig.message(&m.id).await.status, MessageStatus::Queued, "not before the opening");
+    // …and sent once it opens.
+    tokio::time::advance(Duration::from_secs(180)).await;
+    rig.until_sent(&m.id).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_contact_at_the_pools_per_contact_pace_waits_until_it_writes() {
+    let rig = Rig::new().await;
+    let a = rig.connected("a", "+5511999990341").await;
+    fast(&rig, &a).await;
+    let settings = PoolSettings { per_contact_per_hour: 2, ..PoolSettings::default() };
+    rig.scheduler.set_pool_settings(TENANT, "default", &settings);
+    let first = sent(&rig, "5511988880341", "one").await;
+    let second = sent(&rig, "5511988880341", "two").await;
+    let third = rig.send("5511988880341", "three").await;
+    let other = sent(&rig, "5511988880342", "another contact is not held up").await;
+    assert!(other.sent_at > second.sent_at && first.sent_at < second.sent_at);
+    rig.advance(Duration::from_secs(120)).await;
+    assert_eq!(rig.message(&third.id).await.status, MessageStatus::Queued, "the pace holds it");
+    // The contact writes: a live conversation is not paced.
+    writes(&rig, &a, "+5511988880341").await;
+    // The scheduler sees it at its next round; a new message wakes it.
+    sent(&rig, "5511988880343", "a round").await;
+    rig.until_sent(&third.id).await;
 }

@@ -92,8 +92,11 @@ impl Scheduler {
         if wrote.is_empty() {
             return;
         }
+        // On the dispatcher's clock (the moment seen, at most a round late): its sends are
+        // recorded on it too.
+        let at = self.now_ms();
         let mut g = self.lock();
-        for (number, contact, at) in wrote {
+        for (number, contact) in wrote {
             let Some(tenant) = g.numbers.get(&number).map(|n| n.tenant_id.clone()) else {
                 continue;
             };
