@@ -180,6 +180,25 @@ impl Rig {
         }
     }
 
+    /// Lets the number send as fast as its typing allows (no minute or hour caps, short
+    /// gaps); `warmed` also ends its warming (`warming_days` 0).
+    pub async fn fast(&self, instance_id: &str, warmed: bool) {
+        let mut rec = self.instance(instance_id).await;
+        rec.limits = bzapper_core::LimitsPatch {
+            per_minute: Some(1_000),
+            per_hour: Some(10_000),
+            per_day: Some(10_000),
+            min_gap_ms: Some(10),
+            max_gap_ms: Some(20),
+            ..bzapper_core::LimitsPatch::default()
+        };
+        if warmed {
+            rec.warming_days = 0;
+        }
+        self.store.update_instance_settings(&rec).await.unwrap();
+        self.scheduler.number_changed(&rec, None).await;
+    }
+
     /// A number of the `default` pool, started (showing a QR code), not yet linked.
     pub async fn number(&self, name: &str) -> InstanceRecord {
         let rec = stored_number(self.store.as_ref(), name).await;

@@ -5,29 +5,17 @@
 
 use std::time::Duration;
 
-use bzapper_core::LimitsPatch;
 use bzapper_driver::sim::{DropRequest, InboundSpec};
 use bzapper_driver::DropKind;
 use bzapper_store::{
-    ConversationStore, InstanceRecord, InstanceStore, MessageRecord, MessageStatus, PoolSettings,
+    ConversationStore, InstanceRecord, MessageRecord, MessageStatus, PoolSettings,
 };
 
 use crate::runtime::test_support::{Rig, TENANT};
 
-/// Small gaps, high caps: every number is ready again within a few tens of milliseconds.
+/// Small gaps, high caps, warmed: every number is ready again within a few tens of ms.
 async fn fast(rig: &Rig, rec: &InstanceRecord) {
-    let mut rec = rig.instance(&rec.id).await;
-    rec.warming_days = 0;
-    rec.limits = LimitsPatch {
-        per_minute: Some(1_000),
-        per_hour: Some(10_000),
-        per_day: Some(10_000),
-        min_gap_ms: Some(10),
-        max_gap_ms: Some(20),
-        ..LimitsPatch::default()
-    };
-    rig.store.update_instance_settings(&rec).await.unwrap();
-    rig.scheduler.number_changed(&rec, None).await;
+    rig.fast(&rec.id, true).await;
 }
 
 /// `from` writes to `number`, and the conversation is stored.

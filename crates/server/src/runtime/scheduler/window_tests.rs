@@ -31,17 +31,7 @@ where
 
 /// Lets the number send as fast as its typing allows (no minute or hour caps, short gaps).
 async fn fast(rig: &Rig, instance_id: &str) {
-    let mut rec = rig.instance(instance_id).await;
-    rec.limits = LimitsPatch {
-        per_minute: Some(1_000),
-        per_hour: Some(10_000),
-        per_day: Some(10_000),
-        min_gap_ms: Some(10),
-        max_gap_ms: Some(20),
-        ..LimitsPatch::default()
-    };
-    rig.store.update_instance_settings(&rec).await.unwrap();
-    rig.scheduler.number_changed(&rec, None).await;
+    rig.fast(instance_id, false).await;
 }
 
 fn texts(n: usize, prefix: &str) -> Vec<String> {
