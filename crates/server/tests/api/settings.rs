@@ -185,6 +185,25 @@ async fn a_numbers_quiet_hours_are_set_at_creation_changed_and_removed() {
 }
 
 #[tokio::test]
+async fn a_numbers_first_contact_cap_is_set_shown_and_checked() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.tenant("acme").await;
+    let (s, v) = app.post("/v1/instances", &key, json!({"name": "n1"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["limits"]["new_contacts_per_day"], 40, "the default: {v}");
+    let path = format!("/v1/instances/{}", id(&v));
+    let body = json!({"limits": {"new_contacts_per_day": 120}});
+    let (s, v) = app.call(Method::PATCH, &path, Some(&key), Some(body)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["limits"]["new_contacts_per_day"], 120, "{v}");
+    let body = json!({"limits": {"new_contacts_per_day": 0}});
+    let (s, v) = app.call(Method::PATCH, &path, Some(&key), Some(body)).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (_, v) = app.get(&path, &key).await;
+    assert_eq!(v["limits"]["new_contacts_per_day"], 120, "unchanged: {v}");
+}
+
+#[tokio::test]
 async fn an_instance_shows_its_rewarm_state_and_why_it_rests() {
     let app = TestApp::spawn().await;
     let (_, key) = app.tenant("acme").await;

@@ -44,6 +44,10 @@ pub struct LimitsInput {
     pub min_gap_ms: Option<u64>,
     /// Longest pause between two sends, ms (default 12000, at most 3600000).
     pub max_gap_ms: Option<u64>,
+    /// First contacts (people the number never talked with) per day once warmed (default 40;
+    /// lower while warming or re-warming).
+    #[schema(minimum = 1)]
+    pub new_contacts_per_day: Option<u32>,
 }
 
 impl From<LimitsInput> for LimitsPatch {
@@ -54,7 +58,7 @@ impl From<LimitsInput> for LimitsPatch {
             per_day: l.per_day,
             min_gap_ms: l.min_gap_ms,
             max_gap_ms: l.max_gap_ms,
-            new_contacts_per_day: None,
+            new_contacts_per_day: l.new_contacts_per_day,
         }
     }
 }
@@ -142,6 +146,8 @@ pub struct LimitsView {
     pub per_day: u32,
     pub min_gap_ms: u64,
     pub max_gap_ms: u64,
+    /// First contacts per day once warmed.
+    pub new_contacts_per_day: u32,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -222,6 +228,7 @@ pub fn view(rec: &InstanceRecord, live: Live) -> InstanceView {
             per_day: limits.per_day,
             min_gap_ms: limits.min_gap_ms,
             max_gap_ms: limits.max_gap_ms,
+            new_contacts_per_day: limits.new_contacts_per_day,
         },
         read_receipts: rec.read_receipts.as_str(),
         quiet_hours: quiet_hours::show(rec.quiet_hours.as_ref()),
