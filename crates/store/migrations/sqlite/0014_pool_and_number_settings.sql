@@ -3,7 +3,7 @@
 ALTER TABLE pools ADD COLUMN sticky INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE pools ADD COLUMN sticky_window_days INTEGER NOT NULL DEFAULT 30;
 ALTER TABLE pools ADD COLUMN prefer_country INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE pools ADD COLUMN per_contact_per_hour INTEGER NOT NULL DEFAULT 4;
+ALTER TABLE pools ADD COLUMN per_contact_per_hour INTEGER NOT NULL DEFAULT 0;
 -- The pool's active hours as the server validated them (JSON, opaque to the store); NULL:
 -- no quiet hours.
 ALTER TABLE pools ADD COLUMN quiet_hours_json TEXT;
