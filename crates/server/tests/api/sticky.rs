@@ -32,6 +32,22 @@ async fn received(app: &TestApp, key: &str, n: u64) {
     }
 }
 
+/// Waits until every number in `ids` could start a send now (`resting` is null).
+async fn ready(app: &TestApp, key: &str, ids: &[&str]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    for iid in ids {
+        loop {
+            let (s, v) = app.get(&format!("/v1/instances/{iid}"), key).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            if v["resting"].is_null() {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{v}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_reply_goes_out_from_the_number_the_contact_wrote_to_until_the_pool_turns_sticky_off() {
     let app = TestApp::spawn().await;
@@ -82,10 +98,12 @@ async fn a_pool_preferring_the_recipients_country_sends_from_a_number_with_its_c
         .call(Method::PUT, "/v1/pools/default", Some(&key), Some(json!({"prefer_country": true})))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let _br = app.fast_number(&key, "br", "+5511900000411", "default").await;
+    let br = app.fast_number(&key, "br", "+5511900000411", "default").await;
     let us = app.fast_number(&key, "us", "+14155550411", "default").await;
     let mut choices = Vec::new();
     for i in 0..3 {
+        // The preference is among the numbers ready to send: both are, before each send.
+        ready(&app, &key, &[&br, &us]).await;
         let m = sent(&app, &key, &format!("+1415555{i:04}"), "hi from a local number").await;
         assert_eq!(m["instance_id"], us.as_str(), "{m}");
         choices.push(m["chosen_by"].as_str().unwrap().to_string());
