@@ -44,7 +44,7 @@ impl Scheduler {
                 return;
             }
         };
-        if expired(msg.expires_at.map(|t| t.timestamp_millis()), self.now_ms()) {
+        if self.expired_now(&msg) {
             self.expire(&msg).await;
             // The number did nothing: no send, no gap.
             self.abandon(&a);
@@ -71,7 +71,7 @@ impl Scheduler {
         if a.pre_delay_ms > 0 {
             // A first contact: one more human pause before the number starts typing.
             tokio::time::sleep(tokio::time::Duration::from_millis(a.pre_delay_ms)).await;
-            if expired(msg.expires_at.map(|t| t.timestamp_millis()), self.now_ms()) {
+            if self.expired_now(&msg) {
                 self.expire(&msg).await;
                 self.abandon(&a);
                 return;
@@ -104,7 +104,7 @@ impl Scheduler {
         }
         let handed_at = Instant::now();
         tokio::time::sleep(tokio::time::Duration::from_millis(a.typing_ms)).await;
-        if expired(msg.expires_at.map(|t| t.timestamp_millis()), self.now_ms()) {
+        if self.expired_now(&msg) {
             // Its time ran out while the number typed: never sent late.
             let _ = conn.set_chat_state(&to, ChatState::Paused).await;
             drop(prepared.local_file);
@@ -123,6 +123,11 @@ impl Scheduler {
             let _ = conn.set_chat_state(&to, ChatState::Paused).await;
         }
         self.done(&a, &msg, result.map(drop)).await;
+    }
+
+    /// Whether `msg`'s time is up now: it may no longer be sent.
+    fn expired_now(&self, msg: &MessageRecord) -> bool {
+        expired(msg.expires_at.map(|t| t.timestamp_millis()), self.now_ms())
     }
 
     /// Why `a`'s number sends `msg`, as the dispatcher decided it (a message held for its

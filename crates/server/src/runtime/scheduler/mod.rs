@@ -503,10 +503,9 @@ impl Scheduler {
             }
             let any_suspended = self.end_suspensions(now_ms).await;
             self.contacts_wrote();
-            self.sweep_expired(now_ms).await;
             {
-                // The dispatcher holds back what expired since the sweep (it is never handed
-                // out); the store's sweep then marks it, now.
+                // The dispatcher holds back what has expired (it is never handed out); the
+                // store's sweep below marks it, now.
                 let mut g = self.lock();
                 let gone = g.dispatcher.take_expired(now_ms);
                 if !gone.is_empty() {
