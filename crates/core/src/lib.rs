@@ -13,6 +13,7 @@ pub mod menu;
 pub mod proxy;
 pub mod quota;
 pub mod read_receipts;
+pub mod recipients_csv;
 pub mod retry;
 pub mod sending;
 pub mod spintax;

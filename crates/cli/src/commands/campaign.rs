@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use chrono::{DateTime, Local, Utc};
 use clap::{Args, Subcommand};
 use reqwest::Method;
@@ -430,132 +430,18 @@ fn idempotency_key(text: &str, body: &Value) -> String {
 // ---------------------------------------------------------------------------------------------
 // The CSV file.
 
-/// The recipients of a CSV file: `{to, fields}` per data row, with every column but the
-/// phone's as a field (named by its header).
+/// The recipients of a CSV file as the API takes them: `{to, fields}` per data row, with every
+/// column but the phone's as a field (named by its header). Read by `bzapper_core::recipients_csv`.
 fn recipients(text: &str, phone_column: Option<&str>) -> anyhow::Result<Vec<Value>> {
-    let rows = parse_csv(text)?;
-    let Some((header_line, header)) = rows.first() else { bail!("the file is empty") };
-    let header: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
-    let find = |name: &str| header.iter().position(|h| h.eq_ignore_ascii_case(name));
-    let phone = match phone_column {
-        Some(c) => find(c).ok_or_else(|| {
-            anyhow::anyhow!(
-                "line {header_line}: no column `{c}` in the header ({})",
-                header.join(",")
-            )
-        })?,
-        None => find("phone").or_else(|| find("to")).ok_or_else(|| {
-            anyhow::anyhow!(
-                "line {header_line}: no `phone` or `to` column in the header ({}); name the \
-                 phone column with --phone-column",
-                header.join(",")
-            )
-        })?,
-    };
-    let mut out = Vec::with_capacity(rows.len().saturating_sub(1));
-    for (line, row) in &rows[1..] {
-        if row.len() != header.len() {
-            bail!(
-                "line {line}: {} columns, but the header has {} (quote a value that holds a \
-                 comma: \"a, b\")",
-                row.len(),
-                header.len()
-            );
-        }
-        let to = row[phone].trim();
-        if to.is_empty() {
-            bail!("line {line}: no phone number in column `{}`", header[phone]);
-        }
-        let mut fields = Map::new();
-        for (i, value) in row.iter().enumerate() {
-            if i != phone && !header[i].is_empty() {
-                fields.insert(header[i].clone(), Value::String(value.clone()));
-            }
-        }
-        out.push(json!({ "to": to, "fields": fields }));
-    }
-    if out.is_empty() {
-        bail!("line {header_line} is the header and no row follows it");
-    }
-    Ok(out)
-}
-
-/// The records of a CSV text (RFC 4180), each with the line it starts on (1-based).
-///
-/// A small parser of our own: the `csv` crate is not among the workspace's dependencies, and
-/// what is needed is short. Handled: commas inside double-quoted fields, `""` for a quote
-/// inside them, line breaks inside them, CRLF or LF line ends, a UTF-8 byte order mark, blank
-/// lines (skipped). A quote in the middle of an unquoted field is taken as it is; text after a
-/// closing quote, or a quote left open, is an error naming the line.
-fn parse_csv(text: &str) -> anyhow::Result<Vec<(usize, Vec<String>)>> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut records = Vec::new();
-    let mut record: Vec<String> = Vec::new();
-    let mut field = String::new();
-    let mut line = 1;
-    let mut record_line = 1;
-    // Whether the current field started with a quote, is still inside it, and has ended it.
-    let (mut quoted, mut in_quotes, mut closed) = (false, false, false);
-    let mut quote_line = 1;
-    let mut chars = text.chars().peekable();
-    let end_record = |record: &mut Vec<String>, records: &mut Vec<_>, at: usize| {
-        let r = std::mem::take(record);
-        // A blank line is one empty unquoted field: skip it.
-        if !(r.len() == 1 && r[0].is_empty()) {
-            records.push((at, r));
-        }
-    };
-    while let Some(c) = chars.next() {
-        if in_quotes {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                '"' => {
-                    in_quotes = false;
-                    closed = true;
-                }
-                '\n' => {
-                    line += 1;
-                    field.push('\n');
-                }
-                _ => field.push(c),
-            }
-            continue;
-        }
-        match c {
-            ',' => {
-                record.push(std::mem::take(&mut field));
-                (quoted, closed) = (false, false);
-            }
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' | '\r' => {
-                record.push(std::mem::take(&mut field));
-                (quoted, closed) = (false, false);
-                end_record(&mut record, &mut records, record_line);
-                line += 1;
-                record_line = line;
-            }
-            '"' if field.is_empty() && !quoted => {
-                (quoted, in_quotes) = (true, true);
-                quote_line = line;
-            }
-            _ if closed => bail!(
-                "line {line}: `{c}` after a closing quote; inside a quoted value write a quote \
-                 as \"\""
-            ),
-            _ => field.push(c),
-        }
-    }
-    if in_quotes {
-        bail!("line {quote_line}: a quote opened here is never closed");
-    }
-    if !field.is_empty() || quoted || !record.is_empty() {
-        record.push(field);
-        end_record(&mut record, &mut records, record_line);
-    }
-    Ok(records)
+    let rows = bzapper_core::recipients_csv::recipients(text, phone_column)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let fields: Map<String, Value> =
+                r.fields.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            json!({ "to": r.to, "fields": fields })
+        })
+        .collect())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -598,37 +484,6 @@ async fn list(client: &Client, json: bool) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rows(text: &str) -> Vec<(usize, Vec<String>)> {
-        parse_csv(text).unwrap()
-    }
-
-    fn r(cells: &[&str]) -> Vec<String> {
-        cells.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn csv_follows_rfc_4180() {
-        let text =
-            "\u{feff}phone,name,note\r\n+1 555 0100,\"Silva, Ana\",\"say \"\"hi\"\"\"\r\n\r\n\
-                    +1 555 0101,Bo,\"two\nlines\"\n+1 555 0102,,\"\"";
-        assert_eq!(
-            rows(text),
-            vec![
-                (1, r(&["phone", "name", "note"])),
-                (2, r(&["+1 555 0100", "Silva, Ana", "say \"hi\""])),
-                (4, r(&["+1 555 0101", "Bo", "two\nlines"])),
-                (6, r(&["+1 555 0102", "", ""])),
-            ]
-        );
-        // A bare quote inside an unquoted value is kept; a trailing newline adds nothing.
-        assert_eq!(rows("a,O\"Neil\n"), vec![(1, r(&["a", "O\"Neil"]))]);
-        assert_eq!(rows("a,\n"), vec![(1, r(&["a", ""]))]);
-        let e = parse_csv("a,b\n1,\"open\n2,3\n").unwrap_err().to_string();
-        assert!(e.starts_with("line 2:"), "{e}");
-        let e = parse_csv("a,b\n1,\"x\"y\n").unwrap_err().to_string();
-        assert!(e.starts_with("line 2:"), "{e}");
-    }
 
     #[test]
     fn rows_become_recipients_and_bad_rows_are_named() {
