@@ -42,7 +42,7 @@ use crate::http::routes::{contacts, groups, inbound_media, media, received};
     // Every event type with its payload (`Event`: `{"type", "data"}`, one variant per type),
     // as SSE and webhooks deliver them inside `Envelope`.
     components(schemas(crate::events::Event)),
-    modifiers(&BearerAuth, &RateLimited, &EventTypeTags, &ErrorCodes),
+    modifiers(&BearerAuth, &RateLimited, &EventTypeTags, &ErrorCodes, &OptionalRefWords),
     tags(
         (name = "health", description = "Probes"),
         (name = "tenants", description = "Tenants and API keys (admin token)"),
@@ -199,6 +199,50 @@ impl Modify for RateLimited {
     }
 }
 
+/// An optional field of a named type (`Option<MenuInput>`) comes out of utoipa as
+/// `oneOf: [{"type": "null"}, {"$ref", "description"}]`, its doc comment beside the `$ref`,
+/// where Swagger UI and most tools do not show it. This lifts such a description onto the
+/// field itself, like every other field's.
+struct OptionalRefWords;
+
+impl Modify for OptionalRefWords {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let schemas = &mut openapi.components.get_or_insert_with(Default::default).schemas;
+        for schema in schemas.values_mut() {
+            lift_ref_words(schema);
+        }
+    }
+}
+
+fn lift_ref_words(schema: &mut utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>) {
+    use utoipa::openapi::schema::{ArrayItems, Schema};
+    use utoipa::openapi::RefOr;
+    let RefOr::T(schema) = schema else { return };
+    match schema {
+        Schema::Object(object) => object.properties.values_mut().for_each(lift_ref_words),
+        Schema::Array(array) => {
+            if let ArrayItems::RefOrSchema(items) = &mut array.items {
+                lift_ref_words(items);
+            }
+        }
+        Schema::AllOf(all) => all.items.iter_mut().for_each(lift_ref_words),
+        Schema::AnyOf(any) => any.items.iter_mut().for_each(lift_ref_words),
+        Schema::OneOf(one) => {
+            if one.description.is_none() {
+                let words = one.items.iter_mut().find_map(|item| match item {
+                    RefOr::Ref(r) if !r.description.is_empty() => {
+                        Some(std::mem::take(&mut r.description))
+                    }
+                    _ => None,
+                });
+                one.description = words;
+            }
+            one.items.iter_mut().for_each(lift_ref_words);
+        }
+        _ => {}
+    }
+}
+
 pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
@@ -228,6 +272,15 @@ mod tests {
         let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
         let code = &doc["components"]["schemas"]["ErrorDetail"]["properties"]["code"];
         assert!(code["description"].as_str().unwrap().contains(&table));
+    }
+
+    #[test]
+    fn an_optional_named_field_carries_its_words_itself() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let menu = &doc["components"]["schemas"]["SendMessage"]["properties"]["menu"];
+        assert_eq!(menu["description"], "Sent as a numbered text menu.");
+        let variants = menu["oneOf"].as_array().unwrap();
+        assert!(variants.iter().all(|v| v.get("description").is_none()), "{menu}");
     }
 
     #[test]
