@@ -42,7 +42,7 @@ use crate::http::routes::{contacts, groups, inbound_media, media, received};
     // Every event type with its payload (`Event`: `{"type", "data"}`, one variant per type),
     // as SSE and webhooks deliver them inside `Envelope`.
     components(schemas(crate::events::Event)),
-    modifiers(&BearerAuth, &RateLimited, &EventTypeTags, &ErrorCodes, &OptionalRefWords),
+    modifiers(&BearerAuth, &RateLimited, &EventTypeTags, &ErrorCodes, &OptionalRefWords, &TaggedOperationIds),
     tags(
         (name = "health", description = "Probes"),
         (name = "tenants", description = "Tenants and API keys (admin token)"),
@@ -243,6 +243,27 @@ fn lift_ref_words(schema: &mut utoipa::openapi::RefOr<utoipa::openapi::schema::S
     }
 }
 
+/// utoipa names an operation after its handler function, and several resources have a `list`,
+/// `get` or `create`: ids must be unique (Swagger UI's try-it-out ran the wrong operation, and
+/// client generators name methods after them), so each is prefixed with its first tag, e.g.
+/// `instances_list`.
+struct TaggedOperationIds;
+
+impl Modify for TaggedOperationIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let ops =
+                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for op in ops.into_iter().flatten() {
+                let tag = op.tags.as_ref().and_then(|t| t.first()).cloned();
+                if let (Some(tag), Some(id)) = (tag, op.operation_id.as_mut()) {
+                    *id = format!("{tag}_{id}");
+                }
+            }
+        }
+    }
+}
+
 pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
@@ -281,6 +302,21 @@ mod tests {
         assert_eq!(menu["description"], "Sent as a numbered text menu.");
         let variants = menu["oneOf"].as_array().unwrap();
         assert!(variants.iter().all(|v| v.get("description").is_none()), "{menu}");
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut seen = std::collections::BTreeMap::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let id = op["operationId"].as_str().unwrap().to_string();
+                if let Some(first) = seen.insert(id.clone(), format!("{method} {path}")) {
+                    panic!("operationId {id} is both {first} and {method} {path}");
+                }
+            }
+        }
+        assert!(seen.contains_key("instances_list") && seen.contains_key("campaigns_list"));
     }
 
     #[test]
