@@ -44,7 +44,7 @@ pub struct NodeItem {
 /// List the cluster's nodes
 ///
 /// Admin token. The nodes of the cluster (PostgreSQL only; a single SQLite gateway is one node),
-/// each with its last heartbeat, its roles and which numbers it holds.
+/// each with its URL, its last heartbeat, whether it is live and which numbers it holds.
 #[utoipa::path(get, path = "/v1/cluster", tag = "cluster", security(("bearer" = [])),
     responses((status = 200, body = ClusterView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn view(_: Admin, State(state): State<AppState>) -> ApiResult<JsonOut<ClusterView>> {

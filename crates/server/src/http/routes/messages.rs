@@ -71,13 +71,14 @@ pub struct SendMessage {
     pub instance_id: Option<String>,
     /// The pool to rotate over (default `default`).
     pub pool: Option<String>,
-    /// An image: a `url` or an uploaded `media_id`, with an optional caption in `text`.
+    /// An image: a `url` or an uploaded `media_id`, with an optional `caption` (or `text`).
     pub image: Option<MediaInput>,
-    /// A video: a `url` or an uploaded `media_id`, with an optional caption in `text`.
+    /// A video: a `url` or an uploaded `media_id`, with an optional `caption` (or `text`).
     pub video: Option<MediaInput>,
     /// A voice note unless `voice` is `false`; "recording" is shown before it.
     pub audio: Option<MediaInput>,
-    /// A document: a `url` or an uploaded `media_id`, with an optional `file_name`.
+    /// A document: a `url` or an uploaded `media_id`, with an optional `file_name` and
+    /// `caption`.
     pub document: Option<MediaInput>,
     /// A WebP image of at most 1 MiB.
     pub sticker: Option<MediaInput>,
@@ -312,11 +313,12 @@ fn build(
 /// Send a message
 ///
 /// Accepts a message: it is stored before the 202 answer, then sent by the paced, rotating queue
-/// (typing shown, human-like gaps, caps, warming, health). Exactly one kind of content: `text`
-/// (with an optional `menu`), `media`, `location`, `contact` or `reaction`; `reply_to` quotes a
-/// message. Without `instance_id` the pool's rotation picks the number; with it, that number sends
-/// (even while warming). The same `Idempotency-Key` within 24 h answers the first message and sends
-/// nothing again. 409 `no_number_available` when the pool has no connected, healthy number; 409
+/// (typing shown, human-like gaps, caps, warming, health). The content is a `text` (with an
+/// optional `menu`), or one of `image`, `video`, `audio`, `document`, `sticker` (with an optional
+/// caption), `location`, `contact` or `reaction`; `reply_to` quotes a message. Without
+/// `instance_id` the pool's rotation picks the number; with it, that number sends (even while
+/// warming). The same `Idempotency-Key` within 24 h answers the first message and sends nothing
+/// again. 409 `no_number_available` when the pool has no connected, healthy number; 409
 /// `instance_unavailable` when the forced number is not connected; 422 `invalid_recipient` for a
 /// `to` that is not a phone or JID. The outcome arrives as `message.status` events.
 #[utoipa::path(post, path = "/v1/messages", tag = "messages", security(("bearer" = [])),
