@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Browser test of the dashboard: Debian's Chromium (installed with apt-get when missing) driven
+# Browser tests of the dashboard and the API docs page: Debian's Chromium (installed with apt-get when missing) driven
 # by playwright-core (pinned in tests/browser/package-lock.json, installed with `npm ci` from a
 # cache under ~/.cache/bzapper-ci) against the debug gateway on the simulated network. Writes
-# docs/screenshots/dashboard-{desktop,phone}.png.
+# docs/screenshots/dashboard-{desktop,phone}.png and api-docs.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,3 +22,4 @@ cache="${XDG_CACHE_HOME:-$HOME/.cache}/bzapper-ci/npm"
 
 cargo build --quiet --bin bzapper
 node tests/browser/dashboard.mjs
+node tests/browser/docs.mjs

@@ -9,11 +9,14 @@ use crate::model::ids::CampaignId;
 /// `campaign.created`, `.progress`, `.paused`, `.resumed`, `.canceled`, `.finished`.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct CampaignSnapshot {
+    /// The campaign's id (`cmp_…`).
     #[schema(value_type = String)]
     pub campaign_id: CampaignId,
+    /// The campaign's name.
     pub name: String,
     /// As the campaign reports it (`scheduled` while running outside its window).
     pub status: &'static str,
+    /// Where every recipient is now; the buckets add up to `recipients`.
     pub totals: Totals,
 }
 
@@ -21,6 +24,7 @@ pub struct CampaignSnapshot {
 /// `sent` + `delivered` + `read` + `failed` + `expired` + `skipped` + `canceled`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Totals {
+    /// How many recipients the campaign has.
     pub recipients: u64,
     /// Not handed to the send queue yet.
     pub pending: u64,
@@ -32,6 +36,7 @@ pub struct Totals {
     pub sent: u64,
     /// Reached the phone; not read yet.
     pub delivered: u64,
+    /// Read by the recipient.
     pub read: u64,
     /// The send failed (including queued messages failed by a cancel).
     pub failed: u64,

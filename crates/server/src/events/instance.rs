@@ -8,7 +8,9 @@ use utoipa::ToSchema;
 /// `instance.qr`: a QR code to scan, until it expires.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct InstanceQr {
+    /// The raw QR payload to render and scan (`GET /v1/instances/{id}/qr` renders it).
     pub code: String,
+    /// When this code stops working; a new one follows.
     pub expires_at: DateTime<Utc>,
 }
 
@@ -20,6 +22,7 @@ pub struct InstanceStateChanged {
     pub status: &'static str,
     /// Why it is disconnected (`logged_out`, `banned`, `stopped`, …).
     pub reason: Option<&'static str>,
+    /// The underlying cause in words (e.g. a temporary ban's code and expiry), when known.
     pub detail: Option<String>,
 }
 
@@ -28,7 +31,9 @@ pub struct InstanceStateChanged {
 pub struct InstanceConnected {
     /// `connected`.
     pub status: &'static str,
+    /// Always `null` once connected.
     pub reason: Option<&'static str>,
+    /// Always `null` once connected.
     pub detail: Option<String>,
     /// Absent only when the instance could not be read back after the change (it was
     /// deleted meanwhile): the event then says no more than the state.
@@ -42,7 +47,9 @@ pub struct InstanceConnected {
 pub struct ConnectedIdentity {
     /// E.164, `+5511…`.
     pub phone: Option<String>,
+    /// The number's phone-number JID (`…@s.whatsapp.net`).
     pub jid: Option<String>,
+    /// The number's LID (`…@lid`), when WhatsApp gave it.
     pub lid: Option<String>,
 }
 
@@ -51,6 +58,7 @@ pub struct ConnectedIdentity {
 pub struct InstanceHealth {
     /// 0–100.
     pub score: u8,
+    /// Whether rotation may pick the number (its score is at or above `threshold`).
     pub in_rotation: bool,
     /// The score below which a number leaves rotation.
     pub threshold: u8,

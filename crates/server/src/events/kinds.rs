@@ -80,22 +80,38 @@ macro_rules! event_kinds {
 /// Which `campaign.*` event to record: its variant, e.g. `Event::CampaignPaused`.
 pub type CampaignKind = fn(CampaignSnapshot) -> Event;
 
+// Each variant's doc comment is its description in the OpenAPI document (the `Event` schema).
 event_kinds! {
-    /// A QR code to scan.
+    /// A QR code to scan (a new one replaces the last while the number is `qr_pending`).
     InstanceQr(InstanceQr) = "instance.qr",
+    /// The number is connecting: at start, after a scan, or reconnecting after a drop
+    /// (`reason: transient`).
     InstanceConnecting(InstanceStateChanged) = "instance.connecting",
+    /// The number is connected and can send, with its phone and JIDs.
     InstanceConnected(InstanceConnected) = "instance.connected",
+    /// The number is disconnected: `reason` says why (`logged_out`, `banned`, `stopped`,
+    /// `qr_timeout`) and `detail` the cause in words.
     InstanceDisconnected(InstanceStateChanged) = "instance.disconnected",
     /// The number went out of (or back into) rotation.
     InstanceHealth(InstanceHealth) = "instance.health",
-    /// Boxed: by far the largest payload, it would size every event.
+    /// A contact wrote to the number: a text, media, location, contact card or reaction.
+    // Boxed: by far the largest payload, it would size every event.
     MessageReceived(Box<MessageReceived>) = "message.received",
+    /// An outbound message changed status (`sending`, `sent`, `delivered`, `read`, `failed`,
+    /// `expired`, or `queued` when handed back to the queue).
     MessageStatus(MessageStatusChanged) = "message.status",
+    /// A campaign was accepted.
     CampaignCreated(CampaignSnapshot) = "campaign.created",
+    /// A campaign's totals or status changed (at most every 2 s per campaign, while running or
+    /// paused).
     CampaignProgress(CampaignSnapshot) = "campaign.progress",
+    /// A campaign was paused.
     CampaignPaused(CampaignSnapshot) = "campaign.paused",
+    /// A paused campaign was resumed.
     CampaignResumed(CampaignSnapshot) = "campaign.resumed",
+    /// A campaign was canceled.
     CampaignCanceled(CampaignSnapshot) = "campaign.canceled",
+    /// Every message of a campaign was sent or failed.
     CampaignFinished(CampaignSnapshot) = "campaign.finished",
 }
 

@@ -29,10 +29,15 @@ pub struct Metrics {
 /// What a number did since the gateway started, for `/v1/metrics`.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Counts {
+    /// Messages that went out.
     pub sent: u64,
+    /// Messages that reached the phone.
     pub delivered: u64,
+    /// Messages the recipient read.
     pub read: u64,
+    /// Messages whose send failed.
     pub failed: u64,
+    /// Messages received from contacts.
     pub received: u64,
 }
 

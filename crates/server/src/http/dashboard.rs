@@ -88,11 +88,11 @@ fn built() -> &'static Built {
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn etag(body: &[u8]) -> String {
+pub(crate) fn etag(body: &[u8]) -> String {
     format!("\"{}\"", &hex(&Sha256::digest(body))[..32])
 }
 
@@ -101,7 +101,7 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/", get(index)).route("/assets/{*path}", get(asset))
 }
 
-fn matches_etag(headers: &HeaderMap, tag: &str) -> bool {
+pub(crate) fn matches_etag(headers: &HeaderMap, tag: &str) -> bool {
     headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| {
         v.split(',').any(|t| t.trim().trim_start_matches("W/") == tag || t.trim() == "*")
     })

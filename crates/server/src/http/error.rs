@@ -20,6 +20,7 @@ pub struct ApiError {
 /// The error body every non-2xx answer carries.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
+    /// What went wrong: a stable code and a sentence.
     pub error: ErrorDetail,
 }
 

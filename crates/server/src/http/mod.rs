@@ -1,7 +1,8 @@
 //! The HTTP layer: the router, authentication, request extractors, the error shape, the
-//! OpenAPI document and the dashboard. Handlers parse, check and shape; what they do is in
-//! [`crate::app`].
+//! OpenAPI document, the API docs page over it and the dashboard. Handlers parse, check and
+//! shape; what they do is in [`crate::app`].
 
+pub mod api_docs;
 pub mod auth;
 pub mod dashboard;
 pub mod error;

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod api_docs;
 mod auth;
 mod bad_input;
 mod campaigns;

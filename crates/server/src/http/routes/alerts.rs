@@ -32,6 +32,8 @@ pub enum AlertFormat {
 pub struct PutAlerts {
     /// `http://` or `https://`.
     pub url: String,
+    /// `slack` posts `{"text"}` (Slack incoming webhooks and compatible chat tools); `json` posts
+    /// the text with the alert kind and the event.
     pub format: AlertFormat,
     /// Any of `logged_out`, `banned`, `health_low`.
     pub on: Vec<String>,
@@ -39,9 +41,13 @@ pub struct PutAlerts {
 
 #[derive(Serialize, ToSchema)]
 pub struct AlertsView {
+    /// Where alerts are posted.
     pub url: String,
+    /// `slack` or `json`.
     pub format: String,
+    /// The drops alerted: any of `logged_out`, `banned`, `health_low`.
     pub on: Vec<String>,
+    /// When the target was last set.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -54,7 +60,13 @@ fn view(a: &AlertConfig) -> AlertsView {
     }
 }
 
-/// Sets where alerts go and for which drops.
+/// Set the alert target
+///
+/// Sets where alerts go and for which drops: one Slack-compatible (`{"text"}`) or JSON target per
+/// tenant. An alert is posted when a number is banned or logged out (`instance.disconnected`) or
+/// leaves rotation below the health threshold (`instance.health`); each is a durable delivery,
+/// retried like a webhook's. The URL must be http(s) to a host the gateway may reach (422
+/// `invalid_url`).
 #[utoipa::path(put, path = "/v1/alerts", tag = "alerts", security(("bearer" = [])),
     request_body = PutAlerts,
     responses(
@@ -90,7 +102,9 @@ pub async fn put(
     Ok(JsonOut(view(&cfg)))
 }
 
-/// The alert target, if one is set.
+/// Get the alert target
+///
+/// The tenant's alert target: its URL, format and the drops it is told of. 404 when none is set.
 #[utoipa::path(get, path = "/v1/alerts", tag = "alerts", security(("bearer" = [])),
     responses((status = 200, body = AlertsView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(tenant: Tenant, State(state): State<AppState>) -> ApiResult<JsonOut<AlertsView>> {
@@ -98,7 +112,9 @@ pub async fn get(tenant: Tenant, State(state): State<AppState>) -> ApiResult<Jso
     Ok(JsonOut(view(&a)))
 }
 
-/// Stops alerts.
+/// Remove the alert target
+///
+/// Stops alerts: no alert is written for later drops. 404 when none is set.
 #[utoipa::path(delete, path = "/v1/alerts", tag = "alerts", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(tenant: Tenant, State(state): State<AppState>) -> ApiResult<StatusCode> {
@@ -109,28 +125,35 @@ pub async fn delete(tenant: Tenant, State(state): State<AppState>) -> ApiResult<
 /// One alert and where its delivery stands.
 #[derive(Serialize, ToSchema)]
 pub struct AlertDeliveryView {
+    /// The alert's id (`alr_…`), for re-sending it.
     pub id: String,
     /// `logged_out`, `banned` or `health_low`.
     pub alert: String,
     /// The sentence posted.
     pub text: String,
+    /// The number the alert is about.
     pub instance_id: Option<String>,
     /// The event that raised it.
     pub event_id: String,
     /// `pending`, `delivered` or `failed` (given up).
     pub status: String,
+    /// How many posts were tried.
     pub attempts: u32,
     /// Only while `pending`.
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// The target's last HTTP status (`null` when it did not answer).
     pub last_status: Option<u16>,
+    /// Why the last post failed, in words; `null` when none did.
     pub last_error: Option<String>,
+    /// When the alert was raised.
     pub created_at: DateTime<Utc>,
+    /// When the target took it; `null` until then.
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct AlertDeliveryList {
+    /// The alerts of this page, newest first.
     pub items: Vec<AlertDeliveryView>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
@@ -160,6 +183,7 @@ pub struct DeliveryParams {
     pub status: Option<String>,
     /// 1 to 500 (default 50).
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page; absent for the first page.
     pub cursor: Option<String>,
 }
 
@@ -174,7 +198,11 @@ fn decode_cursor(c: &str) -> Option<String> {
     id.strip_prefix("alr_").is_some_and(|t| !t.is_empty() && t.len() <= 64).then_some(id)
 }
 
-/// The tenant's alerts, newest first, with their delivery status.
+/// List alert deliveries
+///
+/// The tenant's alerts, newest first, each with its sentence, its delivery status (`pending`,
+/// `delivered`, `failed`), attempts and last error. Paged with `limit` and `cursor` (the
+/// `next_cursor` of the previous page).
 #[utoipa::path(get, path = "/v1/alerts/deliveries", tag = "alerts", security(("bearer" = [])),
     params(DeliveryParams),
     responses((status = 200, body = AlertDeliveryList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -212,7 +240,10 @@ pub async fn deliveries(
     Ok(JsonOut(AlertDeliveryList { items: items.iter().map(delivery_view).collect(), next_cursor }))
 }
 
-/// Posts an alert again now (a failed one included).
+/// Re-send an alert
+///
+/// Posts an alert again now, a failed one included, to the target as it is set now. 202: the
+/// attempt is made in the background; its outcome shows in the deliveries list.
 #[utoipa::path(post, path = "/v1/alerts/deliveries/{id}/retry", tag = "alerts", security(("bearer" = [])),
     params(("id" = String, Path, description = "alert delivery id")),
     responses((status = 202, body = AlertDeliveryView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]

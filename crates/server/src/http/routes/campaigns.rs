@@ -82,13 +82,18 @@ pub struct RecipientInput {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CampaignView {
+    /// The campaign's id (`cmp_…`).
     pub id: String,
+    /// The campaign's name.
     pub name: String,
     /// `running`, `scheduled` (running, but outside its window), `paused`, `canceled` or
     /// `finished`.
     pub status: String,
+    /// The pool whose numbers send it.
     pub pool: String,
+    /// The text template as given.
     pub template: String,
+    /// The window it sends in; `null`: any time.
     pub schedule: Option<ScheduleSpec>,
     /// The window now, when there is one.
     pub window: Option<WindowView>,
@@ -100,8 +105,11 @@ pub struct CampaignView {
     /// within the window; `null` when paused, ended, or no number can send (see
     /// `docs/campaigns.md`).
     pub estimated_finish_at: Option<DateTime<Utc>>,
+    /// What the pool can send now, which the estimate is based on.
     pub capacity: CapacityView,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When its status last changed.
     pub updated_at: DateTime<Utc>,
     /// When it was canceled or finished.
     pub ended_at: Option<DateTime<Utc>>,
@@ -109,6 +117,7 @@ pub struct CampaignView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WindowView {
+    /// The window is open now.
     pub open: bool,
     /// When it opens next (`null` while open).
     pub opens_at: Option<DateTime<Utc>>,
@@ -127,6 +136,7 @@ pub struct CapacityView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CampaignList {
+    /// The campaigns, newest first.
     pub items: Vec<CampaignView>,
 }
 
@@ -299,8 +309,13 @@ fn view(r: CampaignReport) -> CampaignView {
     }
 }
 
-/// Accepts a campaign: checked whole, stored with every recipient in one transaction, then
-/// sent by the runner through the paced queue.
+/// Create a campaign
+///
+/// Accepts a campaign: a template (with `{{field}}` placeholders and spintax) sent to up to 100,000
+/// recipients through a pool. The campaign is checked whole (template, recipients, schedule),
+/// stored with every recipient in one transaction, then sent by the runner through the paced queue,
+/// inside its schedule's window when it has one. Its progress is reported as `campaign.*` events.
+/// The body may be up to 16 MiB.
 #[utoipa::path(post, path = "/v1/campaigns", tag = "campaigns", security(("bearer" = [])),
     request_body = CreateCampaign,
     params(("Idempotency-Key" = Option<String>, Header, description = "the same key returns the campaign it first created, and creates nothing")),
@@ -329,7 +344,9 @@ pub async fn create(
     })
 }
 
-/// The tenant's campaigns, newest first.
+/// List campaigns
+///
+/// The tenant's campaigns, newest first, each with its status and totals.
 #[utoipa::path(get, path = "/v1/campaigns", tag = "campaigns", security(("bearer" = [])),
     responses((status = 200, body = CampaignList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(
@@ -340,7 +357,9 @@ pub async fn list(
     Ok(JsonOut(CampaignList { items: reports.into_iter().map(view).collect() }))
 }
 
-/// One campaign: status, totals, per-number counts and the finish estimate.
+/// Get a campaign
+///
+/// One campaign: status, totals, per-number counts, the schedule's window and the finish estimate.
 #[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "campaigns", security(("bearer" = [])),
     params(("id" = String, Path, description = "campaign id")),
     responses((status = 200, body = CampaignView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -364,7 +383,10 @@ async fn act(
     Ok(JsonOut(view(r)))
 }
 
-/// Stops queueing the campaign's messages; the few already queued still go out.
+/// Pause a campaign
+///
+/// Stops queueing the campaign's messages; the few already queued still go out. `resume` goes on
+/// from there. 409 `campaign_ended` when it has finished or was canceled.
 #[utoipa::path(post, path = "/v1/campaigns/{id}/pause", tag = "campaigns", security(("bearer" = [])),
     params(("id" = String, Path, description = "campaign id")),
     responses((status = 200, body = CampaignView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -377,7 +399,10 @@ pub async fn pause(
     act(tenant, state, id, Action::Pause).await
 }
 
-/// Goes on where a paused campaign stopped.
+/// Resume a campaign
+///
+/// Goes on where a paused campaign stopped. Resuming a running campaign changes nothing. 409
+/// `campaign_ended` when it has finished or was canceled.
 #[utoipa::path(post, path = "/v1/campaigns/{id}/resume", tag = "campaigns", security(("bearer" = [])),
     params(("id" = String, Path, description = "campaign id")),
     responses((status = 200, body = CampaignView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -390,8 +415,11 @@ pub async fn resume(
     act(tenant, state, id, Action::Resume).await
 }
 
-/// Ends the campaign: recipients not yet queued are not sent, and its queued messages fail
-/// with `campaign canceled` (one a number is already sending still goes out).
+/// Cancel a campaign
+///
+/// Ends the campaign: recipients not yet queued are not sent, and its queued messages fail with
+/// `campaign canceled` (one a number is already sending still goes out). 409 `campaign_ended` when
+/// it has finished.
 #[utoipa::path(post, path = "/v1/campaigns/{id}/cancel", tag = "campaigns", security(("bearer" = [])),
     params(("id" = String, Path, description = "campaign id")),
     responses((status = 200, body = CampaignView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),

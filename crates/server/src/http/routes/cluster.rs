@@ -21,15 +21,19 @@ pub struct ClusterView {
     pub mode: &'static str,
     /// How long a node holds a number without renewing (failover time), in seconds.
     pub lease_seconds: Option<u64>,
+    /// Every node that has sent a heartbeat.
     pub nodes: Vec<NodeItem>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct NodeItem {
+    /// The node's id.
     pub id: String,
     /// Where the other nodes reach its API.
     pub url: String,
+    /// When the node started.
     pub started_at: DateTime<Utc>,
+    /// The node's last heartbeat.
     pub heartbeat_at: DateTime<Utc>,
     /// Heartbeat within the lease time.
     pub live: bool,
@@ -37,7 +41,10 @@ pub struct NodeItem {
     pub instances: Vec<String>,
 }
 
-/// Nodes, their last heartbeat, and which numbers each holds.
+/// List the cluster's nodes
+///
+/// Admin token. The nodes of the cluster (PostgreSQL only; a single SQLite gateway is one node),
+/// each with its URL, its last heartbeat, whether it is live and which numbers it holds.
 #[utoipa::path(get, path = "/v1/cluster", tag = "cluster", security(("bearer" = [])),
     responses((status = 200, body = ClusterView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn view(_: Admin, State(state): State<AppState>) -> ApiResult<JsonOut<ClusterView>> {

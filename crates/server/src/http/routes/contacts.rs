@@ -32,6 +32,7 @@ pub struct CheckRequest {
     /// given) is picked.
     #[schema(value_type = Option<String>)]
     pub instance_id: Option<InstanceId>,
+    /// Without `instance_id`: ask through a connected number of this pool (any pool when absent).
     pub pool: Option<String>,
 }
 
@@ -39,6 +40,7 @@ pub struct CheckRequest {
 pub struct ContactView {
     /// E.164 with `+`.
     pub phone: String,
+    /// The phone has a WhatsApp account.
     pub on_whatsapp: bool,
     /// The phone-number JID, when on WhatsApp.
     pub jid: Option<String>,
@@ -56,7 +58,13 @@ pub struct CheckAnswer {
     pub instance_id: Option<String>,
 }
 
-/// Which phone numbers are on WhatsApp.
+/// Check which phones are on WhatsApp
+///
+/// Asks WhatsApp, through a connected number, which of up to 500 phone numbers have an account,
+/// with their JID and LID. Answers are cached per tenant for a day (`cached: true`), and the
+/// look-ups are paced like sends (batches of 50, with the number's gap between batches). Through
+/// `instance_id` when given, otherwise a connected number of `pool` (any pool when absent) on this
+/// node, healthiest first; 409 `no_number_available` when there is none.
 #[utoipa::path(post, path = "/v1/contacts/check", tag = "contacts", security(("bearer" = [])),
     request_body = CheckRequest,
     responses(

@@ -50,8 +50,15 @@ fn to_sse(e: &Event) -> SseEvent {
     SseEvent::default().id(e.id.to_string()).event(e.kind.clone()).data(data)
 }
 
-/// The tenant's events, live. With `Last-Event-ID` (or `?last_event_id=`), first every logged
-/// event after that id, then live ones, with nothing skipped.
+/// Stream events (Server-Sent Events)
+///
+/// The tenant's events, live, as `text/event-stream`: each with `id: <event id>`, `event: <type>`
+/// and `data: <the Envelope JSON>`, and a `:heartbeat` comment every 15 s. With `Last-Event-ID` (or
+/// `?last_event_id=`), first every kept event after that id, then live ones, with nothing skipped
+/// or repeated. Filter with `instance_id` and `types` (`instance.*,message.received`). Browsers'
+/// EventSource cannot set headers: the key may come as `?access_token=`. The stream ends at once
+/// when its key is revoked or its tenant deleted. The `Event` schema lists every type and its
+/// payload.
 #[utoipa::path(get, path = "/v1/events", tag = "events", security(("bearer" = [])),
     params(EventsParams, ("Last-Event-ID" = Option<String>, Header, description = "resume after this event id")),
     responses(

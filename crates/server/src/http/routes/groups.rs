@@ -19,6 +19,7 @@ use crate::model::ids::InstanceId;
 pub struct GroupView {
     /// `<id>@g.us`.
     pub jid: String,
+    /// The group's name.
     pub subject: String,
     /// How many participants it has.
     pub size: u32,
@@ -28,6 +29,7 @@ pub struct GroupView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GroupList {
+    /// The groups the number is in.
     pub items: Vec<GroupView>,
 }
 
@@ -39,6 +41,7 @@ pub struct ParticipantView {
     pub phone: Option<String>,
     /// The participant's LID, when known.
     pub lid: Option<String>,
+    /// The participant is an admin of the group.
     pub is_admin: bool,
 }
 
@@ -46,6 +49,7 @@ pub struct ParticipantView {
 pub struct GroupDetail {
     #[serde(flatten)]
     pub group: GroupView,
+    /// Everyone in the group.
     pub participants: Vec<ParticipantView>,
 }
 
@@ -53,7 +57,10 @@ fn view(g: GroupSummary) -> GroupView {
     GroupView { jid: g.jid.to_string(), subject: g.subject, size: g.size, is_admin: g.is_admin }
 }
 
-/// The groups the number is in.
+/// List a number's groups
+///
+/// The groups the number is in, asked of WhatsApp through its live connection (it must be
+/// connected: 409 `instance_unavailable`). 502 `whatsapp_refused`, 503 `network_unavailable`.
 #[utoipa::path(get, path = "/v1/instances/{id}/groups", tag = "groups", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id")),
     responses(
@@ -72,7 +79,10 @@ pub async fn list(
     Ok(JsonOut(GroupList { items: groups.into_iter().map(view).collect() }))
 }
 
-/// One group with its participants.
+/// Get a group
+///
+/// One group the number is in, with its participants and their admin roles, asked of WhatsApp
+/// through the number's live connection. 404 when the number is not in that group.
 #[utoipa::path(get, path = "/v1/instances/{id}/groups/{jid}", tag = "groups", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id"), ("jid" = String, Path, description = "group JID (`<id>@g.us`)")),
     responses(

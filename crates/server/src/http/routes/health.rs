@@ -23,13 +23,18 @@ pub struct Ready {
     pub driver: String,
 }
 
-/// The process is up.
+/// Liveness probe
+///
+/// No auth. Answers 200 while the process is up; it checks nothing else.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok".into() })
 }
 
-/// The store answers.
+/// Readiness probe
+///
+/// No auth. Answers 200 when the store answers a query, with the driver in use (`sim` or
+/// `whatsapp`); 503 `not_ready` otherwise.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses(
     (status = 200, body = Ready),
     (status = 503, body = ErrorBody, description = "the store does not answer"),

@@ -13,8 +13,13 @@ use crate::http::routes::media::stream_file;
 use crate::http::state::AppState;
 use crate::model::ids::InstanceId;
 
-/// The file of a received media message.
-#[utoipa::path(get, path = "/v1/instances/{id}/media/{message_id}", tag = "messages", security(("bearer" = [])),
+/// Download received media
+///
+/// The file of a received media message: the `media_url` of its `message.received` event,
+/// `message_id` being that event's. The first request downloads and decrypts the file from WhatsApp
+/// through the number; later ones are served from a disk cache kept for the media retention. The
+/// answer's `Content-Type` is the file's.
+#[utoipa::path(get, path = "/v1/instances/{id}/media/{message_id}", tag = "messages", operation_id = "get_received_media", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id"), ("message_id" = String, Path, description = "the `message_id` of the `message.received` event")),
     responses(
         (status = 200, description = "the file, with its MIME type", content_type = "application/octet-stream"),

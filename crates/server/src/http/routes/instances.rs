@@ -77,6 +77,9 @@ pub struct CreateInstance {
     pub warming_days: Option<i64>,
     /// `socks5://user:pass@host:port` or `http://host:port`.
     pub proxy: Option<String>,
+    /// Sending limits: any of `per_minute`, `per_hour`, `per_day`, `min_gap_ms`, `max_gap_ms`,
+    /// `new_contacts_per_day`; the rest keep their defaults (422 `invalid_limits` when they do not
+    /// add up).
     pub limits: Option<LimitsInput>,
     /// `off` (default) or `auto`: mark a contact's unread messages read, after a human pause,
     /// before replying to them ("seen before reply").
@@ -91,15 +94,21 @@ pub struct CreateInstance {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchInstance {
+    /// A new name: 1 to 64 characters, unique within the tenant.
     #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
     pub name: Option<String>,
+    /// Move the number to this pool (applies to the next send).
     #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     pub pool: Option<String>,
+    /// Days of warming after the first connection (0 to 60).
     #[schema(minimum = 0, maximum = 60)]
     pub warming_days: Option<i64>,
+    /// `socks5://user:pass@host:port` or `http://host:port`; `null` removes the proxy. Applies at
+    /// the next connect.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub proxy: Option<Option<String>>,
+    /// Laid over the limits set before; the result is checked (422 `invalid_limits`).
     pub limits: Option<LimitsInput>,
     /// `off` or `auto` (see `CreateInstance`).
     #[schema(value_type = Option<String>, example = "auto")]
@@ -117,8 +126,11 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
 
 #[derive(Serialize, ToSchema)]
 pub struct WarmingView {
+    /// The warming period, in days.
     pub days: u32,
+    /// When warming ends; `null` before the first connection.
     pub until: Option<DateTime<Utc>>,
+    /// The number is warming now (rotation prefers warmed numbers).
     pub active: bool,
     /// Re-warming after an idle spell (a shorter warm-up, `--rewarm-days`).
     pub rewarming: bool,
@@ -130,21 +142,29 @@ pub struct WarmingView {
 pub struct HealthView {
     /// 0 to 100.
     pub score: u8,
+    /// Whether rotation may pick the number (its score is at or above the threshold).
     pub in_rotation: bool,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct StatsView {
+    /// Messages this number sent today.
     pub sent_today: u64,
+    /// Messages this number received today.
     pub received_today: u64,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct LimitsView {
+    /// At most this many sends a minute.
     pub per_minute: u32,
+    /// At most this many sends an hour.
     pub per_hour: u32,
+    /// At most this many sends a day once warmed.
     pub per_day: u32,
+    /// The shortest pause between two sends, in milliseconds.
     pub min_gap_ms: u64,
+    /// The longest pause between two sends, in milliseconds.
     pub max_gap_ms: u64,
     /// First contacts per day once warmed.
     pub new_contacts_per_day: u32,
@@ -152,21 +172,31 @@ pub struct LimitsView {
 
 #[derive(Serialize, ToSchema)]
 pub struct InstanceView {
+    /// The instance's id (`ins_…`).
     pub id: String,
+    /// Its name, unique within the tenant.
     pub name: String,
+    /// The pool it sends for.
     pub pool: String,
     /// `qr_pending`, `connecting`, `connected` or `disconnected`.
     pub status: String,
     /// `null` while connected; else `transient`, `logged_out`, `banned`, `stopped`, `qr_timeout`.
     pub reason: Option<String>,
+    /// The underlying cause in words (e.g. a temporary ban's code and expiry), when known.
     pub detail: Option<String>,
+    /// The linked phone, E.164 with `+`; `null` before linking.
     pub phone: Option<String>,
+    /// The number's phone-number JID; `null` before linking.
     pub jid: Option<String>,
+    /// The number's LID, when WhatsApp gave it.
     pub lid: Option<String>,
+    /// The warming period and whether it is on now.
     pub warming: WarmingView,
+    /// The health score and whether rotation may pick the number.
     pub health: HealthView,
     /// The proxy without credentials.
     pub proxy: Option<String>,
+    /// The sending limits in force.
     pub limits: LimitsView,
     /// `off` or `auto`: whether the number marks a contact's messages read before replying.
     pub read_receipts: &'static str,
@@ -177,13 +207,17 @@ pub struct InstanceView {
     /// `rewarming` or `gap`.
     #[schema(example = "gap")]
     pub resting: Option<String>,
+    /// Today's figures.
     pub stats: StatsView,
+    /// When the instance was created.
     pub created_at: DateTime<Utc>,
+    /// When it last connected; `null` if never.
     pub connected_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct InstanceList {
+    /// The tenant's instances.
     pub items: Vec<InstanceView>,
 }
 
@@ -255,7 +289,12 @@ async fn load(state: &AppState, tenant: &Tenant, id: &InstanceId) -> ApiResult<I
     Ok(state.app.instances.get(&tenant.tenant_id, id).await?)
 }
 
-/// Creates an instance and starts it: `qr_pending` until a phone links it.
+/// Create an instance
+///
+/// Creates an instance (one WhatsApp number) and starts it: `qr_pending` until a phone links it by
+/// QR code or pairing code (`connecting` when a stored session exists). `name` is unique in the
+/// tenant (409 `name_taken`); `pool`, `warming_days`, `proxy`, `limits`, `quiet_hours` and
+/// `read_receipts` are optional.
 #[utoipa::path(post, path = "/v1/instances", tag = "instances", security(("bearer" = [])),
     request_body = CreateInstance,
     responses(
@@ -306,7 +345,9 @@ pub async fn create(
     Ok((StatusCode::CREATED, JsonOut(full_view(&state, &rec).await?)))
 }
 
-/// Lists the tenant's instances.
+/// List instances
+///
+/// The tenant's instances with their status, health, warming and today's figures.
 #[utoipa::path(get, path = "/v1/instances", tag = "instances", security(("bearer" = [])),
     responses((status = 200, body = InstanceList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(
@@ -320,7 +361,10 @@ pub async fn list(
     Ok(JsonOut(InstanceList { items }))
 }
 
-/// One instance.
+/// Get an instance
+///
+/// One instance with its status, reason and detail, phone and JIDs, warming, health, proxy (without
+/// credentials), limits and today's figures.
 #[utoipa::path(get, path = "/v1/instances/{id}", tag = "instances", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id")),
     responses((status = 200, body = InstanceView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -332,8 +376,12 @@ pub async fn get(
     Ok(JsonOut(full_view(&state, &load(&state, &tenant, &id).await?).await?))
 }
 
-/// Changes name, pool, warming days, proxy, limits or quiet hours. A new proxy applies at the
-/// next connect.
+/// Update an instance
+///
+/// Changes name, pool, warming days, proxy, limits, quiet hours or read receipts; only the fields
+/// given change, and every field is checked before anything changes. `"proxy": null` removes the
+/// proxy, `"quiet_hours": null` the number's own hours. A `limits` object is laid over the limits
+/// set before. New pool and limits apply to the next send; a new proxy applies at the next connect.
 #[utoipa::path(patch, path = "/v1/instances/{id}", tag = "instances", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id")),
     request_body = PatchInstance,
@@ -380,6 +428,8 @@ pub async fn patch(
     Ok(JsonOut(full_view(&state, &rec).await?))
 }
 
+/// Delete an instance
+///
 /// Logs the number out, wipes its session and deletes the instance.
 #[utoipa::path(delete, path = "/v1/instances/{id}", tag = "instances", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id")),
@@ -402,8 +452,10 @@ async fn after(
     Ok(JsonOut(full_view(state, &load(state, tenant, id).await?).await?))
 }
 
-/// Connects the number (a QR code when it has no session). Connecting a running number
-/// changes nothing.
+/// Connect a number
+///
+/// Starts the number: a QR code when it has no session, otherwise a reconnect. Connecting a running
+/// number changes nothing. 409 `invalid_state` when the state machine refuses.
 #[utoipa::path(post, path = "/v1/instances/{id}/connect", tag = "instances", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id")),
     responses((status = 200, body = InstanceView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -417,7 +469,10 @@ pub async fn connect(
     after(&state, &tenant, &id).await
 }
 
-/// Disconnects the number and keeps its session (`reason: stopped`).
+/// Disconnect a number
+///
+/// Stops the connection and keeps the session: `disconnected`, reason `stopped`. `connect` resumes
+/// it without a new scan. Disconnecting a stopped number changes nothing.
 #[utoipa::path(post, path = "/v1/instances/{id}/disconnect", tag = "instances", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id")),
     responses((status = 200, body = InstanceView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -431,7 +486,10 @@ pub async fn disconnect(
     after(&state, &tenant, &id).await
 }
 
-/// Unlinks the number and wipes its session (`reason: logged_out`); `connect` shows a new QR.
+/// Log a number out
+///
+/// Unlinks the number and wipes its session: `disconnected`, reason `logged_out`. `connect` then
+/// shows a new QR code.
 #[utoipa::path(post, path = "/v1/instances/{id}/logout", tag = "instances", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id")),
     responses((status = 200, body = InstanceView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -449,6 +507,7 @@ pub async fn logout(
 pub struct QrView {
     /// The raw QR payload.
     pub code: String,
+    /// When this code stops working; a new one follows.
     pub expires_at: DateTime<Utc>,
     /// The QR code as a PNG image, base64.
     pub png_base64: String,
@@ -461,7 +520,12 @@ fn wants_png(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.split(',').any(|p| p.trim().starts_with("image/png")))
 }
 
-/// The current QR code, as JSON or, with `Accept: image/png`, as the image.
+/// Get the QR code
+///
+/// The current QR code to link the number, as JSON (`code`, `expires_at`, `png_base64`) or, with
+/// `Accept: image/png`, as the image. The code rotates; each new one is also an `instance.qr`
+/// event. 409 `not_pending` unless the instance is `qr_pending` (or when no code shows up within 5
+/// s).
 #[utoipa::path(get, path = "/v1/instances/{id}/qr", tag = "instances", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id")),
     responses(
@@ -497,10 +561,15 @@ pub struct PairCodeRequest {
 pub struct PairCodeView {
     /// Type this on the phone: WhatsApp → Linked devices → Link with phone number.
     pub code: String,
+    /// When the code stops working.
     pub expires_at: DateTime<Utc>,
 }
 
-/// A pairing code to link the number without scanning (while `qr_pending`).
+/// Get a pairing code
+///
+/// A pairing code (`ABCD-EFGH`) to link the number without scanning: typed on the phone under
+/// WhatsApp → Linked devices → Link with phone number. Only while `qr_pending` (409 `not_pending`).
+/// 502 `whatsapp_refused`, 503 `network_unavailable`.
 #[utoipa::path(post, path = "/v1/instances/{id}/pair-code", tag = "instances", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id")),
     request_body = PairCodeRequest,

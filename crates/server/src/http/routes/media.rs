@@ -41,10 +41,13 @@ pub struct MediaView {
     pub id: String,
     /// Sniffed from the bytes when recognisable, else as declared by the upload.
     pub mime: String,
+    /// The file's size in bytes.
     pub size: u64,
     /// Lower-case hex SHA-256 of the bytes.
     pub sha256: String,
+    /// The upload's file name, when it had one.
     pub file_name: Option<String>,
+    /// When it was uploaded.
     pub created_at: DateTime<Utc>,
     /// The file is deleted after this.
     pub expires_at: DateTime<Utc>,
@@ -104,8 +107,12 @@ struct Form {
     stored: Option<StoredMedia>,
 }
 
-/// Stores a file (`multipart/form-data`, part `file`, optional text part `kind`). It is
-/// streamed to disk as it arrives, never held in memory whole; over the cap is 413.
+/// Upload a media file
+///
+/// Stores a file (`multipart/form-data`, part `file`, optional text part `kind`: `image`, `video`,
+/// `audio`, `document` or `sticker`) to send later by `media_id`. It is streamed to disk as it
+/// arrives, never held in memory whole; over `--media-max-mb` is 413 `media_too_large`. Uploads are
+/// kept for the media retention.
 #[utoipa::path(post, path = "/v1/media", tag = "media", security(("bearer" = [])),
     request_body(content = MediaUpload, content_type = "multipart/form-data"),
     responses(
@@ -306,7 +313,10 @@ async fn drain(multipart: &mut Multipart) {
     .await;
 }
 
-/// A stored file's record (on a cluster node, copied first from the node that has it).
+/// Get a media file's record
+///
+/// A stored file's record: type, size, kind, name and expiry (on a cluster node, copied first from
+/// the node that has it).
 #[utoipa::path(get, path = "/v1/media/{id}", tag = "media", security(("bearer" = [])),
     params(("id" = String, Path, description = "media id")),
     responses((status = 200, body = MediaView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -319,8 +329,10 @@ pub async fn get(
     Ok(JsonOut(m.into()))
 }
 
-/// A stored file's bytes, streamed, with its type as `Content-Type` (on a cluster node,
-/// copied first from the node that has it).
+/// Download a media file
+///
+/// A stored file's bytes, streamed, with its type as `Content-Type` (on a cluster node, copied
+/// first from the node that has it).
 #[utoipa::path(get, path = "/v1/media/{id}/content", tag = "media", security(("bearer" = [])),
     params(("id" = String, Path, description = "media id")),
     responses(
@@ -384,9 +396,10 @@ fn disposition(file_name: Option<&str>) -> String {
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
-/// Deletes a stored file. On a cluster node, every other live node is asked to delete its
-/// copy too; 404 when no node had it. A node that cannot be reached keeps its copy until the
-/// retention ends.
+/// Delete a media file
+///
+/// Deletes a stored file. On a cluster node, every other live node is asked to delete its copy too;
+/// 404 when no node had it. A node that cannot be reached keeps its copy until the retention ends.
 #[utoipa::path(delete, path = "/v1/media/{id}", tag = "media", security(("bearer" = [])),
     params(("id" = String, Path, description = "media id")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -402,9 +415,11 @@ pub async fn delete(
     }
 }
 
-/// One node's upload for another node of the cluster (admin token): the file streamed, its
-/// record in the `x-bzapper-media` header (the record's JSON, base64url). Only this node's
-/// disk is looked at; 404 when the file is not here. Nodes ask each other this when a send
+/// Copy an upload between nodes
+///
+/// Cluster-internal (admin token): one node's upload for another node of the cluster: the file
+/// streamed, its record in the `x-bzapper-media` header (the record's JSON, base64url). Only this
+/// node's disk is looked at; 404 when the file is not here. Nodes ask each other this when a send
 /// names an upload another node received.
 #[utoipa::path(get, path = "/v1/cluster/media/{tenant_id}/{id}", tag = "cluster", security(("bearer" = [])),
     params(("tenant_id" = String, Path, description = "tenant id"), ("id" = String, Path, description = "media id")),
@@ -424,9 +439,11 @@ pub async fn peer_copy(
     Ok(res)
 }
 
-/// Deletes one node's copy of an upload, for another node of the cluster passing on a
-/// tenant's `DELETE /v1/media/{id}` (admin token). Only this node's disk is touched (it is
-/// never passed on again); 404 when the file is not here.
+/// Delete a node's copy of an upload
+///
+/// Cluster-internal (admin token): deletes one node's copy of an upload, for another node passing
+/// on a tenant's `DELETE /v1/media/{id}`. Only this node's disk is touched (it is never passed on
+/// again); 404 when the file is not here.
 #[utoipa::path(delete, path = "/v1/cluster/media/{tenant_id}/{id}", tag = "cluster", security(("bearer" = [])),
     params(("tenant_id" = String, Path, description = "tenant id"), ("id" = String, Path, description = "media id")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]

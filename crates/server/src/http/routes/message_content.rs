@@ -37,7 +37,9 @@ pub struct LocationInput {
     pub latitude: f64,
     /// -180 to 180.
     pub longitude: f64,
+    /// The place's name (at most 256 characters).
     pub name: Option<String>,
+    /// The place's address (at most 512 characters).
     pub address: Option<String>,
 }
 

@@ -34,7 +34,10 @@ pub const MAX_MENTIONS: usize = 50;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MenuOptionInput {
+    /// Your id for the option, reported back in `menu_reply.option_id` (unique, at most 256
+    /// characters).
     pub id: String,
+    /// The option's text (1 to 72 characters).
     pub title: String,
 }
 
@@ -43,6 +46,7 @@ pub struct MenuOptionInput {
 pub struct MenuInput {
     /// A line above the options.
     pub text: Option<String>,
+    /// 1 to 10 options, sent as lines "1. …", "2. …".
     #[schema(min_items = 1, max_items = 10)]
     pub options: Vec<MenuOptionInput>,
 }
@@ -52,6 +56,7 @@ pub struct MenuInput {
 pub struct SendMessage {
     /// A phone number in any common notation, or a `@s.whatsapp.net`, `@lid` or `@g.us` JID.
     pub to: String,
+    /// The text (at most 16,384 characters); the caption of a media message (at most 1,024).
     pub text: Option<String>,
     /// Sent as a numbered text menu.
     pub menu: Option<MenuInput>,
@@ -66,14 +71,20 @@ pub struct SendMessage {
     pub instance_id: Option<String>,
     /// The pool to rotate over (default `default`).
     pub pool: Option<String>,
+    /// An image: a `url` or an uploaded `media_id`, with an optional `caption` (or `text`).
     pub image: Option<MediaInput>,
+    /// A video: a `url` or an uploaded `media_id`, with an optional `caption` (or `text`).
     pub video: Option<MediaInput>,
     /// A voice note unless `voice` is `false`; "recording" is shown before it.
     pub audio: Option<MediaInput>,
+    /// A document: a `url` or an uploaded `media_id`, with an optional `file_name` and
+    /// `caption`.
     pub document: Option<MediaInput>,
     /// A WebP image of at most 1 MiB.
     pub sticker: Option<MediaInput>,
+    /// A location pin.
     pub location: Option<LocationInput>,
+    /// A contact card (vCard).
     pub contact: Option<ContactInput>,
     /// Sent from the number whose chat holds the message, to that chat.
     pub reaction: Option<ReactionInput>,
@@ -91,6 +102,7 @@ pub struct SendMessage {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Accepted {
+    /// The message's id (`msg_…`).
     pub id: String,
     /// `queued`.
     pub status: String,
@@ -98,6 +110,7 @@ pub struct Accepted {
     pub instance_id: Option<String>,
     /// The normalised recipient JID.
     pub to: String,
+    /// When it was accepted.
     pub created_at: DateTime<Utc>,
     /// Not sent before this moment; `null` when it may go out at once.
     pub send_at: Option<DateTime<Utc>>,
@@ -107,14 +120,19 @@ pub struct Accepted {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessageView {
+    /// The message's id (`msg_…`).
     pub id: String,
     /// `queued`, `sending`, `sent`, `delivered`, `read`, `failed` or `expired`.
     pub status: String,
+    /// The number that sends (or sent) it; `null` while no number has it.
     pub instance_id: Option<String>,
+    /// The pool it was sent through.
     pub pool: String,
+    /// The normalised recipient JID.
     pub to: String,
     /// The text that goes out (a menu rendered as numbered text).
     pub text: String,
+    /// The mentioned JIDs.
     pub mentions: Vec<String>,
     /// Why it failed: `not_on_whatsapp` when the recipient was found not to be on WhatsApp
     /// before a first contact (nothing was sent), otherwise the cause in words.
@@ -127,8 +145,11 @@ pub struct MessageView {
     pub chosen_by: Option<String>,
     /// The WhatsApp message id, fixed when the message was accepted.
     pub whatsapp_id: String,
+    /// When it was accepted.
     pub created_at: DateTime<Utc>,
+    /// When its status last changed.
     pub updated_at: DateTime<Utc>,
+    /// When it went out; `null` until then.
     pub sent_at: Option<DateTime<Utc>>,
     /// The campaign this message belongs to, if any.
     pub campaign_id: Option<String>,
@@ -142,6 +163,7 @@ pub struct MessageView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessageList {
+    /// The messages of this page, newest first.
     pub items: Vec<MessageView>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
@@ -288,7 +310,17 @@ fn build(
     Ok((rec, pool, checked.content, checked.pending))
 }
 
-/// Accepts a message: it is stored before the answer, then sent by the paced queue.
+/// Send a message
+///
+/// Accepts a message: it is stored before the 202 answer, then sent by the paced, rotating queue
+/// (typing shown, human-like gaps, caps, warming, health). The content is a `text` (with an
+/// optional `menu`), or one of `image`, `video`, `audio`, `document`, `sticker` (with an optional
+/// caption), `location`, `contact` or `reaction`; `reply_to` quotes a message. Without
+/// `instance_id` the pool's rotation picks the number; with it, that number sends (even while
+/// warming). The same `Idempotency-Key` within 24 h answers the first message and sends nothing
+/// again. 409 `no_number_available` when the pool has no connected, healthy number; 409
+/// `instance_unavailable` when the forced number is not connected; 422 `invalid_recipient` for a
+/// `to` that is not a phone or JID. The outcome arrives as `message.status` events.
 #[utoipa::path(post, path = "/v1/messages", tag = "messages", security(("bearer" = [])),
     request_body = SendMessage,
     params(("Idempotency-Key" = Option<String>, Header, description = "the same key within 24 h returns the first answer and sends nothing again")),
@@ -314,7 +346,10 @@ pub async fn send(
     Ok((StatusCode::ACCEPTED, JsonOut(accepted(receipt))))
 }
 
-/// One message.
+/// Get a message
+///
+/// One message with its status (`queued`, `sending`, `sent`, `delivered`, `read`, `failed`,
+/// `expired`), the number that sent it, why that number was chosen, and its times.
 #[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages", security(("bearer" = [])),
     params(("id" = String, Path, description = "message id")),
     responses((status = 200, body = MessageView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -330,11 +365,13 @@ pub async fn get(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
+    /// Only this number's messages.
     pub instance_id: Option<String>,
     /// `queued`, `sending`, `sent`, `delivered`, `read`, `failed` or `expired`.
     pub status: Option<String>,
     /// 1 to 500 (default 50).
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page; absent for the first page.
     pub cursor: Option<String>,
 }
 
@@ -350,7 +387,10 @@ fn decode_cursor(c: &str) -> Option<(i64, String)> {
     Some((at.parse().ok()?, id.to_string()))
 }
 
-/// The tenant's messages, newest first.
+/// List messages
+///
+/// The tenant's messages, newest first, optionally of one number (`instance_id`). Paged with
+/// `limit` and `cursor` (the `next_cursor` of the previous page).
 #[utoipa::path(get, path = "/v1/messages", tag = "messages", security(("bearer" = [])),
     params(ListParams),
     responses((status = 200, body = MessageList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]

@@ -15,9 +15,11 @@ use crate::http::auth::{Admin, Tenant};
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::state::AppState;
 
-/// Every tenant's figures in the Prometheus text format: message counters, send latency,
-/// webhook deliveries by outcome, and, read at scrape time, each number's status and health
-/// and each pool's queue depth.
+/// Prometheus metrics
+///
+/// Admin token. Every tenant's figures in the Prometheus text format: message counters, send
+/// latency, webhook deliveries by outcome, and, read at scrape time, each number's status and
+/// health and each pool's queue depth. Counters count from the gateway's start.
 #[utoipa::path(get, path = "/metrics", tag = "metrics", security(("bearer" = [])),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -28,9 +30,13 @@ pub async fn prometheus(_: Admin, State(state): State<AppState>) -> ApiResult<im
 
 #[derive(Serialize, ToSchema)]
 pub struct NumberFigures {
+    /// The instance's id.
     pub id: String,
+    /// The instance's name.
     pub name: String,
+    /// `qr_pending`, `connecting`, `connected` or `disconnected`.
     pub status: String,
+    /// The health score, 0 to 100.
     pub health_score: u8,
     /// Since the gateway started.
     pub counts: Counts,
@@ -38,13 +44,18 @@ pub struct NumberFigures {
 
 #[derive(Serialize, ToSchema)]
 pub struct TenantFigures {
+    /// Each number's figures.
     pub instances: Vec<NumberFigures>,
+    /// The figures of all the tenant's numbers together.
     pub total: Counts,
     /// Messages waiting to be sent, by pool.
     pub queued: BTreeMap<String, u64>,
 }
 
-/// The tenant's own figures, per number and in total.
+/// Get the tenant's figures
+///
+/// The tenant's own figures as JSON, per number and in total: each number's status, health score
+/// and message counts by status, the totals, and the messages queued per pool.
 #[utoipa::path(get, path = "/v1/metrics", tag = "metrics", security(("bearer" = [])),
     responses((status = 200, body = TenantFigures), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn tenant(

@@ -39,6 +39,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let on_holder = |m: MethodRouter<AppState>| m.route_layer(holder.clone());
     Router::new()
         .merge(crate::http::dashboard::routes())
+        .merge(crate::http::api_docs::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(crate::http::openapi::serve))

@@ -17,21 +17,27 @@ fn experimental(what: &str) -> ApiError {
     )
 }
 
-/// Forwarding a message: 501.
+/// Forward a message (not implemented)
+///
+/// Experimental: forwarding a message is not implemented and answers 501 `not_implemented`.
 #[utoipa::path(post, path = "/v1/messages/forward", tag = "messages", security(("bearer" = [])),
     responses((status = 501, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn forward(_t: Tenant) -> ApiError {
     experimental("forwarding")
 }
 
-/// Labels: 501.
+/// Labels (not implemented)
+///
+/// Experimental: labels are not implemented and answer 501 `not_implemented`.
 #[utoipa::path(post, path = "/v1/labels", tag = "messages", security(("bearer" = [])),
     responses((status = 501, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn labels(_t: Tenant) -> ApiError {
     experimental("labels")
 }
 
-/// Starting a call: 501.
+/// Start a call (not implemented)
+///
+/// Experimental: calls are not implemented and answer 501 `not_implemented`.
 #[utoipa::path(post, path = "/v1/calls", tag = "messages", security(("bearer" = [])),
     responses((status = 501, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn calls(_t: Tenant) -> ApiError {

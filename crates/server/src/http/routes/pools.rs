@@ -102,11 +102,16 @@ impl PutPool {
 /// A pool with every setting's effective value.
 #[derive(Serialize, ToSchema)]
 pub struct PoolView {
+    /// The pool's name.
     pub name: String,
     /// `round_robin`, `least_used` or `health_weighted`.
     pub strategy: String,
+    /// Sticky sender: a contact in conversation with a number of the pool gets later messages from
+    /// that number.
     pub sticky: bool,
+    /// How long a conversation keeps its number, in days.
     pub sticky_window_days: u32,
+    /// Prefer numbers with the recipient's country calling code.
     pub prefer_country: bool,
     /// 0: no limit.
     pub per_contact_per_hour: u32,
@@ -131,10 +136,14 @@ impl From<Pool> for PoolView {
 
 #[derive(Serialize, ToSchema)]
 pub struct PoolList {
+    /// The pools, sorted by name.
     pub items: Vec<PoolView>,
 }
 
-/// The tenant's pools.
+/// List pools
+///
+/// The tenant's pools, sorted by name, each with its effective settings: always `default`, every
+/// pool an instance names and every pool set with `PUT`.
 #[utoipa::path(get, path = "/v1/pools", tag = "pools", security(("bearer" = [])),
     responses((status = 200, body = PoolList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(tenant: Tenant, State(state): State<AppState>) -> ApiResult<JsonOut<PoolList>> {
@@ -143,7 +152,12 @@ pub async fn list(tenant: Tenant, State(state): State<AppState>) -> ApiResult<Js
     Ok(JsonOut(PoolList { items }))
 }
 
-/// Creates the pool or changes its strategy and settings: only the fields given change.
+/// Create or change a pool
+///
+/// Creates the pool or changes its strategy and settings (`strategy`, `sticky`,
+/// `sticky_window_days`, `prefer_country`, `per_contact_per_hour`, `quiet_hours`): only the fields
+/// given change, a new pool starting from the defaults. `"quiet_hours": null` removes the quiet
+/// hours. A value out of range answers 422 `invalid_request` naming the field, and nothing changes.
 #[utoipa::path(put, path = "/v1/pools/{name}", tag = "pools", security(("bearer" = [])),
     params(("name" = String, Path, description = "pool name: a-z, 0-9, '-', '_'")),
     request_body = PutPool,

@@ -11,7 +11,12 @@ use crate::http::extract::Path;
 use crate::http::state::AppState;
 use crate::model::ids::InstanceId;
 
-/// Marks a received message read.
+/// Mark a received message read
+///
+/// Sends WhatsApp's read receipt for a message the number received (the contact sees blue ticks,
+/// unless the account hides read receipts). `message_id` is the `message_id` of its
+/// `message.received` event. 404 when the number received no message with that id; 409
+/// `instance_unavailable` when it is not connected.
 #[utoipa::path(post, path = "/v1/instances/{id}/messages/{message_id}/read", tag = "messages", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id"), ("message_id" = String, Path, description = "the `message_id` of the `message.received` event")),
     responses(

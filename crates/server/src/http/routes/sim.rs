@@ -86,12 +86,18 @@ pub struct ScanBody {
 
 #[derive(Serialize, ToSchema)]
 pub struct ScanView {
+    /// The phone that scanned, E.164 with `+`.
     pub phone: String,
+    /// Its phone-number JID.
     pub jid: String,
+    /// Its LID on the simulated network.
     pub lid: Option<String>,
 }
 
-/// A phone scans the instance's current QR code.
+/// Simulator: scan the QR code
+///
+/// Simulated network only (admin token, `--sim`). A phone scans the instance's current QR code: the
+/// number links and connects. 409 `not_pairing` when there is no QR code to scan.
 #[utoipa::path(post, path = "/v1/sim/instances/{id}/scan", tag = "sim", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id")),
     request_body = ScanBody,
@@ -136,6 +142,8 @@ pub enum DropReason {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DropBody {
+    /// `transient` (the number reconnects by itself), `logged_out` (the device is unlinked),
+    /// `banned`, or `replaced` (another session took the number over).
     pub reason: DropReason,
     /// With `banned`: a temporary ban that ends after this many seconds (the gateway
     /// reconnects the number then). Without it the ban has no announced end.
@@ -145,10 +153,15 @@ pub struct DropBody {
 
 #[derive(Serialize, ToSchema)]
 pub struct Done {
+    /// Always `true`.
     pub ok: bool,
 }
 
-/// The network drops the instance's connection for the given reason.
+/// Simulator: drop the connection
+///
+/// Simulated network only (admin token). The network drops the instance's connection for the given
+/// reason: `transient` (it reconnects by itself), `logged_out` (the device is unlinked) or `banned`
+/// (refused for 24 h, or `ban_seconds`).
 #[utoipa::path(post, path = "/v1/sim/instances/{id}/drop", tag = "sim", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id")),
     request_body = DropBody,
@@ -206,10 +219,15 @@ pub struct InboundBody {
     /// Phones or JIDs mentioned.
     #[serde(default)]
     pub mentions: Vec<String>,
+    /// The name the contact set on their phone.
     pub push_name: Option<String>,
+    /// A media file the contact sends.
     pub media: Option<InboundMediaBody>,
+    /// A location the contact shares.
     pub location: Option<LocationBody>,
+    /// A contact card the contact shares.
     pub contact: Option<InboundContactBody>,
+    /// A reaction to a message of the chat.
     pub reaction: Option<InboundReactionBody>,
     /// The WhatsApp id of a message this one quotes.
     pub reply_to: Option<String>,
@@ -242,9 +260,11 @@ impl From<MediaKindBody> for MediaKind {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InboundMediaBody {
+    /// `image`, `video`, `audio`, `document` or `sticker`.
     pub kind: MediaKindBody,
     /// Must suit `kind` (a sticker is `image/webp`; a document may be anything).
     pub mime: String,
+    /// A document's file name.
     pub file_name: Option<String>,
     /// An audio sent as a voice note.
     #[serde(default)]
@@ -258,12 +278,16 @@ pub struct InboundMediaBody {
 
 #[derive(Deserialize, Serialize, ToSchema)]
 pub struct LocationBody {
+    /// -90 to 90.
     #[schema(minimum = -90, maximum = 90)]
     pub latitude: f64,
+    /// -180 to 180.
     #[schema(minimum = -180, maximum = 180)]
     pub longitude: f64,
+    /// The place's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The place's address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
 }
@@ -281,20 +305,26 @@ pub struct InboundContactBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InboundReactionBody {
+    /// The WhatsApp id of the message reacted to.
     pub message_id: String,
+    /// The emoji; empty removes the reaction.
     pub emoji: String,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct InboundView {
+    /// The WhatsApp id the message is delivered with.
     pub message_id: String,
     /// The SHA-256 (lower-case hex) of the media file, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
 }
 
-/// A contact sends the instance a message: a text, a media file, a location, a contact card
-/// or a reaction, optionally quoting a message.
+/// Simulator: receive a message
+///
+/// Simulated network only (admin token). A contact sends the instance a message: a text, a media
+/// file, a location, a contact card or a reaction, optionally quoting a message. Answers the
+/// WhatsApp id it is delivered with; it arrives as a `message.received` event.
 #[utoipa::path(post, path = "/v1/sim/instances/{id}/inbound", tag = "sim", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id")),
     request_body = InboundBody,
@@ -356,8 +386,11 @@ pub struct RestrictBody {
     pub reach_out: bool,
 }
 
-/// Turns WhatsApp's reach-out restriction on or off for a number (to exercise error 463 and
-/// the health score).
+/// Simulator: restrict reach-out
+///
+/// Simulated network only (admin token). Turns WhatsApp's reach-out restriction on or off for a
+/// number: while on, messages to contacts that never wrote to it fail with error 463 (to exercise
+/// that error and the health score).
 #[utoipa::path(post, path = "/v1/sim/instances/{id}/restrict", tag = "sim", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id")),
     request_body = RestrictBody,
@@ -391,12 +424,16 @@ pub enum OutboxItem {
     Presence {
         /// `composing`, `recording` or `paused`.
         presence: String,
+        /// The chat it was shown in.
         to: String,
+        /// When the network received it.
         at: chrono::DateTime<chrono::Utc>,
     },
     /// One call asking which of these phones have WhatsApp.
     Check {
+        /// The phones asked about.
         check: Vec<String>,
+        /// When the network received it.
         at: chrono::DateTime<chrono::Utc>,
     },
 }
@@ -406,30 +443,45 @@ pub enum OutboxItem {
 /// `contact`, a reaction `reaction` (their `text` is empty).
 #[derive(Serialize, ToSchema)]
 pub struct OutboxMessageItem {
+    /// The WhatsApp id it was sent with.
     pub id: String,
+    /// The recipient JID.
     pub to: String,
+    /// The text (a media message's caption is in `caption`).
     pub text: String,
+    /// The mentioned JIDs.
     pub mentions: Vec<String>,
+    /// When the network received it.
     pub at: chrono::DateTime<chrono::Utc>,
     /// The WhatsApp id of the quoted message.
     pub reply_to: Option<String>,
+    /// For media: `image`, `video`, `audio`, `document` or `sticker`.
     pub kind: Option<MediaKindBody>,
+    /// For media: the file's MIME type.
     pub mime: Option<String>,
+    /// For media: the file's size in bytes.
     pub size: Option<u64>,
     /// Lower-case hex.
     pub sha256: Option<String>,
+    /// For a document: its file name.
     pub file_name: Option<String>,
+    /// For media: its caption.
     pub caption: Option<String>,
     /// An audio sent as a voice note.
     pub voice: Option<bool>,
+    /// A location pin.
     pub location: Option<LocationBody>,
+    /// A contact card.
     pub contact: Option<OutboxContactItem>,
+    /// A reaction.
     pub reaction: Option<OutboxReactionItem>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct OutboxContactItem {
+    /// The name shown for the card.
     pub display_name: String,
+    /// The vCard text.
     pub vcard: String,
 }
 
@@ -448,7 +500,10 @@ pub struct OutboxView {
     pub items: Vec<serde_json::Value>,
 }
 
-/// What the network received from the instance, in order.
+/// Simulator: what a number sent
+///
+/// Simulated network only (admin token). What the network received from the instance, in order:
+/// texts, media, locations, contacts, reactions and presences.
 #[utoipa::path(get, path = "/v1/sim/instances/{id}/outbox", tag = "sim", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id")),
     responses((status = 200, body = OutboxView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -484,7 +539,10 @@ pub struct GroupCreatedView {
     pub jid: String,
 }
 
-/// A group with these phones in it exists on the network.
+/// Simulator: create a group
+///
+/// Simulated network only (admin token). A group with these phones in it (and these admins, under
+/// this subject) exists on the network.
 #[utoipa::path(post, path = "/v1/sim/groups", tag = "sim", security(("bearer" = [])),
     request_body = CreateGroupBody,
     responses(
@@ -511,6 +569,7 @@ pub async fn create_group(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactBody {
+    /// The phone, in any common notation.
     #[schema(min_length = 8, max_length = 32)]
     pub phone: String,
     /// `false`: contact checks answer that the phone has no WhatsApp account. Every phone has
@@ -518,7 +577,10 @@ pub struct ContactBody {
     pub on_whatsapp: bool,
 }
 
-/// Marks whether a phone has a WhatsApp account (what contact checks answer).
+/// Simulator: set a contact's account
+///
+/// Simulated network only (admin token). Marks whether a phone has a WhatsApp account: what contact
+/// checks answer for it.
 #[utoipa::path(post, path = "/v1/sim/contacts", tag = "sim", security(("bearer" = [])),
     request_body = ContactBody,
     responses(
@@ -547,8 +609,11 @@ pub async fn set_contact(
 pub struct ReactionsBody {
     /// The model runs at all (off unless switched on).
     pub enabled: bool,
+    /// Refuse a young account's first contacts past a rate (error 463).
     pub first_contacts: Option<FirstContactRuleBody>,
+    /// Ban a number that keeps writing to phones without WhatsApp.
     pub not_on_whatsapp: Option<AbsentRuleBody>,
+    /// Ban a number that sends one text to many different people.
     pub identical_texts: Option<IdenticalRuleBody>,
 }
 
@@ -600,7 +665,11 @@ fn reactions_view(r: &Reactions) -> ApiResult<JsonOut<serde_json::Value>> {
     serde_json::to_value(r).map(JsonOut).map_err(ApiError::internal)
 }
 
-/// The reaction model's settings.
+/// Simulator: the reaction model
+///
+/// Simulated network only (admin token). The reaction model's settings: the rules by which the
+/// network refuses a number's sends like WhatsApp does (too many first contacts for a young
+/// account, recipients not on WhatsApp, identical texts), answering error 463.
 #[utoipa::path(get, path = "/v1/sim/reactions", tag = "sim", security(("bearer" = [])),
     responses(
         (status = 200, body = ReactionsBody),
@@ -615,7 +684,10 @@ pub async fn get_reactions(
     reactions_view(&r)
 }
 
-/// Switches the reaction model on or off and sets its rules; answers the settings in force.
+/// Simulator: set the reaction model
+///
+/// Simulated network only (admin token). Switches the reaction model on or off and sets its rules;
+/// answers the settings in force.
 #[utoipa::path(put, path = "/v1/sim/reactions", tag = "sim", security(("bearer" = [])),
     request_body = ReactionsBody,
     responses(
@@ -647,7 +719,10 @@ pub struct AgeBody {
     pub days: u32,
 }
 
-/// Sets how old the account of the instance's linked phone is on the simulated network.
+/// Simulator: set an account's age
+///
+/// Simulated network only (admin token). Sets how old the account of the instance's linked phone is
+/// on the simulated network (what the reaction model's first-contact rule looks at).
 #[utoipa::path(post, path = "/v1/sim/instances/{id}/age", tag = "sim", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id")),
     request_body = AgeBody,

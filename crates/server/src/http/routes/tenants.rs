@@ -26,36 +26,48 @@ pub struct CreateTenant {
 
 #[derive(Serialize, ToSchema)]
 pub struct TenantCreated {
+    /// The tenant's id (`ten_…`).
     pub id: String,
+    /// The tenant's name.
     pub name: String,
     /// The tenant's first API key. Shown only here; store it now.
     pub api_key: String,
     /// The id of that key, for revoking it.
     pub key_id: String,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct TenantView {
+    /// The tenant's id (`ten_…`).
     pub id: String,
+    /// The tenant's name.
     pub name: String,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct TenantList {
+    /// Every tenant.
     pub items: Vec<TenantView>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct KeyCreated {
+    /// The key's id (`key_…`), for revoking it.
     pub id: String,
     /// The key. Shown only here.
     pub api_key: String,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
 }
 
-/// Creates a tenant and its first API key.
+/// Create a tenant
+///
+/// Admin token. Creates a tenant and its first API key. The key (`api_key`) is shown only in this
+/// answer and stored only as a hash; `key_id` names it for revoking.
 #[utoipa::path(post, path = "/v1/tenants", tag = "tenants", security(("bearer" = [])),
     request_body = CreateTenant,
     responses(
@@ -92,7 +104,9 @@ pub async fn create(
     ))
 }
 
-/// Lists every tenant.
+/// List tenants
+///
+/// Admin token. Every tenant, with its id, name and creation time (never its keys).
 #[utoipa::path(get, path = "/v1/tenants", tag = "tenants", security(("bearer" = [])),
     responses((status = 200, body = TenantList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<JsonOut<TenantList>> {
@@ -107,7 +121,10 @@ pub async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<JsonOut<
     Ok(JsonOut(TenantList { items }))
 }
 
-/// Deletes a tenant with its keys and instances (each instance is logged out first).
+/// Delete a tenant
+///
+/// Admin token. Logs out and deletes every instance of the tenant, then the tenant with its keys;
+/// its open event streams end at once, on every node.
 #[utoipa::path(delete, path = "/v1/tenants/{id}", tag = "tenants", security(("bearer" = [])),
     params(("id" = String, Path, description = "tenant id")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -125,7 +142,9 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Adds an API key to a tenant.
+/// Add an API key
+///
+/// Admin token. Adds an API key to a tenant; the key is shown only in this answer.
 #[utoipa::path(post, path = "/v1/tenants/{id}/keys", tag = "tenants", security(("bearer" = [])),
     params(("id" = String, Path, description = "tenant id")),
     responses((status = 201, body = KeyCreated), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -149,7 +168,10 @@ pub async fn create_key(
     Ok((StatusCode::CREATED, JsonOut(KeyCreated { id: key.id, api_key: key.token, created_at })))
 }
 
-/// Revokes an API key; requests with it answer 401 from now on.
+/// Revoke an API key
+///
+/// Admin token. Revokes an API key: requests with it answer 401 from now on, on every node, and its
+/// open event streams end at once.
 #[utoipa::path(delete, path = "/v1/tenants/{id}/keys/{key_id}", tag = "tenants", security(("bearer" = [])),
     params(("id" = String, Path, description = "tenant id"), ("key_id" = String, Path, description = "key id")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]

@@ -32,19 +32,27 @@ pub struct CreateWebhook {
 
 #[derive(Serialize, ToSchema)]
 pub struct WebhookCreated {
+    /// The webhook's id (`whk_…`).
     pub id: String,
+    /// Where events are POSTed.
     pub url: String,
+    /// The event types or `prefix.*` patterns it takes.
     pub events: Vec<String>,
     /// Shown only here.
     pub secret: String,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct WebhookView {
+    /// The webhook's id (`whk_…`).
     pub id: String,
+    /// Where events are POSTed.
     pub url: String,
+    /// The event types or `prefix.*` patterns it takes.
     pub events: Vec<String>,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
     /// Until when the secret replaced by the latest rotation still signs deliveries
     /// (`X-Bzapper-Signature-Previous`); absent when none does.
@@ -70,6 +78,7 @@ pub struct RotateSecret {
 
 #[derive(Serialize, ToSchema)]
 pub struct SecretRotated {
+    /// The webhook's id.
     pub id: String,
     /// The new secret: `X-Bzapper-Signature` uses it from now on. Shown only here.
     pub secret: String,
@@ -79,27 +88,37 @@ pub struct SecretRotated {
 
 #[derive(Serialize, ToSchema)]
 pub struct WebhookList {
+    /// The tenant's webhooks.
     pub items: Vec<WebhookView>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct DeliveryView {
+    /// The delivery's id, for re-sending it.
     pub id: String,
+    /// The event delivered (its `id` in the envelope).
     pub event_id: String,
+    /// The event's type.
     pub event_type: String,
     /// `pending`, `delivered` or `dead`.
     pub status: String,
+    /// How many POSTs were tried.
     pub attempts: u32,
+    /// When the next attempt is due; `null` unless `pending`.
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// The receiver's last HTTP status.
     pub last_status: Option<u16>,
+    /// Why the last attempt failed, in words; `null` when none did.
     pub last_error: Option<String>,
+    /// When the delivery was made for the event.
     pub created_at: DateTime<Utc>,
+    /// When the receiver answered 2xx; `null` until then.
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct DeliveryList {
+    /// The recent deliveries, newest first.
     pub items: Vec<DeliveryView>,
 }
 
@@ -171,7 +190,12 @@ pub fn check_url(u: &str, guard: &crate::outbound::Guard) -> ApiResult<String> {
     Ok(parsed.to_string())
 }
 
-/// Adds a webhook: every matching event of the tenant is POSTed to it, signed.
+/// Add a webhook
+///
+/// Adds a webhook: every matching event of the tenant (`events`: types or `prefix.*` patterns) is
+/// POSTed to its URL, durably and in order, signed with `X-Bzapper-Signature: sha256=<hex
+/// HMAC-SHA256(secret, timestamp + "." + body)>`. A failed delivery is retried with backoff (2 s, 4
+/// s, 8 s … up to 1 h) for a day. The secret is shown only in this answer (or is the one given).
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
     request_body = CreateWebhook,
     responses(
@@ -217,6 +241,8 @@ pub async fn create(
     ))
 }
 
+/// List webhooks
+///
 /// The tenant's webhooks (secrets are never shown again).
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
     responses((status = 200, body = WebhookList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -229,7 +255,9 @@ pub async fn list(
     Ok(JsonOut(WebhookList { items }))
 }
 
-/// One webhook.
+/// Get a webhook
+///
+/// One webhook: its URL, the events it takes and when its previous secret stops signing.
 #[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
     params(("id" = String, Path, description = "webhook id")),
     responses((status = 200, body = WebhookView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -242,7 +270,9 @@ pub async fn get(
     Ok(JsonOut(view(&w)))
 }
 
-/// Removes a webhook and its deliveries.
+/// Delete a webhook
+///
+/// Removes a webhook and its deliveries; nothing more is posted to it.
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
     params(("id" = String, Path, description = "webhook id")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -255,9 +285,11 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Rotate a webhook's secret
+///
 /// Replaces the webhook's secret. The replaced secret keeps signing deliveries (as
-/// `X-Bzapper-Signature-Previous`) until `previous_secret_expires_at`, so receivers can switch
-/// over without a gap; a secret replaced earlier stops at once.
+/// `X-Bzapper-Signature-Previous`) until `previous_secret_expires_at`, so receivers can switch over
+/// without a gap; a secret replaced earlier stops at once.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/secret", tag = "webhooks", security(("bearer" = [])),
     params(("id" = String, Path, description = "webhook id")),
     request_body(content = RotateSecret, description = "optional: an empty body generates the secret"),
@@ -292,7 +324,10 @@ pub struct DeliveryParams {
     pub limit: Option<u32>,
 }
 
-/// The webhook's recent deliveries, newest first.
+/// List a webhook's deliveries
+///
+/// The webhook's recent deliveries, newest first: the event, status (`pending`, `delivered`,
+/// `dead`), attempts, last error and next attempt.
 #[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks", security(("bearer" = [])),
     params(("id" = String, Path, description = "webhook id"), DeliveryParams),
     responses((status = 200, body = DeliveryList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -312,7 +347,10 @@ pub async fn deliveries(
     Ok(JsonOut(DeliveryList { items }))
 }
 
-/// Sends a delivery again now (a dead-lettered one included).
+/// Re-send a delivery
+///
+/// Sends a delivery again now, a dead-lettered one included. 202: the attempt is made in the
+/// background; its outcome shows in the deliveries list.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{delivery_id}/retry", tag = "webhooks", security(("bearer" = [])),
     params(("id" = String, Path, description = "webhook id"), ("delivery_id" = String, Path, description = "delivery id")),
     responses((status = 202, body = DeliveryView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]

@@ -13,11 +13,15 @@ pub use crate::events::campaign::Totals;
 /// What one number carried.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct NumberTotals {
+    /// The number.
     pub instance_id: String,
     /// Went out; no delivery receipt yet.
     pub sent: u64,
+    /// Reached the phone; not read yet.
     pub delivered: u64,
+    /// Read by the recipient.
     pub read: u64,
+    /// The send failed.
     pub failed: u64,
 }
 
