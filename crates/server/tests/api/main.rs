@@ -15,6 +15,7 @@ mod instances;
 mod media;
 mod media_files;
 mod messages;
+mod metrics;
 mod outbound;
 mod persistence;
 mod quickstart;
