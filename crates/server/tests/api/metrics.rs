@@ -11,6 +11,9 @@ use serde_json::json;
 
 use crate::helpers::{id, TestApp, ADMIN};
 
+/// A sample: its name, its labels in the order written, its value.
+type Sample = (String, Vec<(String, String)>, String);
+
 /// One scrape, taken apart.
 #[derive(Default, Debug)]
 struct Scrape {
@@ -18,8 +21,7 @@ struct Scrape {
     help: BTreeMap<String, String>,
     /// Family name → type.
     types: BTreeMap<String, String>,
-    /// Every sample: its name and its labels in the order written.
-    samples: Vec<(String, Vec<(String, String)>, String)>,
+    samples: Vec<Sample>,
     /// Comment lines other than HELP and TYPE (`# EOF`, `# UNIT`...).
     other_comments: Vec<String>,
 }
@@ -74,7 +76,7 @@ impl Scrape {
 }
 
 /// `name{k="v",...} value` (label values without escapes: ids, statuses and pools have none).
-fn sample(line: &str) -> (String, Vec<(String, String)>, String) {
+fn sample(line: &str) -> Sample {
     let (series, value) = line.rsplit_once(' ').unwrap();
     let Some((name, labels)) = series.split_once('{') else {
         return (series.into(), vec![], value.into());
