@@ -5,6 +5,7 @@
 
 mod client;
 mod commands;
+mod progress;
 mod qr;
 mod sse;
 mod table;
