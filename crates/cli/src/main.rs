@@ -1,10 +1,12 @@
 //! The `bzapper` binary: parses flags and env vars into a configuration and runs the gateway
-//! (`serve`), the shared simulated network (`simnet`) or a helper (`keygen`), or talks to a
-//! running gateway over its HTTP API (`instances`, `send`, `events`, `cluster`, `campaign`, in
-//! [`commands`]). The gateway itself lives in `bzapper-server`.
+//! (`serve`), the shared simulated network (`simnet`) or a helper (`keygen`, `healthcheck`),
+//! or talks to a running gateway over its HTTP API (`instances`, `send`, `events`, `cluster`,
+//! `campaign`, in [`commands`]). The gateway itself lives in `bzapper-server`.
 
 mod client;
 mod commands;
+mod logging;
+mod progress;
 mod qr;
 mod sse;
 mod table;
@@ -21,6 +23,7 @@ use bzapper_server::startup::config::{Limit, QuotaLimits, RateLimit};
 use bzapper_server::{Application, Config, DriverKind};
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
+use logging::LogArgs;
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +45,9 @@ enum Command {
     Simnet(SimnetArgs),
     /// Print a new random master key (base64, 32 bytes) for BZAPPER_MASTER_KEY.
     Keygen,
+    /// Exit 0 when the gateway at --url answers `GET /readyz` with 200, else 1 (for a
+    /// container's HEALTHCHECK).
+    Healthcheck(commands::healthcheck::HealthcheckArgs),
     /// Client: list, create, link (QR in the terminal) and manage the numbers of a running
     /// gateway.
     #[command(visible_alias = "instance")]
@@ -60,6 +66,8 @@ enum Command {
 
 #[derive(Args)]
 struct ServeArgs {
+    #[command(flatten)]
+    log: LogArgs,
     /// Address to listen on.
     #[arg(long, env = "BZAPPER_LISTEN", default_value = defaults::DEFAULT_LISTEN)]
     listen: SocketAddr,
@@ -236,6 +244,8 @@ struct ServeArgs {
 
 #[derive(Args)]
 struct SimnetArgs {
+    #[command(flatten)]
+    log: LogArgs,
     /// Address to listen on.
     #[arg(long, env = "BZAPPER_SIMNET_LISTEN", default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
@@ -264,15 +274,15 @@ struct SimnetArgs {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(a) => {
-            init_tracing();
+            logging::init(a.log.log_format);
             serve(*a).await
         }
         Command::Simnet(a) if a.wire => {
-            init_tracing();
+            logging::init(a.log.log_format);
             bzapper_wafake::control::serve_simnet(a.listen, a.ws_listen, shutdown_signal()).await
         }
         Command::Simnet(a) => {
-            init_tracing();
+            logging::init(a.log.log_format);
             let config = bzapper_driver_config(a.qr_first_secs, a.qr_next_secs);
             let reactions = a.reactions.unwrap_or_default();
             bzapper_server::serve_simnet(a.listen, config, reactions, shutdown_signal()).await
@@ -281,21 +291,13 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", bzapper_server::secrets::new_master_key_base64());
             Ok(())
         }
+        Command::Healthcheck(a) => client_exit(commands::healthcheck::run(a).await),
         Command::Instances(a) => client_exit(commands::instances::run(a).await),
         Command::Send(a) => client_exit(commands::send::run(a).await),
         Command::Events(a) => client_exit(commands::events::run(a).await),
         Command::Cluster(a) => client_exit(commands::cluster::run(a).await),
         Command::Campaign(a) => client_exit(commands::campaign::run(a).await),
     }
-}
-
-fn init_tracing() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
-        )
-        .init();
 }
 
 /// A client command's failure: one line on stderr (the API's error code and message, or the
@@ -317,13 +319,15 @@ fn bzapper_driver_config(first: u64, next: u64) -> bzapper_server::SimConfig {
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let format = a.log.log_format;
     let app = Application::build(config_from(a)).await.context("the gateway could not start")?;
-    println!("bZapper listening on http://{}", app.local_addr());
-    match app.admin_token_source() {
-        Source::Created(p) => println!("admin token generated into {}", p.display()),
-        Source::File(p) => println!("admin token read from {}", p.display()),
-        Source::Env => println!("admin token from BZAPPER_ADMIN_TOKEN"),
-    }
+    logging::announce(format, &format!("bZapper listening on http://{}", app.local_addr()));
+    let token = match app.admin_token_source() {
+        Source::Created(p) => format!("admin token generated into {}", p.display()),
+        Source::File(p) => format!("admin token read from {}", p.display()),
+        Source::Env => "admin token from BZAPPER_ADMIN_TOKEN".to_string(),
+    };
+    logging::announce(format, &token);
     app.run(shutdown_signal()).await
 }
 

@@ -46,6 +46,8 @@ fn help_documents_every_option() {
         "BZAPPER_WA_VERSION",
         "--outbound-allow",
         "BZAPPER_OUTBOUND_ALLOW",
+        "--log-format",
+        "BZAPPER_LOG_FORMAT",
     ] {
         assert!(text.contains(opt), "{opt} missing from serve --help");
     }
@@ -154,4 +156,110 @@ fn the_first_start_creates_private_secrets_and_prints_the_token_path() {
         assert_eq!(mode & 0o777, 0o600, "{f}");
     }
     assert!(data.join("bzapper.db").exists());
+}
+
+/// `--log-format json`: every line on stdout is a JSON object with the usual fields, requests
+/// are logged inside their span with the URI redacted, and the bearer key is in no line.
+#[test]
+fn json_logs_are_one_object_per_line_and_never_show_a_key() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let token = "json-log-admin-token-0123456789";
+    let mut child = bzapper()
+        .args(["serve", "--sim", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("BZAPPER_LOG_FORMAT", "json")
+        .env("BZAPPER_ADMIN_TOKEN", token)
+        // Requests are logged at debug level.
+        .env("RUST_LOG", "info,bzapper_server=debug,tower_http=debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let addr = loop {
+        let line = lines.next().expect("the gateway logs its address").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        seen.push(line);
+        if let Some(a) =
+            v["message"].as_str().and_then(|m| m.strip_prefix("bZapper listening on http://"))
+        {
+            break a.to_string();
+        }
+    };
+    // The key in the query string (as `GET /v1/events` takes it) and in the header.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "GET /v1/tenants?access_token={token}&limit=1 HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // The response is logged once it is written: read until its line arrives.
+    let finished = loop {
+        let line = lines.next().expect("the request is logged").unwrap();
+        seen.push(line.clone());
+        let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        if v["message"] == "finished processing request" {
+            break v;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    seen.extend(lines.map_while(Result::ok));
+    let stderr = err.join().unwrap();
+
+    for line in &seen {
+        let v: serde_json::Value = serde_json::from_str(line).expect("every line is JSON");
+        for field in ["timestamp", "level", "target", "message"] {
+            assert!(v.get(field).is_some(), "no `{field}` in {line}");
+        }
+        assert!(!line.contains(token), "the key was logged: {line}");
+    }
+    assert!(!stderr.contains(token), "the key was logged: {stderr}");
+    assert_eq!(finished["level"], "DEBUG");
+    assert_eq!(finished["status"], 200);
+    assert_eq!(finished["span"]["name"], "request");
+    assert_eq!(finished["span"]["method"], "GET");
+    assert_eq!(finished["span"]["uri"], "/v1/tenants?access_token=REDACTED&limit=1");
+}
+
+/// `bzapper healthcheck` (a container's HEALTHCHECK): 0 with a ready gateway, 1 without one.
+#[test]
+fn healthcheck_exits_0_when_the_gateway_is_ready_and_1_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bzapper()
+        .args(["serve", "--sim", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines
+        .next()
+        .and_then(|l| l.ok())
+        .and_then(|l| l.strip_prefix("bZapper listening on ").map(str::to_string))
+        .expect("the listen address is printed");
+    let ok = bzapper().args(["healthcheck", "--url", &url]).output().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("\"status\":\"ok\""));
+
+    // Nothing listens there any more.
+    let down =
+        bzapper().args(["healthcheck", "--url", &url, "--timeout-secs", "2"]).output().unwrap();
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("/readyz did not answer"));
 }

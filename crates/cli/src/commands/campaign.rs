@@ -1,10 +1,9 @@
-//! `bzapper campaign`: run a campaign from a CSV file (create it, follow it with a live progress
-//! line, print a per-number summary), and look at, pause, resume, cancel or list campaigns
+//! `bzapper campaign`: run a campaign from a CSV file (create it, follow it with a progress bar,
+//! print a per-number summary), and look at, pause, resume, cancel or list campaigns
 //! (`/v1/campaigns`, see `docs/campaigns.md`).
 
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Local, Utc};
@@ -15,6 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::{print, print_json, short_time};
 use crate::client::{Client, ClientError, Conn};
+use crate::progress::Progress;
 use crate::table;
 
 /// How often a running campaign is looked at.
@@ -252,12 +252,11 @@ async fn run_csv(client: &Client, a: RunArgs) -> anyhow::Result<()> {
     print(summary(&serde_json::from_value(finished)?))
 }
 
-/// Polls the campaign until it is finished or canceled, drawing progress on stderr; returns
-/// its last view.
+/// Polls the campaign until it is finished or canceled, showing progress on stderr (a bar on
+/// a terminal, plain lines otherwise); returns its last view.
 async fn follow(client: &Client, id: &str) -> anyhow::Result<Value> {
-    let tty = std::io::stderr().is_terminal();
+    let mut progress = Progress::on_stderr(PLAIN_EVERY);
     let mut failures = 0;
-    let mut last_plain: Option<(Instant, String)> = None;
     loop {
         let v = match client.get(&["v1", "campaigns", id]).await {
             Ok(v) => {
@@ -269,10 +268,7 @@ async fn follow(client: &Client, id: &str) -> anyhow::Result<Value> {
             {
                 failures += 1;
                 if failures == 1 {
-                    if tty {
-                        eprintln!();
-                    }
-                    eprintln!("{e}; trying again");
+                    progress.note(&format!("{e}; trying again"));
                 }
                 tokio::time::sleep(POLL).await;
                 continue;
@@ -280,25 +276,9 @@ async fn follow(client: &Client, id: &str) -> anyhow::Result<Value> {
             Err(e) => return Err(e.into()),
         };
         let c: Campaign = serde_json::from_value(v.clone())?;
-        let line = progress_line(&c, Local::now().date_naive());
         let done = ended(&c.status);
-        if tty {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r\x1b[K{line}");
-            if done {
-                let _ = writeln!(err);
-            }
-            let _ = err.flush();
-        } else {
-            let due = match &last_plain {
-                None => true,
-                Some((at, text)) => done || (at.elapsed() >= PLAIN_EVERY && *text != line),
-            };
-            if due {
-                eprintln!("{line}");
-                last_plain = Some((Instant::now(), line));
-            }
-        }
+        let message = progress_message(&c, Local::now().date_naive());
+        progress.show(c.totals.done(), c.totals.recipients, message, done);
         if done {
             return Ok(v);
         }
@@ -306,20 +286,11 @@ async fn follow(client: &Client, id: &str) -> anyhow::Result<Value> {
     }
 }
 
-/// `[#####---------------] 12/40 sent  2 failed  eta 14:05`: the bar is the share of
-/// recipients done with (out, failed, skipped or canceled).
-fn progress_line(c: &Campaign, today: chrono::NaiveDate) -> String {
-    const WIDTH: u64 = 20;
+/// `12/40 sent  2 failed  eta 14:05`, beside a bar of the share of recipients done with (out,
+/// failed, skipped or canceled).
+fn progress_message(c: &Campaign, today: chrono::NaiveDate) -> String {
     let t = &c.totals;
-    let filled = (t.done() * WIDTH).checked_div(t.recipients).unwrap_or(WIDTH).min(WIDTH);
-    let mut line = format!(
-        "[{}{}] {}/{} sent  {} failed",
-        "#".repeat(filled as usize),
-        "-".repeat((WIDTH - filled) as usize),
-        t.out(),
-        t.recipients,
-        t.failed
-    );
+    let mut line = format!("{}/{} sent  {} failed", t.out(), t.recipients, t.failed);
     if t.skipped > 0 {
         line.push_str(&format!("  {} skipped", t.skipped));
     }
@@ -484,6 +455,7 @@ async fn list(client: &Client, json: bool) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::plain_line;
 
     #[test]
     fn rows_become_recipients_and_bad_rows_are_named() {
@@ -527,9 +499,24 @@ mod tests {
             created_at: String::new(),
         };
         let today = Local::now().date_naive();
+        let message = progress_message(&c, today);
+        assert_eq!(message, "12/40 sent  2 failed  canceled");
+        // Without a terminal (a terminal gets the same bar, see `progress`).
         assert_eq!(
-            progress_line(&c, today),
+            plain_line(c.totals.done(), c.totals.recipients, &message),
             "[#######-------------] 12/40 sent  2 failed  canceled"
+        );
+        let at = Utc::now();
+        let running = Campaign {
+            status: "running".into(),
+            estimated_finish_at: Some(at),
+            totals: Totals { skipped: 1, ..c.totals.clone() },
+            ..c
+        };
+        let eta = local_time(at, today);
+        assert_eq!(
+            progress_message(&running, today),
+            format!("12/40 sent  2 failed  1 skipped  eta {eta}")
         );
         assert_eq!(parse_window("09:00-18:00").unwrap(), ("09:00".into(), "18:00".into()));
         assert!(parse_window("9am").is_err());

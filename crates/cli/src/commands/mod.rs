@@ -4,6 +4,7 @@
 pub mod campaign;
 pub mod cluster;
 pub mod events;
+pub mod healthcheck;
 pub mod instances;
 pub mod send;
 

@@ -2,16 +2,15 @@
 //! figures, and the cluster as this node sees it.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::Arc;
 
-use bzapper_core::Status;
 use bzapper_store::{InstanceRecord, NodeView, Store, StoreError};
 
 use crate::app::error::AppResult;
 use crate::cluster::Cluster;
-use crate::events::metrics::{escape, Counts};
+use crate::events::metrics::Counts;
 use crate::events::recorder::Recorder;
+use crate::events::scrape_gauges::{NumberGauge, ScrapeGauges};
 use crate::model::ids::TenantId;
 use crate::runtime::scheduler::Scheduler;
 use crate::runtime::supervisor::Supervisor;
@@ -60,41 +59,21 @@ impl GatewayStatus {
     /// webhook deliveries by outcome, and, read now, each number's status and health and each
     /// pool's queue depth.
     pub async fn prometheus_text(&self) -> AppResult<String> {
-        let mut out = String::new();
-        self.recorder.metrics().render(&mut out);
         let instances = self.store.list_all_instances().await?;
-        out.push_str("# HELP bzapper_instance_status 1 for the number's current status.\n# TYPE bzapper_instance_status gauge\n");
-        for i in &instances {
-            for s in Status::ALL {
-                let v = u8::from(i.state.status == s);
-                let _ = writeln!(
-                    out,
-                    "bzapper_instance_status{{tenant=\"{}\",instance=\"{}\",status=\"{}\"}} {v}",
-                    escape(&i.tenant_id),
-                    escape(&i.id),
-                    s.as_str()
-                );
-            }
-        }
-        out.push_str("# HELP bzapper_instance_health_score The number's health score (0-100).\n# TYPE bzapper_instance_health_score gauge\n");
-        for i in &instances {
-            let _ = writeln!(
-                out,
-                "bzapper_instance_health_score{{tenant=\"{}\",instance=\"{}\"}} {}",
-                escape(&i.tenant_id),
-                escape(&i.id),
-                self.health_score(i)
-            );
-        }
-        out.push_str("# HELP bzapper_queue_depth Messages waiting to be sent, by pool.\n# TYPE bzapper_queue_depth gauge\n");
-        for ((t, pool), n) in self.scheduler.queue_depths().await? {
-            let _ = writeln!(
-                out,
-                "bzapper_queue_depth{{tenant=\"{}\",pool=\"{}\"}} {n}",
-                escape(&t),
-                escape(&pool)
-            );
-        }
+        let queues = self.scheduler.queue_depths().await?;
+        let numbers = instances
+            .into_iter()
+            .map(|i| NumberGauge {
+                health_score: self.health_score(&i),
+                status: i.state.status,
+                tenant: i.tenant_id,
+                instance: i.id,
+            })
+            .collect();
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = self.recorder.metrics().render(&mut out);
+        let _ = ScrapeGauges { numbers, queues }.render(&mut out);
         Ok(out)
     }
 

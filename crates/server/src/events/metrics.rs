@@ -1,29 +1,71 @@
-//! Counters and a latency histogram for Prometheus (`GET /metrics`) and the tenant's own
-//! figures (`GET /v1/metrics`). Written by hand rather than with a Prometheus client crate:
-//! the label sets (tenant, instance) come and go with the data, the text format is a few lines,
-//! and the whole registry is one map behind one lock.
+//! The gateway's counters and send-latency histogram: families of the Prometheus project's
+//! client (`prometheus-client`) for `GET /metrics`, and the tenant's own figures for
+//! `GET /v1/metrics`, read from the same counters.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{OnceLock, RwLock};
+
+use prometheus_client::encoding::{prometheus_text, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Upper bounds (seconds) of the send latency histogram: typing included, so seconds.
 pub const LATENCY_BUCKETS: [f64; 10] = [0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 10.0, 15.0, 30.0, 60.0];
 
-#[derive(Default, Clone)]
-struct Histogram {
-    buckets: [u64; LATENCY_BUCKETS.len()],
-    count: u64,
-    sum: f64,
+/// The outbound statuses counted, in the order of [`NumberCounters::statuses`].
+const STATUSES: [&str; 4] = ["sent", "delivered", "read", "failed"];
+
+/// A number's series: `tenant`, `instance` (in that order on every line).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NumberLabels {
+    tenant: String,
+    instance: String,
 }
 
-/// (metric name, tenant, instance, extra label value).
-type Key = (&'static str, String, String, String);
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    tenant: String,
+    instance: String,
+    status: &'static str,
+}
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    tenant: String,
+    outcome: &'static str,
+}
+
+type LatencyFamily = Family<NumberLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// One number's handles into the families, each made on its first count so that a series
+/// appears once it has something to say (as a status that never happened stays absent).
+/// A handle shares its value with the family: counting through it is an atomic add.
 #[derive(Default)]
+struct NumberCounters {
+    statuses: [OnceLock<Counter>; STATUSES.len()],
+    received: OnceLock<Counter>,
+    latency: OnceLock<Histogram>,
+}
+
+fn read(c: &OnceLock<Counter>) -> u64 {
+    c.get().map_or(0, Counter::get)
+}
+
 pub struct Metrics {
-    counters: Mutex<BTreeMap<Key, u64>>,
-    latency: Mutex<BTreeMap<(String, String), Histogram>>,
+    registry: Registry,
+    messages: Family<StatusLabels, Counter>,
+    received: Family<NumberLabels, Counter>,
+    latency: LatencyFamily,
+    webhooks: Family<OutcomeLabels, Counter>,
+    /// tenant → instance → handles: finds a number's counters without building its labels
+    /// (a read lock and two lookups per event), and lists a tenant's for `/v1/metrics`.
+    numbers: RwLock<HashMap<String, HashMap<String, NumberCounters>>>,
 }
 
 /// What a number did since the gateway started, for `/v1/metrics`.
@@ -41,113 +83,124 @@ pub struct Counts {
     pub received: u64,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        let messages = Family::default();
+        let received = Family::default();
+        let latency = LatencyFamily::new_with_constructor(latency_histogram);
+        let webhooks = Family::default();
+        // Counters are registered without `_total`, which the encoder appends; the help texts
+        // without their full stop, which the registry appends.
+        let mut registry = Registry::default();
+        registry.register(
+            "bzapper_messages",
+            "Outbound messages that reached a status, by number",
+            messages.clone(),
+        );
+        registry.register(
+            "bzapper_messages_received",
+            "Inbound messages, by number",
+            received.clone(),
+        );
+        registry.register(
+            "bzapper_webhook_deliveries",
+            "Webhook delivery attempts, by outcome",
+            webhooks.clone(),
+        );
+        registry.register(
+            "bzapper_send_latency_seconds",
+            "From hand-off to a number to the server's ack, typing included",
+            latency.clone(),
+        );
+        Metrics { registry, messages, received, latency, webhooks, numbers: RwLock::default() }
+    }
+}
+
 impl Metrics {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Key, u64>> {
-        self.counters.lock().unwrap_or_else(|p| p.into_inner())
+    /// Runs `f` on the number's handles, adding an entry on its first event.
+    fn with_number<R>(&self, tenant: &str, instance: &str, f: impl Fn(&NumberCounters) -> R) -> R {
+        let numbers = self.numbers.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = numbers.get(tenant).and_then(|t| t.get(instance)) {
+            return f(c);
+        }
+        drop(numbers);
+        let mut numbers = self.numbers.write().unwrap_or_else(|p| p.into_inner());
+        let c =
+            numbers.entry(tenant.to_owned()).or_default().entry(instance.to_owned()).or_default();
+        f(c)
     }
 
-    /// A message reached `status` (sent, delivered, read, failed).
+    fn number_labels(tenant: &str, instance: &str) -> NumberLabels {
+        NumberLabels { tenant: tenant.into(), instance: instance.into() }
+    }
+
+    /// A message reached `status` (sent, delivered, read, failed; others are not counted).
     pub fn message_status(&self, tenant: &str, instance: &str, status: &str) {
-        let key = ("bzapper_messages_total", tenant.into(), instance.into(), status.into());
-        *self.lock().entry(key).or_default() += 1;
+        let Some(i) = STATUSES.iter().position(|s| *s == status) else { return };
+        self.with_number(tenant, instance, |c| {
+            c.statuses[i]
+                .get_or_init(|| {
+                    let labels = StatusLabels {
+                        tenant: tenant.into(),
+                        instance: instance.into(),
+                        status: STATUSES[i],
+                    };
+                    self.messages.get_or_create_owned(&labels)
+                })
+                .inc();
+        });
     }
 
     pub fn message_received(&self, tenant: &str, instance: &str) {
-        let key =
-            ("bzapper_messages_received_total", tenant.into(), instance.into(), String::new());
-        *self.lock().entry(key).or_default() += 1;
+        self.with_number(tenant, instance, |c| {
+            c.received
+                .get_or_init(|| {
+                    self.received.get_or_create_owned(&Self::number_labels(tenant, instance))
+                })
+                .inc();
+        });
     }
 
     /// A webhook attempt ended with `outcome` (delivered, retry, dead).
-    pub fn webhook_attempt(&self, tenant: &str, outcome: &str) {
-        let key =
-            ("bzapper_webhook_deliveries_total", tenant.into(), String::new(), outcome.into());
-        *self.lock().entry(key).or_default() += 1;
+    pub fn webhook_attempt(&self, tenant: &str, outcome: &'static str) {
+        self.webhooks.get_or_create(&OutcomeLabels { tenant: tenant.into(), outcome }).inc();
     }
 
     /// From handing a message to a number to the server's ack (typing included).
     pub fn send_latency(&self, tenant: &str, instance: &str, seconds: f64) {
-        let mut l = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        let h = l.entry((tenant.into(), instance.into())).or_default();
-        for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
-            if seconds <= *le {
-                h.buckets[i] += 1;
-            }
-        }
-        h.count += 1;
-        h.sum += seconds;
+        self.with_number(tenant, instance, |c| {
+            c.latency
+                .get_or_init(|| {
+                    self.latency.get_or_create_owned(&Self::number_labels(tenant, instance))
+                })
+                .observe(seconds);
+        });
     }
 
     /// The tenant's counts by instance.
     pub fn counts(&self, tenant: &str) -> BTreeMap<String, Counts> {
-        let mut out: BTreeMap<String, Counts> = BTreeMap::new();
-        for ((name, t, inst, label), n) in self.lock().iter() {
-            if t != tenant || inst.is_empty() {
-                continue;
-            }
-            let c = out.entry(inst.clone()).or_default();
-            match (*name, label.as_str()) {
-                ("bzapper_messages_received_total", _) => c.received += n,
-                (_, "sent") => c.sent += n,
-                (_, "delivered") => c.delivered += n,
-                (_, "read") => c.read += n,
-                (_, "failed") => c.failed += n,
-                _ => {}
-            }
-        }
-        out
+        let numbers = self.numbers.read().unwrap_or_else(|p| p.into_inner());
+        let Some(t) = numbers.get(tenant) else { return BTreeMap::new() };
+        t.iter()
+            .map(|(instance, c)| {
+                let [sent, delivered, read_, failed] = &c.statuses;
+                let counts = Counts {
+                    sent: read(sent),
+                    delivered: read(delivered),
+                    read: read(read_),
+                    failed: read(failed),
+                    received: read(&c.received),
+                };
+                (instance.clone(), counts)
+            })
+            .collect()
     }
 
-    /// The counters and the histogram in the Prometheus text format.
-    pub fn render(&self, out: &mut String) {
-        let help = [
-            (
-                "bzapper_messages_total",
-                "Outbound messages that reached a status, by number.",
-                "status",
-            ),
-            ("bzapper_messages_received_total", "Inbound messages, by number.", ""),
-            (
-                "bzapper_webhook_deliveries_total",
-                "Webhook delivery attempts, by outcome.",
-                "outcome",
-            ),
-        ];
-        let counters = self.lock();
-        for (metric, text, label) in help {
-            let _ = writeln!(out, "# HELP {metric} {text}\n# TYPE {metric} counter");
-            for ((name, t, inst, value), n) in counters.iter() {
-                if *name != metric {
-                    continue;
-                }
-                let mut labels = vec![format!("tenant=\"{}\"", escape(t))];
-                if !inst.is_empty() {
-                    labels.push(format!("instance=\"{}\"", escape(inst)));
-                }
-                if !label.is_empty() {
-                    labels.push(format!("{label}=\"{}\"", escape(value)));
-                }
-                let _ = writeln!(out, "{metric}{{{}}} {n}", labels.join(","));
-            }
-        }
-        drop(counters);
-        let m = "bzapper_send_latency_seconds";
-        let _ = writeln!(out, "# HELP {m} From hand-off to a number to the server's ack, typing included.\n# TYPE {m} histogram");
-        for ((t, inst), h) in self.latency.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let l = format!("tenant=\"{}\",instance=\"{}\"", escape(t), escape(inst));
-            for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "{m}_bucket{{{l},le=\"{le}\"}} {}", h.buckets[i]);
-            }
-            let _ = writeln!(out, "{m}_bucket{{{l},le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "{m}_sum{{{l}}} {}", h.sum);
-            let _ = writeln!(out, "{m}_count{{{l}}} {}", h.count);
-        }
+    /// The counters and the histogram in the Prometheus text format (0.0.4), appended to
+    /// `out`; a family with no series yet is left out.
+    pub fn render(&self, out: &mut String) -> std::fmt::Result {
+        prometheus_text::encode(out, &self.registry)
     }
-}
-
-/// Escapes a label value (backslash, double quote, newline).
-pub fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -160,29 +213,40 @@ mod tests {
         m.message_status("t1", "i1", "sent");
         m.message_status("t1", "i1", "sent");
         m.message_status("t1", "i1", "failed");
+        m.message_status("t1", "i1", "queued");
         m.message_received("t1", "i1");
         m.webhook_attempt("t1", "delivered");
         m.send_latency("t1", "i1", 1.5);
         let mut out = String::new();
-        m.render(&mut out);
-        assert!(
-            out.contains("bzapper_messages_total{tenant=\"t1\",instance=\"i1\",status=\"sent\"} 2"),
-            "{out}"
-        );
-        assert!(out.contains("bzapper_messages_received_total{tenant=\"t1\",instance=\"i1\"} 1"));
-        assert!(
-            out.contains("bzapper_webhook_deliveries_total{tenant=\"t1\",outcome=\"delivered\"} 1")
-        );
-        assert!(out.contains(
-            "bzapper_send_latency_seconds_bucket{tenant=\"t1\",instance=\"i1\",le=\"1\"} 0"
-        ));
-        assert!(out.contains(
-            "bzapper_send_latency_seconds_bucket{tenant=\"t1\",instance=\"i1\",le=\"2\"} 1"
-        ));
-        assert!(out.contains("bzapper_send_latency_seconds_count{tenant=\"t1\",instance=\"i1\"} 1"));
+        m.render(&mut out).unwrap();
+        for line in [
+            "# HELP bzapper_messages_total Outbound messages that reached a status, by number.",
+            "# TYPE bzapper_messages_total counter",
+            "bzapper_messages_total{tenant=\"t1\",instance=\"i1\",status=\"sent\"} 2",
+            "bzapper_messages_total{tenant=\"t1\",instance=\"i1\",status=\"failed\"} 1",
+            "bzapper_messages_received_total{tenant=\"t1\",instance=\"i1\"} 1",
+            "bzapper_webhook_deliveries_total{tenant=\"t1\",outcome=\"delivered\"} 1",
+            "# TYPE bzapper_send_latency_seconds histogram",
+            "bzapper_send_latency_seconds_bucket{tenant=\"t1\",instance=\"i1\",le=\"1\"} 0",
+            "bzapper_send_latency_seconds_bucket{tenant=\"t1\",instance=\"i1\",le=\"2\"} 1",
+            "bzapper_send_latency_seconds_bucket{tenant=\"t1\",instance=\"i1\",le=\"+Inf\"} 1",
+            "bzapper_send_latency_seconds_count{tenant=\"t1\",instance=\"i1\"} 1",
+        ] {
+            assert!(out.lines().any(|l| l == line), "missing `{line}` in:\n{out}");
+        }
+        assert!(!out.contains("queued") && !out.contains("delivered\"} 0"), "{out}");
+        assert!(!out.contains("# EOF"), "Prometheus text, not OpenMetrics: {out}");
         let c = m.counts("t1");
         assert_eq!(c["i1"], Counts { sent: 2, failed: 1, received: 1, ..Counts::default() });
         assert!(m.counts("t2").is_empty());
-        assert_eq!(escape("a\"b\\c"), "a\\\"b\\\\c");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::default();
+        m.message_received("a\"b\\c", "i\n1");
+        let mut out = String::new();
+        m.render(&mut out).unwrap();
+        assert!(out.contains(r#"{tenant="a\"b\\c",instance="i\n1"} 1"#), "{out}");
     }
 }

@@ -1,6 +1,7 @@
 //! Events: the typed kinds ([`Event`], one payload type per kind), the [`recorder`] (event
 //! log first, then the live bus), the envelope and filter every consumer shares, the
-//! `message.received` payload's builder and the metrics counted from events.
+//! `message.received` payload's builder, the metrics counted from events and the gauges a
+//! Prometheus scrape reads.
 
 pub mod campaign;
 mod envelope;
@@ -11,6 +12,7 @@ pub mod message;
 pub mod metrics;
 pub mod received;
 pub mod recorder;
+pub mod scrape_gauges;
 
 pub use envelope::Envelope;
 pub use filter::Filter;

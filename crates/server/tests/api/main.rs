@@ -16,6 +16,7 @@ mod instances;
 mod media;
 mod media_files;
 mod messages;
+mod metrics;
 mod outbound;
 mod persistence;
 mod quickstart;
