@@ -7,6 +7,7 @@ mod helpers;
 mod auth;
 mod bad_input;
 mod campaigns;
+mod chats;
 mod dashboard;
 mod delivery;
 mod events;
