@@ -9,7 +9,7 @@ ALTER TABLE inbound ADD COLUMN push_name TEXT;
 ALTER TABLE inbound ADD COLUMN reply_to TEXT;
 UPDATE inbound SET chat_jid = chat, sender_jid = sender;
 CREATE INDEX inbound_by_chat ON inbound (tenant_id, chat_jid, received_at);
-CREATE INDEX messages_by_chat ON messages (tenant_id, to_jid, created_at);
+CREATE INDEX messages_by_chat ON messages (tenant_id, to_jid, created_at, id);
 
 CREATE TABLE chats (
     instance_id TEXT COLLATE "C" NOT NULL REFERENCES instances (id) ON DELETE CASCADE,

@@ -14,7 +14,7 @@ UPDATE inbound SET chat_jid = chat, sender_jid = sender;
 -- One chat's received messages, newest first (and its unread count).
 CREATE INDEX inbound_by_chat ON inbound (tenant_id, chat_jid, received_at);
 -- One chat's sent messages, newest first.
-CREATE INDEX messages_by_chat ON messages (tenant_id, to_jid, created_at);
+CREATE INDEX messages_by_chat ON messages (tenant_id, to_jid, created_at, id);
 
 -- One row per (number, chat). `jid` is the contact's phone JID, the group's JID, or the
 -- contact's LID while its phone is unknown (learning the phone moves the row: see
