@@ -122,6 +122,10 @@ struct ServeArgs {
     /// Hours events are kept; SSE clients resume with Last-Event-ID within this window.
     #[arg(long, env = "BZAPPER_EVENT_RETENTION_HOURS", default_value_t = defaults::DEFAULT_EVENT_RETENTION_HOURS, value_parser = clap::value_parser!(u64).range(1..=8760))]
     event_retention_hours: u64,
+    /// Days chats (`GET /v1/chats`) show their messages; received messages are kept this long
+    /// (or the event retention, when longer). 0 keeps them forever.
+    #[arg(long, env = "BZAPPER_CHAT_RETENTION_DAYS", default_value_t = defaults::DEFAULT_CHAT_RETENTION_DAYS, value_parser = clap::value_parser!(u64).range(0..=36500))]
+    chat_retention_days: u64,
     /// Real driver: the WhatsApp websocket URL (default: WhatsApp's own). For tests and
     /// relays only.
     #[arg(long, env = "BZAPPER_WA_URL", conflicts_with_all = ["sim", "sim_url"])]
@@ -351,6 +355,8 @@ fn config_from(a: ServeArgs) -> Config {
     config.rewarm_after = Duration::from_secs(a.rewarm_after_hours * 3600);
     config.rewarm_days = a.rewarm_days;
     config.event_retention = Duration::from_secs(a.event_retention_hours * 3600);
+    config.chat_retention =
+        (a.chat_retention_days > 0).then(|| Duration::from_secs(a.chat_retention_days * 86_400));
     config.test_hooks.sim_qr_first = Duration::from_secs(a.sim_qr_first_secs);
     config.test_hooks.sim_qr_next = Duration::from_secs(a.sim_qr_next_secs);
     config.test_hooks.sim_reactions = a.sim_reactions.unwrap_or_default();

@@ -275,7 +275,13 @@ conformance!(
     alert_deliveries_are_listed_by_tenant_retried_and_pruned,
     pool_settings_round_trip_and_a_strategy_change_keeps_them,
     a_numbers_quiet_hours_and_rewarm_start_round_trip,
+    chats_are_listed_newest_first_with_unread_counts,
+    a_chats_messages_are_paged_both_directions_newest_first,
+    a_chat_first_seen_by_lid_is_found_by_its_phone,
 );
+
+mod chats;
+use chats::*;
 
 pub(crate) fn tenant(id: &str) -> Tenant {
     Tenant { id: id.into(), name: format!("tenant {id}"), created_at: now_millis() }
@@ -1585,6 +1591,11 @@ pub(crate) fn inbound(instance_id: &str, tenant_id: &str, wa_id: &str) -> Inboun
             json!({"direct_path": "/v/t62/abc", "media_key": "a2V5", "mime": "image/jpeg"}),
         ),
         received_at: now_millis(),
+        chat_jid: "120363000000000001@g.us".into(),
+        sender_jid: "5511999990003@s.whatsapp.net".into(),
+        sender_lid: None,
+        push_name: Some("Ana".into()),
+        reply_to: None,
     }
 }
 

@@ -1,12 +1,13 @@
 //! Storage of bZapper: one trait per concern (tenants and keys, instances, sealed sessions,
 //! pools, the event log, messages, webhooks, campaigns, received messages, contact checks,
-//! conversations, alert deliveries),
+//! conversations, chats, alert deliveries),
 //! combined in the [`Store`] supertrait, implemented once over sqlx ([`SqlStore`], `src/sql`)
 //! for SQLite ([`SqliteStore`]) and PostgreSQL ([`PgStore`], for several nodes), each with
 //! its migrations (numbered alike) run at open.
 //! Session values and proxy URLs are sealed with [`Sealer`] before they reach the disk.
 
 mod alerts;
+mod chats;
 mod cluster;
 #[cfg(test)]
 mod conformance;
@@ -21,6 +22,7 @@ mod sqlite;
 mod time;
 
 pub use alerts::{AlertAttempt, AlertDeliveryFilter, AlertDeliveryRecord, AlertStatus, AlertStore};
+pub use chats::{ChatEntry, ChatEntryPosition, ChatPosition, ChatQuery, ChatRecord, ChatStore};
 pub use cluster::*;
 pub use contacts::{ContactCheckRecord, ContactCheckStore};
 pub use conversations::{ContactHistory, ConversationRecord, ConversationStore, StartedBy};
@@ -310,6 +312,8 @@ pub trait WebhookStore: Send + Sync {
 #[async_trait]
 pub trait LidStore: Send + Sync {
     /// Records that, for the tenant, `lid` (`<n>@lid`) is `phone_jid` (`<n>@s.whatsapp.net`).
+    /// A chat known until now by the LID alone becomes the phone JID's chat (merged into it
+    /// when both exist), in the same transaction.
     async fn learn_lid(&self, tenant_id: &str, lid: &str, phone_jid: &str) -> Result<()>;
     /// The phone JID of a LID, when the tenant knows it.
     async fn phone_for_lid(&self, tenant_id: &str, lid: &str) -> Result<Option<String>>;
@@ -436,6 +440,7 @@ pub trait Store:
     + InboundStore
     + ContactCheckStore
     + ConversationStore
+    + ChatStore
     + AlertStore
 {
     /// A trivial query, for `/readyz`.

@@ -194,6 +194,7 @@ async fn append_events(
 impl Backend for Postgres {
     type Parts = PgParts;
     const HAS_META: &'static str = "SELECT to_regclass('meta') IS NOT NULL";
+    const BYTE_ORDER: &'static str = "COLLATE \"C\"";
     const NUMBERED_VALUES: bool = true;
 
     fn bind<'q, P: Param<'q>>(q: RawQuery<'q, Self>, p: P) -> RawQuery<'q, Self> {

@@ -27,6 +27,7 @@ use crate::{Store, StoreError};
 
 mod alerts;
 mod campaigns;
+mod chats;
 mod contacts;
 mod conversations;
 pub(crate) mod events;
@@ -39,7 +40,7 @@ mod sessions;
 mod tenants;
 pub(crate) mod webhooks;
 
-pub(crate) use inbound::insert_inbound;
+pub(crate) use inbound::{inbound_from_row, insert_inbound, INBOUND_COLUMNS};
 pub(crate) use instances::INSTANCE_COLUMNS;
 pub(crate) use messages::{message_from_row, MESSAGE_COLUMNS};
 #[cfg(test)]
@@ -118,6 +119,10 @@ pub trait Backend: Database {
     /// far while it prepares a statement, so a 512-row insert of 18 columns took about 190 ms
     /// to prepare with `$N` and 1 ms with `?` (every batch size is a new statement).
     const NUMBERED_VALUES: bool;
+    /// What makes a text comparison or order follow the bytes (as Rust's `str` order does)
+    /// whatever the column's collation: empty on SQLite (its default), `COLLATE "C"` on
+    /// PostgreSQL.
+    const BYTE_ORDER: &'static str;
 
     fn bind<'q, P: Param<'q>>(q: RawQuery<'q, Self>, p: P) -> RawQuery<'q, Self>;
     fn execute<'e, 'q: 'e>(

@@ -253,6 +253,7 @@ impl Backend for Sqlite {
     type Parts = SqliteParts;
     const HAS_META: &'static str =
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')";
+    const BYTE_ORDER: &'static str = "";
     const NUMBERED_VALUES: bool = false;
 
     fn bind<'q, P: Param<'q>>(q: RawQuery<'q, Self>, p: P) -> RawQuery<'q, Self> {

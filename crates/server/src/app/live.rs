@@ -90,6 +90,12 @@ impl LiveNumbers {
             };
         conn.mark_read(&chat, sender.as_ref(), std::slice::from_ref(&received.wa_id)).await?;
         self.supervisor.unread().forget_message(&rec.id, &received.wa_id);
+        // Its chat counts everything received up to it as read (a failure only leaves the
+        // chat's unread count as it was).
+        let read = self.store.mark_chat_read(&rec.id, &received.chat_jid, received.received_at);
+        if let Err(e) = read.await {
+            tracing::warn!(error = %e, "storing a chat's read position failed");
+        }
         Ok(())
     }
 

@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod campaigns;
+pub mod chats;
 pub mod contacts;
 mod error;
 pub mod feed;
@@ -42,6 +43,8 @@ pub struct App {
     pub messages: messages::Messages,
     pub instances: instances::Instances,
     pub live: live::LiveNumbers,
+    /// Conversations: the chats of the tenant's numbers and their messages.
+    pub chats: chats::Chats,
     pub contacts: Arc<contacts::ContactChecker>,
     pub campaigns: campaigns::CampaignUseCases,
     pub webhooks: webhooks::WebhookUseCases,
@@ -78,6 +81,8 @@ pub struct Parts {
     pub sim: Option<Arc<dyn sim::SimControl>>,
     /// The per-tenant ceilings.
     pub quotas: quotas::QuotaLimits,
+    /// How long chats and their messages show (`None`: forever).
+    pub chat_retention: Option<std::time::Duration>,
 }
 
 impl App {
@@ -100,6 +105,7 @@ impl App {
                 q,
             ),
             live: live::LiveNumbers::new(store.clone(), p.supervisor.clone(), p.media.clone()),
+            chats: chats::Chats::new(store.clone(), p.supervisor.clone(), p.chat_retention),
             contacts: p.contacts.clone(),
             campaigns: campaigns::CampaignUseCases::new(store.clone(), p.campaigns.clone(), q),
             webhooks: webhooks::WebhookUseCases::new(store.clone(), p.webhooks.clone(), q),

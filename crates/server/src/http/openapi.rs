@@ -12,7 +12,7 @@ use crate::http::routes::{
     alerts, campaigns, cluster, events, health, instances, messages, metrics, not_implemented,
     pools, sim, tenants, webhooks,
 };
-use crate::http::routes::{contacts, groups, inbound_media, media, received};
+use crate::http::routes::{chats, contacts, groups, inbound_media, media, received};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,6 +26,7 @@ use crate::http::routes::{contacts, groups, inbound_media, media, received};
         instances::pair_code,
         pools::list, pools::put,
         messages::send, messages::get, messages::list,
+        chats::list, chats::messages,
         inbound_media::get, received::read, groups::list, groups::get, contacts::check,
         campaigns::create, campaigns::list, campaigns::get_one, campaigns::pause,
         campaigns::resume, campaigns::cancel,
@@ -50,6 +51,7 @@ use crate::http::routes::{contacts, groups, inbound_media, media, received};
         (name = "instances", description = "WhatsApp numbers"),
         (name = "pools", description = "Pools and rotation"),
         (name = "messages", description = "Sending"),
+        (name = "chats", description = "Conversations: each number's chats, and a chat's messages both ways"),
         (name = "campaigns", description = "Bulk sends with progress, pause, resume and cancel"),
         (name = "events", description = "Server-Sent Events"),
         (name = "webhooks", description = "Signed, durable event deliveries"),

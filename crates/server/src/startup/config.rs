@@ -37,6 +37,8 @@ pub const DEFAULT_REWARM_DAYS: u32 = 2;
 pub const DEFAULT_HEALTH_THRESHOLD: u8 = bzapper_core::sending::DEFAULT_THRESHOLD;
 /// `--event-retention-hours`.
 pub const DEFAULT_EVENT_RETENTION_HOURS: u64 = 24;
+/// `--chat-retention-days`: how long chats and their received messages are kept (0: forever).
+pub const DEFAULT_CHAT_RETENTION_DAYS: u64 = 90;
 /// `--lease-seconds`.
 pub const DEFAULT_LEASE_SECONDS: u64 = 15;
 /// `--media-max-mb`.
@@ -131,6 +133,9 @@ pub struct Config {
     pub rewarm_days: u32,
     /// How long events are kept (SSE resumes within this window).
     pub event_retention: Duration,
+    /// How long chats show their messages (`GET /v1/chats`); received messages are indexed
+    /// this long (or the event retention, when longer). `None`: forever.
+    pub chat_retention: Option<Duration>,
     /// Webhook retries: first wait, longest wait, and when to give up (dead-letter).
     pub webhook_retry: bzapper_core::retry::RetryPolicy,
     /// Health score below which a number leaves rotation.
@@ -242,6 +247,7 @@ impl Config {
             rewarm_after: Duration::from_secs(DEFAULT_REWARM_AFTER_HOURS * HOUR),
             rewarm_days: DEFAULT_REWARM_DAYS,
             event_retention: Duration::from_secs(DEFAULT_EVENT_RETENTION_HOURS * HOUR),
+            chat_retention: Some(Duration::from_secs(DEFAULT_CHAT_RETENTION_DAYS * 24 * HOUR)),
             webhook_retry: bzapper_core::retry::RetryPolicy::default(),
             health_threshold: DEFAULT_HEALTH_THRESHOLD,
             first_contact_check: true,

@@ -205,7 +205,7 @@ impl Application {
             scheduler.clone(),
             &public_url,
         );
-        spawn_event_pruning(dyn_store.clone(), config.event_retention);
+        spawn_event_pruning(dyn_store.clone(), config.event_retention, config.chat_retention);
         let webhooks = WebhookWorker::spawn(
             dyn_store.clone(),
             recorder.clone(),
@@ -266,6 +266,7 @@ impl Application {
             leases: leases.clone(),
             sim,
             quotas: config.quotas,
+            chat_retention: config.chat_retention,
         });
         let keys = crate::http::key_cache::KeyCache::default();
         keys.follow(app.revocations.subscribe());
@@ -393,10 +394,14 @@ impl OpenStore {
     }
 }
 
-/// Removes events older than the retention window (with the received-message index and the
-/// ended alert deliveries of that age), and contact-check answers older than a day, now and
-/// every ten minutes.
-fn spawn_event_pruning(store: Arc<dyn Store>, retention: std::time::Duration) {
+/// Removes events older than the retention window (with the ended alert deliveries of that
+/// age), chats idle longer than the chat retention, received messages older than both, and
+/// contact-check answers older than a day, now and every ten minutes.
+fn spawn_event_pruning(
+    store: Arc<dyn Store>,
+    retention: std::time::Duration,
+    chat_retention: Option<std::time::Duration>,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
@@ -409,11 +414,26 @@ fn spawn_event_pruning(store: Arc<dyn Store>, retention: std::time::Duration) {
                 Err(e) => tracing::warn!(error = %e, "pruning the event log failed"),
             }
             // A received message stays quotable (and its media fetchable) as long as its
-            // event is kept.
-            match store.prune_inbound(cutoff).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(pruned = n, "old received-message index entries removed"),
-                Err(e) => tracing::warn!(error = %e, "pruning the received-message index failed"),
+            // event is kept, and shows in its chat as long as chats keep it.
+            let chat_cutoff = chat_retention.map(|r| {
+                chrono::Utc::now()
+                    - chrono::Duration::from_std(r).unwrap_or(chrono::Duration::days(90))
+            });
+            if let Some(chat_cutoff) = chat_cutoff {
+                match store.prune_chats(chat_cutoff).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(pruned = n, "idle chats removed"),
+                    Err(e) => tracing::warn!(error = %e, "pruning the chats failed"),
+                }
+                match store.prune_inbound(cutoff.min(chat_cutoff)).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(pruned = n, "old received-message index entries removed")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "pruning the received-message index failed")
+                    }
+                }
             }
             // Alerts that were delivered or given up are kept as long as their events.
             match store.prune_alert_deliveries(cutoff).await {

@@ -8,6 +8,7 @@ mod api_docs;
 mod auth;
 mod bad_input;
 mod campaigns;
+mod chats;
 mod dashboard;
 mod delivery;
 mod events;

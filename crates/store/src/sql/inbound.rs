@@ -7,12 +7,12 @@ use super::{cut_millis, q, ts, values, Backend, SqlStore};
 use crate::time::to_millis;
 use crate::{InboundRecord, InboundStore, Result, StoreError};
 
-const COLUMNS: &str =
-    "instance_id, wa_id, tenant_id, chat, sender, body, kind, media_json, received_at";
-/// Nine binds a row: chunks stay well under either database's bind limit.
+pub(crate) const INBOUND_COLUMNS: &str = "instance_id, wa_id, tenant_id, chat, sender, body, \
+     kind, media_json, received_at, chat_jid, sender_jid, sender_lid, push_name, reply_to";
+/// Fourteen binds a row: chunks stay well under either database's bind limit.
 const PER_INSERT: usize = 1000;
 
-fn inbound_from_row<DB: Backend>(row: &DB::Row) -> Result<InboundRecord> {
+pub(crate) fn inbound_from_row<DB: Backend>(row: &DB::Row) -> Result<InboundRecord> {
     let wa_id: String = DB::col(row, "wa_id")?;
     let media = DB::col::<Option<String>>(row, "media_json")?
         .map(|m| {
@@ -30,19 +30,25 @@ fn inbound_from_row<DB: Backend>(row: &DB::Row) -> Result<InboundRecord> {
         kind: DB::col(row, "kind")?,
         media,
         received_at: ts(DB::col(row, "received_at")?)?,
+        chat_jid: DB::col(row, "chat_jid")?,
+        sender_jid: DB::col(row, "sender_jid")?,
+        sender_lid: DB::col(row, "sender_lid")?,
+        push_name: DB::col(row, "push_name")?,
+        reply_to: DB::col(row, "reply_to")?,
         wa_id,
     })
 }
 
 /// Inserts `rs` on `c` (a pooled connection or an open transaction); repeats are ignored.
+/// Their chats follow in the same statement (the `inbound_into_chats` trigger).
 pub(crate) async fn insert_inbound<DB: Backend>(
     c: &mut DB::Connection,
     rs: &[InboundRecord],
 ) -> Result<()> {
     for chunk in rs.chunks(PER_INSERT) {
         let sql = format!(
-            "INSERT INTO inbound ({COLUMNS}) VALUES {} ON CONFLICT (instance_id, wa_id) DO NOTHING",
-            values::<DB>(chunk.len(), 9)
+            "INSERT INTO inbound ({INBOUND_COLUMNS}) VALUES {} ON CONFLICT (instance_id, wa_id) DO NOTHING",
+            values::<DB>(chunk.len(), 14)
         );
         let mut query = q::<DB>(&sql);
         for r in chunk {
@@ -55,7 +61,12 @@ pub(crate) async fn insert_inbound<DB: Backend>(
                 .bind(&r.text)
                 .bind(&r.kind)
                 .bind(r.media.as_ref().map(|v| v.to_string()))
-                .bind(to_millis(r.received_at));
+                .bind(to_millis(r.received_at))
+                .bind(&r.chat_jid)
+                .bind(&r.sender_jid)
+                .bind(&r.sender_lid)
+                .bind(&r.push_name)
+                .bind(&r.reply_to);
         }
         query.execute(c).await?;
     }
@@ -71,8 +82,8 @@ impl<DB: Backend> InboundStore for SqlStore<DB> {
 
     async fn find_inbound(&self, tenant_id: &str, wa_id: &str) -> Result<Option<InboundRecord>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM inbound WHERE tenant_id = $1 AND wa_id = $2 \
-             ORDER BY received_at DESC, instance_id DESC LIMIT 1"
+            "SELECT {INBOUND_COLUMNS} FROM inbound WHERE tenant_id = $1 AND wa_id = $2 \
+             AND kind <> 'reaction' ORDER BY received_at DESC, instance_id DESC LIMIT 1"
         );
         let row = q::<DB>(&sql)
             .bind(tenant_id)

@@ -484,6 +484,8 @@ impl<DB: Backend> MessageStore for SqlStore<DB> {
 #[async_trait]
 impl<DB: Backend> LidStore for SqlStore<DB> {
     async fn learn_lid(&self, tenant_id: &str, lid: &str, phone_jid: &str) -> Result<()> {
+        let _gate = DB::gate(self).await;
+        let mut tx = self.begin().await?;
         q::<DB>(
             "INSERT INTO lid_map (tenant_id, lid, phone_jid, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (tenant_id, lid) DO UPDATE SET phone_jid = excluded.phone_jid, \
@@ -493,8 +495,39 @@ impl<DB: Backend> LidStore for SqlStore<DB> {
         .bind(lid)
         .bind(phone_jid)
         .bind(to_millis(crate::now_millis()))
-        .execute(&mut *self.conn().await?)
+        .execute(&mut tx)
         .await?;
+        // A chat known by the LID alone becomes the phone's chat (merged into it when the
+        // number has both); its received messages stay stored under the LID, and a chat's
+        // history reads both addresses.
+        q::<DB>(
+            "INSERT INTO chats (instance_id, jid, tenant_id, lid, push_name, last_at, read_at) \
+             SELECT instance_id, $1, tenant_id, $2, push_name, last_at, read_at FROM chats \
+             WHERE tenant_id = $3 AND jid = $2 \
+             ON CONFLICT (instance_id, jid) DO UPDATE SET lid = excluded.lid, \
+             push_name = COALESCE(chats.push_name, excluded.push_name), \
+             last_at = CASE WHEN excluded.last_at > chats.last_at \
+                 THEN excluded.last_at ELSE chats.last_at END, \
+             read_at = CASE WHEN excluded.read_at > chats.read_at \
+                 THEN excluded.read_at ELSE chats.read_at END",
+        )
+        .bind(phone_jid)
+        .bind(lid)
+        .bind(tenant_id)
+        .execute(&mut tx)
+        .await?;
+        q::<DB>("DELETE FROM chats WHERE tenant_id = $1 AND jid = $2")
+            .bind(tenant_id)
+            .bind(lid)
+            .execute(&mut tx)
+            .await?;
+        q::<DB>("UPDATE chats SET lid = $1 WHERE tenant_id = $2 AND jid = $3")
+            .bind(lid)
+            .bind(tenant_id)
+            .bind(phone_jid)
+            .execute(&mut tx)
+            .await?;
+        tx.commit().await.map_err(super::db)?;
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod campaigns;
+pub mod chats;
 pub mod cluster;
 pub mod contacts;
 pub mod delivery_options;
@@ -86,6 +87,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/v1/pools/{name}", put(pools::put))
         .route("/v1/messages", post(messages::send).get(messages::list))
         .route("/v1/messages/{id}", get(messages::get))
+        .route("/v1/chats", get(chats::list))
+        .route("/v1/chats/{jid}/messages", get(chats::messages))
         .merge(campaigns::routes())
         .route("/v1/messages/forward", post(not_implemented::forward))
         .route("/v1/labels", post(not_implemented::labels))

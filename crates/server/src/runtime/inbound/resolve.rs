@@ -72,7 +72,7 @@ pub(super) async fn submit(parts: &Parts, job: &InboundJob) -> Result<Recording,
     rich_fields(&mut data, &job.message, &link, quoted);
     // The index entry goes in the event's own commit: a client answering the event can quote
     // it at once, and a burst costs no commit more than its events.
-    let index = index_record(job);
+    let index = Some(index_record(job, &data));
     let event = Event::MessageReceived(Box::new(data));
     let key = dedupe_key(&job.instance_id, &job.message);
     Ok(parts.recorder.submit_received(&job.tenant_id, &job.instance_id, event, index, key).await)
@@ -92,30 +92,42 @@ const PATH_SEGMENT: &percent_encoding::AsciiSet =
 /// The longest text kept in the index (a quote's preview needs only its start).
 const INDEXED_TEXT_CHARS: usize = 1024;
 
-/// What keeps the message findable by id: a reply or reaction may name it, its media may be
-/// fetched. A reaction is not indexed (nothing quotes a reaction).
-fn index_record(job: &InboundJob) -> Option<InboundRecord> {
+/// What keeps the message findable by id (a reply or reaction may name it, its media may be
+/// fetched) and shows it in its chat: by the chat and sender as resolved for the event
+/// (phone JIDs where known). A reaction is indexed too, for its chat (its text is the emoji,
+/// `reply_to` the message it reacts to); the index's look-up by id skips it.
+fn index_record(job: &InboundJob, data: &MessageReceived) -> InboundRecord {
     let m = &job.message;
-    let (kind, media) = match &m.content {
-        InboundContent::Reaction { .. } => return None,
-        InboundContent::Text => ("text", None),
-        InboundContent::Media(media) => {
-            (media.media_kind.as_str(), serde_json::to_value(media).ok())
+    let (kind, media, text, reply_to) = match &m.content {
+        InboundContent::Reaction { target_id, emoji } => {
+            ("reaction", None, emoji.clone(), Some(target_id.clone()))
         }
-        InboundContent::Location(_) => ("location", None),
-        InboundContent::Contact(_) => ("contact", None),
+        InboundContent::Text => ("text", None, m.text.clone(), m.reply_to.clone()),
+        InboundContent::Media(media) => (
+            media.media_kind.as_str(),
+            serde_json::to_value(media).ok(),
+            m.text.clone(),
+            m.reply_to.clone(),
+        ),
+        InboundContent::Location(_) => ("location", None, m.text.clone(), m.reply_to.clone()),
+        InboundContent::Contact(_) => ("contact", None, m.text.clone(), m.reply_to.clone()),
     };
-    Some(InboundRecord {
+    InboundRecord {
         tenant_id: job.tenant_id.clone(),
         instance_id: job.instance_id.clone(),
         wa_id: m.id.clone(),
         chat: m.chat.to_string(),
         sender: m.sender.to_string(),
-        text: m.text.chars().take(INDEXED_TEXT_CHARS).collect(),
+        text: text.chars().take(INDEXED_TEXT_CHARS).collect(),
         kind: kind.to_string(),
         media,
         received_at: m.at,
-    })
+        chat_jid: data.chat.jid.clone(),
+        sender_jid: data.sender.jid.clone(),
+        sender_lid: data.sender.lid.clone(),
+        push_name: data.sender.push_name.clone(),
+        reply_to,
+    }
 }
 
 /// The gateway id of the message this one quotes or reacts to, when this number sent it.
