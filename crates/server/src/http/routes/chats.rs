@@ -84,6 +84,7 @@ pub struct ChatSender {
     pub phone: Option<String>,
     /// The sender's LID, when known.
     pub lid: Option<String>,
+    /// The name the sender gave itself, when its message carried one.
     pub push_name: Option<String>,
 }
 
@@ -100,6 +101,7 @@ pub struct ChatMedia {
     pub media_id: Option<String>,
     /// The MIME type, when known (received messages).
     pub mime: Option<String>,
+    /// The file's name, when the message gave one (documents).
     pub file_name: Option<String>,
 }
 
@@ -336,6 +338,11 @@ fn limit(p: &ChatParams) -> ApiResult<u32> {
 }
 
 /// The chats of the tenant's numbers, newest first.
+///
+/// One item per number and chat (a contact or a group), ordered by its newest message, with
+/// that message, the count of received messages not yet read, and who the chat is with: the
+/// contact's phone, LID and push name, or the group's subject. `instance_id` narrows the list
+/// to one number. Paged by `cursor` (the previous page's `next_cursor`).
 #[utoipa::path(get, path = "/v1/chats", tag = "chats", security(("bearer" = [])),
     params(ChatParams),
     responses(
@@ -365,6 +372,11 @@ pub async fn list(
 }
 
 /// One chat's messages, received and sent together, newest first.
+///
+/// Received messages (with sender, media link, quoted message and reactions) and sent ones
+/// (with their status) of one chat, merged newest first and paged by `cursor`. The chat is
+/// named by the contact's phone JID even when the contact wrote by LID; without
+/// `instance_id` the messages of every number of the tenant with that contact come together.
 #[utoipa::path(get, path = "/v1/chats/{jid}/messages", tag = "chats", security(("bearer" = [])),
     params(
         ("jid" = String, Path, description = "the chat: the contact's phone JID (`<n>@s.whatsapp.net`, also for a contact that writes by LID), its number (`+5511…` or digits), its LID while the phone is unknown, or a group JID (`<id>@g.us`); `@` may be sent as `%40`"),
