@@ -35,6 +35,7 @@ mod instances;
 pub(crate) mod messages;
 pub(crate) mod meta;
 mod pools;
+mod series;
 mod sessions;
 mod tenants;
 pub(crate) mod webhooks;
