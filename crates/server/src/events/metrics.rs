@@ -93,6 +93,18 @@ impl Metrics {
         out
     }
 
+    /// Every number's `sent` count since the gateway started, as (tenant, instance, count):
+    /// what the series sampler turns into sends per interval.
+    pub fn sent_counts(&self) -> Vec<(String, String, u64)> {
+        self.lock()
+            .iter()
+            .filter(|((name, _, inst, label), _)| {
+                *name == "bzapper_messages_total" && label == "sent" && !inst.is_empty()
+            })
+            .map(|((_, t, inst, _), n)| (t.clone(), inst.clone(), *n))
+            .collect()
+    }
+
     /// The counters and the histogram in the Prometheus text format.
     pub fn render(&self, out: &mut String) {
         let help = [

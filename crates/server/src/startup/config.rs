@@ -37,6 +37,11 @@ pub const DEFAULT_REWARM_DAYS: u32 = 2;
 pub const DEFAULT_HEALTH_THRESHOLD: u8 = bzapper_core::sending::DEFAULT_THRESHOLD;
 /// `--event-retention-hours`.
 pub const DEFAULT_EVENT_RETENTION_HOURS: u64 = 24;
+/// `--series-sample-secs`: how often the dashboard's time series are sampled (0: never).
+pub const DEFAULT_SERIES_SAMPLE_SECS: u64 = crate::runtime::series::settings::DEFAULT_SAMPLE_SECS;
+/// `--series-retention-days`: how long the hourly series are kept.
+pub const DEFAULT_SERIES_RETENTION_DAYS: u64 =
+    crate::runtime::series::settings::DEFAULT_RETENTION_DAYS;
 /// `--lease-seconds`.
 pub const DEFAULT_LEASE_SECONDS: u64 = 15;
 /// `--media-max-mb`.
@@ -131,6 +136,8 @@ pub struct Config {
     pub rewarm_days: u32,
     /// How long events are kept (SSE resumes within this window).
     pub event_retention: Duration,
+    /// The dashboard's time series: how often they are sampled, how long they are kept.
+    pub series: crate::runtime::series::settings::SeriesSettings,
     /// Webhook retries: first wait, longest wait, and when to give up (dead-letter).
     pub webhook_retry: bzapper_core::retry::RetryPolicy,
     /// Health score below which a number leaves rotation.
@@ -242,6 +249,7 @@ impl Config {
             rewarm_after: Duration::from_secs(DEFAULT_REWARM_AFTER_HOURS * HOUR),
             rewarm_days: DEFAULT_REWARM_DAYS,
             event_retention: Duration::from_secs(DEFAULT_EVENT_RETENTION_HOURS * HOUR),
+            series: Default::default(),
             webhook_retry: bzapper_core::retry::RetryPolicy::default(),
             health_threshold: DEFAULT_HEALTH_THRESHOLD,
             first_contact_check: true,

@@ -205,7 +205,7 @@ impl Application {
             scheduler.clone(),
             &public_url,
         );
-        spawn_event_pruning(dyn_store.clone(), config.event_retention);
+        spawn_event_pruning(dyn_store.clone(), config.event_retention, config.series);
         let webhooks = WebhookWorker::spawn(
             dyn_store.clone(),
             recorder.clone(),
@@ -243,6 +243,14 @@ impl Application {
         };
 
         let (closing, closing_rx) = tokio::sync::watch::channel(false);
+        crate::runtime::series::sampler::Sampler::spawn(
+            dyn_store.clone(),
+            recorder.clone(),
+            scheduler.clone(),
+            config.series,
+            cluster.is_some(),
+            closing_rx.clone(),
+        );
         let campaigns = crate::runtime::campaigns::spawn(
             config.test_hooks.campaign_clock.clone().unwrap_or_else(|| Arc::new(SystemClock)),
             warming_schedule(&config),
@@ -266,6 +274,7 @@ impl Application {
             leases: leases.clone(),
             sim,
             quotas: config.quotas,
+            series: config.series,
         });
         let keys = crate::http::key_cache::KeyCache::default();
         keys.follow(app.revocations.subscribe());
@@ -394,9 +403,13 @@ impl OpenStore {
 }
 
 /// Removes events older than the retention window (with the received-message index and the
-/// ended alert deliveries of that age), and contact-check answers older than a day, now and
-/// every ten minutes.
-fn spawn_event_pruning(store: Arc<dyn Store>, retention: std::time::Duration) {
+/// ended alert deliveries of that age), contact-check answers older than a day, and each tier
+/// of the time series past its retention, now and every ten minutes.
+fn spawn_event_pruning(
+    store: Arc<dyn Store>,
+    retention: std::time::Duration,
+    series: crate::runtime::series::settings::SeriesSettings,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
@@ -426,6 +439,12 @@ fn spawn_event_pruning(store: Arc<dyn Store>, retention: std::time::Duration) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(pruned = n, "expired contact-check answers removed"),
                 Err(e) => tracing::warn!(error = %e, "pruning the contact-check cache failed"),
+            }
+            let now = crate::model::time::now();
+            match crate::runtime::series::retention::prune(&*store, &series, now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "old series buckets removed"),
+                Err(e) => tracing::warn!(error = %e, "pruning the time series failed"),
             }
         }
     });

@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per resource, and the router that joins them.
 
 pub mod alerts;
+pub mod campaign_csv;
 pub mod campaigns;
 pub mod cluster;
 pub mod contacts;
@@ -19,6 +20,7 @@ pub mod pools;
 pub mod quiet_hours;
 pub mod received;
 pub mod sim;
+pub mod stats;
 pub mod tenants;
 pub mod webhooks;
 
@@ -86,6 +88,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/v1/messages", post(messages::send).get(messages::list))
         .route("/v1/messages/{id}", get(messages::get))
         .merge(campaigns::routes())
+        .merge(campaign_csv::routes())
+        .route("/v1/stats/series", get(stats::series))
         .route("/v1/messages/forward", post(not_implemented::forward))
         .route("/v1/labels", post(not_implemented::labels))
         .route("/v1/calls", post(not_implemented::calls))
