@@ -6,6 +6,7 @@ mod helpers;
 
 mod auth;
 mod bad_input;
+mod campaign_csv;
 mod campaigns;
 mod dashboard;
 mod delivery;
@@ -23,6 +24,7 @@ mod reactions;
 mod real_driver;
 mod rich;
 mod seen;
+mod series;
 mod settings;
 mod simnet;
 mod spintax;
