@@ -97,9 +97,9 @@ fn invalid(message: impl Into<String>) -> AppError {
 /// none can.
 pub fn tier_for(step: u32, settings: &SeriesSettings) -> AppResult<u32> {
     let fine = settings.fine_tier();
-    if step > 0 && step % HOUR_TIER == 0 {
+    if step > 0 && step.is_multiple_of(HOUR_TIER) {
         Ok(HOUR_TIER)
-    } else if step > 0 && step % fine == 0 {
+    } else if step > 0 && step.is_multiple_of(fine) {
         Ok(fine)
     } else {
         Err(invalid(format!(
