@@ -126,6 +126,14 @@ struct ServeArgs {
     /// (or the event retention, when longer). 0 keeps them forever.
     #[arg(long, env = "BZAPPER_CHAT_RETENTION_DAYS", default_value_t = defaults::DEFAULT_CHAT_RETENTION_DAYS, value_parser = clap::value_parser!(u64).range(0..=36500))]
     chat_retention_days: u64,
+    /// Seconds between two samples of the dashboard's time series (sends per number, health,
+    /// queue depth); 0 turns sampling off. The finest chart step is this interval; those
+    /// samples are kept 48 h.
+    #[arg(long, env = "BZAPPER_SERIES_SAMPLE_SECS", default_value_t = defaults::DEFAULT_SERIES_SAMPLE_SECS, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    series_sample_secs: u64,
+    /// Days the hourly time series are kept (sends per hour, health, queue depth).
+    #[arg(long, env = "BZAPPER_SERIES_RETENTION_DAYS", default_value_t = defaults::DEFAULT_SERIES_RETENTION_DAYS, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    series_retention_days: u64,
     /// Real driver: the WhatsApp websocket URL (default: WhatsApp's own). For tests and
     /// relays only.
     #[arg(long, env = "BZAPPER_WA_URL", conflicts_with_all = ["sim", "sim_url"])]
@@ -357,6 +365,8 @@ fn config_from(a: ServeArgs) -> Config {
     config.event_retention = Duration::from_secs(a.event_retention_hours * 3600);
     config.chat_retention =
         (a.chat_retention_days > 0).then(|| Duration::from_secs(a.chat_retention_days * 86_400));
+    config.series.sample_every = Duration::from_secs(a.series_sample_secs);
+    config.series.retention = Duration::from_secs(a.series_retention_days * 86_400);
     config.test_hooks.sim_qr_first = Duration::from_secs(a.sim_qr_first_secs);
     config.test_hooks.sim_qr_next = Duration::from_secs(a.sim_qr_next_secs);
     config.test_hooks.sim_reactions = a.sim_reactions.unwrap_or_default();

@@ -1,11 +1,18 @@
 // bZapper dashboard: one module, no dependencies. Everything goes through the public HTTP API
 // with the tenant API key the user typed (kept in sessionStorage). Data from the API is only
 // ever put into the page as text (textContent, attribute values), never parsed as HTML.
+//
+// The other views (views.js: the tabs; campaigns.js; charts.js) are modules of their own. This
+// one tells them about the session through document events: `bz:session` (signed in; its
+// detail carries the helpers they share: `api`, `h`, `toast`, `fail`, formatting, the known
+// numbers and pools), `bz:event` (every live event) and `bz:signout`.
 
 const KEY_STORE = 'bzapper.apiKey';
 const EVENT_TYPES = [
   'instance.qr', 'instance.connecting', 'instance.connected', 'instance.disconnected',
   'instance.health', 'message.received', 'message.status',
+  'campaign.created', 'campaign.progress', 'campaign.paused', 'campaign.resumed',
+  'campaign.canceled', 'campaign.finished',
 ];
 const FEED_MAX = 200;
 const SENT_MAX = 8;
@@ -73,8 +80,8 @@ class ApiError extends Error {
 }
 
 /** Calls the API; resolves with the parsed JSON (or null), rejects with an ApiError. */
-async function api(method, path, body, { key = state.key, accept } = {}) {
-  const headers = { Authorization: `Bearer ${key}` };
+async function api(method, path, body, { key = state.key, accept, headers: extra } = {}) {
+  const headers = { ...extra, Authorization: `Bearer ${key}` };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (accept) headers.Accept = accept;
   let res;
@@ -216,6 +223,13 @@ async function signIn(key) {
   connectEvents();
   loadPools().catch(fail('Loading pools'));
   loadWebhooks().catch(fail('Loading webhooks'));
+  document.dispatchEvent(new CustomEvent('bz:session', {
+    detail: {
+      api, h, toast, fail, fmtDateTime, fmtDuration, fmtTime, fmtChat, instanceName,
+      instances: () => sortedInstances(),
+      pools: () => state.pools,
+    },
+  }));
   state.tick = setInterval(() => {
     // Warming progress and QR countdowns move with the clock; counts are refreshed by events.
     // Why a number rests (a gap, a cap) ends with the clock too: resting numbers are read again.
@@ -227,6 +241,7 @@ async function signIn(key) {
 }
 
 function signOut(message) {
+  document.dispatchEvent(new CustomEvent('bz:signout'));
   sessionStorage.removeItem(KEY_STORE);
   state.key = null;
   if (state.es) state.es.close();
@@ -337,6 +352,7 @@ function connectEvents() {
 
 function handleEvent(e) {
   addToFeed(e);
+  document.dispatchEvent(new CustomEvent('bz:event', { detail: e }));
   const id = e.instance_id;
   const d = e.data || {};
   if (e.type === 'instance.qr' && id) {
@@ -913,6 +929,12 @@ function summarize(e) {
       return `health ${d.score}, ${d.in_rotation ? 'back in rotation' : 'out of rotation'}`;
     case 'message.status':
       return `${shortId(d.message_id)} → ${d.status}${d.error ? `: ${d.error}` : ''}`;
+    case 'campaign.created': case 'campaign.progress': case 'campaign.paused':
+    case 'campaign.resumed': case 'campaign.canceled': case 'campaign.finished': {
+      const t = d.totals || {};
+      const out = (t.sent || 0) + (t.delivered || 0) + (t.read || 0);
+      return `${d.name || shortId(d.campaign_id)}: ${d.status}, ${out}/${t.recipients || 0} out`;
+    }
     case 'message.received': {
       const who = (d.sender && (d.sender.phone || d.sender.push_name || d.sender.jid)) || 'someone';
       const where = d.chat && d.chat.type === 'group' ? ' in a group' : '';

@@ -25,6 +25,7 @@ use crate::{
     SessionWrite, SqliteStore, StateChange, Store, StoreError, Strategy, Tenant, WebhookRecord,
 };
 use crate::{ContactHistory, ConversationRecord, ExpiredRef, QueuePosition, StartedBy};
+use crate::{NumberPoint, NumberSample, PoolPoint, PoolSample, SeriesRange};
 
 /// The variable naming the PostgreSQL database the PostgreSQL runs use.
 pub(crate) const PG_URL_VAR: &str = "BZAPPER_TEST_DATABASE_URL";
@@ -278,6 +279,8 @@ conformance!(
     chats_are_listed_newest_first_with_unread_counts,
     a_chats_messages_are_paged_both_directions_newest_first,
     a_chat_first_seen_by_lid_is_found_by_its_phone,
+    series_samples_merge_per_bucket_and_read_per_tenant_in_steps,
+    series_are_pruned_per_tier_and_go_with_their_tenant,
 );
 
 mod chats;
@@ -2442,4 +2445,177 @@ async fn a_numbers_quiet_hours_and_rewarm_start_round_trip(h: &Harness) {
     assert!(s.set_rewarm_from("i1", None).await.unwrap());
     assert_eq!(s.get_instance_by_id("i1").await.unwrap().unwrap().rewarm_from, None);
     assert!(!s.set_rewarm_from("nope", Some(from)).await.unwrap());
+}
+
+fn sample(tenant: &str, instance: &str, sends: u64, health: Option<u8>) -> NumberSample {
+    NumberSample { tenant_id: tenant.into(), instance_id: instance.into(), sends, health }
+}
+
+fn pool_sample(tenant: &str, pool: &str, queue_depth: u64) -> PoolSample {
+    PoolSample { tenant_id: tenant.into(), pool: pool.into(), queue_depth }
+}
+
+fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
+async fn series_samples_merge_per_bucket_and_read_per_tenant_in_steps(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    with_tenant(store, "t2").await;
+    let tiers = [60, 3600];
+    // Two samples in 10:00, one in 10:01, one in 11:30 (minute and hour tiers).
+    store
+        .record_samples(
+            at("2026-03-04T10:00:10Z"),
+            &tiers,
+            &[sample("t1", "a", 2, Some(90)), sample("t1", "b", 1, Some(80))],
+            &[pool_sample("t1", "default", 4)],
+        )
+        .await
+        .unwrap();
+    store
+        .record_samples(
+            at("2026-03-04T10:00:50Z"),
+            &tiers,
+            // A number sampled twice in one batch (sends handed over, then held) merges.
+            &[
+                sample("t1", "a", 3, Some(70)),
+                sample("t1", "a", 1, None),
+                sample("t2", "a2", 9, Some(10)),
+            ],
+            &[pool_sample("t1", "default", 2), pool_sample("t2", "default", 50)],
+        )
+        .await
+        .unwrap();
+    store
+        .record_samples(
+            at("2026-03-04T10:01:05Z"),
+            &tiers,
+            &[sample("t1", "a", 4, None)],
+            &[pool_sample("t1", "default", 7)],
+        )
+        .await
+        .unwrap();
+    store
+        .record_samples(
+            at("2026-03-04T11:30:00Z"),
+            &tiers,
+            &[sample("t1", "a", 5, Some(95))],
+            &[pool_sample("t1", "default", 0)],
+        )
+        .await
+        .unwrap();
+    // Nothing to record is no error.
+    store.record_samples(at("2026-03-04T11:30:00Z"), &tiers, &[], &[]).await.unwrap();
+
+    let p = |i: &str, t: &str, sends, health| NumberPoint {
+        instance_id: i.into(),
+        at: at(t),
+        sends,
+        health,
+    };
+    let day = SeriesRange {
+        tier_secs: 60,
+        step_secs: 60,
+        from: at("2026-03-04T00:00:00Z"),
+        to: at("2026-03-05T00:00:00Z"),
+    };
+    assert_eq!(
+        store.number_series("t1", &day, None).await.unwrap(),
+        vec![
+            p("a", "2026-03-04T10:00:00Z", 6, Some(70)),
+            p("a", "2026-03-04T10:01:00Z", 4, None),
+            p("a", "2026-03-04T11:30:00Z", 5, Some(95)),
+            p("b", "2026-03-04T10:00:00Z", 1, Some(80)),
+        ]
+    );
+    // Hourly, from the hour tier and from the minute tier grouped: the same sums.
+    let hourly = vec![
+        p("a", "2026-03-04T10:00:00Z", 10, Some(70)),
+        p("a", "2026-03-04T11:00:00Z", 5, Some(95)),
+    ];
+    let hours = SeriesRange { tier_secs: 3600, step_secs: 3600, ..day };
+    assert_eq!(store.number_series("t1", &hours, Some("a")).await.unwrap(), hourly);
+    let grouped = SeriesRange { tier_secs: 60, step_secs: 3600, ..day };
+    assert_eq!(store.number_series("t1", &grouped, Some("a")).await.unwrap(), hourly);
+    // The range is [from, to).
+    let narrow =
+        SeriesRange { from: at("2026-03-04T10:01:00Z"), to: at("2026-03-04T11:30:00Z"), ..day };
+    assert_eq!(
+        store.number_series("t1", &narrow, None).await.unwrap(),
+        vec![p("a", "2026-03-04T10:01:00Z", 4, None)]
+    );
+    // Another tenant's rows never show; an id of theirs gives nothing.
+    assert_eq!(
+        store.number_series("t2", &day, None).await.unwrap(),
+        vec![p("a2", "2026-03-04T10:00:00Z", 9, Some(10))]
+    );
+    assert_eq!(store.number_series("t1", &day, Some("a2")).await.unwrap(), vec![]);
+
+    let pp = |t: &str, d| PoolPoint { pool: "default".into(), at: at(t), queue_depth: d };
+    assert_eq!(
+        store.pool_series("t1", &day, None).await.unwrap(),
+        vec![
+            pp("2026-03-04T10:00:00Z", 4),
+            pp("2026-03-04T10:01:00Z", 7),
+            pp("2026-03-04T11:30:00Z", 0)
+        ]
+    );
+    assert_eq!(
+        store.pool_series("t1", &hours, Some("default")).await.unwrap(),
+        vec![pp("2026-03-04T10:00:00Z", 7), pp("2026-03-04T11:00:00Z", 0)]
+    );
+    assert_eq!(store.pool_series("t1", &day, Some("other")).await.unwrap(), vec![]);
+    assert_eq!(
+        store.pool_series("t2", &day, None).await.unwrap(),
+        vec![pp("2026-03-04T10:00:00Z", 50)]
+    );
+
+    // Many numbers at once: one call, chunked below the bind limits.
+    let many: Vec<NumberSample> =
+        (0..2500).map(|i| sample("t2", &format!("n{i:05}"), 1, Some(100))).collect();
+    store.record_samples(at("2026-03-04T12:00:00Z"), &tiers, &many, &[]).await.unwrap();
+    let noon =
+        SeriesRange { from: at("2026-03-04T12:00:00Z"), to: at("2026-03-04T12:01:00Z"), ..day };
+    assert_eq!(store.number_series("t2", &noon, None).await.unwrap().len(), 2500);
+}
+
+async fn series_are_pruned_per_tier_and_go_with_their_tenant(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    with_tenant(store, "t2").await;
+    let now = now_millis();
+    for (tenant, age_hours) in [("t1", 100), ("t1", 1), ("t2", 1)] {
+        store
+            .record_samples(
+                now - Duration::hours(age_hours),
+                &[60, 3600],
+                &[sample(tenant, "a", 1, Some(50))],
+                &[pool_sample(tenant, "default", 1)],
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(h.count("number_series").await, 6);
+    assert_eq!(h.count("pool_series").await, 6);
+    // The minute tier older than 48 h goes; the hour tier stays.
+    assert_eq!(store.prune_series(60, now - Duration::hours(48)).await.unwrap(), 2);
+    assert_eq!(store.prune_series(60, now - Duration::hours(48)).await.unwrap(), 0);
+    assert_eq!(h.count("number_series").await, 5);
+    assert_eq!(store.prune_series(3600, now - Duration::days(30)).await.unwrap(), 0);
+    assert_eq!(store.prune_series(3600, now - Duration::hours(48)).await.unwrap(), 2);
+    assert_eq!(h.count("pool_series").await, 4);
+
+    assert!(store.delete_tenant("t1").await.unwrap());
+    assert_eq!(h.count("number_series").await, 2);
+    assert_eq!(h.count("pool_series").await, 2);
+    let all = SeriesRange {
+        tier_secs: 60,
+        step_secs: 60,
+        from: now - Duration::days(10),
+        to: now + Duration::days(1),
+    };
+    assert_eq!(store.number_series("t1", &all, None).await.unwrap(), vec![]);
+    assert_eq!(store.number_series("t2", &all, None).await.unwrap().len(), 1);
 }

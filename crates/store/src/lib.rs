@@ -1,6 +1,6 @@
 //! Storage of bZapper: one trait per concern (tenants and keys, instances, sealed sessions,
 //! pools, the event log, messages, webhooks, campaigns, received messages, contact checks,
-//! conversations, chats, alert deliveries),
+//! conversations, chats, alert deliveries, the dashboard's time series),
 //! combined in the [`Store`] supertrait, implemented once over sqlx ([`SqlStore`], `src/sql`)
 //! for SQLite ([`SqliteStore`]) and PostgreSQL ([`PgStore`], for several nodes), each with
 //! its migrations (numbered alike) run at open.
@@ -17,6 +17,7 @@ mod inbound;
 mod model;
 mod postgres;
 mod seal;
+mod series;
 mod sql;
 mod sqlite;
 mod time;
@@ -30,6 +31,9 @@ pub use inbound::{InboundRecord, InboundStore};
 pub use model::*;
 pub use postgres::{PgParts, PgStore};
 pub use seal::{MasterKey, SealError, Sealer};
+pub use series::{
+    bucket_start, NumberPoint, NumberSample, PoolPoint, PoolSample, SeriesRange, SeriesStore,
+};
 pub use sql::{Backend, SqlStore};
 pub use sqlite::{SqliteParts, SqliteStore};
 pub use time::{now_millis, truncate_to_millis};
@@ -442,6 +446,7 @@ pub trait Store:
     + ConversationStore
     + ChatStore
     + AlertStore
+    + SeriesStore
 {
     /// A trivial query, for `/readyz`.
     async fn ping(&self) -> Result<()>;

@@ -36,6 +36,7 @@ mod instances;
 pub(crate) mod messages;
 pub(crate) mod meta;
 mod pools;
+mod series;
 mod sessions;
 mod tenants;
 pub(crate) mod webhooks;

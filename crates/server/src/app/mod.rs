@@ -1,6 +1,6 @@
 //! The use cases the HTTP layer calls: accepting a message, managing numbers, what goes through
 //! a number's live connection, contact checks, campaigns, webhooks, tenants and their keys,
-//! alerts, pools, the event feed, the gateway's status, the simulated network. Nothing here
+//! alerts, pools, the event feed, the gateway's status and time series, the simulated network. Nothing here
 //! knows HTTP; failures are [`AppError`]s. [`App`] holds one of each, built once at start.
 
 pub mod alerts;
@@ -18,6 +18,7 @@ pub mod quotas;
 pub mod revocations;
 pub mod sim;
 pub mod simulator;
+pub mod stats;
 pub mod status;
 pub mod tenants;
 pub mod webhooks;
@@ -55,6 +56,8 @@ pub struct App {
     pub pools: pools::Pools,
     pub feed: Arc<feed::EventFeed>,
     pub status: status::GatewayStatus,
+    /// The dashboard's time series.
+    pub stats: stats::Stats,
     pub simulator: simulator::Simulator,
     /// Media files (uploads, reads, deletes, peer copies): the media service is the use case.
     pub media: Arc<MediaStore>,
@@ -83,6 +86,8 @@ pub struct Parts {
     pub quotas: quotas::QuotaLimits,
     /// How long chats and their messages show (`None`: forever).
     pub chat_retention: Option<std::time::Duration>,
+    /// How the time series are sampled (their tiers answer reads).
+    pub series: crate::runtime::series::settings::SeriesSettings,
 }
 
 impl App {
@@ -126,6 +131,7 @@ impl App {
                 p.recorder.clone(),
                 p.cluster.clone(),
             ),
+            stats: stats::Stats::new(store.clone(), p.series),
             simulator: simulator::Simulator::new(p.sim, store.clone(), p.supervisor),
             media_quota: media_quota::MediaQuota::new(p.media.clone(), q.media_bytes),
             streams: quotas::StreamSlots::new(q.sse_streams),

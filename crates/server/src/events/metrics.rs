@@ -196,6 +196,21 @@ impl Metrics {
             .collect()
     }
 
+    /// Every number's `sent` count since the gateway started, as (tenant, instance, count):
+    /// what the series sampler turns into sends per interval.
+    pub fn sent_counts(&self) -> Vec<(String, String, u64)> {
+        let numbers = self.numbers.read().unwrap_or_else(|p| p.into_inner());
+        numbers
+            .iter()
+            .flat_map(|(tenant, instances)| {
+                // `statuses[0]` is `sent` (STATUSES); a send without a number counts nowhere.
+                instances.iter().filter(|(instance, _)| !instance.is_empty()).map(
+                    move |(instance, c)| (tenant.clone(), instance.clone(), read(&c.statuses[0])),
+                )
+            })
+            .collect()
+    }
+
     /// The counters and the histogram in the Prometheus text format (0.0.4), appended to
     /// `out`; a family with no series yet is left out.
     pub fn render(&self, out: &mut String) -> std::fmt::Result {

@@ -1,8 +1,10 @@
 //! The web dashboard: a single page (`GET /`) and its static assets (`GET /assets/*`),
 //! embedded in the binary, so the gateway serves its own UI with nothing to install and nothing
-//! fetched at run or build time. The page is plain HTML, CSS and one JavaScript module; it signs
-//! in with a tenant API key the user types (kept in `sessionStorage`) and does everything through
-//! the public API, so these routes need no auth and are not part of `/openapi.json`.
+//! fetched at run or build time. The page is plain HTML, CSS and a few JavaScript modules (one
+//! per view: `app.js` the numbers, `campaigns.js`, `stats.js` with `charts.js`; `views.js` the
+//! tabs); it signs in with a tenant API key the user types (kept in `sessionStorage`) and does
+//! everything through the public API, so these routes need no auth and are not part of
+//! `/openapi.json`.
 //!
 //! Caching: the page is revalidated on every load (`no-cache` with an ETag) and names its
 //! assets with `?v=<version>`, a hash of every asset; an asset asked for with the current
@@ -50,6 +52,26 @@ const ASSETS: &[Asset] = &[
         name: "app.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../../dashboard/app.js"),
+    },
+    Asset {
+        name: "views.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../dashboard/views.js"),
+    },
+    Asset {
+        name: "campaigns.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../dashboard/campaigns.js"),
+    },
+    Asset {
+        name: "stats.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../dashboard/stats.js"),
+    },
+    Asset {
+        name: "charts.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../dashboard/charts.js"),
     },
     Asset {
         name: "style.css",
@@ -166,7 +188,8 @@ mod tests {
         let b = built();
         let index = std::str::from_utf8(&b.index).unwrap();
         assert!(!index.contains(VERSION_MARK));
-        for name in ["app.js", "style.css", "favicon.svg"] {
+        // charts.js is imported by stats.js (by path), not named by the page.
+        for name in ["app.js", "views.js", "campaigns.js", "stats.js", "style.css", "favicon.svg"] {
             let url = format!("/assets/{name}?v={}", b.version);
             assert!(index.contains(&url), "index.html does not load {url}");
         }

@@ -12,7 +12,9 @@ use crate::http::routes::{
     alerts, campaigns, cluster, events, health, instances, messages, metrics, not_implemented,
     pools, sim, tenants, webhooks,
 };
-use crate::http::routes::{chats, contacts, groups, inbound_media, media, received};
+use crate::http::routes::{
+    campaign_csv, chats, contacts, groups, inbound_media, media, received, stats,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,13 +31,13 @@ use crate::http::routes::{chats, contacts, groups, inbound_media, media, receive
         chats::list, chats::messages,
         inbound_media::get, received::read, groups::list, groups::get, contacts::check,
         campaigns::create, campaigns::list, campaigns::get_one, campaigns::pause,
-        campaigns::resume, campaigns::cancel,
+        campaigns::resume, campaigns::cancel, campaign_csv::preview, campaign_csv::create,
         events::stream,
         webhooks::create, webhooks::list, webhooks::get, webhooks::delete,
         webhooks::rotate_secret, webhooks::deliveries, webhooks::retry,
         alerts::put, alerts::get, alerts::delete, alerts::deliveries, alerts::retry,
         media::upload, media::get, media::content, media::delete, media::peer_copy, media::peer_delete,
-        metrics::prometheus, metrics::tenant,
+        metrics::prometheus, metrics::tenant, stats::series,
         not_implemented::forward, not_implemented::labels, not_implemented::calls,
         sim::scan, sim::drop_connection, sim::inbound, sim::outbox, sim::restrict,
         sim::create_group, sim::set_contact, sim::get_reactions, sim::put_reactions, sim::set_age,
@@ -60,6 +62,7 @@ use crate::http::routes::{chats, contacts, groups, inbound_media, media, receive
         (name = "contacts", description = "Which phone numbers are on WhatsApp"),
         (name = "media", description = "Media files: uploaded once, streamed, kept for the retention"),
         (name = "metrics", description = "Prometheus and per-tenant figures"),
+        (name = "stats", description = "Time series for charts: sends per number, health, queue depth"),
         (name = "sim", description = "Simulated network control (admin token, --sim only)"),
     )
 )]

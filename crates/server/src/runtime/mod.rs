@@ -1,7 +1,8 @@
 //! The gateway's long-running parts: the send [`scheduler`], the instance [`supervisor`] and
 //! its [`inbound`] path, the cluster's [`leases`], [`alerts`], [`webhooks`] (both durable
-//! senders built on [`delivery`]), the [`campaigns`] runner and the paced, cached
-//! [`contact_checks`] (the API's and the send path's first-contact pre-check).
+//! senders built on [`delivery`]), the [`campaigns`] runner, the paced, cached
+//! [`contact_checks`] (the API's and the send path's first-contact pre-check) and the
+//! dashboard's [`series`] sampler.
 
 pub mod alerts;
 pub mod campaigns;
@@ -10,6 +11,7 @@ pub mod delivery;
 pub mod inbound;
 pub mod leases;
 pub mod scheduler;
+pub mod series;
 pub mod session_bridge;
 pub mod supervisor;
 #[cfg(test)]

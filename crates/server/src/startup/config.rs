@@ -39,6 +39,11 @@ pub const DEFAULT_HEALTH_THRESHOLD: u8 = bzapper_core::sending::DEFAULT_THRESHOL
 pub const DEFAULT_EVENT_RETENTION_HOURS: u64 = 24;
 /// `--chat-retention-days`: how long chats and their received messages are kept (0: forever).
 pub const DEFAULT_CHAT_RETENTION_DAYS: u64 = 90;
+/// `--series-sample-secs`: how often the dashboard's time series are sampled (0: never).
+pub const DEFAULT_SERIES_SAMPLE_SECS: u64 = crate::runtime::series::settings::DEFAULT_SAMPLE_SECS;
+/// `--series-retention-days`: how long the hourly series are kept.
+pub const DEFAULT_SERIES_RETENTION_DAYS: u64 =
+    crate::runtime::series::settings::DEFAULT_RETENTION_DAYS;
 /// `--lease-seconds`.
 pub const DEFAULT_LEASE_SECONDS: u64 = 15;
 /// `--media-max-mb`.
@@ -136,6 +141,8 @@ pub struct Config {
     /// How long chats show their messages (`GET /v1/chats`); received messages are indexed
     /// this long (or the event retention, when longer). `None`: forever.
     pub chat_retention: Option<Duration>,
+    /// The dashboard's time series: how often they are sampled, how long they are kept.
+    pub series: crate::runtime::series::settings::SeriesSettings,
     /// Webhook retries: first wait, longest wait, and when to give up (dead-letter).
     pub webhook_retry: bzapper_core::retry::RetryPolicy,
     /// Health score below which a number leaves rotation.
@@ -248,6 +255,7 @@ impl Config {
             rewarm_days: DEFAULT_REWARM_DAYS,
             event_retention: Duration::from_secs(DEFAULT_EVENT_RETENTION_HOURS * HOUR),
             chat_retention: Some(Duration::from_secs(DEFAULT_CHAT_RETENTION_DAYS * 24 * HOUR)),
+            series: Default::default(),
             webhook_retry: bzapper_core::retry::RetryPolicy::default(),
             health_threshold: DEFAULT_HEALTH_THRESHOLD,
             first_contact_check: true,

@@ -205,7 +205,12 @@ impl Application {
             scheduler.clone(),
             &public_url,
         );
-        spawn_event_pruning(dyn_store.clone(), config.event_retention, config.chat_retention);
+        spawn_event_pruning(
+            dyn_store.clone(),
+            config.event_retention,
+            config.chat_retention,
+            config.series,
+        );
         let webhooks = WebhookWorker::spawn(
             dyn_store.clone(),
             recorder.clone(),
@@ -243,6 +248,14 @@ impl Application {
         };
 
         let (closing, closing_rx) = tokio::sync::watch::channel(false);
+        crate::runtime::series::sampler::Sampler::spawn(
+            dyn_store.clone(),
+            recorder.clone(),
+            scheduler.clone(),
+            config.series,
+            cluster.is_some(),
+            closing_rx.clone(),
+        );
         let campaigns = crate::runtime::campaigns::spawn(
             config.test_hooks.campaign_clock.clone().unwrap_or_else(|| Arc::new(SystemClock)),
             warming_schedule(&config),
@@ -267,6 +280,7 @@ impl Application {
             sim,
             quotas: config.quotas,
             chat_retention: config.chat_retention,
+            series: config.series,
         });
         let keys = crate::http::key_cache::KeyCache::default();
         keys.follow(app.revocations.subscribe());
@@ -395,12 +409,14 @@ impl OpenStore {
 }
 
 /// Removes events older than the retention window (with the ended alert deliveries of that
-/// age), chats idle longer than the chat retention, received messages older than both, and
-/// contact-check answers older than a day, now and every ten minutes.
+/// age), chats idle longer than the chat retention, received messages older than both,
+/// contact-check answers older than a day, and each tier of the time series past its
+/// retention, now and every ten minutes.
 fn spawn_event_pruning(
     store: Arc<dyn Store>,
     retention: std::time::Duration,
     chat_retention: Option<std::time::Duration>,
+    series: crate::runtime::series::settings::SeriesSettings,
 ) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
@@ -446,6 +462,12 @@ fn spawn_event_pruning(
                 Ok(0) => {}
                 Ok(n) => tracing::info!(pruned = n, "expired contact-check answers removed"),
                 Err(e) => tracing::warn!(error = %e, "pruning the contact-check cache failed"),
+            }
+            let now = crate::model::time::now();
+            match crate::runtime::series::retention::prune(&*store, &series, now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "old series buckets removed"),
+                Err(e) => tracing::warn!(error = %e, "pruning the time series failed"),
             }
         }
     });

@@ -61,6 +61,13 @@ impl<DB: Backend> TenantStore for SqlStore<DB> {
         // Events carry no foreign key (they outlive instances), so they go explicitly; keys,
         // instances, their sessions and pools follow the tenant by ON DELETE CASCADE.
         q::<DB>("DELETE FROM events WHERE tenant_id = $1").bind(id).execute(&mut tx).await?;
+        // The series carry none either (a sample must not fail for a number deleted meanwhile).
+        for table in ["number_series", "pool_series"] {
+            q::<DB>(&format!("DELETE FROM {table} WHERE tenant_id = $1"))
+                .bind(id)
+                .execute(&mut tx)
+                .await?;
+        }
         let deleted =
             q::<DB>("DELETE FROM tenants WHERE id = $1").bind(id).execute(&mut tx).await?;
         tx.commit().await.map_err(db)?;

@@ -140,34 +140,119 @@ pub struct CampaignList {
     pub items: Vec<CampaignView>,
 }
 
-fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
+pub(crate) fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
 }
 
 /// A field value as text: strings as they are, numbers and booleans as JSON writes them.
-fn field_text(i: usize, name: &str, v: &serde_json::Value) -> ApiResult<String> {
+fn field_text(who: &str, name: &str, v: &serde_json::Value) -> ApiResult<String> {
     match v {
         serde_json::Value::String(s) => Ok(s.clone()),
         serde_json::Value::Number(n) => Ok(n.to_string()),
         serde_json::Value::Bool(b) => Ok(b.to_string()),
         _ => Err(ApiError::invalid(format!(
-            "recipients[{i}].fields.{name} must be a string, a number or a boolean"
+            "{who}.fields.{name} must be a string, a number or a boolean"
         ))),
     }
 }
 
-/// Checks a campaign and turns it into what is stored; nothing is stored here.
-fn build(
+/// How a recipient is named in messages: `recipients[3]` for JSON, `line 5 (recipients[3])`
+/// for a CSV upload.
+pub(crate) type Label<'a> = &'a dyn Fn(usize) -> String;
+
+/// The JSON body's names: `recipients[i]`.
+pub(crate) fn by_index(i: usize) -> String {
+    format!("recipients[{i}]")
+}
+
+/// What every recipient of one campaign is checked against.
+pub(crate) struct RecipientRules<'a> {
+    /// The campaign's id: each recipient's spintax choice is drawn from it.
+    pub id: &'a str,
+    pub template: &'a CampaignTemplate,
+    pub accepted_at: DateTime<Utc>,
+    pub defaults: DeliveryOptions,
+    pub label: Label<'a>,
+}
+
+impl RecipientRules<'_> {
+    /// Checks recipient `i` (its number, fields, rendered text and delivery options); the
+    /// stored recipient and the text its message will carry. Duplicates are the caller's.
+    pub(crate) fn check(
+        &self,
+        i: usize,
+        r: RecipientInput,
+    ) -> ApiResult<(CampaignRecipient, String)> {
+        let who = (self.label)(i);
+        let to = Jid::parse_recipient(&r.to)
+            .map_err(|e| invalid("invalid_recipient", format!("{who}.to: {e}")))?;
+        // Only the fields the template uses are kept.
+        let used = self.template.fields();
+        let mut fields = BTreeMap::new();
+        for (k, v) in &r.fields {
+            if used.contains(k.as_str()) {
+                fields.insert(k.clone(), field_text(&who, k, v)?);
+            }
+        }
+        let text = self.template.render(self.id, i as u32, &fields).map_err(|missing| {
+            invalid(
+                "unknown_field",
+                format!(
+                    "{who} has no field `{missing}`, which the template uses \
+                     ({{{{{missing}}}}})"
+                ),
+            )
+        })?;
+        if text.trim().is_empty() {
+            return Err(ApiError::invalid(format!("the text for {who} is empty")));
+        }
+        if text.chars().count() > MAX_TEXT_CHARS {
+            return Err(ApiError::invalid(format!(
+                "the text for {who} is longer than {MAX_TEXT_CHARS} characters"
+            )));
+        }
+        let what = format!("{who}.");
+        let options =
+            DeliveryOptions::check(&what, r.ttl_seconds, r.send_at.as_deref(), self.accepted_at)?
+                .or(self.defaults);
+        let recipient = CampaignRecipient {
+            index: i as u32,
+            to,
+            fields,
+            send_at: options.send_at,
+            ttl_seconds: options.ttl_seconds,
+        };
+        Ok((recipient, text))
+    }
+}
+
+/// The refusal of recipient `i` whose number recipient `first` already has.
+pub(crate) fn duplicate(label: Label<'_>, i: usize, first: usize, to: &Jid) -> ApiError {
+    invalid(
+        "duplicate_recipient",
+        format!("{}.to is the same number as {}.to ({to})", label(i), label(first)),
+    )
+}
+
+/// The template checked and parsed (422 `invalid_template`).
+pub(crate) fn parse_template(text: &str) -> ApiResult<CampaignTemplate> {
+    if text.trim().is_empty() {
+        return Err(invalid("invalid_template", "`template` must not be empty"));
+    }
+    CampaignTemplate::parse(text)
+        .map_err(|e| invalid("invalid_template", format!("`template`: {e}")))
+}
+
+/// Checks a campaign and turns it into what is stored; nothing is stored here. `label` names
+/// recipient `i` in messages.
+pub(crate) fn build(
     tenant_id: &str,
     body: CreateCampaign,
     pools: &[String],
+    label: Label<'_>,
 ) -> ApiResult<(CampaignRecord, Vec<CampaignRecipient>)> {
     let name = validate::name("name", &body.name).map_err(ApiError::invalid)?;
-    if body.template.trim().is_empty() {
-        return Err(invalid("invalid_template", "`template` must not be empty"));
-    }
-    let template = CampaignTemplate::parse(&body.template)
-        .map_err(|e| invalid("invalid_template", format!("`template`: {e}")))?;
+    let template = parse_template(&body.template)?;
     let pool = match &body.pool {
         Some(p) => validate::pool_name(p).map_err(ApiError::invalid)?,
         None => "default".to_string(),
@@ -197,56 +282,18 @@ fn build(
     let accepted_at = now();
     let defaults =
         DeliveryOptions::check("", body.ttl_seconds, body.send_at.as_deref(), accepted_at)?;
-    let used = template.fields();
     // The id comes first: each recipient's spintax choice is drawn from it, and the text
     // checked here is the very one its message will carry.
     let id = new_ordered_id("cmp");
+    let rules = RecipientRules { id: &id, template: &template, accepted_at, defaults, label };
     let mut seen: HashMap<String, usize> = HashMap::with_capacity(body.recipients.len());
     let mut recipients = Vec::with_capacity(body.recipients.len());
     for (i, r) in body.recipients.into_iter().enumerate() {
-        let to = Jid::parse_recipient(&r.to)
-            .map_err(|e| invalid("invalid_recipient", format!("recipients[{i}].to: {e}")))?;
-        if let Some(first) = seen.insert(to.to_string(), i) {
-            return Err(invalid(
-                "duplicate_recipient",
-                format!("recipients[{i}].to is the same number as recipients[{first}].to ({to})"),
-            ));
+        let (recipient, _text) = rules.check(i, r)?;
+        if let Some(first) = seen.insert(recipient.to.to_string(), i) {
+            return Err(duplicate(label, i, first, &recipient.to));
         }
-        // Only the fields the template uses are kept.
-        let mut fields = BTreeMap::new();
-        for (k, v) in &r.fields {
-            if used.contains(k.as_str()) {
-                fields.insert(k.clone(), field_text(i, k, v)?);
-            }
-        }
-        let text = template.render(&id, i as u32, &fields).map_err(|missing| {
-            invalid(
-                "unknown_field",
-                format!(
-                    "recipients[{i}] has no field `{missing}`, which the template uses \
-                     ({{{{{missing}}}}})"
-                ),
-            )
-        })?;
-        if text.trim().is_empty() {
-            return Err(ApiError::invalid(format!("the text for recipients[{i}] is empty")));
-        }
-        if text.chars().count() > MAX_TEXT_CHARS {
-            return Err(ApiError::invalid(format!(
-                "the text for recipients[{i}] is longer than {MAX_TEXT_CHARS} characters"
-            )));
-        }
-        let what = format!("recipients[{i}].");
-        let options =
-            DeliveryOptions::check(&what, r.ttl_seconds, r.send_at.as_deref(), accepted_at)?
-                .or(defaults);
-        recipients.push(CampaignRecipient {
-            index: i as u32,
-            to,
-            fields,
-            send_at: options.send_at,
-            ttl_seconds: options.ttl_seconds,
-        });
+        recipients.push(recipient);
     }
     let at = now();
     let campaign = CampaignRecord {
@@ -269,7 +316,7 @@ fn build(
 }
 
 /// The answer for a campaign: its report, shaped.
-fn view(r: CampaignReport) -> CampaignView {
+pub(crate) fn view(r: CampaignReport) -> CampaignView {
     let CampaignReport {
         campaign: c,
         status,
@@ -336,8 +383,11 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, JsonOut<CampaignView>)> {
     let key = idempotency_key(&headers)?;
     let tenant_id = tenant.tenant_id;
-    let created =
-        state.app.campaigns.create(&tenant_id, key, |pools| build(&tenant_id, body, pools)).await?;
+    let created = state
+        .app
+        .campaigns
+        .create(&tenant_id, key, |pools| build(&tenant_id, body, pools, &by_index))
+        .await?;
     Ok(match created {
         Created::New(r) => (StatusCode::CREATED, JsonOut(view(r))),
         Created::Earlier(r) => (StatusCode::OK, JsonOut(view(r))),

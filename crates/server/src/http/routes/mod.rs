@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per resource, and the router that joins them.
 
 pub mod alerts;
+pub mod campaign_csv;
 pub mod campaigns;
 pub mod chats;
 pub mod cluster;
@@ -20,6 +21,7 @@ pub mod pools;
 pub mod quiet_hours;
 pub mod received;
 pub mod sim;
+pub mod stats;
 pub mod tenants;
 pub mod webhooks;
 
@@ -90,6 +92,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/v1/chats", get(chats::list))
         .route("/v1/chats/{jid}/messages", get(chats::messages))
         .merge(campaigns::routes())
+        .merge(campaign_csv::routes())
+        .route("/v1/stats/series", get(stats::series))
         .route("/v1/messages/forward", post(not_implemented::forward))
         .route("/v1/labels", post(not_implemented::labels))
         .route("/v1/calls", post(not_implemented::calls))
