@@ -88,15 +88,18 @@ pub struct CsvProblem {
     pub line: u64,
     /// `invalid_recipient`, `duplicate_recipient`, `unknown_field` or `invalid_request`.
     pub code: String,
+    /// What is wrong with the row, in words.
     pub message: String,
 }
 
 /// One row's text.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PreviewText {
+    /// The line of the file the row starts on.
     pub line: u64,
     /// The recipient, normalised (a JID).
     pub to: String,
+    /// The template rendered for this row, as it would be sent.
     pub text: String,
 }
 
@@ -163,6 +166,8 @@ fn by_line(rows: &[CsvRecipient]) -> impl Fn(usize) -> String + '_ {
     }
 }
 
+/// Preview a campaign from a CSV file
+///
 /// Checks a CSV file and a template and renders the first rows' texts; stores nothing.
 /// Problems with rows are listed (with their lines) in a 200 answer; a file that cannot be
 /// read at all is a 400.
@@ -233,6 +238,8 @@ pub async fn preview(
     }))
 }
 
+/// Create a campaign from a CSV file
+///
 /// Creates a campaign from a CSV file: every column but the phone's is a field; checked and
 /// stored exactly as `POST /v1/campaigns` does, each recipient named by its line.
 #[utoipa::path(post, path = "/v1/campaigns/csv", tag = "campaigns", security(("bearer" = [])),

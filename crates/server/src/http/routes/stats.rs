@@ -72,6 +72,7 @@ pub struct SeriesView {
     pub step: u32,
     /// The range as read: `from` aligned to the step, `to` excluded.
     pub from: DateTime<Utc>,
+    /// The end of the range (excluded).
     pub to: DateTime<Utc>,
     /// One per number (by id) or per pool (by name) with at least one point.
     pub series: Vec<SeriesLine>,
@@ -95,6 +96,8 @@ fn line(l: Line) -> SeriesLine {
     }
 }
 
+/// Time series for charts
+///
 /// The tenant's time series: messages sent per number, health per number or queue depth per
 /// pool, in steps over a range. Sampled every `--series-sample-secs` (per-step figures reach
 /// back 48 h) and hourly (kept `--series-retention-days`); see docs/api.md "Stats".
