@@ -2,6 +2,7 @@
 //! log first, then the live bus), the envelope and filter every consumer shares, the
 //! `message.received` payload's builder and the metrics counted from events.
 
+pub mod call;
 pub mod campaign;
 mod envelope;
 mod filter;

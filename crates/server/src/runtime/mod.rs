@@ -4,6 +4,7 @@
 //! [`contact_checks`] (the API's and the send path's first-contact pre-check).
 
 pub mod alerts;
+pub mod calls;
 pub mod campaigns;
 pub mod contact_checks;
 pub mod delivery;

@@ -6,6 +6,7 @@ mod helpers;
 
 mod auth;
 mod bad_input;
+mod calls;
 mod campaigns;
 mod dashboard;
 mod delivery;
