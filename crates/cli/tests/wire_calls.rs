@@ -42,7 +42,9 @@ async fn calls_are_rejected_and_answered_on_the_real_driver() {
             reqwest::Method::PATCH,
             &format!("/v1/instances/{iid}"),
             &key,
-            Some(json!({"reject_calls": true, "reject_call_message": reply, "always_online": true})),
+            Some(
+                json!({"reject_calls": true, "reject_call_message": reply, "always_online": true}),
+            ),
         )
         .await;
     assert_eq!(s, 200, "{v}");
@@ -50,9 +52,8 @@ async fn calls_are_rejected_and_answered_on_the_real_driver() {
     let d = events.next(&second, &wire).await["data"].clone();
     assert_eq!((&d["rejected"], &d["video"]), (&json!(true), &json!(true)), "{d}");
     // The fake got the rejection of that call, addressed to the caller.
-    let (e, _) = wire
-        .outbox_entry(&iid, "the rejection", |e| e["rejected_call"] == second.as_str())
-        .await;
+    let (e, _) =
+        wire.outbox_entry(&iid, "the rejection", |e| e["rejected_call"] == second.as_str()).await;
     assert_eq!(e["to"], "5511912340031@s.whatsapp.net", "{e}");
     // The reply went out as a message through the queue, to the caller.
     let mid = d["reply_message_id"].as_str().expect("a reply was queued");

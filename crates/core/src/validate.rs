@@ -83,7 +83,10 @@ mod tests {
 
     #[test]
     fn call_replies() {
-        assert_eq!(call_reply(" Não atendemos ligações.\nEscreva! ").unwrap(), " Não atendemos ligações.\nEscreva! ");
+        assert_eq!(
+            call_reply(" Não atendemos ligações.\nEscreva! ").unwrap(),
+            " Não atendemos ligações.\nEscreva! "
+        );
         assert!(call_reply(" \n ").is_err());
         assert!(call_reply(&"é".repeat(MAX_CALL_REPLY_CHARS)).is_ok());
         assert!(call_reply(&"é".repeat(MAX_CALL_REPLY_CHARS + 1)).is_err());

@@ -39,7 +39,8 @@ pub fn offer(o: &Offer) -> (String, Node) {
     if let Some(g) = &o.group {
         action = action.attr("group-jid", g.clone());
     }
-    let mut media = vec![NodeBuilder::new("audio").attr("enc", "opus").attr("rate", "16000").build()];
+    let mut media =
+        vec![NodeBuilder::new("audio").attr("enc", "opus").attr("rate", "16000").build()];
     if o.video {
         media.push(NodeBuilder::new("video").attr("enc", "vp8").build());
     }
@@ -84,13 +85,20 @@ mod tests {
         let lid: Jid = "123456789012345@lid".parse().unwrap();
         let pn: Jid = "5511988880002@s.whatsapp.net".parse().unwrap();
         let group: Jid = "120363000000000001@g.us".parse().unwrap();
-        let o = Offer { from: lid.clone(), caller_pn: Some(pn.clone()), video: true, group: Some(group.clone()) };
+        let o = Offer {
+            from: lid.clone(),
+            caller_pn: Some(pn.clone()),
+            video: true,
+            group: Some(group.clone()),
+        };
         let (call_id, node) = offer(&o);
         let call = parse_call_stanza(&node.as_node_ref()).unwrap().unwrap();
         assert_eq!(call.from, lid);
         assert!(!call.offline);
         match call.action {
-            CallAction::Offer { call_id: id, call_creator, caller_pn, is_video, group_jid, .. } => {
+            CallAction::Offer {
+                call_id: id, call_creator, caller_pn, is_video, group_jid, ..
+            } => {
                 assert_eq!((id, call_creator, caller_pn), (call_id, lid, Some(pn)));
                 assert!(is_video);
                 assert_eq!(group_jid, Some(group));
@@ -106,11 +114,15 @@ mod tests {
         let reject = wacore::stanza::call::build_reject("C0FFEE", &to, &creator, "R1");
         match rejection(&reject) {
             Some(OutboxItem::CallRejected { rejected_call, to, .. }) => {
-                assert_eq!((rejected_call.as_str(), to.as_str()), ("C0FFEE", "5511988880002@s.whatsapp.net"));
+                assert_eq!(
+                    (rejected_call.as_str(), to.as_str()),
+                    ("C0FFEE", "5511988880002@s.whatsapp.net")
+                );
             }
             other => panic!("{other:?}"),
         }
-        let (_, an_offer) = offer(&Offer { from: creator, caller_pn: None, video: false, group: None });
+        let (_, an_offer) =
+            offer(&Offer { from: creator, caller_pn: None, video: false, group: None });
         assert!(rejection(&an_offer).is_none());
     }
 }

@@ -68,7 +68,10 @@ async fn the_numbers_own_presence_is_recorded_while_connected() {
     let (conn, _rx, _store, _) = paired(&driver, "i1", "+5511999990001").await;
     conn.set_presence(Presence::Available).await.unwrap();
     let items = net.outbox("i1").await.unwrap();
-    assert!(matches!(&items[..], [OutboxEntry::Availability { presence: Presence::Available, .. }]));
+    assert!(matches!(
+        &items[..],
+        [OutboxEntry::Availability { presence: Presence::Available, .. }]
+    ));
     let json = serde_json::to_value(&items[0]).unwrap();
     assert_eq!(json["presence"], "available");
     assert!(json.get("to").is_none(), "{json}");

@@ -19,8 +19,8 @@
 //! Shared by several gateway nodes: run [`serve`] in one process and give each node
 //! `SimDriver::remote(url)`.
 
-pub mod clock;
 mod calls;
+pub mod clock;
 mod commit;
 pub mod control;
 pub mod driver;
@@ -47,9 +47,9 @@ mod tests;
 
 pub use clock::{NetClock, TokioClock, WallClock};
 pub use control::{
-    AgeRequest, CallResult, CallSpec, ContactRequest, CreateGroupRequest, CreateGroupResult, DropRequest,
-    InboundContactSpec, InboundMediaSpec, InboundReactionSpec, InboundResult, InboundSpec,
-    RestrictRequest, ScanRequest, ScanResult,
+    AgeRequest, CallResult, CallSpec, ContactRequest, CreateGroupRequest, CreateGroupResult,
+    DropRequest, InboundContactSpec, InboundMediaSpec, InboundReactionSpec, InboundResult,
+    InboundSpec, RestrictRequest, ScanRequest, ScanResult,
 };
 pub use driver::{SimDriver, SESSION_KEY};
 pub use media::MAX_INBOUND_MEDIA_BYTES;

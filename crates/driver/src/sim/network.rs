@@ -24,8 +24,8 @@ use tokio::task::AbortHandle;
 use super::calls::Ringing;
 use super::clock::{NetClock, WallClock};
 use super::control::{
-    AgeRequest, CallResult, CallSpec, ContactRequest, CreateGroupRequest, CreateGroupResult, DropRequest, InboundResult,
-    InboundSpec, RestrictRequest, ScanRequest, ScanResult,
+    AgeRequest, CallResult, CallSpec, ContactRequest, CreateGroupRequest, CreateGroupResult,
+    DropRequest, InboundResult, InboundSpec, RestrictRequest, ScanRequest, ScanResult,
 };
 use super::groups::{Groups, NewGroup};
 use super::inbound::{self, Prepared};

@@ -22,8 +22,8 @@ use futures::stream::{self, BoxStream, Stream, StreamExt};
 use tokio::sync::watch;
 
 use super::control::{
-    AgeRequest, CallSpec, ContactRequest, CreateGroupRequest, DropRequest, InboundSpec, RestrictRequest,
-    ScanRequest,
+    AgeRequest, CallSpec, ContactRequest, CreateGroupRequest, DropRequest, InboundSpec,
+    RestrictRequest, ScanRequest,
 };
 use super::media;
 use super::network::SimNetwork;
@@ -31,7 +31,8 @@ use super::outbox::OutboxPage;
 use super::reactions::Reactions;
 use super::transport::{
     AckRequest, AttachRequest, ChatStateRequest, CheckContactsRequest, DetachQuery, NetEvent,
-    PairCodeRequest, PresenceRequest, ReadRequest, RejectCallRequest, SimError, SimNet, UnackedPage, GENERATION_HEADER,
+    PairCodeRequest, PresenceRequest, ReadRequest, RejectCallRequest, SimError, SimNet,
+    UnackedPage, GENERATION_HEADER,
 };
 use crate::OutgoingMessage;
 

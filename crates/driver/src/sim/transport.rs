@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::control::{
-    AgeRequest, CallResult, CallSpec, ContactRequest, CreateGroupRequest, CreateGroupResult, DropRequest, InboundResult,
-    InboundSpec, RestrictRequest, ScanRequest, ScanResult,
+    AgeRequest, CallResult, CallSpec, ContactRequest, CreateGroupRequest, CreateGroupResult,
+    DropRequest, InboundResult, InboundSpec, RestrictRequest, ScanRequest, ScanResult,
 };
 use super::network::SessionBlob;
 use super::outbox::{OutboxEntry, OutboxPage};

@@ -13,8 +13,7 @@ use crate::IncomingCall;
 /// Our call for the library's offer; `None` for any other call action, or an offer with a
 /// caller we cannot read.
 pub(crate) fn incoming_call(c: &WaIncomingCall) -> Option<IncomingCall> {
-    let CallAction::Offer { call_id, call_creator, caller_pn, is_video, group_jid, .. } =
-        &c.action
+    let CallAction::Offer { call_id, call_creator, caller_pn, is_video, group_jid, .. } = &c.action
     else {
         return None;
     };
@@ -62,11 +61,12 @@ mod tests {
             .attr("call-creator", from.parse::<WaJid>().unwrap());
         for (k, v) in extra {
             o = match *k {
-                "caller_pn" | "group-jid" => o.attr(*k, v.parse::<WaJid>().unwrap()),
-                _ => o.attr(*k, v.to_string()),
+                "caller_pn" | "group-jid" => o.attr(k, v.parse::<WaJid>().unwrap()),
+                _ => o.attr(k, v.to_string()),
             };
         }
-        let mut children = vec![NodeBuilder::new("audio").attr("enc", "opus").attr("rate", "16000").build()];
+        let mut children =
+            vec![NodeBuilder::new("audio").attr("enc", "opus").attr("rate", "16000").build()];
         if video {
             children.push(NodeBuilder::new("video").attr("enc", "vp8").build());
         }

@@ -14,8 +14,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bzapper_core::Jid;
 use bzapper_driver::sim::{
-    CallResult, CallSpec, ContactRequest, CreateGroupRequest, CreateGroupResult, DropRequest, InboundResult, InboundSpec,
-    ScanRequest, SimError, SimNet,
+    CallResult, CallSpec, ContactRequest, CreateGroupRequest, CreateGroupResult, DropRequest,
+    InboundResult, InboundSpec, ScanRequest, SimError, SimNet,
 };
 use bzapper_driver::DropKind;
 use serde::Deserialize;

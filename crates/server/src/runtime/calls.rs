@@ -60,8 +60,7 @@ impl Calls {
             return Ok(());
         };
         let (phone, lid) =
-            contact_addresses(&*self.store, &tenant_id, &call.from, call.from_alt.as_ref())
-                .await?;
+            contact_addresses(&*self.store, &tenant_id, &call.from, call.from_alt.as_ref()).await?;
         let rejected = rec.reject_calls && reject(&*conn, &instance_id, &call).await;
         let reply = match (&rec.reject_call_message, rejected) {
             (Some(text), true) => {

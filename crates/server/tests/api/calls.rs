@@ -71,7 +71,10 @@ async fn the_settings_round_trip_through_create_patch_and_get_and_bad_ones_are_r
     assert_eq!(v["always_online"], true);
     // Each changed alone through PATCH; a `null` message removes it; GET shows the same.
     let (s, v) = app.patch_instance(&key, &n, json!({"always_online": false})).await;
-    assert_eq!((s, &v["always_online"], &v["reject_calls"]), (StatusCode::OK, &json!(false), &json!(true)));
+    assert_eq!(
+        (s, &v["always_online"], &v["reject_calls"]),
+        (StatusCode::OK, &json!(false), &json!(true))
+    );
     let (s, v) = app.patch_instance(&key, &n, json!({"reject_call_message": null})).await;
     assert_eq!((s, &v["reject_call_message"]), (StatusCode::OK, &Value::Null), "{v}");
     let (s, v) = app
@@ -99,7 +102,11 @@ async fn the_settings_round_trip_through_create_patch_and_get_and_bad_ones_are_r
         assert!(v["error"]["code"].is_string() && v["error"]["message"].is_string(), "{v}");
     }
     let (s, v) = app
-        .post("/v1/instances", &key, json!({"name": "bad", "reject_call_message": "x".repeat(4097)}))
+        .post(
+            "/v1/instances",
+            &key,
+            json!({"name": "bad", "reject_call_message": "x".repeat(4097)}),
+        )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("4096"), "{v}");
@@ -142,11 +149,15 @@ async fn a_call_is_rejected_and_the_caller_gets_the_reply_through_the_numbers_qu
     assert_eq!(d["from"]["phone"], "+5511966660081");
     // The network called by phone and no LID of it is known yet (as `message.received`).
     assert_eq!(d["from"]["lid"], Value::Null, "{d}");
-    assert_eq!((&d["video"], &d["group"], &d["group_jid"]), (&json!(false), &json!(false), &Value::Null));
+    assert_eq!(
+        (&d["video"], &d["group"], &d["group_jid"]),
+        (&json!(false), &json!(false), &Value::Null)
+    );
     assert_eq!(d["rejected"], true);
     // The network saw the rejection, once.
     let outbox = app.outbox(&n).await;
-    let rejections: Vec<&Value> = outbox.iter().filter(|e| e.get("rejected_call").is_some()).collect();
+    let rejections: Vec<&Value> =
+        outbox.iter().filter(|e| e.get("rejected_call").is_some()).collect();
     assert_eq!(rejections.len(), 1, "{outbox:?}");
     assert_eq!(rejections[0]["rejected_call"], call_id.as_str());
     assert_eq!(rejections[0]["to"], "5511966660081@s.whatsapp.net");
@@ -168,7 +179,8 @@ async fn a_call_is_rejected_and_the_caller_gets_the_reply_through_the_numbers_qu
     assert!(items.iter().any(|i| i["id"] == mid.as_str()), "{listed}");
 
     // A caller by LID is reported by phone with the LID beside, and a video call says so.
-    let call_id = app.rings(&n, json!({"from": "+5511966660083", "as_lid": true, "video": true})).await;
+    let call_id =
+        app.rings(&n, json!({"from": "+5511966660083", "as_lid": true, "video": true})).await;
     let d = next_call(&mut sse).await["data"].clone();
     assert_eq!((d["call_id"].as_str(), d["video"].as_bool()), (Some(&*call_id), Some(true)));
     assert_eq!(d["from"]["jid"], "5511966660083@s.whatsapp.net");
@@ -194,9 +206,8 @@ async fn with_reject_calls_off_a_call_rings_on_is_reported_and_gets_no_reply() {
     let (s, _) = app.patch_instance(&key, &n, json!({"reject_call_message": "Write to us"})).await;
     assert_eq!(s, StatusCode::OK);
     let mut sse = SseReader::open(&app, "?types=call.received", &key, None).await;
-    let call_id = app
-        .rings(&n, json!({"from": "+5511966660091", "group": "120363000000000091@g.us"}))
-        .await;
+    let call_id =
+        app.rings(&n, json!({"from": "+5511966660091", "group": "120363000000000091@g.us"})).await;
     let d = next_call(&mut sse).await["data"].clone();
     assert_eq!(d["call_id"], call_id.as_str());
     assert_eq!((&d["rejected"], &d["reply_message_id"]), (&json!(false), &Value::Null), "{d}");
@@ -243,8 +254,9 @@ async fn always_online_announces_available_at_connect_at_a_reconnect_and_when_tu
     let n = id(&v);
     let (s, _) = app.get(&format!("/v1/instances/{n}/qr"), &key).await;
     assert_eq!(s, StatusCode::OK);
-    let (s, _) =
-        app.post(&format!("/v1/sim/instances/{n}/scan"), ADMIN, json!({"phone": "+5511900000102"})).await;
+    let (s, _) = app
+        .post(&format!("/v1/sim/instances/{n}/scan"), ADMIN, json!({"phone": "+5511900000102"}))
+        .await;
     assert_eq!(s, StatusCode::OK);
     app.wait_status(&key, &n, "connected").await;
     app.outbox_until(&n, "available at connect", is_available).await;

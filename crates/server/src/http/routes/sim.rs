@@ -390,7 +390,8 @@ pub async fn call(
     Path(id): Path<InstanceId>,
     Json(body): Json<CallBody>,
 ) -> ApiResult<JsonOut<CallView>> {
-    let spec = CallSpec { from: body.from, video: body.video, as_lid: body.as_lid, group: body.group };
+    let spec =
+        CallSpec { from: body.from, video: body.video, as_lid: body.as_lid, group: body.group };
     let net = control(&state)?;
     let phone = linked_phone(&state, &id).await?;
     let target = Target { id: &id, phone: phone.as_deref() };
