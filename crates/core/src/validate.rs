@@ -5,6 +5,9 @@ pub const MAX_NAME_CHARS: usize = 64;
 /// The longest warming period a client may set.
 pub const MAX_WARMING_DAYS: i64 = 60;
 
+/// The longest reply a number sends to a caller after rejecting the call.
+pub const MAX_CALL_REPLY_CHARS: usize = 4096;
+
 /// The most characters of a client's input an error message repeats.
 pub const MAX_SHOWN_CHARS: usize = 64;
 
@@ -60,9 +63,34 @@ pub fn warming_days(value: i64) -> Result<u32, String> {
     }
 }
 
+/// The reply to a rejected call: not blank, at most [`MAX_CALL_REPLY_CHARS`] characters. Kept
+/// as written (a message's line breaks and spacing are the operator's).
+pub fn call_reply(value: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        return Err("`reject_call_message` must not be blank (null sends no reply)".into());
+    }
+    if value.chars().count() > MAX_CALL_REPLY_CHARS {
+        return Err(format!(
+            "`reject_call_message` must be at most {MAX_CALL_REPLY_CHARS} characters"
+        ));
+    }
+    Ok(value.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn call_replies() {
+        assert_eq!(
+            call_reply(" Não atendemos ligações.\nEscreva! ").unwrap(),
+            " Não atendemos ligações.\nEscreva! "
+        );
+        assert!(call_reply(" \n ").is_err());
+        assert!(call_reply(&"é".repeat(MAX_CALL_REPLY_CHARS)).is_ok());
+        assert!(call_reply(&"é".repeat(MAX_CALL_REPLY_CHARS + 1)).is_err());
+    }
 
     #[test]
     fn names() {

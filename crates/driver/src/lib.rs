@@ -173,6 +173,19 @@ pub trait Connection: Send + Sync + 'static {
         let _ = (chat, sender, ids);
         Err(DriverError::rejected("this backend cannot send read receipts"))
     }
+    /// Rejects an incoming call (the caller sees it declined; the number's other devices stop
+    /// ringing). `call` as [`DriverEvent::Call`] reported it. A backend that cannot reject
+    /// calls answers a refusal.
+    async fn reject_call(&self, call: &IncomingCall) -> Result<(), DriverError> {
+        let _ = call;
+        Err(DriverError::rejected("this backend cannot reject calls"))
+    }
+    /// Announces the number's presence to its contacts (`available`: shown online). A backend
+    /// that cannot set presence answers a refusal.
+    async fn set_presence(&self, presence: Presence) -> Result<(), DriverError> {
+        let _ = presence;
+        Err(DriverError::rejected("this backend cannot set the presence"))
+    }
     /// Asks for an 8-character pairing code to type on the phone (instead of a QR scan).
     async fn pair_code(&self, phone: &Phone) -> Result<PairCode, DriverError>;
     /// Downloads and decrypts a media file a contact sent into `dest` (created or
@@ -218,6 +231,51 @@ pub enum DriverEvent {
     Message(InboundMessage),
     /// A message this number sent reached the recipient's phone, or was read.
     Receipt { message_id: String, status: ReceiptStatus },
+    /// A contact is calling the number (a call offer, ringing now). A call offered while the
+    /// number was offline is over by the time it is delivered and is not reported.
+    Call(IncomingCall),
+}
+
+/// A call ringing on the number, as [`DriverEvent::Call`] reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncomingCall {
+    /// The call's id (WhatsApp's `call-id`).
+    pub id: String,
+    /// The calling device as the network addressed it (a phone JID or a LID, with its device
+    /// part): a rejection goes back to it.
+    pub from: Jid,
+    /// Who started the call (`call-creator`), as the network addressed them.
+    pub creator: Jid,
+    /// The caller's other address when the network gave it (the phone JID beside a LID).
+    #[serde(default)]
+    pub from_alt: Option<Jid>,
+    pub video: bool,
+    /// The group a group call is placed in, when the offer names it.
+    #[serde(default)]
+    pub group: Option<Jid>,
+    /// A group call (also when the offer does not name the group).
+    #[serde(default)]
+    pub is_group: bool,
+    pub at: DateTime<Utc>,
+}
+
+/// The presence a number announces to its contacts ([`Connection::set_presence`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    /// Online.
+    Available,
+    /// Offline ("last seen").
+    Unavailable,
+}
+
+impl Presence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Presence::Available => "available",
+            Presence::Unavailable => "unavailable",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

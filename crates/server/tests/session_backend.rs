@@ -45,6 +45,9 @@ async fn store_with_instance(dir: &std::path::Path, id: &str) -> Arc<dyn Store> 
             created_at: now_millis(),
             health_score: 100,
             read_receipts: Default::default(),
+            reject_calls: false,
+            reject_call_message: None,
+            always_online: false,
             quiet_hours: None,
             rewarm_from: None,
         })

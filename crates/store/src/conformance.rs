@@ -234,6 +234,7 @@ conformance!(
     tenants_and_api_keys,
     instances_crud,
     an_instances_read_receipts_setting_is_kept,
+    a_numbers_call_and_presence_settings_round_trip,
     another_tenant_sees_nothing,
     state_changes_match_apply_state_change,
     deleting_a_tenant_removes_everything_it_owns,
@@ -323,6 +324,9 @@ pub(crate) fn instance(id: &str, tenant_id: &str, name: &str) -> InstanceRecord 
         created_at: now_millis(),
         health_score: 100,
         read_receipts: ReadReceipts::Off,
+        reject_calls: false,
+        reject_call_message: None,
+        always_online: false,
         quiet_hours: None,
         rewarm_from: None,
     }
@@ -445,6 +449,43 @@ async fn an_instances_read_receipts_setting_is_kept(h: &Harness) {
         listed.iter().map(|i| i.read_receipts).collect::<Vec<_>>(),
         [ReadReceipts::Auto, ReadReceipts::Off]
     );
+}
+
+async fn a_numbers_call_and_presence_settings_round_trip(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    with_tenant(s, "t2").await;
+    // Off by default: calls ring, no reply, the library's own presence.
+    let a = instance("i1", "t1", "a");
+    s.create_instance(&a).await.unwrap();
+    let read = s.get_instance_by_id("i1").await.unwrap().unwrap();
+    assert!(!read.reject_calls && !read.always_online);
+    assert_eq!(read.reject_call_message, None);
+    // Set at creation (a reply with characters beyond ASCII kept as they are).
+    let b = InstanceRecord {
+        reject_calls: true,
+        reject_call_message: Some("Este número não atende ligações — escreva 🙂".into()),
+        always_online: true,
+        ..instance("i2", "t1", "b")
+    };
+    s.create_instance(&b).await.unwrap();
+    assert_eq!(s.get_instance("t1", "i2").await.unwrap(), Some(b.clone()));
+    // Changed with the other settings, each on its own.
+    let a2 = InstanceRecord { reject_calls: true, ..a };
+    assert!(s.update_instance_settings(&a2).await.unwrap());
+    assert_eq!(s.get_instance("t1", "i1").await.unwrap(), Some(a2.clone()));
+    let b2 = InstanceRecord { reject_call_message: None, always_online: false, ..b.clone() };
+    assert!(s.update_instance_settings(&b2).await.unwrap());
+    let listed = s.list_instances("t1").await.unwrap();
+    let settings: Vec<_> = listed
+        .iter()
+        .map(|i| (i.reject_calls, i.reject_call_message.clone(), i.always_online))
+        .collect();
+    assert_eq!(settings, [(true, None, false), (true, None, false)]);
+    // Another tenant cannot change them.
+    let foreign = InstanceRecord { tenant_id: "t2".into(), reject_calls: false, ..a2.clone() };
+    assert!(!s.update_instance_settings(&foreign).await.unwrap());
+    assert_eq!(s.get_instance("t1", "i1").await.unwrap(), Some(a2));
 }
 
 async fn instances_crud(h: &Harness) {

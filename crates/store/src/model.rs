@@ -42,6 +42,14 @@ pub struct InstanceRecord {
     pub health_score: u8,
     /// Whether the number marks a contact's messages read before replying (default off).
     pub read_receipts: ReadReceipts,
+    /// Whether an incoming call is rejected at once (default off: it rings).
+    pub reject_calls: bool,
+    /// The text sent to a caller after a rejected call (through the number's send queue);
+    /// `None`: no reply.
+    pub reject_call_message: Option<String>,
+    /// Whether the number announces itself `available` at every connect (default off: the
+    /// protocol library's own presence, unchanged).
+    pub always_online: bool,
     /// The number's own active hours as the server validated them (opaque to the store: a
     /// schedule window's JSON); `None` takes its pool's.
     pub quiet_hours: Option<serde_json::Value>,

@@ -171,6 +171,7 @@ impl Session {
             "receipt" => crate::iq::handle_receipt(self, &node),
             "ack" => self.acknowledged(&node),
             "ib" => self.offline_batch(&node),
+            "call" => self.on_call(&node),
             _ => {}
         }
     }
@@ -216,6 +217,13 @@ impl Session {
         if drain.is_done() {
             self.drain = None;
         }
+    }
+
+    /// A `<call>` the device sent (it rejects a call): to the hooks. The real server answers
+    /// a rejection with nothing, and so does this one.
+    fn on_call(&self, node: &Node) {
+        let (Some(jid), Some(hooks)) = (&self.device, self.server.hooks()) else { return };
+        hooks.on_call(jid, node);
     }
 
     fn record_chat_state(&self, node: &Node) {

@@ -91,6 +91,7 @@ pub fn router(net: Arc<WireNet>) -> Router {
         )
         .route("/wire/devices/{phone}/outbox", get(outbox))
         .route("/wire/devices/{phone}/read", post(read))
+        .route("/wire/devices/{phone}/call", post(call))
         .route("/wire/groups", post(create_group))
         .route("/wire/contacts", post(set_contact))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "not_found", "no such route".into()) })
@@ -262,6 +263,33 @@ async fn read(
     let phone = parse_phone(&phone)?;
     net.read(&phone, &body.message_id, &body.from).map_err(inbound_error)?;
     Ok(Json(json!({"ok": true})))
+}
+
+/// The simulated network's `CallSpec`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallBody {
+    from: String,
+    #[serde(default)]
+    video: bool,
+    #[serde(default)]
+    as_lid: bool,
+    #[serde(default)]
+    group: Option<String>,
+}
+
+/// `POST /wire/devices/{phone}/call`: a contact calls the phone's online device;
+/// `{"call_id"}`.
+async fn call(
+    State(net): State<Arc<WireNet>>,
+    Path(phone): Path<String>,
+    Body(body): Body<CallBody>,
+) -> ApiResult {
+    let phone = parse_phone(&phone)?;
+    let call_id = net
+        .call(&phone, &body.from, body.video, body.as_lid, body.group.as_deref())
+        .map_err(inbound_error)?;
+    Ok(Json(json!({"call_id": call_id})))
 }
 
 async fn outbox(State(net): State<Arc<WireNet>>, Path(phone): Path<String>) -> ApiResult {

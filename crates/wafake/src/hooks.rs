@@ -34,6 +34,11 @@ pub trait SignalHooks: Send + Sync {
         let _ = (device, receipt);
     }
 
+    /// A `<call>` stanza from `device` (a rejection of a call it was offered, …).
+    fn on_call(&self, device: &str, call: &Node) {
+        let _ = (device, call);
+    }
+
     /// A `<chatstate>` or `<presence>` stanza from `device`, as recorded (see
     /// `WireServer::chat_states`), in order with its messages.
     fn on_chat_state(&self, device: &str, state: &crate::ChatState) {

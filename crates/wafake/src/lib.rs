@@ -13,6 +13,7 @@
 //! server.fail(&paired.jid, Failure::LoggedOut)?;
 //! ```
 
+pub mod calls;
 mod conn;
 pub mod control;
 pub mod directory;

@@ -55,6 +55,12 @@ pub enum OutboxItem {
         sender: Option<String>,
         at: DateTime<Utc>,
     },
+    /// `{"presence": "available" | "unavailable", "at"}`: the device announced its own
+    /// presence (`<presence type>` without `to`).
+    Availability { presence: String, at: DateTime<Utc> },
+    /// `{"rejected_call": "<call id>", "to", "at"}`: the device rejected a call it was
+    /// offered (`<call to><reject call-id/></call>`; `to`: the caller).
+    CallRejected { rejected_call: String, to: String, at: DateTime<Utc> },
 }
 
 /// Why [`WireNet::inbound`] could not deliver.
@@ -409,7 +415,19 @@ impl SignalHooks for Hooks {
         }
     }
 
+    fn on_call(&self, device: &str, call: &Node) {
+        if let Some(item) = crate::calls::rejection(call) {
+            self.push(device, item);
+        }
+    }
+
     fn on_chat_state(&self, device: &str, state: &ChatState) {
+        let own = state.tag == "presence" && state.to.is_none();
+        if own && matches!(state.state.as_str(), "available" | "unavailable") {
+            let (presence, at) = (state.state.clone(), Utc::now());
+            self.push(device, OutboxItem::Availability { presence, at });
+            return;
+        }
         if state.tag != "chatstate" {
             return;
         }
@@ -504,6 +522,49 @@ impl WireNet {
     /// The online device of `phone` (digits), if any (the first, sorted, if several).
     pub fn online_device(&self, phone: &str) -> Option<String> {
         self.server.connected().into_iter().find(|jid| phone_of(jid) == phone)
+    }
+
+    /// The contact `from` (any phone notation, a phone JID or a known `@lid`) calls the
+    /// online device of `device_phone` (digits): a voice or `video` call, by LID with the
+    /// phone beside when `as_lid`, placed in `group` (a group JID) when given. The call rings
+    /// now or never (an offline device misses it, as on WhatsApp). Returns the call's id.
+    pub fn call(
+        &self,
+        device_phone: &str,
+        from: &str,
+        video: bool,
+        as_lid: bool,
+        group: Option<&str>,
+    ) -> Result<String, InboundError> {
+        let device = self
+            .online_device(device_phone)
+            .ok_or_else(|| InboundError::NotConnected(device_phone.to_string()))?;
+        let caller = {
+            let inner = self.hooks.inner();
+            crate::rich::sender_phone(from, |lid| inner.lids.get(lid).cloned())
+                .map_err(InboundError::Invalid)?
+        };
+        let group = group
+            .map(|g| {
+                g.parse::<Jid>()
+                    .ok()
+                    .filter(|j| j.server == wacore_binary::Server::Group)
+                    .ok_or_else(|| InboundError::Invalid(format!("group: not a group JID: {g:?}")))
+            })
+            .transpose()?;
+        let pn = Jid::pn(&caller);
+        let offer = if as_lid {
+            let lid = self.lid_of_phone(&caller);
+            self.hooks.inner().lids.insert(lid.clone(), caller.clone());
+            crate::calls::Offer { from: Jid::lid(&lid), caller_pn: Some(pn), video, group }
+        } else {
+            crate::calls::Offer { from: pn, caller_pn: None, video, group }
+        };
+        let (call_id, node) = crate::calls::offer(&offer);
+        if !self.server.send_node(&device, node) {
+            return Err(InboundError::NotConnected(device_phone.to_string()));
+        }
+        Ok(call_id)
     }
 
     /// What the devices of `phone` (digits) sent, oldest first. A media message shows once

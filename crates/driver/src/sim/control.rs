@@ -168,3 +168,28 @@ pub struct ContactRequest {
 pub struct AgeRequest {
     pub days: u32,
 }
+
+/// `POST /v1/sim/instances/{id}/call`: a contact calls the instance (a call offer that rings
+/// until the number rejects it; the simulated network has no audio).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallSpec {
+    /// The caller: a phone number in any notation, a phone JID or a `@lid` JID.
+    pub from: String,
+    /// A video call (default: voice).
+    #[serde(default)]
+    pub video: bool,
+    /// Address the caller by LID, the way WhatsApp does for hidden numbers; the phone JID
+    /// then travels as the alternate address.
+    #[serde(default)]
+    pub as_lid: bool,
+    /// A group call placed in this group (`<id>@g.us`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// The answer to a call: the id the call rings with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallResult {
+    pub call_id: String,
+}

@@ -22,8 +22,8 @@ use super::network::{SessionBlob, SimNetwork};
 use super::transport::{NetEvent, RemoteSimNet, SimError, SimNet};
 use crate::{
     ChatState, ConnectOptions, Connection, ContactStatus, Driver, DriverError, DriverEvent,
-    DropKind, EventSink, GroupInfo, GroupSummary, InboundMedia, OutgoingContent, OutgoingMessage,
-    PairCode, SendAck, SessionStore,
+    DropKind, EventSink, GroupInfo, GroupSummary, InboundMedia, IncomingCall, OutgoingContent,
+    OutgoingMessage, PairCode, Presence, SendAck, SessionStore,
 };
 
 /// The key the sim session is stored under in the number's [`SessionStore`].
@@ -251,6 +251,20 @@ impl Connection for SimConnection {
         self.net.mark_read(&self.instance_id, chat, sender, ids).await.map_err(driver_error)
     }
 
+    async fn reject_call(&self, call: &IncomingCall) -> Result<(), DriverError> {
+        if self.stopped() {
+            return Err(DriverError::NotConnected);
+        }
+        self.net.reject_call(&self.instance_id, call).await.map_err(driver_error)
+    }
+
+    async fn set_presence(&self, presence: Presence) -> Result<(), DriverError> {
+        if self.stopped() {
+            return Err(DriverError::NotConnected);
+        }
+        self.net.set_presence(&self.instance_id, presence).await.map_err(driver_error)
+    }
+
     async fn pair_code(&self, phone: &Phone) -> Result<PairCode, DriverError> {
         if self.stopped() {
             return Err(DriverError::NotPairing);
@@ -464,6 +478,7 @@ impl Runner {
                 NetEvent::Receipt { id, status } => {
                     self.events.emit(DriverEvent::Receipt { message_id: id, status })
                 }
+                NetEvent::Call(call) => self.events.emit(DriverEvent::Call(call)),
             }
         }
     }

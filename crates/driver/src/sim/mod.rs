@@ -6,7 +6,8 @@
 //!   the time bans, account ages and reactions go by.
 //!   Its parts: `groups`, [`media`] (inbound files held in memory, outgoing files checked),
 //!   and the checks of what comes in (`inbound`) and goes out ([`outbox`]); `unacked`, the
-//!   messages handed to a number that it has not acknowledged (delivered again at its login).
+//!   messages handed to a number that it has not acknowledged (delivered again at its login);
+//!   `calls`, the calls ringing on each number until it rejects them.
 //! - [`transport`]: the [`SimNet`] trait every client and operator uses, and
 //!   [`RemoteSimNet`], the same over HTTP; [`control`]: the bodies of the control ops.
 //! - [`service`]: the HTTP face of a [`SimNetwork`] (`bzapper simnet --listen ADDR`).
@@ -18,6 +19,7 @@
 //! Shared by several gateway nodes: run [`serve`] in one process and give each node
 //! `SimDriver::remote(url)`.
 
+mod calls;
 pub mod clock;
 mod commit;
 pub mod control;
@@ -37,15 +39,17 @@ mod unacked;
 #[cfg(test)]
 mod ack_tests;
 #[cfg(test)]
+mod calls_tests;
+#[cfg(test)]
 mod rich_tests;
 #[cfg(test)]
 mod tests;
 
 pub use clock::{NetClock, TokioClock, WallClock};
 pub use control::{
-    AgeRequest, ContactRequest, CreateGroupRequest, CreateGroupResult, DropRequest,
-    InboundContactSpec, InboundMediaSpec, InboundReactionSpec, InboundResult, InboundSpec,
-    RestrictRequest, ScanRequest, ScanResult,
+    AgeRequest, CallResult, CallSpec, ContactRequest, CreateGroupRequest, CreateGroupResult,
+    DropRequest, InboundContactSpec, InboundMediaSpec, InboundReactionSpec, InboundResult,
+    InboundSpec, RestrictRequest, ScanRequest, ScanResult,
 };
 pub use driver::{SimDriver, SESSION_KEY};
 pub use media::MAX_INBOUND_MEDIA_BYTES;

@@ -21,10 +21,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use super::calls::Ringing;
 use super::clock::{NetClock, WallClock};
 use super::control::{
-    AgeRequest, ContactRequest, CreateGroupRequest, CreateGroupResult, DropRequest, InboundResult,
-    InboundSpec, RestrictRequest, ScanRequest, ScanResult,
+    AgeRequest, CallResult, CallSpec, ContactRequest, CreateGroupRequest, CreateGroupResult,
+    DropRequest, InboundResult, InboundSpec, RestrictRequest, ScanRequest, ScanResult,
 };
 use super::groups::{Groups, NewGroup};
 use super::inbound::{self, Prepared};
@@ -35,8 +36,8 @@ use super::transport::{MediaStream, NetEvent, OnDropStream, SimError, SimNet};
 use super::unacked::Unacked;
 use crate::{
     ChatState, ContactStatus, DropKind, GroupInfo, GroupParticipant, GroupSummary, InboundContent,
-    InboundMedia, InboundMessage, OutgoingContent, OutgoingMessage, PairCode, ReceiptStatus,
-    SendAck,
+    InboundMedia, InboundMessage, IncomingCall, OutgoingContent, OutgoingMessage, PairCode,
+    Presence, ReceiptStatus, SendAck,
 };
 
 /// Timing of the simulated network.
@@ -153,6 +154,8 @@ struct State {
     /// Inbound messages handed to each number and not acknowledged yet (delivered again at
     /// its next login).
     unacked: Unacked,
+    /// The calls ringing on each number until it rejects them.
+    ringing: Ringing,
     /// The reaction model's settings (off by default) and what it remembers of each account.
     reactions: Reactions,
     ledger: Ledger,
@@ -682,6 +685,49 @@ impl SimNetwork {
         st.unacked.handed(instance_id, message);
         Ok(InboundResult { message_id: id, sha256 })
     }
+
+    /// A contact calls the instance: the offer goes to its connection, addressed like an
+    /// inbound message's sender (by LID, with the phone beside, when asked to).
+    fn call_now(&self, instance_id: &str, spec: CallSpec) -> Result<CallResult, SimError> {
+        let invalid = |m: String| SimError::InvalidRequest(m);
+        let from = Jid::parse_recipient(&spec.from).map_err(|e| invalid(format!("from: {e}")))?;
+        if from.is_group() {
+            return Err(invalid("from: a call is placed by a contact, not a group".into()));
+        }
+        let group = match &spec.group {
+            Some(g) => {
+                let jid = Jid::parse(g).map_err(|e| invalid(format!("group: {e}")))?;
+                if !jid.is_group() {
+                    return Err(invalid(format!("group: `{g}` is not a group (<id>@g.us)")));
+                }
+                Some(jid)
+            }
+            None => None,
+        };
+        let mut st = lock(&self.state);
+        st.connected(instance_id)?;
+        let (phone_jid, lid) = match from.phone() {
+            Some(phone) => (Some(phone.jid()), st.lid_for(&phone)),
+            None => (st.phone_for_lid(&from).map(|p| p.jid()), from.clone()),
+        };
+        let (caller, caller_alt) = match phone_jid {
+            Some(pj) if !(spec.as_lid || from.is_lid()) => (pj, None),
+            pj => (lid, pj),
+        };
+        let id = st.ringing.offer(instance_id);
+        let call = IncomingCall {
+            id: id.clone(),
+            from: caller.clone(),
+            creator: caller,
+            from_alt: caller_alt,
+            video: spec.video,
+            is_group: group.is_some(),
+            group,
+            at: Utc::now(),
+        };
+        st.connected(instance_id)?.0.emit(NetEvent::Call(call));
+        Ok(CallResult { call_id: id })
+    }
 }
 
 fn detach_generation(state: &Mutex<State>, instance_id: &str, generation: u64) {
@@ -779,6 +825,28 @@ impl SimNet for SimNetwork {
             at: Utc::now(),
         };
         st.record(instance_id, entry);
+        Ok(())
+    }
+
+    async fn reject_call(&self, instance_id: &str, call: &IncomingCall) -> Result<(), SimError> {
+        let mut st = lock(&self.state);
+        st.connected(instance_id)?;
+        if !st.ringing.reject(instance_id, &call.id) {
+            return Err(SimError::NotFound(format!("no call {} rings on this number", call.id)));
+        }
+        let entry = OutboxEntry::CallRejected {
+            rejected_call: call.id.clone(),
+            to: call.from.to_non_device(),
+            at: Utc::now(),
+        };
+        st.record(instance_id, entry);
+        Ok(())
+    }
+
+    async fn set_presence(&self, instance_id: &str, presence: Presence) -> Result<(), SimError> {
+        let mut st = lock(&self.state);
+        st.connected(instance_id)?;
+        st.record(instance_id, OutboxEntry::Availability { presence, at: Utc::now() });
         Ok(())
     }
 
@@ -942,6 +1010,10 @@ impl SimNet for SimNetwork {
     ) -> Result<InboundResult, SimError> {
         let content = inbound::prepare(&spec, &self.synthetic).await?;
         self.inbound_now(instance_id, spec, content)
+    }
+
+    async fn call(&self, instance_id: &str, spec: CallSpec) -> Result<CallResult, SimError> {
+        self.call_now(instance_id, spec)
     }
 
     async fn ack_inbound(&self, instance_id: &str, ids: &[String]) -> Result<(), SimError> {

@@ -13,11 +13,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::transport::SimError;
-use crate::{ChatState, OutgoingContent, OutgoingMessage};
+use crate::{ChatState, OutgoingContent, OutgoingMessage, Presence};
 
 /// One thing the network received from an instance. The order of the variants matters for
 /// reading JSON back: a message has `text` and `id`, a presence `presence`, a check `check`,
-/// a read receipt `read`.
+/// a read receipt `read`, the number's own presence `presence` without `to`, a rejected call
+/// `rejected_call`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum OutboxEntry {
@@ -37,6 +38,12 @@ pub enum OutboxEntry {
         sender: Option<Jid>,
         at: DateTime<Utc>,
     },
+    /// `{"presence": "available" | "unavailable", "at"}`: the number announced its own
+    /// presence to its contacts (online or not).
+    Availability { presence: Presence, at: DateTime<Utc> },
+    /// `{"rejected_call": "<call id>", "to", "at"}`: the number rejected a call ringing on it
+    /// (`to`: the caller, as the call came).
+    CallRejected { rejected_call: String, to: Jid, at: DateTime<Utc> },
 }
 
 /// `{"to","text","id","at","mentions"}` and, by kind, `reply_to`, the media keys, `location`,

@@ -22,8 +22,8 @@ use futures::stream::{self, BoxStream, Stream, StreamExt};
 use tokio::sync::watch;
 
 use super::control::{
-    AgeRequest, ContactRequest, CreateGroupRequest, DropRequest, InboundSpec, RestrictRequest,
-    ScanRequest,
+    AgeRequest, CallSpec, ContactRequest, CreateGroupRequest, DropRequest, InboundSpec,
+    RestrictRequest, ScanRequest,
 };
 use super::media;
 use super::network::SimNetwork;
@@ -31,7 +31,8 @@ use super::outbox::OutboxPage;
 use super::reactions::Reactions;
 use super::transport::{
     AckRequest, AttachRequest, ChatStateRequest, CheckContactsRequest, DetachQuery, NetEvent,
-    PairCodeRequest, ReadRequest, SimError, SimNet, UnackedPage, GENERATION_HEADER,
+    PairCodeRequest, PresenceRequest, ReadRequest, RejectCallRequest, SimError, SimNet,
+    UnackedPage, GENERATION_HEADER,
 };
 use crate::OutgoingMessage;
 
@@ -90,6 +91,8 @@ fn build_router(net: Arc<SimNetwork>, shutdown: watch::Receiver<bool>) -> Router
         .route("/net/instances/{id}/send", post(send))
         .route("/net/instances/{id}/chat-state", post(chat_state))
         .route("/net/instances/{id}/read", post(mark_read))
+        .route("/net/instances/{id}/reject-call", post(reject_call))
+        .route("/net/instances/{id}/presence", post(set_presence))
         .route("/net/instances/{id}/pair-code", post(pair_code))
         .route("/net/instances/{id}/logout", post(logout))
         .route("/net/instances/{id}/detach", post(detach))
@@ -105,6 +108,7 @@ fn build_router(net: Arc<SimNetwork>, shutdown: watch::Receiver<bool>) -> Router
             post(inbound).layer(DefaultBodyLimit::max(INBOUND_BODY_LIMIT)).get(unacked_inbound),
         )
         .route("/v1/sim/instances/{id}/outbox", get(outbox))
+        .route("/v1/sim/instances/{id}/call", post(call))
         .route("/v1/sim/instances/{id}/restrict", post(restrict))
         .route("/v1/sim/groups", post(create_group))
         .route("/v1/sim/contacts", post(set_contact))
@@ -220,6 +224,24 @@ async fn mark_read(
     Ok(StatusCode::NO_CONTENT)
 }
 
+async fn reject_call(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    json: Result<Json<RejectCallRequest>, JsonRejection>,
+) -> Result<StatusCode, SimError> {
+    app.net.reject_call(&id, &body(json)?.call).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_presence(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    json: Result<Json<PresenceRequest>, JsonRejection>,
+) -> Result<StatusCode, SimError> {
+    app.net.set_presence(&id, body(json)?.presence).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn pair_code(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -278,6 +300,14 @@ async fn inbound(
 ) -> Result<Response, SimError> {
     let result = app.net.inbound(&id, body(json)?).await?;
     Ok(Json(result).into_response())
+}
+
+async fn call(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    json: Result<Json<CallSpec>, JsonRejection>,
+) -> Result<Response, SimError> {
+    Ok(Json(app.net.call(&id, body(json)?).await?).into_response())
 }
 
 async fn ack_inbound(

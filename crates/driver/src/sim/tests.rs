@@ -321,6 +321,12 @@ async fn a_reconnect_keeps_backing_off_while_the_network_is_unreachable() {
         ) -> Result<(), SimError> {
             Err(SimError::Unavailable("down".into()))
         }
+        async fn reject_call(&self, _: &str, _: &crate::IncomingCall) -> Result<(), SimError> {
+            Err(SimError::Unavailable("down".into()))
+        }
+        async fn set_presence(&self, _: &str, _: crate::Presence) -> Result<(), SimError> {
+            Err(SimError::Unavailable("down".into()))
+        }
         async fn pair_code(&self, _: &str, _: &Phone) -> Result<crate::PairCode, SimError> {
             Err(SimError::Unavailable("down".into()))
         }
@@ -334,6 +340,9 @@ async fn a_reconnect_keeps_backing_off_while_the_network_is_unreachable() {
             Err(SimError::NotPairing)
         }
         async fn drop_connection(&self, _: &str, _: DropRequest) -> Result<(), SimError> {
+            Err(SimError::NotConnected)
+        }
+        async fn call(&self, _: &str, _: CallSpec) -> Result<CallResult, SimError> {
             Err(SimError::NotConnected)
         }
         async fn inbound(&self, _: &str, _: InboundSpec) -> Result<InboundResult, SimError> {
@@ -868,6 +877,29 @@ async fn the_same_scenario_through_the_http_service() {
         matches!(items.last(), Some(OutboxEntry::Read { read, chat, sender: None, .. }) if read == &["3EB0IN01"] && chat == &to),
         "{items:?}"
     );
+
+    // A call over HTTP, rejected over HTTP; the number's own presence.
+    let spec = CallSpec { from: "+5511988885555".into(), video: true, ..Default::default() };
+    let call_id = control.call("r1", spec).await.unwrap().call_id;
+    let call = match next_real(&mut rx).await {
+        DriverEvent::Call(c) => c,
+        other => panic!("expected a call, got {other:?}"),
+    };
+    assert_eq!((call.id.as_str(), call.video), (call_id.as_str(), true));
+    conn.reject_call(&call).await.unwrap();
+    conn.set_presence(crate::Presence::Available).await.unwrap();
+    let items = control.outbox("r1").await.unwrap();
+    let n = items.len();
+    assert!(
+        matches!(&items[n - 2], OutboxEntry::CallRejected { rejected_call, .. } if *rejected_call == call_id),
+        "{items:?}"
+    );
+    assert!(matches!(
+        &items[n - 1],
+        OutboxEntry::Availability { presence: crate::Presence::Available, .. }
+    ));
+    let again = conn.reject_call(&call).await;
+    assert!(matches!(again, Err(DriverError::NotFound(_))), "{again:?}");
 
     // Inbound by LID.
     let spec = InboundSpec {

@@ -20,15 +20,15 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::control::{
-    AgeRequest, ContactRequest, CreateGroupRequest, CreateGroupResult, DropRequest, InboundResult,
-    InboundSpec, RestrictRequest, ScanRequest, ScanResult,
+    AgeRequest, CallResult, CallSpec, ContactRequest, CreateGroupRequest, CreateGroupResult,
+    DropRequest, InboundResult, InboundSpec, RestrictRequest, ScanRequest, ScanResult,
 };
 use super::network::SessionBlob;
 use super::outbox::{OutboxEntry, OutboxPage};
 use super::reactions::Reactions;
 use crate::{
-    ChatState, ContactStatus, DropKind, GroupInfo, GroupSummary, InboundMessage, OutgoingMessage,
-    PairCode, SendAck,
+    ChatState, ContactStatus, DropKind, GroupInfo, GroupSummary, InboundMessage, IncomingCall,
+    OutgoingMessage, PairCode, Presence, SendAck,
 };
 
 /// The bytes of a media file, in pieces, as a download reads them.
@@ -56,6 +56,8 @@ pub enum NetEvent {
     Message(Box<InboundMessage>),
     /// A message this number sent reached the recipient (or was read).
     Receipt { id: String, status: crate::ReceiptStatus },
+    /// A contact is calling the number.
+    Call(IncomingCall),
 }
 
 /// Why the network refused an op. [`SimError::code`] and [`SimError::status`] give the API
@@ -186,6 +188,13 @@ pub trait SimNet: Send + Sync {
         sender: Option<&Jid>,
         ids: &[String],
     ) -> Result<(), SimError>;
+    /// Rejects a call ringing on the instance; recorded in the outbox (see
+    /// [`OutboxEntry::CallRejected`]). `NotConnected` unless logged in, `NotFound` for a call
+    /// that does not ring there (never offered, or already rejected).
+    async fn reject_call(&self, instance_id: &str, call: &IncomingCall) -> Result<(), SimError>;
+    /// Records the number's own presence in the outbox (see [`OutboxEntry::Availability`]).
+    /// `NotConnected` unless logged in.
+    async fn set_presence(&self, instance_id: &str, presence: Presence) -> Result<(), SimError>;
     /// An 8-character code to type on the phone. `NotPairing` unless the QR flow runs.
     async fn pair_code(&self, instance_id: &str, phone: &Phone) -> Result<PairCode, SimError>;
     /// Unlinks the instance's device (its session stops working) and closes the connection.
@@ -222,6 +231,9 @@ pub trait SimNet: Send + Sync {
         instance_id: &str,
         spec: InboundSpec,
     ) -> Result<InboundResult, SimError>;
+    /// Control: a contact calls a logged-in instance; the call rings until the instance
+    /// rejects it. Returns the call's id.
+    async fn call(&self, instance_id: &str, spec: CallSpec) -> Result<CallResult, SimError>;
     /// Control: the ids of the inbound messages handed to the instance that it has not
     /// acknowledged yet, oldest first.
     async fn unacked_inbound(&self, instance_id: &str) -> Result<Vec<String>, SimError>;
@@ -302,6 +314,18 @@ pub(crate) struct ReadRequest {
     #[serde(default)]
     pub sender: Option<Jid>,
     pub ids: Vec<String>,
+}
+
+/// Body of `POST /net/instances/{id}/reject-call`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct RejectCallRequest {
+    pub call: IncomingCall,
+}
+
+/// Body of `POST /net/instances/{id}/presence`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct PresenceRequest {
+    pub presence: Presence,
 }
 
 /// Body of `POST /net/instances/{id}/pair-code`.
@@ -539,6 +563,17 @@ impl SimNet for RemoteSimNet {
         self.call_empty(self.client.post(url).json(&body)).await
     }
 
+    async fn reject_call(&self, instance_id: &str, call: &IncomingCall) -> Result<(), SimError> {
+        let url = self.instance_url("net", instance_id, "reject-call");
+        let body = RejectCallRequest { call: call.clone() };
+        self.call_empty(self.client.post(url).json(&body)).await
+    }
+
+    async fn set_presence(&self, instance_id: &str, presence: Presence) -> Result<(), SimError> {
+        let url = self.instance_url("net", instance_id, "presence");
+        self.call_empty(self.client.post(url).json(&PresenceRequest { presence })).await
+    }
+
     async fn pair_code(&self, instance_id: &str, phone: &Phone) -> Result<PairCode, SimError> {
         let url = self.instance_url("net", instance_id, "pair-code");
         let body = PairCodeRequest { phone: phone.e164() };
@@ -605,6 +640,11 @@ impl SimNet for RemoteSimNet {
         spec: InboundSpec,
     ) -> Result<InboundResult, SimError> {
         let url = self.instance_url("sim", instance_id, "inbound");
+        self.call(self.client.post(url).json(&spec)).await
+    }
+
+    async fn call(&self, instance_id: &str, spec: CallSpec) -> Result<CallResult, SimError> {
+        let url = self.instance_url("sim", instance_id, "call");
         self.call(self.client.post(url).json(&spec)).await
     }
 

@@ -34,8 +34,8 @@ use super::transport::{http_client, DialTransportFactory};
 use super::{directory, media};
 use crate::{
     ChatState, ConnectOptions, Connection, ContactStatus, Driver, DriverError, DriverEvent,
-    DropKind, EventSink, GroupInfo, GroupSummary, InboundMedia, OutgoingContent, OutgoingMessage,
-    PairCode, SendAck, SessionError, SessionStore,
+    DropKind, EventSink, GroupInfo, GroupSummary, InboundMedia, IncomingCall, OutgoingContent,
+    OutgoingMessage, PairCode, Presence, SendAck, SessionError, SessionStore,
 };
 
 /// How long a send waits for the server's ack before it counts as not sent (the scheduler
@@ -394,6 +394,31 @@ impl Connection for WhatsAppConnection {
             .mark_as_read(&chat, sender.as_ref(), &ids)
             .await
             .map_err(|e| DriverError::Transport(e.to_string()))
+    }
+
+    async fn reject_call(&self, call: &IncomingCall) -> Result<(), DriverError> {
+        let client = self.connected_client()?;
+        // `<call to=FROM><reject call-id call-creator count="0"/></call>`, as WhatsApp Web
+        // declines (whatsmeow's `RejectCall` and Baileys' `rejectCall` send the same); the
+        // network answers nothing, the caller sees the call declined.
+        let (peer, creator) = (wa_jid(&call.from)?, wa_jid(&call.creator)?);
+        client
+            .voip()
+            .reject_call(&call.id, &peer, &creator)
+            .await
+            .map_err(|e| DriverError::Transport(e.to_string()))
+    }
+
+    async fn set_presence(&self, presence: Presence) -> Result<(), DriverError> {
+        let client = self.connected_client()?;
+        // `<presence type="available"|"unavailable" name=PUSH_NAME/>`; the library refuses
+        // while the account's push name is unknown (right after pairing, until the app state
+        // sync brings it), since WhatsApp ignores a nameless presence.
+        let sent = match presence {
+            Presence::Available => client.presence().set_available().await,
+            Presence::Unavailable => client.presence().set_unavailable().await,
+        };
+        sent.map_err(|e| DriverError::rejected(e.to_string()))
     }
 
     async fn pair_code(&self, phone: &Phone) -> Result<PairCode, DriverError> {

@@ -20,6 +20,7 @@
 //! | `Messages` (others: recovered placeholders, newsletters) | `Message` per inbound message (own echoes skipped; content mapped by [`super::inbound`]) | — |
 //! | `Receipt` delivered / read, played | `Receipt{Delivered / Read}`           | —                          |
 //! | `ServerAck`                  | resolves the waiting send (a nack fails it with its code, e.g. 463) | — |
+//! | `IncomingCall` (an offer ringing now) | `Call` (caller, video, group; [`super::calls`]) | — |
 //! | anything else                | ignored                                     | —                          |
 //!
 //! A dial that fails never reaches the library's event bus (its run loop retries quietly);
@@ -31,6 +32,7 @@ use chrono::{DateTime, Utc};
 use whatsapp_rust::types::events::{ConnectFailureReason, Event};
 use whatsapp_rust::wacore::types::presence::ReceiptType;
 
+use super::calls::incoming_call;
 use super::inbound::inbound;
 use crate::{DriverEvent, DropKind, ReceiptStatus};
 
@@ -159,6 +161,10 @@ pub(crate) fn map_event(event: &Event, now: DateTime<Utc>) -> Mapped {
                     .collect(),
             )
         }
+        Event::IncomingCall(c) => match incoming_call(c) {
+            Some(call) => Mapped::Emit(vec![DriverEvent::Call(call)]),
+            None => Mapped::Ignore,
+        },
         Event::ServerAck(a) if a.class.as_deref().is_none_or(|c| c == "message") => {
             Mapped::Ack { id: a.id.clone(), error: a.error.clone() }
         }

@@ -1,6 +1,7 @@
 //! The real WhatsApp backend, built on the `whatsapp-rust` library.
 
 pub mod backend;
+mod calls;
 mod directory;
 mod driver;
 mod durable;

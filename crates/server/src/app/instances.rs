@@ -129,14 +129,19 @@ impl Instances {
     }
 
     /// Stores changed settings (checked by the caller); a new pool or limits take effect for
-    /// the next send, a new proxy at the next connect.
+    /// the next send, a new proxy at the next connect, the call settings at the next call.
+    /// `always_online` turned on announces a connected number `available` at once.
     pub async fn update_settings(&self, rec: &InstanceRecord) -> AppResult<()> {
         let tenant = TenantId::new(rec.tenant_id.as_str());
         check_pool_room(&*self.store, self.quotas.pools, &tenant, &rec.pool).await?;
+        let was_online = self.store.get_instance(&tenant, &rec.id).await?.map(|r| r.always_online);
         if !self.store.update_instance_settings(rec).await.map_err(name_taken)? {
             return Err(AppError::no_such_resource());
         }
         self.scheduler.number_changed(rec, None).await;
+        if rec.always_online && was_online == Some(false) {
+            self.supervisor.announce_online_now(&rec.id).await;
+        }
         Ok(())
     }
 

@@ -14,8 +14,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bzapper_core::Jid;
 use bzapper_driver::sim::{
-    ContactRequest, CreateGroupRequest, CreateGroupResult, DropRequest, InboundResult, InboundSpec,
-    ScanRequest, SimError, SimNet,
+    CallResult, CallSpec, ContactRequest, CreateGroupRequest, CreateGroupResult, DropRequest,
+    InboundResult, InboundSpec, ScanRequest, SimError, SimNet,
 };
 use bzapper_driver::DropKind;
 use serde::Deserialize;
@@ -66,6 +66,8 @@ pub trait SimControl: Send + Sync {
         target: Target<'_>,
         spec: InboundSpec,
     ) -> Result<InboundResult, ControlError>;
+    /// A contact calls the instance; the call rings until the number rejects it.
+    async fn call(&self, target: Target<'_>, spec: CallSpec) -> Result<CallResult, ControlError>;
     /// What the network received from the instance, oldest first, as the network wrote it.
     async fn outbox(&self, target: Target<'_>) -> Result<Vec<Value>, ControlError>;
     /// A group with these phones in it exists.
@@ -111,6 +113,10 @@ impl SimControl for SimNetControl {
         Ok(self.0.inbound(target.id, spec).await?)
     }
 
+    async fn call(&self, target: Target<'_>, spec: CallSpec) -> Result<CallResult, ControlError> {
+        Ok(self.0.call(target.id, spec).await?)
+    }
+
     async fn outbox(&self, target: Target<'_>) -> Result<Vec<Value>, ControlError> {
         let entries = self.0.outbox(target.id).await?;
         entries
@@ -138,7 +144,8 @@ impl SimControl for SimNetControl {
 
 /// [`SimControl`] over the wire-level fake's HTTP control API (`bzapper simnet --wire`):
 /// `GET {base}/wire`, `POST {base}/wire/scan`, `POST {base}/wire/devices/{phone}/fail`,
-/// `POST {base}/wire/devices/{phone}/inbound`, `GET {base}/wire/devices/{phone}/outbox`.
+/// `POST {base}/wire/devices/{phone}/inbound`, `POST {base}/wire/devices/{phone}/call`,
+/// `GET {base}/wire/devices/{phone}/outbox`.
 /// Devices are addressed by their phone's digits (no `+`).
 pub struct WireControl {
     base: String,
@@ -285,6 +292,12 @@ impl SimControl for WireControl {
     ) -> Result<InboundResult, ControlError> {
         let url = self.device_url(target, "inbound")?;
         let r: InboundResult = self.call(self.http.post(url).json(&inbound_body(spec)?)).await?;
+        Ok(r)
+    }
+
+    async fn call(&self, target: Target<'_>, spec: CallSpec) -> Result<CallResult, ControlError> {
+        let url = self.device_url(target, "call")?;
+        let r: CallResult = self.call(self.http.post(url).json(&spec)).await?;
         Ok(r)
     }
 

@@ -5,6 +5,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::events::call::CallReceived;
 use crate::events::campaign::CampaignSnapshot;
 use crate::events::instance::{
     InstanceConnected, InstanceHealth, InstanceQr, InstanceStateChanged,
@@ -113,6 +114,8 @@ event_kinds! {
     CampaignCanceled(CampaignSnapshot) = "campaign.canceled",
     /// Every message of a campaign was sent or failed.
     CampaignFinished(CampaignSnapshot) = "campaign.finished",
+    /// A contact called one of the numbers (rejected or not).
+    CallReceived(CallReceived) = "call.received",
 }
 
 #[cfg(test)]
@@ -136,6 +139,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::events::call::CallFrom;
     use crate::events::campaign::Totals;
     use crate::events::instance::ConnectedIdentity;
     use crate::model::ids::{CampaignId, InstanceId, MessageId};
@@ -269,6 +273,53 @@ mod tests {
             });
             cases.push((kind(typed), old));
         }
+
+        // runtime/calls.rs: a rejected call with its reply, and one that rang.
+        let from = CallFrom {
+            jid: "5511988887777@s.whatsapp.net".into(),
+            phone: Some("+5511988887777".into()),
+            lid: Some("123456789012345@lid".into()),
+        };
+        cases.push((
+            Event::CallReceived(CallReceived {
+                call_id: "C0FFEE".into(),
+                from: from.clone(),
+                video: false,
+                group: false,
+                group_jid: None,
+                rejected: true,
+                reply_message_id: Some(MessageId::new("msg_1")),
+                at,
+            }),
+            json!({
+                "call_id": "C0FFEE",
+                "from": {
+                    "jid": "5511988887777@s.whatsapp.net",
+                    "phone": "+5511988887777",
+                    "lid": "123456789012345@lid",
+                },
+                "video": false, "group": false, "group_jid": null,
+                "rejected": true, "reply_message_id": "msg_1", "at": at,
+            }),
+        ));
+        cases.push((
+            Event::CallReceived(CallReceived {
+                call_id: "C0FFEF".into(),
+                from: CallFrom { jid: "123456789012345@lid".into(), phone: None, ..from },
+                video: true,
+                group: true,
+                group_jid: Some("120363000000000001@g.us".into()),
+                rejected: false,
+                reply_message_id: None,
+                at,
+            }),
+            json!({
+                "call_id": "C0FFEF",
+                "from": {"jid": "123456789012345@lid", "phone": null, "lid": "123456789012345@lid"},
+                "video": true, "group": true, "group_jid": "120363000000000001@g.us",
+                "rejected": false, "reply_message_id": null, "at": at,
+            }),
+        ));
         cases
     }
 
@@ -299,6 +350,7 @@ mod tests {
                 "campaign.resumed",
                 "campaign.canceled",
                 "campaign.finished",
+                "call.received",
             ]
         );
         for (event, _) in cases() {

@@ -3,6 +3,7 @@
 //! `message.received` payload's builder, the metrics counted from events and the gauges a
 //! Prometheus scrape reads.
 
+pub mod call;
 pub mod campaign;
 mod envelope;
 mod filter;

@@ -39,7 +39,7 @@ use crate::http::routes::{
         media::upload, media::get, media::content, media::delete, media::peer_copy, media::peer_delete,
         metrics::prometheus, metrics::tenant, stats::series,
         not_implemented::forward, not_implemented::labels, not_implemented::calls,
-        sim::scan, sim::drop_connection, sim::inbound, sim::outbox, sim::restrict,
+        sim::scan, sim::drop_connection, sim::inbound, sim::call, sim::outbox, sim::restrict,
         sim::create_group, sim::set_contact, sim::get_reactions, sim::put_reactions, sim::set_age,
     ),
     // Every event type with its payload (`Event`: `{"type", "data"}`, one variant per type),

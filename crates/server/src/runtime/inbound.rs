@@ -26,7 +26,7 @@ use crate::runtime::unread::Unread;
 mod resolve;
 mod sink;
 
-pub use resolve::{received_data, InboundJob};
+pub use resolve::{contact_addresses, received_data, InboundJob};
 use resolve::{submit, Parts, PublicUrl};
 pub use sink::{NumberSink, OwnIds};
 

@@ -5,6 +5,7 @@
 //! dashboard's [`series`] sampler.
 
 pub mod alerts;
+pub mod calls;
 pub mod campaigns;
 pub mod contact_checks;
 pub mod delivery;

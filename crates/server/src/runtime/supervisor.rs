@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bzapper_core::{InstanceState, Phone, Reason, Status, Transition, Trigger};
 use bzapper_driver::{
-    ConnectOptions, Connection, DriverError, DriverEvent, DropKind, EventSink, PairCode,
+    ConnectOptions, Connection, DriverError, DriverEvent, DropKind, EventSink, PairCode, Presence,
 };
 use bzapper_store::{Identity, InstanceRecord, StateChange, Store};
 use chrono::{DateTime, Utc};
@@ -25,6 +25,7 @@ use crate::events::instance::{
 use crate::events::recorder::Recorder;
 use crate::events::Event;
 use crate::model::time::{at_store_precision, now};
+use crate::runtime::calls::{CallJob, Calls};
 use crate::runtime::inbound::{Inbound, InboundJob, OwnIds};
 use crate::runtime::scheduler::Scheduler;
 use crate::runtime::session_bridge::InstanceSession;
@@ -69,6 +70,8 @@ pub struct Supervisor {
     scheduler: Arc<Scheduler>,
     /// Resolves and records inbound messages off this supervisor's event loop.
     inbound: Inbound,
+    /// Rejects and reports incoming calls off this supervisor's event loop.
+    calls: Calls,
     /// Itself, for the tasks it schedules (a reconnect when a temporary ban expires).
     me: Weak<Supervisor>,
     /// The numbers waiting here for a temporary ban to end.
@@ -89,9 +92,11 @@ impl Supervisor {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let inbound =
             Inbound::spawn(store.clone(), recorder.clone(), public_url, scheduler.unread());
+        let calls = Calls::new(store.clone(), recorder.clone(), scheduler.clone());
         let sup = Arc::new_cyclic(|me| Supervisor {
             store,
             inbound,
+            calls,
             driver,
             tx,
             running: Mutex::new(HashMap::new()),
@@ -288,6 +293,15 @@ impl Supervisor {
         self.scheduler.unread()
     }
 
+    /// Announces a connected number `available` now (its `always_online` was just turned
+    /// on); a number not connected here announces it at its next connect.
+    pub async fn announce_online_now(&self, id: &str) {
+        let running = self.running.lock().await;
+        if let Some(r) = running.get(id).filter(|r| r.state.status == Status::Connected) {
+            announce_online(id, r.conn.clone());
+        }
+    }
+
     pub async fn connection(&self, id: &str) -> Option<Arc<dyn Connection>> {
         self.running.lock().await.get(id).map(|r| r.conn.clone())
     }
@@ -435,6 +449,11 @@ impl Supervisor {
                 });
                 return Ok(());
             }
+            DriverEvent::Call(call) => {
+                let conn = run.conn.clone();
+                self.calls.ring(CallJob { tenant_id, instance_id: id.to_string(), conn, call });
+                return Ok(());
+            }
         };
         let t = match run.state.apply(&trigger) {
             Ok(t) => t,
@@ -454,7 +473,10 @@ impl Supervisor {
             clear_identity: false,
             ban_until: ban_expires,
         };
-        self.persist(&tenant_id, id, &t, change).await?;
+        let rec = self.persist(&tenant_id, id, &t, change).await?;
+        if t.to.status == Status::Connected && rec.is_some_and(|r| r.always_online) {
+            announce_online(id, run.conn.clone());
+        }
         if let Some(until) = ban_expires {
             self.reconnect_when_ban_ends(id, until);
         }
@@ -468,17 +490,18 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Writes a state change and, when it is visible, records its `instance.*` event.
+    /// Writes a state change and, when it is visible, records its `instance.*` event. The
+    /// record as it is after the change, when one was written.
     async fn persist(
         &self,
         tenant_id: &str,
         id: &str,
         t: &Transition,
         change: StateChange,
-    ) -> Result<(), SupervisorError> {
+    ) -> Result<Option<InstanceRecord>, SupervisorError> {
         let identity_changed = change.identity.is_some() || change.connected_at.is_some();
         if !t.changed() && !identity_changed {
-            return Ok(());
+            return Ok(None);
         }
         self.store.update_instance_state(id, &change).await?;
         let rec = self.store.get_instance_by_id(id).await?;
@@ -486,23 +509,27 @@ impl Supervisor {
             self.scheduler.number_changed(rec, Some(t)).await;
         }
         if !t.changed() {
-            return Ok(());
+            return Ok(rec);
         }
         let s = &t.to;
         let event = match s.status {
             // The QR code itself is recorded as `instance.qr` when it arrives.
-            Status::QrPending => return Ok(()),
+            Status::QrPending => return Ok(rec),
             Status::Connecting => Event::InstanceConnecting(state_changed(s)),
             Status::Connected => Event::InstanceConnected(InstanceConnected {
                 status: s.status.as_str(),
                 reason: s.reason.map(Reason::as_str),
                 detail: s.detail.clone(),
-                identity: rec.map(|r| ConnectedIdentity { phone: r.phone, jid: r.jid, lid: r.lid }),
+                identity: rec.as_ref().map(|r| ConnectedIdentity {
+                    phone: r.phone.clone(),
+                    jid: r.jid.clone(),
+                    lid: r.lid.clone(),
+                }),
             }),
             Status::Disconnected => Event::InstanceDisconnected(state_changed(s)),
         };
         self.record(tenant_id, id, event).await?;
-        Ok(())
+        Ok(rec)
     }
 
     async fn record(
@@ -514,6 +541,17 @@ impl Supervisor {
         self.recorder.record(tenant_id, Some(instance_id), event).await?;
         Ok(())
     }
+}
+
+/// Announces the number `available` on its own task (a round trip to the network that the
+/// event loop must not wait on); a failure is logged, and the next connect tries again.
+fn announce_online(id: &str, conn: Arc<dyn Connection>) {
+    let id = id.to_string();
+    tokio::spawn(async move {
+        if let Err(e) = conn.set_presence(Presence::Available).await {
+            tracing::warn!(instance = %id, error = %e, "announcing the number online failed");
+        }
+    });
 }
 
 fn state_changed(s: &InstanceState) -> InstanceStateChanged {

@@ -321,6 +321,9 @@ pub(crate) async fn stored_number_of(
         created_at: now(),
         health_score: 100,
         read_receipts: Default::default(),
+        reject_calls: false,
+        reject_call_message: None,
+        always_online: false,
         quiet_hours: None,
         rewarm_from: None,
     };

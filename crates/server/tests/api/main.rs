@@ -7,6 +7,7 @@ mod helpers;
 mod api_docs;
 mod auth;
 mod bad_input;
+mod calls;
 mod campaign_csv;
 mod campaigns;
 mod chats;

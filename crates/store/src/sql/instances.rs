@@ -10,7 +10,8 @@ use crate::{InstanceRecord, InstanceStore, Result, StateChange, StoreError};
 
 pub(crate) const INSTANCE_COLUMNS: &str = "id, tenant_id, name, pool, status, reason, detail, \
      phone, jid, lid, warming_days, proxy_sealed, limits_json, first_connected_at, \
-     connected_at, created_at, health_score, quiet_hours_json, rewarm_from, read_receipts";
+     connected_at, created_at, health_score, quiet_hours_json, rewarm_from, read_receipts, \
+     reject_calls, reject_call_message, always_online";
 
 fn proxy_aad(instance_id: &str) -> Vec<u8> {
     [b"proxy:", instance_id.as_bytes()].concat()
@@ -92,6 +93,9 @@ impl<DB: Backend> SqlStore<DB> {
             quiet_hours,
             rewarm_from: opt_ts(DB::col(row, "rewarm_from")?)?,
             read_receipts,
+            reject_calls: DB::col(row, "reject_calls")?,
+            reject_call_message: DB::col(row, "reject_call_message")?,
+            always_online: DB::col(row, "always_online")?,
             id,
         })
     }
@@ -115,9 +119,10 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
         q::<DB>(
             "INSERT INTO instances (id, tenant_id, name, pool, status, reason, detail, phone, jid, \
              lid, warming_days, proxy_sealed, limits_json, first_connected_at, connected_at, \
-             created_at, health_score, quiet_hours_json, rewarm_from, read_receipts) \
+             created_at, health_score, quiet_hours_json, rewarm_from, read_receipts, \
+             reject_calls, reject_call_message, always_online) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20)",
+             $18, $19, $20, $21, $22, $23)",
         )
         .bind(&rec.id)
         .bind(&rec.tenant_id)
@@ -139,6 +144,9 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
         .bind(quiet_hours_json(rec)?)
         .bind(rec.rewarm_from.map(to_millis))
         .bind(rec.read_receipts.as_str())
+        .bind(rec.reject_calls)
+        .bind(&rec.reject_call_message)
+        .bind(rec.always_online)
         .write(&mut *self.conn().await?, |d| instance_conflict(d, rec))
         .await?;
         Ok(())
@@ -166,8 +174,8 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
         let limits = serde_json::to_string(&rec.limits).map_err(json_err)?;
         let n = q::<DB>(
             "UPDATE instances SET name = $1, pool = $2, warming_days = $3, proxy_sealed = $4, \
-             limits_json = $5, quiet_hours_json = $6, read_receipts = $7 WHERE id = $8 AND \
-             tenant_id = $9",
+             limits_json = $5, quiet_hours_json = $6, read_receipts = $7, reject_calls = $8, \
+             reject_call_message = $9, always_online = $10 WHERE id = $11 AND tenant_id = $12",
         )
         .bind(&rec.name)
         .bind(&rec.pool)
@@ -176,6 +184,9 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
         .bind(limits)
         .bind(quiet_hours_json(rec)?)
         .bind(rec.read_receipts.as_str())
+        .bind(rec.reject_calls)
+        .bind(&rec.reject_call_message)
+        .bind(rec.always_online)
         .bind(&rec.id)
         .bind(&rec.tenant_id)
         .write(&mut *self.conn().await?, |d| instance_conflict(d, rec))

@@ -88,6 +88,15 @@ pub struct CreateInstance {
     /// The number's own active hours, overriding its pool's (messages it would send wait
     /// outside them); absent or `null`: the pool's.
     pub quiet_hours: Option<ScheduleSpec>,
+    /// Reject every incoming call at once (default `false`: calls ring unanswered).
+    pub reject_calls: Option<bool>,
+    /// Sent to the caller after a rejected call, through the number's send queue like any
+    /// message (1 to 4096 characters; absent or `null`: no reply).
+    #[schema(min_length = 1, max_length = 4096, pattern = "\\S")]
+    pub reject_call_message: Option<String>,
+    /// Announce the number `available` (online) at every connect and reconnect (default
+    /// `false`: presence is left to the protocol library).
+    pub always_online: Option<bool>,
 }
 
 /// Only the fields given change. `proxy: null` removes the proxy.
@@ -117,6 +126,15 @@ pub struct PatchInstance {
     #[serde(default, deserialize_with = "quiet_hours::present")]
     #[schema(value_type = Option<ScheduleSpec>)]
     pub quiet_hours: Option<Option<ScheduleSpec>>,
+    /// Reject every incoming call at once (see `CreateInstance`). Applies to the next call.
+    pub reject_calls: Option<bool>,
+    /// The reply to a rejected call (1 to 4096 characters); `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 4096, pattern = "\\S")]
+    pub reject_call_message: Option<Option<String>>,
+    /// Announce the number `available` at every connect (see `CreateInstance`). Turned on,
+    /// a connected number announces it at once.
+    pub always_online: Option<bool>,
 }
 
 /// Distinguishes a field that is absent (outer `None`) from one that is `null`.
@@ -202,6 +220,12 @@ pub struct InstanceView {
     pub read_receipts: &'static str,
     /// The number's own active hours; `null`: its pool's apply.
     pub quiet_hours: Option<ScheduleSpec>,
+    /// Incoming calls are rejected at once (`call.received` reports each call either way).
+    pub reject_calls: bool,
+    /// The reply sent to a caller after a rejected call; `null`: none.
+    pub reject_call_message: Option<String>,
+    /// The number announces itself `available` at every connect.
+    pub always_online: bool,
     /// Why the number could not send right now: `null` when it could (or is sending), else
     /// `offline`, `health`, `quiet_hours`, `cap`, `first_contact_cap`, `warming`,
     /// `rewarming` or `gap`.
@@ -266,6 +290,9 @@ pub fn view(rec: &InstanceRecord, live: Live) -> InstanceView {
         },
         read_receipts: rec.read_receipts.as_str(),
         quiet_hours: quiet_hours::show(rec.quiet_hours.as_ref()),
+        reject_calls: rec.reject_calls,
+        reject_call_message: rec.reject_call_message.clone(),
+        always_online: rec.always_online,
         resting: live.resting.map(Into::into),
         stats: StatsView { sent_today: live.sent_today, received_today: live.received_today },
         created_at: rec.created_at,
@@ -279,6 +306,10 @@ fn invalid_proxy(e: bzapper_core::ProxyError) -> ApiError {
 
 fn read_receipts(given: Option<&str>) -> ApiResult<Option<ReadReceipts>> {
     given.map(ReadReceipts::parse).transpose().map_err(ApiError::invalid)
+}
+
+fn call_reply(given: &str) -> ApiResult<String> {
+    validate::call_reply(given).map_err(ApiError::invalid)
 }
 
 fn invalid_limits(e: bzapper_core::LimitsError) -> ApiError {
@@ -321,6 +352,7 @@ pub async fn create(
     let read_receipts = read_receipts(body.read_receipts.as_deref())?.unwrap_or_default();
     let quiet_hours =
         body.quiet_hours.as_ref().map(|q| quiet_hours::check("quiet_hours", q)).transpose()?;
+    let reject_call_message = body.reject_call_message.as_deref().map(call_reply).transpose()?;
     let rec = InstanceRecord {
         id: new_id("ins"),
         tenant_id: tenant.tenant_id.into_string(),
@@ -338,6 +370,9 @@ pub async fn create(
         created_at: now(),
         health_score: 100,
         read_receipts,
+        reject_calls: body.reject_calls.unwrap_or(false),
+        reject_call_message,
+        always_online: body.always_online.unwrap_or(false),
         quiet_hours,
         rewarm_from: None,
     };
@@ -378,10 +413,13 @@ pub async fn get(
 
 /// Update an instance
 ///
-/// Changes name, pool, warming days, proxy, limits, quiet hours or read receipts; only the fields
-/// given change, and every field is checked before anything changes. `"proxy": null` removes the
-/// proxy, `"quiet_hours": null` the number's own hours. A `limits` object is laid over the limits
-/// set before. New pool and limits apply to the next send; a new proxy applies at the next connect.
+/// Changes name, pool, warming days, proxy, limits, quiet hours, read receipts or the call and
+/// presence settings; only the fields given change, and every field is checked before anything
+/// changes. `"proxy": null` removes the proxy, `"quiet_hours": null` the number's own hours,
+/// `"reject_call_message": null` the reply to a rejected call. A `limits` object is laid over
+/// the limits set before. New pool and limits apply to the next send; a new proxy applies at
+/// the next connect; the call settings at the next call; `always_online` turned on announces a
+/// connected number `available` at once.
 #[utoipa::path(patch, path = "/v1/instances/{id}", tag = "instances", security(("bearer" = [])),
     params(("id" = String, Path, description = "instance id")),
     request_body = PatchInstance,
@@ -423,6 +461,15 @@ pub async fn patch(
     }
     if let Some(q) = &body.quiet_hours {
         rec.quiet_hours = q.as_ref().map(|q| quiet_hours::check("quiet_hours", q)).transpose()?;
+    }
+    if let Some(r) = body.reject_calls {
+        rec.reject_calls = r;
+    }
+    if let Some(m) = &body.reject_call_message {
+        rec.reject_call_message = m.as_deref().map(call_reply).transpose()?;
+    }
+    if let Some(o) = body.always_online {
+        rec.always_online = o;
     }
     state.app.instances.update_settings(&rec).await?;
     Ok(JsonOut(full_view(&state, &rec).await?))

@@ -101,6 +101,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/v1/sim/instances/{id}/drop", post(sim::drop_connection))
         .route("/v1/sim/instances/{id}/inbound", post(sim::inbound))
         .route("/v1/sim/instances/{id}/outbox", get(sim::outbox))
+        .route("/v1/sim/instances/{id}/call", post(sim::call))
         .route("/v1/sim/instances/{id}/restrict", post(sim::restrict))
         .route("/v1/sim/groups", post(sim::create_group))
         .route("/v1/sim/contacts", post(sim::set_contact))

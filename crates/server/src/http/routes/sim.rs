@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::Json as JsonOut;
 use bzapper_core::{Location, MediaKind, Phone};
 use bzapper_driver::sim::{
-    AgeRequest, ContactRequest, CreateGroupRequest, InboundContactSpec, InboundMediaSpec,
+    AgeRequest, CallSpec, ContactRequest, CreateGroupRequest, InboundContactSpec, InboundMediaSpec,
     InboundReactionSpec, InboundSpec, Reactions, RestrictRequest, SimError, SimNet,
 };
 use bzapper_driver::DropKind;
@@ -380,6 +380,57 @@ pub async fn inbound(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct CallBody {
+    /// The caller: a phone number in any notation, a phone JID or a `@lid` JID.
+    #[schema(min_length = 1, max_length = 128)]
+    pub from: String,
+    /// A video call (default: voice).
+    #[serde(default)]
+    pub video: bool,
+    /// The call comes from the caller's LID, with the phone beside (as WhatsApp does for
+    /// hidden numbers).
+    #[serde(default)]
+    pub as_lid: bool,
+    /// A group call placed in this group (`<id>@g.us`).
+    pub group: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CallView {
+    /// The id the call rings with (`call.received`'s `call_id`).
+    pub call_id: String,
+}
+
+/// A contact calls the instance. The call rings until the number rejects it (its
+/// `reject_calls` setting); either way the gateway records `call.received`.
+#[utoipa::path(post, path = "/v1/sim/instances/{id}/call", tag = "sim", security(("bearer" = [])),
+    params(("id" = String, Path, description = "instance id")),
+    request_body = CallBody,
+    responses(
+        (status = 200, body = CallView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`not_connected`: the number is not logged in"),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+pub async fn call(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<InstanceId>,
+    Json(body): Json<CallBody>,
+) -> ApiResult<JsonOut<CallView>> {
+    let spec =
+        CallSpec { from: body.from, video: body.video, as_lid: body.as_lid, group: body.group };
+    let net = control(&state)?;
+    let phone = linked_phone(&state, &id).await?;
+    let target = Target { id: &id, phone: phone.as_deref() };
+    let r = net.call(target, spec).await.map_err(control_error)?;
+    Ok(JsonOut(CallView { call_id: r.call_id }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RestrictBody {
     /// While true, WhatsApp refuses (error 463) this number's messages to contacts that never
     /// wrote to it.
@@ -413,7 +464,7 @@ pub async fn restrict(
 }
 
 /// One thing the network received from a number: a message of any kind, a presence update,
-/// or a contact check. (The schema of the entries; the route passes on what the network
+/// a contact check, a read receipt, the number's own presence or a call rejection. (The schema of the entries; the route passes on what the network
 /// recorded.)
 // Only the OpenAPI schema of the entries: never built, so its size does not matter.
 #[allow(clippy::large_enum_variant)]
@@ -434,6 +485,25 @@ pub enum OutboxItem {
         /// The phones asked about.
         check: Vec<String>,
         /// When the network received it.
+        at: chrono::DateTime<chrono::Utc>,
+    },
+    /// A read receipt for messages the number received in `chat` (`sender`: who wrote them,
+    /// in a group).
+    Read {
+        read: Vec<String>,
+        chat: String,
+        sender: Option<String>,
+        at: chrono::DateTime<chrono::Utc>,
+    },
+    /// The number announced its own presence (`available` or `unavailable`; no `to`).
+    Availability {
+        presence: String,
+        at: chrono::DateTime<chrono::Utc>,
+    },
+    /// The number rejected a call ringing on it (`to`: the caller).
+    CallRejected {
+        rejected_call: String,
+        to: String,
         at: chrono::DateTime<chrono::Utc>,
     },
 }

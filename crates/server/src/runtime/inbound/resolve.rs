@@ -148,15 +148,18 @@ async fn phone_of(store: &dyn Store, tenant_id: &str, j: &Jid) -> Result<Option<
     Ok(found.and_then(|p| Jid::parse(&p).ok()))
 }
 
-pub async fn received_data(
+/// A contact's phone JID and LID (each when known, without device parts), from the address
+/// the network used and the other one it gave beside it (`alt`). A LID given with its phone
+/// teaches the tenant's `lid_map`; otherwise the map fills in what the network left out.
+/// Shared by `message.received` (the sender) and `call.received` (the caller).
+pub async fn contact_addresses(
     store: &dyn Store,
     tenant_id: &str,
-    instance_id: &str,
-    own: (Option<&str>, Option<&str>),
-    m: &InboundMessage,
-) -> Result<MessageReceived, StoreError> {
-    // Learn: a LID sender with its phone beside it (or the other way round).
-    let (lid, phone) = match (&m.sender, &m.sender_alt) {
+    addr: &Jid,
+    alt: Option<&Jid>,
+) -> Result<(Option<Jid>, Option<Jid>), StoreError> {
+    // Learn: a LID contact with its phone beside it (or the other way round).
+    let (lid, phone) = match (addr, alt) {
         (s, Some(a)) if s.is_lid() && !a.is_lid() => (Some(s.clone()), Some(a.clone())),
         (s, Some(a)) if !s.is_lid() && a.is_lid() => (Some(a.clone()), Some(s.clone())),
         _ => (None, None),
@@ -171,14 +174,14 @@ pub async fn received_data(
             store.learn_lid(tenant_id, &l, &p).await?;
         }
     }
-    let sender_phone = match phone {
+    let phone = match phone {
         Some(p) => Some(p.to_non_device()),
-        None => phone_of(store, tenant_id, &m.sender).await?,
+        None => phone_of(store, tenant_id, addr).await?,
     };
-    let sender_lid = match lid {
+    let lid = match lid {
         Some(l) => Some(l.to_non_device()),
-        None if m.sender.is_lid() => Some(m.sender.to_non_device()),
-        None => match &sender_phone {
+        None if addr.is_lid() => Some(addr.to_non_device()),
+        None => match &phone {
             Some(p) => store
                 .lid_for_phone(tenant_id, &p.to_string())
                 .await?
@@ -186,6 +189,18 @@ pub async fn received_data(
             None => None,
         },
     };
+    Ok((phone, lid))
+}
+
+pub async fn received_data(
+    store: &dyn Store,
+    tenant_id: &str,
+    instance_id: &str,
+    own: (Option<&str>, Option<&str>),
+    m: &InboundMessage,
+) -> Result<MessageReceived, StoreError> {
+    let (sender_phone, sender_lid) =
+        contact_addresses(store, tenant_id, &m.sender, m.sender_alt.as_ref()).await?;
     let chat = if m.chat.is_group() {
         m.chat.clone()
     } else {
