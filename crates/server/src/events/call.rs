@@ -26,6 +26,7 @@ pub struct CallReceived {
     /// /v1/messages/{id}`); `null` when none was sent.
     #[schema(value_type = Option<String>)]
     pub reply_message_id: Option<MessageId>,
+    /// When the call rang (as the network dated the offer).
     pub at: DateTime<Utc>,
 }
 
@@ -33,8 +34,10 @@ pub struct CallReceived {
 /// `lid` carries the LID when one is known.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct CallFrom {
+    /// The caller's phone JID when its phone is known, else its LID.
     pub jid: String,
     /// E.164, `+55…`; `null` when only the LID is known.
     pub phone: Option<String>,
+    /// The caller's LID (`<n>@lid`), when known.
     pub lid: Option<String>,
 }

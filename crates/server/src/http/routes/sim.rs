@@ -401,6 +401,8 @@ pub struct CallView {
     pub call_id: String,
 }
 
+/// A contact calls the number
+///
 /// A contact calls the instance. The call rings until the number rejects it (its
 /// `reject_calls` setting); either way the gateway records `call.received`.
 #[utoipa::path(post, path = "/v1/sim/instances/{id}/call", tag = "sim", security(("bearer" = [])),
@@ -490,20 +492,29 @@ pub enum OutboxItem {
     /// A read receipt for messages the number received in `chat` (`sender`: who wrote them,
     /// in a group).
     Read {
+        /// The WhatsApp ids of the messages marked read.
         read: Vec<String>,
+        /// The chat they were received in.
         chat: String,
+        /// Who wrote them, in a group; `null` in a direct chat.
         sender: Option<String>,
+        /// When the network received it.
         at: chrono::DateTime<chrono::Utc>,
     },
     /// The number announced its own presence (`available` or `unavailable`; no `to`).
     Availability {
+        /// `available` or `unavailable`.
         presence: String,
+        /// When the network received it.
         at: chrono::DateTime<chrono::Utc>,
     },
     /// The number rejected a call ringing on it (`to`: the caller).
     CallRejected {
+        /// The call's id.
         rejected_call: String,
+        /// The caller.
         to: String,
+        /// When the network received it.
         at: chrono::DateTime<chrono::Utc>,
     },
 }
