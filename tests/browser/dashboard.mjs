@@ -462,6 +462,59 @@ async function main() {
     await page.locator('#app-view').waitFor({ state: 'visible' });
   });
 
+  await step('chats: a contact writes, the chat shows it unread; a reply from the chat and "Mark read" (screenshot)', async () => {
+    const contact = '+5511966660001';
+    const inbound = await call('POST', `/v1/sim/instances/${sales.id}/inbound`, ADMIN, { from: contact, text: 'Is the promo still on?', push_name: 'Rita' });
+    await page.click('#tabs a[data-tab=chats]');
+    await page.locator('#chats-view').waitFor({ state: 'visible' });
+    const item = page.locator('#chat-list .chat-item', { hasText: 'Rita' });
+    await until('the chat to be listed', async () => {
+      if ((await item.count()) > 0) return true;
+      await page.selectOption('#chats-number', sales.id); // a new load
+      return false;
+    }, 20_000, 500);
+    if ((await item.locator('[data-role=unread]').textContent()) !== '1') fail('the chat does not show 1 unread');
+    await item.click();
+    await page.locator('#chat-messages .msg.in', { hasText: 'Is the promo still on?' }).waitFor();
+    await page.fill('#chat-reply-text', 'Yes, until Friday!');
+    await page.click('#chat-reply button[type=submit]');
+    await page.locator('#chat-messages .msg.out', { hasText: 'Yes, until Friday!' }).waitFor();
+    const sent = (await call('GET', `/v1/chats/${encodeURIComponent(contact)}/messages?instance_id=${sales.id}`, KEY)).items;
+    if (sent[0].direction !== 'out' || sent[0].text !== 'Yes, until Friday!') fail(`the gateway's newest message is ${JSON.stringify(sent[0])}`);
+    if (sent[1].whatsapp_id !== inbound.message_id) fail('the inbound message is not second newest');
+    // Another message, then "Mark read" clears the badge.
+    await call('POST', `/v1/sim/instances/${sales.id}/inbound`, ADMIN, { from: contact, text: 'Great, thanks' });
+    await page.locator('#chat-messages .msg.in', { hasText: 'Great, thanks' }).waitFor({ timeout: 20_000 });
+    await page.locator('#chat-read').waitFor({ state: 'visible' });
+    await page.click('#chat-read');
+    await until('the unread badge to go', async () => (await item.locator('[data-role=unread]').count()) === 0);
+    const chat = (await call('GET', `/v1/chats?instance_id=${sales.id}`, KEY)).items.find((c) => c.phone === contact);
+    if (!chat || chat.unread_count !== 0) fail(`the gateway says ${JSON.stringify(chat)}`);
+    await settle();
+    await noHorizontalScroll(1280);
+    await page.screenshot({ path: path.join(SHOTS, 'dashboard-chats.png'), fullPage: true });
+    await page.click('#tabs a[data-tab=numbers]');
+    await page.locator('#app-view').waitFor({ state: 'visible' });
+  });
+
+  await step('calls: the "Calls" dialog of a card saves the call settings, and a call is then rejected', async () => {
+    await page.locator(`.inst[data-id="${sales.id}"] [data-action=calls]`).click();
+    await page.locator('#call-settings').waitFor({ state: 'visible' });
+    await page.check('#call-settings [name=reject_calls]');
+    await page.fill('#call-settings [name=reject_call_message]', 'We do not take calls here — please write.');
+    await page.click('#call-settings button[type=submit]');
+    await page.locator('#call-settings').waitFor({ state: 'detached' });
+    const inst = await call('GET', `/v1/instances/${sales.id}`, KEY);
+    if (inst.reject_calls !== true || inst.reject_call_message !== 'We do not take calls here — please write.' || inst.always_online !== false) {
+      fail(`the gateway has ${JSON.stringify({ r: inst.reject_calls, m: inst.reject_call_message, o: inst.always_online })}`);
+    }
+    const { call_id } = await call('POST', `/v1/sim/instances/${sales.id}/call`, ADMIN, { from: '+5511966660002' });
+    await until('the call to be rejected', async () => {
+      const outbox = await call('GET', `/v1/sim/instances/${sales.id}/outbox`, ADMIN);
+      return (outbox.items || outbox).some((e) => e.rejected_call === call_id);
+    }, 20_000, 250);
+  });
+
   await step('desktop screenshot (1280×800), no sideways scroll', async () => {
     mkdirSync(SHOTS, { recursive: true });
     await settle();

@@ -574,9 +574,65 @@ function instanceCard(inst) {
   card.append(h('footer', { class: 'inst-actions' },
     inst.status === 'disconnected' ? act('Connect', 'connect', 'primary') : act('Disconnect', 'disconnect'),
     linked && inst.reason !== 'logged_out' ? act('Log out', 'logout') : null,
+    h('button', {
+      type: 'button', class: 'btn small ghost', dataset: { action: 'calls' },
+      title: 'Calls and presence', onclick: () => callSettings(inst),
+    }, 'Calls'),
     h('span', { class: 'spacer' }),
     act('Delete', 'delete', 'danger')));
   return card;
+}
+
+// ---------------------------------------------------------------- calls and presence
+
+/** The number's call and presence settings in a dialog of its own (the cards are redrawn by
+ * live events, which would wipe a form inside them), saved with one PATCH. */
+function callSettings(inst) {
+  const old = $('call-settings');
+  if (old) old.remove();
+  const reject = h('input', { type: 'checkbox', name: 'reject_calls' });
+  reject.checked = !!inst.reject_calls;
+  const message = h('textarea', {
+    name: 'reject_call_message', rows: 3, maxlength: 4096,
+    placeholder: 'This number does not take calls — please write to us here.',
+  });
+  message.value = inst.reject_call_message || '';
+  const online = h('input', { type: 'checkbox', name: 'always_online' });
+  online.checked = !!inst.always_online;
+  const dialog = h('dialog', { id: 'call-settings', class: 'card dialog', 'aria-label': `Calls and presence of ${inst.name}` });
+  const form = h('form', { method: 'dialog', class: 'form-grid' },
+    h('h3', { class: 'span-2' }, `Calls and presence · ${inst.name}`),
+    h('label', { class: 'check span-2' }, reject, ' Reject incoming calls'),
+    h('label', { class: 'field span-2' },
+      h('span', null, 'Reply to a rejected call ', h('em', null, 'optional; sent from this number like any message')),
+      message),
+    h('label', { class: 'check span-2' }, online, ' Always online (show this number as available)'),
+    h('div', { class: 'form-actions span-2' },
+      h('button', { type: 'button', class: 'btn ghost', onclick: () => dialog.close() }, 'Cancel'),
+      h('button', { type: 'submit', class: 'btn primary' }, 'Save')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const text = message.value.trim();
+    try {
+      const updated = await api('PATCH', `/v1/instances/${encodeURIComponent(inst.id)}`, {
+        reject_calls: reject.checked,
+        reject_call_message: text || null,
+        always_online: online.checked,
+      });
+      dialog.close();
+      toast(`${inst.name}: call settings saved`);
+      if (updated && updated.id === inst.id) {
+        state.instances.set(inst.id, updated);
+        renderInstances();
+      }
+    } catch (e) {
+      fail('Saving the call settings')(e);
+    }
+  });
+  dialog.append(form);
+  dialog.addEventListener('close', () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
 }
 
 async function instanceAction(inst, action, btn) {

@@ -1,8 +1,8 @@
 //! The web dashboard: a single page (`GET /`) and its static assets (`GET /assets/*`),
 //! embedded in the binary, so the gateway serves its own UI with nothing to install and nothing
 //! fetched at run or build time. The page is plain HTML, CSS and a few JavaScript modules (one
-//! per view: `app.js` the numbers, `campaigns.js`, `stats.js` with `charts.js`; `views.js` the
-//! tabs); it signs in with a tenant API key the user types (kept in `sessionStorage`) and does
+//! per view: `app.js` the numbers, `chats.js` the conversations, `campaigns.js`, `stats.js`
+//! with `charts.js`; `views.js` the tabs); it signs in with a tenant API key the user types (kept in `sessionStorage`) and does
 //! everything through the public API, so these routes need no auth and are not part of
 //! `/openapi.json`.
 //!
@@ -67,6 +67,11 @@ const ASSETS: &[Asset] = &[
         name: "stats.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../../dashboard/stats.js"),
+    },
+    Asset {
+        name: "chats.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../dashboard/chats.js"),
     },
     Asset {
         name: "charts.js",
@@ -189,7 +194,15 @@ mod tests {
         let index = std::str::from_utf8(&b.index).unwrap();
         assert!(!index.contains(VERSION_MARK));
         // charts.js is imported by stats.js (by path), not named by the page.
-        for name in ["app.js", "views.js", "campaigns.js", "stats.js", "style.css", "favicon.svg"] {
+        for name in [
+            "app.js",
+            "views.js",
+            "chats.js",
+            "campaigns.js",
+            "stats.js",
+            "style.css",
+            "favicon.svg",
+        ] {
             let url = format!("/assets/{name}?v={}", b.version);
             assert!(index.contains(&url), "index.html does not load {url}");
         }
