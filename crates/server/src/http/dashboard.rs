@@ -14,19 +14,13 @@
 
 use std::sync::OnceLock;
 
-use axum::body::Bytes;
 use axum::extract::RawQuery;
-use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH, REFERRER_POLICY,
-    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
-};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use sha2::{Digest, Sha256};
 
-use crate::http::error::ApiError;
+use crate::http::embedded::{EmbeddedFile, EmbeddedPage};
 use crate::http::extract::Path;
 use crate::http::state::AppState;
 
@@ -38,89 +32,52 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 
 const INDEX_HTML: &str = include_str!("../../dashboard/index.html");
 
-/// The placeholder in `index.html` replaced by the asset version.
-const VERSION_MARK: &str = "__ASSET_VERSION__";
-
-struct Asset {
-    name: &'static str,
-    content_type: &'static str,
-    body: &'static [u8],
-}
-
-const ASSETS: &[Asset] = &[
-    Asset {
+const ASSETS: &[EmbeddedFile] = &[
+    EmbeddedFile {
         name: "app.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../../dashboard/app.js"),
     },
-    Asset {
+    EmbeddedFile {
         name: "views.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../../dashboard/views.js"),
     },
-    Asset {
+    EmbeddedFile {
         name: "campaigns.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../../dashboard/campaigns.js"),
     },
-    Asset {
+    EmbeddedFile {
         name: "stats.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../../dashboard/stats.js"),
     },
-    Asset {
+    EmbeddedFile {
         name: "chats.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../../dashboard/chats.js"),
     },
-    Asset {
+    EmbeddedFile {
         name: "charts.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../../dashboard/charts.js"),
     },
-    Asset {
+    EmbeddedFile {
         name: "style.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../../dashboard/style.css"),
     },
-    Asset {
+    EmbeddedFile {
         name: "favicon.svg",
         content_type: "image/svg+xml",
         body: include_bytes!("../../dashboard/favicon.svg"),
     },
 ];
 
-/// The hashes computed once: the asset version, the page with it filled in, and each ETag.
-struct Built {
-    version: String,
-    index: Bytes,
-    index_etag: String,
-    asset_etags: Vec<String>,
-}
-
-fn built() -> &'static Built {
-    static BUILT: OnceLock<Built> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let mut all = Sha256::new();
-        for a in ASSETS {
-            all.update(a.name.as_bytes());
-            all.update([0]);
-            all.update(a.body);
-        }
-        let version = hex(&all.finalize())[..16].to_string();
-        let index = Bytes::from(INDEX_HTML.replace(VERSION_MARK, &version));
-        let index_etag = etag(&index);
-        let asset_etags = ASSETS.iter().map(|a| etag(a.body)).collect();
-        Built { version, index, index_etag, asset_etags }
-    })
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub(crate) fn etag(body: &[u8]) -> String {
-    format!("\"{}\"", &hex(&Sha256::digest(body))[..32])
+fn built() -> &'static EmbeddedPage {
+    static BUILT: OnceLock<EmbeddedPage> = OnceLock::new();
+    BUILT.get_or_init(|| EmbeddedPage::new(INDEX_HTML, ASSETS, CSP))
 }
 
 /// `GET /` and `GET /assets/{*path}`, merged into the API router.
@@ -128,42 +85,9 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/", get(index)).route("/assets/{*path}", get(asset))
 }
 
-pub(crate) fn matches_etag(headers: &HeaderMap, tag: &str) -> bool {
-    headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| {
-        v.split(',').any(|t| t.trim().trim_start_matches("W/") == tag || t.trim() == "*")
-    })
-}
-
-fn respond(
-    headers: &HeaderMap,
-    tag: &str,
-    content_type: &'static str,
-    cache: &'static str,
-    body: Bytes,
-) -> Response {
-    let mut res = if matches_etag(headers, tag) {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        let mut r = body.into_response();
-        r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-        r
-    };
-    let h = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(tag) {
-        h.insert(ETAG, v);
-    }
-    h.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
-    h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    res
-}
-
 /// The dashboard page.
 pub async fn index(headers: HeaderMap) -> Response {
-    let b = built();
-    respond(&headers, &b.index_etag, "text/html; charset=utf-8", "no-cache", b.index.clone())
+    built().page(&headers)
 }
 
 /// One embedded asset; an unknown name is a 404 in the API's error shape.
@@ -172,16 +96,7 @@ pub async fn asset(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let b = built();
-    let Some(i) = ASSETS.iter().position(|a| a.name == path) else {
-        return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such asset").into_response();
-    };
-    let a = &ASSETS[i];
-    let current = query
-        .as_deref()
-        .is_some_and(|q| q.split('&').any(|kv| kv.strip_prefix("v=") == Some(b.version.as_str())));
-    let cache = if current { "public, max-age=31536000, immutable" } else { "no-cache" };
-    respond(&headers, &b.asset_etags[i], a.content_type, cache, Bytes::from_static(a.body))
+    built().file(&path, query.as_deref(), &headers)
 }
 
 #[cfg(test)]
@@ -192,7 +107,7 @@ mod tests {
     fn the_page_names_every_asset_with_the_version() {
         let b = built();
         let index = std::str::from_utf8(&b.index).unwrap();
-        assert!(!index.contains(VERSION_MARK));
+        assert!(!index.contains(crate::http::embedded::VERSION_MARK));
         // charts.js is imported by stats.js (by path), not named by the page.
         for name in [
             "app.js",
@@ -215,14 +130,5 @@ mod tests {
         assert!(!INDEX_HTML.contains("<style"));
         assert!(!INDEX_HTML.contains(" style="));
         assert!(!INDEX_HTML.contains(" onclick="));
-    }
-
-    #[test]
-    fn etags_match_with_and_without_weak_prefix() {
-        let mut h = HeaderMap::new();
-        h.insert(IF_NONE_MATCH, HeaderValue::from_static("W/\"abc\", \"def\""));
-        assert!(matches_etag(&h, "\"abc\""));
-        assert!(matches_etag(&h, "\"def\""));
-        assert!(!matches_etag(&h, "\"xyz\""));
     }
 }

@@ -5,6 +5,7 @@
 pub mod api_docs;
 pub mod auth;
 pub mod dashboard;
+pub mod embedded;
 pub mod error;
 pub mod extract;
 pub mod forward;
