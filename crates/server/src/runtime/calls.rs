@@ -79,7 +79,14 @@ impl Calls {
             reply_message_id: reply,
             at: call.at,
         };
-        self.recorder.record(&tenant_id, Some(&instance_id), Event::CallReceived(event)).await?;
+        // WhatsApp may deliver an offer again (a reconnect while it rings): the event log's
+        // dedupe key records the call once, as it does a redelivered message.
+        let key = call_dedupe_key(&instance_id, &call.id);
+        self.recorder
+            .submit_received(&tenant_id, &instance_id, Event::CallReceived(event), None, key)
+            .await
+            .durable()
+            .await?;
         Ok(())
     }
 
@@ -145,6 +152,12 @@ async fn reject(conn: &dyn Connection, instance_id: &str, call: &IncomingCall) -
     }
 }
 
+/// What names a call across redeliveries: the number and the call's id (a call id is unique
+/// per call). Its first line cannot be a message's key, which starts with the number's id.
+fn call_dedupe_key(instance_id: &str, call_id: &str) -> String {
+    format!("call\n{instance_id}\n{call_id}")
+}
+
 /// The caller as `call.received` shows it: by phone JID when known, with the LID beside.
 fn caller(from: &Jid, phone: Option<&Jid>, lid: Option<&Jid>) -> CallFrom {
     let jid = phone.or(lid).cloned().unwrap_or_else(|| from.to_non_device());
@@ -158,6 +171,51 @@ fn caller(from: &Jid, phone: Option<&Jid>, lid: Option<&Jid>) -> CallFrom {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bzapper_store::MessageStore;
+
+    use crate::runtime::test_support::{Rig, TENANT};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_delivered_twice_is_recorded_and_answered_once() {
+        let rig = Rig::new().await;
+        let rec = rig.connected("sales-1", "+5511911110000").await;
+        let store: Arc<dyn Store> = rig.store.clone();
+        let calls = Calls::new(store.clone(), Recorder::new(store, None), rig.scheduler.clone());
+        let conn = rig.supervisor.connection(&rec.id).await.expect("connected");
+        let from = Jid::parse("5511977770000@s.whatsapp.net").unwrap();
+        let call = IncomingCall {
+            id: "CALL1".into(),
+            from: from.clone(),
+            creator: from.clone(),
+            from_alt: None,
+            video: false,
+            is_group: false,
+            group: None,
+            at: now(),
+        };
+        // `reject_calls` is off, so nothing is asked of the network: only the record counts.
+        for _ in 0..2 {
+            let job = CallJob {
+                tenant_id: TENANT.into(),
+                instance_id: rec.id.clone(),
+                conn: conn.clone(),
+                call: call.clone(),
+            };
+            calls.handle(job).await.unwrap();
+        }
+        let received: Vec<_> =
+            rig.events().await.into_iter().filter(|e| e.kind == "call.received").collect();
+        assert_eq!(received.len(), 1, "{received:?}");
+        assert_eq!(received[0].data["call_id"], "CALL1");
+        // The reply of a call rejected twice is queued once.
+        let first = calls.queue_reply(&rec, "CALL1", from.clone(), "No calls").await.unwrap();
+        let again = calls.queue_reply(&rec, "CALL1", from, "No calls").await.unwrap();
+        assert!(first.is_some());
+        assert_eq!(first, again);
+        let filter = bzapper_store::MessageFilter { limit: 100, ..Default::default() };
+        let all = rig.store.list_messages(TENANT, &filter).await.unwrap();
+        assert_eq!(all.iter().filter(|m| m.body == "No calls").count(), 1);
+    }
 
     #[test]
     fn the_caller_is_shown_by_phone_with_the_lid_beside_or_by_lid_alone() {
