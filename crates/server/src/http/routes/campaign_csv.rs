@@ -242,7 +242,7 @@ pub async fn preview(
 ///
 /// Creates a campaign from a CSV file: every column but the phone's is a field; checked and
 /// stored exactly as `POST /v1/campaigns` does, each recipient named by its line.
-#[utoipa::path(post, path = "/v1/campaigns/csv", tag = "campaigns", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/campaigns/csv", tag = "campaigns", operation_id = "create_from_csv", security(("bearer" = [])),
     request_body = CreateCampaignFromCsv,
     params(("Idempotency-Key" = Option<String>, Header, description = "the same key returns the campaign it first created, and creates nothing")),
     responses(

@@ -167,6 +167,21 @@ impl Scheduler {
     /// Fails the number's client-forced queued messages with `why`; messages that were only
     /// held for it (in doubt after a crash) go back to the pool.
     pub(super) async fn hand_back(&self, instance_id: &str, why: &str) {
+        self.hand_back_held(instance_id, why).await;
+        // Those still in the store only fail too (a shared queue's stay for the node that
+        // holds the number).
+        if self.cluster.is_none() {
+            self.fail_forced_backlog(instance_id, why).await;
+            // A refill that ran between the first pass and the backlog's (the first pass
+            // empties the window, which asks for more) moved messages from the store into
+            // memory, behind the backlog's cursor: they are failed here, or they would wait
+            // for a number that never sends.
+            self.hand_back_held(instance_id, why).await;
+        }
+    }
+
+    /// [`Scheduler::hand_back`] for the messages held in memory.
+    async fn hand_back_held(&self, instance_id: &str, why: &str) {
         let taken = {
             let mut g = self.lock();
             let taken = g.dispatcher.take_forced(instance_id);
@@ -182,11 +197,6 @@ impl Scheduler {
             } else {
                 self.lock().dispatcher.enqueue_front(QueuedMessage { forced_instance: None, ..q });
             }
-        }
-        // Those still in the store only fail too (a shared queue's stay for the node that
-        // holds the number).
-        if self.cluster.is_none() {
-            self.fail_forced_backlog(instance_id, why).await;
         }
     }
 
