@@ -13,6 +13,10 @@ let listCursor = null;
 /** The open chat: its number, JID and what is loaded of it (oldest last in `items`). */
 let open = null;
 let refreshTimer = null;
+/** Each read of the list, and of the open chat, is numbered: an answer that arrives after a
+ * later read's (live events start reads close together) is dropped, not drawn over it. */
+let chatsSeq = 0;
+let messagesSeq = 0;
 
 const $ = (id) => document.getElementById(id);
 
@@ -36,8 +40,10 @@ async function loadChats(more = false) {
   const instance = $('chats-number').value;
   if (instance) q.set('instance_id', instance);
   if (more && listCursor) q.set('cursor', listCursor);
+  const seq = ++chatsSeq;
   try {
     const page = await s.api('GET', `/v1/chats?${q}`);
+    if (seq !== chatsSeq) return;
     chats = more ? chats.concat(page.items) : page.items;
     listCursor = page.next_cursor;
     renderChats();
@@ -79,9 +85,10 @@ async function loadMessages(older) {
   const q = new URLSearchParams({ limit: String(PAGE), instance_id: open.instance_id });
   if (older && open.cursor) q.set('cursor', open.cursor);
   const wanted = open;
+  const seq = ++messagesSeq;
   try {
     const page = await s.api('GET', `/v1/chats/${encodeURIComponent(open.jid)}/messages?${q}`);
-    if (open !== wanted) return; // another chat was opened meanwhile
+    if (open !== wanted || seq !== messagesSeq) return; // another chat, or a later read
     open.items = older ? open.items.concat(page.items) : page.items;
     open.cursor = page.next_cursor;
     renderMessages(!older);
@@ -125,6 +132,8 @@ function renderMessages(scrollToEnd) {
 }
 
 async function markRead() {
+  if (!open) return;
+  await loadMessages(false); // the newest message as the gateway has it now
   const newest = open && open.items.find((m) => m.direction === 'in' && m.kind !== 'reaction');
   if (!newest) return;
   try {
