@@ -22,7 +22,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Database, Postgres, Sqlite};
 
 use crate::time::from_millis;
-use crate::{DeliveryAttempt, Event, InboundRecord, MessageRecord, Result, Sealer};
+use crate::{DeliveryAttempt, Event, InboundRecord, Result, Sealer};
 use crate::{Store, StoreError};
 
 mod alerts;

@@ -25,7 +25,7 @@ use crate::sql::{
 };
 use crate::time::to_millis;
 use crate::StoreError;
-use crate::{DeliveryAttempt, Event, InboundRecord, MessageRecord, Result, Sealer};
+use crate::{DeliveryAttempt, Event, InboundRecord, Result, Sealer};
 
 #[cfg(test)]
 mod tests;

@@ -23,8 +23,16 @@ pub(super) async fn insert_accepted(
     channel: &str,
     batch: &[&Accepted],
 ) -> Result<Vec<Result<()>>> {
+    // Rows in key order: two batches committing at once (this node's, or another node's)
+    // that hold the same two keys then wait for each other's keys in the same order, never
+    // crosswise (a deadlock, which would fail both batches).
+    fn key(a: &Accepted) -> (&str, Option<&str>) {
+        (&a.message.tenant_id, a.message.idempotency_key.as_deref())
+    }
+    let mut ordered: Vec<&Accepted> = batch.to_vec();
+    ordered.sort_by(|a, b| key(a).cmp(&key(b)));
     let mut cols = Columns::default();
-    for a in batch {
+    for a in ordered {
         cols.push(a)?;
     }
     let inserted: Vec<String> = sqlx::query_scalar(&format!(

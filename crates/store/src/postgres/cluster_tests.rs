@@ -221,9 +221,10 @@ async fn an_accepted_send_is_stored_claimed_or_unclaimed_with_one_signal_for_its
     // Unclaimed ones, accepted together (one batch) with a duplicate key: the duplicate
     // alone is refused, and the others are signalled once committed.
     let (k1, k2) = (message("k1", "t1", Some("key")), message("k2", "t1", Some("key")));
+    let (free1, free2) = (message("free1", "t1", None), message("free2", "t1", None));
     let (r1, r2, r3, r4) = tokio::join!(
-        n.a.insert_accepted(&message("free1", "t1", None), None),
-        n.a.insert_accepted(&message("free2", "t1", None), None),
+        n.a.insert_accepted(&free1, None),
+        n.a.insert_accepted(&free2, None),
         n.a.insert_accepted(&k1, None),
         n.a.insert_accepted(&k2, None),
     );
@@ -238,9 +239,10 @@ async fn an_accepted_send_is_stored_claimed_or_unclaimed_with_one_signal_for_its
     let stored_key = if ids.contains(&"k1") { "k1" } else { "k2" };
     assert_eq!(ids, ["free1", "free2", stored_key]);
     // A key already stored is refused in a later batch too, the rest of the batch stored.
+    let (k3, free3) = (message("k3", "t1", Some("key")), message("free3", "t1", None));
     let (again, other) = tokio::join!(
-        n.a.insert_accepted(&message("k3", "t1", Some("key")), Some("A")),
-        n.a.insert_accepted(&message("free3", "t1", None), Some("A")),
+        n.a.insert_accepted(&k3, Some("A")),
+        n.a.insert_accepted(&free3, Some("A")),
     );
     assert!(matches!(again, Err(crate::StoreError::Conflict(_))), "{again:?}");
     other.unwrap();

@@ -19,7 +19,7 @@ const MAX_BATCH: usize = 512;
 
 /// One accepted message on its way to the database.
 #[derive(Debug)]
-pub(crate) struct Accepted {
+pub struct Accepted {
     pub(crate) message: MessageRecord,
     /// The node that takes the send into its scheduler, stored with the row (PostgreSQL: a
     /// claim in the same statement, so accepting and claiming cost one commit).
@@ -43,7 +43,7 @@ fn closed() -> StoreError {
 
 /// The group commit of accepted messages of one store.
 #[derive(Debug, Clone)]
-pub(crate) struct MessageWriter {
+pub struct MessageWriter {
     tx: mpsc::Sender<Pending>,
 }
 
