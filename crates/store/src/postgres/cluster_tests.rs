@@ -240,10 +240,8 @@ async fn an_accepted_send_is_stored_claimed_or_unclaimed_with_one_signal_for_its
     assert_eq!(ids, ["free1", "free2", stored_key]);
     // A key already stored is refused in a later batch too, the rest of the batch stored.
     let (k3, free3) = (message("k3", "t1", Some("key")), message("free3", "t1", None));
-    let (again, other) = tokio::join!(
-        n.a.insert_accepted(&k3, Some("A")),
-        n.a.insert_accepted(&free3, Some("A")),
-    );
+    let (again, other) =
+        tokio::join!(n.a.insert_accepted(&k3, Some("A")), n.a.insert_accepted(&free3, Some("A")),);
     assert!(matches!(again, Err(crate::StoreError::Conflict(_))), "{again:?}");
     other.unwrap();
     assert_eq!(n.a.find_by_idempotency_key("t1", "key").await.unwrap().unwrap().id, stored_key);
