@@ -6,7 +6,8 @@
 //! `BZAPPER_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo bench -p bzapper
 //! --bench cluster_load` (or `DATABASE_URL`; each run uses a fresh schema, dropped after; env
 //! `BZAPPER_BENCH_SECS`, default 10; `BZAPPER_BENCH_CONCURRENCY`, default 64;
-//! `BZAPPER_BENCH_NODES`, default `1,3`). It runs the release `bzapper serve` nodes and one
+//! `BZAPPER_BENCH_NODES`, default `1,3`; `BZAPPER_BENCH_BIN`, another build's binary to
+//! measure, e.g. the one before a change). It runs the release `bzapper serve` nodes and one
 //! `bzapper simnet` as child processes; the nodes, PostgreSQL and this load generator share the
 //! machine's cores.
 
@@ -63,16 +64,16 @@ async fn run(base_db: &str, nodes: usize, secs: u64, concurrency: usize) -> Figu
     let schema = support::PgSchema::create(base_db).await;
     let db_url = schema.url();
     let dir = tempfile::tempdir().unwrap();
-    let key = Command::new(env!("CARGO_BIN_EXE_bzapper")).arg("keygen").output().unwrap();
+    let key = Command::new(support::bzapper_bin()).arg("keygen").output().unwrap();
     let master_key = String::from_utf8(key.stdout).unwrap().trim().to_string();
-    let mut simnet = Command::new(env!("CARGO_BIN_EXE_bzapper"));
+    let mut simnet = Command::new(support::bzapper_bin());
     simnet.args(["simnet", "--listen", "127.0.0.1:0"]);
     let (sim, sim_url) = support::start(simnet, "bZapper simnet listening on ");
     let mut procs = Procs(vec![sim]);
     let mut bases = Vec::new();
     for i in 0..nodes {
         let data = dir.path().join(format!("node-{i}"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bzapper"));
+        let mut cmd = Command::new(support::bzapper_bin());
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--sim-url", &sim_url, "--data-dir"])
             .arg(&data)
             .args(["--node-id", &format!("node-{i}")])

@@ -145,6 +145,12 @@ pub trait ClusterStore: Send + Sync {
     /// Claims one freshly accepted send for `node_id`; false when another node has it.
     async fn claim_message(&self, id: &str, node_id: &str) -> Result<bool>;
 
+    /// Stores an accepted message as [`crate::MessageStore::insert_message`] does (by group
+    /// commit; a duplicate idempotency key is `Conflict`), claimed for `claim_for` in the same
+    /// statement; or, with `None`, unclaimed, and the other nodes get a [`Signal::Queue`] once
+    /// it is committed (one for the whole batch it was committed with).
+    async fn insert_accepted(&self, m: &MessageRecord, claim_for: Option<&str>) -> Result<()>;
+
     /// Hands sends this node cannot make back to the cluster.
     async fn release_messages(&self, node_id: &str, ids: &[String]) -> Result<()>;
 

@@ -1000,6 +1000,15 @@ async fn a_duplicate_key_in_one_group_commit_fails_alone(h: &Harness) {
     assert!(ra.is_ok() != rb.is_ok(), "exactly one of the two holders of the key is stored");
     assert!(matches!(ra.err().or(rb.err()), Some(StoreError::Conflict(_))));
     assert_eq!(store.pending_messages().await.unwrap().len(), 2);
+    // A key stored by an earlier batch is refused in a later one, whose other rows are
+    // stored all the same.
+    let (d, e) = (message("d", "t1", Some("k")), message("e", "t1", None));
+    let (rd, re) = tokio::join!(store.insert_message(&d), store.insert_message(&e));
+    assert!(matches!(rd, Err(StoreError::Conflict(_))), "{rd:?}");
+    re.unwrap();
+    let first = store.find_by_idempotency_key("t1", "k").await.unwrap().unwrap();
+    assert!(first.id == "a" || first.id == "b", "the first holder of the key stays");
+    assert_eq!(store.pending_messages().await.unwrap().len(), 3);
 }
 
 async fn a_batch_of_events_gets_increasing_ids_in_the_order_given(h: &Harness) {

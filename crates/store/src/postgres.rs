@@ -1,6 +1,7 @@
 //! The PostgreSQL pieces of the store ([`PgStore`] = `SqlStore<Postgres>`), for several nodes
 //! sharing one database: connecting, migrations (with the renumbering of old histories,
-//! `postgres/legacy.rs`), event appends serialized by an advisory lock, attempt outcomes
+//! `postgres/legacy.rs`), the batch statement of accepted messages' group commit
+//! (`postgres/accepted.rs`), event appends serialized by an advisory lock, attempt outcomes
 //! that never go back, and [`crate::ClusterStore`] (`postgres/cluster.rs`): leases, claims
 //! and `NOTIFY` signals between the nodes. Every event append signals
 //! [`crate::Signal::Events`] on commit.
@@ -12,14 +13,15 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row};
 
 use crate::sql::events::{appended, encode, existing_keys, keep_once, keys_of, Appending};
-use crate::sql::messages::insert_messages;
+use crate::sql::message_writer::{Accepted, MessageWriter};
 use crate::sql::meta::verify_master_key;
 use crate::sql::webhooks::update_attempt;
 use crate::sql::{db, insert_inbound, Backend, BoxFuture, Col, Gate, Param, RawQuery, SqlStore};
 use crate::time::to_millis;
 use crate::StoreError;
-use crate::{DeliveryAttempt, Event, InboundRecord, MessageRecord, Result, Sealer};
+use crate::{DeliveryAttempt, Event, InboundRecord, Result, Sealer};
 
+mod accepted;
 mod cluster;
 #[cfg(test)]
 mod cluster_tests;
@@ -29,6 +31,9 @@ mod tests;
 
 /// Connections in the pool of one node.
 const MAX_CONNECTIONS: u32 = 10;
+/// Batches of accepted messages committing at once (each on its own connection): while one
+/// waits for its WAL flush the next is written, and PostgreSQL flushes them together.
+const ACCEPT_BATCHES_IN_FLIGHT: usize = 3;
 
 /// First key of the advisory lock that serializes event appends (the second is the hash of
 /// the schema, so that stores in different schemas of one database do not wait on each
@@ -44,6 +49,8 @@ pub type PgStore = SqlStore<Postgres>;
 pub struct PgParts {
     /// The `NOTIFY` channel of this schema's nodes.
     channel: String,
+    /// Group commit of accepted messages.
+    writer: MessageWriter,
 }
 
 impl SqlStore<Postgres> {
@@ -58,6 +65,10 @@ impl SqlStore<Postgres> {
 
     /// [`PgStore::open`] with options built in code.
     pub async fn open_with(options: PgConnectOptions, sealer: Sealer) -> Result<PgStore> {
+        // No JIT: every statement here is short, and the claim statement on a big queue is
+        // estimated costly enough that PostgreSQL compiled it each time, 2.3 s of its 2.5 s
+        // on a queue of 600,000 sends (BENCHMARKS.md, issue 21).
+        let options = options.options([("jit", "off")]);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .connect_with(options)
@@ -71,8 +82,13 @@ impl SqlStore<Postgres> {
                     return Err(db(e));
                 }
             };
-        let store =
-            PgStore { pool, sealer, parts: PgParts { channel: format!("bzapper:{schema}") } };
+        let channel = format!("bzapper:{schema}");
+        let writer = MessageWriter::spawn::<Postgres>(
+            pool.clone(),
+            channel.clone(),
+            ACCEPT_BATCHES_IN_FLIGHT,
+        );
+        let store = PgStore { pool, sealer, parts: PgParts { channel, writer } };
         let ready = async {
             // Checked before the migrations, so that a wrong key changes nothing.
             verify_master_key::<Postgres>(&mut *store.conn().await?, &store.sealer).await?;
@@ -235,10 +251,19 @@ impl Backend for Postgres {
         None
     }
 
-    /// One statement a message: PostgreSQL's own group commit batches the WAL flushes of
-    /// concurrent transactions.
-    async fn insert_message<'a>(s: &'a PgStore, m: &'a MessageRecord) -> Result<()> {
-        insert_messages::<Postgres>(&mut *s.conn().await?, &[m]).await
+    /// The `NOTIFY` channel, for the batch's signal.
+    type WriterCtx = String;
+
+    fn message_writer(s: &PgStore) -> &MessageWriter {
+        &s.parts.writer
+    }
+
+    fn insert_accepted<'a>(
+        c: &'a mut PgConnection,
+        channel: &'a String,
+        batch: &'a [&'a Accepted],
+    ) -> BoxFuture<'a, Result<Vec<Result<()>>>> {
+        Box::pin(accepted::insert_accepted(c, channel, batch))
     }
 
     fn append_events<'a>(

@@ -22,7 +22,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Database, Postgres, Sqlite};
 
 use crate::time::from_millis;
-use crate::{DeliveryAttempt, Event, InboundRecord, MessageRecord, Result, Sealer};
+use crate::{DeliveryAttempt, Event, InboundRecord, Result, Sealer};
 use crate::{Store, StoreError};
 
 mod alerts;
@@ -33,6 +33,7 @@ mod conversations;
 pub(crate) mod events;
 mod inbound;
 mod instances;
+pub(crate) mod message_writer;
 pub(crate) mod messages;
 pub(crate) mod meta;
 mod pools;
@@ -143,11 +144,19 @@ pub trait Backend: Database {
 
     /// Holds the SQLite write gate (see `sqlite.rs`) until dropped; nothing on PostgreSQL.
     fn gate(s: &SqlStore<Self>) -> impl Future<Output = Option<Gate<'_>>> + Send;
-    /// Stores one accepted message (SQLite: by group commit).
-    fn insert_message<'a>(
-        s: &'a SqlStore<Self>,
-        m: &'a MessageRecord,
-    ) -> impl Future<Output = Result<()>> + Send + 'a;
+    /// What the group commit of accepted messages needs besides the pool (PostgreSQL: the
+    /// `NOTIFY` channel).
+    type WriterCtx: Clone + Send + Sync + 'static;
+    /// The group commit of accepted messages of this store (`sql/message_writer.rs`).
+    fn message_writer(s: &SqlStore<Self>) -> &message_writer::MessageWriter;
+    /// Inserts a batch of accepted messages in `c`, an open transaction, and answers for each
+    /// in order: a message refused for a duplicate idempotency key (or id) is `Conflict`
+    /// alone, the others are still written. `Err` when the batch cannot be written at all.
+    fn insert_accepted<'a>(
+        c: &'a mut Self::Connection,
+        ctx: &'a Self::WriterCtx,
+        batch: &'a [&'a message_writer::Accepted],
+    ) -> BoxFuture<'a, Result<Vec<Result<()>>>>;
     /// Appends events with ids in the order given, committed in id order, each with its
     /// dedupe key; an event whose key the log (or an earlier event of the batch) already has
     /// is skipped, its slot `None` (see [`crate::EventLog::append_events_once`]).

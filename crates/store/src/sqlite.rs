@@ -1,7 +1,8 @@
 //! The SQLite pieces of the store ([`SqliteStore`] = `SqlStore<Sqlite>`): one database file
 //! (WAL journal, full fsync on commit), opened after a master-key check that refuses a wrong
-//! key before anything is written; group commit of accepted messages and attempt outcomes
-//! (`sqlite/writers.rs`); the write gate; event appends that take consecutive row ids.
+//! key before anything is written; group commit of accepted messages (its batch statement in
+//! `sqlite/writers.rs`, the batching shared in `sql/message_writer.rs`) and of attempt
+//! outcomes (`sqlite/writers.rs`); the write gate; event appends that take consecutive row ids.
 
 use std::future::Future;
 use std::path::Path;
@@ -17,13 +18,14 @@ use sqlx::{ConnectOptions, Connection, Row, Sqlite};
 use tokio::sync::Mutex;
 
 use crate::sql::events::{appended, encode, existing_keys, keep_once, keys_of, Appending};
+use crate::sql::message_writer::{Accepted, MessageWriter};
 use crate::sql::meta::verify_master_key;
 use crate::sql::{
     db, insert_inbound, values, Backend, BoxFuture, Col, Gate, Param, RawQuery, SqlStore,
 };
 use crate::time::to_millis;
 use crate::StoreError;
-use crate::{DeliveryAttempt, Event, InboundRecord, MessageRecord, Result, Sealer};
+use crate::{DeliveryAttempt, Event, InboundRecord, Result, Sealer};
 
 #[cfg(test)]
 mod tests;
@@ -46,8 +48,8 @@ pub struct SqliteParts {
     /// Kept to open a lone connection at close (see [`SqliteStore::close`]).
     options: SqliteConnectOptions,
     in_memory: bool,
-    /// Group commit of accepted messages.
-    writer: writers::MessageWriter,
+    /// Group commit of accepted messages (one batch at a time: SQLite has one writer).
+    writer: MessageWriter,
     /// Group commit of webhook attempt outcomes.
     attempts: writers::AttemptWriter,
     /// Taken around the event pipeline's write transactions (event appends, delivery rows,
@@ -118,7 +120,7 @@ impl SqlStore<Sqlite> {
         let pool = pool_options.connect_with(options.clone()).await.map_err(cannot_open)?;
         let write_gate = Arc::new(Mutex::new(()));
         let parts = SqliteParts {
-            writer: writers::MessageWriter::spawn(pool.clone()),
+            writer: MessageWriter::spawn::<Sqlite>(pool.clone(), (), 1),
             attempts: writers::AttemptWriter::spawn(pool.clone(), write_gate.clone()),
             options,
             in_memory,
@@ -293,11 +295,18 @@ impl Backend for Sqlite {
         Some(s.parts.write_gate.lock().await)
     }
 
-    fn insert_message<'a>(
-        s: &'a SqliteStore,
-        m: &'a MessageRecord,
-    ) -> impl Future<Output = Result<()>> + Send + 'a {
-        s.parts.writer.insert(m.clone())
+    type WriterCtx = ();
+
+    fn message_writer(s: &SqliteStore) -> &MessageWriter {
+        &s.parts.writer
+    }
+
+    fn insert_accepted<'a>(
+        c: &'a mut SqliteConnection,
+        _: &'a (),
+        batch: &'a [&'a Accepted],
+    ) -> BoxFuture<'a, Result<Vec<Result<()>>>> {
+        Box::pin(writers::insert_accepted(c, batch))
     }
 
     fn append_events<'a>(

@@ -85,8 +85,9 @@ impl Messages {
         Messages { store, scheduler, media, quotas }
     }
 
-    /// Stores the message, then hands it to the scheduler. A repeated idempotency key within
-    /// the window answers with the first message and stores nothing.
+    /// Stores the message and hands it to the scheduler (`Scheduler::submit`: one group
+    /// commit with the concurrent accepts). A repeated idempotency key within the window
+    /// answers with the first message and stores nothing.
     pub async fn accept(&self, tenant_id: &TenantId, new: NewMessage) -> AppResult<Receipt> {
         let NewMessage { record: mut rec, pool, content, pending, idempotency_key: key } = new;
         if let Some(k) = &key {
@@ -123,21 +124,19 @@ impl Messages {
             ));
         }
         self.check_queue_room(tenant_id, &rec.pool)?;
-        match self.store.insert_message(&rec).await {
-            Ok(()) => {}
+        let receipt = Receipt::of(&rec);
+        match self.scheduler.submit(rec).await {
+            Ok(()) => Ok(receipt),
             // The same key raced in from another request: answer what that one stored.
             Err(StoreError::Conflict(_)) if key.is_some() => {
                 let k = key.as_deref().unwrap_or_default();
                 let first = self.store.find_by_idempotency_key(tenant_id, k).await?;
                 let first =
                     first.ok_or_else(|| AppError::internal("an idempotency key vanished"))?;
-                return Ok(Receipt::of(&first));
+                Ok(Receipt::of(&first))
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => Err(e.into()),
         }
-        let receipt = Receipt::of(&rec);
-        self.scheduler.accept(rec).await;
-        Ok(receipt)
     }
 
     /// Refuses a message the tenant's queue (or its pool's) has no room for, from the

@@ -125,12 +125,9 @@ impl Calls {
             expires_at: None,
             chosen_by: None,
         };
-        match self.store.insert_message(&m).await {
-            Ok(()) => {
-                let id = MessageId::new(m.id.as_str());
-                self.scheduler.accept(m).await;
-                Ok(Some(id))
-            }
+        let id = MessageId::new(m.id.as_str());
+        match self.scheduler.submit(m).await {
+            Ok(()) => Ok(Some(id)),
             Err(StoreError::Conflict(_)) => {
                 let first = self.store.find_by_idempotency_key(&rec.tenant_id, &key).await?;
                 Ok(first.map(|m| MessageId::new(m.id)))

@@ -17,6 +17,7 @@ use super::PgStore;
 use crate::cluster::{
     Acquired, ClusterStore, NodeInfo, NodeRef, NodeView, Orphan, Placement, Signal,
 };
+use crate::sql::message_writer::Accepted;
 use crate::sql::{db, message_from_row, ts, Backend, INSTANCE_COLUMNS, MESSAGE_COLUMNS};
 use crate::time::to_millis;
 use crate::{MessageRecord, Result, StoreError};
@@ -29,7 +30,7 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn payload(s: Signal) -> &'static str {
+pub(super) fn payload(s: Signal) -> &'static str {
     match s {
         Signal::Events => "events",
         Signal::Leases => "leases",
@@ -338,6 +339,15 @@ impl ClusterStore for PgStore {
         .await
         .map_err(db)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn insert_accepted(&self, m: &MessageRecord, claim_for: Option<&str>) -> Result<()> {
+        let accepted = Accepted {
+            message: m.clone(),
+            claim: claim_for.map(str::to_string),
+            signal: claim_for.is_none(),
+        };
+        self.parts.writer.insert(accepted).await
     }
 
     async fn release_messages(&self, node_id: &str, ids: &[String]) -> Result<()> {

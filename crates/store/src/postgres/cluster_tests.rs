@@ -210,6 +210,45 @@ async fn releasing_all_claims_of_a_node_id_frees_only_those_and_signals_the_queu
 }
 
 #[tokio::test]
+async fn an_accepted_send_is_stored_claimed_or_unclaimed_with_one_signal_for_its_batch() {
+    let Some(n) = two_nodes().await else { return };
+    let mut signals = n.b.listen().await.unwrap();
+    // Claimed in the statement that stores it: no other node takes it.
+    n.a.insert_accepted(&message("mine", "t1", None), Some("A")).await.unwrap();
+    let pools = [("t1".to_string(), "default".to_string())];
+    assert!(n.b.claim_messages("B", TTL, &[], &pools, 10).await.unwrap().is_empty());
+    assert!(!n.b.claim_message("mine", "B").await.unwrap());
+    // Unclaimed ones, accepted together (one batch) with a duplicate key: the duplicate
+    // alone is refused, and the others are signalled once committed.
+    let (k1, k2) = (message("k1", "t1", Some("key")), message("k2", "t1", Some("key")));
+    let (free1, free2) = (message("free1", "t1", None), message("free2", "t1", None));
+    let (r1, r2, r3, r4) = tokio::join!(
+        n.a.insert_accepted(&free1, None),
+        n.a.insert_accepted(&free2, None),
+        n.a.insert_accepted(&k1, None),
+        n.a.insert_accepted(&k2, None),
+    );
+    r1.unwrap();
+    r2.unwrap();
+    assert!(r3.is_ok() != r4.is_ok(), "exactly one holder of the key is stored");
+    assert!(matches!(r3.err().or(r4.err()), Some(crate::StoreError::Conflict(_))));
+    assert_eq!(next(&mut signals).await, Signal::Queue);
+    let claimed = n.b.claim_messages("B", TTL, &[], &pools, 10).await.unwrap();
+    let mut ids: Vec<&str> = claimed.iter().map(|m| m.id.as_str()).collect();
+    ids.sort_unstable();
+    let stored_key = if ids.contains(&"k1") { "k1" } else { "k2" };
+    assert_eq!(ids, ["free1", "free2", stored_key]);
+    // A key already stored is refused in a later batch too, the rest of the batch stored.
+    let (k3, free3) = (message("k3", "t1", Some("key")), message("free3", "t1", None));
+    let (again, other) =
+        tokio::join!(n.a.insert_accepted(&k3, Some("A")), n.a.insert_accepted(&free3, Some("A")),);
+    assert!(matches!(again, Err(crate::StoreError::Conflict(_))), "{again:?}");
+    other.unwrap();
+    assert_eq!(n.a.find_by_idempotency_key("t1", "key").await.unwrap().unwrap().id, stored_key);
+    assert!(n.a.get_message_by_id("free3").await.unwrap().is_some());
+}
+
+#[tokio::test]
 async fn a_role_passes_to_another_node_only_once_its_lease_expires() {
     let Some(n) = two_nodes().await else { return };
     assert!(n.a.hold_role("webhooks", "A", TTL).await.unwrap());

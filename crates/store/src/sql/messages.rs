@@ -1,11 +1,12 @@
 //! [`MessageStore`] and [`LidStore`]: outbound messages (the durable send queue), their
-//! idempotency keys and statuses, and the LID ↔ phone map. Storing an accepted message is
-//! per database ([`Backend::insert_message`]: SQLite commits them in groups), with the
-//! statement here.
+//! idempotency keys and statuses, and the LID ↔ phone map. Accepted messages are stored by
+//! group commit (`message_writer.rs`); the multi-row `INSERT` here is SQLite's batch
+//! statement (PostgreSQL inserts a batch from arrays, `postgres/accepted.rs`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::message_writer::Accepted;
 use super::{count, jid_col, json_err, opt_ts, q, ts, values, Backend, SqlStore};
 use crate::time::to_millis;
 use crate::{
@@ -120,7 +121,7 @@ impl<DB: Backend> SqlStore<DB> {
 #[async_trait]
 impl<DB: Backend> MessageStore for SqlStore<DB> {
     async fn insert_message(&self, m: &MessageRecord) -> Result<()> {
-        DB::insert_message(self, m).await
+        DB::message_writer(self).insert(Accepted::plain(m.clone())).await
     }
 
     async fn find_by_idempotency_key(

@@ -1,90 +1,50 @@
-//! Group commit on SQLite: accepted messages and webhook attempt outcomes from concurrent
-//! callers are written by one task each, as many as are waiting in one transaction, so one
-//! fsync covers a whole batch. Each caller still gets its answer only after its row is
-//! committed (accepting is persisting; the delivery worker must not forget a delivery the
-//! receiver accepted), but the write rate is no longer bounded by one fsync per row. Written
-//! by hand because sqlx has no batching of its own: a channel, a loop and a transaction.
+//! Group commit on SQLite: its piece of the accepted messages' group commit (the batch
+//! statement; the batching is `sql/message_writer.rs`, shared with PostgreSQL), and webhook
+//! attempt outcomes from concurrent callers, written by one task, as many as are waiting in
+//! one transaction, so one fsync covers a whole batch. Each caller still gets its answer only
+//! after its row is committed (the delivery worker must not forget a delivery the receiver
+//! accepted), but the write rate is no longer bounded by one fsync per row.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
+use crate::sql::message_writer::Accepted;
 use crate::sql::messages::insert_messages;
 use crate::sql::webhooks::update_attempt;
 use crate::sql::{q, values};
 use crate::time::to_millis;
 use crate::{DeliveryAttempt, MessageRecord, Result, StoreError};
 
-/// Most messages committed in one transaction.
-const MAX_BATCH: usize = 512;
 /// Most attempt outcomes committed in one transaction.
 const MAX_OUTCOMES: usize = 512;
 
-type Pending = (MessageRecord, oneshot::Sender<Result<()>>);
 type PendingOutcome = (String, DeliveryAttempt, oneshot::Sender<Result<()>>);
 
 fn closed() -> StoreError {
     StoreError::Database("the store is closed".into())
 }
 
-/// The group commit of accepted messages.
-#[derive(Debug, Clone)]
-pub(crate) struct MessageWriter {
-    tx: mpsc::Sender<Pending>,
-}
-
-impl MessageWriter {
-    pub(crate) fn spawn(pool: SqlitePool) -> Self {
-        let (tx, mut rx) = mpsc::channel::<Pending>(4 * MAX_BATCH);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let results = write_batch(&pool, &batch).await;
-                for ((_, reply), r) in batch.drain(..).zip(results) {
-                    let _ = reply.send(r);
-                }
-            }
-        });
-        MessageWriter { tx }
+/// SQLite's piece of the group commit of accepted messages (`sql/message_writer.rs`): one
+/// multi-row `INSERT` for the batch (one round trip to SQLite's thread); when it is refused
+/// (a duplicate idempotency key in the batch), row by row, SQLite backing out only the
+/// refused statement and the transaction going on, so that only the duplicate fails. Claims
+/// and signals are for nodes of a cluster, which a SQLite gateway never is.
+pub(crate) async fn insert_accepted(
+    c: &mut SqliteConnection,
+    batch: &[&Accepted],
+) -> Result<Vec<Result<()>>> {
+    let all: Vec<&MessageRecord> = batch.iter().map(|a| &a.message).collect();
+    if insert_messages::<Sqlite>(c, &all).await.is_ok() {
+        return Ok(all.iter().map(|_| Ok(())).collect());
     }
-
-    pub(crate) async fn insert(&self, m: MessageRecord) -> Result<()> {
-        let (reply, rx) = oneshot::channel();
-        self.tx.send((m, reply)).await.map_err(|_| closed())?;
-        rx.await.map_err(|_| closed())?
+    let mut results = Vec::with_capacity(all.len());
+    for m in all {
+        results.push(insert_messages::<Sqlite>(c, &[m]).await);
     }
-}
-
-/// Writes a batch in one transaction. A row refused by a constraint (a duplicate idempotency
-/// key) fails alone: SQLite backs out only that statement and the transaction goes on.
-async fn write_batch(pool: &SqlitePool, batch: &[Pending]) -> Vec<Result<()>> {
-    let fail_all = |e: &sqlx::Error| {
-        batch.iter().map(|_| Err(StoreError::Database(e.to_string()))).collect::<Vec<_>>()
-    };
-    let mut tx = match pool.begin().await {
-        Ok(t) => t,
-        Err(e) => return fail_all(&e),
-    };
-    // One statement for the whole batch (one round trip to SQLite's thread); when it is
-    // refused (a duplicate idempotency key in the batch), row by row so that only the
-    // duplicate fails.
-    let all: Vec<&MessageRecord> = batch.iter().map(|(m, _)| m).collect();
-    let results = match insert_messages::<Sqlite>(&mut tx, &all).await {
-        Ok(()) => batch.iter().map(|_| Ok(())).collect(),
-        Err(_) => {
-            let mut results = Vec::with_capacity(batch.len());
-            for m in all {
-                results.push(insert_messages::<Sqlite>(&mut tx, &[m]).await);
-            }
-            results
-        }
-    };
-    match tx.commit().await {
-        Ok(()) => results,
-        Err(e) => fail_all(&e),
-    }
+    Ok(results)
 }
 
 /// The group commit of webhook attempt outcomes; it takes the write gate around each batch.

@@ -264,8 +264,11 @@ impl Runner {
                 }),
                 chosen_by: None,
             };
-            match self.c.store.insert_message(&m).await {
-                Ok(()) if status == MessageStatus::Queued => self.c.scheduler.accept(m).await,
+            let stored = match status {
+                MessageStatus::Queued => self.c.scheduler.submit(m).await,
+                _ => self.c.store.insert_message(&m).await,
+            };
+            match stored {
                 Ok(()) => {}
                 // Stored before a restart cut this feed short: that message stands (the
                 // scheduler loaded it at start), and this one is not needed.

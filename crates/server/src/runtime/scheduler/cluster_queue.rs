@@ -19,6 +19,10 @@ use crate::cluster::Cluster;
 /// every number busy between two claim rounds, small enough that a long campaign stays
 /// spread over the nodes.
 const CLAIM_PER_NUMBER: usize = 50;
+/// Most sends one claim round takes: a node holding thousands of numbers has room for
+/// far more (50 each), and takes it in rounds of this size, one after another, so that no
+/// statement returns an unbounded list of messages.
+const CLAIM_BATCH: usize = 2_000;
 /// Claim rounds happen on every signal and at least this often.
 const CLAIM_EVERY: Duration = Duration::from_secs(1);
 /// Pool strategies are set through any node; each node reads them again this often.
@@ -30,12 +34,21 @@ impl Scheduler {
         let mut last_pools = tokio::time::Instant::now();
         loop {
             self.hand_back_stranded(&cluster).await;
-            if let Err(e) = self.claim_round(&cluster).await {
-                tracing::warn!(error = %e, "claiming queued sends failed");
-            }
+            let full = match self.claim_round(&cluster).await {
+                Ok(full) => full,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming queued sends failed");
+                    false
+                }
+            };
             if last_pools.elapsed() >= POOLS_EVERY {
                 last_pools = tokio::time::Instant::now();
                 self.reload_strategies().await;
+            }
+            if full {
+                // More may be waiting, and there is room for it: the next round at once.
+                tokio::task::yield_now().await;
+                continue;
             }
             let relevant = async {
                 loop {
@@ -55,8 +68,10 @@ impl Scheduler {
         }
     }
 
-    /// One claim: as many sends as this node has room for, of its numbers and their pools.
-    async fn claim_round(&self, cluster: &Cluster) -> Result<(), bzapper_store::StoreError> {
+    /// One claim: as many sends as this node has room for (at most [`CLAIM_BATCH`]), of
+    /// its numbers and their pools, in one statement for all of them. True when it took a
+    /// full batch and had room for more.
+    async fn claim_round(&self, cluster: &Cluster) -> Result<bool, bzapper_store::StoreError> {
         let (held, pools, room) = {
             let g = self.lock();
             let held: Vec<String> = g.connections.keys().cloned().collect();
@@ -69,18 +84,18 @@ impl Scheduler {
             (held, pools, room)
         };
         if room == 0 || held.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let pools: Vec<(String, String)> = pools.into_iter().collect();
-        let limit = u32::try_from(room).unwrap_or(u32::MAX);
+        let batch = room.min(CLAIM_BATCH);
+        let limit = u32::try_from(batch).unwrap_or(u32::MAX);
         let claimed = cluster
             .store
             .claim_messages(cluster.node_id(), cluster.ttl, &held, &pools, limit)
             .await?;
-        for m in claimed {
-            self.enqueue_pending(m).await?;
-        }
-        Ok(())
+        let full = claimed.len() == batch && room > batch;
+        self.enqueue_all_pending(claimed).await?;
+        Ok(full)
     }
 
     /// Gives back queued (not in-flight) sends no number held here can make.

@@ -317,19 +317,40 @@ impl Scheduler {
     /// queue. One found `sending` is in doubt (it may have gone out before a crash or before
     /// its node died): it goes out again only from the same number, with the same WhatsApp
     /// id, which WhatsApp accepts once.
-    pub(crate) async fn enqueue_pending(&self, mut m: MessageRecord) -> Result<(), StoreError> {
-        let mut hold_for = None;
-        if m.status == MessageStatus::Sending {
-            hold_for = m.instance_id.clone();
-            m.status = MessageStatus::Queued;
-            self.store
-                .update_message(&m.id, &update(MessageStatus::Queued, m.instance_id.clone(), None))
-                .await?;
+    pub(crate) async fn enqueue_pending(&self, m: MessageRecord) -> Result<(), StoreError> {
+        self.enqueue_all_pending(vec![m]).await
+    }
+
+    /// [`Scheduler::enqueue_pending`] for many at once: their contacts' histories are read
+    /// together (one query per pool, not one per message), as a claim round brings them.
+    pub(crate) async fn enqueue_all_pending(
+        &self,
+        ms: Vec<MessageRecord>,
+    ) -> Result<(), StoreError> {
+        let mut refs = Vec::with_capacity(ms.len());
+        for mut m in ms {
+            let mut hold_for = None;
+            if m.status == MessageStatus::Sending {
+                hold_for = m.instance_id.clone();
+                m.status = MessageStatus::Queued;
+                self.store
+                    .update_message(
+                        &m.id,
+                        &update(MessageStatus::Queued, m.instance_id.clone(), None),
+                    )
+                    .await?;
+            }
+            self.expires_then(m.expires_at);
+            refs.push((QueuedRef::of(&m), hold_for));
         }
-        self.expires_then(m.expires_at);
-        let r = QueuedRef::of(&m);
-        let history = self.histories(std::slice::from_ref(&r)).await.remove(&r.id);
-        hold(&mut self.lock(), r, hold_for, history);
+        let queued: Vec<QueuedRef> = refs.iter().map(|(r, _)| r.clone()).collect();
+        let mut histories = self.histories(&queued).await;
+        let mut g = self.lock();
+        for (r, hold_for) in refs {
+            let history = histories.remove(&r.id);
+            hold(&mut g, r, hold_for, history);
+        }
+        drop(g);
         self.wake.notify_one();
         Ok(())
     }
@@ -369,19 +390,61 @@ impl Scheduler {
         }
     }
 
-    /// Queues a message just accepted (stored). On a node of several, it is claimed here
+    /// Stores a new send and queues it: how a send enters the queue (the accept use case,
+    /// campaign feeds, the reply to a call). On a node of several it is claimed in the very
+    /// statement that stores it when one of this node's numbers can send it, else the other
+    /// nodes are told once it is committed: one commit, shared with the concurrent accepts
+    /// (group commit), either way. A duplicate idempotency key is the store's `Conflict`, and
+    /// nothing is queued.
+    pub async fn submit(&self, m: MessageRecord) -> Result<(), StoreError> {
+        let Some(c) = &self.cluster else {
+            self.store.insert_message(&m).await?;
+            self.accept(m).await;
+            return Ok(());
+        };
+        let (r, history, here) = self.placement(&m).await;
+        c.store.insert_accepted(&m, here.then(|| c.node_id())).await?;
+        self.queue_accepted(&m, r, history, here);
+        Ok(())
+    }
+
+    /// Queues a message the caller has stored. On a node of several, it is claimed here
     /// when one of this node's numbers can send it; otherwise the other nodes are told.
     pub async fn accept(&self, m: MessageRecord) {
-        self.lock().queued.joined(&m.tenant_id, &m.pool, m.campaign_id.is_some());
-        self.expires_then(m.expires_at);
         let Some(c) = &self.cluster else {
+            self.lock().queued.joined(&m.tenant_id, &m.pool, m.campaign_id.is_some());
+            self.expires_then(m.expires_at);
             self.admit(&m).await;
             return;
         };
-        // One scheduled for later is claimed, by whichever node, once due.
-        // A contact sticky to a number of another node is left to the claims, where that
-        // node takes it (see `claim_messages`).
-        let r = QueuedRef::of(&m);
+        let (r, history, here) = self.placement(&m).await;
+        let claimed = here
+            && match c.store.claim_message(&m.id, c.node_id()).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::warn!(message = %m.id, error = %e, "claiming an accepted send failed");
+                    false
+                }
+            };
+        if !claimed {
+            if let Err(e) = c.store.signal(bzapper_store::Signal::Queue).await {
+                // The other nodes also look at the queue every second.
+                tracing::warn!(error = %e, "telling the other nodes about a send failed");
+            }
+        }
+        self.queue_accepted(&m, r, history, claimed);
+    }
+
+    /// Where a new send goes on a node of several: its queue entry, its contact's history in
+    /// the pool (none for a forced send), and whether this node takes it. It does when one of
+    /// its numbers can send it now, unless the contact is sticky to a number another node
+    /// holds (that node claims it, see `claim_messages`); one scheduled for later is claimed
+    /// by whichever node once due.
+    async fn placement(
+        &self,
+        m: &MessageRecord,
+    ) -> (QueuedRef, Option<bzapper_store::ContactHistory>, bool) {
+        let r = QueuedRef::of(m);
         let history = if m.forced {
             None
         } else {
@@ -391,22 +454,24 @@ impl Scheduler {
             .as_ref()
             .and_then(|h| h.sticky_to.as_ref())
             .is_some_and(|n| !self.lock().connections.contains_key(n));
-        let here = self.can_send_here(&m) && self.is_due(&m) && !sticky_elsewhere;
-        let claimed = here
-            && match c.store.claim_message(&m.id, c.node_id()).await {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    tracing::warn!(message = %m.id, error = %e, "claiming an accepted send failed");
-                    false
-                }
-            };
+        let here = self.can_send_here(m) && self.is_due(m) && !sticky_elsewhere;
+        (r, history, here)
+    }
+
+    /// Counts a stored send into the queue and, when this node has claimed it, holds it
+    /// (claims are bounded per number, `cluster_queue`: no window to wait for).
+    fn queue_accepted(
+        &self,
+        m: &MessageRecord,
+        r: QueuedRef,
+        history: Option<bzapper_store::ContactHistory>,
+        claimed: bool,
+    ) {
+        self.lock().queued.joined(&m.tenant_id, &m.pool, m.campaign_id.is_some());
+        self.expires_then(m.expires_at);
         if claimed {
-            // Claims are bounded per number (`cluster_queue`): no window to wait for.
             hold(&mut self.lock(), r, None, history);
             self.wake.notify_one();
-        } else if let Err(e) = c.store.signal(bzapper_store::Signal::Queue).await {
-            // The other nodes also look at the queue every second.
-            tracing::warn!(error = %e, "telling the other nodes about a send failed");
         }
     }
 
