@@ -4,9 +4,15 @@
 //! committed (accepting is persisting; the delivery worker must not forget a delivery the
 //! receiver accepted), but the write rate is no longer bounded by one fsync per row. Written
 //! by hand because sqlx has no batching of its own: a channel, a loop and a transaction.
+//!
+//! Both take the in-process write gate around their transaction. Without it the accept's
+//! batch met the scheduler's and the event log's writes at SQLite's write lock, whose busy
+//! handler sleeps 1, 2, 5, 10 … 100 ms between tries: under sustained load a batch could
+//! sleep there for tens of milliseconds while the lock had long been free (issue 21).
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sqlx::{Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -21,6 +27,9 @@ use crate::{DeliveryAttempt, MessageRecord, Result, StoreError};
 const MAX_BATCH: usize = 512;
 /// Most attempt outcomes committed in one transaction.
 const MAX_OUTCOMES: usize = 512;
+/// A batch of accepted messages slower than this is logged (at `info`), split into its
+/// steps: the wait for the gate, the insert, the commit with its fsync.
+const SLOW_BATCH: Duration = Duration::from_millis(50);
 
 type Pending = (MessageRecord, oneshot::Sender<Result<()>>);
 type PendingOutcome = (String, DeliveryAttempt, oneshot::Sender<Result<()>>);
@@ -36,12 +45,27 @@ pub(crate) struct MessageWriter {
 }
 
 impl MessageWriter {
-    pub(crate) fn spawn(pool: SqlitePool) -> Self {
+    pub(crate) fn spawn(pool: SqlitePool, write_gate: Arc<Mutex<()>>) -> Self {
         let (tx, mut rx) = mpsc::channel::<Pending>(4 * MAX_BATCH);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let results = write_batch(&pool, &batch).await;
+                let started = Instant::now();
+                let results = {
+                    let _gate = write_gate.lock().await;
+                    let gated = started.elapsed();
+                    let (results, steps) = write_batch(&pool, &batch).await;
+                    if started.elapsed() > SLOW_BATCH {
+                        tracing::info!(
+                            messages = batch.len(),
+                            gate_ms = gated.as_millis() as u64,
+                            insert_ms = steps.insert.as_millis() as u64,
+                            commit_ms = steps.commit.as_millis() as u64,
+                            "slow group commit of accepted messages"
+                        );
+                    }
+                    results
+                };
                 for ((_, reply), r) in batch.drain(..).zip(results) {
                     let _ = reply.send(r);
                 }
@@ -57,15 +81,24 @@ impl MessageWriter {
     }
 }
 
+/// How long a batch's steps took (the slow-batch log line).
+#[derive(Default)]
+struct Steps {
+    insert: Duration,
+    commit: Duration,
+}
+
 /// Writes a batch in one transaction. A row refused by a constraint (a duplicate idempotency
 /// key) fails alone: SQLite backs out only that statement and the transaction goes on.
-async fn write_batch(pool: &SqlitePool, batch: &[Pending]) -> Vec<Result<()>> {
+async fn write_batch(pool: &SqlitePool, batch: &[Pending]) -> (Vec<Result<()>>, Steps) {
+    let mut steps = Steps::default();
     let fail_all = |e: &sqlx::Error| {
         batch.iter().map(|_| Err(StoreError::Database(e.to_string()))).collect::<Vec<_>>()
     };
+    let started = Instant::now();
     let mut tx = match pool.begin().await {
         Ok(t) => t,
-        Err(e) => return fail_all(&e),
+        Err(e) => return (fail_all(&e), steps),
     };
     // One statement for the whole batch (one round trip to SQLite's thread); when it is
     // refused (a duplicate idempotency key in the batch), row by row so that only the
@@ -81,9 +114,12 @@ async fn write_batch(pool: &SqlitePool, batch: &[Pending]) -> Vec<Result<()>> {
             results
         }
     };
-    match tx.commit().await {
-        Ok(()) => results,
-        Err(e) => fail_all(&e),
+    steps.insert = started.elapsed();
+    let committed = tx.commit().await;
+    steps.commit = started.elapsed() - steps.insert;
+    match committed {
+        Ok(()) => (results, steps),
+        Err(e) => (fail_all(&e), steps),
     }
 }
 
