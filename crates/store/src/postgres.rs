@@ -87,6 +87,8 @@ impl SqlStore<Postgres> {
             pool.clone(),
             channel.clone(),
             ACCEPT_BATCHES_IN_FLIGHT,
+            // No gate: PostgreSQL's own locks serve concurrent writers.
+            None,
         );
         let store = PgStore { pool, sealer, parts: PgParts { channel, writer } };
         let ready = async {

@@ -2,7 +2,9 @@
 //! (WAL journal, full fsync on commit), opened after a master-key check that refuses a wrong
 //! key before anything is written; group commit of accepted messages (its batch statement in
 //! `sqlite/writers.rs`, the batching shared in `sql/message_writer.rs`) and of attempt
-//! outcomes (`sqlite/writers.rs`); the write gate; event appends that take consecutive row ids.
+//! outcomes (`sqlite/writers.rs`); WAL checkpoints on a connection of
+//! their own (`sqlite/checkpoint.rs`); the write gate; event appends that take consecutive row
+//! ids.
 
 use std::future::Future;
 use std::path::Path;
@@ -27,6 +29,7 @@ use crate::time::to_millis;
 use crate::StoreError;
 use crate::{DeliveryAttempt, Event, InboundRecord, Result, Sealer};
 
+mod checkpoint;
 #[cfg(test)]
 mod tests;
 mod writers;
@@ -38,6 +41,16 @@ const MAX_CONNECTIONS: u32 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most events in one `INSERT` (5 parameters each; SQLite allows 32,766 per statement).
 const EVENTS_PER_INSERT: usize = 1000;
+/// Each connection's page cache, in KiB (SQLite's `cache_size`, negative = KiB; its default is
+/// 2 MiB). The accept's insert touches a page of every index of `messages`, one of them
+/// (`messages_by_chat`, by recipient) at a random place; with 2 MiB those pages were read back
+/// from the OS on nearly every insert. A fixed size per connection (the pool's four and the
+/// checkpointer's: at most 40 MiB in all, filled as pages are read), so memory does not follow
+/// the backlog.
+const CACHE_KIB: i64 = 8 * 1024;
+/// The WAL file is truncated to this size when SQLite restarts it (see `sqlite/checkpoint.rs`),
+/// so a burst does not leave a large file behind.
+const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
 /// The store on one SQLite database. Cloning is cheap and shares the connection pool.
 pub type SqliteStore = SqlStore<Sqlite>;
@@ -52,11 +65,14 @@ pub struct SqliteParts {
     writer: MessageWriter,
     /// Group commit of webhook attempt outcomes.
     attempts: writers::AttemptWriter,
+    /// Checkpoints the WAL, woken by every commit (`None` for an in-memory database).
+    checkpointer: Option<checkpoint::Checkpointer>,
     /// Taken around the event pipeline's write transactions (event appends, delivery rows,
     /// attempt outcomes, received messages, contact checks) and instance state changes, so
     /// that they queue here and each starts the moment the previous one ends, rather than
     /// meeting at SQLite's write lock, whose busy handler retries after sleeps of 1, 2, 5,
-    /// 10 … ms.
+    /// 10 … ms. The group commit of accepted messages takes it too, and so does the last pass
+    /// of a checkpoint that restarts the WAL.
     write_gate: Arc<Mutex<()>>,
 }
 
@@ -86,7 +102,12 @@ impl SqlStore<Sqlite> {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
+            .busy_timeout(BUSY_TIMEOUT)
+            .pragma("cache_size", (-CACHE_KIB).to_string())
+            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string());
+        // No connection of a file database checkpoints at its commits: the checkpointer does,
+        // on its own connection (see `sqlite/checkpoint.rs`).
+        let options = if in_memory { options } else { options.pragma("wal_autocheckpoint", "0") };
         if !in_memory {
             create_parent_dir(options.get_filename())?;
         }
@@ -117,11 +138,31 @@ impl SqlStore<Sqlite> {
             // go stale, and the ping is a round trip to the connection's thread per query.
             SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS).test_before_acquire(false)
         };
-        let pool = pool_options.connect_with(options.clone()).await.map_err(cannot_open)?;
         let write_gate = Arc::new(Mutex::new(()));
+        let checkpointer = (!in_memory)
+            .then(|| checkpoint::Checkpointer::spawn(options.clone(), write_gate.clone()));
+        let pool_options = match &checkpointer {
+            // Every commit of the pool's connections wakes the checkpointer.
+            Some(c) => {
+                let waker = Arc::new(c.waker());
+                pool_options.after_connect(move |conn, _| {
+                    let waker = waker.clone();
+                    Box::pin(async move {
+                        conn.lock_handle().await?.set_commit_hook(move || {
+                            waker();
+                            true // commit (false would turn it into a rollback)
+                        });
+                        Ok(())
+                    })
+                })
+            }
+            None => pool_options,
+        };
+        let pool = pool_options.connect_with(options.clone()).await.map_err(cannot_open)?;
         let parts = SqliteParts {
-            writer: MessageWriter::spawn::<Sqlite>(pool.clone(), (), 1),
+            writer: MessageWriter::spawn::<Sqlite>(pool.clone(), (), 1, Some(write_gate.clone())),
             attempts: writers::AttemptWriter::spawn(pool.clone(), write_gate.clone()),
+            checkpointer,
             options,
             in_memory,
             write_gate,
@@ -150,6 +191,9 @@ impl SqlStore<Sqlite> {
         // the last connection to close checkpoints the rest and removes the WAL.
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&self.pool).await {
             tracing::warn!(error = %e, "WAL checkpoint at close failed");
+        }
+        if let Some(c) = &self.parts.checkpointer {
+            c.close().await;
         }
         close_pool(&self.pool).await;
         if self.parts.in_memory {

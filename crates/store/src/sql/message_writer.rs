@@ -6,16 +6,26 @@
 //! meets a duplicate idempotency key, is the database's piece
 //! ([`Backend::insert_accepted`]); the batching is here. Written by hand because sqlx has no
 //! batching of its own: a channel, a loop and a transaction.
+//!
+//! On SQLite the writer takes the in-process write gate around each transaction, as the event
+//! log, webhook outcomes and state changes do. Without it the accept's batch met their writes
+//! at SQLite's write lock, whose busy handler sleeps 1, 2, 5, 10 … 100 ms between tries: under
+//! sustained load a batch could sleep there for tens of milliseconds while the lock had long
+//! been free (issue 21). A batch slower than [`SLOW_BATCH`] is logged with its steps.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, Mutex, Semaphore};
 
 use super::Backend;
 use crate::{MessageRecord, Result, StoreError};
 
 /// Most messages committed in one transaction.
 const MAX_BATCH: usize = 512;
+/// A batch slower than this is logged (at `info`), split into its steps: the wait for the
+/// gate, the insert, the commit with its fsync.
+const SLOW_BATCH: Duration = Duration::from_millis(50);
 
 /// One accepted message on its way to the database.
 #[derive(Debug)]
@@ -50,11 +60,13 @@ pub struct MessageWriter {
 impl MessageWriter {
     /// Starts the writer on `pool`. Up to `in_flight` batches commit at once (SQLite: 1, its
     /// single writer; PostgreSQL: a few, so that the next batch is written while one waits
-    /// for its WAL flush, and the server's own group commit flushes them together).
+    /// for its WAL flush, and the server's own group commit flushes them together). `gate`,
+    /// when given, is held around each batch's transaction (SQLite's write gate).
     pub(crate) fn spawn<DB: Backend>(
         pool: sqlx::Pool<DB>,
         ctx: DB::WriterCtx,
         in_flight: usize,
+        gate: Option<Arc<Mutex<()>>>,
     ) -> Self {
         let (tx, mut rx) = mpsc::channel::<Pending>(4 * MAX_BATCH);
         let permits = Arc::new(Semaphore::new(in_flight.max(1)));
@@ -65,10 +77,26 @@ impl MessageWriter {
                 if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
                     return;
                 }
-                let (pool, ctx) = (pool.clone(), ctx.clone());
+                let (pool, ctx, gate) = (pool.clone(), ctx.clone(), gate.clone());
                 tokio::spawn(async move {
-                    let results = write_batch::<DB>(&pool, &ctx, &batch).await;
+                    let started = Instant::now();
+                    let held = match &gate {
+                        Some(g) => Some(g.lock().await),
+                        None => None,
+                    };
+                    let gated = started.elapsed();
+                    let (results, steps) = write_batch::<DB>(&pool, &ctx, &batch).await;
+                    drop(held);
                     drop(permit);
+                    if started.elapsed() > SLOW_BATCH {
+                        tracing::info!(
+                            messages = batch.len(),
+                            gate_ms = gated.as_millis() as u64,
+                            insert_ms = steps.insert.as_millis() as u64,
+                            commit_ms = steps.commit.as_millis() as u64,
+                            "slow group commit of accepted messages"
+                        );
+                    }
                     for ((_, reply), r) in batch.into_iter().zip(results) {
                         let _ = reply.send(r);
                     }
@@ -86,28 +114,40 @@ impl MessageWriter {
     }
 }
 
+/// How long a batch's steps took (the slow-batch log line).
+#[derive(Default)]
+struct Steps {
+    insert: Duration,
+    commit: Duration,
+}
+
 /// Writes a batch in one transaction: one answer per message, in order. A message refused
 /// for a duplicate idempotency key fails alone (`Conflict`); anything else fails the batch.
 async fn write_batch<DB: Backend>(
     pool: &sqlx::Pool<DB>,
     ctx: &DB::WriterCtx,
     batch: &[Pending],
-) -> Vec<Result<()>> {
+) -> (Vec<Result<()>>, Steps) {
+    let mut steps = Steps::default();
     let fail_all = |why: String| {
         batch.iter().map(|_| Err(StoreError::Database(why.clone()))).collect::<Vec<_>>()
     };
+    let started = Instant::now();
     let mut tx = match pool.begin().await {
         Ok(t) => t,
-        Err(e) => return fail_all(e.to_string()),
+        Err(e) => return (fail_all(e.to_string()), steps),
     };
     let all: Vec<&Accepted> = batch.iter().map(|(a, _)| a).collect();
     let results = match DB::insert_accepted(&mut tx, ctx, &all).await {
         Ok(r) => r,
-        Err(StoreError::Database(why)) => return fail_all(why),
-        Err(e) => return fail_all(e.to_string()),
+        Err(StoreError::Database(why)) => return (fail_all(why), steps),
+        Err(e) => return (fail_all(e.to_string()), steps),
     };
-    match tx.commit().await {
-        Ok(()) => results,
-        Err(e) => fail_all(e.to_string()),
+    steps.insert = started.elapsed();
+    let committed = tx.commit().await;
+    steps.commit = started.elapsed() - steps.insert;
+    match committed {
+        Ok(()) => (results, steps),
+        Err(e) => (fail_all(e.to_string()), steps),
     }
 }
