@@ -237,6 +237,7 @@ conformance!(
     a_numbers_call_and_presence_settings_round_trip,
     another_tenant_sees_nothing,
     state_changes_match_apply_state_change,
+    a_batch_of_state_changes_is_stored_like_one_change_each,
     deleting_a_tenant_removes_everything_it_owns,
     session_batches_apply_atomically_and_prefixes_select_exactly,
     sessions_save_load_and_clear,
@@ -620,6 +621,51 @@ async fn state_changes_match_apply_state_change(h: &Harness) {
     s.update_instance_state("nope", &changes[0]).await.unwrap();
 }
 
+async fn a_batch_of_state_changes_is_stored_like_one_change_each(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    let mut mem = Vec::new();
+    for id in ["i1", "i2", "i3"] {
+        let rec = instance(id, "t1", id);
+        s.create_instance(&rec).await.unwrap();
+        mem.push(rec);
+    }
+    let until = now_millis() + Duration::seconds(60);
+    let banned = InstanceState::disconnected(Reason::Banned, None);
+    s.update_instance_state(
+        "i3",
+        &StateChange { ban_until: Some(until), ..StateChange::state(banned) },
+    )
+    .await
+    .unwrap();
+    apply_state_change(
+        &mut mem[2],
+        &StateChange::state(InstanceState::disconnected(Reason::Banned, None)),
+    );
+    let connecting = StateChange::state(InstanceState::connecting(None, None));
+    let connected = StateChange {
+        connected_at: Some(now_millis()),
+        ..StateChange::state(InstanceState::connected())
+    };
+    let batch = vec![
+        ("i1".to_string(), connecting.clone()),
+        ("i2".to_string(), connected.clone()),
+        // The stored ban end goes with the change, as with one change.
+        ("i3".to_string(), connecting.clone()),
+        // A missing number is skipped, not an error, and does not undo the others.
+        ("nope".to_string(), connecting.clone()),
+    ];
+    s.update_instance_states(&batch).await.unwrap();
+    apply_state_change(&mut mem[0], &connecting);
+    apply_state_change(&mut mem[1], &connected);
+    apply_state_change(&mut mem[2], &connecting);
+    for rec in &mem {
+        assert_eq!(s.get_instance_by_id(&rec.id).await.unwrap().as_ref(), Some(rec), "{}", rec.id);
+    }
+    assert!(s.ban_expiries().await.unwrap().is_empty());
+    s.update_instance_states(&[]).await.unwrap();
+}
+
 async fn deleting_a_tenant_removes_everything_it_owns(h: &Harness) {
     let s = &*h.s;
     for t in ["t1", "t2"] {
@@ -718,8 +764,12 @@ async fn sessions_save_load_and_clear(h: &Harness) {
     s.save_session_value("i1", "creds", b"uno").await.unwrap();
     assert_eq!(s.load_session_value("i1", "creds").await.unwrap(), Some(b"uno".to_vec()));
 
+    let ids =
+        |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<std::collections::HashSet<_>>();
+    assert_eq!(s.instances_with_session().await.unwrap(), ids(&["i1", "i2"]));
     s.clear_session("i1").await.unwrap();
     assert!(!s.has_session("i1").await.unwrap());
+    assert_eq!(s.instances_with_session().await.unwrap(), ids(&["i2"]));
     assert_eq!(s.load_session_value("i1", "creds").await.unwrap(), None);
     assert_eq!(s.load_session_value("i2", "creds").await.unwrap(), Some(b"two".to_vec()));
 

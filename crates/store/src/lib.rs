@@ -93,6 +93,9 @@ pub trait InstanceStore: Send + Sync {
     async fn update_instance_settings(&self, instance: &InstanceRecord) -> Result<bool>;
     /// Records a state change and the identity facts that came with it.
     async fn update_instance_state(&self, id: &str, change: &StateChange) -> Result<()>;
+    /// [`InstanceStore::update_instance_state`] for many numbers in one transaction (a
+    /// restart marks every resumed number `connecting` at once: one commit, not one each).
+    async fn update_instance_states(&self, changes: &[(String, StateChange)]) -> Result<()>;
     /// Deletes the instance and its session. Returns false when missing.
     async fn delete_instance(&self, tenant_id: &str, id: &str) -> Result<bool>;
     /// Records the number's health score.
@@ -346,6 +349,9 @@ pub trait SessionStore: Send + Sync {
     async fn write_session_values(&self, instance_id: &str, writes: &[SessionWrite]) -> Result<()>;
     async fn clear_session(&self, instance_id: &str) -> Result<()>;
     async fn has_session(&self, instance_id: &str) -> Result<bool>;
+    /// The ids of every number with a stored session ([`SessionStore::has_session`] for all
+    /// of them in one query: a restart resumes thousands).
+    async fn instances_with_session(&self) -> Result<std::collections::HashSet<String>>;
 }
 
 /// One change to a number's protocol state, applied by [`SessionStore::write_session_values`].
