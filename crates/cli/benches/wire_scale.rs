@@ -187,6 +187,13 @@ async fn wait_all(
     }
 }
 
+/// How long a GET takes to answer in full, and how many bytes it answered.
+async fn timed_get(http: &reqwest::Client, url: &str, token: &str) -> (Duration, usize) {
+    let t = Instant::now();
+    let body = http.get(url).bearer_auth(token).send().await.unwrap().bytes().await.unwrap();
+    (t.elapsed(), body.len())
+}
+
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -319,6 +326,10 @@ async fn main() {
     let gw_threads = threads(gw_pid);
     let cpu = cpu_percent(&[gw_pid, fake_pid], Duration::from_secs(10)).await;
     let still = statuses(&http, &base, &key).await;
+    // What a monitoring scrape and a client listing every number cost at this size.
+    let metrics = timed_get(&http, &format!("{base}/metrics"), ADMIN).await;
+    let list = timed_get(&http, &format!("{base}/v1/instances"), &key).await;
+    let page = timed_get(&http, &format!("{base}/v1/instances?limit=100"), &key).await;
 
     // Restart on the same data dir against the same fake: every number comes back by itself.
     let mut gw = children.0.pop().unwrap();
@@ -357,6 +368,17 @@ async fn main() {
     println!("per connected number:                      {per:.1} KiB");
     println!("CPU at idle over 10 s: gateway {:.1} % of one core, fake {:.1} %", cpu[0], cpu[1]);
     println!("statuses at idle:                          {still:?}");
+    for (what, (took, bytes)) in [
+        ("GET /metrics", metrics),
+        ("GET /v1/instances", list),
+        ("GET /v1/instances?limit=100", page),
+    ] {
+        println!(
+            "{what:<42} {:.1} ms, {:.0} KiB",
+            took.as_secs_f64() * 1000.0,
+            bytes as f64 / 1024.0
+        );
+    }
     println!(
         "fake RSS: empty {:.1} MiB, {n} connected {:.1} MiB (peak {:.1} MiB), end {:.1} MiB",
         mib(fake_empty),

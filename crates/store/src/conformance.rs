@@ -24,7 +24,9 @@ use crate::{
     MessageUpdate, NewEvent, PgStore, Pool, PoolSettings, QueueKey, QueuedRef, Sealer,
     SessionWrite, SqliteStore, StateChange, Store, StoreError, Strategy, Tenant, WebhookRecord,
 };
-use crate::{ContactHistory, ConversationRecord, ExpiredRef, QueuePosition, StartedBy};
+use crate::{
+    ContactHistory, ConversationRecord, ExpiredRef, InstanceKey, QueuePosition, StartedBy,
+};
 use crate::{NumberPoint, NumberSample, PoolPoint, PoolSample, SeriesRange};
 
 /// The variable naming the PostgreSQL database the PostgreSQL runs use.
@@ -238,6 +240,7 @@ conformance!(
     another_tenant_sees_nothing,
     state_changes_match_apply_state_change,
     a_batch_of_state_changes_is_stored_like_one_change_each,
+    instances_are_paged_in_the_order_of_the_whole_list,
     deleting_a_tenant_removes_everything_it_owns,
     session_batches_apply_atomically_and_prefixes_select_exactly,
     sessions_save_load_and_clear,
@@ -664,6 +667,34 @@ async fn a_batch_of_state_changes_is_stored_like_one_change_each(h: &Harness) {
     }
     assert!(s.ban_expiries().await.unwrap().is_empty());
     s.update_instance_states(&[]).await.unwrap();
+}
+
+async fn instances_are_paged_in_the_order_of_the_whole_list(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    with_tenant(s, "t2").await;
+    let t0 = now_millis();
+    // Two share a created_at: the id orders them.
+    for (id, secs) in [("i3", 0), ("i1", 0), ("i2", 5), ("i0", 9), ("i4", 20)] {
+        let rec =
+            InstanceRecord { created_at: t0 + Duration::seconds(secs), ..instance(id, "t1", id) };
+        s.create_instance(&rec).await.unwrap();
+    }
+    s.create_instance(&instance("x", "t2", "x")).await.unwrap();
+    let whole: Vec<String> =
+        s.list_instances("t1").await.unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(whole, ["i1", "i3", "i2", "i0", "i4"]);
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s.list_instances_page("t1", after.as_ref(), 2).await.unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(InstanceKey { created_at: last.created_at, id: last.id.clone() });
+        paged.extend(page.into_iter().map(|r| r.id));
+    }
+    assert_eq!(paged, whole);
+    assert!(s.list_instances_page("t3", None, 10).await.unwrap().is_empty());
 }
 
 async fn deleting_a_tenant_removes_everything_it_owns(h: &Harness) {

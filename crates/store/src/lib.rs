@@ -86,6 +86,14 @@ pub trait InstanceStore: Send + Sync {
     /// The instance by id alone (for the supervisor).
     async fn get_instance_by_id(&self, id: &str) -> Result<Option<InstanceRecord>>;
     async fn list_instances(&self, tenant_id: &str) -> Result<Vec<InstanceRecord>>;
+    /// A page of [`InstanceStore::list_instances`], in its order (`created_at`, then `id`):
+    /// at most `limit` numbers after `after` (the last one of the previous page).
+    async fn list_instances_page(
+        &self,
+        tenant_id: &str,
+        after: Option<&InstanceKey>,
+        limit: u32,
+    ) -> Result<Vec<InstanceRecord>>;
     /// Every instance of every tenant (the supervisor resumes them at start).
     async fn list_all_instances(&self) -> Result<Vec<InstanceRecord>>;
     /// Replaces name, pool, warming_days, proxy, limits and quiet hours. Returns false when
@@ -352,6 +360,13 @@ pub trait SessionStore: Send + Sync {
     /// The ids of every number with a stored session ([`SessionStore::has_session`] for all
     /// of them in one query: a restart resumes thousands).
     async fn instances_with_session(&self) -> Result<std::collections::HashSet<String>>;
+}
+
+/// Where a page of a tenant's numbers ends: the last number's `created_at` and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceKey {
+    pub created_at: DateTime<Utc>,
+    pub id: String,
 }
 
 /// One change to a number's protocol state, applied by [`SessionStore::write_session_values`].

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{db, json_err, opt_ts, q, ts, Backend, SqlStore};
 use crate::time::to_millis;
-use crate::{InstanceRecord, InstanceStore, Result, StateChange, StoreError};
+use crate::{InstanceKey, InstanceRecord, InstanceStore, Result, StateChange, StoreError};
 
 pub(crate) const INSTANCE_COLUMNS: &str = "id, tenant_id, name, pool, status, reason, detail, \
      phone, jid, lid, warming_days, proxy_sealed, limits_json, first_connected_at, \
@@ -164,6 +164,28 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
 
     async fn list_instances(&self, tenant_id: &str) -> Result<Vec<InstanceRecord>> {
         self.query_instances("WHERE tenant_id = $1 ORDER BY created_at, id", &[tenant_id]).await
+    }
+
+    async fn list_instances_page(
+        &self,
+        tenant_id: &str,
+        after: Option<&InstanceKey>,
+        limit: u32,
+    ) -> Result<Vec<InstanceRecord>> {
+        let (at, id) = after.map_or((i64::MIN, ""), |k| (to_millis(k.created_at), k.id.as_str()));
+        let sql = format!(
+            "SELECT {INSTANCE_COLUMNS} FROM instances WHERE tenant_id = $1 \
+             AND (created_at > $2 OR (created_at = $2 AND id > $3)) \
+             ORDER BY created_at, id LIMIT $4"
+        );
+        let rows = q::<DB>(&sql)
+            .bind(tenant_id)
+            .bind(at)
+            .bind(id)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        rows.iter().map(|r| self.instance_from_row(r)).collect()
     }
 
     async fn list_all_instances(&self) -> Result<Vec<InstanceRecord>> {
