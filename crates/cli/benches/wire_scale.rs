@@ -5,13 +5,19 @@
 //!
 //! `cargo bench -p bzapper --bench wire_scale` (env `BZAPPER_BENCH_INSTANCES`, default 100).
 //!
+//! Knobs for large N (env): `BZAPPER_BENCH_LINK_CONCURRENCY` (numbers linked at once, default
+//! 32), `BZAPPER_BENCH_TIMEOUT_SECS` (how long linking, or the restart, may take until all are
+//! `connected`; default 900 s, or 0.5 s a number when more), `BZAPPER_BENCH_GATEWAY_ENV`
+//! (`K=V,K=V` set on the gateway only, e.g. `MALLOC_ARENA_MAX=2`).
+//!
 //! Both run as child processes of this bench (the `bzapper` binary built for benches has
 //! whatsapp-rust's `danger-skip-cert-chain-verify` on, a dev-dependency, so it accepts the
 //! fake's zero-signed certificate chain). Their logs go to files in a temporary directory
 //! (level `RUST_LOG`, default `warn`); the tail is printed when a step fails.
 //!
 //! Steps: start the fake and the gateway; RSS of the empty gateway; create and link N numbers
-//! (32 at a time: create, wait for the QR, scan it through `/v1/sim`) and wait until all are
+//! (32 at a time: create, wait for the QR, scan it through `/v1/sim`; a progress line every
+//! 10 s) and wait until all are
 //! `connected`; settle 10 s; RSS, and CPU over 10 s from `/proc/PID/stat`; SIGTERM the gateway,
 //! start it again on the same data dir against the same fake, and time from the process start
 //! to all N `connected`; RSS after that.
@@ -28,7 +34,8 @@ use serde_json::{json, Value};
 mod support;
 
 const ADMIN: &str = "bench-admin-token-0123456789";
-/// How long all N numbers may take to be `connected` (after linking, after the restart).
+/// How long all N numbers may take to be `connected` (after linking, after the restart) by
+/// default; 0.5 s a number when that is more.
 const ALL_CONNECTED: Duration = Duration::from_secs(900);
 /// How long one number's QR code may take to appear.
 const QR_WAIT: Duration = Duration::from_secs(120);
@@ -60,8 +67,17 @@ impl Logs {
     }
 }
 
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 fn serve_wire(data: &Path, wire_url: &str, log: &Path) -> (Child, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bzapper"));
+    for kv in std::env::var("BZAPPER_BENCH_GATEWAY_ENV").unwrap_or_default().split(',') {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k.trim(), v.trim());
+        }
+    }
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--sim-wire-url", wire_url, "--data-dir"])
         .arg(data)
         .env("BZAPPER_ADMIN_TOKEN", ADMIN)
@@ -125,7 +141,16 @@ async fn statuses(http: &reqwest::Client, base: &str, key: &str) -> BTreeMap<Str
     by
 }
 
-/// Polls until all `n` are connected; prints progress every 10 s; fails after `ALL_CONNECTED`.
+/// How many stored numbers the gateway is still resuming (`GET /readyz`), `None` when it
+/// does not answer.
+async fn resuming(http: &reqwest::Client, base: &str) -> Option<u64> {
+    let v: Value = http.get(format!("{base}/readyz")).send().await.ok()?.json().await.ok()?;
+    v["resuming"].as_u64()
+}
+
+/// Polls until all `n` are connected; prints progress every 10 s; fails after `limit`. The
+/// whole list is read at most every `n / 4000` s (at least every 250 ms): at 10,000 numbers it
+/// is a few MB of JSON, which polled too often would load the gateway being measured.
 async fn wait_all(
     http: &reqwest::Client,
     base: &str,
@@ -133,9 +158,11 @@ async fn wait_all(
     n: usize,
     what: &str,
     logs: &Logs,
+    limit: Duration,
 ) -> Duration {
     let t = Instant::now();
     let mut last_print = Instant::now();
+    let every = Duration::from_millis(250).max(Duration::from_secs_f64(n as f64 / 4000.0));
     loop {
         let by = statuses(http, base, key).await;
         if by.get("connected").copied().unwrap_or(0) >= n {
@@ -145,13 +172,26 @@ async fn wait_all(
             eprintln!("[{what}] {:>5.1} s: {by:?}", t.elapsed().as_secs_f64());
             last_print = Instant::now();
         }
-        if t.elapsed() > ALL_CONNECTED {
-            logs.fail(&format!(
-                "{what}: not all {n} connected within {ALL_CONNECTED:?}; statuses {by:?}"
-            ));
+        if t.elapsed() > limit {
+            logs.fail(&format!("{what}: not all {n} connected within {limit:?}; statuses {by:?}"));
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        // Between two reads of the list, the cheap probe: once no number is left resuming,
+        // read the list at once.
+        let next = Instant::now() + every;
+        while Instant::now() < next {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if what == "restart" && resuming(http, base).await == Some(0) {
+                break;
+            }
+        }
     }
+}
+
+/// How long a GET takes to answer in full, and how many bytes it answered.
+async fn timed_get(http: &reqwest::Client, url: &str, token: &str) -> (Duration, usize) {
+    let t = Instant::now();
+    let body = http.get(url).bearer_auth(token).send().await.unwrap().bytes().await.unwrap();
+    (t.elapsed(), body.len())
 }
 
 fn mib(kib: u64) -> f64 {
@@ -160,8 +200,12 @@ fn mib(kib: u64) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let n: usize =
-        std::env::var("BZAPPER_BENCH_INSTANCES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    let n: usize = env_or("BZAPPER_BENCH_INSTANCES", 100);
+    let link_at_once: usize = env_or("BZAPPER_BENCH_LINK_CONCURRENCY", 32);
+    let limit = Duration::from_secs(env_or(
+        "BZAPPER_BENCH_TIMEOUT_SECS",
+        ALL_CONNECTED.as_secs().max(n as u64 / 2),
+    ));
     if std::env::var_os("RUST_LOG").is_none() {
         // The children's log level (`support::start_logged` passes this process's on).
         std::env::set_var("RUST_LOG", "warn");
@@ -196,64 +240,84 @@ async fn main() {
         .unwrap();
     let key = t["api_key"].as_str().unwrap().to_string();
 
-    // Link N numbers, 32 at a time.
+    // Link N numbers, `link_at_once` at a time.
     let started = Instant::now();
     let scanned_in = std::sync::Mutex::new(Duration::ZERO);
-    stream::iter(0..n)
-        .for_each_concurrent(32, |i| {
-            let (http, base, key, logs, scanned_in) = (&http, &base, &key, &logs, &scanned_in);
-            async move {
-                let res = http
-                    .post(format!("{base}/v1/instances"))
-                    .bearer_auth(key)
-                    .json(&json!({"name": format!("n{i}")}))
-                    .send()
-                    .await
-                    .unwrap();
-                if res.status().as_u16() != 201 {
-                    logs.fail(&format!("number {i}: create answered {}", res.status()));
-                }
-                let inst: Value = res.json().await.unwrap();
-                let id = inst["id"].as_str().unwrap().to_string();
-                // The QR code: the route waits up to 5 s and answers 409 until there is one.
-                let t = Instant::now();
-                loop {
-                    let r = http
-                        .get(format!("{base}/v1/instances/{id}/qr"))
-                        .bearer_auth(key)
-                        .send()
-                        .await
-                        .unwrap();
-                    let s = r.status().as_u16();
-                    let v: Value = r.json().await.unwrap_or(Value::Null);
-                    if s == 200 && v["code"].as_str().is_some_and(|c| !c.is_empty()) {
-                        break;
-                    }
-                    if t.elapsed() > QR_WAIT {
-                        logs.fail(&format!("number {i}: no QR code within {QR_WAIT:?}: {s} {v}"));
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                let phone = format!("+5511{:09}", 900_000_000 + i);
-                let scan = http
-                    .post(format!("{base}/v1/sim/instances/{id}/scan"))
-                    .bearer_auth(ADMIN)
-                    .json(&json!({"phone": phone}))
-                    .send()
-                    .await
-                    .unwrap();
-                if !scan.status().is_success() {
-                    let s = scan.status();
-                    let body = scan.text().await.unwrap_or_default();
-                    logs.fail(&format!("number {i}: scan answered {s}: {body}"));
-                }
-                *scanned_in.lock().unwrap() = started.elapsed();
+    let scanned_count = std::sync::atomic::AtomicUsize::new(0);
+    let progress = async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let done = scanned_count.load(std::sync::atomic::Ordering::Relaxed);
+            let secs = started.elapsed().as_secs_f64();
+            let (rss, _) = support::rss_kib(gw_pid);
+            let (fake_rss, _) = support::rss_kib(fake_pid);
+            eprintln!(
+                "[link] {secs:>6.1} s: {done}/{n} scanned ({:.1}/s); RSS gateway {:.0} MiB, fake {:.0} MiB",
+                done as f64 / secs,
+                mib(rss),
+                mib(fake_rss)
+            );
+        }
+    };
+    let linking = stream::iter(0..n).for_each_concurrent(link_at_once, |i| {
+        let (http, base, key, logs, scanned_in) = (&http, &base, &key, &logs, &scanned_in);
+        let scanned_count = &scanned_count;
+        async move {
+            let res = http
+                .post(format!("{base}/v1/instances"))
+                .bearer_auth(key)
+                .json(&json!({"name": format!("n{i}")}))
+                .send()
+                .await
+                .unwrap();
+            if res.status().as_u16() != 201 {
+                logs.fail(&format!("number {i}: create answered {}", res.status()));
             }
-        })
-        .await;
+            let inst: Value = res.json().await.unwrap();
+            let id = inst["id"].as_str().unwrap().to_string();
+            // The QR code: the route waits up to 5 s and answers 409 until there is one.
+            let t = Instant::now();
+            loop {
+                let r = http
+                    .get(format!("{base}/v1/instances/{id}/qr"))
+                    .bearer_auth(key)
+                    .send()
+                    .await
+                    .unwrap();
+                let s = r.status().as_u16();
+                let v: Value = r.json().await.unwrap_or(Value::Null);
+                if s == 200 && v["code"].as_str().is_some_and(|c| !c.is_empty()) {
+                    break;
+                }
+                if t.elapsed() > QR_WAIT {
+                    logs.fail(&format!("number {i}: no QR code within {QR_WAIT:?}: {s} {v}"));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let phone = format!("+5511{:09}", 900_000_000 + i);
+            let scan = http
+                .post(format!("{base}/v1/sim/instances/{id}/scan"))
+                .bearer_auth(ADMIN)
+                .json(&json!({"phone": phone}))
+                .send()
+                .await
+                .unwrap();
+            if !scan.status().is_success() {
+                let s = scan.status();
+                let body = scan.text().await.unwrap_or_default();
+                logs.fail(&format!("number {i}: scan answered {s}: {body}"));
+            }
+            *scanned_in.lock().unwrap() = started.elapsed();
+            scanned_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    tokio::select! {
+        () = linking => {}
+        () = progress => unreachable!(),
+    }
     let scanned = *scanned_in.lock().unwrap();
     eprintln!("[link] all {n} scanned after {:.1} s", scanned.as_secs_f64());
-    wait_all(&http, &base, &key, n, "link", &logs).await;
+    wait_all(&http, &base, &key, n, "link", &logs, limit).await;
     let link_time = started.elapsed();
 
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -262,6 +326,10 @@ async fn main() {
     let gw_threads = threads(gw_pid);
     let cpu = cpu_percent(&[gw_pid, fake_pid], Duration::from_secs(10)).await;
     let still = statuses(&http, &base, &key).await;
+    // What a monitoring scrape and a client listing every number cost at this size.
+    let metrics = timed_get(&http, &format!("{base}/metrics"), ADMIN).await;
+    let list = timed_get(&http, &format!("{base}/v1/instances"), &key).await;
+    let page = timed_get(&http, &format!("{base}/v1/instances?limit=100"), &key).await;
 
     // Restart on the same data dir against the same fake: every number comes back by itself.
     let mut gw = children.0.pop().unwrap();
@@ -273,7 +341,7 @@ async fn main() {
     let gw_pid = gw.id();
     children.0.push(gw);
     let listening = restarted.elapsed();
-    wait_all(&http, &base, &key, n, "restart", &logs).await;
+    wait_all(&http, &base, &key, n, "restart", &logs, limit).await;
     let resume = restarted.elapsed();
     let (rss_resumed, _) = support::rss_kib(gw_pid);
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -300,6 +368,17 @@ async fn main() {
     println!("per connected number:                      {per:.1} KiB");
     println!("CPU at idle over 10 s: gateway {:.1} % of one core, fake {:.1} %", cpu[0], cpu[1]);
     println!("statuses at idle:                          {still:?}");
+    for (what, (took, bytes)) in [
+        ("GET /metrics", metrics),
+        ("GET /v1/instances", list),
+        ("GET /v1/instances?limit=100", page),
+    ] {
+        println!(
+            "{what:<42} {:.1} ms, {:.0} KiB",
+            took.as_secs_f64() * 1000.0,
+            bytes as f64 / 1024.0
+        );
+    }
     println!(
         "fake RSS: empty {:.1} MiB, {n} connected {:.1} MiB (peak {:.1} MiB), end {:.1} MiB",
         mib(fake_empty),

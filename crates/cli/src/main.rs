@@ -152,6 +152,10 @@ struct ServeArgs {
     /// move to the others after this long.
     #[arg(long, env = "BZAPPER_LEASE_SECONDS", default_value_t = defaults::DEFAULT_LEASE_SECONDS, value_parser = clap::value_parser!(u64).range(1..=3600))]
     lease_seconds: u64,
+    /// Stored numbers handshaking with WhatsApp at once while the gateway resumes them at
+    /// start (the API serves meanwhile; `GET /readyz` shows how many are still resuming).
+    #[arg(long, env = "BZAPPER_RESUME_CONCURRENCY", default_value_t = defaults::DEFAULT_RESUME_CONCURRENCY, value_parser = clap::value_parser!(u64).range(1..=100_000).map(|v| v as usize))]
+    resume_concurrency: usize,
     /// Largest media file (upload or fetched URL), in MiB.
     #[arg(long, env = "BZAPPER_MEDIA_MAX_MB", default_value_t = defaults::DEFAULT_MEDIA_MAX_MB, value_parser = clap::value_parser!(u64).range(1..=4096))]
     media_max_mb: u64,
@@ -287,14 +291,18 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(a) => {
             logging::init(a.log.log_format);
+            // Each connected number is a socket.
+            bzapper_server::startup::fd_limit::raise_and_log();
             serve(*a).await
         }
         Command::Simnet(a) if a.wire => {
             logging::init(a.log.log_format);
+            bzapper_server::startup::fd_limit::raise_and_log();
             bzapper_wafake::control::serve_simnet(a.listen, a.ws_listen, shutdown_signal()).await
         }
         Command::Simnet(a) => {
             logging::init(a.log.log_format);
+            bzapper_server::startup::fd_limit::raise_and_log();
             let config = bzapper_driver_config(a.qr_first_secs, a.qr_next_secs);
             let reactions = a.reactions.unwrap_or_default();
             bzapper_server::serve_simnet(a.listen, config, reactions, shutdown_signal()).await
@@ -375,6 +383,7 @@ fn config_from(a: ServeArgs) -> Config {
     config.node_id = a.node_id;
     config.advertise_url = a.advertise_url;
     config.lease = Duration::from_secs(a.lease_seconds);
+    config.resume_concurrency = a.resume_concurrency;
     config.media_max_bytes = a.media_max_mb * 1024 * 1024;
     config.media_retention = Duration::from_secs(a.media_retention_hours * 3600);
     config.media_fetch_timeout = Duration::from_secs(a.media_fetch_timeout_secs);

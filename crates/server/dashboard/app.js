@@ -69,7 +69,20 @@ const state = {
   deliveriesOpen: new Set(),
   deliveries: new Map(), // webhook id -> items | 'loading' | Error
   tick: null,
+  shown: 0, // cards shown of a large list (see renderInstances)
+  renderTimer: null,
+  lastRender: 0,
+  reloadTimer: null,
 };
+
+// Above this many numbers the list is "large" (a gateway may hold 10,000): cards are shown a
+// page at a time, renders are folded into one every RENDER_GAP_MS, and `instance.*` events
+// update the number from the event itself, with one read of the whole list every RELOAD_MS,
+// instead of one read per number (a restart brings 10,000 `instance.connected` at once).
+const LARGE = 200;
+const PAGE_CARDS = 200;
+const RENDER_GAP_MS = 500;
+const RELOAD_MS = 5000;
 
 class ApiError extends Error {
   constructor(status, code, message) {
@@ -359,6 +372,9 @@ function handleEvent(e) {
     const inst = state.instances.get(id);
     if (inst && inst.status === 'qr_pending') fetchQr(id);
     else scheduleRefresh(id, 0);
+  } else if (e.type.startsWith('instance.') && id && state.instances.size > LARGE) {
+    applyInstanceEvent(e);
+    scheduleReload();
   } else if (e.type.startsWith('instance.') && id) {
     scheduleRefresh(id, 0);
   } else if (e.type === 'message.status') {
@@ -393,6 +409,30 @@ function setInstances(items) {
     if (!seen.has(id)) state.instances.delete(id);
   }
   renderInstances();
+}
+
+/** A large list: what an `instance.*` event says, applied to the number shown. */
+function applyInstanceEvent(e) {
+  const inst = state.instances.get(e.instance_id);
+  const d = e.data || {};
+  if (!inst) return;
+  if (e.type === 'instance.health') {
+    inst.health = { ...inst.health, score: d.score, in_rotation: d.in_rotation };
+  } else if (d.status) {
+    inst.status = d.status;
+    inst.reason = d.reason ?? null;
+    inst.detail = d.detail ?? null;
+  }
+  renderInstances();
+}
+
+/** A large list: reads the whole list again once, RELOAD_MS after the first call. */
+function scheduleReload() {
+  if (state.reloadTimer) return;
+  state.reloadTimer = setTimeout(() => {
+    state.reloadTimer = null;
+    if (state.key) loadInstances().catch(() => {});
+  }, RELOAD_MS);
 }
 
 async function loadInstances() {
@@ -438,12 +478,26 @@ function sortedInstances() {
   return [...state.instances.values()].sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0));
 }
 
+/** Renders the numbers soon: at once for a small list, at most every RENDER_GAP_MS for a large one. */
 function renderInstances() {
+  if (state.renderTimer) return;
+  const wait = state.instances.size > LARGE ? Math.max(0, state.lastRender + RENDER_GAP_MS - Date.now()) : 0;
+  state.renderTimer = setTimeout(() => {
+    state.renderTimer = null;
+    state.lastRender = Date.now();
+    renderInstancesNow();
+  }, wait);
+}
+
+function renderInstancesNow() {
   if (!state.key) return;
   const list = sortedInstances();
   const box = $('instances');
   const byId = new Map([...box.children].map((el) => [el.dataset.id, el]));
-  const cards = list.map((inst) => {
+  // A large list shows its first cards, and more on request.
+  state.shown = Math.max(state.shown, PAGE_CARDS);
+  const visible = list.length > LARGE ? list.slice(0, state.shown) : list;
+  const cards = visible.map((inst) => {
     syncQr(inst);
     const card = instanceCard(inst);
     const old = byId.get(inst.id);
@@ -454,6 +508,11 @@ function renderInstances() {
     }
     return card;
   });
+  if (visible.length < list.length) {
+    const more = h('button', { type: 'button', class: 'secondary', 'data-id': '' }, `Show ${Math.min(PAGE_CARDS, list.length - visible.length)} more (${visible.length} of ${list.length} shown)`);
+    more.addEventListener('click', () => { state.shown += PAGE_CARDS; renderInstancesNow(); });
+    cards.push(more);
+  }
   box.replaceChildren(...cards);
   for (const id of [...state.qr.keys()]) {
     if (!state.instances.has(id)) dropQr(id);

@@ -24,7 +24,9 @@ use crate::{
     MessageUpdate, NewEvent, PgStore, Pool, PoolSettings, QueueKey, QueuedRef, Sealer,
     SessionWrite, SqliteStore, StateChange, Store, StoreError, Strategy, Tenant, WebhookRecord,
 };
-use crate::{ContactHistory, ConversationRecord, ExpiredRef, QueuePosition, StartedBy};
+use crate::{
+    ContactHistory, ConversationRecord, ExpiredRef, InstanceKey, QueuePosition, StartedBy,
+};
 use crate::{NumberPoint, NumberSample, PoolPoint, PoolSample, SeriesRange};
 
 /// The variable naming the PostgreSQL database the PostgreSQL runs use.
@@ -237,6 +239,8 @@ conformance!(
     a_numbers_call_and_presence_settings_round_trip,
     another_tenant_sees_nothing,
     state_changes_match_apply_state_change,
+    a_batch_of_state_changes_is_stored_like_one_change_each,
+    instances_are_paged_in_the_order_of_the_whole_list,
     deleting_a_tenant_removes_everything_it_owns,
     session_batches_apply_atomically_and_prefixes_select_exactly,
     sessions_save_load_and_clear,
@@ -620,6 +624,79 @@ async fn state_changes_match_apply_state_change(h: &Harness) {
     s.update_instance_state("nope", &changes[0]).await.unwrap();
 }
 
+async fn a_batch_of_state_changes_is_stored_like_one_change_each(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    let mut mem = Vec::new();
+    for id in ["i1", "i2", "i3"] {
+        let rec = instance(id, "t1", id);
+        s.create_instance(&rec).await.unwrap();
+        mem.push(rec);
+    }
+    let until = now_millis() + Duration::seconds(60);
+    let banned = InstanceState::disconnected(Reason::Banned, None);
+    s.update_instance_state(
+        "i3",
+        &StateChange { ban_until: Some(until), ..StateChange::state(banned) },
+    )
+    .await
+    .unwrap();
+    apply_state_change(
+        &mut mem[2],
+        &StateChange::state(InstanceState::disconnected(Reason::Banned, None)),
+    );
+    let connecting = StateChange::state(InstanceState::connecting(None, None));
+    let connected = StateChange {
+        connected_at: Some(now_millis()),
+        ..StateChange::state(InstanceState::connected())
+    };
+    let batch = vec![
+        ("i1".to_string(), connecting.clone()),
+        ("i2".to_string(), connected.clone()),
+        // The stored ban end goes with the change, as with one change.
+        ("i3".to_string(), connecting.clone()),
+        // A missing number is skipped, not an error, and does not undo the others.
+        ("nope".to_string(), connecting.clone()),
+    ];
+    s.update_instance_states(&batch).await.unwrap();
+    apply_state_change(&mut mem[0], &connecting);
+    apply_state_change(&mut mem[1], &connected);
+    apply_state_change(&mut mem[2], &connecting);
+    for rec in &mem {
+        assert_eq!(s.get_instance_by_id(&rec.id).await.unwrap().as_ref(), Some(rec), "{}", rec.id);
+    }
+    assert!(s.ban_expiries().await.unwrap().is_empty());
+    s.update_instance_states(&[]).await.unwrap();
+}
+
+async fn instances_are_paged_in_the_order_of_the_whole_list(h: &Harness) {
+    let s = &*h.s;
+    with_tenant(s, "t1").await;
+    with_tenant(s, "t2").await;
+    let t0 = now_millis();
+    // Two share a created_at: the id orders them.
+    for (id, secs) in [("i3", 0), ("i1", 0), ("i2", 5), ("i0", 9), ("i4", 20)] {
+        let rec =
+            InstanceRecord { created_at: t0 + Duration::seconds(secs), ..instance(id, "t1", id) };
+        s.create_instance(&rec).await.unwrap();
+    }
+    s.create_instance(&instance("x", "t2", "x")).await.unwrap();
+    let whole: Vec<String> =
+        s.list_instances("t1").await.unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(whole, ["i1", "i3", "i2", "i0", "i4"]);
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s.list_instances_page("t1", after.as_ref(), 2).await.unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(InstanceKey { created_at: last.created_at, id: last.id.clone() });
+        paged.extend(page.into_iter().map(|r| r.id));
+    }
+    assert_eq!(paged, whole);
+    assert!(s.list_instances_page("t3", None, 10).await.unwrap().is_empty());
+}
+
 async fn deleting_a_tenant_removes_everything_it_owns(h: &Harness) {
     let s = &*h.s;
     for t in ["t1", "t2"] {
@@ -718,8 +795,12 @@ async fn sessions_save_load_and_clear(h: &Harness) {
     s.save_session_value("i1", "creds", b"uno").await.unwrap();
     assert_eq!(s.load_session_value("i1", "creds").await.unwrap(), Some(b"uno".to_vec()));
 
+    let ids =
+        |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<std::collections::HashSet<_>>();
+    assert_eq!(s.instances_with_session().await.unwrap(), ids(&["i1", "i2"]));
     s.clear_session("i1").await.unwrap();
     assert!(!s.has_session("i1").await.unwrap());
+    assert_eq!(s.instances_with_session().await.unwrap(), ids(&["i2"]));
     assert_eq!(s.load_session_value("i1", "creds").await.unwrap(), None);
     assert_eq!(s.load_session_value("i2", "creds").await.unwrap(), Some(b"two".to_vec()));
 

@@ -86,6 +86,14 @@ pub trait InstanceStore: Send + Sync {
     /// The instance by id alone (for the supervisor).
     async fn get_instance_by_id(&self, id: &str) -> Result<Option<InstanceRecord>>;
     async fn list_instances(&self, tenant_id: &str) -> Result<Vec<InstanceRecord>>;
+    /// A page of [`InstanceStore::list_instances`], in its order (`created_at`, then `id`):
+    /// at most `limit` numbers after `after` (the last one of the previous page).
+    async fn list_instances_page(
+        &self,
+        tenant_id: &str,
+        after: Option<&InstanceKey>,
+        limit: u32,
+    ) -> Result<Vec<InstanceRecord>>;
     /// Every instance of every tenant (the supervisor resumes them at start).
     async fn list_all_instances(&self) -> Result<Vec<InstanceRecord>>;
     /// Replaces name, pool, warming_days, proxy, limits and quiet hours. Returns false when
@@ -93,6 +101,9 @@ pub trait InstanceStore: Send + Sync {
     async fn update_instance_settings(&self, instance: &InstanceRecord) -> Result<bool>;
     /// Records a state change and the identity facts that came with it.
     async fn update_instance_state(&self, id: &str, change: &StateChange) -> Result<()>;
+    /// [`InstanceStore::update_instance_state`] for many numbers in one transaction (a
+    /// restart marks every resumed number `connecting` at once: one commit, not one each).
+    async fn update_instance_states(&self, changes: &[(String, StateChange)]) -> Result<()>;
     /// Deletes the instance and its session. Returns false when missing.
     async fn delete_instance(&self, tenant_id: &str, id: &str) -> Result<bool>;
     /// Records the number's health score.
@@ -346,6 +357,16 @@ pub trait SessionStore: Send + Sync {
     async fn write_session_values(&self, instance_id: &str, writes: &[SessionWrite]) -> Result<()>;
     async fn clear_session(&self, instance_id: &str) -> Result<()>;
     async fn has_session(&self, instance_id: &str) -> Result<bool>;
+    /// The ids of every number with a stored session ([`SessionStore::has_session`] for all
+    /// of them in one query: a restart resumes thousands).
+    async fn instances_with_session(&self) -> Result<std::collections::HashSet<String>>;
+}
+
+/// Where a page of a tenant's numbers ends: the last number's `created_at` and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceKey {
+    pub created_at: DateTime<Utc>,
+    pub id: String,
 }
 
 /// One change to a number's protocol state, applied by [`SessionStore::write_session_values`].

@@ -102,9 +102,41 @@ impl Transport {
     }
 }
 
+/// A node in its wire form (unencrypted), to keep it compactly; `None` if it cannot be
+/// marshalled.
+pub(crate) fn encode_node(node: &Node) -> Option<Box<[u8]>> {
+    wacore_binary::marshal(node).ok().map(Vec::into_boxed_slice)
+}
+
+/// A node back from [`encode_node`]'s form.
+pub(crate) fn decode_node(wire: &[u8]) -> Option<Node> {
+    let unpacked = wacore_binary::util::unpack(wire).ok()?;
+    Some(wacore_binary::marshal::unmarshal_ref(&unpacked).ok()?.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_round_trips_through_its_wire_form() {
+        use wacore_binary::builder::NodeBuilder;
+        let key = |id: u8| {
+            NodeBuilder::new("key")
+                .children([
+                    NodeBuilder::new("id").bytes(vec![0, 0, id]).build(),
+                    NodeBuilder::new("value").bytes(vec![id; 32]).build(),
+                ])
+                .build()
+        };
+        let node = NodeBuilder::new("iq")
+            .attr("xmlns", "encrypt")
+            .attr("type", "set")
+            .children([NodeBuilder::new("list").children((1..=3).map(key)).build()])
+            .build();
+        let wire = encode_node(&node).unwrap();
+        assert_eq!(decode_node(&wire).unwrap(), node);
+    }
 
     #[test]
     fn prologue_is_skipped_with_and_without_edge_routing() {

@@ -67,8 +67,9 @@ pub(crate) fn handle_iq(session: &mut Session, node: &Node) {
         }
         ("encrypt", "set") if child("list").is_some() || child("registration").is_some() => {
             if let Some(jid) = &device {
+                let wire = crate::frame::encode_node(node);
                 if let Some(d) = session.server.state().devices.get_mut(jid) {
-                    d.prekey_upload = Some(node.clone());
+                    d.prekey_upload = wire;
                 }
             }
             session.conn.send(result(&id, vec![]));

@@ -70,8 +70,10 @@ pub(crate) struct Device {
     pub phone: String,
     pub lid_jid: String,
     pub logged_out: bool,
-    /// The last prekey upload (`<iq xmlns="encrypt" type="set">`), raw.
-    pub prekey_upload: Option<Node>,
+    /// The last prekey upload (`<iq xmlns="encrypt" type="set">`) in its wire form: as a
+    /// node tree its 812 keys took most of the fake's memory per device, marshalled they are a
+    /// tenth of it (read back, rarely, by [`WireServer::prekey_upload`]).
+    pub prekey_upload: Option<Box<[u8]>>,
     pub chat_states: Vec<ChatState>,
     /// App-state collections the device asked for, in order (repeats kept).
     pub app_state: Vec<String>,
@@ -282,7 +284,8 @@ impl WireServer {
     /// The last prekey upload of device `jid`: the raw `<iq xmlns="encrypt" type="set">`
     /// (`<registration>`, `<identity>`, `<list>` of `<key>`, `<skey>`).
     pub fn prekey_upload(&self, jid: &str) -> Option<Node> {
-        self.state().devices.get(jid).and_then(|d| d.prekey_upload.clone())
+        let wire = self.state().devices.get(jid).and_then(|d| d.prekey_upload.clone())?;
+        crate::frame::decode_node(&wire)
     }
 
     /// The LID (digits) of `phone` (digits only), assigned now if the phone is new: the

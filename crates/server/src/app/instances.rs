@@ -89,6 +89,16 @@ impl Instances {
         Ok(self.store.list_instances(tenant_id).await?)
     }
 
+    /// A page of [`Instances::list`]: at most `limit` numbers after `after`.
+    pub async fn list_page(
+        &self,
+        tenant_id: &TenantId,
+        after: Option<&bzapper_store::InstanceKey>,
+        limit: u32,
+    ) -> AppResult<Vec<InstanceRecord>> {
+        Ok(self.store.list_instances_page(tenant_id, after, limit).await?)
+    }
+
     /// Live figures of the tenant's numbers (all, or those given), by instance id: health,
     /// re-warming and why it rests in the scheduler, and today's sent and received counts.
     pub async fn live(

@@ -50,9 +50,11 @@ impl GatewayStatus {
         GatewayStatus { store, supervisor, scheduler, recorder, cluster }
     }
 
-    /// Whether the store answers; the driver's name when it does.
-    pub async fn ready(&self) -> Result<&'static str, StoreError> {
-        self.store.ping().await.map(|()| self.supervisor.driver_name())
+    /// Whether the store answers; the driver's name when it does, and how many stored
+    /// numbers this start is still resuming.
+    pub async fn ready(&self) -> Result<(&'static str, usize), StoreError> {
+        self.store.ping().await?;
+        Ok((self.supervisor.driver_name(), self.supervisor.resume_progress().pending()))
     }
 
     /// Every tenant's figures in the Prometheus text format: message counters, send latency,

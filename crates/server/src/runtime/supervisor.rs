@@ -30,6 +30,7 @@ use crate::runtime::inbound::{Inbound, InboundJob, OwnIds};
 use crate::runtime::scheduler::Scheduler;
 use crate::runtime::session_bridge::InstanceSession;
 use ban_timers::BanTimers;
+pub use progress::{ResumeProgress, DEFAULT_RESUME_CONCURRENCY, HANDSHAKE_WAIT};
 
 /// The QR code currently shown for an instance.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +47,9 @@ struct Running {
     qr: watch::Sender<Option<QrCode>>,
     /// The number's own JID and LID, for `mentions_me` (shared with its inbound sink).
     own: OwnIds,
+    /// A resumed number's handshake slot: released (dropped) at its first state event, or
+    /// when it stops running here (see `resume.rs`).
+    settled: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +80,8 @@ pub struct Supervisor {
     me: Weak<Supervisor>,
     /// The numbers waiting here for a temporary ban to end.
     ban_timers: BanTimers,
+    /// How far the resume at start has come.
+    resume: ResumeProgress,
 }
 
 impl Supervisor {
@@ -105,6 +111,7 @@ impl Supervisor {
             scheduler,
             me: me.clone(),
             ban_timers: BanTimers::default(),
+            resume: ResumeProgress::default(),
         });
         let weak = Arc::downgrade(&sup);
         tokio::spawn(async move {
@@ -120,25 +127,6 @@ impl Supervisor {
 
     pub fn driver_name(&self) -> &'static str {
         self.driver.name()
-    }
-
-    /// Starts every instance that was active when the gateway last stopped, and arms the
-    /// reconnect of every number waiting for a temporary ban to end.
-    pub async fn resume_all(&self) -> Result<usize, SupervisorError> {
-        let mut n = 0;
-        let ban_ends: HashMap<String, DateTime<Utc>> =
-            self.store.ban_expiries().await?.into_iter().collect();
-        for rec in self.store.list_all_instances().await? {
-            if rec.state.is_active() {
-                self.start(&rec).await?;
-                n += 1;
-            } else if let Some(until) = ban_ends.get(&rec.id) {
-                if rec.state.reason == Some(Reason::Banned) {
-                    self.reconnect_when_ban_ends(&rec.id, *until);
-                }
-            }
-        }
-        Ok(n)
     }
 
     /// Starts the instance's connection (create, `connect`, resume). Starting a running
@@ -199,6 +187,7 @@ impl Supervisor {
                 conn,
                 qr: watch::channel(None).0,
                 own,
+                settled: None,
             },
         );
         Ok(transition.to)
@@ -393,6 +382,10 @@ impl Supervisor {
             return Ok(()); // an event of a connection that no longer exists
         };
         let tenant_id = run.tenant_id.clone();
+        if !matches!(event, DriverEvent::Message(_) | DriverEvent::Call(_)) {
+            // Its handshake has an outcome: a resumed number frees its slot for the next.
+            run.settled.take();
+        }
         let mut change_extra: Option<Identity> = None;
         let mut connected_at = None;
         let mut ban_expires = None;
@@ -564,5 +557,8 @@ fn state_changed(s: &InstanceState) -> InstanceStateChanged {
 
 mod ban_expiry;
 mod ban_timers;
+mod progress;
+pub mod resume;
+mod starting;
 #[cfg(test)]
 mod tests;

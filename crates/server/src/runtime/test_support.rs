@@ -108,6 +108,18 @@ impl Rig {
         store: Arc<SqliteStore>,
         window: usize,
     ) -> Rig {
+        Self::on_store_with(hold, dir, store, window, |d| Arc::new(d)).await
+    }
+
+    /// [`Rig::on_store`] with the simulated driver wrapped by `wrap` (a test's driver that
+    /// holds or fails starts).
+    pub async fn on_store_with(
+        hold: std::sync::mpsc::Sender<()>,
+        dir: TempDir,
+        store: Arc<SqliteStore>,
+        window: usize,
+        wrap: impl FnOnce(SimDriver) -> Arc<dyn bzapper_driver::Driver>,
+    ) -> Rig {
         let dyn_store: Arc<dyn Store> = store.clone();
         let recorder = Recorder::new(dyn_store.clone(), None);
         let limits = MediaLimits {
@@ -141,7 +153,7 @@ impl Rig {
         let net = driver.control();
         let supervisor = Supervisor::spawn(
             dyn_store,
-            Arc::new(driver),
+            wrap(driver),
             recorder.clone(),
             scheduler.clone(),
             "http://gateway.test",
@@ -154,9 +166,17 @@ impl Rig {
     /// new in-process network (which logs stored sessions back in). Nothing is resumed yet:
     /// call `supervisor.resume_all()` as start-up does.
     pub async fn restart(self) -> Rig {
+        self.restart_with(|d| Arc::new(d)).await
+    }
+
+    /// [`Rig::restart`] with the new rig's driver wrapped by `wrap`.
+    pub async fn restart_with(
+        self,
+        wrap: impl FnOnce(SimDriver) -> Arc<dyn bzapper_driver::Driver>,
+    ) -> Rig {
         self.supervisor.shutdown().await;
         let Rig { store, _dir, _hold_clock, .. } = self;
-        Rig::on_store(_hold_clock, _dir, store, 256).await
+        Rig::on_store_with(_hold_clock, _dir, store, 256, wrap).await
     }
 
     /// See [`until`].

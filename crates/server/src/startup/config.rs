@@ -46,6 +46,12 @@ pub const DEFAULT_SERIES_RETENTION_DAYS: u64 =
     crate::runtime::series::settings::DEFAULT_RETENTION_DAYS;
 /// `--lease-seconds`.
 pub const DEFAULT_LEASE_SECONDS: u64 = 15;
+/// `--resume-concurrency`: stored numbers handshaking with the network at once while a start
+/// resumes them (each holds its slot until its first state event, at most
+/// `runtime::supervisor::HANDSHAKE_WAIT`). Enough to keep both cores of a small box busy with
+/// 10,000 numbers without a burst of thousands of handshakes at WhatsApp.
+pub const DEFAULT_RESUME_CONCURRENCY: usize =
+    crate::runtime::supervisor::DEFAULT_RESUME_CONCURRENCY;
 /// `--media-max-mb`.
 pub const DEFAULT_MEDIA_MAX_MB: u64 = 64;
 /// `--media-retention-hours`.
@@ -160,6 +166,8 @@ pub struct Config {
     pub advertise_url: Option<String>,
     /// How long a node's hold on a number lasts without renewal (failover time).
     pub lease: Duration,
+    /// Stored numbers handshaking at once while a start resumes them.
+    pub resume_concurrency: usize,
     /// The largest media file (uploads and fetched URLs), in bytes.
     pub media_max_bytes: u64,
     /// How long stored media files and cached inbound media are kept.
@@ -264,6 +272,7 @@ impl Config {
             node_id: None,
             advertise_url: None,
             lease: Duration::from_secs(DEFAULT_LEASE_SECONDS),
+            resume_concurrency: DEFAULT_RESUME_CONCURRENCY,
             media_max_bytes: DEFAULT_MEDIA_MAX_MB * MIB,
             media_retention: Duration::from_secs(DEFAULT_MEDIA_RETENTION_HOURS * HOUR),
             media_fetch_timeout: Duration::from_secs(DEFAULT_MEDIA_FETCH_TIMEOUT_SECS),

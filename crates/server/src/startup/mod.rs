@@ -2,6 +2,7 @@
 //! the bound listener, in that order, failing early and plainly on anything misconfigured.
 
 pub mod config;
+pub mod fd_limit;
 pub mod secrets;
 pub mod serve;
 
@@ -241,8 +242,18 @@ impl Application {
                 scheduler.clone(),
             )),
             None => {
-                let resumed = supervisor.resume_all().await.context("resuming instances")?;
-                tracing::info!(resumed, "instances resumed");
+                // Before the listener serves: every stored number is `connecting` (one
+                // transaction) and known as running; the handshakes follow on their own task.
+                let claim = supervisor.claim_for_resume().await.context("resuming instances")?;
+                match fd_limit::current() {
+                    Ok(limit) => {
+                        if let Some(why) = fd_limit::shortfall(limit, claim.len()) {
+                            tracing::error!("{why}");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not read the open-file limit"),
+                }
+                spawn_resume(supervisor.clone(), claim, config.resume_concurrency);
                 None
             }
         };
@@ -406,6 +417,22 @@ impl OpenStore {
             OpenStore::Postgres(s) => s.close().await,
         }
     }
+}
+
+/// Starts the claimed numbers on their own task, so that the listener serves meanwhile.
+fn spawn_resume(
+    supervisor: Arc<Supervisor>,
+    claim: crate::runtime::supervisor::resume::Claim,
+    concurrency: usize,
+) {
+    let n = claim.len();
+    tracing::info!(numbers = n, concurrency, "resuming the stored numbers");
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        supervisor.start_claimed(claim, concurrency).await;
+        let secs = started.elapsed().as_secs_f64();
+        tracing::info!(resumed = n, secs, "instances resumed");
+    });
 }
 
 /// Removes events older than the retention window (with the ended alert deliveries of that

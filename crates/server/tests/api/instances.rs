@@ -224,3 +224,40 @@ async fn a_pairing_code_is_given_while_pending_only() {
     let (s, v) = app.post(&path, &key, json!({"phone": "+5511999990007"})).await;
     assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("not_pending")));
 }
+
+/// Issue 21: a tenant with 10,000 numbers pages the list; a client that does not page still
+/// gets every number in one answer.
+#[tokio::test]
+async fn the_instance_list_pages_by_keyset_and_is_whole_without_limit_or_cursor() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.tenant("acme").await;
+    for i in 0..5 {
+        app.instance(&key, &format!("n{i}")).await;
+    }
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().into()).collect()
+    };
+    let (s, whole) = app.get("/v1/instances", &key).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(names(&whole), ["n0", "n1", "n2", "n3", "n4"]);
+    assert!(whole["next_cursor"].is_null());
+
+    let mut paged = Vec::new();
+    let mut url = "/v1/instances?limit=2".to_string();
+    loop {
+        let (s, page) = app.get(&url, &key).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        assert!(page["items"].as_array().unwrap().len() <= 2);
+        paged.extend(names(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => url = format!("/v1/instances?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, names(&whole));
+
+    for bad in ["/v1/instances?limit=0", "/v1/instances?limit=1001", "/v1/instances?cursor=nope"] {
+        let (s, v) = app.get(bad, &key).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {v}");
+    }
+}

@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use bzapper_core::{InstanceState, LimitsPatch, ProxyUrl, ReadReceipts, Reason, Status};
 use chrono::{DateTime, Utc};
 
-use super::{json_err, opt_ts, q, ts, Backend, SqlStore};
+use super::{db, json_err, opt_ts, q, ts, Backend, SqlStore};
 use crate::time::to_millis;
-use crate::{InstanceRecord, InstanceStore, Result, StateChange, StoreError};
+use crate::{InstanceKey, InstanceRecord, InstanceStore, Result, StateChange, StoreError};
 
 pub(crate) const INSTANCE_COLUMNS: &str = "id, tenant_id, name, pool, status, reason, detail, \
      phone, jid, lid, warming_days, proxy_sealed, limits_json, first_connected_at, \
@@ -166,6 +166,28 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
         self.query_instances("WHERE tenant_id = $1 ORDER BY created_at, id", &[tenant_id]).await
     }
 
+    async fn list_instances_page(
+        &self,
+        tenant_id: &str,
+        after: Option<&InstanceKey>,
+        limit: u32,
+    ) -> Result<Vec<InstanceRecord>> {
+        let (at, id) = after.map_or((i64::MIN, ""), |k| (to_millis(k.created_at), k.id.as_str()));
+        let sql = format!(
+            "SELECT {INSTANCE_COLUMNS} FROM instances WHERE tenant_id = $1 \
+             AND (created_at > $2 OR (created_at = $2 AND id > $3)) \
+             ORDER BY created_at, id LIMIT $4"
+        );
+        let rows = q::<DB>(&sql)
+            .bind(tenant_id)
+            .bind(at)
+            .bind(id)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        rows.iter().map(|r| self.instance_from_row(r)).collect()
+    }
+
     async fn list_all_instances(&self) -> Result<Vec<InstanceRecord>> {
         self.query_instances("ORDER BY created_at, id", &[]).await
     }
@@ -195,40 +217,22 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
     }
 
     async fn update_instance_state(&self, id: &str, change: &StateChange) -> Result<()> {
-        // Same rules as `apply_state_change`: identity is set on pairing and wiped on logout
-        // (the wipe wins when both come together); `first_connected_at` is set only once.
-        let (touch_identity, phone, jid, lid) = if change.clear_identity {
-            (true, None, None, None)
-        } else if let Some(i) = &change.identity {
-            (true, Some(i.phone.as_str()), Some(i.jid.as_str()), i.lid.as_deref())
-        } else {
-            (false, None, None, None)
-        };
         // Through the SQLite write gate: a number's state change (a ban leaving rotation)
         // must not wait in SQLite's busy handler behind the event pipeline's writes.
         let _gate = DB::gate(self).await;
-        q::<DB>(
-            "UPDATE instances SET status = $1, reason = $2, detail = $3, \
-             phone = CASE WHEN $4 THEN $5 ELSE phone END, \
-             jid = CASE WHEN $4 THEN $6 ELSE jid END, \
-             lid = CASE WHEN $4 THEN $7 ELSE lid END, \
-             connected_at = COALESCE($8, connected_at), \
-             first_connected_at = COALESCE(first_connected_at, $8), \
-             ban_until = $10 \
-             WHERE id = $9",
-        )
-        .bind(change.state.status.as_str())
-        .bind(change.state.reason.map(Reason::as_str))
-        .bind(&change.state.detail)
-        .bind(touch_identity)
-        .bind(phone)
-        .bind(jid)
-        .bind(lid)
-        .bind(change.connected_at.map(to_millis))
-        .bind(id)
-        .bind(change.ban_until.map(to_millis))
-        .execute(&mut *self.conn().await?)
-        .await?;
+        write_state::<DB>(&mut *self.conn().await?, id, change).await
+    }
+
+    async fn update_instance_states(&self, changes: &[(String, StateChange)]) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let _gate = DB::gate(self).await;
+        let mut tx = self.begin().await?;
+        for (id, change) in changes {
+            write_state::<DB>(&mut tx, id, change).await?;
+        }
+        tx.commit().await.map_err(db)?;
         Ok(())
     }
 
@@ -292,4 +296,44 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
             .await?;
         Ok(n > 0)
     }
+}
+
+/// One number's state change on `c` (a pooled connection or an open transaction).
+async fn write_state<DB: Backend>(
+    c: &mut DB::Connection,
+    id: &str,
+    change: &StateChange,
+) -> Result<()> {
+    // Same rules as `apply_state_change`: identity is set on pairing and wiped on logout
+    // (the wipe wins when both come together); `first_connected_at` is set only once.
+    let (touch_identity, phone, jid, lid) = if change.clear_identity {
+        (true, None, None, None)
+    } else if let Some(i) = &change.identity {
+        (true, Some(i.phone.as_str()), Some(i.jid.as_str()), i.lid.as_deref())
+    } else {
+        (false, None, None, None)
+    };
+    q::<DB>(
+        "UPDATE instances SET status = $1, reason = $2, detail = $3, \
+         phone = CASE WHEN $4 THEN $5 ELSE phone END, \
+         jid = CASE WHEN $4 THEN $6 ELSE jid END, \
+         lid = CASE WHEN $4 THEN $7 ELSE lid END, \
+         connected_at = COALESCE($8, connected_at), \
+         first_connected_at = COALESCE(first_connected_at, $8), \
+         ban_until = $10 \
+         WHERE id = $9",
+    )
+    .bind(change.state.status.as_str())
+    .bind(change.state.reason.map(Reason::as_str))
+    .bind(&change.state.detail)
+    .bind(touch_identity)
+    .bind(phone)
+    .bind(jid)
+    .bind(lid)
+    .bind(change.connected_at.map(to_millis))
+    .bind(id)
+    .bind(change.ban_until.map(to_millis))
+    .execute(c)
+    .await?;
+    Ok(())
 }

@@ -143,4 +143,15 @@ impl<DB: Backend> SessionStore for SqlStore<DB> {
             .scalar(&mut *self.conn().await?)
             .await
     }
+
+    async fn instances_with_session(&self) -> Result<std::collections::HashSet<String>> {
+        // One index probe per number, not a scan of every stored value.
+        let rows = q::<DB>(
+            "SELECT id FROM instances i \
+             WHERE EXISTS (SELECT 1 FROM session_values s WHERE s.instance_id = i.id)",
+        )
+        .fetch_all(&mut *self.conn().await?)
+        .await?;
+        rows.iter().map(|r| DB::col::<String>(r, "id")).collect()
+    }
 }

@@ -11,15 +11,15 @@ use bzapper_core::{
     validate, InstanceState, Limits, LimitsPatch, Phone, ProxyUrl, ReadReceipts, Reason, Status,
     Warming,
 };
-use bzapper_store::InstanceRecord;
+use bzapper_store::{InstanceKey, InstanceRecord};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::app::instances::Live;
 use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::{Json, Path};
+use crate::http::extract::{Json, Path, Query};
 use crate::http::qr::render_png;
 use crate::http::routes::quiet_hours;
 use crate::http::state::AppState;
@@ -241,8 +241,37 @@ pub struct InstanceView {
 
 #[derive(Serialize, ToSchema)]
 pub struct InstanceList {
-    /// The tenant's instances.
+    /// The tenant's instances (all of them, or this page's), oldest first.
     pub items: Vec<InstanceView>,
+    /// Pass as `cursor` for the next page; `null` on the last page and when the list was not
+    /// paged.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListParams {
+    /// Page size, 1 to 1000. Without `limit` and `cursor` the answer holds every instance.
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page (the page size is then `limit`, default 100).
+    pub cursor: Option<String>,
+}
+
+/// The default page size when only `cursor` is given.
+const DEFAULT_PAGE: u32 = 100;
+/// The largest page.
+const MAX_PAGE: u32 = 1_000;
+
+fn encode_cursor(r: &InstanceRecord) -> String {
+    let key = format!("{}:{}", r.created_at.timestamp_millis(), r.id);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
+}
+
+/// The position a cursor names: one this API gave (`<created_at ms>:<instance id>`).
+fn decode_cursor(c: &str) -> Option<InstanceKey> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok()?;
+    let (ms, id) = std::str::from_utf8(&raw).ok()?.split_once(':')?;
+    let created_at = DateTime::from_timestamp_millis(ms.parse().ok()?)?;
+    (!id.is_empty() && id.len() <= 64).then(|| InstanceKey { created_at, id: id.to_string() })
 }
 
 async fn full_view(state: &AppState, rec: &InstanceRecord) -> ApiResult<InstanceView> {
@@ -382,18 +411,45 @@ pub async fn create(
 
 /// List instances
 ///
-/// The tenant's instances with their status, health, warming and today's figures.
+/// The tenant's instances, oldest first, with their status, health, warming and today's
+/// figures. Without `limit` and `cursor`, every instance in one answer; with either, a page
+/// (`limit`, 1 to 1000, default 100) and `next_cursor` to pass as `cursor` for the next one.
 #[utoipa::path(get, path = "/v1/instances", tag = "instances", security(("bearer" = [])),
-    responses((status = 200, body = InstanceList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    params(ListParams),
+    responses((status = 200, body = InstanceList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(
     tenant: Tenant,
     State(state): State<AppState>,
+    Query(p): Query<ListParams>,
 ) -> ApiResult<JsonOut<InstanceList>> {
-    let recs = state.app.instances.list(&tenant.tenant_id).await?;
+    let (recs, next_cursor) = if p.limit.is_none() && p.cursor.is_none() {
+        (state.app.instances.list(&tenant.tenant_id).await?, None)
+    } else {
+        let limit = p.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::invalid(format!("`limit` must be between 1 and {MAX_PAGE}")));
+        }
+        let after = match p.cursor.as_deref() {
+            Some(c) => Some(
+                decode_cursor(c)
+                    .ok_or_else(|| ApiError::invalid("`cursor` is not one this API gave"))?,
+            ),
+            None => None,
+        };
+        let mut recs =
+            state.app.instances.list_page(&tenant.tenant_id, after.as_ref(), limit + 1).await?;
+        let next = if recs.len() > limit as usize {
+            recs.truncate(limit as usize);
+            recs.last().map(encode_cursor)
+        } else {
+            None
+        };
+        (recs, next)
+    };
     let live = state.app.instances.live(&tenant.tenant_id, &recs).await?;
     let items =
         recs.iter().map(|r| view(r, live.get(&r.id).copied().unwrap_or_default())).collect();
-    Ok(JsonOut(InstanceList { items }))
+    Ok(JsonOut(InstanceList { items, next_cursor }))
 }
 
 /// Get an instance

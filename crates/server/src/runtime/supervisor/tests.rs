@@ -149,3 +149,131 @@ async fn an_operators_disconnect_during_a_ban_cancels_the_reconnect() {
     rig.advance(Duration::from_secs(10)).await;
     assert_eq!(rig.instance(&a.id).await.state.status, Status::Disconnected);
 }
+
+/// A driver whose starts wait until the test lets them through, and that refuses to start
+/// the numbers named in `fail`.
+struct HeldDriver {
+    inner: bzapper_driver::sim::SimDriver,
+    entered: std::sync::atomic::AtomicUsize,
+    gate: tokio::sync::Semaphore,
+    fail: Vec<String>,
+}
+
+impl HeldDriver {
+    fn entered(&self) -> usize {
+        self.entered.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl bzapper_driver::Driver for HeldDriver {
+    fn name(&self) -> &'static str {
+        "sim"
+    }
+
+    async fn start(
+        &self,
+        opts: bzapper_driver::ConnectOptions,
+    ) -> Result<std::sync::Arc<dyn bzapper_driver::Connection>, bzapper_driver::DriverError> {
+        self.entered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.gate.acquire().await.unwrap().forget();
+        if self.fail.contains(&opts.instance_id) {
+            return Err(bzapper_driver::DriverError::Transport("refused by the test".into()));
+        }
+        self.inner.start(opts).await
+    }
+}
+
+/// Restarts the rig on a [`HeldDriver`] that refuses `fail`.
+async fn restart_held(rig: Rig, fail: Vec<String>) -> (Rig, std::sync::Arc<HeldDriver>) {
+    let mut held = None;
+    let rig = rig
+        .restart_with(|inner| {
+            let d = std::sync::Arc::new(HeldDriver {
+                inner,
+                entered: Default::default(),
+                gate: tokio::sync::Semaphore::new(0),
+                fail,
+            });
+            held = Some(d.clone());
+            d
+        })
+        .await;
+    (rig, held.unwrap())
+}
+
+/// Issue 21: a restart resumed the numbers one after another before the listener served.
+/// Now the claim marks them all `connecting` and running first; then at most `concurrency`
+/// starts are under way at once, a number the driver cannot start ends `stopped` with the
+/// cause without holding up the others, and a temporary ban's timer is armed as before.
+#[tokio::test(start_paused = true)]
+async fn a_restart_resumes_every_number_with_a_bounded_number_of_starts_at_once() {
+    let rig = Rig::new().await;
+    let mut numbers = Vec::new();
+    for i in 0..6 {
+        numbers.push(rig.connected(&format!("n{i}"), &format!("+55119999901{i:02}")).await);
+    }
+    let banned = rig.connected("b", "+5511999990199").await;
+    ban_for_a_minute(&rig, &banned.id).await;
+    let failing = numbers[5].id.clone();
+    let (rig, held) = restart_held(rig, vec![failing.clone()]).await;
+
+    let claim = rig.supervisor.claim_for_resume().await.unwrap();
+    assert_eq!(claim.len(), 6);
+    for n in &numbers {
+        assert_eq!(rig.instance(&n.id).await.state.status, Status::Connecting);
+        assert!(rig.supervisor.is_running(&n.id).await, "claimed numbers count as running");
+    }
+    assert!(rig.supervisor.waits_for_ban_end(&banned.id), "the ban's timer is armed again");
+    assert_eq!(held.entered(), 0, "the claim starts nothing");
+
+    let sup = rig.supervisor.clone();
+    let resume = tokio::spawn(async move { sup.start_claimed(claim, 2).await });
+    rig.until("two starts under way", || async { held.entered() == 2 }).await;
+    rig.advance(Duration::from_secs(1)).await;
+    assert_eq!(held.entered(), 2, "no third start while two are under way");
+    assert_eq!(rig.supervisor.resume_progress().pending(), 6);
+
+    // The six resumed numbers, and the banned one's reconnect at the ban's end.
+    held.gate.add_permits(7);
+    rig.until("every start settled", || async { resume.is_finished() }).await;
+    assert_eq!(rig.supervisor.resume_progress().peak_in_flight(), 2);
+    assert_eq!(rig.supervisor.resume_progress().pending(), 0);
+    for n in &numbers[..5] {
+        rig.until_status(&n.id, Status::Connected).await;
+    }
+    let f = rig.instance(&failing).await;
+    assert_eq!((f.state.status, f.state.reason), (Status::Disconnected, Some(Reason::Stopped)));
+    assert!(f.state.detail.unwrap_or_default().contains("refused by the test"));
+    assert!(!rig.supervisor.is_running(&failing).await);
+
+    // The temporary ban still ends in a reconnect.
+    rig.advance(Duration::from_secs(61)).await;
+    rig.until_status(&banned.id, Status::Connected).await;
+}
+
+/// An operator who disconnects a claimed number before its driver start has run keeps it
+/// disconnected: the connection the start makes is closed at once, and its events dropped.
+#[tokio::test(start_paused = true)]
+async fn a_number_stopped_while_its_resume_waits_stays_stopped() {
+    let rig = Rig::new().await;
+    let a = rig.connected("a", "+5511999990201").await;
+    let (rig, held) = restart_held(rig, Vec::new()).await;
+    let claim = rig.supervisor.claim_for_resume().await.unwrap();
+    let sup = rig.supervisor.clone();
+    let resume = tokio::spawn(async move { sup.start_claimed(claim, 4).await });
+    rig.until("the start is under way", || async { held.entered() == 1 }).await;
+
+    let rec = rig.instance(&a.id).await;
+    rig.supervisor.stop(&rec).await.unwrap();
+    held.gate.add_permits(1);
+    rig.until("the start settled", || async { resume.is_finished() }).await;
+    rig.advance(Duration::from_secs(5)).await;
+    let rec = rig.instance(&a.id).await;
+    assert_eq!((rec.state.status, rec.state.reason), (Status::Disconnected, Some(Reason::Stopped)));
+    assert!(!rig.supervisor.is_running(&a.id).await);
+    assert_eq!(
+        instance_events(&rig, &a.id).await.last().map(String::as_str),
+        Some("instance.disconnected disconnected/stopped")
+    );
+}
