@@ -136,6 +136,24 @@ impl Supervisor {
         self.start_in(&mut running, rec).await
     }
 
+    /// What the driver is given to start `rec`'s connection (a start or a resume).
+    fn connect_options(
+        &self,
+        rec: &InstanceRecord,
+        generation: u64,
+        own: OwnIds,
+    ) -> ConnectOptions {
+        ConnectOptions {
+            instance_id: rec.id.clone(),
+            proxy: rec.proxy.clone(),
+            session: Arc::new(InstanceSession::new(self.store.clone(), rec.id.clone())),
+            events: EventSink::new(format!("{}#{generation}", rec.id), self.tx.clone()),
+            // Messages go to the event log from the driver's own task, never through this
+            // supervisor's loop: a burst must not hold up the number's state events.
+            inbound: self.inbound.sink(&rec.tenant_id, &rec.id, own),
+        }
+    }
+
     /// [`Supervisor::start`] with the lock held.
     async fn start_in(
         &self,
@@ -165,18 +183,7 @@ impl Supervisor {
         .await?;
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let own: OwnIds = Arc::new(std::sync::RwLock::new((rec.jid.clone(), rec.lid.clone())));
-        let conn = self
-            .driver
-            .start(ConnectOptions {
-                instance_id: rec.id.clone(),
-                proxy: rec.proxy.clone(),
-                session: Arc::new(InstanceSession::new(self.store.clone(), rec.id.clone())),
-                events: EventSink::new(format!("{}#{generation}", rec.id), self.tx.clone()),
-                // Messages go to the event log from the driver's own task, never through this
-                // supervisor's loop: a burst must not hold up the number's state events.
-                inbound: self.inbound.sink(&rec.tenant_id, &rec.id, own.clone()),
-            })
-            .await?;
+        let conn = self.driver.start(self.connect_options(rec, generation, own.clone())).await?;
         self.scheduler.attach_connection(&rec.id, conn.clone());
         running.insert(
             rec.id.clone(),

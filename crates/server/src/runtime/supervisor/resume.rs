@@ -18,7 +18,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bzapper_core::{InstanceState, Reason, Transition, Trigger};
-use bzapper_driver::{ConnectOptions, EventSink};
 use bzapper_store::{apply_state_change, InstanceRecord, StateChange};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -29,7 +28,6 @@ use super::starting::Starting;
 use super::{state_changed, Running, Supervisor, SupervisorError};
 use crate::events::Event;
 use crate::runtime::inbound::OwnIds;
-use crate::runtime::session_bridge::InstanceSession;
 
 /// A number entered as running by the claim, waiting for its driver start.
 pub struct Claimed {
@@ -180,16 +178,7 @@ impl Supervisor {
     async fn start_one_claimed(&self, c: Claimed) {
         let Claimed { rec, generation, own, starting, settled } = c;
         self.resume.enter();
-        let started = self
-            .driver
-            .start(ConnectOptions {
-                instance_id: rec.id.clone(),
-                proxy: rec.proxy.clone(),
-                session: Arc::new(InstanceSession::new(self.store.clone(), rec.id.clone())),
-                events: EventSink::new(format!("{}#{generation}", rec.id), self.tx.clone()),
-                inbound: self.inbound.sink(&rec.tenant_id, &rec.id, own),
-            })
-            .await;
+        let started = self.driver.start(self.connect_options(&rec, generation, own)).await;
         match started {
             Ok(conn) => {
                 starting.started(conn).await;
