@@ -48,6 +48,20 @@ async fn ready(app: &TestApp, key: &str, ids: &[&str]) {
     }
 }
 
+/// Waits until the number shows the gap after its last send (`resting` is `gap`).
+async fn resting_in_gap(app: &TestApp, key: &str, iid: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, v) = app.get(&format!("/v1/instances/{iid}"), key).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        if v["resting"] == "gap" {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_reply_goes_out_from_the_number_the_contact_wrote_to_until_the_pool_turns_sticky_off() {
     let app = TestApp::spawn().await;
@@ -100,6 +114,21 @@ async fn a_pool_preferring_the_recipients_country_sends_from_a_number_with_its_c
     assert_eq!(s, StatusCode::OK, "{v}");
     let br = app.fast_number(&key, "br", "+5511900000411", "default").await;
     let us = app.fast_number(&key, "us", "+14155550411", "default").await;
+    // A gap long enough to be seen: right after its send the number is still busy finishing
+    // it (typing paused, receipts), when `resting` reads null although it cannot take the next
+    // message; the gap after that busy moment is what tells the send is over.
+    let mut limits = crate::helpers::fast_limits();
+    limits["min_gap_ms"] = json!(500);
+    limits["max_gap_ms"] = json!(500);
+    let (s, v) = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/instances/{us}"),
+            Some(&key),
+            Some(json!({"limits": limits})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     let mut choices = Vec::new();
     for i in 0..3 {
         // The preference is among the numbers ready to send: both are, before each send.
@@ -107,6 +136,7 @@ async fn a_pool_preferring_the_recipients_country_sends_from_a_number_with_its_c
         let m = sent(&app, &key, &format!("+1415555{i:04}"), "hi from a local number").await;
         assert_eq!(m["instance_id"], us.as_str(), "{m}");
         choices.push(m["chosen_by"].as_str().unwrap().to_string());
+        resting_in_gap(&app, &key, &us).await;
     }
     assert!(choices.iter().any(|c| c == "geo"), "{choices:?}");
 }
