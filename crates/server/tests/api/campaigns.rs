@@ -569,7 +569,7 @@ async fn on_postgres_the_holder_of_the_campaigns_role_runs_them() {
             .unwrap();
     assert_eq!(holder, "node-a");
     app.stop().await;
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&mut admin).await.unwrap();
+    crate::helpers::drop_schema(&mut admin, &schema).await;
     admin.close().await.unwrap();
 }
 

@@ -363,10 +363,7 @@ impl TwoNodes {
         use sqlx::Connection;
         self.b.stop().await;
         self.a.stop().await;
-        sqlx::query(&format!("DROP SCHEMA {} CASCADE", self.schema))
-            .execute(&mut self.admin)
-            .await
-            .unwrap();
+        crate::helpers::drop_schema(&mut self.admin, &self.schema).await;
         self.admin.close().await.unwrap();
     }
 }

@@ -331,3 +331,21 @@ macro_rules! on_both_media_stores {
         }
     )+};
 }
+
+/// Drops a test's PostgreSQL schema. A stopped node's last queries may still hold a lock on
+/// one of its tables for a moment (a task of the node finishing its statement after the stop
+/// returned), and `DROP SCHEMA … CASCADE` then meets them in a deadlock that PostgreSQL breaks
+/// by failing the drop: the drop is tried again, a few times.
+pub async fn drop_schema(admin: &mut sqlx::PgConnection, schema: &str) {
+    let mut tries = 0;
+    loop {
+        match sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&mut *admin).await {
+            Ok(_) => return,
+            Err(e) if tries < 10 && e.to_string().contains("deadlock") => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("dropping the test schema {schema}: {e}"),
+        }
+    }
+}
