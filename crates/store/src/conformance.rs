@@ -251,6 +251,7 @@ conformance!(
     messages_queue_update_and_list,
     health_scores_persist,
     receipts_only_move_forward,
+    a_failed_message_is_never_taken_again,
     a_duplicate_key_in_one_group_commit_fails_alone,
     a_batch_of_events_gets_increasing_ids_in_the_order_given,
     deliveries_are_enqueued_once_and_attempt_outcomes_are_kept,
@@ -523,6 +524,8 @@ async fn instances_crud(h: &Harness) {
     assert_eq!(ids(s.list_instances("t1").await.unwrap()), ["i1", "i3"]);
     assert_eq!(ids(s.list_instances("t2").await.unwrap()), ["i2"]);
     assert_eq!(ids(s.list_all_instances().await.unwrap()), ["i1", "i2", "i3"]);
+    let counts = (s.count_instances("t1").await.unwrap(), s.count_instances("t2").await.unwrap());
+    assert_eq!((counts, s.count_instances("t3").await.unwrap()), ((2, 1), 0));
 
     // Settings: name, pool, warming days, proxy (removed) and limits are replaced.
     let mut a2 = a.clone();
@@ -1067,6 +1070,30 @@ async fn receipts_only_move_forward(h: &Harness) {
     assert!(store.find_message_by_wa_id("i2", &m.wa_id).await.unwrap().is_none());
     assert!(store.update_message("m1", &upd(MessageStatus::Read)).await.unwrap());
     assert!(!store.update_message("m1", &upd(MessageStatus::Delivered)).await.unwrap());
+}
+
+async fn a_failed_message_is_never_taken_again(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    store.create_instance(&instance("i1", "t1", "n1")).await.unwrap();
+    store.insert_message(&message("m1", "t1", None)).await.unwrap();
+    let upd = |status| MessageUpdate {
+        chosen_by: None,
+        status,
+        instance_id: Some("i1".into()),
+        error: None,
+        at: now_millis(),
+    };
+    // A cancel failed it while a number was about to take it: the number must not.
+    let failed =
+        MessageUpdate { error: Some("campaign canceled".into()), ..upd(MessageStatus::Failed) };
+    assert!(store.update_message("m1", &failed).await.unwrap());
+    assert!(!store.update_message("m1", &upd(MessageStatus::Sending)).await.unwrap());
+    assert!(!store.update_message("m1", &upd(MessageStatus::Queued)).await.unwrap());
+    let m = store.get_message("t1", "m1").await.unwrap().unwrap();
+    assert_eq!((m.status, m.error.as_deref()), (MessageStatus::Failed, Some("campaign canceled")));
+    // A late ack of a send that did go out still counts.
+    assert!(store.update_message("m1", &upd(MessageStatus::Sent)).await.unwrap());
 }
 
 async fn a_duplicate_key_in_one_group_commit_fails_alone(h: &Harness) {

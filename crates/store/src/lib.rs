@@ -86,6 +86,9 @@ pub trait InstanceStore: Send + Sync {
     /// The instance by id alone (for the supervisor).
     async fn get_instance_by_id(&self, id: &str) -> Result<Option<InstanceRecord>>;
     async fn list_instances(&self, tenant_id: &str) -> Result<Vec<InstanceRecord>>;
+    /// How many instances the tenant has (the quota check of every create: reading them all
+    /// made linking ten thousand numbers quadratic).
+    async fn count_instances(&self, tenant_id: &str) -> Result<u64>;
     /// A page of [`InstanceStore::list_instances`], in its order (`created_at`, then `id`):
     /// at most `limit` numbers after `after` (the last one of the previous page).
     async fn list_instances_page(
@@ -143,8 +146,10 @@ pub trait MessageStore: Send + Sync {
         filter: &MessageFilter,
     ) -> Result<Vec<MessageRecord>>;
     /// Records a status change; `sent_at` is set when the message is first known to have gone
-    /// out. An `expired` message never changes again (returns false). Receipts only move forward: `sent`, `delivered` and `read` never replace a later
-    /// one of the three (a delivery receipt may arrive before the send's own ack is stored).
+    /// out. An `expired` message never changes again (returns false), and a `failed` one is never
+    /// taken again (`queued` or `sending` return false: a cancel may fail a message a number is
+    /// about to take). Receipts only move forward: `sent`, `delivered` and `read` never replace a
+    /// later one of the three (a delivery receipt may arrive before the send's own ack is stored).
     /// Returns whether the message changed.
     async fn update_message(&self, id: &str, update: &MessageUpdate) -> Result<bool>;
     /// The message this number sent with this WhatsApp id.

@@ -66,7 +66,7 @@ impl Instances {
             let tenant = TenantId::new(rec.tenant_id.as_str());
             let limit = self.quotas.instances;
             if !limit.is_unlimited() {
-                let n = self.store.list_instances(&tenant).await?.len() as u64;
+                let n = self.store.count_instances(&tenant).await?;
                 quotas::check(limit, n, 1, "instances per tenant", None)?;
             }
             check_pool_room(&*self.store, self.quotas.pools, &tenant, &rec.pool).await?;

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use bzapper_core::{InstanceState, LimitsPatch, ProxyUrl, ReadReceipts, Reason, Status};
 use chrono::{DateTime, Utc};
 
-use super::{db, json_err, opt_ts, q, ts, Backend, SqlStore};
+use super::{count, db, json_err, opt_ts, q, ts, Backend, SqlStore};
 use crate::time::to_millis;
 use crate::{InstanceKey, InstanceRecord, InstanceStore, Result, StateChange, StoreError};
 
@@ -164,6 +164,14 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
 
     async fn list_instances(&self, tenant_id: &str) -> Result<Vec<InstanceRecord>> {
         self.query_instances("WHERE tenant_id = $1 ORDER BY created_at, id", &[tenant_id]).await
+    }
+
+    async fn count_instances(&self, tenant_id: &str) -> Result<u64> {
+        let n: i64 = q::<DB>("SELECT COUNT(*) FROM instances WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .scalar(&mut *self.conn().await?)
+            .await?;
+        Ok(count(n))
     }
 
     async fn list_instances_page(

@@ -197,7 +197,8 @@ impl<DB: Backend> MessageStore for SqlStore<DB> {
              sent_at = CASE WHEN $1 IN ('sent', 'delivered', 'read') \
                  THEN COALESCE(sent_at, $4) ELSE sent_at END, \
              chosen_by = CASE WHEN $1 = 'queued' THEN NULL ELSE COALESCE($6, chosen_by) END \
-             WHERE id = $5 AND status <> 'expired' AND NOT ( \
+             WHERE id = $5 AND status <> 'expired' \
+             AND NOT (status = 'failed' AND $1 IN ('queued', 'sending')) AND NOT ( \
                  status IN ('sent', 'delivered', 'read') AND $1 IN ('sent', 'delivered', 'read') \
                  AND (CASE $1 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 ELSE 3 END) \
                   <= (CASE status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 ELSE 3 END))",

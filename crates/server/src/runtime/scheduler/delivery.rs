@@ -78,7 +78,8 @@ impl Scheduler {
             }
         }
         if !self.took(&a, &msg, self.choice_of(&a, &msg)).await {
-            // It expired meanwhile (the sweep stored it): nothing is sent.
+            // It expired meanwhile (the sweep stored it) or a campaign cancel failed it:
+            // nothing is sent.
             self.lock().finished(&msg.id);
             self.abandon(&a);
             return;
@@ -145,7 +146,7 @@ impl Scheduler {
     }
 
     /// `a`'s number takes `msg`: it is `sending`, with why the number was chosen. False when
-    /// the stored message refused (it expired meanwhile).
+    /// the stored message refused (it expired, or a campaign cancel failed it, meanwhile).
     pub(super) async fn took(&self, a: &Assignment, msg: &MessageRecord, chosen: ChosenBy) -> bool {
         let number = Some(a.number_id.clone());
         let (id, tenant) = (&msg.id, &msg.tenant_id);

@@ -83,7 +83,7 @@ impl Scheduler {
         match self.store.update_message(id, &u).await {
             Ok(true) => {}
             // A receipt already moved it further (delivered before the ack was stored), or
-            // it expired meanwhile.
+            // it expired or a campaign cancel failed it meanwhile.
             Ok(false) => return false,
             Err(e) => {
                 tracing::error!(message = %id, error = %e, "saving a message status failed")
