@@ -12,7 +12,7 @@ mod fakes;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -41,8 +41,15 @@ pub struct DialTransportFactory {
     url: String,
     proxy: Option<ProxyUrl>,
     connect_timeout: Duration,
-    // Built once: it holds the parsed webpki root store, the same one the stock factory uses.
-    tls: Connector,
+    tls: Arc<Connector>,
+}
+
+/// The TLS connector every number dials with, built once per process: it holds the parsed webpki
+/// root store and a 256-entry session cache (about 24 KiB together), which a connector per
+/// number would repeat for each of ten thousand numbers. The stock factory's own settings.
+fn shared_tls() -> Arc<Connector> {
+    static TLS: OnceLock<Arc<Connector>> = OnceLock::new();
+    TLS.get_or_init(|| Arc::new(default_tls_connector())).clone()
 }
 
 impl DialTransportFactory {
@@ -52,7 +59,7 @@ impl DialTransportFactory {
             url: WHATSAPP_WEB_WS_URL.to_string(),
             proxy,
             connect_timeout: CONNECT_TIMEOUT,
-            tls: default_tls_connector(),
+            tls: shared_tls(),
         }
     }
 
@@ -103,7 +110,7 @@ impl DialTransportFactory {
                 .map_err(|e| anyhow!("could not connect to {host}:{port}: {e}"))?,
         };
         let plain = Connector::Plain;
-        let connector = if tls { &self.tls } else { &plain };
+        let connector = if tls { self.tls.as_ref() } else { &plain };
         let stream = connector
             .wrap(&host, tcp)
             .await
@@ -146,6 +153,9 @@ impl TransportFactory for DialTransportFactory {
 const BUFFER_BYTES: usize = 16 * 1024;
 const MAX_IDLE_CONNECTIONS: usize = 3;
 const MAX_IDLE_CONNECTIONS_PER_HOST: usize = 2;
+/// The shared agent of the direct numbers keeps a few more idle connections (to a handful of
+/// media hosts) than one number's own agent.
+const SHARED_MAX_IDLE_CONNECTIONS: usize = 16;
 
 /// The media (download and upload) HTTP client of a number: the library's ureq client on an
 /// agent that goes through the number's proxy, whose transport errors name that proxy.
@@ -166,19 +176,32 @@ pub struct MediaHttpClient {
 /// 403, 404 and 410 to refresh its tokens. Proxy environment variables (`HTTP_PROXY` and the
 /// like) are ignored, as the websocket ignores them: a number's route is its own setting.
 pub fn http_client(proxy: Option<&ProxyUrl>) -> MediaHttpClient {
-    let inner = proxy.map(ureq_proxy).transpose().map(|ureq_proxy| {
-        let config = ureq::config::Config::builder()
-            .http_status_as_error(false)
-            .proxy(ureq_proxy)
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .input_buffer_size(BUFFER_BYTES)
-            .output_buffer_size(BUFFER_BYTES)
-            .max_idle_connections(MAX_IDLE_CONNECTIONS)
-            .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS_PER_HOST)
-            .build();
-        UreqHttpClient::with_agent(config.into())
-    });
+    let inner = match proxy {
+        // Every direct number shares one agent (and its idle connections and TLS settings):
+        // an agent per number would hold its own root store for each of ten thousand.
+        None => Ok(shared_direct_agent()),
+        Some(proxy) => ureq_proxy(proxy).map(|p| ureq_agent(Some(p), MAX_IDLE_CONNECTIONS)),
+    };
     MediaHttpClient { inner, via: proxy.map(ProxyUrl::redacted), plain_http: false }
+}
+
+/// The media client of the numbers without a proxy, built once per process.
+fn shared_direct_agent() -> UreqHttpClient {
+    static DIRECT: OnceLock<UreqHttpClient> = OnceLock::new();
+    DIRECT.get_or_init(|| ureq_agent(None, SHARED_MAX_IDLE_CONNECTIONS)).clone()
+}
+
+fn ureq_agent(proxy: Option<ureq::Proxy>, max_idle: usize) -> UreqHttpClient {
+    let config = ureq::config::Config::builder()
+        .http_status_as_error(false)
+        .proxy(proxy)
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .input_buffer_size(BUFFER_BYTES)
+        .output_buffer_size(BUFFER_BYTES)
+        .max_idle_connections(max_idle)
+        .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS_PER_HOST)
+        .build();
+    UreqHttpClient::with_agent(config.into())
 }
 
 fn ureq_proxy(proxy: &ProxyUrl) -> Result<ureq::Proxy, String> {

@@ -115,11 +115,10 @@ impl Supervisor {
         });
         let weak = Arc::downgrade(&sup);
         tokio::spawn(async move {
-            while let Some((tag, event)) = rx.recv().await {
+            let mut events = Vec::with_capacity(connected_batch::MOST_EVENTS_AT_ONCE);
+            while rx.recv_many(&mut events, connected_batch::MOST_EVENTS_AT_ONCE).await > 0 {
                 let Some(sup) = weak.upgrade() else { break };
-                if let Err(e) = sup.handle_driver_event(&tag, event).await {
-                    tracing::error!(%tag, error = %e, "applying a driver event failed");
-                }
+                sup.handle_driver_events(std::mem::take(&mut events)).await;
             }
         });
         sup
@@ -511,24 +510,9 @@ impl Supervisor {
         if !t.changed() {
             return Ok(rec);
         }
-        let s = &t.to;
-        let event = match s.status {
-            // The QR code itself is recorded as `instance.qr` when it arrives.
-            Status::QrPending => return Ok(rec),
-            Status::Connecting => Event::InstanceConnecting(state_changed(s)),
-            Status::Connected => Event::InstanceConnected(InstanceConnected {
-                status: s.status.as_str(),
-                reason: s.reason.map(Reason::as_str),
-                detail: s.detail.clone(),
-                identity: rec.as_ref().map(|r| ConnectedIdentity {
-                    phone: r.phone.clone(),
-                    jid: r.jid.clone(),
-                    lid: r.lid.clone(),
-                }),
-            }),
-            Status::Disconnected => Event::InstanceDisconnected(state_changed(s)),
-        };
-        self.record(tenant_id, id, event).await?;
+        if let Some(event) = visible_event(&t.to, rec.as_ref()) {
+            self.record(tenant_id, id, event).await?;
+        }
         Ok(rec)
     }
 
@@ -554,6 +538,26 @@ fn announce_online(id: &str, conn: Arc<dyn Connection>) {
     });
 }
 
+/// The `instance.*` event a change to state `s` records (`rec` is the number as stored after
+/// it); none for `qr_pending`, whose QR code is recorded as `instance.qr` when it arrives.
+fn visible_event(s: &InstanceState, rec: Option<&InstanceRecord>) -> Option<Event> {
+    Some(match s.status {
+        Status::QrPending => return None,
+        Status::Connecting => Event::InstanceConnecting(state_changed(s)),
+        Status::Connected => Event::InstanceConnected(InstanceConnected {
+            status: s.status.as_str(),
+            reason: s.reason.map(Reason::as_str),
+            detail: s.detail.clone(),
+            identity: rec.map(|r| ConnectedIdentity {
+                phone: r.phone.clone(),
+                jid: r.jid.clone(),
+                lid: r.lid.clone(),
+            }),
+        }),
+        Status::Disconnected => Event::InstanceDisconnected(state_changed(s)),
+    })
+}
+
 fn state_changed(s: &InstanceState) -> InstanceStateChanged {
     InstanceStateChanged {
         status: s.status.as_str(),
@@ -564,6 +568,7 @@ fn state_changed(s: &InstanceState) -> InstanceStateChanged {
 
 mod ban_expiry;
 mod ban_timers;
+mod connected_batch;
 mod progress;
 pub mod resume;
 mod starting;

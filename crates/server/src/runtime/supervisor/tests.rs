@@ -277,3 +277,57 @@ async fn a_number_stopped_while_its_resume_waits_stays_stopped() {
         Some("instance.disconnected disconnected/stopped")
     );
 }
+
+/// Issue 21: the event loop writes the `Connected` events that queued up together in one
+/// transaction. Each number still gets its own transitions and events, in the order its driver
+/// sent them: a number's second event in the same pass (here a drop, then `Connected` again)
+/// applies after its first, a `Connected` the state machine refuses (the number is connected
+/// already) changes nothing, and one of a connection that no longer exists is dropped.
+#[tokio::test(start_paused = true)]
+async fn connected_events_queued_together_apply_together_and_in_order() {
+    use bzapper_driver::DriverEvent;
+    let rig = Rig::new().await;
+    let a = rig.connected("a", "+5511999990301").await;
+    let b = rig.connected("b", "+5511999990302").await;
+    let c = rig.connected("c", "+5511999990303").await;
+    let tag = |id: &str| {
+        let sup = rig.supervisor.clone();
+        let id = id.to_string();
+        async move {
+            let generation = sup.running.lock().await[&id].generation;
+            format!("{id}#{generation}")
+        }
+    };
+    let (ta, tb, tc) = (tag(&a.id).await, tag(&b.id).await, tag(&c.id).await);
+    let dropped = || DriverEvent::Disconnected { kind: DropKind::Transient, detail: "x".into() };
+    rig.supervisor
+        .handle_driver_events(vec![
+            (ta.clone(), dropped()),
+            (tb.clone(), dropped()),
+            (ta.clone(), DriverEvent::Connected),
+            (tb.clone(), DriverEvent::Connected),
+            (tc.clone(), DriverEvent::Connected),
+            (ta.clone(), dropped()),
+            (ta.clone(), DriverEvent::Connected),
+            ("ins_gone#1".into(), DriverEvent::Connected),
+        ])
+        .await;
+    for n in [&a, &b, &c] {
+        assert_eq!(rig.instance(&n.id).await.state.status, Status::Connected, "{}", n.name);
+    }
+    let after_link = |events: Vec<String>| events[2..].to_vec();
+    assert_eq!(
+        after_link(instance_events(&rig, &a.id).await),
+        [
+            "instance.connecting connecting/transient",
+            "instance.connected connected/-",
+            "instance.connecting connecting/transient",
+            "instance.connected connected/-",
+        ]
+    );
+    assert_eq!(
+        after_link(instance_events(&rig, &b.id).await),
+        ["instance.connecting connecting/transient", "instance.connected connected/-"]
+    );
+    assert!(after_link(instance_events(&rig, &c.id).await).is_empty(), "nothing changed for c");
+}
