@@ -28,14 +28,16 @@ mod support;
 /// The CSV's columns, in order (`cost_curve/plot.py` reads them by name).
 const COLUMNS: &str = "numbers,rss_empty_mib,rss_linked_mib,per_number_linked_kib,\
 rss_resumed_mib,per_number_resumed_kib,idle_cpu_pct,idle_cpu_resumed_pct,link_s,restart_s,\
-listening_s,accepted_per_s,accept_p99_ms,fake_rss_mib";
+listening_s,accepted_per_s,accept_p99_ms,fake_rss_mib,anon_per_number_linked_kib,\
+anon_per_number_resumed_kib";
 
 fn row(f: &run::Figures) -> String {
     let mib = |kib: u64| kib as f64 / 1024.0;
     let (per, per_after) = f.per_number_kib();
+    let (anon, anon_after) = f.per_number_anon_kib();
     let accepts = f.accepts.as_ref();
     format!(
-        "{},{:.1},{:.1},{:.1},{:.1},{:.1},{:.2},{:.2},{:.1},{:.2},{:.2},{:.0},{:.1},{:.1}",
+        "{},{:.1},{:.1},{:.1},{:.1},{:.1},{:.2},{:.2},{:.1},{:.2},{:.2},{:.0},{:.1},{:.1},{:.1},{:.1}",
         f.n,
         mib(f.empty),
         mib(f.idle),
@@ -50,6 +52,8 @@ fn row(f: &run::Figures) -> String {
         accepts.map_or(0.0, |a| a.per_sec),
         accepts.map_or(0.0, |a| a.p99_ms),
         mib(f.fake_idle),
+        anon,
+        anon_after,
     )
 }
 

@@ -8,7 +8,9 @@
 //! Knobs for large N (env): `BZAPPER_BENCH_LINK_CONCURRENCY` (numbers linked at once, default
 //! 32), `BZAPPER_BENCH_TIMEOUT_SECS` (how long linking, or the restart, may take until all are
 //! `connected`; default 900 s, or 0.5 s a number when more), `BZAPPER_BENCH_GATEWAY_ENV`
-//! (`K=V,K=V` set on the gateway only, e.g. `MALLOC_ARENA_MAX=2`).
+//! (`K=V,K=V` set on the gateway only, e.g. `MALLOC_ARENA_MAX=2`), `BZAPPER_BENCH_HEAPTRACK=DIR`
+//! (the gateway runs under `heaptrack`, which writes `DIR/gateway-linked.zst` and
+//! `DIR/gateway-restarted.zst`; build with `CARGO_PROFILE_RELEASE_STRIP=none` for symbols).
 //!
 //! Both run as child processes of this bench (the `bzapper` binary built for benches has
 //! whatsapp-rust's `danger-skip-cert-chain-verify` on, a dev-dependency, so it accepts the

@@ -31,7 +31,12 @@ def main(csv_path: str, png_path: str) -> None:
     panels = [
         (
             "Memory per connected number (KiB)",
-            [("just linked", col("per_number_linked_kib")), ("after a restart", col("per_number_resumed_kib"))],
+            [
+                ("RSS, just linked", col("per_number_linked_kib")),
+                ("RSS, after a restart", col("per_number_resumed_kib")),
+                ("anonymous, just linked", col("anon_per_number_linked_kib")),
+                ("anonymous, after a restart", col("anon_per_number_resumed_kib")),
+            ],
             100.0,
         ),
         (

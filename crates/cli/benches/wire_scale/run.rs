@@ -49,8 +49,65 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn serve_wire(data: &Path, wire_url: &str, log: &Path) -> (Child, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bzapper"));
+/// The gateway as this bench started it: `child` is `heaptrack` when the gateway runs under it
+/// (`BZAPPER_BENCH_HEAPTRACK`), `pid` the gateway itself (what RSS and CPU are read of).
+struct Gateway {
+    child: Child,
+    pid: u32,
+}
+
+impl Gateway {
+    /// SIGTERM to the gateway, then waits for what was started (heaptrack writes its file
+    /// after the gateway ends).
+    fn terminate(mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid.to_string()).status();
+        let _ = self.child.wait();
+        self.pid = 0;
+    }
+}
+
+/// Killed when a step fails (a clean stop is [`Gateway::terminate`]).
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if self.pid != 0 {
+            let _ = Command::new("kill").arg("-KILL").arg(self.pid.to_string()).status();
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The child of `pid` running `bin` (the gateway `heaptrack` runs beside its own
+/// `heaptrack_interpret`), waited for up to 10 s.
+fn child_running(pid: u32, bin: &str) -> Option<u32> {
+    let bin = std::fs::canonicalize(bin).ok()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        for c in children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
+            if std::fs::read_link(format!("/proc/{c}/exe")).is_ok_and(|exe| exe == bin) {
+                return Some(c);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// `phase` names the heaptrack file (`gateway-linked`, `gateway-restarted`) when the gateway
+/// runs under heaptrack: `BZAPPER_BENCH_HEAPTRACK=DIR` writes `DIR/<phase>.zst`.
+fn serve_wire(data: &Path, wire_url: &str, log: &Path, phase: &str) -> (Gateway, String) {
+    let bin = env!("CARGO_BIN_EXE_bzapper");
+    let heaptrack = std::env::var_os("BZAPPER_BENCH_HEAPTRACK").map(PathBuf::from);
+    let mut cmd = match &heaptrack {
+        Some(dir) => {
+            let mut c = Command::new("heaptrack");
+            c.arg("-o").arg(dir.join(phase)).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
     for kv in std::env::var("BZAPPER_BENCH_GATEWAY_ENV").unwrap_or_default().split(',') {
         if let Some((k, v)) = kv.split_once('=') {
             cmd.env(k.trim(), v.trim());
@@ -66,7 +123,12 @@ fn serve_wire(data: &Path, wire_url: &str, log: &Path) -> (Child, String) {
         .env_remove("BZAPPER_MASTER_KEY")
         .env_remove("BZAPPER_WA_URL")
         .env_remove("DATABASE_URL");
-    support::start_logged(cmd, "bZapper listening on ", log)
+    let (child, url) = support::start_logged(cmd, "bZapper listening on ", log);
+    let pid = match heaptrack {
+        Some(_) => child_running(child.id(), bin).expect("heaptrack starts the gateway"),
+        None => child.id(),
+    };
+    (Gateway { child, pid }, url)
 }
 
 /// utime + stime of a process, in clock ticks.
@@ -174,6 +236,18 @@ async fn timed_get(http: &reqwest::Client, url: &str, token: &str) -> (Duration,
     (t.elapsed(), body.len())
 }
 
+/// The process's anonymous resident memory (`RssAnon`, KiB): its heap and stacks, without the
+/// pages of its binary it has touched, which grow with the code paths run (a fixed cost that
+/// `(RSS − empty) / N` would otherwise spread over the numbers).
+fn anon_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -182,6 +256,8 @@ fn mib(kib: u64) -> f64 {
 pub struct Figures {
     pub n: usize,
     pub empty: u64,
+    /// `RssAnon` of the empty gateway, N linked (settled), and after the restart (+10 s).
+    pub anon: [u64; 3],
     pub link_time: Duration,
     pub scanned: Duration,
     pub idle: u64,
@@ -236,13 +312,14 @@ pub async fn measure(n: usize, accept_secs: Option<u64>) -> Figures {
     let (fake, wire_url) =
         support::start_logged(fake, "bZapper wire simnet listening on ", &logs.fake);
     let fake_pid = fake.id();
-    let mut children = Children(vec![fake]);
-    let (gw, base) = serve_wire(&data, &wire_url, &logs.gateway);
-    let gw_pid = gw.id();
-    children.0.push(gw);
+    let children = Children(vec![fake]);
+    let (gw, base) = serve_wire(&data, &wire_url, &logs.gateway, "gateway-linked");
+    let gw_pid = gw.pid;
+    let mut gateway = Some(gw);
     let http = reqwest::Client::new();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (empty, _) = support::rss_kib(gw_pid);
+    let anon_empty = anon_kib(gw_pid);
     let (fake_empty, _) = support::rss_kib(fake_pid);
 
     let t: Value = http
@@ -339,6 +416,7 @@ pub async fn measure(n: usize, accept_secs: Option<u64>) -> Figures {
 
     tokio::time::sleep(Duration::from_secs(10)).await;
     let (idle, peak) = support::rss_kib(gw_pid);
+    let anon_idle = anon_kib(gw_pid);
     let (fake_idle, fake_peak) = support::rss_kib(fake_pid);
     let gw_threads = threads(gw_pid);
     let cpu = cpu_percent(&[gw_pid, fake_pid], Duration::from_secs(10)).await;
@@ -349,20 +427,20 @@ pub async fn measure(n: usize, accept_secs: Option<u64>) -> Figures {
     let page = timed_get(&http, &format!("{base}/v1/instances?limit=100"), &key).await;
 
     // Restart on the same data dir against the same fake: every number comes back by itself.
-    let mut gw = children.0.pop().unwrap();
     let stopping = Instant::now();
-    support::terminate(&mut gw);
+    gateway.take().unwrap().terminate();
     let stop_time = stopping.elapsed();
     let restarted = Instant::now();
-    let (gw, base) = serve_wire(&data, &wire_url, &logs.gateway);
-    let gw_pid = gw.id();
-    children.0.push(gw);
+    let (gw, base) = serve_wire(&data, &wire_url, &logs.gateway, "gateway-restarted");
+    let gw_pid = gw.pid;
+    gateway = Some(gw);
     let listening = restarted.elapsed();
     wait_all(&http, &base, &key, n, "restart", &logs, limit).await;
     let resume = restarted.elapsed();
     let (rss_resumed, _) = support::rss_kib(gw_pid);
     tokio::time::sleep(Duration::from_secs(10)).await;
     let (idle_after, peak_after) = support::rss_kib(gw_pid);
+    let anon_after = anon_kib(gw_pid);
     let cpu_after = cpu_percent(&[gw_pid, fake_pid], Duration::from_secs(10)).await;
     let (fake_end, _) = support::rss_kib(fake_pid);
     let still_after = statuses(&http, &base, &key).await;
@@ -378,10 +456,13 @@ pub async fn measure(n: usize, accept_secs: Option<u64>) -> Figures {
         }
         None => None,
     };
+    // A clean stop, so that heaptrack (when used) writes its profile.
+    gateway.take().unwrap().terminate();
     drop(children);
     Figures {
         n,
         empty,
+        anon: [anon_empty, anon_idle, anon_after],
         link_time,
         scanned,
         idle,
@@ -416,11 +497,19 @@ impl Figures {
         (per(self.idle), per(self.idle_after))
     }
 
+    /// [`Figures::per_number_kib`] counting anonymous memory only (`RssAnon`).
+    pub fn per_number_anon_kib(&self) -> (f64, f64) {
+        let [empty, idle, after] = self.anon;
+        let per = |rss: u64| rss.saturating_sub(empty) as f64 / self.n as f64;
+        (per(idle), per(after))
+    }
+
     /// Prints the figures, one per line.
     pub fn print(&self) {
         let Figures {
             n,
             empty,
+            anon: _,
             link_time,
             scanned,
             idle,
@@ -462,7 +551,9 @@ impl Figures {
         mib(idle),
         mib(peak)
     );
+        let (anon, anon_after) = self.per_number_anon_kib();
         println!("per connected number:                      {per:.1} KiB");
+        println!("  of it anonymous (heap, stacks):          {anon:.1} KiB (after the restart {anon_after:.1} KiB)");
         println!(
             "CPU at idle over 10 s: gateway {:.1} % of one core, fake {:.1} %",
             cpu[0], cpu[1]
