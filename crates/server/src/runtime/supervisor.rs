@@ -32,6 +32,10 @@ use crate::runtime::session_bridge::InstanceSession;
 use ban_timers::BanTimers;
 pub use progress::{ResumeProgress, DEFAULT_RESUME_CONCURRENCY, HANDSHAKE_WAIT};
 
+/// How many queued driver events one pass of the event loop takes at most (see
+/// `supervisor/connected_batch.rs`).
+const MOST_EVENTS_AT_ONCE: usize = 512;
+
 /// The QR code currently shown for an instance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QrCode {
@@ -115,8 +119,8 @@ impl Supervisor {
         });
         let weak = Arc::downgrade(&sup);
         tokio::spawn(async move {
-            let mut events = Vec::with_capacity(connected_batch::MOST_EVENTS_AT_ONCE);
-            while rx.recv_many(&mut events, connected_batch::MOST_EVENTS_AT_ONCE).await > 0 {
+            let mut events = Vec::with_capacity(MOST_EVENTS_AT_ONCE);
+            while rx.recv_many(&mut events, MOST_EVENTS_AT_ONCE).await > 0 {
                 let Some(sup) = weak.upgrade() else { break };
                 sup.handle_driver_events(std::mem::take(&mut events)).await;
             }

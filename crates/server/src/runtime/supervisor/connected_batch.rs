@@ -14,9 +14,6 @@ use bzapper_store::StateChange;
 use super::{announce_online, visible_event, Supervisor};
 use crate::model::time::now;
 
-/// How many queued events one pass of the loop takes at most.
-pub const MOST_EVENTS_AT_ONCE: usize = 512;
-
 impl Supervisor {
     /// Applies `events` (tag, event) in order, writing runs of `Connected` events together.
     pub(super) async fn handle_driver_events(&self, events: Vec<(String, DriverEvent)>) {
