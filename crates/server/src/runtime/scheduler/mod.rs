@@ -275,17 +275,14 @@ impl Scheduler {
         let day_ago = now() - chrono::Duration::days(1);
         let mut stored_states = Vec::new();
         let mut tenants = std::collections::BTreeSet::new();
-        for mut rec in self.store.list_all_instances().await? {
+        let mut records = self.store.list_all_instances().await?;
+        for rec in &mut records {
             stored_states.push((rec.id.clone(), rec.state.clone()));
             // The stored state is from before the restart; until the supervisor reports the
             // live one, the number sends nothing.
             rec.state = bzapper_core::InstanceState::new_stopped();
-            self.update_number(&rec);
-            // Sends before the restart still count against the caps.
-            let sent = self.store.sent_times_since(&rec.id, day_ago).await?;
-            self.record_past_sends(&rec.id, &sent);
-            self.load_history(&rec.id).await?;
-            tenants.insert(rec.tenant_id);
+            self.update_number(rec);
+            tenants.insert(rec.tenant_id.clone());
         }
         // Once per pool, after its numbers: setting a pool's rules updates every number of it,
         // so doing it per number was quadratic (98 s before the listener at 10,000 numbers).
@@ -294,6 +291,14 @@ impl Scheduler {
                 self.set_strategy(tenant_id, &p.name, p.strategy);
                 self.set_pool_settings(tenant_id, &p.name, &p.settings);
             }
+        }
+        // The pools' rules are in place before the histories that they keep (a contact's
+        // number for the sticky sender) are loaded.
+        for rec in &records {
+            // Sends before the restart still count against the caps.
+            let sent = self.store.sent_times_since(&rec.id, day_ago).await?;
+            self.record_past_sends(&rec.id, &sent);
+            self.load_history(&rec.id).await?;
         }
         self.load_expiry().await?;
         if let Some(cluster) = self.cluster.clone() {
