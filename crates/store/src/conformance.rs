@@ -1047,18 +1047,28 @@ async fn health_scores_persist(h: &Harness) {
     assert_eq!(store.get_instance_by_id("i1").await.unwrap().unwrap().health_score, 37);
 }
 
-async fn receipts_only_move_forward(h: &Harness) {
-    let store = &*h.s;
+/// Tenant `t1` with number `i1` and a queued message `m1`.
+async fn one_message_on_i1(store: &dyn Store) {
     with_tenant(store, "t1").await;
     store.create_instance(&instance("i1", "t1", "n1")).await.unwrap();
     store.insert_message(&message("m1", "t1", None)).await.unwrap();
-    let upd = |status| MessageUpdate {
+}
+
+/// `status` now, by number `i1`.
+fn by_i1(status: MessageStatus) -> MessageUpdate {
+    MessageUpdate {
         chosen_by: None,
         status,
         instance_id: Some("i1".into()),
         error: None,
         at: now_millis(),
-    };
+    }
+}
+
+async fn receipts_only_move_forward(h: &Harness) {
+    let store = &*h.s;
+    one_message_on_i1(store).await;
+    let upd = by_i1;
     assert!(store.update_message("m1", &upd(MessageStatus::Sending)).await.unwrap());
     // The delivery receipt overtakes the send's own ack.
     assert!(store.update_message("m1", &upd(MessageStatus::Delivered)).await.unwrap());
@@ -1074,16 +1084,8 @@ async fn receipts_only_move_forward(h: &Harness) {
 
 async fn a_failed_message_is_never_taken_again(h: &Harness) {
     let store = &*h.s;
-    with_tenant(store, "t1").await;
-    store.create_instance(&instance("i1", "t1", "n1")).await.unwrap();
-    store.insert_message(&message("m1", "t1", None)).await.unwrap();
-    let upd = |status| MessageUpdate {
-        chosen_by: None,
-        status,
-        instance_id: Some("i1".into()),
-        error: None,
-        at: now_millis(),
-    };
+    one_message_on_i1(store).await;
+    let upd = by_i1;
     // A cancel failed it while a number was about to take it: the number must not.
     let failed =
         MessageUpdate { error: Some("campaign canceled".into()), ..upd(MessageStatus::Failed) };
