@@ -24,7 +24,7 @@ use crate::events::instance::{
 };
 use crate::events::recorder::Recorder;
 use crate::events::Event;
-use crate::model::time::{at_store_precision, now};
+use crate::model::time::at_store_precision;
 use crate::runtime::calls::{CallJob, Calls};
 use crate::runtime::inbound::{Inbound, InboundJob, OwnIds};
 use crate::runtime::scheduler::Scheduler;
@@ -387,6 +387,10 @@ impl Supervisor {
             self.scheduler.receipt(id, message_id, *status).await;
             return Ok(());
         }
+        if matches!(event, DriverEvent::Connected) {
+            self.connect_all(vec![tag.to_string()]).await;
+            return Ok(());
+        }
         let mut running = self.running.lock().await;
         let Some(run) = running.get_mut(id).filter(|r| r.generation == generation) else {
             return Ok(()); // an event of a connection that no longer exists
@@ -397,7 +401,6 @@ impl Supervisor {
             run.settled.take();
         }
         let mut change_extra: Option<Identity> = None;
-        let mut connected_at = None;
         let mut ban_expires = None;
         let trigger = match event {
             DriverEvent::Qr { code, expires_at } => {
@@ -422,10 +425,7 @@ impl Supervisor {
                 });
                 Trigger::Paired
             }
-            DriverEvent::Connected => {
-                connected_at = Some(now());
-                Trigger::Connected
-            }
+            DriverEvent::Connected => return Ok(()), // handled above
             DriverEvent::Reconnecting { .. } => Trigger::Reconnecting,
             DriverEvent::Disconnected { kind, detail } => match kind {
                 DropKind::Transient => Trigger::Dropped { detail },
@@ -472,7 +472,7 @@ impl Supervisor {
         let change = StateChange {
             state: t.to.clone(),
             identity: change_extra,
-            connected_at,
+            connected_at: None,
             clear_identity: false,
             ban_until: ban_expires,
         };

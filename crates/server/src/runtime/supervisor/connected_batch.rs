@@ -37,18 +37,11 @@ impl Supervisor {
         self.connect_all(connected).await;
     }
 
-    /// The `Connected` events of distinct numbers (tags `<id>#<generation>`), as
-    /// `handle_driver_event` applies one: the state machine, the state and `connected_at`
-    /// stored (here in one transaction), the scheduler told, `instance.connected` recorded.
-    async fn connect_all(&self, tags: Vec<String>) {
+    /// The `Connected` events of distinct numbers (tags `<id>#<generation>`); the only path a
+    /// `Connected` event takes, alone or with others: the state machine, the scheduler told,
+    /// the states and `connected_at` stored in one transaction, `instance.connected` recorded.
+    pub(super) async fn connect_all(&self, tags: Vec<String>) {
         if tags.is_empty() {
-            return;
-        }
-        if tags.len() == 1 {
-            let tag = &tags[0];
-            if let Err(e) = self.handle_driver_event(tag, DriverEvent::Connected).await {
-                tracing::error!(%tag, error = %e, "applying a driver event failed");
-            }
             return;
         }
         let mut running = self.running.lock().await;
@@ -82,22 +75,35 @@ impl Supervisor {
             changes.push((id.to_string(), change));
             applied.push((id.to_string(), run.tenant_id.clone(), run.conn.clone(), t));
         }
-        if let Err(e) = self.store.update_instance_states(&changes).await {
-            tracing::error!(error = %e, numbers = changes.len(), "storing connected states failed");
-            return;
-        }
-        let mut recordings = Vec::with_capacity(applied.len());
-        for (id, tenant_id, conn, t) in applied {
-            let rec = match self.store.get_instance_by_id(&id).await {
-                Ok(rec) => rec,
+        // The scheduler learns first: once the store shows a number connected, a client that
+        // sends at once must find it in rotation (a contact's sticky number most of all), so
+        // the stored records are read, brought to the new state and handed over before the
+        // states are written.
+        let mut recs = Vec::with_capacity(applied.len());
+        for (id, _, _, t) in &applied {
+            let rec = match self.store.get_instance_by_id(id).await {
+                Ok(rec) => rec.map(|mut rec| {
+                    rec.state = t.to.clone();
+                    rec.connected_at = Some(at);
+                    rec.first_connected_at.get_or_insert(at);
+                    rec
+                }),
                 Err(e) => {
                     tracing::error!(instance = %id, error = %e, "reading a connected number failed");
                     None
                 }
             };
             if let Some(rec) = &rec {
-                self.scheduler.number_changed(rec, Some(&t)).await;
+                self.scheduler.number_changed(rec, Some(t)).await;
             }
+            recs.push(rec);
+        }
+        if let Err(e) = self.store.update_instance_states(&changes).await {
+            tracing::error!(error = %e, numbers = changes.len(), "storing connected states failed");
+            return;
+        }
+        let mut recordings = Vec::with_capacity(applied.len());
+        for ((id, tenant_id, conn, t), rec) in applied.into_iter().zip(recs) {
             if t.changed() {
                 if let Some(event) = visible_event(&t.to, rec.as_ref()) {
                     recordings.push(self.recorder.submit(&tenant_id, Some(&id), event).await);
