@@ -570,7 +570,7 @@ impl Dispatcher {
         }
 
         // Then the pools: each pool's ready numbers, gathered once.
-        let mut ready: BTreeMap<(String, String), Vec<View>> = BTreeMap::new();
+        let mut ready: BTreeMap<(&str, &str), Vec<View>> = BTreeMap::new();
         for slot in self.numbers.values() {
             let info = &slot.info;
             if slot.current.is_some()
@@ -584,8 +584,11 @@ impl Dispatcher {
             if view.caps_earliest_ms == i64::MAX {
                 continue;
             }
-            ready.entry((info.tenant_id.clone(), info.pool.clone())).or_default().push(view);
+            ready.entry((&info.tenant_id, &info.pool)).or_default().push(view);
         }
+        // Owned keys once per pool, not once per number (the loop below changes `self`).
+        let ready: Vec<((String, String), Vec<View>)> =
+            ready.into_iter().map(|((t, p), views)| ((t.to_string(), p.to_string()), views)).collect();
         for ((tenant, pool), views) in ready {
             let Some(state) = self.pools.get_mut(&tenant).and_then(|p| p.get_mut(&pool)) else {
                 continue;
@@ -761,7 +764,7 @@ impl Dispatcher {
         let candidates: Vec<Candidate> = eligible
             .iter()
             .map(|&k| Candidate {
-                key: views[k].id.clone(),
+                key: &views[k].id,
                 warmed: views[k].warmed,
                 health: views[k].health,
                 used: views[k].used,
@@ -1007,16 +1010,18 @@ impl Dispatcher {
                 consider(at);
             }
         }
-        let mut by_pool: BTreeMap<(&str, &str), Vec<View>> = BTreeMap::new();
+        // Each view beside its slot: no lookup by id for its wake-up below.
+        let mut by_pool: BTreeMap<(&str, &str), (Vec<View>, Vec<&Slot>)> = BTreeMap::new();
         for slot in self.numbers.values() {
             if slot.current.is_some() || !self.takes_pool_work(slot) {
                 continue;
             }
             let i = &slot.info;
-            let view = View::new(slot, schedule, now_ms);
-            by_pool.entry((&i.tenant_id, &i.pool)).or_default().push(view);
+            let (views, slots) = by_pool.entry((&i.tenant_id, &i.pool)).or_default();
+            views.push(View::new(slot, schedule, now_ms));
+            slots.push(slot);
         }
-        for ((tenant, pool), views) in &by_pool {
+        for ((tenant, pool), (views, slots)) in &by_pool {
             let Some(state) = self.pool(tenant, pool) else { continue };
             let policy = state.policy;
             let mut mins: Vec<Option<i64>> = vec![None; views.len()];
@@ -1051,8 +1056,7 @@ impl Dispatcher {
                 }
                 Some(now_possible)
             });
-            for (v, min) in views.iter().zip(mins) {
-                let slot = &self.numbers[&v.id];
+            for (slot, min) in slots.iter().zip(mins) {
                 if let Some(at) = min.and_then(|t| self.wake_of(slot, t, now_ms)) {
                     consider(at);
                 }
@@ -1196,10 +1200,13 @@ impl Dispatcher {
     /// must not count as able to take a message either).
     fn takes_pool_work(&self, slot: &Slot) -> bool {
         let i = &slot.info;
-        let weightless = self.pool_policy(&i.tenant_id, &i.pool).strategy
-            == Strategy::HealthWeighted
-            && i.health == 0;
-        i.online && i.in_rotation && !weightless
+        // The pool's policy is looked up only for a number at zero health (a map lookup per
+        // number and poll otherwise).
+        let weightless = || {
+            i.health == 0
+                && self.pool_policy(&i.tenant_id, &i.pool).strategy == Strategy::HealthWeighted
+        };
+        i.online && i.in_rotation && !weightless()
     }
 
     fn pool(&self, tenant_id: &str, pool: &str) -> Option<&PoolState> {

@@ -34,11 +34,12 @@ impl Strategy {
     }
 }
 
-/// A number that could take the message now.
+/// A number that could take the message now. Borrowed: a pick looks at every ready number of
+/// the pool, ten thousand on a full node, for each message it hands out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
+pub struct Candidate<'a> {
     /// The instance id: the stable order of round robin.
-    pub key: String,
+    pub key: &'a str,
     /// Past its warming period.
     pub warmed: bool,
     /// Health score 0..=100.
@@ -67,7 +68,7 @@ pub struct RotationState {
 ///   0 is never picked (and `None` when all have 0).
 pub fn pick(
     strategy: Strategy,
-    candidates: &[Candidate],
+    candidates: &[Candidate<'_>],
     state: &mut RotationState,
     rng: &mut impl Rng,
 ) -> Option<usize> {
@@ -75,7 +76,7 @@ pub fn pick(
     let tier = || candidates.iter().enumerate().filter(move |(_, c)| c.warmed == any_warmed);
     let chosen = match strategy {
         Strategy::RoundRobin => {
-            let after_last = |c: &Candidate| state.last.as_ref().is_none_or(|l| c.key > *l);
+            let after_last = |c: &Candidate| state.last.as_deref().is_none_or(|l| c.key > l);
             tier()
                 .filter(|(_, c)| after_last(c))
                 .min_by(|a, b| a.1.key.cmp(&b.1.key))
@@ -104,7 +105,7 @@ pub fn pick(
         }
     };
     if let Some(i) = chosen {
-        state.last = Some(candidates[i].key.clone());
+        state.last = Some(candidates[i].key.to_string());
     }
     chosen
 }
@@ -115,14 +116,14 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::SeedableRng;
 
-    fn c(key: &str, warmed: bool, health: u8, used: u64) -> Candidate {
-        Candidate { key: key.into(), warmed, health, used }
+    fn c(key: &str, warmed: bool, health: u8, used: u64) -> Candidate<'_> {
+        Candidate { key, warmed, health, used }
     }
 
     fn keys(s: Strategy, cands: &[Candidate], n: usize, seed: u64) -> Vec<String> {
         let mut st = RotationState::default();
         let mut rng = StdRng::seed_from_u64(seed);
-        (0..n).map(|_| cands[pick(s, cands, &mut st, &mut rng).unwrap()].key.clone()).collect()
+        (0..n).map(|_| cands[pick(s, cands, &mut st, &mut rng).unwrap()].key.to_string()).collect()
     }
 
     #[test]

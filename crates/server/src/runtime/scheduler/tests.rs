@@ -82,3 +82,12 @@ async fn a_reach_out_refusal_fails_the_message_and_lowers_health() {
     assert_eq!(rig.scheduler.health(&a.id), Some((85, true)));
     assert!(rig.sent_texts(&a.id).await.is_empty(), "the network took nothing");
 }
+
+#[test]
+fn passes_are_spaced_from_a_thousand_numbers_up_in_proportion() {
+    use std::time::Duration;
+    assert_eq!(super::pass_spacing(0), Duration::ZERO);
+    assert_eq!(super::pass_spacing(999), Duration::ZERO);
+    assert_eq!(super::pass_spacing(1_000), Duration::from_millis(1));
+    assert_eq!(super::pass_spacing(10_000), Duration::from_millis(10));
+}
