@@ -252,6 +252,7 @@ conformance!(
     health_scores_persist,
     receipts_only_move_forward,
     a_failed_message_is_never_taken_again,
+    concurrent_status_changes_each_get_their_own_answer,
     a_duplicate_key_in_one_group_commit_fails_alone,
     a_batch_of_events_gets_increasing_ids_in_the_order_given,
     deliveries_are_enqueued_once_and_attempt_outcomes_are_kept,
@@ -1096,6 +1097,37 @@ async fn a_failed_message_is_never_taken_again(h: &Harness) {
     assert_eq!((m.status, m.error.as_deref()), (MessageStatus::Failed, Some("campaign canceled")));
     // A late ack of a send that did go out still counts.
     assert!(store.update_message("m1", &upd(MessageStatus::Sent)).await.unwrap());
+}
+
+/// Status changes made at once (SQLite writes them in one transaction) are each answered for
+/// their own message: one refused does not fail the others, nor take their answer.
+async fn concurrent_status_changes_each_get_their_own_answer(h: &Harness) {
+    let store = &*h.s;
+    with_tenant(store, "t1").await;
+    store.create_instance(&instance("i1", "t1", "n1")).await.unwrap();
+    for i in 0..40 {
+        store.insert_message(&message(&format!("m{i}"), "t1", None)).await.unwrap();
+        if i % 2 == 0 {
+            store.update_message(&format!("m{i}"), &by_i1(MessageStatus::Failed)).await.unwrap();
+        }
+    }
+    let mut changes = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let store = h.s.clone();
+        changes.spawn(async move {
+            let (id, sending) = (format!("m{i}"), by_i1(MessageStatus::Sending));
+            (i, store.update_message(&id, &sending).await.unwrap())
+        });
+    }
+    while let Some(answer) = changes.join_next().await {
+        let (i, taken) = answer.unwrap();
+        assert_eq!(taken, i % 2 == 1, "m{i}");
+    }
+    for i in 0..40 {
+        let m = store.get_message("t1", &format!("m{i}")).await.unwrap().unwrap();
+        let expected = if i % 2 == 0 { MessageStatus::Failed } else { MessageStatus::Sending };
+        assert_eq!(m.status, expected, "m{i}");
+    }
 }
 
 async fn a_duplicate_key_in_one_group_commit_fails_alone(h: &Harness) {

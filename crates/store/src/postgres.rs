@@ -14,12 +14,13 @@ use sqlx::{Postgres, Row};
 
 use crate::sql::events::{appended, encode, existing_keys, keep_once, keys_of, Appending};
 use crate::sql::message_writer::{Accepted, MessageWriter};
+use crate::sql::messages::update_message_row;
 use crate::sql::meta::verify_master_key;
 use crate::sql::webhooks::update_attempt;
 use crate::sql::{db, insert_inbound, Backend, BoxFuture, Col, Gate, Param, RawQuery, SqlStore};
 use crate::time::to_millis;
 use crate::StoreError;
-use crate::{DeliveryAttempt, Event, InboundRecord, Result, Sealer};
+use crate::{DeliveryAttempt, Event, InboundRecord, MessageUpdate, Result, Sealer};
 
 mod accepted;
 mod cluster;
@@ -274,6 +275,12 @@ impl Backend for Postgres {
         inbound: &'a [InboundRecord],
     ) -> impl Future<Output = Result<Vec<Option<Event>>>> + Send + 'a {
         append_events(s, events, inbound)
+    }
+
+    async fn update_message<'a>(s: &'a PgStore, id: &'a str, u: &'a MessageUpdate) -> Result<bool> {
+        // Each on its own connection: PostgreSQL's commits of concurrent writers are flushed
+        // together by the server (its own group commit).
+        update_message_row::<Postgres>(&mut *s.conn().await?, id, u).await
     }
 
     async fn record_attempt<'a>(s: &'a PgStore, id: &'a str, a: &'a DeliveryAttempt) -> Result<()> {

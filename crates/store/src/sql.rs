@@ -165,6 +165,13 @@ pub trait Backend: Database {
         events: &'a [events::Appending<'a>],
         inbound: &'a [InboundRecord],
     ) -> impl Future<Output = Result<Vec<Option<Event>>>> + Send + 'a;
+    /// Stores a status change of a message (SQLite: by group commit), as
+    /// [`crate::MessageStore::update_message`] says.
+    fn update_message<'a>(
+        s: &'a SqlStore<Self>,
+        id: &'a str,
+        u: &'a crate::MessageUpdate,
+    ) -> impl Future<Output = Result<bool>> + Send + 'a;
     /// Records the outcome of one webhook attempt (SQLite: by group commit).
     fn record_attempt<'a>(
         s: &'a SqlStore<Self>,

@@ -2,7 +2,7 @@
 //! (WAL journal, full fsync on commit), opened after a master-key check that refuses a wrong
 //! key before anything is written; group commit of accepted messages (its batch statement in
 //! `sqlite/writers.rs`, the batching shared in `sql/message_writer.rs`) and of attempt
-//! outcomes (`sqlite/writers.rs`); WAL checkpoints on a connection of
+//! outcomes and message status changes (`sqlite/writers.rs`); WAL checkpoints on a connection of
 //! their own (`sqlite/checkpoint.rs`); the write gate; event appends that take consecutive row
 //! ids.
 
@@ -27,7 +27,7 @@ use crate::sql::{
 };
 use crate::time::to_millis;
 use crate::StoreError;
-use crate::{DeliveryAttempt, Event, InboundRecord, Result, Sealer};
+use crate::{DeliveryAttempt, Event, InboundRecord, MessageUpdate, Result, Sealer};
 
 mod checkpoint;
 #[cfg(test)]
@@ -65,6 +65,8 @@ pub struct SqliteParts {
     writer: MessageWriter,
     /// Group commit of webhook attempt outcomes.
     attempts: writers::AttemptWriter,
+    /// Group commit of message status changes.
+    statuses: writers::StatusWriter,
     /// Checkpoints the WAL, woken by every commit (`None` for an in-memory database).
     checkpointer: Option<checkpoint::Checkpointer>,
     /// Taken around the event pipeline's write transactions (event appends, delivery rows,
@@ -162,6 +164,7 @@ impl SqlStore<Sqlite> {
         let parts = SqliteParts {
             writer: MessageWriter::spawn::<Sqlite>(pool.clone(), (), 1, Some(write_gate.clone())),
             attempts: writers::AttemptWriter::spawn(pool.clone(), write_gate.clone()),
+            statuses: writers::StatusWriter::spawn(pool.clone(), write_gate.clone()),
             checkpointer,
             options,
             in_memory,
@@ -367,5 +370,13 @@ impl Backend for Sqlite {
         a: &'a DeliveryAttempt,
     ) -> impl Future<Output = Result<()>> + Send + 'a {
         s.parts.attempts.record(id.to_string(), a.clone())
+    }
+
+    fn update_message<'a>(
+        s: &'a SqliteStore,
+        id: &'a str,
+        u: &'a MessageUpdate,
+    ) -> impl Future<Output = Result<bool>> + Send + 'a {
+        s.parts.statuses.update(id.to_string(), u.clone())
     }
 }

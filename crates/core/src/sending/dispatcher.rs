@@ -587,8 +587,10 @@ impl Dispatcher {
             ready.entry((&info.tenant_id, &info.pool)).or_default().push(view);
         }
         // Owned keys once per pool, not once per number (the loop below changes `self`).
-        let ready: Vec<((String, String), Vec<View>)> =
-            ready.into_iter().map(|((t, p), views)| ((t.to_string(), p.to_string()), views)).collect();
+        let ready: Vec<((String, String), Vec<View>)> = ready
+            .into_iter()
+            .map(|((t, p), views)| ((t.to_string(), p.to_string()), views))
+            .collect();
         for ((tenant, pool), views) in ready {
             let Some(state) = self.pools.get_mut(&tenant).and_then(|p| p.get_mut(&pool)) else {
                 continue;

@@ -58,6 +58,35 @@ pub(crate) fn message_from_row<DB: Backend>(row: &DB::Row) -> Result<MessageReco
     })
 }
 
+/// Stores a status change of message `id` in `c` (a connection or an open transaction);
+/// false when the stored message does not take it (see [`crate::MessageStore::update_message`]).
+pub(crate) async fn update_message_row<DB: Backend>(
+    c: &mut DB::Connection,
+    id: &str,
+    u: &MessageUpdate,
+) -> Result<bool> {
+    let n = q::<DB>(
+        "UPDATE messages SET status = $1, instance_id = $2, error = $3, updated_at = $4, \
+         sent_at = CASE WHEN $1 IN ('sent', 'delivered', 'read') \
+             THEN COALESCE(sent_at, $4) ELSE sent_at END, \
+         chosen_by = CASE WHEN $1 = 'queued' THEN NULL ELSE COALESCE($6, chosen_by) END \
+         WHERE id = $5 AND status <> 'expired' \
+         AND NOT (status = 'failed' AND $1 IN ('queued', 'sending')) AND NOT ( \
+             status IN ('sent', 'delivered', 'read') AND $1 IN ('sent', 'delivered', 'read') \
+             AND (CASE $1 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 ELSE 3 END) \
+              <= (CASE status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 ELSE 3 END))",
+    )
+    .bind(u.status.as_str())
+    .bind(&u.instance_id)
+    .bind(&u.error)
+    .bind(to_millis(u.at))
+    .bind(id)
+    .bind(&u.chosen_by)
+    .execute(c)
+    .await?;
+    Ok(n > 0)
+}
+
 /// Inserts every message with one multi-row `INSERT`. A duplicate idempotency key is
 /// `Conflict` (and, on SQLite, backs out this statement only).
 pub(crate) async fn insert_messages<DB: Backend>(
@@ -192,26 +221,7 @@ impl<DB: Backend> MessageStore for SqlStore<DB> {
     }
 
     async fn update_message(&self, id: &str, u: &MessageUpdate) -> Result<bool> {
-        let n = q::<DB>(
-            "UPDATE messages SET status = $1, instance_id = $2, error = $3, updated_at = $4, \
-             sent_at = CASE WHEN $1 IN ('sent', 'delivered', 'read') \
-                 THEN COALESCE(sent_at, $4) ELSE sent_at END, \
-             chosen_by = CASE WHEN $1 = 'queued' THEN NULL ELSE COALESCE($6, chosen_by) END \
-             WHERE id = $5 AND status <> 'expired' \
-             AND NOT (status = 'failed' AND $1 IN ('queued', 'sending')) AND NOT ( \
-                 status IN ('sent', 'delivered', 'read') AND $1 IN ('sent', 'delivered', 'read') \
-                 AND (CASE $1 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 ELSE 3 END) \
-                  <= (CASE status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 ELSE 3 END))",
-        )
-        .bind(u.status.as_str())
-        .bind(&u.instance_id)
-        .bind(&u.error)
-        .bind(to_millis(u.at))
-        .bind(id)
-        .bind(&u.chosen_by)
-        .execute(&mut *self.conn().await?)
-        .await?;
-        Ok(n > 0)
+        DB::update_message(self, id, u).await
     }
 
     async fn find_message_by_wa_id(
