@@ -303,6 +303,9 @@ impl View {
     }
 }
 
+/// A pool's ready numbers as views, each beside its slot (same index).
+type ViewsAndSlots<'a> = (Vec<View>, Vec<&'a Slot>);
+
 #[derive(Debug, Clone, Default)]
 struct PoolState {
     line: Line,
@@ -1013,7 +1016,7 @@ impl Dispatcher {
             }
         }
         // Each view beside its slot: no lookup by id for its wake-up below.
-        let mut by_pool: BTreeMap<(&str, &str), (Vec<View>, Vec<&Slot>)> = BTreeMap::new();
+        let mut by_pool: BTreeMap<(&str, &str), ViewsAndSlots> = BTreeMap::new();
         for slot in self.numbers.values() {
             if slot.current.is_some() || !self.takes_pool_work(slot) {
                 continue;

@@ -79,8 +79,8 @@ pub fn pick(
             let after_last = |c: &Candidate| state.last.as_deref().is_none_or(|l| c.key > l);
             tier()
                 .filter(|(_, c)| after_last(c))
-                .min_by(|a, b| a.1.key.cmp(&b.1.key))
-                .or_else(|| tier().min_by(|a, b| a.1.key.cmp(&b.1.key)))
+                .min_by(|a, b| a.1.key.cmp(b.1.key))
+                .or_else(|| tier().min_by(|a, b| a.1.key.cmp(b.1.key)))
                 .map(|(i, _)| i)
         }
         Strategy::LeastUsed => {
