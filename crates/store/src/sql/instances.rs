@@ -255,6 +255,8 @@ impl<DB: Backend> InstanceStore for SqlStore<DB> {
     }
 
     async fn set_instance_health(&self, id: &str, score: u8) -> Result<()> {
+        // Under the write gate: one of these follows sends, beside the group commits.
+        let _gate = DB::gate(self).await;
         q::<DB>("UPDATE instances SET health_score = $1 WHERE id = $2")
             .bind(i64::from(score.min(100)))
             .bind(id)

@@ -69,6 +69,11 @@ impl<DB: Backend> SessionStore for SqlStore<DB> {
     }
 
     async fn save_session_value(&self, instance_id: &str, key: &str, value: &[u8]) -> Result<()> {
+        // Under the write gate, as every other writer on SQLite: without it, a number's session
+        // write met the group commits at SQLite's write lock, whose busy handler sleeps (1, 2,
+        // 5 … 100 ms), and a restart of thousands of numbers, each writing its session as it
+        // logs in, spent its time asleep there with the CPU idle.
+        let _gate = DB::gate(self).await;
         self.put_session_value(&mut *self.conn().await?, instance_id, key, value).await
     }
 
@@ -100,6 +105,7 @@ impl<DB: Backend> SessionStore for SqlStore<DB> {
         if writes.is_empty() {
             return Ok(());
         }
+        let _gate = DB::gate(self).await; // see `save_session_value`
         let mut tx = self.begin().await?;
         for write in writes {
             match write {
@@ -130,6 +136,7 @@ impl<DB: Backend> SessionStore for SqlStore<DB> {
     }
 
     async fn clear_session(&self, instance_id: &str) -> Result<()> {
+        let _gate = DB::gate(self).await; // see `save_session_value`
         q::<DB>("DELETE FROM session_values WHERE instance_id = $1")
             .bind(instance_id)
             .execute(&mut *self.conn().await?)
