@@ -243,6 +243,7 @@ conformance!(
     instances_are_paged_in_the_order_of_the_whole_list,
     deleting_a_tenant_removes_everything_it_owns,
     session_batches_apply_atomically_and_prefixes_select_exactly,
+    concurrent_session_writes_each_get_their_own_answer,
     sessions_save_load_and_clear,
     a_tampered_session_is_unsealable_and_other_sessions_still_load,
     an_unopenable_proxy_is_dropped_not_fatal,
@@ -774,6 +775,42 @@ async fn session_batches_apply_atomically_and_prefixes_select_exactly(h: &Harnes
         s.load_session_values_with_prefix("i1", "prekey/").await,
         Err(StoreError::Unsealable(_))
     ));
+}
+
+/// Session changes of many numbers made at once (SQLite writes them in one transaction) each
+/// take effect whole, and one number's failure (here: a number that does not exist) is its
+/// own: the others are stored and answered `Ok`.
+async fn concurrent_session_writes_each_get_their_own_answer(h: &Harness) {
+    with_tenant(&*h.s, "t1").await;
+    for i in 0..30 {
+        h.s.create_instance(&instance(&format!("i{i}"), "t1", &format!("n{i}"))).await.unwrap();
+    }
+    let mut writes = tokio::task::JoinSet::new();
+    for i in 0..31 {
+        let store = h.s.clone();
+        writes.spawn(async move {
+            let id = format!("i{i}"); // i30 was never created
+            let batch = [
+                SessionWrite::Put { key: "device".into(), value: id.as_bytes().to_vec() },
+                SessionWrite::Put { key: format!("session/{i}"), value: vec![i as u8] },
+            ];
+            let single = store.save_session_value(&id, "creds", b"c");
+            let (batch, single) = tokio::join!(store.write_session_values(&id, &batch), single);
+            (i, batch.is_ok(), single.is_ok())
+        });
+    }
+    while let Some(answer) = writes.join_next().await {
+        let (i, batch, single) = answer.unwrap();
+        assert_eq!((batch, single), (i < 30, i < 30), "i{i}");
+    }
+    for i in 0..30 {
+        let id = format!("i{i}");
+        let all = h.s.load_session_values_with_prefix(&id, "").await.unwrap();
+        let keys: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["creds", "device", &format!("session/{i}")], "{id}");
+        assert_eq!(all[1].1, id.as_bytes(), "{id}: its own value, sealed for it");
+    }
+    assert!(!h.s.has_session("i30").await.unwrap());
 }
 
 async fn sessions_save_load_and_clear(h: &Harness) {

@@ -17,7 +17,10 @@ use crate::sql::message_writer::{Accepted, MessageWriter};
 use crate::sql::messages::update_message_row;
 use crate::sql::meta::verify_master_key;
 use crate::sql::webhooks::update_attempt;
-use crate::sql::{db, insert_inbound, Backend, BoxFuture, Col, Gate, Param, RawQuery, SqlStore};
+use crate::sql::{
+    apply_sealed_writes, db, insert_inbound, Backend, BoxFuture, Col, Gate, Param, RawQuery,
+    SealedWrites, SqlStore,
+};
 use crate::time::to_millis;
 use crate::StoreError;
 use crate::{DeliveryAttempt, Event, InboundRecord, MessageUpdate, Result, Sealer};
@@ -281,6 +284,14 @@ impl Backend for Postgres {
         // Each on its own connection: PostgreSQL's commits of concurrent writers are flushed
         // together by the server (its own group commit).
         update_message_row::<Postgres>(&mut *s.conn().await?, id, u).await
+    }
+
+    async fn write_session(s: &PgStore, sealed: SealedWrites) -> Result<()> {
+        // Each number's changes in their own transaction on their own connection: PostgreSQL
+        // flushes concurrent commits together itself.
+        let mut tx = s.begin().await?;
+        apply_sealed_writes::<Postgres>(&mut tx, &sealed).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn record_attempt<'a>(s: &'a PgStore, id: &'a str, a: &'a DeliveryAttempt) -> Result<()> {

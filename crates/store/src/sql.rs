@@ -47,6 +47,7 @@ pub(crate) use instances::INSTANCE_COLUMNS;
 pub(crate) use messages::{message_from_row, MESSAGE_COLUMNS};
 #[cfg(test)]
 pub(crate) use sessions::session_aad;
+pub(crate) use sessions::{apply_sealed_writes, SealedWrites};
 
 /// The store on one database. Cloning is cheap and shares the connection pool.
 pub struct SqlStore<DB: Backend> {
@@ -172,6 +173,13 @@ pub trait Backend: Database {
         id: &'a str,
         u: &'a crate::MessageUpdate,
     ) -> impl Future<Output = Result<bool>> + Send + 'a;
+    /// Applies one number's sealed session changes atomically and durably (SQLite: by group
+    /// commit, many numbers' changes in one transaction), as
+    /// [`crate::SessionStore::write_session_values`] says.
+    fn write_session(
+        s: &SqlStore<Self>,
+        sealed: SealedWrites,
+    ) -> impl Future<Output = Result<()>> + Send + '_;
     /// Records the outcome of one webhook attempt (SQLite: by group commit).
     fn record_attempt<'a>(
         s: &'a SqlStore<Self>,

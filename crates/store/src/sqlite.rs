@@ -23,7 +23,8 @@ use crate::sql::events::{appended, encode, existing_keys, keep_once, keys_of, Ap
 use crate::sql::message_writer::{Accepted, MessageWriter};
 use crate::sql::meta::verify_master_key;
 use crate::sql::{
-    db, insert_inbound, values, Backend, BoxFuture, Col, Gate, Param, RawQuery, SqlStore,
+    db, insert_inbound, values, Backend, BoxFuture, Col, Gate, Param, RawQuery, SealedWrites,
+    SqlStore,
 };
 use crate::time::to_millis;
 use crate::StoreError;
@@ -67,6 +68,8 @@ pub struct SqliteParts {
     attempts: writers::AttemptWriter,
     /// Group commit of message status changes.
     statuses: writers::StatusWriter,
+    /// Group commit of the numbers' session changes.
+    sessions: writers::SessionWriter,
     /// Checkpoints the WAL, woken by every commit (`None` for an in-memory database).
     checkpointer: Option<checkpoint::Checkpointer>,
     /// Taken around the event pipeline's write transactions (event appends, delivery rows,
@@ -165,6 +168,7 @@ impl SqlStore<Sqlite> {
             writer: MessageWriter::spawn::<Sqlite>(pool.clone(), (), 1, Some(write_gate.clone())),
             attempts: writers::AttemptWriter::spawn(pool.clone(), write_gate.clone()),
             statuses: writers::StatusWriter::spawn(pool.clone(), write_gate.clone()),
+            sessions: writers::SessionWriter::spawn(pool.clone(), write_gate.clone()),
             checkpointer,
             options,
             in_memory,
@@ -378,5 +382,12 @@ impl Backend for Sqlite {
         u: &'a MessageUpdate,
     ) -> impl Future<Output = Result<bool>> + Send + 'a {
         s.parts.statuses.update(id.to_string(), u.clone())
+    }
+
+    fn write_session(
+        s: &SqliteStore,
+        sealed: SealedWrites,
+    ) -> impl Future<Output = Result<()>> + Send + '_ {
+        s.parts.sessions.write(sealed)
     }
 }

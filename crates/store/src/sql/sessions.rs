@@ -1,9 +1,10 @@
 //! [`SessionStore`]: one number's protocol state, each value sealed with the instance id and
-//! its key as associated data.
+//! its key as associated data. Writes are sealed here and applied by the backend's session
+//! writer ([`Backend::write_session`]: a group commit on SQLite).
 
 use async_trait::async_trait;
 
-use super::{db, q, Backend, SqlStore};
+use super::{q, Backend, SqlStore};
 use crate::{Result, SealError, SessionStore, SessionWrite, StoreError};
 
 pub(crate) fn session_aad(instance_id: &str, key: &str) -> Vec<u8> {
@@ -35,25 +36,70 @@ impl<DB: Backend> SqlStore<DB> {
         })
     }
 
-    /// Inserts or replaces one sealed value (on a pooled connection or in a transaction).
-    async fn put_session_value(
-        &self,
-        c: &mut DB::Connection,
-        instance_id: &str,
-        key: &str,
-        value: &[u8],
-    ) -> Result<()> {
-        q::<DB>(
-            "INSERT INTO session_values (instance_id, key, value) VALUES ($1, $2, $3) \
-             ON CONFLICT (instance_id, key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(instance_id)
-        .bind(key)
-        .bind(self.sealer.seal(&session_aad(instance_id, key), value))
-        .execute(c)
-        .await?;
-        Ok(())
+    /// `writes` with every value sealed for `instance_id` (done before a writer takes the
+    /// write gate: sealing is CPU work that need not hold up other writers).
+    pub(crate) fn seal_writes(&self, instance_id: &str, writes: &[SessionWrite]) -> SealedWrites {
+        let writes = writes
+            .iter()
+            .map(|w| match w {
+                SessionWrite::Put { key, value } => SessionWrite::Put {
+                    key: key.clone(),
+                    value: self.sealer.seal(&session_aad(instance_id, key), value),
+                },
+                other => other.clone(),
+            })
+            .collect();
+        SealedWrites { instance_id: instance_id.to_string(), writes }
     }
+}
+
+/// One number's session changes, each `Put` value already sealed, as a writer applies them.
+#[derive(Debug, Clone)]
+pub struct SealedWrites {
+    pub instance_id: String,
+    pub writes: Vec<SessionWrite>,
+}
+
+/// Applies sealed `w` in order on `c` (a connection in an open transaction).
+pub(crate) async fn apply_sealed_writes<DB: Backend>(
+    c: &mut DB::Connection,
+    w: &SealedWrites,
+) -> Result<()> {
+    let id = w.instance_id.as_str();
+    for write in &w.writes {
+        match write {
+            SessionWrite::Put { key, value } => {
+                q::<DB>(
+                    "INSERT INTO session_values (instance_id, key, value) VALUES ($1, $2, $3) \
+                     ON CONFLICT (instance_id, key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(id)
+                .bind(key.as_str())
+                .bind(value.as_slice())
+                .execute(&mut *c)
+                .await?;
+            }
+            SessionWrite::Delete { key } => {
+                q::<DB>("DELETE FROM session_values WHERE instance_id = $1 AND key = $2")
+                    .bind(id)
+                    .bind(key.as_str())
+                    .execute(&mut *c)
+                    .await?;
+            }
+            SessionWrite::DeletePrefix { prefix } => {
+                q::<DB>(
+                    "DELETE FROM session_values \
+                     WHERE instance_id = $1 AND key >= $2 AND key < $3",
+                )
+                .bind(id)
+                .bind(prefix.as_str())
+                .bind(prefix_upper_bound(prefix))
+                .execute(&mut *c)
+                .await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -69,12 +115,8 @@ impl<DB: Backend> SessionStore for SqlStore<DB> {
     }
 
     async fn save_session_value(&self, instance_id: &str, key: &str, value: &[u8]) -> Result<()> {
-        // Under the write gate, as every other writer on SQLite: without it, a number's session
-        // write met the group commits at SQLite's write lock, whose busy handler sleeps (1, 2,
-        // 5 … 100 ms), and a restart of thousands of numbers, each writing its session as it
-        // logs in, spent its time asleep there with the CPU idle.
-        let _gate = DB::gate(self).await;
-        self.put_session_value(&mut *self.conn().await?, instance_id, key, value).await
+        let put = SessionWrite::Put { key: key.to_string(), value: value.to_vec() };
+        DB::write_session(self, self.seal_writes(instance_id, &[put])).await
     }
 
     async fn load_session_values_with_prefix(
@@ -105,38 +147,13 @@ impl<DB: Backend> SessionStore for SqlStore<DB> {
         if writes.is_empty() {
             return Ok(());
         }
-        let _gate = DB::gate(self).await; // see `save_session_value`
-        let mut tx = self.begin().await?;
-        for write in writes {
-            match write {
-                SessionWrite::Put { key, value } => {
-                    self.put_session_value(&mut tx, instance_id, key, value).await?;
-                }
-                SessionWrite::Delete { key } => {
-                    q::<DB>("DELETE FROM session_values WHERE instance_id = $1 AND key = $2")
-                        .bind(instance_id)
-                        .bind(key)
-                        .execute(&mut tx)
-                        .await?;
-                }
-                SessionWrite::DeletePrefix { prefix } => {
-                    q::<DB>(
-                        "DELETE FROM session_values \
-                         WHERE instance_id = $1 AND key >= $2 AND key < $3",
-                    )
-                    .bind(instance_id)
-                    .bind(prefix)
-                    .bind(prefix_upper_bound(prefix))
-                    .execute(&mut tx)
-                    .await?;
-                }
-            }
-        }
-        tx.commit().await.map_err(db)
+        DB::write_session(self, self.seal_writes(instance_id, writes)).await
     }
 
     async fn clear_session(&self, instance_id: &str) -> Result<()> {
-        let _gate = DB::gate(self).await; // see `save_session_value`
+        // Under the write gate, as every other writer on SQLite: outside it, a write meets the
+        // group commits at SQLite's write lock, whose busy handler sleeps (1, 2, 5 … 100 ms).
+        let _gate = DB::gate(self).await;
         q::<DB>("DELETE FROM session_values WHERE instance_id = $1")
             .bind(instance_id)
             .execute(&mut *self.conn().await?)

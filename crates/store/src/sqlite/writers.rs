@@ -1,8 +1,8 @@
 //! Group commit on SQLite: its piece of the accepted messages' group commit (the batch
 //! statement; the batching is `sql/message_writer.rs`, shared with PostgreSQL), and, on one
-//! shared loop ([`GroupCommit`]), webhook attempt outcomes and message status changes from
-//! concurrent callers, each written by one task, as many as are waiting in one transaction,
-//! so one fsync covers a whole batch. Each caller still gets its answer only after its row is
+//! shared loop ([`GroupCommit`]), webhook attempt outcomes, message status changes and the
+//! numbers' session changes from concurrent callers, each kind written by one task, as many as
+//! are waiting in one transaction, so one fsync covers a whole batch. Each caller still gets its answer only after its row is
 //! committed (the delivery worker must not forget a delivery the receiver accepted), but the
 //! write rate is no longer bounded by one fsync per row. All take the write gate around
 //! their transaction (the accepted messages' through the shared writer).
@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use crate::sql::message_writer::Accepted;
 use crate::sql::messages::{insert_messages, update_message_row};
 use crate::sql::webhooks::update_attempt;
-use crate::sql::{q, values};
+use crate::sql::{apply_sealed_writes, q, values, SealedWrites};
 use crate::time::to_millis;
 use crate::{DeliveryAttempt, MessageRecord, MessageUpdate, Result, StoreError};
 
@@ -25,6 +25,8 @@ use crate::{DeliveryAttempt, MessageRecord, MessageUpdate, Result, StoreError};
 const MAX_OUTCOMES: usize = 512;
 /// Most message status changes committed in one transaction.
 const MAX_STATUSES: usize = 512;
+/// Most numbers' session changes committed in one transaction.
+const MAX_SESSION_WRITES: usize = 256;
 
 fn closed() -> StoreError {
     StoreError::Database("the store is closed".into())
@@ -148,6 +150,46 @@ impl StatusWriter {
     pub(crate) async fn update(&self, id: String, u: MessageUpdate) -> Result<bool> {
         self.0.call((id, u)).await?
     }
+}
+
+/// The group commit of the numbers' session changes. whatsapp-rust stores as it goes: a number
+/// logging in writes its device, pre-keys and mappings, and every message sent or received
+/// moves a Signal session on. One commit each, one fsync each one after another under the
+/// write gate, made a restart of thousands of numbers wait on the disk. One transaction per
+/// batch; a failed batch is tried again one number at a time, so that each number's changes
+/// still take effect whole or not at all, and one number's failure is its own.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionWriter(GroupCommit<SealedWrites, Result<()>>);
+
+impl SessionWriter {
+    pub(crate) fn spawn(pool: SqlitePool, write_gate: Arc<Mutex<()>>) -> Self {
+        SessionWriter(GroupCommit::spawn(MAX_SESSION_WRITES, write_gate, move |batch| {
+            let pool = pool.clone();
+            async move {
+                if write_sessions(&pool, &batch).await.is_ok() {
+                    return batch.iter().map(|_| Ok(())).collect();
+                }
+                let mut answers = Vec::with_capacity(batch.len());
+                for one in &batch {
+                    answers.push(write_sessions(&pool, std::slice::from_ref(one)).await);
+                }
+                answers
+            }
+        }))
+    }
+
+    pub(crate) async fn write(&self, sealed: SealedWrites) -> Result<()> {
+        self.0.call(sealed).await?
+    }
+}
+
+/// Applies the numbers' changes in one transaction, in order.
+async fn write_sessions(pool: &SqlitePool, batch: &[SealedWrites]) -> Result<()> {
+    let mut tx = pool.begin().await.map_err(crate::sql::db)?;
+    for w in batch {
+        apply_sealed_writes::<Sqlite>(&mut tx, w).await?;
+    }
+    tx.commit().await.map_err(crate::sql::db)
 }
 
 /// Applies a batch of status changes in one transaction, in order: for each, whether the
