@@ -14,8 +14,9 @@
 //!
 //! Both run as child processes of this bench (the `bzapper` binary built for benches has
 //! whatsapp-rust's `danger-skip-cert-chain-verify` on, a dev-dependency, so it accepts the
-//! fake's zero-signed certificate chain). Their logs go to files in a temporary directory
-//! (level `RUST_LOG`, default `warn`); the tail is printed when a step fails.
+//! fake's zero-signed certificate chain). Their logs go to files in a temporary directory, or
+//! in `BZAPPER_BENCH_LOGS=DIR` to keep them (level `RUST_LOG`, default `warn`); the tail is
+//! printed when a step fails.
 //!
 //! Steps: start the fake and the gateway; RSS of the empty gateway; create and link N numbers
 //! (32 at a time: create, wait for the QR, scan it through `/v1/sim`; a progress line every

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use bzapper_core::{Jid, Phone, ProxyUrl};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 pub use content::{
     ContactStatus, GroupInfo, GroupParticipant, GroupSummary, InboundContent, InboundMedia,
@@ -105,6 +105,8 @@ pub struct InboundError(pub String);
 pub struct EventSink {
     instance_id: String,
     tx: mpsc::UnboundedSender<(String, DriverEvent)>,
+    /// Told once, at the first state event emitted (see [`EventSink::on_first_state_event`]).
+    first_state_event: Option<Arc<std::sync::Mutex<Option<oneshot::Sender<()>>>>>,
 }
 
 impl EventSink {
@@ -112,7 +114,17 @@ impl EventSink {
         instance_id: impl Into<String>,
         tx: mpsc::UnboundedSender<(String, DriverEvent)>,
     ) -> Self {
-        Self { instance_id: instance_id.into(), tx }
+        Self { instance_id: instance_id.into(), tx, first_state_event: None }
+    }
+
+    /// Tells `told` when the first state event ([`DriverEvent::is_state`]) is emitted, the
+    /// moment it is emitted, not once the receiver reads it: a restart bounds the handshakes in
+    /// flight, and a slot is free as soon as its number's handshake has an outcome, however
+    /// long the events queue at the receiver. `told` is dropped (its receiver resolves too)
+    /// when every clone of the sink is dropped without one.
+    pub fn on_first_state_event(mut self, told: oneshot::Sender<()>) -> Self {
+        self.first_state_event = Some(Arc::new(std::sync::Mutex::new(Some(told))));
+        self
     }
 
     pub fn instance_id(&self) -> &str {
@@ -121,6 +133,11 @@ impl EventSink {
 
     /// Reports an event; a closed receiver (the server shutting down) is not an error.
     pub fn emit(&self, event: DriverEvent) {
+        if let Some(first) = self.first_state_event.as_ref().filter(|_| event.is_state()) {
+            if let Some(told) = first.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = told.send(());
+            }
+        }
         let _ = self.tx.send((self.instance_id.clone(), event));
     }
 }
@@ -234,6 +251,17 @@ pub enum DriverEvent {
     /// A contact is calling the number (a call offer, ringing now). A call offered while the
     /// number was offline is over by the time it is delivered and is not reported.
     Call(IncomingCall),
+}
+
+impl DriverEvent {
+    /// Whether the event tells the state of the connection (a QR code, paired, connected, a
+    /// drop, ...), as opposed to traffic over it (messages, receipts, calls).
+    pub fn is_state(&self) -> bool {
+        !matches!(
+            self,
+            DriverEvent::Message(_) | DriverEvent::Receipt { .. } | DriverEvent::Call(_)
+        )
+    }
 }
 
 /// A call ringing on the number, as [`DriverEvent::Call`] reports it.
@@ -410,5 +438,38 @@ impl DriverError {
             DriverError::Rejected { code, .. } => *code,
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod event_sink_tests {
+    use super::*;
+
+    /// A restart's handshake slot is freed by the first state event, at once, and only once;
+    /// traffic (a receipt) does not count, and a sink dropped without one lets the waiter go.
+    #[tokio::test]
+    async fn the_first_state_event_is_told_once_the_moment_it_is_emitted() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (told, mut first) = oneshot::channel();
+        let sink = EventSink::new("ins_a#1", tx).on_first_state_event(told);
+        let clone = sink.clone();
+        clone.emit(DriverEvent::Receipt { message_id: "m".into(), status: ReceiptStatus::Read });
+        assert!(first.try_recv().is_err(), "a receipt is not a state event");
+        clone.emit(DriverEvent::Connected);
+        assert_eq!(first.try_recv(), Ok(()), "told before anything reads the channel");
+        sink.emit(DriverEvent::Reconnecting { attempt: 1 });
+        let mut got = Vec::new();
+        while let Ok((tag, event)) = rx.try_recv() {
+            got.push((tag, event.is_state()));
+        }
+        assert_eq!(
+            got,
+            [("ins_a#1".into(), false), ("ins_a#1".into(), true), ("ins_a#1".into(), true)]
+        );
+
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let (told, first) = oneshot::channel::<()>();
+        drop(EventSink::new("ins_b#1", tx).on_first_state_event(told));
+        assert!(first.await.is_err(), "dropped without a state event: the waiter is let go");
     }
 }

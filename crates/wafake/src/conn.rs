@@ -21,6 +21,8 @@ type Ws = WebSocketStream<TcpStream>;
 
 /// Serves one accepted TCP connection until either side closes it.
 pub(crate) async fn serve(server: Arc<WireServer>, tcp: TcpStream) {
+    // Small frames, request then answer: as WhatsApp's own servers, no Nagle delay on them.
+    let _ = tcp.set_nodelay(true);
     let id = server.state().next_id();
     if let Err(e) = run(&server, tcp, id).await {
         tracing::debug!(conn = id, "wafake connection ended: {e:#}");

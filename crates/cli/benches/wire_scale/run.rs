@@ -305,7 +305,10 @@ pub async fn measure(n: usize, accept_secs: Option<u64>) -> Figures {
     }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let logs = Logs { fake: dir.path().join("fake.log"), gateway: dir.path().join("gateway.log") };
+    // `BZAPPER_BENCH_LOGS=DIR` keeps the logs after the run (e.g. with `RUST_LOG=info`).
+    let log_dir =
+        std::env::var_os("BZAPPER_BENCH_LOGS").map_or(dir.path().to_path_buf(), PathBuf::from);
+    let logs = Logs { fake: log_dir.join("fake.log"), gateway: log_dir.join("gateway.log") };
 
     let mut fake = Command::new(env!("CARGO_BIN_EXE_bzapper"));
     fake.args(["simnet", "--wire", "--listen", "127.0.0.1:0"]);

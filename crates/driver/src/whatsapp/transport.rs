@@ -109,6 +109,14 @@ impl DialTransportFactory {
                 .await
                 .map_err(|e| anyhow!("could not connect to {host}:{port}: {e}"))?,
         };
+        // The protocol is small frames, request then answer. With Nagle's algorithm on, a
+        // frame written while the previous one waits for its ACK is held back until the peer's
+        // delayed ACK (40 ms on Linux). Against the wire fake on loopback, 8 logins at a time
+        // took 140 ms each without this and 20 ms with it (2,000 numbers resumed in 35.9 s,
+        // then 5.55 s).
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY could not be set");
+        }
         let plain = Connector::Plain;
         let connector = if tls { self.tls.as_ref() } else { &plain };
         let stream = connector

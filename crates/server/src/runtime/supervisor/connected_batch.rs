@@ -14,6 +14,9 @@ use bzapper_store::StateChange;
 use super::{announce_online, visible_event, Supervisor};
 use crate::model::time::now;
 
+/// A batch slower than this (ms) is logged at `info`, with its phases.
+const SLOW_BATCH_MS: f64 = 100.0;
+
 impl Supervisor {
     /// Applies `events` (tag, event) in order, writing runs of `Connected` events together.
     pub(super) async fn handle_driver_events(&self, events: Vec<(String, DriverEvent)>) {
@@ -44,6 +47,7 @@ impl Supervisor {
         if tags.is_empty() {
             return;
         }
+        let started = std::time::Instant::now();
         let mut running = self.running.lock().await;
         let at = now();
         let mut applied = Vec::with_capacity(tags.len());
@@ -101,10 +105,12 @@ impl Supervisor {
             rec
         }))
         .await;
+        let handed_over = started.elapsed();
         if let Err(e) = self.store.update_instance_states(&changes).await {
             tracing::error!(error = %e, numbers = changes.len(), "storing connected states failed");
             return;
         }
+        let stored = started.elapsed();
         let mut recordings = Vec::with_capacity(applied.len());
         for ((id, tenant_id, conn, t), rec) in applied.into_iter().zip(recs) {
             if t.changed() {
@@ -120,6 +126,16 @@ impl Supervisor {
             if let Err(e) = r.wait().await {
                 tracing::error!(error = %e, "recording instance.connected failed");
             }
+        }
+        // The event loop waits for this batch before it takes the next events.
+        let took = started.elapsed();
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        let (numbers, handed_over, stored, took) =
+            (changes.len(), ms(handed_over), ms(stored), ms(took));
+        if took > SLOW_BATCH_MS {
+            tracing::info!(numbers, handed_over, stored, took, "a slow batch of connected numbers");
+        } else {
+            tracing::debug!(numbers, handed_over, stored, took, "a batch of connected numbers");
         }
     }
 }

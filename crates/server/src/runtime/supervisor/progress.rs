@@ -19,7 +19,8 @@ pub struct ResumeProgress {
     /// Of those, the ones whose start has settled (a first state event, a failure, or
     /// [`HANDSHAKE_WAIT`] passed).
     settled: AtomicUsize,
-    /// Starts under way now, and the most there ever were at once.
+    /// Handshakes under way now (a start until its first state event), and the most there
+    /// ever were at once.
     in_flight: AtomicUsize,
     peak_in_flight: AtomicUsize,
 }
@@ -44,8 +45,14 @@ impl ResumeProgress {
         self.peak_in_flight.fetch_max(now, Ordering::SeqCst);
     }
 
-    pub(super) fn leave(&self) {
+    /// A start's handshake has an outcome (its slot is free).
+    pub(super) fn handshaken(&self) {
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// A start has settled: the supervisor applied its outcome, or it failed, or it waited
+    /// [`HANDSHAKE_WAIT`].
+    pub(super) fn leave(&self) {
         self.settled.fetch_add(1, Ordering::SeqCst);
     }
 }

@@ -8,8 +8,8 @@
 //!    on. Numbers waiting for a temporary ban to end get their timer armed again.
 //! 2. Start (on its own task, after the listener serves): the driver starts each claimed
 //!    number, at most `concurrency` of them handshaking at once. A number holds its slot from
-//!    its start until its first state event (connected, a QR code, a drop, ...) or
-//!    [`HANDSHAKE_WAIT`], whichever comes first. A number the driver cannot start ends
+//!    its start until its driver emits its first state event (connected, a QR code, a drop,
+//!    ...) or [`HANDSHAKE_WAIT`], whichever comes first. A number the driver cannot start ends
 //!    `disconnected`/`stopped` with the cause; the others go on.
 //!
 //! `ResumeProgress` (`progress.rs`) counts the numbers still to settle (`GET /readyz` shows it).
@@ -20,8 +20,7 @@ use std::sync::Arc;
 use bzapper_core::{InstanceState, Reason, Transition, Trigger};
 use bzapper_store::{apply_state_change, InstanceRecord, StateChange};
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::progress::{DEFAULT_RESUME_CONCURRENCY, HANDSHAKE_WAIT};
 use super::starting::Starting;
@@ -157,34 +156,57 @@ impl Supervisor {
         Claimed { rec, generation, own, starting, settled }
     }
 
-    /// Phase 2: starts the claimed numbers, at most `concurrency` at once, each on its own
-    /// task (the driver's start decrypts the stored session: CPU work both cores share).
-    /// Returns once every start has settled.
+    /// Phase 2: starts the claimed numbers, at most `concurrency` handshaking at once, each on
+    /// its own task (the driver's start decrypts the stored session: CPU work both cores
+    /// share). Returns once every start has settled.
+    ///
+    /// A slot is freed the moment the driver emits the number's first state event, not when
+    /// the supervisor's event loop gets to it: that loop writes what has queued up together,
+    /// and when the slots waited for it, a restart went at the pace of its commits (86 % of
+    /// a 2,000-number restart was the loop writing batches of six numbers on average).
     pub async fn start_claimed(&self, claim: Claim, concurrency: usize) {
         let Some(me) = self.me.upgrade() else { return };
-        futures::stream::iter(claim.0)
-            .for_each_concurrent(concurrency.max(1), |c| {
-                let me = me.clone();
-                async move {
-                    let task = tokio::spawn(async move { me.start_one_claimed(c).await });
-                    if let Err(e) = task.await {
-                        tracing::error!(error = %e, "a resumed number's start task failed");
-                    }
-                }
-            })
-            .await;
+        let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+        let mut starts = Vec::with_capacity(claim.len());
+        for c in claim.0 {
+            let Ok(slot) = slots.clone().acquire_owned().await else { break };
+            let me = me.clone();
+            starts.push(tokio::spawn(async move { me.start_one_claimed(c, slot).await }));
+        }
+        for task in starts {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "a resumed number's start task failed");
+            }
+        }
     }
 
-    async fn start_one_claimed(&self, c: Claimed) {
-        let Claimed { rec, generation, own, starting, settled } = c;
+    /// Starts one claimed number holding `slot` until its handshake has an outcome, then
+    /// waits (within [`HANDSHAKE_WAIT`] in all) until the supervisor has applied it.
+    async fn start_one_claimed(&self, c: Claimed, slot: OwnedSemaphorePermit) {
+        let Claimed { rec, generation, own, starting, mut settled } = c;
+        let deadline = tokio::time::Instant::now() + HANDSHAKE_WAIT;
         self.resume.enter();
-        let started = self.driver.start(self.connect_options(&rec, generation, own)).await;
-        match started {
+        let (told, mut handshaken) = oneshot::channel();
+        let mut opts = self.connect_options(&rec, generation, own);
+        opts.events = opts.events.on_first_state_event(told);
+        match self.driver.start(opts).await {
             Ok(conn) => {
                 starting.started(conn).await;
-                let _ = tokio::time::timeout(HANDSHAKE_WAIT, settled).await;
+                // The first state event, or the number stopped running meanwhile.
+                let _ = tokio::time::timeout_at(deadline, async {
+                    tokio::select! {
+                        _ = &mut handshaken => {}
+                        _ = &mut settled => {}
+                    }
+                })
+                .await;
+                self.resume.handshaken();
+                drop(slot);
+                let _ = tokio::time::timeout_at(deadline, settled).await;
             }
             Err(e) => {
+                self.resume.handshaken();
+                drop(slot);
                 starting.failed();
                 tracing::warn!(instance = %rec.id, error = %e, "the driver could not resume the number");
                 if let Err(e) = self.resume_failed(&rec, generation, e.to_string()).await {
