@@ -192,17 +192,21 @@ impl Supervisor {
         match self.driver.start(opts).await {
             Ok(conn) => {
                 starting.started(conn).await;
-                // The first state event, or the number stopped running meanwhile.
-                let _ = tokio::time::timeout_at(deadline, async {
+                // The first state event, or the number stopped running meanwhile (then
+                // `settled` has resolved and must not be awaited again).
+                let settled_already = tokio::time::timeout_at(deadline, async {
                     tokio::select! {
-                        _ = &mut handshaken => {}
-                        _ = &mut settled => {}
+                        _ = &mut handshaken => false,
+                        _ = &mut settled => true,
                     }
                 })
-                .await;
+                .await
+                .unwrap_or(false);
                 self.resume.handshaken();
                 drop(slot);
-                let _ = tokio::time::timeout_at(deadline, settled).await;
+                if !settled_already {
+                    let _ = tokio::time::timeout_at(deadline, settled).await;
+                }
             }
             Err(e) => {
                 self.resume.handshaken();

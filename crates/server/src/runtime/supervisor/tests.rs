@@ -268,6 +268,8 @@ async fn a_number_stopped_while_its_resume_waits_stays_stopped() {
     rig.supervisor.stop(&rec).await.unwrap();
     held.gate.add_permits(1);
     rig.until("the start settled", || async { resume.is_finished() }).await;
+    assert!(resume.await.is_ok());
+    assert_eq!(rig.supervisor.resume_progress().pending(), 0, "its start counts as settled");
     rig.advance(Duration::from_secs(5)).await;
     let rec = rig.instance(&a.id).await;
     assert_eq!((rec.state.status, rec.state.reason), (Status::Disconnected, Some(Reason::Stopped)));
