@@ -5,7 +5,9 @@
 # checks them), and so is the SSE stream `/v1/events`, which by design never ends, and so are the
 # webhook routes: a fuzzed webhook URL would make the gateway POST events to arbitrary addresses,
 # and this machine may send traffic to loopback only (integration tests cover all of them).
-# A 5xx anywhere else fails the run.
+# A 5xx anywhere else fails the run. One worker: with two, hypothesis parsed lambda sources in
+# two threads at once and CPython 3.11 failed in `ast.parse` ("AST constructor recursion depth
+# mismatch", python/cpython#106905), a crash of the tool, not a finding.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +42,7 @@ for token in "$admin" "$key"; do
     --header "Authorization: Bearer $token" \
     --checks not_a_server_error,response_schema_conformance,content_type_conformance \
     --phases examples,coverage,fuzzing \
-    --max-examples 40 --seed 7 --workers 2 --no-color \
+    --max-examples 40 --seed 7 --workers 1 --no-color \
     --warnings off \
     --exclude-path-regex '^/v1/(calls|labels|messages/forward|events|webhooks.*)$' || status=1
 done
