@@ -2,9 +2,9 @@
 //! statement; the batching is `sql/message_writer.rs`, shared with PostgreSQL), and, on one
 //! shared loop ([`GroupCommit`]), webhook attempt outcomes, message status changes and the
 //! numbers' session changes from concurrent callers, each kind written by one task, as many as
-//! are waiting in one transaction, so one fsync covers a whole batch. Each caller still gets its answer only after its row is
-//! committed (the delivery worker must not forget a delivery the receiver accepted), but the
-//! write rate is no longer bounded by one fsync per row. All take the write gate around
+//! are waiting in one transaction, so one fsync covers a whole batch. Each caller still gets
+//! its answer only after its row is committed (the delivery worker must not forget a delivery
+//! the receiver accepted), but the write rate is no longer bounded by one fsync per row. All take the write gate around
 //! their transaction (the accepted messages' through the shared writer).
 
 use std::collections::HashSet;
