@@ -10,7 +10,9 @@
 //! `connected`; default 900 s, or 0.5 s a number when more), `BZAPPER_BENCH_GATEWAY_ENV`
 //! (`K=V,K=V` set on the gateway only, e.g. `MALLOC_ARENA_MAX=2`), `BZAPPER_BENCH_HEAPTRACK=DIR`
 //! (the gateway runs under `heaptrack`, which writes `DIR/gateway-linked.zst` and
-//! `DIR/gateway-restarted.zst`; build with `CARGO_PROFILE_RELEASE_STRIP=none` for symbols).
+//! `DIR/gateway-restarted.zst`; build with `CARGO_PROFILE_RELEASE_STRIP=none` for symbols),
+//! `BZAPPER_BENCH_PERF=DIR` (`perf record` of the gateway into `DIR/idle-linked.data`,
+//! `DIR/restart.data` from the listener open to all connected, `DIR/idle-restarted.data`).
 //!
 //! Both run as child processes of this bench (the `bzapper` binary built for benches has
 //! whatsapp-rust's `danger-skip-cert-chain-verify` on, a dev-dependency, so it accepts the

@@ -286,8 +286,25 @@ struct SimnetArgs {
     ws_listen: Option<SocketAddr>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    quiet_library_backtraces();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
+}
+
+/// Errors that whatsapp-rust only logs as warnings are `anyhow` errors, and `anyhow` captures
+/// a backtrace for each when `RUST_BACKTRACE` is set (as it often is in containers and CI):
+/// symbolizing it costs milliseconds of CPU and megabytes of DWARF caches. Two such warnings
+/// per login (a peer that answers an IQ oddly) were 20,000 backtraces in a restart of 10,000
+/// numbers, and a gateway log of 395 MB. `RUST_LIB_BACKTRACE=0` turns off only those captures; a panic still prints its
+/// backtrace under `RUST_BACKTRACE`. An operator who sets `RUST_LIB_BACKTRACE` keeps theirs.
+/// Set before the runtime starts, while this is the only thread.
+fn quiet_library_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(a) => {
             logging::init(a.log.log_format);

@@ -131,6 +131,35 @@ fn serve_wire(data: &Path, wire_url: &str, log: &Path, phase: &str) -> (Gateway,
     (Gateway { child, pid }, url)
 }
 
+/// `perf record` of the gateway over one phase, when `BZAPPER_BENCH_PERF=DIR` is set: call
+/// graphs by DWARF (a release build has no frame pointers) at 199 Hz into `DIR/<phase>.data`.
+/// Stopped by SIGINT, so that perf writes its file.
+struct Perf(Option<Child>);
+
+impl Perf {
+    fn start(pid: u32, phase: &str) -> Perf {
+        let Some(dir) = std::env::var_os("BZAPPER_BENCH_PERF").map(PathBuf::from) else {
+            return Perf(None);
+        };
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Command::new("perf")
+            .args(["record", "-q", "-F", "199", "--call-graph", "dwarf,16384", "-p"])
+            .arg(pid.to_string())
+            .arg("-o")
+            .arg(dir.join(format!("{phase}.data")))
+            .spawn()
+            .expect("perf starts (Debian package linux-perf)");
+        Perf(Some(child))
+    }
+
+    fn stop(mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// utime + stime of a process, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -274,6 +303,8 @@ pub struct Figures {
     pub fake_end: u64,
     pub stop_time: Duration,
     pub resume: Duration,
+    /// Cores used over the restart (process start → all connected): gateway, fake.
+    pub restart_cpu: [f64; 2],
     pub listening: Duration,
     pub rss_resumed: u64,
     pub idle_after: u64,
@@ -422,7 +453,9 @@ pub async fn measure(n: usize, accept_secs: Option<u64>) -> Figures {
     let anon_idle = anon_kib(gw_pid);
     let (fake_idle, fake_peak) = support::rss_kib(fake_pid);
     let gw_threads = threads(gw_pid);
+    let perf = Perf::start(gw_pid, "idle-linked");
     let cpu = cpu_percent(&[gw_pid, fake_pid], Duration::from_secs(10)).await;
+    perf.stop();
     let still = statuses(&http, &base, &key).await;
     // What a monitoring scrape and a client listing every number cost at this size.
     let metrics = timed_get(&http, &format!("{base}/metrics"), ADMIN).await;
@@ -434,17 +467,25 @@ pub async fn measure(n: usize, accept_secs: Option<u64>) -> Figures {
     gateway.take().unwrap().terminate();
     let stop_time = stopping.elapsed();
     let restarted = Instant::now();
+    let fake_ticks = cpu_ticks(fake_pid);
     let (gw, base) = serve_wire(&data, &wire_url, &logs.gateway, "gateway-restarted");
     let gw_pid = gw.pid;
     gateway = Some(gw);
     let listening = restarted.elapsed();
+    let perf = Perf::start(gw_pid, "restart");
     wait_all(&http, &base, &key, n, "restart", &logs, limit).await;
     let resume = restarted.elapsed();
+    // The new process's own ticks are all spent since its start.
+    let cores = |ticks: u64| ticks as f64 / clk_tck() / resume.as_secs_f64();
+    let restart_cpu = [cores(cpu_ticks(gw_pid)), cores(cpu_ticks(fake_pid) - fake_ticks)];
+    perf.stop();
     let (rss_resumed, _) = support::rss_kib(gw_pid);
     tokio::time::sleep(Duration::from_secs(10)).await;
     let (idle_after, peak_after) = support::rss_kib(gw_pid);
     let anon_after = anon_kib(gw_pid);
+    let perf = Perf::start(gw_pid, "idle-restarted");
     let cpu_after = cpu_percent(&[gw_pid, fake_pid], Duration::from_secs(10)).await;
+    perf.stop();
     let (fake_end, _) = support::rss_kib(fake_pid);
     let still_after = statuses(&http, &base, &key).await;
     let accepts = match accept_secs {
@@ -482,6 +523,7 @@ pub async fn measure(n: usize, accept_secs: Option<u64>) -> Figures {
         fake_end,
         stop_time,
         resume,
+        restart_cpu,
         listening,
         rss_resumed,
         idle_after,
@@ -529,6 +571,7 @@ impl Figures {
             fake_end,
             stop_time,
             resume,
+            restart_cpu,
             listening,
             rss_resumed,
             idle_after,
@@ -585,6 +628,10 @@ impl Figures {
             "restart (process start → all {n} connected): {:.2} s (listening after {:.2} s)",
             resume.as_secs_f64(),
             listening.as_secs_f64()
+        );
+        println!(
+            "CPU over the restart:                      gateway {:.2} cores, fake {:.2} cores",
+            restart_cpu[0], restart_cpu[1]
         );
         println!(
         "RSS after restart: at all connected {:.1} MiB; +10 s {:.1} MiB (peak {:.1} MiB), {per_after:.1} KiB/number",

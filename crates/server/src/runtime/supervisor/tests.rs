@@ -333,3 +333,49 @@ async fn connected_events_queued_together_apply_together_and_in_order() {
     );
     assert!(after_link(instance_events(&rig, &c.id).await).is_empty(), "nothing changed for c");
 }
+
+/// Issue 21: numbers that come back into rotation in one batch of `Connected` events queue
+/// their `instance.health` events and wait for them with their `instance.connected` events,
+/// not before their states are written. The log must still tell the same story: once the batch
+/// is applied, each number's health event saying it is in rotation again is there, before its
+/// `instance.connected`.
+#[tokio::test(start_paused = true)]
+async fn numbers_connected_together_log_their_health_before_their_connected_event() {
+    use bzapper_driver::DriverEvent;
+    let rig = Rig::new().await;
+    let a = rig.connected("a", "+5511999990311").await;
+    let b = rig.connected("b", "+5511999990312").await;
+    let mut tags = Vec::new();
+    for id in [&a.id, &b.id] {
+        let generation = rig.supervisor.running.lock().await[id].generation;
+        tags.push(format!("{id}#{generation}"));
+    }
+    let dropped = || DriverEvent::Disconnected { kind: DropKind::Transient, detail: "x".into() };
+    let mut events = Vec::new();
+    for tag in &tags {
+        events.push((tag.clone(), dropped()));
+    }
+    for tag in &tags {
+        events.push((tag.clone(), DriverEvent::Connected));
+    }
+    rig.supervisor.handle_driver_events(events).await;
+    for n in [&a, &b] {
+        let logged: Vec<String> = rig
+            .events()
+            .await
+            .into_iter()
+            .filter(|e| e.instance_id.as_deref() == Some(n.id.as_str()))
+            .filter(|e| e.kind == "instance.health" || e.kind == "instance.connected")
+            .map(|e| match e.kind.as_str() {
+                "instance.health" => format!("health in_rotation={}", e.data["in_rotation"]),
+                kind => kind.to_string(),
+            })
+            .collect();
+        assert_eq!(
+            logged[logged.len() - 3..],
+            ["health in_rotation=false", "health in_rotation=true", "instance.connected"],
+            "{}: {logged:?}",
+            n.name
+        );
+    }
+}
