@@ -1,8 +1,7 @@
 //! Answers to what a logged-in client asks: the passive iq (followed by the offline backlog,
 //! `offline.rs`), prekey uploads (kept per device) and counts, app-state sync
 //! (every collection empty at version 0), usync device lists (`<device id="0"/>` per user),
-//! the A/B props (none) and the privacy settings (WhatsApp's defaults) every client asks for
-//! after login, and an empty result for everything else. Outbound messages and receipts are acked.
+//! and an empty result for everything else. Outbound messages and receipts are acked.
 
 use wacore_binary::builder::NodeBuilder;
 use wacore_binary::{Jid, Node, NodeValue};
@@ -105,15 +104,6 @@ pub(crate) fn handle_iq(session: &mut Session, node: &Node) {
             session.conn.send(result(&id, vec![answer]));
         }
         ("usync", _) => session.conn.send(result(&id, usync_answer(node))),
-        // An empty answer here fails the client's parse: whatsapp-rust logs a warning for
-        // each, with a backtrace when `RUST_BACKTRACE` is set (two per login, measurable at
-        // 10,000 numbers), and a client that trusts them would run without its settings.
-        ("abt", "get") if child("props").is_some() => {
-            session.conn.send(result(&id, vec![props_answer()]));
-        }
-        ("privacy", "get") if child("privacy").is_some() => {
-            session.conn.send(result(&id, vec![privacy_answer()]));
-        }
         _ => session.conn.send(result(&id, vec![])),
     }
 }
@@ -134,33 +124,6 @@ fn app_state_answer(request: &Node) -> Node {
         })
         .collect::<Vec<_>>();
     NodeBuilder::new("sync").children(collections).build()
-}
-
-/// The A/B props: none, with the hash and refresh period (s) a real answer carries.
-fn props_answer() -> Node {
-    NodeBuilder::new("props")
-        .attr("protocol", "1")
-        .attr("hash", "wafake")
-        .attr("refresh", "86400")
-        .build()
-}
-
-/// The privacy settings of a new account, as WhatsApp sets them.
-fn privacy_answer() -> Node {
-    let categories = [
-        ("last", "all"),
-        ("online", "all"),
-        ("profile", "all"),
-        ("status", "contacts"),
-        ("groupadd", "all"),
-        ("readreceipts", "all"),
-        ("calladd", "all"),
-        ("messages", "all"),
-    ]
-    .map(|(name, value)| {
-        NodeBuilder::new("category").attr("name", name).attr("value", value).build()
-    });
-    NodeBuilder::new("privacy").children(categories).build()
 }
 
 /// A usync answer: every listed user with the one device `0` (their phone).
@@ -264,24 +227,6 @@ mod tests {
                 ("regular".to_string(), "0".to_string())
             ]
         );
-    }
-
-    #[test]
-    fn props_and_privacy_answers_parse_as_the_client_reads_them() {
-        use wacore::iq::privacy::{PrivacyCategory, PrivacySettingsSpec, PrivacyValue};
-        use wacore::iq::props::PropsSpec;
-        use wacore::iq::spec::IqSpec;
-
-        let answer = result("1", vec![props_answer()]);
-        let props = PropsSpec::new().parse_response(&answer.as_node_ref()).unwrap();
-        assert_eq!(props.hash.as_deref(), Some("wafake"));
-        assert!(props.experiment_props.is_empty());
-
-        let answer = result("2", vec![privacy_answer()]);
-        let privacy = PrivacySettingsSpec.parse_response(&answer.as_node_ref()).unwrap();
-        assert_eq!(privacy.settings.len(), 8);
-        let status = privacy.settings.iter().find(|s| s.category == PrivacyCategory::Status);
-        assert_eq!(status.map(|s| s.value.clone()), Some(PrivacyValue::Contacts));
     }
 
     #[test]

@@ -5,7 +5,6 @@ use bzapper_core::sending::HealthEvent;
 use bzapper_driver::{DriverError, REACH_OUT_RESTRICTED};
 
 use crate::events::instance::InstanceHealth;
-use crate::events::recorder::Recording;
 use crate::events::Event;
 
 use super::Scheduler;
@@ -36,18 +35,16 @@ impl Scheduler {
     }
 
     pub(super) async fn record_health(&self, instance_id: &str) {
-        if let Some(recording) = self.submit_health(instance_id).await {
-            wait_for_health(recording).await;
+        let Some((score, in_rotation)) = self.rotation_verdict(instance_id) else { return };
+        let tenant = self.lock().numbers.get(instance_id).map(|n| n.tenant_id.clone());
+        if let Some(t) = tenant {
+            let event = InstanceHealth { score, in_rotation, threshold: self.threshold };
+            if let Err(e) =
+                self.recorder.record(&t, Some(instance_id), Event::InstanceHealth(event)).await
+            {
+                tracing::warn!(error = %e, "recording instance.health failed");
+            }
         }
-    }
-
-    /// Queues the number's `instance.health` event (score, in rotation) without waiting for
-    /// the disk; `None` for a number the scheduler does not know.
-    pub(super) async fn submit_health(&self, instance_id: &str) -> Option<Recording> {
-        let (score, in_rotation) = self.rotation_verdict(instance_id)?;
-        let tenant = self.lock().numbers.get(instance_id).map(|n| n.tenant_id.clone())?;
-        let event = InstanceHealth { score, in_rotation, threshold: self.threshold };
-        Some(self.recorder.submit(&tenant, Some(instance_id), Event::InstanceHealth(event)).await)
     }
 
     /// Time-based health recovery: a number pushed out of rotation comes back after a quiet
@@ -96,11 +93,3 @@ pub(super) fn health_cost(e: &DriverError) -> HealthEvent {
 #[cfg(test)]
 #[path = "health_cost_tests.rs"]
 mod tests;
-
-/// Waits for an `instance.health` event to be on disk; a failure is logged (the score itself
-/// is stored apart).
-pub(super) async fn wait_for_health(recording: Recording) {
-    if let Err(e) = recording.wait().await {
-        tracing::warn!(error = %e, "recording instance.health failed");
-    }
-}

@@ -8,7 +8,6 @@ use bzapper_core::{InstanceState, Limits, Reason, Status, Transition};
 use bzapper_driver::Connection;
 use bzapper_store::{InstanceRecord, MessageStatus, StoreError};
 
-use crate::events::recorder::Recording;
 use crate::model::time::now;
 
 use super::{Number, Scheduler, SUSPENSION_MS};
@@ -85,22 +84,6 @@ impl Scheduler {
     /// state change. A drop costs health; a ban or logout hands the number's forced messages
     /// back (failed) and takes it out of rotation at once.
     pub async fn number_changed(&self, rec: &InstanceRecord, transition: Option<&Transition>) {
-        if let Some(recording) = self.number_changed_recording(rec, transition).await {
-            super::health::wait_for_health(recording).await;
-        }
-    }
-
-    /// [`Scheduler::number_changed`] that does not wait for the `instance.health` event a
-    /// change of rotation records: it is queued, and the caller waits for the returned
-    /// recording — with its own events, so that a batch of numbers coming into rotation after
-    /// a restart shares one commit instead of one commit for the health events and another
-    /// for the rest. Everything else (the dispatcher's view, a drop's cost, handing back the
-    /// queue of a number gone for good) is done before it returns.
-    pub async fn number_changed_recording(
-        &self,
-        rec: &InstanceRecord,
-        transition: Option<&Transition>,
-    ) -> Option<Recording> {
         let mut health_event = None;
         let mut fail_forced = None;
         if let Some(t) = transition {
@@ -120,16 +103,13 @@ impl Scheduler {
             self.health_event(&rec.id, ev).await;
         }
         let after = self.rotation_verdict(&rec.id).map(|h| h.1);
-        let recording = if before.is_some() && before != after {
-            self.submit_health(rec.id.as_str()).await
-        } else {
-            None
-        };
+        if before.is_some() && before != after {
+            self.record_health(rec.id.as_str()).await;
+        }
         if let Some(why) = fail_forced {
             self.hand_back(&rec.id, why).await;
         }
         self.wake.notify_one();
-        recording
     }
 
     /// The number was deleted: its forced messages fail, the others stay in the pool.
