@@ -295,9 +295,10 @@ fn main() -> anyhow::Result<()> {
 /// a backtrace for each when `RUST_BACKTRACE` is set (as it often is in containers and CI):
 /// symbolizing it costs milliseconds of CPU and megabytes of DWARF caches. Two such warnings
 /// per login (a peer that answers an IQ oddly) were 20,000 backtraces in a restart of 10,000
-/// numbers, and a gateway log of 395 MB. `RUST_LIB_BACKTRACE=0` turns off only those captures; a panic still prints its
-/// backtrace under `RUST_BACKTRACE`. An operator who sets `RUST_LIB_BACKTRACE` keeps theirs.
-/// Set before the runtime starts, while this is the only thread.
+/// numbers, and a gateway log of 395 MB. `RUST_LIB_BACKTRACE=0` turns off only those
+/// captures; a panic still prints its backtrace under `RUST_BACKTRACE`. An operator who sets
+/// `RUST_LIB_BACKTRACE` keeps theirs. Set before the runtime starts, while this is the only
+/// thread.
 fn quiet_library_backtraces() {
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");

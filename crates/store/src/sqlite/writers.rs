@@ -4,8 +4,9 @@
 //! numbers' session changes from concurrent callers, each kind written by one task, as many as
 //! are waiting in one transaction, so one fsync covers a whole batch. Each caller still gets
 //! its answer only after its row is committed (the delivery worker must not forget a delivery
-//! the receiver accepted), but the write rate is no longer bounded by one fsync per row. All take the write gate around
-//! their transaction (the accepted messages' through the shared writer).
+//! the receiver accepted), but the write rate is no longer bounded by one fsync per row. All
+//! take the write gate around their transaction (the accepted messages' through the shared
+//! writer).
 
 use std::collections::HashSet;
 use std::future::Future;
